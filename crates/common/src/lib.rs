@@ -1,1 +1,26 @@
+//! # common — Postern's shared plumbing
+//!
+//! What every daemon needs and none of them should write twice:
+//!
+//! - [`config`]: the one TOML file (every key optional; no file needed) and
+//!   its defaults;
+//! - [`tls`]: rustls (ring provider) server configuration from the configured
+//!   PEM files, or a self-signed certificate for `localhost`/`127.0.0.1`
+//!   generated into the data dir on first run and reused after; the
+//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share;
+//! - [`listener`]: accept loops with connection limits (in total and per IP),
+//!   the implicit-TLS handshake, and graceful shutdown;
+//! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
+//!   logins;
+//! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM.
+//!
+//! It holds no protocol logic: replies, states and commands belong to the
+//! daemons.
 #![forbid(unsafe_code)]
+
+pub mod config;
+pub mod listener;
+pub mod logging;
+pub mod sasl;
+pub mod shutdown;
+pub mod tls;

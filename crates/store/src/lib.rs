@@ -1,1 +1,506 @@
+//! # store — Postern's mailbox store
+//!
+//! The only crate that speaks SQL. Everything the daemons keep lives here, in
+//! one SQLite database (`<data dir>/postern.db`, WAL mode):
+//!
+//! - **accounts** (address, argon2id PHC password hash), **domains** (the local
+//!   domains mail is accepted for) and **aliases** (address → account);
+//! - **mailboxes** with UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ (from 1); every
+//!   new account gets INBOX, Drafts, Sent, Trash, Junk and Archive, subscribed,
+//!   the last five with their RFC 6154 special-use attribute;
+//! - **messages**: UID (never reused), flags and keywords, modseq, internal
+//!   date, and what parsing at delivery gives ([`MessageSummary`]), so a read
+//!   never re-parses; expunges leave tombstones with their modseq;
+//! - **blobs**: the raw message, byte for byte as received, stored once,
+//!   addressed by its SHA-256 and reference-counted (a message sent to ten
+//!   local users is one blob);
+//! - **the queue**: a queued message holds its blob, envelope sender, auth
+//!   user and body type; each recipient has its own state
+//!   ([`RecipientState`]), attempt count, next attempt time and last error;
+//!   due work is found by an index on the next attempt time;
+//! - **the change feed**: every change to a mailbox is a row ordered by
+//!   modseq, which IMAP sessions follow.
+//!
+//! ## Concurrency and durability
+//!
+//! One writer connection lives on its own thread and batches concurrent write
+//! requests into one transaction (group commit); a small pool of reader
+//! connections serves reads on their own threads. Async callers talk to them
+//! over channels: no SQLite call ever runs on a tokio worker thread.
+//! The database runs with `synchronous = FULL`: when a write call returns
+//! `Ok`, its transaction is committed and synced, so a crash (even `kill -9`)
+//! afterwards cannot lose it. [`Store::enqueue`] returning `Ok` is what lets
+//! smtpd answer `250`.
+//!
+//! Other processes on the same data dir (a separately started `smtpd`, say)
+//! are noticed through `PRAGMA data_version`, polled cheaply; in-process
+//! writes notify at once. Both arrive through [`Store::watch_changes`].
+//!
+//! ## Schema versions
+//!
+//! Migrations are embedded and versioned (`PRAGMA user_version`); opening a
+//! database whose schema is newer than this code is refused with
+//! [`StoreError::SchemaTooNew`].
+//!
+//! Callers see mail terms only, never SQL or SQLite types, so that another
+//! backend (PostgreSQL) can follow behind the same API.
 #![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch, UTC.
+pub type Timestamp = i64;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub $inner);
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An account's row id.
+    AccountId(i64)
+);
+id_type!(
+    /// A mailbox's row id.
+    MailboxId(i64)
+);
+id_type!(
+    /// A queued message's id, as `postern queue` shows it.
+    QueueId(i64)
+);
+id_type!(
+    /// One recipient of a queued message.
+    RecipientId(i64)
+);
+id_type!(
+    /// An IMAP UID within one mailbox (never 0, never reused).
+    Uid(u32)
+);
+id_type!(
+    /// An RFC 7162 modification sequence (never 0).
+    ModSeq(u64)
+);
+
+/// Everything that can go wrong in the store, in terms a caller can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("invalid {0}")]
+    Invalid(String),
+    #[error("the database schema is version {found}, newer than this program understands ({supported}); upgrade Postern")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("the store is shut down")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A mail account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub id: AccountId,
+    /// The account's address, lower-cased: `alice@localhost`.
+    pub address: String,
+    pub created_at: Timestamp,
+}
+
+/// The body type a client declared with `MAIL FROM ... BODY=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyType {
+    SevenBit,
+    EightBitMime,
+    BinaryMime,
+}
+
+/// A message handed to the queue by smtpd (or by a bounce generator).
+#[derive(Debug, Clone)]
+pub struct NewQueuedMessage {
+    /// The message exactly as it is to be stored and delivered, including the
+    /// `Received:` line smtpd prepended.
+    pub raw: Vec<u8>,
+    /// Envelope sender (`MAIL FROM`); empty for the null sender `<>`.
+    pub sender: String,
+    /// Envelope recipients in the order given (`RCPT TO`), as the client
+    /// wrote them (without angle brackets).
+    pub recipients: Vec<String>,
+    /// The authenticated user who submitted it, if any.
+    pub auth_user: Option<String>,
+    pub body_type: BodyType,
+    /// The client asked for SMTPUTF8.
+    pub smtputf8: bool,
+    /// When it was received.
+    pub received_at: Timestamp,
+}
+
+/// Where one recipient of a queued message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientState {
+    /// Not yet tried.
+    Pending,
+    /// Tried and failed temporarily; will be tried again at `next_attempt_at`.
+    Deferred,
+    /// Done: in the mailbox, or accepted by the next hop.
+    Delivered,
+    /// Failed permanently (or expired); a bounce has been or will be made.
+    Bounced,
+}
+
+/// One recipient of a queued message, as the queue manager and `postern
+/// queue` see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedRecipient {
+    pub id: RecipientId,
+    pub address: String,
+    pub state: RecipientState,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
+/// A queued message with its recipients. From [`Store::claim_due`] it holds
+/// only the recipients that were due (and are now leased to the claimer);
+/// from [`Store::queue`] it holds them all.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueuedMessage {
+    pub id: QueueId,
+    pub sender: String,
+    pub auth_user: Option<String>,
+    pub body_type: BodyType,
+    pub smtputf8: bool,
+    pub size: u64,
+    pub received_at: Timestamp,
+    pub recipients: Vec<QueuedRecipient>,
+}
+
+/// One local delivery to make: the queued recipient, and where it goes.
+#[derive(Debug, Clone)]
+pub struct LocalDelivery {
+    pub recipient: RecipientId,
+    pub account: AccountId,
+    /// Mailbox name; `INBOX` for mail from smtpd.
+    pub mailbox: String,
+}
+
+/// A mailbox as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxInfo {
+    pub id: MailboxId,
+    /// Full name with `/` as the hierarchy delimiter; `INBOX` is always upper
+    /// case.
+    pub name: String,
+    /// RFC 6154 attribute, such as `\Sent`, if any.
+    pub special_use: Option<String>,
+    pub subscribed: bool,
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+    pub messages: u32,
+    pub unseen: u32,
+}
+
+/// One message in a mailbox, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageInfo {
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    /// System flags (`\Seen`, …) and keywords, as IMAP writes them.
+    pub flags: Vec<String>,
+    pub internal_date: Timestamp,
+    pub size: u64,
+    pub summary: MessageSummary,
+}
+
+/// What parsing a message once at delivery gives, kept so that reads never
+/// re-parse. Header values are decoded to UTF-8 where they carry RFC 2047
+/// words; `raw_*` fields keep the bytes as they appear.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    /// The `Date:` header, as seconds since the epoch, if it parsed.
+    pub date: Option<Timestamp>,
+    pub subject: Option<String>,
+    pub from: Vec<EmailAddress>,
+    pub sender: Vec<EmailAddress>,
+    pub reply_to: Vec<EmailAddress>,
+    pub to: Vec<EmailAddress>,
+    pub cc: Vec<EmailAddress>,
+    pub bcc: Vec<EmailAddress>,
+    pub in_reply_to: Option<String>,
+    pub message_id: Option<String>,
+    /// Byte length of the header section including the blank line that ends
+    /// it (offset of the body in the raw message).
+    pub header_len: u64,
+    /// The MIME tree with byte offsets into the raw message.
+    pub body: MimePart,
+}
+
+/// An address as parsed from a header.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailAddress {
+    pub name: Option<String>,
+    /// `local@domain`; for a group, the group name with `None` in `address`.
+    pub address: Option<String>,
+}
+
+/// One MIME part, enough to answer IMAP's BODYSTRUCTURE and BODY[section]
+/// from the raw bytes without parsing again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MimePart {
+    /// Lower-case type and subtype: `text`, `plain`.
+    pub content_type: String,
+    pub content_subtype: String,
+    /// Content-Type parameters in order, names lower-cased.
+    pub params: Vec<(String, String)>,
+    pub content_id: Option<String>,
+    pub content_description: Option<String>,
+    /// Content-Transfer-Encoding as written (lower-cased), `7bit` if absent.
+    pub encoding: String,
+    pub disposition: Option<String>,
+    pub disposition_params: Vec<(String, String)>,
+    pub language: Vec<String>,
+    pub location: Option<String>,
+    /// Offsets into the raw message: the part's header starts at
+    /// `header_offset`, its body spans `body_offset..body_end`.
+    pub header_offset: u64,
+    pub body_offset: u64,
+    pub body_end: u64,
+    /// Number of lines in the body (for text/* and message/rfc822).
+    pub lines: u64,
+    /// Children of a multipart/* (or the one message of message/rfc822).
+    pub parts: Vec<MimePart>,
+    /// For message/rfc822: the summary of the enclosed message (its envelope).
+    pub message: Option<Box<MessageSummary>>,
+}
+
+/// Tuning for [`Store::open_with`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Reader connections (default 4).
+    pub readers: usize,
+    /// How often to look for other processes' commits (default 250 ms).
+    pub poll_interval: Duration,
+    /// Most write requests to batch into one transaction (default 256).
+    pub max_batch: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            readers: 4,
+            poll_interval: Duration::from_millis(250),
+            max_batch: 256,
+        }
+    }
+}
+
+/// A handle on the store. Cheap to clone; all clones share the writer thread
+/// and reader pool, which stop when the last clone is dropped.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `data_dir`, running any
+    /// pending migrations.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        Self::open_with(data_dir, StoreOptions::default())
+    }
+
+    pub fn open_with(_data_dir: &Path, _options: StoreOptions) -> Result<Store> {
+        let _ = &Self {
+            inner: Arc::new(()),
+        }
+        .inner;
+        todo!()
+    }
+
+    // ---- accounts, domains, aliases ----
+
+    /// Creates an account with an argon2id hash of `password` and its six
+    /// default mailboxes; adds the address's domain to the local domains.
+    /// The address is lower-cased. `AlreadyExists` if taken.
+    pub async fn add_account(&self, _address: &str, _password: &str) -> Result<Account> {
+        todo!()
+    }
+
+    /// `NotFound` if there is no such account.
+    pub async fn set_password(&self, _address: &str, _password: &str) -> Result<()> {
+        todo!()
+    }
+
+    /// Deletes the account, its mailboxes, messages and aliases (blob
+    /// references released). `NotFound` if there is no such account.
+    pub async fn delete_account(&self, _address: &str) -> Result<()> {
+        todo!()
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<Account>> {
+        todo!()
+    }
+
+    /// The account with this exact address (case-insensitive), if any.
+    pub async fn account(&self, _address: &str) -> Result<Option<Account>> {
+        todo!()
+    }
+
+    /// Checks a password (argon2 runs on a blocking thread). `Ok(None)` for
+    /// a wrong password or an unknown account; both take about the same time.
+    pub async fn authenticate(&self, _address: &str, _password: &str) -> Result<Option<Account>> {
+        todo!()
+    }
+
+    /// Adds a local domain (lower-cased). Adding an existing one is `Ok`.
+    pub async fn add_domain(&self, _domain: &str) -> Result<()> {
+        todo!()
+    }
+
+    pub async fn domains(&self) -> Result<Vec<String>> {
+        todo!()
+    }
+
+    /// Case-insensitive.
+    pub async fn is_local_domain(&self, _domain: &str) -> Result<bool> {
+        todo!()
+    }
+
+    /// Makes `alias` deliver to the account `target`. `NotFound` if the
+    /// target is not an account; `AlreadyExists` if the alias is an account
+    /// or alias already.
+    pub async fn add_alias(&self, _alias: &str, _target: &str) -> Result<()> {
+        todo!()
+    }
+
+    /// The account that mail for `address` goes to: the account itself or
+    /// the target of an alias; case-insensitive. No sub-addressing here
+    /// (`+tag` is smtpd's policy).
+    pub async fn resolve_recipient(&self, _address: &str) -> Result<Option<Account>> {
+        todo!()
+    }
+
+    // ---- the queue ----
+
+    /// Stores the blob (or takes another reference to an identical one) and
+    /// the queue entry with all recipients `Pending`, due now. Returns only
+    /// once committed and synced.
+    pub async fn enqueue(&self, _message: NewQueuedMessage) -> Result<QueueId> {
+        todo!()
+    }
+
+    /// Claims up to `limit` messages that have recipients in `Pending` or
+    /// `Deferred` with `next_attempt_at <= now`. The claimed recipients get
+    /// `next_attempt_at = now + lease` so that no other claimer (in this or
+    /// another process) takes them before the lease ends; a claimer that dies
+    /// simply lets the lease run out. Only the claimed recipients are in the
+    /// returned messages. Oldest messages first.
+    pub async fn claim_due(
+        &self,
+        _now: Timestamp,
+        _lease: Duration,
+        _limit: usize,
+    ) -> Result<Vec<QueuedMessage>> {
+        todo!()
+    }
+
+    /// The raw bytes of a queued message.
+    pub async fn queued_message_raw(&self, _id: QueueId) -> Result<Arc<Vec<u8>>> {
+        todo!()
+    }
+
+    /// In one transaction: parses the message once (off the writer thread,
+    /// reusing an earlier parse of the same blob), appends it to each
+    /// delivery's mailbox with a new UID and modseq (flags empty, internal
+    /// date = the message's `received_at`), writes the change feed, marks
+    /// those recipients `Delivered`, and removes the queue entry (releasing
+    /// its blob reference) once no recipient is `Pending` or `Deferred`.
+    pub async fn deliver_local(
+        &self,
+        _queue: QueueId,
+        _deliveries: Vec<LocalDelivery>,
+    ) -> Result<()> {
+        todo!()
+    }
+
+    /// Marks recipients `Delivered` without a local mailbox (accepted by a
+    /// remote server); removes the entry when nothing is left to do.
+    pub async fn mark_delivered(&self, _queue: QueueId, _recipients: &[RecipientId]) -> Result<()> {
+        todo!()
+    }
+
+    /// Marks recipients `Deferred`: attempts + 1, `last_error`, and the next
+    /// attempt time.
+    pub async fn defer(
+        &self,
+        _queue: QueueId,
+        _recipients: &[RecipientId],
+        _error: &str,
+        _next_attempt_at: Timestamp,
+    ) -> Result<()> {
+        todo!()
+    }
+
+    /// Marks recipients `Bounced` with `last_error` (attempts + 1); removes
+    /// the entry when nothing is left to do.
+    pub async fn bounce(
+        &self,
+        _queue: QueueId,
+        _recipients: &[RecipientId],
+        _error: &str,
+    ) -> Result<()> {
+        todo!()
+    }
+
+    /// Every queued message with all its recipients, oldest first.
+    pub async fn queue(&self) -> Result<Vec<QueuedMessage>> {
+        todo!()
+    }
+
+    // ---- mailboxes and messages ----
+
+    /// The account's mailboxes, INBOX first, then by name.
+    pub async fn mailboxes(&self, _account: AccountId) -> Result<Vec<MailboxInfo>> {
+        todo!()
+    }
+
+    /// The messages in a mailbox (by name; `inbox` in any case is INBOX), in
+    /// UID order. `NotFound` if there is no such mailbox.
+    pub async fn messages(&self, _account: AccountId, _mailbox: &str) -> Result<Vec<MessageInfo>> {
+        todo!()
+    }
+
+    /// The raw bytes of one message, byte-exact as received.
+    pub async fn message_raw(
+        &self,
+        _account: AccountId,
+        _mailbox: &str,
+        _uid: Uid,
+    ) -> Result<Option<Vec<u8>>> {
+        todo!()
+    }
+
+    /// A counter that moves whenever anything committed changes mail, in
+    /// this process (at once) or another (within the poll interval).
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        todo!()
+    }
+}
