@@ -1,1 +1,212 @@
+//! # smtpd — Postern's SMTP daemon and queue manager
+//!
+//! smtpd receives mail over SMTP, queues it durably in the store and
+//! delivers it. It runs inside `postern up` or alone as the `smtpd` binary
+//! on a data dir that the other daemons may share.
+//!
+//! ## Listeners and roles (defaults, all on 127.0.0.1)
+//!
+//! | port | role | TLS | AUTH |
+//! |---|---|---|---|
+//! | 2525 | MX: mail for local recipients | STARTTLS offered | not offered |
+//! | 2587 | submission (RFC 6409) | STARTTLS | required before MAIL |
+//! | 2465 | submission over implicit TLS (RFC 8314) | always | required before MAIL |
+//!
+//! ## Standards
+//!
+//! RFC 5321 ESMTP with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
+//! (RFC 6152), SMTPUTF8 (RFC 6531), ENHANCEDSTATUSCODES (RFC 2034/3463),
+//! CHUNKING (BDAT, RFC 3030), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN
+//! (RFC 4954). The grammar is smtp-proto's; line framing, the DATA receiver
+//! and everything after parsing are ours.
+//!
+//! ## Security stance
+//!
+//! - Nothing is relayed in this release: a recipient is accepted only if it
+//!   resolves to a local account or alias ([`policy`]); every other address
+//!   gets 554 5.7.1.
+//! - DATA ends only at `<CRLF>.<CRLF>`; a message with a bare CR or LF is
+//!   rejected whole (550 5.5.2), which defeats SMTP smuggling ([`data`]).
+//! - After STARTTLS, anything the client pipelined is discarded and the
+//!   session starts over.
+//! - Plaintext AUTH only where `[auth]` allows it (loopback by default);
+//!   failed logins are throttled per IP and end the session after
+//!   `max_failures_per_session`.
+//! - Every limit has a config key (`[smtp]`, `[limits]`): message size,
+//!   recipients, line length, errors per session, timeouts, connections.
+//!
+//! ## Durability
+//!
+//! The `250` after DATA or `BDAT … LAST` is sent only once the store has
+//! committed and synced the message and its queue entry.
+//!
+//! ## Diagnostics
+//!
+//! tracing, one span per session (listener and peer), one line per queued
+//! message (`message queued`, with the queue id) and per delivery.
 #![forbid(unsafe_code)]
+
+pub mod data;
+pub mod policy;
+pub mod queue;
+pub mod received;
+pub mod reply;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::config::Config;
+use common::listener::{Connection, Listener, Refusal, Service};
+use common::sasl::AuthThrottle;
+use common::tls::TlsAcceptor;
+use store::Store;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use queue::{QueueHandle, QueueManager};
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 2525: mail for local recipients, no AUTH.
+    Mx,
+    /// Port 2587: submission with STARTTLS, AUTH required.
+    Submission,
+    /// Port 2465: submission over implicit TLS, AUTH required.
+    Submissions,
+}
+
+impl Role {
+    pub fn is_submission(self) -> bool {
+        matches!(self, Role::Submission | Role::Submissions)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Mx => "smtp",
+            Role::Submission => "submission",
+            Role::Submissions => "submissions",
+        }
+    }
+}
+
+/// What every session of this daemon shares.
+pub struct SmtpContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// `None` disables STARTTLS and the implicit-TLS listener.
+    pub tls: Option<TlsAcceptor>,
+    pub throttle: Arc<AuthThrottle>,
+    pub queue: QueueHandle,
+}
+
+struct SmtpService {
+    ctx: Arc<SmtpContext>,
+    role: Role,
+}
+
+impl Service for SmtpService {
+    fn serve(self: Arc<Self>, conn: Connection) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            session::Session::new(
+                self.ctx.clone(),
+                self.role,
+                conn.stream,
+                conn.peer,
+                conn.shutdown,
+            )
+            .run()
+            .await;
+        }
+    }
+
+    fn refuse(
+        self: Arc<Self>,
+        mut conn: Connection,
+        why: Refusal,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        async move {
+            let reply = match why {
+                Refusal::ShuttingDown => reply::shutting_down(),
+                Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
+                    reply::too_many_connections()
+                }
+            };
+            let mut out = Vec::new();
+            reply.write_to(&mut out);
+            let _ = conn.stream.write_all(&out).await;
+            let _ = conn.stream.shutdown().await;
+        }
+    }
+}
+
+/// A listener smtpd has bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub role: Role,
+    pub addr: SocketAddr,
+}
+
+/// Binds every configured listener, starts them and the queue manager on
+/// `tracker`, and returns what is listening where. Everything stops when
+/// `shutdown` is cancelled.
+pub async fn start(
+    ctx: Arc<SmtpContext>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<Vec<Bound>> {
+    let smtp = &ctx.config.smtp;
+    let mut plan: Vec<(Role, SocketAddr)> = Vec::new();
+    plan.extend(smtp.listen.iter().map(|a| (Role::Mx, *a)));
+    plan.extend(
+        smtp.submission_listen
+            .iter()
+            .map(|a| (Role::Submission, *a)),
+    );
+    if ctx.tls.is_some() {
+        plan.extend(
+            smtp.submissions_listen
+                .iter()
+                .map(|a| (Role::Submissions, *a)),
+        );
+    }
+    let mut listeners = Vec::new();
+    for (role, addr) in plan {
+        let implicit = if role == Role::Submissions {
+            ctx.tls.clone()
+        } else {
+            None
+        };
+        let listener = Listener::bind(role.name(), addr, implicit)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for {} on {addr}: {e}", role.name()),
+                )
+            })?;
+        listeners.push((role, listener));
+    }
+    let mut bound = Vec::new();
+    for (role, listener) in listeners {
+        bound.push(Bound {
+            role,
+            addr: listener.local_addr(),
+        });
+        let service = Arc::new(SmtpService {
+            ctx: ctx.clone(),
+            role,
+        });
+        listener.spawn(
+            service,
+            ctx.config.limits.clone(),
+            shutdown.clone(),
+            tracker,
+        );
+    }
+    let manager = QueueManager::new(ctx.store.clone(), ctx.config.clone(), ctx.queue.clone());
+    tracker.spawn(manager.run(shutdown));
+    Ok(bound)
+}

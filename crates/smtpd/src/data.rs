@@ -1,0 +1,298 @@
+//! The DATA receiver: turns the dot-stuffed text after `DATA` into the
+//! message, and finds its end.
+//!
+//! The end of data is `<CRLF>.<CRLF>` and nothing else (RFC 5321 4.1.1.4).
+//! A bare LF or bare CR anywhere is never an end; it is recorded, and the
+//! session rejects the whole message once the real end arrives (as Postfix's
+//! `smtpd_forbid_bare_newline = reject` does, but without dropping the
+//! connection). That closes SMTP smuggling: whatever a sender hides behind
+//! `\n.\n` stays inside the one rejected message.
+//!
+//! The receiver is resumable: feed it whatever bytes arrived; it says how
+//! many it consumed and whether the message ended. Bytes after the end
+//! belong to the next command.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Inside a line.
+    Text,
+    /// After a CR inside a line.
+    Cr,
+    /// At the start of a line (after CRLF), or at the very start.
+    LineStart,
+    /// After a `.` at the start of a line.
+    Dot,
+    /// After `.` CR at the start of a line.
+    DotCr,
+}
+
+/// Receives one message's DATA.
+#[derive(Debug)]
+pub struct DataReceiver {
+    state: State,
+    message: Vec<u8>,
+    max_size: usize,
+    /// More bytes arrived than `max_size`; the rest were dropped.
+    pub too_big: bool,
+    pub bare_lf: bool,
+    pub bare_cr: bool,
+    /// Some byte had the high bit set.
+    pub eight_bit: bool,
+}
+
+/// What a call to [`DataReceiver::ingest`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub consumed: usize,
+    pub done: bool,
+}
+
+impl DataReceiver {
+    /// `prefix` is written before the message (smtpd's `Received:` line);
+    /// it does not count against `max_size`.
+    pub fn new(prefix: Vec<u8>, max_size: usize) -> DataReceiver {
+        let max_size = max_size.saturating_add(prefix.len());
+        DataReceiver {
+            state: State::LineStart,
+            message: prefix,
+            max_size,
+            too_big: false,
+            bare_lf: false,
+            bare_cr: false,
+            eight_bit: false,
+        }
+    }
+
+    pub fn has_bare_newline(&self) -> bool {
+        self.bare_lf || self.bare_cr
+    }
+
+    /// The message, once `ingest` said `done`.
+    pub fn into_message(self) -> Vec<u8> {
+        self.message
+    }
+
+    fn push(&mut self, byte: u8) {
+        if self.message.len() < self.max_size {
+            self.message.push(byte);
+        } else {
+            self.too_big = true;
+        }
+    }
+
+    fn push_slice(&mut self, bytes: &[u8]) {
+        let room = self.max_size.saturating_sub(self.message.len());
+        if bytes.len() > room {
+            self.too_big = true;
+        }
+        self.message
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    /// Consumes bytes up to and including the end of data, or all of them.
+    pub fn ingest(&mut self, input: &[u8]) -> Progress {
+        let mut i = 0;
+        while i < input.len() {
+            if self.state == State::Text {
+                // Fast path: copy the run of ordinary bytes in one go.
+                let run = input[i..]
+                    .iter()
+                    .position(|&b| b == b'\r' || b == b'\n')
+                    .unwrap_or(input.len() - i);
+                if run > 0 {
+                    let chunk = &input[i..i + run];
+                    if !self.eight_bit && chunk.iter().any(|&b| b >= 0x80) {
+                        self.eight_bit = true;
+                    }
+                    self.push_slice(chunk);
+                    i += run;
+                    continue;
+                }
+            }
+            let byte = input[i];
+            i += 1;
+            if byte >= 0x80 {
+                self.eight_bit = true;
+            }
+            self.state = match (self.state, byte) {
+                (State::Text, b'\r') | (State::LineStart, b'\r') => {
+                    self.push(byte);
+                    State::Cr
+                }
+                (State::Cr, b'\n') => {
+                    self.push(byte);
+                    State::LineStart
+                }
+                (State::Cr, b'\r') => {
+                    self.bare_cr = true;
+                    self.push(byte);
+                    State::Cr
+                }
+                (State::Cr, _) => {
+                    self.bare_cr = true;
+                    self.reprocess_as_text(byte)
+                }
+                (State::LineStart, b'.') => State::Dot,
+                (State::Dot, b'\r') => State::DotCr,
+                (State::Dot, _) => {
+                    // A stuffed dot: drop it, keep what follows.
+                    self.reprocess_as_text(byte)
+                }
+                (State::DotCr, b'\n') => {
+                    self.state = State::LineStart;
+                    return Progress {
+                        consumed: i,
+                        done: true,
+                    };
+                }
+                (State::DotCr, _) => {
+                    self.bare_cr = true;
+                    self.push(b'\r');
+                    self.reprocess_as_text(byte)
+                }
+                (State::Text, _) | (State::LineStart, _) => self.reprocess_as_text(byte),
+            };
+        }
+        Progress {
+            consumed: input.len(),
+            done: false,
+        }
+    }
+
+    /// Handles `byte` as if inside a line.
+    fn reprocess_as_text(&mut self, byte: u8) -> State {
+        match byte {
+            b'\r' => {
+                self.push(byte);
+                State::Cr
+            }
+            b'\n' => {
+                self.bare_lf = true;
+                self.push(byte);
+                State::Text
+            }
+            _ => {
+                self.push(byte);
+                State::Text
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` split at every possible point (and byte by byte) and
+    /// checks that each way gives the same answer as feeding it whole.
+    fn receive(input: &[u8]) -> (Vec<u8>, usize, bool, bool) {
+        let whole = receive_in_chunks(input, &[input.len()]);
+        for split in 0..=input.len() {
+            let split_answer = receive_in_chunks(input, &[split, input.len() - split]);
+            assert_eq!(split_answer, whole, "split at {split}");
+        }
+        let bytewise = receive_in_chunks(input, &vec![1; input.len()]);
+        assert_eq!(bytewise, whole, "byte by byte");
+        whole
+    }
+
+    fn receive_in_chunks(input: &[u8], sizes: &[usize]) -> (Vec<u8>, usize, bool, bool) {
+        let mut rx = DataReceiver::new(Vec::new(), 1 << 20);
+        let mut offset = 0;
+        for &size in sizes {
+            let chunk = &input[offset..offset + size];
+            let progress = rx.ingest(chunk);
+            offset += progress.consumed;
+            if progress.done {
+                let bare = rx.has_bare_newline();
+                let too_big = rx.too_big;
+                return (rx.into_message(), offset, bare, too_big);
+            }
+            assert_eq!(progress.consumed, chunk.len());
+        }
+        let bare = rx.has_bare_newline();
+        (vec![b'?'], usize::MAX, bare, false)
+    }
+
+    #[test]
+    fn simple_message_ends_at_crlf_dot_crlf() {
+        let (msg, used, bare, _) = receive(b"Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n");
+        assert_eq!(msg, b"Subject: hi\r\n\r\nbody\r\n");
+        assert_eq!(used, 27);
+        assert!(!bare);
+    }
+
+    #[test]
+    fn empty_message() {
+        let (msg, used, _, _) = receive(b".\r\n");
+        assert_eq!(msg, b"");
+        assert_eq!(used, 3);
+    }
+
+    #[test]
+    fn dot_unstuffing() {
+        let (msg, _, bare, _) = receive(b"..leading\r\n...\r\n.x\r\nmid.dle\r\n.\r\n");
+        assert_eq!(msg, b".leading\r\n..\r\nx\r\nmid.dle\r\n");
+        assert!(!bare);
+    }
+
+    #[test]
+    fn smuggling_bare_lf_dot_lf_is_not_an_end() {
+        let input = b"a\r\n\n.\nMAIL FROM:<x@y>\r\n.\r\n";
+        let (msg, used, bare, _) = receive(input);
+        assert_eq!(used, input.len());
+        assert!(bare);
+        assert!(msg.ends_with(b"MAIL FROM:<x@y>\r\n"));
+    }
+
+    #[test]
+    fn smuggling_crlf_dot_lf_is_not_an_end() {
+        let input = b"a\r\n.\nRCPT TO:<x@y>\r\n.\r\n";
+        let (_, used, bare, _) = receive(input);
+        assert_eq!(used, input.len());
+        assert!(bare);
+    }
+
+    #[test]
+    fn smuggling_lf_dot_crlf_is_not_an_end() {
+        let input = b"a\n.\r\nDATA\r\n.\r\n";
+        let (_, used, bare, _) = receive(input);
+        assert_eq!(used, input.len());
+        assert!(bare);
+    }
+
+    #[test]
+    fn smuggling_bare_cr_variants_are_not_ends() {
+        for input in [
+            &b"a\r.\r\nX\r\n.\r\n"[..],
+            b"a\r\n.\rX\r\n.\r\n",
+            b"a\r\r\n.\r\n",
+        ] {
+            let (_, used, bare, _) = receive(input);
+            assert_eq!(used, input.len(), "{input:?}");
+            assert!(bare, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn no_end_yet() {
+        let (msg, used, _, _) = receive(b"a\r\nb\r\n.");
+        assert_eq!((msg, used), (vec![b'?'], usize::MAX));
+    }
+
+    #[test]
+    fn size_limit_is_enforced_but_the_end_is_still_found() {
+        let mut rx = DataReceiver::new(b"Received: x\r\n".to_vec(), 10);
+        let p = rx.ingest(b"0123456789abcdef\r\n.\r\n");
+        assert!(p.done);
+        assert!(rx.too_big);
+        assert_eq!(rx.into_message(), b"Received: x\r\n0123456789");
+    }
+
+    #[test]
+    fn eight_bit_is_noticed() {
+        let mut rx = DataReceiver::new(Vec::new(), 100);
+        rx.ingest("Grüße\r\n.\r\n".as_bytes());
+        assert!(rx.eight_bit);
+    }
+}

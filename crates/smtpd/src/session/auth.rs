@@ -1,0 +1,160 @@
+//! AUTH (RFC 4954) with the PLAIN and LOGIN mechanisms, on the submission
+//! ports only.
+
+use common::sasl::{self, Credentials, SaslError};
+
+use super::{End, Line, Session};
+use crate::reply::{self, Reply};
+
+impl Session {
+    pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
+        if !self.role.is_submission() {
+            self.reply(reply::auth_not_enabled());
+            return Ok(());
+        }
+        if self.helo.is_none() {
+            self.reply(reply::bad_sequence("Send EHLO first"));
+            return Ok(());
+        }
+        if self.auth_user.is_some() {
+            self.reply(reply::bad_sequence("Already authenticated"));
+            return Ok(());
+        }
+        if self.tx.is_some() {
+            self.reply(reply::bad_sequence(
+                "AUTH not allowed during a mail transaction",
+            ));
+            return Ok(());
+        }
+        if mechanism != smtp_proto::AUTH_PLAIN && mechanism != smtp_proto::AUTH_LOGIN {
+            self.reply(reply::auth_mechanism_unknown());
+            return Ok(());
+        }
+        if !sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls()) {
+            self.reply(reply::encryption_required());
+            return Ok(());
+        }
+        let credentials = if mechanism == smtp_proto::AUTH_PLAIN {
+            self.auth_plain(initial).await?
+        } else {
+            self.auth_login(initial).await?
+        };
+        let credentials = match credentials {
+            Ok(c) => c,
+            Err(SaslError::Cancelled) => {
+                self.reply(reply::auth_cancelled());
+                return Ok(());
+            }
+            Err(_) => {
+                self.reply(reply::auth_malformed());
+                return Ok(());
+            }
+        };
+        self.check_credentials(credentials).await;
+        Ok(())
+    }
+
+    /// Reads one SASL response line after a `334` challenge.
+    async fn sasl_response(&mut self, challenge: &str) -> Result<Result<String, SaslError>, End> {
+        self.reply(Reply::plain(334, challenge));
+        let timeout = Duration::from_secs(self.ctx.config.smtp.command_timeout_secs);
+        match self.read_line(timeout, true).await? {
+            Line::TooLong => Ok(Err(SaslError::Malformed("too long"))),
+            Line::Complete(line) => match String::from_utf8(line) {
+                Ok(text) => Ok(Ok(text.trim().to_string())),
+                Err(_) => Ok(Err(SaslError::Base64)),
+            },
+        }
+    }
+
+    async fn auth_plain(&mut self, initial: String) -> Result<Result<Credentials, SaslError>, End> {
+        let response = if initial.is_empty() {
+            match self.sasl_response("").await? {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            initial
+        };
+        Ok(sasl::decode_plain(&response))
+    }
+
+    async fn auth_login(&mut self, initial: String) -> Result<Result<Credentials, SaslError>, End> {
+        let user_b64 = if initial.is_empty() {
+            match self.sasl_response(sasl::LOGIN_USERNAME_PROMPT).await? {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
+            }
+        } else {
+            initial
+        };
+        let username = match sasl::decode_login_step(&user_b64) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        let pass_b64 = match self.sasl_response(sasl::LOGIN_PASSWORD_PROMPT).await? {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(e)),
+        };
+        let password = match sasl::decode_login_step(&pass_b64) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(Credentials {
+            authzid: None,
+            username,
+            password,
+        }))
+    }
+
+    async fn check_credentials(&mut self, credentials: Credentials) {
+        let ip = self.peer.ip();
+        let delay = self.ctx.throttle.delay_for(ip);
+        if !delay.is_zero() {
+            tracing::debug!(?delay, "delaying login attempt");
+            tokio::time::sleep(delay).await;
+        }
+        let authzid_ok = credentials
+            .authzid
+            .as_deref()
+            .is_none_or(|z| z.eq_ignore_ascii_case(&credentials.username));
+        let account = if authzid_ok {
+            match self
+                .ctx
+                .store
+                .authenticate(&credentials.username, &credentials.password)
+                .await
+            {
+                Ok(account) => account,
+                Err(e) => {
+                    tracing::error!(error = %e, "authentication lookup failed");
+                    self.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"));
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        match account {
+            Some(account) => {
+                self.ctx.throttle.record_success(ip);
+                tracing::info!(user = %account.address, "authenticated");
+                self.auth_user = Some(account.address);
+                self.reply(reply::auth_ok());
+            }
+            None => {
+                self.ctx.throttle.record_failure(ip);
+                self.auth_failures += 1;
+                tracing::info!(user = %credentials.username, "authentication failed");
+                if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
+                    self.reply(reply::too_many_auth_failures());
+                    self.closing = true;
+                } else {
+                    self.reply(reply::auth_failed());
+                }
+            }
+        }
+    }
+}
+
+use std::time::Duration;

@@ -1,0 +1,107 @@
+//! MAIL and RCPT: the envelope.
+
+use smtp_proto::{MailFrom, RcptTo};
+
+use super::{Session, Transaction};
+use crate::policy::{self, Verdict};
+use crate::reply;
+
+/// MAIL parameters we accept; anything else smtp-proto recognised belongs to
+/// an extension we do not advertise.
+const UNSUPPORTED_MAIL_FLAGS: u64 = smtp_proto::MAIL_RET_FULL
+    | smtp_proto::MAIL_RET_HDRS
+    | smtp_proto::MAIL_REQUIRETLS
+    | smtp_proto::MAIL_CONPERM
+    | smtp_proto::MAIL_BY_NOTIFY
+    | smtp_proto::MAIL_BY_RETURN
+    | smtp_proto::MAIL_BY_TRACE;
+
+impl Session {
+    pub(super) async fn mail(&mut self, from: MailFrom<String>) {
+        if self.helo.is_none() {
+            return self.reply(reply::bad_sequence("Send HELO/EHLO first"));
+        }
+        if self.tx.is_some() {
+            return self.reply(reply::bad_sequence("Nested MAIL command"));
+        }
+        if self.role.is_submission() && self.auth_user.is_none() {
+            return self.reply(reply::auth_required());
+        }
+        if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
+            return self.reply(reply::unsupported_parameter("BODY=BINARYMIME"));
+        }
+        if from.flags & UNSUPPORTED_MAIL_FLAGS != 0
+            || from.env_id.is_some()
+            || from.trans_id.is_some()
+            || from.mtrk.is_some()
+            || from.solicit.is_some()
+            || from.hold_for != 0
+            || from.hold_until != 0
+            || from.by != 0
+            || from.mt_priority != 0
+        {
+            return self.reply(reply::unsupported_parameter("(extension not offered)"));
+        }
+        let max = self.ctx.config.smtp.max_message_size;
+        if from.size as u64 > max {
+            return self.reply(reply::message_too_big());
+        }
+        let smtputf8 = from.flags & smtp_proto::MAIL_SMTPUTF8 != 0;
+        if !from.address.is_ascii() && !smtputf8 {
+            return self.reply(reply::smtputf8_required());
+        }
+        let body_type = if from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0 {
+            store::BodyType::EightBitMime
+        } else {
+            store::BodyType::SevenBit
+        };
+        tracing::debug!(sender = %from.address, "MAIL");
+        self.tx = Some(Transaction {
+            sender: from.address,
+            body_type,
+            smtputf8,
+            recipients: Vec::new(),
+            chunks: None,
+        });
+        self.reply(reply::sender_ok());
+    }
+
+    pub(super) async fn rcpt(&mut self, to: RcptTo<String>) {
+        let Some(tx) = self.tx.as_ref() else {
+            return self.reply(reply::bad_sequence("Need MAIL command"));
+        };
+        if tx.chunks.is_some() {
+            return self.reply(reply::bad_sequence("RCPT not allowed during BDAT"));
+        }
+        if to.orcpt.is_some() || to.flags != 0 || to.rrvs != 0 {
+            return self.reply(reply::unsupported_parameter("(extension not offered)"));
+        }
+        if !to.address.is_ascii() && !tx.smtputf8 {
+            return self.reply(reply::smtputf8_required());
+        }
+        if tx.recipients.len() >= self.ctx.config.smtp.max_recipients {
+            return self.reply(reply::too_many_recipients());
+        }
+        let verdict = policy::check_recipient(&self.ctx.config, &self.ctx.store, &to.address).await;
+        match verdict {
+            Ok(Verdict::Local(account)) => {
+                tracing::debug!(recipient = %to.address, account = %account.address, "RCPT accepted");
+                let address = if to.address.is_empty() {
+                    account.address
+                } else {
+                    to.address
+                };
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.recipients.push(address);
+                }
+                self.reply(reply::recipient_ok());
+            }
+            Ok(Verdict::UnknownUser) => self.reply(reply::unknown_user(&to.address)),
+            Ok(Verdict::RelayDenied) => self.reply(reply::relay_denied(&to.address)),
+            Err(e) => {
+                tracing::error!(error = %e, "recipient lookup failed");
+                self.reply(reply::temporary_failure());
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! EHLO and HELO: who the client is, and what this server offers it.
+
+use super::{Helo, Session};
+use crate::reply::Reply;
+
+impl Session {
+    pub(super) fn ehlo(&mut self, host: String, esmtp: bool) {
+        // RFC 5321 4.1.4: EHLO/HELO resets the transaction.
+        self.tx = None;
+        self.helo = Some(Helo { name: host, esmtp });
+        let config = &self.ctx.config;
+        let first = format!(
+            "{} Postern at your service, [{}]",
+            config.hostname,
+            self.peer.ip()
+        );
+        if !esmtp {
+            self.reply(Reply::plain(250, first));
+            return;
+        }
+        let mut lines = vec![
+            first,
+            "PIPELINING".to_string(),
+            format!("SIZE {}", config.smtp.max_message_size),
+            "8BITMIME".to_string(),
+            "SMTPUTF8".to_string(),
+            "ENHANCEDSTATUSCODES".to_string(),
+            "CHUNKING".to_string(),
+        ];
+        if self.offers_starttls() {
+            lines.push("STARTTLS".to_string());
+        }
+        if self.offers_auth() {
+            lines.push("AUTH PLAIN LOGIN".to_string());
+        }
+        lines.push("HELP".to_string());
+        self.reply(Reply::multiline(250, None, lines));
+    }
+
+    pub(super) fn offers_starttls(&self) -> bool {
+        !self.is_tls() && self.ctx.tls.is_some()
+    }
+
+    /// AUTH is offered on the submission ports, once the connection is
+    /// encrypted or plaintext logins are allowed for this client.
+    pub(super) fn offers_auth(&self) -> bool {
+        self.role.is_submission()
+            && self.auth_user.is_none()
+            && common::sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls())
+    }
+}

@@ -1,0 +1,189 @@
+//! DATA and BDAT: receiving the message and handing it to the queue.
+//!
+//! The reply to the end of data is sent only after [`store::Store::enqueue`]
+//! returns, that is after the message and its queue entry are committed and
+//! synced: a `250` here survives a crash.
+
+use super::{Chunks, End, Session};
+use crate::data::DataReceiver;
+use crate::received::Trace;
+use crate::reply::{self, Reply};
+
+impl Session {
+    /// Checks that a message may start now; the error reply if not.
+    fn message_allowed(&self, bdat: bool) -> Result<(), Reply> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(reply::bad_sequence("Need MAIL command"));
+        };
+        if tx.recipients.is_empty() {
+            return Err(Reply::new(554, "5.5.1", "No valid recipients"));
+        }
+        if !bdat && tx.chunks.is_some() {
+            return Err(reply::bad_sequence("DATA not allowed after BDAT"));
+        }
+        Ok(())
+    }
+
+    fn trace_header(&self) -> Vec<u8> {
+        let (helo, esmtp) = match self.helo.as_ref() {
+            Some(h) => (h.name.as_str(), h.esmtp),
+            None => ("unknown", false),
+        };
+        let tls = self.tls_description();
+        let (recipients, smtputf8): (&[String], bool) = match self.tx.as_ref() {
+            Some(tx) => (&tx.recipients, tx.smtputf8),
+            None => (&[], false),
+        };
+        Trace {
+            helo,
+            peer: self.peer.ip(),
+            hostname: &self.ctx.config.hostname,
+            esmtp,
+            tls: tls.as_deref(),
+            authenticated: self.auth_user.is_some(),
+            smtputf8,
+            recipients,
+            date: chrono::Utc::now(),
+        }
+        .header()
+    }
+
+    pub(super) async fn data(&mut self) -> Result<(), End> {
+        if let Err(reply) = self.message_allowed(false) {
+            self.reply(reply);
+            return Ok(());
+        }
+        self.reply(reply::start_data());
+        let max = usize::try_from(self.ctx.config.smtp.max_message_size).unwrap_or(usize::MAX);
+        let mut receiver = DataReceiver::new(self.trace_header(), max);
+        let timeout = self.data_timeout();
+        loop {
+            let progress = receiver.ingest(self.unread());
+            self.consume(progress.consumed);
+            if progress.done {
+                break;
+            }
+            self.wait_for_input(timeout).await?;
+        }
+        if receiver.too_big {
+            self.tx = None;
+            self.reply(reply::message_too_big());
+        } else if receiver.has_bare_newline() {
+            tracing::info!(
+                bare_lf = receiver.bare_lf,
+                bare_cr = receiver.bare_cr,
+                "message with bare newline rejected"
+            );
+            self.tx = None;
+            self.reply(reply::bare_newline());
+        } else {
+            let eight_bit = receiver.eight_bit;
+            self.finish(receiver.into_message(), eight_bit).await;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn bdat(&mut self, size: usize, last: bool) -> Result<(), End> {
+        // The chunk's bytes follow the command whatever we answer; read them
+        // all to stay in step with the client.
+        let refusal = self.message_allowed(true).err();
+        let max = usize::try_from(self.ctx.config.smtp.max_message_size).unwrap_or(usize::MAX);
+        if refusal.is_none() {
+            let header = self.trace_header();
+            if let Some(tx) = self.tx.as_mut() {
+                tx.chunks.get_or_insert_with(|| Chunks {
+                    message: header,
+                    too_big: false,
+                });
+            }
+        }
+        let timeout = self.data_timeout();
+        let mut remaining = size;
+        while remaining > 0 {
+            if self.pos >= self.input.len() {
+                self.wait_for_input(timeout).await?;
+            }
+            let take = remaining.min(self.input.len() - self.pos);
+            let bytes = &self.input[self.pos..self.pos + take];
+            if refusal.is_none() {
+                if let Some(chunks) = self.tx.as_mut().and_then(|tx| tx.chunks.as_mut()) {
+                    // The Received line does not count against the limit.
+                    let limit = max.saturating_add(4096);
+                    if chunks.message.len() + take > limit {
+                        chunks.too_big = true;
+                    } else {
+                        chunks.message.extend_from_slice(bytes);
+                    }
+                }
+            }
+            self.pos += take;
+            remaining -= take;
+        }
+        if let Some(refusal) = refusal {
+            self.reply(refusal);
+            return Ok(());
+        }
+        let too_big = self
+            .tx
+            .as_ref()
+            .and_then(|tx| tx.chunks.as_ref())
+            .is_some_and(|c| c.too_big);
+        if !last {
+            if too_big {
+                self.reply(reply::message_too_big());
+            } else {
+                self.reply(Reply::new(250, "2.0.0", format!("{size} bytes received")));
+            }
+            return Ok(());
+        }
+        let chunks = self
+            .tx
+            .as_mut()
+            .and_then(|tx| tx.chunks.take())
+            .unwrap_or_default();
+        if chunks.too_big {
+            self.tx = None;
+            self.reply(reply::message_too_big());
+            return Ok(());
+        }
+        let eight_bit = chunks.message.iter().any(|&b| b >= 0x80);
+        self.finish(chunks.message, eight_bit).await;
+        Ok(())
+    }
+
+    /// Queues the message durably and answers.
+    async fn finish(&mut self, raw: Vec<u8>, eight_bit: bool) {
+        let Some(tx) = self.tx.take() else {
+            self.reply(reply::bad_sequence("Need MAIL command"));
+            return;
+        };
+        let mut body_type = tx.body_type;
+        if eight_bit && body_type == store::BodyType::SevenBit {
+            // RFC 6152 lets us refuse; Postfix accepts and treats it as 8-bit.
+            tracing::info!(sender = %tx.sender, "8-bit data declared as 7BIT; treated as 8BITMIME");
+            body_type = store::BodyType::EightBitMime;
+        }
+        let size = raw.len();
+        let message = store::NewQueuedMessage {
+            raw,
+            sender: tx.sender,
+            recipients: tx.recipients,
+            auth_user: self.auth_user.clone(),
+            body_type,
+            smtputf8: tx.smtputf8,
+            received_at: chrono::Utc::now().timestamp(),
+        };
+        let recipients = message.recipients.len();
+        match self.ctx.store.enqueue(message).await {
+            Ok(id) => {
+                tracing::info!(queue_id = %id, size, recipients, "message queued");
+                self.ctx.queue.wake();
+                self.reply(reply::queued(id));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not queue message");
+                self.reply(reply::temporary_failure());
+            }
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! One SMTP session: the I/O loop and the session state.
+//!
+//! The loop reads into a buffer and answers every complete command in it
+//! before it reads again; replies are written to an output buffer that is
+//! flushed only when the loop must wait for input. That is PIPELINING
+//! (RFC 2920) without special cases: a client that sends a batch gets its
+//! replies as one batch, in order.
+//!
+//! Command handlers live beside this file, one per command family:
+//! `greeting` (EHLO/HELO), `envelope` (MAIL/RCPT), `message` (DATA/BDAT),
+//! `auth` (AUTH), `misc` (the rest).
+
+mod auth;
+mod envelope;
+mod greeting;
+mod message;
+mod misc;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::tls::MaybeTlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::reply::{self, Reply};
+use crate::{Role, SmtpContext};
+
+/// Why a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// QUIT, or the session decided to close after its last reply.
+    Done,
+    /// The client closed the connection or it broke.
+    Disconnected,
+    Timeout,
+    Shutdown,
+}
+
+/// What the client said at HELO/EHLO.
+#[derive(Debug, Clone)]
+pub(crate) struct Helo {
+    pub name: String,
+    pub esmtp: bool,
+}
+
+/// The mail transaction between MAIL and the end of DATA/BDAT LAST.
+#[derive(Debug)]
+pub(crate) struct Transaction {
+    pub sender: String,
+    pub body_type: store::BodyType,
+    pub smtputf8: bool,
+    pub recipients: Vec<String>,
+    /// Message bytes gathered from BDAT chunks so far.
+    pub chunks: Option<Chunks>,
+}
+
+/// A BDAT transfer in progress.
+#[derive(Debug, Default)]
+pub(crate) struct Chunks {
+    pub message: Vec<u8>,
+    /// A chunk failed (too big): the rest are read and dropped, and the
+    /// transaction fails at LAST.
+    pub too_big: bool,
+}
+
+/// A line read from the client.
+pub(crate) enum Line {
+    /// The line without its CRLF (or bare LF).
+    Complete(Vec<u8>),
+    /// The line was longer than the limit; it has been read and dropped.
+    TooLong,
+}
+
+pub(crate) struct Session {
+    pub ctx: Arc<SmtpContext>,
+    pub role: Role,
+    stream: Option<MaybeTlsStream>,
+    pub peer: SocketAddr,
+    shutdown: CancellationToken,
+    input: Vec<u8>,
+    /// Start of unread input in `input`.
+    pos: usize,
+    output: Vec<u8>,
+    pub helo: Option<Helo>,
+    pub auth_user: Option<String>,
+    pub tx: Option<Transaction>,
+    errors: u32,
+    pub auth_failures: u32,
+    /// Set by a handler when the session must close after its reply.
+    pub closing: bool,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+impl Session {
+    pub fn new(
+        ctx: Arc<SmtpContext>,
+        role: Role,
+        stream: MaybeTlsStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Session {
+        Session {
+            ctx,
+            role,
+            stream: Some(stream),
+            peer,
+            shutdown,
+            input: Vec::with_capacity(4096),
+            pos: 0,
+            output: Vec::with_capacity(1024),
+            helo: None,
+            auth_user: None,
+            tx: None,
+            errors: 0,
+            auth_failures: 0,
+            closing: false,
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(MaybeTlsStream::is_tls)
+    }
+
+    pub fn tls_description(&self) -> Option<String> {
+        self.stream
+            .as_ref()
+            .and_then(MaybeTlsStream::tls_description)
+    }
+
+    fn command_timeout(&self) -> Duration {
+        Duration::from_secs(self.ctx.config.smtp.command_timeout_secs)
+    }
+
+    pub fn data_timeout(&self) -> Duration {
+        Duration::from_secs(self.ctx.config.smtp.data_timeout_secs)
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        let greeting = Reply::plain(220, format!("{} ESMTP Postern", self.ctx.config.hostname));
+        self.reply(greeting);
+        let end = self.command_loop().await;
+        match end {
+            End::Timeout => self.reply(reply::timeout()),
+            End::Shutdown => self.reply(reply::shutting_down()),
+            End::Done | End::Disconnected => {}
+        }
+        if end != End::Disconnected {
+            let _ = self.flush().await;
+            if let Some(stream) = self.stream.as_mut() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+            }
+        }
+        tracing::debug!(?end, "session ended");
+    }
+
+    async fn command_loop(&mut self) -> End {
+        loop {
+            let line = match self.read_line(self.command_timeout(), true).await {
+                Ok(line) => line,
+                Err(end) => return end,
+            };
+            match line {
+                Line::TooLong => self.reply(reply::line_too_long()),
+                Line::Complete(line) => {
+                    if let Err(end) = self.command(line).await {
+                        return end;
+                    }
+                }
+            }
+            if self.closing {
+                return End::Done;
+            }
+            if self.errors >= self.ctx.config.smtp.max_errors {
+                tracing::info!(errors = self.errors, "too many errors");
+                self.reply(reply::too_many_errors());
+                return End::Done;
+            }
+        }
+    }
+
+    /// Queues a reply; permanent errors count towards `max_errors`.
+    pub fn reply(&mut self, reply: Reply) {
+        if reply.is_permanent() {
+            self.errors += 1;
+        }
+        if reply.is_error() {
+            tracing::debug!(%reply, "error reply");
+        }
+        reply.write_to(&mut self.output);
+    }
+
+    /// Writes out queued replies.
+    pub async fn flush(&mut self) -> Result<(), End> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(End::Disconnected);
+        };
+        let timeout = Duration::from_secs(self.ctx.config.smtp.command_timeout_secs);
+        let write = async {
+            stream.write_all(&self.output).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => {
+                self.output.clear();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(End::Disconnected),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    /// Reads more input (after flushing replies). `interruptible` lets a
+    /// shutdown end the wait (between commands, never inside a message).
+    async fn fill(&mut self, timeout: Duration, interruptible: bool) -> Result<(), End> {
+        self.flush().await?;
+        if self.pos > 0 {
+            self.input.drain(..self.pos);
+            self.pos = 0;
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(End::Disconnected);
+        };
+        let len = self.input.len();
+        self.input.resize(len + READ_CHUNK, 0);
+        let read = tokio::time::timeout(timeout, stream.read(&mut self.input[len..]));
+        let result = if interruptible {
+            tokio::select! {
+                r = read => r,
+                () = self.shutdown.cancelled() => {
+                    self.input.truncate(len);
+                    return Err(End::Shutdown);
+                }
+            }
+        } else {
+            read.await
+        };
+        match result {
+            Ok(Ok(0)) | Ok(Err(_)) => {
+                self.input.truncate(len);
+                Err(End::Disconnected)
+            }
+            Ok(Ok(n)) => {
+                self.input.truncate(len + n);
+                Ok(())
+            }
+            Err(_) => {
+                self.input.truncate(len);
+                Err(End::Timeout)
+            }
+        }
+    }
+
+    /// Reads one line. A line longer than `max_line_length` is read to its
+    /// end and dropped, so the session stays in step with the client.
+    pub async fn read_line(&mut self, timeout: Duration, interruptible: bool) -> Result<Line, End> {
+        let max = self.ctx.config.smtp.max_line_length.max(64);
+        let mut discarding = false;
+        loop {
+            let unread = &self.input[self.pos..];
+            if let Some(lf) = unread.iter().position(|&b| b == b'\n') {
+                let start = self.pos;
+                self.pos += lf + 1;
+                if discarding || lf + 1 > max {
+                    return Ok(Line::TooLong);
+                }
+                let mut end = start + lf;
+                if end > start && self.input[end - 1] == b'\r' {
+                    end -= 1;
+                }
+                return Ok(Line::Complete(self.input[start..end].to_vec()));
+            }
+            if unread.len() > max {
+                discarding = true;
+                self.input.truncate(self.pos);
+            }
+            self.fill(timeout, interruptible && !discarding).await?;
+        }
+    }
+
+    /// The buffered, unread input (for the DATA receiver).
+    pub fn unread(&self) -> &[u8] {
+        &self.input[self.pos..]
+    }
+
+    pub fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.input.len());
+    }
+
+    /// Waits for more input, for receivers that consume `unread()`.
+    pub async fn wait_for_input(&mut self, timeout: Duration) -> Result<(), End> {
+        self.fill(timeout, false).await
+    }
+
+    /// STARTTLS: discards anything the client pipelined after the command
+    /// (RFC 3207 section 4.2, the injection defence), performs the
+    /// handshake and forgets everything learnt before it.
+    pub async fn start_tls(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        self.input.clear();
+        self.pos = 0;
+        let Some(acceptor) = self.ctx.tls.clone() else {
+            return Err(End::Done);
+        };
+        let Some(stream) = self.stream.take() else {
+            return Err(End::Disconnected);
+        };
+        let timeout = Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
+        match tokio::time::timeout(timeout, stream.upgrade(&acceptor)).await {
+            Ok(Ok(tls)) => {
+                self.stream = Some(tls);
+                self.helo = None;
+                self.auth_user = None;
+                self.tx = None;
+                tracing::debug!(tls = ?self.tls_description(), "STARTTLS done");
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::info!(error = %e, "TLS handshake failed");
+                Err(End::Disconnected)
+            }
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    /// Dispatches one command line.
+    async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
+        // smtp-proto wants the line with its LF.
+        let mut with_lf = line;
+        with_lf.extend_from_slice(b"\r\n");
+        let parsed = smtp_proto::Request::parse(&mut with_lf.iter()).map(|r| r.into_owned());
+        let request = match parsed {
+            Ok(request) => request,
+            Err(e) => {
+                self.reply(parse_error_reply(&e));
+                return Ok(());
+            }
+        };
+        tracing::trace!(command = request.name(), "command");
+        use smtp_proto::Request as R;
+        match request {
+            R::Ehlo { host } => self.ehlo(host, true),
+            R::Helo { host } => self.ehlo(host, false),
+            R::Lhlo { .. } => self.reply(reply::syntax_unrecognized()),
+            R::Mail { from } => self.mail(from).await,
+            R::Rcpt { to } => self.rcpt(to).await,
+            R::Data => self.data().await?,
+            R::Bdat {
+                chunk_size,
+                is_last,
+            } => self.bdat(chunk_size, is_last).await?,
+            R::Auth {
+                mechanism,
+                initial_response,
+            } => self.auth(mechanism, initial_response).await?,
+            R::StartTls => self.starttls().await?,
+            R::Rset => {
+                self.tx = None;
+                self.reply(reply::ok());
+            }
+            R::Noop { .. } => self.reply(reply::ok()),
+            R::Quit => {
+                self.reply(reply::bye());
+                self.closing = true;
+            }
+            R::Vrfy { .. } => self.reply(reply::vrfy()),
+            R::Help { .. } => self.help(),
+            R::Expn { .. } | R::Etrn { .. } | R::Atrn { .. } | R::Burl { .. } => {
+                self.reply(reply::not_implemented())
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_error_reply(error: &smtp_proto::Error) -> Reply {
+    use smtp_proto::Error as E;
+    match error {
+        E::UnknownCommand => reply::syntax_unrecognized(),
+        E::InvalidSenderAddress => reply::bad_sender_address(),
+        E::InvalidRecipientAddress => reply::bad_recipient_address(),
+        E::SyntaxError { syntax } => reply::syntax(syntax),
+        E::InvalidParameter { param } => reply::invalid_parameter(param),
+        E::UnsupportedParameter { param } => reply::unsupported_parameter(param),
+        E::NeedsMoreData { .. } | E::ResponseTooLong | E::InvalidResponse { .. } => {
+            reply::syntax_unrecognized()
+        }
+    }
+}
