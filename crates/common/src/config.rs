@@ -119,27 +119,65 @@ pub struct QueueConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        todo!()
+        Config {
+            data_dir: PathBuf::from("./postern-data"),
+            hostname: "localhost".to_string(),
+            local_domains: vec!["localhost".to_string()],
+            log: "info".to_string(),
+            tls: TlsConfig::default(),
+            limits: ListenerLimits::default(),
+            auth: AuthConfig::default(),
+            smtp: SmtpConfig::default(),
+            queue: QueueConfig::default(),
+        }
     }
 }
 impl Default for ListenerLimits {
     fn default() -> Self {
-        todo!()
+        ListenerLimits {
+            max_connections: 1000,
+            max_connections_per_ip: 100,
+            tls_handshake_timeout_secs: 30,
+            shutdown_grace_secs: 10,
+        }
     }
 }
 impl Default for AuthConfig {
     fn default() -> Self {
-        todo!()
+        AuthConfig {
+            plaintext_on_loopback: true,
+            plaintext_anywhere: false,
+            failures_before_delay: 3,
+            delay_step_secs: 2,
+            max_delay_secs: 15,
+            max_failures_per_session: 3,
+        }
     }
 }
 impl Default for SmtpConfig {
     fn default() -> Self {
-        todo!()
+        SmtpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 2525))],
+            submission_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2587))],
+            submissions_listen: vec![SocketAddr::from(([127, 0, 0, 1], 2465))],
+            max_message_size: 52_428_800,
+            max_recipients: 100,
+            max_line_length: 2048,
+            max_errors: 10,
+            command_timeout_secs: 300,
+            data_timeout_secs: 300,
+            recipient_delimiter: "+".to_string(),
+        }
     }
 }
 impl Default for QueueConfig {
     fn default() -> Self {
-        todo!()
+        QueueConfig {
+            min_backoff_secs: 300,
+            max_backoff_secs: 4000,
+            max_lifetime_secs: 432_000,
+            concurrency: 16,
+        }
     }
 }
 
@@ -156,12 +194,121 @@ pub enum ConfigError {
 
 impl Config {
     /// Reads a TOML file; unknown keys are errors that name the key.
-    pub fn load(_path: &Path) -> Result<Config, ConfigError> {
-        todo!()
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
     }
 
     /// Parses TOML text (`origin` names it in errors).
-    pub fn from_toml(_text: &str, _origin: &Path) -> Result<Config, ConfigError> {
-        todo!()
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_file_is_defaults() {
+        let c = parse("").unwrap();
+        let d = Config::default();
+        assert_eq!(c.data_dir, d.data_dir);
+        assert_eq!(c.data_dir, PathBuf::from("./postern-data"));
+        assert_eq!(c.hostname, "localhost");
+        assert_eq!(c.local_domains, vec!["localhost".to_string()]);
+        assert_eq!(c.log, "info");
+        assert!(c.tls.cert.is_none() && c.tls.key.is_none());
+        assert_eq!(c.limits.max_connections, 1000);
+        assert_eq!(c.limits.max_connections_per_ip, 100);
+        assert_eq!(c.limits.tls_handshake_timeout_secs, 30);
+        assert_eq!(c.limits.shutdown_grace_secs, 10);
+        assert!(c.auth.plaintext_on_loopback);
+        assert!(!c.auth.plaintext_anywhere);
+        assert_eq!(c.auth.failures_before_delay, 3);
+        assert_eq!(c.auth.delay_step_secs, 2);
+        assert_eq!(c.auth.max_delay_secs, 15);
+        assert_eq!(c.auth.max_failures_per_session, 3);
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(
+            c.smtp.submission_listen,
+            vec!["127.0.0.1:2587".parse().unwrap()]
+        );
+        assert_eq!(
+            c.smtp.submissions_listen,
+            vec!["127.0.0.1:2465".parse().unwrap()]
+        );
+        assert_eq!(c.smtp.max_message_size, 52_428_800);
+        assert_eq!(c.smtp.max_recipients, 100);
+        assert_eq!(c.smtp.max_line_length, 2048);
+        assert_eq!(c.smtp.max_errors, 10);
+        assert_eq!(c.smtp.command_timeout_secs, 300);
+        assert_eq!(c.smtp.data_timeout_secs, 300);
+        assert_eq!(c.smtp.recipient_delimiter, "+");
+        assert_eq!(c.queue.min_backoff_secs, 300);
+        assert_eq!(c.queue.max_backoff_secs, 4000);
+        assert_eq!(c.queue.max_lifetime_secs, 432_000);
+        assert_eq!(c.queue.concurrency, 16);
+    }
+
+    #[test]
+    fn partial_file_overrides_one_key() {
+        let c = parse("hostname = \"mx.example.org\"\n[smtp]\nmax_recipients = 7\n").unwrap();
+        assert_eq!(c.hostname, "mx.example.org");
+        assert_eq!(c.smtp.max_recipients, 7);
+        // Everything else in the section keeps its default.
+        assert_eq!(c.smtp.max_errors, 10);
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
+        assert_eq!(c.log, "info");
+    }
+
+    #[test]
+    fn empty_listen_list_disables() {
+        let c = parse("[smtp]\nlisten = []\n").unwrap();
+        assert!(c.smtp.listen.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = parse("[smtp]\nmax_recipientz = 7\n").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("test.toml"), "{msg}");
+        assert!(msg.contains("max_recipientz"), "{msg}");
+        let e = parse("frobnicate = true\n").unwrap_err();
+        assert!(e.to_string().contains("frobnicate"), "{e}");
+    }
+
+    #[test]
+    fn bad_type_is_an_error() {
+        let e = parse("[smtp]\nmax_recipients = \"many\"\n").unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }));
+        assert!(e.to_string().contains("test.toml"));
+        assert!(parse("[smtp]\nlisten = [\"not an address\"]\n").is_err());
+        assert!(parse("[queue]\nconcurrency = -1\n").is_err());
+    }
+
+    #[test]
+    fn load_reads_file_and_names_missing_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(&path, "[limits]\nmax_connections = 5\n").unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.limits.max_connections, 5);
+        assert_eq!(c.limits.max_connections_per_ip, 100);
+
+        let missing = dir.path().join("nope.toml");
+        let e = Config::load(&missing).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
+        assert!(e.to_string().contains("nope.toml"));
     }
 }

@@ -19,8 +19,12 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
 pub mod listener;
 pub mod logging;
 pub mod sasl;
 pub mod shutdown;
 pub mod tls;
+
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -2,8 +2,10 @@
 //! Decoding only: the daemons run the exchange in their protocol's framing
 //! and check the password with the store.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::config::AuthConfig;
 
@@ -38,48 +40,365 @@ pub enum SaslError {
 }
 
 /// Decodes a base64 PLAIN response (`authzid NUL authcid NUL passwd`, UTF-8).
-/// A lone `*` is `Cancelled`.
-pub fn decode_plain(_base64: &str) -> Result<Credentials, SaslError> {
-    todo!()
+/// A lone `*` is `Cancelled`; a lone `=` (the empty response, RFC 4954) is
+/// `Malformed`, as is anything without exactly two NULs, an empty user name
+/// or password, or invalid UTF-8. Leading and trailing white space is ignored
+/// and base64 padding is optional.
+pub fn decode_plain(base64: &str) -> Result<Credentials, SaslError> {
+    const MECH: &str = "PLAIN";
+    let text = decode_response(base64, MECH)?;
+    let mut parts = text.split('\0');
+    let (Some(authzid), Some(username), Some(password), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(SaslError::Malformed(MECH));
+    };
+    if username.is_empty() || password.is_empty() {
+        return Err(SaslError::Malformed(MECH));
+    }
+    Ok(Credentials {
+        authzid: (!authzid.is_empty()).then(|| authzid.to_string()),
+        username: username.to_string(),
+        password: password.to_string(),
+    })
 }
 
 /// Decodes one base64 LOGIN step (user name or password). `*` is
-/// `Cancelled`.
-pub fn decode_login_step(_base64: &str) -> Result<String, SaslError> {
-    todo!()
+/// `Cancelled`; `=` or an empty line is the empty string. Invalid UTF-8 or a
+/// NUL is `Malformed`.
+pub fn decode_login_step(base64: &str) -> Result<String, SaslError> {
+    const MECH: &str = "LOGIN";
+    let trimmed = base64.trim();
+    if trimmed.is_empty() || trimmed == "=" {
+        return Ok(String::new());
+    }
+    let text = decode_response(trimmed, MECH)?;
+    if text.contains('\0') {
+        return Err(SaslError::Malformed(MECH));
+    }
+    Ok(text)
+}
+
+/// Shared by both mechanisms: `*` cancels, `=` (empty) is malformed, then
+/// base64 (standard alphabet, padding optional) and UTF-8.
+fn decode_response(base64: &str, mech: &'static str) -> Result<String, SaslError> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::Engine as _;
+
+    const ENGINE: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+
+    let trimmed = base64.trim();
+    if trimmed == "*" {
+        return Err(SaslError::Cancelled);
+    }
+    if trimmed.is_empty() || trimmed == "=" {
+        return Err(SaslError::Malformed(mech));
+    }
+    let bytes = ENGINE.decode(trimmed).map_err(|_| SaslError::Base64)?;
+    String::from_utf8(bytes).map_err(|_| SaslError::Malformed(mech))
 }
 
 /// The base64 of LOGIN's prompts, `Username:` and `Password:`.
 pub const LOGIN_USERNAME_PROMPT: &str = "VXNlcm5hbWU6";
 pub const LOGIN_PASSWORD_PROMPT: &str = "UGFzc3dvcmQ6";
 
+/// How long an address's failures are remembered after its last failure.
+const THROTTLE_MEMORY: Duration = Duration::from_secs(15 * 60);
+/// Most addresses the throttle tracks; past this, old entries are dropped.
+const THROTTLE_MAX_ENTRIES: usize = 10_000;
+
 /// Counts failed logins per IP address (shared by all sessions of all
 /// daemons in a process) and says how long to wait before answering the
-/// next attempt. Entries age out after a quiet period.
+/// next attempt. Entries age out after a quiet period (15 minutes), and the
+/// table is bounded (10,000 addresses; the oldest are forgotten first).
+/// IPv4-mapped IPv6 addresses count as their IPv4 address.
 pub struct AuthThrottle {
-    _config: AuthConfig,
+    config: AuthConfig,
+    /// Per address: failures, time of the last failure.
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 impl AuthThrottle {
-    pub fn new(_config: &AuthConfig) -> AuthThrottle {
-        todo!()
+    pub fn new(config: &AuthConfig) -> AuthThrottle {
+        AuthThrottle {
+            config: config.clone(),
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
-    /// The delay to apply before checking this IP's next attempt.
-    pub fn delay_for(&self, _ip: IpAddr) -> Duration {
-        todo!()
+    /// The delay to apply before checking this IP's next attempt: zero
+    /// below `failures_before_delay` failures, then `delay_step_secs` per
+    /// failure from that threshold on, at most `max_delay_secs`.
+    pub fn delay_for(&self, ip: IpAddr) -> Duration {
+        self.delay_at(ip, Instant::now())
     }
 
-    pub fn record_failure(&self, _ip: IpAddr) {
-        todo!()
+    pub fn record_failure(&self, ip: IpAddr) {
+        self.failure_at(ip, Instant::now());
     }
 
-    pub fn record_success(&self, _ip: IpAddr) {
-        todo!()
+    /// Forgets this IP's failures.
+    pub fn record_success(&self, ip: IpAddr) {
+        self.table().remove(&ip.to_canonical());
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+        // A panic elsewhere while holding the lock leaves a usable map.
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn delay_at(&self, ip: IpAddr, now: Instant) -> Duration {
+        let ip = ip.to_canonical();
+        let mut table = self.table();
+        let failures = match table.get(&ip) {
+            Some(&(_, last)) if now.saturating_duration_since(last) >= THROTTLE_MEMORY => {
+                table.remove(&ip);
+                return Duration::ZERO;
+            }
+            Some(&(failures, _)) => failures,
+            None => return Duration::ZERO,
+        };
+        drop(table);
+        let threshold = self.config.failures_before_delay;
+        if failures < threshold {
+            return Duration::ZERO;
+        }
+        let steps = u64::from(failures - threshold) + 1;
+        let secs = self
+            .config
+            .delay_step_secs
+            .saturating_mul(steps)
+            .min(self.config.max_delay_secs);
+        Duration::from_secs(secs)
+    }
+
+    fn failure_at(&self, ip: IpAddr, now: Instant) {
+        let ip = ip.to_canonical();
+        let mut table = self.table();
+        let entry = table.entry(ip).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) >= THROTTLE_MEMORY {
+            entry.0 = 0;
+        }
+        entry.0 = entry.0.saturating_add(1);
+        entry.1 = now;
+        if table.len() > THROTTLE_MAX_ENTRIES {
+            prune(&mut table, now);
+        }
     }
 }
 
-/// Whether a plaintext login may happen on this connection.
-pub fn plaintext_allowed(_config: &AuthConfig, _peer: IpAddr, _tls: bool) -> bool {
-    todo!()
+/// Drops expired entries; if the table is still too big, keeps only the
+/// most recent half.
+fn prune(table: &mut HashMap<IpAddr, (u32, Instant)>, now: Instant) {
+    table.retain(|_, (_, last)| now.saturating_duration_since(*last) < THROTTLE_MEMORY);
+    if table.len() <= THROTTLE_MAX_ENTRIES {
+        return;
+    }
+    let mut times: Vec<Instant> = table.values().map(|&(_, last)| last).collect();
+    let keep = THROTTLE_MAX_ENTRIES / 2;
+    let cut = times.len() - keep;
+    let (_, &mut cutoff, _) = times.select_nth_unstable(cut);
+    table.retain(|_, (_, last)| *last > cutoff);
+}
+
+/// Whether a plaintext login may happen on this connection: always over
+/// TLS; without TLS if `plaintext_anywhere`, or from a loopback address
+/// (IPv4-mapped included) if `plaintext_on_loopback`.
+pub fn plaintext_allowed(config: &AuthConfig, peer: IpAddr, tls: bool) -> bool {
+    tls || config.plaintext_anywhere
+        || (config.plaintext_on_loopback && peer.to_canonical().is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+
+    fn b64(bytes: &[u8]) -> String {
+        STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn plain_basic() {
+        let c = decode_plain(&b64(b"\0alice\0secret")).unwrap();
+        assert_eq!(c.authzid, None);
+        assert_eq!(c.username, "alice");
+        assert_eq!(c.password, "secret");
+        // RFC 4616 section 4 example.
+        let c = decode_plain("AHRpbQB0YW5zdGFhZnRhbnN0YWFm").unwrap();
+        assert_eq!(c.username, "tim");
+        assert_eq!(c.password, "tanstaaftanstaaf");
+    }
+
+    #[test]
+    fn plain_authzid_and_utf8() {
+        let c = decode_plain(&b64("admin\0jöhn@example.org\0pässwörd".as_bytes())).unwrap();
+        assert_eq!(c.authzid.as_deref(), Some("admin"));
+        assert_eq!(c.username, "jöhn@example.org");
+        assert_eq!(c.password, "pässwörd");
+    }
+
+    #[test]
+    fn plain_padding_and_whitespace_tolerated() {
+        let padded = b64(b"\0bob\0pw");
+        assert!(padded.ends_with('='));
+        let unpadded = padded.trim_end_matches('=');
+        assert_eq!(decode_plain(unpadded).unwrap().username, "bob");
+        assert_eq!(
+            decode_plain(&format!("  {padded}\r\n")).unwrap().username,
+            "bob"
+        );
+    }
+
+    #[test]
+    fn plain_cancel_and_empty() {
+        assert_eq!(decode_plain("*"), Err(SaslError::Cancelled));
+        assert_eq!(decode_plain("="), Err(SaslError::Malformed("PLAIN")));
+        assert_eq!(decode_plain(""), Err(SaslError::Malformed("PLAIN")));
+    }
+
+    #[test]
+    fn plain_malformed() {
+        assert_eq!(decode_plain("not base64!"), Err(SaslError::Base64));
+        assert_eq!(decode_plain("AAA*"), Err(SaslError::Base64));
+        let m = Err(SaslError::Malformed("PLAIN"));
+        assert_eq!(decode_plain(&b64(b"alice secret")), m); // no NUL
+        assert_eq!(decode_plain(&b64(b"alice\0secret")), m); // one NUL
+        assert_eq!(decode_plain(&b64(b"\0alice\0sec\0ret")), m); // three
+        assert_eq!(decode_plain(&b64(b"\0\0secret")), m); // empty user
+        assert_eq!(decode_plain(&b64(b"\0alice\0")), m); // empty password
+        assert_eq!(decode_plain(&b64(b"\0al\xffice\0secret")), m); // not UTF-8
+    }
+
+    #[test]
+    fn credentials_debug_hides_password() {
+        let c = decode_plain(&b64(b"\0alice\0hunter2")).unwrap();
+        let shown = format!("{c:?}");
+        assert!(shown.contains("alice"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn login_steps() {
+        assert_eq!(
+            decode_login_step(LOGIN_USERNAME_PROMPT).unwrap(),
+            "Username:"
+        );
+        assert_eq!(
+            decode_login_step(LOGIN_PASSWORD_PROMPT).unwrap(),
+            "Password:"
+        );
+        assert_eq!(decode_login_step(&b64(b"alice")).unwrap(), "alice");
+        assert_eq!(decode_login_step("YWxpY2U\r\n").unwrap(), "alice");
+        assert_eq!(decode_login_step("*"), Err(SaslError::Cancelled));
+        assert_eq!(decode_login_step("=").unwrap(), "");
+        assert_eq!(decode_login_step("").unwrap(), "");
+        assert_eq!(decode_login_step("%%%"), Err(SaslError::Base64));
+        assert_eq!(
+            decode_login_step(&b64(b"\xff\xfe")),
+            Err(SaslError::Malformed("LOGIN"))
+        );
+        assert_eq!(
+            decode_login_step(&b64(b"a\0b")),
+            Err(SaslError::Malformed("LOGIN"))
+        );
+    }
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            failures_before_delay: 3,
+            delay_step_secs: 2,
+            max_delay_secs: 15,
+            ..AuthConfig::default()
+        }
+    }
+
+    #[test]
+    fn throttle_delays_after_threshold_and_caps() {
+        let t = AuthThrottle::new(&config());
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            seen.push(t.delay_for(ip).as_secs());
+            t.record_failure(ip);
+        }
+        assert_eq!(seen, [0, 0, 0, 2, 4, 6, 8, 10, 12, 14, 15, 15]);
+        assert_eq!(t.delay_for(other), Duration::ZERO);
+        t.record_success(ip);
+        assert_eq!(t.delay_for(ip), Duration::ZERO);
+    }
+
+    #[test]
+    fn throttle_treats_mapped_ipv4_as_ipv4() {
+        let t = AuthThrottle::new(&config());
+        let v4: IpAddr = "192.0.2.9".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+        for _ in 0..3 {
+            t.record_failure(mapped);
+        }
+        assert_eq!(t.delay_for(v4), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn throttle_forgets_after_quiet_period() {
+        let t = AuthThrottle::new(&config());
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..5 {
+            t.failure_at(ip, start);
+        }
+        assert_eq!(t.delay_at(ip, start), Duration::from_secs(6));
+        let later = start + THROTTLE_MEMORY + Duration::from_secs(1);
+        assert_eq!(t.delay_at(ip, later), Duration::ZERO);
+        // Forgotten: counting starts again.
+        t.failure_at(ip, later);
+        assert_eq!(t.delay_at(ip, later), Duration::ZERO);
+    }
+
+    #[test]
+    fn throttle_table_is_bounded() {
+        let t = AuthThrottle::new(&config());
+        let start = Instant::now();
+        for i in 0..(THROTTLE_MAX_ENTRIES as u32 + 500) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            t.failure_at(ip, start + Duration::from_millis(u64::from(i)));
+        }
+        assert!(t.table().len() <= THROTTLE_MAX_ENTRIES);
+        // The newest address is still remembered.
+        let newest = IpAddr::from(std::net::Ipv4Addr::from(
+            0x0a00_0000 + THROTTLE_MAX_ENTRIES as u32 + 499,
+        ));
+        assert!(t.table().contains_key(&newest));
+    }
+
+    #[test]
+    fn plaintext_policy() {
+        let d = AuthConfig::default();
+        let lo4: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: IpAddr = "::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let remote: IpAddr = "198.51.100.1".parse().unwrap();
+        assert!(plaintext_allowed(&d, lo4, false));
+        assert!(plaintext_allowed(&d, lo6, false));
+        assert!(plaintext_allowed(&d, mapped, false));
+        assert!(!plaintext_allowed(&d, remote, false));
+        assert!(plaintext_allowed(&d, remote, true));
+        let strict = AuthConfig {
+            plaintext_on_loopback: false,
+            ..AuthConfig::default()
+        };
+        assert!(!plaintext_allowed(&strict, lo4, false));
+        assert!(plaintext_allowed(&strict, lo4, true));
+        let open = AuthConfig {
+            plaintext_anywhere: true,
+            ..AuthConfig::default()
+        };
+        assert!(plaintext_allowed(&open, remote, false));
+    }
 }
