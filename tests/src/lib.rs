@@ -1,1 +1,466 @@
+//! Test harness for Postern's black-box tests: real servers on free ports
+//! with temporary data dirs, and raw-protocol clients (plain and TLS).
+//!
+//! Two ways to run a server:
+//! - [`Server::start`]: smtpd in this process (fast, and the test can look
+//!   in the store directly);
+//! - [`Binary::start`]: the real `postern` binary as a child process (for
+//!   signals, kill -9 and the CLI). Cargo builds it for `cargo test
+//!   --workspace` because the `postern` package has integration tests.
 #![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader as StdBufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::config::Config;
+use store::{AccountId, MessageInfo, Store};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A config with every listener on a free port of 127.0.0.1.
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut config = Config {
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    config.smtp.listen = vec![any];
+    config.smtp.submission_listen = vec![any];
+    config.smtp.submissions_listen = vec![any];
+    config.queue.min_backoff_secs = 1;
+    config.queue.max_backoff_secs = 2;
+    config
+}
+
+/// smtpd running inside the test process.
+pub struct Server {
+    pub dir: TempDir,
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Starts with defaults (on free ports) and the account
+    /// `alice@localhost`.
+    pub async fn start() -> Server {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts after `adjust` has changed the config.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = test_config(dir.path());
+        adjust(&mut config);
+        let config = Arc::new(config);
+        let store = Store::open(dir.path()).expect("open store");
+        store.add_account("alice@localhost", PASSWORD).await.expect("add alice");
+        let tls = common::tls::acceptor(&config.tls, dir.path()).expect("tls");
+        let ctx = Arc::new(smtpd::SmtpContext {
+            config: config.clone(),
+            store: store.clone(),
+            tls: Some(tls),
+            throttle: Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
+            queue: smtpd::QueueHandle::default(),
+        });
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let bound = smtpd::start(ctx, shutdown.clone(), &tracker).await.expect("start smtpd");
+        let find = |role: smtpd::Role| bound.iter().find(|b| b.role == role).map(|b| b.addr);
+        let unbound: SocketAddr = "127.0.0.1:9".parse().expect("address");
+        Server {
+            smtp: find(smtpd::Role::Mx).unwrap_or(unbound),
+            submission: find(smtpd::Role::Submission).unwrap_or(unbound),
+            submissions: find(smtpd::Role::Submissions).unwrap_or(unbound),
+            dir,
+            store,
+            config,
+            shutdown,
+            tracker,
+        }
+    }
+
+    pub async fn account(&self, address: &str) -> AccountId {
+        self.store.account(address).await.expect("lookup").expect("account exists").id
+    }
+
+    /// Waits until `address`'s INBOX holds `count` messages (at most 20 s).
+    pub async fn wait_for_inbox(&self, address: &str, count: usize) -> Vec<MessageInfo> {
+        let id = self.account(address).await;
+        wait_for_messages(&self.store, id, "INBOX", count).await
+    }
+
+    /// The raw bytes of a message.
+    pub async fn raw(&self, address: &str, uid: store::Uid) -> Vec<u8> {
+        let id = self.account(address).await;
+        self.store.message_raw(id, "INBOX", uid).await.expect("read").expect("message exists")
+    }
+
+    /// Stops accepting and waits for sessions (at most 10 s).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Polls until the mailbox holds `count` messages; panics after 20 s with
+/// what it holds.
+pub async fn wait_for_messages(store: &Store, account: AccountId, mailbox: &str, count: usize) -> Vec<MessageInfo> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let messages = store.messages(account, mailbox).await.expect("list messages");
+        if messages.len() >= count {
+            return messages;
+        }
+        if Instant::now() > deadline {
+            panic!("expected {count} messages in {mailbox}, found {}", messages.len());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Where cargo put the workspace's binaries (next to `deps/`).
+pub fn binary_path(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo test --workspace` (which builds it) or `cargo build --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// The `postern` binary running `up` as a child process.
+pub struct Binary {
+    pub child: Child,
+    pub data_dir: PathBuf,
+    pub config_path: PathBuf,
+    pub smtp: SocketAddr,
+    pub submission: SocketAddr,
+    pub submissions: SocketAddr,
+    pub stdout_lines: Vec<String>,
+}
+
+impl Binary {
+    /// Writes a config with free ports into `data_dir/../postern.toml`
+    /// (unless one exists) and starts `postern up`, waiting for `ready`.
+    pub fn start(data_dir: &Path) -> Binary {
+        let config_path = data_dir.with_extension("toml");
+        if !config_path.exists() {
+            let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            let text = format!(
+                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n",
+                ports[0], ports[1], ports[2]
+            );
+            std::fs::write(&config_path, text).expect("write config");
+        }
+        let mut child = Command::new(binary_path("postern"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(&config_path)
+            .arg("up")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn postern up");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in StdBufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut lines = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let ready = line.starts_with("postern: ready");
+                    lines.push(line);
+                    if ready {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("postern up did not become ready; stdout: {lines:?}");
+                }
+            }
+        }
+        let find = |name: &str| {
+            lines
+                .iter()
+                .find_map(|l| {
+                    let rest = l.strip_prefix(&format!("postern: {name} listening on "))?;
+                    rest.split_whitespace().next()?.parse().ok()
+                })
+                .unwrap_or_else(|| panic!("no {name} listener in {lines:?}"))
+        };
+        Binary {
+            smtp: find("smtp"),
+            submission: find("submission"),
+            submissions: find("submissions"),
+            child,
+            data_dir: data_dir.to_path_buf(),
+            config_path,
+            stdout_lines: lines,
+        }
+    }
+
+    /// Sends a signal with the `kill` command and waits for the exit.
+    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `postern --data-dir DIR args…` to completion, feeding `stdin`.
+pub fn postern_cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(binary_path("postern"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn postern");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    child.wait_with_output().expect("postern output")
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A rustls client config that trusts the data dir's generated certificate.
+pub fn client_tls(data_dir: &Path) -> tokio_rustls::TlsConnector {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(data_dir.join("tls/cert.pem")).expect("cert file") {
+        roots.add(cert.expect("cert")).expect("add root");
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One SMTP reply as the client saw it.
+#[derive(Debug, Clone)]
+pub struct SmtpReply {
+    pub code: u16,
+    /// Each line's text after `NNN-` / `NNN `.
+    pub lines: Vec<String>,
+}
+
+impl SmtpReply {
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}
+
+/// A raw SMTP client: send bytes, read replies.
+pub struct SmtpClient {
+    stream: BufReader<Box<dyn Stream>>,
+}
+
+impl SmtpClient {
+    /// Connects and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> (SmtpClient, SmtpReply) {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut client = SmtpClient {
+            stream: BufReader::new(Box::new(tcp)),
+        };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+
+    /// Connects with implicit TLS and reads the greeting.
+    pub async fn connect_tls(addr: SocketAddr, data_dir: &Path) -> (SmtpClient, SmtpReply) {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = client_tls(data_dir).connect(name, tcp).await.expect("TLS handshake");
+        let mut client = SmtpClient {
+            stream: BufReader::new(Box::new(tls)),
+        };
+        let greeting = client.reply().await;
+        (client, greeting)
+    }
+
+    /// After a `220` to STARTTLS: performs the client handshake. Anything
+    /// buffered but unread is dropped, as a client must.
+    pub async fn start_tls(self, data_dir: &Path) -> SmtpClient {
+        let inner = self.stream.into_inner();
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = client_tls(data_dir).connect(name, inner).await.expect("TLS handshake");
+        SmtpClient {
+            stream: BufReader::new(Box::new(tls)),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let stream = self.stream.get_mut();
+        stream.write_all(bytes).await.expect("write");
+        stream.flush().await.expect("flush");
+    }
+
+    /// Sends one command line (CRLF added) and reads the reply.
+    pub async fn cmd(&mut self, line: &str) -> SmtpReply {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Reads one (possibly multi-line) reply; panics on EOF or after 30 s.
+    pub async fn reply(&mut self) -> SmtpReply {
+        match tokio::time::timeout(Duration::from_secs(30), self.try_reply()).await {
+            Ok(Some(reply)) => reply,
+            Ok(None) => panic!("connection closed while waiting for a reply"),
+            Err(_) => panic!("no reply within 30 s"),
+        }
+    }
+
+    /// Reads one reply, or `None` at EOF.
+    pub async fn try_reply(&mut self) -> Option<SmtpReply> {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self.stream.read_line(&mut line).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            assert!(line.len() >= 3, "short reply line {line:?}");
+            let code: u16 = line[..3].parse().expect("reply code");
+            let sep = line.as_bytes().get(3).copied().unwrap_or(b' ');
+            lines.push(line.get(4..).unwrap_or("").to_string());
+            if sep != b'-' {
+                return Some(SmtpReply { code, lines });
+            }
+        }
+    }
+
+    /// True if the server closed the connection (reads EOF within 10 s).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut buf = String::new();
+        matches!(
+            tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    /// EHLO, MAIL, RCPT…, DATA, the message (dot-stuffed here), and the
+    /// final reply.
+    pub async fn send_mail(&mut self, from: &str, to: &[&str], message: &[u8]) -> SmtpReply {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>")).await;
+        assert_eq!(r.code, 250, "MAIL: {r:?}");
+        for rcpt in to {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;
+            assert_eq!(r.code, 250, "RCPT {rcpt}: {r:?}");
+        }
+        let r = self.cmd("DATA").await;
+        assert_eq!(r.code, 354, "DATA: {r:?}");
+        self.send(&dot_stuff(message)).await;
+        self.send(b".\r\n").await;
+        self.reply().await
+    }
+}
+
+/// Dot-stuffs a CRLF message and makes sure it ends with CRLF.
+pub fn dot_stuff(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 16);
+    let mut line_start = true;
+    for &b in message {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !out.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A small well-formed message.
+pub fn message(subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: Bob <bob@example.com>\r\nTo: Alice <alice@localhost>\r\nSubject: {subject}\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\nMessage-ID: <{subject}@example.com>\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// The part of a stored message after smtpd's `Received:` header.
+pub fn without_received(raw: &[u8]) -> &[u8] {
+    assert!(raw.starts_with(b"Received: "), "no Received line first");
+    let mut i = 0;
+    // The Received header ends at the first CRLF not followed by a tab.
+    while i + 2 < raw.len() {
+        if &raw[i..i + 2] == b"\r\n" && raw[i + 2] != b'\t' {
+            return &raw[i + 2..];
+        }
+        i += 1;
+    }
+    &raw[raw.len()..]
+}

@@ -85,10 +85,7 @@ impl Process {
         self.shutdown.cancelled().await;
         tracing::info!("shutting down");
         let grace = Duration::from_secs(self.config.limits.shutdown_grace_secs);
-        self.tracker.close();
-        let finished = tokio::time::timeout(grace, self.tracker.wait())
-            .await
-            .is_ok();
+        let finished = crate::listener::drain(&self.tracker, grace).await;
         if !finished {
             tracing::warn!(
                 "sessions still open after {} s; closing them",
