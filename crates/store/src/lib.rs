@@ -52,6 +52,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod accounts;
+mod blobs;
+mod engine;
+mod mailbox;
+mod parse;
+mod queue;
+mod schema;
+#[cfg(test)]
+mod tests;
+
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
 
@@ -255,6 +265,10 @@ pub struct MessageSummary {
 }
 
 /// An address as parsed from a header.
+///
+/// A named group (`Friends: a@x, b@y;`) appears in a list as a start marker
+/// (`name` = the group name, `address` = `None`), its members, and an end
+/// marker (both `None`), as IMAP's ENVELOPE writes groups.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EmailAddress {
     pub name: Option<String>,
@@ -262,7 +276,7 @@ pub struct EmailAddress {
     pub address: Option<String>,
 }
 
-/// One MIME part, enough to answer IMAP's BODYSTRUCTURE and BODY[section]
+/// One MIME part, enough to answer IMAP's BODYSTRUCTURE and `BODY[section]`
 /// from the raw bytes without parsing again.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MimePart {
@@ -317,7 +331,18 @@ impl Default for StoreOptions {
 /// and reader pool, which stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct Store {
-    inner: Arc<()>,
+    inner: Arc<engine::Inner>,
+}
+
+fn now() -> Timestamp {
+    chrono::Utc::now().timestamp()
+}
+
+/// Runs CPU-heavy work (argon2, parsing, hashing) off the tokio workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Database(format!("internal error: {e}")))
 }
 
 impl Store {
@@ -327,12 +352,10 @@ impl Store {
         Self::open_with(data_dir, StoreOptions::default())
     }
 
-    pub fn open_with(_data_dir: &Path, _options: StoreOptions) -> Result<Store> {
-        let _ = &Self {
-            inner: Arc::new(()),
-        }
-        .inner;
-        todo!()
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store> {
+        Ok(Store {
+            inner: Arc::new(engine::Inner::open(data_dir, &options)?),
+        })
     }
 
     // ---- accounts, domains, aliases ----
@@ -340,62 +363,113 @@ impl Store {
     /// Creates an account with an argon2id hash of `password` and its six
     /// default mailboxes; adds the address's domain to the local domains.
     /// The address is lower-cased. `AlreadyExists` if taken.
-    pub async fn add_account(&self, _address: &str, _password: &str) -> Result<Account> {
-        todo!()
+    pub async fn add_account(&self, address: &str, password: &str) -> Result<Account> {
+        let address = accounts::normalize_address(address)?;
+        let password = password.to_owned();
+        let hash = blocking(move || accounts::hash_password(&password)).await??;
+        self.inner
+            .write(false, move |conn| {
+                accounts::insert_account(conn, &address, &hash, now())
+            })
+            .await
     }
 
     /// `NotFound` if there is no such account.
-    pub async fn set_password(&self, _address: &str, _password: &str) -> Result<()> {
-        todo!()
+    pub async fn set_password(&self, address: &str, password: &str) -> Result<()> {
+        let address = accounts::normalize_address(address)
+            .map_err(|_| StoreError::NotFound(format!("account {address}")))?;
+        let password = password.to_owned();
+        let hash = blocking(move || accounts::hash_password(&password)).await??;
+        self.inner
+            .write(false, move |conn| {
+                accounts::update_password(conn, &address, &hash)
+            })
+            .await
     }
 
     /// Deletes the account, its mailboxes, messages and aliases (blob
     /// references released). `NotFound` if there is no such account.
-    pub async fn delete_account(&self, _address: &str) -> Result<()> {
-        todo!()
+    pub async fn delete_account(&self, address: &str) -> Result<()> {
+        let address = address.to_lowercase();
+        self.inner
+            .write(true, move |conn| accounts::delete_account(conn, &address))
+            .await
     }
 
     pub async fn accounts(&self) -> Result<Vec<Account>> {
-        todo!()
+        self.inner.read(accounts::list_accounts).await
     }
 
     /// The account with this exact address (case-insensitive), if any.
-    pub async fn account(&self, _address: &str) -> Result<Option<Account>> {
-        todo!()
+    pub async fn account(&self, address: &str) -> Result<Option<Account>> {
+        let address = address.to_lowercase();
+        self.inner
+            .read(move |conn| accounts::find_account(conn, &address))
+            .await
     }
 
     /// Checks a password (argon2 runs on a blocking thread). `Ok(None)` for
     /// a wrong password or an unknown account; both take about the same time.
-    pub async fn authenticate(&self, _address: &str, _password: &str) -> Result<Option<Account>> {
-        todo!()
+    pub async fn authenticate(&self, address: &str, password: &str) -> Result<Option<Account>> {
+        let address = address.to_lowercase();
+        let found = self
+            .inner
+            .read(move |conn| accounts::find_credentials(conn, &address))
+            .await?;
+        let password = password.to_owned();
+        blocking(move || match found {
+            Some((account, hash)) => {
+                accounts::verify_password(&password, Some(&hash)).then_some(account)
+            }
+            None => {
+                accounts::verify_password(&password, None);
+                None
+            }
+        })
+        .await
     }
 
     /// Adds a local domain (lower-cased). Adding an existing one is `Ok`.
-    pub async fn add_domain(&self, _domain: &str) -> Result<()> {
-        todo!()
+    pub async fn add_domain(&self, domain: &str) -> Result<()> {
+        let domain = accounts::normalize_domain(domain)?;
+        self.inner
+            .write(false, move |conn| accounts::add_domain(conn, &domain))
+            .await
     }
 
     pub async fn domains(&self) -> Result<Vec<String>> {
-        todo!()
+        self.inner.read(accounts::list_domains).await
     }
 
     /// Case-insensitive.
-    pub async fn is_local_domain(&self, _domain: &str) -> Result<bool> {
-        todo!()
+    pub async fn is_local_domain(&self, domain: &str) -> Result<bool> {
+        let domain = domain.to_lowercase();
+        self.inner
+            .read(move |conn| accounts::is_local_domain(conn, &domain))
+            .await
     }
 
     /// Makes `alias` deliver to the account `target`. `NotFound` if the
     /// target is not an account; `AlreadyExists` if the alias is an account
-    /// or alias already.
-    pub async fn add_alias(&self, _alias: &str, _target: &str) -> Result<()> {
-        todo!()
+    /// or alias already. The alias's domain becomes a local domain.
+    pub async fn add_alias(&self, alias: &str, target: &str) -> Result<()> {
+        let alias = accounts::normalize_address(alias)?;
+        let target = target.to_lowercase();
+        self.inner
+            .write(false, move |conn| {
+                accounts::add_alias(conn, &alias, &target)
+            })
+            .await
     }
 
     /// The account that mail for `address` goes to: the account itself or
     /// the target of an alias; case-insensitive. No sub-addressing here
     /// (`+tag` is smtpd's policy).
-    pub async fn resolve_recipient(&self, _address: &str) -> Result<Option<Account>> {
-        todo!()
+    pub async fn resolve_recipient(&self, address: &str) -> Result<Option<Account>> {
+        let address = address.to_lowercase();
+        self.inner
+            .read(move |conn| accounts::resolve(conn, &address))
+            .await
     }
 
     // ---- the queue ----
@@ -403,8 +477,21 @@ impl Store {
     /// Stores the blob (or takes another reference to an identical one) and
     /// the queue entry with all recipients `Pending`, due now. Returns only
     /// once committed and synced.
-    pub async fn enqueue(&self, _message: NewQueuedMessage) -> Result<QueueId> {
-        todo!()
+    pub async fn enqueue(&self, message: NewQueuedMessage) -> Result<QueueId> {
+        if message.recipients.is_empty() {
+            return Err(StoreError::Invalid("recipients".into()));
+        }
+        // Hashing a big message takes a while; keep it off the workers.
+        let (hash, message) = if message.raw.len() > 1 << 20 {
+            blocking(move || (blobs::hash(&message.raw), message)).await?
+        } else {
+            (blobs::hash(&message.raw), message)
+        };
+        self.inner
+            .write(false, move |conn| {
+                queue::enqueue(conn, &hash, &message, now())
+            })
+            .await
     }
 
     /// Claims up to `limit` messages that have recipients in `Pending` or
@@ -415,16 +502,25 @@ impl Store {
     /// returned messages. Oldest messages first.
     pub async fn claim_due(
         &self,
-        _now: Timestamp,
-        _lease: Duration,
-        _limit: usize,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
     ) -> Result<Vec<QueuedMessage>> {
-        todo!()
+        // Whole seconds, rounded up: a lease never ends early.
+        let secs = lease
+            .as_secs()
+            .saturating_add(u64::from(lease.subsec_nanos() > 0));
+        let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        self.inner
+            .write(false, move |conn| queue::claim_due(conn, now, secs, limit))
+            .await
     }
 
     /// The raw bytes of a queued message.
-    pub async fn queued_message_raw(&self, _id: QueueId) -> Result<Arc<Vec<u8>>> {
-        todo!()
+    pub async fn queued_message_raw(&self, id: QueueId) -> Result<Arc<Vec<u8>>> {
+        self.inner
+            .read(move |conn| queue::raw(conn, id).map(Arc::new))
+            .await
     }
 
     /// In one transaction: parses the message once (off the writer thread,
@@ -435,72 +531,127 @@ impl Store {
     /// its blob reference) once no recipient is `Pending` or `Deferred`.
     pub async fn deliver_local(
         &self,
-        _queue: QueueId,
-        _deliveries: Vec<LocalDelivery>,
+        queue: QueueId,
+        deliveries: Vec<LocalDelivery>,
     ) -> Result<()> {
-        todo!()
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let blob = self
+            .inner
+            .read(move |conn| queue::blob_for_delivery(conn, queue))
+            .await?;
+        let summary_json = match blob {
+            queue::QueuedBlob::Parsed => None,
+            queue::QueuedBlob::Unparsed(raw) => Some(
+                blocking(move || serde_json::to_string(&parse::summarize(&raw)))
+                    .await?
+                    .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))?,
+            ),
+        };
+        self.inner
+            .write(true, move |conn| {
+                queue::deliver_local(conn, queue, &deliveries, summary_json.as_deref()).map(|_| ())
+            })
+            .await
     }
 
     /// Marks recipients `Delivered` without a local mailbox (accepted by a
     /// remote server); removes the entry when nothing is left to do.
-    pub async fn mark_delivered(&self, _queue: QueueId, _recipients: &[RecipientId]) -> Result<()> {
-        todo!()
+    pub async fn mark_delivered(&self, queue: QueueId, recipients: &[RecipientId]) -> Result<()> {
+        let recipients = recipients.to_vec();
+        self.inner
+            .write(false, move |conn| {
+                queue::update_recipients(conn, queue, &recipients, &queue::Outcome::Delivered)
+            })
+            .await
     }
 
     /// Marks recipients `Deferred`: attempts + 1, `last_error`, and the next
     /// attempt time.
     pub async fn defer(
         &self,
-        _queue: QueueId,
-        _recipients: &[RecipientId],
-        _error: &str,
-        _next_attempt_at: Timestamp,
+        queue: QueueId,
+        recipients: &[RecipientId],
+        error: &str,
+        next_attempt_at: Timestamp,
     ) -> Result<()> {
-        todo!()
+        let recipients = recipients.to_vec();
+        let error = error.to_owned();
+        self.inner
+            .write(false, move |conn| {
+                let outcome = queue::Outcome::Deferred {
+                    error: &error,
+                    next_attempt_at,
+                };
+                queue::update_recipients(conn, queue, &recipients, &outcome)
+            })
+            .await
     }
 
     /// Marks recipients `Bounced` with `last_error` (attempts + 1); removes
     /// the entry when nothing is left to do.
     pub async fn bounce(
         &self,
-        _queue: QueueId,
-        _recipients: &[RecipientId],
-        _error: &str,
+        queue: QueueId,
+        recipients: &[RecipientId],
+        error: &str,
     ) -> Result<()> {
-        todo!()
+        let recipients = recipients.to_vec();
+        let error = error.to_owned();
+        self.inner
+            .write(false, move |conn| {
+                let outcome = queue::Outcome::Bounced { error: &error };
+                queue::update_recipients(conn, queue, &recipients, &outcome)
+            })
+            .await
     }
 
     /// Every queued message with all its recipients, oldest first.
     pub async fn queue(&self) -> Result<Vec<QueuedMessage>> {
-        todo!()
+        self.inner.read(queue::list).await
     }
 
     // ---- mailboxes and messages ----
 
     /// The account's mailboxes, INBOX first, then by name.
-    pub async fn mailboxes(&self, _account: AccountId) -> Result<Vec<MailboxInfo>> {
-        todo!()
+    pub async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
+        self.inner
+            .read(move |conn| mailbox::list_mailboxes(conn, account))
+            .await
     }
 
     /// The messages in a mailbox (by name; `inbox` in any case is INBOX), in
     /// UID order. `NotFound` if there is no such mailbox.
-    pub async fn messages(&self, _account: AccountId, _mailbox: &str) -> Result<Vec<MessageInfo>> {
-        todo!()
+    pub async fn messages(&self, account: AccountId, mailbox: &str) -> Result<Vec<MessageInfo>> {
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .read(move |conn| mailbox::list_messages(conn, account, &mailbox))
+            .await
     }
 
     /// The raw bytes of one message, byte-exact as received.
     pub async fn message_raw(
         &self,
-        _account: AccountId,
-        _mailbox: &str,
-        _uid: Uid,
+        account: AccountId,
+        mailbox: &str,
+        uid: Uid,
     ) -> Result<Option<Vec<u8>>> {
-        todo!()
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .read(move |conn| mailbox::message_raw(conn, account, &mailbox, uid))
+            .await
     }
 
     /// A counter that moves whenever anything committed changes mail, in
     /// this process (at once) or another (within the poll interval).
     pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
-        todo!()
+        self.inner.subscribe()
+    }
+
+    /// The number of blobs stored (for tests).
+    #[doc(hidden)]
+    pub async fn blob_count(&self) -> Result<u64> {
+        self.inner.read(blobs::count).await
     }
 }

@@ -1,0 +1,370 @@
+//! The threads behind a [`Store`](crate::Store): one writer doing group
+//! commit, a pool of readers, and a poller noticing other processes' commits.
+//!
+//! Async callers send boxed closures over std channels and wait on tokio
+//! oneshots; no SQLite call runs on a tokio worker thread.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+use crate::schema::{self, SqlResult};
+use crate::{Result, StoreError, StoreOptions};
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// One write request, type-erased so that a batch can hold many kinds.
+trait WriteJob: Send {
+    /// Runs the request; `true` if it succeeded.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Records an error for a request that could not be run.
+    fn fail(&mut self, error: StoreError);
+    /// Whether a successful run changed mail (watchers are to be told).
+    fn notifies(&self) -> bool;
+    /// Sends the result: the request's own, or `commit_error` if the batch
+    /// did not commit.
+    fn finish(self: Box<Self>, commit_error: Option<&str>);
+}
+
+struct Job<T, F> {
+    f: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+    notify: bool,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+            Err(StoreError::Database(
+                "internal error: a write request panicked".into(),
+            ))
+        });
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn fail(&mut self, error: StoreError) {
+        self.f = None;
+        self.result = Some(Err(error));
+    }
+
+    fn notifies(&self) -> bool {
+        self.notify && matches!(self.result, Some(Ok(_)))
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<&str>) {
+        let result = match (self.result, commit_error) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(value)), None) => Ok(value),
+            (_, Some(msg)) => Err(StoreError::Database(msg.to_owned())),
+            (None, None) => Err(StoreError::Database(
+                "internal error: a write request was not run".into(),
+            )),
+        };
+        // The caller may have given up waiting; that is its business.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Everything the [`Store`](crate::Store) handles share.
+///
+/// Field order matters: the channel senders are dropped first, which lets
+/// the threads finish, and then `threads` joins them.
+pub(crate) struct Inner {
+    writer: mpsc::Sender<Box<dyn WriteJob>>,
+    readers: mpsc::Sender<ReadJob>,
+    changes: Arc<watch::Sender<u64>>,
+    /// Transactions the writer has committed (for tests and diagnostics).
+    commits: Arc<AtomicU64>,
+    _stop_poller: mpsc::Sender<()>,
+    _threads: Threads,
+}
+
+struct Threads(Vec<JoinHandle<()>>);
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        let me = thread::current().id();
+        for handle in self.0.drain(..) {
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn open(data_dir: &Path, options: &StoreOptions) -> Result<Inner> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(schema::DB_FILE);
+
+        let writer_conn = schema::open_writer(&path)?;
+        let reader_conns = (0..options.readers.max(1))
+            .map(|_| schema::open_reader(&path))
+            .collect::<Result<Vec<_>>>()?;
+        let poller_conn = schema::open_reader(&path)?;
+
+        let (changes, _) = watch::channel(0u64);
+        let changes = Arc::new(changes);
+        let mut threads = Threads(Vec::new());
+
+        let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let max_batch = options.max_batch.max(1);
+        let writer_changes = Arc::clone(&changes);
+        let commits = Arc::new(AtomicU64::new(0));
+        let writer_commits = Arc::clone(&commits);
+        threads.0.push(
+            thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || {
+                    writer_loop(
+                        writer_conn,
+                        writer_rx,
+                        max_batch,
+                        writer_changes,
+                        writer_commits,
+                    )
+                })?,
+        );
+
+        let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
+        let reader_rx = Arc::new(Mutex::new(reader_rx));
+        for (i, conn) in reader_conns.into_iter().enumerate() {
+            let rx = Arc::clone(&reader_rx);
+            threads.0.push(
+                thread::Builder::new()
+                    .name(format!("store-reader-{i}"))
+                    .spawn(move || reader_loop(conn, rx))?,
+            );
+        }
+
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let poller_changes = Arc::clone(&changes);
+        let interval = options.poll_interval.max(Duration::from_millis(1));
+        threads.0.push(
+            thread::Builder::new()
+                .name("store-poller".into())
+                .spawn(move || poller_loop(poller_conn, stop_rx, interval, poller_changes))?,
+        );
+
+        Ok(Inner {
+            writer: writer_tx,
+            readers: reader_tx,
+            changes,
+            commits,
+            _stop_poller: stop_tx,
+            _threads: threads,
+        })
+    }
+
+    /// Runs `f` on the writer inside the next batch's transaction (in its own
+    /// savepoint); resolves once the batch has committed. `notify`: a
+    /// success changes mail, so watchers are told after the commit.
+    pub(crate) async fn write<T, F>(&self, notify: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Job {
+            f: Some(f),
+            result: None,
+            reply,
+            notify,
+        };
+        self.writer
+            .send(Box::new(job))
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a reader connection, inside one read transaction (a
+    /// consistent snapshot).
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            let _ = reply.send(read_transaction(conn, f));
+        });
+        self.readers.send(job).map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| {
+            StoreError::Database("internal error: a read request was abandoned".into())
+        })?
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// How many write transactions have committed so far.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+}
+
+fn bump(changes: &watch::Sender<u64>) {
+    changes.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("BEGIN").db()?;
+    let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+        Err(StoreError::Database(
+            "internal error: a read request panicked".into(),
+        ))
+    });
+    // Nothing was written; ending the snapshot cannot lose anything.
+    if conn.execute_batch("COMMIT").is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<Box<dyn WriteJob>>,
+    max_batch: usize,
+    changes: Arc<watch::Sender<u64>>,
+    commits: Arc<AtomicU64>,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if run_batch(&conn, batch, &changes) {
+            commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs a batch in one transaction, each request in its own savepoint, and
+/// answers every request only once the commit has succeeded (or failed).
+/// Returns whether the batch committed.
+fn run_batch(
+    conn: &Connection,
+    mut batch: Vec<Box<dyn WriteJob>>,
+    changes: &watch::Sender<u64>,
+) -> bool {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let msg = e.to_string();
+        tracing::error!(error = %msg, "store: could not begin a write transaction");
+        for job in batch {
+            job.finish(Some(&msg));
+        }
+        return false;
+    }
+
+    let mut fatal: Option<String> = None;
+    for job in batch.iter_mut() {
+        if let Err(e) = conn.execute_batch("SAVEPOINT request") {
+            job.fail(schema::db_error(e));
+            continue;
+        }
+        let ok = job.run(conn);
+        if conn.is_autocommit() {
+            // SQLite rolled the whole transaction back (I/O error, disk
+            // full, ...): nothing of this batch is left to commit.
+            fatal = Some("the write transaction was rolled back by the database".into());
+            break;
+        }
+        let end = if ok {
+            conn.execute_batch("RELEASE request")
+        } else {
+            conn.execute_batch("ROLLBACK TO request; RELEASE request")
+        };
+        if let Err(e) = end {
+            fatal = Some(e.to_string());
+            break;
+        }
+    }
+
+    let commit = match fatal {
+        Some(msg) => Err(msg),
+        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+    };
+    match commit {
+        Ok(()) => {
+            if batch.iter().any(|job| job.notifies()) {
+                bump(changes);
+            }
+            for job in batch {
+                job.finish(None);
+            }
+            true
+        }
+        Err(msg) => {
+            tracing::error!(error = %msg, "store: a write batch failed to commit");
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            for job in batch {
+                job.finish(Some(&msg));
+            }
+            false
+        }
+    }
+}
+
+fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+    loop {
+        let job = {
+            let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
+            guard.recv()
+        };
+        match job {
+            // A panicking job drops its reply sender; its caller sees that.
+            Ok(job) => {
+                let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+fn data_version(conn: &Connection) -> Option<i64> {
+    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
+        .ok()
+}
+
+/// Polls `PRAGMA data_version`, which moves when another connection (this
+/// process's writer included) commits; stops when the store is dropped.
+fn poller_loop(
+    conn: Connection,
+    stop: mpsc::Receiver<()>,
+    interval: Duration,
+    changes: Arc<watch::Sender<u64>>,
+) {
+    let mut last = data_version(&conn);
+    // Any message or a disconnect (the store was dropped) ends the loop.
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        let now = data_version(&conn);
+        if now.is_some() && now != last {
+            last = now;
+            bump(&changes);
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! Mailboxes and messages: UIDs, modseqs, flags and the change feed.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::schema::SqlResult;
+use crate::{
+    blobs, AccountId, MailboxId, MailboxInfo, MessageInfo, ModSeq, Result, StoreError, Timestamp,
+    Uid,
+};
+
+/// System flags as bits of `messages.system_flags`, in IMAP spelling.
+pub(crate) const SYSTEM_FLAGS: &[(i64, &str)] = &[
+    (1, "\\Seen"),
+    (2, "\\Answered"),
+    (4, "\\Flagged"),
+    (8, "\\Deleted"),
+    (16, "\\Draft"),
+];
+const SEEN: i64 = 1;
+
+/// The stored name of a mailbox: `INBOX` in any case is `INBOX`.
+pub(crate) fn canonical_name(name: &str) -> String {
+    if name.eq_ignore_ascii_case("INBOX") {
+        "INBOX".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn now() -> Timestamp {
+    chrono::Utc::now().timestamp()
+}
+
+/// Writer: the next UIDVALIDITY, from the clock but strictly increasing over
+/// the whole database, so no two mailboxes (even a deleted one and its
+/// re-created namesake) share one.
+fn next_uid_validity(conn: &Connection) -> Result<u32> {
+    let clock = now().clamp(1, i64::from(u32::MAX));
+    let last: Option<i64> = conn
+        .prepare_cached("SELECT value FROM meta WHERE key = 'last_uid_validity'")
+        .db()?
+        .query_row([], |row| row.get(0))
+        .optional()
+        .db()?;
+    let next = match last {
+        Some(last) if last >= clock => last + 1,
+        _ => clock,
+    };
+    // Past 2106 (or after 2^32 mailboxes in one second) start over at 1.
+    let next = u32::try_from(next).unwrap_or(1).max(1);
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('last_uid_validity', ?1)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .db()?
+    .execute([i64::from(next)])
+    .db()?;
+    Ok(next)
+}
+
+/// Writer: creates an empty, subscribed mailbox.
+pub(crate) fn create_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    special_use: Option<&str>,
+) -> Result<MailboxId> {
+    let name = canonical_name(name);
+    let uid_validity = next_uid_validity(conn)?;
+    conn.prepare_cached(
+        "INSERT INTO mailboxes
+             (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq)
+         VALUES (?1, ?2, ?3, 1, ?4, 1, 1)",
+    )
+    .db()?
+    .execute(params![
+        account.0,
+        name,
+        special_use,
+        i64::from(uid_validity)
+    ])
+    .map_err(|e| {
+        if crate::schema::is_unique_violation(&e) {
+            StoreError::AlreadyExists(format!("mailbox {name}"))
+        } else {
+            crate::schema::db_error(e)
+        }
+    })?;
+    Ok(MailboxId(conn.last_insert_rowid()))
+}
+
+/// The mailbox's id, if it exists.
+pub(crate) fn find_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+) -> Result<Option<MailboxId>> {
+    conn.prepare_cached("SELECT id FROM mailboxes WHERE account_id = ?1 AND name = ?2")
+        .db()?
+        .query_row(params![account.0, canonical_name(name)], |row| {
+            Ok(MailboxId(row.get(0)?))
+        })
+        .optional()
+        .db()
+}
+
+fn require_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<MailboxId> {
+    find_mailbox(conn, account, name)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name))))
+}
+
+/// A message to append.
+pub(crate) struct Append<'a> {
+    pub blob_hash: &'a str,
+    pub size: u64,
+    pub internal_date: Timestamp,
+    pub system_flags: i64,
+    pub keywords: &'a str,
+}
+
+/// Writer: appends a message to a mailbox (taking a blob reference), with
+/// the next UID and modseq, and records it in the change feed.
+pub(crate) fn append(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    message: &Append<'_>,
+) -> Result<(MailboxId, Uid, ModSeq)> {
+    let (id, uid_next, highest): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT id, uid_next, highest_modseq FROM mailboxes
+              WHERE account_id = ?1 AND name = ?2",
+        )
+        .db()?
+        .query_row(params![account.0, canonical_name(mailbox)], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()
+        .db()?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(mailbox))))?;
+    let uid = u32::try_from(uid_next)
+        .ok()
+        .filter(|&u| u != 0)
+        .ok_or_else(|| StoreError::Database(format!("mailbox {id} has no UIDs left")))?;
+    let modseq = highest
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Database(format!("mailbox {id} has no modseqs left")))?;
+
+    conn.prepare_cached("UPDATE mailboxes SET uid_next = ?2, highest_modseq = ?3 WHERE id = ?1")
+        .db()?
+        .execute(params![id, uid_next + 1, modseq])
+        .db()?;
+    conn.prepare_cached(
+        "INSERT INTO messages
+             (mailbox_id, uid, blob_hash, modseq, internal_date, size, system_flags, keywords)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .db()?
+    .execute(params![
+        id,
+        uid_next,
+        message.blob_hash,
+        modseq,
+        message.internal_date,
+        i64::try_from(message.size).unwrap_or(i64::MAX),
+        message.system_flags,
+        message.keywords,
+    ])
+    .db()?;
+    blobs::incref(conn, message.blob_hash)?;
+    conn.prepare_cached(
+        "INSERT INTO changes (mailbox_id, uid, modseq, kind, created_at)
+         VALUES (?1, ?2, ?3, 'append', ?4)",
+    )
+    .db()?
+    .execute(params![id, uid_next, modseq, now()])
+    .db()?;
+    Ok((
+        MailboxId(id),
+        Uid(uid),
+        ModSeq(u64::try_from(modseq).unwrap_or(0)),
+    ))
+}
+
+fn to_u32(v: i64, what: &str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| StoreError::Database(format!("corrupt {what}: {v}")))
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Database(format!("corrupt {what}: {v}")))
+}
+
+/// Reader: the account's mailboxes, INBOX first, then by name.
+pub(crate) fn list_mailboxes(conn: &Connection, account: AccountId) -> Result<Vec<MailboxInfo>> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM accounts WHERE id = ?1)")
+        .db()?
+        .query_row([account.0], |row| row.get(0))
+        .db()?;
+    if !exists {
+        return Err(StoreError::NotFound(format!("account {account}")));
+    }
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT b.id, b.name, b.special_use, b.subscribed, b.uid_validity, b.uid_next,
+                    b.highest_modseq,
+                    (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),
+                    (SELECT count(*) FROM messages m
+                      WHERE m.mailbox_id = b.id AND (m.system_flags & ?2) = 0)
+               FROM mailboxes b
+              WHERE b.account_id = ?1
+              ORDER BY b.name = 'INBOX' DESC, b.name",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![account.0, SEEN], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+                row.get::<_, i64>(7)?,
+                row.get::<_, i64>(8)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, special_use, subscribed, validity, uid_next, modseq, messages, unseen) =
+            row.db()?;
+        out.push(MailboxInfo {
+            id: MailboxId(id),
+            name,
+            special_use,
+            subscribed,
+            uid_validity: to_u32(validity, "UIDVALIDITY")?,
+            uid_next: Uid(to_u32(uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
+            highest_modseq: ModSeq(to_u64(modseq, "HIGHESTMODSEQ")?),
+            messages: u32::try_from(messages).unwrap_or(u32::MAX),
+            unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
+        });
+    }
+    Ok(out)
+}
+
+/// IMAP flags of a message: system flags, then keywords.
+pub(crate) fn flags_of(system_flags: i64, keywords: &str) -> Vec<String> {
+    SYSTEM_FLAGS
+        .iter()
+        .filter(|(bit, _)| system_flags & bit != 0)
+        .map(|(_, name)| (*name).to_owned())
+        .chain(keywords.split_whitespace().map(str::to_owned))
+        .collect()
+}
+
+/// Reader: the messages of a mailbox in UID order.
+pub(crate) fn list_messages(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+) -> Result<Vec<MessageInfo>> {
+    let id = require_mailbox(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size,
+                    b.summary
+               FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+              WHERE m.mailbox_id = ?1
+              ORDER BY m.uid",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([id.0], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, Option<String>>(6)?,
+            ))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (uid, modseq, system_flags, keywords, internal_date, size, summary) = row.db()?;
+        let size = to_u64(size, "message size")?;
+        out.push(MessageInfo {
+            uid: Uid(to_u32(uid, "UID")?),
+            modseq: ModSeq(to_u64(modseq, "modseq")?),
+            flags: flags_of(system_flags, &keywords),
+            internal_date,
+            size,
+            summary: blobs::decode_summary(summary.as_deref(), size),
+        });
+    }
+    Ok(out)
+}
+
+/// Reader: one message's raw bytes.
+pub(crate) fn message_raw(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    uid: Uid,
+) -> Result<Option<Vec<u8>>> {
+    let id = require_mailbox(conn, account, mailbox)?;
+    conn.prepare_cached(
+        "SELECT b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+          WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+    )
+    .db()?
+    .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
+    .optional()
+    .db()
+}

@@ -1,0 +1,542 @@
+//! Parsing a message once, at delivery, into a [`MessageSummary`].
+//!
+//! mail-parser does the work; this module turns its result into the store's
+//! own types, with byte offsets into the raw message. Nothing here panics on
+//! bad mail: a message that cannot be parsed gets a minimal summary (one
+//! `text/plain` part spanning the whole message).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mail_parser::{
+    Address, ContentType, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
+    PartType,
+};
+
+use crate::{EmailAddress, MessageSummary, MimePart};
+
+/// How deep MIME trees and nested messages are followed.
+const MAX_DEPTH: usize = 64;
+
+/// Parses `raw` into a summary. Never panics.
+pub(crate) fn summarize(raw: &[u8]) -> MessageSummary {
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        MessageParser::default()
+            .parse(raw)
+            .and_then(|message| summary_of(&message, raw, 0))
+    }));
+    match parsed {
+        Ok(Some(summary)) => summary,
+        Ok(None) => minimal(raw),
+        Err(_) => {
+            tracing::warn!("mail parser failed on a message; storing a minimal summary");
+            minimal(raw)
+        }
+    }
+}
+
+/// The summary of a message nothing could be made of: no header fields, one
+/// `text/plain` body spanning all of it.
+pub(crate) fn minimal(raw: &[u8]) -> MessageSummary {
+    let len = raw.len() as u64;
+    MessageSummary {
+        header_len: 0,
+        body: MimePart {
+            content_type: "text".into(),
+            content_subtype: "plain".into(),
+            params: vec![("charset".into(), "us-ascii".into())],
+            encoding: "7bit".into(),
+            header_offset: 0,
+            body_offset: 0,
+            body_end: len,
+            lines: count_lines(raw),
+            ..MimePart::default()
+        },
+        ..MessageSummary::default()
+    }
+}
+
+fn summary_of(message: &Message<'_>, raw: &[u8], depth: usize) -> Option<MessageSummary> {
+    let root = message.parts.first()?;
+    let body = part_of(message, 0, raw, depth)?;
+    let header_len = u64::from(root.offset_body.saturating_sub(root.offset_header));
+    Some(MessageSummary {
+        date: message
+            .date()
+            .filter(|d| d.is_valid())
+            .map(|d| d.to_timestamp()),
+        subject: message.subject().map(str::to_owned),
+        from: addresses(message.from()),
+        sender: addresses(message.sender()),
+        reply_to: addresses(message.reply_to()),
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        bcc: addresses(message.bcc()),
+        in_reply_to: ids(message.in_reply_to()),
+        message_id: message.message_id().map(|id| format!("<{id}>")),
+        header_len,
+        body,
+    })
+}
+
+fn part_of(message: &Message<'_>, index: usize, raw: &[u8], depth: usize) -> Option<MimePart> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let part = message.parts.get(index)?;
+
+    // Offsets, clamped so that slicing the raw message with them never fails.
+    let len = raw.len() as u64;
+    let body_end = u64::from(part.offset_end).min(len);
+    let body_offset = u64::from(part.offset_body).min(body_end);
+    let header_offset = u64::from(part.offset_header).min(body_offset);
+    let body_bytes = slice(raw, body_offset, body_end);
+
+    let content_type = header(part, HeaderName::ContentType).and_then(HeaderValue::as_content_type);
+    let (mut ctype, mut subtype, mut params) = match content_type {
+        Some(ct) => type_of(ct),
+        None if matches!(part.body, PartType::Message(_)) => {
+            ("message".to_owned(), "rfc822".to_owned(), Vec::new())
+        }
+        None => ("text".to_owned(), "plain".to_owned(), Vec::new()),
+    };
+
+    let mut children = Vec::new();
+    let mut nested = None;
+    match &part.body {
+        PartType::Multipart(ids) => {
+            for &id in ids {
+                let id = id as usize;
+                // Children always follow their parent; anything else is a
+                // loop in a broken parse.
+                if id <= index {
+                    continue;
+                }
+                if let Some(child) = part_of(message, id, raw, depth + 1) {
+                    children.push(child);
+                }
+            }
+        }
+        PartType::Message(inner) if part.encoding == Encoding::None => {
+            // Parsed in place: its offsets are into our raw message.
+            if let Some(summary) = summary_of(inner, raw, depth + 1) {
+                children.push(summary.body.clone());
+                nested = Some(Box::new(summary));
+            }
+        }
+        _ => {}
+    }
+
+    // Keep the tree consistent with what it says it is: a multipart with no
+    // parts, or a message/rfc822 that did not parse (or was encoded, so its
+    // offsets would not point into the raw message), becomes a leaf.
+    if ctype == "multipart" && children.is_empty() {
+        ctype = "text".into();
+        subtype = "plain".into();
+        params.clear();
+    } else if ctype != "multipart" && nested.is_none() {
+        children.clear();
+        if ctype == "message" && (subtype == "rfc822" || subtype == "global") {
+            if part.encoding == Encoding::None {
+                ctype = "text".into();
+                subtype = "plain".into();
+                params.clear();
+            } else {
+                ctype = "application".into();
+                subtype = "octet-stream".into();
+                params.clear();
+            }
+        }
+    }
+    if ctype == "text" && !params.iter().any(|(name, _)| name == "charset") {
+        params.push(("charset".into(), "us-ascii".into()));
+    }
+
+    let encoding = header(part, HeaderName::ContentTransferEncoding)
+        .and_then(HeaderValue::as_text)
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "7bit".into());
+
+    let (disposition, disposition_params) =
+        match header(part, HeaderName::ContentDisposition).and_then(HeaderValue::as_content_type) {
+            Some(d) => (
+                Some(d.ctype().to_ascii_lowercase()),
+                attributes(d.attributes()),
+            ),
+            None => (None, Vec::new()),
+        };
+
+    Some(MimePart {
+        content_type: ctype,
+        content_subtype: subtype,
+        params,
+        content_id: ids(header(part, HeaderName::ContentId).unwrap_or(&HeaderValue::Empty)),
+        content_description: header(part, HeaderName::ContentDescription)
+            .and_then(HeaderValue::as_text)
+            .map(str::to_owned),
+        encoding,
+        disposition,
+        disposition_params,
+        language: match header(part, HeaderName::ContentLanguage) {
+            Some(HeaderValue::Text(t)) => vec![t.to_string()],
+            Some(HeaderValue::TextList(list)) => list.iter().map(|t| t.to_string()).collect(),
+            _ => Vec::new(),
+        },
+        location: header(part, HeaderName::ContentLocation)
+            .and_then(HeaderValue::as_text)
+            .map(str::to_owned),
+        header_offset,
+        body_offset,
+        body_end,
+        lines: count_lines(body_bytes),
+        parts: children,
+        message: nested,
+    })
+}
+
+fn header<'a, 'x>(
+    part: &'a MessagePart<'x>,
+    name: HeaderName<'static>,
+) -> Option<&'a HeaderValue<'x>> {
+    part.headers
+        .iter()
+        .rev()
+        .find(|h| h.name == name)
+        .map(|h| &h.value)
+}
+
+fn type_of(ct: &ContentType<'_>) -> (String, String, Vec<(String, String)>) {
+    let ctype = ct.ctype().trim().to_ascii_lowercase();
+    let params = attributes(ct.attributes());
+    match ct.subtype().map(|s| s.trim().to_ascii_lowercase()) {
+        Some(sub) if !ctype.is_empty() && !sub.is_empty() => (ctype, sub, params),
+        _ if ctype == "text" => (ctype, "plain".into(), params),
+        _ => ("application".into(), "octet-stream".into(), params),
+    }
+}
+
+fn attributes(attrs: Option<&[mail_parser::Attribute<'_>]>) -> Vec<(String, String)> {
+    attrs
+        .unwrap_or_default()
+        .iter()
+        .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
+        .collect()
+}
+
+/// Message-ID style values, written back with their angle brackets.
+fn ids(value: &HeaderValue<'_>) -> Option<String> {
+    match value {
+        HeaderValue::Text(id) if !id.is_empty() => Some(format!("<{id}>")),
+        HeaderValue::TextList(list) if !list.is_empty() => Some(
+            list.iter()
+                .map(|id| format!("<{id}>"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
+
+fn addresses(value: Option<&Address<'_>>) -> Vec<EmailAddress> {
+    fn one(addr: &mail_parser::Addr<'_>) -> EmailAddress {
+        EmailAddress {
+            name: addr.name.as_ref().map(|n| n.to_string()),
+            address: addr.address.as_ref().map(|a| a.to_string()),
+        }
+    }
+    match value {
+        None => Vec::new(),
+        Some(Address::List(list)) => list.iter().map(one).collect(),
+        Some(Address::Group(groups)) => {
+            let mut out = Vec::new();
+            for group in groups {
+                match &group.name {
+                    Some(name) => {
+                        out.push(EmailAddress {
+                            name: Some(name.to_string()),
+                            address: None,
+                        });
+                        out.extend(group.addresses.iter().map(one));
+                        out.push(EmailAddress::default());
+                    }
+                    None => out.extend(group.addresses.iter().map(one)),
+                }
+            }
+            out
+        }
+    }
+}
+
+fn slice(raw: &[u8], start: u64, end: u64) -> &[u8] {
+    let start = usize::try_from(start).unwrap_or(usize::MAX);
+    let end = usize::try_from(end).unwrap_or(usize::MAX);
+    raw.get(start..end).unwrap_or_default()
+}
+
+fn count_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body<'a>(raw: &'a [u8], part: &MimePart) -> &'a [u8] {
+        &raw[part.body_offset as usize..part.body_end as usize]
+    }
+
+    fn addr(name: Option<&str>, address: Option<&str>) -> EmailAddress {
+        EmailAddress {
+            name: name.map(str::to_owned),
+            address: address.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn simple_message() {
+        let raw = b"From: Alice Example <alice@example.org>\r\n\
+            To: bob@localhost, \"Carol\" <carol@localhost>\r\n\
+            Cc: dave@localhost\r\n\
+            Subject: Hello there\r\n\
+            Date: Tue, 1 Jul 2003 10:52:37 +0200\r\n\
+            Message-ID: <1234@local.machine.example>\r\n\
+            In-Reply-To: <abc@x> <def@y>\r\n\
+            \r\n\
+            Hi Bob,\r\nhow are you?\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.subject.as_deref(), Some("Hello there"));
+        assert_eq!(s.date, Some(1_057_049_557));
+        assert_eq!(
+            s.from,
+            vec![addr(Some("Alice Example"), Some("alice@example.org"))]
+        );
+        assert_eq!(
+            s.to,
+            vec![
+                addr(None, Some("bob@localhost")),
+                addr(Some("Carol"), Some("carol@localhost"))
+            ]
+        );
+        assert_eq!(s.cc, vec![addr(None, Some("dave@localhost"))]);
+        assert!(s.bcc.is_empty() && s.sender.is_empty() && s.reply_to.is_empty());
+        assert_eq!(
+            s.message_id.as_deref(),
+            Some("<1234@local.machine.example>")
+        );
+        assert_eq!(s.in_reply_to.as_deref(), Some("<abc@x> <def@y>"));
+        let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        assert_eq!(s.header_len, header_end as u64);
+        let b = &s.body;
+        assert_eq!(
+            (b.content_type.as_str(), b.content_subtype.as_str()),
+            ("text", "plain")
+        );
+        assert_eq!(
+            b.params,
+            vec![("charset".to_owned(), "us-ascii".to_owned())]
+        );
+        assert_eq!(b.encoding, "7bit");
+        assert_eq!(b.header_offset, 0);
+        assert_eq!(b.body_offset, s.header_len);
+        assert_eq!(b.body_end, raw.len() as u64);
+        assert_eq!(body(raw, b), b"Hi Bob,\r\nhow are you?\r\n");
+        assert_eq!(b.lines, 2);
+        assert!(b.parts.is_empty() && b.message.is_none());
+    }
+
+    #[test]
+    fn multipart_alternative() {
+        let raw = b"From: a@x\r\nSubject: alt\r\nMIME-Version: 1.0\r\n\
+            Content-Type: Multipart/Alternative; boundary=\"XX\"\r\n\r\n\
+            --XX\r\nContent-Type: text/plain; charset=UTF-8\r\n\
+            Content-Transfer-Encoding: Quoted-Printable\r\n\r\n\
+            caf=C3=A9\r\n\
+            --XX\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+            <p>caf\xc3\xa9</p>\r\nline two\r\n\
+            --XX--\r\n";
+        let s = summarize(raw);
+        let b = &s.body;
+        assert_eq!(
+            (b.content_type.as_str(), b.content_subtype.as_str()),
+            ("multipart", "alternative")
+        );
+        assert_eq!(b.params, vec![("boundary".to_owned(), "XX".to_owned())]);
+        assert_eq!(b.parts.len(), 2);
+        let plain = &b.parts[0];
+        assert_eq!(plain.content_subtype, "plain");
+        assert_eq!(
+            plain.params,
+            vec![("charset".to_owned(), "UTF-8".to_owned())]
+        );
+        assert_eq!(plain.encoding, "quoted-printable");
+        assert_eq!(body(raw, plain), b"caf=C3=A9");
+        assert!(raw[plain.header_offset as usize..].starts_with(b"Content-Type: text/plain"));
+        let html = &b.parts[1];
+        assert_eq!(html.content_subtype, "html");
+        assert_eq!(html.encoding, "7bit");
+        assert_eq!(body(raw, html), "<p>café</p>\r\nline two".as_bytes());
+        assert_eq!(html.lines, 1);
+    }
+
+    #[test]
+    fn nested_mixed_with_attachment() {
+        let raw = b"From: a@x\r\nContent-Type: multipart/mixed; boundary=outer\r\n\r\n\
+            preamble\r\n\
+            --outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n\
+            --inner\r\nContent-Type: text/plain\r\n\r\nplain\r\n\
+            --inner\r\nContent-Type: text/html\r\n\r\n<b>html</b>\r\n\
+            --inner--\r\n\
+            \r\n--outer\r\n\
+            Content-Type: application/pdf; name=\"report.pdf\"\r\n\
+            Content-Disposition: attachment; filename=\"report.pdf\"\r\n\
+            Content-Transfer-Encoding: base64\r\n\
+            Content-ID: <part1@x>\r\n\
+            Content-Description: The report\r\n\
+            Content-Language: en, de\r\n\r\n\
+            JVBERi0xLjQK\r\n\
+            --outer--\r\nepilogue\r\n";
+        let s = summarize(raw);
+        let b = &s.body;
+        assert_eq!(b.content_subtype, "mixed");
+        assert_eq!(b.parts.len(), 2);
+        let alt = &b.parts[0];
+        assert_eq!(alt.content_subtype, "alternative");
+        assert_eq!(alt.parts.len(), 2);
+        assert_eq!(body(raw, &alt.parts[0]), b"plain");
+        assert_eq!(body(raw, &alt.parts[1]), b"<b>html</b>");
+        let alt_body = body(raw, alt);
+        assert!(alt_body.starts_with(b"--inner\r\n"));
+        assert!(alt_body.ends_with(b"--inner--\r\n"));
+        let pdf = &b.parts[1];
+        assert_eq!(
+            (pdf.content_type.as_str(), pdf.content_subtype.as_str()),
+            ("application", "pdf")
+        );
+        assert_eq!(
+            pdf.params,
+            vec![("name".to_owned(), "report.pdf".to_owned())]
+        );
+        assert_eq!(pdf.encoding, "base64");
+        assert_eq!(pdf.disposition.as_deref(), Some("attachment"));
+        assert_eq!(
+            pdf.disposition_params,
+            vec![("filename".to_owned(), "report.pdf".to_owned())]
+        );
+        assert_eq!(pdf.content_id.as_deref(), Some("<part1@x>"));
+        assert_eq!(pdf.content_description.as_deref(), Some("The report"));
+        assert_eq!(pdf.language, vec!["en".to_owned(), "de".to_owned()]);
+        assert_eq!(body(raw, pdf), b"JVBERi0xLjQK");
+    }
+
+    #[test]
+    fn message_rfc822_attachment() {
+        let raw = b"From: a@x\r\nSubject: fwd\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n\
+            --b\r\nContent-Type: message/rfc822\r\n\r\n\
+            From: Inner Sender <inner@y>\r\nTo: z@z\r\nSubject: the original\r\n\
+            Message-ID: <orig@y>\r\n\r\n\
+            original body\r\nsecond line\r\n\
+            --b--\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.subject.as_deref(), Some("fwd"));
+        let msg = &s.body.parts[1];
+        assert_eq!(
+            (msg.content_type.as_str(), msg.content_subtype.as_str()),
+            ("message", "rfc822")
+        );
+        let inner = msg.message.as_deref().expect("nested summary");
+        assert_eq!(inner.subject.as_deref(), Some("the original"));
+        assert_eq!(
+            inner.from,
+            vec![addr(Some("Inner Sender"), Some("inner@y"))]
+        );
+        assert_eq!(inner.message_id.as_deref(), Some("<orig@y>"));
+        assert!(body(raw, msg).starts_with(b"From: Inner Sender"));
+        assert!(body(raw, msg).ends_with(b"second line"));
+        assert_eq!(msg.lines, 6);
+        assert_eq!(msg.parts.len(), 1);
+        assert_eq!(msg.parts[0], inner.body);
+        assert_eq!(body(raw, &inner.body), b"original body\r\nsecond line");
+        assert_eq!(inner.body.header_offset, msg.body_offset);
+        assert_eq!(
+            inner.header_len,
+            inner.body.body_offset - inner.body.header_offset
+        );
+    }
+
+    #[test]
+    fn malformed_input_never_panics() {
+        let cases: Vec<Vec<u8>> = vec![
+            b"".to_vec(),
+            b"\r\n\r\n".to_vec(),
+            b"no headers at all, just text".to_vec(),
+            vec![0xff, 0xfe, 0x00, 0x01, b'\n', b':'],
+            b"Subject: only a header".to_vec(),
+            b"Content-Type: multipart/mixed\r\n\r\nno boundary given\r\n".to_vec(),
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nunterminated".to_vec(),
+            b"Content-Type: message/rfc822\r\n\r\n".to_vec(),
+            b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n".to_vec(),
+            b"Content-Type: /\r\nContent-Disposition: ;;;\r\nDate: yesterday\r\nFrom: <<<>>>\r\n\r\nx".to_vec(),
+            b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\n--a--\r\n".to_vec(),
+        ];
+        for raw in &cases {
+            let s = summarize(raw);
+            let len = raw.len() as u64;
+            fn check(p: &MimePart, len: u64) {
+                assert!(p.header_offset <= p.body_offset && p.body_offset <= p.body_end);
+                assert!(p.body_end <= len);
+                assert!(!p.content_type.is_empty() && !p.content_subtype.is_empty());
+                if p.content_type == "multipart" {
+                    assert!(!p.parts.is_empty());
+                }
+                for c in &p.parts {
+                    check(c, len);
+                }
+            }
+            check(&s.body, len);
+            assert!(s.header_len <= len);
+            // And it round-trips through the cache format.
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(serde_json::from_str::<MessageSummary>(&json).unwrap(), s);
+        }
+        let s = summarize(b"no headers at all, just text");
+        assert_eq!(s.body.content_type, "text");
+        assert_eq!(s.body.body_end, 28);
+        let s = summarize(b"Date: yesterday\r\n\r\nx");
+        assert_eq!(s.date, None);
+    }
+
+    #[test]
+    fn eight_bit_utf8_headers() {
+        let raw = "From: Jöran Müller <jöran@bücher.example>\r\nSubject: Grüße aus Köln ☕\r\n\r\nHallo\r\n";
+        let s = summarize(raw.as_bytes());
+        assert_eq!(s.subject.as_deref(), Some("Grüße aus Köln ☕"));
+        assert_eq!(
+            s.from,
+            vec![addr(Some("Jöran Müller"), Some("jöran@bücher.example"))]
+        );
+        assert_eq!(s.header_len as usize, raw.find("\r\n\r\n").unwrap() + 4);
+    }
+
+    #[test]
+    fn rfc2047_encoded_words() {
+        let raw = b"From: =?ISO-8859-1?Q?Keld_J=F8rn_Simonsen?= <keld@dkuug.dk>\r\n\
+            Subject: =?UTF-8?B?SGVsbG8g8J+MjQ==?= =?iso-8859-1?q?caf=E9?=\r\n\r\nbody\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.subject.as_deref(), Some("Hello 🌍café"));
+        assert_eq!(
+            s.from,
+            vec![addr(Some("Keld Jørn Simonsen"), Some("keld@dkuug.dk"))]
+        );
+    }
+
+    #[test]
+    fn groups_have_markers() {
+        let raw = b"From: a@x\r\nTo: Friends: b@y, c@z;, d@w\r\n\r\nx";
+        let s = summarize(raw);
+        assert_eq!(s.to.first(), Some(&addr(Some("Friends"), None)));
+        assert!(s.to.contains(&addr(None, Some("b@y"))));
+        assert!(s.to.contains(&EmailAddress::default()));
+        assert!(s.to.contains(&addr(None, Some("d@w"))));
+    }
+}

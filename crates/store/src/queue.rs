@@ -1,0 +1,421 @@
+//! The delivery queue: entries, per-recipient state, leases, local delivery.
+
+use std::collections::HashMap;
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::mailbox::{self, Append};
+use crate::schema::SqlResult;
+use crate::{
+    blobs, BodyType, LocalDelivery, NewQueuedMessage, QueueId, QueuedMessage, QueuedRecipient,
+    RecipientId, RecipientState, Result, StoreError, Timestamp,
+};
+
+fn body_type_str(t: BodyType) -> &'static str {
+    match t {
+        BodyType::SevenBit => "7bit",
+        BodyType::EightBitMime => "8bitmime",
+        BodyType::BinaryMime => "binarymime",
+    }
+}
+
+fn body_type_from(s: &str) -> BodyType {
+    match s {
+        "8bitmime" => BodyType::EightBitMime,
+        "binarymime" => BodyType::BinaryMime,
+        _ => BodyType::SevenBit,
+    }
+}
+
+fn state_from(s: &str) -> RecipientState {
+    match s {
+        "deferred" => RecipientState::Deferred,
+        "delivered" => RecipientState::Delivered,
+        "bounced" => RecipientState::Bounced,
+        _ => RecipientState::Pending,
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "id, sender, auth_user, body_type, smtputf8, size, received_at";
+const RECIPIENT_COLUMNS: &str =
+    "id, address, state, attempts, next_attempt_at, last_error, queue_id";
+
+fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
+    Ok(QueuedMessage {
+        id: QueueId(row.get(0)?),
+        sender: row.get(1)?,
+        auth_user: row.get(2)?,
+        body_type: body_type_from(&row.get::<_, String>(3)?),
+        smtputf8: row.get(4)?,
+        size: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
+        received_at: row.get(6)?,
+        recipients: Vec::new(),
+    })
+}
+
+fn recipient_from_row(row: &Row<'_>) -> rusqlite::Result<(QueueId, QueuedRecipient)> {
+    Ok((
+        QueueId(row.get(6)?),
+        QueuedRecipient {
+            id: RecipientId(row.get(0)?),
+            address: row.get(1)?,
+            state: state_from(&row.get::<_, String>(2)?),
+            attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+            next_attempt_at: row.get(4)?,
+            last_error: row.get(5)?,
+        },
+    ))
+}
+
+/// Writer: stores the blob reference, the entry and its recipients.
+pub(crate) fn enqueue(
+    conn: &Connection,
+    hash: &str,
+    message: &NewQueuedMessage,
+    now: Timestamp,
+) -> Result<QueueId> {
+    blobs::add_ref(conn, hash, &message.raw)?;
+    conn.prepare_cached(
+        "INSERT INTO queue (blob_hash, sender, auth_user, body_type, smtputf8, size, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(params![
+        hash,
+        message.sender,
+        message.auth_user,
+        body_type_str(message.body_type),
+        message.smtputf8,
+        i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
+        message.received_at,
+    ])
+    .db()?;
+    let id = conn.last_insert_rowid();
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO queue_recipients
+                 (queue_id, address, state, attempts, next_attempt_at, last_error)
+             VALUES (?1, ?2, 'pending', 0, ?3, NULL)",
+        )
+        .db()?;
+    for rcpt in &message.recipients {
+        stmt.execute(params![id, rcpt, now]).db()?;
+    }
+    Ok(QueueId(id))
+}
+
+/// Writer: leases due recipients of up to `limit` messages, oldest first.
+pub(crate) fn claim_due(
+    conn: &Connection,
+    now: Timestamp,
+    lease_secs: i64,
+    limit: usize,
+) -> Result<Vec<QueuedMessage>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            // Driven by the due index (the subquery), not by a queue scan.
+            "SELECT q.id FROM queue q
+              WHERE q.id IN (SELECT queue_id FROM queue_recipients
+                              WHERE state IN ('pending', 'deferred')
+                                AND next_attempt_at <= ?1)
+              ORDER BY q.received_at, q.id
+              LIMIT ?2",
+        )
+        .db()?
+        .query_map(params![now, limit], |row| row.get(0))
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+
+    let until = now.saturating_add(lease_secs);
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(mut message) = conn
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM queue WHERE id = ?1"
+            ))
+            .db()?
+            .query_row([id], message_from_row)
+            .optional()
+            .db()?
+        else {
+            continue;
+        };
+        message.recipients = conn
+            .prepare_cached(&format!(
+                "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients
+                  WHERE queue_id = ?1 AND state IN ('pending', 'deferred')
+                    AND next_attempt_at <= ?2
+                  ORDER BY id"
+            ))
+            .db()?
+            .query_map(params![id, now], recipient_from_row)
+            .db()?
+            .map(|r| r.map(|(_, rcpt)| rcpt))
+            .collect::<rusqlite::Result<_>>()
+            .db()?;
+        let mut lease = conn
+            .prepare_cached("UPDATE queue_recipients SET next_attempt_at = ?2 WHERE id = ?1")
+            .db()?;
+        for rcpt in &mut message.recipients {
+            lease.execute(params![rcpt.id.0, until]).db()?;
+            rcpt.next_attempt_at = until;
+        }
+        out.push(message);
+    }
+    Ok(out)
+}
+
+/// Reader: every entry with all its recipients, oldest first.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
+    let mut messages: Vec<QueuedMessage> = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM queue ORDER BY received_at, id"
+        ))
+        .db()?
+        .query_map([], message_from_row)
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    let index: HashMap<QueueId, usize> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id, i))
+        .collect();
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients ORDER BY id"
+        ))
+        .db()?;
+    for row in stmt.query_map([], recipient_from_row).db()? {
+        let (queue, rcpt) = row.db()?;
+        if let Some(m) = index.get(&queue).and_then(|&i| messages.get_mut(i)) {
+            m.recipients.push(rcpt);
+        }
+    }
+    Ok(messages)
+}
+
+/// The blob behind a queue entry, and whether it has been parsed already.
+pub(crate) enum QueuedBlob {
+    Parsed,
+    Unparsed(Vec<u8>),
+}
+
+/// Reader: a queue entry's blob hash and, if no parse is cached, its bytes.
+pub(crate) fn blob_for_delivery(conn: &Connection, id: QueueId) -> Result<QueuedBlob> {
+    let (hash, parsed): (String, bool) = conn
+        .prepare_cached(
+            "SELECT q.blob_hash, b.summary IS NOT NULL
+               FROM queue q JOIN blobs b ON b.hash = q.blob_hash
+              WHERE q.id = ?1",
+        )
+        .db()?
+        .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+        .db()?
+        .ok_or_else(|| not_found(id))?;
+    if parsed {
+        return Ok(QueuedBlob::Parsed);
+    }
+    let data = blobs::data(conn, &hash)?.ok_or_else(|| not_found(id))?;
+    Ok(QueuedBlob::Unparsed(data))
+}
+
+fn not_found(id: QueueId) -> StoreError {
+    StoreError::NotFound(format!("queued message {id}"))
+}
+
+/// Reader: the raw bytes of a queue entry.
+pub(crate) fn raw(conn: &Connection, id: QueueId) -> Result<Vec<u8>> {
+    conn.prepare_cached(
+        "SELECT b.data FROM queue q JOIN blobs b ON b.hash = q.blob_hash WHERE q.id = ?1",
+    )
+    .db()?
+    .query_row([id.0], |row| row.get(0))
+    .optional()
+    .db()?
+    .ok_or_else(|| not_found(id))
+}
+
+fn recipient_state(conn: &Connection, queue: QueueId, rcpt: RecipientId) -> Result<RecipientState> {
+    conn.prepare_cached("SELECT state FROM queue_recipients WHERE id = ?1 AND queue_id = ?2")
+        .db()?
+        .query_row(params![rcpt.0, queue.0], |row| row.get::<_, String>(0))
+        .optional()
+        .db()?
+        .map(|s| state_from(&s))
+        .ok_or_else(|| StoreError::NotFound(format!("recipient {rcpt} of queued message {queue}")))
+}
+
+fn is_open(state: RecipientState) -> bool {
+    matches!(state, RecipientState::Pending | RecipientState::Deferred)
+}
+
+/// Writer: drops the entry (and its blob reference) once no recipient is
+/// pending or deferred.
+fn finish_if_done(conn: &Connection, queue: QueueId) -> Result<()> {
+    let open: bool = conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM queue_recipients
+                             WHERE queue_id = ?1 AND state IN ('pending', 'deferred'))",
+        )
+        .db()?
+        .query_row([queue.0], |row| row.get(0))
+        .db()?;
+    if open {
+        return Ok(());
+    }
+    let hash: Option<String> = conn
+        .prepare_cached("SELECT blob_hash FROM queue WHERE id = ?1")
+        .db()?
+        .query_row([queue.0], |row| row.get(0))
+        .optional()
+        .db()?;
+    let Some(hash) = hash else {
+        return Ok(());
+    };
+    conn.prepare_cached("DELETE FROM queue_recipients WHERE queue_id = ?1")
+        .db()?
+        .execute([queue.0])
+        .db()?;
+    conn.prepare_cached("DELETE FROM queue WHERE id = ?1")
+        .db()?
+        .execute([queue.0])
+        .db()?;
+    blobs::release(conn, &hash, 1)
+}
+
+/// Writer: appends the queued message to each delivery's mailbox, marks
+/// those recipients delivered and finishes the entry if nothing is left.
+/// Recipients already delivered or bounced are skipped, so a repeated call
+/// does not duplicate mail. Returns whether any message was appended.
+pub(crate) fn deliver_local(
+    conn: &Connection,
+    queue: QueueId,
+    deliveries: &[LocalDelivery],
+    summary_json: Option<&str>,
+) -> Result<bool> {
+    let (hash, size, received_at): (String, i64, Timestamp) = conn
+        .prepare_cached("SELECT blob_hash, size, received_at FROM queue WHERE id = ?1")
+        .db()?
+        .query_row([queue.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()
+        .db()?
+        .ok_or_else(|| not_found(queue))?;
+    if let Some(json) = summary_json {
+        blobs::store_summary(conn, &hash, json)?;
+    }
+
+    // States as they were when the call began.
+    let mut states = HashMap::new();
+    for d in deliveries {
+        if let std::collections::hash_map::Entry::Vacant(e) = states.entry(d.recipient) {
+            e.insert(recipient_state(conn, queue, d.recipient)?);
+        }
+    }
+
+    let append = Append {
+        blob_hash: &hash,
+        size: u64::try_from(size).unwrap_or(0),
+        internal_date: received_at,
+        system_flags: 0,
+        keywords: "",
+    };
+    let mut appended = false;
+    for d in deliveries {
+        if !states.get(&d.recipient).copied().is_some_and(is_open) {
+            continue;
+        }
+        mailbox::append(conn, d.account, &d.mailbox, &append)?;
+        appended = true;
+    }
+
+    let mut mark = conn
+        .prepare_cached(
+            "UPDATE queue_recipients
+                SET state = 'delivered', attempts = attempts + 1, last_error = NULL
+              WHERE id = ?1",
+        )
+        .db()?;
+    for (rcpt, state) in &states {
+        if is_open(*state) {
+            mark.execute([rcpt.0]).db()?;
+        }
+    }
+    finish_if_done(conn, queue)?;
+    Ok(appended)
+}
+
+/// How [`update_recipients`] changes each recipient.
+pub(crate) enum Outcome<'a> {
+    Delivered,
+    Deferred {
+        error: &'a str,
+        next_attempt_at: Timestamp,
+    },
+    Bounced {
+        error: &'a str,
+    },
+}
+
+/// Writer: records the outcome for some recipients of one entry; finishes
+/// the entry if nothing is left to do.
+pub(crate) fn update_recipients(
+    conn: &Connection,
+    queue: QueueId,
+    recipients: &[RecipientId],
+    outcome: &Outcome<'_>,
+) -> Result<()> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue WHERE id = ?1)")
+        .db()?
+        .query_row([queue.0], |row| row.get(0))
+        .db()?;
+    if !exists {
+        return Err(not_found(queue));
+    }
+    for &rcpt in recipients {
+        let n = match outcome {
+            Outcome::Delivered => conn
+                .prepare_cached(
+                    "UPDATE queue_recipients
+                        SET state = 'delivered', attempts = attempts + 1, last_error = NULL
+                      WHERE id = ?1 AND queue_id = ?2",
+                )
+                .db()?
+                .execute(params![rcpt.0, queue.0]),
+            Outcome::Deferred {
+                error,
+                next_attempt_at,
+            } => conn
+                .prepare_cached(
+                    "UPDATE queue_recipients
+                        SET state = 'deferred', attempts = attempts + 1, last_error = ?3,
+                            next_attempt_at = ?4
+                      WHERE id = ?1 AND queue_id = ?2",
+                )
+                .db()?
+                .execute(params![rcpt.0, queue.0, error, next_attempt_at]),
+            Outcome::Bounced { error } => conn
+                .prepare_cached(
+                    "UPDATE queue_recipients
+                        SET state = 'bounced', attempts = attempts + 1, last_error = ?3
+                      WHERE id = ?1 AND queue_id = ?2",
+                )
+                .db()?
+                .execute(params![rcpt.0, queue.0, error]),
+        }
+        .db()?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "recipient {rcpt} of queued message {queue}"
+            )));
+        }
+    }
+    finish_if_done(conn, queue)
+}

@@ -1,0 +1,238 @@
+//! Opening connections, and the embedded, versioned schema.
+//!
+//! `PRAGMA user_version` is the number of [`MIGRATIONS`] applied. Migrations
+//! only ever get appended to the list; a step, once released, never changes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Result, StoreError};
+
+/// The database file inside the data dir.
+pub(crate) const DB_FILE: &str = "postern.db";
+
+/// How long a connection waits for another process's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema steps; step `i` takes the schema from version `i` to `i + 1`.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value ANY
+    );
+
+    CREATE TABLE accounts (
+        id            INTEGER PRIMARY KEY,
+        address       TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+    );
+
+    CREATE TABLE domains (
+        name TEXT PRIMARY KEY
+    );
+
+    CREATE TABLE aliases (
+        address    TEXT PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id)
+    );
+    CREATE INDEX aliases_account ON aliases(account_id);
+
+    CREATE TABLE mailboxes (
+        id             INTEGER PRIMARY KEY,
+        account_id     INTEGER NOT NULL REFERENCES accounts(id),
+        name           TEXT NOT NULL,
+        special_use    TEXT,
+        subscribed     INTEGER NOT NULL DEFAULT 1,
+        uid_validity   INTEGER NOT NULL CHECK (uid_validity BETWEEN 1 AND 4294967295),
+        uid_next       INTEGER NOT NULL DEFAULT 1 CHECK (uid_next >= 1),
+        highest_modseq INTEGER NOT NULL DEFAULT 1 CHECK (highest_modseq >= 1),
+        UNIQUE (account_id, name)
+    );
+
+    -- Raw messages, stored once, addressed by the hex SHA-256 of their bytes.
+    -- Each message row and each queue entry holds one reference. `summary`
+    -- caches the parse (JSON of MessageSummary) once somebody made it.
+    CREATE TABLE blobs (
+        hash     TEXT PRIMARY KEY,
+        size     INTEGER NOT NULL,
+        refcount INTEGER NOT NULL CHECK (refcount >= 0),
+        data     BLOB NOT NULL,
+        summary  TEXT
+    );
+
+    -- system_flags is a bit set: 1 \Seen, 2 \Answered, 4 \Flagged,
+    -- 8 \Deleted, 16 \Draft. keywords: space-separated IMAP atoms.
+    CREATE TABLE messages (
+        id            INTEGER PRIMARY KEY,
+        mailbox_id    INTEGER NOT NULL REFERENCES mailboxes(id),
+        uid           INTEGER NOT NULL CHECK (uid BETWEEN 1 AND 4294967295),
+        blob_hash     TEXT NOT NULL REFERENCES blobs(hash),
+        modseq        INTEGER NOT NULL CHECK (modseq >= 1),
+        internal_date INTEGER NOT NULL,
+        size          INTEGER NOT NULL,
+        system_flags  INTEGER NOT NULL DEFAULT 0,
+        keywords      TEXT NOT NULL DEFAULT '',
+        UNIQUE (mailbox_id, uid)
+    );
+    CREATE INDEX messages_modseq ON messages(mailbox_id, modseq);
+    CREATE INDEX messages_blob ON messages(blob_hash);
+
+    -- Expunged UIDs with the modseq of their expunge (QRESYNC).
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid        INTEGER NOT NULL,
+        modseq     INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    );
+    CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq);
+
+    -- The change feed that IMAP sessions follow.
+    CREATE TABLE changes (
+        id         INTEGER PRIMARY KEY,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid        INTEGER NOT NULL,
+        modseq     INTEGER NOT NULL,
+        kind       TEXT NOT NULL CHECK (kind IN ('append', 'flags', 'expunge')),
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX changes_mailbox ON changes(mailbox_id, modseq);
+
+    CREATE TABLE queue (
+        id          INTEGER PRIMARY KEY,
+        blob_hash   TEXT NOT NULL REFERENCES blobs(hash),
+        sender      TEXT NOT NULL,
+        auth_user   TEXT,
+        body_type   TEXT NOT NULL CHECK (body_type IN ('7bit', '8bitmime', 'binarymime')),
+        smtputf8    INTEGER NOT NULL,
+        size        INTEGER NOT NULL,
+        received_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE queue_recipients (
+        id              INTEGER PRIMARY KEY,
+        queue_id        INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        address         TEXT NOT NULL,
+        state           TEXT NOT NULL
+                        CHECK (state IN ('pending', 'deferred', 'delivered', 'bounced')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error      TEXT
+    );
+    CREATE INDEX queue_recipients_queue ON queue_recipients(queue_id);
+    -- Due work: only recipients still to be tried are in this index.
+    CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt_at)
+        WHERE state IN ('pending', 'deferred');
+    "#,
+];
+
+/// The schema version this code writes.
+pub(crate) fn supported_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Maps SQLite errors to the store's error type, so no rusqlite type leaks.
+pub(crate) trait SqlResult<T> {
+    fn db(self) -> Result<T>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(db_error)
+    }
+}
+
+pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Whether an error is a UNIQUE / PRIMARY KEY violation.
+pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error().map(|e| e.extended_code),
+        Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    )
+}
+
+/// Opens a connection with the pragmas every connection needs.
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags).db()?;
+    conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    conn.pragma_update(None, "foreign_keys", "ON").db()?;
+    conn.pragma_update(None, "synchronous", "FULL").db()?;
+    if read_only {
+        conn.pragma_update(None, "query_only", "ON").db()?;
+    }
+    Ok(conn)
+}
+
+/// Opens the writer connection: WAL mode, migrations applied.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
+    let conn = open_connection(path, false)?;
+    // Refuse a too-new schema before touching anything.
+    check_version(user_version(&conn)?)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .db()?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Database(format!(
+            "could not switch the database to WAL mode (it is in {mode} mode)"
+        )));
+    }
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens a reader connection (also used by the change poller).
+pub(crate) fn open_reader(path: &Path) -> Result<Connection> {
+    open_connection(path, true)
+}
+
+fn user_version(conn: &Connection) -> Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get(0))
+        .db()
+}
+
+fn check_version(found: i64) -> Result<()> {
+    let supported = supported_version();
+    if found > supported {
+        Err(StoreError::SchemaTooNew { found, supported })
+    } else {
+        Ok(())
+    }
+}
+
+/// Applies the missing migrations in one transaction.
+fn migrate(conn: &Connection) -> Result<()> {
+    if user_version(conn)? == supported_version() {
+        return Ok(());
+    }
+    conn.execute_batch("BEGIN IMMEDIATE").db()?;
+    let result = (|| {
+        // Another process may have migrated while we waited for the lock.
+        let found = user_version(conn)?;
+        check_version(found)?;
+        let start = usize::try_from(found).unwrap_or(0);
+        for (i, step) in MIGRATIONS.iter().enumerate().skip(start) {
+            conn.execute_batch(step).db()?;
+            tracing::info!(version = i + 1, "applied store migration");
+        }
+        conn.pragma_update(None, "user_version", supported_version())
+            .db()
+    })();
+    match result {
+        Ok(()) => conn.execute_batch("COMMIT").db(),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,984 @@
+//! Store operations, end to end through the public API.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::*;
+
+/// Argon2 is slow in debug builds: most tests create accounts with one
+/// cached hash (password "secret") instead of hashing every time.
+async fn quick_account(store: &Store, address: &str) -> Account {
+    static HASH: OnceLock<String> = OnceLock::new();
+    let hash = HASH
+        .get_or_init(|| accounts::hash_password("secret").unwrap())
+        .clone();
+    let address = address.to_lowercase();
+    store
+        .inner
+        .write(false, move |conn| {
+            accounts::insert_account(conn, &address, &hash, 0)
+        })
+        .await
+        .unwrap()
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open_with(
+        dir.path(),
+        StoreOptions {
+            poll_interval: Duration::from_millis(50),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn message(raw: &[u8], recipients: &[&str]) -> NewQueuedMessage {
+    NewQueuedMessage {
+        raw: raw.to_vec(),
+        sender: "sender@example.org".into(),
+        recipients: recipients.iter().map(|r| r.to_string()).collect(),
+        auth_user: None,
+        body_type: BodyType::EightBitMime,
+        smtputf8: false,
+        received_at: 1_700_000_000,
+    }
+}
+
+fn now() -> Timestamp {
+    chrono::Utc::now().timestamp()
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+/// Claims everything due and delivers each recipient to its account's
+/// INBOX.
+async fn deliver_all(store: &Store) {
+    for queued in store.claim_due(now(), LEASE, 1000).await.unwrap() {
+        let mut deliveries = Vec::new();
+        for rcpt in &queued.recipients {
+            let account = store
+                .resolve_recipient(&rcpt.address)
+                .await
+                .unwrap()
+                .expect("local recipient");
+            deliveries.push(LocalDelivery {
+                recipient: rcpt.id,
+                account: account.id,
+                mailbox: "INBOX".into(),
+            });
+        }
+        store.deliver_local(queued.id, deliveries).await.unwrap();
+    }
+}
+
+fn raw_message(subject: &str) -> Vec<u8> {
+    format!(
+        "Received: from client by localhost\r\nFrom: Sender <sender@example.org>\r\n\
+         To: alice@localhost\r\nSubject: {subject}\r\n\
+         Date: Mon, 13 Nov 2023 10:00:00 +0000\r\n\r\nBody of {subject}.\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn accounts_crud_and_authenticate() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+
+    let alice = store
+        .add_account("Alice@LocalHost", "hunter2")
+        .await
+        .unwrap();
+    assert_eq!(alice.address, "alice@localhost");
+    assert!(matches!(
+        store.add_account("ALICE@localhost", "other").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    for bad in [
+        "",
+        "alice",
+        "@localhost",
+        "alice@",
+        "a@b@c",
+        "al ice@x",
+        "a\u{7}@x",
+    ] {
+        assert!(
+            matches!(
+                store.add_account(bad, "pw").await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?} accepted"
+        );
+    }
+
+    let listed = store.accounts().await.unwrap();
+    assert_eq!(listed, vec![alice.clone()]);
+    assert_eq!(
+        store.account("ALICE@LOCALHOST").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(store.account("bob@localhost").await.unwrap(), None);
+
+    assert_eq!(
+        store
+            .authenticate("alice@localhost", "hunter2")
+            .await
+            .unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store
+            .authenticate("Alice@localhost", "wrong")
+            .await
+            .unwrap(),
+        None
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        store
+            .authenticate("nobody@localhost", "hunter2")
+            .await
+            .unwrap(),
+        None
+    );
+    // The unknown account went through argon2 as well (tens of ms at least).
+    assert!(started.elapsed() > Duration::from_millis(10));
+
+    store
+        .set_password("alice@localhost", "new-pass")
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .authenticate("alice@localhost", "hunter2")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .authenticate("alice@localhost", "new-pass")
+            .await
+            .unwrap(),
+        Some(alice.clone())
+    );
+    assert!(matches!(
+        store.set_password("nobody@localhost", "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store.delete_account("ALICE@localhost").await.unwrap();
+    assert!(store.accounts().await.unwrap().is_empty());
+    assert!(matches!(
+        store.delete_account("alice@localhost").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.mailboxes(alice.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn default_mailboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+
+    let boxes = store.mailboxes(alice.id).await.unwrap();
+    let names: Vec<_> = boxes.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"]
+    );
+    let special: Vec<_> = boxes.iter().map(|b| b.special_use.as_deref()).collect();
+    assert_eq!(
+        special,
+        [
+            None,
+            Some("\\Archive"),
+            Some("\\Drafts"),
+            Some("\\Junk"),
+            Some("\\Sent"),
+            Some("\\Trash")
+        ]
+    );
+    for b in &boxes {
+        assert!(b.subscribed);
+        assert_ne!(b.uid_validity, 0);
+        assert_eq!(b.uid_next, Uid(1));
+        assert_eq!(b.highest_modseq, ModSeq(1));
+        assert_eq!((b.messages, b.unseen), (0, 0));
+    }
+    let mut validities: Vec<u32> = boxes.iter().map(|b| b.uid_validity).collect();
+    validities.extend(
+        store
+            .mailboxes(bob.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.uid_validity),
+    );
+    let count = validities.len();
+    validities.sort_unstable();
+    validities.dedup();
+    assert_eq!(validities.len(), count, "UIDVALIDITY values repeat");
+}
+
+#[tokio::test]
+async fn domains_aliases_and_resolution() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    assert_eq!(store.domains().await.unwrap(), ["localhost"]);
+
+    store.add_domain("Example.ORG").await.unwrap();
+    store.add_domain("example.org").await.unwrap();
+    assert!(matches!(
+        store.add_domain("bad domain").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.domains().await.unwrap(), ["example.org", "localhost"]);
+    assert!(store.is_local_domain("EXAMPLE.org").await.unwrap());
+    assert!(store.is_local_domain("LocalHost").await.unwrap());
+    assert!(!store.is_local_domain("elsewhere.net").await.unwrap());
+
+    store
+        .add_alias("Postmaster@Example.org", "ALICE@localhost")
+        .await
+        .unwrap();
+    store
+        .add_alias("info@alias-domain.test", "alice@localhost")
+        .await
+        .unwrap();
+    assert!(store.is_local_domain("alias-domain.test").await.unwrap());
+    assert!(matches!(
+        store
+            .add_alias("postmaster@example.org", "alice@localhost")
+            .await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.add_alias("alice@localhost", "alice@localhost").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.add_alias("x@localhost", "nobody@localhost").await,
+        Err(StoreError::NotFound(_))
+    ));
+    // An alias's address cannot become an account either.
+    assert!(matches!(
+        store.add_account("POSTMASTER@example.org", "pw").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+
+    for address in [
+        "alice@localhost",
+        "ALICE@LOCALHOST",
+        "postmaster@EXAMPLE.ORG",
+        "Info@Alias-Domain.test",
+    ] {
+        assert_eq!(
+            store.resolve_recipient(address).await.unwrap(),
+            Some(alice.clone()),
+            "{address}"
+        );
+    }
+    assert_eq!(
+        store.resolve_recipient("bob@localhost").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .resolve_recipient("alice+tag@localhost")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Deleting the account removes its aliases.
+    store.delete_account("alice@localhost").await.unwrap();
+    assert_eq!(
+        store
+            .resolve_recipient("postmaster@example.org")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn enqueue_claim_deliver_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+
+    // Bytes that must come back exactly: bare LF, trailing spaces, 8-bit.
+    let raw = b"Received: from x\r\nFrom: s@example.org\r\nSubject: caf\xc3\xa9 \r\n\r\nline\nbare LF \r\n\x00\xff end".to_vec();
+    let mut msg = message(&raw, &["alice@localhost", "Bob@LOCALHOST"]);
+    msg.auth_user = Some("submitter".into());
+    msg.smtputf8 = true;
+    let id = store.enqueue(msg).await.unwrap();
+
+    let listed = store.queue().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let q = &listed[0];
+    assert_eq!(q.id, id);
+    assert_eq!(q.sender, "sender@example.org");
+    assert_eq!(q.auth_user.as_deref(), Some("submitter"));
+    assert_eq!(q.body_type, BodyType::EightBitMime);
+    assert!(q.smtputf8);
+    assert_eq!(q.size, raw.len() as u64);
+    assert_eq!(q.received_at, 1_700_000_000);
+    assert_eq!(q.recipients.len(), 2);
+    assert!(q
+        .recipients
+        .iter()
+        .all(|r| r.state == RecipientState::Pending && r.attempts == 0 && r.last_error.is_none()));
+    assert_eq!(q.recipients[1].address, "Bob@LOCALHOST");
+
+    assert_eq!(*store.queued_message_raw(id).await.unwrap(), raw);
+
+    let t = now();
+    let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].recipients.len(), 2);
+    assert!(claimed[0]
+        .recipients
+        .iter()
+        .all(|r| r.next_attempt_at == t + 60));
+    let r = &claimed[0].recipients;
+    store
+        .deliver_local(
+            id,
+            vec![
+                LocalDelivery {
+                    recipient: r[0].id,
+                    account: alice.id,
+                    mailbox: "INBOX".into(),
+                },
+                LocalDelivery {
+                    recipient: r[1].id,
+                    account: bob.id,
+                    mailbox: "inbox".into(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+
+    for account in [alice.id, bob.id] {
+        let messages = store.messages(account, "Inbox").await.unwrap();
+        assert_eq!(messages.len(), 1);
+        let m = &messages[0];
+        assert_eq!(m.uid, Uid(1));
+        assert_eq!(m.modseq, ModSeq(2));
+        assert!(m.flags.is_empty());
+        assert_eq!(m.internal_date, 1_700_000_000);
+        assert_eq!(m.size, raw.len() as u64);
+        assert_eq!(m.summary.subject.as_deref(), Some("café"));
+        assert_eq!(
+            store.message_raw(account, "INBOX", Uid(1)).await.unwrap(),
+            Some(raw.clone())
+        );
+        assert_eq!(
+            store.message_raw(account, "INBOX", Uid(2)).await.unwrap(),
+            None
+        );
+        let inbox = &store.mailboxes(account).await.unwrap()[0];
+        assert_eq!((inbox.messages, inbox.unseen), (1, 1));
+    }
+    assert!(matches!(
+        store.messages(alice.id, "Nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.message_raw(alice.id, "Nope", Uid(1)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // All recipients done: the entry is gone, the blob stays for the mail.
+    assert!(store.queue().await.unwrap().is_empty());
+    assert!(matches!(
+        store.queued_message_raw(id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn blob_dedup_and_refcounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut addresses = Vec::new();
+    for i in 0..10 {
+        let address = format!("user{i}@localhost");
+        quick_account(&store, &address).await;
+        addresses.push(address);
+    }
+    let rcpts: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let raw = raw_message("to everyone");
+    store.enqueue(message(&raw, &rcpts)).await.unwrap();
+    // The same bytes queued again share the blob too.
+    let second = store
+        .enqueue(message(&raw, &["elsewhere@remote.test"]))
+        .await
+        .unwrap();
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+
+    // Deliver the first entry only (the second is for a remote address).
+    let claimed = store.claim_due(now(), LEASE, 10).await.unwrap();
+    for queued in claimed {
+        if queued.id == second {
+            continue;
+        }
+        let mut deliveries = Vec::new();
+        for r in &queued.recipients {
+            let account = store.resolve_recipient(&r.address).await.unwrap().unwrap();
+            deliveries.push(LocalDelivery {
+                recipient: r.id,
+                account: account.id,
+                mailbox: "INBOX".into(),
+            });
+        }
+        store.deliver_local(queued.id, deliveries).await.unwrap();
+    }
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    assert_eq!(store.queue().await.unwrap().len(), 1);
+
+    // Finish the second entry; the mailboxes still hold the blob.
+    let r = store.queue().await.unwrap()[0].recipients[0].id;
+    store.mark_delivered(second, &[r]).await.unwrap();
+    assert!(store.queue().await.unwrap().is_empty());
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+
+    for (i, address) in addresses.iter().enumerate() {
+        assert_eq!(store.blob_count().await.unwrap(), 1, "after {i} deletions");
+        store.delete_account(address).await.unwrap();
+    }
+    assert_eq!(store.blob_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn uids_and_modseqs_increase() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    for i in 0..3 {
+        store
+            .enqueue(message(
+                &raw_message(&format!("m{i}")),
+                &["alice@localhost"],
+            ))
+            .await
+            .unwrap();
+        deliver_all(&store).await;
+    }
+    // One more into Sent: its counters are its own.
+    let id = store
+        .enqueue(message(&raw_message("sent"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(now(), LEASE, 10).await.unwrap();
+    store
+        .deliver_local(
+            id,
+            vec![LocalDelivery {
+                recipient: claimed[0].recipients[0].id,
+                account: alice.id,
+                mailbox: "Sent".into(),
+            }],
+        )
+        .await
+        .unwrap();
+
+    let messages = store.messages(alice.id, "INBOX").await.unwrap();
+    let got: Vec<(u32, u64, Option<String>)> = messages
+        .iter()
+        .map(|m| (m.uid.0, m.modseq.0, m.summary.subject.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 2, Some("m0".into())),
+            (2, 3, Some("m1".into())),
+            (3, 4, Some("m2".into()))
+        ]
+    );
+    let boxes = store.mailboxes(alice.id).await.unwrap();
+    let inbox = boxes.iter().find(|b| b.name == "INBOX").unwrap();
+    assert_eq!((inbox.uid_next, inbox.highest_modseq), (Uid(4), ModSeq(4)));
+    assert_eq!((inbox.messages, inbox.unseen), (3, 3));
+    let sent = boxes.iter().find(|b| b.name == "Sent").unwrap();
+    assert_eq!((sent.uid_next, sent.highest_modseq), (Uid(2), ModSeq(2)));
+    assert_eq!(sent.messages, 1);
+    let drafts = boxes.iter().find(|b| b.name == "Drafts").unwrap();
+    assert_eq!(
+        (drafts.uid_next, drafts.highest_modseq),
+        (Uid(1), ModSeq(1))
+    );
+}
+
+#[tokio::test]
+async fn claim_leases_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut m = message(&raw_message(&format!("m{i}")), &["r@remote.test"]);
+        m.received_at = 1_700_000_000 + i;
+        ids.push(store.enqueue(m).await.unwrap());
+    }
+
+    let first = store.claim_due(t, LEASE, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids[..2].to_vec()
+    );
+    let rest = store.claim_due(t, LEASE, 10).await.unwrap();
+    assert_eq!(rest.iter().map(|m| m.id).collect::<Vec<_>>(), vec![ids[2]]);
+    assert!(store.claim_due(t, LEASE, 10).await.unwrap().is_empty());
+    assert!(store.claim_due(t + 59, LEASE, 10).await.unwrap().is_empty());
+    // The lease has run out: everything is due again.
+    let again = store.claim_due(t + 60, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert!(store.claim_due(t + 60, LEASE, 0).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn defer_bounce_and_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let id = store
+        .enqueue(message(
+            &raw_message("x"),
+            &["a@remote.test", "b@remote.test", "c@remote.test"],
+        ))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
+    let r: Vec<RecipientId> = claimed[0].recipients.iter().map(|r| r.id).collect();
+
+    store
+        .defer(id, &[r[0]], "451 4.7.1 try later", t + 300)
+        .await
+        .unwrap();
+    store
+        .bounce(id, &[r[1]], "550 5.1.1 no such user")
+        .await
+        .unwrap();
+    store.mark_delivered(id, &[r[2]]).await.unwrap();
+
+    let q = store.queue().await.unwrap();
+    assert_eq!(q.len(), 1);
+    let rs = &q[0].recipients;
+    assert_eq!(rs[0].state, RecipientState::Deferred);
+    assert_eq!(rs[0].attempts, 1);
+    assert_eq!(rs[0].next_attempt_at, t + 300);
+    assert_eq!(rs[0].last_error.as_deref(), Some("451 4.7.1 try later"));
+    assert_eq!(rs[1].state, RecipientState::Bounced);
+    assert_eq!(rs[1].attempts, 1);
+    assert_eq!(rs[1].last_error.as_deref(), Some("550 5.1.1 no such user"));
+    assert_eq!(rs[2].state, RecipientState::Delivered);
+
+    assert!(store
+        .claim_due(t + 299, LEASE, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let due = store.claim_due(t + 300, LEASE, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].recipients.len(), 1);
+    assert_eq!(due[0].recipients[0].id, r[0]);
+    store
+        .defer(id, &[r[0]], "451 again", t + 900)
+        .await
+        .unwrap();
+    assert_eq!(store.queue().await.unwrap()[0].recipients[0].attempts, 2);
+
+    // Unknown recipients or entries are refused, and change nothing.
+    assert!(matches!(
+        store.bounce(id, &[r[0], RecipientId(9999)], "x").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.queue().await.unwrap()[0].recipients[0].state,
+        RecipientState::Deferred
+    );
+    assert!(matches!(
+        store.defer(QueueId(9999), &[r[0]], "x", t).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    store.bounce(id, &[r[0]], "expired").await.unwrap();
+    assert!(store.queue().await.unwrap().is_empty());
+    assert_eq!(store.blob_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn deliver_to_missing_mailbox_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let id = store
+        .enqueue(message(
+            &raw_message("x"),
+            &["alice@localhost", "alice@localhost"],
+        ))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(now(), LEASE, 10).await.unwrap();
+    let r = &claimed[0].recipients;
+    let result = store
+        .deliver_local(
+            id,
+            vec![
+                LocalDelivery {
+                    recipient: r[0].id,
+                    account: alice.id,
+                    mailbox: "INBOX".into(),
+                },
+                LocalDelivery {
+                    recipient: r[1].id,
+                    account: alice.id,
+                    mailbox: "No Such Box".into(),
+                },
+            ],
+        )
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))));
+    assert!(store.messages(alice.id, "INBOX").await.unwrap().is_empty());
+    let q = store.queue().await.unwrap();
+    assert!(q[0]
+        .recipients
+        .iter()
+        .all(|r| r.state == RecipientState::Pending));
+    let inbox = &store.mailboxes(alice.id).await.unwrap()[0];
+    assert_eq!((inbox.uid_next, inbox.highest_modseq), (Uid(1), ModSeq(1)));
+
+    // Delivering again (twice, even) appends once per recipient.
+    let good = vec![LocalDelivery {
+        recipient: r[0].id,
+        account: alice.id,
+        mailbox: "INBOX".into(),
+    }];
+    store.deliver_local(id, good.clone()).await.unwrap();
+    store.deliver_local(id, good).await.unwrap();
+    assert_eq!(store.messages(alice.id, "INBOX").await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .deliver_local(
+                QueueId(9999),
+                vec![LocalDelivery {
+                    recipient: r[0].id,
+                    account: alice.id,
+                    mailbox: "INBOX".into(),
+                }]
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_enqueues_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let raw = raw_message(&format!("concurrent {i}"));
+            store
+                .enqueue(message(&raw, &["a@remote.test", "b@remote.test"]))
+                .await
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap().unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200);
+    let queued = store.queue().await.unwrap();
+    assert_eq!(queued.len(), 200);
+    assert!(queued.iter().all(|q| q.recipients.len() == 2));
+    assert_eq!(store.blob_count().await.unwrap(), 200);
+    // Group commit: concurrent requests shared transactions.
+    let commits = store.inner.commits();
+    assert!(commits < 200, "200 enqueues took {commits} commits");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_requests_roll_back_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = store
+        .enqueue(message(&raw_message("x"), &["a@remote.test"]))
+        .await
+        .unwrap();
+    let good = store.queue().await.unwrap()[0].recipients[0].id;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                store
+                    .enqueue(message(&raw_message(&format!("m{i}")), &["b@remote.test"]))
+                    .await
+                    .map(|_| ())
+            } else {
+                // Touches a real recipient first, then fails: all undone.
+                store
+                    .defer(id, &[good, RecipientId(999_999)], "boom", 1)
+                    .await
+            }
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let result = task.await.unwrap();
+        if i % 2 == 0 {
+            result.unwrap();
+        } else {
+            assert!(matches!(result, Err(StoreError::NotFound(_))));
+        }
+    }
+    let queue = store.queue().await.unwrap();
+    assert_eq!(queue.len(), 51);
+    let first = &queue.iter().find(|q| q.id == id).unwrap().recipients[0];
+    assert_eq!(
+        (first.state, first.attempts, first.last_error.as_deref()),
+        (RecipientState::Pending, 0, None)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_keep_uids_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    for i in 0..50 {
+        store
+            .enqueue(message(
+                &raw_message(&format!("m{i}")),
+                &["alice@localhost"],
+            ))
+            .await
+            .unwrap();
+    }
+    let claimed = store.claim_due(now(), LEASE, 100).await.unwrap();
+    assert_eq!(claimed.len(), 50);
+    let mut tasks = Vec::new();
+    for queued in claimed {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .deliver_local(
+                    queued.id,
+                    vec![LocalDelivery {
+                        recipient: queued.recipients[0].id,
+                        account: alice.id,
+                        mailbox: "INBOX".into(),
+                    }],
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let messages = store.messages(alice.id, "INBOX").await.unwrap();
+    let uids: Vec<u32> = messages.iter().map(|m| m.uid.0).collect();
+    assert_eq!(uids, (1..=50).collect::<Vec<_>>());
+    let modseqs: Vec<u64> = messages.iter().map(|m| m.modseq.0).collect();
+    assert_eq!(modseqs, (2..=51).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn migrations_fresh_reopen_and_too_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested").join("data");
+    {
+        let store = Store::open(&db).unwrap();
+        quick_account(&store, "alice@localhost").await;
+    }
+    let version = |path: &std::path::Path| -> i64 {
+        let conn = rusqlite::Connection::open(path.join("postern.db")).unwrap();
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&db), schema::supported_version());
+    {
+        let conn = rusqlite::Connection::open(db.join("postern.db")).unwrap();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    // Reopening keeps the data and the version.
+    let store = Store::open(&db).unwrap();
+    assert_eq!(store.accounts().await.unwrap().len(), 1);
+    drop(store);
+    assert_eq!(version(&db), schema::supported_version());
+
+    // A newer schema is refused, and left alone.
+    {
+        let conn = rusqlite::Connection::open(db.join("postern.db")).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    match Store::open(&db) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, 99);
+            assert_eq!(supported, schema::supported_version());
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a too-new schema was opened"),
+    }
+    assert_eq!(version(&db), 99);
+}
+
+#[tokio::test]
+async fn drop_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let store = open(&dir);
+        let clone = store.clone();
+        quick_account(&store, &format!("user{round}@localhost")).await;
+        drop(store);
+        // A clone keeps it alive.
+        assert_eq!(clone.accounts().await.unwrap().len(), round + 1);
+        drop(clone);
+    }
+    let store = open(&dir);
+    assert_eq!(store.accounts().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn watch_changes_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            // Slow poller: the bump below must come from the commit itself.
+            poll_interval: Duration::from_secs(3600),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    quick_account(&store, "alice@localhost").await;
+    let mut rx = store.watch_changes();
+    let before = *rx.borrow_and_update();
+    store
+        .enqueue(message(&raw_message("x"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    assert!(rx.has_changed().unwrap());
+    assert!(*rx.borrow_and_update() > before);
+}
+
+#[tokio::test]
+async fn watch_changes_across_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two stores on one dir: separate connections, as two processes have.
+    let a = open(&dir);
+    let b = open(&dir);
+    quick_account(&a, "alice@localhost").await;
+    let mut rx = b.watch_changes();
+    rx.borrow_and_update();
+    a.enqueue(message(&raw_message("x"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&a).await;
+    tokio::time::timeout(Duration::from_millis(500), rx.changed())
+        .await
+        .expect("the other store noticed within the poll interval")
+        .unwrap();
+    let alice = b.account("alice@localhost").await.unwrap().unwrap();
+    assert_eq!(b.messages(alice.id, "INBOX").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn summary_is_parsed_once_per_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    let raw = raw_message("cached");
+    store
+        .enqueue(message(&raw, &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    // Tamper with the cache: a second delivery of the same bytes must use it.
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("postern.db")).unwrap();
+        let mut summary = parse::summarize(&raw);
+        summary.subject = Some("from the cache".into());
+        conn.execute(
+            "UPDATE blobs SET summary = ?1",
+            [serde_json::to_string(&summary).unwrap()],
+        )
+        .unwrap();
+    }
+    store
+        .enqueue(message(&raw, &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    let alice = store.account("alice@localhost").await.unwrap().unwrap();
+    let messages = store.messages(alice.id, "INBOX").await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(
+        messages[1].summary.subject.as_deref(),
+        Some("from the cache")
+    );
+}
+
+#[tokio::test]
+async fn unparseable_mail_is_still_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let raw = b"\xff\xfe garbage without any header\r\n".to_vec();
+    store
+        .enqueue(message(&raw, &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    let messages = store.messages(alice.id, "INBOX").await.unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].summary.body.content_type, "text");
+    assert_eq!(messages[0].summary.body.body_end, raw.len() as u64);
+    assert_eq!(
+        store.message_raw(alice.id, "INBOX", Uid(1)).await.unwrap(),
+        Some(raw)
+    );
+}
+
+#[tokio::test]
+async fn enqueue_needs_recipients() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert!(matches!(
+        store.enqueue(message(b"x", &[])).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[test]
+fn dummy_hash_is_a_real_argon2id_hash() {
+    // If the dummy hash did not parse, unknown accounts would answer fast.
+    use argon2::password_hash::PasswordVerifier;
+    let result = argon2::Argon2::default().verify_password(b"guess", accounts::DUMMY_HASH);
+    assert!(matches!(
+        result,
+        Err(argon2::password_hash::Error::PasswordInvalid)
+    ));
+}
