@@ -19,10 +19,21 @@ async fn greeting_and_capabilities_on_the_mx_port() {
     assert_eq!(greeting.code, 220);
     assert!(greeting.text().contains("ESMTP Postern"), "{greeting:?}");
     let r = ehlo(&mut c).await;
-    for cap in ["PIPELINING", "SIZE 52428800", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"] {
+    for cap in [
+        "PIPELINING",
+        "SIZE 52428800",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "STARTTLS",
+    ] {
         assert!(r.lines.iter().any(|l| l == cap), "missing {cap}: {r:?}");
     }
-    assert!(!r.lines.iter().any(|l| l.starts_with("AUTH")), "MX port must not offer AUTH: {r:?}");
+    assert!(
+        !r.lines.iter().any(|l| l.starts_with("AUTH")),
+        "MX port must not offer AUTH: {r:?}"
+    );
     let r = c.cmd("HELO client.example").await;
     assert_eq!((r.code, r.lines.len()), (250, 1));
     assert_eq!(c.cmd("QUIT").await.code, 221);
@@ -34,15 +45,23 @@ async fn delivers_to_the_inbox_byte_exact() {
     let server = Server::start().await;
     let (mut c, _) = SmtpClient::connect(server.smtp).await;
     ehlo(&mut c).await;
-    let msg = message("hello", "First line\r\n.leading dot\r\n..two dots\r\n\r\nlast");
-    let r = c.send_mail("bob@example.com", &["alice@localhost"], &msg).await;
+    let msg = message(
+        "hello",
+        "First line\r\n.leading dot\r\n..two dots\r\n\r\nlast",
+    );
+    let r = c
+        .send_mail("bob@example.com", &["alice@localhost"], &msg)
+        .await;
     assert_eq!(r.code, 250, "{r:?}");
     assert!(r.text().starts_with("2.0.0 Ok: queued as "), "{r:?}");
     let messages = server.wait_for_inbox("alice@localhost", 1).await;
     let raw = server.raw("alice@localhost", messages[0].uid).await;
     assert_eq!(without_received(&raw), &msg[..]);
     let received = String::from_utf8_lossy(&raw[..raw.len() - msg.len()]).to_string();
-    assert!(received.contains("from client.example ([127.0.0.1])"), "{received}");
+    assert!(
+        received.contains("from client.example ([127.0.0.1])"),
+        "{received}"
+    );
     assert!(received.contains("with ESMTP"), "{received}");
     assert!(received.contains("for <alice@localhost>"), "{received}");
     assert_eq!(messages[0].summary.subject.as_deref(), Some("hello"));
@@ -74,11 +93,16 @@ async fn pipelined_commands_are_answered_in_order() {
     assert_eq!(c.reply().await.code, 250);
     assert_eq!(c.reply().await.code, 250);
     assert_eq!(c.reply().await.code, 354);
-    c.send(b"Subject: second\r\n\r\nbody\r\n.\r\nQUIT\r\n").await;
+    c.send(b"Subject: second\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        .await;
     assert_eq!(c.reply().await.code, 250);
     assert_eq!(c.reply().await.code, 221);
+    // alice@ and alice+tag@ are one mailbox: one copy of the first message.
     let messages = server.wait_for_inbox("alice@localhost", 2).await;
     assert_eq!(messages.len(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = server.account("alice@localhost").await;
+    assert_eq!(server.store.messages(id, "INBOX").await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,7 +110,10 @@ async fn sequence_errors() {
     let server = Server::start().await;
     let (mut c, _) = SmtpClient::connect(server.smtp).await;
     let r = c.cmd("MAIL FROM:<bob@example.com>").await;
-    assert_eq!((r.code, r.lines[0].as_str()), (503, "5.5.1 Send HELO/EHLO first"));
+    assert_eq!(
+        (r.code, r.lines[0].as_str()),
+        (503, "5.5.1 Send HELO/EHLO first")
+    );
     ehlo(&mut c).await;
     let r = c.cmd("RCPT TO:<alice@localhost>").await;
     assert_eq!(r.code, 503, "{r:?}");
@@ -98,7 +125,11 @@ async fn sequence_errors() {
     let r = c.cmd("DATA").await;
     assert_eq!(r.code, 554, "DATA without recipients: {r:?}");
     assert_eq!(c.cmd("RSET").await.code, 250);
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 503, "RSET ends the transaction");
+    assert_eq!(
+        c.cmd("RCPT TO:<alice@localhost>").await.code,
+        503,
+        "RSET ends the transaction"
+    );
     // EHLO also resets.
     assert_eq!(c.cmd("MAIL FROM:<bob@example.com>").await.code, 250);
     ehlo(&mut c).await;
@@ -107,7 +138,7 @@ async fn sequence_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn syntax_errors_and_other_commands() {
-    let server = Server::start().await;
+    let server = Server::start_with(|c| c.smtp.max_errors = 100).await;
     let (mut c, _) = SmtpClient::connect(server.smtp).await;
     ehlo(&mut c).await;
     let cases: &[(&str, u16, &str)] = &[
@@ -117,7 +148,11 @@ async fn syntax_errors_and_other_commands() {
         ("MAIL FROM:<bob@example.com> BODY=BINARYMIME", 555, "5.5.4"),
         ("MAIL FROM:<bob@example.com> RET=FULL", 555, "5.5.4"),
         ("MAIL FROM:<bob@example.com> FOO=BAR", 555, "5.5.4"),
-        ("MAIL FROM:<bob@example.com> SIZE=999999999999", 552, "5.3.4"),
+        (
+            "MAIL FROM:<bob@example.com> SIZE=999999999999",
+            552,
+            "5.3.4",
+        ),
         ("MAIL FROM:<bób@example.com>", 553, "5.6.7"),
         ("NOOP", 250, "2.0.0"),
         ("VRFY alice", 252, "2.0.0"),
@@ -137,7 +172,11 @@ async fn syntax_errors_and_other_commands() {
 #[tokio::test(flavor = "multi_thread")]
 async fn recipient_policy() {
     let server = Server::start().await;
-    server.store.add_alias("postmaster@localhost", "alice@localhost").await.unwrap();
+    server
+        .store
+        .add_alias("postmaster@localhost", "alice@localhost")
+        .await
+        .unwrap();
     let (mut c, _) = SmtpClient::connect(server.smtp).await;
     ehlo(&mut c).await;
     assert_eq!(c.cmd("MAIL FROM:<>").await.code, 250, "null sender");
@@ -150,7 +189,8 @@ async fn recipient_policy() {
         ("<nobody@localhost>", 550, "5.1.1"),
         ("<someone@example.com>", 554, "5.7.1"),
         ("<alice@localhost.>", 554, "5.7.1"),
-        ("<alice@[127.0.0.1]>", 554, "5.7.1"),
+        // Address literals are refused by the grammar: never relayed.
+        ("<alice@[127.0.0.1]>", 501, "5.1.3"),
         ("<alice%example.com@localhost>", 550, "5.1.1"),
         ("<example.com!alice@localhost>", 550, "5.1.1"),
         ("<@localhost:someone@example.com>", 554, "5.7.1"),
@@ -179,8 +219,11 @@ async fn recipient_limit() {
     assert_eq!(c.cmd("DATA").await.code, 354);
     c.send(b"Subject: three\r\n\r\nx\r\n.\r\n").await;
     assert_eq!(c.reply().await.code, 250);
-    // Three recipients that are one account: three copies in the INBOX.
-    server.wait_for_inbox("alice@localhost", 3).await;
+    // Three recipients that are one account: one copy in the INBOX.
+    server.wait_for_inbox("alice@localhost", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = server.account("alice@localhost").await;
+    assert_eq!(server.store.messages(id, "INBOX").await.unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,7 +235,10 @@ async fn size_limit_before_and_during_data() {
     let r = c.cmd("MAIL FROM:<bob@example.com> SIZE=10001").await;
     assert_eq!((r.code, &r.lines[0][..5]), (552, "5.3.4"));
     // A client that lies about SIZE is stopped during DATA.
-    assert_eq!(c.cmd("MAIL FROM:<bob@example.com> SIZE=100").await.code, 250);
+    assert_eq!(
+        c.cmd("MAIL FROM:<bob@example.com> SIZE=100").await.code,
+        250
+    );
     assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 250);
     assert_eq!(c.cmd("DATA").await.code, 354);
     let big = "x".repeat(998) + "\r\n";
@@ -201,7 +247,13 @@ async fn size_limit_before_and_during_data() {
     let r = c.reply().await;
     assert_eq!((r.code, &r.lines[0][..5]), (552, "5.3.4"));
     // The session goes on; a small message still passes.
-    let r = c.send_mail("bob@example.com", &["alice@localhost"], &message("small", "ok")).await;
+    let r = c
+        .send_mail(
+            "bob@example.com",
+            &["alice@localhost"],
+            &message("small", "ok"),
+        )
+        .await;
     assert_eq!(r.code, 250);
     let messages = server.wait_for_inbox("alice@localhost", 1).await;
     assert_eq!(messages.len(), 1);
@@ -226,15 +278,29 @@ async fn smuggling_variants_are_rejected_whole() {
         c.send(variant).await;
         // One reply only: the whole thing was one (rejected) message.
         let r = c.reply().await;
-        assert_eq!((r.code, &r.lines[0][..5]), (550, "5.5.2"), "variant {i}: {r:?}");
+        assert_eq!(
+            (r.code, &r.lines[0][..5]),
+            (550, "5.5.2"),
+            "variant {i}: {r:?}"
+        );
         let r = c.cmd("NOOP").await;
         assert_eq!(r.code, 250, "variant {i}: out of step: {r:?}");
     }
-    let r = c.send_mail("bob@example.com", &["alice@localhost"], &message("clean", "ok")).await;
+    let r = c
+        .send_mail(
+            "bob@example.com",
+            &["alice@localhost"],
+            &message("clean", "ok"),
+        )
+        .await;
     assert_eq!(r.code, 250);
     let messages = server.wait_for_inbox("alice@localhost", 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let messages_after = server.store.messages(server.account("alice@localhost").await, "INBOX").await.unwrap();
+    let messages_after = server
+        .store
+        .messages(server.account("alice@localhost").await, "INBOX")
+        .await
+        .unwrap();
     assert_eq!(messages_after.len(), 1, "nothing smuggled in");
     assert_eq!(messages[0].summary.subject.as_deref(), Some("clean"));
 }
@@ -247,7 +313,11 @@ async fn overlong_lines_and_too_many_errors() {
     c.send(long.as_bytes()).await;
     let r = c.reply().await;
     assert_eq!((r.code, r.lines[0].as_str()), (500, "5.5.2 Line too long"));
-    assert_eq!(c.cmd("NOOP").await.code, 250, "still in step after a long line");
+    assert_eq!(
+        c.cmd("NOOP").await.code,
+        250,
+        "still in step after a long line"
+    );
     assert_eq!(c.cmd("FOO").await.code, 500);
     let r = c.cmd("BAR").await;
     assert_eq!(r.code, 500);
@@ -297,9 +367,13 @@ async fn starttls_discards_injected_commands() {
     let (mut c, _) = SmtpClient::connect(server.smtp).await;
     ehlo(&mut c).await;
     // The classic injection: commands sent in the same packet as STARTTLS.
-    c.send(b"STARTTLS\r\nMAIL FROM:<evil@example.com>\r\n").await;
+    c.send(b"STARTTLS\r\nMAIL FROM:<evil@example.com>\r\n")
+        .await;
     let r = c.reply().await;
-    assert_eq!((r.code, r.lines[0].as_str()), (220, "2.0.0 Ready to start TLS"));
+    assert_eq!(
+        (r.code, r.lines[0].as_str()),
+        (220, "2.0.0 Ready to start TLS")
+    );
     let mut c = c.start_tls(server.dir.path()).await;
     // If the injected MAIL had been kept, this MAIL would be "nested" (503)
     // or EHLO would not be needed.
@@ -308,7 +382,13 @@ async fn starttls_discards_injected_commands() {
     let r = ehlo(&mut c).await;
     assert!(!r.lines.iter().any(|l| l == "STARTTLS"), "{r:?}");
     assert_eq!(c.cmd("STARTTLS").await.code, 503);
-    let r = c.send_mail("bob@example.com", &["alice@localhost"], &message("tls", "secret")).await;
+    let r = c
+        .send_mail(
+            "bob@example.com",
+            &["alice@localhost"],
+            &message("tls", "secret"),
+        )
+        .await;
     assert_eq!(r.code, 250);
     let messages = server.wait_for_inbox("alice@localhost", 1).await;
     let raw = server.raw("alice@localhost", messages[0].uid).await;
@@ -341,8 +421,18 @@ async fn submission_requires_auth() {
     assert_eq!(c.cmd("AUTH PLAIN").await.code, 334);
     let r = c.cmd(&b64(&format!("\0alice@localhost\0{PASSWORD}"))).await;
     assert_eq!((r.code, &r.lines[0][..5]), (235, "2.7.0"), "{r:?}");
-    assert_eq!(c.cmd("AUTH PLAIN x").await.code, 503, "already authenticated");
-    let r = c.send_mail("alice@localhost", &["alice@localhost"], &message("sub", "mine")).await;
+    assert_eq!(
+        c.cmd("AUTH PLAIN x").await.code,
+        503,
+        "already authenticated"
+    );
+    let r = c
+        .send_mail(
+            "alice@localhost",
+            &["alice@localhost"],
+            &message("sub", "mine"),
+        )
+        .await;
     assert_eq!(r.code, 250);
     let messages = server.wait_for_inbox("alice@localhost", 1).await;
     let raw = server.raw("alice@localhost", messages[0].uid).await;
@@ -364,12 +454,25 @@ async fn auth_login_and_failure_limit() {
     let (mut c, _) = SmtpClient::connect(server.submission).await;
     ehlo(&mut c).await;
     // LOGIN with the user name as initial response.
-    let r = c.cmd(&format!("AUTH LOGIN {}", b64("alice@localhost"))).await;
+    let r = c
+        .cmd(&format!("AUTH LOGIN {}", b64("alice@localhost")))
+        .await;
     assert_eq!(r.code, 334);
     assert_eq!(c.cmd(&b64("nope")).await.code, 535);
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {}", b64("\0alice@localhost\0nope"))).await.code, 535);
-    let r = c.cmd(&format!("AUTH PLAIN {}", b64("\0mallory@localhost\0nope"))).await;
-    assert_eq!((r.code, &r.lines[0][..5]), (421, "4.7.0"), "third failure closes: {r:?}");
+    assert_eq!(
+        c.cmd(&format!("AUTH PLAIN {}", b64("\0alice@localhost\0nope")))
+            .await
+            .code,
+        535
+    );
+    let r = c
+        .cmd(&format!("AUTH PLAIN {}", b64("\0mallory@localhost\0nope")))
+        .await;
+    assert_eq!(
+        (r.code, &r.lines[0][..5]),
+        (421, "4.7.0"),
+        "third failure closes: {r:?}"
+    );
     assert!(c.is_closed().await);
 }
 
@@ -381,9 +484,20 @@ async fn implicit_tls_submission() {
     let r = ehlo(&mut c).await;
     assert!(!r.lines.iter().any(|l| l == "STARTTLS"));
     assert!(r.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"));
-    let r = c.cmd(&format!("AUTH PLAIN {}", b64(&format!("\0alice@localhost\0{PASSWORD}")))).await;
+    let r = c
+        .cmd(&format!(
+            "AUTH PLAIN {}",
+            b64(&format!("\0alice@localhost\0{PASSWORD}"))
+        ))
+        .await;
     assert_eq!(r.code, 235);
-    let r = c.send_mail("alice@localhost", &["alice@localhost"], &message("smtps", "x")).await;
+    let r = c
+        .send_mail(
+            "alice@localhost",
+            &["alice@localhost"],
+            &message("smtps", "x"),
+        )
+        .await;
     assert_eq!(r.code, 250);
     server.wait_for_inbox("alice@localhost", 1).await;
 }
@@ -394,13 +508,23 @@ async fn plaintext_auth_refused_where_not_allowed() {
     let (mut c, _) = SmtpClient::connect(server.submission).await;
     let r = ehlo(&mut c).await;
     assert!(!r.lines.iter().any(|l| l.starts_with("AUTH")), "{r:?}");
-    let r = c.cmd(&format!("AUTH PLAIN {}", b64(&format!("\0alice@localhost\0{PASSWORD}")))).await;
+    let r = c
+        .cmd(&format!(
+            "AUTH PLAIN {}",
+            b64(&format!("\0alice@localhost\0{PASSWORD}"))
+        ))
+        .await;
     assert_eq!((r.code, &r.lines[0][..6]), (538, "5.7.11"));
     assert_eq!(c.cmd("STARTTLS").await.code, 220);
     let mut c = c.start_tls(server.dir.path()).await;
     let r = ehlo(&mut c).await;
     assert!(r.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"), "{r:?}");
-    let r = c.cmd(&format!("AUTH PLAIN {}", b64(&format!("\0alice@localhost\0{PASSWORD}")))).await;
+    let r = c
+        .cmd(&format!(
+            "AUTH PLAIN {}",
+            b64(&format!("\0alice@localhost\0{PASSWORD}"))
+        ))
+        .await;
     assert_eq!(r.code, 235);
 }
 
@@ -410,14 +534,21 @@ async fn eight_bit_and_utf8_mail() {
     let (mut c, _) = SmtpClient::connect(server.smtp).await;
     ehlo(&mut c).await;
     let msg = "From: Jürgen <juergen@example.com>\r\nTo: alice@localhost\r\nSubject: Grüße aus Köln ✉\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nDas Wetter ist schön. 日本語のテキスト。\r\n".as_bytes();
-    assert_eq!(c.cmd("MAIL FROM:<jürgen@example.com> BODY=8BITMIME SMTPUTF8").await.code, 250);
+    assert_eq!(
+        c.cmd("MAIL FROM:<jürgen@example.com> BODY=8BITMIME SMTPUTF8")
+            .await
+            .code,
+        250
+    );
     assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 250);
     assert_eq!(c.cmd("DATA").await.code, 354);
     c.send(msg).await;
     c.send(b".\r\n").await;
     assert_eq!(c.reply().await.code, 250);
     // 8-bit body declared as 7BIT (or not declared) is accepted too.
-    let r = c.send_mail("bob@example.com", &["alice@localhost"], msg).await;
+    let r = c
+        .send_mail("bob@example.com", &["alice@localhost"], msg)
+        .await;
     assert_eq!(r.code, 250);
     let messages = server.wait_for_inbox("alice@localhost", 2).await;
     for m in &messages {
@@ -426,7 +557,10 @@ async fn eight_bit_and_utf8_mail() {
     }
     let raw = server.raw("alice@localhost", messages[0].uid).await;
     assert!(String::from_utf8_lossy(&raw).contains("with UTF8SMTP"));
-    assert_eq!(messages[0].summary.subject.as_deref(), Some("Grüße aus Köln ✉"));
+    assert_eq!(
+        messages[0].summary.subject.as_deref(),
+        Some("Grüße aus Köln ✉")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -479,7 +613,9 @@ async fn twenty_mib_message() {
     while msg.len() < 20 * 1024 * 1024 {
         msg.extend_from_slice(line.as_bytes());
     }
-    let r = c.send_mail("bob@example.com", &["alice@localhost"], &msg).await;
+    let r = c
+        .send_mail("bob@example.com", &["alice@localhost"], &msg)
+        .await;
     assert_eq!(r.code, 250, "{r:?}");
     let messages = server.wait_for_inbox("alice@localhost", 1).await;
     let raw = server.raw("alice@localhost", messages[0].uid).await;
@@ -490,7 +626,11 @@ async fn twenty_mib_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn many_clients_at_once() {
     let server = Server::start().await;
-    server.store.add_account("bob@localhost", PASSWORD).await.unwrap();
+    server
+        .store
+        .add_account("bob@localhost", PASSWORD)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for client in 0..20 {
         let addr = server.smtp;
@@ -499,7 +639,9 @@ async fn many_clients_at_once() {
             ehlo(&mut c).await;
             for i in 0..10 {
                 let msg = message(&format!("c{client}m{i}"), "x");
-                let r = c.send_mail("x@example.com", &["alice@localhost", "bob@localhost"], &msg).await;
+                let r = c
+                    .send_mail("x@example.com", &["alice@localhost", "bob@localhost"], &msg)
+                    .await;
                 assert_eq!(r.code, 250, "{r:?}");
             }
             c.cmd("QUIT").await;
@@ -513,7 +655,11 @@ async fn many_clients_at_once() {
     assert_eq!((alice.len(), bob.len()), (200, 200));
     let mut uids: Vec<u32> = alice.iter().map(|m| m.uid.0).collect();
     uids.dedup();
-    assert_eq!(uids, (1..=200).collect::<Vec<u32>>(), "UIDs are 1..=200 in order");
+    assert_eq!(
+        uids,
+        (1..=200).collect::<Vec<u32>>(),
+        "UIDs are 1..=200 in order"
+    );
 }
 
 fn b64(text: &str) -> String {

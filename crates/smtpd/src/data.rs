@@ -218,7 +218,7 @@ mod tests {
     fn simple_message_ends_at_crlf_dot_crlf() {
         let (msg, used, bare, _) = receive(b"Subject: hi\r\n\r\nbody\r\n.\r\nQUIT\r\n");
         assert_eq!(msg, b"Subject: hi\r\n\r\nbody\r\n");
-        assert_eq!(used, 27);
+        assert_eq!(used, 24);
         assert!(!bare);
     }
 

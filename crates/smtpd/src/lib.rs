@@ -108,37 +108,29 @@ struct SmtpService {
 }
 
 impl Service for SmtpService {
-    fn serve(self: Arc<Self>, conn: Connection) -> impl std::future::Future<Output = ()> + Send {
-        async move {
-            session::Session::new(
-                self.ctx.clone(),
-                self.role,
-                conn.stream,
-                conn.peer,
-                conn.shutdown,
-            )
-            .run()
-            .await;
-        }
+    async fn serve(self: Arc<Self>, conn: Connection) {
+        session::Session::new(
+            self.ctx.clone(),
+            self.role,
+            conn.stream,
+            conn.peer,
+            conn.shutdown,
+        )
+        .run()
+        .await;
     }
 
-    fn refuse(
-        self: Arc<Self>,
-        mut conn: Connection,
-        why: Refusal,
-    ) -> impl std::future::Future<Output = ()> + Send {
-        async move {
-            let reply = match why {
-                Refusal::ShuttingDown => reply::shutting_down(),
-                Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
-                    reply::too_many_connections()
-                }
-            };
-            let mut out = Vec::new();
-            reply.write_to(&mut out);
-            let _ = conn.stream.write_all(&out).await;
-            let _ = conn.stream.shutdown().await;
-        }
+    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
+        let reply = match why {
+            Refusal::ShuttingDown => reply::shutting_down(),
+            Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
+                reply::too_many_connections()
+            }
+        };
+        let mut out = Vec::new();
+        reply.write_to(&mut out);
+        let _ = conn.stream.write_all(&out).await;
+        let _ = conn.stream.shutdown().await;
     }
 }
 

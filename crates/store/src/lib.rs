@@ -526,7 +526,8 @@ impl Store {
     /// In one transaction: parses the message once (off the writer thread,
     /// reusing an earlier parse of the same blob), appends it to each
     /// delivery's mailbox with a new UID and modseq (flags empty, internal
-    /// date = the message's `received_at`), writes the change feed, marks
+    /// date = the message's `received_at`; deliveries that name the same
+    /// account and mailbox get one copy), writes the change feed, marks
     /// those recipients `Delivered`, and removes the queue entry (releasing
     /// its blob reference) once no recipient is `Pending` or `Deferred`.
     pub async fn deliver_local(

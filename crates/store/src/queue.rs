@@ -327,8 +327,14 @@ pub(crate) fn deliver_local(
         keywords: "",
     };
     let mut appended = false;
+    // Several recipients of one message may resolve to one mailbox
+    // (`alice@` and `alice+tag@`, or an alias): one copy, as Postfix does.
+    let mut done = std::collections::HashSet::new();
     for d in deliveries {
         if !states.get(&d.recipient).copied().is_some_and(is_open) {
+            continue;
+        }
+        if !done.insert((d.account, d.mailbox.to_ascii_uppercase())) {
             continue;
         }
         mailbox::append(conn, d.account, &d.mailbox, &append)?;

@@ -91,7 +91,7 @@ impl Session {
         if refusal.is_none() {
             let header = self.trace_header();
             if let Some(tx) = self.tx.as_mut() {
-                tx.chunks.get_or_insert_with(|| Chunks {
+                tx.chunks.get_or_insert(Chunks {
                     message: header,
                     too_big: false,
                 });
