@@ -67,7 +67,10 @@ impl Server {
         adjust(&mut config);
         let config = Arc::new(config);
         let store = Store::open(dir.path()).expect("open store");
-        store.add_account("alice@localhost", PASSWORD).await.expect("add alice");
+        store
+            .add_account("alice@localhost", PASSWORD)
+            .await
+            .expect("add alice");
         let tls = common::tls::acceptor(&config.tls, dir.path()).expect("tls");
         let ctx = Arc::new(smtpd::SmtpContext {
             config: config.clone(),
@@ -78,7 +81,9 @@ impl Server {
         });
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let bound = smtpd::start(ctx, shutdown.clone(), &tracker).await.expect("start smtpd");
+        let bound = smtpd::start(ctx, shutdown.clone(), &tracker)
+            .await
+            .expect("start smtpd");
         let find = |role: smtpd::Role| bound.iter().find(|b| b.role == role).map(|b| b.addr);
         let unbound: SocketAddr = "127.0.0.1:9".parse().expect("address");
         Server {
@@ -94,7 +99,12 @@ impl Server {
     }
 
     pub async fn account(&self, address: &str) -> AccountId {
-        self.store.account(address).await.expect("lookup").expect("account exists").id
+        self.store
+            .account(address)
+            .await
+            .expect("lookup")
+            .expect("account exists")
+            .id
     }
 
     /// Waits until `address`'s INBOX holds `count` messages (at most 20 s).
@@ -106,7 +116,11 @@ impl Server {
     /// The raw bytes of a message.
     pub async fn raw(&self, address: &str, uid: store::Uid) -> Vec<u8> {
         let id = self.account(address).await;
-        self.store.message_raw(id, "INBOX", uid).await.expect("read").expect("message exists")
+        self.store
+            .message_raw(id, "INBOX", uid)
+            .await
+            .expect("read")
+            .expect("message exists")
     }
 
     /// Stops accepting and waits for sessions (at most 10 s).
@@ -125,15 +139,26 @@ impl Drop for Server {
 
 /// Polls until the mailbox holds `count` messages; panics after 20 s with
 /// what it holds.
-pub async fn wait_for_messages(store: &Store, account: AccountId, mailbox: &str, count: usize) -> Vec<MessageInfo> {
+pub async fn wait_for_messages(
+    store: &Store,
+    account: AccountId,
+    mailbox: &str,
+    count: usize,
+) -> Vec<MessageInfo> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let messages = store.messages(account, mailbox).await.expect("list messages");
+        let messages = store
+            .messages(account, mailbox)
+            .await
+            .expect("list messages");
         if messages.len() >= count {
             return messages;
         }
         if Instant::now() > deadline {
-            panic!("expected {count} messages in {mailbox}, found {}", messages.len());
+            panic!(
+                "expected {count} messages in {mailbox}, found {}",
+                messages.len()
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -235,7 +260,11 @@ impl Binary {
     }
 
     /// Sends a signal with the `kill` command and waits for the exit.
-    pub fn signal_and_wait(&mut self, signal: &str, limit: Duration) -> Option<std::process::ExitStatus> {
+    pub fn signal_and_wait(
+        &mut self,
+        signal: &str,
+        limit: Duration,
+    ) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())
@@ -340,7 +369,10 @@ impl SmtpClient {
     pub async fn connect_tls(addr: SocketAddr, data_dir: &Path) -> (SmtpClient, SmtpReply) {
         let tcp = TcpStream::connect(addr).await.expect("connect");
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-        let tls = client_tls(data_dir).connect(name, tcp).await.expect("TLS handshake");
+        let tls = client_tls(data_dir)
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake");
         let mut client = SmtpClient {
             stream: BufReader::new(Box::new(tls)),
         };
@@ -353,7 +385,10 @@ impl SmtpClient {
     pub async fn start_tls(self, data_dir: &Path) -> SmtpClient {
         let inner = self.stream.into_inner();
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
-        let tls = client_tls(data_dir).connect(name, inner).await.expect("TLS handshake");
+        let tls = client_tls(data_dir)
+            .connect(name, inner)
+            .await
+            .expect("TLS handshake");
         SmtpClient {
             stream: BufReader::new(Box::new(tls)),
         }

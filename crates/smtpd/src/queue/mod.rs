@@ -24,10 +24,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::policy::{self, Verdict};
 
-/// How long a claim keeps other queue managers off a recipient.
-const LEASE: Duration = Duration::from_secs(120);
-/// Messages claimed per round.
-const CLAIM_BATCH: usize = 256;
+/// How long a claim keeps other queue managers off a recipient. Claimed
+/// work starts at once (we claim no more than there are free delivery
+/// slots), and local delivery takes milliseconds, so this only matters when
+/// a process dies holding claims: its mail waits this long, then another
+/// (or the restarted) queue manager takes it.
+const LEASE: Duration = Duration::from_secs(30);
 
 /// Wakes the queue manager when new mail is queued.
 #[derive(Clone, Default)]
@@ -65,8 +67,13 @@ impl QueueManager {
         // at least as often as the shortest backoff.
         let poll = Duration::from_secs(self.config.queue.min_backoff_secs.clamp(1, 5));
         while !shutdown.is_cancelled() {
+            // Wait for a free slot, then claim no more than can start now.
+            let Ok(first) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let free = slots.available_permits() + 1;
             let now = chrono::Utc::now().timestamp();
-            let claimed = match self.store.claim_due(now, LEASE, CLAIM_BATCH).await {
+            let claimed = match self.store.claim_due(now, LEASE, free).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the queue");
@@ -74,9 +81,14 @@ impl QueueManager {
                 }
             };
             let busy = !claimed.is_empty();
+            let mut first = Some(first);
             for message in claimed {
-                let Ok(slot) = slots.clone().acquire_owned().await else {
-                    break;
+                let slot = match first.take() {
+                    Some(slot) => slot,
+                    None => match slots.clone().acquire_owned().await {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
                 };
                 let store = self.store.clone();
                 let config = self.config.clone();
@@ -85,6 +97,7 @@ impl QueueManager {
                     drop(slot);
                 });
             }
+            drop(first);
             if busy {
                 continue;
             }
