@@ -9,10 +9,10 @@
 //! queue, exactly once. Messages in flight at the kill (no 250 seen) may or
 //! may not be there.
 //!
-//! At the end the server runs once more and must deliver everything that is
-//! due. A recipient that a killed process had claimed is leased for a while
-//! (so that no second process takes it); such messages are allowed to stay
-//! queued, and the test says how many there were.
+//! At the end the server runs once more and must deliver every acknowledged
+//! message, exactly once. A recipient that a killed process had claimed is
+//! leased for 30 s (so that no second process takes it meanwhile), so this
+//! last phase may wait that long.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -327,20 +327,15 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
     let mut binary = start(&data);
     let store = Store::open(&data).expect("open the store");
     let ledger = std::mem::take(&mut *ledger.lock().expect("ledger"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let leased = loop {
+    // The killed processes' leases (30 s) must run out first.
+    let deadline = Instant::now() + Duration::from_secs(50);
+    loop {
         let snap = snapshot(&store, true).await;
         let inbox: HashSet<&str> = snap.inbox.iter().map(String::as_str).collect();
-        let leased: HashSet<&str> = snap
-            .queued
-            .iter()
-            .filter(|(_, l)| *l)
-            .map(|(id, _)| id.as_str())
-            .collect();
         let waiting: Vec<&String> = ledger
             .acked
             .iter()
-            .filter(|id| !inbox.contains(id.as_str()) && !leased.contains(id.as_str()))
+            .filter(|id| !inbox.contains(id.as_str()))
             .collect();
         if waiting.is_empty() {
             assert_eq!(
@@ -348,20 +343,17 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
                 snap.inbox.len(),
                 "duplicates in the INBOX after restart"
             );
-            break leased.len();
+            break;
         }
         assert!(
             Instant::now() < deadline,
-            "{} acknowledged messages neither delivered nor leased 20 s after restart: {:?}",
+            "{} acknowledged messages not delivered 50 s after restart: {:?}",
             waiting.len(),
             &waiting[..waiting.len().min(20)]
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    eprintln!(
-        "{} acknowledged messages in all; {leased} still leased by a killed process",
-        ledger.acked.len()
-    );
+    }
+    eprintln!("{} acknowledged messages in all, each delivered once", ledger.acked.len());
     let status =
         tokio::task::block_in_place(|| binary.signal_and_wait("TERM", Duration::from_secs(15)))
             .expect("postern up did not exit after SIGTERM");
