@@ -353,7 +353,10 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    eprintln!("{} acknowledged messages in all, each delivered once", ledger.acked.len());
+    eprintln!(
+        "{} acknowledged messages in all, each delivered once",
+        ledger.acked.len()
+    );
     let status =
         tokio::task::block_in_place(|| binary.signal_and_wait("TERM", Duration::from_secs(15)))
             .expect("postern up did not exit after SIGTERM");

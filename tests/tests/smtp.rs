@@ -666,3 +666,39 @@ fn b64(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text.as_bytes())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_sent_one_byte_at_a_time() {
+    let server = Server::start().await;
+    let (mut c, _) = SmtpClient::connect(server.smtp).await;
+    let script: &[(&[u8], &[u16])] = &[
+        (b"EHLO client.example\r\n", &[250]),
+        (b"MAIL FROM:<bob@example.com> BODY=8BITMIME\r\n", &[250]),
+        (b"RCPT TO:<alice@localhost>\r\n", &[250]),
+        (b"DATA\r\n", &[354]),
+        (b"Subject: bytes\r\n\r\n..dot\r\nend\r\n.\r\n", &[250]),
+        (b"BDAT", &[]),
+        (b" 3\r\nxyzNOOP\r\n", &[503, 250]),
+        (b"QUIT\r\n", &[221]),
+    ];
+    for (bytes, codes) in script {
+        for byte in bytes.iter() {
+            c.send(std::slice::from_ref(byte)).await;
+        }
+        for code in codes.iter() {
+            let r = c.reply().await;
+            assert_eq!(
+                r.code,
+                *code,
+                "after {:?}: {r:?}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+    let messages = server.wait_for_inbox("alice@localhost", 1).await;
+    let raw = server.raw("alice@localhost", messages[0].uid).await;
+    assert_eq!(
+        without_received(&raw),
+        b"Subject: bytes\r\n\r\n.dot\r\nend\r\n"
+    );
+}
