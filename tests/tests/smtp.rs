@@ -484,12 +484,7 @@ async fn implicit_tls_submission() {
     let r = ehlo(&mut c).await;
     assert!(!r.lines.iter().any(|l| l == "STARTTLS"));
     assert!(r.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"));
-    let r = c
-        .cmd(&format!(
-            "AUTH PLAIN {}",
-            b64(&format!("\0alice@localhost\0{PASSWORD}"))
-        ))
-        .await;
+    let r = c.cmd(&alice_plain()).await;
     assert_eq!(r.code, 235);
     let r = c
         .send_mail(
@@ -508,23 +503,13 @@ async fn plaintext_auth_refused_where_not_allowed() {
     let (mut c, _) = SmtpClient::connect(server.submission).await;
     let r = ehlo(&mut c).await;
     assert!(!r.lines.iter().any(|l| l.starts_with("AUTH")), "{r:?}");
-    let r = c
-        .cmd(&format!(
-            "AUTH PLAIN {}",
-            b64(&format!("\0alice@localhost\0{PASSWORD}"))
-        ))
-        .await;
+    let r = c.cmd(&alice_plain()).await;
     assert_eq!((r.code, &r.lines[0][..6]), (538, "5.7.11"));
     assert_eq!(c.cmd("STARTTLS").await.code, 220);
     let mut c = c.start_tls(server.dir.path()).await;
     let r = ehlo(&mut c).await;
     assert!(r.lines.iter().any(|l| l == "AUTH PLAIN LOGIN"), "{r:?}");
-    let r = c
-        .cmd(&format!(
-            "AUTH PLAIN {}",
-            b64(&format!("\0alice@localhost\0{PASSWORD}"))
-        ))
-        .await;
+    let r = c.cmd(&alice_plain()).await;
     assert_eq!(r.code, 235);
 }
 
@@ -660,6 +645,14 @@ async fn many_clients_at_once() {
         (1..=200).collect::<Vec<u32>>(),
         "UIDs are 1..=200 in order"
     );
+}
+
+/// `AUTH PLAIN` with alice's credentials as the initial response.
+fn alice_plain() -> String {
+    format!(
+        "AUTH PLAIN {}",
+        b64(&format!("\0alice@localhost\0{PASSWORD}"))
+    )
 }
 
 fn b64(text: &str) -> String {

@@ -229,6 +229,36 @@ pub struct MailboxInfo {
     pub unseen: u32,
 }
 
+/// A light view of a mailbox: what POP3's STAT/LIST/UIDL and IMAP's
+/// SELECT need, without the parsed summaries.
+#[derive(Debug, Clone, Serialize)]
+pub struct MailboxIndex {
+    pub mailbox: MailboxId,
+    pub uid_validity: u32,
+    pub uid_next: Uid,
+    pub highest_modseq: ModSeq,
+    /// In UID order.
+    pub messages: Vec<IndexEntry>,
+}
+
+/// One message in a [`MailboxIndex`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndexEntry {
+    pub uid: Uid,
+    pub size: u64,
+    pub modseq: ModSeq,
+    /// As in [`MessageInfo::flags`].
+    pub flags: Vec<String>,
+}
+
+/// How [`Store::store_flags`] changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlagChange {
+    Add,
+    Remove,
+    Replace,
+}
+
 /// One message in a mailbox, as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessageInfo {
@@ -641,6 +671,60 @@ impl Store {
         let mailbox = mailbox.to_owned();
         self.inner
             .read(move |conn| mailbox::message_raw(conn, account, &mailbox, uid))
+            .await
+    }
+
+    /// The mailbox's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and every
+    /// message's UID, size, modseq and flags, read in one snapshot.
+    /// `NotFound` if there is no such mailbox.
+    pub async fn mailbox_index(&self, account: AccountId, mailbox: &str) -> Result<MailboxIndex> {
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .read(move |conn| mailbox::mailbox_index(conn, account, &mailbox))
+            .await
+    }
+
+    /// Changes flags of the messages with these UIDs (UIDs not present are
+    /// skipped). Flags are IMAP system flags (`\Seen`, `\Answered`,
+    /// `\Flagged`, `\Deleted`, `\Draft`; case-insensitive) or keywords
+    /// (atoms; `Invalid` otherwise; `\Recent` is refused). Every message
+    /// whose flags actually change gets a new modseq (the mailbox's
+    /// HIGHESTMODSEQ + 1, in UID order) and a `flags` row in the change feed;
+    /// returns those messages' UIDs with their new modseq and flags.
+    pub async fn store_flags(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: &[String],
+    ) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
+        let flags = mailbox::parse_flags(flags)?;
+        let mailbox = mailbox.to_owned();
+        let uids = uids.to_vec();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::store_flags(conn, account, &mailbox, &uids, change, &flags)
+            })
+            .await
+    }
+
+    /// Removes the messages with these UIDs from the mailbox (UIDs not
+    /// present are skipped): each leaves a tombstone and an `expunge` row in
+    /// the change feed with a new modseq, and releases its blob reference.
+    /// Returns the UIDs actually removed, in order.
+    pub async fn expunge(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> Result<Vec<Uid>> {
+        let mailbox = mailbox.to_owned();
+        let uids = uids.to_vec();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::expunge(conn, account, &mailbox, &uids)
+            })
             .await
     }
 

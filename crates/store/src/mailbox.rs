@@ -4,8 +4,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::schema::SqlResult;
 use crate::{
-    blobs, AccountId, MailboxId, MailboxInfo, MessageInfo, ModSeq, Result, StoreError, Timestamp,
-    Uid,
+    blobs, AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MessageInfo,
+    ModSeq, Result, StoreError, Timestamp, Uid,
 };
 
 /// System flags as bits of `messages.system_flags`, in IMAP spelling.
@@ -317,4 +317,303 @@ pub(crate) fn message_raw(
     .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
     .optional()
     .db()
+}
+
+/// A mailbox's counters as stored.
+struct MailboxState {
+    id: i64,
+    uid_validity: i64,
+    uid_next: i64,
+    highest_modseq: i64,
+}
+
+fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<MailboxState> {
+    conn.prepare_cached(
+        "SELECT id, uid_validity, uid_next, highest_modseq FROM mailboxes
+          WHERE account_id = ?1 AND name = ?2",
+    )
+    .db()?
+    .query_row(params![account.0, canonical_name(name)], |row| {
+        Ok(MailboxState {
+            id: row.get(0)?,
+            uid_validity: row.get(1)?,
+            uid_next: row.get(2)?,
+            highest_modseq: row.get(3)?,
+        })
+    })
+    .optional()
+    .db()?
+    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name))))
+}
+
+/// Reader: the mailbox's counters and every message's UID, size, modseq and
+/// flags, in UID order (the caller's read transaction makes it one
+/// snapshot).
+pub(crate) fn mailbox_index(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+) -> Result<MailboxIndex> {
+    let state = mailbox_state(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid, size, modseq, system_flags, keywords FROM messages
+              WHERE mailbox_id = ?1
+              ORDER BY uid",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([state.id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })
+        .db()?;
+    let mut messages = Vec::new();
+    for row in rows {
+        let (uid, size, modseq, system_flags, keywords) = row.db()?;
+        messages.push(IndexEntry {
+            uid: Uid(to_u32(uid, "UID")?),
+            size: to_u64(size, "message size")?,
+            modseq: ModSeq(to_u64(modseq, "modseq")?),
+            flags: flags_of(system_flags, &keywords),
+        });
+    }
+    Ok(MailboxIndex {
+        mailbox: MailboxId(state.id),
+        uid_validity: to_u32(state.uid_validity, "UIDVALIDITY")?,
+        uid_next: Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
+        highest_modseq: ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
+        messages,
+    })
+}
+
+/// Validated flags: system flag bits and keywords (case as given, no two
+/// equal ignoring case).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct FlagSet {
+    pub system: i64,
+    pub keywords: Vec<String>,
+}
+
+/// Whether `c` may appear in an IMAP atom (RFC 9051 `ATOM-CHAR`).
+fn is_atom_char(c: char) -> bool {
+    c.is_ascii()
+        && !c.is_ascii_control()
+        && !matches!(c, '(' | ')' | '{' | ' ' | '%' | '*' | '"' | '\\' | ']')
+}
+
+/// Checks flags as a client gives them: the five storable system flags (any
+/// case) or keywords (atoms). `\Recent`, other `\` flags and anything that
+/// is not an atom are `Invalid`.
+pub(crate) fn parse_flags(flags: &[String]) -> Result<FlagSet> {
+    let mut set = FlagSet::default();
+    for flag in flags {
+        if let Some(name) = flag.strip_prefix('\\') {
+            let bit = SYSTEM_FLAGS
+                .iter()
+                .find(|(_, known)| known[1..].eq_ignore_ascii_case(name))
+                .map(|(bit, _)| *bit)
+                .ok_or_else(|| StoreError::Invalid(format!("flag {flag:?}")))?;
+            set.system |= bit;
+        } else if flag.is_empty() || !flag.chars().all(is_atom_char) {
+            return Err(StoreError::Invalid(format!("keyword {flag:?}")));
+        } else if !set.keywords.iter().any(|k| k.eq_ignore_ascii_case(flag)) {
+            set.keywords.push(flag.clone());
+        }
+    }
+    Ok(set)
+}
+
+fn has_keyword(keywords: &[String], keyword: &str) -> bool {
+    keywords.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+}
+
+/// The flags after `change`: system bits and keywords. Keywords already
+/// set keep their stored spelling.
+fn apply_change(
+    change: FlagChange,
+    system: i64,
+    keywords: &[String],
+    set: &FlagSet,
+) -> (i64, Vec<String>) {
+    match change {
+        FlagChange::Add => {
+            let mut out = keywords.to_vec();
+            for k in &set.keywords {
+                if !has_keyword(&out, k) {
+                    out.push(k.clone());
+                }
+            }
+            (system | set.system, out)
+        }
+        FlagChange::Remove => (
+            system & !set.system,
+            keywords
+                .iter()
+                .filter(|k| !has_keyword(&set.keywords, k))
+                .cloned()
+                .collect(),
+        ),
+        FlagChange::Replace => (
+            set.system,
+            set.keywords
+                .iter()
+                .map(|k| {
+                    keywords
+                        .iter()
+                        .find(|old| old.eq_ignore_ascii_case(k))
+                        .unwrap_or(k)
+                        .clone()
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Whether two keyword lists hold the same keywords, ignoring case.
+fn same_keywords(a: &[String], b: &[String]) -> bool {
+    a.iter().all(|k| has_keyword(b, k)) && b.iter().all(|k| has_keyword(a, k))
+}
+
+/// The UIDs to act on: in order, each once, 0 left out.
+fn sorted_uids(uids: &[Uid]) -> Vec<Uid> {
+    let mut uids: Vec<Uid> = uids.iter().copied().filter(|u| u.0 != 0).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    uids
+}
+
+fn next_modseq(mailbox: i64, modseq: i64) -> Result<i64> {
+    modseq
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Database(format!("mailbox {mailbox} has no modseqs left")))
+}
+
+fn record_change(conn: &Connection, mailbox: i64, uid: Uid, modseq: i64, kind: &str) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO changes (mailbox_id, uid, modseq, kind, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![mailbox, i64::from(uid.0), modseq, kind, now()])
+    .db()?;
+    Ok(())
+}
+
+fn set_highest_modseq(conn: &Connection, mailbox: i64, modseq: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE mailboxes SET highest_modseq = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![mailbox, modseq])
+        .db()?;
+    Ok(())
+}
+
+/// Writer: changes the flags of the messages with these UIDs (missing ones
+/// skipped). Each message whose flags change gets the next modseq, in UID
+/// order, and a `flags` row in the change feed. Returns those messages with
+/// their new modseq and flags.
+pub(crate) fn store_flags(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    uids: &[Uid],
+    change: FlagChange,
+    flags: &FlagSet,
+) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
+    let state = mailbox_state(conn, account, mailbox)?;
+    let mut highest = state.highest_modseq;
+    let mut out = Vec::new();
+    for uid in sorted_uids(uids) {
+        let found: Option<(i64, i64, String)> = conn
+            .prepare_cached(
+                "SELECT id, system_flags, keywords FROM messages
+                  WHERE mailbox_id = ?1 AND uid = ?2",
+            )
+            .db()?
+            .query_row(params![state.id, i64::from(uid.0)], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()
+            .db()?;
+        let Some((id, system, keywords)) = found else {
+            continue;
+        };
+        let keywords: Vec<String> = keywords.split_whitespace().map(str::to_owned).collect();
+        let (new_system, new_keywords) = apply_change(change, system, &keywords, flags);
+        if new_system == system && same_keywords(&keywords, &new_keywords) {
+            continue;
+        }
+        let modseq = next_modseq(state.id, highest)?;
+        highest = modseq;
+        let joined = new_keywords.join(" ");
+        conn.prepare_cached(
+            "UPDATE messages SET system_flags = ?2, keywords = ?3, modseq = ?4 WHERE id = ?1",
+        )
+        .db()?
+        .execute(params![id, new_system, joined, modseq])
+        .db()?;
+        record_change(conn, state.id, uid, modseq, "flags")?;
+        out.push((
+            uid,
+            ModSeq(to_u64(modseq, "modseq")?),
+            flags_of(new_system, &joined),
+        ));
+    }
+    if highest != state.highest_modseq {
+        set_highest_modseq(conn, state.id, highest)?;
+    }
+    Ok(out)
+}
+
+/// Writer: removes the messages with these UIDs (missing ones skipped),
+/// each with the next modseq in UID order: a tombstone, an `expunge` row in
+/// the change feed, and its blob reference released. Returns the UIDs
+/// removed.
+pub(crate) fn expunge(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    uids: &[Uid],
+) -> Result<Vec<Uid>> {
+    let state = mailbox_state(conn, account, mailbox)?;
+    let mut highest = state.highest_modseq;
+    let mut out = Vec::new();
+    for uid in sorted_uids(uids) {
+        let found: Option<(i64, String)> = conn
+            .prepare_cached("SELECT id, blob_hash FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+            .db()?
+            .query_row(params![state.id, i64::from(uid.0)], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()
+            .db()?;
+        let Some((id, hash)) = found else {
+            continue;
+        };
+        let modseq = next_modseq(state.id, highest)?;
+        highest = modseq;
+        conn.prepare_cached("DELETE FROM messages WHERE id = ?1")
+            .db()?
+            .execute([id])
+            .db()?;
+        conn.prepare_cached(
+            "INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?1, ?2, ?3)
+             ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+        )
+        .db()?
+        .execute(params![state.id, i64::from(uid.0), modseq])
+        .db()?;
+        record_change(conn, state.id, uid, modseq, "expunge")?;
+        blobs::release(conn, &hash, 1)?;
+        out.push(uid);
+    }
+    if highest != state.highest_modseq {
+        set_highest_modseq(conn, state.id, highest)?;
+    }
+    Ok(out)
 }

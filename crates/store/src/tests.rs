@@ -982,3 +982,589 @@ fn dummy_hash_is_a_real_argon2id_hash() {
         Err(argon2::password_hash::Error::PasswordInvalid)
     ));
 }
+
+/// Alice with `n` messages delivered to her INBOX (subjects m0, m1, ...).
+async fn alice_with_messages(store: &Store, n: usize) -> Account {
+    let alice = quick_account(store, "alice@localhost").await;
+    for i in 0..n {
+        store
+            .enqueue(message(
+                &raw_message(&format!("m{i}")),
+                &["alice@localhost"],
+            ))
+            .await
+            .unwrap();
+    }
+    deliver_all(store).await;
+    alice
+}
+
+fn strings(flags: &[&str]) -> Vec<String> {
+    flags.iter().map(|f| f.to_string()).collect()
+}
+
+#[tokio::test]
+async fn mailbox_index_after_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+
+    let index = store.mailbox_index(alice.id, "inbox").await.unwrap();
+    let boxes = store.mailboxes(alice.id).await.unwrap();
+    let inbox = boxes.iter().find(|b| b.name == "INBOX").unwrap();
+    assert_eq!(index.mailbox, inbox.id);
+    assert_eq!(index.uid_validity, inbox.uid_validity);
+    assert_eq!(index.uid_next, Uid(4));
+    assert_eq!(index.highest_modseq, ModSeq(4));
+    let messages = store.messages(alice.id, "INBOX").await.unwrap();
+    let expected: Vec<IndexEntry> = messages
+        .iter()
+        .map(|m| IndexEntry {
+            uid: m.uid,
+            size: m.size,
+            modseq: m.modseq,
+            flags: m.flags.clone(),
+        })
+        .collect();
+    assert_eq!(index.messages, expected);
+    assert_eq!(
+        index.messages.iter().map(|e| e.uid.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    for (entry, i) in index.messages.iter().zip(0..) {
+        assert_eq!(entry.size, raw_message(&format!("m{i}")).len() as u64);
+        assert!(entry.flags.is_empty());
+    }
+
+    let drafts = store.mailbox_index(alice.id, "Drafts").await.unwrap();
+    assert!(drafts.messages.is_empty());
+    assert_eq!(
+        (drafts.uid_next, drafts.highest_modseq),
+        (Uid(1), ModSeq(1))
+    );
+    assert!(matches!(
+        store.mailbox_index(alice.id, "Nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.mailbox_index(AccountId(999), "INBOX").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn store_flags_add_remove_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+    // Highest modseq is 4 after three appends.
+
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(3), Uid(1), Uid(99), Uid(1)],
+            FlagChange::Add,
+            &strings(&["\\seen", "\\FLAGGED"]),
+        )
+        .await
+        .unwrap();
+    let seen_flagged = strings(&["\\Seen", "\\Flagged"]);
+    assert_eq!(
+        changed,
+        vec![
+            (Uid(1), ModSeq(5), seen_flagged.clone()),
+            (Uid(3), ModSeq(6), seen_flagged.clone()),
+        ]
+    );
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.highest_modseq, ModSeq(6));
+    let got: Vec<(u32, u64, Vec<String>)> = index
+        .messages
+        .iter()
+        .map(|e| (e.uid.0, e.modseq.0, e.flags.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, 5, seen_flagged.clone()),
+            (2, 3, vec![]),
+            (3, 6, seen_flagged.clone()),
+        ]
+    );
+    let boxes = store.mailboxes(alice.id).await.unwrap();
+    let inbox = boxes.iter().find(|b| b.name == "INBOX").unwrap();
+    assert_eq!((inbox.unseen, inbox.highest_modseq), (1, ModSeq(6)));
+
+    // Adding what is there already changes nothing, modseq included.
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1), Uid(3)],
+            FlagChange::Add,
+            &strings(&["\\Seen"]),
+        )
+        .await
+        .unwrap();
+    assert!(changed.is_empty());
+    // Removing what is not there neither.
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(2)],
+            FlagChange::Remove,
+            &strings(&["\\Deleted"]),
+        )
+        .await
+        .unwrap();
+    assert!(changed.is_empty());
+    assert_eq!(
+        store
+            .mailbox_index(alice.id, "INBOX")
+            .await
+            .unwrap()
+            .highest_modseq,
+        ModSeq(6)
+    );
+
+    // Remove from all three: only 1 and 3 change.
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1), Uid(2), Uid(3)],
+            FlagChange::Remove,
+            &strings(&["\\Flagged"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        changed,
+        vec![
+            (Uid(1), ModSeq(7), strings(&["\\Seen"])),
+            (Uid(3), ModSeq(8), strings(&["\\Seen"])),
+        ]
+    );
+
+    // Replace: 2 gains flags; 1 and 3 keep \Seen but get \Answered.
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1), Uid(2), Uid(3)],
+            FlagChange::Replace,
+            &strings(&["\\Answered", "\\Seen", "$Forwarded"]),
+        )
+        .await
+        .unwrap();
+    let all = strings(&["\\Seen", "\\Answered", "$Forwarded"]);
+    assert_eq!(
+        changed,
+        vec![
+            (Uid(1), ModSeq(9), all.clone()),
+            (Uid(2), ModSeq(10), all.clone()),
+            (Uid(3), ModSeq(11), all.clone()),
+        ]
+    );
+    // The same replace again is no change.
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1), Uid(2), Uid(3)],
+            FlagChange::Replace,
+            &strings(&["\\seen", "$forwarded", "\\answered"]),
+        )
+        .await
+        .unwrap();
+    assert!(changed.is_empty());
+    // Replace with nothing clears.
+    let changed = store
+        .store_flags(alice.id, "INBOX", &[Uid(2)], FlagChange::Replace, &[])
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![(Uid(2), ModSeq(12), vec![])]);
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.highest_modseq, ModSeq(12));
+    assert_eq!(index.messages[1].flags, Vec::<String>::new());
+    assert_eq!(index.messages[0].flags, all);
+
+    // Messages and the flags they list agree.
+    let messages = store.messages(alice.id, "INBOX").await.unwrap();
+    assert_eq!(messages[2].flags, all);
+    assert_eq!(messages[2].modseq, ModSeq(11));
+
+    assert!(matches!(
+        store
+            .store_flags(
+                alice.id,
+                "Nope",
+                &[Uid(1)],
+                FlagChange::Add,
+                &strings(&["\\Seen"])
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Empty UID sets and missing UIDs are fine.
+    assert!(store
+        .store_flags(alice.id, "INBOX", &[], FlagChange::Add, &strings(&["x"]))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(0), Uid(4), Uid(u32::MAX)],
+            FlagChange::Add,
+            &strings(&["x"])
+        )
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn store_flags_keywords() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 1).await;
+    let one = [Uid(1)];
+
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &one,
+            FlagChange::Add,
+            &strings(&[
+                "$Label1",
+                "NonJunk",
+                "$label1",
+                "Seen",
+                "a.b-c_d~!#&'+,/:;<=>?@[^`|}",
+            ]),
+        )
+        .await
+        .unwrap();
+    let expected = strings(&["$Label1", "NonJunk", "Seen", "a.b-c_d~!#&'+,/:;<=>?@[^`|}"]);
+    assert_eq!(changed, vec![(Uid(1), ModSeq(3), expected.clone())]);
+
+    // Keywords compare without case; the stored spelling stays.
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &one,
+            FlagChange::Add,
+            &strings(&["NONJUNK", "$LABEL1"]),
+        )
+        .await
+        .unwrap();
+    assert!(changed.is_empty());
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &one,
+            FlagChange::Remove,
+            &strings(&["nonjunk", "seen"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        changed,
+        vec![(
+            Uid(1),
+            ModSeq(4),
+            strings(&["$Label1", "a.b-c_d~!#&'+,/:;<=>?@[^`|}"])
+        )]
+    );
+    let changed = store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &one,
+            FlagChange::Replace,
+            &strings(&["$LABEL1", "\\Draft", "Work"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        changed,
+        vec![(Uid(1), ModSeq(5), strings(&["\\Draft", "$Label1", "Work"]))]
+    );
+
+    for bad in [
+        "",
+        "two words",
+        "(paren",
+        "paren)",
+        "{brace",
+        "quo\"te",
+        "back\\slash",
+        "per%cent",
+        "star*",
+        "brack]et",
+        "tab\there",
+        "del\u{7f}",
+        "nul\u{0}",
+        "caf\u{e9}",
+        "\\Recent",
+        "\\recent",
+        "\\Xyz",
+        "\\",
+        "\\*",
+    ] {
+        let result = store
+            .store_flags(
+                alice.id,
+                "INBOX",
+                &one,
+                FlagChange::Add,
+                &strings(&["\\Seen", bad]),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::Invalid(_))),
+            "{bad:?} accepted: {result:?}"
+        );
+    }
+    // Nothing of the refused requests was applied.
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.highest_modseq, ModSeq(5));
+    assert_eq!(
+        index.messages[0].flags,
+        strings(&["\\Draft", "$Label1", "Work"])
+    );
+}
+
+#[tokio::test]
+async fn expunge_removes_and_leaves_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+    assert_eq!(store.blob_count().await.unwrap(), 3);
+
+    let removed = store
+        .expunge(alice.id, "inbox", &[Uid(3), Uid(7), Uid(1), Uid(3)])
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![Uid(1), Uid(3)]);
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(
+        index.messages.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        vec![Uid(2)]
+    );
+    assert_eq!(index.highest_modseq, ModSeq(6));
+    assert_eq!(index.uid_next, Uid(4));
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    assert_eq!(
+        store.message_raw(alice.id, "INBOX", Uid(1)).await.unwrap(),
+        None
+    );
+
+    // Expunging again removes nothing and changes nothing.
+    let removed = store
+        .expunge(alice.id, "INBOX", &[Uid(1), Uid(3)])
+        .await
+        .unwrap();
+    assert!(removed.is_empty());
+    assert_eq!(
+        store
+            .mailbox_index(alice.id, "INBOX")
+            .await
+            .unwrap()
+            .highest_modseq,
+        ModSeq(6)
+    );
+    // Flags cannot be stored on an expunged message.
+    assert!(store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1)],
+            FlagChange::Add,
+            &strings(&["\\Seen"])
+        )
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Tombstones and the change feed, as the database holds them.
+    let (tombstones, feed) = store
+        .inner
+        .read(|conn| {
+            let tombstones = conn
+                .prepare("SELECT uid, modseq FROM expunged ORDER BY uid")
+                .unwrap()
+                .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            let feed = conn
+                .prepare("SELECT uid, modseq, kind FROM changes ORDER BY modseq")
+                .unwrap()
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                    ))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .unwrap();
+            Ok((tombstones, feed))
+        })
+        .await
+        .unwrap();
+    assert_eq!(tombstones, vec![(1, 5), (3, 6)]);
+    assert_eq!(
+        feed,
+        vec![
+            (1, 2, "append".to_string()),
+            (2, 3, "append".to_string()),
+            (3, 4, "append".to_string()),
+            (1, 5, "expunge".to_string()),
+            (3, 6, "expunge".to_string()),
+        ]
+    );
+
+    // UIDs are never reused: new mail gets a UID past the expunged ones.
+    store
+        .enqueue(message(&raw_message("again"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(
+        index.messages.iter().map(|e| e.uid).collect::<Vec<_>>(),
+        vec![Uid(2), Uid(4)]
+    );
+    assert_eq!(index.messages[1].modseq, ModSeq(7));
+    assert_eq!(index.uid_next, Uid(5));
+    // Expunging everything leaves the counters where they were.
+    let removed = store
+        .expunge(alice.id, "INBOX", &[Uid(2), Uid(4)])
+        .await
+        .unwrap();
+    assert_eq!(removed, vec![Uid(2), Uid(4)]);
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert!(index.messages.is_empty());
+    assert_eq!((index.uid_next, index.highest_modseq), (Uid(5), ModSeq(9)));
+    assert_eq!(store.blob_count().await.unwrap(), 0);
+
+    assert!(matches!(
+        store.expunge(alice.id, "Nope", &[Uid(1)]).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Deleting the account afterwards still works (tombstones go with it).
+    store.delete_account("alice@localhost").await.unwrap();
+}
+
+#[tokio::test]
+async fn expunge_releases_shared_blob_on_last_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+    store
+        .enqueue(message(
+            &raw_message("shared"),
+            &["alice@localhost", "bob@localhost"],
+        ))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+
+    assert_eq!(
+        store.expunge(alice.id, "INBOX", &[Uid(1)]).await.unwrap(),
+        vec![Uid(1)]
+    );
+    // Bob's copy still holds the blob.
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    assert_eq!(
+        store.message_raw(bob.id, "INBOX", Uid(1)).await.unwrap(),
+        Some(raw_message("shared"))
+    );
+    assert_eq!(
+        store.expunge(bob.id, "INBOX", &[Uid(1)]).await.unwrap(),
+        vec![Uid(1)]
+    );
+    assert_eq!(store.blob_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn store_flags_and_expunge_notify_watchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            // Slow poller: the bumps below must come from the commits.
+            poll_interval: Duration::from_secs(3600),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let alice = alice_with_messages(&store, 2).await;
+    let mut rx = store.watch_changes();
+    let before = *rx.borrow_and_update();
+    store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1)],
+            FlagChange::Add,
+            &strings(&["\\Deleted"]),
+        )
+        .await
+        .unwrap();
+    assert!(rx.has_changed().unwrap());
+    let after_flags = *rx.borrow_and_update();
+    assert!(after_flags > before);
+    store.expunge(alice.id, "INBOX", &[Uid(1)]).await.unwrap();
+    assert!(rx.has_changed().unwrap());
+    assert!(*rx.borrow_and_update() > after_flags);
+}
+
+#[tokio::test]
+async fn index_snapshot_is_consistent_under_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 5).await;
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..20 {
+                let flags = if round % 2 == 0 {
+                    "\\Seen"
+                } else {
+                    "\\Flagged"
+                };
+                store
+                    .store_flags(
+                        alice.id,
+                        "INBOX",
+                        &[Uid(1), Uid(2), Uid(3), Uid(4), Uid(5)],
+                        FlagChange::Replace,
+                        &strings(&[flags]),
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    for _ in 0..20 {
+        let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+        // Every message's modseq is at most the mailbox's, and the highest
+        // one equals it (each write touches all five).
+        let max = index.messages.iter().map(|e| e.modseq).max().unwrap();
+        assert_eq!(max, index.highest_modseq);
+    }
+    writer.await.unwrap();
+}
