@@ -284,8 +284,42 @@ pub(crate) fn add_alias(conn: &Connection, alias: &str, target: &str) -> Result<
     add_domain_row(conn, domain_of(alias))
 }
 
-/// Reader: the account itself, or an alias's target.
+/// Reader: the account itself, or an alias's target; for a `postmaster@`
+/// address that is neither, the domain's oldest account (RFC 5321 4.5.1
+/// requires every domain to take postmaster mail).
 pub(crate) fn resolve(conn: &Connection, address: &str) -> Result<Option<Account>> {
+    let found = resolve_exact(conn, address)?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    match address.split_once('@') {
+        Some((local, domain)) if local.eq_ignore_ascii_case("postmaster") => conn
+            .prepare_cached(
+                "SELECT id, address, created_at FROM accounts
+                  WHERE address LIKE '%@' || ?1 ESCAPE '\\'
+                  ORDER BY id LIMIT 1",
+            )
+            .db()?
+            .query_row([escape_like(domain)], account_from_row)
+            .optional()
+            .db(),
+        _ => Ok(None),
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn resolve_exact(conn: &Connection, address: &str) -> Result<Option<Account>> {
     conn.prepare_cached(
         "SELECT id, address, created_at FROM accounts WHERE address = ?1
          UNION ALL

@@ -493,8 +493,9 @@ impl Store {
     }
 
     /// The account that mail for `address` goes to: the account itself or
-    /// the target of an alias; case-insensitive. No sub-addressing here
-    /// (`+tag` is smtpd's policy).
+    /// the target of an alias; case-insensitive. `postmaster@domain` with
+    /// neither goes to the domain's oldest account (RFC 5321 4.5.1). No
+    /// sub-addressing here (`+tag` is smtpd's policy).
     pub async fn resolve_recipient(&self, address: &str) -> Result<Option<Account>> {
         let address = address.to_lowercase();
         self.inner

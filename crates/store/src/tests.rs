@@ -1568,3 +1568,55 @@ async fn index_snapshot_is_consistent_under_writes() {
     }
     writer.await.unwrap();
 }
+
+#[tokio::test]
+async fn postmaster_falls_back_to_the_domains_oldest_account() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(
+        store
+            .resolve_recipient("postmaster@localhost")
+            .await
+            .unwrap(),
+        None
+    );
+    let first = quick_account(&store, "first@localhost").await;
+    quick_account(&store, "second@localhost").await;
+    quick_account(&store, "other@example_x.test").await;
+    let pm = store
+        .resolve_recipient("PostMaster@localhost")
+        .await
+        .unwrap();
+    assert_eq!(pm.map(|a| a.id), Some(first.id));
+    // `_` in a domain is not a LIKE wildcard.
+    assert_eq!(
+        store
+            .resolve_recipient("postmaster@examplexx.test")
+            .await
+            .unwrap(),
+        None
+    );
+    let other = store
+        .resolve_recipient("postmaster@example_x.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        other.map(|a| a.address),
+        Some("other@example_x.test".to_string())
+    );
+    // An explicit alias wins over the fallback.
+    store
+        .add_alias("postmaster@localhost", "second@localhost")
+        .await
+        .unwrap();
+    let pm = store
+        .resolve_recipient("postmaster@localhost")
+        .await
+        .unwrap();
+    assert_eq!(pm.map(|a| a.address), Some("second@localhost".to_string()));
+    // Only postmaster falls back.
+    assert_eq!(
+        store.resolve_recipient("abuse@localhost").await.unwrap(),
+        None
+    );
+}
