@@ -32,7 +32,8 @@
 # The Postfix instance keeps its durability defaults (queue files fsynced
 # before 250, Maildir files fsynced before delivery is final) and its flow
 # control (in_flow_delay); POSTFIX_EXTRA="name=value ..." adds main.cf
-# settings for experiments.
+# settings for experiments, and POSTERN_EXTRA="TOML text" is appended to
+# Postern's config (e.g. POSTERN_EXTRA=$'[queue]\nconcurrency = 64').
 
 set -euo pipefail
 
@@ -327,6 +328,7 @@ log = "warn"
 listen = ["127.0.0.1:$POSTERN_PORT"]
 submission_listen = []
 submissions_listen = []
+${POSTERN_EXTRA:-}
 EOF
     printf 'bench-password\n' |
         "$POSTERN_BIN" --data-dir "$dir/data" user add bench@localhost --password-stdin \
