@@ -194,10 +194,10 @@ impl Binary {
     pub fn start(data_dir: &Path) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
-            let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
             let text = format!(
-                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n",
-                ports[0], ports[1], ports[2]
+                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n",
+                ports[0], ports[1], ports[2], ports[3], ports[4]
             );
             std::fs::write(&config_path, text).expect("write config");
         }
@@ -498,4 +498,219 @@ pub fn without_received(raw: &[u8]) -> &[u8] {
         i += 1;
     }
     &raw[raw.len()..]
+}
+
+// ---- POP3 ----
+
+/// pop3d running inside the test process, beside a [`Server`] (or on any
+/// store), on free ports.
+pub struct Pop3Server {
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
+    pub ctx: Arc<pop3d::Pop3Context>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Pop3Server {
+    /// Starts on the server's store and config.
+    pub async fn start(server: &Server) -> Pop3Server {
+        Self::start_with(server, |_| {}).await
+    }
+
+    /// Starts on the server's store and config, after `adjust`.
+    pub async fn start_with(server: &Server, adjust: impl FnOnce(&mut Config)) -> Pop3Server {
+        let mut config = (*server.config).clone();
+        adjust(&mut config);
+        Self::start_on(server.store.clone(), config).await
+    }
+
+    /// Starts on `store` with `config`, its POP3 listeners moved to free
+    /// ports; TLS from the config's data dir.
+    pub async fn start_on(store: Store, mut config: Config) -> Pop3Server {
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        config.pop3.listen = vec![any];
+        config.pop3.pop3s_listen = vec![any];
+        let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
+        let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
+        let ctx = Arc::new(pop3d::Pop3Context::new(
+            Arc::new(config),
+            store,
+            Some(tls),
+            throttle,
+        ));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let bound = pop3d::start(ctx.clone(), shutdown.clone(), &tracker)
+            .await
+            .expect("start pop3d");
+        let find = |role: pop3d::Role| {
+            bound
+                .iter()
+                .find(|b| b.role == role)
+                .map(|b| b.addr)
+                .expect("listener")
+        };
+        Pop3Server {
+            pop3: find(pop3d::Role::Pop3),
+            pop3s: find(pop3d::Role::Pop3s),
+            ctx,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// Stops accepting and waits for sessions (at most 10 s).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await;
+    }
+}
+
+impl Drop for Pop3Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A raw POP3 client: send bytes, read response lines.
+pub struct Pop3Client {
+    stream: BufReader<Box<dyn Stream>>,
+}
+
+impl Pop3Client {
+    /// Connects and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> (Pop3Client, String) {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut client = Pop3Client {
+            stream: BufReader::new(Box::new(tcp)),
+        };
+        let greeting = client.line().await;
+        (client, greeting)
+    }
+
+    /// Connects with implicit TLS (trusting the data dir's certificate)
+    /// and reads the greeting.
+    pub async fn connect_tls(addr: SocketAddr, data_dir: &Path) -> (Pop3Client, String) {
+        let tcp = TcpStream::connect(addr).await.expect("connect");
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = client_tls(data_dir)
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake");
+        let mut client = Pop3Client {
+            stream: BufReader::new(Box::new(tls)),
+        };
+        let greeting = client.line().await;
+        (client, greeting)
+    }
+
+    /// After `+OK` to STLS: the client handshake. Anything buffered but
+    /// unread is dropped, as a client must.
+    pub async fn start_tls(self, data_dir: &Path) -> Pop3Client {
+        let inner = self.stream.into_inner();
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = client_tls(data_dir)
+            .connect(name, inner)
+            .await
+            .expect("TLS handshake");
+        Pop3Client {
+            stream: BufReader::new(Box::new(tls)),
+        }
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        let stream = self.stream.get_mut();
+        stream.write_all(bytes).await.expect("write");
+        stream.flush().await.expect("flush");
+    }
+
+    /// Reads one line without its CRLF; panics on EOF or after 30 s.
+    pub async fn line(&mut self) -> String {
+        match tokio::time::timeout(Duration::from_secs(30), self.try_line()).await {
+            Ok(Some(line)) => line,
+            Ok(None) => panic!("connection closed while waiting for a response"),
+            Err(_) => panic!("no response within 30 s"),
+        }
+    }
+
+    /// Reads one line, or `None` at EOF.
+    pub async fn try_line(&mut self) -> Option<String> {
+        let mut line = Vec::new();
+        let n = self.stream.read_until(b'\n', &mut line).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        assert!(line.ends_with(b"\r\n"), "line without CRLF: {line:?}");
+        line.truncate(line.len() - 2);
+        Some(String::from_utf8_lossy(&line).into_owned())
+    }
+
+    /// Sends one command (CRLF added) and reads the one-line response.
+    pub async fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.line().await
+    }
+
+    /// Sends a command whose `+OK` has a multi-line body; returns the
+    /// status line and the body lines (dot-unstuffed). On `-ERR`, no body.
+    pub async fn multi(&mut self, line: &str) -> (String, Vec<String>) {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        let status = self.line().await;
+        if !status.starts_with("+OK") {
+            return (status, Vec::new());
+        }
+        let body = self.body().await;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let lines = text.split_terminator("\r\n").map(str::to_string).collect();
+        (status, lines)
+    }
+
+    /// Reads a multi-line body up to the terminating `.` line; returns the
+    /// bytes with dot-stuffing undone (every line keeps its CRLF).
+    pub async fn body(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let read = tokio::time::timeout(
+                Duration::from_secs(60),
+                self.stream.read_until(b'\n', &mut line),
+            )
+            .await
+            .expect("body within 60 s")
+            .expect("read");
+            assert!(read > 0, "connection closed inside a multi-line response");
+            assert!(line.ends_with(b"\r\n"), "body line without CRLF");
+            if line == b".\r\n" {
+                return out;
+            }
+            if line.starts_with(b".") {
+                out.extend_from_slice(&line[1..]);
+            } else {
+                out.extend_from_slice(&line);
+            }
+        }
+    }
+
+    /// USER and PASS; asserts `+OK`.
+    pub async fn login(&mut self, user: &str, password: &str) {
+        let r = self.cmd(&format!("USER {user}")).await;
+        assert!(r.starts_with("+OK"), "USER: {r}");
+        let r = self.cmd(&format!("PASS {password}")).await;
+        assert!(r.starts_with("+OK"), "PASS: {r}");
+    }
+
+    /// True if the server closed the connection (reads EOF within 10 s).
+    pub async fn is_closed(&mut self) -> bool {
+        let mut buf = Vec::new();
+        matches!(
+            tokio::time::timeout(
+                Duration::from_secs(10),
+                self.stream.read_until(b'\n', &mut buf)
+            )
+            .await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
 }

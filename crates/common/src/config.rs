@@ -1,6 +1,7 @@
 //! The configuration file: TOML, every key optional, defaults built in.
 //! README.md documents every key; keep the two in step.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub smtp: SmtpConfig,
     pub queue: QueueConfig,
+    pub pop3: Pop3Config,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -117,6 +119,89 @@ pub struct QueueConfig {
     pub concurrency: usize,
 }
 
+/// What a POP3 `DELE` (made final by `QUIT`) does to a message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pop3DeleteMode {
+    /// Remove the message from the store, for every protocol (default).
+    #[default]
+    Expunge,
+    /// Keep the message but give it the keyword `$POP3Deleted`: later POP3
+    /// sessions skip it, IMAP still shows it.
+    Hide,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pop3Config {
+    /// POP3 listeners, STLS offered (default `["127.0.0.1:1110"]`; empty
+    /// disables).
+    pub listen: Vec<SocketAddr>,
+    /// POP3 over implicit TLS (default `["127.0.0.1:1995"]`).
+    pub pop3s_listen: Vec<SocketAddr>,
+    /// What DELE does at QUIT (default `expunge`).
+    pub delete_mode: Pop3DeleteMode,
+    /// Whether messages sent with RETR get `\Seen` at QUIT (default true;
+    /// TOP never marks).
+    pub mark_seen: bool,
+    /// Longest command line in bytes, CRLF included (default 1024; RFC 1939
+    /// needs 255 for commands, SASL responses need more).
+    pub max_line_length: usize,
+    /// Seconds a session may sit idle (default 600, RFC 1939's ten-minute
+    /// autologout minimum).
+    pub command_timeout_secs: u64,
+    /// Per-account overrides of `delete_mode` and `mark_seen`, keyed by
+    /// address (`[pop3.accounts."alice@localhost"]`).
+    pub accounts: BTreeMap<String, Pop3AccountOverride>,
+}
+
+/// One account's POP3 settings where they differ from `[pop3]`'s.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Pop3AccountOverride {
+    pub delete_mode: Option<Pop3DeleteMode>,
+    pub mark_seen: Option<bool>,
+}
+
+/// The POP3 settings that apply to one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pop3Policy {
+    pub delete_mode: Pop3DeleteMode,
+    pub mark_seen: bool,
+}
+
+impl Pop3Config {
+    /// The settings for `address` (case-insensitive): its override where
+    /// given, else the section's.
+    pub fn policy_for(&self, address: &str) -> Pop3Policy {
+        let found = self
+            .accounts
+            .iter()
+            .find(|(a, _)| a.eq_ignore_ascii_case(address))
+            .map(|(_, o)| o);
+        Pop3Policy {
+            delete_mode: found
+                .and_then(|o| o.delete_mode)
+                .unwrap_or(self.delete_mode),
+            mark_seen: found.and_then(|o| o.mark_seen).unwrap_or(self.mark_seen),
+        }
+    }
+}
+
+impl Default for Pop3Config {
+    fn default() -> Self {
+        Pop3Config {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1110))],
+            pop3s_listen: vec![SocketAddr::from(([127, 0, 0, 1], 1995))],
+            delete_mode: Pop3DeleteMode::Expunge,
+            mark_seen: true,
+            max_line_length: 1024,
+            command_timeout_secs: 600,
+            accounts: BTreeMap::new(),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -129,6 +214,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             smtp: SmtpConfig::default(),
             queue: QueueConfig::default(),
+            pop3: Pop3Config::default(),
         }
     }
 }
@@ -259,6 +345,59 @@ mod tests {
         assert_eq!(c.queue.max_backoff_secs, 4000);
         assert_eq!(c.queue.max_lifetime_secs, 432_000);
         assert_eq!(c.queue.concurrency, 16);
+        assert_eq!(c.pop3.listen, vec!["127.0.0.1:1110".parse().unwrap()]);
+        assert_eq!(c.pop3.pop3s_listen, vec!["127.0.0.1:1995".parse().unwrap()]);
+        assert_eq!(c.pop3.delete_mode, Pop3DeleteMode::Expunge);
+        assert!(c.pop3.mark_seen);
+        assert_eq!(c.pop3.max_line_length, 1024);
+        assert_eq!(c.pop3.command_timeout_secs, 600);
+        assert!(c.pop3.accounts.is_empty());
+    }
+
+    #[test]
+    fn pop3_section_and_account_overrides() {
+        let c = parse(
+            "[pop3]\ndelete_mode = \"hide\"\nlisten = []\n[pop3.accounts.\"Bob@localhost\"]\ndelete_mode = \"expunge\"\n[pop3.accounts.\"carol@localhost\"]\nmark_seen = false\n",
+        )
+        .unwrap();
+        assert!(c.pop3.listen.is_empty());
+        assert_eq!(c.pop3.pop3s_listen, vec!["127.0.0.1:1995".parse().unwrap()]);
+        let hide_seen = Pop3Policy {
+            delete_mode: Pop3DeleteMode::Hide,
+            mark_seen: true,
+        };
+        assert_eq!(c.pop3.policy_for("alice@localhost"), hide_seen);
+        assert_eq!(
+            c.pop3.policy_for("bob@LOCALHOST"),
+            Pop3Policy {
+                delete_mode: Pop3DeleteMode::Expunge,
+                mark_seen: true
+            }
+        );
+        assert_eq!(
+            c.pop3.policy_for("carol@localhost"),
+            Pop3Policy {
+                delete_mode: Pop3DeleteMode::Hide,
+                mark_seen: false
+            }
+        );
+        assert_eq!(
+            Config::default().pop3.policy_for("anyone@localhost"),
+            Pop3Policy {
+                delete_mode: Pop3DeleteMode::Expunge,
+                mark_seen: true
+            }
+        );
+    }
+
+    #[test]
+    fn pop3_bad_values_are_named() {
+        let e = parse("[pop3]\ndelete_mode = \"shred\"\n").unwrap_err();
+        assert!(e.to_string().contains("shred"), "{e}");
+        let e = parse("[pop3]\nmark_seeen = true\n").unwrap_err();
+        assert!(e.to_string().contains("mark_seeen"), "{e}");
+        let e = parse("[pop3.accounts.\"a@localhost\"]\nkeep = true\n").unwrap_err();
+        assert!(e.to_string().contains("keep"), "{e}");
     }
 
     #[test]

@@ -116,6 +116,18 @@ async fn up(config: common::config::Config) -> Result<(), String> {
         };
         process.announce(b.role.name(), b.addr, note);
     }
+    let pop3 = Arc::new(pop3d::Pop3Context::new(
+        process.config.clone(),
+        store.clone(),
+        Some(process.tls.clone()),
+        process.throttle.clone(),
+    ));
+    let bound = pop3d::start(pop3, process.shutdown.clone(), &process.tracker)
+        .await
+        .map_err(|e| e.to_string())?;
+    for b in &bound {
+        process.announce(b.role.name(), b.addr, b.role.note());
+    }
     process.announce_ready();
     process.run_until_shutdown().await;
     Ok(())

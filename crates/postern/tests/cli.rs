@@ -414,7 +414,7 @@ fn write_config(dir: &TempDir) -> PathBuf {
     let path = dir.0.join("postern.toml");
     std::fs::write(
         &path,
-        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n",
+        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n",
     )
     .expect("write config");
     path
@@ -855,9 +855,15 @@ fn up_accepts_mail_that_the_cli_then_shows() {
 
 /// Which of the default ports is taken, in the order `up` binds them.
 fn first_busy_default_port() -> Option<(&'static str, u16)> {
-    [("smtp", 2525), ("submission", 2587), ("submissions", 2465)]
-        .into_iter()
-        .find(|(_, port)| TcpListener::bind(("127.0.0.1", *port)).is_err())
+    [
+        ("smtp", 2525),
+        ("submission", 2587),
+        ("submissions", 2465),
+        ("pop3", 1110),
+        ("pop3s", 1995),
+    ]
+    .into_iter()
+    .find(|(_, port)| TcpListener::bind(("127.0.0.1", *port)).is_err())
 }
 
 #[test]
@@ -871,6 +877,8 @@ fn up_runs_with_no_config_at_all() {
                 "postern: smtp listening on 127.0.0.1:2525",
                 "postern: submission listening on 127.0.0.1:2587 (STARTTLS, AUTH)",
                 "postern: submissions listening on 127.0.0.1:2465 (implicit TLS, AUTH)",
+                "postern: pop3 listening on 127.0.0.1:1110 (STLS)",
+                "postern: pop3s listening on 127.0.0.1:1995 (implicit TLS)",
             ] {
                 assert!(
                     up.lines.iter().any(|l| l == expected),

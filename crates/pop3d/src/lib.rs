@@ -1,0 +1,224 @@
+//! # pop3d — Postern's POP3 daemon
+//!
+//! pop3d lets POP3 clients (Thunderbird, fetchmail, Python's poplib, curl)
+//! download the mail in an account's INBOX, and delete it or keep it. It
+//! runs inside `postern up` or alone as the `pop3d` binary, on a data dir
+//! that smtpd and imapd may share.
+//!
+//! ## Listeners (defaults, all on 127.0.0.1)
+//!
+//! | port | name | TLS |
+//! |---|---|---|
+//! | 1110 | `pop3` | STLS offered |
+//! | 1995 | `pop3s` | implicit TLS (RFC 8314) |
+//!
+//! ## Standards
+//!
+//! RFC 1939 (USER, PASS, STAT, LIST, RETR, DELE, NOOP, RSET, QUIT, TOP,
+//! UIDL; APOP is not offered: it needs the password in clear on the
+//! server), RFC 2449 (CAPA, RESP-CODES, PIPELINING, AUTH-RESP-CODE, EXPIRE,
+//! IMPLEMENTATION), RFC 2595 (STLS), RFC 5034 (AUTH with PLAIN and LOGIN,
+//! initial response allowed; `AUTH` alone lists the mechanisms), RFC 3206
+//! (the `[AUTH]`, `[IN-USE]`, `[SYS/TEMP]` and `[SYS/PERM]` codes).
+//!
+//! ## The maildrop
+//!
+//! - At login the session takes a snapshot of INBOX: message numbers stay
+//!   the same all session and mail arriving meanwhile is not shown (the
+//!   next session sees it).
+//! - DELE only marks; RSET unmarks; the marks take effect at QUIT (RFC
+//!   1939's UPDATE state). A connection that drops, times out or is cut by
+//!   a shutdown deletes nothing.
+//! - What deleting means is `[pop3] delete_mode` (per account in
+//!   `[pop3.accounts."…"]`): `expunge` removes the message from the store
+//!   for every protocol; `hide` gives it the keyword `$POP3Deleted`, which
+//!   later POP3 sessions skip and IMAP shows. With `mark_seen` (default)
+//!   messages sent with RETR get `\Seen` at QUIT; TOP never marks.
+//! - A message another client removed during the session gets a clear
+//!   `-ERR` on RETR and TOP.
+//! - Sizes in STAT and LIST are the stored sizes. Messages are stored with
+//!   CRLF line ends (smtpd refuses bare LF), so that is exactly what RETR
+//!   sends before dot-stuffing. Should a stored message hold a bare LF, it
+//!   is sent as CRLF (the protocol needs it) and the listed size is short
+//!   by one octet per such line.
+//! - UIDL: UIDVALIDITY and UID as eight lower-case hex digits each
+//!   (`5f3a0c1200000007`): unique, stable across sessions and restarts,
+//!   never reused, and the same message IMAP knows by that UID.
+//! - One POP3 session per account at a time: a second login gets
+//!   `-ERR [IN-USE]`. The lock lives in this process ([`lock`]), so two
+//!   separate processes on one data dir (`postern up` and a standalone
+//!   `pop3d`) do not yet exclude each other. IMAP sessions may run at the
+//!   same time.
+//!
+//! ## Security stance
+//!
+//! - Passwords (USER/PASS, AUTH PLAIN/LOGIN) are accepted without TLS only
+//!   where `[auth]` allows it (loopback by default); elsewhere CAPA offers
+//!   neither USER nor SASL until STLS, and they are refused with
+//!   `-ERR [AUTH]`.
+//! - Failed logins are delayed per IP by the shared throttle, and after
+//!   `auth.max_failures_per_session` the session is closed.
+//! - After STLS, anything the client pipelined before the handshake is
+//!   discarded and AUTHORIZATION starts over.
+//! - Limits: `[pop3] max_line_length` (longer lines get `-ERR` and are
+//!   dropped), `command_timeout_secs` (autologout, at least RFC 1939's ten
+//!   minutes by default), and `[limits]` for connections.
+//! - USER answers the same for every name; failed logins name no cause.
+//!
+//! ## Diagnostics
+//!
+//! tracing, one span per session (listener and peer): logins (`logged
+//! in`, `authentication failed`, `maildrop in use`), the UPDATE at QUIT
+//! (`session updated` with the number deleted), sessions that end without
+//! QUIT, and store errors, which the client sees as `-ERR [SYS/TEMP]`.
+#![forbid(unsafe_code)]
+
+pub mod lock;
+pub mod protocol;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::config::Config;
+use common::listener::{Connection, Listener, Refusal, Service};
+use common::sasl::AuthThrottle;
+use common::tls::TlsAcceptor;
+use store::Store;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use lock::MaildropLocks;
+pub use session::maildrop::HIDDEN_KEYWORD;
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 1110: POP3, STLS offered.
+    Pop3,
+    /// Port 1995: POP3 over implicit TLS.
+    Pop3s,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Pop3 => "pop3",
+            Role::Pop3s => "pop3s",
+        }
+    }
+
+    /// What the `listening on` line adds in parentheses.
+    pub fn note(self) -> &'static str {
+        match self {
+            Role::Pop3 => "STLS",
+            Role::Pop3s => "implicit TLS",
+        }
+    }
+}
+
+/// What every session of this daemon shares.
+pub struct Pop3Context {
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// `None` disables STLS and the implicit-TLS listener.
+    pub tls: Option<TlsAcceptor>,
+    pub throttle: Arc<AuthThrottle>,
+    /// Which maildrops a session holds.
+    pub locks: Arc<MaildropLocks>,
+}
+
+impl Pop3Context {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        tls: Option<TlsAcceptor>,
+        throttle: Arc<AuthThrottle>,
+    ) -> Pop3Context {
+        Pop3Context {
+            config,
+            store,
+            tls,
+            throttle,
+            locks: Arc::new(MaildropLocks::default()),
+        }
+    }
+}
+
+struct Pop3Service {
+    ctx: Arc<Pop3Context>,
+}
+
+impl Service for Pop3Service {
+    async fn serve(self: Arc<Self>, conn: Connection) {
+        session::Session::new(self.ctx.clone(), conn.stream, conn.peer, conn.shutdown)
+            .run()
+            .await;
+    }
+
+    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
+        let text = match why {
+            Refusal::ShuttingDown => "Server shutting down",
+            Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
+                "Too many connections; try again later"
+            }
+        };
+        let mut out = Vec::new();
+        protocol::err(&mut out, Some(protocol::RespCode::SysTemp), text);
+        let _ = conn.stream.write_all(&out).await;
+        let _ = conn.stream.shutdown().await;
+    }
+}
+
+/// A listener pop3d has bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub role: Role,
+    pub addr: SocketAddr,
+}
+
+/// Binds every configured listener, starts them on `tracker`, and returns
+/// what is listening where. Everything stops when `shutdown` is cancelled.
+pub async fn start(
+    ctx: Arc<Pop3Context>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<Vec<Bound>> {
+    let pop3 = &ctx.config.pop3;
+    let mut plan: Vec<(Role, SocketAddr)> = pop3.listen.iter().map(|a| (Role::Pop3, *a)).collect();
+    if ctx.tls.is_some() {
+        plan.extend(pop3.pop3s_listen.iter().map(|a| (Role::Pop3s, *a)));
+    }
+    let mut listeners = Vec::new();
+    for (role, addr) in plan {
+        let implicit = match role {
+            Role::Pop3s => ctx.tls.clone(),
+            Role::Pop3 => None,
+        };
+        let listener = Listener::bind(role.name(), addr, implicit)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for {} on {addr}: {e}", role.name()),
+                )
+            })?;
+        listeners.push((role, listener));
+    }
+    let service = Arc::new(Pop3Service { ctx: ctx.clone() });
+    let mut bound = Vec::new();
+    for (role, listener) in listeners {
+        bound.push(Bound {
+            role,
+            addr: listener.local_addr(),
+        });
+        listener.spawn(
+            service.clone(),
+            ctx.config.limits.clone(),
+            shutdown.clone(),
+            tracker,
+        );
+    }
+    Ok(bound)
+}
