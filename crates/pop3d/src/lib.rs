@@ -45,10 +45,9 @@
 //!   (`5f3a0c1200000007`): unique, stable across sessions and restarts,
 //!   never reused, and the same message IMAP knows by that UID.
 //! - One POP3 session per account at a time: a second login gets
-//!   `-ERR [IN-USE]`. The lock lives in this process ([`lock`]), so two
-//!   separate processes on one data dir (`postern up` and a standalone
-//!   `pop3d`) do not yet exclude each other. IMAP sessions may run at the
-//!   same time.
+//!   `-ERR [IN-USE]`, whichever process on the data dir serves it
+//!   (`postern up`, a standalone `pop3d`): see [`lock`]. IMAP sessions may
+//!   run at the same time.
 //!
 //! ## Security stance
 //!
@@ -138,10 +137,10 @@ impl Pop3Context {
     ) -> Pop3Context {
         Pop3Context {
             config,
+            locks: Arc::new(MaildropLocks::new(store.clone())),
             store,
             tls,
             throttle,
-            locks: Arc::new(MaildropLocks::default()),
         }
     }
 }

@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 mod accounts;
 mod blobs;
 mod engine;
+mod leases;
 mod mailbox;
 mod parse;
 mod queue;
@@ -725,6 +726,45 @@ impl Store {
         self.inner
             .write(true, move |conn| {
                 mailbox::expunge(conn, account, &mailbox, &uids)
+            })
+            .await
+    }
+
+    /// Takes, or renews, the lease on the resource `name` for one session
+    /// of one process, until `ttl` from now. `Ok(true)` if that session
+    /// holds it afterwards: it was free, its lease had run out, or it was
+    /// already this `process`'s (the caller keeps its own sessions apart; a
+    /// lease left by one of its ended sessions is taken over). Leases are
+    /// seen by every process on the data dir; one whose holder died runs out
+    /// by itself. `process` should be unique per running process.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        process: &str,
+        session: u64,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let (name, process) = (name.to_owned(), process.to_owned());
+        let session =
+            i64::try_from(session).map_err(|_| StoreError::Invalid("lease session".into()))?;
+        let expires_at =
+            now().saturating_add(i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX));
+        self.inner
+            .write(false, move |conn| {
+                leases::acquire(conn, &name, &process, session, now(), expires_at)
+            })
+            .await
+    }
+
+    /// Gives up one session's lease on `name` (nothing if it no longer
+    /// holds it).
+    pub async fn release_lease(&self, name: &str, process: &str, session: u64) -> Result<()> {
+        let (name, process) = (name.to_owned(), process.to_owned());
+        let session =
+            i64::try_from(session).map_err(|_| StoreError::Invalid("lease session".into()))?;
+        self.inner
+            .write(false, move |conn| {
+                leases::release(conn, &name, &process, session)
             })
             .await
     }

@@ -128,6 +128,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX queue_recipients_due ON queue_recipients(next_attempt_at)
         WHERE state IN ('pending', 'deferred');
     "#,
+    // 2: leases on named resources, shared by every process on the data dir
+    // (a POP3 maildrop is held by one session at a time).
+    r#"
+    CREATE TABLE leases (
+        name       TEXT PRIMARY KEY,
+        process    TEXT NOT NULL,
+        session    INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -1620,3 +1620,44 @@ async fn postmaster_falls_back_to_the_domains_oldest_account() {
         None
     );
 }
+
+#[tokio::test]
+async fn leases_exclude_other_processes_until_released_or_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // A second Store is what another process would have.
+    let other = Store::open(dir.path()).unwrap();
+    let ttl = Duration::from_secs(60);
+    assert!(store.acquire_lease("pop3:1", "p1", 1, ttl).await.unwrap());
+    assert!(!other.acquire_lease("pop3:1", "p2", 1, ttl).await.unwrap());
+    assert!(
+        other.acquire_lease("pop3:2", "p2", 1, ttl).await.unwrap(),
+        "other names are free"
+    );
+    assert!(
+        store.acquire_lease("pop3:1", "p1", 1, ttl).await.unwrap(),
+        "renewal"
+    );
+    other.release_lease("pop3:1", "p2", 1).await.unwrap();
+    assert!(
+        !other.acquire_lease("pop3:1", "p2", 1, ttl).await.unwrap(),
+        "only the holder releases"
+    );
+    // A process takes over its own ended session's lease; the late release
+    // of that ended session does not drop the new one.
+    assert!(store.acquire_lease("pop3:1", "p1", 2, ttl).await.unwrap());
+    store.release_lease("pop3:1", "p1", 1).await.unwrap();
+    assert!(
+        !other.acquire_lease("pop3:1", "p2", 1, ttl).await.unwrap(),
+        "session 2 still holds it"
+    );
+    store.release_lease("pop3:1", "p1", 2).await.unwrap();
+    assert!(other.acquire_lease("pop3:1", "p2", 1, ttl).await.unwrap());
+    // An expired lease is free for anyone.
+    assert!(store
+        .acquire_lease("pop3:3", "p1", 1, Duration::from_secs(1))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(other.acquire_lease("pop3:3", "p2", 1, ttl).await.unwrap());
+}

@@ -207,13 +207,21 @@ impl Session {
             return;
         };
         self.ctx.throttle.record_success(ip);
-        let Some(lock) = self.ctx.locks.try_lock(account.id) else {
-            tracing::info!(user = %account.address, "maildrop in use");
-            self.err(
-                Some(RespCode::InUse),
-                "Maildrop already locked by another POP3 session",
-            );
-            return;
+        let lock = match self.ctx.locks.try_lock(account.id).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                tracing::info!(user = %account.address, "maildrop in use");
+                self.err(
+                    Some(RespCode::InUse),
+                    "Maildrop already locked by another POP3 session",
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::error!(user = %account.address, error = %e, "cannot lock the maildrop");
+                self.err(Some(store_code(&e)), "Cannot lock the maildrop");
+                return;
+            }
         };
         let policy = self.ctx.config.pop3.policy_for(&account.address);
         let address = account.address.clone();
