@@ -436,6 +436,40 @@ async fn hide_mode_keeps_mail_for_imap_and_hides_it_from_pop3() {
 // ---- the snapshot ----
 
 #[tokio::test(flavor = "multi_thread")]
+async fn messages_read_ahead_are_not_served_once_removed() {
+    let (server, pop3) = with_mail(&three()).await;
+    let stored = inbox(&server).await;
+    let mut c = logged_in(&pop3).await;
+    // RETR 1 reads 2 and 3 ahead, and TOP 3 0 finds 3 there.
+    let (status, _) = c.multi("RETR 1").await;
+    ok(&status);
+    let (status, _) = c.multi("TOP 3 0").await;
+    ok(&status);
+    // Another client removes message 2 after it was read ahead.
+    let id = server.account(ALICE).await;
+    server
+        .store
+        .expunge(id, "INBOX", &[stored[1].uid])
+        .await
+        .unwrap();
+    let r = c.cmd("RETR 2").await;
+    assert_eq!(
+        r,
+        "-ERR Message 2 is no longer available: another client removed it"
+    );
+    // Message 3 still comes, whole and exact.
+    let (status, body) = c.multi("RETR 3").await;
+    ok(&status);
+    let raw = server.raw(ALICE, stored[2].uid).await;
+    let expected: Vec<String> = String::from_utf8_lossy(&raw)
+        .split_terminator("\r\n")
+        .map(str::to_string)
+        .collect();
+    assert_eq!(body, expected);
+    ok(&c.cmd("QUIT").await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_list_is_a_snapshot_and_removed_messages_are_clear_errors() {
     let (server, pop3) = with_mail(&three()).await;
     let stored = inbox(&server).await;

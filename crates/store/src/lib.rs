@@ -769,6 +769,22 @@ impl Store {
             .await
     }
 
+    /// The raw bytes of several messages of one mailbox in one read (POP3's
+    /// read-ahead). UIDs not present are left out; the rest come in the
+    /// order asked.
+    pub async fn messages_raw(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, Vec<u8>)>> {
+        let mailbox = mailbox.to_owned();
+        let uids = uids.to_vec();
+        self.inner
+            .read(move |conn| mailbox::messages_raw(conn, account, &mailbox, &uids))
+            .await
+    }
+
     /// A counter that moves whenever anything committed changes mail, in
     /// this process (at once) or another (within the poll interval).
     pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {

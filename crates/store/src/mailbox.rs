@@ -319,6 +319,35 @@ pub(crate) fn message_raw(
     .db()
 }
 
+/// Reader: several messages' raw bytes, in the order asked; missing UIDs
+/// left out. Reader jobs run inside one read transaction, so all come from
+/// one snapshot.
+pub(crate) fn messages_raw(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    uids: &[Uid],
+) -> Result<Vec<(Uid, Vec<u8>)>> {
+    let id = require_mailbox(conn, account, mailbox)?;
+    let mut query = conn
+        .prepare_cached(
+            "SELECT b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+              WHERE m.mailbox_id = ?1 AND m.uid = ?2",
+        )
+        .db()?;
+    let mut found = Vec::with_capacity(uids.len());
+    for uid in uids {
+        let data: Option<Vec<u8>> = query
+            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
+            .optional()
+            .db()?;
+        if let Some(data) = data {
+            found.push((*uid, data));
+        }
+    }
+    Ok(found)
+}
+
 /// A mailbox's counters as stored.
 struct MailboxState {
     id: i64,

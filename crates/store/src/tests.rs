@@ -1661,3 +1661,30 @@ async fn leases_exclude_other_processes_until_released_or_expired() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(other.acquire_lease("pop3:3", "p2", 1, ttl).await.unwrap());
 }
+
+#[tokio::test]
+async fn messages_raw_reads_several_in_the_order_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    for subject in ["one", "two", "three"] {
+        store
+            .enqueue(message(&raw_message(subject), &["alice@localhost"]))
+            .await
+            .unwrap();
+    }
+    deliver_all(&store).await;
+    store.expunge(alice.id, "INBOX", &[Uid(2)]).await.unwrap();
+    let got = store
+        .messages_raw(alice.id, "inbox", &[Uid(3), Uid(2), Uid(1), Uid(99)])
+        .await
+        .unwrap();
+    let uids: Vec<u32> = got.iter().map(|(u, _)| u.0).collect();
+    assert_eq!(uids, vec![3, 1], "missing UIDs left out, order kept");
+    assert_eq!(got[0].1, raw_message("three"));
+    assert_eq!(got[1].1, raw_message("one"));
+    assert!(matches!(
+        store.messages_raw(alice.id, "Nope", &[Uid(1)]).await,
+        Err(StoreError::NotFound(_))
+    ));
+}

@@ -3,8 +3,11 @@
 //! shown), the marks DELE and RETR leave, and the UPDATE state that makes
 //! them real at QUIT.
 
+use std::collections::HashMap;
+
 use common::config::{Pop3DeleteMode, Pop3Policy};
 use store::{Account, FlagChange, Store, StoreError, Uid};
+use tokio::sync::watch;
 
 use crate::lock::MaildropLock;
 
@@ -14,6 +17,13 @@ pub const HIDDEN_KEYWORD: &str = "$POP3Deleted";
 
 /// The mailbox POP3 serves.
 pub const INBOX: &str = "INBOX";
+
+/// Read-ahead: clients RETR in order, so a miss fetches the following
+/// messages too, in one store read, up to this many…
+const READ_AHEAD_MESSAGES: usize = 32;
+/// …and this many bytes (the message asked for always comes, whatever its
+/// size).
+const READ_AHEAD_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Pop3Message {
@@ -31,6 +41,11 @@ pub(crate) struct Maildrop {
     pub uid_validity: u32,
     /// Message n is `messages[n - 1]`.
     pub messages: Vec<Pop3Message>,
+    /// Messages read ahead, by UID. Dropped whenever the store reports a
+    /// change, so a message another client removed is never served from
+    /// here.
+    read_ahead: HashMap<Uid, Vec<u8>>,
+    changes: watch::Receiver<u64>,
     _lock: MaildropLock,
 }
 
@@ -57,6 +72,8 @@ impl Maildrop {
         policy: Pop3Policy,
         lock: MaildropLock,
     ) -> Result<Maildrop, StoreError> {
+        let mut changes = store.watch_changes();
+        changes.borrow_and_update();
         let index = store.mailbox_index(account.id, INBOX).await?;
         let messages = index
             .messages
@@ -78,8 +95,62 @@ impl Maildrop {
             policy,
             uid_validity: index.uid_validity,
             messages,
+            read_ahead: HashMap::new(),
+            changes,
             _lock: lock,
         })
+    }
+
+    /// The raw bytes of message `n` (which [`Maildrop::get`] accepted), or
+    /// `None` if another client removed it. `keep` leaves a read-ahead copy
+    /// in place (TOP); RETR takes it.
+    pub async fn raw(
+        &mut self,
+        store: &Store,
+        n: u32,
+        keep: bool,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.changes.has_changed().unwrap_or(true) {
+            self.read_ahead.clear();
+            self.changes.borrow_and_update();
+        }
+        let index = n as usize - 1;
+        let uid = self.messages[index].uid;
+        if keep {
+            if let Some(raw) = self.read_ahead.get(&uid) {
+                return Ok(Some(raw.clone()));
+            }
+        } else if let Some(raw) = self.read_ahead.remove(&uid) {
+            return Ok(Some(raw));
+        }
+        // A miss: this message and the next ones not marked deleted.
+        let mut uids = vec![uid];
+        let mut bytes = self.messages[index].size;
+        for m in self.messages[index + 1..].iter().filter(|m| !m.deleted) {
+            if uids.len() >= READ_AHEAD_MESSAGES || bytes + m.size > READ_AHEAD_BYTES {
+                break;
+            }
+            if self.read_ahead.contains_key(&m.uid) {
+                continue;
+            }
+            bytes += m.size;
+            uids.push(m.uid);
+        }
+        let fetched = store.messages_raw(self.account.id, INBOX, &uids).await?;
+        let mut wanted = None;
+        for (got, raw) in fetched {
+            if got == uid {
+                wanted = Some(raw);
+            } else {
+                self.read_ahead.insert(got, raw);
+            }
+        }
+        if keep {
+            if let Some(raw) = &wanted {
+                self.read_ahead.insert(uid, raw.clone());
+            }
+        }
+        Ok(wanted)
     }
 
     /// Message `n` (1-based), unless it does not exist or is marked deleted.

@@ -1,7 +1,6 @@
 //! The TRANSACTION state's commands: STAT, LIST, UIDL, RETR, TOP, DELE and
 //! RSET, all over the snapshot taken at login.
 
-use super::maildrop::INBOX;
 use super::{store_code, End, Session, State};
 use crate::protocol::{self, MessageEncoder};
 
@@ -64,18 +63,18 @@ impl Session {
     /// RETR (`top` is `None`) and TOP: the message, or its header and first
     /// lines, from the store. Only RETR marks the message retrieved.
     pub(super) async fn retr(&mut self, n: u32, top: Option<u32>) -> Result<(), End> {
-        let State::Transaction(maildrop) = &self.state else {
+        let State::Transaction(maildrop) = &mut self.state else {
             return Ok(());
         };
-        let (uid, size, account) = match maildrop.get(n) {
-            Ok(m) => (m.uid, m.size, maildrop.account.id),
+        let (uid, size) = match maildrop.get(n) {
+            Ok(m) => (m.uid, m.size),
             Err(e) => {
                 let text = e.text(n);
                 self.err(None, &text);
                 return Ok(());
             }
         };
-        let raw = match self.ctx.store.message_raw(account, INBOX, uid).await {
+        let raw = match maildrop.raw(&self.ctx.store, n, top.is_some()).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
                 self.err(
