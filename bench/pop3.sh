@@ -42,6 +42,9 @@
 # names its own, with S= and W= sizes); Postern's are filled over SMTP with
 # the same messages. Both servers start once, are filled once, and stay up
 # for all runs; with REPEAT>1 they alternate.
+#
+# Logins cost the same on both sides: Dovecot's users get the very argon2id
+# hash Postern stores ({ARGON2ID} PHC string), not a cleartext password.
 
 set -euo pipefail
 
@@ -112,12 +115,13 @@ if want dovecot; then
     id dovecot >/dev/null 2>&1 && id dovenull >/dev/null 2>&1 ||
         die "the users dovecot and dovenull are missing (the package creates them)"
 fi
-if want postern && [[ ! -x $POSTERN_BIN ]]; then
+# Dovecot needs it too: its password hash is made by postern.
+if [[ ! -x $POSTERN_BIN ]]; then
     [[ $POSTERN_BIN == "$repo/target/release/postern" ]] ||
         die "POSTERN_BIN=$POSTERN_BIN is not an executable"
     say "building postern (cargo build --release -p postern)"
     (cd "$repo" && cargo build --release -p postern) ||
-        die "cannot build postern; run with ONLY=dovecot to bench Dovecot alone"
+        die "cannot build postern"
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -204,13 +208,34 @@ for ((i = 1; i <= SESSIONS; i++)); do users+=("$(printf 'bench%02d@localhost' "$
 
 # --- Dovecot --------------------------------------------------------------------
 
+# Both servers check the same argon2id hash at login, so logins cost the
+# same: Postern makes it (`postern user add` in a scratch data dir) and
+# Dovecot gets that PHC string as its {ARGON2ID} password (libsodium
+# verifies with the parameters the string carries).
+password_hash() {
+    local scratch=$work/hash
+    [[ -s $scratch/phc ]] || {
+        mkdir -p "$scratch"
+        printf '%s\n' "$password" |
+            "$POSTERN_BIN" --data-dir "$scratch/data" user add hash@localhost --password-stdin >/dev/null ||
+            die "postern user add (for the password hash) failed"
+        python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+print(db.execute("SELECT password_hash FROM accounts WHERE address = ?", ("hash@localhost",)).fetchone()[0])' \
+            "$scratch/data/postern.db" >"$scratch/phc" || die "cannot read the password hash"
+    }
+    cat "$scratch/phc"
+}
+
 dovecot_setup() {
-    local dir=$work/dovecot u
+    local dir=$work/dovecot u hash
     mkdir -p "$dir/mail"
     chmod 755 "$dir"
+    hash=$(password_hash)
+    [[ $hash == '$argon2id$'* ]] || die "unexpected password hash: $hash"
     : >"$dir/users"
     for u in "${users[@]}"; do
-        printf '%s:{PLAIN}%s\n' "$u" "$password" >>"$dir/users"
+        printf '%s:{ARGON2ID}%s\n' "$u" "$hash" >>"$dir/users"
     done
     chmod 644 "$dir/users"
 

@@ -20,7 +20,7 @@ pub const INBOX: &str = "INBOX";
 
 /// Read-ahead: clients RETR in order, so a miss fetches the following
 /// messages too, in one store read, up to this many…
-const READ_AHEAD_MESSAGES: usize = 32;
+const READ_AHEAD_MESSAGES: usize = 128;
 /// …and this many bytes (the message asked for always comes, whatever its
 /// size).
 const READ_AHEAD_BYTES: u64 = 1 << 20;
