@@ -115,7 +115,8 @@ pub struct QueueConfig {
     /// Seconds a message may stay queued before it bounces (default 432000,
     /// five days).
     pub max_lifetime_secs: u64,
-    /// Deliveries in progress at once (default 16).
+    /// Deliveries in progress at once (default 64; local deliveries share
+    /// group commits, so more in flight means fewer syncs per message).
     pub concurrency: usize,
 }
 
@@ -262,7 +263,7 @@ impl Default for QueueConfig {
             min_backoff_secs: 300,
             max_backoff_secs: 4000,
             max_lifetime_secs: 432_000,
-            concurrency: 16,
+            concurrency: 64,
         }
     }
 }
@@ -344,7 +345,7 @@ mod tests {
         assert_eq!(c.queue.min_backoff_secs, 300);
         assert_eq!(c.queue.max_backoff_secs, 4000);
         assert_eq!(c.queue.max_lifetime_secs, 432_000);
-        assert_eq!(c.queue.concurrency, 16);
+        assert_eq!(c.queue.concurrency, 64);
         assert_eq!(c.pop3.listen, vec!["127.0.0.1:1110".parse().unwrap()]);
         assert_eq!(c.pop3.pop3s_listen, vec!["127.0.0.1:1995".parse().unwrap()]);
         assert_eq!(c.pop3.delete_mode, Pop3DeleteMode::Expunge);
