@@ -570,18 +570,17 @@ impl Store {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let blob = self
+        // Parsed on the reader thread that read the bytes (a blocking
+        // thread already), so a delivery is one read and one write.
+        let summary_json = self
             .inner
-            .read(move |conn| queue::blob_for_delivery(conn, queue))
+            .read(move |conn| match queue::blob_for_delivery(conn, queue)? {
+                queue::QueuedBlob::Parsed => Ok(None),
+                queue::QueuedBlob::Unparsed(raw) => serde_json::to_string(&parse::summarize(&raw))
+                    .map(Some)
+                    .map_err(|e| StoreError::Database(format!("summary encoding: {e}"))),
+            })
             .await?;
-        let summary_json = match blob {
-            queue::QueuedBlob::Parsed => None,
-            queue::QueuedBlob::Unparsed(raw) => Some(
-                blocking(move || serde_json::to_string(&parse::summarize(&raw)))
-                    .await?
-                    .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))?,
-            ),
-        };
         self.inner
             .write(true, move |conn| {
                 queue::deliver_local(conn, queue, &deliveries, summary_json.as_deref()).map(|_| ())
