@@ -1,0 +1,30 @@
+//! The IMAP grammar: client commands in, server responses out.
+//!
+//! [`parse_command`] turns buffered bytes into a [`Command`], asks for more
+//! bytes, asks the caller to answer a synchronising literal, or reports a
+//! protocol error with the tag and how many bytes to skip. The [`encode`]
+//! module writes strings in the right form (atom, quoted or literal) and
+//! status responses with their response codes. Nothing here does I/O.
+//!
+//! Standards: RFC 3501 (IMAP4rev1) with LITERAL+ (RFC 7888), SASL-IR (RFC
+//! 4959), UIDPLUS (RFC 4315), MOVE (RFC 6851), IDLE (RFC 2177), NAMESPACE
+//! (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161), UNSELECT (RFC 3691),
+//! LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC
+//! 6154), and the CONDSTORE parts of RFC 7162 that commands carry
+//! (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT (CONDSTORE)`).
+
+mod datetime;
+pub mod encode;
+mod parser;
+mod sequence;
+mod types;
+mod utf7;
+
+#[cfg(test)]
+mod tests;
+
+pub use datetime::{format_date_time, parse_date, parse_date_time};
+pub use parser::{parse_command, parse_idle_done, IdleDone, Limits, Parsed};
+pub use sequence::{SeqNumber, SequenceSet};
+pub use types::*;
+pub use utf7::{decode_utf7, encode_utf7};

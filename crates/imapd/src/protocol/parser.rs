@@ -1,0 +1,951 @@
+//! The command parser: bytes in, a [`Parsed`] out.
+//!
+//! The parser is re-run from the start of the buffered command each time
+//! more bytes arrive; it keeps no state, so a command split at any byte
+//! parses the same as the whole. It never panics and allocates no more than
+//! the buffer it is given (lists are capped by [`Limits::max_items`]).
+
+use super::datetime::{parse_date, parse_date_time};
+use super::sequence::SequenceSet;
+use super::types::*;
+
+/// Bounds on what one command may hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest line (between literals), CRLF included.
+    pub max_line: usize,
+    /// Largest literal accepted.
+    pub max_literal: u32,
+    /// Deepest nesting of SEARCH parentheses, NOT and OR.
+    pub max_depth: usize,
+    /// Most elements in any one list (flags, fetch items, ranges, …).
+    pub max_items: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: 8192,
+            max_literal: 64 * 1024 * 1024,
+            max_depth: 32,
+            max_items: 1000,
+        }
+    }
+}
+
+/// What [`parse_command`] found at the start of the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// A whole command; the first `consumed` bytes were it.
+    Complete { command: Command, consumed: usize },
+    /// Read more bytes and call again with the whole buffer.
+    Incomplete,
+    /// The buffer ends just after a synchronising literal's `{size}\r\n`.
+    /// Answer `+ Ready` (once per `literal_start`: a later call with no new
+    /// bytes says the same again), then call again when more bytes arrive.
+    NeedLiteral {
+        tag: Tag,
+        size: u32,
+        literal_start: usize,
+    },
+    /// A literal larger than [`Limits::max_literal`]. Answer `tag NO` (or
+    /// `BAD`) and drop the first `consumed` bytes (through `{size}\r\n`). A
+    /// synchronising literal will not be sent; for LITERAL+
+    /// (`synchronizing == false`) the client sends it anyway, so the caller
+    /// must also skip the next `size` bytes and the rest of that line.
+    LiteralTooLarge {
+        tag: Tag,
+        size: u64,
+        synchronizing: bool,
+        consumed: usize,
+    },
+    /// A protocol error; answer `tag BAD message` (or `* BAD` with no tag)
+    /// and drop the first `consumed` bytes (through the offending line's
+    /// LF). When a line exceeds [`Limits::max_line`] without an LF,
+    /// `consumed` is the whole buffer and the caller must also discard up
+    /// to the next LF (or close the connection).
+    Error {
+        tag: Option<Tag>,
+        message: String,
+        consumed: usize,
+    },
+}
+
+/// What [`parse_idle_done`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdleDone {
+    Done { consumed: usize },
+    Incomplete,
+    Error { consumed: usize },
+}
+
+/// Parses the `DONE` line that ends IDLE (case-insensitive).
+pub fn parse_idle_done(input: &[u8]) -> IdleDone {
+    match input.iter().position(|&b| b == b'\n') {
+        None if input.len() > 1024 => IdleDone::Error {
+            consumed: input.len(),
+        },
+        None => IdleDone::Incomplete,
+        Some(i) => {
+            let line = &input[..i];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.eq_ignore_ascii_case(b"DONE") {
+                IdleDone::Done { consumed: i + 1 }
+            } else {
+                IdleDone::Error { consumed: i + 1 }
+            }
+        }
+    }
+}
+
+/// Parses one command from the start of `input`.
+pub fn parse_command(input: &[u8], limits: &Limits) -> Parsed {
+    let mut p = P {
+        buf: input,
+        pos: 0,
+        line_start: 0,
+        limits,
+        tag: None,
+    };
+    match p.command() {
+        Ok(command) => Parsed::Complete {
+            command,
+            consumed: p.pos,
+        },
+        Err(Stop::Incomplete) => Parsed::Incomplete,
+        Err(Stop::NeedLiteral { size, start }) => match p.tag.clone() {
+            Some(tag) => Parsed::NeedLiteral {
+                tag,
+                size,
+                literal_start: start,
+            },
+            None => p.error("literal in tag".into()),
+        },
+        Err(Stop::TooLarge {
+            size,
+            sync,
+            consumed,
+        }) => match p.tag.clone() {
+            Some(tag) => Parsed::LiteralTooLarge {
+                tag,
+                size,
+                synchronizing: sync,
+                consumed,
+            },
+            None => p.error("literal in tag".into()),
+        },
+        Err(Stop::Bad(message)) => p.error(message),
+    }
+}
+
+enum Stop {
+    Incomplete,
+    NeedLiteral {
+        size: u32,
+        start: usize,
+    },
+    TooLarge {
+        size: u64,
+        sync: bool,
+        consumed: usize,
+    },
+    Bad(String),
+}
+
+type R<T> = Result<T, Stop>;
+
+fn bad<T>(msg: &str) -> R<T> {
+    Err(Stop::Bad(msg.to_owned()))
+}
+
+struct P<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Where the current line began (the start, or just after a literal).
+    line_start: usize,
+    limits: &'a Limits,
+    tag: Option<Tag>,
+}
+
+impl P<'_> {
+    fn error(&self, message: String) -> Parsed {
+        let from = self.pos.min(self.buf.len());
+        match self.buf[from..].iter().position(|&b| b == b'\n') {
+            Some(i) => Parsed::Error {
+                tag: self.tag.clone(),
+                message,
+                consumed: from + i + 1,
+            },
+            None if self.buf.len() - self.line_start > self.limits.max_line => Parsed::Error {
+                tag: self.tag.clone(),
+                message,
+                consumed: self.buf.len(),
+            },
+            None => Parsed::Incomplete,
+        }
+    }
+
+    fn peek(&self) -> R<u8> {
+        if self.pos - self.line_start >= self.limits.max_line {
+            return bad("line too long");
+        }
+        self.buf.get(self.pos).copied().ok_or(Stop::Incomplete)
+    }
+
+    fn expect(&mut self, b: u8, what: &str) -> R<()> {
+        if self.peek()? == b {
+            self.pos += 1;
+            Ok(())
+        } else {
+            bad(&format!("expected {what}"))
+        }
+    }
+
+    fn sp(&mut self) -> R<()> {
+        self.expect(b' ', "space")
+    }
+
+    fn crlf(&mut self) -> R<()> {
+        self.expect(b'\r', "end of line")?;
+        self.expect(b'\n', "LF after CR")
+    }
+
+    /// Consumes `b` if it is next.
+    fn eat(&mut self, b: u8) -> R<bool> {
+        if self.peek()? == b {
+            self.pos += 1;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// 1*bytes matching `pred`, ending at a byte that does not.
+    fn take_while(&mut self, pred: impl Fn(u8) -> bool, what: &str) -> R<&[u8]> {
+        let start = self.pos;
+        while pred(self.peek()?) {
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return bad(&format!("expected {what}"));
+        }
+        Ok(&self.buf[start..self.pos])
+    }
+
+    fn atom(&mut self) -> R<&[u8]> {
+        self.take_while(is_atom_char, "atom")
+    }
+
+    fn upper_atom(&mut self) -> R<String> {
+        Ok(String::from_utf8_lossy(self.atom()?).to_ascii_uppercase())
+    }
+
+    fn number64(&mut self) -> R<u64> {
+        let d = self.take_while(|b| b.is_ascii_digit(), "number")?;
+        d.iter()
+            .try_fold(0u64, |acc, &c| {
+                acc.checked_mul(10)?.checked_add(u64::from(c - b'0'))
+            })
+            .ok_or(Stop::Bad("number too large".into()))
+    }
+
+    fn number(&mut self) -> R<u32> {
+        u32::try_from(self.number64()?).map_err(|_| Stop::Bad("number too large".into()))
+    }
+
+    fn nz_number(&mut self) -> R<std::num::NonZeroU32> {
+        std::num::NonZeroU32::new(self.number()?)
+            .ok_or(Stop::Bad("zero is not allowed here".into()))
+    }
+
+    fn quoted(&mut self) -> R<Vec<u8>> {
+        self.expect(b'"', "quote")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    let c = self.peek()?;
+                    if c != b'"' && c != b'\\' {
+                        return bad("bad escape in quoted string");
+                    }
+                    out.push(c);
+                    self.pos += 1;
+                }
+                b'\r' | b'\n' | 0 => return bad("unterminated quoted string"),
+                c => {
+                    out.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
+    }
+
+    fn literal(&mut self) -> R<Vec<u8>> {
+        self.expect(b'{', "literal")?;
+        let size = self.number64()?;
+        let sync = !self.eat(b'+')?;
+        self.expect(b'}', "}")?;
+        self.crlf()?;
+        if size > u64::from(self.limits.max_literal) {
+            return Err(Stop::TooLarge {
+                size,
+                sync,
+                consumed: self.pos,
+            });
+        }
+        let size32 = size as u32; // fits: checked against max_literal
+        let start = self.pos;
+        if sync && start == self.buf.len() {
+            return Err(Stop::NeedLiteral {
+                size: size32,
+                start,
+            });
+        }
+        let end = start + size32 as usize;
+        if end > self.buf.len() {
+            return Err(Stop::Incomplete);
+        }
+        self.pos = end;
+        self.line_start = end;
+        Ok(self.buf[start..end].to_vec())
+    }
+
+    fn string(&mut self) -> R<Vec<u8>> {
+        match self.peek()? {
+            b'"' => self.quoted(),
+            b'{' => self.literal(),
+            _ => bad("expected string"),
+        }
+    }
+
+    fn astring(&mut self) -> R<Vec<u8>> {
+        match self.peek()? {
+            b'"' | b'{' => self.string(),
+            _ => Ok(self.take_while(is_astring_char, "astring")?.to_vec()),
+        }
+    }
+
+    fn nstring(&mut self) -> R<Option<Vec<u8>>> {
+        match self.peek()? {
+            b'"' | b'{' => self.string().map(Some),
+            _ => {
+                let a = self.atom()?;
+                if a.eq_ignore_ascii_case(b"NIL") {
+                    Ok(None)
+                } else {
+                    bad("expected string or NIL")
+                }
+            }
+        }
+    }
+
+    fn mailbox(&mut self) -> R<MailboxName> {
+        Ok(MailboxName::from_bytes(&self.astring()?))
+    }
+
+    /// `list-mailbox`: list-chars (with `%`, `*`, `]`) or a string.
+    fn list_mailbox(&mut self) -> R<Vec<u8>> {
+        match self.peek()? {
+            b'"' | b'{' => self.string(),
+            _ => Ok(self
+                .take_while(
+                    |b| is_astring_char(b) || b == b'%' || b == b'*',
+                    "mailbox pattern",
+                )?
+                .to_vec()),
+        }
+    }
+
+    fn sequence_set(&mut self) -> R<SequenceSet> {
+        let max = self.limits.max_items;
+        let raw = self.take_while(
+            |b| b.is_ascii_digit() || b == b':' || b == b',' || b == b'*',
+            "sequence set",
+        )?;
+        SequenceSet::parse(raw, max).ok_or(Stop::Bad("invalid sequence set".into()))
+    }
+
+    /// `"(" [item *(SP item)] ")"`, at most `max_items` items.
+    fn paren_list<T>(
+        &mut self,
+        allow_empty: bool,
+        mut item: impl FnMut(&mut Self) -> R<T>,
+    ) -> R<Vec<T>> {
+        self.expect(b'(', "(")?;
+        let mut out = Vec::new();
+        if self.eat(b')')? {
+            return if allow_empty {
+                Ok(out)
+            } else {
+                bad("empty list")
+            };
+        }
+        loop {
+            if out.len() >= self.limits.max_items {
+                return bad("too many items");
+            }
+            out.push(item(self)?);
+            if self.eat(b')')? {
+                return Ok(out);
+            }
+            self.sp()?;
+        }
+    }
+
+    fn flag(&mut self) -> R<Flag> {
+        let start = self.pos;
+        self.eat(b'\\')?;
+        self.atom()?;
+        let text = String::from_utf8_lossy(&self.buf[start..self.pos]).into_owned();
+        Flag::from_text(&text).ok_or(Stop::Bad("invalid flag".into()))
+    }
+
+    fn flag_list(&mut self) -> R<Vec<Flag>> {
+        self.paren_list(true, |p| p.flag())
+    }
+
+    fn date(&mut self) -> R<Date> {
+        let quoted = self.eat(b'"')?;
+        let raw = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'-', "date")?;
+        let d = parse_date(raw).ok_or(Stop::Bad("invalid date".into()))?;
+        if quoted {
+            self.expect(b'"', "quote")?;
+        }
+        Ok(d)
+    }
+
+    fn date_time(&mut self) -> R<DateTime> {
+        let raw = self.quoted()?;
+        parse_date_time(&raw).ok_or(Stop::Bad("invalid date-time".into()))
+    }
+
+    fn command(&mut self) -> R<Command> {
+        let tag_bytes = self.take_while(|b| !matches!(b, b' ' | b'\r' | b'\n'), "tag")?;
+        let tag = std::str::from_utf8(tag_bytes)
+            .ok()
+            .and_then(|t| Tag::new(t).ok())
+            .ok_or(Stop::Bad("invalid tag".into()))?;
+        self.tag = Some(tag.clone());
+        self.sp()?;
+        let name = self.upper_atom()?;
+        let kind = self.command_kind(&name)?;
+        self.crlf()?;
+        Ok(Command { tag, kind })
+    }
+
+    fn command_kind(&mut self, name: &str) -> R<CommandKind> {
+        use CommandKind as K;
+        Ok(match name {
+            "CAPABILITY" => K::Capability,
+            "NOOP" => K::Noop,
+            "LOGOUT" => K::Logout,
+            "STARTTLS" => K::StartTls,
+            "CHECK" => K::Check,
+            "CLOSE" => K::Close,
+            "UNSELECT" => K::Unselect,
+            "EXPUNGE" => K::Expunge,
+            "IDLE" => K::Idle,
+            "NAMESPACE" => K::Namespace,
+            "AUTHENTICATE" => {
+                self.sp()?;
+                let mechanism = self.upper_atom()?;
+                let initial_response = if self.eat(b' ')? {
+                    Some(
+                        self.take_while(
+                            |b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='),
+                            "base64",
+                        )?
+                        .to_vec(),
+                    )
+                } else {
+                    None
+                };
+                K::Authenticate {
+                    mechanism,
+                    initial_response,
+                }
+            }
+            "LOGIN" => {
+                self.sp()?;
+                let user = self.astring()?;
+                self.sp()?;
+                let password = Secret(self.astring()?);
+                K::Login { user, password }
+            }
+            "SELECT" | "EXAMINE" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                let mut condstore = false;
+                if self.eat(b' ')? {
+                    for param in self.paren_list(false, |p| p.upper_atom())? {
+                        if param != "CONDSTORE" {
+                            return bad("unknown SELECT parameter");
+                        }
+                        condstore = true;
+                    }
+                }
+                if name == "SELECT" {
+                    K::Select { mailbox, condstore }
+                } else {
+                    K::Examine { mailbox, condstore }
+                }
+            }
+            "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
+                self.sp()?;
+                let m = self.mailbox()?;
+                match name {
+                    "CREATE" => K::Create(m),
+                    "DELETE" => K::Delete(m),
+                    "SUBSCRIBE" => K::Subscribe(m),
+                    _ => K::Unsubscribe(m),
+                }
+            }
+            "RENAME" => {
+                self.sp()?;
+                let from = self.mailbox()?;
+                self.sp()?;
+                let to = self.mailbox()?;
+                K::Rename { from, to }
+            }
+            "LIST" => self.list()?,
+            "LSUB" => {
+                self.sp()?;
+                let reference = self.astring()?;
+                self.sp()?;
+                let pattern = self.list_mailbox()?;
+                K::Lsub { reference, pattern }
+            }
+            "STATUS" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let items = self.status_items()?;
+                K::Status { mailbox, items }
+            }
+            "APPEND" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let mut flags = Vec::new();
+                if self.peek()? == b'(' {
+                    flags = self.flag_list()?;
+                    self.sp()?;
+                }
+                let mut date = None;
+                if self.peek()? == b'"' {
+                    date = Some(self.date_time()?);
+                    self.sp()?;
+                }
+                let message = self.literal()?;
+                K::Append {
+                    mailbox,
+                    flags,
+                    date,
+                    message,
+                }
+            }
+            "SEARCH" => self.search(false)?,
+            "FETCH" => self.fetch(false)?,
+            "STORE" => self.store(false)?,
+            "COPY" | "MOVE" => self.copy_move(name, false)?,
+            "UID" => {
+                self.sp()?;
+                let sub = self.upper_atom()?;
+                match sub.as_str() {
+                    "SEARCH" => self.search(true)?,
+                    "FETCH" => self.fetch(true)?,
+                    "STORE" => self.store(true)?,
+                    "COPY" | "MOVE" => self.copy_move(&sub, true)?,
+                    "EXPUNGE" => {
+                        self.sp()?;
+                        K::UidExpunge(self.sequence_set()?)
+                    }
+                    _ => return bad("unknown UID command"),
+                }
+            }
+            "ID" => {
+                self.sp()?;
+                if self.peek()? == b'(' {
+                    K::Id(Some(self.paren_list(true, |p| {
+                        let field = p.string()?;
+                        p.sp()?;
+                        Ok((field, p.nstring()?))
+                    })?))
+                } else {
+                    match self.nstring()? {
+                        None => K::Id(None),
+                        Some(_) => return bad("expected ID list or NIL"),
+                    }
+                }
+            }
+            "ENABLE" => {
+                let mut caps = Vec::new();
+                while self.peek()? == b' ' {
+                    if caps.len() >= self.limits.max_items {
+                        return bad("too many items");
+                    }
+                    self.pos += 1;
+                    caps.push(self.upper_atom()?);
+                }
+                if caps.is_empty() {
+                    return bad("ENABLE needs a capability");
+                }
+                K::Enable(caps)
+            }
+            _ => return bad("unknown command"),
+        })
+    }
+
+    fn status_items(&mut self) -> R<Vec<StatusItem>> {
+        self.paren_list(false, |p| {
+            Ok(match p.upper_atom()?.as_str() {
+                "MESSAGES" => StatusItem::Messages,
+                "RECENT" => StatusItem::Recent,
+                "UIDNEXT" => StatusItem::UidNext,
+                "UIDVALIDITY" => StatusItem::UidValidity,
+                "UNSEEN" => StatusItem::Unseen,
+                "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
+                "SIZE" => StatusItem::Size,
+                _ => return bad("unknown STATUS item"),
+            })
+        })
+    }
+
+    fn list(&mut self) -> R<CommandKind> {
+        self.sp()?;
+        let mut selection = Vec::new();
+        if self.peek()? == b'(' {
+            selection = self.paren_list(true, |p| {
+                Ok(match p.upper_atom()?.as_str() {
+                    "SUBSCRIBED" => ListSelection::Subscribed,
+                    "REMOTE" => ListSelection::Remote,
+                    "RECURSIVEMATCH" => ListSelection::RecursiveMatch,
+                    "SPECIAL-USE" => ListSelection::SpecialUse,
+                    _ => return bad("unknown LIST selection option"),
+                })
+            })?;
+            self.sp()?;
+        }
+        let reference = self.astring()?;
+        self.sp()?;
+        let patterns = if self.peek()? == b'(' {
+            self.paren_list(false, |p| p.list_mailbox())?
+        } else {
+            vec![self.list_mailbox()?]
+        };
+        let mut returns = Vec::new();
+        if self.eat(b' ')? {
+            if self.upper_atom()? != "RETURN" {
+                return bad("expected RETURN");
+            }
+            self.sp()?;
+            returns = self.paren_list(true, |p| {
+                Ok(match p.upper_atom()?.as_str() {
+                    "SUBSCRIBED" => ListReturn::Subscribed,
+                    "CHILDREN" => ListReturn::Children,
+                    "SPECIAL-USE" => ListReturn::SpecialUse,
+                    "STATUS" => {
+                        p.sp()?;
+                        ListReturn::Status(p.status_items()?)
+                    }
+                    _ => return bad("unknown LIST return option"),
+                })
+            })?;
+        }
+        Ok(CommandKind::List {
+            selection,
+            reference,
+            patterns,
+            returns,
+        })
+    }
+
+    fn copy_move(&mut self, name: &str, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let set = self.sequence_set()?;
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        Ok(if name == "COPY" {
+            CommandKind::Copy { uid, set, mailbox }
+        } else {
+            CommandKind::Move { uid, set, mailbox }
+        })
+    }
+
+    fn store(&mut self, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let set = self.sequence_set()?;
+        self.sp()?;
+        let mut unchanged_since = None;
+        if self.peek()? == b'(' {
+            self.pos += 1;
+            if self.upper_atom()? != "UNCHANGEDSINCE" {
+                return bad("expected UNCHANGEDSINCE");
+            }
+            self.sp()?;
+            unchanged_since = Some(self.number64()?);
+            self.expect(b')', ")")?;
+            self.sp()?;
+        }
+        let mode = if self.eat(b'+')? {
+            StoreMode::Add
+        } else if self.eat(b'-')? {
+            StoreMode::Remove
+        } else {
+            StoreMode::Replace
+        };
+        let silent = match self.upper_atom()?.as_str() {
+            "FLAGS" => false,
+            "FLAGS.SILENT" => true,
+            _ => return bad("expected FLAGS"),
+        };
+        self.sp()?;
+        let flags = if self.peek()? == b'(' {
+            self.flag_list()?
+        } else {
+            let mut flags = vec![self.flag()?];
+            while self.peek()? == b' ' {
+                if flags.len() >= self.limits.max_items {
+                    return bad("too many items");
+                }
+                self.pos += 1;
+                flags.push(self.flag()?);
+            }
+            flags
+        };
+        Ok(CommandKind::Store {
+            uid,
+            set,
+            unchanged_since,
+            mode,
+            silent,
+            flags,
+        })
+    }
+
+    fn fetch(&mut self, uid: bool) -> R<CommandKind> {
+        use FetchAttribute as F;
+        self.sp()?;
+        let set = self.sequence_set()?;
+        self.sp()?;
+        let attributes = if self.peek()? == b'(' {
+            self.paren_list(false, |p| p.fetch_att())?
+        } else {
+            let save = self.pos;
+            match self.upper_atom()?.as_str() {
+                "ALL" => vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope],
+                "FAST" => vec![F::Flags, F::InternalDate, F::Rfc822Size],
+                "FULL" => vec![
+                    F::Flags,
+                    F::InternalDate,
+                    F::Rfc822Size,
+                    F::Envelope,
+                    F::Body,
+                ],
+                _ => {
+                    self.pos = save;
+                    vec![self.fetch_att()?]
+                }
+            }
+        };
+        let mut changed_since = None;
+        if self.eat(b' ')? {
+            self.expect(b'(', "(")?;
+            if self.upper_atom()? != "CHANGEDSINCE" {
+                return bad("expected CHANGEDSINCE");
+            }
+            self.sp()?;
+            changed_since = Some(self.number64()?);
+            self.expect(b')', ")")?;
+        }
+        Ok(CommandKind::Fetch {
+            uid,
+            set,
+            attributes,
+            changed_since,
+        })
+    }
+
+    fn fetch_att(&mut self) -> R<FetchAttribute> {
+        use FetchAttribute as F;
+        let name = self.take_while(|b| b.is_ascii_alphanumeric() || b == b'.', "fetch item")?;
+        let name = String::from_utf8_lossy(name).to_ascii_uppercase();
+        Ok(match name.as_str() {
+            "ENVELOPE" => F::Envelope,
+            "FLAGS" => F::Flags,
+            "INTERNALDATE" => F::InternalDate,
+            "RFC822" => F::Rfc822,
+            "RFC822.HEADER" => F::Rfc822Header,
+            "RFC822.SIZE" => F::Rfc822Size,
+            "RFC822.TEXT" => F::Rfc822Text,
+            "BODYSTRUCTURE" => F::BodyStructure,
+            "UID" => F::Uid,
+            "MODSEQ" => F::ModSeq,
+            "BODY" if self.peek()? != b'[' => F::Body,
+            "BODY" | "BODY.PEEK" => {
+                let section = self.section()?;
+                let mut partial = None;
+                if self.eat(b'<')? {
+                    let origin = self.number()?;
+                    self.expect(b'.', ".")?;
+                    let length = self.nz_number()?;
+                    self.expect(b'>', ">")?;
+                    partial = Some(Partial { origin, length });
+                }
+                F::BodySection {
+                    peek: name == "BODY.PEEK",
+                    section,
+                    partial,
+                }
+            }
+            _ => return bad("unknown fetch item"),
+        })
+    }
+
+    fn section(&mut self) -> R<Section> {
+        self.expect(b'[', "[")?;
+        let mut section = Section::default();
+        if self.eat(b']')? {
+            return Ok(section);
+        }
+        while self.peek()?.is_ascii_digit() {
+            if section.part.len() >= self.limits.max_depth {
+                return bad("section nested too deep");
+            }
+            section.part.push(self.nz_number()?);
+            if !self.eat(b'.')? {
+                self.expect(b']', "]")?;
+                return Ok(section);
+            }
+        }
+        let text = self.take_while(|b| b.is_ascii_alphabetic() || b == b'.', "section text")?;
+        let text = String::from_utf8_lossy(text).to_ascii_uppercase();
+        section.text = Some(match text.as_str() {
+            "HEADER" => SectionText::Header,
+            "TEXT" => SectionText::Text,
+            "MIME" if !section.part.is_empty() => SectionText::Mime,
+            "HEADER.FIELDS" | "HEADER.FIELDS.NOT" => {
+                self.sp()?;
+                let fields = self.paren_list(false, |p| {
+                    let mut f = p.astring()?;
+                    f.make_ascii_uppercase();
+                    Ok(f)
+                })?;
+                if text == "HEADER.FIELDS" {
+                    SectionText::HeaderFields(fields)
+                } else {
+                    SectionText::HeaderFieldsNot(fields)
+                }
+            }
+            _ => return bad("unknown section"),
+        });
+        self.expect(b']', "]")?;
+        Ok(section)
+    }
+
+    fn search(&mut self, uid: bool) -> R<CommandKind> {
+        let mut charset = None;
+        let mut criteria = Vec::new();
+        while self.peek()? == b' ' {
+            self.pos += 1;
+            if criteria.len() >= self.limits.max_items {
+                return bad("too many search keys");
+            }
+            let save = self.pos;
+            if criteria.is_empty() && charset.is_none() && self.peek()?.is_ascii_alphabetic() {
+                if self.upper_atom()? == "CHARSET" {
+                    self.sp()?;
+                    let cs = self.astring()?;
+                    charset = Some(String::from_utf8_lossy(&cs).into_owned());
+                    continue;
+                }
+                self.pos = save;
+            }
+            criteria.push(self.search_key(0)?);
+        }
+        if criteria.is_empty() {
+            return bad("SEARCH needs a criterion");
+        }
+        Ok(CommandKind::Search {
+            uid,
+            charset,
+            criteria,
+        })
+    }
+
+    fn search_key(&mut self, depth: usize) -> R<SearchKey> {
+        use SearchKey as S;
+        if depth >= self.limits.max_depth {
+            return bad("search nested too deep");
+        }
+        let c = self.peek()?;
+        if c == b'(' {
+            return Ok(S::And(self.paren_list(false, |p| p.search_key(depth + 1))?));
+        }
+        if c.is_ascii_digit() || c == b'*' {
+            return Ok(S::SequenceSet(self.sequence_set()?));
+        }
+        let key = self.upper_atom()?;
+        macro_rules! arg {
+            ($e:expr) => {{
+                self.sp()?;
+                $e
+            }};
+        }
+        Ok(match key.as_str() {
+            "ALL" => S::All,
+            "ANSWERED" => S::Answered,
+            "DELETED" => S::Deleted,
+            "DRAFT" => S::Draft,
+            "FLAGGED" => S::Flagged,
+            "NEW" => S::New,
+            "OLD" => S::Old,
+            "RECENT" => S::Recent,
+            "SEEN" => S::Seen,
+            "UNANSWERED" => S::Unanswered,
+            "UNDELETED" => S::Undeleted,
+            "UNDRAFT" => S::Undraft,
+            "UNFLAGGED" => S::Unflagged,
+            "UNSEEN" => S::Unseen,
+            "BCC" => arg!(S::Bcc(self.astring()?)),
+            "BODY" => arg!(S::Body(self.astring()?)),
+            "CC" => arg!(S::Cc(self.astring()?)),
+            "FROM" => arg!(S::From(self.astring()?)),
+            "SUBJECT" => arg!(S::Subject(self.astring()?)),
+            "TEXT" => arg!(S::Text(self.astring()?)),
+            "TO" => arg!(S::To(self.astring()?)),
+            "BEFORE" => arg!(S::Before(self.date()?)),
+            "ON" => arg!(S::On(self.date()?)),
+            "SINCE" => arg!(S::Since(self.date()?)),
+            "SENTBEFORE" => arg!(S::SentBefore(self.date()?)),
+            "SENTON" => arg!(S::SentOn(self.date()?)),
+            "SENTSINCE" => arg!(S::SentSince(self.date()?)),
+            "KEYWORD" => arg!(S::Keyword(self.flag()?)),
+            "UNKEYWORD" => arg!(S::Unkeyword(self.flag()?)),
+            "LARGER" => arg!(S::Larger(self.number()?)),
+            "SMALLER" => arg!(S::Smaller(self.number()?)),
+            "UID" => arg!(S::Uid(self.sequence_set()?)),
+            "MODSEQ" => arg!(S::ModSeq(self.number64()?)),
+            "HEADER" => {
+                self.sp()?;
+                let name = self.astring()?;
+                self.sp()?;
+                S::Header(name, self.astring()?)
+            }
+            "NOT" => arg!(S::Not(Box::new(self.search_key(depth + 1)?))),
+            "OR" => {
+                self.sp()?;
+                let a = self.search_key(depth + 1)?;
+                self.sp()?;
+                let b = self.search_key(depth + 1)?;
+                S::Or(Box::new(a), Box::new(b))
+            }
+            _ => return bad("unknown search key"),
+        })
+    }
+}

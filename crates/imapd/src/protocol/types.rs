@@ -1,0 +1,387 @@
+//! The command types: what a parsed client command can say, and no more.
+
+use std::num::NonZeroU32;
+
+use super::sequence::SequenceSet;
+
+/// A command tag: one or more ASTRING-CHARs other than `+` (RFC 3501 9).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tag(String);
+
+impl Tag {
+    /// Validates a tag.
+    pub fn new(s: &str) -> Result<Tag, &'static str> {
+        if !s.is_empty() && s.bytes().all(|b| is_astring_char(b) && b != b'+') {
+            Ok(Tag(s.to_owned()))
+        } else {
+            Err("invalid tag")
+        }
+    }
+
+    /// The tag as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// ATOM-CHAR (RFC 3501 9): any CHAR except atom-specials.
+pub fn is_atom_char(b: u8) -> bool {
+    b > 0x20 && b < 0x7f && !matches!(b, b'(' | b')' | b'{' | b'%' | b'*' | b'"' | b'\\' | b']')
+}
+
+/// ASTRING-CHAR: ATOM-CHAR or `]`.
+pub fn is_astring_char(b: u8) -> bool {
+    is_atom_char(b) || b == b']'
+}
+
+/// A message flag: a system flag or a keyword.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Flag {
+    Seen,
+    Answered,
+    Flagged,
+    Deleted,
+    Draft,
+    /// `\Recent` (only ever shown by the server, never stored by a client).
+    Recent,
+    /// Any other `\Word` flag extension.
+    Extension(String),
+    /// A keyword (an atom), as the client spelled it.
+    Keyword(String),
+}
+
+impl Flag {
+    /// Parses one flag from its text, e.g. `\Seen` or `$Junk`.
+    pub fn from_text(s: &str) -> Option<Flag> {
+        if let Some(name) = s.strip_prefix('\\') {
+            if name.is_empty() || !name.bytes().all(is_atom_char) {
+                return None;
+            }
+            return Some(match name.to_ascii_lowercase().as_str() {
+                "seen" => Flag::Seen,
+                "answered" => Flag::Answered,
+                "flagged" => Flag::Flagged,
+                "deleted" => Flag::Deleted,
+                "draft" => Flag::Draft,
+                "recent" => Flag::Recent,
+                _ => Flag::Extension(name.to_owned()),
+            });
+        }
+        if !s.is_empty() && s.bytes().all(is_atom_char) {
+            Some(Flag::Keyword(s.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    /// The flag as it is written on the wire.
+    pub fn to_text(&self) -> String {
+        match self {
+            Flag::Seen => "\\Seen".into(),
+            Flag::Answered => "\\Answered".into(),
+            Flag::Flagged => "\\Flagged".into(),
+            Flag::Deleted => "\\Deleted".into(),
+            Flag::Draft => "\\Draft".into(),
+            Flag::Recent => "\\Recent".into(),
+            Flag::Extension(s) => format!("\\{s}"),
+            Flag::Keyword(s) => s.clone(),
+        }
+    }
+}
+
+/// A mailbox name as the client sent it, with `INBOX` (any case) folded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MailboxName {
+    Inbox,
+    /// Any other name, still in modified UTF-7 bytes as sent.
+    Other(Vec<u8>),
+}
+
+impl MailboxName {
+    pub fn from_bytes(b: &[u8]) -> MailboxName {
+        if b.eq_ignore_ascii_case(b"INBOX") {
+            MailboxName::Inbox
+        } else {
+            MailboxName::Other(b.to_vec())
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            MailboxName::Inbox => b"INBOX",
+            MailboxName::Other(b) => b,
+        }
+    }
+}
+
+/// A parsed command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub tag: Tag,
+    pub kind: CommandKind,
+}
+
+/// The date of an APPEND or a search key, with its zone offset in minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DateTime {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    /// Offset from UTC in minutes, e.g. -480 for `-0800`.
+    pub zone_minutes: i16,
+}
+
+/// A calendar date as used by SEARCH (`1-Feb-1994`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+/// Everything a command can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandKind {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Authenticate {
+        mechanism: String,
+        /// SASL-IR initial response, still base64 (`=` means empty).
+        initial_response: Option<Vec<u8>>,
+    },
+    Login {
+        user: Vec<u8>,
+        password: Secret,
+    },
+    Select {
+        mailbox: MailboxName,
+        condstore: bool,
+    },
+    Examine {
+        mailbox: MailboxName,
+        condstore: bool,
+    },
+    Create(MailboxName),
+    Delete(MailboxName),
+    Rename {
+        from: MailboxName,
+        to: MailboxName,
+    },
+    Subscribe(MailboxName),
+    Unsubscribe(MailboxName),
+    List {
+        selection: Vec<ListSelection>,
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        returns: Vec<ListReturn>,
+    },
+    Lsub {
+        reference: Vec<u8>,
+        pattern: Vec<u8>,
+    },
+    Status {
+        mailbox: MailboxName,
+        items: Vec<StatusItem>,
+    },
+    Append {
+        mailbox: MailboxName,
+        flags: Vec<Flag>,
+        date: Option<DateTime>,
+        message: Vec<u8>,
+    },
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    UidExpunge(SequenceSet),
+    Search {
+        uid: bool,
+        charset: Option<String>,
+        criteria: Vec<SearchKey>,
+    },
+    Fetch {
+        uid: bool,
+        set: SequenceSet,
+        attributes: Vec<FetchAttribute>,
+        changed_since: Option<u64>,
+    },
+    Store {
+        uid: bool,
+        set: SequenceSet,
+        unchanged_since: Option<u64>,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<Flag>,
+    },
+    Copy {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: MailboxName,
+    },
+    Move {
+        uid: bool,
+        set: SequenceSet,
+        mailbox: MailboxName,
+    },
+    Idle,
+    Namespace,
+    /// `ID NIL` is `None`; otherwise field/value pairs (value may be NIL).
+    Id(Option<IdParams>),
+    Enable(Vec<String>),
+}
+
+/// ID field/value pairs (RFC 2971); a value may be NIL.
+pub type IdParams = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// A password that never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub Vec<u8>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// LIST-EXTENDED selection options (RFC 5258).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListSelection {
+    Subscribed,
+    Remote,
+    RecursiveMatch,
+    SpecialUse,
+}
+
+/// LIST RETURN options (RFC 5258, 5819, 6154).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListReturn {
+    Subscribed,
+    Children,
+    SpecialUse,
+    Status(Vec<StatusItem>),
+}
+
+/// STATUS data items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatusItem {
+    Messages,
+    Recent,
+    UidNext,
+    UidValidity,
+    Unseen,
+    HighestModSeq,
+    Size,
+}
+
+/// How STORE changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreMode {
+    Replace,
+    Add,
+    Remove,
+}
+
+/// A FETCH data item (macros are expanded by the parser).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchAttribute {
+    Envelope,
+    Flags,
+    InternalDate,
+    Rfc822,
+    Rfc822Header,
+    Rfc822Size,
+    Rfc822Text,
+    /// `BODY` (non-extensible body structure).
+    Body,
+    BodyStructure,
+    Uid,
+    ModSeq,
+    /// `BODY[section]<partial>` or `BODY.PEEK[...]`.
+    BodySection {
+        peek: bool,
+        section: Section,
+        partial: Option<Partial>,
+    },
+}
+
+/// `<origin.length>` of a partial fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partial {
+    pub origin: u32,
+    pub length: NonZeroU32,
+}
+
+/// A body section: part numbers (may be empty) and what of that part.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Section {
+    /// Nested part numbers; empty means the whole message.
+    pub part: Vec<NonZeroU32>,
+    pub text: Option<SectionText>,
+}
+
+/// What of a part a section names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionText {
+    Header,
+    /// Field names, upper-cased.
+    HeaderFields(Vec<Vec<u8>>),
+    HeaderFieldsNot(Vec<Vec<u8>>),
+    Text,
+    /// Only after a part number.
+    Mime,
+}
+
+/// A SEARCH key (RFC 3501 6.4.4, plus MODSEQ from RFC 7162).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchKey {
+    All,
+    Answered,
+    Bcc(Vec<u8>),
+    Before(Date),
+    Body(Vec<u8>),
+    Cc(Vec<u8>),
+    Deleted,
+    Draft,
+    Flagged,
+    From(Vec<u8>),
+    Header(Vec<u8>, Vec<u8>),
+    Keyword(Flag),
+    Larger(u32),
+    New,
+    Not(Box<SearchKey>),
+    Old,
+    On(Date),
+    Or(Box<SearchKey>, Box<SearchKey>),
+    Recent,
+    Seen,
+    SentBefore(Date),
+    SentOn(Date),
+    SentSince(Date),
+    Since(Date),
+    Smaller(u32),
+    Subject(Vec<u8>),
+    Text(Vec<u8>),
+    To(Vec<u8>),
+    Uid(SequenceSet),
+    Unanswered,
+    Undeleted,
+    Undraft,
+    Unflagged,
+    Unkeyword(Flag),
+    Unseen,
+    SequenceSet(SequenceSet),
+    ModSeq(u64),
+    /// A parenthesised list: all must match.
+    And(Vec<SearchKey>),
+}
