@@ -1,10 +1,13 @@
 //! What every daemon process does around its sessions: find the
 //! configuration, set up logging, TLS, the login throttle and signal
 //! handling; announce what listens where; and shut down gracefully.
-//! `postern up` and the single-daemon binaries (`smtpd`, …) share it.
+//! `postern up` and the single-daemon binaries (`smtpd`, `pop3d`, …) share
+//! it: a daemon binary is its own `start` and nothing else.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,67 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::sasl::AuthThrottle;
 use crate::tls::TlsAcceptor;
+
+/// The flags every daemon binary takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DaemonArgs {
+    /// Data directory (default ./postern-data, or the config file's).
+    #[arg(long, env = "POSTERN_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML); none is needed.
+    #[arg(long, env = "POSTERN_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// One listener to announce: `postern: NAME listening on ADDR (NOTE)`.
+#[derive(Debug, Clone)]
+pub struct Announcement {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    pub note: &'static str,
+}
+
+/// A command's `main`: runs `work` on a multi-threaded runtime and turns
+/// its outcome into an exit code, printing `NAME: error` on failure.
+/// Sessions still running when `work` returns are given up after a second.
+pub fn run_main(name: &str, work: impl Future<Output = Result<(), String>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(work);
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A daemon's whole life: prepares the process, lets `start` bind and
+/// spawn its listeners (on `process.tracker`, stopping on
+/// `process.shutdown`), announces them, and runs until SIGINT/SIGTERM.
+pub async fn serve<F, Fut>(config: Config, start: F) -> Result<(), String>
+where
+    F: FnOnce(&Process) -> Fut,
+    Fut: Future<Output = Result<Vec<Announcement>, String>>,
+{
+    let process = Process::prepare(config)?;
+    for a in start(&process).await? {
+        process.announce(a.name, a.addr, a.note);
+    }
+    process.announce_ready();
+    process.run_until_shutdown().await;
+    Ok(())
+}
 
 /// Reads the configuration: `config` if given (an error if it cannot be
 /// read), else built-in defaults; `data_dir` overrides the file's.

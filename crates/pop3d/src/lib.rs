@@ -177,6 +177,16 @@ pub struct Bound {
     pub addr: SocketAddr,
 }
 
+impl Bound {
+    pub fn announcement(&self) -> common::daemon::Announcement {
+        common::daemon::Announcement {
+            name: self.role.name(),
+            addr: self.addr,
+            note: self.role.note(),
+        }
+    }
+}
+
 /// Binds every configured listener, starts them on `tracker`, and returns
 /// what is listening where. Everything stops when `shutdown` is cancelled.
 pub async fn start(

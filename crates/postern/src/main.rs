@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use common::daemon::{load_config, Process};
+use common::daemon::{load_config, run_main, serve};
 
 #[derive(Parser)]
 #[command(
@@ -56,24 +56,8 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match load_config(cli.config.as_deref(), cli.data_dir) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("postern: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("postern: cannot start runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
+    run_main("postern", async move {
+        let config = load_config(cli.config.as_deref(), cli.data_dir)?;
         match cli.command {
             Command::Up => up(config).await,
             Command::User(cmd) => admin::user(&config, cmd).await,
@@ -82,53 +66,47 @@ fn main() -> ExitCode {
             Command::Mail(cmd) => admin::mail(&config, cmd).await,
             Command::Queue(cmd) => admin::queue(&config, cmd).await,
         }
-    });
-    // Sessions cut off after the grace time must not keep the process.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("postern: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 /// `postern up`: every daemon built so far, in one process.
 async fn up(config: common::config::Config) -> Result<(), String> {
-    let process = Process::prepare(config)?;
-    let store = admin::open_store(&process.config)?;
-    let smtp = Arc::new(smtpd::SmtpContext {
-        config: process.config.clone(),
-        store: store.clone(),
-        tls: Some(process.tls.clone()),
-        throttle: process.throttle.clone(),
-        queue: smtpd::QueueHandle::default(),
-    });
-    let bound = smtpd::start(smtp, process.shutdown.clone(), &process.tracker)
-        .await
-        .map_err(|e| e.to_string())?;
-    for b in &bound {
-        let note = match b.role {
-            smtpd::Role::Mx => "",
-            smtpd::Role::Submission => "STARTTLS, AUTH",
-            smtpd::Role::Submissions => "implicit TLS, AUTH",
-        };
-        process.announce(b.role.name(), b.addr, note);
-    }
-    let pop3 = Arc::new(pop3d::Pop3Context::new(
-        process.config.clone(),
-        store.clone(),
-        Some(process.tls.clone()),
-        process.throttle.clone(),
-    ));
-    let bound = pop3d::start(pop3, process.shutdown.clone(), &process.tracker)
-        .await
-        .map_err(|e| e.to_string())?;
-    for b in &bound {
-        process.announce(b.role.name(), b.addr, b.role.note());
-    }
-    process.announce_ready();
-    process.run_until_shutdown().await;
-    Ok(())
+    serve(config, |process| {
+        let store = admin::open_store(&process.config);
+        let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());
+        let contexts = store.map(|store| {
+            let smtp = Arc::new(smtpd::SmtpContext {
+                config: process.config.clone(),
+                store: store.clone(),
+                tls: Some(process.tls.clone()),
+                throttle: process.throttle.clone(),
+                queue: smtpd::QueueHandle::default(),
+            });
+            let pop3 = Arc::new(pop3d::Pop3Context::new(
+                process.config.clone(),
+                store,
+                Some(process.tls.clone()),
+                process.throttle.clone(),
+            ));
+            (smtp, pop3)
+        });
+        async move {
+            let (smtp, pop3) = contexts?;
+            let mut announced: Vec<_> = smtpd::start(smtp, shutdown.clone(), &tracker)
+                .await
+                .map_err(|e| e.to_string())?
+                .iter()
+                .map(smtpd::Bound::announcement)
+                .collect();
+            announced.extend(
+                pop3d::start(pop3, shutdown, &tracker)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(pop3d::Bound::announcement),
+            );
+            Ok(announced)
+        }
+    })
+    .await
 }

@@ -90,6 +90,15 @@ impl Role {
             Role::Submissions => "submissions",
         }
     }
+
+    /// What `postern up` says about the listener.
+    pub fn note(self) -> &'static str {
+        match self {
+            Role::Mx => "",
+            Role::Submission => "STARTTLS, AUTH",
+            Role::Submissions => "implicit TLS, AUTH",
+        }
+    }
 }
 
 /// What every session of this daemon shares.
@@ -139,6 +148,16 @@ impl Service for SmtpService {
 pub struct Bound {
     pub role: Role,
     pub addr: SocketAddr,
+}
+
+impl Bound {
+    pub fn announcement(&self) -> common::daemon::Announcement {
+        common::daemon::Announcement {
+            name: self.role.name(),
+            addr: self.addr,
+            note: self.role.note(),
+        }
+    }
 }
 
 /// Binds every configured listener, starts them and the queue manager on
