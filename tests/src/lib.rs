@@ -714,3 +714,66 @@ impl Pop3Client {
         )
     }
 }
+
+// ---- IMAP ----
+
+/// imapd running inside the test process, beside a [`Server`], on free
+/// ports. Use [`Pop3Client`] as a raw line client for it.
+pub struct ImapServer {
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
+    pub ctx: Arc<imapd::ImapContext>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ImapServer {
+    /// Starts on the server's store and config, after `adjust`.
+    pub async fn start_with(server: &Server, adjust: impl FnOnce(&mut Config)) -> ImapServer {
+        let mut config = (*server.config).clone();
+        adjust(&mut config);
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        config.imap.listen = vec![any];
+        config.imap.imaps_listen = vec![any];
+        let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
+        let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
+        let ctx = Arc::new(imapd::ImapContext::new(
+            Arc::new(config),
+            server.store.clone(),
+            Some(tls),
+            throttle,
+        ));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let bound = imapd::start(ctx.clone(), shutdown.clone(), &tracker)
+            .await
+            .expect("start imapd");
+        let find = |role: imapd::Role| {
+            bound
+                .iter()
+                .find(|b| b.role == role)
+                .map(|b| b.addr)
+                .expect("listener")
+        };
+        ImapServer {
+            imap: find(imapd::Role::Imap),
+            imaps: find(imapd::Role::Imaps),
+            ctx,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// Stops accepting and waits for sessions (at most 10 s).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await;
+    }
+}
+
+impl Drop for ImapServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -28,6 +28,7 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub queue: QueueConfig,
     pub pop3: Pop3Config,
+    pub imap: ImapConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -203,6 +204,38 @@ impl Default for Pop3Config {
     }
 }
 
+/// `[imap]`: the IMAP daemon.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImapConfig {
+    /// IMAP listeners, STARTTLS offered (default `["127.0.0.1:1143"]`;
+    /// empty disables).
+    pub listen: Vec<SocketAddr>,
+    /// IMAP over implicit TLS (default `["127.0.0.1:1993"]`).
+    pub imaps_listen: Vec<SocketAddr>,
+    /// Longest command line between literals, CRLF included (default
+    /// 65536: UID sets and SEARCH make IMAP lines long).
+    pub max_line_length: usize,
+    /// Largest literal a command may carry, e.g. an APPENDed message
+    /// (default 52428800).
+    pub max_literal_size: u32,
+    /// Seconds a session may sit idle before autologout (default 1800, RFC
+    /// 3501's 30 minutes).
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1143))],
+            imaps_listen: vec![SocketAddr::from(([127, 0, 0, 1], 1993))],
+            max_line_length: 65536,
+            max_literal_size: 52_428_800,
+            idle_timeout_secs: 1800,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -216,6 +249,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             queue: QueueConfig::default(),
             pop3: Pop3Config::default(),
+            imap: ImapConfig::default(),
         }
     }
 }
@@ -353,6 +387,23 @@ mod tests {
         assert_eq!(c.pop3.max_line_length, 1024);
         assert_eq!(c.pop3.command_timeout_secs, 600);
         assert!(c.pop3.accounts.is_empty());
+    }
+
+    #[test]
+    fn imap_section_defaults_and_values() {
+        let c = Config::default();
+        assert_eq!(c.imap.listen, vec!["127.0.0.1:1143".parse().unwrap()]);
+        assert_eq!(c.imap.imaps_listen, vec!["127.0.0.1:1993".parse().unwrap()]);
+        assert_eq!(c.imap.max_line_length, 65536);
+        assert_eq!(c.imap.max_literal_size, 52_428_800);
+        assert_eq!(c.imap.idle_timeout_secs, 1800);
+        let c = parse("[imap]\nlisten = []\nidle_timeout_secs = 60\nmax_literal_size = 1000\n")
+            .unwrap();
+        assert!(c.imap.listen.is_empty());
+        assert_eq!(c.imap.imaps_listen, vec!["127.0.0.1:1993".parse().unwrap()]);
+        assert_eq!(c.imap.idle_timeout_secs, 60);
+        assert_eq!(c.imap.max_literal_size, 1000);
+        assert!(parse("[imap]\nidle_timeout = 5\n").is_err());
     }
 
     #[test]

@@ -1,21 +1,218 @@
-//! `imapd` — Postern's IMAP daemon.
+//! # imapd — Postern's IMAP daemon
 //!
-//! What exists so far is the grammar, [`protocol`]: a resumable command
-//! parser (RFC 3501 and the extensions Thunderbird and mbsync use, with
-//! synchronising literals and LITERAL+), and response encoding (strings as
-//! atom, quoted or literal; status responses with response codes; dates;
-//! modified UTF-7 mailbox names). It does no I/O and knows no store.
+//! imapd lets IMAP clients (Thunderbird, mbsync, Python's imaplib) read the
+//! mailboxes of an account in the shared store. It is **in progress**: it
+//! runs alone as the `imapd` binary on a data dir that smtpd and pop3d may
+//! share, and is not yet part of `postern up`.
 //!
-//! What comes next: the session (a state enum over a generic stream, an
-//! ingest step that drains pipelined commands through
-//! [`protocol::parse_command`]), one handler module per command family over
-//! the `store` crate, the listener and binary, then CONDSTORE/QRESYNC
-//! responses and IMAP4rev2.
+//! ## Listeners (defaults, all on 127.0.0.1)
 //!
-//! Security stance: every input size is bounded by
-//! [`protocol::Limits`]; the parser never panics on any input; passwords are
-//! held in [`protocol::Secret`], which never prints.
-
+//! | port | name | TLS |
+//! |---|---|---|
+//! | 1143 | `imap` | STARTTLS offered |
+//! | 1993 | `imaps` | implicit TLS (RFC 8314) |
+//!
+//! ## What works now
+//!
+//! - The session: commands are read through the resumable [`protocol`]
+//!   parser; synchronising literals get one `+ Ready for literal data`,
+//!   LITERAL+ literals none; a literal over `[imap] max_literal_size` gets
+//!   `tag NO [LIMIT]` (a LITERAL+ one is read and thrown away); syntax
+//!   errors get `tag BAD` (or `* BAD` when there is no tag); a line over
+//!   `max_line_length` is discarded up to its end. Pipelined commands are
+//!   all answered before the replies are written out.
+//! - States: not authenticated, authenticated, selected, logout.
+//!   A command valid in no current state gets `tag BAD`.
+//! - Any state: CAPABILITY, NOOP, LOGOUT, ID (RFC 2971).
+//! - Not authenticated: STARTTLS (RFC 2595: input pipelined after it is
+//!   discarded), LOGIN, AUTHENTICATE PLAIN (with SASL-IR, RFC 4959, or
+//!   the `+` continuation; `*` cancels).
+//! - Authenticated: ENABLE (RFC 5161; nothing is enabled yet), NAMESPACE
+//!   (RFC 2342: one personal namespace, `""` with delimiter `/`), LIST with
+//!   `%`/`*` (LIST-EXTENDED RFC 5258 selection `SUBSCRIBED`,
+//!   `RECURSIVEMATCH`, `SPECIAL-USE` and `RETURN (SUBSCRIBED CHILDREN
+//!   SPECIAL-USE STATUS (...))`, RFC 5819, RFC 6154), LSUB, STATUS
+//!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT — always 0 —,
+//!   HIGHESTMODSEQ), SELECT, EXAMINE.
+//! - Selected: CHECK, CLOSE (expunges `\Deleted` messages when the
+//!   mailbox is read-write), UNSELECT (RFC 3691).
+//! - Commands not yet implemented (FETCH, STORE, SEARCH, COPY, MOVE, APPEND,
+//!   CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, EXPUNGE, IDLE) are not
+//!   advertised and get `tag NO Not available yet in this Postern version`.
+//!
+//! ## What comes next
+//!
+//! FETCH (with body structure from the store's summaries), STORE, SEARCH,
+//! EXPUNGE and untagged updates from [`store::Store::watch_changes`], COPY,
+//! MOVE, APPEND, UIDPLUS, mailbox management, IDLE, then CONDSTORE/QRESYNC
+//! and wiring into `postern up`.
+//!
+//! ## Security stance
+//!
+//! - Passwords (LOGIN, AUTHENTICATE PLAIN) are accepted without TLS only
+//!   where `[auth]` allows it (loopback by default); elsewhere CAPABILITY
+//!   says `LOGINDISABLED`, offers no `AUTH=`, and logins get
+//!   `NO [PRIVACYREQUIRED]`.
+//! - Failed logins are delayed per IP by the shared throttle and get
+//!   `NO [AUTHENTICATIONFAILED]`; after `auth.max_failures_per_session` the
+//!   session is closed with `* BYE`.
+//! - Every input size is bounded by `[imap]`'s limits; the parser never
+//!   panics; passwords are held in [`protocol::Secret`], which never prints.
+//! - Autologout after `[imap] idle_timeout_secs` (RFC 3501's 30 minutes by
+//!   default): `* BYE Autologout; idle for too long`. A shutdown says
+//!   `* BYE Server shutting down`.
 #![forbid(unsafe_code)]
 
 pub mod protocol;
+mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use common::config::Config;
+use common::listener::{Connection, Listener, Refusal, Service};
+use common::sasl::AuthThrottle;
+use common::tls::TlsAcceptor;
+use store::Store;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Port 1143: IMAP, STARTTLS offered.
+    Imap,
+    /// Port 1993: IMAP over implicit TLS.
+    Imaps,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Imap => "imap",
+            Role::Imaps => "imaps",
+        }
+    }
+
+    /// What the `listening on` line adds in parentheses.
+    pub fn note(self) -> &'static str {
+        match self {
+            Role::Imap => "STARTTLS",
+            Role::Imaps => "implicit TLS",
+        }
+    }
+}
+
+/// What every session of this daemon shares.
+pub struct ImapContext {
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// `None` disables STARTTLS and the implicit-TLS listener.
+    pub tls: Option<TlsAcceptor>,
+    pub throttle: Arc<AuthThrottle>,
+}
+
+impl ImapContext {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        tls: Option<TlsAcceptor>,
+        throttle: Arc<AuthThrottle>,
+    ) -> ImapContext {
+        ImapContext {
+            config,
+            store,
+            tls,
+            throttle,
+        }
+    }
+}
+
+struct ImapService {
+    ctx: Arc<ImapContext>,
+}
+
+impl Service for ImapService {
+    async fn serve(self: Arc<Self>, conn: Connection) {
+        session::Session::new(self.ctx.clone(), conn.stream, conn.peer, conn.shutdown)
+            .run()
+            .await;
+    }
+
+    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
+        let text = match why {
+            Refusal::ShuttingDown => "Server shutting down",
+            Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
+                "Too many connections; try again later"
+            }
+        };
+        let mut out = Vec::new();
+        protocol::encode::status(&mut out, None, protocol::encode::Status::Bye, None, text);
+        let _ = conn.stream.write_all(&out).await;
+        let _ = conn.stream.shutdown().await;
+    }
+}
+
+/// A listener imapd has bound.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    pub role: Role,
+    pub addr: SocketAddr,
+}
+
+impl Bound {
+    /// The `listening on` line for this listener.
+    pub fn announcement(&self) -> common::daemon::Announcement {
+        common::daemon::Announcement {
+            name: self.role.name(),
+            addr: self.addr,
+            note: self.role.note(),
+        }
+    }
+}
+
+/// Binds every configured listener, starts them on `tracker`, and returns
+/// what is listening where. Everything stops when `shutdown` is cancelled.
+pub async fn start(
+    ctx: Arc<ImapContext>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> std::io::Result<Vec<Bound>> {
+    let imap = &ctx.config.imap;
+    let mut plan: Vec<(Role, SocketAddr)> = imap.listen.iter().map(|a| (Role::Imap, *a)).collect();
+    if ctx.tls.is_some() {
+        plan.extend(imap.imaps_listen.iter().map(|a| (Role::Imaps, *a)));
+    }
+    let mut listeners = Vec::new();
+    for (role, addr) in plan {
+        let implicit = match role {
+            Role::Imaps => ctx.tls.clone(),
+            Role::Imap => None,
+        };
+        let listener = Listener::bind(role.name(), addr, implicit)
+            .await
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for {} on {addr}: {e}", role.name()),
+                )
+            })?;
+        listeners.push((role, listener));
+    }
+    let service = Arc::new(ImapService { ctx: ctx.clone() });
+    let mut bound = Vec::new();
+    for (role, listener) in listeners {
+        bound.push(Bound {
+            role,
+            addr: listener.local_addr(),
+        });
+        listener.spawn(
+            service.clone(),
+            ctx.config.limits.clone(),
+            shutdown.clone(),
+            tracker,
+        );
+    }
+    Ok(bound)
+}

@@ -1,0 +1,42 @@
+//! The `imapd` binary: imapd alone, on a data dir the other daemons may
+//! share. See the library's documentation for what it does.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use common::daemon::{load_config, run_main, serve, DaemonArgs};
+
+#[derive(Parser)]
+#[command(name = "imapd", version, about = "Postern's IMAP daemon")]
+struct Args {
+    #[command(flatten)]
+    daemon: DaemonArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse().daemon;
+    run_main("imapd", async move {
+        let config = load_config(args.config.as_deref(), args.data_dir)?;
+        serve(config, |process| {
+            let store = store::Store::open(&process.config.data_dir).map_err(|e| e.to_string());
+            let ctx = store.map(|store| {
+                Arc::new(imapd::ImapContext::new(
+                    process.config.clone(),
+                    store,
+                    Some(process.tls.clone()),
+                    process.throttle.clone(),
+                ))
+            });
+            let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());
+            async move {
+                let bound = imapd::start(ctx?, shutdown, &tracker)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(bound.iter().map(imapd::Bound::announcement).collect())
+            }
+        })
+        .await
+    })
+}

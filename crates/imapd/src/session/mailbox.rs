@@ -1,0 +1,391 @@
+//! Mailboxes: LIST (with LIST-EXTENDED, LIST-STATUS and SPECIAL-USE), LSUB,
+//! STATUS, SELECT, EXAMINE, CLOSE and UNSELECT.
+//!
+//! Names: the store keeps UTF-8 names with `/` as the hierarchy delimiter;
+//! on the wire they are modified UTF-7 (RFC 3501 5.1.3). Patterns are
+//! matched against the encoded names, with `INBOX` in any case.
+
+use store::{Account, MailboxInfo, StoreError};
+
+use super::{Selected, Session, State};
+use crate::protocol::encode::{self, Code, Status};
+use crate::protocol::{
+    decode_utf7, encode_utf7, ListReturn, ListSelection, MailboxName, StatusItem, Tag,
+};
+
+/// The system flags every mailbox offers.
+const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// The store's name for a mailbox name from the wire, if it decodes.
+fn store_name(name: &MailboxName) -> Option<String> {
+    match name {
+        MailboxName::Inbox => Some("INBOX".to_owned()),
+        MailboxName::Other(bytes) => decode_utf7(bytes),
+    }
+}
+
+/// Upper-cases a leading `INBOX` (any case) in a pattern, so that it
+/// matches the store's `INBOX`.
+fn fold_inbox(pattern: &[u8]) -> Vec<u8> {
+    let mut p = pattern.to_vec();
+    if p.len() >= 5
+        && p[..5].eq_ignore_ascii_case(b"INBOX")
+        && (p.len() == 5 || matches!(p[5], b'/' | b'*' | b'%'))
+    {
+        p[..5].copy_from_slice(b"INBOX");
+    }
+    p
+}
+
+/// Whether `name` matches the LIST pattern: `*` matches anything, `%`
+/// anything but the delimiter `/`. Linear in the name, per pattern byte.
+fn matches(pattern: &[u8], name: &[u8]) -> bool {
+    let m = pattern.len();
+    let mut states = vec![false; m + 1];
+    let close = |states: &mut Vec<bool>| {
+        for i in 0..m {
+            if states[i] && matches!(pattern[i], b'*' | b'%') {
+                states[i + 1] = true;
+            }
+        }
+    };
+    states[0] = true;
+    close(&mut states);
+    for &c in name {
+        let mut next = vec![false; m + 1];
+        for i in 0..m {
+            if !states[i] {
+                continue;
+            }
+            match pattern[i] {
+                b'*' => next[i] = true,
+                b'%' if c != b'/' => next[i] = true,
+                b'%' => {}
+                p if p == c => next[i + 1] = true,
+                _ => {}
+            }
+        }
+        close(&mut next);
+        if !next.iter().any(|&s| s) {
+            return false;
+        }
+        states = next;
+    }
+    states[m]
+}
+
+fn has_children(all: &[MailboxInfo], name: &str, only_subscribed: bool) -> bool {
+    let prefix = format!("{name}/");
+    all.iter()
+        .any(|m| m.name.starts_with(&prefix) && (!only_subscribed || m.subscribed))
+}
+
+/// `(MESSAGES n ...)` for STATUS.
+fn status_items(m: &MailboxInfo, items: &[StatusItem]) -> String {
+    let mut parts = Vec::new();
+    for item in items {
+        match item {
+            StatusItem::Messages => parts.push(format!("MESSAGES {}", m.messages)),
+            StatusItem::Recent => parts.push("RECENT 0".to_owned()),
+            StatusItem::UidNext => parts.push(format!("UIDNEXT {}", m.uid_next.0)),
+            StatusItem::UidValidity => parts.push(format!("UIDVALIDITY {}", m.uid_validity)),
+            StatusItem::Unseen => parts.push(format!("UNSEEN {}", m.unseen)),
+            StatusItem::HighestModSeq => {
+                parts.push(format!("HIGHESTMODSEQ {}", m.highest_modseq.0))
+            }
+            // Not advertised (STATUS=SIZE); left out.
+            StatusItem::Size => {}
+        }
+    }
+    format!("({})", parts.join(" "))
+}
+
+/// `name` as a mailbox on the wire: modified UTF-7, atom or string.
+fn wire_name(out: &mut Vec<u8>, name: &str) {
+    encode::astring(out, encode_utf7(name).as_bytes());
+}
+
+impl Session {
+    fn account(&self) -> Option<Account> {
+        match &self.state {
+            State::NotAuthenticated => None,
+            State::Authenticated(a) | State::Selected(a, _) => Some(a.clone()),
+        }
+    }
+
+    async fn all_mailboxes(&mut self, tag: &Tag) -> Option<Vec<MailboxInfo>> {
+        let account = self.account()?;
+        match self.ctx.store.mailboxes(account.id).await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list mailboxes");
+                self.no(tag, Some(Code::ServerBug), "Cannot list mailboxes");
+                None
+            }
+        }
+    }
+
+    pub(super) async fn list(
+        &mut self,
+        tag: &Tag,
+        selection: Vec<ListSelection>,
+        reference: Vec<u8>,
+        patterns: Vec<Vec<u8>>,
+        returns: Vec<ListReturn>,
+    ) {
+        let sel_subscribed = selection.contains(&ListSelection::Subscribed);
+        let sel_special = selection.contains(&ListSelection::SpecialUse);
+        let recursive = selection.contains(&ListSelection::RecursiveMatch);
+        if recursive && !sel_subscribed && !sel_special {
+            self.bad(tag, "RECURSIVEMATCH needs another selection option");
+            return;
+        }
+        if selection.is_empty() && patterns.iter().all(Vec::is_empty) {
+            // The hierarchy delimiter and root (RFC 3501 6.3.8).
+            self.untagged(b"LIST (\\Noselect) \"/\" \"\"");
+            self.ok(tag, "LIST completed");
+            return;
+        }
+        let Some(all) = self.all_mailboxes(tag).await else {
+            return;
+        };
+        let show_subscribed =
+            sel_subscribed || returns.iter().any(|r| matches!(r, ListReturn::Subscribed));
+        let status: Option<Vec<StatusItem>> = returns.iter().find_map(|r| match r {
+            ListReturn::Status(items) => Some(items.clone()),
+            _ => None,
+        });
+        let patterns: Vec<Vec<u8>> = patterns
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let mut full = reference.clone();
+                full.extend_from_slice(p);
+                fold_inbox(&full)
+            })
+            .collect();
+        for m in &all {
+            let encoded = encode_utf7(&m.name);
+            if !patterns.iter().any(|p| matches(p, encoded.as_bytes())) {
+                continue;
+            }
+            let mut childinfo = false;
+            if sel_subscribed && !m.subscribed {
+                if recursive && has_children(&all, &m.name, true) {
+                    childinfo = true;
+                } else {
+                    continue;
+                }
+            }
+            if sel_special && m.special_use.is_none() {
+                continue;
+            }
+            let mut attrs: Vec<&str> = Vec::new();
+            attrs.push(if has_children(&all, &m.name, false) {
+                "\\HasChildren"
+            } else {
+                "\\HasNoChildren"
+            });
+            if let Some(special) = &m.special_use {
+                attrs.push(special);
+            }
+            if show_subscribed && m.subscribed {
+                attrs.push("\\Subscribed");
+            }
+            let mut line = format!("LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
+            wire_name(&mut line, &m.name);
+            if childinfo {
+                line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+            }
+            self.untagged(&line);
+            if let (Some(items), false) = (&status, childinfo) {
+                let mut line = b"STATUS ".to_vec();
+                wire_name(&mut line, &m.name);
+                line.push(b' ');
+                line.extend_from_slice(status_items(m, items).as_bytes());
+                self.untagged(&line);
+            }
+        }
+        self.ok(tag, "LIST completed");
+    }
+
+    pub(super) async fn lsub(&mut self, tag: &Tag, reference: Vec<u8>, pattern: Vec<u8>) {
+        let Some(all) = self.all_mailboxes(tag).await else {
+            return;
+        };
+        let mut full = reference;
+        full.extend_from_slice(&pattern);
+        let pattern = fold_inbox(&full);
+        for m in all.iter().filter(|m| m.subscribed) {
+            if !matches(&pattern, encode_utf7(&m.name).as_bytes()) {
+                continue;
+            }
+            let mut line = b"LSUB () \"/\" ".to_vec();
+            wire_name(&mut line, &m.name);
+            self.untagged(&line);
+        }
+        self.ok(tag, "LSUB completed");
+    }
+
+    pub(super) async fn status(&mut self, tag: &Tag, mailbox: MailboxName, items: Vec<StatusItem>) {
+        let Some(all) = self.all_mailboxes(tag).await else {
+            return;
+        };
+        let found = store_name(&mailbox).and_then(|name| all.into_iter().find(|m| m.name == name));
+        let Some(m) = found else {
+            self.no(tag, Some(Code::NonExistent), "No such mailbox");
+            return;
+        };
+        let mut line = b"STATUS ".to_vec();
+        wire_name(&mut line, &m.name);
+        line.push(b' ');
+        line.extend_from_slice(status_items(&m, &items).as_bytes());
+        self.untagged(&line);
+        self.ok(tag, "STATUS completed");
+    }
+
+    /// SELECT and EXAMINE. A failed SELECT leaves no mailbox selected.
+    pub(super) async fn select(&mut self, tag: &Tag, mailbox: MailboxName, read_only: bool) {
+        let Some(account) = self.account() else {
+            return;
+        };
+        self.state = State::Authenticated(account.clone());
+        let Some(name) = store_name(&mailbox) else {
+            self.no(tag, Some(Code::NonExistent), "No such mailbox");
+            return;
+        };
+        let index = match self.ctx.store.mailbox_index(account.id, &name).await {
+            Ok(index) => index,
+            Err(StoreError::NotFound(_)) => {
+                self.no(tag, Some(Code::NonExistent), "No such mailbox");
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, mailbox = %name, "cannot open mailbox");
+                self.no(tag, Some(Code::ServerBug), "Cannot open the mailbox");
+                return;
+            }
+        };
+        let mut keywords: Vec<&str> = index
+            .messages
+            .iter()
+            .flat_map(|m| m.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .map(String::as_str)
+            .collect();
+        keywords.sort_unstable();
+        keywords.dedup();
+        let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
+        flags.extend(keywords);
+        self.untagged(format!("FLAGS ({})", flags.join(" ")).as_bytes());
+        self.untagged(format!("{} EXISTS", index.messages.len()).as_bytes());
+        self.untagged(b"0 RECENT");
+        let first_unseen = index
+            .messages
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")));
+        if let Some(i) = first_unseen {
+            self.untagged_status(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
+        }
+        // No `Code` for a PERMANENTFLAGS list of strings: written here.
+        let permanent = if read_only {
+            "[PERMANENTFLAGS ()] No permanent flags permitted".to_owned()
+        } else {
+            format!("[PERMANENTFLAGS ({} \\*)] Limited", flags.join(" "))
+        };
+        self.untagged_status(Status::Ok, None, &permanent);
+        self.untagged_status(
+            Status::Ok,
+            Some(Code::UidValidity(index.uid_validity)),
+            "UIDs valid",
+        );
+        self.untagged_status(
+            Status::Ok,
+            Some(Code::UidNext(index.uid_next.0)),
+            "Predicted next UID",
+        );
+        self.state = State::Selected(account, Selected { name, read_only });
+        if read_only {
+            self.tagged(tag, Status::Ok, Some(Code::ReadOnly), "EXAMINE completed");
+        } else {
+            self.tagged(tag, Status::Ok, Some(Code::ReadWrite), "SELECT completed");
+        }
+    }
+
+    /// CLOSE: expunges `\Deleted` messages (silently) if the mailbox is
+    /// read-write, then leaves it.
+    pub(super) async fn close(&mut self, tag: &Tag) {
+        let State::Selected(account, selected) =
+            std::mem::replace(&mut self.state, State::NotAuthenticated)
+        else {
+            return;
+        };
+        self.state = State::Authenticated(account.clone());
+        if !selected.read_only {
+            let result = async {
+                let index = self
+                    .ctx
+                    .store
+                    .mailbox_index(account.id, &selected.name)
+                    .await?;
+                let deleted: Vec<store::Uid> = index
+                    .messages
+                    .iter()
+                    .filter(|m| m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Deleted")))
+                    .map(|m| m.uid)
+                    .collect();
+                if deleted.is_empty() {
+                    return Ok(Vec::new());
+                }
+                self.ctx
+                    .store
+                    .expunge(account.id, &selected.name, &deleted)
+                    .await
+            }
+            .await;
+            match result {
+                Ok(gone) => {
+                    tracing::debug!(mailbox = %selected.name, expunged = gone.len(), "closed")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, mailbox = %selected.name, "expunge at CLOSE failed");
+                    self.no(tag, Some(Code::ServerBug), "Cannot expunge; mailbox closed");
+                    return;
+                }
+            }
+        }
+        self.ok(tag, "CLOSE completed");
+    }
+
+    pub(super) fn unselect(&mut self, tag: &Tag) {
+        if let Some(account) = self.account() {
+            self.state = State::Authenticated(account);
+        }
+        self.ok(tag, "UNSELECT completed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_patterns() {
+        assert!(matches(b"*", b"INBOX"));
+        assert!(matches(b"*", b"a/b/c"));
+        assert!(matches(b"%", b"Sent"));
+        assert!(!matches(b"%", b"a/b"));
+        assert!(matches(b"a/%", b"a/b"));
+        assert!(!matches(b"a/%", b"a/b/c"));
+        assert!(matches(b"a/*", b"a/b/c"));
+        assert!(matches(b"S%t", b"Sent"));
+        assert!(!matches(b"S%t", b"Sen"));
+        assert!(matches(b"INBOX", b"INBOX"));
+        assert!(!matches(b"INBOX", b"INBOXx"));
+        assert!(matches(b"", b""));
+        assert!(!matches(b"", b"x"));
+        assert_eq!(fold_inbox(b"inbox"), b"INBOX");
+        assert_eq!(fold_inbox(b"iNbOx/%"), b"INBOX/%");
+        assert_eq!(fold_inbox(b"inboxes"), b"inboxes");
+    }
+}

@@ -1,0 +1,464 @@
+//! One IMAP session: the I/O loop, the states and command dispatch.
+//!
+//! The loop keeps the bytes read so far in `input` and hands them to
+//! [`parse_command`] until it asks for more. Every complete command is
+//! answered before anything is written: replies pile up in `output`, which
+//! goes out only when the loop must wait for input (or when it grows
+//! large). A synchronising literal gets its `+` once, then the loop reads
+//! on.
+//!
+//! Handlers live beside this file: `auth` (CAPABILITY, STARTTLS, LOGIN,
+//! AUTHENTICATE) and `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
+//! EXAMINE, CLOSE, UNSELECT).
+
+mod auth;
+mod mailbox;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::tls::MaybeTlsStream;
+use store::Account;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::encode::{self, Code, Status};
+use crate::protocol::{parse_command, Command, CommandKind, Limits, Parsed, Tag};
+use crate::ImapContext;
+
+/// Why a session ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// LOGOUT, or the session decided to close after its last reply.
+    Done,
+    /// The client closed the connection or it broke.
+    Disconnected,
+    /// Autologout.
+    Timeout,
+    Shutdown,
+}
+
+/// The mailbox a session has selected.
+pub(crate) struct Selected {
+    /// The store's name of the mailbox.
+    pub name: String,
+    pub read_only: bool,
+}
+
+/// RFC 3501's states (logout is the session ending).
+pub(crate) enum State {
+    NotAuthenticated,
+    Authenticated(Account),
+    Selected(Account, Selected),
+}
+
+pub(crate) struct Session {
+    ctx: Arc<ImapContext>,
+    stream: Option<MaybeTlsStream>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+    input: Vec<u8>,
+    read_buf: Box<[u8]>,
+    output: Vec<u8>,
+    state: State,
+    limits: Limits,
+    auth_failures: u32,
+    /// The synchronising literal already answered with `+`.
+    literal_acked: Option<usize>,
+    /// Bytes of a refused LITERAL+ literal still to throw away.
+    skip_bytes: u64,
+    /// Throw input away up to the next LF.
+    skip_line: bool,
+    /// Set by a handler when the session must close after its reply.
+    closing: bool,
+}
+
+const READ_CHUNK: usize = 16 * 1024;
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
+/// The text of the tagged reply to a command this version lacks.
+const NOT_YET: &str = "Not available yet in this Postern version";
+
+impl Session {
+    pub fn new(
+        ctx: Arc<ImapContext>,
+        stream: MaybeTlsStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) -> Session {
+        let imap = &ctx.config.imap;
+        let limits = Limits {
+            max_line: imap.max_line_length,
+            max_literal: imap.max_literal_size,
+            ..Limits::default()
+        };
+        Session {
+            ctx,
+            stream: Some(stream),
+            peer,
+            shutdown,
+            input: Vec::new(),
+            read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
+            output: Vec::with_capacity(1024),
+            state: State::NotAuthenticated,
+            limits,
+            auth_failures: 0,
+            literal_acked: None,
+            skip_bytes: 0,
+            skip_line: false,
+            closing: false,
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(MaybeTlsStream::is_tls)
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.ctx.config.imap.idle_timeout_secs)
+    }
+
+    /// `tag STATUS [code] text`.
+    fn tagged(&mut self, tag: &Tag, st: Status, code: Option<Code>, text: &str) {
+        if st != Status::Ok {
+            tracing::debug!(?st, ?code, text, "error reply");
+        }
+        encode::status(&mut self.output, Some(tag), st, code.as_ref(), text);
+    }
+
+    fn ok(&mut self, tag: &Tag, text: &str) {
+        self.tagged(tag, Status::Ok, None, text);
+    }
+
+    fn no(&mut self, tag: &Tag, code: Option<Code>, text: &str) {
+        self.tagged(tag, Status::No, code, text);
+    }
+
+    fn bad(&mut self, tag: &Tag, text: &str) {
+        self.tagged(tag, Status::Bad, None, text);
+    }
+
+    /// `* STATUS [code] text`.
+    fn untagged_status(&mut self, st: Status, code: Option<Code>, text: &str) {
+        encode::status(&mut self.output, None, st, code.as_ref(), text);
+    }
+
+    /// `* data`, `data` already encoded.
+    fn untagged(&mut self, data: &[u8]) {
+        encode::untagged(&mut self.output, data);
+    }
+
+    /// Runs the session to its end.
+    pub async fn run(mut self) {
+        let caps = self.capabilities();
+        self.untagged_status(
+            Status::Ok,
+            Some(Code::Capability(caps)),
+            "Postern IMAP4rev1 ready",
+        );
+        let end = self.command_loop().await;
+        match end {
+            End::Shutdown => self.untagged_status(Status::Bye, None, "Server shutting down"),
+            End::Timeout => {
+                self.untagged_status(Status::Bye, None, "Autologout; idle for too long")
+            }
+            End::Done | End::Disconnected => {}
+        }
+        if end != End::Disconnected {
+            let _ = self.flush().await;
+            if let Some(stream) = self.stream.as_mut() {
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
+            }
+        }
+        tracing::debug!(?end, "session ended");
+    }
+
+    async fn command_loop(&mut self) -> End {
+        loop {
+            if let Err(end) = self.ingest().await {
+                return end;
+            }
+            if self.closing {
+                return End::Done;
+            }
+            if let Err(end) = self.fill().await {
+                return end;
+            }
+        }
+    }
+
+    /// Answers every complete command in `input`; returns when more bytes
+    /// are needed.
+    async fn ingest(&mut self) -> Result<(), End> {
+        loop {
+            if self.skip_bytes > 0 {
+                let n = (self.skip_bytes.min(self.input.len() as u64)) as usize;
+                self.input.drain(..n);
+                self.skip_bytes -= n as u64;
+                if self.skip_bytes > 0 {
+                    return Ok(());
+                }
+                // The rest of the refused command's line goes too.
+                self.skip_line = true;
+            }
+            if self.skip_line {
+                match self.input.iter().position(|&b| b == b'\n') {
+                    Some(i) => {
+                        self.input.drain(..=i);
+                        self.skip_line = false;
+                    }
+                    None => {
+                        self.input.clear();
+                        return Ok(());
+                    }
+                }
+            }
+            if self.input.is_empty() {
+                return Ok(());
+            }
+            match parse_command(&self.input, &self.limits) {
+                Parsed::Complete { command, consumed } => {
+                    self.input.drain(..consumed);
+                    self.literal_acked = None;
+                    self.dispatch(command).await?;
+                    if self.closing {
+                        return Ok(());
+                    }
+                    self.flush_if_full().await?;
+                }
+                Parsed::Incomplete => return Ok(()),
+                Parsed::NeedLiteral { literal_start, .. } => {
+                    if self.literal_acked != Some(literal_start) {
+                        encode::continuation(&mut self.output, "Ready for literal data");
+                        self.literal_acked = Some(literal_start);
+                    }
+                    return Ok(());
+                }
+                Parsed::LiteralTooLarge {
+                    tag,
+                    size,
+                    synchronizing,
+                    consumed,
+                } => {
+                    self.input.drain(..consumed.min(self.input.len()));
+                    self.literal_acked = None;
+                    let max = self.limits.max_literal;
+                    self.no(
+                        &tag,
+                        Some(Code::Limit),
+                        &format!("Literal of {size} octets too large (at most {max})"),
+                    );
+                    if !synchronizing {
+                        self.skip_bytes = size;
+                        if size == 0 {
+                            self.skip_line = true;
+                        }
+                    }
+                }
+                Parsed::Error {
+                    tag,
+                    message,
+                    consumed,
+                } => {
+                    let consumed = consumed.min(self.input.len());
+                    let whole_line = consumed > 0 && self.input[consumed - 1] == b'\n';
+                    self.input.drain(..consumed);
+                    self.literal_acked = None;
+                    if !whole_line {
+                        self.skip_line = true;
+                    }
+                    match tag {
+                        Some(tag) => self.bad(&tag, &message),
+                        None => self.untagged_status(Status::Bad, None, &message),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes out queued replies.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let timeout = self.idle_timeout();
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(End::Disconnected);
+        };
+        let write = async {
+            stream.write_all(&self.output).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => {
+                self.output.clear();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(End::Disconnected),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
+    async fn flush_if_full(&mut self) -> Result<(), End> {
+        if self.output.len() >= OUTPUT_HIGH_WATER {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads more input, after writing out the replies so far. A shutdown
+    /// or the idle timeout ends the wait.
+    async fn fill(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        let timeout = self.idle_timeout();
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(End::Disconnected);
+        };
+        let read = tokio::time::timeout(timeout, stream.read(&mut self.read_buf));
+        let result = tokio::select! {
+            r = read => r,
+            () = self.shutdown.cancelled() => return Err(End::Shutdown),
+        };
+        match result {
+            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Disconnected),
+            Ok(Ok(n)) => {
+                self.input.extend_from_slice(&self.read_buf[..n]);
+                Ok(())
+            }
+            Err(_) => {
+                tracing::info!("autologout: idle too long");
+                Err(End::Timeout)
+            }
+        }
+    }
+
+    /// One raw line (without CRLF) for a SASL continuation; `None` if it is
+    /// longer than the line limit (it is then discarded).
+    async fn read_raw_line(&mut self) -> Result<Option<Vec<u8>>, End> {
+        loop {
+            if let Some(i) = self.input.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.input.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            if self.input.len() > self.limits.max_line {
+                self.input.clear();
+                self.skip_line = true;
+                return Ok(None);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Runs one command, checking first that it is valid in this state.
+    async fn dispatch(&mut self, command: Command) -> Result<(), End> {
+        let Command { tag, kind } = command;
+        tracing::trace!(tag = %tag, "command");
+        let authenticated = !matches!(self.state, State::NotAuthenticated);
+        let selected = matches!(self.state, State::Selected(..));
+        use CommandKind as K;
+        let valid = match &kind {
+            K::Capability | K::Noop | K::Logout | K::Id(_) => true,
+            K::StartTls | K::Login { .. } | K::Authenticate { .. } => !authenticated,
+            K::Enable(_) => authenticated && !selected,
+            K::Select { .. }
+            | K::Examine { .. }
+            | K::Create(_)
+            | K::Delete(_)
+            | K::Rename { .. }
+            | K::Subscribe(_)
+            | K::Unsubscribe(_)
+            | K::List { .. }
+            | K::Lsub { .. }
+            | K::Status { .. }
+            | K::Append { .. }
+            | K::Namespace
+            | K::Idle => authenticated,
+            K::Check
+            | K::Close
+            | K::Unselect
+            | K::Expunge
+            | K::UidExpunge(_)
+            | K::Search { .. }
+            | K::Fetch { .. }
+            | K::Store { .. }
+            | K::Copy { .. }
+            | K::Move { .. } => selected,
+        };
+        if !valid {
+            self.bad(&tag, "Command not valid in this state");
+            return Ok(());
+        }
+        match kind {
+            K::Capability => {
+                let caps = self.capabilities();
+                let mut line = b"CAPABILITY ".to_vec();
+                line.extend_from_slice(caps.join(" ").as_bytes());
+                self.untagged(&line);
+                self.ok(&tag, "CAPABILITY completed");
+            }
+            K::Noop | K::Check => self.ok(&tag, "Done"),
+            K::Logout => {
+                self.untagged_status(Status::Bye, None, "Postern IMAP server logging out");
+                self.ok(&tag, "LOGOUT completed");
+                self.closing = true;
+            }
+            K::Id(_) => {
+                let line = format!(
+                    "ID (\"name\" \"Postern\" \"version\" \"{}\")",
+                    env!("CARGO_PKG_VERSION")
+                );
+                self.untagged(line.as_bytes());
+                self.ok(&tag, "ID completed");
+            }
+            K::Enable(_) => {
+                self.untagged(b"ENABLED");
+                self.ok(&tag, "ENABLE completed");
+            }
+            K::StartTls => self.starttls(&tag).await?,
+            K::Login { user, password } => self.login_command(&tag, user, password).await?,
+            K::Authenticate {
+                mechanism,
+                initial_response,
+            } => self.authenticate(&tag, mechanism, initial_response).await?,
+            K::Namespace => {
+                self.untagged(b"NAMESPACE ((\"\" \"/\")) NIL NIL");
+                self.ok(&tag, "NAMESPACE completed");
+            }
+            K::List {
+                selection,
+                reference,
+                patterns,
+                returns,
+            } => {
+                self.list(&tag, selection, reference, patterns, returns)
+                    .await
+            }
+            K::Lsub { reference, pattern } => self.lsub(&tag, reference, pattern).await,
+            K::Status { mailbox, items } => self.status(&tag, mailbox, items).await,
+            K::Select { mailbox, .. } => self.select(&tag, mailbox, false).await,
+            K::Examine { mailbox, .. } => self.select(&tag, mailbox, true).await,
+            K::Close => self.close(&tag).await,
+            K::Unselect => self.unselect(&tag),
+            K::Create(_)
+            | K::Delete(_)
+            | K::Rename { .. }
+            | K::Subscribe(_)
+            | K::Unsubscribe(_)
+            | K::Append { .. }
+            | K::Idle
+            | K::Expunge
+            | K::UidExpunge(_)
+            | K::Search { .. }
+            | K::Fetch { .. }
+            | K::Store { .. }
+            | K::Copy { .. }
+            | K::Move { .. } => self.no(&tag, None, NOT_YET),
+        }
+        Ok(())
+    }
+}
