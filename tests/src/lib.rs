@@ -777,3 +777,16 @@ impl Drop for ImapServer {
         self.shutdown.cancel();
     }
 }
+
+impl Pop3Client {
+    /// Reads exactly `n` bytes (an IMAP literal); panics on EOF or after 30 s.
+    pub async fn read_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        let read = tokio::io::AsyncReadExt::read_exact(&mut self.stream, &mut buf);
+        tokio::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("no data within 30 s")
+            .expect("read");
+        buf
+    }
+}

@@ -15,7 +15,7 @@ const ALICE: &str = "alice@localhost";
 
 const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
 const CAPS_AFTER: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS";
 
 async fn start() -> (Server, ImapServer) {
     start_with(|_| {}).await
@@ -366,8 +366,11 @@ async fn bad_syntax_and_wrong_state() {
     );
     exchange(&mut c, "k", "SELECT INBOX").await;
     assert_eq!(
-        exchange(&mut c, "l", "UID FETCH 1:* FLAGS").await,
-        ["l NO Not available yet in this Postern version"]
+        exchange(&mut c, "l", "UID FETCH 1:* FLAGS")
+            .await
+            .last()
+            .unwrap(),
+        "l OK UID FETCH completed"
     );
     assert_eq!(
         exchange(&mut c, "m", "ENABLE CONDSTORE").await,
@@ -649,4 +652,380 @@ async fn imaplib_logs_in_lists_and_selects() {
         assert!(lines.contains(&"EXISTS 1"), "{lines:?}");
         assert!(lines.contains(&"INBOX (MESSAGES 1 UNSEEN 1)"), "{lines:?}");
     }
+}
+
+const ALT: &str = "From: Bob <bob@example.com>\r\nTo: Alice <alice@localhost>, \"Carol C\" <carol@example.org>\r\nCc: dave@example.net\r\nSubject: alt\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\nMessage-ID: <alt@example.com>\r\nIn-Reply-To: <one@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nplain text\r\n--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html</p>\r\n--b1--\r\n";
+
+const ATTACHED: &str = "From: Bob <bob@example.com>\r\nTo: Alice <alice@localhost>\r\nSubject: attached\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\nMessage-ID: <att@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b2\"\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--b2\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b2--\r\n";
+
+const FORWARDED: &str = "From: Bob <bob@example.com>\r\nTo: Alice <alice@localhost>\r\nSubject: fwd\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\nMessage-ID: <fwd@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b3\"\r\n\r\n--b3\r\nContent-Type: text/plain\r\n\r\nforwarded\r\n--b3\r\nContent-Type: message/rfc822\r\n\r\nFrom: Eve <eve@example.com>\r\nSubject: inner\r\nDate: Fri, 20 Nov 2026 10:00:00 +0000\r\nMessage-ID: <inner@example.com>\r\n\r\ninner body\r\n--b3--\r\n";
+
+/// Delivers the plain message `one` and the three MIME messages (UIDs 1-4).
+async fn deliver_mime(server: &Server) -> Vec<store::MessageInfo> {
+    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
+    assert_eq!(greeting.code, 220);
+    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
+    let one = message("one", "body");
+    for raw in [
+        &one[..],
+        ALT.as_bytes(),
+        ATTACHED.as_bytes(),
+        FORWARDED.as_bytes(),
+    ] {
+        let r = smtp.send_mail("bob@example.com", &[ALICE], raw).await;
+        assert_eq!(r.code, 250, "{}", r.text());
+    }
+    server.wait_for_inbox(ALICE, 4).await
+}
+
+/// Sends `tag command`; returns every response up to the tagged one, each
+/// with its literals' bytes in place (`{n}\r\n` kept before them).
+async fn responses(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<Vec<u8>> {
+    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
+    let mut out = Vec::new();
+    loop {
+        let mut resp = Vec::new();
+        loop {
+            let line = c.line().await;
+            resp.extend_from_slice(line.as_bytes());
+            let n = line
+                .strip_suffix('}')
+                .and_then(|l| l.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok());
+            match n {
+                Some(n) => {
+                    resp.extend_from_slice(b"\r\n");
+                    resp.extend(c.read_bytes(n).await);
+                }
+                None => break,
+            }
+        }
+        let done = resp.starts_with(format!("{tag} ").as_bytes());
+        out.push(resp);
+        if done {
+            return out;
+        }
+    }
+}
+
+fn texts(r: &[Vec<u8>]) -> Vec<String> {
+    r.iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect()
+}
+
+fn literal(bytes: &[u8]) -> Vec<u8> {
+    let mut v = format!("{{{}}}\r\n", bytes.len()).into_bytes();
+    v.extend_from_slice(bytes);
+    v
+}
+
+#[tokio::test]
+async fn fetch_as_thunderbird_sends_it() {
+    let (server, imap) = start().await;
+    let infos = deliver_mime(&server).await;
+    let mut c = connect(&imap).await;
+    login(&mut c).await;
+    exchange(&mut c, "s", "SELECT INBOX").await;
+
+    let r = texts(&responses(&mut c, "a", "UID fetch 1:* (FLAGS)").await);
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (UID 1 FLAGS ())",
+            "* 2 FETCH (UID 2 FLAGS ())",
+            "* 3 FETCH (UID 3 FLAGS ())",
+            "* 4 FETCH (UID 4 FLAGS ())",
+            "a OK UID FETCH completed",
+        ]
+    );
+
+    let r = responses(
+        &mut c,
+        "b",
+        "UID fetch 1:2 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To Received)])",
+    )
+    .await;
+    assert_eq!(r.len(), 3);
+    let first = String::from_utf8_lossy(&r[0]).into_owned();
+    let size = infos[0].size;
+    assert!(
+        first.starts_with(&format!("* 1 FETCH (UID 1 RFC822.SIZE {size} FLAGS () BODY[HEADER.FIELDS (FROM TO CC BCC SUBJECT DATE MESSAGE-ID PRIORITY X-PRIORITY REFERENCES NEWSGROUPS IN-REPLY-TO CONTENT-TYPE REPLY-TO RECEIVED)] {{")),
+        "{first}"
+    );
+    assert!(first.contains("\r\nFrom: Bob <bob@example.com>\r\nTo: Alice <alice@localhost>\r\nSubject: one\r\nDate: Sat, 21 Nov 2026 12:00:00 +0000\r\nMessage-ID: <one@example.com>\r\n\r\n)"), "{first}");
+    assert!(first.contains("Received: "), "{first}");
+    let second = String::from_utf8_lossy(&r[1]).into_owned();
+    assert!(!second.contains("MIME-Version"), "{second}");
+    assert!(
+        second.contains("Content-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n)"),
+        "{second}"
+    );
+    assert_eq!(String::from_utf8_lossy(&r[2]), "b OK UID FETCH completed");
+
+    let r = responses(&mut c, "c", "UID fetch 1:2 (UID RFC822.SIZE BODY.PEEK[])").await;
+    for (i, info) in infos[..2].iter().enumerate() {
+        let raw = server.raw(ALICE, info.uid).await;
+        let mut want = format!(
+            "* {} FETCH (UID {} RFC822.SIZE {} BODY[] ",
+            i + 1,
+            info.uid,
+            raw.len()
+        )
+        .into_bytes();
+        want.extend(literal(&raw));
+        want.push(b')');
+        assert_eq!(r[i], want);
+    }
+    // PEEK left \Seen alone; BODY[] sets it and says so.
+    let r = texts(&responses(&mut c, "d", "UID fetch 1 (FLAGS)").await);
+    assert_eq!(r[0], "* 1 FETCH (UID 1 FLAGS ())");
+    let r = responses(&mut c, "e", "UID fetch 1 (UID RFC822.SIZE BODY[])").await;
+    let raw = server.raw(ALICE, infos[0].uid).await;
+    let mut want = format!("* 1 FETCH (UID 1 RFC822.SIZE {} BODY[] ", raw.len()).into_bytes();
+    want.extend(literal(&raw));
+    want.extend_from_slice(b" FLAGS (\\Seen))");
+    assert_eq!(r[0], want);
+
+    assert_eq!(
+        exchange(&mut c, "f", "uid store 2 +Flags (\\Seen)").await,
+        [
+            "* 2 FETCH (FLAGS (\\Seen) UID 2)",
+            "f OK UID STORE completed"
+        ]
+    );
+    assert_eq!(
+        exchange(&mut c, "g", "STORE 1:2 -FLAGS.SILENT (\\Seen)").await,
+        ["g OK STORE completed"]
+    );
+    assert_eq!(
+        exchange(&mut c, "h", "FETCH 1:2 FLAGS").await,
+        [
+            "* 1 FETCH (FLAGS ())",
+            "* 2 FETCH (FLAGS ())",
+            "h OK FETCH completed"
+        ]
+    );
+    assert_eq!(
+        exchange(&mut c, "i", "STORE 2 FLAGS ($Junk \\Flagged)").await[0],
+        "* 2 FETCH (FLAGS (\\Flagged $Junk))"
+    );
+    // Out of range, * in range.
+    assert!(exchange(&mut c, "j", "FETCH 5 FLAGS").await[0].starts_with("j BAD "));
+    assert!(exchange(&mut c, "k", "STORE 9 +FLAGS (\\Seen)").await[0].starts_with("k BAD "));
+    assert_eq!(
+        exchange(&mut c, "l", "FETCH * UID").await,
+        ["* 4 FETCH (UID 4)", "l OK FETCH completed"]
+    );
+    // UID ranges only match what exists.
+    assert_eq!(
+        exchange(&mut c, "m", "UID FETCH 3:99 UID").await,
+        [
+            "* 3 FETCH (UID 3)",
+            "* 4 FETCH (UID 4)",
+            "m OK UID FETCH completed"
+        ]
+    );
+    assert_eq!(
+        exchange(&mut c, "n", "UID FETCH 99 UID").await,
+        ["n OK UID FETCH completed"]
+    );
+    assert_eq!(
+        exchange(&mut c, "n2", "UID FETCH 99:* UID").await,
+        ["* 4 FETCH (UID 4)", "n2 OK UID FETCH completed"]
+    );
+    assert!(exchange(&mut c, "o", "STORE 1 +FLAGS (\\Recent)").await[0].starts_with("o BAD "));
+
+    let r = texts(&responses(&mut c, "p", "FETCH 1 (INTERNALDATE RFC822.HEADER)").await);
+    assert!(r[0].starts_with("* 1 FETCH (INTERNALDATE \""), "{r:?}");
+    assert!(r[0].contains(" +0000\" RFC822.HEADER {"), "{r:?}");
+    assert!(
+        r[0].ends_with("Message-ID: <one@example.com>\r\n\r\n)"),
+        "{r:?}"
+    );
+    let r = texts(&responses(&mut c, "q", "FETCH 1 (RFC822.TEXT BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS.NOT (Received Date From To Message-ID)])").await);
+    assert_eq!(
+        r[0],
+        "* 1 FETCH (RFC822.TEXT {6}\r\nbody\r\n BODY[TEXT] {6}\r\nbody\r\n BODY[HEADER.FIELDS.NOT (RECEIVED DATE FROM TO MESSAGE-ID)] {16}\r\nSubject: one\r\n\r\n FLAGS (\\Seen))"
+    );
+}
+
+#[tokio::test]
+async fn envelope_bodystructure_and_parts() {
+    let (server, imap) = start().await;
+    deliver_mime(&server).await;
+    let mut c = connect(&imap).await;
+    login(&mut c).await;
+    exchange(&mut c, "s", "EXAMINE INBOX").await;
+
+    let r = texts(&responses(&mut c, "a", "FETCH 2 (ENVELOPE)").await);
+    assert_eq!(
+        r[0],
+        "* 2 FETCH (ENVELOPE (\"Sat, 21 Nov 2026 12:00:00 +0000\" \"alt\" ((\"Bob\" NIL \"bob\" \"example.com\")) ((\"Bob\" NIL \"bob\" \"example.com\")) ((\"Bob\" NIL \"bob\" \"example.com\")) ((\"Alice\" NIL \"alice\" \"localhost\")(\"Carol C\" NIL \"carol\" \"example.org\")) ((NIL NIL \"dave\" \"example.net\")) NIL \"<one@example.com>\" \"<alt@example.com>\"))"
+    );
+
+    let r = texts(&responses(&mut c, "b", "FETCH 2:4 (BODYSTRUCTURE)").await);
+    assert!(r[0].starts_with("* 2 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" "), "{r:?}");
+    assert!(
+        r[0].ends_with(" \"alternative\" (\"boundary\" \"b1\") NIL NIL NIL))"),
+        "{r:?}"
+    );
+    assert!(
+        r[0].contains("(\"text\" \"html\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" "),
+        "{r:?}"
+    );
+    assert!(r[1].contains("(\"application\" \"pdf\" (\"name\" \"a.pdf\") NIL NIL \"base64\" 12 NIL (\"attachment\" (\"filename\" \"a.pdf\")) NIL NIL)"), "{r:?}");
+    assert!(
+        r[1].ends_with(" \"mixed\" (\"boundary\" \"b2\") NIL NIL NIL))"),
+        "{r:?}"
+    );
+    assert!(
+        r[2].contains("(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" "),
+        "{r:?}"
+    );
+    assert!(r[2].contains(" (\"Fri, 20 Nov 2026 10:00:00 +0000\" \"inner\" ((\"Eve\" NIL \"eve\" \"example.com\"))"), "{r:?}");
+    assert!(r[2].contains("\"<inner@example.com>\") (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 10 0 NIL NIL NIL NIL) 5 NIL NIL NIL NIL)"), "{r:?}");
+
+    let r = texts(&responses(&mut c, "c", "FETCH 2 (BODY)").await);
+    assert!(
+        r[0].starts_with(
+            "* 2 FETCH (BODY ((\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"7bit\" "
+        ),
+        "{r:?}"
+    );
+    assert!(r[0].ends_with(" \"alternative\"))"), "{r:?}");
+
+    let r = texts(&responses(&mut c, "d", "FETCH 2 (BODY[1] BODY[2.MIME] BODY[2])").await);
+    assert_eq!(
+        r[0],
+        "* 2 FETCH (BODY[1] {10}\r\nplain text BODY[2.MIME] {42}\r\nContent-Type: text/html; charset=utf-8\r\n\r\n BODY[2] {11}\r\n<p>html</p>)"
+    );
+    let r = texts(
+        &responses(
+            &mut c,
+            "e",
+            "FETCH 4 (BODY[2.HEADER.FIELDS (SUBJECT)] BODY[2.TEXT] BODY[2.1])",
+        )
+        .await,
+    );
+    assert_eq!(
+        r[0],
+        "* 4 FETCH (BODY[2.HEADER.FIELDS (SUBJECT)] {18}\r\nSubject: inner\r\n\r\n BODY[2.TEXT] {10}\r\ninner body BODY[2.1] {10}\r\ninner body)"
+    );
+    let r = texts(&responses(&mut c, "f", "FETCH 1 (BODY[]<0.10> BODY[1]<2.100>)").await);
+    let raw = server.raw(ALICE, store::Uid(1)).await;
+    assert_eq!(
+        r[0],
+        format!(
+            "* 1 FETCH (BODY[]<0> {{10}}\r\n{} BODY[1]<2> {{4}}\r\ndy\r\n)",
+            String::from_utf8_lossy(&raw[..10])
+        )
+    );
+    // Read-only: no \Seen, STORE and EXPUNGE refused.
+    let r = texts(&responses(&mut c, "g", "FETCH 1 FLAGS").await);
+    assert_eq!(r[0], "* 1 FETCH (FLAGS ())");
+    assert_eq!(
+        exchange(&mut c, "h", "STORE 1 +FLAGS (\\Seen)").await,
+        ["h NO [READ-ONLY] Mailbox is read-only"]
+    );
+    assert_eq!(
+        exchange(&mut c, "i", "EXPUNGE").await,
+        ["i NO [READ-ONLY] Mailbox is read-only"]
+    );
+}
+
+#[tokio::test]
+async fn expunge_numbers_and_uid_expunge() {
+    let (server, imap) = start().await;
+    deliver(&server, &["a", "b", "c", "d", "e"]).await;
+    let mut c = connect(&imap).await;
+    login(&mut c).await;
+    exchange(&mut c, "s", "SELECT INBOX").await;
+    assert_eq!(
+        exchange(&mut c, "a", "STORE 2,4 +FLAGS.SILENT (\\Deleted)").await,
+        ["a OK STORE completed"]
+    );
+    assert_eq!(
+        exchange(&mut c, "b", "EXPUNGE").await,
+        ["* 4 EXPUNGE", "* 2 EXPUNGE", "b OK EXPUNGE completed"]
+    );
+    assert_eq!(
+        exchange(&mut c, "c", "FETCH 1:* UID").await,
+        [
+            "* 1 FETCH (UID 1)",
+            "* 2 FETCH (UID 3)",
+            "* 3 FETCH (UID 5)",
+            "c OK FETCH completed"
+        ]
+    );
+    exchange(&mut c, "d", "STORE 1:3 +FLAGS.SILENT (\\Deleted)").await;
+    assert_eq!(
+        exchange(&mut c, "e", "UID EXPUNGE 3:5").await,
+        ["* 3 EXPUNGE", "* 2 EXPUNGE", "e OK UID EXPUNGE completed"]
+    );
+    assert_eq!(
+        exchange(&mut c, "f", "UID FETCH 1:* (UID FLAGS)").await,
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Deleted))",
+            "f OK UID FETCH completed"
+        ]
+    );
+    let id = server.account(ALICE).await;
+    let left = server.store.messages(id, "INBOX").await.unwrap();
+    assert_eq!(left.len(), 1);
+}
+
+/// imaplib: select, fetch (RFC822), store, expunge.
+const IMAPLIB_FETCH: &str = r#"
+import imaplib, sys
+port, user, password = sys.argv[1:4]
+m = imaplib.IMAP4("localhost", int(port), timeout=30)
+m.login(user, password)
+typ, data = m.select("INBOX")
+assert typ == "OK", (typ, data)
+typ, data = m.fetch("1", "(RFC822)")
+assert typ == "OK", (typ, data)
+sys.stdout.buffer.write(data[0][1])
+print()
+typ, data = m.fetch("1", "(FLAGS)")
+print(data[0].decode())
+typ, data = m.store("2", "+FLAGS", "(\\Deleted)")
+print(data[0].decode())
+typ, data = m.expunge()
+print("EXPUNGED", data)
+typ, data = m.uid("FETCH", "1:*", "(UID)")
+print(data)
+m.logout()
+"#;
+
+#[tokio::test]
+async fn imaplib_fetch_store_expunge() {
+    let (server, imap) = start().await;
+    let infos = deliver(&server, &["one", "two"]).await;
+    let out = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            IMAPLIB_FETCH,
+            &imap.imap.port().to_string(),
+            ALICE,
+            PASSWORD,
+        ])
+        .output()
+        .await
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = server.raw(ALICE, infos[0].uid).await;
+    assert!(
+        stdout.starts_with(&*String::from_utf8_lossy(&raw)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 (FLAGS (\\Seen))"), "{stdout}");
+    assert!(stdout.contains("2 (FLAGS (\\Deleted))"), "{stdout}");
+    assert!(stdout.contains("EXPUNGED [b'2']"), "{stdout}");
+    assert!(stdout.contains("[b'1 (UID 1)']"), "{stdout}");
 }

@@ -35,17 +35,37 @@
 //!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT — always 0 —,
 //!   HIGHESTMODSEQ), SELECT, EXAMINE.
 //! - Selected: CHECK, CLOSE (expunges `\Deleted` messages when the
-//!   mailbox is read-write), UNSELECT (RFC 3691).
-//! - Commands not yet implemented (FETCH, STORE, SEARCH, COPY, MOVE, APPEND,
-//!   CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, EXPUNGE, IDLE) are not
-//!   advertised and get `tag NO Not available yet in this Postern version`.
+//!   mailbox is read-write), UNSELECT (RFC 3691), and in `session::fetch`:
+//!   - The session keeps the mailbox's UIDs in message-sequence order from
+//!     SELECT; sequence numbers past the end get `tag BAD`, UID sets match
+//!     the UIDs that exist (`*` is the last).
+//!   - FETCH / UID FETCH (UID always included): FLAGS, UID, INTERNALDATE,
+//!     RFC822.SIZE, ENVELOPE (Date, Subject, In-Reply-To and Message-ID as
+//!     written in the header; addresses from the stored summary), BODY and
+//!     BODYSTRUCTURE (with extension data) from the stored MIME tree,
+//!     RFC822, RFC822.HEADER, RFC822.TEXT, `BODY[section]<partial>` and
+//!     BODY.PEEK for `HEADER`, `HEADER.FIELDS (..)`, `HEADER.FIELDS.NOT`,
+//!     `TEXT`, part numbers with `MIME`/`HEADER`/`TEXT`. The raw bytes come
+//!     from one `messages_raw` call per command. A non-PEEK body fetch sets
+//!     `\Seen` in a read-write mailbox and adds FLAGS to the response.
+//!     MODSEQ is answered but CONDSTORE is not advertised; CHANGEDSINCE is
+//!     ignored.
+//!   - STORE / UID STORE: FLAGS, +FLAGS, -FLAGS, `.SILENT`; the reply lists
+//!     every message's flags (with UID for UID STORE). Read-only mailbox:
+//!     `NO [READ-ONLY]`; `\Recent` or an unknown `\` flag: `BAD`.
+//!   - EXPUNGE and UID EXPUNGE (UIDPLUS, RFC 4315): `* n EXPUNGE` from the
+//!     highest number down, so every number is right when it is read.
+//! - Commands not yet implemented (SEARCH, COPY, MOVE, APPEND, CREATE,
+//!   DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, IDLE) are not advertised and
+//!   get `tag NO Not available yet in this Postern version`.
 //!
 //! ## What comes next
 //!
-//! FETCH (with body structure from the store's summaries), STORE, SEARCH,
-//! EXPUNGE and untagged updates from [`store::Store::watch_changes`], COPY,
-//! MOVE, APPEND, UIDPLUS, mailbox management, IDLE, then CONDSTORE/QRESYNC
-//! and wiring into `postern up`.
+//! SEARCH, untagged updates (EXISTS, EXPUNGE, FETCH FLAGS) from
+//! [`store::Store::watch_changes`] — today a session sees other sessions'
+//! new messages only after SELECT again, and skips messages expunged
+//! elsewhere —, COPY, MOVE, APPEND (with APPENDUID/COPYUID), mailbox
+//! management, IDLE, then CONDSTORE/QRESYNC and wiring into `postern up`.
 //!
 //! ## Security stance
 //!

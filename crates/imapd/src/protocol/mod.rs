@@ -15,6 +15,7 @@
 
 mod datetime;
 pub mod encode;
+pub mod fetch_encode;
 mod parser;
 mod sequence;
 mod types;

@@ -39,6 +39,7 @@ impl Session {
                 "LIST-EXTENDED",
                 "SPECIAL-USE",
                 "LIST-STATUS",
+                "UIDPLUS",
             ]);
         }
         caps.into_iter().map(str::to_owned).collect()

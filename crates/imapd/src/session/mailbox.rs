@@ -304,7 +304,15 @@ impl Session {
             Some(Code::UidNext(index.uid_next.0)),
             "Predicted next UID",
         );
-        self.state = State::Selected(account, Selected { name, read_only });
+        let uids = index.messages.iter().map(|m| m.uid).collect();
+        self.state = State::Selected(
+            account,
+            Selected {
+                name,
+                read_only,
+                uids,
+            },
+        );
         if read_only {
             self.tagged(tag, Status::Ok, Some(Code::ReadOnly), "EXAMINE completed");
         } else {

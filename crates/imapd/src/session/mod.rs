@@ -8,10 +8,12 @@
 //! on.
 //!
 //! Handlers live beside this file: `auth` (CAPABILITY, STARTTLS, LOGIN,
-//! AUTHENTICATE) and `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
-//! EXAMINE, CLOSE, UNSELECT).
+//! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
+//! EXAMINE, CLOSE, UNSELECT) and `fetch` (FETCH, STORE, EXPUNGE, UID
+//! EXPUNGE).
 
 mod auth;
+mod fetch;
 mod mailbox;
 
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ pub(crate) struct Selected {
     /// The store's name of the mailbox.
     pub name: String,
     pub read_only: bool,
+    /// The UIDs of its messages, in message-sequence-number order.
+    pub uids: Vec<store::Uid>,
 }
 
 /// RFC 3501's states (logout is the session ending).
@@ -444,6 +448,22 @@ impl Session {
             K::Examine { mailbox, .. } => self.select(&tag, mailbox, true).await,
             K::Close => self.close(&tag).await,
             K::Unselect => self.unselect(&tag),
+            K::Fetch {
+                uid,
+                set,
+                attributes,
+                ..
+            } => self.fetch(&tag, uid, set, attributes).await,
+            K::Store {
+                uid,
+                set,
+                mode,
+                silent,
+                flags,
+                ..
+            } => self.store(&tag, uid, set, mode, silent, flags).await,
+            K::Expunge => self.expunge(&tag, None).await,
+            K::UidExpunge(set) => self.expunge(&tag, Some(set)).await,
             K::Create(_)
             | K::Delete(_)
             | K::Rename { .. }
@@ -451,11 +471,7 @@ impl Session {
             | K::Unsubscribe(_)
             | K::Append { .. }
             | K::Idle
-            | K::Expunge
-            | K::UidExpunge(_)
             | K::Search { .. }
-            | K::Fetch { .. }
-            | K::Store { .. }
             | K::Copy { .. }
             | K::Move { .. } => self.no(&tag, None, NOT_YET),
         }

@@ -1,0 +1,430 @@
+//! The selected state's message commands: FETCH, STORE, EXPUNGE and
+//! UID EXPUNGE (with their UID forms).
+//!
+//! The session keeps the UIDs of the selected mailbox in message-sequence
+//! order (`Selected::uids`, from SELECT); flags and sizes are read fresh
+//! from the store's index for each command. A message expunged by another
+//! session is skipped until this one learns of it.
+
+use std::collections::{HashMap, HashSet};
+
+use store::{FlagChange, IndexEntry, MessageInfo, StoreError, Uid};
+
+use super::{Session, State};
+use crate::protocol::encode::{self, Code};
+use crate::protocol::fetch_encode::{
+    body_structure, envelope, internal_date, section_bytes, section_name,
+};
+use crate::protocol::{FetchAttribute as A, Flag, SeqNumber, SequenceSet, StoreMode, Tag};
+
+/// `(seq, uid)` of the messages a set names.
+fn resolve(uids: &[Uid], set: &SequenceSet, by_uid: bool) -> Result<Vec<(u32, Uid)>, ()> {
+    let count = uids.len() as u32;
+    if by_uid {
+        let max = uids.last().map_or(0, |u| u.0);
+        return Ok(uids
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| set.contains(u.0, max))
+            .map(|(i, u)| (i as u32 + 1, *u))
+            .collect());
+    }
+    let out_of_range = set.ranges().iter().any(|&(a, b)| {
+        [a, b].iter().any(|n| match n {
+            SeqNumber::Value(v) => *v > count,
+            SeqNumber::Largest => count == 0,
+        })
+    });
+    if out_of_range {
+        return Err(());
+    }
+    Ok(set
+        .expand(count)
+        .into_iter()
+        .map(|n| (n, uids[n as usize - 1]))
+        .collect())
+}
+
+fn has_flag(flags: &[String], f: &str) -> bool {
+    flags.iter().any(|x| x.eq_ignore_ascii_case(f))
+}
+
+fn flags_text(flags: &[String]) -> String {
+    format!("FLAGS ({})", flags.join(" "))
+}
+
+impl Session {
+    fn selected_parts(&self) -> Option<(store::AccountId, String, bool, Vec<Uid>)> {
+        match &self.state {
+            State::Selected(a, s) => Some((a.id, s.name.clone(), s.read_only, s.uids.clone())),
+            _ => None,
+        }
+    }
+
+    fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
+        tracing::error!(error = %e, "{what} failed");
+        self.no(tag, Some(Code::ServerBug), &format!("Cannot {what}"));
+    }
+
+    pub(super) async fn fetch(
+        &mut self,
+        tag: &Tag,
+        by_uid: bool,
+        set: SequenceSet,
+        mut attrs: Vec<A>,
+    ) {
+        let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
+            return;
+        };
+        let Ok(targets) = resolve(&uids, &set, by_uid) else {
+            self.bad(tag, "Message sequence number out of range");
+            return;
+        };
+        if by_uid && !attrs.contains(&A::Uid) {
+            attrs.insert(0, A::Uid);
+        }
+        let store = self.ctx.store.clone();
+        let index = match store.mailbox_index(account, &mailbox).await {
+            Ok(i) => i,
+            Err(e) => return self.store_failed(tag, e, "read the mailbox"),
+        };
+        let mut entries: HashMap<Uid, IndexEntry> =
+            index.messages.into_iter().map(|m| (m.uid, m)).collect();
+        let targets: Vec<(u32, Uid)> = targets
+            .into_iter()
+            .filter(|(_, u)| entries.contains_key(u))
+            .collect();
+        let want_summary = attrs.iter().any(|a| {
+            matches!(
+                a,
+                A::Envelope | A::Body | A::BodyStructure | A::InternalDate | A::BodySection { .. }
+            )
+        });
+        let want_raw = attrs.iter().any(|a| {
+            matches!(
+                a,
+                A::Envelope
+                    | A::Body
+                    | A::BodyStructure
+                    | A::Rfc822
+                    | A::Rfc822Header
+                    | A::Rfc822Text
+                    | A::BodySection { .. }
+            )
+        });
+        let sets_seen = !read_only
+            && attrs.iter().any(|a| {
+                matches!(
+                    a,
+                    A::Rfc822 | A::Rfc822Text | A::BodySection { peek: false, .. }
+                )
+            });
+        let target_uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
+        let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
+        if want_summary && !target_uids.is_empty() {
+            match store.messages(account, &mailbox).await {
+                Ok(list) => {
+                    infos = list
+                        .into_iter()
+                        .filter(|m| entries.contains_key(&m.uid))
+                        .map(|m| (m.uid, m))
+                        .collect()
+                }
+                Err(e) => return self.store_failed(tag, e, "read the messages"),
+            }
+        }
+        let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
+        if want_raw && !target_uids.is_empty() {
+            match store.messages_raw(account, &mailbox, &target_uids).await {
+                Ok(list) => raws = list.into_iter().collect(),
+                Err(e) => return self.store_failed(tag, e, "read the messages"),
+            }
+        }
+        let mut seen_changed: HashSet<Uid> = HashSet::new();
+        if sets_seen {
+            let unseen: Vec<Uid> = target_uids
+                .iter()
+                .copied()
+                .filter(|u| !has_flag(&entries[u].flags, "\\Seen"))
+                .collect();
+            if !unseen.is_empty() {
+                match store
+                    .store_flags(
+                        account,
+                        &mailbox,
+                        &unseen,
+                        FlagChange::Add,
+                        &["\\Seen".to_owned()],
+                    )
+                    .await
+                {
+                    Ok(changed) => {
+                        for (uid, _, flags) in changed {
+                            if let Some(e) = entries.get_mut(&uid) {
+                                e.flags = flags;
+                            }
+                            seen_changed.insert(uid);
+                        }
+                    }
+                    Err(e) => return self.store_failed(tag, e, "set \\Seen"),
+                }
+            }
+        }
+        let wants_flags = attrs.contains(&A::Flags);
+        for (seq, uid) in targets {
+            let entry = &entries[&uid];
+            let info = infos.get(&uid);
+            let raw = raws.get(&uid).map(Vec::as_slice);
+            let mut line = format!("{seq} FETCH (").into_bytes();
+            let mut first = true;
+            let mut sep = |line: &mut Vec<u8>| {
+                if !std::mem::take(&mut first) {
+                    line.push(b' ');
+                }
+            };
+            for a in &attrs {
+                sep(&mut line);
+                match a {
+                    A::Uid => line.extend_from_slice(format!("UID {}", uid.0).as_bytes()),
+                    A::Flags => line.extend_from_slice(flags_text(&entry.flags).as_bytes()),
+                    A::ModSeq => {
+                        line.extend_from_slice(format!("MODSEQ ({})", entry.modseq.0).as_bytes())
+                    }
+                    A::Rfc822Size => {
+                        line.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes())
+                    }
+                    A::InternalDate => {
+                        let ts = info.map_or(0, |i| i.internal_date);
+                        line.extend_from_slice(
+                            format!("INTERNALDATE {}", internal_date(ts)).as_bytes(),
+                        );
+                    }
+                    A::Envelope => {
+                        line.extend_from_slice(b"ENVELOPE ");
+                        let summary = info.map(|i| i.summary.clone()).unwrap_or_default();
+                        let h = raw.map(|r| &r[..(summary.header_len as usize).min(r.len())]);
+                        envelope(&mut line, &summary, h);
+                    }
+                    A::Body | A::BodyStructure => {
+                        let ext = *a == A::BodyStructure;
+                        line.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+                        let summary = info.map(|i| i.summary.clone()).unwrap_or_default();
+                        body_structure(&mut line, &summary.body, ext, raw);
+                    }
+                    A::Rfc822 | A::Rfc822Header | A::Rfc822Text => {
+                        let r = raw.unwrap_or_default();
+                        let h = header_len(r);
+                        let (name, bytes): (&str, &[u8]) = match a {
+                            A::Rfc822 => ("RFC822", r),
+                            A::Rfc822Header => ("RFC822.HEADER", &r[..h]),
+                            _ => ("RFC822.TEXT", &r[h..]),
+                        };
+                        line.extend_from_slice(name.as_bytes());
+                        line.push(b' ');
+                        literal(&mut line, bytes);
+                    }
+                    A::BodySection {
+                        section, partial, ..
+                    } => {
+                        let r = raw.unwrap_or_default();
+                        let summary = info.map(|i| i.summary.clone()).unwrap_or_default();
+                        let mut bytes = section_bytes(r, &summary, section).unwrap_or_default();
+                        line.extend_from_slice(b"BODY[");
+                        line.extend_from_slice(section_name(section).as_bytes());
+                        line.push(b']');
+                        if let Some(p) = partial {
+                            let start = (p.origin as usize).min(bytes.len());
+                            let end = start
+                                .saturating_add(p.length.get() as usize)
+                                .min(bytes.len());
+                            bytes = bytes[start..end].to_vec();
+                            line.extend_from_slice(format!("<{}>", p.origin).as_bytes());
+                        }
+                        line.push(b' ');
+                        literal(&mut line, &bytes);
+                    }
+                }
+            }
+            if !wants_flags && seen_changed.contains(&uid) {
+                sep(&mut line);
+                line.extend_from_slice(flags_text(&entry.flags).as_bytes());
+            }
+            line.push(b')');
+            self.untagged(&line);
+        }
+        self.ok(
+            tag,
+            if by_uid {
+                "UID FETCH completed"
+            } else {
+                "FETCH completed"
+            },
+        );
+    }
+
+    pub(super) async fn store(
+        &mut self,
+        tag: &Tag,
+        by_uid: bool,
+        set: SequenceSet,
+        mode: StoreMode,
+        silent: bool,
+        flags: Vec<Flag>,
+    ) {
+        let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
+            return;
+        };
+        if read_only {
+            self.tagged(
+                tag,
+                encode::Status::No,
+                Some(Code::ReadOnly),
+                "Mailbox is read-only",
+            );
+            return;
+        }
+        if flags
+            .iter()
+            .any(|f| matches!(f, Flag::Recent | Flag::Extension(_)))
+        {
+            self.bad(tag, "Flag cannot be stored");
+            return;
+        }
+        let Ok(targets) = resolve(&uids, &set, by_uid) else {
+            self.bad(tag, "Message sequence number out of range");
+            return;
+        };
+        let store = self.ctx.store.clone();
+        let index = match store.mailbox_index(account, &mailbox).await {
+            Ok(i) => i,
+            Err(e) => return self.store_failed(tag, e, "read the mailbox"),
+        };
+        let mut current: HashMap<Uid, Vec<String>> = index
+            .messages
+            .into_iter()
+            .map(|m| (m.uid, m.flags))
+            .collect();
+        let target_uids: Vec<Uid> = targets
+            .iter()
+            .map(|t| t.1)
+            .filter(|u| current.contains_key(u))
+            .collect();
+        let change = match mode {
+            StoreMode::Add => FlagChange::Add,
+            StoreMode::Remove => FlagChange::Remove,
+            StoreMode::Replace => FlagChange::Replace,
+        };
+        let texts: Vec<String> = flags.iter().map(Flag::to_text).collect();
+        if !target_uids.is_empty() {
+            match store
+                .store_flags(account, &mailbox, &target_uids, change, &texts)
+                .await
+            {
+                Ok(changed) => {
+                    for (uid, _, f) in changed {
+                        current.insert(uid, f);
+                    }
+                }
+                Err(StoreError::Invalid(what)) => {
+                    self.bad(tag, &format!("Invalid {what}"));
+                    return;
+                }
+                Err(e) => return self.store_failed(tag, e, "store flags"),
+            }
+        }
+        if !silent {
+            for (seq, uid) in targets {
+                let Some(f) = current.get(&uid) else {
+                    continue;
+                };
+                let mut line = format!("{seq} FETCH ({}", flags_text(f));
+                if by_uid {
+                    line.push_str(&format!(" UID {}", uid.0));
+                }
+                line.push(')');
+                self.untagged(line.as_bytes());
+            }
+        }
+        self.ok(
+            tag,
+            if by_uid {
+                "UID STORE completed"
+            } else {
+                "STORE completed"
+            },
+        );
+    }
+
+    /// EXPUNGE, or UID EXPUNGE with `only`.
+    pub(super) async fn expunge(&mut self, tag: &Tag, only: Option<SequenceSet>) {
+        let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
+            return;
+        };
+        if read_only {
+            self.tagged(
+                tag,
+                encode::Status::No,
+                Some(Code::ReadOnly),
+                "Mailbox is read-only",
+            );
+            return;
+        }
+        let store = self.ctx.store.clone();
+        let index = match store.mailbox_index(account, &mailbox).await {
+            Ok(i) => i,
+            Err(e) => return self.store_failed(tag, e, "read the mailbox"),
+        };
+        let max = uids.last().map_or(0, |u| u.0);
+        let position: HashMap<Uid, usize> = uids.iter().enumerate().map(|(i, u)| (*u, i)).collect();
+        let deleted: Vec<Uid> = index
+            .messages
+            .iter()
+            .filter(|m| has_flag(&m.flags, "\\Deleted"))
+            .map(|m| m.uid)
+            .filter(|u| position.contains_key(u))
+            .filter(|u| only.as_ref().is_none_or(|s| s.contains(u.0, max)))
+            .collect();
+        let removed = if deleted.is_empty() {
+            Vec::new()
+        } else {
+            match store.expunge(account, &mailbox, &deleted).await {
+                Ok(r) => r,
+                Err(e) => return self.store_failed(tag, e, "expunge"),
+            }
+        };
+        // Highest first: each removal renumbers only the messages after it.
+        let mut positions: Vec<usize> = removed
+            .iter()
+            .filter_map(|u| position.get(u).copied())
+            .collect();
+        positions.sort_unstable_by(|a, b| b.cmp(a));
+        let mut remaining = uids;
+        for p in positions {
+            remaining.remove(p);
+            self.untagged(format!("{} EXPUNGE", p + 1).as_bytes());
+        }
+        if let State::Selected(_, s) = &mut self.state {
+            s.uids = remaining;
+        }
+        self.ok(
+            tag,
+            if only.is_some() {
+                "UID EXPUNGE completed"
+            } else {
+                "EXPUNGE completed"
+            },
+        );
+    }
+}
+
+/// Where the body starts: after the first empty line.
+fn header_len(raw: &[u8]) -> usize {
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(raw.len(), |p| p + 4)
+}
+
+fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+}
