@@ -662,6 +662,22 @@ impl Store {
             .await
     }
 
+    /// The messages with these UIDs, as [`Store::messages`] lists them, in
+    /// the order asked; UIDs not present are left out. What IMAP's FETCH
+    /// reads instead of the whole mailbox.
+    pub async fn messages_by_uid(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageInfo>> {
+        let mailbox = mailbox.to_owned();
+        let uids = uids.to_vec();
+        self.inner
+            .read(move |conn| mailbox::messages_by_uid(conn, account, &mailbox, &uids))
+            .await
+    }
+
     /// The raw bytes of one message, byte-exact as received.
     pub async fn message_raw(
         &self,

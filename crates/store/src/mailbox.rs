@@ -257,6 +257,26 @@ pub(crate) fn flags_of(system_flags: i64, keywords: &str) -> Vec<String> {
 }
 
 /// Reader: the messages of a mailbox in UID order.
+/// The columns [`message_info`] reads, after `FROM messages m JOIN blobs b`.
+const MESSAGE_INFO_COLUMNS: &str =
+    "m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size, b.summary";
+
+/// Decodes one row of [`MESSAGE_INFO_COLUMNS`].
+fn message_info(row: &rusqlite::Row<'_>) -> Result<MessageInfo> {
+    let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
+    let keywords: String = row.get(3).db()?;
+    let summary: Option<String> = row.get(6).db()?;
+    let size = to_u64(get(5)?, "message size")?;
+    Ok(MessageInfo {
+        uid: Uid(to_u32(get(0)?, "UID")?),
+        modseq: ModSeq(to_u64(get(1)?, "modseq")?),
+        flags: flags_of(get(2)?, &keywords),
+        internal_date: get(4)?,
+        size,
+        summary: blobs::decode_summary(summary.as_deref(), size),
+    })
+}
+
 pub(crate) fn list_messages(
     conn: &Connection,
     account: AccountId,
@@ -264,39 +284,43 @@ pub(crate) fn list_messages(
 ) -> Result<Vec<MessageInfo>> {
     let id = require_mailbox(conn, account, mailbox)?;
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size,
-                    b.summary
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_INFO_COLUMNS}
                FROM messages m JOIN blobs b ON b.hash = m.blob_hash
               WHERE m.mailbox_id = ?1
-              ORDER BY m.uid",
-        )
+              ORDER BY m.uid"
+        ))
         .db()?;
-    let rows = stmt
-        .query_map([id.0], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, i64>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, i64>(4)?,
-                row.get::<_, i64>(5)?,
-                row.get::<_, Option<String>>(6)?,
-            ))
-        })
-        .db()?;
+    let mut rows = stmt.query([id.0]).db()?;
     let mut out = Vec::new();
-    for row in rows {
-        let (uid, modseq, system_flags, keywords, internal_date, size, summary) = row.db()?;
-        let size = to_u64(size, "message size")?;
-        out.push(MessageInfo {
-            uid: Uid(to_u32(uid, "UID")?),
-            modseq: ModSeq(to_u64(modseq, "modseq")?),
-            flags: flags_of(system_flags, &keywords),
-            internal_date,
-            size,
-            summary: blobs::decode_summary(summary.as_deref(), size),
-        });
+    while let Some(row) = rows.next().db()? {
+        out.push(message_info(row)?);
+    }
+    Ok(out)
+}
+
+/// Reader: the listed messages with these UIDs, in the order asked;
+/// missing UIDs left out.
+pub(crate) fn messages_by_uid(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    uids: &[Uid],
+) -> Result<Vec<MessageInfo>> {
+    let id = require_mailbox(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_INFO_COLUMNS}
+               FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+              WHERE m.mailbox_id = ?1 AND m.uid = ?2"
+        ))
+        .db()?;
+    let mut out = Vec::with_capacity(uids.len());
+    for uid in uids {
+        let mut rows = stmt.query(params![id.0, i64::from(uid.0)]).db()?;
+        if let Some(row) = rows.next().db()? {
+            out.push(message_info(row)?);
+        }
     }
     Ok(out)
 }

@@ -1688,3 +1688,27 @@ async fn messages_raw_reads_several_in_the_order_asked() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn messages_by_uid_lists_only_the_uids_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    for subject in ["one", "two", "three"] {
+        store
+            .enqueue(message(&raw_message(subject), &["alice@localhost"]))
+            .await
+            .unwrap();
+    }
+    deliver_all(&store).await;
+    let all = store.messages(alice.id, "INBOX").await.unwrap();
+    let got = store
+        .messages_by_uid(alice.id, "inbox", &[Uid(3), Uid(1), Uid(99)])
+        .await
+        .unwrap();
+    let subjects: Vec<_> = got.iter().map(|m| m.summary.subject.clone()).collect();
+    assert_eq!(subjects, vec![Some("three".into()), Some("one".into())]);
+    assert_eq!(got[0].flags, all[2].flags);
+    assert_eq!(got[1].size, all[0].size);
+    assert_eq!(got[1].summary, all[0].summary);
+}

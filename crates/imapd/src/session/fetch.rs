@@ -122,14 +122,8 @@ impl Session {
         let target_uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
         let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
         if want_summary && !target_uids.is_empty() {
-            match store.messages(account, &mailbox).await {
-                Ok(list) => {
-                    infos = list
-                        .into_iter()
-                        .filter(|m| entries.contains_key(&m.uid))
-                        .map(|m| (m.uid, m))
-                        .collect()
-                }
+            match store.messages_by_uid(account, &mailbox, &target_uids).await {
+                Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
                 Err(e) => return self.store_failed(tag, e, "read the messages"),
             }
         }
