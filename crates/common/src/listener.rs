@@ -56,13 +56,17 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Binds `addr` (port 0 picks a free port; see `local_addr`).
+    /// Binds `addr` (port 0 picks a free port; see `local_addr`). The error
+    /// names the listener and the address: `cannot listen for smtp on
+    /// 127.0.0.1:2525: Address already in use`.
     pub async fn bind(
         name: &'static str,
         addr: SocketAddr,
         implicit_tls: Option<TlsAcceptor>,
     ) -> std::io::Result<Listener> {
-        let socket = TcpListener::bind(addr).await?;
+        let socket = TcpListener::bind(addr).await.map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot listen for {name} on {addr}: {e}"))
+        })?;
         Ok(Listener {
             name,
             socket,

@@ -210,14 +210,7 @@ pub async fn start(
             Role::Imaps => ctx.tls.clone(),
             Role::Imap => None,
         };
-        let listener = Listener::bind(role.name(), addr, implicit)
-            .await
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen for {} on {addr}: {e}", role.name()),
-                )
-            })?;
+        let listener = Listener::bind(role.name(), addr, implicit).await?;
         listeners.push((role, listener));
     }
     let service = Arc::new(ImapService { ctx: ctx.clone() });

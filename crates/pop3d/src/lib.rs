@@ -205,14 +205,7 @@ pub async fn start(
             Role::Pop3s => ctx.tls.clone(),
             Role::Pop3 => None,
         };
-        let listener = Listener::bind(role.name(), addr, implicit)
-            .await
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen for {} on {addr}: {e}", role.name()),
-                )
-            })?;
+        let listener = Listener::bind(role.name(), addr, implicit).await?;
         listeners.push((role, listener));
     }
     let service = Arc::new(Pop3Service { ctx: ctx.clone() });

@@ -190,14 +190,7 @@ pub async fn start(
         } else {
             None
         };
-        let listener = Listener::bind(role.name(), addr, implicit)
-            .await
-            .map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen for {} on {addr}: {e}", role.name()),
-                )
-            })?;
+        let listener = Listener::bind(role.name(), addr, implicit).await?;
         listeners.push((role, listener));
     }
     let mut bound = Vec::new();
