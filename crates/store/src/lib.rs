@@ -291,8 +291,21 @@ pub struct MessageSummary {
     /// Byte length of the header section including the blank line that ends
     /// it (offset of the body in the raw message).
     pub header_len: u64,
+    /// Fields IMAP's ENVELOPE sends as written.
+    #[serde(default)]
+    pub raw: RawFields,
     /// The MIME tree with byte offsets into the raw message.
     pub body: MimePart,
+}
+
+/// Header fields kept byte for byte as they appear (unfolded and trimmed),
+/// which IMAP's ENVELOPE sends undecoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RawFields {
+    pub date: Option<Vec<u8>>,
+    pub subject: Option<Vec<u8>>,
+    pub in_reply_to: Option<Vec<u8>>,
+    pub message_id: Option<Vec<u8>>,
 }
 
 /// An address as parsed from a header.

@@ -12,7 +12,7 @@ use mail_parser::{
     PartType,
 };
 
-use crate::{EmailAddress, MessageSummary, MimePart};
+use crate::{EmailAddress, MessageSummary, MimePart, RawFields};
 
 /// How deep MIME trees and nested messages are followed.
 const MAX_DEPTH: usize = 64;
@@ -59,7 +59,21 @@ fn summary_of(message: &Message<'_>, raw: &[u8], depth: usize) -> Option<Message
     let root = message.parts.first()?;
     let body = part_of(message, 0, raw, depth)?;
     let header_len = u64::from(root.offset_body.saturating_sub(root.offset_header));
+    let len = raw.len() as u64;
+    let header_end = u64::from(root.offset_body).min(len);
+    let header = slice(
+        raw,
+        u64::from(root.offset_header).min(header_end),
+        header_end,
+    );
+    let field = |name: &str| raw_field(header, name);
     Some(MessageSummary {
+        raw: RawFields {
+            date: field("Date"),
+            subject: field("Subject"),
+            in_reply_to: field("In-Reply-To"),
+            message_id: field("Message-ID"),
+        },
         date: message
             .date()
             .filter(|d| d.is_valid())
@@ -76,6 +90,33 @@ fn summary_of(message: &Message<'_>, raw: &[u8], depth: usize) -> Option<Message
         header_len,
         body,
     })
+}
+
+/// The first field `name` of a header section, as written: continuation
+/// lines joined, CR and LF dropped, surrounding blanks trimmed.
+pub(crate) fn raw_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut lines = header.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        if line.first().is_some_and(|b| b.is_ascii_whitespace())
+            || !line[..colon]
+                .trim_ascii()
+                .eq_ignore_ascii_case(name.as_bytes())
+        {
+            continue;
+        }
+        let mut value: Vec<u8> = line[colon + 1..].to_vec();
+        while let Some(next) =
+            lines.next_if(|l| l.first().is_some_and(|&b| b == b' ' || b == b'\t'))
+        {
+            value.extend_from_slice(next);
+        }
+        value.retain(|&b| b != b'\r' && b != b'\n');
+        return Some(value.trim_ascii().to_vec());
+    }
+    None
 }
 
 fn part_of(message: &Message<'_>, index: usize, raw: &[u8], depth: usize) -> Option<MimePart> {
@@ -283,6 +324,50 @@ mod tests {
 
     fn body<'a>(raw: &'a [u8], part: &MimePart) -> &'a [u8] {
         &raw[part.body_offset as usize..part.body_end as usize]
+    }
+
+    #[test]
+    fn raw_fields_are_unfolded_and_trimmed() {
+        let h = b"From: a\r\nSubject: x\r\n y\r\nTo: b\r\n\r\n";
+        assert_eq!(raw_field(h, "subject").unwrap(), b"x y");
+        assert_eq!(raw_field(h, "to").unwrap(), b"b");
+        assert_eq!(raw_field(h, "cc"), None);
+        // A continuation line is never a field of its own.
+        assert_eq!(raw_field(b"X: 1\r\n To: no\r\n\r\n", "to"), None);
+    }
+
+    #[test]
+    fn summaries_keep_envelope_fields_as_written() {
+        let raw = b"Date: Sat, 21 Nov 2026 12:00:00 +0000\r\n\
+Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=\r\n\
+Message-ID: <outer@example.com>\r\n\
+Content-Type: multipart/mixed; boundary=b\r\n\r\n\
+--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n\
+--b\r\nContent-Type: message/rfc822\r\n\r\n\
+Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
+--b--\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.subject.as_deref(), Some("Grüße"));
+        assert_eq!(
+            s.raw.subject.as_deref(),
+            Some(&b"=?utf-8?q?Gr=C3=BC=C3=9Fe?="[..])
+        );
+        assert_eq!(
+            s.raw.date.as_deref(),
+            Some(&b"Sat, 21 Nov 2026 12:00:00 +0000"[..])
+        );
+        assert_eq!(
+            s.raw.message_id.as_deref(),
+            Some(&b"<outer@example.com>"[..])
+        );
+        assert_eq!(s.raw.in_reply_to, None);
+        let inner = s.body.parts[1]
+            .message
+            .as_deref()
+            .expect("enclosed message");
+        assert_eq!(inner.raw.subject.as_deref(), Some(&b"inner\tfolded"[..]));
+        assert_eq!(inner.raw.in_reply_to.as_deref(), Some(&b"<x@y>"[..]));
+        assert_eq!(inner.raw.message_id, None);
     }
 
     fn addr(name: Option<&str>, address: Option<&str>) -> EmailAddress {

@@ -114,20 +114,6 @@ pub fn filter_header(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     out
 }
 
-/// The raw value of the first field `name`, unfolded and trimmed.
-pub fn header_value(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    let f = fields(header)
-        .into_iter()
-        .find(|f| field_name(f).eq_ignore_ascii_case(name.as_bytes()))?;
-    let colon = f.iter().position(|&b| b == b':')?;
-    let v: Vec<u8> = f[colon + 1..]
-        .iter()
-        .copied()
-        .filter(|&b| b != b'\r' && b != b'\n')
-        .collect();
-    Some(v.trim_ascii().to_vec())
-}
-
 fn address_list(out: &mut Vec<u8>, list: &[EmailAddress]) {
     if list.is_empty() {
         out.extend_from_slice(b"NIL");
@@ -160,15 +146,23 @@ fn address_list(out: &mut Vec<u8>, list: &[EmailAddress]) {
     out.push(b')');
 }
 
-/// `ENVELOPE` data for a message; `header` is its raw header section when
-/// at hand (for the Date, Subject and id fields as written).
-pub fn envelope(out: &mut Vec<u8>, s: &MessageSummary, header: Option<&[u8]>) {
-    let raw = |name: &str| header.and_then(|h| header_value(h, name));
+/// `ENVELOPE` data for a message. Date, Subject and the id fields go out as
+/// written (the store keeps them from delivery); the decoded values stand in
+/// for summaries made before it did.
+pub fn envelope(out: &mut Vec<u8>, s: &MessageSummary) {
     out.push(b'(');
-    let date = raw("Date").or_else(|| s.date.map(|d| rfc5322_date(d).into_bytes()));
+    let date = s
+        .raw
+        .date
+        .clone()
+        .or_else(|| s.date.map(|d| rfc5322_date(d).into_bytes()));
     nstring(out, date.as_deref());
     out.push(b' ');
-    let subject = raw("Subject").or_else(|| s.subject.clone().map(String::into_bytes));
+    let subject = s
+        .raw
+        .subject
+        .clone()
+        .or_else(|| s.subject.clone().map(String::into_bytes));
     nstring(out, subject.as_deref());
     let from = &s.from;
     let sender = if s.sender.is_empty() { from } else { &s.sender };
@@ -182,10 +176,18 @@ pub fn envelope(out: &mut Vec<u8>, s: &MessageSummary, header: Option<&[u8]>) {
         address_list(out, list);
     }
     out.push(b' ');
-    let irt = raw("In-Reply-To").or_else(|| s.in_reply_to.clone().map(String::into_bytes));
+    let irt = s
+        .raw
+        .in_reply_to
+        .clone()
+        .or_else(|| s.in_reply_to.clone().map(String::into_bytes));
     nstring(out, irt.as_deref());
     out.push(b' ');
-    let mid = raw("Message-ID").or_else(|| s.message_id.clone().map(String::into_bytes));
+    let mid = s
+        .raw
+        .message_id
+        .clone()
+        .or_else(|| s.message_id.clone().map(String::into_bytes));
     nstring(out, mid.as_deref());
     out.push(b')');
 }
@@ -242,13 +244,13 @@ fn slice(raw: Option<&[u8]>, from: u64, to: u64) -> Option<&[u8]> {
     (from <= to && to <= raw.len()).then(|| &raw[from..to])
 }
 
-/// `BODY` (`extended` false) or `BODYSTRUCTURE` data for a part. `raw` is
-/// the whole message, when at hand, for enclosed messages' envelopes.
-pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool, raw: Option<&[u8]>) {
+/// `BODY` (`extended` false) or `BODYSTRUCTURE` data for a part, from the
+/// store's summary alone.
+pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
     out.push(b'(');
     if p.content_type.eq_ignore_ascii_case("multipart") {
         for child in &p.parts {
-            body_structure(out, child, extended, raw);
+            body_structure(out, child, extended);
         }
         if p.parts.is_empty() {
             // A multipart needs one part; an empty text part stands in.
@@ -286,10 +288,9 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool, raw: Opti
     if is_message {
         if let (Some(inner), Some(summary)) = (p.parts.first(), p.message.as_deref()) {
             out.push(b' ');
-            let header = slice(raw, inner.header_offset, inner.body_offset);
-            envelope(out, summary, header);
+            envelope(out, summary);
             out.push(b' ');
-            body_structure(out, inner, extended, raw);
+            body_structure(out, inner, extended);
             out.push_str_num(p.lines);
         } else {
             out.extend_from_slice(b" NIL (\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
@@ -432,6 +433,5 @@ mod tests {
             filter_header(h, &[b"SUBJECT".to_vec()], true),
             b"From: a\r\nTo: b\r\n\r\n"
         );
-        assert_eq!(header_value(h, "subject").unwrap(), b"x y");
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use store::{FlagChange, IndexEntry, MessageInfo, StoreError, Uid};
+use store::{FlagChange, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
 
 use super::{Session, State};
 use crate::protocol::encode::{self, Code};
@@ -103,13 +103,7 @@ impl Session {
         let want_raw = attrs.iter().any(|a| {
             matches!(
                 a,
-                A::Envelope
-                    | A::Body
-                    | A::BodyStructure
-                    | A::Rfc822
-                    | A::Rfc822Header
-                    | A::Rfc822Text
-                    | A::BodySection { .. }
+                A::Rfc822 | A::Rfc822Header | A::Rfc822Text | A::BodySection { .. }
             )
         });
         let sets_seen = !read_only
@@ -165,6 +159,8 @@ impl Session {
             }
         }
         let wants_flags = attrs.contains(&A::Flags);
+        // Stands in for a message whose summary could not be read.
+        let no_summary = MessageSummary::default();
         for (seq, uid) in targets {
             let entry = &entries[&uid];
             let info = infos.get(&uid);
@@ -195,15 +191,13 @@ impl Session {
                     }
                     A::Envelope => {
                         line.extend_from_slice(b"ENVELOPE ");
-                        let summary = info.map(|i| i.summary.clone()).unwrap_or_default();
-                        let h = raw.map(|r| &r[..(summary.header_len as usize).min(r.len())]);
-                        envelope(&mut line, &summary, h);
+                        envelope(&mut line, info.map_or(&no_summary, |i| &i.summary));
                     }
                     A::Body | A::BodyStructure => {
                         let ext = *a == A::BodyStructure;
                         line.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                        let summary = info.map(|i| i.summary.clone()).unwrap_or_default();
-                        body_structure(&mut line, &summary.body, ext, raw);
+                        let summary = info.map_or(&no_summary, |i| &i.summary);
+                        body_structure(&mut line, &summary.body, ext);
                     }
                     A::Rfc822 | A::Rfc822Header | A::Rfc822Text => {
                         let r = raw.unwrap_or_default();
