@@ -311,6 +311,7 @@ impl Session {
                 name,
                 read_only,
                 uids,
+                recent: Default::default(),
             },
         );
         if read_only {

@@ -48,6 +48,8 @@ pub(crate) struct Selected {
     pub read_only: bool,
     /// The UIDs of its messages, in message-sequence-number order.
     pub uids: Vec<store::Uid>,
+    /// The messages that are `\Recent` in this session (RFC 3501 2.3.2).
+    pub recent: std::collections::HashSet<store::Uid>,
 }
 
 /// RFC 3501's states (logout is the session ending).
