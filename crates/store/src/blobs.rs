@@ -31,6 +31,20 @@ pub(crate) fn add_ref(conn: &Connection, hash: &str, raw: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writer: stores `raw` under `hash` with no reference yet, unless it is
+/// there already; the caller takes the reference in the same transaction.
+pub(crate) fn ensure(conn: &Connection, hash: &str, raw: &[u8]) -> Result<()> {
+    let size = i64::try_from(raw.len()).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO blobs (hash, size, refcount, data, summary) VALUES (?1, ?2, 0, ?3, NULL)
+         ON CONFLICT (hash) DO NOTHING",
+    )
+    .db()?
+    .execute(params![hash, size, raw])
+    .db()?;
+    Ok(())
+}
+
 /// Writer: takes another reference on an existing blob.
 pub(crate) fn incref(conn: &Connection, hash: &str) -> Result<()> {
     let updated = conn

@@ -758,6 +758,138 @@ impl Store {
             .await
     }
 
+    /// Creates a mailbox (IMAP CREATE): unsubscribed, with any missing
+    /// level above it. `AlreadyExists` if it exists; `Invalid` for an empty
+    /// level, a control character or a LIST wildcard in the name.
+    pub async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::create_user_mailbox(conn, account, &name).map(|_| ())
+            })
+            .await
+    }
+
+    /// Deletes a mailbox and its messages. `Invalid` for INBOX or a mailbox
+    /// with levels below it.
+    pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::delete_mailbox(conn, account, &name)
+            })
+            .await
+    }
+
+    /// Renames a mailbox with the levels below it. Renaming INBOX moves its
+    /// messages to the new mailbox and leaves INBOX, empty, in place.
+    pub async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.inner
+            .write(true, move |conn| {
+                mailbox::rename_mailbox(conn, account, &from, &to)
+            })
+            .await
+    }
+
+    /// Subscribes to, or unsubscribes from, an existing mailbox.
+    pub async fn set_subscribed(
+        &self,
+        account: AccountId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<()> {
+        let name = name.to_owned();
+        self.inner
+            .write(false, move |conn| {
+                mailbox::set_subscribed(conn, account, &name, subscribed)
+            })
+            .await
+    }
+
+    /// Appends a message a client supplies (IMAP APPEND), parsed once here,
+    /// with these flags (as [`Store::store_flags`] takes them) and internal
+    /// date. Returns the mailbox's UIDVALIDITY and the message's UID.
+    pub async fn append(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        raw: Vec<u8>,
+        flags: &[String],
+        internal_date: Timestamp,
+    ) -> Result<(u32, Uid)> {
+        let flags = mailbox::parse_flags(flags)?;
+        let (raw, summary_json) = tokio::task::spawn_blocking(move || {
+            serde_json::to_string(&parse::summarize(&raw))
+                .map(|json| (raw, json))
+                .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("parse task: {e}")))??;
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::append_raw(
+                    conn,
+                    account,
+                    &mailbox,
+                    &raw,
+                    &summary_json,
+                    &flags,
+                    internal_date,
+                )
+            })
+            .await
+    }
+
+    /// Copies messages (UIDs not present are skipped) to the end of another
+    /// mailbox, or the same one, with their flags and internal dates.
+    /// Returns the destination's UIDVALIDITY and (source, new) UID pairs.
+    pub async fn copy_messages(
+        &self,
+        account: AccountId,
+        from: &str,
+        uids: &[Uid],
+        to: &str,
+    ) -> Result<(u32, Vec<(Uid, Uid)>)> {
+        let (from, to, uids) = (from.to_owned(), to.to_owned(), uids.to_vec());
+        self.inner
+            .write(true, move |conn| {
+                mailbox::copy_messages(conn, account, &from, &uids, &to)
+            })
+            .await
+    }
+
+    /// [`Store::copy_messages`] and expunging the originals, in one
+    /// transaction.
+    pub async fn move_messages(
+        &self,
+        account: AccountId,
+        from: &str,
+        uids: &[Uid],
+        to: &str,
+    ) -> Result<(u32, Vec<(Uid, Uid)>)> {
+        let (from, to, uids) = (from.to_owned(), to.to_owned(), uids.to_vec());
+        self.inner
+            .write(true, move |conn| {
+                mailbox::move_messages(conn, account, &from, &uids, &to)
+            })
+            .await
+    }
+
+    /// Claims the messages that arrived since any IMAP session last
+    /// claimed them: returns the first UID that is `\Recent` for the
+    /// caller (all UIDs from it on, up to UIDNEXT now); no other caller
+    /// gets them.
+    pub async fn claim_recent(&self, account: AccountId, mailbox: &str) -> Result<Uid> {
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .write(false, move |conn| {
+                mailbox::claim_recent(conn, account, &mailbox)
+            })
+            .await
+    }
+
     /// Takes, or renews, the lease on the resource `name` for one session
     /// of one process, until `ttl` from now. `Ok(true)` if that session
     /// holds it afterwards: it was free, its lease had run out, or it was

@@ -670,3 +670,307 @@ pub(crate) fn expunge(
     }
     Ok(out)
 }
+
+/// The longest mailbox name accepted, in bytes.
+pub(crate) const MAX_NAME_LEN: usize = 512;
+
+/// Checks a mailbox name a client chose: not empty, no empty hierarchy
+/// level (`a//b`, a leading or trailing `/`), no control characters, no
+/// LIST wildcards (`*`, `%`), at most [`MAX_NAME_LEN`] bytes.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || name.split('/').any(str::is_empty)
+        || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
+    if bad {
+        return Err(StoreError::Invalid(format!("mailbox name {name:?}")));
+    }
+    Ok(())
+}
+
+/// The names of the levels above `name`: `a`, `a/b` for `a/b/c`.
+fn parents(name: &str) -> impl Iterator<Item = &str> {
+    name.match_indices('/').map(move |(i, _)| &name[..i])
+}
+
+/// Writer: creates a mailbox a client asked for (unsubscribed, as RFC
+/// 3501 leaves subscribing to the client), and any missing level above it.
+pub(crate) fn create_user_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+) -> Result<MailboxId> {
+    check_name(name)?;
+    if find_mailbox(conn, account, name)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!(
+            "mailbox {}",
+            canonical_name(name)
+        )));
+    }
+    for parent in parents(name) {
+        if find_mailbox(conn, account, parent)?.is_none() {
+            let id = create_mailbox(conn, account, parent, None)?;
+            set_subscribed_id(conn, id, false)?;
+        }
+    }
+    let id = create_mailbox(conn, account, name, None)?;
+    set_subscribed_id(conn, id, false)?;
+    Ok(id)
+}
+
+fn set_subscribed_id(conn: &Connection, id: MailboxId, subscribed: bool) -> Result<()> {
+    conn.prepare_cached("UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![id.0, subscribed])
+        .db()?;
+    Ok(())
+}
+
+/// Writer: subscribes to or unsubscribes from a mailbox.
+pub(crate) fn set_subscribed(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    subscribed: bool,
+) -> Result<()> {
+    let id = require_mailbox(conn, account, name)?;
+    set_subscribed_id(conn, id, subscribed)
+}
+
+/// Whether the mailbox has levels below it.
+fn has_children(conn: &Connection, account: AccountId, name: &str) -> Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM mailboxes
+                         WHERE account_id = ?1 AND substr(name, 1, ?3) = ?2)",
+    )
+    .db()?
+    .query_row(
+        params![account.0, format!("{name}/"), name.len() as i64 + 1],
+        |row| row.get(0),
+    )
+    .db()
+}
+
+/// Writer: removes every message of a mailbox (releasing their blobs) and
+/// its tombstones.
+fn empty_mailbox(conn: &Connection, id: MailboxId) -> Result<()> {
+    let hashes: Vec<(String, i64)> = {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT blob_hash, count(*) FROM messages WHERE mailbox_id = ?1
+                  GROUP BY blob_hash",
+            )
+            .db()?;
+        let rows = stmt
+            .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
+            .db()?;
+        rows.collect::<rusqlite::Result<_>>().db()?
+    };
+    conn.prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")
+        .db()?
+        .execute([id.0])
+        .db()?;
+    for (hash, n) in hashes {
+        blobs::release(conn, &hash, n)?;
+    }
+    Ok(())
+}
+
+/// Writer: deletes a mailbox and its messages. INBOX cannot go, nor a
+/// mailbox with levels below it (delete those first, as Dovecot asks).
+pub(crate) fn delete_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<()> {
+    let name = canonical_name(name);
+    if name == "INBOX" {
+        return Err(StoreError::Invalid("deletion of INBOX".into()));
+    }
+    let id = require_mailbox(conn, account, &name)?;
+    if has_children(conn, account, &name)? {
+        return Err(StoreError::Invalid(format!(
+            "deletion of {name}: it has mailboxes below it"
+        )));
+    }
+    empty_mailbox(conn, id)?;
+    conn.prepare_cached("DELETE FROM expunged WHERE mailbox_id = ?1")
+        .db()?
+        .execute([id.0])
+        .db()?;
+    conn.prepare_cached("DELETE FROM mailboxes WHERE id = ?1")
+        .db()?
+        .execute([id.0])
+        .db()?;
+    Ok(())
+}
+
+/// Writer: renames a mailbox and every level below it, creating missing
+/// levels above the new name. Renaming INBOX moves its messages into a new
+/// mailbox of that name and leaves INBOX empty (RFC 3501 6.3.5).
+pub(crate) fn rename_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    from: &str,
+    to: &str,
+) -> Result<()> {
+    let from = canonical_name(from);
+    let to_canon = canonical_name(to);
+    check_name(to)?;
+    let id = require_mailbox(conn, account, &from)?;
+    if find_mailbox(conn, account, to)?.is_some() {
+        return Err(StoreError::AlreadyExists(format!("mailbox {to_canon}")));
+    }
+    if to_canon == "INBOX" || to_canon.starts_with(&format!("{from}/")) {
+        return Err(StoreError::Invalid(format!(
+            "rename of {from} to {to_canon}"
+        )));
+    }
+    if from == "INBOX" {
+        create_user_mailbox(conn, account, to)?;
+        let uids: Vec<Uid> = {
+            let mut stmt = conn
+                .prepare_cached("SELECT uid FROM messages WHERE mailbox_id = ?1 ORDER BY uid")
+                .db()?;
+            let rows = stmt.query_map([id.0], |row| row.get::<_, i64>(0)).db()?;
+            let mut out = Vec::new();
+            for uid in rows {
+                out.push(Uid(to_u32(uid.db()?, "UID")?));
+            }
+            out
+        };
+        move_messages(conn, account, "INBOX", &uids, to)?;
+        return Ok(());
+    }
+    for parent in parents(to) {
+        if find_mailbox(conn, account, parent)?.is_none() {
+            let pid = create_mailbox(conn, account, parent, None)?;
+            set_subscribed_id(conn, pid, false)?;
+        }
+    }
+    conn.prepare_cached(
+        "UPDATE mailboxes SET name = ?3 || substr(name, ?4)
+          WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?5) = ?2 || '/')",
+    )
+    .db()?
+    .execute(params![
+        account.0,
+        from,
+        to,
+        from.len() as i64 + 1,
+        from.len() as i64 + 1
+    ])
+    .map_err(|e| {
+        if crate::schema::is_unique_violation(&e) {
+            StoreError::AlreadyExists(format!("a mailbox below {to}"))
+        } else {
+            crate::schema::db_error(e)
+        }
+    })?;
+    Ok(())
+}
+
+/// Writer: copies the messages with these UIDs (missing ones skipped), in
+/// UID order, to the end of `to` with their flags and internal dates.
+/// Returns the destination's UIDVALIDITY and the (source, new) UID pairs.
+pub(crate) fn copy_messages(
+    conn: &Connection,
+    account: AccountId,
+    from: &str,
+    uids: &[Uid],
+    to: &str,
+) -> Result<(u32, Vec<(Uid, Uid)>)> {
+    let source = require_mailbox(conn, account, from)?;
+    let target = mailbox_state(conn, account, to)?;
+    let mut pairs = Vec::new();
+    for uid in sorted_uids(uids) {
+        let found: Option<(String, i64, i64, i64, String)> = conn
+            .prepare_cached(
+                "SELECT blob_hash, internal_date, size, system_flags, keywords FROM messages
+                  WHERE mailbox_id = ?1 AND uid = ?2",
+            )
+            .db()?
+            .query_row(params![source.0, i64::from(uid.0)], |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            })
+            .optional()
+            .db()?;
+        let Some((hash, internal_date, size, system_flags, keywords)) = found else {
+            continue;
+        };
+        let message = Append {
+            blob_hash: &hash,
+            size: to_u64(size, "message size")?,
+            internal_date,
+            system_flags,
+            keywords: &keywords,
+        };
+        let (_, new_uid, _) = append(conn, account, to, &message)?;
+        pairs.push((uid, new_uid));
+    }
+    Ok((to_u32(target.uid_validity, "UIDVALIDITY")?, pairs))
+}
+
+/// Writer: [`copy_messages`], then expunges the originals; one
+/// transaction, so no other session sees a message in both or neither.
+pub(crate) fn move_messages(
+    conn: &Connection,
+    account: AccountId,
+    from: &str,
+    uids: &[Uid],
+    to: &str,
+) -> Result<(u32, Vec<(Uid, Uid)>)> {
+    let (validity, pairs) = copy_messages(conn, account, from, uids, to)?;
+    let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
+    expunge(conn, account, from, &moved)?;
+    Ok((validity, pairs))
+}
+
+/// Writer: APPEND. Stores the blob if new (with its parse), then appends
+/// it with these flags and internal date. Returns the mailbox's
+/// UIDVALIDITY and the new UID.
+pub(crate) fn append_raw(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    raw: &[u8],
+    summary_json: &str,
+    flags: &FlagSet,
+    internal_date: Timestamp,
+) -> Result<(u32, Uid)> {
+    let state = mailbox_state(conn, account, mailbox)?;
+    let hash = blobs::hash(raw);
+    blobs::ensure(conn, &hash, raw)?;
+    blobs::store_summary(conn, &hash, summary_json)?;
+    let keywords = flags.keywords.join(" ");
+    let message = Append {
+        blob_hash: &hash,
+        size: raw.len() as u64,
+        internal_date,
+        system_flags: flags.system,
+        keywords: &keywords,
+    };
+    let (_, uid, _) = append(conn, account, mailbox, &message)?;
+    Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))
+}
+
+/// Writer: the first UID that is `\Recent` for the session that calls
+/// this, and every later one up to now is then no longer recent for
+/// anybody else (RFC 3501 2.3.2: one session sees a message as recent).
+pub(crate) fn claim_recent(conn: &Connection, account: AccountId, mailbox: &str) -> Result<Uid> {
+    let state = mailbox_state(conn, account, mailbox)?;
+    let first: i64 = conn
+        .prepare_cached("SELECT recent_uid FROM mailboxes WHERE id = ?1")
+        .db()?
+        .query_row([state.id], |row| row.get(0))
+        .db()?;
+    if first < state.uid_next {
+        conn.prepare_cached("UPDATE mailboxes SET recent_uid = ?2 WHERE id = ?1")
+            .db()?
+            .execute(params![state.id, state.uid_next])
+            .db()?;
+    }
+    Ok(Uid(to_u32(first, "recent UID").unwrap_or(u32::MAX)))
+}

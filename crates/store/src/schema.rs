@@ -138,6 +138,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     "#,
+    // The first UID not yet `\Recent` to any IMAP session.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -1712,3 +1712,222 @@ async fn messages_by_uid_lists_only_the_uids_asked() {
     assert_eq!(got[1].size, all[0].size);
     assert_eq!(got[1].summary, all[0].summary);
 }
+
+#[tokio::test]
+async fn create_delete_rename_and_subscribe_mailboxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let names = |list: Vec<MailboxInfo>| -> Vec<(String, bool)> {
+        list.into_iter().map(|m| (m.name, m.subscribed)).collect()
+    };
+
+    store
+        .create_mailbox(alice.id, "Work/2026/Q4")
+        .await
+        .unwrap();
+    let all = names(store.mailboxes(alice.id).await.unwrap());
+    for level in ["Work", "Work/2026", "Work/2026/Q4"] {
+        assert!(
+            all.contains(&(level.to_owned(), false)),
+            "{level} in {all:?}"
+        );
+    }
+    assert!(matches!(
+        store.create_mailbox(alice.id, "Work").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert!(matches!(
+        store.create_mailbox(alice.id, "inbox").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    for bad in ["", "a//b", "/a", "a/", "a*", "b%", "c\u{7}"] {
+        assert!(
+            matches!(
+                store.create_mailbox(alice.id, bad).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
+
+    store.set_subscribed(alice.id, "Work", true).await.unwrap();
+    assert!(names(store.mailboxes(alice.id).await.unwrap()).contains(&("Work".into(), true)));
+    assert!(matches!(
+        store.set_subscribed(alice.id, "Nope", true).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // A level with levels below it stays; INBOX always stays.
+    assert!(matches!(
+        store.delete_mailbox(alice.id, "Work").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.delete_mailbox(alice.id, "INBOX").await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Rename carries the levels below and keeps UIDVALIDITY.
+    let before = store.mailboxes(alice.id).await.unwrap();
+    let q4 = before.iter().find(|m| m.name == "Work/2026/Q4").unwrap();
+    store
+        .rename_mailbox(alice.id, "Work", "Old/Jobs")
+        .await
+        .unwrap();
+    let after = store.mailboxes(alice.id).await.unwrap();
+    let moved = after.iter().find(|m| m.name == "Old/Jobs/2026/Q4").unwrap();
+    assert_eq!(moved.uid_validity, q4.uid_validity);
+    assert!(after.iter().any(|m| m.name == "Old"));
+    assert!(!after.iter().any(|m| m.name.starts_with("Work")));
+    assert!(matches!(
+        store.rename_mailbox(alice.id, "Old", "Old/Jobs/x").await,
+        Err(StoreError::AlreadyExists(_) | StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.rename_mailbox(alice.id, "Old/Jobs", "Sent").await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+
+    for name in ["Old/Jobs/2026/Q4", "Old/Jobs/2026", "Old/Jobs", "Old"] {
+        store.delete_mailbox(alice.id, name).await.unwrap();
+    }
+    assert!(!store
+        .mailboxes(alice.id)
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.name.starts_with("Old")));
+}
+
+#[tokio::test]
+async fn append_copy_move_and_delete_keep_blobs_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let raw = raw_message("appended");
+    let (validity, uid) = store
+        .append(
+            alice.id,
+            "Drafts",
+            raw.clone(),
+            &strings(&["\\Draft", "$Todo"]),
+            1_600_000_000,
+        )
+        .await
+        .unwrap();
+    let drafts = store.mailbox_index(alice.id, "Drafts").await.unwrap();
+    assert_eq!(drafts.uid_validity, validity);
+    assert_eq!(drafts.messages[0].uid, uid);
+    assert_eq!(drafts.messages[0].flags, strings(&["\\Draft", "$Todo"]));
+    let info = store.messages(alice.id, "Drafts").await.unwrap();
+    assert_eq!(info[0].internal_date, 1_600_000_000);
+    assert_eq!(info[0].summary.subject.as_deref(), Some("appended"));
+    assert_eq!(
+        store
+            .message_raw(alice.id, "Drafts", uid)
+            .await
+            .unwrap()
+            .unwrap(),
+        raw
+    );
+    assert!(matches!(
+        store.append(alice.id, "Nope", raw.clone(), &[], 0).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .append(alice.id, "Drafts", raw.clone(), &strings(&["\\Recent"]), 0)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // The same bytes twice are one blob.
+    store
+        .append(alice.id, "INBOX", raw.clone(), &[], 0)
+        .await
+        .unwrap();
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+
+    let (archive_validity, pairs) = store
+        .copy_messages(alice.id, "Drafts", &[uid, Uid(999)], "Archive")
+        .await
+        .unwrap();
+    assert_eq!(pairs.len(), 1);
+    let archive = store.mailbox_index(alice.id, "Archive").await.unwrap();
+    assert_eq!(archive.uid_validity, archive_validity);
+    assert_eq!(archive.messages[0].uid, pairs[0].1);
+    assert_eq!(archive.messages[0].flags, strings(&["\\Draft", "$Todo"]));
+
+    let (_, moved) = store
+        .move_messages(alice.id, "Archive", &[pairs[0].1], "Trash")
+        .await
+        .unwrap();
+    assert_eq!(moved.len(), 1);
+    assert!(store
+        .mailbox_index(alice.id, "Archive")
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+    assert_eq!(
+        store
+            .mailbox_index(alice.id, "Trash")
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        1
+    );
+
+    // Three references (Drafts, INBOX, Trash); the blob goes with the last.
+    store.create_mailbox(alice.id, "Scratch").await.unwrap();
+    store
+        .copy_messages(alice.id, "Trash", &[moved[0].1], "Scratch")
+        .await
+        .unwrap();
+    store.delete_mailbox(alice.id, "Scratch").await.unwrap();
+    store.delete_mailbox(alice.id, "Trash").await.unwrap();
+    store.expunge(alice.id, "Drafts", &[uid]).await.unwrap();
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    let inbox = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    store
+        .expunge(alice.id, "INBOX", &[inbox.messages[0].uid])
+        .await
+        .unwrap();
+    assert_eq!(store.blob_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn renaming_inbox_moves_its_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+    store
+        .rename_mailbox(alice.id, "inbox", "Old Inbox")
+        .await
+        .unwrap();
+    assert!(store
+        .mailbox_index(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .messages
+        .is_empty());
+    let old = store.mailbox_index(alice.id, "Old Inbox").await.unwrap();
+    assert_eq!(old.messages.len(), 3);
+}
+
+#[tokio::test]
+async fn recent_is_claimed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 2).await;
+    assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(1));
+    assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(3));
+    store
+        .append(alice.id, "INBOX", raw_message("new"), &[], 0)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(3));
+    assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(4));
+}
