@@ -15,7 +15,7 @@ const ALICE: &str = "alice@localhost";
 
 const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
 const CAPS_AFTER: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE";
 
 async fn start() -> (Server, ImapServer) {
     start_with(|_| {}).await
@@ -357,12 +357,12 @@ async fn bad_syntax_and_wrong_state() {
         ["h BAD Command not valid in this state"]
     );
     assert_eq!(
-        exchange(&mut c, "i", "CREATE foo").await,
-        ["i NO Not available yet in this Postern version"]
+        exchange(&mut c, "i", "COPY 1 Trash").await,
+        ["i BAD Command not valid in this state"]
     );
     assert_eq!(
-        exchange(&mut c, "j", "IDLE").await,
-        ["j NO Not available yet in this Postern version"]
+        exchange(&mut c, "j", "CREATE \"a//b\"").await,
+        ["j NO [CANNOT] Invalid mailbox name"]
     );
     exchange(&mut c, "k", "SELECT INBOX").await;
     assert_eq!(
@@ -508,11 +508,11 @@ async fn select_examine_close_unselect() {
         exchange(&mut c, "a", "SELECT INBOX").await,
         [
             "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)".to_string(),
-            "* 3 EXISTS".into(),
-            "* 0 RECENT".into(),
-            "* OK [UNSEEN 2] First unseen".into(),
             "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Limited"
-                .into(),
+                .to_string(),
+            "* 3 EXISTS".into(),
+            "* 3 RECENT".into(),
+            "* OK [UNSEEN 2] First unseen".into(),
             format!("* OK [UIDVALIDITY {}] UIDs valid", index.uid_validity),
             format!("* OK [UIDNEXT {}] Predicted next UID", index.uid_next.0),
             "a OK [READ-WRITE] SELECT completed".into(),
@@ -724,6 +724,9 @@ fn literal(bytes: &[u8]) -> Vec<u8> {
 async fn fetch_as_thunderbird_sends_it() {
     let (server, imap) = start().await;
     let infos = deliver_mime(&server).await;
+    // Another session saw them first: not \Recent here.
+    let alice = server.store.account(ALICE).await.unwrap().unwrap();
+    server.store.claim_recent(alice.id, "INBOX").await.unwrap();
     let mut c = connect(&imap).await;
     login(&mut c).await;
     exchange(&mut c, "s", "SELECT INBOX").await;
@@ -966,7 +969,7 @@ async fn expunge_numbers_and_uid_expunge() {
     assert_eq!(
         exchange(&mut c, "f", "UID FETCH 1:* (UID FLAGS)").await,
         [
-            "* 1 FETCH (UID 1 FLAGS (\\Deleted))",
+            "* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent))",
             "f OK UID FETCH completed"
         ]
     );
@@ -1024,8 +1027,11 @@ async fn imaplib_fetch_store_expunge() {
         stdout.starts_with(&*String::from_utf8_lossy(&raw)),
         "{stdout}"
     );
-    assert!(stdout.contains("1 (FLAGS (\\Seen))"), "{stdout}");
-    assert!(stdout.contains("2 (FLAGS (\\Deleted))"), "{stdout}");
+    assert!(stdout.contains("1 (FLAGS (\\Seen \\Recent))"), "{stdout}");
+    assert!(
+        stdout.contains("2 (FLAGS (\\Deleted \\Recent))"),
+        "{stdout}"
+    );
     assert!(stdout.contains("EXPUNGED [b'2']"), "{stdout}");
     assert!(stdout.contains("[b'1 (UID 1)']"), "{stdout}");
 }

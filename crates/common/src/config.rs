@@ -222,6 +222,12 @@ pub struct ImapConfig {
     /// Seconds a session may sit idle before autologout (default 1800, RFC
     /// 3501's 30 minutes).
     pub idle_timeout_secs: u64,
+    /// Seconds one IDLE command may last before autologout (default 3600;
+    /// clients re-issue IDLE every 29 minutes, RFC 2177).
+    pub idle_command_timeout_secs: u64,
+    /// Sessions one account may have open at once (default 50; Thunderbird
+    /// opens about five per account).
+    pub max_connections_per_user: usize,
 }
 
 impl Default for ImapConfig {
@@ -232,6 +238,8 @@ impl Default for ImapConfig {
             max_line_length: 65536,
             max_literal_size: 52_428_800,
             idle_timeout_secs: 1800,
+            idle_command_timeout_secs: 3600,
+            max_connections_per_user: 50,
         }
     }
 }

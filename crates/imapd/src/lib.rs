@@ -131,6 +131,27 @@ pub struct ImapContext {
     /// `None` disables STARTTLS and the implicit-TLS listener.
     pub tls: Option<TlsAcceptor>,
     pub throttle: Arc<AuthThrottle>,
+    /// Open sessions per logged-in account.
+    user_sessions: Arc<std::sync::Mutex<std::collections::HashMap<store::AccountId, usize>>>,
+}
+
+/// One logged-in session's place in its account's count; given back when
+/// dropped.
+pub(crate) struct UserSlot {
+    account: store::AccountId,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<store::AccountId, usize>>>,
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&self.account) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.account);
+            }
+        }
+    }
 }
 
 impl ImapContext {
@@ -145,7 +166,23 @@ impl ImapContext {
             store,
             tls,
             throttle,
+            user_sessions: Default::default(),
         }
+    }
+
+    /// Takes a session slot for the account, unless it has
+    /// `[imap] max_connections_per_user` already.
+    pub(crate) fn user_slot(&self, account: store::AccountId) -> Option<UserSlot> {
+        let mut counts = self.user_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(account).or_insert(0);
+        if *n >= self.config.imap.max_connections_per_user {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            account,
+            counts: self.user_sessions.clone(),
+        })
     }
 }
 

@@ -40,6 +40,8 @@ impl Session {
                 "SPECIAL-USE",
                 "LIST-STATUS",
                 "UIDPLUS",
+                "MOVE",
+                "IDLE",
             ]);
         }
         caps.into_iter().map(str::to_owned).collect()
@@ -222,6 +224,17 @@ impl Session {
             return;
         };
         self.ctx.throttle.record_success(ip);
+        let Some(slot) = self.ctx.user_slot(account.id) else {
+            tracing::info!(user = %account.address, "too many sessions");
+            let max = self.ctx.config.imap.max_connections_per_user;
+            self.no(
+                tag,
+                Some(Code::Limit),
+                &format!("Too many sessions for this account (at most {max})"),
+            );
+            return;
+        };
+        self.user_slot = Some(slot);
         tracing::info!(user = %account.address, "logged in");
         self.state = State::Authenticated(account);
         let caps = self.capabilities();

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use store::{FlagChange, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
 
+use super::updates::flags_item;
 use super::{Session, State};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
@@ -18,7 +19,11 @@ use crate::protocol::fetch_encode::{
 use crate::protocol::{FetchAttribute as A, Flag, SeqNumber, SequenceSet, StoreMode, Tag};
 
 /// `(seq, uid)` of the messages a set names.
-fn resolve(uids: &[Uid], set: &SequenceSet, by_uid: bool) -> Result<Vec<(u32, Uid)>, ()> {
+pub(super) fn resolve(
+    uids: &[Uid],
+    set: &SequenceSet,
+    by_uid: bool,
+) -> Result<Vec<(u32, Uid)>, ()> {
     let count = uids.len() as u32;
     if by_uid {
         let max = uids.last().map_or(0, |u| u.0);
@@ -49,19 +54,30 @@ fn has_flag(flags: &[String], f: &str) -> bool {
     flags.iter().any(|x| x.eq_ignore_ascii_case(f))
 }
 
-fn flags_text(flags: &[String]) -> String {
-    format!("FLAGS ({})", flags.join(" "))
-}
-
 impl Session {
-    fn selected_parts(&self) -> Option<(store::AccountId, String, bool, Vec<Uid>)> {
+    pub(super) fn selected_parts(&self) -> Option<(store::AccountId, String, bool, Vec<Uid>)> {
         match &self.state {
             State::Selected(a, s) => Some((a.id, s.name.clone(), s.read_only, s.uids.clone())),
             _ => None,
         }
     }
 
-    fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
+    /// Whether the message is `\Recent` in this session.
+    fn is_recent(&self, uid: Uid) -> bool {
+        matches!(&self.state, State::Selected(_, s) if s.recent.contains(&uid))
+    }
+
+    /// Records flags this command reported, so that the update after it
+    /// does not report them again.
+    fn note_reported(&mut self, changed: &[(Uid, store::ModSeq)]) {
+        if let State::Selected(_, s) = &mut self.state {
+            for (uid, modseq) in changed {
+                s.reported(*uid, *modseq);
+            }
+        }
+    }
+
+    pub(super) fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
         tracing::error!(error = %e, "{what} failed");
         self.no(tag, Some(Code::ServerBug), &format!("Cannot {what}"));
     }
@@ -147,12 +163,16 @@ impl Session {
                     .await
                 {
                     Ok(changed) => {
-                        for (uid, _, flags) in changed {
+                        let mut reported = Vec::new();
+                        for (uid, modseq, flags) in changed {
                             if let Some(e) = entries.get_mut(&uid) {
                                 e.flags = flags;
+                                e.modseq = modseq;
                             }
                             seen_changed.insert(uid);
+                            reported.push((uid, modseq));
                         }
+                        self.note_reported(&reported);
                     }
                     Err(e) => return self.store_failed(tag, e, "set \\Seen"),
                 }
@@ -163,6 +183,7 @@ impl Session {
         let no_summary = MessageSummary::default();
         for (seq, uid) in targets {
             let entry = &entries[&uid];
+            let recent = self.is_recent(uid);
             let info = infos.get(&uid);
             let raw = raws.get(&uid).map(Vec::as_slice);
             let mut line = format!("{seq} FETCH (").into_bytes();
@@ -176,7 +197,7 @@ impl Session {
                 sep(&mut line);
                 match a {
                     A::Uid => line.extend_from_slice(format!("UID {}", uid.0).as_bytes()),
-                    A::Flags => line.extend_from_slice(flags_text(&entry.flags).as_bytes()),
+                    A::Flags => line.extend_from_slice(flags_item(&entry.flags, recent).as_bytes()),
                     A::ModSeq => {
                         line.extend_from_slice(format!("MODSEQ ({})", entry.modseq.0).as_bytes())
                     }
@@ -235,7 +256,7 @@ impl Session {
             }
             if !wants_flags && seen_changed.contains(&uid) {
                 sep(&mut line);
-                line.extend_from_slice(flags_text(&entry.flags).as_bytes());
+                line.extend_from_slice(flags_item(&entry.flags, recent).as_bytes());
             }
             line.push(b')');
             self.untagged(&line);
@@ -309,9 +330,12 @@ impl Session {
                 .await
             {
                 Ok(changed) => {
-                    for (uid, _, f) in changed {
+                    let mut reported = Vec::new();
+                    for (uid, modseq, f) in changed {
                         current.insert(uid, f);
+                        reported.push((uid, modseq));
                     }
+                    self.note_reported(&reported);
                 }
                 Err(StoreError::Invalid(what)) => {
                     self.bad(tag, &format!("Invalid {what}"));
@@ -325,7 +349,7 @@ impl Session {
                 let Some(f) = current.get(&uid) else {
                     continue;
                 };
-                let mut line = format!("{seq} FETCH ({}", flags_text(f));
+                let mut line = format!("{seq} FETCH ({}", flags_item(f, self.is_recent(uid)));
                 if by_uid {
                     line.push_str(&format!(" UID {}", uid.0));
                 }
@@ -393,6 +417,10 @@ impl Session {
         }
         if let State::Selected(_, s) = &mut self.state {
             s.uids = remaining;
+            for uid in &removed {
+                s.modseqs.remove(uid);
+                s.recent.remove(uid);
+            }
         }
         self.ok(
             tag,

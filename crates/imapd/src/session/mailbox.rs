@@ -5,19 +5,19 @@
 //! on the wire they are modified UTF-7 (RFC 3501 5.1.3). Patterns are
 //! matched against the encoded names, with `INBOX` in any case.
 
-use store::{Account, MailboxInfo, StoreError};
+use std::collections::HashSet;
 
+use store::{Account, MailboxInfo, StoreError, Uid};
+
+use super::updates::keywords_of;
 use super::{Selected, Session, State};
 use crate::protocol::encode::{self, Code, Status};
 use crate::protocol::{
     decode_utf7, encode_utf7, ListReturn, ListSelection, MailboxName, StatusItem, Tag,
 };
 
-/// The system flags every mailbox offers.
-const SYSTEM_FLAGS: [&str; 5] = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
-
 /// The store's name for a mailbox name from the wire, if it decodes.
-fn store_name(name: &MailboxName) -> Option<String> {
+pub(super) fn store_name(name: &MailboxName) -> Option<String> {
     match name {
         MailboxName::Inbox => Some("INBOX".to_owned()),
         MailboxName::Other(bytes) => decode_utf7(bytes),
@@ -106,7 +106,7 @@ fn wire_name(out: &mut Vec<u8>, name: &str) {
 }
 
 impl Session {
-    fn account(&self) -> Option<Account> {
+    pub(super) fn account(&self) -> Option<Account> {
         match &self.state {
             State::NotAuthenticated => None,
             State::Authenticated(a) | State::Selected(a, _) => Some(a.clone()),
@@ -254,6 +254,7 @@ impl Session {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
         };
+        self.mark_changes_seen();
         let index = match self.ctx.store.mailbox_index(account.id, &name).await {
             Ok(index) => index,
             Err(StoreError::NotFound(_)) => {
@@ -266,20 +267,27 @@ impl Session {
                 return;
             }
         };
-        let mut keywords: Vec<&str> = index
+        let keywords = keywords_of(index.messages.iter());
+        self.announce_flags(&keywords, read_only);
+        let first_recent = if read_only {
+            None
+        } else {
+            match self.ctx.store.claim_recent(account.id, &name).await {
+                Ok(first) => Some(first),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim recent messages");
+                    None
+                }
+            }
+        };
+        let recent: HashSet<Uid> = index
             .messages
             .iter()
-            .flat_map(|m| m.flags.iter())
-            .filter(|f| !f.starts_with('\\'))
-            .map(String::as_str)
+            .map(|m| m.uid)
+            .filter(|u| first_recent.is_some_and(|first| *u >= first))
             .collect();
-        keywords.sort_unstable();
-        keywords.dedup();
-        let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
-        flags.extend(keywords);
-        self.untagged(format!("FLAGS ({})", flags.join(" ")).as_bytes());
         self.untagged(format!("{} EXISTS", index.messages.len()).as_bytes());
-        self.untagged(b"0 RECENT");
+        self.untagged(format!("{} RECENT", recent.len()).as_bytes());
         let first_unseen = index
             .messages
             .iter()
@@ -287,13 +295,6 @@ impl Session {
         if let Some(i) = first_unseen {
             self.untagged_status(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
         }
-        // No `Code` for a PERMANENTFLAGS list of strings: written here.
-        let permanent = if read_only {
-            "[PERMANENTFLAGS ()] No permanent flags permitted".to_owned()
-        } else {
-            format!("[PERMANENTFLAGS ({} \\*)] Limited", flags.join(" "))
-        };
-        self.untagged_status(Status::Ok, None, &permanent);
         self.untagged_status(
             Status::Ok,
             Some(Code::UidValidity(index.uid_validity)),
@@ -305,13 +306,17 @@ impl Session {
             "Predicted next UID",
         );
         let uids = index.messages.iter().map(|m| m.uid).collect();
+        let modseqs = index.messages.iter().map(|m| (m.uid, m.modseq)).collect();
         self.state = State::Selected(
             account,
             Selected {
                 name,
                 read_only,
                 uids,
-                recent: Default::default(),
+                recent,
+                modseqs,
+                keywords,
+                expunge_owed: false,
             },
         );
         if read_only {
@@ -364,6 +369,117 @@ impl Session {
             }
         }
         self.ok(tag, "CLOSE completed");
+    }
+
+    pub(super) async fn create(&mut self, tag: &Tag, mailbox: MailboxName) {
+        let Some(account) = self.account() else {
+            return;
+        };
+        // A trailing delimiter only says that levels will follow (RFC 3501
+        // 6.3.3).
+        let name = store_name(&mailbox).map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
+        let Some(name) = name else {
+            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
+            return;
+        };
+        match self.ctx.store.create_mailbox(account.id, &name).await {
+            Ok(()) => self.ok(tag, "CREATE completed"),
+            Err(StoreError::AlreadyExists(_)) => {
+                self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
+            }
+            Err(StoreError::Invalid(_)) => self.no(tag, Some(Code::Cannot), "Invalid mailbox name"),
+            Err(e) => self.store_failed(tag, e, "create the mailbox"),
+        }
+    }
+
+    pub(super) async fn delete(&mut self, tag: &Tag, mailbox: MailboxName) {
+        let Some(account) = self.account() else {
+            return;
+        };
+        let Some(name) = store_name(&mailbox) else {
+            self.no(tag, Some(Code::NonExistent), "No such mailbox");
+            return;
+        };
+        if name == "INBOX" {
+            self.no(tag, Some(Code::Cannot), "INBOX cannot be deleted");
+            return;
+        }
+        // Deleting the mailbox this session has selected leaves it first.
+        if matches!(&self.state, State::Selected(_, s) if s.name == name) {
+            self.state = State::Authenticated(account.clone());
+        }
+        match self.ctx.store.delete_mailbox(account.id, &name).await {
+            Ok(()) => self.ok(tag, "DELETE completed"),
+            Err(StoreError::NotFound(_)) => {
+                self.no(tag, Some(Code::NonExistent), "No such mailbox")
+            }
+            Err(StoreError::Invalid(_)) => self.no(
+                tag,
+                Some(Code::InUse),
+                "Mailbox has mailboxes below it; delete those first",
+            ),
+            Err(e) => self.store_failed(tag, e, "delete the mailbox"),
+        }
+    }
+
+    pub(super) async fn rename(&mut self, tag: &Tag, from: MailboxName, to: MailboxName) {
+        let Some(account) = self.account() else {
+            return;
+        };
+        let Some(from) = store_name(&from) else {
+            self.no(tag, Some(Code::NonExistent), "No such mailbox");
+            return;
+        };
+        let Some(to) = store_name(&to) else {
+            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
+            return;
+        };
+        match self.ctx.store.rename_mailbox(account.id, &from, &to).await {
+            Ok(()) => {
+                // The selected mailbox keeps going under its new name.
+                if let State::Selected(_, s) = &mut self.state {
+                    if from != "INBOX" {
+                        if s.name == from {
+                            s.name = to.clone();
+                        } else if let Some(rest) = s.name.strip_prefix(&format!("{from}/")) {
+                            s.name = format!("{to}/{rest}");
+                        }
+                    }
+                }
+                self.ok(tag, "RENAME completed")
+            }
+            Err(StoreError::NotFound(_)) => {
+                self.no(tag, Some(Code::NonExistent), "No such mailbox")
+            }
+            Err(StoreError::AlreadyExists(_)) => {
+                self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
+            }
+            Err(StoreError::Invalid(_)) => {
+                self.no(tag, Some(Code::Cannot), "Cannot rename to that name")
+            }
+            Err(e) => self.store_failed(tag, e, "rename the mailbox"),
+        }
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE. Only existing mailboxes can be subscribed
+    /// to; unsubscribing from a name that does not exist succeeds.
+    pub(super) async fn subscribe(&mut self, tag: &Tag, mailbox: MailboxName, on: bool) {
+        let Some(account) = self.account() else {
+            return;
+        };
+        let verb = if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
+        let Some(name) = store_name(&mailbox) else {
+            self.no(tag, Some(Code::NonExistent), "No such mailbox");
+            return;
+        };
+        match self.ctx.store.set_subscribed(account.id, &name, on).await {
+            Ok(()) => self.ok(tag, &format!("{verb} completed")),
+            Err(StoreError::NotFound(_)) if !on => self.ok(tag, "UNSUBSCRIBE completed"),
+            Err(StoreError::NotFound(_)) => {
+                self.no(tag, Some(Code::NonExistent), "No such mailbox")
+            }
+            Err(e) => self.store_failed(tag, e, "change the subscription"),
+        }
     }
 
     pub(super) fn unselect(&mut self, tag: &Tag) {

@@ -14,8 +14,12 @@
 
 mod auth;
 mod fetch;
+mod idle;
 mod mailbox;
+mod transfer;
+mod updates;
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +45,9 @@ pub(crate) enum End {
     Shutdown,
 }
 
-/// The mailbox a session has selected.
+/// The mailbox a session has selected, as this session's client knows it:
+/// the messages announced so far (an expunge by another session stays in
+/// the view until it may be announced), and the flags last reported.
 pub(crate) struct Selected {
     /// The store's name of the mailbox.
     pub name: String,
@@ -49,7 +55,23 @@ pub(crate) struct Selected {
     /// The UIDs of its messages, in message-sequence-number order.
     pub uids: Vec<store::Uid>,
     /// The messages that are `\Recent` in this session (RFC 3501 2.3.2).
-    pub recent: std::collections::HashSet<store::Uid>,
+    pub recent: HashSet<store::Uid>,
+    /// The modseq of each message's flags as last reported to the client.
+    pub modseqs: HashMap<store::Uid, store::ModSeq>,
+    /// The keywords announced in `* FLAGS`.
+    pub keywords: BTreeSet<String>,
+    /// Messages the store no longer has whose EXPUNGE is still owed.
+    pub expunge_owed: bool,
+}
+
+impl Selected {
+    /// Notes flags this session reported itself, so that they are not
+    /// reported again as a change.
+    pub fn reported(&mut self, uid: store::Uid, modseq: store::ModSeq) {
+        if let Some(m) = self.modseqs.get_mut(&uid) {
+            *m = modseq;
+        }
+    }
 }
 
 /// RFC 3501's states (logout is the session ending).
@@ -65,7 +87,6 @@ pub(crate) struct Session {
     peer: SocketAddr,
     shutdown: CancellationToken,
     input: Vec<u8>,
-    read_buf: Box<[u8]>,
     output: Vec<u8>,
     state: State,
     limits: Limits,
@@ -78,10 +99,30 @@ pub(crate) struct Session {
     skip_line: bool,
     /// Set by a handler when the session must close after its reply.
     closing: bool,
+    /// Moves when the store commits a change to mail.
+    changes: tokio::sync::watch::Receiver<u64>,
+    /// While set, the tagged reply waits in `tagged_reply` so that
+    /// untagged updates can go out before it.
+    defer_tagged: bool,
+    tagged_reply: Vec<u8>,
+    /// Held while logged in: counts against the account's session limit.
+    user_slot: Option<crate::UserSlot>,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
+/// Reads what the peer sent into the spare capacity of `input` (making
+/// `chunk` bytes of room first), so no separate read buffer is kept.
+/// Returns the bytes read; 0 at end of stream or on error.
+pub(super) async fn read_some(
+    stream: &mut MaybeTlsStream,
+    input: &mut Vec<u8>,
+    chunk: usize,
+) -> usize {
+    input.reserve(chunk);
+    stream.read_buf(input).await.unwrap_or_default()
+}
 
 /// The text of the tagged reply to a command this version lacks.
 const NOT_YET: &str = "Not available yet in this Postern version";
@@ -99,13 +140,17 @@ impl Session {
             max_literal: imap.max_literal_size,
             ..Limits::default()
         };
+        let changes = ctx.store.watch_changes();
         Session {
+            changes,
+            defer_tagged: false,
+            user_slot: None,
+            tagged_reply: Vec::new(),
             ctx,
             stream: Some(stream),
             peer,
             shutdown,
             input: Vec::new(),
-            read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
             output: Vec::with_capacity(1024),
             state: State::NotAuthenticated,
             limits,
@@ -130,7 +175,12 @@ impl Session {
         if st != Status::Ok {
             tracing::debug!(?st, ?code, text, "error reply");
         }
-        encode::status(&mut self.output, Some(tag), st, code.as_ref(), text);
+        let out = if self.defer_tagged {
+            &mut self.tagged_reply
+        } else {
+            &mut self.output
+        };
+        encode::status(out, Some(tag), st, code.as_ref(), text);
     }
 
     fn ok(&mut self, tag: &Tag, text: &str) {
@@ -321,21 +371,30 @@ impl Session {
         let Some(stream) = self.stream.as_mut() else {
             return Err(End::Disconnected);
         };
-        let read = tokio::time::timeout(timeout, stream.read(&mut self.read_buf));
+        let read = tokio::time::timeout(timeout, read_some(stream, &mut self.input, READ_CHUNK));
         let result = tokio::select! {
             r = read => r,
             () = self.shutdown.cancelled() => return Err(End::Shutdown),
         };
         match result {
-            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Disconnected),
-            Ok(Ok(n)) => {
-                self.input.extend_from_slice(&self.read_buf[..n]);
-                Ok(())
-            }
+            Ok(0) => Err(End::Disconnected),
+            Ok(_) => Ok(()),
             Err(_) => {
                 tracing::info!("autologout: idle too long");
                 Err(End::Timeout)
             }
+        }
+    }
+
+    /// Gives back buffer memory a long wait does not need.
+    fn shrink_buffers(&mut self) {
+        if self.input.is_empty() {
+            self.input = Vec::new();
+        } else {
+            self.input.shrink_to_fit();
+        }
+        if self.output.is_empty() {
+            self.output = Vec::new();
         }
     }
 
@@ -360,8 +419,36 @@ impl Session {
         }
     }
 
-    /// Runs one command, checking first that it is valid in this state.
+    /// Runs one command; in the selected state, then reports what other
+    /// sessions changed (RFC 3501 7: EXPUNGE not after a command that
+    /// uses sequence numbers), before the tagged reply.
     async fn dispatch(&mut self, command: Command) -> Result<(), End> {
+        use CommandKind as K;
+        let expunge_allowed = !matches!(
+            command.kind,
+            K::Fetch { uid: false, .. }
+                | K::Store { uid: false, .. }
+                | K::Search { uid: false, .. }
+                | K::Copy { uid: false, .. }
+                | K::Move { uid: false, .. }
+        );
+        let idle = matches!(command.kind, K::Idle);
+        let was_selected = matches!(self.state, State::Selected(..));
+        self.defer_tagged = was_selected && !idle;
+        let result = self.run_command(command).await;
+        if self.defer_tagged {
+            self.defer_tagged = false;
+            if result.is_ok() && !self.closing {
+                self.sync_mailbox(expunge_allowed).await;
+            }
+            let reply = std::mem::take(&mut self.tagged_reply);
+            self.output.extend_from_slice(&reply);
+        }
+        result
+    }
+
+    /// Runs one command, checking first that it is valid in this state.
+    async fn run_command(&mut self, command: Command) -> Result<(), End> {
         let Command { tag, kind } = command;
         tracing::trace!(tag = %tag, "command");
         let authenticated = !matches!(self.state, State::NotAuthenticated);
@@ -466,16 +553,21 @@ impl Session {
             } => self.store(&tag, uid, set, mode, silent, flags).await,
             K::Expunge => self.expunge(&tag, None).await,
             K::UidExpunge(set) => self.expunge(&tag, Some(set)).await,
-            K::Create(_)
-            | K::Delete(_)
-            | K::Rename { .. }
-            | K::Subscribe(_)
-            | K::Unsubscribe(_)
-            | K::Append { .. }
-            | K::Idle
-            | K::Search { .. }
-            | K::Copy { .. }
-            | K::Move { .. } => self.no(&tag, None, NOT_YET),
+            K::Create(name) => self.create(&tag, name).await,
+            K::Delete(name) => self.delete(&tag, name).await,
+            K::Rename { from, to } => self.rename(&tag, from, to).await,
+            K::Subscribe(name) => self.subscribe(&tag, name, true).await,
+            K::Unsubscribe(name) => self.subscribe(&tag, name, false).await,
+            K::Append {
+                mailbox,
+                flags,
+                date,
+                message,
+            } => self.append(&tag, mailbox, flags, date, message).await,
+            K::Copy { uid, set, mailbox } => self.copy(&tag, uid, set, mailbox, false).await,
+            K::Move { uid, set, mailbox } => self.copy(&tag, uid, set, mailbox, true).await,
+            K::Idle => self.idle(&tag).await?,
+            K::Search { .. } => self.no(&tag, None, NOT_YET),
         }
         Ok(())
     }

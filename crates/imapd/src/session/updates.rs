@@ -1,0 +1,298 @@
+//! Untagged updates: what other sessions (and processes) changed in the
+//! selected mailbox, reported as `* n EXPUNGE`, `* FLAGS`, `* n FETCH
+//! (FLAGS ...)`, `* n EXISTS` and `* n RECENT`.
+//!
+//! The store's change counter ([`store::Store::watch_changes`]) says when
+//! to look; the session then reads the mailbox index once and compares it
+//! with what its client was told ([`Selected`]). EXPUNGE is held back while
+//! the client may still be using sequence numbers (after a non-UID FETCH,
+//! STORE, SEARCH, COPY or MOVE); the message then stays in the view, so
+//! sequence numbers keep their meaning, until the next command that allows
+//! it.
+
+use std::collections::{BTreeSet, HashMap};
+
+use store::{IndexEntry, ModSeq, StoreError, Uid};
+
+use super::{Selected, Session, State};
+use crate::protocol::encode::Status;
+
+/// The system flags every mailbox offers.
+pub(super) const SYSTEM_FLAGS: [&str; 5] =
+    ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"];
+
+/// `FLAGS (...)` for a message, with `\Recent` if it is recent here.
+pub(super) fn flags_item(flags: &[String], recent: bool) -> String {
+    let mut text = String::from("FLAGS (");
+    text.push_str(&flags.join(" "));
+    if recent {
+        if !flags.is_empty() {
+            text.push(' ');
+        }
+        text.push_str("\\Recent");
+    }
+    text.push(')');
+    text
+}
+
+/// The keywords (non-`\` flags) in use in these messages.
+pub(super) fn keywords_of<'a>(entries: impl Iterator<Item = &'a IndexEntry>) -> BTreeSet<String> {
+    entries
+        .flat_map(|m| m.flags.iter())
+        .filter(|f| !f.starts_with('\\'))
+        .cloned()
+        .collect()
+}
+
+impl Session {
+    /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for the mailbox's keywords.
+    pub(super) fn announce_flags(&mut self, keywords: &BTreeSet<String>, read_only: bool) {
+        let mut flags: Vec<&str> = SYSTEM_FLAGS.to_vec();
+        flags.extend(keywords.iter().map(String::as_str));
+        self.untagged(format!("FLAGS ({})", flags.join(" ")).as_bytes());
+        // No `Code` for a PERMANENTFLAGS list of strings: written here.
+        let permanent = if read_only {
+            "[PERMANENTFLAGS ()] No permanent flags permitted".to_owned()
+        } else {
+            format!("[PERMANENTFLAGS ({} \\*)] Limited", flags.join(" "))
+        };
+        self.untagged_status(Status::Ok, None, &permanent);
+    }
+
+    /// Marks the store's changes so far as seen by this session (before it
+    /// reads a fresh view, e.g. at SELECT).
+    pub(super) fn mark_changes_seen(&mut self) {
+        self.changes.borrow_and_update();
+    }
+
+    /// Reports what changed in the selected mailbox since the client was
+    /// last told, if anything did.
+    pub(super) async fn sync_mailbox(&mut self, expunge_allowed: bool) {
+        let (account, name, owed) = match &self.state {
+            State::Selected(a, s) => (a.id, s.name.clone(), s.expunge_owed),
+            _ => return,
+        };
+        let changed = self.changes.has_changed().unwrap_or(false);
+        if !changed && !(owed && expunge_allowed) {
+            return;
+        }
+        self.changes.borrow_and_update();
+        let index = match self.ctx.store.mailbox_index(account, &name).await {
+            Ok(index) => index,
+            Err(StoreError::NotFound(_)) => {
+                self.untagged_status(
+                    Status::Bye,
+                    None,
+                    "The selected mailbox was deleted or renamed",
+                );
+                self.closing = true;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, mailbox = %name, "cannot read mailbox updates");
+                return;
+            }
+        };
+        // Claim the new messages' \Recent before the view takes them.
+        let State::Selected(_, view) = &self.state else {
+            return;
+        };
+        let last_known = view.uids.last().copied().unwrap_or(Uid(0));
+        let has_new = index.messages.last().is_some_and(|m| m.uid > last_known);
+        let first_recent = if has_new && !view.read_only {
+            match self.ctx.store.claim_recent(account, &name).await {
+                Ok(first) => Some(first),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim recent messages");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        let mut flags_announcement = None;
+        {
+            let State::Selected(_, view) = &mut self.state else {
+                return;
+            };
+            apply(
+                view,
+                &index.messages,
+                expunge_allowed,
+                first_recent,
+                &mut out,
+                &mut flags_announcement,
+            );
+        }
+        if let Some((keywords, read_only)) = flags_announcement {
+            self.announce_flags(&keywords, read_only);
+        }
+        for line in out {
+            self.untagged(&line);
+        }
+    }
+}
+
+/// Brings `view` up to `current` (the store's index, in UID order),
+/// writing the untagged lines (without `* `) the client needs, in order:
+/// EXPUNGEs, then flag changes, then EXISTS and RECENT. A new keyword
+/// comes back in `flags` for a `* FLAGS` before them all.
+fn apply(
+    view: &mut Selected,
+    current: &[IndexEntry],
+    expunge_allowed: bool,
+    first_recent: Option<Uid>,
+    out: &mut Vec<Vec<u8>>,
+    flags: &mut Option<(BTreeSet<String>, bool)>,
+) {
+    let by_uid: HashMap<Uid, &IndexEntry> = current.iter().map(|m| (m.uid, m)).collect();
+    let mut expunges = Vec::new();
+    view.expunge_owed = false;
+    if view.uids.iter().any(|u| !by_uid.contains_key(u)) {
+        if expunge_allowed {
+            // Highest first: each removal renumbers only what follows it.
+            for i in (0..view.uids.len()).rev() {
+                let uid = view.uids[i];
+                if !by_uid.contains_key(&uid) {
+                    view.uids.remove(i);
+                    view.modseqs.remove(&uid);
+                    view.recent.remove(&uid);
+                    expunges.push(format!("{} EXPUNGE", i + 1).into_bytes());
+                }
+            }
+        } else {
+            view.expunge_owed = true;
+        }
+    }
+
+    let keywords = keywords_of(current.iter());
+    if !keywords.is_subset(&view.keywords) {
+        view.keywords.extend(keywords);
+        *flags = Some((view.keywords.clone(), view.read_only));
+    }
+
+    let mut fetches = Vec::new();
+    for (i, uid) in view.uids.iter().enumerate() {
+        let Some(entry) = by_uid.get(uid) else {
+            continue;
+        };
+        let known = view.modseqs.get(uid).copied().unwrap_or(ModSeq(0));
+        if entry.modseq != known {
+            view.modseqs.insert(*uid, entry.modseq);
+            let item = flags_item(&entry.flags, view.recent.contains(uid));
+            fetches.push(format!("{} FETCH (UID {} {item})", i + 1, uid.0).into_bytes());
+        }
+    }
+
+    let last_known = view.uids.last().copied().unwrap_or(Uid(0));
+    let mut added = false;
+    for entry in current.iter().filter(|m| m.uid > last_known) {
+        view.uids.push(entry.uid);
+        view.modseqs.insert(entry.uid, entry.modseq);
+        if first_recent.is_some_and(|first| entry.uid >= first) {
+            view.recent.insert(entry.uid);
+        }
+        added = true;
+    }
+    out.append(&mut expunges);
+    out.append(&mut fetches);
+    if added {
+        out.push(format!("{} EXISTS", view.uids.len()).into_bytes());
+        out.push(format!("{} RECENT", view.recent.len()).into_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(uid: u32, modseq: u64, flags: &[&str]) -> IndexEntry {
+        IndexEntry {
+            uid: Uid(uid),
+            size: 10,
+            modseq: ModSeq(modseq),
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    fn view(entries: &[IndexEntry]) -> Selected {
+        Selected {
+            name: "INBOX".into(),
+            read_only: false,
+            uids: entries.iter().map(|e| e.uid).collect(),
+            recent: Default::default(),
+            modseqs: entries.iter().map(|e| (e.uid, e.modseq)).collect(),
+            keywords: keywords_of(entries.iter()),
+            expunge_owed: false,
+        }
+    }
+
+    fn run(v: &mut Selected, current: &[IndexEntry], allowed: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut flags = None;
+        apply(v, current, allowed, Some(Uid(1)), &mut out, &mut flags);
+        let mut lines: Vec<String> = flags
+            .map(|(k, _)| format!("FLAGS {k:?}"))
+            .into_iter()
+            .collect();
+        lines.extend(out.into_iter().map(|l| String::from_utf8(l).unwrap()));
+        lines
+    }
+
+    #[test]
+    fn nothing_changed_says_nothing() {
+        let now = [entry(1, 2, &[]), entry(2, 3, &["\\Seen"])];
+        let mut v = view(&now);
+        assert!(run(&mut v, &now, true).is_empty());
+    }
+
+    #[test]
+    fn expunges_flags_and_new_messages_in_order() {
+        let before = [entry(1, 2, &[]), entry(2, 3, &[]), entry(3, 4, &[])];
+        let mut v = view(&before);
+        let now = [
+            entry(1, 2, &[]),
+            entry(3, 9, &["\\Seen"]),
+            entry(4, 10, &[]),
+        ];
+        assert_eq!(
+            run(&mut v, &now, true),
+            [
+                "2 EXPUNGE",
+                "2 FETCH (UID 3 FLAGS (\\Seen))",
+                "3 EXISTS",
+                "1 RECENT"
+            ]
+        );
+        assert_eq!(v.uids, [Uid(1), Uid(3), Uid(4)]);
+        assert!(run(&mut v, &now, true).is_empty());
+    }
+
+    #[test]
+    fn expunge_waits_until_allowed_and_numbers_stay() {
+        let before = [entry(1, 2, &[]), entry(2, 3, &[]), entry(3, 4, &[])];
+        let mut v = view(&before);
+        let now = [entry(1, 2, &[]), entry(3, 4, &[]), entry(4, 5, &[])];
+        assert_eq!(run(&mut v, &now, false), ["4 EXISTS", "1 RECENT"]);
+        assert!(v.expunge_owed);
+        assert_eq!(v.uids.len(), 4);
+        assert_eq!(run(&mut v, &now, true), ["2 EXPUNGE"]);
+        assert!(!v.expunge_owed);
+        // Descending, so each number is right when the client applies it.
+        let mut v = view(&before);
+        assert_eq!(
+            run(&mut v, &[entry(2, 3, &[])], true),
+            ["3 EXPUNGE", "1 EXPUNGE"]
+        );
+    }
+
+    #[test]
+    fn a_new_keyword_is_announced_first() {
+        let before = [entry(1, 2, &[])];
+        let mut v = view(&before);
+        let lines = run(&mut v, &[entry(1, 3, &["$Junk"])], true);
+        assert_eq!(lines[0], "FLAGS {\"$Junk\"}");
+        assert_eq!(lines[1], "1 FETCH (UID 1 FLAGS ($Junk))");
+    }
+}
