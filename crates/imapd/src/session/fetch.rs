@@ -62,6 +62,14 @@ impl Session {
         }
     }
 
+    /// The selected mailbox's account and name.
+    pub(super) fn selected_name(&self) -> Option<(store::AccountId, String)> {
+        match &self.state {
+            State::Selected(a, s) => Some((a.id, s.name.clone())),
+            _ => None,
+        }
+    }
+
     /// Whether the message is `\Recent` in this session.
     fn is_recent(&self, uid: Uid) -> bool {
         matches!(&self.state, State::Selected(_, s) if s.recent.contains(&uid))

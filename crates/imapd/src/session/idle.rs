@@ -56,7 +56,10 @@ impl Session {
                     if changed.is_err() {
                         return Err(End::Shutdown);
                     }
-                    self.sync_mailbox(true).await;
+                    // `changed()` marked the change seen: report it now.
+                    if let Some((account, name)) = self.selected_name() {
+                        self.report_changes(account, name, true).await;
+                    }
                     if self.closing {
                         return Ok(());
                     }

@@ -73,10 +73,21 @@ impl Session {
             _ => return,
         };
         let changed = self.changes.has_changed().unwrap_or(false);
-        if !changed && !(owed && expunge_allowed) {
+        if !(changed || owed && expunge_allowed) {
             return;
         }
         self.changes.borrow_and_update();
+        self.report_changes(account, name, expunge_allowed).await;
+    }
+
+    /// Reads the selected mailbox now and reports how it differs from the
+    /// client's view.
+    pub(super) async fn report_changes(
+        &mut self,
+        account: store::AccountId,
+        name: String,
+        expunge_allowed: bool,
+    ) {
         let index = match self.ctx.store.mailbox_index(account, &name).await {
             Ok(index) => index,
             Err(StoreError::NotFound(_)) => {
