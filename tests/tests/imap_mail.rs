@@ -477,3 +477,111 @@ async fn sessions_per_account_are_limited() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn disconnect_mid_literal_loses_nothing_and_serves_the_next() {
+    let (server, imap) = start().await;
+    let mut c = logged_in(&imap).await;
+    c.send(b"a APPEND Drafts {1000}\r\n").await;
+    assert!(c.line().await.starts_with("+ "));
+    c.send(&[b'x'; 400]).await;
+    drop(c);
+    let mut d = logged_in(&imap).await;
+    let r = ok(&mut d, "s", "STATUS Drafts (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS Drafts (MESSAGES 0)");
+    // Mid-LITERAL+ too.
+    d.send(b"b APPEND Drafts {1000+}\r\nFrom: x\r\n").await;
+    drop(d);
+    let mut e = logged_in(&imap).await;
+    let r = ok(&mut e, "s", "STATUS Drafts (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS Drafts (MESSAGES 0)");
+    let alice = server.store.account(ALICE).await.unwrap().unwrap();
+    assert!(server
+        .store
+        .messages(alice.id, "Drafts")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// Reads one FETCH response carrying a literal: the line up to `{n}`, the
+/// n bytes, and the closing line.
+async fn fetch_literal(c: &mut Pop3Client) -> Vec<u8> {
+    let head = c.line().await;
+    let n: usize = head
+        .rsplit_once('{')
+        .and_then(|(_, n)| n.strip_suffix('}'))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no literal in {head}"));
+    let bytes = c.read_bytes(n).await;
+    assert_eq!(c.line().await, ")");
+    bytes
+}
+
+#[tokio::test]
+async fn a_20_mib_message_goes_in_and_out_whole() {
+    let (_server, imap) = start().await;
+    let mut c = logged_in(&imap).await;
+    let mut msg = message("big", "").to_vec();
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n";
+    while msg.len() < 20 * 1024 * 1024 {
+        msg.extend_from_slice(line);
+    }
+    let mut cmd = format!("a APPEND INBOX {{{}+}}\r\n", msg.len()).into_bytes();
+    cmd.extend_from_slice(&msg);
+    cmd.extend_from_slice(b"\r\n");
+    c.send(&cmd).await;
+    let r = read_to_tag(&mut c, "a").await;
+    assert!(r[0].starts_with("a OK [APPENDUID "), "{r:?}");
+    ok(&mut c, "s", "SELECT INBOX").await;
+    c.send(b"f FETCH 1 BODY.PEEK[]\r\n").await;
+    let body = fetch_literal(&mut c).await;
+    assert_eq!(c.line().await, "f OK FETCH completed");
+    assert!(body == msg, "20 MiB message changed on the way");
+    let r = ok(&mut c, "z", "FETCH 1 RFC822.SIZE").await;
+    assert_eq!(r[0], format!("* 1 FETCH (RFC822.SIZE {})", msg.len()));
+}
+
+#[tokio::test]
+async fn a_mailbox_of_50000_messages() {
+    let (server, imap) = start().await;
+    let alice = server.store.account(ALICE).await.unwrap().unwrap();
+    // One appended message, then copies doubling the mailbox.
+    server
+        .store
+        .append(alice.id, "Archive", message("bulk", "b"), &[], 0)
+        .await
+        .unwrap();
+    let mut count = 1u32;
+    while count < 50_000 {
+        let n = count.min(50_000 - count);
+        let uids: Vec<store::Uid> = (1..=n).map(store::Uid).collect();
+        server
+            .store
+            .copy_messages(alice.id, "Archive", &uids, "Archive")
+            .await
+            .unwrap();
+        count += n;
+    }
+    let mut c = logged_in(&imap).await;
+    let r = ok(&mut c, "s", "SELECT Archive").await;
+    assert!(r.contains(&"* 50000 EXISTS".to_string()), "{r:?}");
+    let r = ok(&mut c, "a", "UID FETCH 1:* (FLAGS)").await;
+    assert_eq!(r.len(), 50_001);
+    assert_eq!(r[49_999], "* 50000 FETCH (UID 50000 FLAGS (\\Recent))");
+    let r = ok(&mut c, "b", "FETCH 49901:* (UID RFC822.SIZE)").await;
+    assert_eq!(r.len(), 101);
+    let r = ok(&mut c, "d", "STATUS Archive (MESSAGES UNSEEN)").await;
+    assert_eq!(r[0], "* STATUS Archive (MESSAGES 50000 UNSEEN 50000)");
+    ok(&mut c, "e", "STORE 2:* +FLAGS.SILENT (\\Deleted)").await;
+    let r = ok(&mut c, "f", "EXPUNGE").await;
+    assert_eq!(r.len(), 50_000);
+    let r = ok(&mut c, "g", "UID FETCH 1:* (FLAGS)").await;
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Recent))",
+            "g OK UID FETCH completed"
+        ]
+    );
+}

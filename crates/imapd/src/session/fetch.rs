@@ -62,6 +62,17 @@ impl Session {
         }
     }
 
+    /// Takes `gone` out of the view, with `* n EXPUNGE` for each.
+    pub(super) fn announce_expunges(&mut self, gone: &HashSet<Uid>) {
+        let numbers = match &mut self.state {
+            State::Selected(_, s) => remove_from_view(s, gone),
+            _ => return,
+        };
+        for n in numbers {
+            self.untagged(format!("{n} EXPUNGE").as_bytes());
+        }
+    }
+
     /// The selected mailbox's account and name.
     pub(super) fn selected_name(&self) -> Option<(store::AccountId, String)> {
         match &self.state {
@@ -412,24 +423,8 @@ impl Session {
                 Err(e) => return self.store_failed(tag, e, "expunge"),
             }
         };
-        // Highest first: each removal renumbers only the messages after it.
-        let mut positions: Vec<usize> = removed
-            .iter()
-            .filter_map(|u| position.get(u).copied())
-            .collect();
-        positions.sort_unstable_by(|a, b| b.cmp(a));
-        let mut remaining = uids;
-        for p in positions {
-            remaining.remove(p);
-            self.untagged(format!("{} EXPUNGE", p + 1).as_bytes());
-        }
-        if let State::Selected(_, s) = &mut self.state {
-            s.uids = remaining;
-            for uid in &removed {
-                s.modseqs.remove(uid);
-                s.recent.remove(uid);
-            }
-        }
+        let gone: HashSet<Uid> = removed.iter().copied().collect();
+        self.announce_expunges(&gone);
         self.ok(
             tag,
             if only.is_some() {
@@ -439,6 +434,24 @@ impl Session {
             },
         );
     }
+}
+
+/// Takes `gone` out of the view; returns the sequence numbers to send
+/// EXPUNGE for, highest first, so that each is right when the client
+/// applies them in turn. Linear in the view.
+pub(super) fn remove_from_view(view: &mut super::Selected, gone: &HashSet<Uid>) -> Vec<usize> {
+    let mut numbers = Vec::new();
+    for (i, uid) in view.uids.iter().enumerate().rev() {
+        if gone.contains(uid) {
+            numbers.push(i + 1);
+        }
+    }
+    view.uids.retain(|u| !gone.contains(u));
+    for uid in gone {
+        view.modseqs.remove(uid);
+        view.recent.remove(uid);
+    }
+    numbers
 }
 
 /// Where the body starts: after the first empty line.

@@ -9,7 +9,7 @@
 
 use store::{StoreError, Uid};
 
-use super::{Session, State};
+use super::Session;
 use crate::protocol::encode::{Code, Status};
 use crate::protocol::{DateTime, Flag, MailboxName, SeqNumber, SequenceSet, Tag};
 
@@ -164,22 +164,8 @@ impl Session {
         if code.is_some() {
             self.untagged_status(Status::Ok, code, "Moved");
         }
-        // The moved messages' EXPUNGEs, highest first.
-        let mut lines = Vec::new();
-        if let State::Selected(_, view) = &mut self.state {
-            for i in (0..view.uids.len()).rev() {
-                let uid = view.uids[i];
-                if from_uids.binary_search(&uid).is_ok() {
-                    view.uids.remove(i);
-                    view.modseqs.remove(&uid);
-                    view.recent.remove(&uid);
-                    lines.push(format!("{} EXPUNGE", i + 1));
-                }
-            }
-        }
-        for line in lines {
-            self.untagged(line.as_bytes());
-        }
+        // The moved messages' EXPUNGEs.
+        self.announce_expunges(&from_uids.iter().copied().collect());
         self.ok(tag, &format!("{verb} completed"));
     }
 }

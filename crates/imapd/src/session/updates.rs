@@ -10,7 +10,7 @@
 //! sequence numbers keep their meaning, until the next command that allows
 //! it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use store::{IndexEntry, ModSeq, StoreError, Uid};
 
@@ -162,16 +162,16 @@ fn apply(
     view.expunge_owed = false;
     if view.uids.iter().any(|u| !by_uid.contains_key(u)) {
         if expunge_allowed {
-            // Highest first: each removal renumbers only what follows it.
-            for i in (0..view.uids.len()).rev() {
-                let uid = view.uids[i];
-                if !by_uid.contains_key(&uid) {
-                    view.uids.remove(i);
-                    view.modseqs.remove(&uid);
-                    view.recent.remove(&uid);
-                    expunges.push(format!("{} EXPUNGE", i + 1).into_bytes());
-                }
-            }
+            let gone: HashSet<Uid> = view
+                .uids
+                .iter()
+                .filter(|u| !by_uid.contains_key(u))
+                .copied()
+                .collect();
+            expunges = super::fetch::remove_from_view(view, &gone)
+                .into_iter()
+                .map(|n| format!("{n} EXPUNGE").into_bytes())
+                .collect();
         } else {
             view.expunge_owed = true;
         }
