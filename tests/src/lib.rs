@@ -185,19 +185,25 @@ pub struct Binary {
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
     pub stdout_lines: Vec<String>,
 }
 
 impl Binary {
     /// Writes a config with free ports into `data_dir/../postern.toml`
     /// (unless one exists) and starts `postern up`, waiting for `ready`.
+    /// A config of one's own must give every listener (SMTP, POP3, IMAP)
+    /// an address: `Binary` finds each in the `listening on` lines.
     pub fn start(data_dir: &Path) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
-            let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+            let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
             let text = format!(
-                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n",
-                ports[0], ports[1], ports[2], ports[3], ports[4]
+                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n",
+                ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
             );
             std::fs::write(&config_path, text).expect("write config");
         }
@@ -252,6 +258,10 @@ impl Binary {
             smtp: find("smtp"),
             submission: find("submission"),
             submissions: find("submissions"),
+            pop3: find("pop3"),
+            pop3s: find("pop3s"),
+            imap: find("imap"),
+            imaps: find("imaps"),
             child,
             data_dir: data_dir.to_path_buf(),
             config_path,
@@ -790,3 +800,4 @@ impl Pop3Client {
         buf
     }
 }
+
