@@ -801,3 +801,38 @@ impl Pop3Client {
     }
 }
 
+// ---- real clients ----
+
+/// One client-program run may take this long.
+pub const TOOL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a client program (curl, python3, …) to completion with `args`;
+/// fails clearly if it is missing (`.ci/run` installs every one) or hangs.
+pub async fn run_tool(program: &str, package: &str, args: &[&str]) -> std::process::Output {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(TOOL_LIMIT, child).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{program} is not installed; `.ci/run` installs it (Debian package `{package}`)")
+        }
+        Ok(Err(e)) => panic!("cannot run {program}: {e}"),
+        Err(_) => panic!("{program} {args:?} did not finish within {TOOL_LIMIT:?}"),
+    }
+}
+
+/// [`run_tool`], asserting exit 0; returns stdout (lossy UTF-8).
+pub async fn run_tool_ok(program: &str, package: &str, args: &[&str]) -> String {
+    let output = run_tool(program, package, args).await;
+    assert!(
+        output.status.success(),
+        "{program} {args:?} exited with {}:\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
