@@ -185,19 +185,25 @@ pub struct Binary {
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
+    pub pop3: SocketAddr,
+    pub pop3s: SocketAddr,
+    pub imap: SocketAddr,
+    pub imaps: SocketAddr,
     pub stdout_lines: Vec<String>,
 }
 
 impl Binary {
     /// Writes a config with free ports into `data_dir/../postern.toml`
     /// (unless one exists) and starts `postern up`, waiting for `ready`.
+    /// A config of one's own must give every listener (SMTP, POP3, IMAP)
+    /// an address: `Binary` finds each in the `listening on` lines.
     pub fn start(data_dir: &Path) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
-            let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+            let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
             let text = format!(
-                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n",
-                ports[0], ports[1], ports[2], ports[3], ports[4]
+                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n",
+                ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
             );
             std::fs::write(&config_path, text).expect("write config");
         }
@@ -252,6 +258,10 @@ impl Binary {
             smtp: find("smtp"),
             submission: find("submission"),
             submissions: find("submissions"),
+            pop3: find("pop3"),
+            pop3s: find("pop3s"),
+            imap: find("imap"),
+            imaps: find("imaps"),
             child,
             data_dir: data_dir.to_path_buf(),
             config_path,
@@ -789,4 +799,40 @@ impl Pop3Client {
             .expect("read");
         buf
     }
+}
+
+// ---- real clients ----
+
+/// One client-program run may take this long.
+pub const TOOL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs a client program (curl, python3, …) to completion with `args`;
+/// fails clearly if it is missing (`.ci/run` installs every one) or hangs.
+pub async fn run_tool(program: &str, package: &str, args: &[&str]) -> std::process::Output {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(TOOL_LIMIT, child).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{program} is not installed; `.ci/run` installs it (Debian package `{package}`)")
+        }
+        Ok(Err(e)) => panic!("cannot run {program}: {e}"),
+        Err(_) => panic!("{program} {args:?} did not finish within {TOOL_LIMIT:?}"),
+    }
+}
+
+/// [`run_tool`], asserting exit 0; returns stdout (lossy UTF-8).
+pub async fn run_tool_ok(program: &str, package: &str, args: &[&str]) -> String {
+    let output = run_tool(program, package, args).await;
+    assert!(
+        output.status.success(),
+        "{program} {args:?} exited with {}:\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }

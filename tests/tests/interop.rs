@@ -8,27 +8,7 @@
 use std::process::Output;
 use std::time::Duration;
 
-use postern_tests::{without_received, Server, PASSWORD};
-
-/// One client run may take this long.
-const TOOL_LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs a client program to completion; fails clearly if it is missing.
-async fn run(program: &str, package: &str, args: &[&str]) -> Output {
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(TOOL_LIMIT, child).await {
-        Ok(Ok(output)) => output,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
-            panic!("{program} is not installed; `.ci/run` installs it (Debian package `{package}`)")
-        }
-        Ok(Err(e)) => panic!("cannot run {program}: {e}"),
-        Err(_) => panic!("{program} {args:?} did not finish within {TOOL_LIMIT:?}"),
-    }
-}
+use postern_tests::{run_tool as run, without_received, Server, PASSWORD};
 
 fn text(output: &Output) -> String {
     format!(

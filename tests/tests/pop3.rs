@@ -903,7 +903,7 @@ async fn postern_up_runs_pop3d() {
     let data = dir.path().join("data");
     std::fs::write(
         data.with_extension("toml"),
-        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n",
+        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps_listen = [\"127.0.0.1:0\"]\n",
     )
     .unwrap();
     let out = tokio::task::block_in_place(|| {
@@ -911,20 +911,7 @@ async fn postern_up_runs_pop3d() {
     });
     assert!(out.status.success(), "{out:?}");
     let binary = tokio::task::block_in_place(|| Binary::start(&data));
-    let find = |name: &str| -> std::net::SocketAddr {
-        binary
-            .stdout_lines
-            .iter()
-            .find_map(|l| {
-                l.strip_prefix(&format!("postern: {name} listening on "))?
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no {name} in {:?}", binary.stdout_lines))
-    };
-    let (pop3, pop3s) = (find("pop3"), find("pop3s"));
+    let (pop3, pop3s) = (binary.pop3, binary.pop3s);
     assert!(binary
         .stdout_lines
         .iter()

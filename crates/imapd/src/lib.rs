@@ -1,9 +1,10 @@
 //! # imapd — Postern's IMAP daemon
 //!
 //! imapd lets IMAP clients (Thunderbird, mbsync, Python's imaplib) read the
-//! mailboxes of an account in the shared store. It is **in progress**: it
-//! runs alone as the `imapd` binary on a data dir that smtpd and pop3d may
-//! share, and is not yet part of `postern up`.
+//! mailboxes of an account in the shared store. It is **in progress** (see
+//! below for what works). It runs inside `postern up`, beside smtpd and
+//! pop3d on the same store, TLS certificate and login throttle, or alone as
+//! the `imapd` binary on a data dir the other daemons may share.
 //!
 //! ## Listeners (defaults, all on 127.0.0.1)
 //!
@@ -65,7 +66,7 @@
 //! [`store::Store::watch_changes`] — today a session sees other sessions'
 //! new messages only after SELECT again, and skips messages expunged
 //! elsewhere —, COPY, MOVE, APPEND (with APPENDUID/COPYUID), mailbox
-//! management, IDLE, then CONDSTORE/QRESYNC and wiring into `postern up`.
+//! management, IDLE, then CONDSTORE/QRESYNC.
 //!
 //! ## Security stance
 //!

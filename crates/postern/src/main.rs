@@ -69,7 +69,8 @@ fn main() -> ExitCode {
     })
 }
 
-/// `postern up`: every daemon built so far, in one process.
+/// `postern up`: every daemon built so far, in one process, on one store,
+/// TLS acceptor and login throttle.
 async fn up(config: common::config::Config) -> Result<(), String> {
     serve(config, |process| {
         let store = admin::open_store(&process.config);
@@ -84,14 +85,20 @@ async fn up(config: common::config::Config) -> Result<(), String> {
             });
             let pop3 = Arc::new(pop3d::Pop3Context::new(
                 process.config.clone(),
+                store.clone(),
+                Some(process.tls.clone()),
+                process.throttle.clone(),
+            ));
+            let imap = Arc::new(imapd::ImapContext::new(
+                process.config.clone(),
                 store,
                 Some(process.tls.clone()),
                 process.throttle.clone(),
             ));
-            (smtp, pop3)
+            (smtp, pop3, imap)
         });
         async move {
-            let (smtp, pop3) = contexts?;
+            let (smtp, pop3, imap) = contexts?;
             let mut announced: Vec<_> = smtpd::start(smtp, shutdown.clone(), &tracker)
                 .await
                 .map_err(|e| e.to_string())?
@@ -99,11 +106,18 @@ async fn up(config: common::config::Config) -> Result<(), String> {
                 .map(smtpd::Bound::announcement)
                 .collect();
             announced.extend(
-                pop3d::start(pop3, shutdown, &tracker)
+                pop3d::start(pop3, shutdown.clone(), &tracker)
                     .await
                     .map_err(|e| e.to_string())?
                     .iter()
                     .map(pop3d::Bound::announcement),
+            );
+            announced.extend(
+                imapd::start(imap, shutdown, &tracker)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(imapd::Bound::announcement),
             );
             Ok(announced)
         }

@@ -414,7 +414,7 @@ fn write_config(dir: &TempDir) -> PathBuf {
     let path = dir.0.join("postern.toml");
     std::fs::write(
         &path,
-        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n",
+        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps_listen = [\"127.0.0.1:0\"]\n",
     )
     .expect("write config");
     path
@@ -861,6 +861,8 @@ fn first_busy_default_port() -> Option<(&'static str, u16)> {
         ("submissions", 2465),
         ("pop3", 1110),
         ("pop3s", 1995),
+        ("imap", 1143),
+        ("imaps", 1993),
     ]
     .into_iter()
     .find(|(_, port)| TcpListener::bind(("127.0.0.1", *port)).is_err())
@@ -879,6 +881,8 @@ fn up_runs_with_no_config_at_all() {
                 "postern: submissions listening on 127.0.0.1:2465 (implicit TLS, AUTH)",
                 "postern: pop3 listening on 127.0.0.1:1110 (STLS)",
                 "postern: pop3s listening on 127.0.0.1:1995 (implicit TLS)",
+                "postern: imap listening on 127.0.0.1:1143 (STARTTLS)",
+                "postern: imaps listening on 127.0.0.1:1993 (implicit TLS)",
             ] {
                 assert!(
                     up.lines.iter().any(|l| l == expected),
