@@ -122,7 +122,7 @@ async fn postern_up_serves_imap_and_imaps() {
         .unwrap_or_else(|| panic!("FETCH response: {head}"));
     let stored = c.read_bytes(size).await;
     assert_eq!(without_received(&stored), &msg[..]);
-    assert_eq!(c.line().await, " FLAGS (\\Seen))");
+    assert_eq!(c.line().await, " FLAGS (\\Seen \\Recent))");
     assert_eq!(c.line().await, "f OK FETCH completed");
     exchange(&mut c, "z", "LOGOUT").await;
 
