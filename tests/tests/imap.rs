@@ -471,7 +471,7 @@ async fn list_lsub_status_as_thunderbird_sends_them() {
         exchange(&mut c, "j", "STATUS INBOX (UIDNEXT MESSAGES UNSEEN RECENT)").await,
         [
             format!(
-                "* STATUS INBOX (UIDNEXT {} MESSAGES 2 UNSEEN 1 RECENT 0)",
+                "* STATUS INBOX (UIDNEXT {} MESSAGES 2 UNSEEN 1 RECENT 2)",
                 index.uid_next.0
             ),
             "j OK STATUS completed".into()

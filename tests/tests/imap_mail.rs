@@ -328,8 +328,12 @@ async fn sessions_see_each_others_changes() {
     server.wait_for_inbox(ALICE, 3).await;
     let mut a = logged_in(&imap).await;
     let mut b = logged_in(&imap).await;
+    let r = ok(&mut a, "t", "STATUS INBOX (RECENT)").await;
+    assert_eq!(r[0], "* STATUS INBOX (RECENT 3)");
     let r = ok(&mut a, "s", "SELECT INBOX").await;
     assert!(r.contains(&"* 3 RECENT".to_string()), "{r:?}");
+    let r = ok(&mut b, "t", "STATUS INBOX (RECENT)").await;
+    assert_eq!(r[0], "* STATUS INBOX (RECENT 0)");
     // \Recent belongs to the first session only.
     let r = ok(&mut b, "s", "SELECT INBOX").await;
     assert!(r.contains(&"* 0 RECENT".to_string()), "{r:?}");

@@ -228,6 +228,8 @@ pub struct MailboxInfo {
     pub highest_modseq: ModSeq,
     pub messages: u32,
     pub unseen: u32,
+    /// Messages no IMAP session has seen as `\Recent` yet.
+    pub recent: u32,
 }
 
 /// A light view of a mailbox: what POP3's STAT/LIST/UIDL and IMAP's

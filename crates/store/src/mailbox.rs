@@ -206,7 +206,9 @@ pub(crate) fn list_mailboxes(conn: &Connection, account: AccountId) -> Result<Ve
                     b.highest_modseq,
                     (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),
                     (SELECT count(*) FROM messages m
-                      WHERE m.mailbox_id = b.id AND (m.system_flags & ?2) = 0)
+                      WHERE m.mailbox_id = b.id AND (m.system_flags & ?2) = 0),
+                    (SELECT count(*) FROM messages m
+                      WHERE m.mailbox_id = b.id AND m.uid >= b.recent_uid)
                FROM mailboxes b
               WHERE b.account_id = ?1
               ORDER BY b.name = 'INBOX' DESC, b.name",
@@ -224,13 +226,24 @@ pub(crate) fn list_mailboxes(conn: &Connection, account: AccountId) -> Result<Ve
                 row.get::<_, i64>(6)?,
                 row.get::<_, i64>(7)?,
                 row.get::<_, i64>(8)?,
+                row.get::<_, i64>(9)?,
             ))
         })
         .db()?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, name, special_use, subscribed, validity, uid_next, modseq, messages, unseen) =
-            row.db()?;
+        let (
+            id,
+            name,
+            special_use,
+            subscribed,
+            validity,
+            uid_next,
+            modseq,
+            messages,
+            unseen,
+            recent,
+        ) = row.db()?;
         out.push(MailboxInfo {
             id: MailboxId(id),
             name,
@@ -241,6 +254,7 @@ pub(crate) fn list_mailboxes(conn: &Connection, account: AccountId) -> Result<Ve
             highest_modseq: ModSeq(to_u64(modseq, "HIGHESTMODSEQ")?),
             messages: u32::try_from(messages).unwrap_or(u32::MAX),
             unseen: u32::try_from(unseen).unwrap_or(u32::MAX),
+            recent: u32::try_from(recent).unwrap_or(u32::MAX),
         });
     }
     Ok(out)

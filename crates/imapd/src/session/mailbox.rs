@@ -86,7 +86,7 @@ fn status_items(m: &MailboxInfo, items: &[StatusItem]) -> String {
     for item in items {
         match item {
             StatusItem::Messages => parts.push(format!("MESSAGES {}", m.messages)),
-            StatusItem::Recent => parts.push("RECENT 0".to_owned()),
+            StatusItem::Recent => parts.push(format!("RECENT {}", m.recent)),
             StatusItem::UidNext => parts.push(format!("UIDNEXT {}", m.uid_next.0)),
             StatusItem::UidValidity => parts.push(format!("UIDVALIDITY {}", m.uid_validity)),
             StatusItem::Unseen => parts.push(format!("UNSEEN {}", m.unseen)),
