@@ -1,8 +1,8 @@
 //! # imapd — Postern's IMAP daemon
 //!
 //! imapd lets IMAP clients (Thunderbird, mbsync, Python's imaplib) read the
-//! mailboxes of an account in the shared store. It is **in progress** (see
-//! below for what works). It runs inside `postern up`, beside smtpd and
+//! mailboxes of an account in the shared store: folders, flags and UIDs
+//! live on the server, the same for every client and session. It runs inside `postern up`, beside smtpd and
 //! pop3d on the same store, TLS certificate and login throttle, or alone as
 //! the `imapd` binary on a data dir the other daemons may share.
 //!
@@ -13,7 +13,7 @@
 //! | 1143 | `imap` | STARTTLS offered |
 //! | 1993 | `imaps` | implicit TLS (RFC 8314) |
 //!
-//! ## What works now
+//! ## Commands
 //!
 //! - The session: commands are read through the resumable [`protocol`]
 //!   parser; synchronising literals get one `+ Ready for literal data`,
@@ -33,8 +33,12 @@
 //!   `%`/`*` (LIST-EXTENDED RFC 5258 selection `SUBSCRIBED`,
 //!   `RECURSIVEMATCH`, `SPECIAL-USE` and `RETURN (SUBSCRIBED CHILDREN
 //!   SPECIAL-USE STATUS (...))`, RFC 5819, RFC 6154), LSUB, STATUS
-//!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT — always 0 —,
-//!   HIGHESTMODSEQ), SELECT, EXAMINE.
+//!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT, HIGHESTMODSEQ),
+//!   SELECT, EXAMINE, CREATE (missing parents made), DELETE (not INBOX,
+//!   not a mailbox with children), RENAME (children follow; INBOX's
+//!   messages move out), SUBSCRIBE/UNSUBSCRIBE, APPEND (APPENDUID), IDLE
+//!   (RFC 2177) — `session::mailbox`, `session::transfer`,
+//!   `session::idle`.
 //! - Selected: CHECK, CLOSE (expunges `\Deleted` messages when the
 //!   mailbox is read-write), UNSELECT (RFC 3691), and in `session::fetch`:
 //!   - The session keeps the mailbox's UIDs in message-sequence order from
@@ -56,17 +60,25 @@
 //!     `NO [READ-ONLY]`; `\Recent` or an unknown `\` flag: `BAD`.
 //!   - EXPUNGE and UID EXPUNGE (UIDPLUS, RFC 4315): `* n EXPUNGE` from the
 //!     highest number down, so every number is right when it is read.
-//! - Commands not yet implemented (SEARCH, COPY, MOVE, APPEND, CREATE,
-//!   DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, IDLE) are not advertised and
-//!   get `tag NO Not available yet in this Postern version`.
+//!   - COPY/UID COPY (COPYUID) and MOVE/UID MOVE (RFC 6851: one store
+//!     transaction; `* OK [COPYUID]`, then its EXPUNGEs).
+//! - SEARCH is not implemented yet: it answers `tag NO Not available yet
+//!   in this Postern version`.
 //!
-//! ## What comes next
+//! ## Other sessions' changes (`session::updates`)
 //!
-//! SEARCH, untagged updates (EXISTS, EXPUNGE, FETCH FLAGS) from
-//! [`store::Store::watch_changes`] — today a session sees other sessions'
-//! new messages only after SELECT again, and skips messages expunged
-//! elsewhere —, COPY, MOVE, APPEND (with APPENDUID/COPYUID), mailbox
-//! management, IDLE, then CONDSTORE/QRESYNC.
+//! The session keeps its client's view of the selected mailbox: UIDs in
+//! sequence order, the flags' modseq last reported, the keywords announced
+//! in `* FLAGS`. When the store's change counter
+//! ([`store::Store::watch_changes`]) moved, it reads the index once after a
+//! command (before the tagged reply) and reports the difference: EXPUNGEs,
+//! a new `* FLAGS` for new keywords, `* n FETCH (UID u FLAGS (..))`, then
+//! EXISTS and RECENT. After a FETCH, STORE, SEARCH, COPY or MOVE that used
+//! sequence numbers, EXPUNGE waits for the next command (RFC 3501 7.4.1).
+//! During IDLE the report goes out as soon as the change is committed
+//! (another process's within the store's poll interval). `\Recent`: the
+//! first read-write session to see a message claims it in the store, so
+//! exactly one session shows it.
 //!
 //! ## Security stance
 //!
@@ -79,6 +91,9 @@
 //!   session is closed with `* BYE`.
 //! - Every input size is bounded by `[imap]`'s limits; the parser never
 //!   panics; passwords are held in [`protocol::Secret`], which never prints.
+//! - `[imap] max_connections_per_user` sessions per account (default 50);
+//!   the next login gets `NO [LIMIT]`. Per-IP and total caps are the
+//!   listener's (`[limits]`).
 //! - Autologout after `[imap] idle_timeout_secs` (RFC 3501's 30 minutes by
 //!   default): `* BYE Autologout; idle for too long`. A shutdown says
 //!   `* BYE Server shutting down`.

@@ -9,8 +9,11 @@
 //!
 //! Handlers live beside this file: `auth` (CAPABILITY, STARTTLS, LOGIN,
 //! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
-//! EXAMINE, CLOSE, UNSELECT) and `fetch` (FETCH, STORE, EXPUNGE, UID
-//! EXPUNGE).
+//! EXAMINE, CLOSE, UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE,
+//! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `transfer`
+//! (APPEND, COPY, MOVE), `idle` (IDLE) and `updates` (what other sessions
+//! changed, reported after each selected-state command, before its tagged
+//! reply).
 
 mod auth;
 mod fetch;
