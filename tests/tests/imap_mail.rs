@@ -124,10 +124,21 @@ async fn create_delete_rename_subscribe() {
     assert_eq!(r.len(), 2);
     ok(&mut c, "j", "UNSUBSCRIBE Projects/2026").await;
     assert_eq!(ok(&mut c, "k", "LSUB \"\" \"Projects/*\"").await.len(), 1);
-    assert_eq!(
-        exchange(&mut c, "m", "SUBSCRIBE Nowhere").await,
-        ["m NO [NONEXISTENT] No such mailbox"]
+    // A subscription is a name; it may outlive its mailbox.
+    ok(&mut c, "m", "SUBSCRIBE Nowhere").await;
+    let r = ok(&mut c, "m2", "LIST (SUBSCRIBED) \"\" Nowhere").await;
+    assert_eq!(r[0], "* LIST (\\Subscribed \\NonExistent) \"/\" Nowhere");
+    ok(&mut c, "m3", "UNSUBSCRIBE Nowhere").await;
+    // A level above a subscribed name shows as \Noselect with `%`.
+    ok(&mut c, "m4", "CREATE Deep/Er").await;
+    ok(&mut c, "m5", "SUBSCRIBE Deep/Er").await;
+    let r = ok(&mut c, "m6", "LSUB \"\" %").await;
+    assert!(
+        r.contains(&"* LSUB (\\Noselect) \"/\" Deep".to_string()),
+        "{r:?}"
     );
+    ok(&mut c, "m7", "DELETE Deep/Er").await;
+    ok(&mut c, "m8", "DELETE Deep").await;
 
     // RENAME takes the levels below along.
     ok(&mut c, "n", "RENAME Projects Archive/Projects").await;

@@ -139,6 +139,7 @@ pub(crate) fn insert_account(
     add_domain_row(conn, domain_of(address))?;
     for (name, special_use) in DEFAULT_MAILBOXES {
         create_mailbox(conn, id, name, *special_use)?;
+        crate::mailbox::subscribe(conn, id, name, true)?;
     }
     Ok(Account {
         id,
@@ -194,6 +195,10 @@ pub(crate) fn delete_account(conn: &Connection, address: &str) -> Result<()> {
         blobs::release(conn, &hash, n)?;
     }
     conn.prepare_cached("DELETE FROM mailboxes WHERE account_id = ?1")
+        .db()?
+        .execute([id])
+        .db()?;
+    conn.prepare_cached("DELETE FROM subscriptions WHERE account_id = ?1")
         .db()?
         .execute([id])
         .db()?;

@@ -240,6 +240,8 @@ pub struct MailboxIndex {
     pub uid_validity: u32,
     pub uid_next: Uid,
     pub highest_modseq: ModSeq,
+    /// The first UID no IMAP session has claimed as `\Recent` yet.
+    pub recent_uid: Uid,
     /// In UID order.
     pub messages: Vec<IndexEntry>,
 }
@@ -794,7 +796,8 @@ impl Store {
             .await
     }
 
-    /// Subscribes to, or unsubscribes from, an existing mailbox.
+    /// Subscribes to, or unsubscribes from, a mailbox name; it need not
+    /// exist, and a subscription outlives its mailbox (RFC 3501 6.3.6).
     pub async fn set_subscribed(
         &self,
         account: AccountId,
@@ -804,8 +807,15 @@ impl Store {
         let name = name.to_owned();
         self.inner
             .write(false, move |conn| {
-                mailbox::set_subscribed(conn, account, &name, subscribed)
+                mailbox::subscribe(conn, account, &name, subscribed)
             })
+            .await
+    }
+
+    /// The account's subscribed mailbox names, sorted; some may not exist.
+    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.inner
+            .read(move |conn| mailbox::subscriptions(conn, account))
             .await
     }
 

@@ -58,7 +58,7 @@ fn next_uid_validity(conn: &Connection) -> Result<u32> {
     Ok(next)
 }
 
-/// Writer: creates an empty, subscribed mailbox.
+/// Writer: creates an empty mailbox (not subscribed: see [`subscribe`]).
 pub(crate) fn create_mailbox(
     conn: &Connection,
     account: AccountId,
@@ -70,7 +70,7 @@ pub(crate) fn create_mailbox(
     conn.prepare_cached(
         "INSERT INTO mailboxes
              (account_id, name, special_use, subscribed, uid_validity, uid_next, highest_modseq)
-         VALUES (?1, ?2, ?3, 1, ?4, 1, 1)",
+         VALUES (?1, ?2, ?3, 0, ?4, 1, 1)",
     )
     .db()?
     .execute(params![
@@ -202,7 +202,10 @@ pub(crate) fn list_mailboxes(conn: &Connection, account: AccountId) -> Result<Ve
     }
     let mut stmt = conn
         .prepare_cached(
-            "SELECT b.id, b.name, b.special_use, b.subscribed, b.uid_validity, b.uid_next,
+            "SELECT b.id, b.name, b.special_use,
+                    EXISTS (SELECT 1 FROM subscriptions s
+                             WHERE s.account_id = b.account_id AND s.name = b.name),
+                    b.uid_validity, b.uid_next,
                     b.highest_modseq,
                     (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),
                     (SELECT count(*) FROM messages m
@@ -392,11 +395,12 @@ struct MailboxState {
     uid_validity: i64,
     uid_next: i64,
     highest_modseq: i64,
+    recent_uid: i64,
 }
 
 fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<MailboxState> {
     conn.prepare_cached(
-        "SELECT id, uid_validity, uid_next, highest_modseq FROM mailboxes
+        "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes
           WHERE account_id = ?1 AND name = ?2",
     )
     .db()?
@@ -406,6 +410,7 @@ fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<Ma
             uid_validity: row.get(1)?,
             uid_next: row.get(2)?,
             highest_modseq: row.get(3)?,
+            recent_uid: row.get(4)?,
         })
     })
     .optional()
@@ -455,6 +460,7 @@ pub(crate) fn mailbox_index(
         uid_validity: to_u32(state.uid_validity, "UIDVALIDITY")?,
         uid_next: Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
         highest_modseq: ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
+        recent_uid: Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
         messages,
     })
 }
@@ -707,8 +713,8 @@ fn parents(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices('/').map(move |(i, _)| &name[..i])
 }
 
-/// Writer: creates a mailbox a client asked for (unsubscribed, as RFC
-/// 3501 leaves subscribing to the client), and any missing level above it.
+/// Writer: creates a mailbox a client asked for, and any missing level
+/// above it. Subscribing is left to the client (RFC 3501).
 pub(crate) fn create_user_mailbox(
     conn: &Connection,
     account: AccountId,
@@ -723,32 +729,46 @@ pub(crate) fn create_user_mailbox(
     }
     for parent in parents(name) {
         if find_mailbox(conn, account, parent)?.is_none() {
-            let id = create_mailbox(conn, account, parent, None)?;
-            set_subscribed_id(conn, id, false)?;
+            create_mailbox(conn, account, parent, None)?;
         }
     }
-    let id = create_mailbox(conn, account, name, None)?;
-    set_subscribed_id(conn, id, false)?;
-    Ok(id)
+    create_mailbox(conn, account, name, None)
 }
 
-fn set_subscribed_id(conn: &Connection, id: MailboxId, subscribed: bool) -> Result<()> {
-    conn.prepare_cached("UPDATE mailboxes SET subscribed = ?2 WHERE id = ?1")
-        .db()?
-        .execute(params![id.0, subscribed])
-        .db()?;
-    Ok(())
-}
-
-/// Writer: subscribes to or unsubscribes from a mailbox.
-pub(crate) fn set_subscribed(
+/// Writer: subscribes to or unsubscribes from a mailbox name, which need
+/// not exist (RFC 3501 6.3.6).
+pub(crate) fn subscribe(
     conn: &Connection,
     account: AccountId,
     name: &str,
     subscribed: bool,
 ) -> Result<()> {
-    let id = require_mailbox(conn, account, name)?;
-    set_subscribed_id(conn, id, subscribed)
+    let name = canonical_name(name);
+    if subscribed {
+        check_name(&name)?;
+        conn.prepare_cached(
+            "INSERT INTO subscriptions (account_id, name) VALUES (?1, ?2)
+             ON CONFLICT DO NOTHING",
+        )
+        .db()?
+        .execute(params![account.0, name])
+        .db()?;
+    } else {
+        conn.prepare_cached("DELETE FROM subscriptions WHERE account_id = ?1 AND name = ?2")
+            .db()?
+            .execute(params![account.0, name])
+            .db()?;
+    }
+    Ok(())
+}
+
+/// Reader: the account's subscribed names, sorted.
+pub(crate) fn subscriptions(conn: &Connection, account: AccountId) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")
+        .db()?;
+    let rows = stmt.query_map([account.0], |row| row.get(0)).db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
 }
 
 /// Whether the mailbox has levels below it.
@@ -854,10 +874,17 @@ pub(crate) fn rename_mailbox(
     }
     for parent in parents(to) {
         if find_mailbox(conn, account, parent)?.is_none() {
-            let pid = create_mailbox(conn, account, parent, None)?;
-            set_subscribed_id(conn, pid, false)?;
+            create_mailbox(conn, account, parent, None)?;
         }
     }
+    // Subscriptions follow (as Dovecot's do).
+    conn.prepare_cached(
+        "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, ?4)
+          WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/')",
+    )
+    .db()?
+    .execute(params![account.0, from, to, from.len() as i64 + 1])
+    .db()?;
     conn.prepare_cached(
         "UPDATE mailboxes SET name = ?3 || substr(name, ?4)
           WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?5) = ?2 || '/')",

@@ -142,6 +142,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 1;
     "#,
+    // Subscriptions are names, kept apart from mailboxes (RFC 3501 6.3.6):
+    // a subscription outlives the mailbox's deletion and follows a rename.
+    // `mailboxes.subscribed` is no longer read.
+    r#"
+    CREATE TABLE subscriptions (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        PRIMARY KEY (account_id, name)
+    );
+    INSERT INTO subscriptions (account_id, name)
+        SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
+    "#,
 ];
 
 /// The schema version this code writes.

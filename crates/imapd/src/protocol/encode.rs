@@ -132,6 +132,8 @@ pub enum Code {
     ServerBug,
     InUse,
     Parse,
+    /// RFC 5530: some messages asked for were expunged meanwhile.
+    ExpungeIssued,
 }
 
 fn code(out: &mut Vec<u8>, c: &Code) {
@@ -172,6 +174,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::ServerBug => "SERVERBUG".into(),
         Code::InUse => "INUSE".into(),
         Code::Parse => "PARSE".into(),
+        Code::ExpungeIssued => "EXPUNGEISSUED".into(),
     };
     out.push(b'[');
     out.extend_from_slice(s.as_bytes());

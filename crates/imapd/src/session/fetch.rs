@@ -125,10 +125,13 @@ impl Session {
         };
         let mut entries: HashMap<Uid, IndexEntry> =
             index.messages.into_iter().map(|m| (m.uid, m)).collect();
+        let asked = targets.len();
         let targets: Vec<(u32, Uid)> = targets
             .into_iter()
             .filter(|(_, u)| entries.contains_key(u))
             .collect();
+        // Some were expunged by another session, not yet announced.
+        let mut vanished = targets.len() != asked;
         let want_summary = attrs.iter().any(|a| {
             matches!(
                 a,
@@ -198,6 +201,13 @@ impl Session {
             }
         }
         let wants_flags = attrs.contains(&A::Flags);
+        if wants_flags || !seen_changed.is_empty() {
+            let flags: Vec<String> = targets
+                .iter()
+                .flat_map(|(_, u)| entries[u].flags.iter().cloned())
+                .collect();
+            self.announce_keywords(flags.iter());
+        }
         // Stands in for a message whose summary could not be read.
         let no_summary = MessageSummary::default();
         for (seq, uid) in targets {
@@ -205,6 +215,11 @@ impl Session {
             let recent = self.is_recent(uid);
             let info = infos.get(&uid);
             let raw = raws.get(&uid).map(Vec::as_slice);
+            // Expunged between the index read and this one: no empty body.
+            if (want_raw && raw.is_none()) || (want_summary && info.is_none()) {
+                vanished = true;
+                continue;
+            }
             let mut line = format!("{seq} FETCH (").into_bytes();
             let mut first = true;
             let mut sep = |line: &mut Vec<u8>| {
@@ -279,6 +294,14 @@ impl Session {
             }
             line.push(b')');
             self.untagged(&line);
+        }
+        if vanished {
+            self.no(
+                tag,
+                Some(Code::ExpungeIssued),
+                "Some of the requested messages no longer exist",
+            );
+            return;
         }
         self.ok(
             tag,
@@ -363,6 +386,13 @@ impl Session {
                 Err(e) => return self.store_failed(tag, e, "store flags"),
             }
         }
+        let shown: Vec<String> = targets
+            .iter()
+            .filter_map(|(_, u)| current.get(u))
+            .flatten()
+            .cloned()
+            .collect();
+        self.announce_keywords(shown.iter());
         if !silent {
             for (seq, uid) in targets {
                 let Some(f) = current.get(&uid) else {

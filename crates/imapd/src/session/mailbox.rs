@@ -164,14 +164,31 @@ impl Session {
                 fold_inbox(&full)
             })
             .collect();
+        let subs = if sel_subscribed {
+            match self.subscriptions(tag).await {
+                Some(subs) => subs,
+                None => return,
+            }
+        } else {
+            Vec::new()
+        };
+        let matches_any = |name: &str| {
+            let encoded = encode_utf7(name);
+            patterns.iter().any(|p| matches(p, encoded.as_bytes()))
+        };
         for m in &all {
-            let encoded = encode_utf7(&m.name);
-            if !patterns.iter().any(|p| matches(p, encoded.as_bytes())) {
+            if !matches_any(&m.name) {
                 continue;
             }
             let mut childinfo = false;
             if sel_subscribed && !m.subscribed {
-                if recursive && has_children(&all, &m.name, true) {
+                // RFC 5258 3.5: only for subscribed descendants the
+                // patterns do not list themselves.
+                let prefix = format!("{}/", m.name);
+                let hidden_child = subs
+                    .iter()
+                    .any(|s| s.starts_with(&prefix) && !matches_any(s));
+                if recursive && hidden_child {
                     childinfo = true;
                 } else {
                     continue;
@@ -206,22 +223,70 @@ impl Session {
                 self.untagged(&line);
             }
         }
+        // Subscribed names without a mailbox (RFC 5258 \\NonExistent).
+        if sel_subscribed && !sel_special {
+            for name in subs.iter().filter(|n| !all.iter().any(|m| &m.name == *n)) {
+                if !matches_any(name) {
+                    continue;
+                }
+                let mut line = b"LIST (\\Subscribed \\NonExistent) \"/\" ".to_vec();
+                wire_name(&mut line, name);
+                self.untagged(&line);
+            }
+        }
         self.ok(tag, "LIST completed");
     }
 
+    async fn subscriptions(&mut self, tag: &Tag) -> Option<Vec<String>> {
+        let account = self.account()?;
+        match self.ctx.store.subscriptions(account.id).await {
+            Ok(list) => Some(list),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list subscriptions");
+                self.no(tag, Some(Code::ServerBug), "Cannot list subscriptions");
+                None
+            }
+        }
+    }
+
+    /// LSUB: subscribed names that match; with `%`, a level above a
+    /// subscribed name that is not subscribed itself shows as `\Noselect`
+    /// (RFC 3501 6.3.9), as does a subscribed name with no mailbox.
     pub(super) async fn lsub(&mut self, tag: &Tag, reference: Vec<u8>, pattern: Vec<u8>) {
         let Some(all) = self.all_mailboxes(tag).await else {
+            return;
+        };
+        let Some(subs) = self.subscriptions(tag).await else {
             return;
         };
         let mut full = reference;
         full.extend_from_slice(&pattern);
         let pattern = fold_inbox(&full);
-        for m in all.iter().filter(|m| m.subscribed) {
-            if !matches(&pattern, encode_utf7(&m.name).as_bytes()) {
-                continue;
+        let exists = |n: &str| all.iter().any(|m| m.name == n);
+        // INBOX first, then by name, as LIST orders them.
+        let mut found: std::collections::BTreeMap<(bool, String), bool> = Default::default();
+        for name in &subs {
+            if matches(&pattern, encode_utf7(name).as_bytes()) {
+                found.insert((name != "INBOX", name.clone()), !exists(name));
             }
-            let mut line = b"LSUB () \"/\" ".to_vec();
-            wire_name(&mut line, &m.name);
+            if pattern.contains(&b'%') {
+                for (i, _) in name.match_indices('/') {
+                    let parent = &name[..i];
+                    if !subs.iter().any(|s| s == parent)
+                        && matches(&pattern, encode_utf7(parent).as_bytes())
+                    {
+                        found.insert((true, parent.to_owned()), true);
+                    }
+                }
+            }
+        }
+        for ((_, name), noselect) in found {
+            let mut line = if noselect {
+                b"LSUB (\\Noselect) \"/\" ".to_vec()
+            } else {
+                b"LSUB () \"/\" ".to_vec()
+            };
+            wire_name(&mut line, &name);
             self.untagged(&line);
         }
         self.ok(tag, "LSUB completed");
@@ -269,8 +334,9 @@ impl Session {
         };
         let keywords = keywords_of(index.messages.iter());
         self.announce_flags(&keywords, read_only);
+        // EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
         let first_recent = if read_only {
-            None
+            Some(index.recent_uid)
         } else {
             match self.ctx.store.claim_recent(account.id, &name).await {
                 Ok(first) => Some(first),
@@ -461,23 +527,20 @@ impl Session {
         }
     }
 
-    /// SUBSCRIBE and UNSUBSCRIBE. Only existing mailboxes can be subscribed
-    /// to; unsubscribing from a name that does not exist succeeds.
+    /// SUBSCRIBE and UNSUBSCRIBE: subscriptions are names; the mailbox
+    /// need not exist (RFC 3501 6.3.6), as in Dovecot.
     pub(super) async fn subscribe(&mut self, tag: &Tag, mailbox: MailboxName, on: bool) {
         let Some(account) = self.account() else {
             return;
         };
         let verb = if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
         let Some(name) = store_name(&mailbox) else {
-            self.no(tag, Some(Code::NonExistent), "No such mailbox");
+            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
         };
         match self.ctx.store.set_subscribed(account.id, &name, on).await {
             Ok(()) => self.ok(tag, &format!("{verb} completed")),
-            Err(StoreError::NotFound(_)) if !on => self.ok(tag, "UNSUBSCRIBE completed"),
-            Err(StoreError::NotFound(_)) => {
-                self.no(tag, Some(Code::NonExistent), "No such mailbox")
-            }
+            Err(StoreError::Invalid(_)) => self.no(tag, Some(Code::Cannot), "Invalid mailbox name"),
             Err(e) => self.store_failed(tag, e, "change the subscription"),
         }
     }

@@ -59,6 +59,26 @@ impl Session {
         self.untagged_status(Status::Ok, None, &permanent);
     }
 
+    /// Sends `* FLAGS` (and PERMANENTFLAGS) first if any of these flags is
+    /// a keyword the client has not been told of: a keyword must be in
+    /// FLAGS before a FETCH shows it.
+    pub(super) fn announce_keywords<'a>(&mut self, flags: impl Iterator<Item = &'a String>) {
+        let State::Selected(_, view) = &mut self.state else {
+            return;
+        };
+        let mut added = false;
+        for f in flags {
+            if !f.starts_with('\\') && !view.keywords.contains(f) {
+                view.keywords.insert(f.clone());
+                added = true;
+            }
+        }
+        if added {
+            let (keywords, read_only) = (view.keywords.clone(), view.read_only);
+            self.announce_flags(&keywords, read_only);
+        }
+    }
+
     /// Marks the store's changes so far as seen by this session (before it
     /// reads a fresh view, e.g. at SELECT).
     pub(super) fn mark_changes_seen(&mut self) {
