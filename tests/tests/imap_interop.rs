@@ -1,8 +1,10 @@
 //! Interop with real IMAP clients against imapd running in this process
 //! beside smtpd: Python's imaplib (STARTTLS and implicit TLS, a whole
 //! session), curl (LIST, fetch by UID, APPEND) and mbsync (two-way sync
-//! with a local maildir). Each test checks the client's exit code and what
-//! the store holds afterwards.
+//! with a local maildir: new messages, flags and expunges both ways). Each
+//! test checks the client's exit code and what the store holds afterwards.
+//! None of these clients needs SEARCH (mbsync 1.4 finds its uploads by
+//! APPENDUID).
 //!
 //! The tools are required: a missing one fails the test (`.ci/run` installs
 //! them), it is never skipped.
@@ -297,7 +299,14 @@ async fn curl_list_fetch_tls_and_append() {
     let second = run_ok(
         "curl",
         "curl",
-        &["-sS", "--ssl-reqd", "-k", "--user", &user, &plain("INBOX;UID=2")],
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "--user",
+            &user,
+            &plain("INBOX;UID=2"),
+        ],
     )
     .await;
     assert_eq!(second, server.raw(ALICE, infos[1].uid).await);
@@ -525,7 +534,10 @@ async fn mbsync_two_way_sync() {
         .expect("utf-8")
         .replace("\r\n", "\n");
     std::fs::write(
-        mbsync.maildir("Drafts").join("cur").join("1763726400.local-draft:2,D"),
+        mbsync
+            .maildir("Drafts")
+            .join("cur")
+            .join("1763726400.local-draft:2,D"),
         draft_lf,
     )
     .expect("write local draft");
@@ -577,4 +589,19 @@ async fn mbsync_two_way_sync() {
     let log = mbsync.sync().await;
     assert_eq!(mbsync.snapshot(), local, "{log}");
     assert_eq!(server_snapshot(&server).await, remote, "{log}");
+
+    // A message deleted locally is expunged on the server (`Expunge Both`).
+    std::fs::remove_file(mbsync.file_with_subject("INBOX", "three")).expect("delete locally");
+    let log = mbsync.sync().await;
+    let subjects: Vec<Option<String>> = messages(&server, "INBOX")
+        .await
+        .into_iter()
+        .map(|m| m.summary.subject)
+        .collect();
+    assert_eq!(
+        subjects,
+        [Some("one"), Some("two"), Some("four")].map(|s| s.map(str::to_owned)),
+        "{log}"
+    );
+    assert_eq!(mbsync.files("INBOX").len(), 3, "{log}");
 }
