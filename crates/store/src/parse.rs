@@ -285,9 +285,12 @@ fn addresses(value: Option<&Address<'_>>) -> Vec<EmailAddress> {
             address: addr.address.as_ref().map(|a| a.to_string()),
         }
     }
+    // A member without an address (a comment such as `group: (foo) ;`)
+    // is no address at all; kept, it would read as a group marker.
+    let real = |addr: &&mail_parser::Addr<'_>| addr.address.is_some();
     match value {
         None => Vec::new(),
-        Some(Address::List(list)) => list.iter().map(one).collect(),
+        Some(Address::List(list)) => list.iter().filter(real).map(one).collect(),
         Some(Address::Group(groups)) => {
             let mut out = Vec::new();
             for group in groups {
@@ -297,10 +300,10 @@ fn addresses(value: Option<&Address<'_>>) -> Vec<EmailAddress> {
                             name: Some(name.to_string()),
                             address: None,
                         });
-                        out.extend(group.addresses.iter().map(one));
+                        out.extend(group.addresses.iter().filter(real).map(one));
                         out.push(EmailAddress::default());
                     }
-                    None => out.extend(group.addresses.iter().map(one)),
+                    None => out.extend(group.addresses.iter().filter(real).map(one)),
                 }
             }
             out
@@ -623,5 +626,16 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
         assert!(s.to.contains(&addr(None, Some("b@y"))));
         assert!(s.to.contains(&EmailAddress::default()));
         assert!(s.to.contains(&addr(None, Some("d@w"))));
+        // A comment in a group is not a member.
+        let s = summarize(b"From: a@x\r\nCc: group:;, group2: (foo) ;\r\n\r\nx");
+        assert_eq!(
+            s.cc,
+            [
+                addr(Some("group"), None),
+                EmailAddress::default(),
+                addr(Some("group2"), None),
+                EmailAddress::default(),
+            ]
+        );
     }
 }

@@ -128,8 +128,16 @@ fn address_list(out: &mut Vec<u8>, list: &[EmailAddress]) {
                     Some(i) => (&addr[..i], Some(&addr[i + 1..])),
                     None => (addr.as_str(), None),
                 };
+                // An obsolete source route `@a,@b:user@host` is the ADL.
+                let (route, local) =
+                    match local.strip_prefix('@').and_then(|_| local.split_once(':')) {
+                        Some((route, rest)) => (Some(route), rest),
+                        None => (None, local),
+                    };
                 nstring(out, a.name.as_deref().map(str::as_bytes));
-                out.extend_from_slice(b" NIL ");
+                out.push(b' ');
+                nstring(out, route.map(str::as_bytes));
+                out.push(b' ');
                 nstring(out, Some(local.as_bytes()));
                 out.push(b' ');
                 nstring(out, host.map(str::as_bytes));
@@ -358,7 +366,9 @@ pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Optio
             let inner = part.parts.first()?;
             (
                 slice(Some(raw), inner.header_offset, inner.body_offset)?,
-                slice(Some(raw), inner.body_offset, inner.body_end)?,
+                // To the end of the enclosing part: a multipart's epilogue
+                // belongs to the enclosed message's text.
+                slice(Some(raw), inner.body_offset, part.body_end)?,
             )
         } else {
             (&[][..], &[][..])
@@ -420,6 +430,17 @@ mod tests {
             rfc5322_date(1_795_262_400),
             "Sat, 21 Nov 2026 12:00:00 +0000"
         );
+    }
+
+    #[test]
+    fn source_routes_go_in_the_adl() {
+        let mut out = Vec::new();
+        let list = [EmailAddress {
+            name: None,
+            address: Some("@route:user@domain".into()),
+        }];
+        address_list(&mut out, &list);
+        assert_eq!(out, b"((NIL \"@route\" \"user\" \"domain\"))");
     }
 
     #[test]
