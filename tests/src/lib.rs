@@ -108,6 +108,20 @@ impl Server {
     }
 
     /// Waits until `address`'s INBOX holds `count` messages (at most 20 s).
+    /// Sends one message per subject from bob@example.com to `to` over SMTP
+    /// (each answered 250); delivery happens in the background.
+    pub async fn send_subjects(&self, to: &str, subjects: &[&str]) {
+        let (mut smtp, greeting) = SmtpClient::connect(self.smtp).await;
+        assert_eq!(greeting.code, 220);
+        assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
+        for s in subjects {
+            let r = smtp
+                .send_mail("bob@example.com", &[to], &message(s, "body"))
+                .await;
+            assert_eq!(r.code, 250, "{}", r.text());
+        }
+    }
+
     pub async fn wait_for_inbox(&self, address: &str, count: usize) -> Vec<MessageInfo> {
         let id = self.account(address).await;
         wait_for_messages(&self.store, id, "INBOX", count).await
@@ -712,6 +726,26 @@ impl Pop3Client {
     }
 
     /// True if the server closed the connection (reads EOF within 10 s).
+    /// IMAP: sends `tag command` and reads every line up to and including
+    /// the tagged reply.
+    pub async fn imap(&mut self, tag: &str, command: &str) -> Vec<String> {
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        self.until_tag(tag).await
+    }
+
+    /// IMAP: reads lines up to and including the one tagged `tag`.
+    pub async fn until_tag(&mut self, tag: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let done = line.starts_with(&format!("{tag} "));
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
     pub async fn is_closed(&mut self) -> bool {
         let mut buf = Vec::new();
         matches!(

@@ -11,6 +11,10 @@ use base64::Engine;
 use postern_tests::*;
 use store::FlagChange;
 
+async fn exchange(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<String> {
+    c.imap(tag, command).await
+}
+
 const ALICE: &str = "alice@localhost";
 
 const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
@@ -34,24 +38,6 @@ async fn connect(imap: &ImapServer) -> Pop3Client {
     client
 }
 
-/// Sends `tag command` and reads every line up to the tagged reply.
-async fn exchange(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<String> {
-    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    read_to_tag(c, tag).await
-}
-
-async fn read_to_tag(c: &mut Pop3Client, tag: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = c.line().await;
-        let done = line.starts_with(&format!("{tag} "));
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
 async fn login(c: &mut Pop3Client) {
     let r = exchange(c, "L", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
     assert_eq!(r, [format!("L OK [CAPABILITY {CAPS_AFTER}] Logged in")]);
@@ -63,15 +49,7 @@ fn plain(user: &str, password: &str) -> String {
 
 /// Delivers messages to alice over SMTP through the in-process smtpd.
 async fn deliver(server: &Server, subjects: &[&str]) -> Vec<store::MessageInfo> {
-    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
-    assert_eq!(greeting.code, 220);
-    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-    for s in subjects {
-        let r = smtp
-            .send_mail("bob@example.com", &[ALICE], &message(s, "body"))
-            .await;
-        assert_eq!(r.code, 250, "{}", r.text());
-    }
+    server.send_subjects(ALICE, subjects).await;
     server.wait_for_inbox(ALICE, subjects.len()).await
 }
 

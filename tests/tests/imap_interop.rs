@@ -36,15 +36,7 @@ fn cert(server: &Server) -> PathBuf {
 /// Delivers messages to alice through the in-process smtpd and waits until
 /// the INBOX holds `total` messages.
 async fn deliver(server: &Server, subjects: &[&str], total: usize) -> Vec<store::MessageInfo> {
-    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
-    assert_eq!(greeting.code, 220);
-    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-    for s in subjects {
-        let r = smtp
-            .send_mail("bob@example.com", &[ALICE], &message(s, "body"))
-            .await;
-        assert_eq!(r.code, 250, "{}", r.text());
-    }
+    server.send_subjects(ALICE, subjects).await;
     server.wait_for_inbox(ALICE, total).await
 }
 

@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 
 use postern_tests::*;
 
+async fn exchange(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<String> {
+    c.imap(tag, command).await
+}
+
+async fn read_to_tag(c: &mut Pop3Client, tag: &str) -> Vec<String> {
+    c.until_tag(tag).await
+}
+
 const ALICE: &str = "alice@localhost";
 
 async fn start() -> (Server, ImapServer) {
@@ -23,23 +31,6 @@ async fn connect(imap: &ImapServer) -> Pop3Client {
     let (client, greeting) = Pop3Client::connect(imap.imap).await;
     assert!(greeting.starts_with("* OK "), "{greeting}");
     client
-}
-
-async fn exchange(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<String> {
-    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    read_to_tag(c, tag).await
-}
-
-async fn read_to_tag(c: &mut Pop3Client, tag: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = c.line().await;
-        let done = line.starts_with(&format!("{tag} "));
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
 }
 
 /// The tagged reply alone, checked to be OK.
@@ -59,15 +50,7 @@ async fn logged_in(imap: &ImapServer) -> Pop3Client {
 }
 
 async fn deliver(server: &Server, subjects: &[&str]) {
-    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
-    assert_eq!(greeting.code, 220);
-    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-    for s in subjects {
-        let r = smtp
-            .send_mail("bob@example.com", &[ALICE], &message(s, "body"))
-            .await;
-        assert_eq!(r.code, 250, "{}", r.text());
-    }
+    server.send_subjects(ALICE, subjects).await;
 }
 
 /// Mailbox names from `LIST "" "*"`, as on the wire.

@@ -10,25 +10,11 @@ use std::time::{Duration, Instant};
 
 use postern_tests::*;
 
-const ALICE: &str = "alice@localhost";
-
-/// Reads lines up to and including the one tagged `tag`.
-async fn read_to_tag(c: &mut Pop3Client, tag: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    loop {
-        let line = c.line().await;
-        let done = line.starts_with(&format!("{tag} "));
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
 async fn exchange(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<String> {
-    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    read_to_tag(c, tag).await
+    c.imap(tag, command).await
 }
+
+const ALICE: &str = "alice@localhost";
 
 /// Logs in over plain IMAP and SELECTs INBOX until it holds one message
 /// (delivery through the queue takes a moment); returns the session.
