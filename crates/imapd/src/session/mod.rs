@@ -9,12 +9,13 @@
 //!
 //! Handlers live beside this file: `auth` (CAPABILITY, STARTTLS, LOGIN,
 //! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
-//! EXAMINE, CLOSE, UNSELECT) and `fetch` (FETCH, STORE, EXPUNGE, UID
-//! EXPUNGE).
+//! EXAMINE, CLOSE, UNSELECT), `fetch` (FETCH, STORE, EXPUNGE, UID
+//! EXPUNGE) and `search` (SEARCH, UID SEARCH).
 
 mod auth;
 mod fetch;
 mod mailbox;
+mod search;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -466,6 +467,11 @@ impl Session {
             } => self.store(&tag, uid, set, mode, silent, flags).await,
             K::Expunge => self.expunge(&tag, None).await,
             K::UidExpunge(set) => self.expunge(&tag, Some(set)).await,
+            K::Search {
+                uid,
+                charset,
+                criteria,
+            } => self.search(&tag, uid, charset, criteria).await,
             K::Create(_)
             | K::Delete(_)
             | K::Rename { .. }
@@ -473,7 +479,6 @@ impl Session {
             | K::Unsubscribe(_)
             | K::Append { .. }
             | K::Idle
-            | K::Search { .. }
             | K::Copy { .. }
             | K::Move { .. } => self.no(&tag, None, NOT_YET),
         }
