@@ -9,8 +9,8 @@
 //!    sequence number;
 //! 2. the parsed summaries (`messages_by_uid`, in batches): envelope
 //!    addresses, subject, the `Date:` field and the internal date;
-//! 3. the raw messages (`messages_raw`, in batches of [`RAW_BATCH`]):
-//!    HEADER, BODY and TEXT.
+//! 3. the raw messages (`messages_raw`, in batches of [`RAW_BATCH`]
+//!    messages or [`RAW_BATCH_OCTETS`]): HEADER, BODY and TEXT.
 //!
 //! A test that lacks the data of a later round answers "unknown"; AND, OR
 //! and NOT combine unknowns three-valued, so `SEEN SUBJECT x` reads the
@@ -43,8 +43,10 @@ use crate::protocol::{Date, Flag, SearchKey, SequenceSet, Tag};
 
 /// Summaries read per store call in round 2.
 const SUMMARY_BATCH: usize = 512;
-/// Raw messages read per store call in round 3.
+/// Raw messages read per store call in round 3 ...
 const RAW_BATCH: usize = 256;
+/// ... and their most octets (a batch holds at least one message).
+const RAW_BATCH_OCTETS: u64 = 16 << 20;
 /// Batches under way at once.
 const IN_FLIGHT: usize = 3;
 
@@ -605,11 +607,13 @@ fn judge_batch(
         .collect()
 }
 
-/// Runs `job` over `candidates` in batches of `size`, [`IN_FLIGHT`] at a
-/// time, keeping their order.
+/// Runs `job` over `candidates` in batches of at most `size` messages and
+/// (but for a batch of one) `octets` octets, [`IN_FLIGHT`] at a time,
+/// keeping their order.
 async fn in_batches<F, Fut>(
     candidates: Vec<Candidate>,
     size: usize,
+    octets: u64,
     job: F,
 ) -> Result<Judged, StoreError>
 where
@@ -617,11 +621,19 @@ where
     Fut: Future<Output = Result<Judged, StoreError>> + Send + 'static,
 {
     let mut out = Vec::with_capacity(candidates.len());
-    let mut rest = candidates.into_iter();
+    let mut rest = candidates.into_iter().peekable();
     let mut running = VecDeque::new();
     loop {
         while running.len() < IN_FLIGHT {
-            let batch: Vec<Candidate> = rest.by_ref().take(size).collect();
+            let mut batch: Vec<Candidate> = Vec::new();
+            let mut total = 0u64;
+            while let Some(next) = rest.next_if(|c| {
+                batch.is_empty()
+                    || (batch.len() < size && total.saturating_add(c.entry.size) <= octets)
+            }) {
+                total += next.entry.size;
+                batch.push(next);
+            }
             if batch.is_empty() {
                 break;
             }
@@ -775,7 +787,7 @@ impl Session {
         let store = self.ctx.store.clone();
         let needs_summary = matcher.needs_summary();
         if !undecided.is_empty() && needs_summary {
-            let judged = in_batches(undecided, SUMMARY_BATCH, |batch| {
+            let judged = in_batches(undecided, SUMMARY_BATCH, u64::MAX, |batch| {
                 let (store, matcher, mailbox) =
                     (store.clone(), matcher.clone(), mailbox.to_owned());
                 async move {
@@ -788,7 +800,7 @@ impl Session {
             undecided = sort_out(judged, &mut matched);
         }
         if !undecided.is_empty() {
-            let judged = in_batches(undecided, RAW_BATCH, |batch| {
+            let judged = in_batches(undecided, RAW_BATCH, RAW_BATCH_OCTETS, |batch| {
                 let (store, matcher, mailbox) =
                     (store.clone(), matcher.clone(), mailbox.to_owned());
                 async move {
@@ -1029,6 +1041,39 @@ aGlkZGVuIHRyZWFzdXJl\r\n\
         assert!(r.body_text().contains("body text"));
         assert_eq!(header_len(raw), 12);
         assert_eq!(header_len(b"no body"), 7);
+    }
+
+    #[tokio::test]
+    async fn batches_bounded_by_count_and_octets() {
+        let sizes: Vec<u64> = vec![10, 10, 10, 10, 50, 10, 10, 10];
+        let candidates: Vec<Candidate> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| {
+                let mut c = candidate(i as u32 + 1, i as u32 + 1, &[], false);
+                c.entry.size = size;
+                c
+            })
+            .collect();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let judged = in_batches(candidates, 3, 25, |batch| {
+            let seen = seen.clone();
+            async move {
+                let seqs: Vec<u32> = batch.iter().map(|c| c.seq).collect();
+                seen.lock().expect("lock").push(seqs);
+                Ok(batch.into_iter().map(|c| (c, Some(true))).collect())
+            }
+        })
+        .await
+        .expect("batches");
+        let order: Vec<u32> = judged.iter().map(|(c, _)| c.seq).collect();
+        assert_eq!(order, [1, 2, 3, 4, 5, 6, 7, 8]);
+        let mut batches = seen.lock().expect("lock").clone();
+        batches.sort();
+        assert_eq!(
+            batches,
+            [vec![1, 2], vec![3, 4], vec![5], vec![6, 7], vec![8]]
+        );
     }
 
     #[test]
