@@ -62,8 +62,12 @@
 //!     highest number down, so every number is right when it is read.
 //!   - COPY/UID COPY (COPYUID) and MOVE/UID MOVE (RFC 6851: one store
 //!     transaction; `* OK [COPYUID]`, then its EXPUNGEs).
-//! - SEARCH is not implemented yet: it answers `tag NO Not available yet
-//!   in this Postern version`.
+//! - SEARCH / UID SEARCH (`session::search`): every RFC 3501 key, CHARSET
+//!   UTF-8 or US-ASCII (others: `NO [BADCHARSET]`). Keys are decided in
+//!   rounds that read only what they need: the index (flags, sizes, UIDs),
+//!   then stored summaries (addresses, subject, Date:), then raw bytes in
+//!   bounded batches (HEADER, BODY, TEXT, decoded). BEFORE/ON/SINCE use
+//!   the internal date's UTC day; SENT* the Date: header's own day.
 //!
 //! ## Other sessions' changes (`session::updates`)
 //!

@@ -11,14 +11,15 @@
 //! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
 //! EXAMINE, CLOSE, UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE,
 //! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `transfer`
-//! (APPEND, COPY, MOVE), `idle` (IDLE) and `updates` (what other sessions
-//! changed, reported after each selected-state command, before its tagged
-//! reply).
+//! (APPEND, COPY, MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
+//! and `updates` (what other sessions changed, reported after each
+//! selected-state command, before its tagged reply).
 
 mod auth;
 mod fetch;
 mod idle;
 mod mailbox;
+mod search;
 mod transfer;
 mod updates;
 
@@ -126,9 +127,6 @@ pub(super) async fn read_some(
     input.reserve(chunk);
     stream.read_buf(input).await.unwrap_or_default()
 }
-
-/// The text of the tagged reply to a command this version lacks.
-const NOT_YET: &str = "Not available yet in this Postern version";
 
 impl Session {
     pub fn new(
@@ -570,7 +568,11 @@ impl Session {
             K::Copy { uid, set, mailbox } => self.copy(&tag, uid, set, mailbox, false).await,
             K::Move { uid, set, mailbox } => self.copy(&tag, uid, set, mailbox, true).await,
             K::Idle => self.idle(&tag).await?,
-            K::Search { .. } => self.no(&tag, None, NOT_YET),
+            K::Search {
+                uid,
+                charset,
+                criteria,
+            } => self.search(&tag, uid, charset, criteria).await,
         }
         Ok(())
     }
