@@ -342,6 +342,88 @@ pub(crate) fn messages_by_uid(
     Ok(out)
 }
 
+/// What [`envelopes`] decodes of a cached summary; serde skips the rest
+/// (the MIME tree above all) without building it.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct EnvelopeFields {
+    date: Option<Timestamp>,
+    subject: Option<String>,
+    from: Vec<crate::EmailAddress>,
+    sender: Vec<crate::EmailAddress>,
+    reply_to: Vec<crate::EmailAddress>,
+    to: Vec<crate::EmailAddress>,
+    cc: Vec<crate::EmailAddress>,
+    bcc: Vec<crate::EmailAddress>,
+    in_reply_to: Option<String>,
+    message_id: Option<String>,
+    raw: crate::RawFields,
+}
+
+/// Reader: the messages with these UIDs as [`messages_by_uid`] gives
+/// them, but each summary with its envelope fields only (no MIME tree),
+/// read with one range scan: what SEARCH needs, cheaply.
+pub(crate) fn envelopes(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+    uids: &[Uid],
+) -> Result<Vec<MessageInfo>> {
+    let id = require_mailbox(conn, account, mailbox)?;
+    let (Some(low), Some(high)) = (uids.iter().min(), uids.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size,
+                    b.summary
+               FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+              WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3
+              ORDER BY m.uid",
+        )
+        .db()?;
+    let mut rows = stmt
+        .query(params![id.0, i64::from(low.0), i64::from(high.0)])
+        .db()?;
+    let mut out = Vec::with_capacity(uids.len());
+    while let Some(row) = rows.next().db()? {
+        let uid = Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?);
+        if !wanted.contains(&uid) {
+            continue;
+        }
+        let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
+        let keywords: String = row.get(3).db()?;
+        let json: Option<String> = row.get(6).db()?;
+        let fields: EnvelopeFields = json
+            .as_deref()
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default();
+        out.push(MessageInfo {
+            uid,
+            modseq: ModSeq(to_u64(get(1)?, "modseq")?),
+            flags: flags_of(get(2)?, &keywords),
+            internal_date: get(4)?,
+            size: to_u64(get(5)?, "message size")?,
+            summary: crate::MessageSummary {
+                date: fields.date,
+                subject: fields.subject,
+                from: fields.from,
+                sender: fields.sender,
+                reply_to: fields.reply_to,
+                to: fields.to,
+                cc: fields.cc,
+                bcc: fields.bcc,
+                in_reply_to: fields.in_reply_to,
+                message_id: fields.message_id,
+                raw: fields.raw,
+                ..Default::default()
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// Reader: one message's raw bytes.
 pub(crate) fn message_raw(
     conn: &Connection,

@@ -1934,3 +1934,34 @@ async fn recent_is_claimed_once() {
     assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(3));
     assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(4));
 }
+
+#[tokio::test]
+async fn envelopes_match_the_full_summaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 5).await;
+    let uids = [Uid(4), Uid(2), Uid(9)];
+    let full = store
+        .messages_by_uid(alice.id, "INBOX", &uids)
+        .await
+        .unwrap();
+    let light = store.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    // UID order, missing ones left out.
+    assert_eq!(
+        light.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [Uid(2), Uid(4)]
+    );
+    for l in &light {
+        let f = full.iter().find(|f| f.uid == l.uid).unwrap();
+        assert_eq!(
+            (l.size, l.internal_date, &l.flags),
+            (f.size, f.internal_date, &f.flags)
+        );
+        assert_eq!(l.summary.subject, f.summary.subject);
+        assert_eq!(l.summary.from, f.summary.from);
+        assert_eq!(l.summary.to, f.summary.to);
+        assert_eq!(l.summary.date, f.summary.date);
+        assert_eq!(l.summary.message_id, f.summary.message_id);
+        assert_eq!(l.summary.raw, f.summary.raw);
+    }
+}

@@ -792,7 +792,7 @@ impl Session {
                     (store.clone(), matcher.clone(), mailbox.to_owned());
                 async move {
                     let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                    let infos = store.messages_by_uid(account, &mailbox, &uids).await?;
+                    let infos = store.envelopes(account, &mailbox, &uids).await?;
                     Ok(judge_batch(&matcher, batch, Some(infos), None))
                 }
             })
@@ -806,7 +806,7 @@ impl Session {
                 async move {
                     let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
                     let infos = if needs_summary {
-                        Some(store.messages_by_uid(account, &mailbox, &uids).await?)
+                        Some(store.envelopes(account, &mailbox, &uids).await?)
                     } else {
                         None
                     };
