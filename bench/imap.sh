@@ -320,8 +320,15 @@ EOF
     dovecot_conf=$dir/dovecot.conf
     dovecot -c "$dir/dovecot.conf" >"$dir/start.log" 2>&1 ||
         { cat "$dir/start.log" "$dir/dovecot.log" >&2 2>/dev/null; die "dovecot did not start"; }
-    dovecot_master=$(cat "$dir/run/master.pid" 2>/dev/null || true)
-    [[ -n $dovecot_master ]] || die "dovecot wrote no master.pid"
+    # The master's pid is needed for the memory figure; it is written just
+    # after the daemon forks.
+    local i
+    for ((i = 0; i < 100; i++)); do
+        dovecot_master=$(cat "$dir/run/master.pid" 2>/dev/null || true)
+        [[ -z $dovecot_master ]] || break
+        sleep 0.1
+    done
+    [[ -n $dovecot_master ]] || die "dovecot wrote no master.pid within 10 s"
     wait_port "$DOVECOT_PORT" 30 ||
         { tail -n 20 "$dir/dovecot.log" >&2; die "dovecot is not listening on $DOVECOT_PORT"; }
 }
@@ -512,5 +519,5 @@ if want dovecot; then
     echo "dovecot: $(dovecot --version) (private instance, Maildir, default fsync and service settings)"
 fi
 if want postern; then
-    echo "postern: imapd $("$IMAPD_BIN" --version 2>/dev/null || echo "version unknown")"
+    echo "postern: $("$IMAPD_BIN" --version 2>/dev/null || echo "version unknown")"
 fi
