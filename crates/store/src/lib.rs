@@ -380,7 +380,29 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<engine::Inner>,
+    /// Password checks running at once. Argon2id takes 19 MiB each: a
+    /// thousand logins at once would otherwise hold gigabytes (and the
+    /// allocator keeps them), and could not finish sooner on a few cores.
+    password_checks: Arc<tokio::sync::Semaphore>,
+    /// Recently read mailbox indexes, reused while the mailbox's stamp
+    /// ([`mailbox::index_stamp`], read from the database each time, so
+    /// other processes' changes count) is unchanged.
+    index_cache: Arc<IndexCache>,
 }
+
+type IndexCache =
+    std::sync::Mutex<std::collections::HashMap<(AccountId, String), Arc<MailboxIndex>>>;
+
+fn lock(
+    cache: &IndexCache,
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<(AccountId, String), Arc<MailboxIndex>>> {
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Mailbox indexes kept by [`Store::mailbox_index`].
+const INDEX_CACHE_ENTRIES: usize = 32;
 
 fn now() -> Timestamp {
     chrono::Utc::now().timestamp()
@@ -401,8 +423,11 @@ impl Store {
     }
 
     pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Store {
             inner: Arc::new(engine::Inner::open(data_dir, &options)?),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
+            index_cache: Default::default(),
         })
     }
 
@@ -465,6 +490,11 @@ impl Store {
             .read(move |conn| accounts::find_credentials(conn, &address))
             .await?;
         let password = password.to_owned();
+        let _permit = self
+            .password_checks
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         blocking(move || match found {
             Some((account, hash)) => {
                 accounts::verify_password(&password, Some(&hash)).then_some(account)
@@ -727,10 +757,39 @@ impl Store {
     /// The mailbox's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and every
     /// message's UID, size, modseq and flags, read in one snapshot.
     /// `NotFound` if there is no such mailbox.
-    pub async fn mailbox_index(&self, account: AccountId, mailbox: &str) -> Result<MailboxIndex> {
-        let mailbox = mailbox.to_owned();
+    ///
+    /// Shared: an unchanged mailbox's index is read once and handed to every
+    /// session that asks (a 50,000-message SELECT then costs one small
+    /// query).
+    pub async fn mailbox_index(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+    ) -> Result<Arc<MailboxIndex>> {
+        let key = (account, mailbox::canonical_name(mailbox));
+        let cache = self.index_cache.clone();
         self.inner
-            .read(move |conn| mailbox::mailbox_index(conn, account, &mailbox))
+            .read(move |conn| {
+                let (id, modseq, uid_next, recent) = mailbox::index_stamp(conn, account, &key.1)?;
+                if let Some(hit) = lock(&cache).get(&key) {
+                    let same = (
+                        hit.mailbox,
+                        hit.highest_modseq,
+                        hit.uid_next,
+                        hit.recent_uid,
+                    ) == (id, modseq, uid_next, recent);
+                    if same {
+                        return Ok(hit.clone());
+                    }
+                }
+                let index = Arc::new(mailbox::mailbox_index(conn, account, &key.1)?);
+                let mut cache = lock(&cache);
+                if cache.len() >= INDEX_CACHE_ENTRIES && !cache.contains_key(&key) {
+                    cache.clear();
+                }
+                cache.insert(key, index.clone());
+                Ok(index)
+            })
             .await
     }
 

@@ -500,6 +500,23 @@ fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<Ma
     .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name))))
 }
 
+/// Reader: what identifies one state of a mailbox's index: any change to
+/// its messages moves HIGHESTMODSEQ or UIDNEXT; `\Recent` claims move the
+/// last.
+pub(crate) fn index_stamp(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+) -> Result<(MailboxId, ModSeq, Uid, Uid)> {
+    let state = mailbox_state(conn, account, mailbox)?;
+    Ok((
+        MailboxId(state.id),
+        ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
+        Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
+        Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
+    ))
+}
+
 /// Reader: the mailbox's counters and every message's UID, size, modseq and
 /// flags, in UID order (the caller's read transaction makes it one
 /// snapshot).

@@ -1965,3 +1965,47 @@ async fn envelopes_match_the_full_summaries() {
         assert_eq!(l.summary.raw, f.summary.raw);
     }
 }
+
+#[tokio::test]
+async fn cached_index_follows_changes_from_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 2).await;
+    let first = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    // Unchanged: the same index, shared.
+    let again = store.mailbox_index(alice.id, "inbox").await.unwrap();
+    assert!(Arc::ptr_eq(&first, &again));
+    // Another store on the same data dir stands for another process.
+    let other = open(&dir);
+    other
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1)],
+            FlagChange::Add,
+            &strings(&["\\Flagged"]),
+        )
+        .await
+        .unwrap();
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.messages[0].flags, ["\\Flagged"]);
+    other
+        .append(alice.id, "INBOX", raw_message("x"), &[], 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .mailbox_index(alice.id, "INBOX")
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        3
+    );
+    other.expunge(alice.id, "INBOX", &[Uid(2)]).await.unwrap();
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(
+        index.messages.iter().map(|m| m.uid).collect::<Vec<_>>(),
+        [Uid(1), Uid(3)]
+    );
+}

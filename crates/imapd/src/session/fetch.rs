@@ -123,8 +123,10 @@ impl Session {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),
         };
-        let mut entries: HashMap<Uid, IndexEntry> =
-            index.messages.into_iter().map(|m| (m.uid, m)).collect();
+        let mut entries: HashMap<Uid, IndexEntry> = targets
+            .iter()
+            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, e.clone())))
+            .collect();
         let asked = targets.len();
         let targets: Vec<(u32, Uid)> = targets
             .into_iter()
@@ -202,11 +204,7 @@ impl Session {
         }
         let wants_flags = attrs.contains(&A::Flags);
         if wants_flags || !seen_changed.is_empty() {
-            let flags: Vec<String> = targets
-                .iter()
-                .flat_map(|(_, u)| entries[u].flags.iter().cloned())
-                .collect();
-            self.announce_keywords(flags.iter());
+            self.announce_keywords(targets.iter().flat_map(|(_, u)| entries[u].flags.iter()));
         }
         // Stands in for a message whose summary could not be read.
         let no_summary = MessageSummary::default();
@@ -350,10 +348,9 @@ impl Session {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),
         };
-        let mut current: HashMap<Uid, Vec<String>> = index
-            .messages
-            .into_iter()
-            .map(|m| (m.uid, m.flags))
+        let mut current: HashMap<Uid, Vec<String>> = targets
+            .iter()
+            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, e.flags.clone())))
             .collect();
         let target_uids: Vec<Uid> = targets
             .iter()
@@ -386,13 +383,7 @@ impl Session {
                 Err(e) => return self.store_failed(tag, e, "store flags"),
             }
         }
-        let shown: Vec<String> = targets
-            .iter()
-            .filter_map(|(_, u)| current.get(u))
-            .flatten()
-            .cloned()
-            .collect();
-        self.announce_keywords(shown.iter());
+        self.announce_keywords(targets.iter().filter_map(|(_, u)| current.get(u)).flatten());
         if !silent {
             for (seq, uid) in targets {
                 let Some(f) = current.get(&uid) else {
@@ -464,6 +455,15 @@ impl Session {
             },
         );
     }
+}
+
+/// The index entry of a UID (the index is in UID order).
+pub(super) fn find_entry(index: &store::MailboxIndex, uid: Uid) -> Option<&IndexEntry> {
+    index
+        .messages
+        .binary_search_by_key(&uid, |m| m.uid)
+        .ok()
+        .map(|i| &index.messages[i])
 }
 
 /// Takes `gone` out of the view; returns the sequence numbers to send

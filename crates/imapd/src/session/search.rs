@@ -702,8 +702,6 @@ impl Session {
         let State::Selected(_, selected) = &self.state else {
             return;
         };
-        let mut entries: HashMap<Uid, IndexEntry> =
-            index.messages.into_iter().map(|m| (m.uid, m)).collect();
         let count = selected.uids.len() as u32;
         let max_uid = selected.uids.last().map_or(0, |u| u.0);
         let candidates: Vec<Candidate> = selected
@@ -714,11 +712,10 @@ impl Session {
                 Some(Candidate {
                     seq: i as u32 + 1,
                     recent: selected.recent.contains(uid),
-                    entry: entries.remove(uid)?,
+                    entry: super::fetch::find_entry(&index, *uid)?.clone(),
                 })
             })
             .collect();
-        drop(entries);
         let matcher = Arc::new(Matcher::new(criteria, count, max_uid));
         let with_modseq = any_test(&matcher.test, &|t| matches!(t, Test::ModSeq(_)));
         match self

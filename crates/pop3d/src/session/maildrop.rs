@@ -77,7 +77,7 @@ impl Maildrop {
         let index = store.mailbox_index(account.id, INBOX).await?;
         let messages = index
             .messages
-            .into_iter()
+            .iter()
             .filter(|m| {
                 !m.flags
                     .iter()
