@@ -244,6 +244,10 @@ pub struct MailboxIndex {
     pub recent_uid: Uid,
     /// In UID order.
     pub messages: Vec<IndexEntry>,
+    /// The messages' UIDs, in order, shared: sessions that select an
+    /// unchanged mailbox hold this one list rather than a copy each.
+    #[serde(skip)]
+    pub uids: Arc<Vec<Uid>>,
 }
 
 /// One message in a [`MailboxIndex`].

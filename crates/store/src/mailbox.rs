@@ -560,6 +560,7 @@ pub(crate) fn mailbox_index(
         uid_next: Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
         highest_modseq: ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
         recent_uid: Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
+        uids: std::sync::Arc::new(messages.iter().map(|m| m.uid).collect()),
         messages,
     })
 }

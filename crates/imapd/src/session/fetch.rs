@@ -55,7 +55,9 @@ fn has_flag(flags: &[String], f: &str) -> bool {
 }
 
 impl Session {
-    pub(super) fn selected_parts(&self) -> Option<(store::AccountId, String, bool, Vec<Uid>)> {
+    pub(super) fn selected_parts(
+        &self,
+    ) -> Option<(store::AccountId, String, bool, std::sync::Arc<Vec<Uid>>)> {
         match &self.state {
             State::Selected(a, s) => Some((a.id, s.name.clone(), s.read_only, s.uids.clone())),
             _ => None,
@@ -83,7 +85,7 @@ impl Session {
 
     /// Whether the message is `\Recent` in this session.
     fn is_recent(&self, uid: Uid) -> bool {
-        matches!(&self.state, State::Selected(_, s) if s.recent.contains(&uid))
+        matches!(&self.state, State::Selected(_, s) if s.is_recent(uid))
     }
 
     /// Records flags this command reported, so that the update after it
@@ -476,10 +478,8 @@ pub(super) fn remove_from_view(view: &mut super::Selected, gone: &HashSet<Uid>) 
             numbers.push(i + 1);
         }
     }
-    view.uids.retain(|u| !gone.contains(u));
-    for uid in gone {
-        view.modseqs.remove(uid);
-        view.recent.remove(uid);
+    if !numbers.is_empty() {
+        std::sync::Arc::make_mut(&mut view.uids).retain(|u| !gone.contains(u));
     }
     numbers
 }

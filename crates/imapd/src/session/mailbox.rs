@@ -5,7 +5,7 @@
 //! on the wire they are modified UTF-7 (RFC 3501 5.1.3). Patterns are
 //! matched against the encoded names, with `INBOX` in any case.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use store::{Account, MailboxInfo, StoreError, Uid};
 
@@ -346,14 +346,15 @@ impl Session {
                 }
             }
         };
-        let recent: HashSet<Uid> = index
-            .messages
-            .iter()
-            .map(|m| m.uid)
-            .filter(|u| first_recent.is_some_and(|first| *u >= first))
-            .collect();
+        let recent: Vec<(Uid, Uid)> = match (first_recent, index.uids.last()) {
+            (Some(first), Some(&last)) if first <= last => vec![(first, last)],
+            _ => Vec::new(),
+        };
+        let recent_count = first_recent.map_or(0, |first| {
+            index.uids.len() - index.uids.partition_point(|u| *u < first)
+        });
         self.untagged(format!("{} EXISTS", index.messages.len()).as_bytes());
-        self.untagged(format!("{} RECENT", recent.len()).as_bytes());
+        self.untagged(format!("{recent_count} RECENT").as_bytes());
         let first_unseen = index
             .messages
             .iter()
@@ -371,8 +372,7 @@ impl Session {
             Some(Code::UidNext(index.uid_next.0)),
             "Predicted next UID",
         );
-        let uids = index.messages.iter().map(|m| m.uid).collect();
-        let modseqs = index.messages.iter().map(|m| (m.uid, m.modseq)).collect();
+        let uids = index.uids.clone();
         self.state = State::Selected(
             account,
             Selected {
@@ -380,7 +380,8 @@ impl Session {
                 read_only,
                 uids,
                 recent,
-                modseqs,
+                synced_modseq: index.highest_modseq,
+                reported: HashMap::new(),
                 keywords,
                 expunge_owed: false,
             },

@@ -23,7 +23,7 @@ mod search;
 mod transfer;
 mod updates;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,12 +56,20 @@ pub(crate) struct Selected {
     /// The store's name of the mailbox.
     pub name: String,
     pub read_only: bool,
-    /// The UIDs of its messages, in message-sequence-number order.
-    pub uids: Vec<store::Uid>,
-    /// The messages that are `\Recent` in this session (RFC 3501 2.3.2).
-    pub recent: HashSet<store::Uid>,
-    /// The modseq of each message's flags as last reported to the client.
-    pub modseqs: HashMap<store::Uid, store::ModSeq>,
+    /// The UIDs of its messages, in message-sequence-number order (which
+    /// is UID order). Shared with the store's cached index, and with other
+    /// sessions, until this view differs from it (copy on write): a
+    /// thousand sessions on a 50,000-message mailbox hold one list.
+    pub uids: Arc<Vec<store::Uid>>,
+    /// UID ranges (inclusive) that are `\Recent` in this session (RFC
+    /// 3501 2.3.2): what it claimed at SELECT and at each update since.
+    pub recent: Vec<(store::Uid, store::Uid)>,
+    /// HIGHESTMODSEQ of the state the client was last brought up to: a
+    /// message with a higher modseq changed since.
+    pub synced_modseq: store::ModSeq,
+    /// Flags this session reported itself since then (uid → modseq), not
+    /// to be reported again.
+    pub reported: HashMap<store::Uid, store::ModSeq>,
     /// The keywords announced in `* FLAGS`.
     pub keywords: BTreeSet<String>,
     /// Messages the store no longer has whose EXPUNGE is still owed.
@@ -72,9 +80,23 @@ impl Selected {
     /// Notes flags this session reported itself, so that they are not
     /// reported again as a change.
     pub fn reported(&mut self, uid: store::Uid, modseq: store::ModSeq) {
-        if let Some(m) = self.modseqs.get_mut(&uid) {
-            *m = modseq;
-        }
+        self.reported.insert(uid, modseq);
+    }
+
+    pub fn is_recent(&self, uid: store::Uid) -> bool {
+        self.recent.iter().any(|&(a, b)| a <= uid && uid <= b)
+    }
+
+    /// How many messages in the view are `\Recent` here.
+    pub fn recent_count(&self) -> usize {
+        self.recent
+            .iter()
+            .map(|&(a, b)| {
+                let from = self.uids.partition_point(|u| *u < a);
+                let to = self.uids.partition_point(|u| *u <= b);
+                to - from
+            })
+            .sum()
     }
 }
 

@@ -711,7 +711,7 @@ impl Session {
             .filter_map(|(i, uid)| {
                 Some(Candidate {
                     seq: i as u32 + 1,
-                    recent: selected.recent.contains(uid),
+                    recent: selected.is_recent(*uid),
                     entry: super::fetch::find_entry(&index, *uid)?.clone(),
                 })
             })

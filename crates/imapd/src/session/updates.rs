@@ -10,9 +10,10 @@
 //! sequence numbers keep their meaning, until the next command that allows
 //! it.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use store::{IndexEntry, ModSeq, StoreError, Uid};
+use store::{IndexEntry, MailboxIndex, StoreError, Uid};
 
 use super::{Selected, Session, State};
 use crate::protocol::encode::Status;
@@ -149,7 +150,7 @@ impl Session {
             };
             apply(
                 view,
-                &index.messages,
+                &index,
                 expunge_allowed,
                 first_recent,
                 &mut out,
@@ -165,78 +166,99 @@ impl Session {
     }
 }
 
-/// Brings `view` up to `current` (the store's index, in UID order),
-/// writing the untagged lines (without `* `) the client needs, in order:
-/// EXPUNGEs, then flag changes, then EXISTS and RECENT. A new keyword
-/// comes back in `flags` for a `* FLAGS` before them all.
+/// Brings `view` up to `current` (the store's index), writing the
+/// untagged lines (without `* `) the client needs, in order: EXPUNGEs,
+/// then flag changes, then EXISTS and RECENT. A new keyword comes back in
+/// `flags` for a `* FLAGS` before them all. One merge walk over both
+/// lists (both in UID order); no per-message state is kept.
 fn apply(
     view: &mut Selected,
-    current: &[IndexEntry],
+    current: &MailboxIndex,
     expunge_allowed: bool,
     first_recent: Option<Uid>,
     out: &mut Vec<Vec<u8>>,
     flags: &mut Option<(BTreeSet<String>, bool)>,
 ) {
-    let by_uid: HashMap<Uid, &IndexEntry> = current.iter().map(|m| (m.uid, m)).collect();
-    let mut expunges = Vec::new();
-    view.expunge_owed = false;
-    if view.uids.iter().any(|u| !by_uid.contains_key(u)) {
-        if expunge_allowed {
-            let gone: HashSet<Uid> = view
-                .uids
-                .iter()
-                .filter(|u| !by_uid.contains_key(u))
-                .copied()
-                .collect();
-            expunges = super::fetch::remove_from_view(view, &gone)
-                .into_iter()
-                .map(|n| format!("{n} EXPUNGE").into_bytes())
-                .collect();
-        } else {
-            view.expunge_owed = true;
+    let entries = &current.messages;
+    let mut gone: Vec<usize> = Vec::new();
+    let mut changed: Vec<(usize, &IndexEntry)> = Vec::new();
+    let mut j = 0;
+    for (i, uid) in view.uids.iter().enumerate() {
+        while j < entries.len() && entries[j].uid < *uid {
+            j += 1;
+        }
+        match entries.get(j) {
+            Some(e) if e.uid == *uid => {
+                let mine = view.reported.get(uid) == Some(&e.modseq);
+                if e.modseq > view.synced_modseq && !mine {
+                    changed.push((i, e));
+                }
+            }
+            _ => gone.push(i),
         }
     }
+    let last_known = view.uids.last().copied().unwrap_or(Uid(0));
+    let new = &entries[entries.partition_point(|e| e.uid <= last_known)..];
 
-    let keywords = keywords_of(current.iter());
-    if !keywords.is_subset(&view.keywords) {
-        view.keywords.extend(keywords);
+    let mut new_keywords = BTreeSet::new();
+    for e in changed.iter().map(|c| c.1).chain(new.iter()) {
+        for f in e.flags.iter().filter(|f| !f.starts_with('\\')) {
+            if !view.keywords.contains(f) {
+                new_keywords.insert(f.clone());
+            }
+        }
+    }
+    if !new_keywords.is_empty() {
+        view.keywords.extend(new_keywords);
         *flags = Some((view.keywords.clone(), view.read_only));
     }
 
-    let mut fetches = Vec::new();
-    for (i, uid) in view.uids.iter().enumerate() {
-        let Some(entry) = by_uid.get(uid) else {
-            continue;
+    // Flag changes go out with the numbers the client has now, before
+    // any EXPUNGE renumbers it... but EXPUNGEs come first on the wire, so
+    // number them after the expunges below.
+    let expunging = expunge_allowed && !gone.is_empty();
+    view.expunge_owed = !gone.is_empty() && !expunge_allowed;
+    if expunging {
+        for &i in gone.iter().rev() {
+            out.push(format!("{} EXPUNGE", i + 1).into_bytes());
+        }
+    }
+    for (i, e) in &changed {
+        let shift = if expunging {
+            gone.partition_point(|g| g < i)
+        } else {
+            0
         };
-        let known = view.modseqs.get(uid).copied().unwrap_or(ModSeq(0));
-        if entry.modseq != known {
-            view.modseqs.insert(*uid, entry.modseq);
-            let item = flags_item(&entry.flags, view.recent.contains(uid));
-            fetches.push(format!("{} FETCH (UID {} {item})", i + 1, uid.0).into_bytes());
+        let item = flags_item(&e.flags, view.is_recent(e.uid));
+        out.push(format!("{} FETCH (UID {} {item})", i + 1 - shift, e.uid.0).into_bytes());
+    }
+    if let (Some(first), Some(last)) = (first_recent, new.last()) {
+        let from = first.max(new[0].uid);
+        if from <= last.uid {
+            view.recent.push((from, last.uid));
         }
     }
-
-    let last_known = view.uids.last().copied().unwrap_or(Uid(0));
-    let mut added = false;
-    for entry in current.iter().filter(|m| m.uid > last_known) {
-        view.uids.push(entry.uid);
-        view.modseqs.insert(entry.uid, entry.modseq);
-        if first_recent.is_some_and(|first| entry.uid >= first) {
-            view.recent.insert(entry.uid);
+    // The new view: the index's own list when nothing is owed (shared),
+    // else the old one with the owed expunges kept in place.
+    if view.expunge_owed {
+        if !new.is_empty() {
+            Arc::make_mut(&mut view.uids).extend(new.iter().map(|e| e.uid));
         }
-        added = true;
+    } else if !Arc::ptr_eq(&view.uids, &current.uids) {
+        view.uids = current.uids.clone();
     }
-    out.append(&mut expunges);
-    out.append(&mut fetches);
-    if added {
+    view.synced_modseq = current.highest_modseq;
+    view.reported.clear();
+    if !new.is_empty() {
         out.push(format!("{} EXISTS", view.uids.len()).into_bytes());
-        out.push(format!("{} RECENT", view.recent.len()).into_bytes());
+        out.push(format!("{} RECENT", view.recent_count()).into_bytes());
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use store::ModSeq;
 
     fn entry(uid: u32, modseq: u64, flags: &[&str]) -> IndexEntry {
         IndexEntry {
@@ -247,13 +269,27 @@ mod tests {
         }
     }
 
+    fn index(entries: &[IndexEntry]) -> MailboxIndex {
+        MailboxIndex {
+            mailbox: store::MailboxId(1),
+            uid_validity: 1,
+            uid_next: Uid(entries.last().map_or(1, |e| e.uid.0 + 1)),
+            highest_modseq: entries.iter().map(|e| e.modseq).max().unwrap_or(ModSeq(1)),
+            recent_uid: Uid(1),
+            uids: Arc::new(entries.iter().map(|e| e.uid).collect()),
+            messages: entries.to_vec(),
+        }
+    }
+
     fn view(entries: &[IndexEntry]) -> Selected {
+        let index = index(entries);
         Selected {
             name: "INBOX".into(),
             read_only: false,
-            uids: entries.iter().map(|e| e.uid).collect(),
+            uids: index.uids.clone(),
             recent: Default::default(),
-            modseqs: entries.iter().map(|e| (e.uid, e.modseq)).collect(),
+            synced_modseq: index.highest_modseq,
+            reported: Default::default(),
             keywords: keywords_of(entries.iter()),
             expunge_owed: false,
         }
@@ -262,13 +298,29 @@ mod tests {
     fn run(v: &mut Selected, current: &[IndexEntry], allowed: bool) -> Vec<String> {
         let mut out = Vec::new();
         let mut flags = None;
-        apply(v, current, allowed, Some(Uid(1)), &mut out, &mut flags);
+        let mut current = index(current);
+        // Expunges move HIGHESTMODSEQ too.
+        current.highest_modseq = current.highest_modseq.max(ModSeq(v.synced_modseq.0 + 1));
+        apply(v, &current, allowed, Some(Uid(1)), &mut out, &mut flags);
         let mut lines: Vec<String> = flags
             .map(|(k, _)| format!("FLAGS {k:?}"))
             .into_iter()
             .collect();
         lines.extend(out.into_iter().map(|l| String::from_utf8(l).unwrap()));
         lines
+    }
+
+    #[test]
+    fn the_view_shares_the_index_list_unless_it_owes_expunges() {
+        let before = [entry(1, 2, &[]), entry(2, 3, &[])];
+        let mut v = view(&before);
+        let now = index(&[entry(2, 3, &[]), entry(3, 5, &[])]);
+        let (mut out, mut flags) = (Vec::new(), None);
+        apply(&mut v, &now, false, None, &mut out, &mut flags);
+        assert!(!Arc::ptr_eq(&v.uids, &now.uids));
+        assert_eq!(*v.uids, [Uid(1), Uid(2), Uid(3)]);
+        apply(&mut v, &now, true, None, &mut out, &mut flags);
+        assert!(Arc::ptr_eq(&v.uids, &now.uids));
     }
 
     #[test]
@@ -296,7 +348,7 @@ mod tests {
                 "1 RECENT"
             ]
         );
-        assert_eq!(v.uids, [Uid(1), Uid(3), Uid(4)]);
+        assert_eq!(*v.uids, [Uid(1), Uid(3), Uid(4)]);
         assert!(run(&mut v, &now, true).is_empty());
     }
 
