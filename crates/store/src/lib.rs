@@ -55,6 +55,7 @@ use serde::{Deserialize, Serialize};
 mod accounts;
 mod blobs;
 mod engine;
+mod hashing;
 mod leases;
 mod mailbox;
 mod parse;
@@ -384,10 +385,9 @@ impl Default for StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<engine::Inner>,
-    /// Password checks running at once. Argon2id takes 19 MiB each: a
-    /// thousand logins at once would otherwise hold gigabytes (and the
-    /// allocator keeps them), and could not finish sooner on a few cores.
-    password_checks: Arc<tokio::sync::Semaphore>,
+    /// Argon2id hashing and checks, one per core at a time
+    /// ([`hashing`]).
+    passwords: Arc<hashing::PasswordWorkers>,
     /// Recently read mailbox indexes, reused while the mailbox's stamp
     /// ([`mailbox::index_stamp`], read from the database each time, so
     /// other processes' changes count) is unchanged.
@@ -430,7 +430,7 @@ impl Store {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Store {
             inner: Arc::new(engine::Inner::open(data_dir, &options)?),
-            password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
+            passwords: Arc::new(hashing::PasswordWorkers::start(cores)?),
             index_cache: Default::default(),
         })
     }
@@ -443,7 +443,10 @@ impl Store {
     pub async fn add_account(&self, address: &str, password: &str) -> Result<Account> {
         let address = accounts::normalize_address(address)?;
         let password = password.to_owned();
-        let hash = blocking(move || accounts::hash_password(&password)).await??;
+        let hash = self
+            .passwords
+            .run(move || accounts::hash_password(&password))
+            .await??;
         self.inner
             .write(false, move |conn| {
                 accounts::insert_account(conn, &address, &hash, now())
@@ -456,7 +459,10 @@ impl Store {
         let address = accounts::normalize_address(address)
             .map_err(|_| StoreError::NotFound(format!("account {address}")))?;
         let password = password.to_owned();
-        let hash = blocking(move || accounts::hash_password(&password)).await??;
+        let hash = self
+            .passwords
+            .run(move || accounts::hash_password(&password))
+            .await??;
         self.inner
             .write(false, move |conn| {
                 accounts::update_password(conn, &address, &hash)
@@ -494,21 +500,17 @@ impl Store {
             .read(move |conn| accounts::find_credentials(conn, &address))
             .await?;
         let password = password.to_owned();
-        let _permit = self
-            .password_checks
-            .acquire()
+        self.passwords
+            .run(move || match found {
+                Some((account, hash)) => {
+                    accounts::verify_password(&password, Some(&hash)).then_some(account)
+                }
+                None => {
+                    accounts::verify_password(&password, None);
+                    None
+                }
+            })
             .await
-            .map_err(|_| StoreError::Closed)?;
-        blocking(move || match found {
-            Some((account, hash)) => {
-                accounts::verify_password(&password, Some(&hash)).then_some(account)
-            }
-            None => {
-                accounts::verify_password(&password, None);
-                None
-            }
-        })
-        .await
     }
 
     /// Adds a local domain (lower-cased). Adding an existing one is `Ok`.
