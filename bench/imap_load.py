@@ -321,59 +321,75 @@ def rss_tree(root):
     return sum(rss[p] for p in keep), len(keep), pss
 
 
+# Sessions opened and closed before the memory baseline is taken.
+WARMUP_SESSIONS = 200
+
+
 def idle(hostport, user, password, count, workers, timeout, pid):
+    """Memory of `count` sessions in IDLE. A warm-up round of sessions
+    (logged in, selected, idling, then closed) comes first, so "before" is
+    the server's steady state after a burst of logins (allocator arenas,
+    caches) and the difference is what each open session holds."""
     deadline = time.monotonic() + timeout
     first = Conn(hostport, timeout)
     first.login(user, password)
     first.ok("SELECT INBOX")
+
+    def open_idle(n):
+        conns, errors, lock = [], [], threading.Lock()
+        todo = list(range(n))
+
+        def worker():
+            while True:
+                with lock:
+                    if not todo or errors:
+                        return
+                    todo.pop()
+                try:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"not all sessions idle within {timeout}s")
+                    c = Conn(hostport, max(deadline - time.monotonic(), 1))
+                    with lock:
+                        conns.append(c)
+                    c.login(user, password)
+                    c.ok("SELECT INBOX")
+                    c.send(f"{c.tag()} IDLE\r\n".encode())
+                    while True:
+                        ln = c.line()
+                        if ln.startswith(b"+"):
+                            break
+                        if not ln.startswith(b"* "):
+                            raise RuntimeError(f"IDLE: {ln[:200]!r}")
+                except Exception as e:
+                    with lock:
+                        errors.append(f"{type(e).__name__}: {e}")
+                    return
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(max(deadline - time.monotonic(), 0) + 5)
+        if errors or any(t.is_alive() for t in threads):
+            sys.exit(f"idle: {len(conns)} sessions opened; " +
+                     ("; ".join(errors[:3]) or "timed out"))
+        return conns
+
+    def close_all(conns):
+        for c in conns:
+            try:
+                c.send(b"DONE\r\n")
+            except OSError:
+                pass
+            c.close()
+
+    close_all(open_idle(min(count, WARMUP_SESSIONS)))
     time.sleep(2)
     before, procs_before, pss_before = rss_tree(pid)
-
-    conns, errors, lock = [], [], threading.Lock()
-    todo = list(range(count))
-
-    def worker():
-        while True:
-            with lock:
-                if not todo or errors:
-                    return
-                todo.pop()
-            try:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"not all sessions idle within {timeout}s")
-                c = Conn(hostport, max(deadline - time.monotonic(), 1))
-                with lock:
-                    conns.append(c)
-                c.login(user, password)
-                c.ok("SELECT INBOX")
-                c.send(f"{c.tag()} IDLE\r\n".encode())
-                while True:
-                    ln = c.line()
-                    if ln.startswith(b"+"):
-                        break
-                    if not ln.startswith(b"* "):
-                        raise RuntimeError(f"IDLE: {ln[:200]!r}")
-            except Exception as e:
-                with lock:
-                    errors.append(f"{type(e).__name__}: {e}")
-                return
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(max(deadline - time.monotonic(), 0) + 5)
-    if errors or any(t.is_alive() for t in threads):
-        sys.exit(f"idle: {len(conns)} sessions opened; " +
-                 ("; ".join(errors[:3]) or "timed out"))
+    conns = open_idle(count)
     time.sleep(2)
     after, procs_after, pss_after = rss_tree(pid)
-    for c in conns:
-        try:
-            c.send(b"DONE\r\n")
-        except OSError:
-            pass
-        c.close()
+    close_all(conns)
     first.close()
     print(f"{before} {after} {procs_before} {procs_after} {pss_before} {pss_after}")
 

@@ -125,14 +125,13 @@ impl Session {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),
         };
-        let mut entries: HashMap<Uid, IndexEntry> = targets
-            .iter()
-            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, e.clone())))
-            .collect();
+        // Flags come from the shared index; the few this command changes
+        // (\Seen) from `changed_here`.
+        let mut changed_here: HashMap<Uid, IndexEntry> = HashMap::new();
         let asked = targets.len();
         let targets: Vec<(u32, Uid)> = targets
             .into_iter()
-            .filter(|(_, u)| entries.contains_key(u))
+            .filter(|(_, u)| find_entry(&index, *u).is_some())
             .collect();
         // Some were expunged by another session, not yet announced.
         let mut vanished = targets.len() != asked;
@@ -175,7 +174,7 @@ impl Session {
             let unseen: Vec<Uid> = target_uids
                 .iter()
                 .copied()
-                .filter(|u| !has_flag(&entries[u].flags, "\\Seen"))
+                .filter(|u| find_entry(&index, *u).is_some_and(|e| !has_flag(&e.flags, "\\Seen")))
                 .collect();
             if !unseen.is_empty() {
                 match store
@@ -191,9 +190,11 @@ impl Session {
                     Ok(changed) => {
                         let mut reported = Vec::new();
                         for (uid, modseq, flags) in changed {
-                            if let Some(e) = entries.get_mut(&uid) {
+                            if let Some(e) = find_entry(&index, uid) {
+                                let mut e = e.clone();
                                 e.flags = flags;
                                 e.modseq = modseq;
+                                changed_here.insert(uid, e);
                             }
                             seen_changed.insert(uid);
                             reported.push((uid, modseq));
@@ -204,14 +205,22 @@ impl Session {
                 }
             }
         }
+        let entry_of = |uid: &Uid| changed_here.get(uid).or_else(|| find_entry(&index, *uid));
         let wants_flags = attrs.contains(&A::Flags);
         if wants_flags || !seen_changed.is_empty() {
-            self.announce_keywords(targets.iter().flat_map(|(_, u)| entries[u].flags.iter()));
+            self.announce_keywords(
+                targets
+                    .iter()
+                    .filter_map(|(_, u)| entry_of(u))
+                    .flat_map(|e| e.flags.iter()),
+            );
         }
         // Stands in for a message whose summary could not be read.
         let no_summary = MessageSummary::default();
         for (seq, uid) in targets {
-            let entry = &entries[&uid];
+            let Some(entry) = entry_of(&uid) else {
+                continue;
+            };
             let recent = self.is_recent(uid);
             let info = infos.get(&uid);
             let raw = raws.get(&uid).map(Vec::as_slice);

@@ -135,7 +135,13 @@ pub(crate) struct Session {
     user_slot: Option<crate::UserSlot>,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Room made for a read while a command is under way (a literal grows
+/// `input` by doubling, and later reads fill that).
+const READ_CHUNK: usize = 4 * 1024;
+/// Room made for the first read of a command: most command lines are
+/// short, and a thousand mostly idle clients should not each hold (or
+/// leave behind in the allocator) a large buffer.
+const FIRST_READ: usize = 512;
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 
 /// Reads what the peer sent into the spare capacity of `input` (making
@@ -174,7 +180,7 @@ impl Session {
             peer,
             shutdown,
             input: Vec::new(),
-            output: Vec::with_capacity(1024),
+            output: Vec::new(),
             state: State::NotAuthenticated,
             limits,
             auth_failures: 0,
@@ -394,7 +400,12 @@ impl Session {
         let Some(stream) = self.stream.as_mut() else {
             return Err(End::Disconnected);
         };
-        let read = tokio::time::timeout(timeout, read_some(stream, &mut self.input, READ_CHUNK));
+        let chunk = if self.input.is_empty() {
+            FIRST_READ
+        } else {
+            READ_CHUNK
+        };
+        let read = tokio::time::timeout(timeout, read_some(stream, &mut self.input, chunk));
         let result = tokio::select! {
             r = read => r,
             () = self.shutdown.cancelled() => return Err(End::Shutdown),
