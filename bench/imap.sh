@@ -495,7 +495,7 @@ row "UID FETCH 1:* (FLAGS) ms" flags 0
 row "UID SEARCH SUBJECT $word ms" search 0
 row "UID FETCH last 100 headers ms" headers 0
 if ((IDLE_CONNS > 0)); then
-    row "RSS before, KiB (after 200-login warm-up)" rss_before 0
+    row "RSS with 200 warm-up sessions, KiB" rss_before 0
     row "RSS with $IDLE_CONNS more in IDLE, KiB" rss_after 0
     row "KiB per IDLE session (RSS)" per_conn 0
     row "KiB per IDLE session (PSS, for info)" pss_per_conn 0

@@ -321,15 +321,15 @@ def rss_tree(root):
     return sum(rss[p] for p in keep), len(keep), pss
 
 
-# Sessions opened and closed before the memory baseline is taken.
+# Sessions opened (and kept open) before the memory baseline is taken.
 WARMUP_SESSIONS = 200
 
 
 def idle(hostport, user, password, count, workers, timeout, pid):
     """Memory of `count` sessions in IDLE. A warm-up round of sessions
-    (logged in, selected, idling, then closed) comes first, so "before" is
-    the server's steady state after a burst of logins (allocator arenas,
-    caches) and the difference is what each open session holds."""
+    (logged in, selected, idling, kept open) comes first, so "before" is
+    the server after a burst of logins (allocator arenas, caches) and the
+    difference is what each further session holds."""
     deadline = time.monotonic() + timeout
     first = Conn(hostport, timeout)
     first.login(user, password)
@@ -383,13 +383,15 @@ def idle(hostport, user, password, count, workers, timeout, pid):
                 pass
             c.close()
 
-    close_all(open_idle(min(count, WARMUP_SESSIONS)))
+    # Kept open: closed, their freed memory would host the next sessions
+    # and hide what a session holds.
+    warm = open_idle(min(count, WARMUP_SESSIONS))
     time.sleep(2)
     before, procs_before, pss_before = rss_tree(pid)
     conns = open_idle(count)
     time.sleep(2)
     after, procs_after, pss_after = rss_tree(pid)
-    close_all(conns)
+    close_all(conns + warm)
     first.close()
     print(f"{before} {after} {procs_before} {procs_after} {pss_before} {pss_after}")
 

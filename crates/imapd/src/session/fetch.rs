@@ -129,10 +129,8 @@ impl Session {
         // (\Seen) from `changed_here`.
         let mut changed_here: HashMap<Uid, IndexEntry> = HashMap::new();
         let asked = targets.len();
-        let targets: Vec<(u32, Uid)> = targets
-            .into_iter()
-            .filter(|(_, u)| find_entry(&index, *u).is_some())
-            .collect();
+        let paired = pair_with_index(&index, targets);
+        let targets: Vec<(u32, Uid)> = paired.iter().map(|&(seq, e)| (seq, e.uid)).collect();
         // Some were expunged by another session, not yet announced.
         let mut vanished = targets.len() != asked;
         let want_summary = attrs.iter().any(|a| {
@@ -205,22 +203,28 @@ impl Session {
                 }
             }
         }
-        let entry_of = |uid: &Uid| changed_here.get(uid).or_else(|| find_entry(&index, *uid));
+        fn current<'a>(changed: &'a HashMap<Uid, IndexEntry>, e: &'a IndexEntry) -> &'a IndexEntry {
+            if changed.is_empty() {
+                e
+            } else {
+                changed.get(&e.uid).unwrap_or(e)
+            }
+        }
         let wants_flags = attrs.contains(&A::Flags);
         if wants_flags || !seen_changed.is_empty() {
             self.announce_keywords(
-                targets
+                paired
                     .iter()
-                    .filter_map(|(_, u)| entry_of(u))
-                    .flat_map(|e| e.flags.iter()),
+                    .flat_map(|(_, e)| current(&changed_here, e).flags.iter()),
             );
         }
+        self.output.reserve(paired.len() * 48);
+        let mut line: Vec<u8> = Vec::with_capacity(128);
         // Stands in for a message whose summary could not be read.
         let no_summary = MessageSummary::default();
-        for (seq, uid) in targets {
-            let Some(entry) = entry_of(&uid) else {
-                continue;
-            };
+        for &(seq, indexed) in &paired {
+            let entry = current(&changed_here, indexed);
+            let uid = entry.uid;
             let recent = self.is_recent(uid);
             let info = infos.get(&uid);
             let raw = raws.get(&uid).map(Vec::as_slice);
@@ -229,7 +233,8 @@ impl Session {
                 vanished = true;
                 continue;
             }
-            let mut line = format!("{seq} FETCH (").into_bytes();
+            line.clear();
+            line.extend_from_slice(format!("{seq} FETCH (").as_bytes());
             let mut first = true;
             let mut sep = |line: &mut Vec<u8>| {
                 if !std::mem::take(&mut first) {
@@ -466,6 +471,25 @@ impl Session {
             },
         );
     }
+}
+
+/// Each target (in UID order, as [`resolve`] gives them) with its index
+/// entry, in one merge walk; targets the index lacks are left out.
+fn pair_with_index(
+    index: &store::MailboxIndex,
+    targets: Vec<(u32, Uid)>,
+) -> Vec<(u32, &IndexEntry)> {
+    let entries = &index.messages;
+    let mut out = Vec::with_capacity(targets.len());
+    let mut j = 0;
+    for (seq, uid) in targets {
+        j += entries[j..].partition_point(|e| e.uid < uid);
+        match entries.get(j) {
+            Some(e) if e.uid == uid => out.push((seq, e)),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The index entry of a UID (the index is in UID order).
