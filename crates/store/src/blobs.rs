@@ -75,10 +75,12 @@ pub(crate) fn release(conn: &Connection, hash: &str, n: i64) -> Result<()> {
 
 /// Writer: caches the parse of a blob (first one wins).
 pub(crate) fn store_summary(conn: &Connection, hash: &str, summary_json: &str) -> Result<()> {
-    conn.prepare_cached("UPDATE blobs SET summary = ?2 WHERE hash = ?1 AND summary IS NULL")
-        .db()?
-        .execute(params![hash, summary_json])
-        .db()?;
+    conn.prepare_cached(
+        "INSERT INTO summaries (hash, summary) VALUES (?1, ?2) ON CONFLICT (hash) DO NOTHING",
+    )
+    .db()?
+    .execute(params![hash, summary_json])
+    .db()?;
     Ok(())
 }
 

@@ -274,9 +274,10 @@ pub(crate) fn flags_of(system_flags: i64, keywords: &str) -> Vec<String> {
 }
 
 /// Reader: the messages of a mailbox in UID order.
-/// The columns [`message_info`] reads, after `FROM messages m JOIN blobs b`.
+/// The columns [`message_info`] reads, after
+/// `FROM messages m LEFT JOIN summaries s`.
 const MESSAGE_INFO_COLUMNS: &str =
-    "m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size, b.summary";
+    "m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size, s.summary";
 
 /// Decodes one row of [`MESSAGE_INFO_COLUMNS`].
 fn message_info(row: &rusqlite::Row<'_>) -> Result<MessageInfo> {
@@ -303,7 +304,7 @@ pub(crate) fn list_messages(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_INFO_COLUMNS}
-               FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+               FROM messages m LEFT JOIN summaries s ON s.hash = m.blob_hash
               WHERE m.mailbox_id = ?1
               ORDER BY m.uid"
         ))
@@ -328,7 +329,7 @@ pub(crate) fn messages_by_uid(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_INFO_COLUMNS}
-               FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+               FROM messages m LEFT JOIN summaries s ON s.hash = m.blob_hash
               WHERE m.mailbox_id = ?1 AND m.uid = ?2"
         ))
         .db()?;
@@ -377,8 +378,8 @@ pub(crate) fn envelopes(
     let mut stmt = conn
         .prepare_cached(
             "SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size,
-                    b.summary
-               FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+                    s.summary
+               FROM messages m LEFT JOIN summaries s ON s.hash = m.blob_hash
               WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3
               ORDER BY m.uid",
         )

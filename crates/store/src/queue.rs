@@ -210,8 +210,9 @@ pub(crate) enum QueuedBlob {
 pub(crate) fn blob_for_delivery(conn: &Connection, id: QueueId) -> Result<QueuedBlob> {
     let (hash, parsed): (String, bool) = conn
         .prepare_cached(
-            "SELECT q.blob_hash, b.summary IS NOT NULL
-               FROM queue q JOIN blobs b ON b.hash = q.blob_hash
+            "SELECT q.blob_hash,
+                    EXISTS (SELECT 1 FROM summaries s WHERE s.hash = q.blob_hash)
+               FROM queue q
               WHERE q.id = ?1",
         )
         .db()?

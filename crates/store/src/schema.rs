@@ -154,6 +154,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO subscriptions (account_id, name)
         SELECT account_id, name FROM mailboxes WHERE subscribed = 1;
     "#,
+    // Parsed summaries apart from the raw bytes: reading many summaries
+    // (SEARCH, FETCH ENVELOPE) no longer walks every message's pages.
+    // `blobs.summary` is no longer read.
+    r#"
+    CREATE TABLE summaries (
+        hash    TEXT PRIMARY KEY REFERENCES blobs(hash) ON DELETE CASCADE,
+        summary TEXT NOT NULL
+    );
+    INSERT INTO summaries (hash, summary)
+        SELECT hash, summary FROM blobs WHERE summary IS NOT NULL;
+    UPDATE blobs SET summary = NULL WHERE summary IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -922,7 +922,7 @@ async fn summary_is_parsed_once_per_blob() {
         let mut summary = parse::summarize(&raw);
         summary.subject = Some("from the cache".into());
         conn.execute(
-            "UPDATE blobs SET summary = ?1",
+            "UPDATE summaries SET summary = ?1",
             [serde_json::to_string(&summary).unwrap()],
         )
         .unwrap();
