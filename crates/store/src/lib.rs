@@ -392,6 +392,8 @@ pub struct Store {
     /// ([`mailbox::index_stamp`], read from the database each time, so
     /// other processes' changes count) is unchanged.
     index_cache: Arc<IndexCache>,
+    /// Envelope fields decoded once per blob, for SEARCH.
+    envelope_cache: Arc<mailbox::EnvelopeCache>,
 }
 
 type IndexCache =
@@ -432,6 +434,7 @@ impl Store {
             inner: Arc::new(engine::Inner::open(data_dir, &options)?),
             passwords: Arc::new(hashing::PasswordWorkers::start(cores)?),
             index_cache: Default::default(),
+            envelope_cache: Default::default(),
         })
     }
 
@@ -742,8 +745,9 @@ impl Store {
     ) -> Result<Vec<MessageInfo>> {
         let mailbox = mailbox.to_owned();
         let uids = uids.to_vec();
+        let cache = self.envelope_cache.clone();
         self.inner
-            .read(move |conn| mailbox::envelopes(conn, account, &mailbox, &uids))
+            .read(move |conn| mailbox::envelopes(conn, &cache, account, &mailbox, &uids))
             .await
     }
 

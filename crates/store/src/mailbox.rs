@@ -361,11 +361,42 @@ struct EnvelopeFields {
     raw: crate::RawFields,
 }
 
+/// Envelope-only summaries by blob hash. A blob never changes, so an
+/// entry never goes stale; the map is emptied when it reaches
+/// [`ENVELOPE_CACHE_ENTRIES`].
+pub(crate) type EnvelopeCache =
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<crate::MessageSummary>>>;
+
+/// Envelopes kept by [`envelopes`] (some hundred bytes each).
+const ENVELOPE_CACHE_ENTRIES: usize = 100_000;
+
+fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
+    let fields: EnvelopeFields = json
+        .and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_default();
+    crate::MessageSummary {
+        date: fields.date,
+        subject: fields.subject,
+        from: fields.from,
+        sender: fields.sender,
+        reply_to: fields.reply_to,
+        to: fields.to,
+        cc: fields.cc,
+        bcc: fields.bcc,
+        in_reply_to: fields.in_reply_to,
+        message_id: fields.message_id,
+        raw: fields.raw,
+        ..Default::default()
+    }
+}
+
 /// Reader: the messages with these UIDs as [`messages_by_uid`] gives
 /// them, but each summary with its envelope fields only (no MIME tree),
-/// read with one range scan: what SEARCH needs, cheaply.
+/// read with one range scan and decoded once per blob (`cache`): what
+/// SEARCH needs, cheaply.
 pub(crate) fn envelopes(
     conn: &Connection,
+    cache: &EnvelopeCache,
     account: AccountId,
     mailbox: &str,
     uids: &[Uid],
@@ -377,16 +408,23 @@ pub(crate) fn envelopes(
     let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size,
-                    s.summary
-               FROM messages m LEFT JOIN summaries s ON s.hash = m.blob_hash
-              WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3
-              ORDER BY m.uid",
+            "SELECT uid, modseq, system_flags, keywords, internal_date, size, blob_hash
+               FROM messages
+              WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3
+              ORDER BY uid",
         )
         .db()?;
     let mut rows = stmt
         .query(params![id.0, i64::from(low.0), i64::from(high.0)])
         .db()?;
+    let mut summary_of = conn
+        .prepare_cached("SELECT summary FROM summaries WHERE hash = ?1")
+        .db()?;
+    let lock = || {
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
     let mut out = Vec::with_capacity(uids.len());
     while let Some(row) = rows.next().db()? {
         let uid = Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?);
@@ -395,31 +433,34 @@ pub(crate) fn envelopes(
         }
         let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
         let keywords: String = row.get(3).db()?;
-        let json: Option<String> = row.get(6).db()?;
-        let fields: EnvelopeFields = json
-            .as_deref()
-            .and_then(|j| serde_json::from_str(j).ok())
-            .unwrap_or_default();
+        let hash: String = row.get(6).db()?;
+        let cached = lock().get(&hash).cloned();
+        let summary = match cached {
+            Some(s) => s,
+            None => {
+                let json: Option<String> = summary_of
+                    .query_row([&hash], |r| r.get(0))
+                    .optional()
+                    .db()?;
+                let s = std::sync::Arc::new(decode_envelope(json.as_deref()));
+                // Only a parsed blob is kept: an unparsed one may be parsed later.
+                if json.is_some() {
+                    let mut c = lock();
+                    if c.len() >= ENVELOPE_CACHE_ENTRIES {
+                        c.clear();
+                    }
+                    c.insert(hash, s.clone());
+                }
+                s
+            }
+        };
         out.push(MessageInfo {
             uid,
             modseq: ModSeq(to_u64(get(1)?, "modseq")?),
             flags: flags_of(get(2)?, &keywords),
             internal_date: get(4)?,
             size: to_u64(get(5)?, "message size")?,
-            summary: crate::MessageSummary {
-                date: fields.date,
-                subject: fields.subject,
-                from: fields.from,
-                sender: fields.sender,
-                reply_to: fields.reply_to,
-                to: fields.to,
-                cc: fields.cc,
-                bcc: fields.bcc,
-                in_reply_to: fields.in_reply_to,
-                message_id: fields.message_id,
-                raw: fields.raw,
-                ..Default::default()
-            },
+            summary: (*summary).clone(),
         });
     }
     Ok(out)

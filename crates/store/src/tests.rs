@@ -1964,6 +1964,12 @@ async fn envelopes_match_the_full_summaries() {
         assert_eq!(l.summary.message_id, f.summary.message_id);
         assert_eq!(l.summary.raw, f.summary.raw);
     }
+    // A second read comes from the per-blob cache, the same.
+    let again = store.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    assert_eq!(
+        again.iter().map(|m| &m.summary).collect::<Vec<_>>(),
+        light.iter().map(|m| &m.summary).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]
