@@ -138,7 +138,7 @@ if [[ ! -x $POSTERN_BIN || (! -x $IMAPD_BIN && " ${servers[*]} " == *" postern "
 fi
 
 # Every IDLE session is a socket in the server and in the client.
-need_fds=$((IDLE_CONNS * 2 + 256))
+need_fds=$(((IDLE_CONNS + 200) * 2 + 256))
 if (($(ulimit -n) < need_fds)); then
     ulimit -n "$need_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fi
@@ -226,7 +226,7 @@ user=bench@localhost
 password=bench-password
 # A subject word in about 1% of the messages (one of 100, picked at random
 # per message from a fixed seed; the same messages go to both servers).
-word=$(python3 "$here/imap_load.py" words | head -n 1)
+word=$(python3 "$here/imap_load.py" words | sed -n 1p)
 
 # --- Dovecot --------------------------------------------------------------------
 
@@ -267,7 +267,7 @@ dovecot_setup() {
     # One imap process per session (Dovecot's default, client_limit 1), so
     # the process limits must cover every IDLE session; the client limits
     # of the shared services (log, stats, anvil, auth) must too.
-    local procs=$((IDLE_CONNS + 200)) clients=$((IDLE_CONNS * 2 + 200))
+    local procs=$((IDLE_CONNS + 500)) clients=$((IDLE_CONNS * 2 + 800))
     ((procs >= 1024)) || procs=1024
     ((clients >= 1000)) || clients=1000
     cat >"$dir/dovecot.conf" <<EOF

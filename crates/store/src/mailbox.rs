@@ -358,6 +358,7 @@ struct EnvelopeFields {
     bcc: Vec<crate::EmailAddress>,
     in_reply_to: Option<String>,
     message_id: Option<String>,
+    header_len: u64,
     raw: crate::RawFields,
 }
 
@@ -385,13 +386,15 @@ fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
         bcc: fields.bcc,
         in_reply_to: fields.in_reply_to,
         message_id: fields.message_id,
+        header_len: fields.header_len,
         raw: fields.raw,
         ..Default::default()
     }
 }
 
 /// Reader: the messages with these UIDs as [`messages_by_uid`] gives
-/// them, but each summary with its envelope fields only (no MIME tree),
+/// them, but each summary with its envelope fields and header length only
+/// (no MIME tree),
 /// read with one range scan and decoded once per blob (`cache`): what
 /// SEARCH needs, cheaply.
 pub(crate) fn envelopes(

@@ -1963,6 +1963,7 @@ async fn envelopes_match_the_full_summaries() {
         assert_eq!(l.summary.date, f.summary.date);
         assert_eq!(l.summary.message_id, f.summary.message_id);
         assert_eq!(l.summary.raw, f.summary.raw);
+        assert_eq!(l.summary.header_len, f.summary.header_len);
     }
     // A second read comes from the per-blob cache, the same.
     let again = store.envelopes(alice.id, "INBOX", &uids).await.unwrap();

@@ -139,6 +139,14 @@ impl Session {
                 A::Envelope | A::Body | A::BodyStructure | A::InternalDate | A::BodySection { .. }
             )
         });
+        // The MIME tree only for BODY/BODYSTRUCTURE and part sections; the
+        // rest (ENVELOPE, INTERNALDATE, whole-message sections such as
+        // Thunderbird's header fetch) makes do with the cached envelope.
+        let want_tree = attrs.iter().any(|a| match a {
+            A::Body | A::BodyStructure => true,
+            A::BodySection { section, .. } => !section.part.is_empty(),
+            _ => false,
+        });
         let want_raw = attrs.iter().any(|a| {
             matches!(
                 a,
@@ -155,7 +163,12 @@ impl Session {
         let target_uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
         let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
         if want_summary && !target_uids.is_empty() {
-            match store.messages_by_uid(account, &mailbox, &target_uids).await {
+            let read = if want_tree {
+                store.messages_by_uid(account, &mailbox, &target_uids).await
+            } else {
+                store.envelopes(account, &mailbox, &target_uids).await
+            };
+            match read {
                 Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
                 Err(e) => return self.store_failed(tag, e, "read the messages"),
             }
@@ -284,8 +297,8 @@ impl Session {
                         section, partial, ..
                     } => {
                         let r = raw.unwrap_or_default();
-                        let summary = info.map(|i| i.summary.clone()).unwrap_or_default();
-                        let mut bytes = section_bytes(r, &summary, section).unwrap_or_default();
+                        let summary = info.map_or(&no_summary, |i| &i.summary);
+                        let mut bytes = section_bytes(r, summary, section).unwrap_or_default();
                         line.extend_from_slice(b"BODY[");
                         line.extend_from_slice(section_name(section).as_bytes());
                         line.push(b']');
