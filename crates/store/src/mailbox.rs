@@ -872,12 +872,18 @@ pub(crate) fn create_user_mailbox(
             canonical_name(name)
         )));
     }
+    create_parents(conn, account, name)?;
+    create_mailbox(conn, account, name, None)
+}
+
+/// Writer: creates each missing level above `name`.
+fn create_parents(conn: &Connection, account: AccountId, name: &str) -> Result<()> {
     for parent in parents(name) {
         if find_mailbox(conn, account, parent)?.is_none() {
             create_mailbox(conn, account, parent, None)?;
         }
     }
-    create_mailbox(conn, account, name, None)
+    Ok(())
 }
 
 /// Writer: subscribes to or unsubscribes from a mailbox name, which need
@@ -1017,11 +1023,7 @@ pub(crate) fn rename_mailbox(
         move_messages(conn, account, "INBOX", &uids, to)?;
         return Ok(());
     }
-    for parent in parents(to) {
-        if find_mailbox(conn, account, parent)?.is_none() {
-            create_mailbox(conn, account, parent, None)?;
-        }
-    }
+    create_parents(conn, account, to)?;
     // Subscriptions follow (as Dovecot's do).
     conn.prepare_cached(
         "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, ?4)

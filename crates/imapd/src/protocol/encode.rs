@@ -134,6 +134,8 @@ pub enum Code {
     Parse,
     /// RFC 5530: some messages asked for were expunged meanwhile.
     ExpungeIssued,
+    /// RFC 3501 7.1: the charsets SEARCH supports.
+    BadCharset(Vec<String>),
 }
 
 fn code(out: &mut Vec<u8>, c: &Code) {
@@ -175,6 +177,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::InUse => "INUSE".into(),
         Code::Parse => "PARSE".into(),
         Code::ExpungeIssued => "EXPUNGEISSUED".into(),
+        Code::BadCharset(names) => format!("BADCHARSET ({})", names.join(" ")),
     };
     out.push(b'[');
     out.extend_from_slice(s.as_bytes());

@@ -682,11 +682,8 @@ impl Session {
         if let Some(cs) = &charset {
             if !CHARSETS.iter().any(|c| c.eq_ignore_ascii_case(cs)) {
                 tracing::debug!(charset = %cs, "unsupported search charset");
-                let line = format!(
-                    "{tag} NO [BADCHARSET ({})] Charset not supported\r\n",
-                    CHARSETS.join(" ")
-                );
-                self.output.extend_from_slice(line.as_bytes());
+                let names = CHARSETS.iter().map(|c| c.to_string()).collect();
+                self.no(tag, Some(Code::BadCharset(names)), "Charset not supported");
                 return;
             }
         }
