@@ -281,17 +281,26 @@ const MESSAGE_INFO_COLUMNS: &str =
 
 /// Decodes one row of [`MESSAGE_INFO_COLUMNS`].
 fn message_info(row: &rusqlite::Row<'_>) -> Result<MessageInfo> {
+    let summary: Option<String> = row.get(6).db()?;
+    let size = to_u64(row.get::<_, i64>(5).db()?, "message size")?;
+    message_info_with(row, blobs::decode_summary(summary.as_deref(), size))
+}
+
+/// Decodes columns 0 to 5 of [`MESSAGE_INFO_COLUMNS`] (uid, modseq,
+/// system flags, keywords, internal date, size) around `summary`.
+fn message_info_with(
+    row: &rusqlite::Row<'_>,
+    summary: crate::MessageSummary,
+) -> Result<MessageInfo> {
     let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
     let keywords: String = row.get(3).db()?;
-    let summary: Option<String> = row.get(6).db()?;
-    let size = to_u64(get(5)?, "message size")?;
     Ok(MessageInfo {
         uid: Uid(to_u32(get(0)?, "UID")?),
         modseq: ModSeq(to_u64(get(1)?, "modseq")?),
         flags: flags_of(get(2)?, &keywords),
         internal_date: get(4)?,
-        size,
-        summary: blobs::decode_summary(summary.as_deref(), size),
+        size: to_u64(get(5)?, "message size")?,
+        summary,
     })
 }
 
@@ -434,8 +443,6 @@ pub(crate) fn envelopes(
         if !wanted.contains(&uid) {
             continue;
         }
-        let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
-        let keywords: String = row.get(3).db()?;
         let hash: String = row.get(6).db()?;
         let cached = lock().get(&hash).cloned();
         let summary = match cached {
@@ -457,14 +464,7 @@ pub(crate) fn envelopes(
                 s
             }
         };
-        out.push(MessageInfo {
-            uid,
-            modseq: ModSeq(to_u64(get(1)?, "modseq")?),
-            flags: flags_of(get(2)?, &keywords),
-            internal_date: get(4)?,
-            size: to_u64(get(5)?, "message size")?,
-            summary: (*summary).clone(),
-        });
+        out.push(message_info_with(row, (*summary).clone())?);
     }
     Ok(out)
 }
