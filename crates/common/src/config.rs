@@ -27,6 +27,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub smtp: SmtpConfig,
     pub queue: QueueConfig,
+    pub relay: RelayConfig,
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
 }
@@ -119,6 +120,113 @@ pub struct QueueConfig {
     /// Deliveries in progress at once (default 64; local deliveries share
     /// group commits, so more in flight means fewer syncs per message).
     pub concurrency: usize,
+}
+
+/// `[relay]`: who may send mail to other domains, and how the queue manager
+/// reaches them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayConfig {
+    /// Networks whose clients may relay without AUTH, as CIDR strings
+    /// (`"10.0.0.0/8"`, `"::1/128"`). Default empty: only authenticated
+    /// submission relays.
+    pub trusted_networks: Vec<String>,
+    /// An authenticated user's envelope sender must be one of the user's
+    /// addresses or aliases (default true; false lets any sender through,
+    /// as Postfix does without `reject_sender_login_mismatch`).
+    pub require_sender_login_match: bool,
+    /// Where mail for non-local domains goes when no `transport` entry
+    /// matches. Absent (the default): MX lookup.
+    pub smarthost: Option<Transport>,
+    /// Per-domain routes that win over MX lookup and the smarthost, keyed
+    /// by domain (`[relay.transport."example.org"]`). A key `".example.org"`
+    /// also matches every subdomain.
+    pub transport: BTreeMap<String, Transport>,
+    /// DNS servers for MX, A and AAAA lookups (`"127.0.0.1:5353"`). Empty
+    /// (the default): the system's `/etc/resolv.conf`.
+    pub dns_servers: Vec<SocketAddr>,
+    /// Port used for hosts found by MX lookup (default 25).
+    pub mx_port: u16,
+    /// Name sent in EHLO (default: the top-level `hostname`).
+    pub helo_name: Option<String>,
+    /// TLS towards hosts found by MX lookup (default `may`).
+    pub tls: RelayTls,
+    /// Seconds to wait for the TCP connection (default 30, Postfix's
+    /// `smtp_connect_timeout`).
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for the greeting and for each reply before DATA is
+    /// sent (default 300, RFC 5321 4.5.3.2).
+    pub command_timeout_secs: u64,
+    /// Seconds to wait for the reply to the final dot (default 600, RFC
+    /// 5321 4.5.3.2.6).
+    pub data_timeout_secs: u64,
+    /// Outbound SMTP sessions at once to one destination (default 20, as
+    /// Postfix's `default_destination_concurrency_limit`).
+    pub max_sessions_per_destination: usize,
+    /// A message with more `Received:` headers than this is bounced as a
+    /// mail loop (default 50, Postfix's `hopcount_limit`).
+    pub max_received_headers: usize,
+    /// Largest original a bounce returns whole; larger ones come back as
+    /// their headers only (default 50000, Postfix's `bounce_size_limit`).
+    pub bounce_size_limit: usize,
+}
+
+/// How to reach one destination.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Transport {
+    /// `host:port`, `host` (port 25) or `[ip]:port`. A host name is looked
+    /// up for A/AAAA records, not MX.
+    pub host: String,
+    /// TLS towards this host (default `may`).
+    #[serde(default)]
+    pub tls: RelayTls,
+    /// AUTH PLAIN/LOGIN with these credentials (only over TLS unless `tls =
+    /// "none"` was chosen on purpose).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// TLS policy for an outbound SMTP session, as Postfix's
+/// `smtp_tls_security_level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RelayTls {
+    /// Never STARTTLS.
+    None,
+    /// STARTTLS when offered; the certificate is not checked
+    /// (opportunistic TLS, RFC 7435). If the handshake fails the message
+    /// is retried later.
+    #[default]
+    May,
+    /// STARTTLS required, certificate not checked.
+    Encrypt,
+    /// STARTTLS required, certificate checked against the web PKI roots and
+    /// the host name.
+    Verify,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            trusted_networks: Vec::new(),
+            require_sender_login_match: true,
+            smarthost: None,
+            transport: BTreeMap::new(),
+            dns_servers: Vec::new(),
+            mx_port: 25,
+            helo_name: None,
+            tls: RelayTls::May,
+            connect_timeout_secs: 30,
+            command_timeout_secs: 300,
+            data_timeout_secs: 600,
+            max_sessions_per_destination: 20,
+            max_received_headers: 50,
+            bounce_size_limit: 50_000,
+        }
+    }
 }
 
 /// What a POP3 `DELE` (made final by `QUIT`) does to a message.
@@ -256,6 +364,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             smtp: SmtpConfig::default(),
             queue: QueueConfig::default(),
+            relay: RelayConfig::default(),
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
         }
