@@ -168,6 +168,10 @@ pub async fn start(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
+    // A typo in the trusted networks must stop the start, not open or
+    // close relaying silently.
+    policy::TrustedNetworks::parse(&ctx.config.relay.trusted_networks)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let smtp = &ctx.config.smtp;
     let mut plan: Vec<(Role, SocketAddr)> = Vec::new();
     plan.extend(smtp.listen.iter().map(|a| (Role::Mx, *a)));

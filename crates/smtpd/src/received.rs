@@ -73,6 +73,22 @@ fn sanitize(text: &str) -> String {
         .collect()
 }
 
+/// How many `Received:` fields the message's header holds: the hop count
+/// that loop protection limits (`[relay] max_received_headers`).
+pub fn hop_count(raw: &[u8]) -> usize {
+    let mut count = 0;
+    for line in raw.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:") {
+            count += 1;
+        }
+    }
+    count
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +143,13 @@ mod tests {
         let h = String::from_utf8(t.header()).unwrap();
         assert_eq!(h.matches("\r\n").count(), 2);
         assert!(!h.contains("x)"));
+    }
+
+    #[test]
+    fn hop_count_reads_the_header_only() {
+        let raw = b"Received: a\r\nRECEIVED:b\r\n\tcontinued received: x\r\nX-Received: no\r\nSubject: s\r\n\r\nReceived: in the body\r\n";
+        assert_eq!(hop_count(raw), 2);
+        assert_eq!(hop_count(b""), 0);
+        assert_eq!(hop_count(b"Received: only"), 1);
     }
 }

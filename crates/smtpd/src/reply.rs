@@ -171,6 +171,27 @@ pub fn unknown_user(address: &str) -> Reply {
 pub fn relay_denied(address: &str) -> Reply {
     Reply::new(554, "5.7.1", format!("<{address}>: Relay access denied"))
 }
+pub fn too_many_hops(hops: usize) -> Reply {
+    Reply::new(
+        554,
+        "5.4.6",
+        format!("Message refused: too many hops ({hops} Received headers); mail loop?"),
+    )
+}
+pub fn unroutable(address: &str) -> Reply {
+    Reply::new(
+        553,
+        "5.1.2",
+        format!("<{address}>: Recipient address rejected: domain cannot be routed"),
+    )
+}
+pub fn sender_login_mismatch(sender: &str, login: &str) -> Reply {
+    Reply::new(
+        553,
+        "5.7.1",
+        format!("<{sender}>: Sender address rejected: not owned by user {login}"),
+    )
+}
 pub fn bare_newline() -> Reply {
     Reply::new(
         550,

@@ -22,7 +22,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::policy::{self, Verdict};
+use crate::policy::{self, Destination};
 
 /// How long a claim keeps other queue managers off a recipient. Claimed
 /// work starts at once (we claim no more than there are free delivery
@@ -121,17 +121,17 @@ async fn deliver(store: &Store, config: &Config, message: QueuedMessage) {
     let mut failed: Vec<(RecipientId, String)> = Vec::new();
     let mut retry: Vec<RecipientId> = Vec::new();
     for recipient in &message.recipients {
-        match policy::check_recipient(config, store, &recipient.address).await {
-            Ok(Verdict::Local(account)) => local.push(LocalDelivery {
+        match policy::classify(config, store, &recipient.address).await {
+            Ok(Destination::Local(account)) => local.push(LocalDelivery {
                 recipient: recipient.id,
                 account: account.id,
                 mailbox: "INBOX".to_string(),
             }),
-            Ok(Verdict::UnknownUser) => failed.push((
+            Ok(Destination::UnknownUser) => failed.push((
                 recipient.id,
                 "5.1.1 user unknown in local recipient table".to_string(),
             )),
-            Ok(Verdict::RelayDenied) => failed.push((
+            Ok(Destination::Remote { .. } | Destination::Unroutable) => failed.push((
                 recipient.id,
                 "5.4.4 no route to a non-local domain (relaying is not enabled)".to_string(),
             )),

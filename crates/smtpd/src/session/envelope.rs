@@ -50,6 +50,24 @@ impl Session {
         if !from.address.is_ascii() && !smtputf8 {
             return self.reply(reply::smtputf8_required());
         }
+        if let Some(login) = self.auth_user.as_deref() {
+            if self.ctx.config.relay.require_sender_login_match {
+                let ctx = &self.ctx;
+                match policy::sender_matches_login(&ctx.config, &ctx.store, login, &from.address)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!(sender = %from.address, user = %login, "sender not owned by the login");
+                        return self.reply(reply::sender_login_mismatch(&from.address, login));
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "sender lookup failed");
+                        return self.reply(reply::temporary_failure());
+                    }
+                }
+            }
+        }
         let body_type = if from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0 {
             store::BodyType::EightBitMime
         } else {
@@ -82,7 +100,10 @@ impl Session {
         if tx.recipients.len() >= self.ctx.config.smtp.max_recipients {
             return self.reply(reply::too_many_recipients());
         }
-        let verdict = policy::check_recipient(&self.ctx.config, &self.ctx.store, &to.address).await;
+        let may_relay = self.auth_user.is_some() || self.trusted_network;
+        let verdict =
+            policy::check_recipient(&self.ctx.config, &self.ctx.store, &to.address, may_relay)
+                .await;
         match verdict {
             Ok(Verdict::Local(account)) => {
                 tracing::debug!(recipient = %to.address, account = %account.address, "RCPT accepted");
@@ -96,6 +117,14 @@ impl Session {
                 }
                 self.reply(reply::recipient_ok());
             }
+            Ok(Verdict::Remote) => {
+                tracing::debug!(recipient = %to.address, "RCPT accepted for relay");
+                if let Some(tx) = self.tx.as_mut() {
+                    tx.recipients.push(to.address);
+                }
+                self.reply(reply::recipient_ok());
+            }
+            Ok(Verdict::Unroutable) => self.reply(reply::unroutable(&to.address)),
             Ok(Verdict::UnknownUser) => self.reply(reply::unknown_user(&to.address)),
             Ok(Verdict::RelayDenied) => self.reply(reply::relay_denied(&to.address)),
             Err(e) => {

@@ -163,6 +163,14 @@ impl Session {
             tracing::info!(sender = %tx.sender, "8-bit data declared as 7BIT; treated as 8BITMIME");
             body_type = store::BodyType::EightBitMime;
         }
+        let hops = crate::received::hop_count(&raw);
+        if hops > self.ctx.config.relay.max_received_headers {
+            // As Postfix: refused at the end of DATA, so the client's own
+            // server bounces it; we make no backscatter.
+            tracing::warn!(sender = %tx.sender, hops, "mail loop: too many Received headers");
+            self.reply(reply::too_many_hops(hops));
+            return;
+        }
         let size = raw.len();
         let message = store::NewQueuedMessage {
             raw,

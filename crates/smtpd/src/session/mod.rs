@@ -85,6 +85,8 @@ pub(crate) struct Session {
     output: Vec<u8>,
     pub helo: Option<Helo>,
     pub auth_user: Option<String>,
+    /// The client's address is in `[relay] trusted_networks`.
+    pub trusted_network: bool,
     pub tx: Option<Transaction>,
     errors: u32,
     pub auth_failures: u32,
@@ -102,6 +104,9 @@ impl Session {
         peer: SocketAddr,
         shutdown: CancellationToken,
     ) -> Session {
+        let trusted_network =
+            crate::policy::TrustedNetworks::parse(&ctx.config.relay.trusted_networks)
+                .is_ok_and(|t| t.contains(peer.ip()));
         Session {
             ctx,
             role,
@@ -113,6 +118,7 @@ impl Session {
             output: Vec::with_capacity(1024),
             helo: None,
             auth_user: None,
+            trusted_network,
             tx: None,
             errors: 0,
             auth_failures: 0,
