@@ -695,6 +695,26 @@ impl Store {
             .await
     }
 
+    /// Marks recipients `Bounced`, each with its own error, and in the same
+    /// transaction queues `report` (the delivery status notification for
+    /// them, from the null sender). Recipients that are no longer pending or
+    /// deferred are skipped; if none is left, no report is queued. Returns
+    /// the report's queue id.
+    pub async fn bounce_with_report(
+        &self,
+        queue: QueueId,
+        failures: Vec<(RecipientId, String)>,
+        report: Option<NewQueuedMessage>,
+    ) -> Result<Option<QueueId>> {
+        let hash = report.as_ref().map(|r| blobs::hash(&r.raw));
+        self.inner
+            .write(false, move |conn| {
+                let report = hash.as_deref().zip(report.as_ref());
+                queue::bounce_with_report(conn, queue, &failures, report, now())
+            })
+            .await
+    }
+
     /// Every queued message with all its recipients, oldest first.
     pub async fn queue(&self) -> Result<Vec<QueuedMessage>> {
         self.inner.read(queue::list).await

@@ -426,3 +426,33 @@ pub(crate) fn update_recipients(
     }
     finish_if_done(conn, queue)
 }
+
+/// Writer: marks recipients `Bounced`, each with its own error, and queues
+/// the bounce report (if any) in the same transaction, so a crash can
+/// neither lose the report nor send it twice. Recipients no longer open
+/// (another claimer finished them) are left alone and left out.
+pub(crate) fn bounce_with_report(
+    conn: &Connection,
+    queue: QueueId,
+    failures: &[(RecipientId, String)],
+    report: Option<(&str, &NewQueuedMessage)>,
+    now: Timestamp,
+) -> Result<Option<QueueId>> {
+    let mut mark = conn
+        .prepare_cached(
+            "UPDATE queue_recipients
+                SET state = 'bounced', attempts = attempts + 1, last_error = ?3
+              WHERE id = ?1 AND queue_id = ?2 AND state IN ('pending', 'deferred')",
+        )
+        .db()?;
+    let mut marked = 0;
+    for (rcpt, error) in failures {
+        marked += mark.execute(params![rcpt.0, queue.0, error]).db()?;
+    }
+    let report_id = match report {
+        Some((hash, message)) if marked > 0 => Some(enqueue(conn, hash, message, now)?),
+        _ => None,
+    };
+    finish_if_done(conn, queue)?;
+    Ok(report_id)
+}

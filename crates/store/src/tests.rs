@@ -2016,3 +2016,65 @@ async fn cached_index_follows_changes_from_another_process() {
         [Uid(1), Uid(3)]
     );
 }
+
+#[tokio::test]
+async fn bounce_and_report_in_one_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let id = store
+        .enqueue(message(
+            &raw_message("x"),
+            &["a@remote.test", "b@remote.test", "c@remote.test"],
+        ))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
+    let r: Vec<RecipientId> = claimed[0].recipients.iter().map(|r| r.id).collect();
+    let report = |to: &str| NewQueuedMessage {
+        sender: String::new(),
+        ..message(b"Subject: report\r\n\r\nfailed\r\n", &[to])
+    };
+
+    let first = store
+        .bounce_with_report(
+            id,
+            vec![(r[0], "550 5.1.1 a".into()), (r[1], "550 5.1.1 b".into())],
+            Some(report("sender@example.org")),
+        )
+        .await
+        .unwrap()
+        .expect("a report");
+    let q = store.queue().await.unwrap();
+    assert_eq!(q.len(), 2, "the original (c still open) and the report");
+    let original = q.iter().find(|m| m.id == id).unwrap();
+    assert_eq!(original.recipients[0].state, RecipientState::Bounced);
+    assert_eq!(
+        original.recipients[0].last_error.as_deref(),
+        Some("550 5.1.1 a")
+    );
+    assert_eq!(
+        original.recipients[1].last_error.as_deref(),
+        Some("550 5.1.1 b")
+    );
+    let report_entry = q.iter().find(|m| m.id == first).unwrap();
+    assert_eq!(report_entry.sender, "");
+    assert_eq!(report_entry.recipients[0].address, "sender@example.org");
+
+    // Already bounced: nothing marked, so no second report.
+    let again = store
+        .bounce_with_report(id, vec![(r[0], "x".into())], Some(report("x@y.test")))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(store.queue().await.unwrap().len(), 2);
+
+    // The last open recipient: the original leaves the queue.
+    store
+        .bounce_with_report(id, vec![(r[2], "expired".into())], None)
+        .await
+        .unwrap();
+    let q = store.queue().await.unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].id, first);
+}
