@@ -46,6 +46,7 @@
 //! message (`message queued`, with the queue id) and per delivery.
 #![forbid(unsafe_code)]
 
+pub mod bounce;
 pub mod data;
 pub mod policy;
 pub mod queue;

@@ -1,0 +1,1107 @@
+//! Delivery status notifications: the message that tells a sender their
+//! mail failed, or is late (RFC 3464 inside an RFC 6522 `multipart/report`).
+//!
+//! The queue manager calls [`build`] once per message and report kind, with
+//! every recipient that failed (or is delayed) in this round, so a sender
+//! gets one report naming them all rather than one per recipient. The
+//! report is queued with the null envelope sender `<>` (RFC 5321 4.5.5), and
+//! a message whose own sender is null gets no report at all, so two mail
+//! systems can never bounce a bounce back and forth.
+//!
+//! ## Shape
+//!
+//! ```text
+//! multipart/report; report-type=delivery-status
+//! ├── text/plain                       what happened, for a person
+//! ├── message/delivery-status          the same, for a program (RFC 3464)
+//! └── message/rfc822                   the original, if it is small enough,
+//!     or text/rfc822-headers           else its header section only
+//! ```
+//!
+//! The top level carries `Auto-Submitted: auto-replied` (RFC 3834), so
+//! vacation responders and list servers leave the report alone.
+//!
+//! ## Choices
+//!
+//! - **Status.** A recipient's `status` is used when it is a well-formed
+//!   enhanced status code (RFC 3463). Otherwise the code in its diagnostic
+//!   (`550 5.1.1 ...`) is used, and failing that 5.0.0 for a failure and
+//!   4.0.0 for a delay ([`enhanced_status`]).
+//! - **Diagnostic type.** A diagnostic that starts with an SMTP reply code is
+//!   `smtp`; anything else (a connection error, a local delivery error) is
+//!   `X-Postern`, the private type RFC 3464 2.3.6 allows.
+//! - **Non-ASCII recipients.** When any recipient address is not ASCII, the
+//!   status part is `message/global-delivery-status` (RFC 6533), such
+//!   addresses are typed `utf-8`, and the part is sent `8bit`: a report in
+//!   plain `message/delivery-status` must be 7-bit and has no way to carry
+//!   the address as the recipient's own system knows it. Otherwise the part
+//!   is `message/delivery-status`, 7-bit, and any non-ASCII character in a
+//!   diagnostic or host name is written as `\x{HEX}` (RFC 6533's notation).
+//! - **The returned original.** RFC 2046 5.2.1 allows only `7bit`, `8bit`
+//!   and `binary` for `message/rfc822`, and the report must travel over
+//!   ordinary SMTP, so the original is attached as it is, labelled `7bit`
+//!   or `8bit`, when it is at most `return_limit` octets and fit for 8-bit
+//!   transport (CRLF line ends, no NUL, lines of at most 998 octets, RFC
+//!   2045 2.8). A larger or unfit original is returned as its header
+//!   section only (`text/rfc822-headers`, RFC 6522), mended where needed:
+//!   line ends made CRLF, NULs dropped, over-long lines folded. A message
+//!   with no empty line is all header (RFC 5322 2.1); a header section
+//!   longer than [`HEADER_SECTION_LIMIT`] is cut at a line end. An original
+//!   with nothing to return (empty, or a body with no header) gets no third
+//!   part, which RFC 6522 permits.
+//! - **8-bit transport.** A report that returns 8-bit content, or names a
+//!   non-ASCII recipient, contains 8-bit octets; [`needs_8bit`] says so, and
+//!   the queue manager then sends it with `BODY=8BITMIME` (RFC 6152).
+//!   Everything else in the report is 7-bit: the explanation goes through
+//!   mail-builder, which picks quoted-printable when it has to.
+//! - **Line length.** Every line is at most 998 octets (RFC 5322 2.1.1):
+//!   status fields are folded near 78 columns, and a run of text with no
+//!   space longer than [`LONGEST_WORD`] is broken, which shows as an extra
+//!   space when the field is unfolded.
+
+use std::borrow::Cow;
+
+use mail_builder::headers::address::Address;
+use mail_builder::headers::content_type::ContentType;
+use mail_builder::headers::date::Date;
+use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
+use mail_builder::mime::{make_boundary, BodyPart, MimePart};
+use mail_builder::MessageBuilder;
+
+/// What the report tells the sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// Permanent failure, or the message outlived its time in the queue:
+    /// `Action: failed`.
+    Failure,
+    /// Still being retried: `Action: delayed` (a delay warning).
+    Delay {
+        /// Unix seconds after which the queue gives up on the message.
+        will_retry_until: i64,
+    },
+}
+
+/// One recipient the report is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRecipient {
+    /// The envelope recipient as queued.
+    pub address: String,
+    /// Enhanced status code ("5.1.1"). Left empty (or malformed), it is
+    /// taken from `diagnostic`, else 5.0.0 / 4.0.0 by report kind.
+    pub status: String,
+    /// What went wrong, e.g. "550 5.1.1 <bob@example.org>: user unknown"
+    /// or "connect to 127.0.0.1:2526: connection refused".
+    pub diagnostic: String,
+    /// The host that answered, if one did.
+    pub remote_mta: Option<String>,
+    /// Unix seconds of the last delivery attempt.
+    pub last_attempt: i64,
+}
+
+/// Everything a report says about one queued message.
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a> {
+    pub kind: ReportKind,
+    /// Our host name (`config.hostname`).
+    pub reporting_mta: &'a str,
+    pub queue_id: &'a str,
+    /// Unix seconds the original was queued.
+    pub arrival: i64,
+    /// The original envelope sender: the report goes to it.
+    pub sender: &'a str,
+    pub recipients: &'a [FailedRecipient],
+    /// The original message as queued (CRLF line ends).
+    pub original: &'a [u8],
+    /// Originals up to this size are returned whole, larger ones as their
+    /// header section only.
+    pub return_limit: usize,
+    /// Unix seconds, for the report's own `Date:`.
+    pub now: i64,
+}
+
+/// Status fields are folded near this column, as RFC 5322 2.1.1 asks.
+const FIELD_WIDTH: usize = 78;
+
+/// The explanation is wrapped narrower: mail-builder sends a text line
+/// over 75 octets quoted-printable, which a person reading the raw
+/// message should not have to decode.
+const TEXT_WIDTH: usize = 72;
+
+/// Text without spaces is broken into pieces no longer than this, so that
+/// with a field name or an indent in front a line stays under 998 octets.
+pub const LONGEST_WORD: usize = 900;
+
+/// The hard line limit of RFC 5322 2.1.1, CRLF not counted.
+const LINE_LIMIT: usize = 998;
+
+/// The most of an original's header section a report returns. Real header
+/// sections are a few kilobytes; this bounds the report when the "header"
+/// is really a headerless message with no empty line (Postfix's
+/// `header_size_limit` default is the same).
+pub const HEADER_SECTION_LIMIT: usize = 100 * 1024;
+
+/// Builds the report, ready to queue with the null envelope sender, or
+/// `None` when the original's sender is null: a bounce is never bounced.
+pub fn build(report: &Report<'_>) -> Option<Vec<u8>> {
+    if is_null_sender(report.sender) {
+        return None;
+    }
+    let host = one_line(report.reporting_mta);
+    let returned = Returned::choose(report.original, report.return_limit);
+
+    let mut parts = vec![
+        MimePart::new("text/plain", explanation(report, &host, &returned))
+            .header("Content-Description", Raw::new("Notification")),
+        status_part(report, &host),
+    ];
+    parts.extend(returned.into_part());
+
+    let subject = match report.kind {
+        ReportKind::Failure => "Undelivered Mail Returned to Sender",
+        ReportKind::Delay { .. } => "Delayed Mail (still being retried)",
+    };
+    let report_type =
+        ContentType::new("multipart/report").attribute("report-type", "delivery-status");
+    MessageBuilder::new()
+        .from(Address::new_address(
+            Some("Mail Delivery System"),
+            format!("MAILER-DAEMON@{host}"),
+        ))
+        .to(Address::new_address(None::<&str>, one_line(report.sender)))
+        .subject(subject)
+        .date(Date::new(report.now))
+        .message_id(message_id(report.queue_id, &host))
+        .header("Auto-Submitted", Raw::new("auto-replied"))
+        .body(MimePart::new(report_type, parts))
+        .write_to_vec()
+        .ok()
+}
+
+/// Whether a built report has 8-bit octets, so must be sent with
+/// `BODY=8BITMIME` (it returns 8-bit content or names a non-ASCII
+/// recipient).
+pub fn needs_8bit(dsn: &[u8]) -> bool {
+    !dsn.is_ascii()
+}
+
+/// The enhanced status code (RFC 3463) a diagnostic carries right after its
+/// SMTP reply code, as in "550 5.1.1 user unknown" or "450-4.2.0 ...", if
+/// it carries one.
+pub fn enhanced_status(diagnostic: &str) -> Option<&str> {
+    let after_code = match smtp_reply_code(diagnostic) {
+        Some(_) => diagnostic.get(4..)?,
+        None => diagnostic,
+    };
+    let code = after_code.split_whitespace().next()?;
+    is_enhanced_status(code).then_some(code)
+}
+
+/// The null reverse-path, as the queue stores it or as SMTP writes it.
+fn is_null_sender(sender: &str) -> bool {
+    matches!(sender.trim(), "" | "<>")
+}
+
+/// "550" from "550 5.1.1 ..." or "550-...": a reply code (RFC 5321 4.2)
+/// followed by a space, a hyphen or nothing.
+fn smtp_reply_code(text: &str) -> Option<&str> {
+    let bytes = text.as_bytes();
+    let code_shaped = matches!(bytes.first(), Some(b'2'..=b'5'))
+        && matches!(bytes.get(1), Some(b'0'..=b'5'))
+        && bytes.get(2).is_some_and(u8::is_ascii_digit)
+        && matches!(bytes.get(3), None | Some(b' ' | b'-'));
+    if code_shaped {
+        text.get(..3)
+    } else {
+        None
+    }
+}
+
+/// class "." subject "." detail, class one of 2, 4, 5 and the others one to
+/// three digits (RFC 3463 2).
+fn is_enhanced_status(code: &str) -> bool {
+    let mut fields = code.split('.');
+    let class_ok = matches!(fields.next(), Some("2" | "4" | "5"));
+    let number = |field: Option<&str>| {
+        field.is_some_and(|f| (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()))
+    };
+    class_ok && number(fields.next()) && number(fields.next()) && fields.next().is_none()
+}
+
+fn status_of(recipient: &FailedRecipient, kind: ReportKind) -> &str {
+    if is_enhanced_status(&recipient.status) {
+        return &recipient.status;
+    }
+    enhanced_status(&recipient.diagnostic).unwrap_or(match kind {
+        ReportKind::Failure => "5.0.0",
+        ReportKind::Delay { .. } => "4.0.0",
+    })
+}
+
+/// A fresh id in our domain; the queue id in it lets a postmaster find the
+/// log lines of the message the report is about.
+fn message_id(queue_id: &str, host: &str) -> MessageId<'static> {
+    let queue_id: String = queue_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .collect();
+    let unique = make_boundary(".");
+    let local = if queue_id.is_empty() {
+        unique
+    } else {
+        format!("{queue_id}.{unique}")
+    };
+    MessageId::new(format!("{local}@{host}"))
+}
+
+/// `text` on one line: control characters (a CR or LF would end the field,
+/// or the line, early) become spaces, and runs of white space one space.
+fn one_line(text: &str) -> String {
+    let spaced: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `text` with each non-ASCII character written `\x{HEX}`, RFC 6533's
+/// notation, for the parts that must stay 7-bit.
+fn seven_bit(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\x{{{:X}}}", u32::from(c)));
+        }
+    }
+    out
+}
+
+/// Appends `text` and a CRLF to `out`, breaking it at spaces so lines stay
+/// within `width` where the words allow; each further line starts with
+/// `indent` (a space makes it a header-style continuation, RFC 5322 2.2.3).
+fn push_folded(out: &mut String, text: &str, indent: &str, width: usize) {
+    let mut column = 0;
+    for word in text.split(' ').flat_map(split_long) {
+        if column == 0 {
+            out.push_str(word);
+            column = word.len();
+        } else if column + 1 + word.len() > width {
+            out.push_str("\r\n");
+            out.push_str(indent);
+            out.push_str(word);
+            column = indent.len() + word.len();
+        } else {
+            out.push(' ');
+            out.push_str(word);
+            column += 1 + word.len();
+        }
+    }
+    out.push_str("\r\n");
+}
+
+/// `word` in pieces of at most [`LONGEST_WORD`] octets, cut between
+/// characters; nothing for an empty word.
+fn split_long(word: &str) -> impl Iterator<Item = &str> {
+    let mut rest = word;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut cut = rest.len().min(LONGEST_WORD);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// The part a person reads.
+fn explanation(report: &Report<'_>, host: &str, returned: &Returned<'_>) -> String {
+    let mut text = format!("This is the mail delivery system at {host}.\r\n\r\n");
+    match report.kind {
+        ReportKind::Failure => {
+            push_folded(
+                &mut text,
+                "Your message could not be delivered to the recipients listed below. \
+                 Delivery has been given up; no further attempts will be made.",
+                "",
+                TEXT_WIDTH,
+            );
+        }
+        ReportKind::Delay { will_retry_until } => {
+            let until = Date::new(will_retry_until).to_rfc822();
+            push_folded(
+                &mut text,
+                &format!(
+                    "Your message has not yet been delivered to the recipients listed below. \
+                     Delivery will be retried until {until}, so there is no need to send it \
+                     again. You will hear from us again only if it still cannot be delivered \
+                     by then."
+                ),
+                "",
+                TEXT_WIDTH,
+            );
+        }
+    }
+    text.push_str("\r\n");
+    let attached = match returned {
+        Returned::Whole { .. } => Some("A copy of your message is attached."),
+        Returned::Headers { .. } => Some(
+            "The header of your message is attached; the message itself was too large \
+             (or not in a form that could be sent back) to return in full.",
+        ),
+        Returned::Nothing => None,
+    };
+    if let Some(attached) = attached {
+        push_folded(&mut text, attached, "", TEXT_WIDTH);
+        text.push_str("\r\n");
+    }
+    for recipient in report.recipients {
+        let said = match recipient.remote_mta.as_deref().map(one_line) {
+            Some(mta) if !mta.is_empty() => format!("host {mta} said: "),
+            _ => String::new(),
+        };
+        let diagnostic = one_line(&recipient.diagnostic);
+        let line = format!("<{}>: {said}{diagnostic}", one_line(&recipient.address));
+        push_folded(&mut text, &line, "    ", TEXT_WIDTH);
+        text.push_str("\r\n");
+    }
+    text
+}
+
+/// The machine-readable part (RFC 3464 2.2 and 2.3).
+fn status_part(report: &Report<'_>, host: &str) -> MimePart<'static> {
+    let global = report.recipients.iter().any(|r| !r.address.is_ascii());
+    let clean = |text: &str| {
+        if global {
+            one_line(text)
+        } else {
+            seven_bit(&one_line(text))
+        }
+    };
+    let date = |secs: i64| Date::new(secs).to_rfc822();
+
+    let mut fields = String::new();
+    let field = |fields: &mut String, line: String| push_folded(fields, &line, " ", FIELD_WIDTH);
+    field(&mut fields, format!("Reporting-MTA: dns; {}", clean(host)));
+    field(
+        &mut fields,
+        format!("X-Postern-Queue-ID: {}", clean(report.queue_id)),
+    );
+    field(
+        &mut fields,
+        format!("Arrival-Date: {}", date(report.arrival)),
+    );
+    for recipient in report.recipients {
+        fields.push_str("\r\n");
+        let address_type = if recipient.address.is_ascii() {
+            "rfc822"
+        } else {
+            "utf-8"
+        };
+        field(
+            &mut fields,
+            format!(
+                "Final-Recipient: {address_type}; {}",
+                clean(&recipient.address)
+            ),
+        );
+        let action = match report.kind {
+            ReportKind::Failure => "failed",
+            ReportKind::Delay { .. } => "delayed",
+        };
+        field(&mut fields, format!("Action: {action}"));
+        field(
+            &mut fields,
+            format!("Status: {}", status_of(recipient, report.kind)),
+        );
+        let mta = recipient.remote_mta.as_deref().map(clean);
+        if let Some(mta) = mta.filter(|mta| !mta.is_empty()) {
+            field(&mut fields, format!("Remote-MTA: dns; {mta}"));
+        }
+        let diagnostic = clean(&recipient.diagnostic);
+        if !diagnostic.is_empty() {
+            let diagnostic_type = if smtp_reply_code(&diagnostic).is_some() {
+                "smtp"
+            } else {
+                "X-Postern"
+            };
+            field(
+                &mut fields,
+                format!("Diagnostic-Code: {diagnostic_type}; {diagnostic}"),
+            );
+        }
+        field(
+            &mut fields,
+            format!("Last-Attempt-Date: {}", date(recipient.last_attempt)),
+        );
+        if let ReportKind::Delay { will_retry_until } = report.kind {
+            field(
+                &mut fields,
+                format!("Will-Retry-Until: {}", date(will_retry_until)),
+            );
+        }
+    }
+
+    let (content_type, encoding) = match (global, fields.is_ascii()) {
+        (false, _) => ("message/delivery-status", "7bit"),
+        (true, true) => ("message/global-delivery-status", "7bit"),
+        (true, false) => ("message/global-delivery-status", "8bit"),
+    };
+    // A binary body with a transfer encoding set is written as it is; a
+    // text body would get a charset and possibly quoted-printable.
+    MimePart::new(content_type, fields.into_bytes())
+        .transfer_encoding(encoding)
+        .header("Content-Description", Raw::new("Delivery report"))
+}
+
+/// What of the original goes back to the sender.
+enum Returned<'a> {
+    Whole {
+        message: &'a [u8],
+        encoding: &'static str,
+    },
+    Headers {
+        section: Cow<'a, [u8]>,
+        encoding: &'static str,
+    },
+    Nothing,
+}
+
+impl<'a> Returned<'a> {
+    fn choose(original: &'a [u8], return_limit: usize) -> Returned<'a> {
+        if original.iter().all(u8::is_ascii_whitespace) {
+            return Returned::Nothing;
+        }
+        if original.len() <= return_limit {
+            if let Some(encoding) = transfer_encoding(original) {
+                return Returned::Whole {
+                    message: original,
+                    encoding,
+                };
+            }
+        }
+        let section = header_section(original);
+        if section.iter().all(u8::is_ascii_whitespace) {
+            return Returned::Nothing;
+        }
+        let section = mend(section);
+        let encoding = transfer_encoding(&section).unwrap_or("8bit");
+        Returned::Headers { section, encoding }
+    }
+
+    fn into_part(self) -> Option<MimePart<'a>> {
+        let (content_type, body, encoding, description) = match self {
+            Returned::Whole { message, encoding } => (
+                "message/rfc822",
+                Cow::Borrowed(message),
+                encoding,
+                "Undelivered message",
+            ),
+            Returned::Headers { section, encoding } => (
+                "text/rfc822-headers",
+                section,
+                encoding,
+                "Undelivered message headers",
+            ),
+            Returned::Nothing => return None,
+        };
+        // Set by hand: mail-builder would base64 a message/rfc822 body,
+        // which RFC 2046 5.2.1 forbids.
+        Some(
+            MimePart::new(content_type, BodyPart::Binary(body))
+                .transfer_encoding(encoding)
+                .header("Content-Description", Raw::new(description)),
+        )
+    }
+}
+
+/// "7bit" or "8bit" for content fit to send as it is (RFC 2045 2.7, 2.8:
+/// CRLF line ends only, no NUL, lines of at most 998 octets), else `None`.
+fn transfer_encoding(content: &[u8]) -> Option<&'static str> {
+    let mut eight_bit = false;
+    let mut line_len = 0;
+    let mut previous = 0u8;
+    for (at, &octet) in content.iter().enumerate() {
+        match octet {
+            0 => return None,
+            b'\r' if content.get(at + 1) != Some(&b'\n') => return None,
+            b'\n' if previous != b'\r' => return None,
+            b'\n' => line_len = 0,
+            b'\r' => {}
+            _ => {
+                line_len += 1;
+                if line_len > LINE_LIMIT {
+                    return None;
+                }
+                eight_bit |= octet >= 0x80;
+            }
+        }
+        previous = octet;
+    }
+    Some(if eight_bit { "8bit" } else { "7bit" })
+}
+
+/// The original's header section: up to the first empty line, or all of
+/// it when there is none (RFC 5322 2.1), cut at a line end within
+/// [`HEADER_SECTION_LIMIT`].
+fn header_section(original: &[u8]) -> &[u8] {
+    let mut end = 0;
+    for line in original.split_inclusive(|&octet| octet == b'\n') {
+        if matches!(line, b"\r\n" | b"\n") {
+            break;
+        }
+        if end + line.len() > HEADER_SECTION_LIMIT {
+            if end == 0 {
+                end = HEADER_SECTION_LIMIT;
+            }
+            break;
+        }
+        end += line.len();
+    }
+    original.get(..end).unwrap_or(original)
+}
+
+/// `section` made fit for 8-bit transport: line ends made CRLF, NULs
+/// dropped, lines longer than 998 octets folded (CRLF and a space, a
+/// header continuation), preferably between UTF-8 characters.
+fn mend(section: &[u8]) -> Cow<'_, [u8]> {
+    if transfer_encoding(section).is_some() {
+        return Cow::Borrowed(section);
+    }
+    // Leave room for the rest of a UTF-8 character after a fold point.
+    const FOLD_AT: usize = LINE_LIMIT - 4;
+    let mut out = Vec::with_capacity(section.len() + section.len() / 64 + 2);
+    let mut line_len = 0;
+    let mut octets = section.iter().copied().peekable();
+    while let Some(octet) = octets.next() {
+        match octet {
+            0 => {}
+            b'\r' | b'\n' => {
+                if octet == b'\r' && octets.peek() == Some(&b'\n') {
+                    octets.next();
+                }
+                out.extend_from_slice(b"\r\n");
+                line_len = 0;
+            }
+            _ => {
+                let starts_character = octet & 0xC0 != 0x80;
+                if (line_len >= FOLD_AT && starts_character) || line_len >= LINE_LIMIT {
+                    out.extend_from_slice(b"\r\n ");
+                    line_len = 1;
+                }
+                out.push(octet);
+                line_len += 1;
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mail_parser::{Message, MessageParser, MimeHeaders};
+
+    const ORIGINAL: &[u8] = b"From: Alice <alice@example.com>\r\n\
+        To: bob@example.org, carol@example.net\r\n\
+        Subject: lunch\r\n\
+        Message-ID: <lunch.1@example.com>\r\n\
+        \r\n\
+        Shall we meet at noon?\r\n";
+
+    fn recipient(address: &str, diagnostic: &str, remote: Option<&str>) -> FailedRecipient {
+        FailedRecipient {
+            address: address.to_string(),
+            status: String::new(),
+            diagnostic: diagnostic.to_string(),
+            remote_mta: remote.map(str::to_string),
+            last_attempt: 1_763_800_000,
+        }
+    }
+
+    fn two_failed() -> Vec<FailedRecipient> {
+        vec![
+            recipient(
+                "bob@example.org",
+                "550 5.1.1 <bob@example.org>: user unknown",
+                Some("mx.example.org"),
+            ),
+            recipient(
+                "carol@example.net",
+                "connect to 127.0.0.1:2526: connection refused",
+                None,
+            ),
+        ]
+    }
+
+    fn report<'a>(recipients: &'a [FailedRecipient], original: &'a [u8]) -> Report<'a> {
+        Report {
+            kind: ReportKind::Failure,
+            reporting_mta: "mail.example.com",
+            queue_id: "Q4711",
+            arrival: 1_763_700_000,
+            sender: "alice@example.com",
+            recipients,
+            original,
+            return_limit: 50_000,
+            now: 1_763_800_100,
+        }
+    }
+
+    fn parse(dsn: &[u8]) -> Message<'_> {
+        MessageParser::new().parse(dsn).expect("the report parses")
+    }
+
+    /// The report's three (or two) parts, in order.
+    fn parts<'a>(message: &'a Message<'a>) -> Vec<&'a mail_parser::MessagePart<'a>> {
+        message
+            .root_part()
+            .sub_parts()
+            .expect("multipart")
+            .iter()
+            .map(|&id| &message.parts[id as usize])
+            .collect()
+    }
+
+    fn content_type(part: &mail_parser::MessagePart<'_>) -> String {
+        let ct = part.content_type().expect("content type");
+        format!("{}/{}", ct.ctype(), ct.subtype().unwrap_or(""))
+    }
+
+    fn transfer_encoding_of(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+        part.content_transfer_encoding().map(str::to_string)
+    }
+
+    /// The status part's fields as (name, value) per block, blocks split at
+    /// empty lines, continuation lines unfolded.
+    fn status_blocks(body: &[u8]) -> Vec<Vec<(String, String)>> {
+        let text = String::from_utf8(body.to_vec()).expect("UTF-8");
+        let unfolded = text.replace("\r\n ", " ");
+        unfolded
+            .split("\r\n\r\n")
+            .filter(|block| !block.trim().is_empty())
+            .map(|block| {
+                block
+                    .split("\r\n")
+                    .filter(|line| !line.is_empty())
+                    .map(|line| {
+                        let (name, value) = line.split_once(": ").expect("a field");
+                        (name.to_string(), value.to_string())
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn field<'a>(block: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        block
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn assert_lines_fit(dsn: &[u8]) {
+        for line in dsn.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            assert!(line.len() <= LINE_LIMIT, "line of {} octets", line.len());
+        }
+        for (at, &octet) in dsn.iter().enumerate() {
+            if octet == b'\n' {
+                assert_eq!(dsn.get(at.wrapping_sub(1)), Some(&b'\r'), "bare LF at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn report_is_multipart_report_with_three_parts() {
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        let message = parse(&dsn);
+        let ct = message.content_type().unwrap();
+        assert_eq!(ct.ctype(), "multipart");
+        assert_eq!(ct.subtype(), Some("report"));
+        assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+        let parts = parts(&message);
+        let types: Vec<String> = parts.iter().map(|p| content_type(p)).collect();
+        assert_eq!(
+            types,
+            ["text/plain", "message/delivery-status", "message/rfc822"]
+        );
+        let returned = parts[2].message().expect("nested message");
+        assert_eq!(returned.subject(), Some("lunch"));
+        assert_eq!(returned.raw_message(), ORIGINAL);
+        assert_eq!(transfer_encoding_of(parts[2]).as_deref(), Some("7bit"));
+        assert!(!needs_8bit(&dsn));
+        assert_lines_fit(&dsn);
+    }
+
+    #[test]
+    fn top_level_headers_address_the_sender() {
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        let message = parse(&dsn);
+        let from = message.from().unwrap().first().unwrap();
+        assert_eq!(from.address(), Some("MAILER-DAEMON@mail.example.com"));
+        assert_eq!(from.name(), Some("Mail Delivery System"));
+        let to = message.to().unwrap().first().unwrap();
+        assert_eq!(to.address(), Some("alice@example.com"));
+        assert_eq!(
+            message.subject(),
+            Some("Undelivered Mail Returned to Sender")
+        );
+        assert_eq!(
+            message.header_raw("Auto-Submitted").map(str::trim),
+            Some("auto-replied")
+        );
+        assert_eq!(message.date().unwrap().to_timestamp(), 1_763_800_100);
+        let id = message.message_id().unwrap();
+        assert!(id.starts_with("Q4711."), "{id}");
+        assert!(id.ends_with("@mail.example.com"), "{id}");
+        assert!(message.header_raw("MIME-Version").is_some());
+    }
+
+    #[test]
+    fn both_recipients_in_one_status_part() {
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(transfer_encoding_of(parts[1]).as_deref(), Some("7bit"));
+        let blocks = status_blocks(parts[1].contents());
+        assert_eq!(blocks.len(), 3, "{blocks:?}");
+
+        let per_message = &blocks[0];
+        assert_eq!(
+            field(per_message, "Reporting-MTA"),
+            Some("dns; mail.example.com")
+        );
+        assert_eq!(field(per_message, "X-Postern-Queue-ID"), Some("Q4711"));
+        assert_eq!(
+            field(per_message, "Arrival-Date"),
+            Some(Date::new(1_763_700_000).to_rfc822().as_str())
+        );
+
+        let bob = &blocks[1];
+        assert_eq!(
+            field(bob, "Final-Recipient"),
+            Some("rfc822; bob@example.org")
+        );
+        assert_eq!(field(bob, "Action"), Some("failed"));
+        assert_eq!(field(bob, "Status"), Some("5.1.1"));
+        assert_eq!(field(bob, "Remote-MTA"), Some("dns; mx.example.org"));
+        assert_eq!(
+            field(bob, "Diagnostic-Code"),
+            Some("smtp; 550 5.1.1 <bob@example.org>: user unknown")
+        );
+        assert_eq!(
+            field(bob, "Last-Attempt-Date"),
+            Some(Date::new(1_763_800_000).to_rfc822().as_str())
+        );
+        assert_eq!(field(bob, "Will-Retry-Until"), None);
+
+        let carol = &blocks[2];
+        assert_eq!(
+            field(carol, "Final-Recipient"),
+            Some("rfc822; carol@example.net")
+        );
+        assert_eq!(field(carol, "Status"), Some("5.0.0"));
+        assert_eq!(field(carol, "Remote-MTA"), None);
+        assert_eq!(
+            field(carol, "Diagnostic-Code"),
+            Some("X-Postern; connect to 127.0.0.1:2526: connection refused")
+        );
+
+        assert_eq!(transfer_encoding_of(parts[0]).as_deref(), Some("7bit"));
+        let text = parts[0].text_contents().unwrap().replace("\r\n    ", " ");
+        assert!(text.contains("mail.example.com"), "{text}");
+        assert!(text.contains("<bob@example.org>"), "{text}");
+        assert!(text.contains("user unknown"), "{text}");
+        assert!(text.contains("host mx.example.org said"), "{text}");
+        assert!(text.contains("<carol@example.net>"), "{text}");
+        assert!(text.contains("connection refused"), "{text}");
+    }
+
+    #[test]
+    fn given_status_wins_over_the_diagnostic() {
+        let mut recipients = two_failed();
+        recipients[0].status = "5.7.1".to_string();
+        recipients[1].status = "not a code".to_string();
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        let message = parse(&dsn);
+        let blocks = status_blocks(parts(&message)[1].contents());
+        assert_eq!(field(&blocks[1], "Status"), Some("5.7.1"));
+        assert_eq!(field(&blocks[2], "Status"), Some("5.0.0"));
+    }
+
+    #[test]
+    fn delay_warning() {
+        let recipients = vec![recipient(
+            "bob@example.org",
+            "451-4.3.0 try again later",
+            Some("mx.example.org"),
+        )];
+        let mut delay = report(&recipients, ORIGINAL);
+        delay.kind = ReportKind::Delay {
+            will_retry_until: 1_764_132_000,
+        };
+        let dsn = build(&delay).unwrap();
+        let message = parse(&dsn);
+        assert_eq!(
+            message.subject(),
+            Some("Delayed Mail (still being retried)")
+        );
+        let parts = parts(&message);
+        let blocks = status_blocks(parts[1].contents());
+        assert_eq!(blocks.len(), 2);
+        let bob = &blocks[1];
+        assert_eq!(field(bob, "Action"), Some("delayed"));
+        assert_eq!(field(bob, "Status"), Some("4.3.0"));
+        assert_eq!(
+            field(bob, "Will-Retry-Until"),
+            Some(Date::new(1_764_132_000).to_rfc822().as_str())
+        );
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("retried until"), "{text}");
+
+        let unknown = vec![recipient("bob@example.org", "", None)];
+        let mut delay = report(&unknown, ORIGINAL);
+        delay.kind = ReportKind::Delay {
+            will_retry_until: 1_764_132_000,
+        };
+        let dsn = build(&delay).unwrap();
+        let message = parse(&dsn);
+        let blocks = status_blocks(self::parts(&message)[1].contents());
+        assert_eq!(field(&blocks[1], "Status"), Some("4.0.0"));
+        assert_eq!(field(&blocks[1], "Diagnostic-Code"), None);
+    }
+
+    #[test]
+    fn null_sender_gets_no_report() {
+        let recipients = two_failed();
+        let mut bounce = report(&recipients, ORIGINAL);
+        bounce.sender = "";
+        assert_eq!(build(&bounce), None);
+        bounce.sender = "<>";
+        assert_eq!(build(&bounce), None);
+    }
+
+    #[test]
+    fn large_original_returns_headers_only() {
+        let mut original = ORIGINAL.to_vec();
+        for _ in 0..2_000 {
+            original.extend_from_slice(b"All work and no play makes Jack a dull boy.\r\n");
+        }
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, &original)).unwrap();
+        assert!(dsn.len() < 10_000, "{} octets", dsn.len());
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        let headers_end = ORIGINAL.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2;
+        assert_eq!(parts[2].contents(), &ORIGINAL[..headers_end]);
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("header of your message"), "{text}");
+        assert_lines_fit(&dsn);
+    }
+
+    #[test]
+    fn eight_bit_original_is_sent_8bit_not_base64() {
+        let original = "From: Zoë <zoe@example.com>\r\nSubject: café\r\n\r\nÀ bientôt, Zoë\r\n";
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, original.as_bytes())).unwrap();
+        assert!(needs_8bit(&dsn));
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[2]), "message/rfc822");
+        assert_eq!(transfer_encoding_of(parts[2]).as_deref(), Some("8bit"));
+        let returned = parts[2].message().unwrap();
+        assert_eq!(returned.raw_message(), original.as_bytes());
+        assert_eq!(returned.body_text(0).unwrap().trim(), "À bientôt, Zoë");
+        assert_lines_fit(&dsn);
+    }
+
+    #[test]
+    fn original_without_empty_line_is_all_header() {
+        let original = b"From: alice@example.com\r\nSubject: no body\r\n";
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, original)).unwrap();
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[2]), "message/rfc822");
+
+        let mut small = report(&recipients, original);
+        small.return_limit = 10;
+        let dsn = build(&small).unwrap();
+        let message = parse(&dsn);
+        let parts = self::parts(&message);
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        assert_eq!(parts[2].contents(), original);
+    }
+
+    #[test]
+    fn unfit_originals_never_panic_and_stay_in_line() {
+        let mut binary: Vec<u8> = (0..=255u8).cycle().take(20_000).collect();
+        binary.extend_from_slice(b"\r\n\r\nbody");
+        let long_line = [b"Subject: ".as_slice(), &[b'x'; 5_000], b"\r\n\r\nbody\r\n"].concat();
+        let bare_lf = b"From: a@example.com\nSubject: unix\n\nbody\n".to_vec();
+        let only_body = b"\r\nno header here\r\n".to_vec();
+        let huge_headerless = vec![b'y'; 3 * HEADER_SECTION_LIMIT];
+        let recipients = two_failed();
+        for original in [
+            Vec::new(),
+            b"\r\n".to_vec(),
+            binary,
+            long_line,
+            bare_lf,
+            only_body,
+            huge_headerless,
+            "Subject: ü".repeat(400).into_bytes(),
+        ] {
+            for return_limit in [0, 50_000, usize::MAX] {
+                let mut r = report(&recipients, &original);
+                r.return_limit = return_limit;
+                let dsn = build(&r).unwrap();
+                assert_lines_fit(&dsn);
+                let message = parse(&dsn);
+                let parts = parts(&message);
+                assert!((2..=3).contains(&parts.len()));
+                if let Some(third) = parts.get(2) {
+                    let encoding = transfer_encoding_of(third).unwrap();
+                    assert!(encoding == "7bit" || encoding == "8bit", "{encoding}");
+                    assert!(third.contents().len() <= HEADER_SECTION_LIMIT + original.len());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bare_lf_original_comes_back_as_mended_headers() {
+        let original = b"From: a@example.com\nSubject: unix\n\nbody\n";
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, original)).unwrap();
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        assert_eq!(
+            parts[2].contents(),
+            b"From: a@example.com\r\nSubject: unix\r\n"
+        );
+    }
+
+    #[test]
+    fn empty_original_has_no_third_part() {
+        let recipients = two_failed();
+        let dsn = build(&report(&recipients, b"")).unwrap();
+        let message = parse(&dsn);
+        assert_eq!(parts(&message).len(), 2);
+    }
+
+    #[test]
+    fn non_ascii_recipient_uses_global_delivery_status() {
+        let recipients = vec![
+            recipient(
+                "jörg@exämple.de",
+                "550 5.1.1 unknown user",
+                Some("mx.exämple.de"),
+            ),
+            recipient("bob@example.org", "550 5.1.1 non, désolé", None),
+        ];
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        assert!(needs_8bit(&dsn));
+        assert_lines_fit(&dsn);
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[1]), "message/global-delivery-status");
+        assert_eq!(transfer_encoding_of(parts[1]).as_deref(), Some("8bit"));
+        let blocks = status_blocks(parts[1].contents());
+        assert_eq!(
+            field(&blocks[1], "Final-Recipient"),
+            Some("utf-8; jörg@exämple.de")
+        );
+        assert_eq!(field(&blocks[1], "Remote-MTA"), Some("dns; mx.exämple.de"));
+        assert_eq!(
+            field(&blocks[2], "Final-Recipient"),
+            Some("rfc822; bob@example.org")
+        );
+        assert_eq!(
+            field(&blocks[2], "Diagnostic-Code"),
+            Some("smtp; 550 5.1.1 non, désolé")
+        );
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("jörg@exämple.de"), "{text}");
+    }
+
+    #[test]
+    fn ascii_report_escapes_non_ascii_diagnostics() {
+        let recipients = vec![recipient("bob@example.org", "550 5.1.1 non, désolé", None)];
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        assert!(!needs_8bit(&dsn));
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[1]), "message/delivery-status");
+        let blocks = status_blocks(parts[1].contents());
+        assert_eq!(
+            field(&blocks[1], "Diagnostic-Code"),
+            Some("smtp; 550 5.1.1 non, d\\x{E9}sol\\x{E9}")
+        );
+        // The person still reads it as written.
+        assert!(parts[0].text_contents().unwrap().contains("désolé"));
+    }
+
+    #[test]
+    fn long_diagnostics_are_folded() {
+        let long = format!(
+            "554 5.7.1 {} {}",
+            "policy rejection because of reasons ".repeat(60),
+            "z".repeat(3_000)
+        );
+        let recipients = vec![recipient("bob@example.org", &long, Some("mx.example.org"))];
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        assert_lines_fit(&dsn);
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        let blocks = status_blocks(parts[1].contents());
+        let diagnostic = field(&blocks[1], "Diagnostic-Code").unwrap();
+        assert!(diagnostic.starts_with("smtp; 554 5.7.1 policy rejection"));
+        // Unfolded, only the breaks inside the unbroken run add spaces.
+        assert_eq!(
+            diagnostic.replace(' ', ""),
+            format!("smtp;{}", one_line(&long)).replace(' ', "")
+        );
+        assert_eq!(field(&blocks[1], "Status"), Some("5.7.1"));
+    }
+
+    #[test]
+    fn control_characters_cannot_start_new_fields() {
+        let recipients = vec![recipient(
+            "bob@example.org\r\nAction: delivered",
+            "550 5.1.1 a\r\nStatus: 2.0.0",
+            None,
+        )];
+        let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
+        let message = parse(&dsn);
+        let blocks = status_blocks(parts(&message)[1].contents());
+        assert_eq!(field(&blocks[1], "Action"), Some("failed"));
+        assert_eq!(field(&blocks[1], "Status"), Some("5.1.1"));
+    }
+
+    #[test]
+    fn enhanced_status_is_read_after_the_reply_code() {
+        assert_eq!(enhanced_status("550 5.1.1 user unknown"), Some("5.1.1"));
+        assert_eq!(enhanced_status("450-4.2.0 busy"), Some("4.2.0"));
+        assert_eq!(enhanced_status("5.4.4 no route"), Some("5.4.4"));
+        assert_eq!(enhanced_status("554 5.7.123 no"), Some("5.7.123"));
+        assert_eq!(enhanced_status("550 user unknown"), None);
+        assert_eq!(enhanced_status("550"), None);
+        assert_eq!(enhanced_status("550 3.1.1 odd"), None);
+        assert_eq!(enhanced_status("550 5.1.1234 odd"), None);
+        assert_eq!(enhanced_status("connect to x: refused"), None);
+        assert_eq!(enhanced_status(""), None);
+        assert_eq!(enhanced_status("é"), None);
+    }
+}
