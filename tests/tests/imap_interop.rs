@@ -588,7 +588,7 @@ async fn mbsync_two_way_sync() {
     let subjects: Vec<Option<String>> = messages(&server, "INBOX")
         .await
         .into_iter()
-        .map(|m| m.summary.subject)
+        .map(|m| m.summary.subject.clone())
         .collect();
     assert_eq!(
         subjects,

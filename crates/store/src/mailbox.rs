@@ -283,14 +283,17 @@ const MESSAGE_INFO_COLUMNS: &str =
 fn message_info(row: &rusqlite::Row<'_>) -> Result<MessageInfo> {
     let summary: Option<String> = row.get(6).db()?;
     let size = to_u64(row.get::<_, i64>(5).db()?, "message size")?;
-    message_info_with(row, blobs::decode_summary(summary.as_deref(), size))
+    message_info_with(
+        row,
+        std::sync::Arc::new(blobs::decode_summary(summary.as_deref(), size)),
+    )
 }
 
 /// Decodes columns 0 to 5 of [`MESSAGE_INFO_COLUMNS`] (uid, modseq,
 /// system flags, keywords, internal date, size) around `summary`.
 fn message_info_with(
     row: &rusqlite::Row<'_>,
-    summary: crate::MessageSummary,
+    summary: std::sync::Arc<crate::MessageSummary>,
 ) -> Result<MessageInfo> {
     let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
     let keywords: String = row.get(3).db()?;
@@ -443,15 +446,19 @@ pub(crate) fn envelopes(
         if !wanted.contains(&uid) {
             continue;
         }
-        let hash: String = row.get(6).db()?;
-        let cached = lock().get(&hash).cloned();
+        // Borrowed from the row: most envelopes come from the cache, and
+        // the hash is copied only to insert a new one.
+        let hash = row
+            .get_ref(6)
+            .db()?
+            .as_str()
+            .map_err(|e| StoreError::Database(format!("blob hash: {e}")))?;
+        let cached = lock().get(hash).cloned();
         let summary = match cached {
             Some(s) => s,
             None => {
-                let json: Option<String> = summary_of
-                    .query_row([&hash], |r| r.get(0))
-                    .optional()
-                    .db()?;
+                let json: Option<String> =
+                    summary_of.query_row([hash], |r| r.get(0)).optional().db()?;
                 let s = std::sync::Arc::new(decode_envelope(json.as_deref()));
                 // Only a parsed blob is kept: an unparsed one may be parsed later.
                 if json.is_some() {
@@ -459,12 +466,12 @@ pub(crate) fn envelopes(
                     if c.len() >= ENVELOPE_CACHE_ENTRIES {
                         c.clear();
                     }
-                    c.insert(hash, s.clone());
+                    c.insert(hash.to_owned(), s.clone());
                 }
                 s
             }
         };
-        out.push(message_info_with(row, (*summary).clone())?);
+        out.push(message_info_with(row, summary)?);
     }
     Ok(out)
 }

@@ -7,10 +7,11 @@
 //! session is skipped until this one learns of it.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
 
 use store::{FlagChange, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
 
-use super::updates::flags_item;
+use super::updates::{flags_item, push_flags_item};
 use super::{Session, State};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
@@ -247,7 +248,8 @@ impl Session {
                 continue;
             }
             line.clear();
-            line.extend_from_slice(format!("{seq} FETCH (").as_bytes());
+            // `write!` into the reused line: no String per message.
+            let _ = write!(line, "{seq} FETCH (");
             let mut first = true;
             let mut sep = |line: &mut Vec<u8>| {
                 if !std::mem::take(&mut first) {
@@ -257,13 +259,15 @@ impl Session {
             for a in &attrs {
                 sep(&mut line);
                 match a {
-                    A::Uid => line.extend_from_slice(format!("UID {}", uid.0).as_bytes()),
-                    A::Flags => line.extend_from_slice(flags_item(&entry.flags, recent).as_bytes()),
+                    A::Uid => {
+                        let _ = write!(line, "UID {}", uid.0);
+                    }
+                    A::Flags => push_flags_item(&mut line, &entry.flags, recent),
                     A::ModSeq => {
-                        line.extend_from_slice(format!("MODSEQ ({})", entry.modseq.0).as_bytes())
+                        let _ = write!(line, "MODSEQ ({})", entry.modseq.0);
                     }
                     A::Rfc822Size => {
-                        line.extend_from_slice(format!("RFC822.SIZE {}", entry.size).as_bytes())
+                        let _ = write!(line, "RFC822.SIZE {}", entry.size);
                     }
                     A::InternalDate => {
                         let ts = info.map_or(0, |i| i.internal_date);
@@ -317,7 +321,7 @@ impl Session {
             }
             if !wants_flags && seen_changed.contains(&uid) {
                 sep(&mut line);
-                line.extend_from_slice(flags_item(&entry.flags, recent).as_bytes());
+                push_flags_item(&mut line, &entry.flags, recent);
             }
             line.push(b')');
             self.untagged(&line);
@@ -496,7 +500,14 @@ fn pair_with_index(
     let mut out = Vec::with_capacity(targets.len());
     let mut j = 0;
     for (seq, uid) in targets {
-        j += entries[j..].partition_point(|e| e.uid < uid);
+        // Galloping: targets are usually next to each other in the index,
+        // so look a step ahead before searching, doubling the step.
+        let mut step = 1;
+        while j + step < entries.len() && entries[j + step].uid < uid {
+            step *= 2;
+        }
+        let end = (j + step + 1).min(entries.len());
+        j += entries[j..end].partition_point(|e| e.uid < uid);
         match entries.get(j) {
             Some(e) if e.uid == uid => out.push((seq, e)),
             _ => {}

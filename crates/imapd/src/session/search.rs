@@ -850,7 +850,7 @@ mod tests {
             flags: Vec::new(),
             internal_date: 1_795_262_400, // 2026-11-21 12:00 UTC
             size: 1000,
-            summary: MessageSummary {
+            summary: std::sync::Arc::new(MessageSummary {
                 subject: Some(subject.to_owned()),
                 date: date.map(|d| d.0),
                 raw: RawFields {
@@ -862,7 +862,7 @@ mod tests {
                     address: Some("alice@example.com".into()),
                 }],
                 ..MessageSummary::default()
-            },
+            }),
         }
     }
 

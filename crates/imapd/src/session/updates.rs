@@ -24,16 +24,29 @@ pub(super) const SYSTEM_FLAGS: [&str; 5] =
 
 /// `FLAGS (...)` for a message, with `\Recent` if it is recent here.
 pub(super) fn flags_item(flags: &[String], recent: bool) -> String {
-    let mut text = String::from("FLAGS (");
-    text.push_str(&flags.join(" "));
+    let mut text = Vec::with_capacity(32);
+    push_flags_item(&mut text, flags, recent);
+    String::from_utf8(text).unwrap_or_default()
+}
+
+/// [`flags_item`] written onto the end of a response line, with no
+/// allocation of its own (FETCH FLAGS of a large mailbox writes one per
+/// message).
+pub(super) fn push_flags_item(line: &mut Vec<u8>, flags: &[String], recent: bool) {
+    line.extend_from_slice(b"FLAGS (");
+    for (i, flag) in flags.iter().enumerate() {
+        if i > 0 {
+            line.push(b' ');
+        }
+        line.extend_from_slice(flag.as_bytes());
+    }
     if recent {
         if !flags.is_empty() {
-            text.push(' ');
+            line.push(b' ');
         }
-        text.push_str("\\Recent");
+        line.extend_from_slice(b"\\Recent");
     }
-    text.push(')');
-    text
+    line.push(b')');
 }
 
 /// The keywords (non-`\` flags) in use in these messages.
