@@ -278,7 +278,7 @@ pub struct MessageInfo {
     pub flags: Vec<String>,
     pub internal_date: Timestamp,
     pub size: u64,
-    pub summary: MessageSummary,
+    pub summary: Arc<MessageSummary>,
 }
 
 /// What parsing a message once at delivery gives, kept so that reads never
@@ -691,6 +691,23 @@ impl Store {
             .write(false, move |conn| {
                 let outcome = queue::Outcome::Bounced { error: &error };
                 queue::update_recipients(conn, queue, &recipients, &outcome)
+            })
+            .await
+    }
+
+    /// Keeps claimed recipients from other claimers for `lease` from now:
+    /// for deliveries that take longer than the claim's lease (remote SMTP).
+    pub async fn extend_lease(
+        &self,
+        queue: QueueId,
+        recipients: &[RecipientId],
+        lease: Duration,
+    ) -> Result<()> {
+        let recipients = recipients.to_vec();
+        let until = now().saturating_add(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX));
+        self.inner
+            .write(false, move |conn| {
+                queue::extend_lease(conn, queue, &recipients, until)
             })
             .await
     }

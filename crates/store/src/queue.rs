@@ -456,3 +456,22 @@ pub(crate) fn bounce_with_report(
     finish_if_done(conn, queue)?;
     Ok(report_id)
 }
+
+/// Writer: moves the lease of claimed recipients (still open) to `until`.
+pub(crate) fn extend_lease(
+    conn: &Connection,
+    queue: QueueId,
+    recipients: &[RecipientId],
+    until: Timestamp,
+) -> Result<()> {
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE queue_recipients SET next_attempt_at = ?3
+              WHERE id = ?1 AND queue_id = ?2 AND state IN ('pending', 'deferred')",
+        )
+        .db()?;
+    for rcpt in recipients {
+        stmt.execute(params![rcpt.0, queue.0, until]).db()?;
+    }
+    Ok(())
+}
