@@ -47,6 +47,7 @@
 #![forbid(unsafe_code)]
 
 pub mod data;
+pub mod downgrade;
 pub mod policy;
 pub mod queue;
 pub mod received;
