@@ -37,6 +37,10 @@
 //!   declared type (base64).
 //! - A body part whose header block never ends (no empty line) is all
 //!   header, so 8-bit bytes in it are 8-bit header bytes.
+//! - Only 8-bit bytes and NUL make a body need encoding. A NUL in a header
+//!   field stays (no transfer encoding covers header fields), and a 7-bit
+//!   part with lines over 998 octets is left as it is, like every 7-bit
+//!   part.
 
 mod encode;
 mod mime;
@@ -104,13 +108,23 @@ enum Context {
 
 /// How an entity's body is handled.
 enum Shape {
-    Multipart { boundary: Vec<u8>, digest: bool },
+    /// `parts` is where the parts sit, which decides their default type.
+    Multipart {
+        boundary: Vec<u8>,
+        parts: Context,
+    },
     Enclosed,
-    Leaf { text: bool },
+    Leaf {
+        text: bool,
+    },
 }
 
 fn shape(header: &Header, context: Context, depth: usize) -> Shape {
-    let content_type = header
+    let ContentType {
+        kind,
+        subtype,
+        boundary,
+    } = header
         .value("Content-Type")
         .and_then(|value| ContentType::parse(&value))
         .unwrap_or_else(|| match context {
@@ -118,13 +132,17 @@ fn shape(header: &Header, context: Context, depth: usize) -> Shape {
             _ => ContentType::new("text", "plain"),
         });
     let nested = depth < MAX_NESTING;
-    match (content_type.kind.as_str(), content_type.subtype.as_str()) {
-        ("multipart", subtype) if nested && content_type.boundary.is_some() => Shape::Multipart {
-            digest: subtype == "digest",
-            boundary: content_type.boundary.unwrap_or_default(),
+    match (kind.as_str(), subtype.as_str(), boundary) {
+        ("multipart", subtype, Some(boundary)) if nested => Shape::Multipart {
+            boundary,
+            parts: if subtype == "digest" {
+                Context::DigestPart
+            } else {
+                Context::Part
+            },
         },
-        ("message", "rfc822") if nested => Shape::Enclosed,
-        (kind, _) => Shape::Leaf {
+        ("message", "rfc822", _) if nested => Shape::Enclosed,
+        (kind, _, _) => Shape::Leaf {
             text: kind == "text",
         },
     }
@@ -156,21 +174,16 @@ fn convert(
     }
     let header = Header::parse(block);
     let leaf_is_text = match shape(&header, context, depth) {
-        Shape::Multipart { boundary, digest } => match mime::split_multipart(body, &boundary) {
+        Shape::Multipart { boundary, parts } => match mime::split_multipart(body, &boundary) {
             Some(multipart) => {
                 write_composite_header(&header, out);
                 out.extend_from_slice(separator);
-                let child = if digest {
-                    Context::DigestPart
-                } else {
-                    Context::Part
-                };
                 // The preamble starts the body; the copy resumes after it.
                 scrub(&body[multipart.preamble.clone()], out);
                 let mut copied = multipart.preamble.end;
                 for part in &multipart.parts {
                     out.extend_from_slice(&body[copied..part.start]);
-                    convert(&body[part.clone()], child, depth + 1, out)?;
+                    convert(&body[part.clone()], parts, depth + 1, out)?;
                     copied = part.end;
                 }
                 out.extend_from_slice(&body[copied..multipart.epilogue.start]);
@@ -260,17 +273,12 @@ fn header_needs_utf8(raw: &[u8], context: Context, depth: usize) -> bool {
     }
     let body = entity.body;
     match shape(&Header::parse(entity.header), context, depth) {
-        Shape::Multipart { boundary, digest } => {
-            let child = if digest {
-                Context::DigestPart
-            } else {
-                Context::Part
-            };
+        Shape::Multipart { boundary, parts } => {
             mime::split_multipart(body, &boundary).is_some_and(|multipart| {
                 multipart
                     .parts
                     .iter()
-                    .any(|part| header_needs_utf8(&body[part.clone()], child, depth + 1))
+                    .any(|part| header_needs_utf8(&body[part.clone()], parts, depth + 1))
             })
         }
         Shape::Enclosed => header_needs_utf8(body, Context::Message, depth + 1),

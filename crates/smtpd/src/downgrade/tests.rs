@@ -663,3 +663,72 @@ Content-Type: text/plain; charset=utf-8\r\n\r\n",
     assert_seven_bit(&converted);
     assert!(elapsed.as_secs() < 20, "took {elapsed:?}");
 }
+
+#[test]
+fn content_type_parameters_with_comments_and_quotes() {
+    let parsed = mime::ContentType::parse(
+        b" (intro) Multipart/Alternative (kind) ; charset=x;\tBOUNDARY=\"a \\\"b\\\" c\" (end)",
+    )
+    .unwrap();
+    assert_eq!(parsed.kind, "multipart");
+    assert_eq!(parsed.subtype, "alternative");
+    assert_eq!(parsed.boundary.as_deref(), Some(&b"a \"b\" c"[..]));
+    assert!(mime::ContentType::parse(b" text").is_none());
+    assert!(mime::ContentType::parse(b"").is_none());
+    let unterminated = mime::ContentType::parse(b"multipart/mixed; ;junk; boundary=\"x").unwrap();
+    assert_eq!(unterminated.boundary.as_deref(), Some(&b"x"[..]));
+}
+
+#[test]
+fn folded_and_repeated_transfer_encoding_is_replaced_once() {
+    let raw = crlf(
+        "Subject: x\n\
+content-transfer-encoding :\n\t8bit (folded)\n\
+X-Middle: kept\n\
+Content-Transfer-Encoding: binary\n\
+Content-Type: text/plain;\n charset=utf-8\n\
+\n\
+\u{e9}\n",
+    );
+    let converted = round_trip(&raw);
+    assert_eq!(
+        converted,
+        crlf(
+            "Subject: x\n\
+Content-Transfer-Encoding: quoted-printable\n\
+X-Middle: kept\n\
+Content-Type: text/plain;\n charset=utf-8\n\
+MIME-Version: 1.0\n\
+\n\
+=C3=A9\n"
+        )
+    );
+}
+
+#[test]
+fn part_without_header_fields_gets_one() {
+    let raw = crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\n\n\u{e9}\n--b--\n");
+    assert_eq!(
+        round_trip(&raw),
+        crlf(
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\n\
+Content-Transfer-Encoding: quoted-printable\n\n=C3=A9\n--b--\n"
+        )
+    );
+}
+
+#[test]
+fn boundary_prefixes_are_not_delimiters() {
+    // The inner boundary starts with the outer one; only exact delimiter
+    // lines (with transport padding) count.
+    let raw = crlf(
+        "Content-Type: multipart/mixed; boundary=\"b\"\n\n--b  \n\
+Content-Type: multipart/alternative; boundary=\"b-1\"\n\n--b-1\n\
+Content-Type: text/plain; charset=utf-8\n\n\u{e9}\n--b-1--\n--b--\t\n",
+    );
+    let converted = String::from_utf8(round_trip(&raw)).unwrap();
+    assert!(converted.contains(
+        "--b-1\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Content-Transfer-Encoding: quoted-printable\r\n\r\n=C3=A9\r\n--b-1--\r\n--b--\t\r\n"
+    ));
+}
