@@ -48,6 +48,7 @@
 
 pub mod bounce;
 pub mod data;
+pub mod downgrade;
 pub mod policy;
 pub mod queue;
 pub mod received;
