@@ -633,7 +633,11 @@ async fn queued_message_by_id() {
     assert_eq!(found.id, id);
     assert_eq!(found.sender, "sender@example.org");
     assert_eq!(found.size, raw.len() as u64);
-    let addresses: Vec<&str> = found.recipients.iter().map(|r| r.address.as_str()).collect();
+    let addresses: Vec<&str> = found
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
     assert_eq!(addresses, ["a@remote.test", "b@remote.test"]);
     assert!(found
         .recipients
@@ -659,7 +663,10 @@ async fn retry_makes_waiting_recipients_due() {
         .iter()
         .map(|r| r.id)
         .collect();
-    store.defer(id, &[r[0]], "451 later", t + 3600).await.unwrap();
+    store
+        .defer(id, &[r[0]], "451 later", t + 3600)
+        .await
+        .unwrap();
     store.bounce(id, &[r[1]], "550 no").await.unwrap();
     // r[2] stays pending, leased until t + 60.
     assert!(store.claim_due(t + 1, LEASE, 10).await.unwrap().is_empty());
@@ -692,7 +699,10 @@ async fn flush_makes_every_deferred_recipient_due() {
     let store = open(&dir);
     let t = now();
     let first = store
-        .enqueue(message(&raw_message("1"), &["a@remote.test", "b@remote.test"]))
+        .enqueue(message(
+            &raw_message("1"),
+            &["a@remote.test", "b@remote.test"],
+        ))
         .await
         .unwrap();
     let second = store
@@ -736,7 +746,13 @@ async fn delete_queued_releases_the_blob() {
         .deliver_local(
             local,
             vec![LocalDelivery {
-                recipient: store.queued_message(local).await.unwrap().unwrap().recipients[0].id,
+                recipient: store
+                    .queued_message(local)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .recipients[0]
+                    .id,
                 account: store.account("alice@localhost").await.unwrap().unwrap().id,
                 mailbox: "INBOX".into(),
             }],
