@@ -193,7 +193,7 @@ async fn retry_and_flush_make_recipients_due() {
     assert_eq!(
         out.trim(),
         format!(
-            "{}: 2 recipients made due now (2 pending or deferred in all)",
+            "{}: 2 recipients made due now (2 still to deliver in all)",
             ids[0]
         )
     );
@@ -226,6 +226,28 @@ async fn retry_and_flush_make_recipients_due() {
         .await
         .unwrap();
     assert_eq!(claimed.iter().map(|m| m.recipients.len()).sum::<usize>(), 6);
+
+    // A pending recipient not due is leased to a delivery under way: retry
+    // leaves it to finish rather than start a second one.
+    let sending = store
+        .enqueue(queued(raw("d"), "alice@example.com", &["erin@example.org"]))
+        .await
+        .unwrap();
+    let leased = store
+        .claim_due(now(), Duration::from_secs(60), 100)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    let until = leased[0].recipients[0].next_attempt_at;
+    assert_eq!(
+        ok(data, &["retry", &sending.to_string()]).trim(),
+        format!("{sending}: 0 recipients made due now (1 still to deliver in all)")
+    );
+    let kept = store.queued_message(sending).await.unwrap().unwrap();
+    assert_eq!(kept.recipients[0].next_attempt_at, until);
+    assert!(ok(data, &["show", &sending.to_string()])
+        .lines()
+        .any(|l| l == "    erin@example.org  pending  attempts 0  being delivered"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -75,8 +75,6 @@ pub enum MailCommand {
     },
 }
 
-/// A running queue manager looks at the queue every few seconds (at most
-/// five), so what `retry` and `flush` make due is tried within that time.
 #[derive(Subcommand)]
 pub enum QueueCommand {
     /// List queued messages and each recipient's state (like `postqueue -p`).
@@ -86,16 +84,18 @@ pub enum QueueCommand {
     },
     /// Show one queued message: envelope, recipients and main headers.
     Show {
+        /// Queue id, as `postern queue list` shows it.
         #[arg(value_parser = parse_queue_id)]
         id: QueueId,
         /// Print the whole message, byte for byte as queued, instead.
         #[arg(long)]
         raw: bool,
     },
-    /// Make a message's pending and deferred recipients due now (like
-    /// `postqueue -i`); a running queue manager tries them within a few
-    /// seconds.
+    /// Make a message's deferred recipients due now (like `postqueue -i`);
+    /// a running queue manager tries them within a few seconds. Pending
+    /// recipients are due already, or being delivered.
     Retry {
+        /// Queue id, as `postern queue list` shows it.
         #[arg(value_parser = parse_queue_id)]
         id: QueueId,
     },
@@ -105,6 +105,7 @@ pub enum QueueCommand {
     /// Remove a message from the queue without delivering or bouncing it
     /// (like `postsuper -d`).
     Delete {
+        /// Queue id, as `postern queue list` shows it.
         #[arg(
             value_parser = parse_queue_id,
             required_unless_present = "all",
@@ -419,7 +420,7 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<(), String>
                 .filter(|r| is_waiting(r.state))
                 .count();
             println!(
-                "{id}: {} made due now ({waiting} pending or deferred in all)",
+                "{id}: {} made due now ({waiting} still to deliver in all)",
                 plural(due, "recipient")
             );
         }
@@ -530,6 +531,9 @@ fn print_queued(m: &QueuedMessage, now: Timestamp) {
         };
         let next = if !is_waiting(r.state) {
             String::new()
+        } else if r.state == RecipientState::Pending && r.next_attempt_at > now {
+            // Due from the start: it is leased to a delivery under way.
+            "  being delivered".to_owned()
         } else if r.next_attempt_at <= now {
             "  next attempt now".to_owned()
         } else {

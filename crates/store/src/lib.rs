@@ -705,9 +705,12 @@ impl Store {
         self.inner.read(move |conn| queue::find(conn, id)).await
     }
 
-    /// Makes the message's `Pending` and `Deferred` recipients due at `now`
-    /// (the queue manager picks them up at its next look). Returns how many
-    /// were waiting and are now due; `NotFound` if there is no such message.
+    /// Makes the message's recipients that wait to be tried again
+    /// (`Deferred`, not yet due) due at `now`; the queue manager picks them
+    /// up at its next look. `Pending` recipients are due from the start, or
+    /// leased to a delivery under way, which is left to finish. Returns how
+    /// many were waiting and are now due; `NotFound` if there is no such
+    /// message.
     pub async fn retry_queued(&self, id: QueueId, now: Timestamp) -> Result<usize> {
         self.inner
             .write(false, move |conn| queue::retry(conn, id, now))

@@ -333,14 +333,16 @@ pub(crate) fn remove(conn: &Connection, queue: QueueId) -> Result<bool> {
     Ok(true)
 }
 
-/// Writer: makes the entry's pending and deferred recipients due at `now`.
-/// Those due already are left alone, so the count is of recipients whose
-/// wait was cut short. `NotFound` if there is no such entry.
+/// Writer: makes the entry's deferred recipients due at `now`. A pending
+/// recipient is due from the start, so one not due is leased to a delivery
+/// under way: making it due would start a second one. Those due already are
+/// left alone, so the count is of recipients whose wait was cut short.
+/// `NotFound` if there is no such entry.
 pub(crate) fn retry(conn: &Connection, queue: QueueId, now: Timestamp) -> Result<usize> {
     ensure_exists(conn, queue)?;
     conn.prepare_cached(
         "UPDATE queue_recipients SET next_attempt_at = ?2
-          WHERE queue_id = ?1 AND state IN ('pending', 'deferred') AND next_attempt_at > ?2",
+          WHERE queue_id = ?1 AND state = 'deferred' AND next_attempt_at > ?2",
     )
     .db()?
     .execute(params![queue.0, now])

@@ -668,21 +668,22 @@ async fn retry_makes_waiting_recipients_due() {
         .await
         .unwrap();
     store.bounce(id, &[r[1]], "550 no").await.unwrap();
-    // r[2] stays pending, leased until t + 60.
+    // r[2] stays pending, leased until t + 60 to a delivery under way.
     assert!(store.claim_due(t + 1, LEASE, 10).await.unwrap().is_empty());
 
-    assert_eq!(store.retry_queued(id, t + 1).await.unwrap(), 2);
+    assert_eq!(store.retry_queued(id, t + 1).await.unwrap(), 1);
     let q = store.queued_message(id).await.unwrap().unwrap();
     assert_eq!(q.recipients[0].next_attempt_at, t + 1);
     assert_eq!(q.recipients[0].state, RecipientState::Deferred);
     assert_eq!(q.recipients[0].attempts, 1);
     assert_eq!(q.recipients[1].state, RecipientState::Bounced);
-    assert_eq!(q.recipients[2].next_attempt_at, t + 1);
+    // The lease is kept: no second delivery while the first runs.
+    assert_eq!(q.recipients[2].next_attempt_at, t + 60);
     let due = store.claim_due(t + 1, LEASE, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         due[0].recipients.iter().map(|r| r.id).collect::<Vec<_>>(),
-        [r[0], r[2]]
+        [r[0]]
     );
     // Due again once the lease is over: nothing to cut short.
     assert_eq!(store.retry_queued(id, t + 200).await.unwrap(), 0);
