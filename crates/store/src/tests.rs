@@ -549,11 +549,12 @@ async fn claim_leases_and_limits() {
     assert!(store.claim_due(t + 60, LEASE, 0).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn defer_bounce_and_states() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let t = now();
+/// A message for three remote recipients, all claimed at `t` (leased until
+/// `t + 60`).
+async fn three_remote_recipients_claimed(
+    store: &Store,
+    t: Timestamp,
+) -> (QueueId, Vec<RecipientId>) {
     let id = store
         .enqueue(message(
             &raw_message("x"),
@@ -562,7 +563,15 @@ async fn defer_bounce_and_states() {
         .await
         .unwrap();
     let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
-    let r: Vec<RecipientId> = claimed[0].recipients.iter().map(|r| r.id).collect();
+    (id, claimed[0].recipients.iter().map(|r| r.id).collect())
+}
+
+#[tokio::test]
+async fn defer_bounce_and_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let (id, r) = three_remote_recipients_claimed(&store, t).await;
 
     store
         .defer(id, &[r[0]], "451 4.7.1 try later", t + 300)
@@ -651,18 +660,7 @@ async fn retry_makes_waiting_recipients_due() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let t = now();
-    let id = store
-        .enqueue(message(
-            &raw_message("x"),
-            &["a@remote.test", "b@remote.test", "c@remote.test"],
-        ))
-        .await
-        .unwrap();
-    let r: Vec<RecipientId> = store.claim_due(t, LEASE, 10).await.unwrap()[0]
-        .recipients
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let (id, r) = three_remote_recipients_claimed(&store, t).await;
     store
         .defer(id, &[r[0]], "451 later", t + 3600)
         .await
