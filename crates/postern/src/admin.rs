@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Subcommand};
 use common::config::Config;
-use store::{Store, StoreError, Uid};
+use store::{BodyType, QueueId, QueuedMessage, RecipientState, Store, StoreError, Timestamp, Uid};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -77,11 +77,53 @@ pub enum MailCommand {
 
 #[derive(Subcommand)]
 pub enum QueueCommand {
-    /// List queued messages and each recipient's state.
+    /// List queued messages and each recipient's state (like `postqueue -p`).
     List {
         #[arg(long)]
         json: bool,
     },
+    /// Show one queued message: envelope, recipients and main headers.
+    Show {
+        /// Queue id, as `postern queue list` shows it.
+        #[arg(value_parser = parse_queue_id)]
+        id: QueueId,
+        /// Print the whole message, byte for byte as queued, instead.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Make a message's deferred recipients due now (like `postqueue -i`);
+    /// a running queue manager tries them within a few seconds. Pending
+    /// recipients are due already, or being delivered.
+    Retry {
+        /// Queue id, as `postern queue list` shows it.
+        #[arg(value_parser = parse_queue_id)]
+        id: QueueId,
+    },
+    /// Make every deferred recipient due now (like `postqueue -f`); a running
+    /// queue manager tries them within a few seconds.
+    Flush,
+    /// Remove a message from the queue without delivering or bouncing it
+    /// (like `postsuper -d`).
+    Delete {
+        /// Queue id, as `postern queue list` shows it.
+        #[arg(
+            value_parser = parse_queue_id,
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        id: Option<QueueId>,
+        /// Remove every queued message.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn parse_queue_id(s: &str) -> Result<QueueId, String> {
+    s.parse::<i64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .map(QueueId)
+        .ok_or_else(|| "a queue id is a positive number, as `postern queue list` shows".into())
 }
 
 pub fn open_store(config: &Config) -> Result<Store, String> {
@@ -309,6 +351,7 @@ pub async fn mail(config: &Config, command: MailCommand) -> Result<(), String> {
 
 pub async fn queue(config: &Config, command: QueueCommand) -> Result<(), String> {
     let store = open_store(config)?;
+    let now = chrono::Utc::now().timestamp();
     match command {
         QueueCommand::List { json } => {
             let queue = store.queue().await.map_err(err)?;
@@ -321,28 +364,218 @@ pub async fn queue(config: &Config, command: QueueCommand) -> Result<(), String>
             }
             if queue.is_empty() {
                 println!("queue is empty");
+                return Ok(());
             }
-            for m in queue {
-                let sender = if m.sender.is_empty() { "<>" } else { &m.sender };
-                println!(
-                    "{}  {}  {} bytes  from {}",
-                    m.id,
-                    date(m.received_at),
-                    m.size,
-                    sender
-                );
-                for r in m.recipients {
+            for m in &queue {
+                print_queued(m, now);
+            }
+            let waiting = queue
+                .iter()
+                .flat_map(|m| &m.recipients)
+                .filter(|r| is_waiting(r.state))
+                .count();
+            println!(
+                "{}, {} waiting",
+                plural(queue.len(), "message"),
+                plural(waiting, "recipient")
+            );
+        }
+        QueueCommand::Show { id, raw } => {
+            let message = queued(&store, id).await?;
+            let bytes = store.queued_message_raw(id).await.map_err(err)?;
+            if raw {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                return out
+                    .write_all(&bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| e.to_string());
+            }
+            print_queued(&message, now);
+            println!(
+                "auth user: {}",
+                message.auth_user.as_deref().unwrap_or("(none)")
+            );
+            // As MAIL FROM's BODY= parameter names them.
+            let body_type = match message.body_type {
+                BodyType::SevenBit => "7bit",
+                BodyType::EightBitMime => "8bitmime",
+                BodyType::BinaryMime => "binarymime",
+            };
+            println!("body type: {body_type}");
+            println!("smtputf8: {}", if message.smtputf8 { "yes" } else { "no" });
+            println!();
+            for (name, value) in
+                header_fields(&bytes, &["From", "To", "Subject", "Date", "Message-ID"])
+            {
+                println!("{name}: {value}");
+            }
+        }
+        QueueCommand::Retry { id } => {
+            let message = queued(&store, id).await?;
+            let due = store.retry_queued(id, now).await.map_err(err)?;
+            let waiting = message
+                .recipients
+                .iter()
+                .filter(|r| is_waiting(r.state))
+                .count();
+            println!(
+                "{id}: {} made due now ({waiting} still to deliver in all)",
+                plural(due, "recipient")
+            );
+        }
+        QueueCommand::Flush => {
+            let due = store.flush_queue(now).await.map_err(err)?;
+            println!("{} made due now", plural(due, "deferred recipient"));
+        }
+        QueueCommand::Delete { id, all } => {
+            let targets = if all {
+                store.queue().await.map_err(err)?
+            } else {
+                let id = id.ok_or("give a queue id or --all")?;
+                vec![queued(&store, id).await?]
+            };
+            let mut deleted = 0;
+            for m in &targets {
+                // An entry may have finished since it was read.
+                if store.delete_queued(m.id).await.map_err(err)? {
+                    deleted += 1;
                     println!(
-                        "    {:<30} {:<9} attempts {}  next {}  {}",
-                        r.address,
-                        format!("{:?}", r.state).to_lowercase(),
-                        r.attempts,
-                        date(r.next_attempt_at),
-                        r.last_error.unwrap_or_default()
+                        "deleted {} (from {}, {})",
+                        m.id,
+                        sender(&m.sender),
+                        plural(m.recipients.len(), "recipient")
                     );
                 }
+            }
+            if all {
+                println!("{} deleted", plural(deleted, "message"));
             }
         }
     }
     Ok(())
+}
+
+async fn queued(store: &Store, id: QueueId) -> Result<QueuedMessage, String> {
+    store
+        .queued_message(id)
+        .await
+        .map_err(err)?
+        .ok_or_else(|| format!("no message {id} in the queue"))
+}
+
+/// Still to be tried: the queue manager will (or does) work on it.
+fn is_waiting(state: RecipientState) -> bool {
+    matches!(state, RecipientState::Pending | RecipientState::Deferred)
+}
+
+fn sender(address: &str) -> &str {
+    if address.is_empty() {
+        "<>"
+    } else {
+        address
+    }
+}
+
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `2026-11-22 03:30:00 UTC`.
+fn utc(ts: Timestamp) -> String {
+    chrono::DateTime::from_timestamp(ts, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| ts.to_string())
+}
+
+/// A duration in its two largest units: `45s`, `12m`, `3h 5m`, `2d`.
+fn span(secs: i64) -> String {
+    let secs = secs.max(0);
+    let units = [
+        (secs / 86_400, "d"),
+        (secs % 86_400 / 3600, "h"),
+        (secs % 3600 / 60, "m"),
+        (secs % 60, "s"),
+    ];
+    let first = units.iter().position(|&(n, _)| n > 0).unwrap_or(3);
+    units[first..]
+        .iter()
+        .take(2)
+        .enumerate()
+        .filter(|&(i, &(n, _))| i == 0 || n > 0)
+        .map(|(_, (n, unit))| format!("{n}{unit}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One message as `queue list` and `queue show` print it.
+fn print_queued(m: &QueuedMessage, now: Timestamp) {
+    println!(
+        "{}  arrived {} ({} ago)  {} bytes  from {}",
+        m.id,
+        utc(m.received_at),
+        span(now - m.received_at),
+        m.size,
+        sender(&m.sender)
+    );
+    for r in &m.recipients {
+        let state = match r.state {
+            RecipientState::Pending => "pending",
+            RecipientState::Deferred => "deferred",
+            RecipientState::Delivered => "delivered",
+            RecipientState::Bounced => "bounced",
+        };
+        let next = if !is_waiting(r.state) {
+            String::new()
+        } else if r.state == RecipientState::Pending && r.next_attempt_at > now {
+            // Due from the start: it is leased to a delivery under way.
+            "  being delivered".to_owned()
+        } else if r.next_attempt_at <= now {
+            "  next attempt now".to_owned()
+        } else {
+            format!(
+                "  next attempt {} (in {})",
+                utc(r.next_attempt_at),
+                span(r.next_attempt_at - now)
+            )
+        };
+        println!("    {}  {state}  attempts {}{next}", r.address, r.attempts);
+        if let Some(error) = &r.last_error {
+            println!("        last error: {error}");
+        }
+    }
+}
+
+/// The named fields of the message's header section, unfolded, in the
+/// order they appear, as written (encoded words are left encoded).
+fn header_fields<'a>(raw: &[u8], names: &[&'a str]) -> Vec<(&'a str, String)> {
+    let text = String::from_utf8_lossy(raw);
+    let mut fields: Vec<(&'a str, String)> = Vec::new();
+    let mut current: Option<usize> = None;
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.starts_with([' ', '\t']) {
+            if let Some(field) = current.and_then(|i| fields.get_mut(i)) {
+                field.1.push(' ');
+                field.1.push_str(line.trim());
+            }
+            continue;
+        }
+        current = None;
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if let Some(&known) = names.iter().find(|n| n.eq_ignore_ascii_case(name.trim())) {
+            current = Some(fields.len());
+            fields.push((known, value.trim().to_owned()));
+        }
+    }
+    fields
 }

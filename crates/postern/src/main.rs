@@ -2,7 +2,8 @@
 //!
 //! `postern up` runs every daemon in one process; the other subcommands
 //! administer the store (users, domains, aliases), show what arrived
-//! (`mail`) and what waits to be delivered (`queue`). Every subcommand takes
+//! (`mail`) and what waits to be delivered (`queue`, which also retries,
+//! flushes and deletes queued mail). Every subcommand takes
 //! `--data-dir` and `--config` before it; errors go to stderr with a
 //! non-zero exit code (1 for failures, 2 for usage).
 #![forbid(unsafe_code)]
@@ -49,7 +50,11 @@ enum Command {
     /// See what arrived in a mailbox.
     #[command(subcommand)]
     Mail(admin::MailCommand),
-    /// See the delivery queue.
+    /// See and manage the delivery queue.
+    ///
+    /// A running queue manager (`postern up`, `smtpd`) looks at the queue
+    /// every few seconds (at most five), so what `retry` and `flush` make due
+    /// is tried within that time.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
 }

@@ -737,6 +737,40 @@ impl Store {
         self.inner.read(queue::list).await
     }
 
+    /// One queued message with all its recipients, if it is in the queue.
+    pub async fn queued_message(&self, id: QueueId) -> Result<Option<QueuedMessage>> {
+        self.inner.read(move |conn| queue::find(conn, id)).await
+    }
+
+    /// Makes the message's recipients that wait to be tried again
+    /// (`Deferred`, not yet due) due at `now`; the queue manager picks them
+    /// up at its next look. `Pending` recipients are due from the start, or
+    /// leased to a delivery under way, which is left to finish. Returns how
+    /// many were waiting and are now due; `NotFound` if there is no such
+    /// message.
+    pub async fn retry_queued(&self, id: QueueId, now: Timestamp) -> Result<usize> {
+        self.inner
+            .write(false, move |conn| queue::retry(conn, id, now))
+            .await
+    }
+
+    /// Makes every `Deferred` recipient of every queued message due at
+    /// `now`. Returns how many were waiting and are now due.
+    pub async fn flush_queue(&self, now: Timestamp) -> Result<usize> {
+        self.inner
+            .write(false, move |conn| queue::flush(conn, now))
+            .await
+    }
+
+    /// Removes the message from the queue, with all its recipients, without
+    /// delivering or bouncing it; its blob reference is released. Returns
+    /// whether there was such a message.
+    pub async fn delete_queued(&self, id: QueueId) -> Result<bool> {
+        self.inner
+            .write(false, move |conn| queue::remove(conn, id))
+            .await
+    }
+
     // ---- mailboxes and messages ----
 
     /// The account's mailboxes, INBOX first, then by name.

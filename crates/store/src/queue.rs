@@ -67,6 +67,31 @@ fn recipient_from_row(row: &Row<'_>) -> rusqlite::Result<(QueueId, QueuedRecipie
     ))
 }
 
+/// An entry without its recipients.
+fn entry(conn: &Connection, id: QueueId) -> Result<Option<QueuedMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM queue WHERE id = ?1"
+    ))
+    .db()?
+    .query_row([id.0], message_from_row)
+    .optional()
+    .db()
+}
+
+/// `NotFound` unless the entry exists.
+fn ensure_exists(conn: &Connection, queue: QueueId) -> Result<()> {
+    let exists: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue WHERE id = ?1)")
+        .db()?
+        .query_row([queue.0], |row| row.get(0))
+        .db()?;
+    if exists {
+        Ok(())
+    } else {
+        Err(not_found(queue))
+    }
+}
+
 /// Writer: stores the blob reference, the entry and its recipients.
 pub(crate) fn enqueue(
     conn: &Connection,
@@ -134,15 +159,7 @@ pub(crate) fn claim_due(
     let until = now.saturating_add(lease_secs);
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(mut message) = conn
-            .prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM queue WHERE id = ?1"
-            ))
-            .db()?
-            .query_row([id], message_from_row)
-            .optional()
-            .db()?
-        else {
+        let Some(mut message) = entry(conn, QueueId(id))? else {
             continue;
         };
         message.recipients = conn
@@ -198,6 +215,24 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
         }
     }
     Ok(messages)
+}
+
+/// Reader: one entry with all its recipients, if there is such an entry.
+pub(crate) fn find(conn: &Connection, id: QueueId) -> Result<Option<QueuedMessage>> {
+    let Some(mut message) = entry(conn, id)? else {
+        return Ok(None);
+    };
+    message.recipients = conn
+        .prepare_cached(&format!(
+            "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients WHERE queue_id = ?1 ORDER BY id"
+        ))
+        .db()?
+        .query_map([id.0], recipient_from_row)
+        .db()?
+        .map(|r| r.map(|(_, rcpt)| rcpt))
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    Ok(Some(message))
 }
 
 /// The blob behind a queue entry, and whether it has been parsed already.
@@ -271,6 +306,12 @@ fn finish_if_done(conn: &Connection, queue: QueueId) -> Result<()> {
     if open {
         return Ok(());
     }
+    remove(conn, queue).map(|_| ())
+}
+
+/// Writer: drops the entry, its recipients and its blob reference, whatever
+/// state the recipients are in. Returns whether there was such an entry.
+pub(crate) fn remove(conn: &Connection, queue: QueueId) -> Result<bool> {
     let hash: Option<String> = conn
         .prepare_cached("SELECT blob_hash FROM queue WHERE id = ?1")
         .db()?
@@ -278,7 +319,7 @@ fn finish_if_done(conn: &Connection, queue: QueueId) -> Result<()> {
         .optional()
         .db()?;
     let Some(hash) = hash else {
-        return Ok(());
+        return Ok(false);
     };
     conn.prepare_cached("DELETE FROM queue_recipients WHERE queue_id = ?1")
         .db()?
@@ -288,7 +329,36 @@ fn finish_if_done(conn: &Connection, queue: QueueId) -> Result<()> {
         .db()?
         .execute([queue.0])
         .db()?;
-    blobs::release(conn, &hash, 1)
+    blobs::release(conn, &hash, 1)?;
+    Ok(true)
+}
+
+/// Writer: makes the entry's deferred recipients due at `now`. A pending
+/// recipient is due from the start, so one not due is leased to a delivery
+/// under way: making it due would start a second one. Those due already are
+/// left alone, so the count is of recipients whose wait was cut short.
+/// `NotFound` if there is no such entry.
+pub(crate) fn retry(conn: &Connection, queue: QueueId, now: Timestamp) -> Result<usize> {
+    ensure_exists(conn, queue)?;
+    conn.prepare_cached(
+        "UPDATE queue_recipients SET next_attempt_at = ?2
+          WHERE queue_id = ?1 AND state = 'deferred' AND next_attempt_at > ?2",
+    )
+    .db()?
+    .execute(params![queue.0, now])
+    .db()
+}
+
+/// Writer: makes every deferred recipient not yet due, of every entry, due
+/// at `now`. Returns how many.
+pub(crate) fn flush(conn: &Connection, now: Timestamp) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE queue_recipients SET next_attempt_at = ?1
+          WHERE state = 'deferred' AND next_attempt_at > ?1",
+    )
+    .db()?
+    .execute([now])
+    .db()
 }
 
 /// Writer: appends the queued message to each delivery's mailbox, marks
@@ -378,14 +448,7 @@ pub(crate) fn update_recipients(
     recipients: &[RecipientId],
     outcome: &Outcome<'_>,
 ) -> Result<()> {
-    let exists: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM queue WHERE id = ?1)")
-        .db()?
-        .query_row([queue.0], |row| row.get(0))
-        .db()?;
-    if !exists {
-        return Err(not_found(queue));
-    }
+    ensure_exists(conn, queue)?;
     for &rcpt in recipients {
         let n = match outcome {
             Outcome::Delivered => conn

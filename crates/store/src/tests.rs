@@ -549,11 +549,12 @@ async fn claim_leases_and_limits() {
     assert!(store.claim_due(t + 60, LEASE, 0).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn defer_bounce_and_states() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
-    let t = now();
+/// A message for three remote recipients, all claimed at `t` (leased until
+/// `t + 60`).
+async fn three_remote_recipients_claimed(
+    store: &Store,
+    t: Timestamp,
+) -> (QueueId, Vec<RecipientId>) {
     let id = store
         .enqueue(message(
             &raw_message("x"),
@@ -562,7 +563,15 @@ async fn defer_bounce_and_states() {
         .await
         .unwrap();
     let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
-    let r: Vec<RecipientId> = claimed[0].recipients.iter().map(|r| r.id).collect();
+    (id, claimed[0].recipients.iter().map(|r| r.id).collect())
+}
+
+#[tokio::test]
+async fn defer_bounce_and_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let (id, r) = three_remote_recipients_claimed(&store, t).await;
 
     store
         .defer(id, &[r[0]], "451 4.7.1 try later", t + 300)
@@ -618,6 +627,157 @@ async fn defer_bounce_and_states() {
     store.bounce(id, &[r[0]], "expired").await.unwrap();
     assert!(store.queue().await.unwrap().is_empty());
     assert_eq!(store.blob_count().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn queued_message_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let raw = raw_message("one");
+    let id = store
+        .enqueue(message(&raw, &["a@remote.test", "b@remote.test"]))
+        .await
+        .unwrap();
+    let found = store.queued_message(id).await.unwrap().unwrap();
+    assert_eq!(found.id, id);
+    assert_eq!(found.sender, "sender@example.org");
+    assert_eq!(found.size, raw.len() as u64);
+    let addresses: Vec<&str> = found
+        .recipients
+        .iter()
+        .map(|r| r.address.as_str())
+        .collect();
+    assert_eq!(addresses, ["a@remote.test", "b@remote.test"]);
+    assert!(found
+        .recipients
+        .iter()
+        .all(|r| r.state == RecipientState::Pending));
+    assert!(store.queued_message(QueueId(9999)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn retry_makes_waiting_recipients_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let (id, r) = three_remote_recipients_claimed(&store, t).await;
+    store
+        .defer(id, &[r[0]], "451 later", t + 3600)
+        .await
+        .unwrap();
+    store.bounce(id, &[r[1]], "550 no").await.unwrap();
+    // r[2] stays pending, leased until t + 60 to a delivery under way.
+    assert!(store.claim_due(t + 1, LEASE, 10).await.unwrap().is_empty());
+
+    assert_eq!(store.retry_queued(id, t + 1).await.unwrap(), 1);
+    let q = store.queued_message(id).await.unwrap().unwrap();
+    assert_eq!(q.recipients[0].next_attempt_at, t + 1);
+    assert_eq!(q.recipients[0].state, RecipientState::Deferred);
+    assert_eq!(q.recipients[0].attempts, 1);
+    assert_eq!(q.recipients[1].state, RecipientState::Bounced);
+    // The lease is kept: no second delivery while the first runs.
+    assert_eq!(q.recipients[2].next_attempt_at, t + 60);
+    let due = store.claim_due(t + 1, LEASE, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        due[0].recipients.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [r[0]]
+    );
+    // Due again once the lease is over: nothing to cut short.
+    assert_eq!(store.retry_queued(id, t + 200).await.unwrap(), 0);
+
+    assert!(matches!(
+        store.retry_queued(QueueId(9999), t).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn flush_makes_every_deferred_recipient_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let t = now();
+    let first = store
+        .enqueue(message(
+            &raw_message("1"),
+            &["a@remote.test", "b@remote.test"],
+        ))
+        .await
+        .unwrap();
+    let second = store
+        .enqueue(message(&raw_message("2"), &["c@remote.test"]))
+        .await
+        .unwrap();
+    let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
+    for m in &claimed {
+        let ids: Vec<RecipientId> = m.recipients.iter().map(|r| r.id).collect();
+        store.defer(m.id, &ids, "451 later", t + 600).await.unwrap();
+    }
+    let third = store
+        .enqueue(message(&raw_message("3"), &["d@remote.test"]))
+        .await
+        .unwrap();
+    assert_eq!(store.flush_queue(t + 1).await.unwrap(), 3);
+    assert_eq!(store.flush_queue(t + 1).await.unwrap(), 0);
+    let due = store.claim_due(t + 1, LEASE, 10).await.unwrap();
+    let mut ids: Vec<QueueId> = due.iter().map(|m| m.id).collect();
+    ids.sort();
+    assert_eq!(ids, [first, second, third]);
+    assert_eq!(due.iter().map(|m| m.recipients.len()).sum::<usize>(), 4);
+}
+
+#[tokio::test]
+async fn delete_queued_releases_the_blob() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    let raw = raw_message("shared");
+    let remote = store
+        .enqueue(message(&raw, &["bob@remote.test"]))
+        .await
+        .unwrap();
+    let local = store
+        .enqueue(message(&raw, &["alice@localhost"]))
+        .await
+        .unwrap();
+    // The local copy delivered: the mailbox holds the blob too.
+    store
+        .deliver_local(
+            local,
+            vec![LocalDelivery {
+                recipient: store
+                    .queued_message(local)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .recipients[0]
+                    .id,
+                account: store.account("alice@localhost").await.unwrap().unwrap().id,
+                mailbox: "INBOX".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    assert!(store.delete_queued(remote).await.unwrap());
+    assert!(store.queued_message(remote).await.unwrap().is_none());
+    assert!(store.queue().await.unwrap().is_empty());
+    // Still referenced by alice's INBOX.
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    assert!(!store.delete_queued(remote).await.unwrap());
+
+    let alone = store
+        .enqueue(message(&raw_message("alone"), &["bob@remote.test"]))
+        .await
+        .unwrap();
+    assert_eq!(store.blob_count().await.unwrap(), 2);
+    assert!(store.delete_queued(alone).await.unwrap());
+    assert_eq!(store.blob_count().await.unwrap(), 1);
+    assert!(matches!(
+        store.queued_message_raw(alone).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!store.delete_queued(QueueId(9999)).await.unwrap());
 }
 
 #[tokio::test]
