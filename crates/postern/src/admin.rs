@@ -531,8 +531,7 @@ fn print_queued(m: &QueuedMessage, now: Timestamp) {
         };
         let next = if !is_waiting(r.state) {
             String::new()
-        } else if r.state == RecipientState::Pending && r.next_attempt_at > now {
-            // Due from the start: it is leased to a delivery under way.
+        } else if r.leased_until > now {
             "  being delivered".to_owned()
         } else if r.next_attempt_at <= now {
             "  next attempt now".to_owned()

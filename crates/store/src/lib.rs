@@ -188,6 +188,8 @@ pub struct QueuedRecipient {
     pub attempts: u32,
     pub next_attempt_at: Timestamp,
     pub last_error: Option<String>,
+    /// A queue manager is delivering it until then (0 = nobody).
+    pub leased_until: Timestamp,
 }
 
 /// A queued message with its recipients. From [`Store::claim_due`] it holds
@@ -583,9 +585,10 @@ impl Store {
     }
 
     /// Claims up to `limit` messages that have recipients in `Pending` or
-    /// `Deferred` with `next_attempt_at <= now`. The claimed recipients get
-    /// `next_attempt_at = now + lease` so that no other claimer (in this or
-    /// another process) takes them before the lease ends; a claimer that dies
+    /// `Deferred` with `next_attempt_at <= now` and no lease in force. The
+    /// claimed recipients get `leased_until = now + lease` so that no other
+    /// claimer (in this or another process) takes them before the lease
+    /// ends, whatever `retry` or `flush` do meanwhile; a claimer that dies
     /// simply lets the lease run out. Only the claimed recipients are in the
     /// returned messages. Oldest messages first.
     pub async fn claim_due(

@@ -38,7 +38,7 @@ fn state_from(s: &str) -> RecipientState {
 
 const MESSAGE_COLUMNS: &str = "id, sender, auth_user, body_type, smtputf8, size, received_at";
 const RECIPIENT_COLUMNS: &str =
-    "id, address, state, attempts, next_attempt_at, last_error, queue_id";
+    "id, address, state, attempts, next_attempt_at, last_error, queue_id, leased_until";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
     Ok(QueuedMessage {
@@ -62,6 +62,7 @@ fn recipient_from_row(row: &Row<'_>) -> rusqlite::Result<(QueueId, QueuedRecipie
             state: state_from(&row.get::<_, String>(2)?),
             attempts: u32::try_from(row.get::<_, i64>(3)?).unwrap_or(u32::MAX),
             next_attempt_at: row.get(4)?,
+            leased_until: row.get(7)?,
             last_error: row.get(5)?,
         },
     ))
@@ -146,7 +147,8 @@ pub(crate) fn claim_due(
             "SELECT q.id FROM queue q
               WHERE q.id IN (SELECT queue_id FROM queue_recipients
                               WHERE state IN ('pending', 'deferred')
-                                AND next_attempt_at <= ?1)
+                                AND next_attempt_at <= ?1
+                                AND leased_until <= ?1)
               ORDER BY q.received_at, q.id
               LIMIT ?2",
         )
@@ -166,7 +168,7 @@ pub(crate) fn claim_due(
             .prepare_cached(&format!(
                 "SELECT {RECIPIENT_COLUMNS} FROM queue_recipients
                   WHERE queue_id = ?1 AND state IN ('pending', 'deferred')
-                    AND next_attempt_at <= ?2
+                    AND next_attempt_at <= ?2 AND leased_until <= ?2
                   ORDER BY id"
             ))
             .db()?
@@ -176,11 +178,11 @@ pub(crate) fn claim_due(
             .collect::<rusqlite::Result<_>>()
             .db()?;
         let mut lease = conn
-            .prepare_cached("UPDATE queue_recipients SET next_attempt_at = ?2 WHERE id = ?1")
+            .prepare_cached("UPDATE queue_recipients SET leased_until = ?2 WHERE id = ?1")
             .db()?;
         for rcpt in &mut message.recipients {
             lease.execute(params![rcpt.id.0, until]).db()?;
-            rcpt.next_attempt_at = until;
+            rcpt.leased_until = until;
         }
         out.push(message);
     }
@@ -415,7 +417,8 @@ pub(crate) fn deliver_local(
     let mut mark = conn
         .prepare_cached(
             "UPDATE queue_recipients
-                SET state = 'delivered', attempts = attempts + 1, last_error = NULL
+                SET state = 'delivered', attempts = attempts + 1, last_error = NULL,
+                    leased_until = 0
               WHERE id = ?1",
         )
         .db()?;
@@ -454,7 +457,8 @@ pub(crate) fn update_recipients(
             Outcome::Delivered => conn
                 .prepare_cached(
                     "UPDATE queue_recipients
-                        SET state = 'delivered', attempts = attempts + 1, last_error = NULL
+                        SET state = 'delivered', attempts = attempts + 1, last_error = NULL,
+                            leased_until = 0
                       WHERE id = ?1 AND queue_id = ?2",
                 )
                 .db()?
@@ -466,7 +470,7 @@ pub(crate) fn update_recipients(
                 .prepare_cached(
                     "UPDATE queue_recipients
                         SET state = 'deferred', attempts = attempts + 1, last_error = ?3,
-                            next_attempt_at = ?4
+                            next_attempt_at = ?4, leased_until = 0
                       WHERE id = ?1 AND queue_id = ?2",
                 )
                 .db()?
@@ -474,7 +478,8 @@ pub(crate) fn update_recipients(
             Outcome::Bounced { error } => conn
                 .prepare_cached(
                     "UPDATE queue_recipients
-                        SET state = 'bounced', attempts = attempts + 1, last_error = ?3
+                        SET state = 'bounced', attempts = attempts + 1, last_error = ?3,
+                            leased_until = 0
                       WHERE id = ?1 AND queue_id = ?2",
                 )
                 .db()?
@@ -504,7 +509,8 @@ pub(crate) fn bounce_with_report(
     let mut mark = conn
         .prepare_cached(
             "UPDATE queue_recipients
-                SET state = 'bounced', attempts = attempts + 1, last_error = ?3
+                SET state = 'bounced', attempts = attempts + 1, last_error = ?3,
+                    leased_until = 0
               WHERE id = ?1 AND queue_id = ?2 AND state IN ('pending', 'deferred')",
         )
         .db()?;
@@ -529,7 +535,7 @@ pub(crate) fn extend_lease(
 ) -> Result<()> {
     let mut stmt = conn
         .prepare_cached(
-            "UPDATE queue_recipients SET next_attempt_at = ?3
+            "UPDATE queue_recipients SET leased_until = ?3
               WHERE id = ?1 AND queue_id = ?2 AND state IN ('pending', 'deferred')",
         )
         .db()?;

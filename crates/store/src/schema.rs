@@ -166,6 +166,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         SELECT hash, summary FROM blobs WHERE summary IS NOT NULL;
     UPDATE blobs SET summary = NULL WHERE summary IS NOT NULL;
     "#,
+    // A claim's lease apart from the next attempt time: `postern queue
+    // retry`/`flush` move `next_attempt_at` and must not hand a recipient
+    // that is being delivered to a second claimer.
+    r#"
+    ALTER TABLE queue_recipients ADD COLUMN leased_until INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -350,7 +350,7 @@ async fn enqueue_claim_deliver_read_back() {
     assert!(claimed[0]
         .recipients
         .iter()
-        .all(|r| r.next_attempt_at == t + 60));
+        .all(|r| r.leased_until == t + 60));
     let r = &claimed[0].recipients;
     store
         .deliver_local(
@@ -676,7 +676,7 @@ async fn retry_makes_waiting_recipients_due() {
     assert_eq!(q.recipients[0].attempts, 1);
     assert_eq!(q.recipients[1].state, RecipientState::Bounced);
     // The lease is kept: no second delivery while the first runs.
-    assert_eq!(q.recipients[2].next_attempt_at, t + 60);
+    assert_eq!(q.recipients[2].leased_until, t + 60);
     let due = store.claim_due(t + 1, LEASE, 10).await.unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
@@ -685,6 +685,25 @@ async fn retry_makes_waiting_recipients_due() {
     );
     // Due again once the lease is over: nothing to cut short.
     assert_eq!(store.retry_queued(id, t + 200).await.unwrap(), 0);
+
+    // A flush while a deferred recipient is being delivered does not hand
+    // it to a second claimer.
+    store
+        .defer(id, &[r[0]], "451 later", t + 3600)
+        .await
+        .unwrap();
+    let due = store.claim_due(t + 3600, LEASE, 10).await.unwrap();
+    assert_eq!(
+        due[0].recipients.len(),
+        2,
+        "r[0] and r[2] (its lease ran out)"
+    );
+    store.flush_queue(t + 3601).await.unwrap();
+    assert!(store
+        .claim_due(t + 3601, LEASE, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     assert!(matches!(
         store.retry_queued(QueueId(9999), t).await,
