@@ -50,6 +50,7 @@ pub mod data;
 pub mod policy;
 pub mod queue;
 pub mod received;
+pub mod relay;
 pub mod reply;
 mod session;
 
