@@ -473,7 +473,7 @@ impl Client {
             }
             return Err(self.failure(Stage::Mail, FailureKind::Reply(mail_reply)));
         }
-        let any_accepted = recipients.iter().any(|r| *r == RecipientResult::Accepted);
+        let any_accepted = recipients.contains(&RecipientResult::Accepted);
         if !any_accepted {
             // RFC 2920 3.1: a pipelined DATA may have been accepted even
             // with no valid recipient; end it empty, then start over.
