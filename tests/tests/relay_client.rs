@@ -223,6 +223,19 @@ async fn smtputf8_needs_the_server() {
 }
 
 #[tokio::test]
+async fn addresses_cannot_inject_commands() {
+    let fake = FakeSmtp::start(Behaviour::default()).await;
+    let mut client = connect(&fake, RelayTls::None).await;
+    let rcpts = recipients(&["a@remote.test>\r\nRCPT TO:<evil@remote.test"]);
+    let e = client.send(&envelope(&rcpts), b"x\r\n").await.unwrap_err();
+    assert!(!e.is_temporary(), "{e}");
+    assert!(!fake.commands().iter().any(|c| c.contains("evil")));
+    // Nothing was sent, so the session goes on.
+    let rcpts = recipients(&["a@remote.test"]);
+    client.send(&envelope(&rcpts), b"x\r\n").await.unwrap();
+}
+
+#[tokio::test]
 async fn starttls_may_is_used_when_offered() {
     let fake = FakeSmtp::start(Behaviour::with_capabilities(&["PIPELINING", "STARTTLS"])).await;
     let mut client = connect(&fake, RelayTls::May).await;

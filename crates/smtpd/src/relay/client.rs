@@ -697,6 +697,16 @@ impl Client {
                 true,
             ));
         }
+        // An address must not smuggle a second command into the session.
+        let unsafe_address = |a: &str| a.chars().any(|c| c.is_control() || c == '<' || c == '>');
+        if unsafe_address(envelope.sender) || envelope.recipients.iter().any(|r| unsafe_address(r))
+        {
+            return Err(self.refused(
+                Stage::Mail,
+                "an envelope address contains a control character or an angle bracket",
+                true,
+            ));
+        }
         let mut line = format!("MAIL FROM:<{}>", envelope.sender);
         if envelope.body == BodyParam::EightBitMime && caps.eight_bit_mime {
             line.push_str(" BODY=8BITMIME");

@@ -173,7 +173,9 @@ pub struct Router {
     /// Keys normalised; a leading dot marks "every subdomain of".
     transports: BTreeMap<String, Route>,
     smarthost: Option<Route>,
-    resolver: TokioResolver,
+    /// Without a usable system DNS configuration, routes through the
+    /// transport table still work; DNS routes wait (temporary errors).
+    resolver: Result<TokioResolver, String>,
     mx_port: u16,
     mx_tls: RelayTls,
 }
@@ -221,8 +223,12 @@ impl Router {
             .transpose()?;
         let resolver = if config.dns_servers.is_empty() {
             TokioResolver::builder_tokio()
-                .map_err(|e| format!("cannot read the system DNS configuration: {e}"))?
-                .build()
+                .and_then(|builder| builder.build())
+                .map_err(|e| {
+                    let why = format!("cannot use the system DNS configuration: {e}");
+                    tracing::warn!("{why}; only [relay] transports and smarthost will work");
+                    why
+                })
         } else {
             let servers = config
                 .dns_servers
@@ -235,13 +241,14 @@ impl Router {
                     server
                 })
                 .collect();
-            TokioResolver::builder_with_config(
+            let resolver = TokioResolver::builder_with_config(
                 ResolverConfig::from_name_servers(servers),
                 TokioRuntimeProvider::default(),
             )
             .build()
-        }
-        .map_err(|e| format!("cannot set up the DNS resolver: {e}"))?;
+            .map_err(|e| format!("relay.dns_servers: cannot set up the DNS resolver: {e}"))?;
+            Ok(resolver)
+        };
         Ok(Router {
             transports,
             smarthost,
@@ -249,6 +256,12 @@ impl Router {
             mx_port: config.mx_port,
             mx_tls: config.tls,
         })
+    }
+
+    fn resolver(&self) -> Result<&TokioResolver, RouteError> {
+        self.resolver
+            .as_ref()
+            .map_err(|why| RouteError::Temporary(why.clone()))
     }
 
     /// The hops for `domain`, best first, at most [`MAX_HOPS`].
@@ -267,8 +280,10 @@ impl Router {
                 Target::Ip(ip) => vec![*ip],
                 Target::Name(name) => match self.addresses(name).await? {
                     Answer::Found(addrs) => addrs,
+                    // A configured relay host that does not resolve is the
+                    // postmaster's typo to fix, not a reason to bounce.
                     Answer::NoRecords | Answer::NoDomain => {
-                        return Err(RouteError::Permanent(format!(
+                        return Err(RouteError::Temporary(format!(
                             "relay host {name} has no address (A/AAAA)"
                         )))
                     }
@@ -310,24 +325,25 @@ impl Router {
 
     async fn mx_route(&self, domain: &str) -> Result<Vec<Hop>, RouteError> {
         let fqdn = format!("{domain}.");
-        let mut exchanges: Vec<(u16, String)> = match self.resolver.mx_lookup(fqdn.as_str()).await {
-            Ok(lookup) => lookup
-                .answers()
-                .iter()
-                .filter_map(|record| match &record.data {
-                    RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
-                    _ => None,
-                })
-                .collect(),
-            Err(e) => match classify::<()>(e, "MX", domain)? {
-                Answer::NoDomain => {
-                    return Err(RouteError::Permanent(format!(
-                        "domain {domain} does not exist (NXDOMAIN)"
-                    )))
-                }
-                _ => Vec::new(),
-            },
-        };
+        let mut exchanges: Vec<(u16, String)> =
+            match self.resolver()?.mx_lookup(fqdn.as_str()).await {
+                Ok(lookup) => lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|record| match &record.data {
+                        RData::MX(mx) => Some((mx.preference, mx.exchange.to_ascii())),
+                        _ => None,
+                    })
+                    .collect(),
+                Err(e) => match classify::<()>(e, "MX", domain)? {
+                    Answer::NoDomain => {
+                        return Err(RouteError::Permanent(format!(
+                            "domain {domain} does not exist (NXDOMAIN)"
+                        )))
+                    }
+                    _ => Vec::new(),
+                },
+            };
         if exchanges.is_empty() {
             // RFC 5321 5.1: no MX means the domain itself is the mail host.
             return match self.addresses(domain).await? {
@@ -392,9 +408,10 @@ impl Router {
     /// is not mistaken for the absence of both.
     async fn addresses(&self, name: &str) -> Result<Answer<IpAddr>, RouteError> {
         let fqdn = format!("{}.", normalise(name));
+        let resolver = self.resolver()?;
         let (v4, v6) = tokio::join!(
-            self.resolver.ipv4_lookup(fqdn.as_str()),
-            self.resolver.ipv6_lookup(fqdn.as_str())
+            resolver.ipv4_lookup(fqdn.as_str()),
+            resolver.ipv6_lookup(fqdn.as_str())
         );
         let mut addrs = Vec::new();
         let mut outcomes = Vec::new();

@@ -228,6 +228,9 @@ async fn transport_table_then_smarthost() {
         config
             .transport
             .insert("deep.sub.example".into(), transport("192.0.2.11"));
+        config
+            .transport
+            .insert("typo.example".into(), transport("nosuch.test"));
         let mut smart = transport("smart.test");
         smart.tls = RelayTls::Verify;
         smart.username = Some("user".into());
@@ -249,6 +252,8 @@ async fn transport_table_then_smarthost() {
     assert_eq!(hops[0].auth, Some(("user".into(), "secret".into())));
     // The password stays out of debug output.
     assert!(!format!("{:?}", hops[0]).contains("secret"));
+    let e = router.route("typo.example").await.unwrap_err();
+    assert!(e.is_temporary(), "{e}");
     let hops = router.route("anything.else").await.unwrap();
     assert_eq!(addrs(&hops), ["smart.test 192.0.2.60:25"]);
 }
