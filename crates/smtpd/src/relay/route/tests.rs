@@ -317,3 +317,16 @@ fn bad_transport_config_is_refused() {
     config.smarthost = Some(half);
     assert!(Router::new(&config).unwrap_err().contains("password"));
 }
+
+#[tokio::test]
+async fn localhost_relay_host_needs_no_dns() {
+    let router = router_with(Zone::default(), |config| {
+        config.smarthost = Some(transport("localhost:2526"));
+    })
+    .await;
+    let hops = router.route("example.org").await.unwrap();
+    assert!(
+        addrs(&hops).contains(&"localhost 127.0.0.1:2526".to_string()),
+        "{hops:?}"
+    );
+}
