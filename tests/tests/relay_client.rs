@@ -563,3 +563,59 @@ async fn wrong_password_is_a_temporary_failure() {
     assert_eq!(e.reply().map(|r| r.code), Some(535));
     assert!(!e.to_string().contains("wrong"), "{e}");
 }
+
+/// RFC 2920 3.1: a server that accepts a pipelined DATA although every
+/// RCPT failed gets a lone dot (no message), then RSET.
+#[tokio::test]
+async fn pipelined_data_accepted_without_recipients_sends_no_message() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut stream = BufReader::new(tcp);
+        stream
+            .get_mut()
+            .write_all(b"220 raw.test\r\n")
+            .await
+            .unwrap();
+        // (lines to read, reply to them)
+        let script: [(usize, &[u8]); 5] = [
+            (1, b"250-raw.test\r\n250 PIPELINING\r\n"),
+            (3, b"250 ok\r\n550 5.1.1 no\r\n354 go on\r\n"),
+            (1, b"554 5.5.1 no valid recipients\r\n"),
+            (1, b"250 ok\r\n"),
+            (1, b"221 bye\r\n"),
+        ];
+        let mut seen = Vec::new();
+        for (count, reply) in script {
+            for _ in 0..count {
+                let mut line = String::new();
+                stream.read_line(&mut line).await.unwrap();
+                seen.push(line.trim_end().to_string());
+            }
+            stream.get_mut().write_all(reply).await.unwrap();
+        }
+        seen
+    });
+    let mut client = Client::connect(&hop(addr, RelayTls::None), HELO, &timeouts())
+        .await
+        .unwrap();
+    let rcpts = recipients(&["a@remote.test"]);
+    let delivery = client.send(&envelope(&rcpts), b"secret\r\n").await.unwrap();
+    assert!(delivery.data.is_none());
+    client.quit().await;
+    let seen = server.await.unwrap();
+    assert_eq!(
+        seen,
+        [
+            format!("EHLO {HELO}"),
+            "MAIL FROM:<alice@postern.test>".into(),
+            "RCPT TO:<a@remote.test>".into(),
+            "DATA".into(),
+            ".".into(),
+            "RSET".into(),
+            "QUIT".into(),
+        ]
+    );
+}
