@@ -16,7 +16,7 @@ pub mod client;
 pub mod route;
 
 pub use client::{
-    BodyParam, Capabilities, Client, Delivery, Envelope, Failure, FailureKind, RecipientResult,
-    Reply, Stage, Timeouts,
+    describe_reply, BodyParam, Capabilities, Client, Delivery, Envelope, Failure, FailureKind,
+    RecipientResult, Reply, Stage, Timeouts,
 };
 pub use route::{Hop, RouteError, Router};
