@@ -9,6 +9,8 @@
 //!   --workspace` because the `postern` package has integration tests.
 #![forbid(unsafe_code)]
 
+pub mod fake_smtp;
+
 use std::io::{BufRead, BufReader as StdBufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

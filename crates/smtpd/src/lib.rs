@@ -52,6 +52,7 @@ pub mod downgrade;
 pub mod policy;
 pub mod queue;
 pub mod received;
+pub mod relay;
 pub mod reply;
 mod session;
 
