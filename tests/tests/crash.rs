@@ -181,6 +181,7 @@ async fn snapshot(store: &Store, server_running: bool) -> Snapshot {
             let id = m
                 .summary
                 .message_id
+                .clone()
                 .unwrap_or_else(|| panic!("UID {} has no Message-ID", m.uid));
             id.trim_start_matches('<').trim_end_matches('>').to_string()
         })

@@ -295,7 +295,7 @@ pub async fn mail(config: &Config, command: MailCommand) -> Result<(), String> {
                         date(m.internal_date),
                         m.size,
                         from,
-                        m.summary.subject.unwrap_or_default()
+                        m.summary.subject.clone().unwrap_or_default()
                     );
                 }
             }

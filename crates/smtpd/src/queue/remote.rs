@@ -1,0 +1,324 @@
+//! The remote delivery agent: hands queued recipients on other domains to
+//! their servers over SMTP.
+//!
+//! Recipients of one message are grouped by domain and routed
+//! ([`crate::relay::route`]); domains whose routes are the same (one
+//! smarthost, one transport entry, shared MX hosts) share one SMTP session
+//! and one transaction. Hops are tried in order: a hop that cannot be
+//! reached, or fails before the message was sent, passes the turn to the
+//! next one, as Postfix walks its MX list.
+//!
+//! What goes over the wire is decided per session, from what the server
+//! offers:
+//! - 8-bit content (whatever the client declared) goes as `BODY=8BITMIME`
+//!   when offered; otherwise a 7-bit copy is made ([`crate::downgrade`])
+//!   and sent without `SIZE=`, because its size differs. The stored
+//!   original never changes.
+//! - Mail that needs SMTPUTF8 (a non-ASCII address in this transaction, or
+//!   raw UTF-8 in a header) to a server without SMTPUTF8 fails with 5.6.7
+//!   (RFC 6531 3.2), never mangled.
+//!
+//! Each recipient the server accepted is marked delivered as soon as the
+//! final reply says so, before anything else happens, so a crash after
+//! that never sends it twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::config::Config;
+use store::{QueuedMessage, QueuedRecipient, RecipientId, Store};
+use tokio::sync::Semaphore;
+
+use super::Outcomes;
+use crate::downgrade::{self, Needs};
+use crate::relay::{
+    BodyParam, Client, Envelope, Failure, Hop, RecipientResult, Reply, Router, Stage, Timeouts,
+};
+
+/// What the remote agent keeps between deliveries.
+pub struct RemoteAgent {
+    /// `None` when `[relay]` could not make a resolver; remote mail is then
+    /// deferred with this reason until the configuration is fixed.
+    router: Result<Router, String>,
+    timeouts: Timeouts,
+    helo_name: String,
+    per_destination: usize,
+    /// One semaphore per hop address: `max_sessions_per_destination`.
+    sessions: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+impl RemoteAgent {
+    pub fn new(config: &Config) -> RemoteAgent {
+        let router = Router::new(&config.relay);
+        if let Err(e) = &router {
+            tracing::error!(error = %e, "remote delivery disabled: cannot set up routing");
+        }
+        RemoteAgent {
+            router,
+            timeouts: Timeouts::from_config(&config.relay),
+            helo_name: config
+                .relay
+                .helo_name
+                .clone()
+                .unwrap_or_else(|| config.hostname.clone()),
+            per_destination: config.relay.max_sessions_per_destination.max(1),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long a remote delivery may take at most, for the claim's lease:
+    /// every hop's connect, a few replies and the final dot.
+    pub fn lease(&self) -> Duration {
+        let t = &self.timeouts;
+        Duration::from_secs(60) + t.connect + t.command * 4 + t.data
+    }
+
+    fn slot(&self, hop: &Hop) -> Arc<Semaphore> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sessions
+            .entry(hop.addr.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_destination)))
+            .clone()
+    }
+
+    /// Delivers `recipients` (each with its domain) of `message`, whose
+    /// bytes are `raw`. Delivered recipients are committed at once; the
+    /// others land in `outcomes` for the caller to defer or bounce.
+    pub async fn deliver(
+        &self,
+        store: &Store,
+        message: &QueuedMessage,
+        raw: &[u8],
+        recipients: Vec<(QueuedRecipient, String)>,
+        outcomes: &mut Outcomes,
+    ) {
+        let router = match &self.router {
+            Ok(router) => router,
+            Err(e) => {
+                for (rcpt, _) in recipients {
+                    outcomes.temporary(
+                        rcpt.id,
+                        format!("4.3.5 remote delivery is not configured: {e}"),
+                    );
+                }
+                return;
+            }
+        };
+        // Route each domain once, then put domains with the same hops
+        // together: one session serves them all.
+        let mut by_domain: HashMap<String, Vec<QueuedRecipient>> = HashMap::new();
+        for (rcpt, domain) in recipients {
+            by_domain.entry(domain).or_default().push(rcpt);
+        }
+        let mut groups: Vec<(Vec<Hop>, Vec<QueuedRecipient>)> = Vec::new();
+        for (domain, rcpts) in by_domain {
+            match router.route(&domain).await {
+                Ok(hops) if !hops.is_empty() => match groups.iter_mut().find(|(h, _)| *h == hops) {
+                    Some((_, group)) => group.extend(rcpts),
+                    None => groups.push((hops, rcpts)),
+                },
+                Ok(_) => {
+                    for r in rcpts {
+                        outcomes.temporary(r.id, format!("4.4.4 no route to {domain}"));
+                    }
+                }
+                Err(e) if e.is_temporary() => {
+                    for r in rcpts {
+                        outcomes.temporary(r.id, format!("4.4.3 {e}"));
+                    }
+                }
+                Err(e) => {
+                    for r in rcpts {
+                        outcomes.permanent(r.id, format!("5.1.2 {e}"), None);
+                    }
+                }
+            }
+        }
+        let needs = downgrade::needs(raw);
+        for (hops, rcpts) in groups {
+            self.deliver_group(store, message, raw, needs, &hops, rcpts, outcomes)
+                .await;
+        }
+    }
+
+    /// One group of recipients that share their hops.
+    #[allow(clippy::too_many_arguments)]
+    async fn deliver_group(
+        &self,
+        store: &Store,
+        message: &QueuedMessage,
+        raw: &[u8],
+        needs: Needs,
+        hops: &[Hop],
+        rcpts: Vec<QueuedRecipient>,
+        outcomes: &mut Outcomes,
+    ) {
+        let mut last_failure: Option<Failure> = None;
+        for hop in hops {
+            let slot = self.slot(hop);
+            let Ok(_permit) = slot.acquire_owned().await else {
+                return;
+            };
+            let mut client = match Client::connect(hop, &self.helo_name, &self.timeouts).await {
+                Ok(client) => client,
+                Err(failure) => {
+                    tracing::info!(%failure, "hop failed; trying the next");
+                    last_failure = Some(failure);
+                    continue;
+                }
+            };
+            let result = self
+                .transaction(store, &mut client, message, raw, needs, &rcpts, outcomes)
+                .await;
+            client.quit().await;
+            match result {
+                Ok(()) => return,
+                // Nothing was sent: another hop may do better.
+                Err(failure) if failure.is_temporary() && failure.stage != Stage::EndOfData => {
+                    tracing::info!(%failure, "transaction failed; trying the next hop");
+                    last_failure = Some(failure);
+                }
+                Err(failure) => {
+                    last_failure = Some(failure);
+                    break;
+                }
+            }
+        }
+        let Some(failure) = last_failure else {
+            return;
+        };
+        let remote = failure.reply().map(|_| failure.peer.clone());
+        let status = status_of(failure.reply(), failure.is_temporary());
+        let text = format!("{status} {failure}");
+        for r in &rcpts {
+            if failure.is_temporary() {
+                outcomes.temporary(r.id, text.clone());
+            } else {
+                outcomes.permanent(r.id, text.clone(), remote.clone());
+            }
+        }
+    }
+
+    /// One transaction on an open session. `Err` means the transaction as
+    /// a whole failed and no recipient was settled.
+    #[allow(clippy::too_many_arguments)]
+    async fn transaction(
+        &self,
+        store: &Store,
+        client: &mut Client,
+        message: &QueuedMessage,
+        raw: &[u8],
+        needs: Needs,
+        rcpts: &[QueuedRecipient],
+        outcomes: &mut Outcomes,
+    ) -> Result<(), Failure> {
+        let caps = client.capabilities().clone();
+        let peer = client.peer().to_string();
+        let addresses: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
+        let utf8_addresses = !message.sender.is_ascii() || addresses.iter().any(|a| !a.is_ascii());
+        let smtputf8 = utf8_addresses || needs.smtputf8;
+        if smtputf8 && !caps.smtputf8 {
+            let why = if utf8_addresses {
+                "an address is not ASCII"
+            } else {
+                "a header field is not ASCII"
+            };
+            for r in rcpts {
+                outcomes.permanent(
+                    r.id,
+                    format!("5.6.7 host {peer} does not offer SMTPUTF8 and {why} (RFC 6531)"),
+                    Some(peer.clone()),
+                );
+            }
+            return Ok(());
+        }
+        let seven_bit;
+        let (body, size, bytes): (BodyParam, Option<u64>, &[u8]) = if !needs.eight_bit {
+            (BodyParam::None, Some(raw.len() as u64), raw)
+        } else if caps.eight_bit_mime || smtputf8 {
+            // RFC 6531 servers take 8-bit mail with SMTPUTF8.
+            (BodyParam::EightBitMime, Some(raw.len() as u64), raw)
+        } else {
+            match downgrade::to_seven_bit(raw) {
+                Ok(copy) => {
+                    tracing::info!(queue_id = %message.id, %peer, "8-bit message converted to 7-bit");
+                    seven_bit = copy;
+                    (BodyParam::None, None, &seven_bit[..])
+                }
+                Err(e) => {
+                    for r in rcpts {
+                        outcomes.permanent(
+                            r.id,
+                            format!("5.6.3 cannot convert the message to 7 bit for {peer}: {e}"),
+                            Some(peer.clone()),
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        let envelope = Envelope {
+            sender: &message.sender,
+            recipients: &addresses,
+            body,
+            smtputf8: smtputf8 && caps.smtputf8,
+            size,
+        };
+        let delivery = client.send(&envelope, bytes).await?;
+        let mut delivered: Vec<RecipientId> = Vec::new();
+        for (r, result) in rcpts.iter().zip(&delivery.recipients) {
+            match (result, &delivery.data) {
+                (RecipientResult::Rejected(reply), _) => {
+                    settle_reply(outcomes, r.id, &peer, reply, Stage::Rcpt)
+                }
+                (RecipientResult::Accepted, Some(reply)) if reply.is_positive() => {
+                    delivered.push(r.id);
+                }
+                (RecipientResult::Accepted, Some(reply)) => {
+                    settle_reply(outcomes, r.id, &peer, reply, delivery.data_stage)
+                }
+                (RecipientResult::Accepted, None) => {
+                    outcomes.temporary(r.id, format!("4.4.2 host {peer} ended the transaction"))
+                }
+            }
+        }
+        if !delivered.is_empty() {
+            tracing::info!(queue_id = %message.id, %peer, recipients = delivered.len(), "relayed");
+            // Settled first of all: a 250 must never be sent twice.
+            if let Err(e) = store.mark_delivered(message.id, &delivered).await {
+                tracing::error!(error = %e, "cannot record remote delivery");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A recipient refused with `reply`: deferred or failed by its code.
+fn settle_reply(outcomes: &mut Outcomes, id: RecipientId, peer: &str, reply: &Reply, stage: Stage) {
+    let text = crate::relay::client::describe_reply(peer, reply, stage);
+    let status = status_of(Some(reply), !reply.is_permanent());
+    let text = format!("{status} {text}");
+    if reply.is_permanent() {
+        outcomes.permanent(id, text, Some(peer.to_string()));
+    } else {
+        outcomes.temporary(id, text);
+    }
+}
+
+/// The enhanced status for a failure: the server's own, else a generic one.
+fn status_of(reply: Option<&Reply>, temporary: bool) -> String {
+    if let Some(code) = reply.and_then(Reply::enhanced_code) {
+        return code.to_string();
+    }
+    match (reply.map(|r| r.code), temporary) {
+        (Some(c), _) if (500..600).contains(&c) => "5.0.0".into(),
+        (Some(c), _) if (400..500).contains(&c) => "4.0.0".into(),
+        (_, true) => "4.4.1".into(),
+        (_, false) => "5.4.1".into(),
+    }
+}
