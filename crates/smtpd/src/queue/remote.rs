@@ -68,11 +68,13 @@ impl RemoteAgent {
         }
     }
 
-    /// How long a remote delivery may take at most, for the claim's lease:
-    /// every hop's connect, a few replies and the final dot.
+    /// How long one hop's attempt may take at most, for the claim's lease
+    /// (renewed before each hop): the connect, the replies before the
+    /// message (greeting, EHLO, STARTTLS and EHLO again, MAIL/RCPT/DATA
+    /// pipelined) and the final dot, with a margin for DNS and the store.
     pub fn lease(&self) -> Duration {
         let t = &self.timeouts;
-        Duration::from_secs(60) + t.connect + t.command * 4 + t.data
+        Duration::from_secs(10) + t.connect + t.command * 6 + t.data
     }
 
     fn slot(&self, hop: &Hop) -> Arc<Semaphore> {
@@ -159,11 +161,17 @@ impl RemoteAgent {
         outcomes: &mut Outcomes,
     ) {
         let mut last_failure: Option<Failure> = None;
+        let ids: Vec<RecipientId> = rcpts.iter().map(|r| r.id).collect();
         for hop in hops {
             let slot = self.slot(hop);
             let Ok(_permit) = slot.acquire_owned().await else {
                 return;
             };
+            // Each hop gets a full lease: waiting for the slot or for
+            // earlier hops must not let another claimer in.
+            if let Err(e) = store.extend_lease(message.id, &ids, self.lease()).await {
+                tracing::warn!(error = %e, "cannot extend the lease");
+            }
             let mut client = match Client::connect(hop, &self.helo_name, &self.timeouts).await {
                 Ok(client) => client,
                 Err(failure) => {

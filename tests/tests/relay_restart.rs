@@ -1,0 +1,107 @@
+//! The queue survives a kill -9 of the real `postern up` process with mail
+//! deferred for a remote hop: after the restart every message reaches the
+//! hop exactly once, and the queue empties.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use postern_tests::fake_smtp::{Behaviour, FakeSmtp};
+use postern_tests::{free_port, Binary, SmtpClient};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deferred_mail_is_delivered_once_after_kill_9() {
+    let fake = FakeSmtp::start(
+        Behaviour::default().reject_recipient("bob@example.org", "451 4.3.0 not now"),
+    )
+    .await;
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
+    let config = format!(
+        r#"log = "warn"
+[smtp]
+listen = ["127.0.0.1:{}"]
+submission_listen = ["127.0.0.1:{}"]
+submissions_listen = ["127.0.0.1:{}"]
+[queue]
+min_backoff_secs = 1
+max_backoff_secs = 1
+[relay]
+trusted_networks = ["127.0.0.1/32"]
+connect_timeout_secs = 2
+command_timeout_secs = 2
+data_timeout_secs = 3
+[relay.transport."example.org"]
+host = "{}"
+tls = "none"
+[pop3]
+listen = ["127.0.0.1:{}"]
+pop3s_listen = ["127.0.0.1:{}"]
+[imap]
+listen = ["127.0.0.1:{}"]
+imaps_listen = ["127.0.0.1:{}"]
+"#,
+        ports[0],
+        ports[1],
+        ports[2],
+        fake.addr(),
+        ports[3],
+        ports[4],
+        ports[5],
+        ports[6],
+    );
+    std::fs::write(data_dir.with_extension("toml"), config).unwrap();
+    let mut binary = tokio::task::block_in_place(|| Binary::start(&data_dir));
+
+    let (mut c, _) = SmtpClient::connect(binary.smtp).await;
+    assert_eq!(c.cmd("EHLO app.test").await.code, 250);
+    let mut ids = BTreeSet::new();
+    for i in 0..5 {
+        let id = format!("restart-{i}@app.test");
+        let msg = format!("Subject: restart {i}\r\nMessage-ID: <{id}>\r\n\r\nbody {i}\r\n");
+        let r = c
+            .send_mail("app@app.test", &["bob@example.org"], msg.as_bytes())
+            .await;
+        assert_eq!(r.code, 250, "{r:?}");
+        ids.insert(id);
+    }
+    // Every recipient has been tried and deferred at least once.
+    let store = store::Store::open(&data_dir).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let q = store.queue().await.unwrap();
+        if q.len() == 5 && q.iter().all(|m| m.recipients[0].attempts >= 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all deferred: {q:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::task::block_in_place(|| binary.signal_and_wait("KILL", Duration::from_secs(10)));
+    drop(binary);
+
+    fake.set_behaviour(|b| *b = Behaviour::default());
+    let _binary = tokio::task::block_in_place(|| Binary::start(&data_dir));
+    // A delivery cut by the kill holds its lease (about 20 s with these
+    // timeouts) before it is tried again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !store.queue().await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "queue did not empty after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered: Vec<String> = fake
+        .transactions()
+        .into_iter()
+        .filter(|t| t.reply.starts_with("250"))
+        .map(|t| {
+            let text = String::from_utf8_lossy(&t.message).into_owned();
+            let start = text.find("Message-ID: <").expect("a Message-ID") + 13;
+            let end = start + text[start..].find('>').unwrap();
+            text[start..end].to_string()
+        })
+        .collect();
+    assert_eq!(delivered.len(), 5, "each message once: {delivered:?}");
+    assert_eq!(delivered.into_iter().collect::<BTreeSet<_>>(), ids);
+}
