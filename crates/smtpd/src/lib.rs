@@ -22,9 +22,13 @@
 //!
 //! ## Security stance
 //!
-//! - Nothing is relayed in this release: a recipient is accepted only if it
-//!   resolves to a local account or alias ([`policy`]); every other address
-//!   gets 554 5.7.1.
+//! - Only authenticated clients (submission) and `[relay]
+//!   trusted_networks` may relay; everyone else gets local recipients only
+//!   and 554 5.7.1 for the rest, whatever address tricks they try
+//!   ([`policy`]). An authenticated sender must use one of its own
+//!   addresses (553 5.7.1).
+//! - A message with more than `max_received_headers` trace lines is
+//!   refused at the end of DATA (554 5.4.6): a mail loop.
 //! - DATA ends only at `<CRLF>.<CRLF>`; a message with a bare CR or LF is
 //!   rejected whole (550 5.5.2), which defeats SMTP smuggling ([`data`]).
 //! - After STARTTLS, anything the client pipelined is discarded and the
@@ -34,6 +38,15 @@
 //!   `max_failures_per_session`.
 //! - Every limit has a config key (`[smtp]`, `[limits]`): message size,
 //!   recipients, line length, errors per session, timeouts, connections.
+//!
+//! ## Delivery
+//!
+//! The queue manager ([`queue`]) delivers local recipients into their
+//! INBOX and relays the rest ([`queue::remote`] over [`relay`]: routing by
+//! transport table, smarthost or MX, then an SMTP client with PIPELINING,
+//! STARTTLS and AUTH). A hop without 8BITMIME gets a 7-bit copy
+//! ([`downgrade`]); failures are retried with backoff ([`queue::retry`])
+//! or bounced with an RFC 3464 report ([`bounce`]).
 //!
 //! ## Durability
 //!
