@@ -504,6 +504,34 @@ pub(crate) fn messages_raw(
     uids: &[Uid],
 ) -> Result<Vec<(Uid, Vec<u8>)>> {
     let id = require_mailbox(conn, account, mailbox)?;
+    let (Some(low), Some(high)) = (uids.iter().min(), uids.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    // UIDs close together (a client fetching the newest hundred) come in
+    // one range scan; scattered ones one by one, so a set such as `1,50000`
+    // never reads what lies between.
+    let span = u64::from(high.0 - low.0) + 1;
+    if span <= 2 * uids.len() as u64 {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT m.uid, b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+                  WHERE m.mailbox_id = ?1 AND m.uid BETWEEN ?2 AND ?3",
+            )
+            .db()?;
+        let mut rows = stmt
+            .query(params![id.0, i64::from(low.0), i64::from(high.0)])
+            .db()?;
+        let mut by_uid = std::collections::HashMap::with_capacity(uids.len());
+        while let Some(row) = rows.next().db()? {
+            let uid = Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?);
+            let data: Vec<u8> = row.get(1).db()?;
+            by_uid.insert(uid, data);
+        }
+        return Ok(uids
+            .iter()
+            .filter_map(|uid| Some((*uid, by_uid.remove(uid)?)))
+            .collect());
+    }
     let mut query = conn
         .prepare_cached(
             "SELECT b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash

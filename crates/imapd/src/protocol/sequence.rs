@@ -74,6 +74,28 @@ impl SequenceSet {
         })
     }
 
+    /// The set as sorted inclusive spans (`*` meaning `max`), each
+    /// starting after the previous one ends; not clipped to `max`.
+    pub fn spans(&self, max: u32) -> Vec<(u32, u32)> {
+        let mut spans: Vec<(u32, u32)> = self
+            .0
+            .iter()
+            .map(|&(a, b)| {
+                let (a, b) = (a.resolve(max), b.resolve(max));
+                (a.min(b), a.max(b))
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(u32, u32)> = Vec::with_capacity(spans.len());
+        for (lo, hi) in spans {
+            match merged.last_mut() {
+                Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        merged
+    }
+
     /// The numbers in the set that are `<= max` (`*` meaning `max`), sorted
     /// and without duplicates. Never yields more than `max` numbers.
     pub fn expand(&self, max: u32) -> Vec<u32> {
@@ -101,6 +123,29 @@ impl SequenceSet {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+
+    #[test]
+    fn spans_are_sorted_and_merged() {
+        let v = SeqNumber::Value;
+        let set = SequenceSet::new(vec![
+            (v(10), v(5)),
+            (v(1), v(2)),
+            (v(3), v(3)),
+            (v(20), SeqNumber::Largest),
+            (v(7), v(8)),
+        ])
+        .unwrap();
+        assert_eq!(set.spans(15), vec![(1, 3), (5, 10), (15, 20)]);
+        let all = SequenceSet::new(vec![(v(1), SeqNumber::Largest)]).unwrap();
+        assert_eq!(all.spans(0), vec![(0, 1)]);
+        let top = SequenceSet::new(vec![(v(u32::MAX), v(u32::MAX)), (v(1), v(u32::MAX))]).unwrap();
+        assert_eq!(top.spans(3), vec![(1, u32::MAX)]);
     }
 }
 

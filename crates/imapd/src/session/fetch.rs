@@ -27,13 +27,16 @@ pub(super) fn resolve(
 ) -> Result<Vec<(u32, Uid)>, ()> {
     let count = uids.len() as u32;
     if by_uid {
+        // Each span of the set cut out of the view by binary search: a
+        // UID FETCH of the newest 100 messages does not walk 50,000.
         let max = uids.last().map_or(0, |u| u.0);
-        return Ok(uids
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| set.contains(u.0, max))
-            .map(|(i, u)| (i as u32 + 1, *u))
-            .collect());
+        let mut out = Vec::new();
+        for (lo, hi) in set.spans(max) {
+            let from = uids.partition_point(|u| u.0 < lo);
+            let to = uids.partition_point(|u| u.0 <= hi);
+            out.extend((from..to).map(|i| (i as u32 + 1, uids[i])));
+        }
+        return Ok(out);
     }
     let out_of_range = set.ranges().iter().any(|&(a, b)| {
         [a, b].iter().any(|n| match n {
