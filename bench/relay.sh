@@ -32,7 +32,7 @@
 #                      SINK_OPTS="-W ehlo:1" to make every new session cost
 #                      a second, as a distant or slow next hop would)
 #   KEEP=0             1 keeps the temp dir (configs, logs, queues); it is
-#                      also kept when the script fails, for the logs
+#                      also kept when the script fails or a run times out
 #   TMPDIR             where the temp dir goes (must be a real disk: both
 #                      servers fsync a message before replying 250)
 #
@@ -233,7 +233,7 @@ cleanup() {
     stop_postern
     stop_postfix
     stop_sink
-    if ((KEEP)) || ((rc == 1)); then
+    if ((KEEP)) || ((rc == 1 || rc == 2)); then
         say "kept $work"
     else
         rm -rf "$work"
