@@ -122,7 +122,12 @@ async fn a_temporary_failure_is_retried() {
         Behaviour::default().reject_recipient("bob@example.org", "451 4.3.0 try again later"),
     )
     .await;
-    let server = Server::start_with(|c| route_to(c, "example.org", fake.addr())).await;
+    // The fake's new behaviour applies to new sessions: cache none.
+    let server = Server::start_with(|c| {
+        route_to(c, "example.org", fake.addr());
+        c.relay.connection_cache_secs = 0;
+    })
+    .await;
     assert_eq!(
         submit(
             &server,
@@ -748,4 +753,75 @@ async fn python_smtplib_submits_for_relay() {
     assert_eq!(t.len(), 1);
     assert_eq!(t[0].sender(), "alice@localhost");
     assert!(String::from_utf8_lossy(&t[0].message).contains("Subject: python relay"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_reused_for_the_next_message() {
+    let fake = FakeSmtp::start(Behaviour::default()).await;
+    let server = Server::start_with(|c| {
+        route_to(c, "example.org", fake.addr());
+        c.relay.connection_cache_secs = 10;
+    })
+    .await;
+    for i in 0..3 {
+        let subject = format!("reuse{i}");
+        assert_eq!(
+            submit(
+                &server,
+                "alice@localhost",
+                &["bob@example.org"],
+                &message(&subject, "x")
+            )
+            .await,
+            250
+        );
+        eventually(Duration::from_secs(10), "relayed", || {
+            queue_is_empty(&server)
+        })
+        .await;
+    }
+    assert_eq!(fake.transactions().len(), 3);
+    assert_eq!(fake.sessions(), 1, "one session carried all three");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cached_session_the_peer_closed_is_replaced() {
+    // The downstream server drops idle sessions after a second.
+    let downstream = Server::start_with(|c| {
+        c.local_domains.push("example.org".into());
+        c.smtp.command_timeout_secs = 1;
+    })
+    .await;
+    downstream
+        .store
+        .add_account("bob@example.org", PASSWORD)
+        .await
+        .unwrap();
+    let upstream = Server::start_with(|c| {
+        route_to(c, "example.org", downstream.smtp);
+        c.relay.connection_cache_secs = 30;
+    })
+    .await;
+    for i in 0..2 {
+        let subject = format!("stale{i}");
+        assert_eq!(
+            submit(
+                &upstream,
+                "alice@localhost",
+                &["bob@example.org"],
+                &message(&subject, "x")
+            )
+            .await,
+            250
+        );
+        downstream.wait_for_inbox("bob@example.org", i + 1).await;
+        eventually(Duration::from_secs(5), "upstream queue empty", || {
+            queue_is_empty(&upstream)
+        })
+        .await;
+        // Long enough for downstream to time the cached session out.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let upstream_queue = upstream.store.queue().await.unwrap();
+    assert!(upstream_queue.is_empty(), "{upstream_queue:?}");
 }

@@ -163,6 +163,13 @@ pub struct RelayConfig {
     /// Outbound SMTP sessions at once to one destination (default 20, as
     /// Postfix's `default_destination_concurrency_limit`).
     pub max_sessions_per_destination: usize,
+    /// Seconds an outbound session stays open after a delivery, for the
+    /// next message to the same host (default 2, Postfix's
+    /// `smtp_connection_cache_time_limit`; 0 closes every session at once).
+    pub connection_cache_secs: u64,
+    /// Seconds after which a session is no longer reused, however busy
+    /// (default 300, Postfix's `smtp_connection_reuse_time_limit`).
+    pub connection_reuse_secs: u64,
     /// A message with more `Received:` headers than this is bounced as a
     /// mail loop (default 50, Postfix's `hopcount_limit`).
     pub max_received_headers: usize,
@@ -223,6 +230,8 @@ impl Default for RelayConfig {
             command_timeout_secs: 300,
             data_timeout_secs: 600,
             max_sessions_per_destination: 20,
+            connection_cache_secs: 2,
+            connection_reuse_secs: 300,
             max_received_headers: 50,
             bounce_size_limit: 50_000,
         }

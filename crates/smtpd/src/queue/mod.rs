@@ -114,6 +114,7 @@ impl QueueManager {
                 });
             }
             drop(first);
+            remote.close_idle_sessions(false).await;
             if busy {
                 continue;
             }
@@ -125,6 +126,7 @@ impl QueueManager {
         }
         deliveries.close();
         deliveries.wait().await;
+        remote.close_idle_sessions(true).await;
         tracing::debug!("queue manager stopped");
     }
 }

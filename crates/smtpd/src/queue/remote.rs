@@ -24,8 +24,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use common::config::Config;
 use store::{QueuedMessage, QueuedRecipient, RecipientId, Store};
@@ -37,6 +37,15 @@ use crate::relay::{
     BodyParam, Client, Envelope, Failure, Hop, RecipientResult, Reply, Router, Stage, Timeouts,
 };
 
+/// An open session waiting in the cache.
+struct Idle {
+    client: Client,
+    /// When the session was opened.
+    opened: Instant,
+    /// When it went idle.
+    since: Instant,
+}
+
 /// What the remote agent keeps between deliveries.
 pub struct RemoteAgent {
     /// `None` when `[relay]` could not make a resolver; remote mail is then
@@ -47,6 +56,11 @@ pub struct RemoteAgent {
     per_destination: usize,
     /// One semaphore per hop address: `max_sessions_per_destination`.
     sessions: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Open sessions waiting for the next message to their hop, newest
+    /// last, for `connection_cache_secs`.
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    cache_time: Duration,
+    reuse_time: Duration,
 }
 
 impl RemoteAgent {
@@ -65,6 +79,75 @@ impl RemoteAgent {
                 .unwrap_or_else(|| config.hostname.clone()),
             per_destination: config.relay.max_sessions_per_destination.max(1),
             sessions: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::new()),
+            cache_time: Duration::from_secs(config.relay.connection_cache_secs),
+            reuse_time: Duration::from_secs(config.relay.connection_reuse_secs),
+        }
+    }
+
+    /// The session cache key: the same address reached the same way.
+    fn hop_key(hop: &Hop) -> String {
+        let user = hop.auth.as_ref().map(|(user, _)| user.as_str());
+        format!("{}|{}|{:?}|{:?}", hop.addr, hop.host, hop.tls, user)
+    }
+
+    /// A cached session to `hop` that has not waited too long, and when it
+    /// was opened.
+    fn take_idle(&self, hop: &Hop) -> Option<(Client, Instant)> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = idle.get_mut(&Self::hop_key(hop))?;
+        while let Some(entry) = waiting.pop() {
+            if entry.since.elapsed() < self.cache_time {
+                return Some((entry.client, entry.opened));
+            }
+            tokio::spawn(entry.client.quit());
+        }
+        None
+    }
+
+    /// Keeps `client` (opened at `opened`) for the next message to `hop`,
+    /// or closes it.
+    async fn put_idle(&self, hop: &Hop, client: Client, opened: Instant) {
+        let keep = !self.cache_time.is_zero() && opened.elapsed() < self.reuse_time;
+        let surplus = if keep {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let waiting = idle.entry(Self::hop_key(hop)).or_default();
+            if waiting.len() < self.per_destination {
+                waiting.push(Idle {
+                    client,
+                    opened,
+                    since: Instant::now(),
+                });
+                None
+            } else {
+                Some(client)
+            }
+        } else {
+            Some(client)
+        };
+        if let Some(client) = surplus {
+            client.quit().await;
+        }
+    }
+
+    /// Closes cached sessions that have waited `connection_cache_secs` (or
+    /// all of them, at shutdown); the queue manager calls it between rounds.
+    pub async fn close_idle_sessions(&self, all: bool) {
+        let closing: Vec<Client> = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut closing = Vec::new();
+            for waiting in idle.values_mut() {
+                let (stale, fresh): (Vec<_>, Vec<_>) = std::mem::take(waiting)
+                    .into_iter()
+                    .partition(|e| all || e.since.elapsed() >= self.cache_time);
+                *waiting = fresh;
+                closing.extend(stale.into_iter().map(|e| e.client));
+            }
+            idle.retain(|_, waiting| !waiting.is_empty());
+            closing
+        };
+        for client in closing {
+            client.quit().await;
         }
     }
 
@@ -78,10 +161,7 @@ impl RemoteAgent {
     }
 
     fn slot(&self, hop: &Hop) -> Arc<Semaphore> {
-        let mut sessions = self
-            .sessions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         sessions
             .entry(hop.addr.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.per_destination)))
@@ -172,29 +252,52 @@ impl RemoteAgent {
             if let Err(e) = store.extend_lease(message.id, &ids, self.lease()).await {
                 tracing::warn!(error = %e, "cannot extend the lease");
             }
-            let mut client = match Client::connect(hop, &self.helo_name, &self.timeouts).await {
-                Ok(client) => client,
-                Err(failure) => {
-                    tracing::info!(%failure, "hop failed; trying the next");
-                    last_failure = Some(failure);
-                    continue;
+            // A cached session first; if it turns out dead before the
+            // message went out, once more on a new one.
+            let mut cached = self.take_idle(hop);
+            let failure = loop {
+                let reused = cached.is_some();
+                let (mut client, opened) = match cached.take() {
+                    Some(cached) => cached,
+                    None => match Client::connect(hop, &self.helo_name, &self.timeouts).await {
+                        Ok(client) => (client, Instant::now()),
+                        Err(failure) => break failure,
+                    },
+                };
+                let result = self
+                    .transaction(store, &mut client, message, raw, needs, &rcpts, outcomes)
+                    .await;
+                match result {
+                    Ok(()) => {
+                        self.put_idle(hop, client, opened).await;
+                        return;
+                    }
+                    Err(failure)
+                        if reused
+                            && failure.is_temporary()
+                            && !matches!(failure.stage, Stage::Body | Stage::EndOfData) =>
+                    {
+                        tracing::debug!(%failure, "cached session gone; opening a new one");
+                        client.quit().await;
+                    }
+                    Err(failure) => {
+                        client.quit().await;
+                        break failure;
+                    }
                 }
             };
-            let result = self
-                .transaction(store, &mut client, message, raw, needs, &rcpts, outcomes)
-                .await;
-            client.quit().await;
-            match result {
-                Ok(()) => return,
-                // Nothing was sent: another hop may do better.
-                Err(failure) if failure.is_temporary() && failure.stage != Stage::EndOfData => {
-                    tracing::info!(%failure, "transaction failed; trying the next hop");
-                    last_failure = Some(failure);
-                }
-                Err(failure) => {
-                    last_failure = Some(failure);
-                    break;
-                }
+            // Nothing was sent: another hop may do better. A hop that
+            // would not even talk to us is skipped whatever it said, as
+            // Postfix's `smtp_skip_5xx_greeting`.
+            let setup = matches!(
+                failure.stage,
+                Stage::Connect | Stage::Greeting | Stage::Ehlo | Stage::StartTls | Stage::Auth
+            );
+            let next_hop = setup || (failure.is_temporary() && failure.stage != Stage::EndOfData);
+            tracing::info!(%failure, next_hop, "delivery attempt failed");
+            last_failure = Some(failure);
+            if !next_hop {
+                break;
             }
         }
         let Some(failure) = last_failure else {
