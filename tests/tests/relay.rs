@@ -825,3 +825,49 @@ async fn a_cached_session_the_peer_closed_is_replaced() {
     let upstream_queue = upstream.store.queue().await.unwrap();
     assert!(upstream_queue.is_empty(), "{upstream_queue:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_back_off_from_the_minimum_to_the_maximum() {
+    let fake = FakeSmtp::start(
+        Behaviour::default().reject_recipient("bob@example.org", "451 4.3.0 not yet"),
+    )
+    .await;
+    let server = Server::start_with(|c| {
+        route_to(c, "example.org", fake.addr());
+        c.queue.min_backoff_secs = 1;
+        c.queue.max_backoff_secs = 4;
+    })
+    .await;
+    assert_eq!(
+        submit(
+            &server,
+            "alice@localhost",
+            &["bob@example.org"],
+            &message("backoff", "x")
+        )
+        .await,
+        250
+    );
+    // After attempt n the next one is due min * 2^(n-1) later, capped.
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while seen.len() < 4 {
+        assert!(Instant::now() < deadline, "only saw {seen:?}");
+        let q = server.store.queue().await.unwrap();
+        let r = &q[0].recipients[0];
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        if r.attempts as usize == seen.len() + 1 && r.leased_until <= now {
+            seen.push(r.next_attempt_at - now);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for (delay, expected) in seen.iter().zip([1, 2, 4, 4]) {
+        assert!(
+            (expected - 1..=expected).contains(delay),
+            "delays {seen:?}, expected about 1, 2, 4, 4"
+        );
+    }
+}

@@ -251,6 +251,48 @@ pub struct MailboxIndex {
     /// unchanged mailbox hold this one list rather than a copy each.
     #[serde(skip)]
     pub uids: Arc<Vec<Uid>>,
+    /// Every keyword (flag without `\`) set on some message, sorted: what
+    /// IMAP's `FLAGS` response lists, kept with the
+    /// index so that SELECT does not walk every message for it.
+    pub keywords: Vec<String>,
+    /// Position in `messages` of the first message without `\Seen`.
+    pub first_unseen: Option<usize>,
+}
+
+impl MailboxIndex {
+    /// Builds an index from its parts, working out the keywords and the
+    /// first unseen message.
+    pub fn new(
+        mailbox: MailboxId,
+        uid_validity: u32,
+        uid_next: Uid,
+        highest_modseq: ModSeq,
+        recent_uid: Uid,
+        messages: Vec<IndexEntry>,
+    ) -> MailboxIndex {
+        let keywords: Vec<String> = messages
+            .iter()
+            .flat_map(|m| m.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .cloned()
+            .collect();
+        let first_unseen = messages
+            .iter()
+            .position(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")));
+        MailboxIndex {
+            mailbox,
+            uid_validity,
+            uid_next,
+            highest_modseq,
+            recent_uid,
+            uids: Arc::new(messages.iter().map(|m| m.uid).collect()),
+            messages,
+            keywords,
+            first_unseen,
+        }
+    }
 }
 
 /// One message in a [`MailboxIndex`].

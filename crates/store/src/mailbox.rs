@@ -634,15 +634,14 @@ pub(crate) fn mailbox_index(
             flags: flags_of(system_flags, &keywords),
         });
     }
-    Ok(MailboxIndex {
-        mailbox: MailboxId(state.id),
-        uid_validity: to_u32(state.uid_validity, "UIDVALIDITY")?,
-        uid_next: Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
-        highest_modseq: ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
-        recent_uid: Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
-        uids: std::sync::Arc::new(messages.iter().map(|m| m.uid).collect()),
+    Ok(MailboxIndex::new(
+        MailboxId(state.id),
+        to_u32(state.uid_validity, "UIDVALIDITY")?,
+        Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
+        ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
+        Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
         messages,
-    })
+    ))
 }
 
 /// Validated flags: system flag bits and keywords (case as given, no two

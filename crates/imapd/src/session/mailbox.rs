@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use store::{Account, MailboxInfo, StoreError, Uid};
 
-use super::updates::keywords_of;
 use super::{Selected, Session, State};
 use crate::protocol::encode::{self, Code, Status};
 use crate::protocol::{
@@ -332,7 +331,7 @@ impl Session {
                 return;
             }
         };
-        let keywords = keywords_of(index.messages.iter());
+        let keywords: std::collections::BTreeSet<String> = index.keywords.iter().cloned().collect();
         self.announce_flags(&keywords, read_only);
         // EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
         let first_recent = if read_only {
@@ -355,11 +354,7 @@ impl Session {
         });
         self.untagged(format!("{} EXISTS", index.messages.len()).as_bytes());
         self.untagged(format!("{recent_count} RECENT").as_bytes());
-        let first_unseen = index
-            .messages
-            .iter()
-            .position(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")));
-        if let Some(i) = first_unseen {
+        if let Some(i) = index.first_unseen {
             self.untagged_status(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
         }
         self.untagged_status(

@@ -49,15 +49,6 @@ pub(super) fn push_flags_item(line: &mut Vec<u8>, flags: &[String], recent: bool
     line.push(b')');
 }
 
-/// The keywords (non-`\` flags) in use in these messages.
-pub(super) fn keywords_of<'a>(entries: impl Iterator<Item = &'a IndexEntry>) -> BTreeSet<String> {
-    entries
-        .flat_map(|m| m.flags.iter())
-        .filter(|f| !f.starts_with('\\'))
-        .cloned()
-        .collect()
-}
-
 impl Session {
     /// `* FLAGS` and `* OK [PERMANENTFLAGS]` for the mailbox's keywords.
     pub(super) fn announce_flags(&mut self, keywords: &BTreeSet<String>, read_only: bool) {
@@ -283,15 +274,14 @@ mod tests {
     }
 
     fn index(entries: &[IndexEntry]) -> MailboxIndex {
-        MailboxIndex {
-            mailbox: store::MailboxId(1),
-            uid_validity: 1,
-            uid_next: Uid(entries.last().map_or(1, |e| e.uid.0 + 1)),
-            highest_modseq: entries.iter().map(|e| e.modseq).max().unwrap_or(ModSeq(1)),
-            recent_uid: Uid(1),
-            uids: Arc::new(entries.iter().map(|e| e.uid).collect()),
-            messages: entries.to_vec(),
-        }
+        MailboxIndex::new(
+            store::MailboxId(1),
+            1,
+            Uid(entries.last().map_or(1, |e| e.uid.0 + 1)),
+            entries.iter().map(|e| e.modseq).max().unwrap_or(ModSeq(1)),
+            Uid(1),
+            entries.to_vec(),
+        )
     }
 
     fn view(entries: &[IndexEntry]) -> Selected {
@@ -303,7 +293,7 @@ mod tests {
             recent: Default::default(),
             synced_modseq: index.highest_modseq,
             reported: Default::default(),
-            keywords: keywords_of(entries.iter()),
+            keywords: index.keywords.iter().cloned().collect(),
             expunge_owed: false,
         }
     }

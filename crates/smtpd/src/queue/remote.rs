@@ -8,6 +8,13 @@
 //! reached, or fails before the message was sent, passes the turn to the
 //! next one, as Postfix walks its MX list.
 //!
+//! Sessions outlive a message: after a delivery the session waits
+//! `connection_cache_secs` for the next message to the same host (and is
+//! reused for at most `connection_reuse_secs`), as Postfix's connection
+//! cache. A cached session the peer has closed meanwhile is replaced by a
+//! new one before the message goes, so it costs no retry. At most
+//! `max_sessions_per_destination` sessions per host are busy at once.
+//!
 //! What goes over the wire is decided per session, from what the server
 //! offers:
 //! - 8-bit content (whatever the client declared) goes as `BODY=8BITMIME`
