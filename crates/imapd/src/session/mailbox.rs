@@ -336,6 +336,9 @@ impl Session {
         // EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
         let first_recent = if read_only {
             Some(index.recent_uid)
+        } else if index.recent_uid >= index.uid_next {
+            // Every message was claimed already: nothing to write.
+            Some(index.uid_next)
         } else {
             match self.ctx.store.claim_recent(account.id, &name).await {
                 Ok(first) => Some(first),
