@@ -137,6 +137,14 @@ class Conn:
                 self._fill()
             part = self.buf[self.pos:end]
             self.pos = end + 2
+            # Most lines carry no literal: skip the regex and the copy, so
+            # that the client's parsing does not hide the server's speed
+            # (a 50,000-line FETCH reply).
+            if not part.endswith(b"}"):
+                if not out:
+                    return bytes(part)
+                out += part
+                return bytes(out)
             out += part
             m = LITERAL.search(part)
             if not m:
