@@ -194,7 +194,7 @@ pub fn enhanced_status(diagnostic: &str) -> Option<&str> {
         None => diagnostic,
     };
     let code = after_code.split_whitespace().next()?;
-    is_enhanced_status(code).then_some(code)
+    crate::reply::is_enhanced_status(code).then_some(code)
 }
 
 /// The null reverse-path, as the queue stores it or as SMTP writes it.
@@ -217,19 +217,8 @@ fn smtp_reply_code(text: &str) -> Option<&str> {
     }
 }
 
-/// class "." subject "." detail, class one of 2, 4, 5 and the others one to
-/// three digits (RFC 3463 2).
-fn is_enhanced_status(code: &str) -> bool {
-    let mut fields = code.split('.');
-    let class_ok = matches!(fields.next(), Some("2" | "4" | "5"));
-    let number = |field: Option<&str>| {
-        field.is_some_and(|f| (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()))
-    };
-    class_ok && number(fields.next()) && number(fields.next()) && fields.next().is_none()
-}
-
 fn status_of(recipient: &FailedRecipient, kind: ReportKind) -> &str {
-    if is_enhanced_status(&recipient.status) {
+    if crate::reply::is_enhanced_status(&recipient.status) {
         return &recipient.status;
     }
     enhanced_status(&recipient.diagnostic).unwrap_or(match kind {

@@ -130,6 +130,8 @@ pub struct SmtpContext {
 struct SmtpService {
     ctx: Arc<SmtpContext>,
     role: Role,
+    /// `[relay] trusted_networks`, parsed once at start.
+    trusted: Arc<policy::TrustedNetworks>,
 }
 
 impl Service for SmtpService {
@@ -139,6 +141,7 @@ impl Service for SmtpService {
             self.role,
             conn.stream,
             conn.peer,
+            self.trusted.contains(conn.peer.ip()),
             conn.shutdown,
         )
         .run()
@@ -186,8 +189,10 @@ pub async fn start(
 ) -> std::io::Result<Vec<Bound>> {
     // A typo in the trusted networks must stop the start, not open or
     // close relaying silently.
-    policy::TrustedNetworks::parse(&ctx.config.relay.trusted_networks)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let trusted = Arc::new(
+        policy::TrustedNetworks::parse(&ctx.config.relay.trusted_networks)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+    );
     let smtp = &ctx.config.smtp;
     let mut plan: Vec<(Role, SocketAddr)> = Vec::new();
     plan.extend(smtp.listen.iter().map(|a| (Role::Mx, *a)));
@@ -222,6 +227,7 @@ pub async fn start(
         let service = Arc::new(SmtpService {
             ctx: ctx.clone(),
             role,
+            trusted: trusted.clone(),
         });
         listener.spawn(
             service,

@@ -85,6 +85,17 @@ impl std::fmt::Display for Reply {
 // The replies, by the situation they answer. Texts follow Postfix's where
 // clients and people are used to them.
 
+/// Is `code` an enhanced status code (RFC 3463): `2`, `4` or `5`, then
+/// two numbers of one to three digits, dot-separated, such as `5.1.1`?
+pub fn is_enhanced_status(code: &str) -> bool {
+    let mut fields = code.split('.');
+    let class_ok = matches!(fields.next(), Some("2" | "4" | "5"));
+    let number = |field: Option<&str>| {
+        field.is_some_and(|f| (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()))
+    };
+    class_ok && number(fields.next()) && number(fields.next()) && fields.next().is_none()
+}
+
 pub fn ok() -> Reply {
     Reply::new(250, "2.0.0", "Ok")
 }

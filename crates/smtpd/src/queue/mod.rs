@@ -344,16 +344,8 @@ fn report_for(
 /// `"5.1.1 user unknown"` → (`"5.1.1"`, `"user unknown"`); a text without
 /// a status gets a generic permanent one.
 fn split_status(error: &str) -> (&str, &str) {
-    if let Some((first, rest)) = error.split_once(' ') {
-        let parts: Vec<&str> = first.split('.').collect();
-        if parts.len() == 3
-            && matches!(parts[0], "2" | "4" | "5")
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return (first, rest);
-        }
+    match error.split_once(' ') {
+        Some((first, rest)) if crate::reply::is_enhanced_status(first) => (first, rest),
+        _ => ("5.0.0", error),
     }
-    ("5.0.0", error)
 }

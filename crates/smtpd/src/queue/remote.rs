@@ -35,7 +35,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use common::config::Config;
-use store::{QueuedMessage, QueuedRecipient, RecipientId, Store};
+use store::{BodyType, QueuedMessage, QueuedRecipient, RecipientId, Store};
 use tokio::sync::Semaphore;
 
 use super::Outcomes;
@@ -153,6 +153,13 @@ impl RemoteAgent {
             idle.retain(|_, waiting| !waiting.is_empty());
             closing
         };
+        // A semaphore only the map holds has no session and no waiter: a
+        // new one can stand in later, so the map stays as small as the set
+        // of hosts in use.
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, slot| Arc::strong_count(slot) > 1);
         for client in closing {
             client.quit().await;
         }
@@ -228,7 +235,16 @@ impl RemoteAgent {
                 }
             }
         }
-        let needs = downgrade::needs(raw);
+        // smtpd marks 8-bit data 8BITMIME at receipt whatever the client
+        // declared, so a 7-bit message needs no scan.
+        let needs = if message.body_type == BodyType::SevenBit && !message.smtputf8 {
+            Needs {
+                eight_bit: false,
+                smtputf8: false,
+            }
+        } else {
+            downgrade::needs(raw)
+        };
         for (hops, rcpts) in groups {
             self.deliver_group(store, message, raw, needs, &hops, rcpts, outcomes)
                 .await;

@@ -144,13 +144,7 @@ impl Reply {
     /// e.g. `5.1.1`.
     pub fn enhanced_code(&self) -> Option<&str> {
         let first = self.text.split_whitespace().next()?;
-        let mut parts = first.split('.');
-        let class = parts.next()?;
-        let ok = matches!(class, "2" | "4" | "5")
-            && parts.clone().count() == 2
-            && parts
-                .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()));
-        ok.then_some(first)
+        crate::reply::is_enhanced_status(first).then_some(first)
     }
 }
 

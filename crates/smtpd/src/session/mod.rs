@@ -102,11 +102,9 @@ impl Session {
         role: Role,
         stream: MaybeTlsStream,
         peer: SocketAddr,
+        trusted_network: bool,
         shutdown: CancellationToken,
     ) -> Session {
-        let trusted_network =
-            crate::policy::TrustedNetworks::parse(&ctx.config.relay.trusted_networks)
-                .is_ok_and(|t| t.contains(peer.ip()));
         Session {
             ctx,
             role,
