@@ -99,28 +99,13 @@ impl SequenceSet {
     /// The numbers in the set that are `<= max` (`*` meaning `max`), sorted
     /// and without duplicates. Never yields more than `max` numbers.
     pub fn expand(&self, max: u32) -> Vec<u32> {
-        let mut spans: Vec<(u32, u32)> = self
-            .0
-            .iter()
-            .filter_map(|&(a, b)| {
-                let (a, b) = (a.resolve(max), b.resolve(max));
-                let (lo, hi) = (a.min(b), a.max(b).min(max));
-                (lo <= hi).then_some((lo, hi))
-            })
-            .collect();
-        spans.sort_unstable();
         let mut out = Vec::new();
-        let mut next = 1u32;
-        for (lo, hi) in spans {
-            let start = lo.max(next);
-            if start > hi {
-                continue;
-            }
-            out.extend(start..=hi);
-            next = hi.saturating_add(1);
-            if hi == u32::MAX {
+        for (lo, hi) in self.spans(max) {
+            if lo > max {
                 break;
             }
+            // `*` of an empty mailbox is 0, which numbers nothing.
+            out.extend(lo.max(1)..=hi.min(max));
         }
         out
     }
