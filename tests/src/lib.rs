@@ -214,13 +214,20 @@ impl Binary {
     /// A config of one's own must give every listener (SMTP, POP3, IMAP)
     /// an address: `Binary` finds each in the `listening on` lines.
     pub fn start(data_dir: &Path) -> Binary {
+        Self::start_with(data_dir, "")
+    }
+
+    /// [`Binary::start`], with `extra` TOML (whole sections, such as
+    /// `[relay]`) after the written config's own.
+    pub fn start_with(data_dir: &Path, extra: &str) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
             let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
-            let text = format!(
+            let mut text = format!(
                 "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n",
                 ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
             );
+            text.push_str(extra);
             std::fs::write(&config_path, text).expect("write config");
         }
         let mut child = Command::new(binary_path("postern"))
@@ -470,10 +477,36 @@ impl SmtpClient {
         )
     }
 
-    /// EHLO, MAIL, RCPT…, DATA, the message (dot-stuffed here), and the
-    /// final reply.
+    /// AUTH PLAIN with the credentials on the command line; asserts 235.
+    pub async fn auth_plain(&mut self, user: &str, password: &str) {
+        use base64::Engine as _;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{password}"));
+        let r = self.cmd(&format!("AUTH PLAIN {credentials}")).await;
+        assert_eq!(r.code, 235, "AUTH PLAIN as {user}: {r:?}");
+    }
+
+    /// MAIL, RCPT…, DATA, the message (dot-stuffed here), and the final
+    /// reply.
     pub async fn send_mail(&mut self, from: &str, to: &[&str], message: &[u8]) -> SmtpReply {
-        let r = self.cmd(&format!("MAIL FROM:<{from}>")).await;
+        self.send_mail_with(from, "", to, message).await
+    }
+
+    /// [`SmtpClient::send_mail`] with MAIL parameters (`BODY=8BITMIME`,
+    /// `SMTPUTF8`, …) after the address.
+    pub async fn send_mail_with(
+        &mut self,
+        from: &str,
+        params: &str,
+        to: &[&str],
+        message: &[u8],
+    ) -> SmtpReply {
+        let params = if params.is_empty() {
+            String::new()
+        } else {
+            format!(" {params}")
+        };
+        let r = self.cmd(&format!("MAIL FROM:<{from}>{params}")).await;
         assert_eq!(r.code, 250, "MAIL: {r:?}");
         for rcpt in to {
             let r = self.cmd(&format!("RCPT TO:<{rcpt}>")).await;

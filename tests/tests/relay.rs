@@ -6,15 +6,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use common::config::{Config, RelayTls, Transport};
 use mail_parser::MimeHeaders as _;
 use postern_tests::fake_smtp::{Behaviour, FakeSmtp, Step};
 use postern_tests::{Server, SmtpClient, PASSWORD};
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 /// Routes `example.org` to `hop`, with short timeouts and backoff.
 fn route_to(config: &mut Config, domain: &str, hop: SocketAddr) {
@@ -36,16 +31,21 @@ fn route_to(config: &mut Config, domain: &str, hop: SocketAddr) {
 
 /// Submits a message as alice over submission; returns the reply code.
 async fn submit(server: &Server, from: &str, to: &[&str], message: &[u8]) -> u16 {
+    submit_with(server, from, "", to, message).await
+}
+
+/// [`submit`] with MAIL parameters.
+async fn submit_with(
+    server: &Server,
+    from: &str,
+    params: &str,
+    to: &[&str],
+    message: &[u8],
+) -> u16 {
     let (mut c, _) = SmtpClient::connect(server.submission).await;
     assert_eq!(c.cmd("EHLO client.test").await.code, 250);
-    let r = c
-        .cmd(&format!(
-            "AUTH PLAIN {}",
-            b64(&format!("\0alice@localhost\0{PASSWORD}"))
-        ))
-        .await;
-    assert_eq!(r.code, 235, "{r:?}");
-    let r = c.send_mail(from, to, message).await;
+    c.auth_plain("alice@localhost", PASSWORD).await;
+    let r = c.send_mail_with(from, params, to, message).await;
     let _ = c.cmd("QUIT").await;
     r.code
 }
@@ -360,21 +360,12 @@ async fn eight_bit_mail_to_a_hop_without_8bitmime_goes_as_a_7bit_copy() {
     let server = Server::start_with(|c| route_to(c, "example.org", fake.addr())).await;
     let msg = "From: alice@localhost\r\nTo: bob@example.org\r\nSubject: 8-bit\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln — naïve café.\r\n".as_bytes().to_vec();
     // As Thunderbird sends it.
-    let (mut c, _) = SmtpClient::connect(server.submission).await;
-    assert_eq!(c.cmd("EHLO client.test").await.code, 250);
-    let auth = b64(&format!("\0alice@localhost\0{PASSWORD}"));
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {auth}")).await.code, 235);
-    let mail = format!(
-        "MAIL FROM:<alice@localhost> BODY=8BITMIME SIZE={}",
-        msg.len()
+    let params = format!("BODY=8BITMIME SIZE={}", msg.len());
+    let to = ["bob@example.org", "alice@localhost"];
+    assert_eq!(
+        submit_with(&server, "alice@localhost", &params, &to, &msg).await,
+        250
     );
-    assert_eq!(c.cmd(&mail).await.code, 250);
-    assert_eq!(c.cmd("RCPT TO:<bob@example.org>").await.code, 250);
-    assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 250);
-    assert_eq!(c.cmd("DATA").await.code, 354);
-    c.send(&postern_tests::dot_stuff(&msg)).await;
-    c.send(b".\r\n").await;
-    assert_eq!(c.reply().await.code, 250);
     eventually(Duration::from_secs(10), "relayed", || {
         queue_is_empty(&server)
     })
@@ -422,21 +413,12 @@ async fn smtputf8_mail_to_a_hop_without_smtputf8_bounces_with_5_6_7() {
     let server = Server::start_with(|c| route_to(c, "example.org", fake.addr())).await;
     // A UTF-8 header, sent with SMTPUTF8.
     let msg = "From: alice@localhost\r\nTo: bob@example.org\r\nSubject: Grüße\r\n\r\nhi\r\n";
-    let (mut c, _) = SmtpClient::connect(server.submission).await;
-    assert_eq!(c.cmd("EHLO client.test").await.code, 250);
-    let auth = b64(&format!("\0alice@localhost\0{PASSWORD}"));
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {auth}")).await.code, 235);
+    let params = "SMTPUTF8 BODY=8BITMIME";
+    let to = ["bob@example.org"];
     assert_eq!(
-        c.cmd("MAIL FROM:<alice@localhost> SMTPUTF8 BODY=8BITMIME")
-            .await
-            .code,
+        submit_with(&server, "alice@localhost", params, &to, msg.as_bytes()).await,
         250
     );
-    assert_eq!(c.cmd("RCPT TO:<bob@example.org>").await.code, 250);
-    assert_eq!(c.cmd("DATA").await.code, 354);
-    c.send(&postern_tests::dot_stuff(msg.as_bytes())).await;
-    c.send(b".\r\n").await;
-    assert_eq!(c.reply().await.code, 250);
     let raw = bounce_for_alice(&server).await;
     let text = String::from_utf8_lossy(&raw);
     assert!(text.contains("Status: 5.6.7"), "{text}");
@@ -585,21 +567,18 @@ async fn smtp_sink_without_8bitmime_gets_a_7bit_copy() {
     let sink = Sink::start(&["-8"]).await;
     let server = Server::start_with(|c| route_to(c, "example.org", sink.addr)).await;
     let msg = "From: alice@localhost\r\nTo: bob@example.org\r\nSubject: to the sink\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nÜberweisung: 100 €\r\n--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\u{ff}\u{fe}binary\r\n--b1--\r\n";
-    let (mut c, _) = SmtpClient::connect(server.submission).await;
-    assert_eq!(c.cmd("EHLO client.test").await.code, 250);
-    let auth = b64(&format!("\0alice@localhost\0{PASSWORD}"));
-    assert_eq!(c.cmd(&format!("AUTH PLAIN {auth}")).await.code, 235);
+    let to = ["bob@example.org"];
     assert_eq!(
-        c.cmd("MAIL FROM:<alice@localhost> BODY=8BITMIME")
-            .await
-            .code,
+        submit_with(
+            &server,
+            "alice@localhost",
+            "BODY=8BITMIME",
+            &to,
+            msg.as_bytes()
+        )
+        .await,
         250
     );
-    assert_eq!(c.cmd("RCPT TO:<bob@example.org>").await.code, 250);
-    assert_eq!(c.cmd("DATA").await.code, 354);
-    c.send(&postern_tests::dot_stuff(msg.as_bytes())).await;
-    c.send(b".\r\n").await;
-    assert_eq!(c.reply().await.code, 250);
     eventually(Duration::from_secs(10), "relayed", || {
         queue_is_empty(&server)
     })

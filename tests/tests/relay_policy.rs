@@ -6,27 +6,12 @@
 //! (authenticated, or from `[relay] trusted_networks`) get remote
 //! recipients, but still never an address literal or a malformed domain.
 
-use base64::Engine as _;
 use postern_tests::{Server, SmtpClient, SmtpReply, PASSWORD};
-
-fn b64(s: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
 
 async fn ehlo(client: &mut SmtpClient) -> SmtpReply {
     let r = client.cmd("EHLO client.example").await;
     assert_eq!(r.code, 250, "{r:?}");
     r
-}
-
-async fn login(client: &mut SmtpClient, user: &str) {
-    let r = client
-        .cmd(&format!(
-            "AUTH PLAIN {}",
-            b64(&format!("\0{user}\0{PASSWORD}"))
-        ))
-        .await;
-    assert_eq!(r.code, 235, "{r:?}");
 }
 
 /// Addresses that must never be relayed for a client that may not relay:
@@ -60,27 +45,28 @@ const UTF8_TRICKS: &[(&str, u16, &str)] = &[
     ("<alice@xn--localhost-9ya>", 554, "5.7.1"),
 ];
 
+/// Sends `RCPT TO:` for each address and checks code and enhanced status.
+async fn expect_rcpt(c: &mut SmtpClient, cases: &[(&str, u16, &str)], what: &str) {
+    for (addr, code, status) in cases {
+        let r = c.cmd(&format!("RCPT TO:{addr}")).await;
+        assert_eq!(r.code, *code, "{what}: {addr}: {r:?}");
+        assert!(r.lines[0].starts_with(status), "{what}: {addr}: {r:?}");
+    }
+}
+
 async fn refuses_relay(c: &mut SmtpClient, sender: &str, what: &str) {
     assert_eq!(
         c.cmd(&format!("MAIL FROM:<{sender}>")).await.code,
         250,
         "{what}"
     );
-    for (addr, code, status) in TRICKS {
-        let r = c.cmd(&format!("RCPT TO:{addr}")).await;
-        assert_eq!(r.code, *code, "{what}: {addr}: {r:?}");
-        assert!(r.lines[0].starts_with(status), "{what}: {addr}: {r:?}");
-    }
+    expect_rcpt(c, TRICKS, what).await;
     // Nothing was accepted, so there is nothing to send.
     assert_eq!(c.cmd("DATA").await.code, 554, "{what}");
     assert_eq!(c.cmd("RSET").await.code, 250);
     let r = c.cmd(&format!("MAIL FROM:<{sender}> SMTPUTF8")).await;
     assert_eq!(r.code, 250, "{what}: {r:?}");
-    for (addr, code, status) in UTF8_TRICKS {
-        let r = c.cmd(&format!("RCPT TO:{addr}")).await;
-        assert_eq!(r.code, *code, "{what}: {addr}: {r:?}");
-        assert!(r.lines[0].starts_with(status), "{what}: {addr}: {r:?}");
-    }
+    expect_rcpt(c, UTF8_TRICKS, what).await;
     assert_eq!(c.cmd("RSET").await.code, 250);
     // The session is still good for local mail.
     assert_eq!(c.cmd(&format!("MAIL FROM:<{sender}>")).await.code, 250);
@@ -135,7 +121,7 @@ async fn authenticated_users_relay_but_never_to_literals_or_bad_domains() {
         ),
     ] {
         ehlo(&mut c).await;
-        login(&mut c, "alice@localhost").await;
+        c.auth_plain("alice@localhost", PASSWORD).await;
         assert_eq!(c.cmd("MAIL FROM:<alice@localhost>").await.code, 250);
         let cases: &[(&str, u16, &str)] = &[
             ("<someone@example.com>", 250, "2.1.5"),
@@ -151,11 +137,7 @@ async fn authenticated_users_relay_but_never_to_literals_or_bad_domains() {
             ("<someone@exa_mple.com>", 553, "5.1.2"),
             ("<someone@[1.2.3.4]>", 501, "5.1.3"),
         ];
-        for (addr, code, status) in cases {
-            let r = c.cmd(&format!("RCPT TO:{addr}")).await;
-            assert_eq!(r.code, *code, "{name}: {addr}: {r:?}");
-            assert!(r.lines[0].starts_with(status), "{name}: {addr}: {r:?}");
-        }
+        expect_rcpt(&mut c, cases, name).await;
         assert_eq!(c.cmd("RSET").await.code, 250);
     }
 }
@@ -175,7 +157,7 @@ async fn the_sender_must_belong_to_the_login() {
         .unwrap();
     let (mut c, _) = SmtpClient::connect(server.submission).await;
     ehlo(&mut c).await;
-    login(&mut c, "alice@localhost").await;
+    c.auth_plain("alice@localhost", PASSWORD).await;
     let cases: &[(&str, u16, &str)] = &[
         ("<alice@localhost>", 250, "2.1.0"),
         ("<ALICE@localhost>", 250, "2.1.0"),
@@ -197,7 +179,7 @@ async fn the_sender_must_belong_to_the_login() {
     let relaxed = Server::start_with(|c| c.relay.require_sender_login_match = false).await;
     let (mut c, _) = SmtpClient::connect(relaxed.submission).await;
     ehlo(&mut c).await;
-    login(&mut c, "alice@localhost").await;
+    c.auth_plain("alice@localhost", PASSWORD).await;
     assert_eq!(c.cmd("MAIL FROM:<anyone@example.com>").await.code, 250);
 }
 

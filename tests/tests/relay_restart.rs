@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use postern_tests::fake_smtp::{Behaviour, FakeSmtp};
-use postern_tests::{free_port, Binary, SmtpClient};
+use postern_tests::{Binary, SmtpClient};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deferred_mail_is_delivered_once_after_kill_9() {
@@ -16,17 +16,9 @@ async fn deferred_mail_is_delivered_once_after_kill_9() {
     .await;
     let root = tempfile::tempdir().unwrap();
     let data_dir = root.path().join("data");
-    let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
-    let config = format!(
-        r#"log = "warn"
-[smtp]
-listen = ["127.0.0.1:{}"]
-submission_listen = ["127.0.0.1:{}"]
-submissions_listen = ["127.0.0.1:{}"]
-[queue]
-min_backoff_secs = 1
-max_backoff_secs = 1
-[relay]
+    // Binary's own config retries after 1 to 2 s.
+    let relay = format!(
+        r#"[relay]
 trusted_networks = ["127.0.0.1/32"]
 connect_timeout_secs = 2
 command_timeout_secs = 2
@@ -34,24 +26,10 @@ data_timeout_secs = 3
 [relay.transport."example.org"]
 host = "{}"
 tls = "none"
-[pop3]
-listen = ["127.0.0.1:{}"]
-pop3s_listen = ["127.0.0.1:{}"]
-[imap]
-listen = ["127.0.0.1:{}"]
-imaps_listen = ["127.0.0.1:{}"]
 "#,
-        ports[0],
-        ports[1],
-        ports[2],
-        fake.addr(),
-        ports[3],
-        ports[4],
-        ports[5],
-        ports[6],
+        fake.addr()
     );
-    std::fs::write(data_dir.with_extension("toml"), config).unwrap();
-    let mut binary = tokio::task::block_in_place(|| Binary::start(&data_dir));
+    let mut binary = tokio::task::block_in_place(|| Binary::start_with(&data_dir, &relay));
 
     let (mut c, _) = SmtpClient::connect(binary.smtp).await;
     assert_eq!(c.cmd("EHLO app.test").await.code, 250);
