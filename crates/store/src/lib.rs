@@ -105,11 +105,73 @@ id_type!(
     ModSeq(u64)
 );
 
+/// A mailbox as a session holds it once it has selected it: its row id
+/// and UIDVALIDITY. A mailbox deleted and created again under the same
+/// name is another mailbox (a new UIDVALIDITY, strictly greater): calls
+/// with the old reference fail with [`StoreError::NotFound`] and never
+/// touch the new one (RFC 3501 2.3.1.1: a client must never act on a
+/// mailbox with another UIDVALIDITY than the one it was told).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct MailboxRef {
+    pub id: MailboxId,
+    pub uid_validity: u32,
+}
+
+/// How a call names a mailbox of an account: by name (`inbox` and
+/// `inbox/...` in any case are `INBOX` and `INBOX/...`), or by the
+/// reference a session took at SELECT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxKey {
+    Name(String),
+    Ref(MailboxRef),
+}
+
+impl From<&str> for MailboxKey {
+    fn from(name: &str) -> Self {
+        MailboxKey::Name(name.to_owned())
+    }
+}
+
+impl From<&String> for MailboxKey {
+    fn from(name: &String) -> Self {
+        MailboxKey::Name(name.clone())
+    }
+}
+
+impl From<String> for MailboxKey {
+    fn from(name: String) -> Self {
+        MailboxKey::Name(name)
+    }
+}
+
+impl From<MailboxRef> for MailboxKey {
+    fn from(mailbox: MailboxRef) -> Self {
+        MailboxKey::Ref(mailbox)
+    }
+}
+
+impl From<&MailboxRef> for MailboxKey {
+    fn from(mailbox: &MailboxRef) -> Self {
+        MailboxKey::Ref(*mailbox)
+    }
+}
+
+/// The name the store keeps for a mailbox name: `INBOX` in any case is
+/// `INBOX`, also as the first level of a hierarchy (`Inbox/kid` is
+/// `INBOX/kid`; RFC 3501 5.1); every other name is case-sensitive.
+pub fn canonical_mailbox_name(name: &str) -> String {
+    mailbox::canonical_name(name)
+}
+
 /// Everything that can go wrong in the store, in terms a caller can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{0} not found")]
     NotFound(String),
+    /// A [`MailboxRef`] no longer names a mailbox: it was deleted (and
+    /// perhaps created again, with another UIDVALIDITY).
+    #[error("mailbox {} with UIDVALIDITY {} no longer exists", .0.id, .0.uid_validity)]
+    MailboxGone(MailboxRef),
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("invalid {0}")]
@@ -260,6 +322,14 @@ pub struct MailboxIndex {
 }
 
 impl MailboxIndex {
+    /// The reference a session that selects this mailbox keeps.
+    pub fn mailbox_ref(&self) -> MailboxRef {
+        MailboxRef {
+            id: self.mailbox,
+            uid_validity: self.uid_validity,
+        }
+    }
+
     /// Builds an index from its parts, working out the keywords and the
     /// first unseen message.
     pub fn new(
@@ -440,12 +510,11 @@ pub struct Store {
     envelope_cache: Arc<mailbox::EnvelopeCache>,
 }
 
-type IndexCache =
-    std::sync::Mutex<std::collections::HashMap<(AccountId, String), Arc<MailboxIndex>>>;
+type IndexCache = std::sync::Mutex<std::collections::HashMap<MailboxId, Arc<MailboxIndex>>>;
 
 fn lock(
     cache: &IndexCache,
-) -> std::sync::MutexGuard<'_, std::collections::HashMap<(AccountId, String), Arc<MailboxIndex>>> {
+) -> std::sync::MutexGuard<'_, std::collections::HashMap<MailboxId, Arc<MailboxIndex>>> {
     cache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -827,8 +896,12 @@ impl Store {
 
     /// The messages in a mailbox (by name; `inbox` in any case is INBOX), in
     /// UID order. `NotFound` if there is no such mailbox.
-    pub async fn messages(&self, account: AccountId, mailbox: &str) -> Result<Vec<MessageInfo>> {
-        let mailbox = mailbox.to_owned();
+    pub async fn messages(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+    ) -> Result<Vec<MessageInfo>> {
+        let mailbox = mailbox.into();
         self.inner
             .read(move |conn| mailbox::list_messages(conn, account, &mailbox))
             .await
@@ -840,10 +913,10 @@ impl Store {
     pub async fn messages_by_uid(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
         uids: &[Uid],
     ) -> Result<Vec<MessageInfo>> {
-        let mailbox = mailbox.to_owned();
+        let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
             .read(move |conn| mailbox::messages_by_uid(conn, account, &mailbox, &uids))
@@ -856,10 +929,10 @@ impl Store {
     pub async fn envelopes(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
         uids: &[Uid],
     ) -> Result<Vec<MessageInfo>> {
-        let mailbox = mailbox.to_owned();
+        let mailbox = mailbox.into();
         let uids = uids.to_vec();
         let cache = self.envelope_cache.clone();
         self.inner
@@ -871,10 +944,10 @@ impl Store {
     pub async fn message_raw(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
         uid: Uid,
     ) -> Result<Option<Vec<u8>>> {
-        let mailbox = mailbox.to_owned();
+        let mailbox = mailbox.into();
         self.inner
             .read(move |conn| mailbox::message_raw(conn, account, &mailbox, uid))
             .await
@@ -890,30 +963,31 @@ impl Store {
     pub async fn mailbox_index(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
     ) -> Result<Arc<MailboxIndex>> {
-        let key = (account, mailbox::canonical_name(mailbox));
+        let key = mailbox.into();
         let cache = self.index_cache.clone();
         self.inner
             .read(move |conn| {
-                let (id, modseq, uid_next, recent) = mailbox::index_stamp(conn, account, &key.1)?;
-                if let Some(hit) = lock(&cache).get(&key) {
+                let stamp = mailbox::index_stamp(conn, account, &key)?;
+                if let Some(hit) = lock(&cache).get(&stamp.0) {
                     let same = (
                         hit.mailbox,
+                        hit.uid_validity,
                         hit.highest_modseq,
                         hit.uid_next,
                         hit.recent_uid,
-                    ) == (id, modseq, uid_next, recent);
+                    ) == stamp;
                     if same {
                         return Ok(hit.clone());
                     }
                 }
-                let index = Arc::new(mailbox::mailbox_index(conn, account, &key.1)?);
+                let index = Arc::new(mailbox::mailbox_index(conn, account, &key)?);
                 let mut cache = lock(&cache);
-                if cache.len() >= INDEX_CACHE_ENTRIES && !cache.contains_key(&key) {
+                if cache.len() >= INDEX_CACHE_ENTRIES && !cache.contains_key(&index.mailbox) {
                     cache.clear();
                 }
-                cache.insert(key, index.clone());
+                cache.insert(index.mailbox, index.clone());
                 Ok(index)
             })
             .await
@@ -929,13 +1003,13 @@ impl Store {
     pub async fn store_flags(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
         uids: &[Uid],
         change: FlagChange,
         flags: &[String],
     ) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
         let flags = mailbox::parse_flags(flags)?;
-        let mailbox = mailbox.to_owned();
+        let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
             .write(true, move |conn| {
@@ -951,10 +1025,10 @@ impl Store {
     pub async fn expunge(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
         uids: &[Uid],
     ) -> Result<Vec<Uid>> {
-        let mailbox = mailbox.to_owned();
+        let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
             .write(true, move |conn| {
@@ -1061,11 +1135,11 @@ impl Store {
     pub async fn copy_messages(
         &self,
         account: AccountId,
-        from: &str,
+        from: impl Into<MailboxKey>,
         uids: &[Uid],
         to: &str,
     ) -> Result<(u32, Vec<(Uid, Uid)>)> {
-        let (from, to, uids) = (from.to_owned(), to.to_owned(), uids.to_vec());
+        let (from, to, uids) = (from.into(), to.to_owned(), uids.to_vec());
         self.inner
             .write(true, move |conn| {
                 mailbox::copy_messages(conn, account, &from, &uids, &to)
@@ -1078,11 +1152,11 @@ impl Store {
     pub async fn move_messages(
         &self,
         account: AccountId,
-        from: &str,
+        from: impl Into<MailboxKey>,
         uids: &[Uid],
         to: &str,
     ) -> Result<(u32, Vec<(Uid, Uid)>)> {
-        let (from, to, uids) = (from.to_owned(), to.to_owned(), uids.to_vec());
+        let (from, to, uids) = (from.into(), to.to_owned(), uids.to_vec());
         self.inner
             .write(true, move |conn| {
                 mailbox::move_messages(conn, account, &from, &uids, &to)
@@ -1094,8 +1168,12 @@ impl Store {
     /// claimed them: returns the first UID that is `\Recent` for the
     /// caller (all UIDs from it on, up to UIDNEXT now); no other caller
     /// gets them.
-    pub async fn claim_recent(&self, account: AccountId, mailbox: &str) -> Result<Uid> {
-        let mailbox = mailbox.to_owned();
+    pub async fn claim_recent(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+    ) -> Result<Uid> {
+        let mailbox = mailbox.into();
         self.inner
             .write(false, move |conn| {
                 mailbox::claim_recent(conn, account, &mailbox)
@@ -1148,10 +1226,10 @@ impl Store {
     pub async fn messages_raw(
         &self,
         account: AccountId,
-        mailbox: &str,
+        mailbox: impl Into<MailboxKey>,
         uids: &[Uid],
     ) -> Result<Vec<(Uid, Vec<u8>)>> {
-        let mailbox = mailbox.to_owned();
+        let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
             .read(move |conn| mailbox::messages_raw(conn, account, &mailbox, &uids))

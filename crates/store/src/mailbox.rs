@@ -4,8 +4,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::schema::SqlResult;
 use crate::{
-    blobs, AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MessageInfo,
-    ModSeq, Result, StoreError, Timestamp, Uid,
+    blobs, AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
+    MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
 };
 
 /// System flags as bits of `messages.system_flags`, in IMAP spelling.
@@ -19,11 +19,17 @@ pub(crate) const SYSTEM_FLAGS: &[(i64, &str)] = &[
 const SEEN: i64 = 1;
 
 /// The stored name of a mailbox: `INBOX` in any case is `INBOX`.
+/// The stored name of a mailbox: `INBOX` in any case is `INBOX`, also as
+/// the first hierarchy level (`inbox/kid` is `INBOX/kid`, RFC 3501 5.1).
 pub(crate) fn canonical_name(name: &str) -> String {
-    if name.eq_ignore_ascii_case("INBOX") {
-        "INBOX".to_owned()
-    } else {
-        name.to_owned()
+    match name.get(..5) {
+        Some(first)
+            if first.eq_ignore_ascii_case("INBOX")
+                && matches!(name.as_bytes().get(5), None | Some(b'/')) =>
+        {
+            format!("INBOX{}", &name[5..])
+        }
+        _ => name.to_owned(),
     }
 }
 
@@ -107,6 +113,15 @@ pub(crate) fn find_mailbox(
 fn require_mailbox(conn: &Connection, account: AccountId, name: &str) -> Result<MailboxId> {
     find_mailbox(conn, account, name)?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name))))
+}
+
+/// The mailbox's id, if `key` names one of the account's mailboxes; a
+/// reference must match the mailbox's UIDVALIDITY too.
+fn require(conn: &Connection, account: AccountId, key: &MailboxKey) -> Result<MailboxId> {
+    match key {
+        MailboxKey::Name(name) => require_mailbox(conn, account, name),
+        MailboxKey::Ref(_) => Ok(MailboxId(mailbox_state(conn, account, key)?.id)),
+    }
 }
 
 /// A message to append.
@@ -310,9 +325,9 @@ fn message_info_with(
 pub(crate) fn list_messages(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
 ) -> Result<Vec<MessageInfo>> {
-    let id = require_mailbox(conn, account, mailbox)?;
+    let id = require(conn, account, mailbox)?;
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_INFO_COLUMNS}
@@ -334,10 +349,10 @@ pub(crate) fn list_messages(
 pub(crate) fn messages_by_uid(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
     uids: &[Uid],
 ) -> Result<Vec<MessageInfo>> {
-    let id = require_mailbox(conn, account, mailbox)?;
+    let id = require(conn, account, mailbox)?;
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_INFO_COLUMNS}
@@ -413,10 +428,10 @@ pub(crate) fn envelopes(
     conn: &Connection,
     cache: &EnvelopeCache,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
     uids: &[Uid],
 ) -> Result<Vec<MessageInfo>> {
-    let id = require_mailbox(conn, account, mailbox)?;
+    let id = require(conn, account, mailbox)?;
     let (Some(low), Some(high)) = (uids.iter().min(), uids.iter().max()) else {
         return Ok(Vec::new());
     };
@@ -480,10 +495,10 @@ pub(crate) fn envelopes(
 pub(crate) fn message_raw(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
     uid: Uid,
 ) -> Result<Option<Vec<u8>>> {
-    let id = require_mailbox(conn, account, mailbox)?;
+    let id = require(conn, account, mailbox)?;
     conn.prepare_cached(
         "SELECT b.data FROM messages m JOIN blobs b ON b.hash = m.blob_hash
           WHERE m.mailbox_id = ?1 AND m.uid = ?2",
@@ -500,10 +515,10 @@ pub(crate) fn message_raw(
 pub(crate) fn messages_raw(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
     uids: &[Uid],
 ) -> Result<Vec<(Uid, Vec<u8>)>> {
-    let id = require_mailbox(conn, account, mailbox)?;
+    let id = require(conn, account, mailbox)?;
     let (Some(low), Some(high)) = (uids.iter().min(), uids.iter().max()) else {
         return Ok(Vec::new());
     };
@@ -560,13 +575,8 @@ struct MailboxState {
     recent_uid: i64,
 }
 
-fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<MailboxState> {
-    conn.prepare_cached(
-        "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes
-          WHERE account_id = ?1 AND name = ?2",
-    )
-    .db()?
-    .query_row(params![account.0, canonical_name(name)], |row| {
+fn mailbox_state(conn: &Connection, account: AccountId, key: &MailboxKey) -> Result<MailboxState> {
+    let row = |row: &rusqlite::Row<'_>| {
         Ok(MailboxState {
             id: row.get(0)?,
             uid_validity: row.get(1)?,
@@ -574,10 +584,29 @@ fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<Ma
             highest_modseq: row.get(3)?,
             recent_uid: row.get(4)?,
         })
-    })
-    .optional()
-    .db()?
-    .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name))))
+    };
+    match key {
+        MailboxKey::Name(name) => conn
+            .prepare_cached(
+                "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes
+                  WHERE account_id = ?1 AND name = ?2",
+            )
+            .db()?
+            .query_row(params![account.0, canonical_name(name)], row)
+            .optional()
+            .db()?
+            .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name)))),
+        MailboxKey::Ref(r) => conn
+            .prepare_cached(
+                "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes
+                  WHERE id = ?1 AND account_id = ?2 AND uid_validity = ?3",
+            )
+            .db()?
+            .query_row(params![r.id.0, account.0, i64::from(r.uid_validity)], row)
+            .optional()
+            .db()?
+            .ok_or(StoreError::MailboxGone(*r)),
+    }
 }
 
 /// Reader: what identifies one state of a mailbox's index: any change to
@@ -586,11 +615,12 @@ fn mailbox_state(conn: &Connection, account: AccountId, name: &str) -> Result<Ma
 pub(crate) fn index_stamp(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
-) -> Result<(MailboxId, ModSeq, Uid, Uid)> {
+    mailbox: &MailboxKey,
+) -> Result<(MailboxId, u32, ModSeq, Uid, Uid)> {
     let state = mailbox_state(conn, account, mailbox)?;
     Ok((
         MailboxId(state.id),
+        to_u32(state.uid_validity, "UIDVALIDITY")?,
         ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?),
         Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
         Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
@@ -603,7 +633,7 @@ pub(crate) fn index_stamp(
 pub(crate) fn mailbox_index(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
 ) -> Result<MailboxIndex> {
     let state = mailbox_state(conn, account, mailbox)?;
     let mut stmt = conn
@@ -772,7 +802,7 @@ fn set_highest_modseq(conn: &Connection, mailbox: i64, modseq: i64) -> Result<()
 pub(crate) fn store_flags(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
     uids: &[Uid],
     change: FlagChange,
     flags: &FlagSet,
@@ -829,7 +859,7 @@ pub(crate) fn store_flags(
 pub(crate) fn expunge(
     conn: &Connection,
     account: AccountId,
-    mailbox: &str,
+    mailbox: &MailboxKey,
     uids: &[Uid],
 ) -> Result<Vec<Uid>> {
     let state = mailbox_state(conn, account, mailbox)?;
@@ -1054,7 +1084,7 @@ pub(crate) fn rename_mailbox(
             }
             out
         };
-        move_messages(conn, account, "INBOX", &uids, to)?;
+        move_messages(conn, account, &MailboxKey::from("INBOX"), &uids, to)?;
         return Ok(());
     }
     create_parents(conn, account, to)?;
@@ -1064,7 +1094,7 @@ pub(crate) fn rename_mailbox(
           WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/')",
     )
     .db()?
-    .execute(params![account.0, from, to, from.len() as i64 + 1])
+    .execute(params![account.0, from, to_canon, from.len() as i64 + 1])
     .db()?;
     conn.prepare_cached(
         "UPDATE mailboxes SET name = ?3 || substr(name, ?4)
@@ -1074,7 +1104,7 @@ pub(crate) fn rename_mailbox(
     .execute(params![
         account.0,
         from,
-        to,
+        to_canon,
         from.len() as i64 + 1,
         from.len() as i64 + 1
     ])
@@ -1094,12 +1124,12 @@ pub(crate) fn rename_mailbox(
 pub(crate) fn copy_messages(
     conn: &Connection,
     account: AccountId,
-    from: &str,
+    from: &MailboxKey,
     uids: &[Uid],
     to: &str,
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
-    let source = require_mailbox(conn, account, from)?;
-    let target = mailbox_state(conn, account, to)?;
+    let source = require(conn, account, from)?;
+    let target = mailbox_state(conn, account, &MailboxKey::from(to))?;
     let mut pairs = Vec::new();
     for uid in sorted_uids(uids) {
         let found: Option<(String, i64, i64, i64, String)> = conn
@@ -1140,7 +1170,7 @@ pub(crate) fn copy_messages(
 pub(crate) fn move_messages(
     conn: &Connection,
     account: AccountId,
-    from: &str,
+    from: &MailboxKey,
     uids: &[Uid],
     to: &str,
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
@@ -1162,7 +1192,7 @@ pub(crate) fn append_raw(
     flags: &FlagSet,
     internal_date: Timestamp,
 ) -> Result<(u32, Uid)> {
-    let state = mailbox_state(conn, account, mailbox)?;
+    let state = mailbox_state(conn, account, &MailboxKey::from(mailbox))?;
     let hash = blobs::hash(raw);
     blobs::ensure(conn, &hash, raw)?;
     blobs::store_summary(conn, &hash, summary_json)?;
@@ -1181,7 +1211,11 @@ pub(crate) fn append_raw(
 /// Writer: the first UID that is `\Recent` for the session that calls
 /// this, and every later one up to now is then no longer recent for
 /// anybody else (RFC 3501 2.3.2: one session sees a message as recent).
-pub(crate) fn claim_recent(conn: &Connection, account: AccountId, mailbox: &str) -> Result<Uid> {
+pub(crate) fn claim_recent(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+) -> Result<Uid> {
     let state = mailbox_state(conn, account, mailbox)?;
     let first: i64 = conn
         .prepare_cached("SELECT recent_uid FROM mailboxes WHERE id = ?1")

@@ -172,6 +172,29 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue_recipients ADD COLUMN leased_until INTEGER NOT NULL DEFAULT 0;
     "#,
+    // `INBOX` is case-insensitive as a hierarchy's first level too (RFC 3501
+    // 5.1): `Inbox/kid` and `inbox/kid` are `INBOX/kid`. Earlier versions
+    // kept such names as written. Each takes the canonical spelling; where
+    // that is taken (by `INBOX/kid`, or by a variant with a lower id), the
+    // name gets its id added, so no mailbox is lost.
+    r#"
+    UPDATE mailboxes SET name = 'INBOX' || substr(name, 6) || ' (' || id || ')'
+     WHERE lower(substr(name, 1, 6)) = 'inbox/' AND substr(name, 1, 6) <> 'INBOX/'
+       AND (EXISTS (SELECT 1 FROM mailboxes o
+                     WHERE o.account_id = mailboxes.account_id
+                       AND o.name = 'INBOX' || substr(mailboxes.name, 6))
+            OR EXISTS (SELECT 1 FROM mailboxes o
+                        WHERE o.account_id = mailboxes.account_id AND o.id < mailboxes.id
+                          AND lower(substr(o.name, 1, 6)) = 'inbox/'
+                          AND substr(o.name, 1, 6) <> 'INBOX/'
+                          AND substr(o.name, 6) = substr(mailboxes.name, 6)));
+    UPDATE mailboxes SET name = 'INBOX' || substr(name, 6)
+     WHERE lower(substr(name, 1, 6)) = 'inbox/' AND substr(name, 1, 6) <> 'INBOX/';
+    UPDATE OR IGNORE subscriptions SET name = 'INBOX' || substr(name, 6)
+     WHERE lower(substr(name, 1, 6)) = 'inbox/' AND substr(name, 1, 6) <> 'INBOX/';
+    DELETE FROM subscriptions
+     WHERE lower(substr(name, 1, 6)) = 'inbox/' AND substr(name, 1, 6) <> 'INBOX/';
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -2257,3 +2257,214 @@ async fn bounce_and_report_in_one_transaction() {
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].id, first);
 }
+
+#[tokio::test]
+async fn a_mailbox_ref_never_reaches_a_recreated_namesake() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store.create_mailbox(alice.id, "r").await.unwrap();
+    for s in ["one", "two", "three"] {
+        store
+            .append(alice.id, "r", raw_message(s), &[], 0)
+            .await
+            .unwrap();
+    }
+    let old = store.mailbox_index(alice.id, "r").await.unwrap();
+    let old_ref = old.mailbox_ref();
+    assert_eq!(old.messages.len(), 3);
+
+    // Deleted and created again: `r` is now the newest mailbox, so SQLite
+    // may well hand it the old row id; the UIDVALIDITY still differs.
+    store.delete_mailbox(alice.id, "r").await.unwrap();
+    store.create_mailbox(alice.id, "r").await.unwrap();
+    store
+        .append(alice.id, "r", raw_message("four"), &[], 0)
+        .await
+        .unwrap();
+    let new = store.mailbox_index(alice.id, "r").await.unwrap();
+    assert!(new.uid_validity > old_ref.uid_validity);
+
+    let gone = |r: Result<(), StoreError>| match r {
+        Err(StoreError::MailboxGone(m)) => assert_eq!(m, old_ref),
+        other => panic!("expected MailboxGone, got {other:?}"),
+    };
+    let uid1 = [Uid(1)];
+    gone(store.mailbox_index(alice.id, old_ref).await.map(drop));
+    gone(
+        store
+            .messages_by_uid(alice.id, old_ref, &uid1)
+            .await
+            .map(drop),
+    );
+    gone(store.envelopes(alice.id, old_ref, &uid1).await.map(drop));
+    gone(store.messages_raw(alice.id, old_ref, &uid1).await.map(drop));
+    gone(store.message_raw(alice.id, old_ref, Uid(1)).await.map(drop));
+    gone(store.messages(alice.id, old_ref).await.map(drop));
+    gone(store.claim_recent(alice.id, old_ref).await.map(drop));
+    gone(
+        store
+            .store_flags(
+                alice.id,
+                old_ref,
+                &uid1,
+                FlagChange::Add,
+                &["\\Deleted".into()],
+            )
+            .await
+            .map(drop),
+    );
+    gone(store.expunge(alice.id, old_ref, &uid1).await.map(drop));
+    gone(
+        store
+            .copy_messages(alice.id, old_ref, &uid1, "INBOX")
+            .await
+            .map(drop),
+    );
+    gone(
+        store
+            .move_messages(alice.id, old_ref, &uid1, "INBOX")
+            .await
+            .map(drop),
+    );
+
+    // The new mailbox's message is untouched, and nothing was copied.
+    let now = store.messages(alice.id, "r").await.unwrap();
+    assert_eq!(now.len(), 1);
+    assert!(now[0].flags.is_empty());
+    assert!(store.messages(alice.id, "INBOX").await.unwrap().is_empty());
+    // Its own reference works; another account's reference does not.
+    let bob = quick_account(&store, "bob@localhost").await;
+    assert_eq!(
+        store
+            .messages(alice.id, new.mailbox_ref())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(matches!(
+        store.messages(bob.id, new.mailbox_ref()).await,
+        Err(StoreError::MailboxGone(_))
+    ));
+}
+
+#[tokio::test]
+async fn inbox_is_case_insensitive_as_a_hierarchy_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store.create_mailbox(alice.id, "Inbox/kid").await.unwrap();
+    let names: Vec<String> = store
+        .mailboxes(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(names.contains(&"INBOX/kid".to_owned()), "{names:?}");
+    assert!(!names.iter().any(|n| n == "Inbox/kid" || n == "Inbox"));
+    for other in ["INBOX/kid", "inbox/kid", "iNbOx/kid"] {
+        assert!(matches!(
+            store.create_mailbox(alice.id, other).await,
+            Err(StoreError::AlreadyExists(_))
+        ));
+    }
+    // The rest of the name stays case-sensitive; a longer first level is
+    // not INBOX.
+    store.create_mailbox(alice.id, "inbox/KID").await.unwrap();
+    store.create_mailbox(alice.id, "inboxes/a").await.unwrap();
+    store
+        .append(alice.id, "inbox/kid", raw_message("x"), &[], 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.messages(alice.id, "INBOX/kid").await.unwrap().len(),
+        1
+    );
+    store
+        .set_subscribed(alice.id, "inbox/kid", true)
+        .await
+        .unwrap();
+    let subs = store.subscriptions(alice.id).await.unwrap();
+    assert!(subs.contains(&"INBOX/kid".to_owned()), "{subs:?}");
+    store
+        .rename_mailbox(alice.id, "Inbox/KID", "inbox/k2")
+        .await
+        .unwrap();
+    let names: Vec<String> = store
+        .mailboxes(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .collect();
+    assert!(names.contains(&"INBOX/k2".to_owned()), "{names:?}");
+    assert!(names.contains(&"inboxes/a".to_owned()), "{names:?}");
+    store.delete_mailbox(alice.id, "INBOX/k2").await.unwrap();
+    store
+        .delete_mailbox(alice.id, "Inbox/Kid")
+        .await
+        .unwrap_err();
+    store.delete_mailbox(alice.id, "Inbox/kid").await.unwrap();
+}
+
+#[tokio::test]
+async fn inbox_level_names_of_older_versions_are_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = {
+        let store = open(&dir);
+        quick_account(&store, "alice@localhost").await
+    };
+    // As an older version left them: the same level spelled three ways.
+    let step = schema::MIGRATIONS
+        .iter()
+        .position(|m| m.contains("'inbox/'"))
+        .expect("the INBOX migration");
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("postern.db")).unwrap();
+        for (id, name) in [
+            (900, "Inbox/kid"),
+            (901, "inbox/kid"),
+            (902, "INBOX/x"),
+            (903, "inbox/x"),
+            (904, "inBox/solo"),
+        ] {
+            conn.execute(
+                "INSERT INTO mailboxes (id, account_id, name, uid_validity) VALUES (?1, ?2, ?3, ?1)",
+                rusqlite::params![id, alice.id.0, name],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO subscriptions (account_id, name) VALUES (?1, 'inbox/kid'), (?1, 'INBOX/kid')",
+            [alice.id.0],
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", step as i64)
+            .unwrap();
+    }
+    let store = open(&dir);
+    let mut names: Vec<String> = store
+        .mailboxes(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|n| n.starts_with("INBOX/"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "INBOX/kid",
+            "INBOX/kid (901)",
+            "INBOX/solo",
+            "INBOX/x",
+            "INBOX/x (903)"
+        ]
+    );
+    let subs = store.subscriptions(alice.id).await.unwrap();
+    assert!(!subs.iter().any(|s| s.starts_with("inbox")), "{subs:?}");
+    assert_eq!(subs.iter().filter(|s| *s == "INBOX/kid").count(), 1);
+}

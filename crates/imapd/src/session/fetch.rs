@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 
-use store::{FlagChange, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
+use store::{FlagChange, IndexEntry, MailboxRef, MessageInfo, MessageSummary, StoreError, Uid};
 
 use super::updates::{flags_item, push_flags_item};
 use super::{Session, State};
@@ -61,9 +61,9 @@ fn has_flag(flags: &[String], f: &str) -> bool {
 impl Session {
     pub(super) fn selected_parts(
         &self,
-    ) -> Option<(store::AccountId, String, bool, std::sync::Arc<Vec<Uid>>)> {
+    ) -> Option<(store::AccountId, MailboxRef, bool, std::sync::Arc<Vec<Uid>>)> {
         match &self.state {
-            State::Selected(a, s) => Some((a.id, s.name.clone(), s.read_only, s.uids.clone())),
+            State::Selected(a, s) => Some((a.id, s.mailbox, s.read_only, s.uids.clone())),
             _ => None,
         }
     }
@@ -79,10 +79,10 @@ impl Session {
         }
     }
 
-    /// The selected mailbox's account and name.
-    pub(super) fn selected_name(&self) -> Option<(store::AccountId, String)> {
+    /// The selected mailbox's account and reference.
+    pub(super) fn selected_mailbox(&self) -> Option<(store::AccountId, MailboxRef)> {
         match &self.state {
-            State::Selected(a, s) => Some((a.id, s.name.clone())),
+            State::Selected(a, s) => Some((a.id, s.mailbox)),
             _ => None,
         }
     }
@@ -103,8 +103,25 @@ impl Session {
     }
 
     pub(super) fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
+        if let StoreError::MailboxGone(_) = e {
+            return self.selected_mailbox_gone();
+        }
         tracing::error!(error = %e, "{what} failed");
         self.no(tag, Some(Code::ServerBug), &format!("Cannot {what}"));
+    }
+
+    /// The selected mailbox was deleted (and perhaps created again) by
+    /// another session: this one cannot go on with the UIDs it was given
+    /// (RFC 3501 2.3.1.1), so it says why and closes, as Dovecot does. No
+    /// tagged reply follows the BYE.
+    pub(super) fn selected_mailbox_gone(&mut self) {
+        tracing::info!("selected mailbox deleted by another session; closing");
+        self.untagged_status(
+            encode::Status::Bye,
+            None,
+            "Selected mailbox was deleted, have to disconnect",
+        );
+        self.closing = true;
     }
 
     pub(super) async fn fetch(
@@ -330,11 +347,25 @@ impl Session {
             self.untagged(&line);
         }
         if vanished {
-            self.no(
-                tag,
-                Some(Code::ExpungeIssued),
-                "Some of the requested messages no longer exist",
-            );
+            if by_uid {
+                // RFC 3501 6.4.8: a UID that no longer exists is left out,
+                // not an error. The code (RFC 5530) tells the client why
+                // some are missing, as Dovecot's OK does.
+                self.tagged(
+                    tag,
+                    encode::Status::Ok,
+                    Some(Code::ExpungeIssued),
+                    "Some messages were already expunged",
+                );
+            } else {
+                // A sequence number the client still holds names a
+                // message another session expunged: RFC 2180 4.1.2.
+                self.no(
+                    tag,
+                    Some(Code::ExpungeIssued),
+                    "Some of the requested messages no longer exist",
+                );
+            }
             return;
         }
         self.ok(

@@ -57,8 +57,8 @@ impl Session {
                         return Err(End::Shutdown);
                     }
                     // `changed()` marked the change seen: report it now.
-                    if let Some((account, name)) = self.selected_name() {
-                        self.report_changes(account, name, true).await;
+                    if let Some((account, mailbox)) = self.selected_mailbox() {
+                        self.report_changes(account, mailbox, true).await;
                     }
                     if self.closing {
                         return Ok(());

@@ -15,11 +15,12 @@ use crate::protocol::{
     decode_utf7, encode_utf7, ListReturn, ListSelection, MailboxName, StatusItem, Tag,
 };
 
-/// The store's name for a mailbox name from the wire, if it decodes.
+/// The store's name for a mailbox name from the wire, if it decodes:
+/// `INBOX` in any case, also as a hierarchy's first level, is `INBOX`.
 pub(super) fn store_name(name: &MailboxName) -> Option<String> {
     match name {
         MailboxName::Inbox => Some("INBOX".to_owned()),
-        MailboxName::Other(bytes) => decode_utf7(bytes),
+        MailboxName::Other(bytes) => decode_utf7(bytes).map(|n| store::canonical_mailbox_name(&n)),
     }
 }
 
@@ -340,7 +341,12 @@ impl Session {
             // Every message was claimed already: nothing to write.
             Some(index.uid_next)
         } else {
-            match self.ctx.store.claim_recent(account.id, &name).await {
+            match self
+                .ctx
+                .store
+                .claim_recent(account.id, index.mailbox_ref())
+                .await
+            {
                 Ok(first) => Some(first),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim recent messages");
@@ -374,6 +380,7 @@ impl Session {
         self.state = State::Selected(
             account,
             Selected {
+                mailbox: index.mailbox_ref(),
                 name,
                 read_only,
                 uids,
@@ -405,7 +412,7 @@ impl Session {
                 let index = self
                     .ctx
                     .store
-                    .mailbox_index(account.id, &selected.name)
+                    .mailbox_index(account.id, selected.mailbox)
                     .await?;
                 let deleted: Vec<store::Uid> = index
                     .messages
@@ -418,13 +425,17 @@ impl Session {
                 }
                 self.ctx
                     .store
-                    .expunge(account.id, &selected.name, &deleted)
+                    .expunge(account.id, selected.mailbox, &deleted)
                     .await
             }
             .await;
             match result {
                 Ok(gone) => {
                     tracing::debug!(mailbox = %selected.name, expunged = gone.len(), "closed")
+                }
+                // Deleted by another session: nothing left to expunge.
+                Err(StoreError::MailboxGone(_)) => {
+                    tracing::debug!(mailbox = %selected.name, "closed a deleted mailbox")
                 }
                 Err(e) => {
                     tracing::error!(error = %e, mailbox = %selected.name, "expunge at CLOSE failed");

@@ -53,7 +53,11 @@ pub(crate) enum End {
 /// the messages announced so far (an expunge by another session stays in
 /// the view until it may be announced), and the flags last reported.
 pub(crate) struct Selected {
-    /// The store's name of the mailbox.
+    /// The mailbox as the store knows it: every command after SELECT
+    /// acts on this one, and never on another mailbox that later takes
+    /// its name.
+    pub mailbox: store::MailboxRef,
+    /// Its name, as the store keeps it (follows a RENAME in this session).
     pub name: String,
     pub read_only: bool,
     /// The UIDs of its messages, in message-sequence-number order (which
@@ -474,6 +478,10 @@ impl Session {
             self.defer_tagged = false;
             if result.is_ok() && !self.closing {
                 self.sync_mailbox(expunge_allowed).await;
+                if self.closing {
+                    // The mailbox went away: the BYE is the last word.
+                    self.tagged_reply.clear();
+                }
             }
             let reply = std::mem::take(&mut self.tagged_reply);
             self.output.extend_from_slice(&reply);

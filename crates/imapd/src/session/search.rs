@@ -38,7 +38,7 @@ use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use store::{EmailAddress, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
 
 use super::{Session, State};
-use crate::protocol::encode::{Code, Status};
+use crate::protocol::encode::Code;
 use crate::protocol::{Date, Flag, SearchKey, SequenceSet, Tag};
 
 /// Summaries read per store call in round 2.
@@ -688,7 +688,7 @@ impl Session {
             }
         }
         let (account, mailbox) = match &self.state {
-            State::Selected(a, s) => (a.id, s.name.clone()),
+            State::Selected(a, s) => (a.id, s.mailbox),
             _ => return,
         };
         let store = self.ctx.store.clone();
@@ -715,10 +715,7 @@ impl Session {
             .collect();
         let matcher = Arc::new(Matcher::new(criteria, count, max_uid));
         let with_modseq = any_test(&matcher.test, &|t| matches!(t, Test::ModSeq(_)));
-        match self
-            .judge_all(account, &mailbox, &matcher, candidates)
-            .await
-        {
+        match self.judge_all(account, mailbox, &matcher, candidates).await {
             Ok(mut matched) => {
                 matched.sort_unstable_by_key(|c| c.seq);
                 let mut line = String::with_capacity(8 + matched.len() * 6);
@@ -748,20 +745,14 @@ impl Session {
     }
 
     fn search_failed(&mut self, tag: &Tag, e: StoreError) {
-        tracing::error!(error = %e, "search failed");
-        self.tagged(
-            tag,
-            Status::No,
-            Some(Code::ServerBug),
-            "Cannot search the mailbox",
-        );
+        self.store_failed(tag, e, "search the mailbox");
     }
 
     /// The candidates that match, round by round.
     async fn judge_all(
         &self,
         account: store::AccountId,
-        mailbox: &str,
+        mailbox: store::MailboxRef,
         matcher: &Arc<Matcher>,
         candidates: Vec<Candidate>,
     ) -> Result<Vec<Candidate>, StoreError> {

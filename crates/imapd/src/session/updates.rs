@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use store::{IndexEntry, MailboxIndex, StoreError, Uid};
+use store::{IndexEntry, MailboxIndex, MailboxRef, StoreError, Uid};
 
 use super::{Selected, Session, State};
 use crate::protocol::encode::Status;
@@ -93,8 +93,8 @@ impl Session {
     /// Reports what changed in the selected mailbox since the client was
     /// last told, if anything did.
     pub(super) async fn sync_mailbox(&mut self, expunge_allowed: bool) {
-        let (account, name, owed) = match &self.state {
-            State::Selected(a, s) => (a.id, s.name.clone(), s.expunge_owed),
+        let (account, mailbox, owed) = match &self.state {
+            State::Selected(a, s) => (a.id, s.mailbox, s.expunge_owed),
             _ => return,
         };
         let changed = self.changes.has_changed().unwrap_or(false);
@@ -102,7 +102,7 @@ impl Session {
             return;
         }
         self.changes.borrow_and_update();
-        self.report_changes(account, name, expunge_allowed).await;
+        self.report_changes(account, mailbox, expunge_allowed).await;
     }
 
     /// Reads the selected mailbox now and reports how it differs from the
@@ -110,22 +110,14 @@ impl Session {
     pub(super) async fn report_changes(
         &mut self,
         account: store::AccountId,
-        name: String,
+        mailbox: MailboxRef,
         expunge_allowed: bool,
     ) {
-        let index = match self.ctx.store.mailbox_index(account, &name).await {
+        let index = match self.ctx.store.mailbox_index(account, mailbox).await {
             Ok(index) => index,
-            Err(StoreError::NotFound(_)) => {
-                self.untagged_status(
-                    Status::Bye,
-                    None,
-                    "The selected mailbox was deleted or renamed",
-                );
-                self.closing = true;
-                return;
-            }
+            Err(StoreError::MailboxGone(_)) => return self.selected_mailbox_gone(),
             Err(e) => {
-                tracing::warn!(error = %e, mailbox = %name, "cannot read mailbox updates");
+                tracing::warn!(error = %e, mailbox = %mailbox.id, "cannot read mailbox updates");
                 return;
             }
         };
@@ -136,7 +128,7 @@ impl Session {
         let last_known = view.uids.last().copied().unwrap_or(Uid(0));
         let has_new = index.messages.last().is_some_and(|m| m.uid > last_known);
         let first_recent = if has_new && !view.read_only {
-            match self.ctx.store.claim_recent(account, &name).await {
+            match self.ctx.store.claim_recent(account, mailbox).await {
                 Ok(first) => Some(first),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot claim recent messages");
@@ -287,6 +279,7 @@ mod tests {
     fn view(entries: &[IndexEntry]) -> Selected {
         let index = index(entries);
         Selected {
+            mailbox: index.mailbox_ref(),
             name: "INBOX".into(),
             read_only: false,
             uids: index.uids.clone(),

@@ -37,7 +37,9 @@ use maildrop::Maildrop;
 pub(crate) fn store_code(error: &store::StoreError) -> RespCode {
     use store::StoreError as E;
     match error {
-        E::NotFound(_) | E::Invalid(_) | E::SchemaTooNew { .. } => RespCode::SysPerm,
+        E::NotFound(_) | E::MailboxGone(_) | E::Invalid(_) | E::SchemaTooNew { .. } => {
+            RespCode::SysPerm
+        }
         E::AlreadyExists(_) | E::Closed | E::Database(_) | E::Io(_) => RespCode::SysTemp,
     }
 }

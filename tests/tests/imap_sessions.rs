@@ -1,0 +1,308 @@
+//! IMAP, black-box, several sessions on one account: what one session
+//! sees when another deletes and re-creates its mailbox or expunges its
+//! messages, and INBOX's case-insensitive hierarchy. Each test sends the
+//! bytes that Dovecot 2.3 was compared with.
+
+use postern_tests::*;
+
+const ALICE: &str = "alice@localhost";
+
+async fn start() -> (Server, ImapServer) {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, |_| {}).await;
+    (server, imap)
+}
+
+/// A logged-in session.
+async fn session(imap: &ImapServer) -> Pop3Client {
+    let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    let r = c.imap("L", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
+    assert!(r.last().unwrap().starts_with("L OK"), "{r:?}");
+    c
+}
+
+/// `tag OK ...` as the last line.
+fn ok(r: &[String], tag: &str) {
+    assert!(
+        r.last()
+            .is_some_and(|l| l.starts_with(&format!("{tag} OK"))),
+        "{r:?}"
+    );
+}
+
+/// APPENDs a small message with a LITERAL+ literal.
+async fn append(c: &mut Pop3Client, mailbox: &str, subject: &str) {
+    let message = format!("Subject: {subject}\r\n\r\nbody {subject}\r\n");
+    let r = c
+        .imap(
+            "ap",
+            &format!("APPEND {mailbox} {{{}+}}\r\n{message}", message.len()),
+        )
+        .await;
+    ok(&r, "ap");
+}
+
+/// The lines up to the connection's end; if it stays open 5 s after the
+/// last line, a last line that says so.
+async fn until_closed(c: &mut Pop3Client) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), c.try_line()).await {
+            Ok(Some(line)) => lines.push(line),
+            Ok(None) => return lines,
+            Err(_) => {
+                lines.push("(still open)".into());
+                return lines;
+            }
+        }
+    }
+}
+
+/// Session A has `r` (three messages) selected; session B deletes it,
+/// creates it again and appends one message, all from RFC 3501 2.3.1.1's
+/// point of view a new mailbox. A may not see B's message as its UID 1.
+async fn recreated_under_a(imap: &ImapServer) -> (Pop3Client, Pop3Client) {
+    let mut a = session(imap).await;
+    ok(&a.imap("c", "CREATE r").await, "c");
+    for s in ["one", "two", "three"] {
+        append(&mut a, "r", s).await;
+    }
+    let r = a.imap("s", "SELECT r").await;
+    assert!(r.contains(&"* 3 EXISTS".to_owned()), "{r:?}");
+    ok(&r, "s");
+    let mut b = session(imap).await;
+    ok(&b.imap("d", "DELETE r").await, "d");
+    ok(&b.imap("c", "CREATE r").await, "c");
+    append(&mut b, "r", "four").await;
+    (a, b)
+}
+
+/// B's new message is still there, unflagged.
+async fn new_message_untouched(b: &mut Pop3Client) {
+    let r = b.imap("s", "SELECT r").await;
+    assert!(r.contains(&"* 1 EXISTS".to_owned()), "{r:?}");
+    let r = b
+        .imap(
+            "f",
+            "UID FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])",
+        )
+        .await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (UID 1 FLAGS (\\Recent)"),
+        "{r:?}"
+    );
+    assert_eq!(r[1], "Subject: four");
+    ok(&r, "f");
+}
+
+#[tokio::test]
+async fn a_deleted_and_recreated_mailbox_closes_the_session_that_had_it() {
+    let (_server, imap) = start().await;
+    let (mut a, mut b) = recreated_under_a(&imap).await;
+    // Before: "* 3 EXPUNGE * 2 EXPUNGE" and the new message as UID 1.
+    a.send(b"n NOOP\r\n").await;
+    let lines = until_closed(&mut a).await;
+    assert_eq!(
+        lines,
+        ["* BYE Selected mailbox was deleted, have to disconnect"]
+    );
+    new_message_untouched(&mut b).await;
+}
+
+#[tokio::test]
+async fn no_command_on_the_old_uids_reaches_the_new_mailbox() {
+    let (_server, imap) = start().await;
+    // Each command is the first A sends after the re-creation: none may
+    // read, flag, copy or expunge B's message.
+    for command in [
+        "UID FETCH 1 (BODY.PEEK[])",
+        "UID STORE 1 +FLAGS (\\Deleted)",
+        "STORE 1 +FLAGS (\\Deleted)",
+        "UID COPY 1 INBOX",
+        "UID MOVE 1 INBOX",
+        "EXPUNGE",
+        "UID SEARCH ALL",
+        "FETCH 1:3 (FLAGS)",
+    ] {
+        let (mut a, mut b) = recreated_under_a(&imap).await;
+        a.send(format!("x {command}\r\n").as_bytes()).await;
+        let lines = until_closed(&mut a).await;
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("* BYE Selected mailbox was deleted, have to disconnect"),
+            "{command}: {lines:?}"
+        );
+        assert!(
+            !lines
+                .iter()
+                .any(|l| l.contains("four") || l.starts_with("x ")),
+            "{command}: {lines:?}"
+        );
+        new_message_untouched(&mut b).await;
+        let r = b.imap("i", "STATUS INBOX (MESSAGES)").await;
+        assert_eq!(r[0], "* STATUS INBOX (MESSAGES 0)", "{command}");
+        ok(&b.imap("d", "DELETE r").await, "d");
+    }
+}
+
+#[tokio::test]
+async fn a_session_in_idle_learns_its_mailbox_is_gone() {
+    let (_server, imap) = start().await;
+    let mut a = session(&imap).await;
+    ok(&a.imap("c", "CREATE r").await, "c");
+    append(&mut a, "r", "one").await;
+    ok(&a.imap("s", "SELECT r").await, "s");
+    a.send(b"i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling");
+    let mut b = session(&imap).await;
+    ok(&b.imap("d", "DELETE r").await, "d");
+    let lines = until_closed(&mut a).await;
+    assert_eq!(
+        lines,
+        ["* BYE Selected mailbox was deleted, have to disconnect"]
+    );
+}
+
+#[tokio::test]
+async fn a_renamed_mailbox_stays_selected() {
+    let (_server, imap) = start().await;
+    let mut a = session(&imap).await;
+    ok(&a.imap("c", "CREATE r").await, "c");
+    append(&mut a, "r", "one").await;
+    ok(&a.imap("s", "SELECT r").await, "s");
+    let mut b = session(&imap).await;
+    ok(&b.imap("m", "RENAME r r2").await, "m");
+    assert_eq!(a.imap("n", "NOOP").await, ["n OK Done"]);
+    let r = a
+        .imap("f", "UID FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
+    assert_eq!(r[1], "Subject: one", "{r:?}");
+    ok(&r, "f");
+    ok(&a.imap("t", "UID STORE 1 +FLAGS (\\Flagged)").await, "t");
+    let r = b.imap("st", "STATUS r2 (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS r2 (MESSAGES 1)");
+}
+
+#[tokio::test]
+async fn uid_fetch_leaves_out_what_another_session_expunged() {
+    let (_server, imap) = start().await;
+    let mut a = session(&imap).await;
+    ok(&a.imap("c", "CREATE e").await, "c");
+    for s in ["1", "2", "3"] {
+        append(&mut a, "e", s).await;
+    }
+    ok(&a.imap("s", "SELECT e").await, "s");
+    let mut b = session(&imap).await;
+    ok(&b.imap("s", "SELECT e").await, "s");
+    ok(&b.imap("t", "UID STORE 2 +FLAGS (\\Deleted)").await, "t");
+    ok(&b.imap("x", "EXPUNGE").await, "x");
+
+    // RFC 3501 6.4.8: the missing UID is left out; no NO.
+    let r = a.imap("f", "UID FETCH 1:3 (FLAGS)").await;
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Recent))",
+            "* 3 FETCH (UID 3 FLAGS (\\Recent))",
+            "* 2 EXPUNGE",
+            "f OK [EXPUNGEISSUED] Some messages were already expunged",
+        ]
+    );
+    // Once announced, the UID is simply not there.
+    assert_eq!(
+        a.imap("g", "UID FETCH 2 (FLAGS)").await,
+        ["g OK UID FETCH completed"]
+    );
+}
+
+#[tokio::test]
+async fn uid_fetch_of_a_body_another_session_expunged() {
+    let (_server, imap) = start().await;
+    let mut a = session(&imap).await;
+    ok(&a.imap("c", "CREATE e").await, "c");
+    for s in ["1", "2"] {
+        append(&mut a, "e", s).await;
+    }
+    ok(&a.imap("s", "SELECT e").await, "s");
+    let mut b = session(&imap).await;
+    ok(&b.imap("s", "SELECT e").await, "s");
+    ok(&b.imap("t", "UID STORE 2 +FLAGS (\\Deleted)").await, "t");
+    ok(&b.imap("x", "EXPUNGE").await, "x");
+    let r = a.imap("f", "UID FETCH 2 (BODY.PEEK[])").await;
+    assert_eq!(
+        r,
+        [
+            "* 2 EXPUNGE",
+            "f OK [EXPUNGEISSUED] Some messages were already expunged"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn inbox_is_case_insensitive_as_a_hierarchy_level() {
+    let (_server, imap) = start().await;
+    let mut a = session(&imap).await;
+    ok(&a.imap("c", "CREATE Inbox/kid").await, "c");
+    assert_eq!(
+        a.imap("l1", "LIST \"\" \"Inbox/kid\"").await,
+        [
+            "* LIST (\\HasNoChildren) \"/\" INBOX/kid",
+            "l1 OK LIST completed"
+        ]
+    );
+    assert_eq!(
+        a.imap("l2", "LIST \"\" \"Inbox/%\"").await,
+        [
+            "* LIST (\\HasNoChildren) \"/\" INBOX/kid",
+            "l2 OK LIST completed"
+        ]
+    );
+    assert_eq!(
+        a.imap("l3", "LIST \"\" INBOX").await,
+        ["* LIST (\\HasChildren) \"/\" INBOX", "l3 OK LIST completed"]
+    );
+    for (tag, name) in [
+        ("c1", "INBOX/kid"),
+        ("c2", "Inbox/kid"),
+        ("c3", "inbox/kid"),
+    ] {
+        assert_eq!(
+            a.imap(tag, &format!("CREATE {name}")).await,
+            [format!("{tag} NO [ALREADYEXISTS] Mailbox already exists")]
+        );
+    }
+    // One mailbox whatever the spelling.
+    let mut b = session(&imap).await;
+    append(&mut b, "inbox/kid", "x").await;
+    let r = a.imap("s", "SELECT iNbOx/kid").await;
+    assert!(r.contains(&"* 1 EXISTS".to_owned()), "{r:?}");
+    ok(&r, "s");
+    let r = a.imap("st", "STATUS INBOX/kid (MESSAGES)").await;
+    assert_eq!(r[0], "* STATUS INBOX/kid (MESSAGES 1)");
+    ok(&a.imap("sub", "SUBSCRIBE inbox/kid").await, "sub");
+    let r = a.imap("ls", "LSUB \"\" \"INBOX/*\"").await;
+    assert_eq!(r, ["* LSUB () \"/\" INBOX/kid", "ls OK LSUB completed"]);
+    let all = a.imap("la", "LIST \"\" \"*\"").await;
+    assert_eq!(
+        all.iter()
+            .filter(|l| l.to_lowercase().contains("inbox/"))
+            .count(),
+        1,
+        "{all:?}"
+    );
+    ok(&a.imap("u", "UNSELECT").await, "u");
+    // Below INBOX the name is case-sensitive.
+    assert_eq!(
+        a.imap("d1", "DELETE INBOX/Kid").await,
+        ["d1 NO [NONEXISTENT] No such mailbox"]
+    );
+    ok(&a.imap("d2", "DELETE inbox/kid").await, "d2");
+    assert_eq!(
+        a.imap("l4", "LIST \"\" INBOX").await,
+        [
+            "* LIST (\\HasNoChildren) \"/\" INBOX",
+            "l4 OK LIST completed"
+        ]
+    );
+}
