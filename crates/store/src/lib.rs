@@ -60,6 +60,7 @@ mod leases;
 mod mailbox;
 mod parse;
 mod queue;
+mod reparse;
 mod schema;
 #[cfg(test)]
 mod tests;
