@@ -566,4 +566,24 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             assert_eq!(inner.subject.as_deref(), Some("empty body"));
         }
     }
+
+    /// The deepest trees the parser makes still decode from the cache
+    /// (serde_json refuses JSON nested deeper than 128).
+    #[test]
+    fn deepest_trees_round_trip_through_the_cache() {
+        let mut enclosed = Vec::new();
+        let mut nested = Vec::new();
+        for i in 0..200 {
+            enclosed.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+            nested.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}x\r\n\r\n--b{i}x\r\n")
+                    .as_bytes(),
+            );
+        }
+        for raw in [enclosed, nested] {
+            let s = summarize(&raw);
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(serde_json::from_str::<MessageSummary>(&json).unwrap(), s);
+        }
+    }
 }

@@ -13,8 +13,9 @@
 use crate::{MessageSummary, MimePart, RawText};
 
 /// How deep multiparts and enclosed messages are followed; deeper ones
-/// are leaves.
-const MAX_DEPTH: usize = 64;
+/// are leaves. Real mail nests a few levels; each level is two levels of
+/// the cached JSON, which serde_json reads only up to 128 deep.
+const MAX_DEPTH: usize = 32;
 
 /// Parts made for one message at most; the delimiters after that are
 /// skipped (their content stays in the message, in no part of its own).
