@@ -115,6 +115,8 @@ impl Inner {
         let path = data_dir.join(schema::DB_FILE);
 
         let writer_conn = schema::open_writer(&path)?;
+        // Before any request: nothing may read or cache an outdated summary.
+        crate::reparse::bring_up_to_date(&writer_conn)?;
         let reader_conns = (0..options.readers.max(1))
             .map(|_| schema::open_reader(&path))
             .collect::<Result<Vec<_>>>()?;

@@ -60,6 +60,7 @@ mod leases;
 mod mailbox;
 mod parse;
 mod queue;
+mod reparse;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -402,6 +403,11 @@ pub struct MessageInfo {
 pub struct MessageSummary {
     /// The `Date:` header, as seconds since the epoch, if it parsed.
     pub date: Option<Timestamp>,
+    /// The zone the `Date:` header was written in, in minutes east of UTC
+    /// (0 for `-0000` and the zones RFC 5322 4.3 says to read so); SENTON
+    /// and its kin compare the day in this zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_zone: Option<i32>,
     pub subject: Option<String>,
     pub from: Vec<EmailAddress>,
     pub sender: Vec<EmailAddress>,
@@ -417,6 +423,11 @@ pub struct MessageSummary {
     /// Fields IMAP's ENVELOPE sends as written.
     #[serde(default)]
     pub raw: RawFields,
+    /// The address fields as written (display names undecoded), which
+    /// IMAP's ENVELOPE sends; `None` in summaries made before they were
+    /// kept. The decoded lists above serve search and display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addresses: Option<Box<AddressFields>>,
     /// The MIME tree with byte offsets into the raw message.
     pub body: MimePart,
 }
@@ -443,6 +454,107 @@ pub struct EmailAddress {
     pub address: Option<String>,
 }
 
+/// The address fields of a header, each parsed from the field as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddressFields {
+    pub from: Vec<HeaderAddress>,
+    pub sender: Vec<HeaderAddress>,
+    pub reply_to: Vec<HeaderAddress>,
+    pub to: Vec<HeaderAddress>,
+    pub cc: Vec<HeaderAddress>,
+    pub bcc: Vec<HeaderAddress>,
+}
+
+/// One item of an address list as written (RFC 5322 3.4): a mailbox, or
+/// the start or end of a group around mailboxes. Nothing is decoded: a
+/// display name keeps its encoded-words and raw bytes, without the quotes
+/// of a quoted string and with runs of blanks made one space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeaderAddress {
+    /// `name <route:local_part@domain>`; a piece the field lacks (`bob`
+    /// has no domain, `<>` has neither) is `None`.
+    Mailbox {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<RawText>,
+        /// An obsolete source route, `@a,@b`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        route: Option<RawText>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local_part: Option<RawText>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<RawText>,
+    },
+    /// `name:` opening a group.
+    GroupStart { name: RawText },
+    /// The `;` closing it.
+    GroupEnd,
+}
+
+/// Header text byte for byte as the message has it: usually ASCII or
+/// UTF-8, but whatever the sender wrote, so IMAP can send it unchanged.
+/// Cached as a JSON string when it is UTF-8 and as an array of bytes
+/// otherwise; a plain string from an older summary decodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct RawText(pub Vec<u8>);
+
+impl RawText {
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for RawText {
+    fn from(s: &str) -> Self {
+        RawText(s.as_bytes().to_vec())
+    }
+}
+
+impl From<&[u8]> for RawText {
+    fn from(b: &[u8]) -> Self {
+        RawText(b.to_vec())
+    }
+}
+
+impl Serialize for RawText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match std::str::from_utf8(&self.0) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.serialize_bytes(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<RawText, E> {
+                Ok(RawText(v.as_bytes().to_vec()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<RawText, E> {
+                Ok(RawText(v.to_vec()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<RawText, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(RawText(out))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
 /// One MIME part, enough to answer IMAP's BODYSTRUCTURE and `BODY[section]`
 /// from the raw bytes without parsing again.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -450,27 +562,46 @@ pub struct MimePart {
     /// Lower-case type and subtype: `text`, `plain`.
     pub content_type: String,
     pub content_subtype: String,
-    /// Content-Type parameters in order, names lower-cased.
-    pub params: Vec<(String, String)>,
+    /// Content-Type parameters in order, names lower-cased, values as
+    /// written (RFC 2231 sections joined, never decoded).
+    pub params: Vec<(String, RawText)>,
     pub content_id: Option<String>,
-    pub content_description: Option<String>,
+    /// As written (encoded-words stay encoded).
+    pub content_description: Option<RawText>,
     /// Content-Transfer-Encoding as written (lower-cased), `7bit` if absent.
     pub encoding: String,
     pub disposition: Option<String>,
-    pub disposition_params: Vec<(String, String)>,
+    pub disposition_params: Vec<(String, RawText)>,
     pub language: Vec<String>,
     pub location: Option<String>,
+    /// Content-MD5 as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
     /// Offsets into the raw message: the part's header starts at
     /// `header_offset`, its body spans `body_offset..body_end`.
     pub header_offset: u64,
     pub body_offset: u64,
     pub body_end: u64,
+    /// Where the header ends when that is before `body_offset`: a header
+    /// that runs into a boundary line leaves the line break before it to
+    /// the boundary (RFC 2046 5.1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_end: Option<u64>,
     /// Number of lines in the body (for text/* and message/rfc822).
     pub lines: u64,
     /// Children of a multipart/* (or the one message of message/rfc822).
     pub parts: Vec<MimePart>,
-    /// For message/rfc822: the summary of the enclosed message (its envelope).
+    /// For message/rfc822: the summary of the enclosed message (its
+    /// envelope). Its `body` is left empty: the enclosed tree is
+    /// `parts[0]`, kept once.
     pub message: Option<Box<MessageSummary>>,
+}
+
+impl MimePart {
+    /// Where the part's header ends.
+    pub fn header_end(&self) -> u64 {
+        self.header_end.unwrap_or(self.body_offset)
+    }
 }
 
 /// Tuning for [`Store::open_with`].

@@ -376,6 +376,7 @@ pub(crate) fn messages_by_uid(
 #[serde(default)]
 struct EnvelopeFields {
     date: Option<Timestamp>,
+    date_zone: Option<i32>,
     subject: Option<String>,
     from: Vec<crate::EmailAddress>,
     sender: Vec<crate::EmailAddress>,
@@ -387,6 +388,7 @@ struct EnvelopeFields {
     message_id: Option<String>,
     header_len: u64,
     raw: crate::RawFields,
+    addresses: Option<Box<crate::AddressFields>>,
 }
 
 /// Envelope-only summaries by blob hash. A blob never changes, so an
@@ -404,6 +406,7 @@ fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
         .unwrap_or_default();
     crate::MessageSummary {
         date: fields.date,
+        date_zone: fields.date_zone,
         subject: fields.subject,
         from: fields.from,
         sender: fields.sender,
@@ -415,6 +418,7 @@ fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
         message_id: fields.message_id,
         header_len: fields.header_len,
         raw: fields.raw,
+        addresses: fields.addresses,
         ..Default::default()
     }
 }

@@ -1,34 +1,44 @@
 //! Parsing a message once, at delivery, into a [`MessageSummary`].
 //!
-//! mail-parser does the work; this module turns its result into the store's
-//! own types, with byte offsets into the raw message. Nothing here panics on
-//! bad mail: a message that cannot be parsed gets a minimal summary (one
-//! `text/plain` part spanning the whole message).
+//! The MIME tree, the address fields and the date are read from the raw
+//! bytes here ([`mime`], [`address`], [`date`]), so that IMAP gets them as
+//! written and with offsets that follow RFC 2046 to the byte; mail-parser
+//! decodes the header fields that search and display want in UTF-8
+//! (subject, addresses). Nothing here panics on bad mail: a message that
+//! cannot be parsed gets a minimal summary (one `text/plain` part spanning
+//! the whole message).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mail_parser::{
-    Address, ContentType, Encoding, HeaderName, HeaderValue, Message, MessageParser, MessagePart,
-    PartType,
-};
+use mail_parser::{Address, HeaderValue, Message, MessageParser};
 
-use crate::{EmailAddress, MessageSummary, MimePart, RawFields};
+use crate::{AddressFields, EmailAddress, MessageSummary, MimePart, RawFields};
 
-/// How deep MIME trees and nested messages are followed.
-const MAX_DEPTH: usize = 64;
+mod address;
+mod date;
+mod mime;
+
+/// Bumped whenever what [`summarize`] makes changes, so that summaries
+/// cached by an older version are made again ([`crate::reparse`]).
+/// 1: mail-parser's tree; 2: the tree, addresses and dates read here.
+pub(crate) const SUMMARY_VERSION: i64 = 2;
 
 /// Parses `raw` into a summary. Never panics.
 pub(crate) fn summarize(raw: &[u8]) -> MessageSummary {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
-        MessageParser::default()
-            .parse(raw)
-            .and_then(|message| summary_of(&message, raw, 0))
+        let body = mime::walk(raw, &header_summary);
+        let header_len = body.header_end();
+        let header = raw.get(..header_len as usize).unwrap_or_default();
+        MessageSummary {
+            header_len,
+            body,
+            ..header_summary(header)
+        }
     }));
     match parsed {
-        Ok(Some(summary)) => summary,
-        Ok(None) => minimal(raw),
+        Ok(summary) => summary,
         Err(_) => {
-            tracing::warn!("mail parser failed on a message; storing a minimal summary");
+            tracing::warn!("parsing a message failed; storing a minimal summary");
             minimal(raw)
         }
     }
@@ -55,41 +65,70 @@ pub(crate) fn minimal(raw: &[u8]) -> MessageSummary {
     }
 }
 
-fn summary_of(message: &Message<'_>, raw: &[u8], depth: usize) -> Option<MessageSummary> {
-    let root = message.parts.first()?;
-    let body = part_of(message, 0, raw, depth)?;
-    let header_len = u64::from(root.offset_body.saturating_sub(root.offset_header));
-    let len = raw.len() as u64;
-    let header_end = u64::from(root.offset_body).min(len);
-    let header = slice(
-        raw,
-        u64::from(root.offset_header).min(header_end),
-        header_end,
-    );
+/// What a message's header gives (everything but `header_len` and `body`).
+fn header_summary(header: &[u8]) -> MessageSummary {
     let field = |name: &str| raw_field(header, name);
-    Some(MessageSummary {
-        raw: RawFields {
-            date: field("Date"),
-            subject: field("Subject"),
-            in_reply_to: field("In-Reply-To"),
-            message_id: field("Message-ID"),
-        },
-        date: message
-            .date()
-            .filter(|d| d.is_valid())
-            .map(|d| d.to_timestamp()),
-        subject: message.subject().map(str::to_owned),
-        from: addresses(message.from()),
-        sender: addresses(message.sender()),
-        reply_to: addresses(message.reply_to()),
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
-        bcc: addresses(message.bcc()),
-        in_reply_to: ids(message.in_reply_to()),
-        message_id: message.message_id().map(|id| format!("<{id}>")),
-        header_len,
-        body,
-    })
+    let raw = RawFields {
+        date: field("Date"),
+        subject: field("Subject"),
+        in_reply_to: field("In-Reply-To"),
+        message_id: field("Message-ID"),
+    };
+    let (date, date_zone) = match raw.date.as_deref().and_then(date::parse_date) {
+        Some((at, zone)) => (Some(at), Some(zone)),
+        None => (None, None),
+    };
+    let list = |name: &str| {
+        field(name)
+            .map(|v| address::parse_address_list(&v))
+            .unwrap_or_default()
+    };
+    let addresses = AddressFields {
+        from: list("From"),
+        sender: list("Sender"),
+        reply_to: list("Reply-To"),
+        to: list("To"),
+        cc: list("Cc"),
+        bcc: list("Bcc"),
+    };
+    let mut summary = MessageSummary {
+        date,
+        date_zone,
+        raw,
+        addresses: Some(Box::new(addresses)),
+        ..MessageSummary::default()
+    };
+    // mail-parser drops a last field that no line break ends: give it a
+    // header that ends as a header should.
+    let ended;
+    let header = if header.ends_with(b"\n\n") || header.ends_with(b"\n\r\n") {
+        header
+    } else {
+        let end: &[u8] = if header.ends_with(b"\n") {
+            b"\r\n"
+        } else {
+            b"\r\n\r\n"
+        };
+        ended = [header, end].concat();
+        &ended
+    };
+    if let Some(message) = MessageParser::default().parse_headers(header) {
+        decoded_fields(&message, &mut summary);
+    }
+    summary
+}
+
+/// The fields mail-parser decodes to UTF-8, for search and display.
+fn decoded_fields(message: &Message<'_>, s: &mut MessageSummary) {
+    s.subject = message.subject().map(str::to_owned);
+    s.from = addresses(message.from());
+    s.sender = addresses(message.sender());
+    s.reply_to = addresses(message.reply_to());
+    s.to = addresses(message.to());
+    s.cc = addresses(message.cc());
+    s.bcc = addresses(message.bcc());
+    s.in_reply_to = ids(message.in_reply_to());
+    s.message_id = message.message_id().map(|id| format!("<{id}>"));
 }
 
 /// The first field `name` of a header section, as written: continuation
@@ -117,151 +156,6 @@ pub(crate) fn raw_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
         return Some(value.trim_ascii().to_vec());
     }
     None
-}
-
-fn part_of(message: &Message<'_>, index: usize, raw: &[u8], depth: usize) -> Option<MimePart> {
-    if depth > MAX_DEPTH {
-        return None;
-    }
-    let part = message.parts.get(index)?;
-
-    // Offsets, clamped so that slicing the raw message with them never fails.
-    let len = raw.len() as u64;
-    let body_end = u64::from(part.offset_end).min(len);
-    let body_offset = u64::from(part.offset_body).min(body_end);
-    let header_offset = u64::from(part.offset_header).min(body_offset);
-    let body_bytes = slice(raw, body_offset, body_end);
-
-    let content_type = header(part, HeaderName::ContentType).and_then(HeaderValue::as_content_type);
-    let (mut ctype, mut subtype, mut params) = match content_type {
-        Some(ct) => type_of(ct),
-        None if matches!(part.body, PartType::Message(_)) => {
-            ("message".to_owned(), "rfc822".to_owned(), Vec::new())
-        }
-        None => ("text".to_owned(), "plain".to_owned(), Vec::new()),
-    };
-
-    let mut children = Vec::new();
-    let mut nested = None;
-    match &part.body {
-        PartType::Multipart(ids) => {
-            for &id in ids {
-                let id = id as usize;
-                // Children always follow their parent; anything else is a
-                // loop in a broken parse.
-                if id <= index {
-                    continue;
-                }
-                if let Some(child) = part_of(message, id, raw, depth + 1) {
-                    children.push(child);
-                }
-            }
-        }
-        PartType::Message(inner) if part.encoding == Encoding::None => {
-            // Parsed in place: its offsets are into our raw message.
-            if let Some(summary) = summary_of(inner, raw, depth + 1) {
-                children.push(summary.body.clone());
-                nested = Some(Box::new(summary));
-            }
-        }
-        _ => {}
-    }
-
-    // Keep the tree consistent with what it says it is: a multipart with no
-    // parts, or a message/rfc822 that did not parse (or was encoded, so its
-    // offsets would not point into the raw message), becomes a leaf.
-    if ctype == "multipart" && children.is_empty() {
-        ctype = "text".into();
-        subtype = "plain".into();
-        params.clear();
-    } else if ctype != "multipart" && nested.is_none() {
-        children.clear();
-        if ctype == "message" && (subtype == "rfc822" || subtype == "global") {
-            if part.encoding == Encoding::None {
-                ctype = "text".into();
-                subtype = "plain".into();
-                params.clear();
-            } else {
-                ctype = "application".into();
-                subtype = "octet-stream".into();
-                params.clear();
-            }
-        }
-    }
-    if ctype == "text" && !params.iter().any(|(name, _)| name == "charset") {
-        params.push(("charset".into(), "us-ascii".into()));
-    }
-
-    let encoding = header(part, HeaderName::ContentTransferEncoding)
-        .and_then(HeaderValue::as_text)
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| !e.is_empty())
-        .unwrap_or_else(|| "7bit".into());
-
-    let (disposition, disposition_params) =
-        match header(part, HeaderName::ContentDisposition).and_then(HeaderValue::as_content_type) {
-            Some(d) => (
-                Some(d.ctype().to_ascii_lowercase()),
-                attributes(d.attributes()),
-            ),
-            None => (None, Vec::new()),
-        };
-
-    Some(MimePart {
-        content_type: ctype,
-        content_subtype: subtype,
-        params,
-        content_id: ids(header(part, HeaderName::ContentId).unwrap_or(&HeaderValue::Empty)),
-        content_description: header(part, HeaderName::ContentDescription)
-            .and_then(HeaderValue::as_text)
-            .map(str::to_owned),
-        encoding,
-        disposition,
-        disposition_params,
-        language: match header(part, HeaderName::ContentLanguage) {
-            Some(HeaderValue::Text(t)) => vec![t.to_string()],
-            Some(HeaderValue::TextList(list)) => list.iter().map(|t| t.to_string()).collect(),
-            _ => Vec::new(),
-        },
-        location: header(part, HeaderName::ContentLocation)
-            .and_then(HeaderValue::as_text)
-            .map(str::to_owned),
-        header_offset,
-        body_offset,
-        body_end,
-        lines: count_lines(body_bytes),
-        parts: children,
-        message: nested,
-    })
-}
-
-fn header<'a, 'x>(
-    part: &'a MessagePart<'x>,
-    name: HeaderName<'static>,
-) -> Option<&'a HeaderValue<'x>> {
-    part.headers
-        .iter()
-        .rev()
-        .find(|h| h.name == name)
-        .map(|h| &h.value)
-}
-
-fn type_of(ct: &ContentType<'_>) -> (String, String, Vec<(String, String)>) {
-    let ctype = ct.ctype().trim().to_ascii_lowercase();
-    let params = attributes(ct.attributes());
-    match ct.subtype().map(|s| s.trim().to_ascii_lowercase()) {
-        Some(sub) if !ctype.is_empty() && !sub.is_empty() => (ctype, sub, params),
-        _ if ctype == "text" => (ctype, "plain".into(), params),
-        _ => ("application".into(), "octet-stream".into(), params),
-    }
-}
-
-fn attributes(attrs: Option<&[mail_parser::Attribute<'_>]>) -> Vec<(String, String)> {
-    attrs
-        .unwrap_or_default()
-        .iter()
-        .map(|a| (a.name.to_ascii_lowercase(), a.value.to_string()))
-        .collect()
 }
 
 /// Message-ID style values, written back with their angle brackets.
@@ -309,12 +203,6 @@ fn addresses(value: Option<&Address<'_>>) -> Vec<EmailAddress> {
             out
         }
     }
-}
-
-fn slice(raw: &[u8], start: u64, end: u64) -> &[u8] {
-    let start = usize::try_from(start).unwrap_or(usize::MAX);
-    let end = usize::try_from(end).unwrap_or(usize::MAX);
-    raw.get(start..end).unwrap_or_default()
 }
 
 fn count_lines(bytes: &[u8]) -> u64 {
@@ -419,10 +307,7 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             (b.content_type.as_str(), b.content_subtype.as_str()),
             ("text", "plain")
         );
-        assert_eq!(
-            b.params,
-            vec![("charset".to_owned(), "us-ascii".to_owned())]
-        );
+        assert_eq!(b.params, vec![("charset".to_owned(), "us-ascii".into())]);
         assert_eq!(b.encoding, "7bit");
         assert_eq!(b.header_offset, 0);
         assert_eq!(b.body_offset, s.header_len);
@@ -448,14 +333,11 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             (b.content_type.as_str(), b.content_subtype.as_str()),
             ("multipart", "alternative")
         );
-        assert_eq!(b.params, vec![("boundary".to_owned(), "XX".to_owned())]);
+        assert_eq!(b.params, vec![("boundary".to_owned(), "XX".into())]);
         assert_eq!(b.parts.len(), 2);
         let plain = &b.parts[0];
         assert_eq!(plain.content_subtype, "plain");
-        assert_eq!(
-            plain.params,
-            vec![("charset".to_owned(), "UTF-8".to_owned())]
-        );
+        assert_eq!(plain.params, vec![("charset".to_owned(), "UTF-8".into())]);
         assert_eq!(plain.encoding, "quoted-printable");
         assert_eq!(body(raw, plain), b"caf=C3=A9");
         assert!(raw[plain.header_offset as usize..].starts_with(b"Content-Type: text/plain"));
@@ -500,18 +382,15 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             (pdf.content_type.as_str(), pdf.content_subtype.as_str()),
             ("application", "pdf")
         );
-        assert_eq!(
-            pdf.params,
-            vec![("name".to_owned(), "report.pdf".to_owned())]
-        );
+        assert_eq!(pdf.params, vec![("name".to_owned(), "report.pdf".into())]);
         assert_eq!(pdf.encoding, "base64");
         assert_eq!(pdf.disposition.as_deref(), Some("attachment"));
         assert_eq!(
             pdf.disposition_params,
-            vec![("filename".to_owned(), "report.pdf".to_owned())]
+            vec![("filename".to_owned(), "report.pdf".into())]
         );
         assert_eq!(pdf.content_id.as_deref(), Some("<part1@x>"));
-        assert_eq!(pdf.content_description.as_deref(), Some("The report"));
+        assert_eq!(pdf.content_description, Some("The report".into()));
         assert_eq!(pdf.language, vec!["en".to_owned(), "de".to_owned()]);
         assert_eq!(body(raw, pdf), b"JVBERi0xLjQK");
     }
@@ -543,13 +422,12 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
         assert!(body(raw, msg).ends_with(b"second line"));
         assert_eq!(msg.lines, 6);
         assert_eq!(msg.parts.len(), 1);
-        assert_eq!(msg.parts[0], inner.body);
-        assert_eq!(body(raw, &inner.body), b"original body\r\nsecond line");
-        assert_eq!(inner.body.header_offset, msg.body_offset);
-        assert_eq!(
-            inner.header_len,
-            inner.body.body_offset - inner.body.header_offset
-        );
+        // The enclosed tree is kept once, in the part's children.
+        assert_eq!(inner.body, MimePart::default());
+        let tree = &msg.parts[0];
+        assert_eq!(body(raw, tree), b"original body\r\nsecond line");
+        assert_eq!(tree.header_offset, msg.body_offset);
+        assert_eq!(inner.header_len, tree.body_offset - tree.header_offset);
     }
 
     #[test]
@@ -637,5 +515,75 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
                 EmailAddress::default(),
             ]
         );
+    }
+
+    /// Issue 10, through the whole parse: obsolete dates parse, with their
+    /// zone, and a delimiter is only a delimiter at the start of a line.
+    #[test]
+    fn issue10_dates_and_boundaries() {
+        let s = summarize(b"Date: Thu, 5 Feb 2020 10:00 EST\r\n\r\nx\r\n");
+        assert_eq!(s.date, Some(1_580_914_800));
+        let s = summarize(b"Date: 1 Jan 70 00:00 GMT\r\n\r\nx\r\n");
+        assert_eq!(s.date, Some(0));
+
+        let raw = b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n\
+--zz\r\nContent-Type: text/plain\r\n\r\nsee x--zz here\r\n\
+--zz\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--zz--\r\n";
+        let s = summarize(raw);
+        let parts = &s.body.parts;
+        assert_eq!(parts.len(), 2);
+        assert_eq!(body(raw, &parts[0]), b"see x--zz here");
+        assert_eq!(
+            &raw[parts[1].header_offset as usize..parts[1].body_offset as usize],
+            b"Content-Type: text/html\r\n\r\n"
+        );
+    }
+
+    /// Issue 10: the forwarded message with an empty body keeps its type
+    /// and its bytes, with or without the blank line.
+    #[test]
+    fn issue10_forwarded_empty_body() {
+        let head = b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n\
+--zz\r\nContent-Type: text/plain\r\n\r\nsee below\r\n\
+--zz\r\nContent-Type: message/rfc822\r\n\r\n";
+        for (tail, size) in [
+            (
+                &b"From: c@d\r\nSubject: empty body\r\n\r\n--zz--\r\n"[..],
+                34,
+            ),
+            (b"From: c@d\r\nSubject: empty body\r\n--zz--\r\n", 32),
+        ] {
+            let raw = [&head[..], tail].concat();
+            let s = summarize(&raw);
+            let msg = &s.body.parts[1];
+            assert_eq!(
+                (msg.content_type.as_str(), msg.content_subtype.as_str()),
+                ("message", "rfc822")
+            );
+            assert_eq!(msg.body_end - msg.body_offset, size);
+            assert!(!body(&raw, msg).windows(4).any(|w| w == b"--zz"));
+            let inner = msg.message.as_deref().expect("enclosed message");
+            assert_eq!(inner.subject.as_deref(), Some("empty body"));
+        }
+    }
+
+    /// The deepest trees the parser makes still decode from the cache
+    /// (serde_json refuses JSON nested deeper than 128).
+    #[test]
+    fn deepest_trees_round_trip_through_the_cache() {
+        let mut enclosed = Vec::new();
+        let mut nested = Vec::new();
+        for i in 0..200 {
+            enclosed.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+            nested.extend_from_slice(
+                format!("Content-Type: multipart/mixed; boundary=b{i}x\r\n\r\n--b{i}x\r\n")
+                    .as_bytes(),
+            );
+        }
+        for raw in [enclosed, nested] {
+            let s = summarize(&raw);
+            let json = serde_json::to_string(&s).unwrap();
+            assert_eq!(serde_json::from_str::<MessageSummary>(&json).unwrap(), s);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! summaries, header filtering for `HEADER.FIELDS`, section extraction from
 //! the raw bytes, and dates.
 
-use store::{EmailAddress, MessageSummary, MimePart, Timestamp};
+use store::{EmailAddress, HeaderAddress, MessageSummary, MimePart, RawText, Timestamp};
 
 use super::datetime::format_date_time;
 use super::encode::{nstring, quoted_or_literal};
@@ -98,20 +98,31 @@ fn field_name(field: &[u8]) -> &[u8] {
     field[..colon].trim_ascii()
 }
 
-/// The fields named (or, with `not`, those not named), then a blank line.
+/// `HEADER.FIELDS`: the fields named, each ended by a line break, then a
+/// blank line. `HEADER.FIELDS.NOT` (`not`): the other fields as written,
+/// and the blank line only if the header has one (RFC 3501 6.4.5: none for
+/// a message without a body and without a blank line; Dovecot alike).
 pub fn filter_header(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for f in fields(header) {
         let named = names.iter().any(|n| n.eq_ignore_ascii_case(field_name(f)));
         if named != not {
             out.extend_from_slice(f);
-            if !f.ends_with(b"\n") {
+            if !not && !f.ends_with(b"\n") {
                 out.extend_from_slice(b"\r\n");
             }
         }
     }
-    out.extend_from_slice(b"\r\n");
+    if !not || has_blank_line(header) {
+        out.extend_from_slice(b"\r\n");
+    }
     out
+}
+
+/// Whether a header section ends with the blank line that separates it
+/// from a body.
+fn has_blank_line(header: &[u8]) -> bool {
+    matches!(header, b"\r\n" | b"\n") || header.ends_with(b"\n\r\n") || header.ends_with(b"\n\n")
 }
 
 fn address_list(out: &mut Vec<u8>, list: &[EmailAddress]) {
@@ -154,9 +165,54 @@ fn address_list(out: &mut Vec<u8>, list: &[EmailAddress]) {
     out.push(b')');
 }
 
-/// `ENVELOPE` data for a message. Date, Subject and the id fields go out as
-/// written (the store keeps them from delivery); the decoded values stand in
-/// for summaries made before it did.
+/// An address list as written (RFC 3501 7.4.2). A mailbox without a local
+/// part or a domain gets Dovecot's `MISSING_MAILBOX` / `MISSING_DOMAIN`
+/// (`localonly` is `(NIL NIL "localonly" "MISSING_DOMAIN")`); a group is
+/// its start and end markers around its members.
+fn header_address_list(out: &mut Vec<u8>, list: &[HeaderAddress]) {
+    if list.is_empty() {
+        out.extend_from_slice(b"NIL");
+        return;
+    }
+    fn bytes(t: &Option<RawText>) -> Option<&[u8]> {
+        t.as_ref().map(RawText::as_bytes)
+    }
+    out.push(b'(');
+    for a in list {
+        out.push(b'(');
+        match a {
+            HeaderAddress::Mailbox {
+                name,
+                route,
+                local_part,
+                domain,
+            } => {
+                nstring(out, bytes(name));
+                out.push(b' ');
+                nstring(out, bytes(route));
+                out.push(b' ');
+                nstring(out, Some(bytes(local_part).unwrap_or(b"MISSING_MAILBOX")));
+                out.push(b' ');
+                nstring(out, Some(bytes(domain).unwrap_or(b"MISSING_DOMAIN")));
+            }
+            HeaderAddress::GroupStart { name } => {
+                out.extend_from_slice(b"NIL NIL ");
+                nstring(out, Some(name.as_bytes()));
+                out.extend_from_slice(b" NIL");
+            }
+            HeaderAddress::GroupEnd => out.extend_from_slice(b"NIL NIL NIL NIL"),
+        }
+        out.push(b')');
+    }
+    out.push(b')');
+}
+
+/// `ENVELOPE` data for a message. Everything goes out as written (the
+/// store keeps it from delivery): Date, Subject, the id fields and the
+/// addresses, display names undecoded (RFC 2047 words and 8-bit bytes as
+/// the message has them); the decoded values stand in for summaries made
+/// before the store kept them. Sender and Reply-To default to From (RFC
+/// 3501 7.4.2).
 pub fn envelope(out: &mut Vec<u8>, s: &MessageSummary) {
     out.push(b'(');
     let date = s
@@ -172,16 +228,30 @@ pub fn envelope(out: &mut Vec<u8>, s: &MessageSummary) {
         .clone()
         .or_else(|| s.subject.clone().map(String::into_bytes));
     nstring(out, subject.as_deref());
-    let from = &s.from;
-    let sender = if s.sender.is_empty() { from } else { &s.sender };
-    let reply_to = if s.reply_to.is_empty() {
-        from
+    if let Some(a) = s.addresses.as_deref() {
+        for list in [
+            &a.from[..],
+            or_from(&a.sender, &a.from),
+            or_from(&a.reply_to, &a.from),
+            &a.to,
+            &a.cc,
+            &a.bcc,
+        ] {
+            out.push(b' ');
+            header_address_list(out, list);
+        }
     } else {
-        &s.reply_to
-    };
-    for list in [from, sender, reply_to, &s.to, &s.cc, &s.bcc] {
-        out.push(b' ');
-        address_list(out, list);
+        for list in [
+            &s.from[..],
+            or_from(&s.sender, &s.from),
+            or_from(&s.reply_to, &s.from),
+            &s.to,
+            &s.cc,
+            &s.bcc,
+        ] {
+            out.push(b' ');
+            address_list(out, list);
+        }
     }
     out.push(b' ');
     let irt = s
@@ -200,7 +270,16 @@ pub fn envelope(out: &mut Vec<u8>, s: &MessageSummary) {
     out.push(b')');
 }
 
-fn params(out: &mut Vec<u8>, p: &[(String, String)]) {
+/// Sender and Reply-To: From when absent or empty.
+fn or_from<'a, T>(list: &'a [T], from: &'a [T]) -> &'a [T] {
+    if list.is_empty() {
+        from
+    } else {
+        list
+    }
+}
+
+fn params(out: &mut Vec<u8>, p: &[(String, RawText)]) {
     if p.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -282,7 +361,7 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
     out.push(b' ');
     nstring(out, p.content_id.as_deref().map(str::as_bytes));
     out.push(b' ');
-    nstring(out, p.content_description.as_deref().map(str::as_bytes));
+    nstring(out, p.content_description.as_ref().map(RawText::as_bytes));
     out.push(b' ');
     let enc = if p.encoding.is_empty() {
         "7bit"
@@ -308,7 +387,8 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
         out.push_str_num(p.lines);
     }
     if extended {
-        out.extend_from_slice(b" NIL");
+        out.push(b' ');
+        nstring(out, p.md5.as_deref().map(str::as_bytes));
         extension(out, p);
     }
     out.push(b')');
@@ -330,28 +410,25 @@ fn is_message(p: &MimePart) -> bool {
         && p.content_subtype.eq_ignore_ascii_case("rfc822")
 }
 
-/// The part a section's part numbers name, if any.
+/// The part a section's part numbers name, if any, as Dovecot finds it: in
+/// a multipart, `n` is its n-th part; any other part has only part 1,
+/// itself, and only a message/rfc822 part goes on below it, into the
+/// enclosed message. So `BODY[1.1]` of a one-part message names nothing.
 fn find_part<'a>(root: &'a MimePart, path: &[std::num::NonZeroU32]) -> Option<&'a MimePart> {
-    let mut container = root;
-    let mut found = root;
+    let mut part = root;
     for (i, n) in path.iter().enumerate() {
         let n = n.get() as usize;
-        found = if container.content_type.eq_ignore_ascii_case("multipart") {
-            container.parts.get(n - 1)?
-        } else if n == 1 {
-            container
-        } else {
+        let more = i + 1 < path.len();
+        if part.content_type.eq_ignore_ascii_case("multipart") {
+            part = part.parts.get(n - 1)?;
+        } else if n != 1 || (more && !is_message(part)) {
             return None;
-        };
-        if i + 1 < path.len() {
-            container = if is_message(found) {
-                found.parts.first()?
-            } else {
-                found
-            };
+        }
+        if more && is_message(part) {
+            part = part.parts.first()?;
         }
     }
-    Some(found)
+    Some(part)
 }
 
 /// The bytes a `BODY[section]` names; `None` if there is no such part (the
@@ -365,7 +442,7 @@ pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Optio
         let (h, t) = if is_message(part) {
             let inner = part.parts.first()?;
             (
-                slice(Some(raw), inner.header_offset, inner.body_offset)?,
+                slice(Some(raw), inner.header_offset, inner.header_end())?,
                 // To the end of the enclosing part: a multipart's epilogue
                 // belongs to the enclosed message's text.
                 slice(Some(raw), inner.body_offset, part.body_end)?,
@@ -379,7 +456,7 @@ pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Optio
         (None, None) => raw.to_vec(),
         (None, Some(p)) => slice(Some(raw), p.body_offset, p.body_end)?.to_vec(),
         (Some(SectionText::Mime), Some(p)) => {
-            slice(Some(raw), p.header_offset, p.body_offset)?.to_vec()
+            slice(Some(raw), p.header_offset, p.header_end())?.to_vec()
         }
         (Some(SectionText::Mime), None) => return None,
         (Some(SectionText::Header), _) => header.to_vec(),
@@ -454,5 +531,64 @@ mod tests {
             filter_header(h, &[b"SUBJECT".to_vec()], true),
             b"From: a\r\nTo: b\r\n\r\n"
         );
+    }
+
+    /// RFC 3501 6.4.5: no blank line in a header fetch of a message that
+    /// has none; Dovecot's HEADER.FIELDS.NOT copies what is there.
+    #[test]
+    fn header_filtering_without_blank_line() {
+        let names = [b"from".to_vec(), b"subject".to_vec()];
+        for h in [
+            &b"From: a@b\r\nSubject: s"[..],
+            b"From: a@b\r\nSubject: s\r\n",
+        ] {
+            assert_eq!(filter_header(h, &names, true), b"");
+        }
+        assert_eq!(
+            filter_header(b"From: a@b\r\nSubject: s", &names[..1], true),
+            b"Subject: s"
+        );
+        assert_eq!(filter_header(b"From: a@b\r\n\r\n", &names, true), b"\r\n");
+        assert_eq!(filter_header(b"\r\n", &names, true), b"\r\n");
+        // HEADER.FIELDS keeps its blank line, as Dovecot sends it.
+        assert_eq!(filter_header(b"X: 1", &names, false), b"\r\n");
+    }
+
+    fn leaf(ctype: &str, subtype: &str, parts: Vec<MimePart>) -> MimePart {
+        MimePart {
+            content_type: ctype.into(),
+            content_subtype: subtype.into(),
+            parts,
+            ..MimePart::default()
+        }
+    }
+
+    fn path(p: &[u32]) -> Vec<std::num::NonZeroU32> {
+        p.iter()
+            .map(|&n| std::num::NonZeroU32::new(n).unwrap())
+            .collect()
+    }
+
+    /// Part numbers as Dovecot resolves them: only part 1 below a part that
+    /// is not multipart, and only a message/rfc822 part goes deeper.
+    #[test]
+    fn part_numbers() {
+        let text = leaf("text", "plain", vec![]);
+        let found = |root: &MimePart, p: &[u32]| find_part(root, &path(p)).map(|x| x as *const _);
+        // A one-part message: 1 is its body, 1.1 is nothing.
+        assert_eq!(found(&text, &[1]), Some(&text as *const _));
+        assert_eq!(found(&text, &[1, 1]), None);
+        assert_eq!(found(&text, &[2]), None);
+        // A multipart: 1 is its first part, 1.1 that part again, no deeper.
+        let mixed = leaf("multipart", "mixed", vec![text.clone(), text.clone()]);
+        assert_eq!(found(&mixed, &[2]), Some(&mixed.parts[1] as *const _));
+        assert_eq!(found(&mixed, &[1, 1]), Some(&mixed.parts[0] as *const _));
+        assert_eq!(found(&mixed, &[1, 1, 1]), None);
+        assert_eq!(found(&mixed, &[3]), None);
+        // A message/rfc822 part: 1.1 is the body of the enclosed message.
+        let rfc822 = leaf("message", "rfc822", vec![text.clone()]);
+        assert_eq!(found(&rfc822, &[1]), Some(&rfc822 as *const _));
+        assert_eq!(found(&rfc822, &[1, 1]), Some(&rfc822.parts[0] as *const _));
+        assert_eq!(found(&rfc822, &[1, 1, 1]), None);
     }
 }

@@ -277,7 +277,11 @@ fn zone_offset(raw_date: &[u8]) -> i64 {
 /// The calendar day the `Date:` field names, in its own zone.
 fn sent_day(s: &MessageSummary) -> Option<i64> {
     let ts = s.date?;
-    let offset = s.raw.date.as_deref().map_or(0, zone_offset);
+    let offset = match s.date_zone {
+        Some(minutes) => i64::from(minutes) * 60,
+        // A summary made before the store kept the zone.
+        None => s.raw.date.as_deref().map_or(0, zone_offset),
+    };
     Some((ts + offset).div_euclid(86_400))
 }
 

@@ -1,0 +1,302 @@
+//! IMAP, black-box: what FETCH and SEARCH make of a message's MIME
+//! structure, addresses and date (issue 10, items 2, 3, 5, 6, 7 and 8).
+//! Each message goes in with APPEND, byte for byte; the expected answers
+//! are Dovecot 2.3.19's for the same bytes, where the RFCs agree.
+
+use postern_tests::*;
+
+const ALICE: &str = "alice@localhost";
+
+/// A logged-in session with INBOX selected, holding `messages` (UIDs and
+/// sequence numbers from 1, in order).
+async fn inbox_with(messages: &[&[u8]]) -> (Server, ImapServer, Pop3Client) {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, |_| {}).await;
+    let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
+    assert!(greeting.starts_with("* OK "), "{greeting}");
+    let r = c.imap("L", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
+    assert!(r.last().unwrap().starts_with("L OK"), "{r:?}");
+    for (i, m) in messages.iter().enumerate() {
+        let tag = format!("A{i}");
+        let mut cmd = format!("{tag} APPEND INBOX {{{}+}}\r\n", m.len()).into_bytes();
+        cmd.extend_from_slice(m);
+        cmd.extend_from_slice(b"\r\n");
+        c.send(&cmd).await;
+        let r = c.until_tag(&tag).await;
+        assert!(r.last().unwrap().starts_with(&format!("{tag} OK")), "{r:?}");
+    }
+    let r = c.imap("S", "SELECT INBOX").await;
+    assert!(r.last().unwrap().starts_with("S OK"), "{r:?}");
+    (server, imap, c)
+}
+
+/// Sends `tag command`; returns the untagged responses, each with its
+/// literals' bytes in place (`{n}\r\n` kept before them), and checks the
+/// tagged one is OK.
+async fn untagged(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<Vec<u8>> {
+    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
+    let mut out = Vec::new();
+    loop {
+        let mut resp = Vec::new();
+        loop {
+            let line = c.line().await;
+            resp.extend_from_slice(line.as_bytes());
+            let n = line
+                .strip_suffix('}')
+                .and_then(|l| l.rsplit_once('{'))
+                .and_then(|(_, n)| n.parse::<usize>().ok());
+            match n {
+                Some(n) => {
+                    resp.extend_from_slice(b"\r\n");
+                    resp.extend(c.read_bytes(n).await);
+                }
+                None => break,
+            }
+        }
+        if resp.starts_with(format!("{tag} ").as_bytes()) {
+            assert!(
+                resp.starts_with(format!("{tag} OK").as_bytes()),
+                "{command}: {}",
+                String::from_utf8_lossy(&resp)
+            );
+            return out;
+        }
+        out.push(resp);
+    }
+}
+
+/// The one FETCH response to `command`, as bytes.
+async fn fetch(c: &mut Pop3Client, command: &str) -> Vec<u8> {
+    let r = untagged(c, "f", command).await;
+    assert_eq!(r.len(), 1, "{command}: {r:?}");
+    r.into_iter().next().unwrap()
+}
+
+fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn same(got: Vec<u8>, want: &[u8]) {
+    assert_eq!(show(&got), show(want));
+    assert_eq!(got, want);
+}
+
+const FORWARD_HEAD: &[u8] = b"From: a@b\r\nSubject: fwd\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=zz\r\n\r\n\
+--zz\r\nContent-Type: text/plain\r\n\r\nsee below\r\n\
+--zz\r\nContent-Type: message/rfc822\r\n\r\n";
+
+fn forward(tail: &[u8]) -> Vec<u8> {
+    [FORWARD_HEAD, tail].concat()
+}
+
+const TEXT_PART: &str =
+    r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 9 0 NIL NIL NIL NIL)"#;
+const EMPTY_BODY_ENVELOPE: &str = r#"(NIL "empty body" ((NIL NIL "c" "d")) ((NIL NIL "c" "d")) ((NIL NIL "c" "d")) NIL NIL NIL NIL NIL)"#;
+const EMPTY_TEXT: &str =
+    r#"("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)"#;
+
+/// Item 2: part 2 is message/rfc822 holding only a header and the blank
+/// line before the closing delimiter. Dovecot: 34, 32 and 32 octets.
+#[tokio::test]
+async fn forwarded_message_with_empty_body() {
+    let issue = forward(b"From: c@d\r\nSubject: empty body\r\n\r\n--zz--\r\n");
+    let (_server, _imap, mut c) = inbox_with(&[&issue]).await;
+    same(
+        fetch(&mut c, "FETCH 1 BODYSTRUCTURE").await,
+        format!(
+            "* 1 FETCH (BODYSTRUCTURE ({TEXT_PART}(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 34 {EMPTY_BODY_ENVELOPE} {EMPTY_TEXT} 3 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"zz\") NIL NIL NIL))"
+        )
+        .as_bytes(),
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[2]").await,
+        b"* 1 FETCH (BODY[2] {34}\r\nFrom: c@d\r\nSubject: empty body\r\n\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[2.MIME]").await,
+        b"* 1 FETCH (BODY[2.MIME] {32}\r\nContent-Type: message/rfc822\r\n\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[2.HEADER]").await,
+        b"* 1 FETCH (BODY[2.HEADER] {32}\r\nFrom: c@d\r\nSubject: empty body\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[2.TEXT]").await,
+        b"* 1 FETCH (BODY[2.TEXT] {0}\r\n)",
+    );
+}
+
+/// Item 2: without the blank line the part is still the message/rfc822 it
+/// declares, and no delimiter line leaks into a part.
+#[tokio::test]
+async fn forwarded_message_without_blank_line() {
+    let raw = forward(b"From: c@d\r\nSubject: empty body\r\n--zz--\r\n");
+    let (_server, _imap, mut c) = inbox_with(&[&raw]).await;
+    same(
+        fetch(&mut c, "FETCH 1 BODYSTRUCTURE").await,
+        format!(
+            "* 1 FETCH (BODYSTRUCTURE ({TEXT_PART}(\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 32 {EMPTY_BODY_ENVELOPE} {EMPTY_TEXT} 2 NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"zz\") NIL NIL NIL))"
+        )
+        .as_bytes(),
+    );
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[1] BODY.PEEK[2] BODY.PEEK[2.HEADER])").await,
+        b"* 1 FETCH (BODY[1] {9}\r\nsee below BODY[2] {32}\r\nFrom: c@d\r\nSubject: empty body\r\n BODY[2.HEADER] {30}\r\nFrom: c@d\r\nSubject: empty body)",
+    );
+}
+
+/// Item 3: `x--zz` in the middle of a line is text, not a delimiter (RFC
+/// 2046 5.1.1).
+#[tokio::test]
+async fn boundary_counts_only_at_line_start() {
+    let raw = b"From: a@b\r\nSubject: b\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=zz\r\n\r\n\
+--zz\r\nContent-Type: text/plain\r\n\r\nsee x--zz here\r\n\
+--zz\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--zz--\r\n";
+    let (_server, _imap, mut c) = inbox_with(&[raw]).await;
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[2.MIME]").await,
+        b"* 1 FETCH (BODY[2.MIME] {27}\r\nContent-Type: text/html\r\n\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[1] BODY.PEEK[2])").await,
+        b"* 1 FETCH (BODY[1] {14}\r\nsee x--zz here BODY[2] {10}\r\n<p>two</p>)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY").await,
+        br#"* 1 FETCH (BODY (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 14 0)("text" "html" ("charset" "us-ascii") NIL NIL "7bit" 10 0) "mixed"))"#,
+    );
+}
+
+/// Item 5: a local part alone stays in the ENVELOPE (RFC 3501 7.4.2;
+/// Dovecot's `MISSING_DOMAIN`); display names go out as written, not
+/// decoded (RFC 2047 5: no encoded-words in quotes) nor re-encoded.
+#[tokio::test]
+async fn envelope_addresses_as_written() {
+    let local = b"From: a@b\r\nTo: localonly, bob@example.com\r\nSubject: t\r\n\r\nx\r\n";
+    let names = b"From: \"=?utf-8?q?Gr=C3=BC=C3=9Fe?=\" <a@b>\r\n\
+To: =?x-unknown?q?abc=E9?= <c@d>, =?utf-8?q?J=C3=B6rg?= <e@f>\r\n\
+Cc: J\xc3\xb6rg M\xc3\xbcller <g@h>, Caf\xe9 <i@j>\r\nSubject: t\r\n\r\nx\r\n";
+    let (_server, _imap, mut c) = inbox_with(&[local, names]).await;
+    same(
+        fetch(&mut c, "FETCH 1 ENVELOPE").await,
+        br#"* 1 FETCH (ENVELOPE (NIL "t" ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "a" "b")) ((NIL NIL "localonly" "MISSING_DOMAIN")(NIL NIL "bob" "example.com")) NIL NIL NIL NIL))"#,
+    );
+    let from = r#"(("=?utf-8?q?Gr=C3=BC=C3=9Fe?=" NIL "a" "b"))"#;
+    let mut want = format!(
+        "* 2 FETCH (ENVELOPE (NIL \"t\" {from} {from} {from} ((\"=?x-unknown?q?abc=E9?=\" NIL \"c\" \"d\")(\"=?utf-8?q?J=C3=B6rg?=\" NIL \"e\" \"f\")) (({{13}}\r\n"
+    )
+    .into_bytes();
+    want.extend_from_slice(b"J\xc3\xb6rg M\xc3\xbcller NIL \"g\" \"h\")({4}\r\nCaf\xe9 NIL \"i\" \"j\")) NIL NIL NIL))");
+    same(fetch(&mut c, "FETCH 2 ENVELOPE").await, &want);
+}
+
+/// Item 6: Content-MD5 is sent, an empty parameter kept, RFC 2231
+/// parameters passed through as written (Dovecot's answers).
+#[tokio::test]
+async fn bodystructure_fields_as_written() {
+    let md5 = b"From: a@b\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=us-ascii; x-empty=\"\"\r\n\
+Content-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n\r\nx\r\n";
+    let rfc2231 = b"From: a@b\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+Content-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename*=iso-8859-1''%E9t%E9.txt\r\n\
+Content-Transfer-Encoding: base64\r\n\r\neA==\r\n";
+    let unknown = b"From: a@b\r\nSubject: t\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=x-unknown-cs; name*0*=x-unknown-cs'en'%E9; name*1=\"tail\"\r\n\r\n\xe9\r\n";
+    let (_server, _imap, mut c) = inbox_with(&[md5, rfc2231, unknown]).await;
+    same(
+        fetch(&mut c, "FETCH 1 BODYSTRUCTURE").await,
+        br#"* 1 FETCH (BODYSTRUCTURE ("text" "plain" ("charset" "us-ascii" "x-empty" "") NIL NIL "7bit" 3 1 "Q2hlY2sgSW50ZWdyaXR5IQ==" NIL NIL NIL))"#,
+    );
+    same(
+        fetch(&mut c, "FETCH 2 BODYSTRUCTURE").await,
+        br#"* 2 FETCH (BODYSTRUCTURE ("application" "octet-stream" NIL NIL NIL "base64" 6 NIL ("attachment" ("filename*" "iso-8859-1''%E9t%E9.txt")) NIL NIL))"#,
+    );
+    same(
+        fetch(&mut c, "FETCH 3 BODYSTRUCTURE").await,
+        br#"* 3 FETCH (BODYSTRUCTURE ("text" "plain" ("charset" "x-unknown-cs" "name*" "x-unknown-cs'en'%E9tail") NIL NIL "7bit" 3 1 NIL NIL NIL NIL))"#,
+    );
+}
+
+/// Item 7: dates in the obsolete forms of RFC 5322 4.3 are dates, and
+/// SENTON compares the day in the date's own zone.
+#[tokio::test]
+async fn obsolete_dates_match_sent_searches() {
+    let msg = |date: &str| format!("From: a@b\r\nDate: {date}\r\nSubject: d\r\n\r\nx\r\n");
+    let (one, two, three) = (
+        msg("Thu, 5 Feb 2020 10:00 EST"),
+        msg("1 Jan 70 00:00 GMT"),
+        // 04:30 on the 6th in UTC, still the 5th where it was written.
+        msg("Thu, 5 Feb 2020 23:30 EST"),
+    );
+    let (_server, _imap, mut c) =
+        inbox_with(&[one.as_bytes(), two.as_bytes(), three.as_bytes()]).await;
+    for (search, want) in [
+        ("SEARCH SENTON 5-Feb-2020", "* SEARCH 1 3"),
+        ("SEARCH SENTON 6-Feb-2020", "* SEARCH"),
+        ("SEARCH SENTON 1-Jan-1970", "* SEARCH 2"),
+        ("SEARCH SENTBEFORE 1-Jan-1971", "* SEARCH 2"),
+        ("SEARCH SENTSINCE 5-Feb-2020", "* SEARCH 1 3"),
+        ("SEARCH SENTBEFORE 5-Feb-2020", "* SEARCH 2"),
+        ("SEARCH SENTSINCE 1-Jan-1970", "* SEARCH 1 2 3"),
+    ] {
+        let r = untagged(&mut c, "s", search).await;
+        assert_eq!(r, [want.as_bytes().to_vec()], "{search}");
+    }
+}
+
+/// Item 8: `BODY[1.1]` of a one-part message names nothing (Dovecot), and
+/// `HEADER.FIELDS.NOT` adds no blank line the header does not have (RFC
+/// 3501 6.4.5).
+#[tokio::test]
+async fn sections_of_a_one_part_message() {
+    let (_server, _imap, mut c) = inbox_with(&[
+        b"From: a@b\r\nSubject: s\r\n\r\nbody\r\n",
+        b"From: a@b\r\nSubject: s",
+        b"From: a@b\r\nSubject: s\r\n",
+    ])
+    .await;
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 (BODY.PEEK[1.1] BODY.PEEK[1] BODY.PEEK[1.1.1])",
+        )
+        .await,
+        b"* 1 FETCH (BODY[1.1] {0}\r\n BODY[1] {6}\r\nbody\r\n BODY[1.1.1] {0}\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 BODY.PEEK[HEADER.FIELDS.NOT (From Subject)]",
+        )
+        .await,
+        b"* 1 FETCH (BODY[HEADER.FIELDS.NOT (FROM SUBJECT)] {2}\r\n\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 2 BODY.PEEK[HEADER.FIELDS.NOT (From Subject)]",
+        )
+        .await,
+        b"* 2 FETCH (BODY[HEADER.FIELDS.NOT (FROM SUBJECT)] {0}\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 2 BODY.PEEK[HEADER.FIELDS.NOT (From)]").await,
+        b"* 2 FETCH (BODY[HEADER.FIELDS.NOT (FROM)] {10}\r\nSubject: s)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 3 BODY.PEEK[HEADER.FIELDS.NOT (From Subject)]",
+        )
+        .await,
+        b"* 3 FETCH (BODY[HEADER.FIELDS.NOT (FROM SUBJECT)] {0}\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 3 BODY.PEEK[HEADER.FIELDS.NOT (From)]").await,
+        b"* 3 FETCH (BODY[HEADER.FIELDS.NOT (FROM)] {12}\r\nSubject: s\r\n)",
+    );
+}
