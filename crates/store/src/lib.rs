@@ -704,7 +704,9 @@ impl Store {
             return Err(StoreError::Invalid("recipients".into()));
         }
         if !dsn.recipients.is_empty() && dsn.recipients.len() != message.recipients.len() {
-            return Err(StoreError::Invalid("DSN parameters of the recipients".into()));
+            return Err(StoreError::Invalid(
+                "DSN parameters of the recipients".into(),
+            ));
         }
         // Hashing a big message takes a while; keep it off the workers.
         let (hash, message) = if message.raw.len() > 1 << 20 {

@@ -349,7 +349,8 @@ mod tests {
 
     #[test]
     fn return_path_is_the_envelope_sender_of_the_header() {
-        let raw = b"Return-Path: <a@b.test>\r\nReceived: x\r\nSubject: s\r\n\r\nReturn-Path: <no>\r\n";
+        let raw =
+            b"Return-Path: <a@b.test>\r\nReceived: x\r\nSubject: s\r\n\r\nReturn-Path: <no>\r\n";
         assert_eq!(summarize(raw).return_path.as_deref(), Some("a@b.test"));
         let bounce = b"Return-Path: <>\r\nSubject: s\r\n\r\nbody\r\n";
         assert_eq!(summarize(bounce).return_path.as_deref(), Some(""));

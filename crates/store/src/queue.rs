@@ -96,7 +96,10 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
         smtputf8: row.get(4)?,
         size: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
         received_at: row.get(6)?,
-        dsn_ret: row.get::<_, Option<String>>(7)?.as_deref().and_then(ret_from),
+        dsn_ret: row
+            .get::<_, Option<String>>(7)?
+            .as_deref()
+            .and_then(ret_from),
         dsn_envid: row.get(8)?,
         recipients: Vec::new(),
     })
@@ -635,13 +638,9 @@ pub(crate) fn bounce_with_report(
         marked += mark.execute(params![rcpt.0, queue.0, error]).db()?;
     }
     let report_id = match report {
-        Some((hash, message)) if marked > 0 => Some(enqueue(
-            conn,
-            hash,
-            message,
-            &DsnRequest::default(),
-            now,
-        )?),
+        Some((hash, message)) if marked > 0 => {
+            Some(enqueue(conn, hash, message, &DsnRequest::default(), now)?)
+        }
         _ => None,
     };
     finish_if_done(conn, queue)?;
