@@ -247,6 +247,48 @@ async fn a_failure_report_reads_as_postfix_writes_it() {
     assert!(report.starts_with(b"Return-Path: <>\r\n"));
 }
 
+/// Without any DSN parameter too: `Remote-MTA: dns; 127.0.0.1` (before:
+/// `dns; 127.0.0.1[127.0.0.1]:PORT`, not a host name) and `Diagnostic-Code:
+/// smtp; 550 …` (before: `X-Postern; host … said: 550 …`), and a
+/// multi-line reply on one line as it came. Postfix 3.7.11, for the same
+/// reply from a scripted server: `Remote-MTA: dns; 127.0.0.1`,
+/// `Diagnostic-Code: smtp; 550-5.1.1 <nobody@multi.test>: Recipient
+/// address rejected: 550 5.1.1 User unknown`.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_mta_and_diagnostic_code_are_postfixs() {
+    let fake = FakeSmtp::start(Behaviour::default().reject_recipient(
+        "nobody@example.org",
+        "550-5.1.1 <nobody@example.org>: Recipient address rejected:\r\n550 5.1.1 User unknown",
+    ))
+    .await;
+    let server = Server::start_with(|c| route_to(c, "example.org", fake.addr())).await;
+    let (mut c, _) = submission(&server).await;
+    let r = c
+        .send_mail(ALICE, &["nobody@example.org"], &message("plain"))
+        .await;
+    assert_eq!(r.code, 250);
+    let got = alice_gets(&server, 1).await;
+    let blocks = status_blocks(&got[0]);
+    let nobody = &blocks[1];
+    assert_eq!(field(nobody, "Remote-MTA"), Some("dns; 127.0.0.1"));
+    assert_eq!(
+        field(nobody, "Diagnostic-Code"),
+        Some(
+            "smtp; 550-5.1.1 <nobody@example.org>: Recipient address rejected: 550 5.1.1 User unknown"
+        )
+    );
+    assert_eq!(field(nobody, "Original-Recipient"), None, "no ORCPT given");
+    assert_eq!(
+        field(&blocks[0], "Original-Envelope-Id"),
+        None,
+        "no ENVID given"
+    );
+    // Without RET, the whole original comes back.
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("Content-Type: message/rfc822"), "{text}");
+    assert!(text.contains("The body line."), "{text}");
+}
+
 /// NOTIFY=NEVER, and NOTIFY without FAILURE, get no failure report; the
 /// default (no NOTIFY) does.
 #[tokio::test(flavor = "multi_thread")]

@@ -961,6 +961,80 @@ mod tests {
     }
 
     #[test]
+    fn envid_and_orcpt_come_back_decoded_in_rfc_3464_order() {
+        let mut recipients = two_failed();
+        recipients[0].original_recipient = Some("rfc822;Orig+2BBox@example.org".into());
+        let mut bounce = report(&recipients, ORIGINAL);
+        bounce.envid = Some("QQ+2B1-env");
+        let dsn = build(&bounce).unwrap();
+        let message = parse(&dsn);
+        let blocks = status_blocks(parts(&message)[1].contents());
+        assert_eq!(blocks[0][0].0, "Original-Envelope-Id");
+        assert_eq!(blocks[0][0].1, "QQ+1-env");
+        assert_eq!(
+            blocks[1][0],
+            (
+                "Original-Recipient".to_string(),
+                "rfc822;Orig+Box@example.org".to_string()
+            )
+        );
+        assert_eq!(blocks[1][1].0, "Final-Recipient");
+        assert_eq!(field(&blocks[2], "Original-Recipient"), None);
+        assert_lines_fit(&dsn);
+    }
+
+    #[test]
+    fn ret_hdrs_returns_the_header_section_only() {
+        let recipients = two_failed();
+        let mut bounce = report(&recipients, ORIGINAL);
+        bounce.headers_only = true;
+        let dsn = build(&bounce).unwrap();
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        let returned = String::from_utf8_lossy(parts[2].contents()).to_string();
+        assert!(returned.contains("Subject: lunch"), "{returned}");
+        assert!(!returned.contains("noon"), "{returned}");
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("as you asked"), "{text}");
+    }
+
+    #[test]
+    fn success_report_for_delivered_and_relayed() {
+        let mut delivered = recipient("alice@example.com", "", None);
+        delivered.status = "2.0.0".into();
+        let mut relayed = recipient(
+            "bob@example.org",
+            "250 2.0.0 Ok: queued",
+            Some("mx.example.org"),
+        );
+        relayed.status = "2.0.0".into();
+        relayed.relayed = true;
+        let recipients = vec![delivered, relayed];
+        let mut success = report(&recipients, ORIGINAL);
+        success.kind = ReportKind::Success;
+        let dsn = build(&success).unwrap();
+        let message = parse(&dsn);
+        assert_eq!(message.subject(), Some("Successful Mail Delivery Report"));
+        let parts = parts(&message);
+        let blocks = status_blocks(parts[1].contents());
+        assert_eq!(field(&blocks[1], "Action"), Some("delivered"));
+        assert_eq!(field(&blocks[1], "Status"), Some("2.0.0"));
+        assert_eq!(field(&blocks[1], "Diagnostic-Code"), None);
+        assert_eq!(field(&blocks[2], "Action"), Some("relayed"));
+        assert_eq!(field(&blocks[2], "Remote-MTA"), Some("dns; mx.example.org"));
+        assert_eq!(
+            field(&blocks[2], "Diagnostic-Code"),
+            Some("smtp; 250 2.0.0 Ok: queued")
+        );
+        // Headers only, however small the message (as Postfix).
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("relayed"), "{text}");
+        assert_lines_fit(&dsn);
+    }
+
+    #[test]
     fn null_sender_gets_no_report() {
         let recipients = two_failed();
         let mut bounce = report(&recipients, ORIGINAL);

@@ -349,7 +349,7 @@ impl RemoteAgent {
         // As Postfix: the host that said no, and what it said.
         let remote = failure.reply().map(|reply| Remote {
             mta: host.to_string(),
-            reply: Some(reply.to_string()),
+            reply: Some(reply.as_sent()),
         });
         let status = status_of(failure.reply(), failure.is_temporary());
         let text = format!("{status} {failure}");
@@ -465,7 +465,7 @@ impl RemoteAgent {
             } else {
                 let accepted = Remote {
                     mta: host.to_string(),
-                    reply: delivery.data.as_ref().map(Reply::to_string),
+                    reply: delivery.data.as_ref().map(Reply::as_sent),
                 };
                 self.relayed_notice(message, raw, rcpts, &delivered, &accepted)
             };
@@ -527,7 +527,7 @@ fn settle_reply(
     if reply.is_permanent() {
         let remote = Remote {
             mta: host.to_string(),
-            reply: Some(reply.to_string()),
+            reply: Some(reply.as_sent()),
         };
         outcomes.permanent(id, text, Some(remote));
     } else {

@@ -149,6 +149,23 @@ impl Reply {
         (500..600).contains(&self.code)
     }
 
+    /// The reply as it came, its lines joined with spaces: `550-5.1.1
+    /// first line 550 5.1.1 last line`, as Postfix quotes a reply in a
+    /// report's `Diagnostic-Code: smtp;`.
+    pub fn as_sent(&self) -> String {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let last = lines.len().saturating_sub(1);
+        let mut out = Vec::with_capacity(lines.len().max(1));
+        for (i, line) in lines.iter().enumerate() {
+            let separator = if i == last { ' ' } else { '-' };
+            out.push(format!("{}{separator}{line}", self.code));
+        }
+        if out.is_empty() {
+            out.push(self.code.to_string());
+        }
+        out.join(" ")
+    }
+
     /// The enhanced status code (RFC 3463) at the start of the first line,
     /// e.g. `5.1.1`.
     pub fn enhanced_code(&self) -> Option<&str> {
@@ -1269,6 +1286,11 @@ mod tests {
                 dsn: true,
                 auth: vec!["PLAIN".into(), "LOGIN".into(), "CRAM-MD5".into()],
             }
+        );
+        assert_eq!(
+            r.as_sent(),
+            "250-mx.example.org greets you 250-PIPELINING 250-SIZE 10240000 250-8bitmime \
+             250-STARTTLS 250-AUTH PLAIN login 250-AUTH=CRAM-MD5 250-SMTPUTF8 250-DSN 250 CHUNKING"
         );
         let r = parse(b"250-mx\r\n250 SIZE\r\n").await.unwrap();
         assert_eq!(Capabilities::from_ehlo(&r).size, Some(0));
