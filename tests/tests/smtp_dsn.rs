@@ -170,6 +170,10 @@ async fn dsn_is_offered_and_its_parameters_checked() {
         assert_eq!(c.cmd("RSET").await.code, 250);
     }
     assert_eq!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).await.code, 250);
+    // The sequence is checked first (Postfix: 503 5.5.1 Error: nested MAIL
+    // command).
+    let r = c.cmd(&format!("MAIL FROM:<{ALICE}> RET=FOO")).await;
+    assert_eq!(r.code, 503, "{r:?}");
     let rcpt: &[(&str, u16)] = &[
         ("NOTIFY=NEVER", 250),
         ("NOTIFY=SUCCESS,FAILURE,DELAY", 250),

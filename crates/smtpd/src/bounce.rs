@@ -118,6 +118,9 @@ pub struct ReportedRecipient {
     /// In a success report: handed on to a hop without DSN
     /// (`Action: relayed`) rather than delivered here.
     pub relayed: bool,
+    /// What a person reads about it (`host mx[192.0.2.1]:25 said: 550 …
+    /// (in reply to RCPT TO)`); empty: made from the host and diagnostic.
+    pub explanation: String,
 }
 
 /// Everything a report says about one queued message.
@@ -407,15 +410,17 @@ fn explanation(report: &Report<'_>, host: &str, returned: &Returned<'_>) -> Stri
             Some(mta) if !mta.is_empty() => format!("host {mta} said: "),
             _ => String::new(),
         };
-        let mut diagnostic = one_line(&recipient.diagnostic);
-        if report.kind == ReportKind::Success && diagnostic.is_empty() {
+        let mut diagnostic = format!("{said}{}", one_line(&recipient.diagnostic));
+        if !recipient.explanation.is_empty() {
+            diagnostic = one_line(&recipient.explanation);
+        } else if report.kind == ReportKind::Success && recipient.diagnostic.is_empty() {
             diagnostic = if recipient.relayed {
                 "relayed".to_string()
             } else {
                 "delivered to the mailbox".to_string()
             };
         }
-        let line = format!("<{}>: {said}{diagnostic}", one_line(&recipient.address));
+        let line = format!("<{}>: {diagnostic}", one_line(&recipient.address));
         push_folded(&mut text, &line, "    ", TEXT_WIDTH);
         text.push_str("\r\n");
     }
@@ -699,6 +704,7 @@ mod tests {
             last_attempt: 1_763_800_000,
             original_recipient: None,
             relayed: false,
+            explanation: String::new(),
         }
     }
 

@@ -46,7 +46,7 @@ impl Verb {
 }
 
 /// A MAIL or RCPT line with its DSN parameters lifted out.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
     /// The line without the DSN parameters, for smtp-proto.
     pub rest: Vec<u8>,
@@ -59,6 +59,10 @@ pub struct Params {
     pub notify: Option<Notify>,
     /// As written (`addr-type;xtext`), checked.
     pub orcpt: Option<String>,
+    /// The reply to a bad or repeated DSN parameter: given after the
+    /// command's sequence checks, as Postfix does (a nested MAIL is `503`
+    /// whatever its parameters).
+    pub error: Option<Reply>,
 }
 
 /// The longest ENVID (RFC 3461 4.4) and ORCPT (4.2) values, as written.
@@ -66,16 +70,16 @@ const MAX_ENVID: usize = 100;
 const MAX_ORCPT: usize = 500;
 
 /// Lifts the DSN parameters out of a MAIL or RCPT line (without its CRLF)
-/// and checks them: `501 5.5.4 Bad … parameter syntax` for a bad or
-/// repeated one, as Postfix answers. A line whose path cannot be found is
-/// left whole for smtp-proto to refuse.
-pub fn take_params(line: &[u8], verb: Verb) -> Result<Params, Reply> {
+/// and checks them: [`Params::error`] is `501 5.5.4 Bad … parameter
+/// syntax` for the first bad or repeated one, as Postfix answers. A line
+/// whose path cannot be found is left whole for smtp-proto to refuse.
+pub fn take_params(line: &[u8], verb: Verb) -> Params {
     let mut params = Params {
         rest: line.to_vec(),
         ..Params::default()
     };
     let Some(colon) = line.iter().position(|&b| b == b':') else {
-        return Ok(params);
+        return params;
     };
     let mut start = colon + 1;
     while line.get(start) == Some(&b' ') {
@@ -83,7 +87,7 @@ pub fn take_params(line: &[u8], verb: Verb) -> Result<Params, Reply> {
     }
     let path_end = if line.get(start) == Some(&b'<') {
         let Some(close) = closing_bracket(&line[start..]) else {
-            return Ok(params);
+            return params;
         };
         params.mailbox = Some(without_source_route(&line[start + 1..start + close]).to_vec());
         start + close + 1
@@ -104,43 +108,48 @@ pub fn take_params(line: &[u8], verb: Verb) -> Result<Params, Reply> {
             None => (word, None),
         };
         let key = String::from_utf8_lossy(key).to_ascii_uppercase();
-        match (verb, key.as_str()) {
+        // A bad or repeated parameter is noted (the first one answers) and
+        // left out like the good ones, so that smtp-proto still checks the
+        // rest of the line.
+        let bad = match (verb, key.as_str()) {
             (Verb::Mail, "RET") => {
                 let ret = value.and_then(parse_ret);
-                if params.ret.is_some() || ret.is_none() {
-                    return Err(reply::bad_dsn_parameter("RET"));
-                }
-                params.ret = ret;
+                let bad = params.ret.is_some() || ret.is_none();
+                params.ret = params.ret.or(ret);
+                bad.then_some("RET")
             }
             (Verb::Mail, "ENVID") => {
                 let envid = value.and_then(parse_envid);
-                if params.envid.is_some() || envid.is_none() {
-                    return Err(reply::bad_dsn_parameter("ENVID"));
-                }
-                params.envid = envid;
+                let bad = params.envid.is_some() || envid.is_none();
+                params.envid = params.envid.take().or(envid);
+                bad.then_some("ENVID")
             }
             (Verb::Rcpt, "NOTIFY") => {
                 let notify = value.and_then(parse_notify);
-                if params.notify.is_some() || notify.is_none() {
-                    return Err(reply::bad_dsn_parameter("NOTIFY"));
-                }
-                params.notify = notify;
+                let bad = params.notify.is_some() || notify.is_none();
+                params.notify = params.notify.or(notify);
+                bad.then_some("NOTIFY")
             }
             (Verb::Rcpt, "ORCPT") => {
                 let orcpt = value.and_then(parse_orcpt);
-                if params.orcpt.is_some() || orcpt.is_none() {
-                    return Err(reply::bad_dsn_parameter("ORCPT"));
-                }
-                params.orcpt = orcpt;
+                let bad = params.orcpt.is_some() || orcpt.is_none();
+                params.orcpt = params.orcpt.take().or(orcpt);
+                bad.then_some("ORCPT")
             }
             _ => {
                 rest.push(b' ');
                 rest.extend_from_slice(word);
+                None
             }
+        };
+        if let Some(name) = bad {
+            params
+                .error
+                .get_or_insert_with(|| reply::bad_dsn_parameter(name));
         }
     }
     params.rest = rest;
-    Ok(params)
+    params
 }
 
 /// Where the `>` that closes the path starting at `path[0] == '<'` is,
@@ -314,12 +323,19 @@ pub fn readable_orcpt(orcpt: &str) -> String {
 mod tests {
     use super::*;
 
+    fn checked(params: Params) -> Result<Params, u16> {
+        match params.error {
+            Some(reply) => Err(reply.code),
+            None => Ok(params),
+        }
+    }
+
     fn mail(line: &str) -> Result<Params, u16> {
-        take_params(line.as_bytes(), Verb::Mail).map_err(|r| r.code)
+        checked(take_params(line.as_bytes(), Verb::Mail))
     }
 
     fn rcpt(line: &str) -> Result<Params, u16> {
-        take_params(line.as_bytes(), Verb::Rcpt).map_err(|r| r.code)
+        checked(take_params(line.as_bytes(), Verb::Rcpt))
     }
 
     #[test]

@@ -15,9 +15,12 @@
 //!   addressed by its SHA-256 and reference-counted (a message sent to ten
 //!   local users is one blob);
 //! - **the queue**: a queued message holds its blob, envelope sender, auth
-//!   user and body type; each recipient has its own state
-//!   ([`RecipientState`]), attempt count, next attempt time and last error;
-//!   due work is found by an index on the next attempt time;
+//!   user, body type and DSN request (RET, ENVID); each recipient has its
+//!   own state ([`RecipientState`]), attempt count, next attempt time, last
+//!   error and DSN request (NOTIFY, ORCPT); due work is found by an index
+//!   on the next attempt time. Local delivery may put lines on top of the
+//!   copy the mailboxes get ([`DeliveryOptions`]: smtpd's `Return-Path:`),
+//!   one blob for all of them, parsed as delivered;
 //! - **the change feed**: every change to a mailbox is a row ordered by
 //!   modseq, which IMAP sessions follow.
 //!

@@ -336,6 +336,7 @@ pub(crate) fn success_recipient(
         last_attempt: now,
         original_recipient: recipient.dsn.orcpt.clone(),
         relayed: relayed_to.is_some(),
+        explanation: String::new(),
     }
 }
 
@@ -443,6 +444,7 @@ fn report_for(
                 last_attempt: now,
                 original_recipient: recipient.dsn.orcpt.clone(),
                 relayed: false,
+                explanation: reason.to_string(),
             })
         })
         .collect();

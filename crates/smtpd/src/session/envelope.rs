@@ -29,6 +29,9 @@ impl Session {
         if self.role.is_submission() && self.auth_user.is_none() {
             return self.reply(reply::auth_required());
         }
+        if let Some(error) = params.error {
+            return self.reply(error);
+        }
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
             return self.reply(reply::unsupported_parameter("BODY=BINARYMIME"));
         }
@@ -94,6 +97,9 @@ impl Session {
         };
         if tx.chunks.is_some() {
             return self.reply(reply::bad_sequence("RCPT not allowed during BDAT"));
+        }
+        if let Some(error) = params.error {
+            return self.reply(error);
         }
         if to.orcpt.is_some() || to.flags != 0 || to.rrvs != 0 {
             return self.reply(reply::unsupported_parameter("(extension not offered)"));

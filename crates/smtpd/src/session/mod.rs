@@ -347,17 +347,10 @@ impl Session {
         // ([`crate::dsn`]); smtp-proto gets the rest of the line.
         let mut params = crate::dsn::Params::default();
         let line = match crate::dsn::Verb::of(&line) {
-            Some(verb) => match crate::dsn::take_params(&line, verb) {
-                Ok(mut taken) => {
-                    let rest = std::mem::take(&mut taken.rest);
-                    params = taken;
-                    rest
-                }
-                Err(reply) => {
-                    self.reply(reply);
-                    return Ok(());
-                }
-            },
+            Some(verb) => {
+                params = crate::dsn::take_params(&line, verb);
+                std::mem::take(&mut params.rest)
+            }
             None => line,
         };
         // smtp-proto wants the line with its LF.
