@@ -545,8 +545,16 @@ pub fn message(subject: &str, body: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The part of a stored message after smtpd's `Received:` header.
+/// The part of a stored message after the `Return-Path:` line of local
+/// delivery (if there is one) and smtpd's `Received:` header.
 pub fn without_received(raw: &[u8]) -> &[u8] {
+    let raw = match raw.strip_prefix(b"Return-Path: <") {
+        Some(rest) => match rest.windows(3).position(|w| w == b">\r\n") {
+            Some(end) => &rest[end + 3..],
+            None => raw,
+        },
+        None => raw,
+    };
     assert!(raw.starts_with(b"Received: "), "no Received line first");
     let mut i = 0;
     // The Received header ends at the first CRLF not followed by a tab.

@@ -827,10 +827,10 @@ async fn fetch_as_thunderbird_sends_it() {
         r[0].ends_with("Message-ID: <one@example.com>\r\n\r\n)"),
         "{r:?}"
     );
-    let r = texts(&responses(&mut c, "q", "FETCH 1 (RFC822.TEXT BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS.NOT (Received Date From To Message-ID)])").await);
+    let r = texts(&responses(&mut c, "q", "FETCH 1 (RFC822.TEXT BODY.PEEK[TEXT] BODY.PEEK[HEADER.FIELDS.NOT (Return-Path Received Date From To Message-ID)])").await);
     assert_eq!(
         r[0],
-        "* 1 FETCH (RFC822.TEXT {6}\r\nbody\r\n BODY[TEXT] {6}\r\nbody\r\n BODY[HEADER.FIELDS.NOT (RECEIVED DATE FROM TO MESSAGE-ID)] {16}\r\nSubject: one\r\n\r\n FLAGS (\\Seen))"
+        "* 1 FETCH (RFC822.TEXT {6}\r\nbody\r\n BODY[TEXT] {6}\r\nbody\r\n BODY[HEADER.FIELDS.NOT (RETURN-PATH RECEIVED DATE FROM TO MESSAGE-ID)] {16}\r\nSubject: one\r\n\r\n FLAGS (\\Seen))"
     );
 }
 

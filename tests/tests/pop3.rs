@@ -8,7 +8,9 @@ use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use postern_tests::*;
-use store::{BodyType, FlagChange, LocalDelivery, MessageInfo, NewQueuedMessage, Store, Uid};
+use store::{
+    BodyType, DeliveryOptions, FlagChange, LocalDelivery, MessageInfo, NewQueuedMessage, Store, Uid,
+};
 
 const ALICE: &str = "alice@localhost";
 
@@ -59,8 +61,14 @@ async fn claim_and_deliver(store: &Store) {
                     mailbox: "INBOX".into(),
                 });
             }
+            // With the Return-Path line smtpd's queue manager puts on top,
+            // so the INBOX is the same whichever of the two delivers.
+            let options = DeliveryOptions {
+                prepend: format!("Return-Path: <{}>\r\n", m.sender).into_bytes(),
+                notice: None,
+            };
             store
-                .deliver_local(m.id, deliveries)
+                .deliver_local_with(m.id, deliveries, options)
                 .await
                 .expect("deliver");
         });
@@ -83,6 +91,16 @@ async fn deliver(store: &Store, messages: &[Vec<u8>]) -> Vec<MessageInfo> {
 }
 
 /// A server with alice's INBOX holding `messages`, and pop3d beside it.
+/// A message as the INBOX holds it after delivery: with the Return-Path
+/// line on top.
+fn as_delivered(message: &[u8]) -> Vec<u8> {
+    [b"Return-Path: <bob@example.com>\r\n".as_slice(), message].concat()
+}
+
+fn all_as_delivered(messages: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    messages.iter().map(|m| as_delivered(m)).collect()
+}
+
 async fn with_mail(messages: &[Vec<u8>]) -> (Server, Pop3Server) {
     let server = Server::start().await;
     deliver(&server.store, messages).await;
@@ -169,6 +187,7 @@ async fn authorization_state_capabilities_and_wrong_state_commands() {
 async fn transaction_state_commands() {
     let msgs = three();
     let (server, pop3) = with_mail(&msgs).await;
+    let msgs = all_as_delivered(&msgs);
     let stored = inbox(&server).await;
     let total: u64 = stored.iter().map(|m| m.size).sum();
     let mut c = Pop3Client::connect(pop3.pop3).await.0;
@@ -568,6 +587,7 @@ async fn too_many_connections_get_sys_temp() {
 async fn pipelined_commands_are_answered_in_order() {
     let msgs = three();
     let (_server, pop3) = with_mail(&msgs).await;
+    let msgs = all_as_delivered(&msgs);
     let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
     c.send(
         format!(
@@ -621,6 +641,7 @@ async fn stls_discards_pipelined_commands_and_starts_over() {
 async fn implicit_tls_listener() {
     let msgs = three();
     let (server, pop3) = with_mail(&msgs).await;
+    let msgs = all_as_delivered(&msgs);
     let (mut c, greeting) = Pop3Client::connect_tls(pop3.pop3s, server.dir.path()).await;
     ok(&greeting);
     let (_, caps) = c.multi("CAPA").await;
@@ -796,6 +817,7 @@ async fn a_20_mib_message_is_sent_byte_exact() {
     }
     let big = message("big", &body);
     let (server, pop3) = with_mail(std::slice::from_ref(&big)).await;
+    let big = as_delivered(&big);
     let stored = inbox(&server).await;
     assert_eq!(stored[0].size, big.len() as u64);
     let mut c = logged_in(&pop3).await;
@@ -1058,6 +1080,7 @@ fn crlf_joined(message: &[u8]) -> Vec<u8> {
 async fn poplib_plain_stls_and_ssl() {
     let msgs = three();
     let (server, pop3) = with_mail(&msgs).await;
+    let msgs = all_as_delivered(&msgs);
     let got = poplib("plain", &server, pop3.pop3.port()).await;
     assert_eq!(got.len(), 3);
     for (g, m) in got.iter().zip(&msgs) {
@@ -1075,6 +1098,7 @@ async fn poplib_plain_stls_and_ssl() {
 async fn curl_pop3_and_pop3s() {
     let msgs = three();
     let (server, pop3) = with_mail(&msgs).await;
+    let msgs = all_as_delivered(&msgs);
     let user = format!("{ALICE}:{PASSWORD}");
     // The listing, then one message.
     let listing = run_ok(

@@ -475,6 +475,13 @@ async fn two_posterns_relay_to_each_other() {
         .filter(|l| l.starts_with(b"Received:"))
         .count();
     assert_eq!(received, 2, "one trace line per hop");
+    // One Return-Path, the final delivery's: relaying adds none.
+    assert!(raw.starts_with(b"Return-Path: <alice@localhost>\r\nReceived: "));
+    let return_paths = raw
+        .split(|&b| b == b'\n')
+        .filter(|l| l.starts_with(b"Return-Path:"))
+        .count();
+    assert_eq!(return_paths, 1);
     eventually(Duration::from_secs(5), "upstream queue empty", || {
         queue_is_empty(&upstream)
     })

@@ -39,6 +39,9 @@ fn envelope<'a>(recipients: &'a [String]) -> Envelope<'a> {
         body: BodyParam::None,
         smtputf8: false,
         size: None,
+        ret: None,
+        envid: None,
+        recipient_dsn: &[],
     }
 }
 

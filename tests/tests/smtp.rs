@@ -25,6 +25,7 @@ async fn greeting_and_capabilities_on_the_mx_port() {
         "8BITMIME",
         "SMTPUTF8",
         "ENHANCEDSTATUSCODES",
+        "DSN",
         "CHUNKING",
         "STARTTLS",
     ] {
@@ -146,7 +147,9 @@ async fn syntax_errors_and_other_commands() {
         ("MAIL FROM:bob@example.com", 501, "5.5.4"),
         ("MAIL FROM:<bob@@example.com>", 501, "5.1.7"),
         ("MAIL FROM:<bob@example.com> BODY=BINARYMIME", 555, "5.5.4"),
-        ("MAIL FROM:<bob@example.com> RET=FULL", 555, "5.5.4"),
+        // DSN is offered: a bad RET is a syntax error (Postfix 3.7.11:
+        // 501 5.5.4 Bad RET parameter syntax).
+        ("MAIL FROM:<bob@example.com> RET=FOO", 501, "5.5.4"),
         ("MAIL FROM:<bob@example.com> FOO=BAR", 555, "5.5.4"),
         (
             "MAIL FROM:<bob@example.com> SIZE=999999999999",

@@ -22,6 +22,10 @@ pub struct Config {
     pub local_domains: Vec<String>,
     /// tracing filter, e.g. `info` or `smtpd=debug`. Default `info`.
     pub log: String,
+    /// Where `postmaster@` a local domain goes when no account or alias
+    /// has that address: an address of an account or alias. Default unset:
+    /// the domain's oldest account, else the oldest account of all.
+    pub postmaster: Option<String>,
     pub tls: TlsConfig,
     pub limits: ListenerLimits,
     pub auth: AuthConfig,
@@ -368,6 +372,7 @@ impl Default for Config {
             hostname: "localhost".to_string(),
             local_domains: vec!["localhost".to_string()],
             log: "info".to_string(),
+            postmaster: None,
             tls: TlsConfig::default(),
             limits: ListenerLimits::default(),
             auth: AuthConfig::default(),

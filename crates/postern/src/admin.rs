@@ -265,6 +265,10 @@ pub async fn mail(config: &Config, command: MailCommand) -> Result<(), String> {
                             "size": m.size,
                             "internal_date": date(m.internal_date),
                             "flags": m.flags,
+                            // The Return-Path recorded at delivery: ""
+                            // for the null sender, null when there is none
+                            // (a message put there by IMAP APPEND).
+                            "envelope_sender": m.summary.return_path,
                             "from": m.summary.from,
                             "to": m.summary.to,
                             "subject": m.summary.subject,

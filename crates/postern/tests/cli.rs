@@ -206,8 +206,16 @@ fn base64(input: &[u8]) -> String {
     out
 }
 
-/// The part of a stored message after the `Received:` header smtpd adds.
+/// The part of a stored message after the `Return-Path:` line of local
+/// delivery and the `Received:` header smtpd adds.
 fn without_received(raw: &[u8]) -> &[u8] {
+    let raw = match raw.strip_prefix(b"Return-Path: <") {
+        Some(rest) => match rest.windows(3).position(|w| w == b">\r\n") {
+            Some(end) => &rest[end + 3..],
+            None => raw,
+        },
+        None => raw,
+    };
     assert!(
         raw.starts_with(b"Received: "),
         "no Received line first: {:?}",

@@ -1,9 +1,11 @@
 //! Delivery status notifications: the message that tells a sender their
-//! mail failed, or is late (RFC 3464 inside an RFC 6522 `multipart/report`).
+//! mail failed, is late, or (when they asked with `NOTIFY=SUCCESS`, RFC
+//! 3461) arrived (RFC 3464 inside an RFC 6522 `multipart/report`).
 //!
 //! The queue manager calls [`build`] once per message and report kind, with
-//! every recipient that failed (or is delayed) in this round, so a sender
-//! gets one report naming them all rather than one per recipient. The
+//! every recipient that failed (or is delayed, or was delivered) in this
+//! round, so a sender gets one report naming them all rather than one per
+//! recipient. The
 //! report is queued with the null envelope sender `<>` (RFC 5321 4.5.5), and
 //! a message whose own sender is null gets no report at all, so two mail
 //! systems can never bounce a bounce back and forth.
@@ -27,9 +29,19 @@
 //!   enhanced status code (RFC 3463). Otherwise the code in its diagnostic
 //!   (`550 5.1.1 ...`) is used, and failing that 5.0.0 for a failure and
 //!   4.0.0 for a delay ([`enhanced_status`]).
-//! - **Diagnostic type.** A diagnostic that starts with an SMTP reply code is
-//!   `smtp`; anything else (a connection error, a local delivery error) is
-//!   `X-Postern`, the private type RFC 3464 2.3.6 allows.
+//! - **Remote MTA and diagnostic, as Postfix writes them.** `Remote-MTA:
+//!   dns; mx.example.org` names the host by the name it was reached by (for
+//!   a hop given as an address, the address: `dns; 127.0.0.1`); a
+//!   diagnostic that is an SMTP reply is `Diagnostic-Code: smtp; 550 5.1.1
+//!   …` (RFC 3464 2.3.6; a multi-line reply on one line), which bounce
+//!   parsers read; anything else (a connection error, a local delivery
+//!   error) is `X-Postern`, the private type 2.3.6 allows.
+//! - **What the sender asked (RFC 3461).** ENVID comes back as
+//!   `Original-Envelope-Id`, each ORCPT as `Original-Recipient` (both
+//!   decoded from xtext, as Postfix writes them); `RET=HDRS` returns the
+//!   header section only; a success report always returns the header
+//!   section only (as Postfix). Whether a recipient is in a report at all
+//!   (NOTIFY) is the queue manager's choice.
 //! - **Non-ASCII recipients.** When any recipient address is not ASCII, the
 //!   status part is `message/global-delivery-status` (RFC 6533), such
 //!   addresses are typed `utf-8`, and the part is sent `8bit`: a report in
@@ -80,11 +92,15 @@ pub enum ReportKind {
         /// Unix seconds after which the queue gives up on the message.
         will_retry_until: i64,
     },
+    /// Delivered into a mailbox (`Action: delivered`), or handed to a next
+    /// hop that sends no notifications (`Action: relayed`), for recipients
+    /// that asked with `NOTIFY=SUCCESS`.
+    Success,
 }
 
 /// One recipient the report is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailedRecipient {
+pub struct ReportedRecipient {
     /// The envelope recipient as queued.
     pub address: String,
     /// Enhanced status code ("5.1.1"). Left empty (or malformed), it is
@@ -93,10 +109,18 @@ pub struct FailedRecipient {
     /// What went wrong, e.g. "550 5.1.1 <bob@example.org>: user unknown"
     /// or "connect to 127.0.0.1:2526: connection refused".
     pub diagnostic: String,
-    /// The host that answered, if one did.
+    /// The host that answered, if one did, by the name it was reached by.
     pub remote_mta: Option<String>,
     /// Unix seconds of the last delivery attempt.
     pub last_attempt: i64,
+    /// The client's ORCPT (`addr-type;xtext`), if it gave one.
+    pub original_recipient: Option<String>,
+    /// In a success report: handed on to a hop without DSN
+    /// (`Action: relayed`) rather than delivered here.
+    pub relayed: bool,
+    /// What a person reads about it (`host mx[192.0.2.1]:25 said: 550 …
+    /// (in reply to RCPT TO)`); empty: made from the host and diagnostic.
+    pub explanation: String,
 }
 
 /// Everything a report says about one queued message.
@@ -110,7 +134,11 @@ pub struct Report<'a> {
     pub arrival: i64,
     /// The original envelope sender: the report goes to it.
     pub sender: &'a str,
-    pub recipients: &'a [FailedRecipient],
+    /// The client's ENVID (xtext), if it gave one.
+    pub envid: Option<&'a str>,
+    /// `RET=HDRS`: return the header section only.
+    pub headers_only: bool,
+    pub recipients: &'a [ReportedRecipient],
     /// The original message as queued (CRLF line ends).
     pub original: &'a [u8],
     /// Originals up to this size are returned whole, larger ones as their
@@ -148,18 +176,20 @@ pub fn build(report: &Report<'_>) -> Option<Vec<u8>> {
         return None;
     }
     let host = one_line(report.reporting_mta);
-    let returned = Returned::choose(report.original, report.return_limit);
+    let headers_only = report.headers_only || report.kind == ReportKind::Success;
+    let returned = Returned::choose(report.original, report.return_limit, headers_only);
 
     let mut parts = vec![
         MimePart::new("text/plain", explanation(report, &host, &returned))
             .header("Content-Description", Raw::new("Notification")),
         status_part(report, &host),
     ];
-    parts.extend(returned.into_part());
+    parts.extend(returned.into_part(report.kind));
 
     let subject = match report.kind {
         ReportKind::Failure => "Undelivered Mail Returned to Sender",
         ReportKind::Delay { .. } => "Delayed Mail (still being retried)",
+        ReportKind::Success => "Successful Mail Delivery Report",
     };
     let report_type =
         ContentType::new("multipart/report").attribute("report-type", "delivery-status");
@@ -217,13 +247,14 @@ fn smtp_reply_code(text: &str) -> Option<&str> {
     }
 }
 
-fn status_of(recipient: &FailedRecipient, kind: ReportKind) -> &str {
+fn status_of(recipient: &ReportedRecipient, kind: ReportKind) -> &str {
     if crate::reply::is_enhanced_status(&recipient.status) {
         return &recipient.status;
     }
     enhanced_status(&recipient.diagnostic).unwrap_or(match kind {
         ReportKind::Failure => "5.0.0",
         ReportKind::Delay { .. } => "4.0.0",
+        ReportKind::Success => "2.0.0",
     })
 }
 
@@ -335,10 +366,35 @@ fn explanation(report: &Report<'_>, host: &str, returned: &Returned<'_>) -> Stri
                 TEXT_WIDTH,
             );
         }
+        ReportKind::Success => {
+            push_folded(
+                &mut text,
+                "Your message was delivered to the recipients listed below, as you asked.",
+                "",
+                TEXT_WIDTH,
+            );
+            if report.recipients.iter().any(|r| r.relayed) {
+                text.push_str("\r\n");
+                push_folded(
+                    &mut text,
+                    "Where it says \"relayed\", the message was handed on to a server \
+                     that sends no delivery notifications: you may still hear of a \
+                     failure from further on.",
+                    "",
+                    TEXT_WIDTH,
+                );
+            }
+        }
     }
     text.push_str("\r\n");
     let attached = match returned {
         Returned::Whole { .. } => Some("A copy of your message is attached."),
+        Returned::Headers { .. } if report.kind == ReportKind::Success => {
+            Some("The header of your message is attached.")
+        }
+        Returned::Headers { .. } if report.headers_only => {
+            Some("The header of your message is attached, as you asked (RET=HDRS).")
+        }
         Returned::Headers { .. } => Some(
             "The header of your message is attached; the message itself was too large \
              (or not in a form that could be sent back) to return in full.",
@@ -354,8 +410,17 @@ fn explanation(report: &Report<'_>, host: &str, returned: &Returned<'_>) -> Stri
             Some(mta) if !mta.is_empty() => format!("host {mta} said: "),
             _ => String::new(),
         };
-        let diagnostic = one_line(&recipient.diagnostic);
-        let line = format!("<{}>: {said}{diagnostic}", one_line(&recipient.address));
+        let mut diagnostic = format!("{said}{}", one_line(&recipient.diagnostic));
+        if !recipient.explanation.is_empty() {
+            diagnostic = one_line(&recipient.explanation);
+        } else if report.kind == ReportKind::Success && recipient.diagnostic.is_empty() {
+            diagnostic = if recipient.relayed {
+                "relayed".to_string()
+            } else {
+                "delivered to the mailbox".to_string()
+            };
+        }
+        let line = format!("<{}>: {diagnostic}", one_line(&recipient.address));
         push_folded(&mut text, &line, "    ", TEXT_WIDTH);
         text.push_str("\r\n");
     }
@@ -376,6 +441,16 @@ fn status_part(report: &Report<'_>, host: &str) -> MimePart<'static> {
 
     let mut fields = String::new();
     let field = |fields: &mut String, line: String| push_folded(fields, &line, " ", FIELD_WIDTH);
+    // The fields in RFC 3464 2.2's order.
+    if let Some(envid) = report.envid {
+        field(
+            &mut fields,
+            format!(
+                "Original-Envelope-Id: {}",
+                clean(&crate::dsn::readable(envid))
+            ),
+        );
+    }
     field(&mut fields, format!("Reporting-MTA: dns; {}", clean(host)));
     field(
         &mut fields,
@@ -392,6 +467,17 @@ fn status_part(report: &Report<'_>, host: &str) -> MimePart<'static> {
         } else {
             "utf-8"
         };
+        // RFC 3464 2.3: Original-Recipient first, and only when the
+        // client gave an ORCPT.
+        if let Some(orcpt) = recipient.original_recipient.as_deref() {
+            field(
+                &mut fields,
+                format!(
+                    "Original-Recipient: {}",
+                    clean(&crate::dsn::readable_orcpt(orcpt))
+                ),
+            );
+        }
         field(
             &mut fields,
             format!(
@@ -402,6 +488,8 @@ fn status_part(report: &Report<'_>, host: &str) -> MimePart<'static> {
         let action = match report.kind {
             ReportKind::Failure => "failed",
             ReportKind::Delay { .. } => "delayed",
+            ReportKind::Success if recipient.relayed => "relayed",
+            ReportKind::Success => "delivered",
         };
         field(&mut fields, format!("Action: {action}"));
         field(
@@ -462,11 +550,11 @@ enum Returned<'a> {
 }
 
 impl<'a> Returned<'a> {
-    fn choose(original: &'a [u8], return_limit: usize) -> Returned<'a> {
+    fn choose(original: &'a [u8], return_limit: usize, headers_only: bool) -> Returned<'a> {
         if original.iter().all(u8::is_ascii_whitespace) {
             return Returned::Nothing;
         }
-        if original.len() <= return_limit {
+        if !headers_only && original.len() <= return_limit {
             if let Some(encoding) = transfer_encoding(original) {
                 return Returned::Whole {
                     message: original,
@@ -483,7 +571,7 @@ impl<'a> Returned<'a> {
         Returned::Headers { section, encoding }
     }
 
-    fn into_part(self) -> Option<MimePart<'a>> {
+    fn into_part(self, kind: ReportKind) -> Option<MimePart<'a>> {
         let (content_type, body, encoding, description) = match self {
             Returned::Whole { message, encoding } => (
                 "message/rfc822",
@@ -495,7 +583,11 @@ impl<'a> Returned<'a> {
                 "text/rfc822-headers",
                 section,
                 encoding,
-                "Undelivered message headers",
+                if kind == ReportKind::Success {
+                    "Message headers"
+                } else {
+                    "Undelivered message headers"
+                },
             ),
             Returned::Nothing => return None,
         };
@@ -603,17 +695,20 @@ mod tests {
         \r\n\
         Shall we meet at noon?\r\n";
 
-    fn recipient(address: &str, diagnostic: &str, remote: Option<&str>) -> FailedRecipient {
-        FailedRecipient {
+    fn recipient(address: &str, diagnostic: &str, remote: Option<&str>) -> ReportedRecipient {
+        ReportedRecipient {
             address: address.to_string(),
             status: String::new(),
             diagnostic: diagnostic.to_string(),
             remote_mta: remote.map(str::to_string),
             last_attempt: 1_763_800_000,
+            original_recipient: None,
+            relayed: false,
+            explanation: String::new(),
         }
     }
 
-    fn two_failed() -> Vec<FailedRecipient> {
+    fn two_failed() -> Vec<ReportedRecipient> {
         vec![
             recipient(
                 "bob@example.org",
@@ -628,13 +723,15 @@ mod tests {
         ]
     }
 
-    fn report<'a>(recipients: &'a [FailedRecipient], original: &'a [u8]) -> Report<'a> {
+    fn report<'a>(recipients: &'a [ReportedRecipient], original: &'a [u8]) -> Report<'a> {
         Report {
             kind: ReportKind::Failure,
             reporting_mta: "mail.example.com",
             queue_id: "Q4711",
             arrival: 1_763_700_000,
             sender: "alice@example.com",
+            envid: None,
+            headers_only: false,
             recipients,
             original,
             return_limit: 50_000,
@@ -867,6 +964,80 @@ mod tests {
         let blocks = status_blocks(self::parts(&message)[1].contents());
         assert_eq!(field(&blocks[1], "Status"), Some("4.0.0"));
         assert_eq!(field(&blocks[1], "Diagnostic-Code"), None);
+    }
+
+    #[test]
+    fn envid_and_orcpt_come_back_decoded_in_rfc_3464_order() {
+        let mut recipients = two_failed();
+        recipients[0].original_recipient = Some("rfc822;Orig+2BBox@example.org".into());
+        let mut bounce = report(&recipients, ORIGINAL);
+        bounce.envid = Some("QQ+2B1-env");
+        let dsn = build(&bounce).unwrap();
+        let message = parse(&dsn);
+        let blocks = status_blocks(parts(&message)[1].contents());
+        assert_eq!(blocks[0][0].0, "Original-Envelope-Id");
+        assert_eq!(blocks[0][0].1, "QQ+1-env");
+        assert_eq!(
+            blocks[1][0],
+            (
+                "Original-Recipient".to_string(),
+                "rfc822;Orig+Box@example.org".to_string()
+            )
+        );
+        assert_eq!(blocks[1][1].0, "Final-Recipient");
+        assert_eq!(field(&blocks[2], "Original-Recipient"), None);
+        assert_lines_fit(&dsn);
+    }
+
+    #[test]
+    fn ret_hdrs_returns_the_header_section_only() {
+        let recipients = two_failed();
+        let mut bounce = report(&recipients, ORIGINAL);
+        bounce.headers_only = true;
+        let dsn = build(&bounce).unwrap();
+        let message = parse(&dsn);
+        let parts = parts(&message);
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        let returned = String::from_utf8_lossy(parts[2].contents()).to_string();
+        assert!(returned.contains("Subject: lunch"), "{returned}");
+        assert!(!returned.contains("noon"), "{returned}");
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("as you asked"), "{text}");
+    }
+
+    #[test]
+    fn success_report_for_delivered_and_relayed() {
+        let mut delivered = recipient("alice@example.com", "", None);
+        delivered.status = "2.0.0".into();
+        let mut relayed = recipient(
+            "bob@example.org",
+            "250 2.0.0 Ok: queued",
+            Some("mx.example.org"),
+        );
+        relayed.status = "2.0.0".into();
+        relayed.relayed = true;
+        let recipients = vec![delivered, relayed];
+        let mut success = report(&recipients, ORIGINAL);
+        success.kind = ReportKind::Success;
+        let dsn = build(&success).unwrap();
+        let message = parse(&dsn);
+        assert_eq!(message.subject(), Some("Successful Mail Delivery Report"));
+        let parts = parts(&message);
+        let blocks = status_blocks(parts[1].contents());
+        assert_eq!(field(&blocks[1], "Action"), Some("delivered"));
+        assert_eq!(field(&blocks[1], "Status"), Some("2.0.0"));
+        assert_eq!(field(&blocks[1], "Diagnostic-Code"), None);
+        assert_eq!(field(&blocks[2], "Action"), Some("relayed"));
+        assert_eq!(field(&blocks[2], "Remote-MTA"), Some("dns; mx.example.org"));
+        assert_eq!(
+            field(&blocks[2], "Diagnostic-Code"),
+            Some("smtp; 250 2.0.0 Ok: queued")
+        );
+        // Headers only, however small the message (as Postfix).
+        assert_eq!(content_type(parts[2]), "text/rfc822-headers");
+        let text = parts[0].text_contents().unwrap();
+        assert!(text.contains("relayed"), "{text}");
+        assert_lines_fit(&dsn);
     }
 
     #[test]

@@ -1,16 +1,47 @@
 //! The DATA receiver: turns the dot-stuffed text after `DATA` into the
-//! message, and finds its end.
+//! message, and finds its end; and the line-end rule every message
+//! (DATA or BDAT) must keep.
 //!
 //! The end of data is `<CRLF>.<CRLF>` and nothing else (RFC 5321 4.1.1.4).
-//! A bare LF or bare CR anywhere is never an end; it is recorded, and the
-//! session rejects the whole message once the real end arrives (as Postfix's
-//! `smtpd_forbid_bare_newline = reject` does, but without dropping the
-//! connection). That closes SMTP smuggling: whatever a sender hides behind
-//! `\n.\n` stays inside the one rejected message.
+//! A bare LF or bare CR anywhere is never an end; it stays in the message,
+//! and the session rejects the whole message once the real end arrives
+//! ([`bare_line_end`], as Postfix's `smtpd_forbid_bare_newline = reject`
+//! does, but without dropping the connection). That closes SMTP smuggling:
+//! whatever a sender hides behind `\n.\n` stays inside the one rejected
+//! message. BDAT chunks have no end marker to hide behind, but the same
+//! rule applies to them, so that every stored message has CRLF line ends
+//! and the sizes POP3 and IMAP report are the octets they send.
 //!
 //! The receiver is resumable: feed it whatever bytes arrived; it says how
 //! many it consumed and whether the message ended. Bytes after the end
 //! belong to the next command.
+
+/// Where a message breaks the line-end rule (RFC 5321 2.3.8: CR and LF
+/// only as CRLF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BareLineEnd {
+    /// A CR not followed by LF, at this offset.
+    Cr(usize),
+    /// An LF not after a CR, at this offset.
+    Lf(usize),
+}
+
+/// The first bare CR or LF in `message`, if any: the one rule for DATA and
+/// BDAT (550 5.5.2 when broken).
+pub fn bare_line_end(message: &[u8]) -> Option<BareLineEnd> {
+    let mut at = 0;
+    while let Some(found) = message[at..].iter().position(|&b| b == b'\r' || b == b'\n') {
+        let i = at + found;
+        if message[i] == b'\n' {
+            return Some(BareLineEnd::Lf(i));
+        }
+        if message.get(i + 1) != Some(&b'\n') {
+            return Some(BareLineEnd::Cr(i));
+        }
+        at = i + 2;
+    }
+    None
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -34,8 +65,6 @@ pub struct DataReceiver {
     max_size: usize,
     /// More bytes arrived than `max_size`; the rest were dropped.
     pub too_big: bool,
-    pub bare_lf: bool,
-    pub bare_cr: bool,
     /// Some byte had the high bit set.
     pub eight_bit: bool,
 }
@@ -57,14 +86,8 @@ impl DataReceiver {
             message: prefix,
             max_size,
             too_big: false,
-            bare_lf: false,
-            bare_cr: false,
             eight_bit: false,
         }
-    }
-
-    pub fn has_bare_newline(&self) -> bool {
-        self.bare_lf || self.bare_cr
     }
 
     /// The message, once `ingest` said `done`.
@@ -124,14 +147,10 @@ impl DataReceiver {
                     State::LineStart
                 }
                 (State::Cr, b'\r') => {
-                    self.bare_cr = true;
                     self.push(byte);
                     State::Cr
                 }
-                (State::Cr, _) => {
-                    self.bare_cr = true;
-                    self.reprocess_as_text(byte)
-                }
+                (State::Cr, _) => self.reprocess_as_text(byte),
                 (State::LineStart, b'.') => State::Dot,
                 (State::Dot, b'\r') => State::DotCr,
                 (State::Dot, _) => {
@@ -146,7 +165,6 @@ impl DataReceiver {
                     };
                 }
                 (State::DotCr, _) => {
-                    self.bare_cr = true;
                     self.push(b'\r');
                     self.reprocess_as_text(byte)
                 }
@@ -167,7 +185,6 @@ impl DataReceiver {
                 State::Cr
             }
             b'\n' => {
-                self.bare_lf = true;
                 self.push(byte);
                 State::Text
             }
@@ -204,14 +221,14 @@ mod tests {
             let progress = rx.ingest(chunk);
             offset += progress.consumed;
             if progress.done {
-                let bare = rx.has_bare_newline();
                 let too_big = rx.too_big;
-                return (rx.into_message(), offset, bare, too_big);
+                let message = rx.into_message();
+                let bare = bare_line_end(&message).is_some();
+                return (message, offset, bare, too_big);
             }
             assert_eq!(progress.consumed, chunk.len());
         }
-        let bare = rx.has_bare_newline();
-        (vec![b'?'], usize::MAX, bare, false)
+        (vec![b'?'], usize::MAX, false, false)
     }
 
     #[test]
@@ -287,6 +304,17 @@ mod tests {
         assert!(p.done);
         assert!(rx.too_big);
         assert_eq!(rx.into_message(), b"Received: x\r\n0123456789");
+    }
+
+    #[test]
+    fn the_line_end_rule() {
+        assert_eq!(bare_line_end(b""), None);
+        assert_eq!(bare_line_end(b"a\r\nb\r\n\r\n"), None);
+        assert_eq!(bare_line_end(b"a\nb"), Some(BareLineEnd::Lf(1)));
+        assert_eq!(bare_line_end(b"a\r\n\nb"), Some(BareLineEnd::Lf(3)));
+        assert_eq!(bare_line_end(b"a\rb\r\n"), Some(BareLineEnd::Cr(1)));
+        assert_eq!(bare_line_end(b"a\r\r\n"), Some(BareLineEnd::Cr(1)));
+        assert_eq!(bare_line_end(b"a\r\nb\r"), Some(BareLineEnd::Cr(4)));
     }
 
     #[test]

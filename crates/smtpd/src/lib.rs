@@ -16,9 +16,10 @@
 //!
 //! RFC 5321 ESMTP with PIPELINING (RFC 2920), SIZE (RFC 1870), 8BITMIME
 //! (RFC 6152), SMTPUTF8 (RFC 6531), ENHANCEDSTATUSCODES (RFC 2034/3463),
-//! CHUNKING (BDAT, RFC 3030), STARTTLS (RFC 3207), AUTH PLAIN and LOGIN
-//! (RFC 4954). The grammar is smtp-proto's; line framing, the DATA receiver
-//! and everything after parsing are ours.
+//! DSN (RFC 3461, reports per RFC 3464), CHUNKING (BDAT, RFC 3030),
+//! STARTTLS (RFC 3207), AUTH PLAIN and LOGIN (RFC 4954). The grammar is
+//! smtp-proto's, but for the DSN parameters ([`dsn`]); line framing, the
+//! DATA receiver and everything after parsing are ours.
 //!
 //! ## Security stance
 //!
@@ -29,8 +30,9 @@
 //!   addresses (553 5.7.1).
 //! - A message with more than `max_received_headers` trace lines is
 //!   refused at the end of DATA (554 5.4.6): a mail loop.
-//! - DATA ends only at `<CRLF>.<CRLF>`; a message with a bare CR or LF is
-//!   rejected whole (550 5.5.2), which defeats SMTP smuggling ([`data`]).
+//! - DATA ends only at `<CRLF>.<CRLF>`; a message with a bare CR or LF,
+//!   through DATA or BDAT, is rejected whole (550 5.5.2), which defeats
+//!   SMTP smuggling ([`data`]).
 //! - After STARTTLS, anything the client pipelined is discarded and the
 //!   session starts over.
 //! - Plaintext AUTH only where `[auth]` allows it (loopback by default);
@@ -62,6 +64,7 @@
 pub mod bounce;
 pub mod data;
 pub mod downgrade;
+pub mod dsn;
 pub mod policy;
 pub mod queue;
 pub mod received;

@@ -24,6 +24,23 @@
 //!   that may relay (553 5.1.2), and neither is a domain that is not a
 //!   valid host name (trailing dot, empty label, bad characters).
 //!
+//! ## postmaster
+//!
+//! RFC 5321 4.5.1: every local domain MUST take mail for `postmaster`, and
+//! a bare `RCPT TO:<postmaster>` names this server's (we read it as
+//! `postmaster@` the first of `local_domains`). Where it goes, first match
+//! wins:
+//!
+//! 1. an account or alias `postmaster@domain` (as any address);
+//! 2. the account the top-level `postmaster` key names (an address of an
+//!    account or alias; default unset);
+//! 3. the domain's oldest account;
+//! 4. the oldest account of any domain: a domain added with `postern
+//!    domain add` and no accounts yet still takes postmaster mail.
+//!
+//! Only a server with no account at all refuses it (550 5.1.1): there is
+//! no mailbox to put it in.
+//!
 //! ## Who may send as whom
 //!
 //! An authenticated client's envelope sender must be one of its account's
@@ -108,26 +125,24 @@ pub fn is_routable_domain(domain: &str) -> bool {
     })
 }
 
+/// What a bare `<postmaster>` (no domain, RFC 5321 4.1.1.3) stands for:
+/// `postmaster@` the first local domain.
+pub fn bare_postmaster(config: &Config) -> String {
+    let domain = config
+        .local_domains
+        .first()
+        .map(String::as_str)
+        .unwrap_or("localhost");
+    format!("postmaster@{domain}")
+}
+
 /// Where `address` leads. `address` is as smtp-proto parsed it, without
-/// angle brackets or source route; the empty string stands for a bare
-/// `<postmaster>`.
+/// angle brackets or source route.
 pub async fn classify(
     config: &Config,
     store: &Store,
     address: &str,
 ) -> Result<Destination, StoreError> {
-    let postmaster;
-    let address = if address.is_empty() {
-        let domain = config
-            .local_domains
-            .first()
-            .map(String::as_str)
-            .unwrap_or("localhost");
-        postmaster = format!("postmaster@{domain}");
-        postmaster.as_str()
-    } else {
-        address
-    };
     let Some((local, domain)) = split_address(address) else {
         return Ok(Destination::Unroutable);
     };
@@ -142,12 +157,37 @@ pub async fn classify(
     if let Some(account) = store.resolve_recipient(address).await? {
         return Ok(Destination::Local(account));
     }
-    if let Some(base) = strip_subaddress(local, &config.smtp.recipient_delimiter) {
+    let base = strip_subaddress(local, &config.smtp.recipient_delimiter);
+    if let Some(base) = base {
         if let Some(account) = store.resolve_recipient(&format!("{base}@{domain}")).await? {
             return Ok(Destination::Local(account));
         }
     }
+    if base.unwrap_or(local).eq_ignore_ascii_case("postmaster") {
+        if let Some(account) = postmaster(config, store, domain).await? {
+            return Ok(Destination::Local(account));
+        }
+    }
     Ok(Destination::UnknownUser)
+}
+
+/// Where postmaster mail for a local `domain` goes when no account or
+/// alias has that address (the module's "postmaster", steps 2 to 4).
+async fn postmaster(
+    config: &Config,
+    store: &Store,
+    domain: &str,
+) -> Result<Option<Account>, StoreError> {
+    if let Some(configured) = config.postmaster.as_deref() {
+        if let Some(account) = store.resolve_recipient(configured).await? {
+            return Ok(Some(account));
+        }
+        tracing::warn!(
+            postmaster = configured,
+            "the postmaster address is no account or alias"
+        );
+    }
+    store.postmaster_account(domain).await
 }
 
 /// Decides on one recipient at `RCPT`. `may_relay`: the client

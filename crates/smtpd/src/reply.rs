@@ -149,6 +149,11 @@ pub fn unsupported_parameter(param: &str) -> Reply {
 pub fn invalid_parameter(param: &str) -> Reply {
     Reply::new(501, "5.5.4", format!("Invalid parameter {param}"))
 }
+/// A DSN parameter (RFC 3461) that is malformed or given twice, in
+/// Postfix's words.
+pub fn bad_dsn_parameter(name: &str) -> Reply {
+    Reply::new(501, "5.5.4", format!("Bad {name} parameter syntax"))
+}
 pub fn bad_sender_address() -> Reply {
     Reply::new(501, "5.1.7", "Bad sender address syntax")
 }

@@ -289,27 +289,34 @@ pub(crate) fn add_alias(conn: &Connection, alias: &str, target: &str) -> Result<
     add_domain_row(conn, domain_of(alias))
 }
 
-/// Reader: the account itself, or an alias's target; for a `postmaster@`
-/// address that is neither, the domain's oldest account (RFC 5321 4.5.1
-/// requires every domain to take postmaster mail).
+/// Reader: the account itself, or an alias's target.
 pub(crate) fn resolve(conn: &Connection, address: &str) -> Result<Option<Account>> {
-    let found = resolve_exact(conn, address)?;
-    if found.is_some() {
-        return Ok(found);
+    resolve_exact(conn, address)
+}
+
+/// Reader: where `postmaster@domain` goes when it is neither an account
+/// nor an alias (RFC 5321 4.5.1 requires every local domain to take
+/// postmaster mail): the domain's oldest account, else the oldest account
+/// of all.
+pub(crate) fn postmaster_fallback(conn: &Connection, domain: &str) -> Result<Option<Account>> {
+    let in_domain = conn
+        .prepare_cached(
+            "SELECT id, address, created_at FROM accounts
+              WHERE address LIKE '%@' || ?1 ESCAPE '\\'
+              ORDER BY id LIMIT 1",
+        )
+        .db()?
+        .query_row([escape_like(domain)], account_from_row)
+        .optional()
+        .db()?;
+    if in_domain.is_some() {
+        return Ok(in_domain);
     }
-    match address.split_once('@') {
-        Some((local, domain)) if local.eq_ignore_ascii_case("postmaster") => conn
-            .prepare_cached(
-                "SELECT id, address, created_at FROM accounts
-                  WHERE address LIKE '%@' || ?1 ESCAPE '\\'
-                  ORDER BY id LIMIT 1",
-            )
-            .db()?
-            .query_row([escape_like(domain)], account_from_row)
-            .optional()
-            .db(),
-        _ => Ok(None),
-    }
+    conn.prepare_cached("SELECT id, address, created_at FROM accounts ORDER BY id LIMIT 1")
+        .db()?
+        .query_row([], account_from_row)
+        .optional()
+        .db()
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.

@@ -84,6 +84,14 @@ pub(crate) fn store_summary(conn: &Connection, hash: &str, summary_json: &str) -
     Ok(())
 }
 
+/// Reader: whether the parse of a blob is cached.
+pub(crate) fn has_summary(conn: &Connection, hash: &str) -> Result<bool> {
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM summaries WHERE hash = ?1)")
+        .db()?
+        .query_row([hash], |row| row.get(0))
+        .db()
+}
+
 /// Reader: the bytes of a blob.
 pub(crate) fn data(conn: &Connection, hash: &str) -> Result<Option<Vec<u8>>> {
     conn.prepare_cached("SELECT data FROM blobs WHERE hash = ?1")

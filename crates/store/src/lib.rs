@@ -15,9 +15,12 @@
 //!   addressed by its SHA-256 and reference-counted (a message sent to ten
 //!   local users is one blob);
 //! - **the queue**: a queued message holds its blob, envelope sender, auth
-//!   user and body type; each recipient has its own state
-//!   ([`RecipientState`]), attempt count, next attempt time and last error;
-//!   due work is found by an index on the next attempt time;
+//!   user, body type and DSN request (RET, ENVID); each recipient has its
+//!   own state ([`RecipientState`]), attempt count, next attempt time, last
+//!   error and DSN request (NOTIFY, ORCPT); due work is found by an index
+//!   on the next attempt time. Local delivery may put lines on top of the
+//!   copy the mailboxes get ([`DeliveryOptions`]: smtpd's `Return-Path:`),
+//!   one blob for all of them, parsed as delivered;
 //! - **the change feed**: every change to a mailbox is a row ordered by
 //!   modseq, which IMAP sessions follow.
 //!
@@ -227,6 +230,62 @@ pub struct NewQueuedMessage {
     pub received_at: Timestamp,
 }
 
+/// RET (RFC 3461 4.3): how much of the message a failure report returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DsnReturn {
+    /// `RET=FULL`: the whole message.
+    Full,
+    /// `RET=HDRS`: its header section only.
+    Headers,
+}
+
+/// NOTIFY (RFC 3461 4.1): which delivery status notifications the sender
+/// wants for one recipient. All three false is `NOTIFY=NEVER`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notify {
+    pub success: bool,
+    pub failure: bool,
+    pub delay: bool,
+}
+
+/// What a client asked of delivery status notifications for one recipient
+/// (`RCPT TO` parameters, RFC 3461 4.1 and 4.2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientDsn {
+    /// `None`: no NOTIFY given (the server's default: failures only).
+    pub notify: Option<Notify>,
+    /// ORCPT as the client wrote it: `addr-type;xtext`, e.g.
+    /// `rfc822;bob+2Bx@example.org`.
+    pub orcpt: Option<String>,
+}
+
+/// What a client asked of delivery status notifications for one message
+/// (`MAIL FROM` parameters, RFC 3461 4.3 and 4.4, and those of each `RCPT
+/// TO`), for [`Store::enqueue_with_dsn`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DsnRequest {
+    pub ret: Option<DsnReturn>,
+    /// ENVID as the client wrote it (xtext).
+    pub envid: Option<String>,
+    /// One per recipient of the message, in the same order; empty when no
+    /// recipient had any.
+    pub recipients: Vec<RecipientDsn>,
+}
+
+/// Extras of [`Store::deliver_local_with`].
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryOptions {
+    /// Header lines put on top of the copy the mailboxes get (smtpd's
+    /// `Return-Path:`, RFC 5321 4.4). The queued blob keeps its bytes; the
+    /// delivered copy is one blob shared by every mailbox it goes to.
+    pub prepend: Vec<u8>,
+    /// A message (a success report) queued in the same transaction, if the
+    /// call delivers to some recipient, so a crash can neither lose it nor
+    /// send it twice.
+    pub notice: Option<NewQueuedMessage>,
+}
+
 /// Where one recipient of a queued message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -253,6 +312,8 @@ pub struct QueuedRecipient {
     pub last_error: Option<String>,
     /// A queue manager is delivering it until then (0 = nobody).
     pub leased_until: Timestamp,
+    /// What the client asked of delivery status notifications.
+    pub dsn: RecipientDsn,
 }
 
 /// A queued message with its recipients. From [`Store::claim_due`] it holds
@@ -267,6 +328,10 @@ pub struct QueuedMessage {
     pub smtputf8: bool,
     pub size: u64,
     pub received_at: Timestamp,
+    /// `MAIL FROM ... RET=` (RFC 3461 4.3), if given.
+    pub dsn_ret: Option<DsnReturn>,
+    /// `MAIL FROM ... ENVID=` as the client wrote it (xtext), if given.
+    pub dsn_envid: Option<String>,
     pub recipients: Vec<QueuedRecipient>,
 }
 
@@ -420,6 +485,11 @@ pub struct MessageSummary {
     /// Byte length of the header section including the blank line that ends
     /// it (offset of the body in the raw message).
     pub header_len: u64,
+    /// The envelope sender the delivering server recorded in the first
+    /// `Return-Path:` field (RFC 5321 4.4), without angle brackets; empty
+    /// for the null sender `<>`; `None` without such a field.
+    #[serde(default)]
+    pub return_path: Option<String>,
     /// Fields IMAP's ENVELOPE sends as written.
     #[serde(default)]
     pub raw: RawFields,
@@ -794,13 +864,24 @@ impl Store {
     }
 
     /// The account that mail for `address` goes to: the account itself or
-    /// the target of an alias; case-insensitive. `postmaster@domain` with
-    /// neither goes to the domain's oldest account (RFC 5321 4.5.1). No
-    /// sub-addressing here (`+tag` is smtpd's policy).
+    /// the target of an alias; case-insensitive. No sub-addressing here
+    /// (`+tag` is smtpd's policy), and no postmaster fallback (see
+    /// [`Store::postmaster_account`]).
     pub async fn resolve_recipient(&self, address: &str) -> Result<Option<Account>> {
         let address = address.to_lowercase();
         self.inner
             .read(move |conn| accounts::resolve(conn, &address))
+            .await
+    }
+
+    /// Where `postmaster@domain` goes when it is neither an account nor an
+    /// alias: the domain's oldest account, else the oldest account of any
+    /// domain (RFC 5321 4.5.1: every local domain takes postmaster mail).
+    /// `None` only when there is no account at all.
+    pub async fn postmaster_account(&self, domain: &str) -> Result<Option<Account>> {
+        let domain = domain.to_lowercase();
+        self.inner
+            .read(move |conn| accounts::postmaster_fallback(conn, &domain))
             .await
     }
 
@@ -810,8 +891,25 @@ impl Store {
     /// the queue entry with all recipients `Pending`, due now. Returns only
     /// once committed and synced.
     pub async fn enqueue(&self, message: NewQueuedMessage) -> Result<QueueId> {
+        self.enqueue_with_dsn(message, DsnRequest::default()).await
+    }
+
+    /// [`Store::enqueue`], keeping what the client asked of delivery
+    /// status notifications (RFC 3461) with the entry and its recipients.
+    /// `Invalid` unless `dsn.recipients` is empty or has one entry per
+    /// recipient.
+    pub async fn enqueue_with_dsn(
+        &self,
+        message: NewQueuedMessage,
+        dsn: DsnRequest,
+    ) -> Result<QueueId> {
         if message.recipients.is_empty() {
             return Err(StoreError::Invalid("recipients".into()));
+        }
+        if !dsn.recipients.is_empty() && dsn.recipients.len() != message.recipients.len() {
+            return Err(StoreError::Invalid(
+                "DSN parameters of the recipients".into(),
+            ));
         }
         // Hashing a big message takes a while; keep it off the workers.
         let (hash, message) = if message.raw.len() > 1 << 20 {
@@ -821,7 +919,7 @@ impl Store {
         };
         self.inner
             .write(false, move |conn| {
-                queue::enqueue(conn, &hash, &message, now())
+                queue::enqueue(conn, &hash, &message, &dsn, now())
             })
             .await
     }
@@ -868,23 +966,67 @@ impl Store {
         queue: QueueId,
         deliveries: Vec<LocalDelivery>,
     ) -> Result<()> {
+        self.deliver_local_with(queue, deliveries, DeliveryOptions::default())
+            .await
+    }
+
+    /// [`Store::deliver_local`] with header lines on top of the delivered
+    /// copy and a notice queued in the same transaction
+    /// ([`DeliveryOptions`]). The copy with its new lines is parsed (once
+    /// per distinct copy), so the summary's offsets are those of the bytes
+    /// the mailboxes serve, and its size is what they report.
+    pub async fn deliver_local_with(
+        &self,
+        queue: QueueId,
+        deliveries: Vec<LocalDelivery>,
+        options: DeliveryOptions,
+    ) -> Result<()> {
         if deliveries.is_empty() {
             return Ok(());
         }
+        let DeliveryOptions { prepend, notice } = options;
+        let notice = match notice {
+            Some(message) => Some((blobs::hash(&message.raw), message)),
+            None => None,
+        };
         // Parsed on the reader thread that read the bytes (a blocking
         // thread already), so a delivery is one read and one write.
-        let summary_json = self
+        let (copy, summary_json) = self
             .inner
-            .read(move |conn| match queue::blob_for_delivery(conn, queue)? {
-                queue::QueuedBlob::Parsed => Ok(None),
-                queue::QueuedBlob::Unparsed(raw) => serde_json::to_string(&parse::summarize(&raw))
-                    .map(Some)
-                    .map_err(|e| StoreError::Database(format!("summary encoding: {e}"))),
+            .read(move |conn| {
+                let encode = |raw: &[u8]| {
+                    serde_json::to_string(&parse::summarize(raw))
+                        .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))
+                };
+                if prepend.is_empty() {
+                    return match queue::blob_for_delivery(conn, queue)? {
+                        queue::QueuedBlob::Parsed => Ok((None, None)),
+                        queue::QueuedBlob::Unparsed(raw) => Ok((None, Some(encode(&raw)?))),
+                    };
+                }
+                let mut copy = prepend;
+                copy.extend_from_slice(&queue::raw(conn, queue)?);
+                let hash = blobs::hash(&copy);
+                let json = if blobs::has_summary(conn, &hash)? {
+                    None
+                } else {
+                    Some(encode(&copy)?)
+                };
+                Ok((Some(queue::Copy { hash, bytes: copy }), json))
             })
             .await?;
         self.inner
             .write(true, move |conn| {
-                queue::deliver_local(conn, queue, &deliveries, summary_json.as_deref()).map(|_| ())
+                queue::deliver_local(
+                    conn,
+                    queue,
+                    &deliveries,
+                    copy.as_ref(),
+                    summary_json.as_deref(),
+                    notice.as_ref().map(|(hash, m)| (hash.as_str(), m)),
+                    now(),
+                )
+                .map(|_| ())
             })
             .await
     }
@@ -892,10 +1034,29 @@ impl Store {
     /// Marks recipients `Delivered` without a local mailbox (accepted by a
     /// remote server); removes the entry when nothing is left to do.
     pub async fn mark_delivered(&self, queue: QueueId, recipients: &[RecipientId]) -> Result<()> {
+        self.mark_delivered_with_notice(queue, recipients, None)
+            .await
+    }
+
+    /// [`Store::mark_delivered`], and `notice` (a success report) queued in
+    /// the same transaction if some recipient was still open.
+    pub async fn mark_delivered_with_notice(
+        &self,
+        queue: QueueId,
+        recipients: &[RecipientId],
+        notice: Option<NewQueuedMessage>,
+    ) -> Result<()> {
+        let notice = notice.map(|message| (blobs::hash(&message.raw), message));
         let recipients = recipients.to_vec();
         self.inner
             .write(false, move |conn| {
-                queue::update_recipients(conn, queue, &recipients, &queue::Outcome::Delivered)
+                queue::deliver_remote(
+                    conn,
+                    queue,
+                    &recipients,
+                    notice.as_ref().map(|(hash, m)| (hash.as_str(), m)),
+                    now(),
+                )
             })
             .await
     }

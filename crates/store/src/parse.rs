@@ -35,13 +35,30 @@ pub(crate) fn summarize(raw: &[u8]) -> MessageSummary {
             ..header_summary(header)
         }
     }));
-    match parsed {
+    let mut summary = match parsed {
         Ok(summary) => summary,
         Err(_) => {
             tracing::warn!("parsing a message failed; storing a minimal summary");
             minimal(raw)
         }
-    }
+    };
+    summary.return_path = return_path(raw, summary.header_len);
+    summary
+}
+
+/// The envelope sender in the first `Return-Path:` field of the header
+/// section (`header_len` octets), without angle brackets: what the
+/// delivering server recorded (RFC 5321 4.4).
+fn return_path(raw: &[u8], header_len: u64) -> Option<String> {
+    let header = raw.get(..usize::try_from(header_len).ok()?)?;
+    let value = raw_field(header, "Return-Path")?;
+    let value = String::from_utf8_lossy(&value);
+    let path = value.trim();
+    let path = path
+        .strip_prefix('<')
+        .and_then(|p| p.strip_suffix('>'))
+        .unwrap_or(path);
+    Some(path.trim().to_string())
 }
 
 /// The summary of a message nothing could be made of: no header fields, one
@@ -215,6 +232,18 @@ mod tests {
 
     fn body<'a>(raw: &'a [u8], part: &MimePart) -> &'a [u8] {
         &raw[part.body_offset as usize..part.body_end as usize]
+    }
+
+    #[test]
+    fn return_path_is_the_envelope_sender_of_the_header() {
+        let raw =
+            b"Return-Path: <a@b.test>\r\nReceived: x\r\nSubject: s\r\n\r\nReturn-Path: <no>\r\n";
+        assert_eq!(summarize(raw).return_path.as_deref(), Some("a@b.test"));
+        let bounce = b"Return-Path: <>\r\nSubject: s\r\n\r\nbody\r\n";
+        assert_eq!(summarize(bounce).return_path.as_deref(), Some(""));
+        // Only the header counts.
+        let none = b"Subject: s\r\n\r\nReturn-Path: <a@b.test>\r\n";
+        assert_eq!(summarize(none).return_path, None);
     }
 
     #[test]

@@ -7,8 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::mailbox::{self, Append};
 use crate::schema::SqlResult;
 use crate::{
-    blobs, BodyType, LocalDelivery, NewQueuedMessage, QueueId, QueuedMessage, QueuedRecipient,
-    RecipientId, RecipientState, Result, StoreError, Timestamp,
+    blobs, BodyType, DsnRequest, DsnReturn, LocalDelivery, NewQueuedMessage, Notify, QueueId,
+    QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState, Result, StoreError,
+    Timestamp,
 };
 
 fn body_type_str(t: BodyType) -> &'static str {
@@ -36,9 +37,55 @@ fn state_from(s: &str) -> RecipientState {
     }
 }
 
-const MESSAGE_COLUMNS: &str = "id, sender, auth_user, body_type, smtputf8, size, received_at";
-const RECIPIENT_COLUMNS: &str =
-    "id, address, state, attempts, next_attempt_at, last_error, queue_id, leased_until";
+fn ret_str(ret: DsnReturn) -> &'static str {
+    match ret {
+        DsnReturn::Full => "full",
+        DsnReturn::Headers => "hdrs",
+    }
+}
+
+fn ret_from(s: &str) -> Option<DsnReturn> {
+    match s {
+        "full" => Some(DsnReturn::Full),
+        "hdrs" => Some(DsnReturn::Headers),
+        _ => None,
+    }
+}
+
+/// `never`, or the requested notices comma-separated (`success,failure`).
+fn notify_str(notify: Notify) -> String {
+    let words: Vec<&str> = [
+        (notify.success, "success"),
+        (notify.failure, "failure"),
+        (notify.delay, "delay"),
+    ]
+    .into_iter()
+    .filter_map(|(on, word)| on.then_some(word))
+    .collect();
+    if words.is_empty() {
+        "never".to_string()
+    } else {
+        words.join(",")
+    }
+}
+
+fn notify_from(s: &str) -> Notify {
+    let mut notify = Notify::default();
+    for word in s.split(',') {
+        match word {
+            "success" => notify.success = true,
+            "failure" => notify.failure = true,
+            "delay" => notify.delay = true,
+            _ => {}
+        }
+    }
+    notify
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, sender, auth_user, body_type, smtputf8, size, received_at, dsn_ret, dsn_envid";
+const RECIPIENT_COLUMNS: &str = "id, address, state, attempts, next_attempt_at, last_error, \
+     queue_id, leased_until, dsn_notify, dsn_orcpt";
 
 fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
     Ok(QueuedMessage {
@@ -49,6 +96,11 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
         smtputf8: row.get(4)?,
         size: u64::try_from(row.get::<_, i64>(5)?).unwrap_or(0),
         received_at: row.get(6)?,
+        dsn_ret: row
+            .get::<_, Option<String>>(7)?
+            .as_deref()
+            .and_then(ret_from),
+        dsn_envid: row.get(8)?,
         recipients: Vec::new(),
     })
 }
@@ -64,6 +116,10 @@ fn recipient_from_row(row: &Row<'_>) -> rusqlite::Result<(QueueId, QueuedRecipie
             next_attempt_at: row.get(4)?,
             leased_until: row.get(7)?,
             last_error: row.get(5)?,
+            dsn: RecipientDsn {
+                notify: row.get::<_, Option<String>>(8)?.as_deref().map(notify_from),
+                orcpt: row.get(9)?,
+            },
         },
     ))
 }
@@ -93,17 +149,21 @@ fn ensure_exists(conn: &Connection, queue: QueueId) -> Result<()> {
     }
 }
 
-/// Writer: stores the blob reference, the entry and its recipients.
+/// Writer: stores the blob reference, the entry and its recipients, with
+/// what the client asked of delivery status notifications (`dsn`: its
+/// recipients are empty or one per message recipient, in order).
 pub(crate) fn enqueue(
     conn: &Connection,
     hash: &str,
     message: &NewQueuedMessage,
+    dsn: &DsnRequest,
     now: Timestamp,
 ) -> Result<QueueId> {
     blobs::add_ref(conn, hash, &message.raw)?;
     conn.prepare_cached(
-        "INSERT INTO queue (blob_hash, sender, auth_user, body_type, smtputf8, size, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO queue (blob_hash, sender, auth_user, body_type, smtputf8, size, received_at,
+                            dsn_ret, dsn_envid)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )
     .db()?
     .execute(params![
@@ -114,18 +174,25 @@ pub(crate) fn enqueue(
         message.smtputf8,
         i64::try_from(message.raw.len()).unwrap_or(i64::MAX),
         message.received_at,
+        dsn.ret.map(ret_str),
+        dsn.envid,
     ])
     .db()?;
     let id = conn.last_insert_rowid();
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO queue_recipients
-                 (queue_id, address, state, attempts, next_attempt_at, last_error)
-             VALUES (?1, ?2, 'pending', 0, ?3, NULL)",
+                 (queue_id, address, state, attempts, next_attempt_at, last_error,
+                  dsn_notify, dsn_orcpt)
+             VALUES (?1, ?2, 'pending', 0, ?3, NULL, ?4, ?5)",
         )
         .db()?;
-    for rcpt in &message.recipients {
-        stmt.execute(params![id, rcpt, now]).db()?;
+    for (i, rcpt) in message.recipients.iter().enumerate() {
+        let (notify, orcpt) = match dsn.recipients.get(i) {
+            Some(r) => (r.notify.map(notify_str), r.orcpt.as_deref()),
+            None => (None, None),
+        };
+        stmt.execute(params![id, rcpt, now, notify, orcpt]).db()?;
     }
     Ok(QueueId(id))
 }
@@ -363,23 +430,45 @@ pub(crate) fn flush(conn: &Connection, now: Timestamp) -> Result<usize> {
     .db()
 }
 
-/// Writer: appends the queued message to each delivery's mailbox, marks
-/// those recipients delivered and finishes the entry if nothing is left.
-/// Recipients already delivered or bounced are skipped, so a repeated call
-/// does not duplicate mail. Returns whether any message was appended.
+/// The copy of a queued message that the mailboxes get, when it differs
+/// from the queued blob (lines on top): its hash and bytes.
+pub(crate) struct Copy {
+    pub hash: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Writer: appends the queued message (or `copy` of it) to each delivery's
+/// mailbox, marks those recipients delivered, queues `notice` (its blob
+/// hash and the message) if any recipient was delivered now, and finishes
+/// the entry if nothing is left. `summary_json` is the parse of what is
+/// appended. Recipients already delivered or bounced are skipped, so a
+/// repeated call does not duplicate mail. Returns whether any message was
+/// appended.
 pub(crate) fn deliver_local(
     conn: &Connection,
     queue: QueueId,
     deliveries: &[LocalDelivery],
+    copy: Option<&Copy>,
     summary_json: Option<&str>,
+    notice: Option<(&str, &NewQueuedMessage)>,
+    now: Timestamp,
 ) -> Result<bool> {
-    let (hash, size, received_at): (String, i64, Timestamp) = conn
+    let (queued_hash, queued_size, received_at): (String, i64, Timestamp) = conn
         .prepare_cached("SELECT blob_hash, size, received_at FROM queue WHERE id = ?1")
         .db()?
         .query_row([queue.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()
         .db()?
         .ok_or_else(|| not_found(queue))?;
+    // The copy is stored with no reference; each append takes one, and an
+    // unused copy is dropped again below.
+    let (hash, size) = match copy {
+        Some(copy) => {
+            blobs::ensure(conn, &copy.hash, &copy.bytes)?;
+            (copy.hash.clone(), copy.bytes.len() as u64)
+        }
+        None => (queued_hash, u64::try_from(queued_size).unwrap_or(0)),
+    };
     if let Some(json) = summary_json {
         blobs::store_summary(conn, &hash, json)?;
     }
@@ -394,7 +483,7 @@ pub(crate) fn deliver_local(
 
     let append = Append {
         blob_hash: &hash,
-        size: u64::try_from(size).unwrap_or(0),
+        size,
         internal_date: received_at,
         system_flags: 0,
         keywords: "",
@@ -422,13 +511,43 @@ pub(crate) fn deliver_local(
               WHERE id = ?1",
         )
         .db()?;
+    let mut delivered_now = false;
     for (rcpt, state) in &states {
         if is_open(*state) {
             mark.execute([rcpt.0]).db()?;
+            delivered_now = true;
         }
+    }
+    if let Some((notice_hash, message)) = notice.filter(|_| delivered_now) {
+        enqueue(conn, notice_hash, message, &DsnRequest::default(), now)?;
+    }
+    if copy.is_some() {
+        blobs::release(conn, &hash, 0)?;
     }
     finish_if_done(conn, queue)?;
     Ok(appended)
+}
+
+/// Writer: marks recipients the next hop accepted `Delivered` (`NotFound`
+/// for one not in the entry) and queues `notice` (its blob hash and the
+/// message) if any of them was still open; finishes the entry if nothing
+/// is left.
+pub(crate) fn deliver_remote(
+    conn: &Connection,
+    queue: QueueId,
+    recipients: &[RecipientId],
+    notice: Option<(&str, &NewQueuedMessage)>,
+    now: Timestamp,
+) -> Result<()> {
+    ensure_exists(conn, queue)?;
+    let mut open = false;
+    for &rcpt in recipients {
+        open |= is_open(recipient_state(conn, queue, rcpt)?);
+    }
+    if let Some((notice_hash, message)) = notice.filter(|_| open) {
+        enqueue(conn, notice_hash, message, &DsnRequest::default(), now)?;
+    }
+    update_recipients(conn, queue, recipients, &Outcome::Delivered)
 }
 
 /// How [`update_recipients`] changes each recipient.
@@ -519,7 +638,9 @@ pub(crate) fn bounce_with_report(
         marked += mark.execute(params![rcpt.0, queue.0, error]).db()?;
     }
     let report_id = match report {
-        Some((hash, message)) if marked > 0 => Some(enqueue(conn, hash, message, now)?),
+        Some((hash, message)) if marked > 0 => {
+            Some(enqueue(conn, hash, message, &DsnRequest::default(), now)?)
+        }
         _ => None,
     };
     finish_if_done(conn, queue)?;

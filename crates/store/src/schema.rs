@@ -195,6 +195,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     DELETE FROM subscriptions
      WHERE lower(substr(name, 1, 6)) = 'inbox/' AND substr(name, 1, 6) <> 'INBOX/';
     "#,
+    // What the sender asked of delivery status notifications (RFC 3461),
+    // kept with the queued message: RET and ENVID per message, NOTIFY and
+    // ORCPT per recipient; NULL where the client gave none. ENVID and
+    // ORCPT are kept as the client wrote them (xtext), to pass on as they
+    // came; `dsn_notify` is `never` or a comma list of `success`,
+    // `failure`, `delay`.
+    r#"
+    ALTER TABLE queue ADD COLUMN dsn_ret TEXT CHECK (dsn_ret IN ('full', 'hdrs'));
+    ALTER TABLE queue ADD COLUMN dsn_envid TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN dsn_notify TEXT;
+    ALTER TABLE queue_recipients ADD COLUMN dsn_orcpt TEXT;
+    "#,
 ];
 
 /// The schema version this code writes.

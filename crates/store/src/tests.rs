@@ -1749,9 +1749,25 @@ async fn index_snapshot_is_consistent_under_writes() {
 }
 
 #[tokio::test]
-async fn postmaster_falls_back_to_the_domains_oldest_account() {
+async fn postmaster_falls_back_to_the_domains_then_any_oldest_account() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.postmaster_account("localhost").await.unwrap(), None);
+    let first = quick_account(&store, "first@localhost").await;
+    quick_account(&store, "second@localhost").await;
+    quick_account(&store, "other@example_x.test").await;
+    let pm = store.postmaster_account("LOCALHOST").await.unwrap();
+    assert_eq!(pm.map(|a| a.id), Some(first.id));
+    // `_` in a domain is not a LIKE wildcard: a domain without accounts
+    // gets the oldest account of all.
+    let none_here = store.postmaster_account("examplexx.test").await.unwrap();
+    assert_eq!(none_here.map(|a| a.id), Some(first.id));
+    let other = store.postmaster_account("example_x.test").await.unwrap();
+    assert_eq!(
+        other.map(|a| a.address),
+        Some("other@example_x.test".to_string())
+    );
+    // resolve_recipient is exact: an alias, never the fallback.
     assert_eq!(
         store
             .resolve_recipient("postmaster@localhost")
@@ -1759,45 +1775,177 @@ async fn postmaster_falls_back_to_the_domains_oldest_account() {
             .unwrap(),
         None
     );
-    let first = quick_account(&store, "first@localhost").await;
-    quick_account(&store, "second@localhost").await;
-    quick_account(&store, "other@example_x.test").await;
-    let pm = store
-        .resolve_recipient("PostMaster@localhost")
-        .await
-        .unwrap();
-    assert_eq!(pm.map(|a| a.id), Some(first.id));
-    // `_` in a domain is not a LIKE wildcard.
-    assert_eq!(
-        store
-            .resolve_recipient("postmaster@examplexx.test")
-            .await
-            .unwrap(),
-        None
-    );
-    let other = store
-        .resolve_recipient("postmaster@example_x.test")
-        .await
-        .unwrap();
-    assert_eq!(
-        other.map(|a| a.address),
-        Some("other@example_x.test".to_string())
-    );
-    // An explicit alias wins over the fallback.
     store
         .add_alias("postmaster@localhost", "second@localhost")
         .await
         .unwrap();
     let pm = store
-        .resolve_recipient("postmaster@localhost")
+        .resolve_recipient("PostMaster@localhost")
         .await
         .unwrap();
     assert_eq!(pm.map(|a| a.address), Some("second@localhost".to_string()));
-    // Only postmaster falls back.
-    assert_eq!(
-        store.resolve_recipient("abuse@localhost").await.unwrap(),
-        None
-    );
+}
+
+#[tokio::test]
+async fn dsn_requests_are_kept_with_the_queue_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let dsn = DsnRequest {
+        ret: Some(DsnReturn::Headers),
+        envid: Some("QQ+2B1".into()),
+        recipients: vec![
+            RecipientDsn {
+                notify: Some(Notify {
+                    success: true,
+                    failure: true,
+                    delay: false,
+                }),
+                orcpt: Some("rfc822;Bob+2Bx@example.org".into()),
+            },
+            RecipientDsn {
+                notify: Some(Notify::default()),
+                orcpt: None,
+            },
+            RecipientDsn::default(),
+        ],
+    };
+    let id = store
+        .enqueue_with_dsn(
+            message(b"Subject: x\r\n\r\n", &["a@x.test", "b@x.test", "c@x.test"]),
+            dsn.clone(),
+        )
+        .await
+        .unwrap();
+    let queued = store.queued_message(id).await.unwrap().unwrap();
+    assert_eq!(queued.dsn_ret, dsn.ret);
+    assert_eq!(queued.dsn_envid, dsn.envid);
+    let kept: Vec<RecipientDsn> = queued.recipients.iter().map(|r| r.dsn.clone()).collect();
+    assert_eq!(kept, dsn.recipients);
+    // Without DSN parameters nothing is kept.
+    let plain = store
+        .enqueue(message(b"Subject: y\r\n\r\n", &["a@x.test"]))
+        .await
+        .unwrap();
+    let plain = store.queued_message(plain).await.unwrap().unwrap();
+    assert_eq!((plain.dsn_ret, plain.dsn_envid), (None, None));
+    assert_eq!(plain.recipients[0].dsn, RecipientDsn::default());
+    // One entry per recipient or none.
+    let short = DsnRequest {
+        recipients: vec![RecipientDsn::default()],
+        ..DsnRequest::default()
+    };
+    assert!(matches!(
+        store
+            .enqueue_with_dsn(message(b"x", &["a@x.test", "b@x.test"]), short)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_delivered_copy_with_lines_on_top_is_one_blob_for_every_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut accounts = Vec::new();
+    for i in 0..10 {
+        accounts.push(quick_account(&store, &format!("user{i}@localhost")).await);
+    }
+    let raw = raw_message("ten");
+    let to: Vec<String> = accounts.iter().map(|a| a.address.clone()).collect();
+    let to: Vec<&str> = to.iter().map(String::as_str).collect();
+    store.enqueue(message(&raw, &to)).await.unwrap();
+    let queued = store.claim_due(now(), LEASE, 10).await.unwrap().remove(0);
+    let deliveries: Vec<LocalDelivery> = queued
+        .recipients
+        .iter()
+        .zip(&accounts)
+        .map(|(r, a)| LocalDelivery {
+            recipient: r.id,
+            account: a.id,
+            mailbox: "INBOX".into(),
+        })
+        .collect();
+    let prepend = b"Return-Path: <sender@example.org>\r\n".to_vec();
+    let notice = message(b"Subject: delivered\r\n\r\n", &["sender@example.org"]);
+    let options = DeliveryOptions {
+        prepend: prepend.clone(),
+        notice: Some(NewQueuedMessage {
+            sender: String::new(),
+            ..notice
+        }),
+    };
+    store
+        .deliver_local_with(queued.id, deliveries.clone(), options.clone())
+        .await
+        .unwrap();
+    // The queued blob is gone with its entry; the copy is one blob, and
+    // the notice another.
+    assert_eq!(store.blob_count().await.unwrap(), 2);
+    let queue = store.queue().await.unwrap();
+    assert_eq!(queue.len(), 1, "the notice is queued");
+    assert_eq!(queue[0].recipients[0].address, "sender@example.org");
+    let mut expected = prepend.clone();
+    expected.extend_from_slice(&raw);
+    for a in &accounts {
+        let listed = store.messages(a.id, "INBOX").await.unwrap();
+        assert_eq!(listed.len(), 1);
+        let stored = store
+            .message_raw(a.id, "INBOX", listed[0].uid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored, expected);
+        // Size and offsets are those of the bytes served.
+        assert_eq!(listed[0].size, expected.len() as u64);
+        let summary = &listed[0].summary;
+        assert_eq!(summary.return_path.as_deref(), Some("sender@example.org"));
+        assert_eq!(summary.body.body_end, expected.len() as u64);
+        let body = &stored[summary.header_len as usize..];
+        assert_eq!(body, b"Body of ten.\r\n");
+        assert_eq!(summary.subject.as_deref(), Some("ten"));
+    }
+    // A second call delivers nothing more and queues no second notice.
+    store
+        .deliver_local_with(queued.id, deliveries, options)
+        .await
+        .ok();
+    assert_eq!(store.queue().await.unwrap().len(), 1);
+    assert_eq!(store.blob_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_notice_is_queued_with_the_remote_delivery_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = store
+        .enqueue(message(b"Subject: r\r\n\r\n", &["a@x.test", "b@x.test"]))
+        .await
+        .unwrap();
+    let queued = store.queued_message(id).await.unwrap().unwrap();
+    let first = queued.recipients[0].id;
+    let notice = || {
+        Some(NewQueuedMessage {
+            sender: String::new(),
+            ..message(b"Subject: relayed\r\n\r\n", &["sender@example.org"])
+        })
+    };
+    store
+        .mark_delivered_with_notice(id, &[first], notice())
+        .await
+        .unwrap();
+    assert_eq!(store.queue().await.unwrap().len(), 2);
+    // Already delivered: no second notice.
+    store
+        .mark_delivered_with_notice(id, &[first], notice())
+        .await
+        .unwrap();
+    assert_eq!(store.queue().await.unwrap().len(), 2);
+    assert!(matches!(
+        store
+            .mark_delivered_with_notice(id, &[RecipientId(9999)], notice())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 #[tokio::test]

@@ -19,6 +19,26 @@
 //! notification listing all of them ([`crate::bounce`]) is queued to the
 //! envelope sender in the same store transaction. A message from the null
 //! sender never gets one.
+//!
+//! ## Delivery status notifications (RFC 3461)
+//!
+//! - A failure report names only recipients whose NOTIFY includes FAILURE
+//!   (no NOTIFY means FAILURE); `NOTIFY=NEVER` gets none. `RET=HDRS`
+//!   returns the header section only.
+//! - `NOTIFY=SUCCESS` gets a success report: `Action: delivered` when the
+//!   message went into a mailbox here, `Action: relayed` when the next hop
+//!   does not offer DSN. A next hop that offers DSN gets the parameters
+//!   instead ([`remote`]) and reports itself. The report is queued in the
+//!   same store transaction that marks the recipients delivered.
+//! - No delay reports (`NOTIFY=DELAY` is taken, and nothing is sent), as
+//!   Postfix with its default `delay_warning_time = 0`.
+//!
+//! ## Return-Path
+//!
+//! The copy that goes into the mailboxes starts with `Return-Path:
+//! <sender>` (`<>` for the null sender; RFC 5321 4.4: the final delivery
+//! records the envelope sender). The queued blob, and what is relayed, stay
+//! as received; all mailboxes of one delivery share one copy.
 
 pub mod remote;
 pub mod retry;
@@ -28,7 +48,8 @@ use std::time::Duration;
 
 use common::config::Config;
 use store::{
-    BodyType, LocalDelivery, NewQueuedMessage, QueuedMessage, QueuedRecipient, RecipientId, Store,
+    BodyType, DeliveryOptions, DsnReturn, LocalDelivery, NewQueuedMessage, QueuedMessage,
+    QueuedRecipient, RecipientId, Store,
 };
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -131,14 +152,33 @@ impl QueueManager {
     }
 }
 
+/// The remote server behind an outcome, as a report names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The host by the name it was reached by (its address, for a hop
+    /// given as one): `Remote-MTA: dns; …`.
+    pub mta: String,
+    /// Its reply on one line (`550 5.1.1 …`), when a reply decided:
+    /// `Diagnostic-Code: smtp; …`.
+    pub reply: Option<String>,
+}
+
+/// A recipient that failed for good.
+#[derive(Debug, Clone)]
+struct Failed {
+    id: RecipientId,
+    /// Enhanced status and reason, for the queue's last error and the log.
+    error: String,
+    remote: Option<Remote>,
+}
+
 /// What became of the recipients a delivery pass could not deliver.
 #[derive(Debug, Default)]
 pub struct Outcomes {
     /// Try again later: (recipient, enhanced status and reason).
     temporary: Vec<(RecipientId, String)>,
-    /// Never: (recipient, enhanced status and reason, the remote host that
-    /// said so).
-    permanent: Vec<(RecipientId, String, Option<String>)>,
+    /// Never.
+    permanent: Vec<Failed>,
 }
 
 impl Outcomes {
@@ -146,9 +186,26 @@ impl Outcomes {
         self.temporary.push((id, error));
     }
 
-    pub fn permanent(&mut self, id: RecipientId, error: String, remote_mta: Option<String>) {
-        self.permanent.push((id, error, remote_mta));
+    /// `error` is the enhanced status and reason; `remote` the server that
+    /// said so, if one did.
+    pub fn permanent(&mut self, id: RecipientId, error: String, remote: Option<Remote>) {
+        self.permanent.push(Failed { id, error, remote });
     }
+}
+
+/// The `Return-Path:` line local delivery puts on top (RFC 5321 4.4).
+fn return_path(sender: &str) -> Vec<u8> {
+    format!("Return-Path: <{sender}>\r\n").into_bytes()
+}
+
+/// Whether a recipient wants a failure report (no NOTIFY: yes).
+fn wants_failure(recipient: &QueuedRecipient) -> bool {
+    recipient.dsn.notify.is_none_or(|n| n.failure)
+}
+
+/// Whether a recipient asked for a success report.
+pub(crate) fn wants_success(recipient: &QueuedRecipient) -> bool {
+    recipient.dsn.notify.is_some_and(|n| n.success)
 }
 
 /// Delivers the claimed recipients of one message.
@@ -184,7 +241,12 @@ async fn deliver(store: &Store, config: &Config, remote: &RemoteAgent, message: 
     }
     if !local.is_empty() {
         let ids: Vec<RecipientId> = local.iter().map(|d| d.recipient).collect();
-        match store.deliver_local(message.id, local).await {
+        let notice = delivered_notice(store, config, &message, &ids).await;
+        let options = DeliveryOptions {
+            prepend: return_path(&message.sender),
+            notice,
+        };
+        match store.deliver_local_with(message.id, local, options).await {
             Ok(()) => tracing::info!(recipients = ids.len(), "delivered locally"),
             Err(e) => {
                 tracing::warn!(error = %e, "local delivery failed; deferring");
@@ -221,6 +283,61 @@ async fn deliver(store: &Store, config: &Config, remote: &RemoteAgent, message: 
         }
     }
     settle(store, config, &message, raw, outcomes).await;
+}
+
+/// The success report for local recipients in `delivered` that asked for
+/// one, if any did.
+async fn delivered_notice(
+    store: &Store,
+    config: &Config,
+    message: &QueuedMessage,
+    delivered: &[RecipientId],
+) -> Option<NewQueuedMessage> {
+    let now = chrono::Utc::now().timestamp();
+    let recipients: Vec<bounce::ReportedRecipient> = message
+        .recipients
+        .iter()
+        .filter(|r| delivered.contains(&r.id) && wants_success(r))
+        .map(|r| success_recipient(r, None, now))
+        .collect();
+    if recipients.is_empty() || message.sender.is_empty() {
+        return None;
+    }
+    let raw = match store.queued_message_raw(message.id).await {
+        Ok(raw) => raw,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the message for its success report");
+            return None;
+        }
+    };
+    report(
+        &config.hostname,
+        config.relay.bounce_size_limit,
+        message,
+        &raw,
+        bounce::ReportKind::Success,
+        &recipients,
+        now,
+    )
+}
+
+/// One recipient of a success report: delivered here, or (with the hop
+/// that took it) relayed.
+pub(crate) fn success_recipient(
+    recipient: &QueuedRecipient,
+    relayed_to: Option<&Remote>,
+    now: i64,
+) -> bounce::ReportedRecipient {
+    bounce::ReportedRecipient {
+        address: recipient.address.clone(),
+        status: "2.0.0".to_string(),
+        diagnostic: relayed_to.and_then(|r| r.reply.clone()).unwrap_or_default(),
+        remote_mta: relayed_to.map(|r| r.mta.clone()),
+        last_attempt: now,
+        original_recipient: recipient.dsn.orcpt.clone(),
+        relayed: relayed_to.is_some(),
+        explanation: String::new(),
+    }
 }
 
 /// Defers the temporary failures with backoff (or fails them once the
@@ -260,10 +377,23 @@ async fn settle(
     if outcomes.permanent.is_empty() {
         return;
     }
-    for (id, error, _) in &outcomes.permanent {
-        tracing::warn!(recipient = %id, %error, "delivery failed permanently");
+    for failed in &outcomes.permanent {
+        tracing::warn!(recipient = %failed.id, error = %failed.error, "delivery failed permanently");
     }
-    let report = if message.sender.is_empty() {
+    // Only recipients whose NOTIFY asks for failures are reported.
+    let reported: Vec<Failed> = outcomes
+        .permanent
+        .iter()
+        .filter(|f| {
+            message
+                .recipients
+                .iter()
+                .find(|r| r.id == f.id)
+                .is_some_and(wants_failure)
+        })
+        .cloned()
+        .collect();
+    let report = if message.sender.is_empty() || reported.is_empty() {
         // Never a bounce for a bounce (RFC 5321 6.1).
         None
     } else {
@@ -271,12 +401,12 @@ async fn settle(
             Some(raw) => Some(raw),
             None => store.queued_message_raw(message.id).await.ok(),
         };
-        raw.and_then(|raw| report_for(config, message, &raw, &outcomes.permanent, now))
+        raw.and_then(|raw| report_for(config, message, &raw, &reported, now))
     };
     let failures = outcomes
         .permanent
         .into_iter()
-        .map(|(id, error, _)| (id, error))
+        .map(|f| (f.id, f.error))
         .collect();
     match store.bounce_with_report(message.id, failures, report).await {
         Ok(Some(id)) => tracing::info!(report = %id, "bounce queued"),
@@ -285,44 +415,74 @@ async fn settle(
     }
 }
 
-/// The delivery status notification for `failed`, queued from `<>` to the
-/// message's sender.
+/// The failure report for `failed`, queued from `<>` to the message's
+/// sender.
 fn report_for(
     config: &Config,
     message: &QueuedMessage,
     raw: &[u8],
-    failed: &[(RecipientId, String, Option<String>)],
+    failed: &[Failed],
     now: i64,
 ) -> Option<NewQueuedMessage> {
-    let recipients: Vec<bounce::FailedRecipient> = failed
+    let recipients: Vec<bounce::ReportedRecipient> = failed
         .iter()
-        .filter_map(|(id, error, remote_mta)| {
-            let address = message
-                .recipients
-                .iter()
-                .find(|r| r.id == *id)?
-                .address
-                .clone();
-            let (status, diagnostic) = split_status(error);
-            Some(bounce::FailedRecipient {
-                address,
+        .filter_map(|failed| {
+            let recipient = message.recipients.iter().find(|r| r.id == failed.id)?;
+            let (status, reason) = split_status(&failed.error);
+            // The server's own reply when one decided (`smtp;`), else our
+            // reason.
+            let diagnostic = failed
+                .remote
+                .as_ref()
+                .and_then(|r| r.reply.clone())
+                .unwrap_or_else(|| reason.to_string());
+            Some(bounce::ReportedRecipient {
+                address: recipient.address.clone(),
                 status: status.to_string(),
-                diagnostic: diagnostic.to_string(),
-                remote_mta: remote_mta.clone(),
+                diagnostic,
+                remote_mta: failed.remote.as_ref().map(|r| r.mta.clone()),
                 last_attempt: now,
+                original_recipient: recipient.dsn.orcpt.clone(),
+                relayed: false,
+                explanation: reason.to_string(),
             })
         })
         .collect();
+    report(
+        &config.hostname,
+        config.relay.bounce_size_limit,
+        message,
+        raw,
+        bounce::ReportKind::Failure,
+        &recipients,
+        now,
+    )
+}
+
+/// A report of `kind` about `recipients` of `message` (whose bytes are
+/// `raw`), ready to queue from `<>` to its sender; `None` for the null
+/// sender.
+pub(crate) fn report(
+    reporting_mta: &str,
+    return_limit: usize,
+    message: &QueuedMessage,
+    raw: &[u8],
+    kind: bounce::ReportKind,
+    recipients: &[bounce::ReportedRecipient],
+    now: i64,
+) -> Option<NewQueuedMessage> {
     let queue_id = message.id.to_string();
     let dsn = bounce::build(&bounce::Report {
-        kind: bounce::ReportKind::Failure,
-        reporting_mta: &config.hostname,
+        kind,
+        reporting_mta,
         queue_id: &queue_id,
         arrival: message.received_at,
         sender: &message.sender,
-        recipients: &recipients,
+        envid: message.dsn_envid.as_deref(),
+        headers_only: message.dsn_ret == Some(DsnReturn::Headers),
+        recipients,
         original: raw,
-        return_limit: config.relay.bounce_size_limit,
+        return_limit,
         now,
     })?;
     let eight_bit = dsn.iter().any(|&b| b >= 0x80);

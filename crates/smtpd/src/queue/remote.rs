@@ -25,8 +25,13 @@
 //!   raw UTF-8 in a header) to a server without SMTPUTF8 fails with 5.6.7
 //!   (RFC 6531 3.2), never mangled.
 //!
+//! - DSN parameters (RFC 3461) go to a server that offers DSN; for one that
+//!   does not, recipients that asked for success get an `Action: relayed`
+//!   report from us.
+//!
 //! Each recipient the server accepted is marked delivered as soon as the
-//! final reply says so, before anything else happens, so a crash after
+//! final reply says so, before anything else happens (with its success
+//! report, if one is due, in the same store transaction), so a crash after
 //! that never sends it twice.
 
 use std::collections::HashMap;
@@ -38,7 +43,7 @@ use common::config::Config;
 use store::{BodyType, QueuedMessage, QueuedRecipient, RecipientId, Store};
 use tokio::sync::Semaphore;
 
-use super::Outcomes;
+use super::{Outcomes, Remote};
 use crate::downgrade::{self, Needs};
 use crate::relay::{
     BodyParam, Client, Envelope, Failure, Hop, RecipientResult, Reply, Router, Stage, Timeouts,
@@ -68,6 +73,10 @@ pub struct RemoteAgent {
     idle: Mutex<HashMap<String, Vec<Idle>>>,
     cache_time: Duration,
     reuse_time: Duration,
+    /// For success reports: our name (`Reporting-MTA`) and the returned
+    /// size limit.
+    reporting_mta: String,
+    return_limit: usize,
 }
 
 impl RemoteAgent {
@@ -89,6 +98,8 @@ impl RemoteAgent {
             idle: Mutex::new(HashMap::new()),
             cache_time: Duration::from_secs(config.relay.connection_cache_secs),
             reuse_time: Duration::from_secs(config.relay.connection_reuse_secs),
+            reporting_mta: config.hostname.clone(),
+            return_limit: config.relay.bounce_size_limit,
         }
     }
 
@@ -263,7 +274,7 @@ impl RemoteAgent {
         rcpts: Vec<QueuedRecipient>,
         outcomes: &mut Outcomes,
     ) {
-        let mut last_failure: Option<Failure> = None;
+        let mut last_failure: Option<(Failure, &str)> = None;
         let ids: Vec<RecipientId> = rcpts.iter().map(|r| r.id).collect();
         for hop in hops {
             let slot = self.slot(hop);
@@ -288,7 +299,16 @@ impl RemoteAgent {
                     },
                 };
                 let result = self
-                    .transaction(store, &mut client, message, raw, needs, &rcpts, outcomes)
+                    .transaction(
+                        store,
+                        &mut client,
+                        &hop.host,
+                        message,
+                        raw,
+                        needs,
+                        &rcpts,
+                        outcomes,
+                    )
                     .await;
                 match result {
                     Ok(()) => {
@@ -318,15 +338,19 @@ impl RemoteAgent {
             );
             let next_hop = setup || (failure.is_temporary() && failure.stage != Stage::EndOfData);
             tracing::info!(%failure, next_hop, "delivery attempt failed");
-            last_failure = Some(failure);
+            last_failure = Some((failure, &hop.host));
             if !next_hop {
                 break;
             }
         }
-        let Some(failure) = last_failure else {
+        let Some((failure, host)) = last_failure else {
             return;
         };
-        let remote = failure.reply().map(|_| failure.peer.clone());
+        // As Postfix: the host that said no, and what it said.
+        let remote = failure.reply().map(|reply| Remote {
+            mta: host.to_string(),
+            reply: Some(reply.as_sent()),
+        });
         let status = status_of(failure.reply(), failure.is_temporary());
         let text = format!("{status} {failure}");
         for r in &rcpts {
@@ -345,6 +369,7 @@ impl RemoteAgent {
         &self,
         store: &Store,
         client: &mut Client,
+        host: &str,
         message: &QueuedMessage,
         raw: &[u8],
         needs: Needs,
@@ -353,6 +378,12 @@ impl RemoteAgent {
     ) -> Result<(), Failure> {
         let caps = client.capabilities().clone();
         let peer = client.peer().to_string();
+        let remote = || {
+            Some(Remote {
+                mta: host.to_string(),
+                reply: None,
+            })
+        };
         let addresses: Vec<String> = rcpts.iter().map(|r| r.address.clone()).collect();
         let utf8_addresses = !message.sender.is_ascii() || addresses.iter().any(|a| !a.is_ascii());
         let smtputf8 = utf8_addresses || needs.smtputf8;
@@ -366,7 +397,7 @@ impl RemoteAgent {
                 outcomes.permanent(
                     r.id,
                     format!("5.6.7 host {peer} does not offer SMTPUTF8 and {why} (RFC 6531)"),
-                    Some(peer.clone()),
+                    remote(),
                 );
             }
             return Ok(());
@@ -389,32 +420,36 @@ impl RemoteAgent {
                         outcomes.permanent(
                             r.id,
                             format!("5.6.3 cannot convert the message to 7 bit for {peer}: {e}"),
-                            Some(peer.clone()),
+                            remote(),
                         );
                     }
                     return Ok(());
                 }
             }
         };
+        let recipient_dsn: Vec<store::RecipientDsn> = rcpts.iter().map(|r| r.dsn.clone()).collect();
         let envelope = Envelope {
             sender: &message.sender,
             recipients: &addresses,
             body,
             smtputf8: smtputf8 && caps.smtputf8,
             size,
+            ret: message.dsn_ret,
+            envid: message.dsn_envid.as_deref(),
+            recipient_dsn: &recipient_dsn,
         };
         let delivery = client.send(&envelope, bytes).await?;
         let mut delivered: Vec<RecipientId> = Vec::new();
         for (r, result) in rcpts.iter().zip(&delivery.recipients) {
             match (result, &delivery.data) {
                 (RecipientResult::Rejected(reply), _) => {
-                    settle_reply(outcomes, r.id, &peer, reply, Stage::Rcpt)
+                    settle_reply(outcomes, r.id, &peer, host, reply, Stage::Rcpt)
                 }
                 (RecipientResult::Accepted, Some(reply)) if reply.is_positive() => {
                     delivered.push(r.id);
                 }
                 (RecipientResult::Accepted, Some(reply)) => {
-                    settle_reply(outcomes, r.id, &peer, reply, delivery.data_stage)
+                    settle_reply(outcomes, r.id, &peer, host, reply, delivery.data_stage)
                 }
                 (RecipientResult::Accepted, None) => {
                     outcomes.temporary(r.id, format!("4.4.2 host {peer} ended the transaction"))
@@ -423,22 +458,78 @@ impl RemoteAgent {
         }
         if !delivered.is_empty() {
             tracing::info!(queue_id = %message.id, %peer, recipients = delivered.len(), "relayed");
+            // A hop with DSN reports success itself; for one without, we
+            // say where the message went (RFC 3461 5.2.2: `relayed`).
+            let notice = if caps.dsn {
+                None
+            } else {
+                let accepted = Remote {
+                    mta: host.to_string(),
+                    reply: delivery.data.as_ref().map(Reply::as_sent),
+                };
+                self.relayed_notice(message, raw, rcpts, &delivered, &accepted)
+            };
             // Settled first of all: a 250 must never be sent twice.
-            if let Err(e) = store.mark_delivered(message.id, &delivered).await {
+            if let Err(e) = store
+                .mark_delivered_with_notice(message.id, &delivered, notice)
+                .await
+            {
                 tracing::error!(error = %e, "cannot record remote delivery");
             }
         }
         Ok(())
     }
+
+    /// The `Action: relayed` report for the `delivered` recipients that
+    /// asked for success, if any did.
+    fn relayed_notice(
+        &self,
+        message: &QueuedMessage,
+        raw: &[u8],
+        rcpts: &[QueuedRecipient],
+        delivered: &[RecipientId],
+        accepted: &Remote,
+    ) -> Option<store::NewQueuedMessage> {
+        let now = chrono::Utc::now().timestamp();
+        let recipients: Vec<_> = rcpts
+            .iter()
+            .filter(|r| delivered.contains(&r.id) && super::wants_success(r))
+            .map(|r| super::success_recipient(r, Some(accepted), now))
+            .collect();
+        if recipients.is_empty() {
+            return None;
+        }
+        super::report(
+            &self.reporting_mta,
+            self.return_limit,
+            message,
+            raw,
+            crate::bounce::ReportKind::Success,
+            &recipients,
+            now,
+        )
+    }
 }
 
-/// A recipient refused with `reply`: deferred or failed by its code.
-fn settle_reply(outcomes: &mut Outcomes, id: RecipientId, peer: &str, reply: &Reply, stage: Stage) {
+/// A recipient refused with `reply` by `host` (`peer` for the log line):
+/// deferred or failed by its code.
+fn settle_reply(
+    outcomes: &mut Outcomes,
+    id: RecipientId,
+    peer: &str,
+    host: &str,
+    reply: &Reply,
+    stage: Stage,
+) {
     let text = crate::relay::client::describe_reply(peer, reply, stage);
     let status = status_of(Some(reply), !reply.is_permanent());
     let text = format!("{status} {text}");
     if reply.is_permanent() {
-        outcomes.permanent(id, text, Some(peer.to_string()));
+        let remote = Remote {
+            mta: host.to_string(),
+            reply: Some(reply.as_sent()),
+        };
+        outcomes.permanent(id, text, Some(remote));
     } else {
         outcomes.temporary(id, text);
     }

@@ -14,6 +14,11 @@
 //! The message is sent with dot-stuffing done here and every line ending
 //! made CRLF, so no byte sequence in a stored message can end DATA early
 //! at a server that accepts bare LF (SMTP smuggling).
+//!
+//! To a server that offers DSN (RFC 3461), MAIL carries the client's RET
+//! and ENVID and each RCPT its NOTIFY and ORCPT, as the client wrote them
+//! (Postfix passes them on the same way); to one that does not, nothing,
+//! and the queue manager reports `relayed` where success was asked.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,6 +32,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use store::{DsnReturn, Notify, RecipientDsn};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -75,6 +81,8 @@ pub struct Capabilities {
     /// This session runs over TLS (set by us, not by the server).
     pub tls_active: bool,
     pub chunking: bool,
+    /// DSN (RFC 3461): the server takes NOTIFY, ORCPT, RET and ENVID.
+    pub dsn: bool,
     /// AUTH mechanisms, upper case.
     pub auth: Vec<String>,
 }
@@ -101,6 +109,7 @@ impl Capabilities {
                 "PIPELINING" => caps.pipelining = true,
                 "STARTTLS" => caps.starttls = true,
                 "CHUNKING" => caps.chunking = true,
+                "DSN" => caps.dsn = true,
                 "SIZE" => caps.size = Some(words.next().and_then(|n| n.parse().ok()).unwrap_or(0)),
                 "AUTH" => caps.add_auth(words),
                 _ => {}
@@ -138,6 +147,23 @@ impl Reply {
     /// 5xx: the server will never accept this.
     pub fn is_permanent(&self) -> bool {
         (500..600).contains(&self.code)
+    }
+
+    /// The reply as it came, its lines joined with spaces: `550-5.1.1
+    /// first line 550 5.1.1 last line`, as Postfix quotes a reply in a
+    /// report's `Diagnostic-Code: smtp;`.
+    pub fn as_sent(&self) -> String {
+        let lines: Vec<&str> = self.text.lines().collect();
+        let last = lines.len().saturating_sub(1);
+        let mut out = Vec::with_capacity(lines.len().max(1));
+        for (i, line) in lines.iter().enumerate() {
+            let separator = if i == last { ' ' } else { '-' };
+            out.push(format!("{}{separator}{line}", self.code));
+        }
+        if out.is_empty() {
+            out.push(self.code.to_string());
+        }
+        out.join(" ")
     }
 
     /// The enhanced status code (RFC 3463) at the start of the first line,
@@ -333,6 +359,50 @@ pub struct Envelope<'a> {
     /// The SIZE parameter, sent when the server offers SIZE; `None` omits
     /// it.
     pub size: Option<u64>,
+    /// DSN parameters (RFC 3461), passed on as the client gave them when
+    /// the server offers DSN: RET, ENVID (xtext) …
+    pub ret: Option<DsnReturn>,
+    pub envid: Option<&'a str>,
+    /// … and NOTIFY and ORCPT of each recipient, in the order of
+    /// `recipients` (empty: none).
+    pub recipient_dsn: &'a [RecipientDsn],
+}
+
+impl Envelope<'_> {
+    /// `RCPT TO:<…>` for recipient `i`, with its NOTIFY and ORCPT if the
+    /// server takes them.
+    fn rcpt_command(&self, i: usize, dsn: bool) -> String {
+        let mut line = format!("RCPT TO:<{}>", self.recipients[i]);
+        if let Some(params) = self.recipient_dsn.get(i).filter(|_| dsn) {
+            if let Some(notify) = params.notify {
+                line.push_str(" NOTIFY=");
+                line.push_str(&notify_param(notify));
+            }
+            if let Some(orcpt) = &params.orcpt {
+                line.push_str(" ORCPT=");
+                line.push_str(orcpt);
+            }
+        }
+        line.push_str("\r\n");
+        line
+    }
+}
+
+/// `NEVER`, or the notices asked for: `SUCCESS,FAILURE,DELAY`.
+fn notify_param(notify: Notify) -> String {
+    let words: Vec<&str> = [
+        (notify.success, "SUCCESS"),
+        (notify.failure, "FAILURE"),
+        (notify.delay, "DELAY"),
+    ]
+    .into_iter()
+    .filter_map(|(on, word)| on.then_some(word))
+    .collect();
+    if words.is_empty() {
+        "NEVER".to_string()
+    } else {
+        words.join(",")
+    }
 }
 
 /// What the server said to one RCPT.
@@ -457,9 +527,9 @@ impl Client {
         let mail = self.mail_command(envelope)?;
         self.needs_rset = true;
         let (mail_reply, recipients, data_reply) = if self.capabilities.pipelining {
-            self.pipelined_envelope(&mail, envelope.recipients).await?
+            self.pipelined_envelope(&mail, envelope).await?
         } else {
-            self.stepwise_envelope(&mail, envelope.recipients).await?
+            self.stepwise_envelope(&mail, envelope).await?
         };
         if !mail_reply.is_positive() {
             if data_reply.as_ref().is_some_and(|r| r.code == 354) {
@@ -691,9 +761,18 @@ impl Client {
                 true,
             ));
         }
-        // An address must not smuggle a second command into the session.
+        // An address (or a DSN parameter, checked at receipt but stored
+        // since) must not smuggle a second command into the session.
         let unsafe_address = |a: &str| a.chars().any(|c| c.is_control() || c == '<' || c == '>');
-        if unsafe_address(envelope.sender) || envelope.recipients.iter().any(|r| unsafe_address(r))
+        let unsafe_param = |p: &str| p.chars().any(|c| c.is_control() || c == ' ');
+        let unsafe_dsn = envelope.envid.is_some_and(unsafe_param)
+            || envelope
+                .recipient_dsn
+                .iter()
+                .any(|r| r.orcpt.as_deref().is_some_and(unsafe_param));
+        if unsafe_address(envelope.sender)
+            || envelope.recipients.iter().any(|r| unsafe_address(r))
+            || unsafe_dsn
         {
             return Err(self.refused(
                 Stage::Mail,
@@ -718,6 +797,17 @@ impl Client {
             }
             line.push_str(&format!(" SIZE={size}"));
         }
+        if caps.dsn {
+            match envelope.ret {
+                Some(DsnReturn::Full) => line.push_str(" RET=FULL"),
+                Some(DsnReturn::Headers) => line.push_str(" RET=HDRS"),
+                None => {}
+            }
+            if let Some(envid) = envelope.envid {
+                line.push_str(" ENVID=");
+                line.push_str(envid);
+            }
+        }
         line.push_str("\r\n");
         Ok(line)
     }
@@ -727,17 +817,17 @@ impl Client {
     async fn pipelined_envelope(
         &mut self,
         mail: &str,
-        recipients: &[String],
+        envelope: &Envelope<'_>,
     ) -> Result<(Reply, Vec<RecipientResult>, Option<Reply>), Failure> {
         let mut batch = mail.to_string();
-        for rcpt in recipients {
-            batch.push_str(&format!("RCPT TO:<{rcpt}>\r\n"));
+        for i in 0..envelope.recipients.len() {
+            batch.push_str(&envelope.rcpt_command(i, self.capabilities.dsn));
         }
         batch.push_str("DATA\r\n");
         self.write(batch.as_bytes(), Stage::Mail).await?;
         let mail_reply = self.read_reply(Stage::Mail).await?;
-        let mut results = Vec::with_capacity(recipients.len());
-        for _ in recipients {
+        let mut results = Vec::with_capacity(envelope.recipients.len());
+        for _ in envelope.recipients {
             results.push(recipient_result(self.read_reply(Stage::Rcpt).await?));
         }
         let data_reply = self.read_reply(Stage::Data).await?;
@@ -748,15 +838,15 @@ impl Client {
     async fn stepwise_envelope(
         &mut self,
         mail: &str,
-        recipients: &[String],
+        envelope: &Envelope<'_>,
     ) -> Result<(Reply, Vec<RecipientResult>, Option<Reply>), Failure> {
         self.write(mail.as_bytes(), Stage::Mail).await?;
         let mail_reply = self.read_reply(Stage::Mail).await?;
-        let mut results = Vec::with_capacity(recipients.len());
+        let mut results = Vec::with_capacity(envelope.recipients.len());
         if mail_reply.is_positive() {
-            for rcpt in recipients {
-                self.write(format!("RCPT TO:<{rcpt}>\r\n").as_bytes(), Stage::Rcpt)
-                    .await?;
+            for i in 0..envelope.recipients.len() {
+                let rcpt = envelope.rcpt_command(i, self.capabilities.dsn);
+                self.write(rcpt.as_bytes(), Stage::Rcpt).await?;
                 results.push(recipient_result(self.read_reply(Stage::Rcpt).await?));
             }
         }
@@ -1177,7 +1267,8 @@ mod tests {
     async fn capabilities_from_ehlo() {
         let r = parse(
             b"250-mx.example.org greets you\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8bitmime\r\n\
-              250-STARTTLS\r\n250-AUTH PLAIN login\r\n250-AUTH=CRAM-MD5\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n",
+              250-STARTTLS\r\n250-AUTH PLAIN login\r\n250-AUTH=CRAM-MD5\r\n250-SMTPUTF8\r\n250-DSN\r\n\
+              250 CHUNKING\r\n",
         )
         .await
         .unwrap();
@@ -1192,8 +1283,14 @@ mod tests {
                 starttls: true,
                 tls_active: false,
                 chunking: true,
+                dsn: true,
                 auth: vec!["PLAIN".into(), "LOGIN".into(), "CRAM-MD5".into()],
             }
+        );
+        assert_eq!(
+            r.as_sent(),
+            "250-mx.example.org greets you 250-PIPELINING 250-SIZE 10240000 250-8bitmime \
+             250-STARTTLS 250-AUTH PLAIN login 250-AUTH=CRAM-MD5 250-SMTPUTF8 250-DSN 250 CHUNKING"
         );
         let r = parse(b"250-mx\r\n250 SIZE\r\n").await.unwrap();
         assert_eq!(Capabilities::from_ehlo(&r).size, Some(0));

@@ -1,23 +1,25 @@
 //! MAIL and RCPT: the envelope.
+//!
+//! The DSN parameters (RFC 3461) arrive parsed and checked
+//! ([`crate::dsn`]) beside what smtp-proto made of the rest of the line.
 
 use smtp_proto::{MailFrom, RcptTo};
 
 use super::{Session, Transaction};
+use crate::dsn::Params;
 use crate::policy::{self, Verdict};
 use crate::reply;
 
 /// MAIL parameters we accept; anything else smtp-proto recognised belongs to
-/// an extension we do not advertise.
-const UNSUPPORTED_MAIL_FLAGS: u64 = smtp_proto::MAIL_RET_FULL
-    | smtp_proto::MAIL_RET_HDRS
-    | smtp_proto::MAIL_REQUIRETLS
+/// an extension we do not advertise (the DSN ones never reach it).
+const UNSUPPORTED_MAIL_FLAGS: u64 = smtp_proto::MAIL_REQUIRETLS
     | smtp_proto::MAIL_CONPERM
     | smtp_proto::MAIL_BY_NOTIFY
     | smtp_proto::MAIL_BY_RETURN
     | smtp_proto::MAIL_BY_TRACE;
 
 impl Session {
-    pub(super) async fn mail(&mut self, from: MailFrom<String>) {
+    pub(super) async fn mail(&mut self, from: MailFrom<String>, params: Params) {
         if self.helo.is_none() {
             return self.reply(reply::bad_sequence("Send HELO/EHLO first"));
         }
@@ -27,11 +29,13 @@ impl Session {
         if self.role.is_submission() && self.auth_user.is_none() {
             return self.reply(reply::auth_required());
         }
+        if let Some(error) = params.error {
+            return self.reply(error);
+        }
         if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
             return self.reply(reply::unsupported_parameter("BODY=BINARYMIME"));
         }
         if from.flags & UNSUPPORTED_MAIL_FLAGS != 0
-            || from.env_id.is_some()
             || from.trans_id.is_some()
             || from.mtrk.is_some()
             || from.solicit.is_some()
@@ -78,18 +82,24 @@ impl Session {
             sender: from.address,
             body_type,
             smtputf8,
+            dsn_ret: params.ret,
+            dsn_envid: params.envid,
             recipients: Vec::new(),
+            recipient_dsn: Vec::new(),
             chunks: None,
         });
         self.reply(reply::sender_ok());
     }
 
-    pub(super) async fn rcpt(&mut self, to: RcptTo<String>) {
+    pub(super) async fn rcpt(&mut self, to: RcptTo<String>, params: Params) {
         let Some(tx) = self.tx.as_ref() else {
             return self.reply(reply::bad_sequence("Need MAIL command"));
         };
         if tx.chunks.is_some() {
             return self.reply(reply::bad_sequence("RCPT not allowed during BDAT"));
+        }
+        if let Some(error) = params.error {
+            return self.reply(error);
         }
         if to.orcpt.is_some() || to.flags != 0 || to.rrvs != 0 {
             return self.reply(reply::unsupported_parameter("(extension not offered)"));
@@ -97,36 +107,52 @@ impl Session {
         if !to.address.is_ascii() && !tx.smtputf8 {
             return self.reply(reply::smtputf8_required());
         }
+        // smtp-proto gives an empty address for `<postmaster>` and for
+        // paths with no mailbox at all: `<>`, `<@a.test:>`, which RFC 5321
+        // 4.1.2 does not allow in RCPT (Postfix: 501 5.1.3 Bad recipient
+        // address syntax).
+        let address = if to.address.is_empty() {
+            let postmaster = params
+                .mailbox
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(b"postmaster"));
+            if !postmaster {
+                return self.reply(reply::bad_recipient_address());
+            }
+            policy::bare_postmaster(&self.ctx.config)
+        } else {
+            to.address
+        };
         if tx.recipients.len() >= self.ctx.config.smtp.max_recipients {
             return self.reply(reply::too_many_recipients());
         }
         let may_relay = self.auth_user.is_some() || self.trusted_network;
         let verdict =
-            policy::check_recipient(&self.ctx.config, &self.ctx.store, &to.address, may_relay)
-                .await;
+            policy::check_recipient(&self.ctx.config, &self.ctx.store, &address, may_relay).await;
+        let dsn = store::RecipientDsn {
+            notify: params.notify,
+            orcpt: params.orcpt,
+        };
         match verdict {
             Ok(Verdict::Local(account)) => {
-                tracing::debug!(recipient = %to.address, account = %account.address, "RCPT accepted");
-                let address = if to.address.is_empty() {
-                    account.address
-                } else {
-                    to.address
-                };
+                tracing::debug!(recipient = %address, account = %account.address, "RCPT accepted");
                 if let Some(tx) = self.tx.as_mut() {
                     tx.recipients.push(address);
+                    tx.recipient_dsn.push(dsn);
                 }
                 self.reply(reply::recipient_ok());
             }
             Ok(Verdict::Remote) => {
-                tracing::debug!(recipient = %to.address, "RCPT accepted for relay");
+                tracing::debug!(recipient = %address, "RCPT accepted for relay");
                 if let Some(tx) = self.tx.as_mut() {
-                    tx.recipients.push(to.address);
+                    tx.recipients.push(address);
+                    tx.recipient_dsn.push(dsn);
                 }
                 self.reply(reply::recipient_ok());
             }
-            Ok(Verdict::Unroutable) => self.reply(reply::unroutable(&to.address)),
-            Ok(Verdict::UnknownUser) => self.reply(reply::unknown_user(&to.address)),
-            Ok(Verdict::RelayDenied) => self.reply(reply::relay_denied(&to.address)),
+            Ok(Verdict::Unroutable) => self.reply(reply::unroutable(&address)),
+            Ok(Verdict::UnknownUser) => self.reply(reply::unknown_user(&address)),
+            Ok(Verdict::RelayDenied) => self.reply(reply::relay_denied(&address)),
             Err(e) => {
                 tracing::error!(error = %e, "recipient lookup failed");
                 self.reply(reply::temporary_failure());

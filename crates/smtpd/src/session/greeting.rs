@@ -25,6 +25,7 @@ impl Session {
             "8BITMIME".to_string(),
             "SMTPUTF8".to_string(),
             "ENHANCEDSTATUSCODES".to_string(),
+            "DSN".to_string(),
             "CHUNKING".to_string(),
         ];
         if self.offers_starttls() {

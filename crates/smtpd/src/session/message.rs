@@ -68,14 +68,6 @@ impl Session {
         if receiver.too_big {
             self.tx = None;
             self.reply(reply::message_too_big());
-        } else if receiver.has_bare_newline() {
-            tracing::info!(
-                bare_lf = receiver.bare_lf,
-                bare_cr = receiver.bare_cr,
-                "message with bare newline rejected"
-            );
-            self.tx = None;
-            self.reply(reply::bare_newline());
         } else {
             let eight_bit = receiver.eight_bit;
             self.finish(receiver.into_message(), eight_bit).await;
@@ -93,6 +85,7 @@ impl Session {
             if let Some(tx) = self.tx.as_mut() {
                 tx.chunks.get_or_insert(Chunks {
                     message: header,
+                    received: 0,
                     too_big: false,
                 });
             }
@@ -107,10 +100,15 @@ impl Session {
             let bytes = &self.input[self.pos..self.pos + take];
             if refusal.is_none() {
                 if let Some(chunks) = self.tx.as_mut().and_then(|tx| tx.chunks.as_mut()) {
-                    // The Received line does not count against the limit.
-                    let limit = max.saturating_add(4096);
-                    if chunks.message.len() + take > limit {
-                        chunks.too_big = true;
+                    // SIZE counts the client's octets, not our Received
+                    // line (RFC 1870 6): one over the limit is refused,
+                    // and nothing more is kept.
+                    chunks.received = chunks.received.saturating_add(take as u64);
+                    if chunks.received > max as u64 {
+                        if !chunks.too_big {
+                            chunks.too_big = true;
+                            chunks.message = Vec::new();
+                        }
                     } else {
                         chunks.message.extend_from_slice(bytes);
                     }
@@ -151,12 +149,18 @@ impl Session {
         Ok(())
     }
 
-    /// Queues the message durably and answers.
+    /// Checks the whole message, queues it durably and answers. DATA and
+    /// BDAT both end here, so both get the same checks.
     async fn finish(&mut self, raw: Vec<u8>, eight_bit: bool) {
         let Some(tx) = self.tx.take() else {
             self.reply(reply::bad_sequence("Need MAIL command"));
             return;
         };
+        if let Some(bare) = crate::data::bare_line_end(&raw) {
+            tracing::info!(?bare, "message with bare newline rejected");
+            self.reply(reply::bare_newline());
+            return;
+        }
         let mut body_type = tx.body_type;
         if eight_bit && body_type == store::BodyType::SevenBit {
             // RFC 6152 lets us refuse; Postfix accepts and treats it as 8-bit.
@@ -181,8 +185,21 @@ impl Session {
             smtputf8: tx.smtputf8,
             received_at: chrono::Utc::now().timestamp(),
         };
+        let any_recipient_dsn = tx
+            .recipient_dsn
+            .iter()
+            .any(|r| *r != store::RecipientDsn::default());
+        let dsn = store::DsnRequest {
+            ret: tx.dsn_ret,
+            envid: tx.dsn_envid,
+            recipients: if any_recipient_dsn {
+                tx.recipient_dsn
+            } else {
+                Vec::new()
+            },
+        };
         let recipients = message.recipients.len();
-        match self.ctx.store.enqueue(message).await {
+        match self.ctx.store.enqueue_with_dsn(message, dsn).await {
             Ok(id) => {
                 tracing::info!(queue_id = %id, size, recipients, "message queued");
                 self.ctx.queue.wake();

@@ -51,7 +51,12 @@ pub(crate) struct Transaction {
     pub sender: String,
     pub body_type: store::BodyType,
     pub smtputf8: bool,
+    /// `MAIL FROM ... RET=` and `ENVID=` (RFC 3461).
+    pub dsn_ret: Option<store::DsnReturn>,
+    pub dsn_envid: Option<String>,
     pub recipients: Vec<String>,
+    /// `NOTIFY=` and `ORCPT=` of each recipient, in the same order.
+    pub recipient_dsn: Vec<store::RecipientDsn>,
     /// Message bytes gathered from BDAT chunks so far.
     pub chunks: Option<Chunks>,
 }
@@ -59,9 +64,12 @@ pub(crate) struct Transaction {
 /// A BDAT transfer in progress.
 #[derive(Debug, Default)]
 pub(crate) struct Chunks {
+    /// Our `Received:` line and the chunks' bytes.
     pub message: Vec<u8>,
-    /// A chunk failed (too big): the rest are read and dropped, and the
-    /// transaction fails at LAST.
+    /// Octets the client sent in chunks so far: what SIZE limits.
+    pub received: u64,
+    /// The chunks passed the size limit: the rest are read and dropped
+    /// until LAST, which ends the transaction.
     pub too_big: bool,
 }
 
@@ -335,6 +343,16 @@ impl Session {
 
     /// Dispatches one command line.
     async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
+        // The DSN parameters of MAIL and RCPT are ours to parse
+        // ([`crate::dsn`]); smtp-proto gets the rest of the line.
+        let mut params = crate::dsn::Params::default();
+        let line = match crate::dsn::Verb::of(&line) {
+            Some(verb) => {
+                params = crate::dsn::take_params(&line, verb);
+                std::mem::take(&mut params.rest)
+            }
+            None => line,
+        };
         // smtp-proto wants the line with its LF.
         let mut with_lf = line;
         with_lf.extend_from_slice(b"\r\n");
@@ -352,8 +370,8 @@ impl Session {
             R::Ehlo { host } => self.ehlo(host, true),
             R::Helo { host } => self.ehlo(host, false),
             R::Lhlo { .. } => self.reply(reply::syntax_unrecognized()),
-            R::Mail { from } => self.mail(from).await,
-            R::Rcpt { to } => self.rcpt(to).await,
+            R::Mail { from } => self.mail(from, params).await,
+            R::Rcpt { to } => self.rcpt(to, params).await,
             R::Data => self.data().await?,
             R::Bdat {
                 chunk_size,
