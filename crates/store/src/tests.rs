@@ -2560,17 +2560,24 @@ async fn inbox_is_case_insensitive_as_a_hierarchy_level() {
 #[tokio::test]
 async fn inbox_level_names_of_older_versions_are_migrated() {
     let dir = tempfile::tempdir().unwrap();
-    let alice = {
-        let store = open(&dir);
-        quick_account(&store, "alice@localhost").await
-    };
-    // As an older version left them: the same level spelled three ways.
+    // A database as the version before the INBOX migration left it, with
+    // the same level spelled several ways.
     let step = schema::MIGRATIONS
         .iter()
         .position(|m| m.contains("'inbox/'"))
         .expect("the INBOX migration");
+    let alice = AccountId(1);
     {
         let conn = rusqlite::Connection::open(dir.path().join("postern.db")).unwrap();
+        for migration in &schema::MIGRATIONS[..step] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.execute(
+            "INSERT INTO accounts (id, address, password_hash, created_at)
+             VALUES (1, 'alice@localhost', 'x', 0)",
+            [],
+        )
+        .unwrap();
         for (id, name) in [
             (900, "Inbox/kid"),
             (901, "inbox/kid"),
@@ -2580,13 +2587,13 @@ async fn inbox_level_names_of_older_versions_are_migrated() {
         ] {
             conn.execute(
                 "INSERT INTO mailboxes (id, account_id, name, uid_validity) VALUES (?1, ?2, ?3, ?1)",
-                rusqlite::params![id, alice.id.0, name],
+                rusqlite::params![id, alice.0, name],
             )
             .unwrap();
         }
         conn.execute(
             "INSERT INTO subscriptions (account_id, name) VALUES (?1, 'inbox/kid'), (?1, 'INBOX/kid')",
-            [alice.id.0],
+            [alice.0],
         )
         .unwrap();
         conn.pragma_update(None, "user_version", step as i64)
@@ -2594,7 +2601,7 @@ async fn inbox_level_names_of_older_versions_are_migrated() {
     }
     let store = open(&dir);
     let mut names: Vec<String> = store
-        .mailboxes(alice.id)
+        .mailboxes(alice)
         .await
         .unwrap()
         .into_iter()
@@ -2612,7 +2619,7 @@ async fn inbox_level_names_of_older_versions_are_migrated() {
             "INBOX/x (903)"
         ]
     );
-    let subs = store.subscriptions(alice.id).await.unwrap();
+    let subs = store.subscriptions(alice).await.unwrap();
     assert!(!subs.iter().any(|s| s.starts_with("inbox")), "{subs:?}");
     assert_eq!(subs.iter().filter(|s| *s == "INBOX/kid").count(), 1);
 }
