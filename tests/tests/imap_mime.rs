@@ -300,3 +300,52 @@ async fn sections_of_a_one_part_message() {
         b"* 3 FETCH (BODY[HEADER.FIELDS.NOT (FROM)] {12}\r\nSubject: s\r\n)",
     );
 }
+
+/// RFC 3501 6.4.5: HEADER.FIELDS keeps the blank line only where the
+/// header has one, and sends the fields as written. Dovecot's answers for
+/// an enclosed message whose header ends the message, with and without a
+/// last line break, with the blank line before the closing delimiter, and
+/// running into it (the last field keeps the line break the delimiter
+/// takes from HEADER).
+#[tokio::test]
+async fn header_fields_of_a_header_without_blank_line() {
+    let (_server, _imap, mut c) = inbox_with(&[
+        &forward(b"From: c@d\r\nSubject: empty body\r\n"),
+        &forward(b"From: c@d\r\nSubject: empty body"),
+        &forward(b"From: c@d\r\nSubject: empty body\r\n\r\n--zz--\r\n"),
+        &forward(b"From: c@d\r\nSubject: empty body\r\n--zz--\r\n"),
+    ])
+    .await;
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (From)] BODY.PEEK[2.HEADER.FIELDS (X)])",
+        )
+        .await,
+        b"* 1 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {32}\r\nFrom: c@d\r\nSubject: empty body\r\n BODY[2.HEADER.FIELDS (FROM)] {11}\r\nFrom: c@d\r\n BODY[2.HEADER.FIELDS (X)] {0}\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 2 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (Subject)] BODY.PEEK[2.HEADER.FIELDS (X)])",
+        )
+        .await,
+        b"* 2 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {30}\r\nFrom: c@d\r\nSubject: empty body BODY[2.HEADER.FIELDS (SUBJECT)] {19}\r\nSubject: empty body BODY[2.HEADER.FIELDS (X)] {0}\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 3 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (X)] BODY.PEEK[2.HEADER.FIELDS.NOT (From)])",
+        )
+        .await,
+        b"* 3 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {34}\r\nFrom: c@d\r\nSubject: empty body\r\n\r\n BODY[2.HEADER.FIELDS (X)] {2}\r\n\r\n BODY[2.HEADER.FIELDS.NOT (FROM)] {23}\r\nSubject: empty body\r\n\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 4 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (X)] BODY.PEEK[2.HEADER])",
+        )
+        .await,
+        b"* 4 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {32}\r\nFrom: c@d\r\nSubject: empty body\r\n BODY[2.HEADER.FIELDS (X)] {0}\r\n BODY[2.HEADER] {30}\r\nFrom: c@d\r\nSubject: empty body)",
+    );
+}

@@ -98,22 +98,22 @@ fn field_name(field: &[u8]) -> &[u8] {
     field[..colon].trim_ascii()
 }
 
-/// `HEADER.FIELDS`: the fields named, each ended by a line break, then a
-/// blank line. `HEADER.FIELDS.NOT` (`not`): the other fields as written,
-/// and the blank line only if the header has one (RFC 3501 6.4.5: none for
-/// a message without a body and without a blank line; Dovecot alike).
+/// `HEADER.FIELDS` (or, with `not`, `HEADER.FIELDS.NOT`): the fields named
+/// (or the others) as written, then the blank line only if the header has
+/// one. RFC 3501 6.4.5: the blank line is always included "except in the
+/// case of a message which has no body and no blank line"; nothing adds a
+/// line break to a last field that has none. Dovecot answers so for an
+/// enclosed message (and for HEADER.FIELDS.NOT of any); for HEADER.FIELDS
+/// of a whole message it adds both, which the RFC does not allow.
 pub fn filter_header(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for f in fields(header) {
         let named = names.iter().any(|n| n.eq_ignore_ascii_case(field_name(f)));
         if named != not {
             out.extend_from_slice(f);
-            if !not && !f.ends_with(b"\n") {
-                out.extend_from_slice(b"\r\n");
-            }
         }
     }
-    if !not || has_blank_line(header) {
+    if has_blank_line(header) {
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -434,23 +434,28 @@ fn find_part<'a>(root: &'a MimePart, path: &[std::num::NonZeroU32]) -> Option<&'
 /// The bytes a `BODY[section]` names; `None` if there is no such part (the
 /// answer is then an empty string).
 pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Option<Vec<u8>> {
-    let (header, text, part) = if section.part.is_empty() {
+    // `fields`: where HEADER.FIELDS picks from, the header with the line
+    // break a delimiter right after it took (RFC 2046 5.1.1), so that its
+    // last field keeps its line break and a blank line before the
+    // delimiter still counts, as Dovecot counts them.
+    let (header, fields, text, part) = if section.part.is_empty() {
         let h = (s.header_len as usize).min(raw.len());
-        (&raw[..h], &raw[h..], None)
+        (&raw[..h], &raw[..h], &raw[h..], None)
     } else {
         let part = find_part(&s.body, &section.part)?;
-        let (h, t) = if is_message(part) {
+        let (h, f, t) = if is_message(part) {
             let inner = part.parts.first()?;
             (
                 slice(Some(raw), inner.header_offset, inner.header_end())?,
+                slice(Some(raw), inner.header_offset, inner.body_offset)?,
                 // To the end of the enclosing part: a multipart's epilogue
                 // belongs to the enclosed message's text.
                 slice(Some(raw), inner.body_offset, part.body_end)?,
             )
         } else {
-            (&[][..], &[][..])
+            (&[][..], &[][..], &[][..])
         };
-        (h, t, Some(part))
+        (h, f, t, Some(part))
     };
     Some(match (&section.text, part) {
         (None, None) => raw.to_vec(),
@@ -461,8 +466,8 @@ pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Optio
         (Some(SectionText::Mime), None) => return None,
         (Some(SectionText::Header), _) => header.to_vec(),
         (Some(SectionText::Text), _) => text.to_vec(),
-        (Some(SectionText::HeaderFields(names)), _) => filter_header(header, names, false),
-        (Some(SectionText::HeaderFieldsNot(names)), _) => filter_header(header, names, true),
+        (Some(SectionText::HeaderFields(names)), _) => filter_header(fields, names, false),
+        (Some(SectionText::HeaderFieldsNot(names)), _) => filter_header(fields, names, true),
     })
 }
 
@@ -534,7 +539,7 @@ mod tests {
     }
 
     /// RFC 3501 6.4.5: no blank line in a header fetch of a message that
-    /// has none; Dovecot's HEADER.FIELDS.NOT copies what is there.
+    /// has none; the fields copied as they are.
     #[test]
     fn header_filtering_without_blank_line() {
         let names = [b"from".to_vec(), b"subject".to_vec()];
@@ -550,8 +555,20 @@ mod tests {
         );
         assert_eq!(filter_header(b"From: a@b\r\n\r\n", &names, true), b"\r\n");
         assert_eq!(filter_header(b"\r\n", &names, true), b"\r\n");
-        // HEADER.FIELDS keeps its blank line, as Dovecot sends it.
-        assert_eq!(filter_header(b"X: 1", &names, false), b"\r\n");
+        // HEADER.FIELDS by the same rule: no line break or blank line added.
+        assert_eq!(filter_header(b"X: 1", &names, false), b"");
+        assert_eq!(
+            filter_header(b"From: a@b\r\nSubject: s", &names, false),
+            b"From: a@b\r\nSubject: s"
+        );
+        assert_eq!(
+            filter_header(b"From: a@b\r\nSubject: s\r\n", &names[1..], false),
+            b"Subject: s\r\n"
+        );
+        assert_eq!(
+            filter_header(b"X: 1\r\nFrom: a@b\r\n\r\n", &names, false),
+            b"From: a@b\r\n\r\n"
+        );
     }
 
     fn leaf(ctype: &str, subtype: &str, parts: Vec<MimePart>) -> MimePart {
