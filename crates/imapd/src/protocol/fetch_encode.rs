@@ -340,8 +340,8 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
             body_structure(out, child, extended);
         }
         if p.parts.is_empty() {
-            // A multipart needs one part; an empty text part stands in.
-            out.extend_from_slice(b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+            // The grammar needs one part (RFC 3501 9, body-type-mpart).
+            body_structure(out, &stand_in_part(), extended);
         }
         out.push(b' ');
         quoted_or_literal(out, p.content_subtype.as_bytes());
@@ -380,7 +380,11 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
             body_structure(out, inner, extended);
             out.push_str_num(p.lines);
         } else {
-            out.extend_from_slice(b" NIL (\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+            // Not followed (too deep): an empty envelope and body.
+            out.push(b' ');
+            envelope(out, &MessageSummary::default());
+            out.push(b' ');
+            body_structure(out, &stand_in_part(), extended);
             out.push_str_num(p.lines);
         }
     } else if p.content_type.eq_ignore_ascii_case("text") {
@@ -392,6 +396,18 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
         extension(out, p);
     }
     out.push(b')');
+}
+
+/// What BODYSTRUCTURE shows where a part must be and the message has none
+/// (a multipart without parts): an empty text part, as Dovecot shows it.
+fn stand_in_part() -> MimePart {
+    MimePart {
+        content_type: "text".into(),
+        content_subtype: "plain".into(),
+        params: vec![("charset".into(), "us-ascii".into())],
+        encoding: "7bit".into(),
+        ..MimePart::default()
+    }
 }
 
 trait PushNum {
@@ -578,6 +594,24 @@ mod tests {
             parts,
             ..MimePart::default()
         }
+    }
+
+    /// A multipart without parts, and a message/rfc822 part not followed,
+    /// still fit BODYSTRUCTURE's grammar, with Dovecot's stand-ins.
+    #[test]
+    fn stand_ins_where_a_part_must_be() {
+        let mut out = Vec::new();
+        body_structure(&mut out, &leaf("multipart", "mixed", vec![]), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")"#
+        );
+        let mut out = Vec::new();
+        body_structure(&mut out, &leaf("message", "rfc822", vec![]), true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL NIL)"#
+        );
     }
 
     fn path(p: &[u32]) -> Vec<std::num::NonZeroU32> {
