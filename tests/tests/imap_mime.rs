@@ -451,3 +451,36 @@ From: c@d\r\nSubject: in\r\n\r\nhi\r\n--zz--\r\n",
         b"* 3 FETCH (BODY[1.1] {2}\r\nhi BODY[1.HEADER] {26}\r\nFrom: c@d\r\nSubject: in\r\n\r\n)",
     );
 }
+
+const BARE_LF: &[u8] = b"From: a@b\nSubject: s\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain\nX-A: 1\n\none\n\
+--zz\nContent-Type: message/rfc822\n\nFrom: c@d\nSubject: in\n\nhi\n--zz--\n";
+
+/// A header written with bare line feeds (APPEND takes it as given) goes
+/// out with CRLF in the sections that are header data (MIME, HEADER and
+/// its field subsets), as Dovecot sends them; a partial fetch counts in
+/// what is sent.
+#[tokio::test]
+async fn header_sections_with_bare_line_feeds_go_out_with_crlf() {
+    let (_server, _imap, mut c) = inbox_with(&[BARE_LF]).await;
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[1.MIME] BODY.PEEK[2.MIME])").await,
+        b"* 1 FETCH (BODY[1.MIME] {36}\r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\n BODY[2.MIME] {32}\r\nContent-Type: message/rfc822\r\n\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[1.MIME]<20.10>").await,
+        b"* 1 FETCH (BODY[1.MIME]<20> {10}\r\nlain\r\nX-A:)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[2.HEADER])").await,
+        b"* 1 FETCH (BODY[HEADER] {88}\r\nFrom: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n BODY[2.HEADER] {26}\r\nFrom: c@d\r\nSubject: in\r\n\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)] BODY.PEEK[2.HEADER.FIELDS.NOT (From)])",
+        )
+        .await,
+        b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: s\r\n\r\n BODY[2.HEADER.FIELDS.NOT (FROM)] {15}\r\nSubject: in\r\n\r\n)",
+    );
+}

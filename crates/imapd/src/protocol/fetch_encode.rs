@@ -477,14 +477,35 @@ pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Optio
         (None, None) => raw.to_vec(),
         (None, Some(p)) => slice(Some(raw), p.body_offset, p.body_end)?.to_vec(),
         (Some(SectionText::Mime), Some(p)) => {
-            slice(Some(raw), p.header_offset, p.header_end())?.to_vec()
+            with_crlf(slice(Some(raw), p.header_offset, p.header_end())?)
         }
         (Some(SectionText::Mime), None) => return None,
-        (Some(SectionText::Header), _) => header.to_vec(),
+        (Some(SectionText::Header), _) => with_crlf(header),
         (Some(SectionText::Text), _) => text.to_vec(),
-        (Some(SectionText::HeaderFields(names)), _) => filter_header(fields, names, false),
-        (Some(SectionText::HeaderFieldsNot(names)), _) => filter_header(fields, names, true),
+        (Some(SectionText::HeaderFields(names)), _) => {
+            filter_header(&with_crlf(fields), names, false)
+        }
+        (Some(SectionText::HeaderFieldsNot(names)), _) => {
+            filter_header(&with_crlf(fields), names, true)
+        }
     })
+}
+
+/// Header data with each bare LF made CRLF, the line end IMAP sends (RFC
+/// 3501 2.2), as Dovecot sends the header sections of a message APPENDed
+/// with bare line feeds. Only header sections: the sizes of the others
+/// (RFC822.SIZE, BODYSTRUCTURE) are those of the bytes as stored.
+fn with_crlf(header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header.len());
+    let mut after_cr = false;
+    for &b in header {
+        if b == b'\n' && !after_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        after_cr = b == b'\r';
+    }
+    out
 }
 
 /// The section as a response names it: `1.2.HEADER.FIELDS (From To)`.
@@ -585,6 +606,13 @@ mod tests {
             filter_header(b"X: 1\r\nFrom: a@b\r\n\r\n", &names, false),
             b"From: a@b\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn bare_line_feeds_made_crlf() {
+        assert_eq!(with_crlf(b"A: 1\nB: 2\r\n\n"), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(with_crlf(b"\n\r\r\n"), b"\r\n\r\r\n");
+        assert_eq!(with_crlf(b""), b"");
     }
 
     fn leaf(ctype: &str, subtype: &str, parts: Vec<MimePart>) -> MimePart {
