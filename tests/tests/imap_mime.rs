@@ -484,3 +484,21 @@ async fn header_sections_with_bare_line_feeds_go_out_with_crlf() {
         b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: s\r\n\r\n BODY[2.HEADER.FIELDS.NOT (FROM)] {15}\r\nSubject: in\r\n\r\n)",
     );
 }
+
+/// RFC822.HEADER is BODY.PEEK[HEADER] and RFC822.TEXT is BODY[TEXT] (RFC
+/// 3501 6.4.5), also where the header ends in bare line feeds: not the
+/// whole message and an empty text.
+#[tokio::test]
+async fn rfc822_header_and_text_split_where_the_header_ends() {
+    let (_server, _imap, mut c) = inbox_with(&[BARE_LF]).await;
+    same(
+        fetch(&mut c, "FETCH 1 RFC822.HEADER").await,
+        b"* 1 FETCH (RFC822.HEADER {88}\r\nFrom: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n)",
+    );
+    let text = fetch(&mut c, "FETCH 1 BODY.PEEK[TEXT]").await;
+    let text = text.strip_prefix(b"* 1 FETCH (BODY[TEXT] ").unwrap();
+    let mut want = b"* 1 FETCH (RFC822.TEXT ".to_vec();
+    want.extend_from_slice(text.strip_suffix(b")").unwrap());
+    want.extend_from_slice(b" FLAGS (\\Seen \\Recent))");
+    same(fetch(&mut c, "FETCH 1 RFC822.TEXT").await, &want);
+}
