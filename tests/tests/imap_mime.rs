@@ -300,3 +300,205 @@ async fn sections_of_a_one_part_message() {
         b"* 3 FETCH (BODY[HEADER.FIELDS.NOT (FROM)] {12}\r\nSubject: s\r\n)",
     );
 }
+
+/// RFC 3501 6.4.5: HEADER.FIELDS keeps the blank line only where the
+/// header has one, and sends the fields as written. Dovecot's answers for
+/// an enclosed message whose header ends the message, with and without a
+/// last line break, with the blank line before the closing delimiter, and
+/// running into it (the last field keeps the line break the delimiter
+/// takes from HEADER).
+#[tokio::test]
+async fn header_fields_of_a_header_without_blank_line() {
+    let (_server, _imap, mut c) = inbox_with(&[
+        &forward(b"From: c@d\r\nSubject: empty body\r\n"),
+        &forward(b"From: c@d\r\nSubject: empty body"),
+        &forward(b"From: c@d\r\nSubject: empty body\r\n\r\n--zz--\r\n"),
+        &forward(b"From: c@d\r\nSubject: empty body\r\n--zz--\r\n"),
+    ])
+    .await;
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (From)] BODY.PEEK[2.HEADER.FIELDS (X)])",
+        )
+        .await,
+        b"* 1 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {32}\r\nFrom: c@d\r\nSubject: empty body\r\n BODY[2.HEADER.FIELDS (FROM)] {11}\r\nFrom: c@d\r\n BODY[2.HEADER.FIELDS (X)] {0}\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 2 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (Subject)] BODY.PEEK[2.HEADER.FIELDS (X)])",
+        )
+        .await,
+        b"* 2 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {30}\r\nFrom: c@d\r\nSubject: empty body BODY[2.HEADER.FIELDS (SUBJECT)] {19}\r\nSubject: empty body BODY[2.HEADER.FIELDS (X)] {0}\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 3 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (X)] BODY.PEEK[2.HEADER.FIELDS.NOT (From)])",
+        )
+        .await,
+        b"* 3 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {34}\r\nFrom: c@d\r\nSubject: empty body\r\n\r\n BODY[2.HEADER.FIELDS (X)] {2}\r\n\r\n BODY[2.HEADER.FIELDS.NOT (FROM)] {23}\r\nSubject: empty body\r\n\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 4 (BODY.PEEK[2.HEADER.FIELDS (From Subject)] BODY.PEEK[2.HEADER.FIELDS (X)] BODY.PEEK[2.HEADER])",
+        )
+        .await,
+        b"* 4 FETCH (BODY[2.HEADER.FIELDS (FROM SUBJECT)] {32}\r\nFrom: c@d\r\nSubject: empty body\r\n BODY[2.HEADER.FIELDS (X)] {0}\r\n BODY[2.HEADER] {30}\r\nFrom: c@d\r\nSubject: empty body)",
+    );
+}
+
+const MIME_HEAD: &[u8] = b"From: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\n";
+
+/// A multipart without parts stays a multipart, with the one empty text
+/// part Dovecot shows (BODYSTRUCTURE's grammar needs one) and no part 1
+/// to fetch; an inner one likewise.
+#[tokio::test]
+async fn multipart_without_parts_keeps_its_type() {
+    let (_server, _imap, mut c) = inbox_with(&[
+        &[
+            MIME_HEAD,
+            b"Content-Type: multipart/mixed; boundary=zz\r\n\r\nno parts here\r\n",
+        ]
+        .concat(),
+        &[
+            MIME_HEAD,
+            b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n\
+--zz\r\nContent-Type: multipart/alternative; boundary=yy\r\n\r\nnothing\r\n--zz--\r\n",
+        ]
+        .concat(),
+    ])
+    .await;
+    same(
+        fetch(&mut c, "FETCH 1 (BODY BODYSTRUCTURE)").await,
+        br#"* 1 FETCH (BODY (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed") BODYSTRUCTURE (("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "mixed" ("boundary" "zz") NIL NIL NIL))"#,
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.MIME] BODY.PEEK[TEXT])",
+        )
+        .await,
+        b"* 1 FETCH (BODY[1] {0}\r\n BODY[1.MIME] {0}\r\n BODY[TEXT] {15}\r\nno parts here\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 2 BODYSTRUCTURE").await,
+        br#"* 2 FETCH (BODYSTRUCTURE ((("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) "alternative" ("boundary" "yy") NIL NIL NIL) "mixed" ("boundary" "zz") NIL NIL NIL))"#,
+    );
+    same(
+        fetch(&mut c, "FETCH 2 (BODY.PEEK[1] BODY.PEEK[1.1])").await,
+        b"* 2 FETCH (BODY[1] {7}\r\nnothing BODY[1.1] {0}\r\n)",
+    );
+}
+
+/// An enclosed message in a transfer encoding RFC 2046 5.2.1 forbids is
+/// still the message/rfc822 it says it is, read as written, as Dovecot
+/// reads it: base64 text makes a header of one line (an empty envelope),
+/// quoted-printable text a message like any other.
+#[tokio::test]
+async fn encoded_message_part_keeps_its_type() {
+    let base64 = b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+RnJvbTogY0BkDQpTdWJqZWN0OiBpbm5lcg0KDQpoaQ0K\r\n";
+    let (_server, _imap, mut c) = inbox_with(&[
+        &[MIME_HEAD, base64].concat(),
+        &[
+            MIME_HEAD,
+            b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n",
+            base64,
+            b"--zz--\r\n",
+        ]
+        .concat(),
+        &[
+            MIME_HEAD,
+            b"Content-Type: multipart/mixed; boundary=zz\r\n\r\n\
+--zz\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+From: c@d\r\nSubject: in\r\n\r\nhi\r\n--zz--\r\n",
+        ]
+        .concat(),
+    ])
+    .await;
+    let empty = r#"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 1"#;
+    same(
+        fetch(&mut c, "FETCH 1 BODYSTRUCTURE").await,
+        format!(
+            "* 1 FETCH (BODYSTRUCTURE (\"message\" \"rfc822\" NIL NIL NIL \"base64\" 46 {empty} NIL NIL NIL NIL))"
+        )
+        .as_bytes(),
+    );
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[1.1] BODY.PEEK[1.HEADER])").await,
+        b"* 1 FETCH (BODY[1.1] {0}\r\n BODY[1.HEADER] {46}\r\nRnJvbTogY0BkDQpTdWJqZWN0OiBpbm5lcg0KDQpoaQ0K\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 2 BODYSTRUCTURE").await,
+        format!(
+            "* 2 FETCH (BODYSTRUCTURE ((\"message\" \"rfc822\" NIL NIL NIL \"base64\" 46 {empty} NIL NIL NIL NIL) \"mixed\" (\"boundary\" \"zz\") NIL NIL NIL))"
+        )
+        .as_bytes(),
+    );
+    same(
+        fetch(&mut c, "FETCH 2 (BODY.PEEK[1] BODY.PEEK[1.1])").await,
+        b"* 2 FETCH (BODY[1] {46}\r\nRnJvbTogY0BkDQpTdWJqZWN0OiBpbm5lcg0KDQpoaQ0K\r\n BODY[1.1] {0}\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 3 BODYSTRUCTURE").await,
+        br#"* 3 FETCH (BODYSTRUCTURE (("message" "rfc822" NIL NIL NIL "quoted-printable" 28 (NIL "in" ((NIL NIL "c" "d")) ((NIL NIL "c" "d")) ((NIL NIL "c" "d")) NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 2 0 NIL NIL NIL NIL) 3 NIL NIL NIL NIL) "mixed" ("boundary" "zz") NIL NIL NIL))"#,
+    );
+    same(
+        fetch(&mut c, "FETCH 3 (BODY.PEEK[1.1] BODY.PEEK[1.HEADER])").await,
+        b"* 3 FETCH (BODY[1.1] {2}\r\nhi BODY[1.HEADER] {26}\r\nFrom: c@d\r\nSubject: in\r\n\r\n)",
+    );
+}
+
+const BARE_LF: &[u8] = b"From: a@b\nSubject: s\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain\nX-A: 1\n\none\n\
+--zz\nContent-Type: message/rfc822\n\nFrom: c@d\nSubject: in\n\nhi\n--zz--\n";
+
+/// A header written with bare line feeds (APPEND takes it as given) goes
+/// out with CRLF in the sections that are header data (MIME, HEADER and
+/// its field subsets), as Dovecot sends them; a partial fetch counts in
+/// what is sent.
+#[tokio::test]
+async fn header_sections_with_bare_line_feeds_go_out_with_crlf() {
+    let (_server, _imap, mut c) = inbox_with(&[BARE_LF]).await;
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[1.MIME] BODY.PEEK[2.MIME])").await,
+        b"* 1 FETCH (BODY[1.MIME] {36}\r\nContent-Type: text/plain\r\nX-A: 1\r\n\r\n BODY[2.MIME] {32}\r\nContent-Type: message/rfc822\r\n\r\n)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 BODY.PEEK[1.MIME]<20.10>").await,
+        b"* 1 FETCH (BODY[1.MIME]<20> {10}\r\nlain\r\nX-A:)",
+    );
+    same(
+        fetch(&mut c, "FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[2.HEADER])").await,
+        b"* 1 FETCH (BODY[HEADER] {88}\r\nFrom: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n BODY[2.HEADER] {26}\r\nFrom: c@d\r\nSubject: in\r\n\r\n)",
+    );
+    same(
+        fetch(
+            &mut c,
+            "FETCH 1 (BODY.PEEK[HEADER.FIELDS (Subject)] BODY.PEEK[2.HEADER.FIELDS.NOT (From)])",
+        )
+        .await,
+        b"* 1 FETCH (BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: s\r\n\r\n BODY[2.HEADER.FIELDS.NOT (FROM)] {15}\r\nSubject: in\r\n\r\n)",
+    );
+}
+
+/// RFC822.HEADER is BODY.PEEK[HEADER] and RFC822.TEXT is BODY[TEXT] (RFC
+/// 3501 6.4.5), also where the header ends in bare line feeds: not the
+/// whole message and an empty text.
+#[tokio::test]
+async fn rfc822_header_and_text_split_where_the_header_ends() {
+    let (_server, _imap, mut c) = inbox_with(&[BARE_LF]).await;
+    same(
+        fetch(&mut c, "FETCH 1 RFC822.HEADER").await,
+        b"* 1 FETCH (RFC822.HEADER {88}\r\nFrom: a@b\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n)",
+    );
+    let text = fetch(&mut c, "FETCH 1 BODY.PEEK[TEXT]").await;
+    let text = text.strip_prefix(b"* 1 FETCH (BODY[TEXT] ").unwrap();
+    let mut want = b"* 1 FETCH (RFC822.TEXT ".to_vec();
+    want.extend_from_slice(text.strip_suffix(b")").unwrap());
+    want.extend_from_slice(b" FLAGS (\\Seen \\Recent))");
+    same(fetch(&mut c, "FETCH 1 RFC822.TEXT").await, &want);
+}

@@ -98,22 +98,22 @@ fn field_name(field: &[u8]) -> &[u8] {
     field[..colon].trim_ascii()
 }
 
-/// `HEADER.FIELDS`: the fields named, each ended by a line break, then a
-/// blank line. `HEADER.FIELDS.NOT` (`not`): the other fields as written,
-/// and the blank line only if the header has one (RFC 3501 6.4.5: none for
-/// a message without a body and without a blank line; Dovecot alike).
+/// `HEADER.FIELDS` (or, with `not`, `HEADER.FIELDS.NOT`): the fields named
+/// (or the others) as written, then the blank line only if the header has
+/// one. RFC 3501 6.4.5: the blank line is always included "except in the
+/// case of a message which has no body and no blank line"; nothing adds a
+/// line break to a last field that has none. Dovecot answers so for an
+/// enclosed message (and for HEADER.FIELDS.NOT of any); for HEADER.FIELDS
+/// of a whole message it adds both, which the RFC does not allow.
 pub fn filter_header(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     let mut out = Vec::new();
     for f in fields(header) {
         let named = names.iter().any(|n| n.eq_ignore_ascii_case(field_name(f)));
         if named != not {
             out.extend_from_slice(f);
-            if !not && !f.ends_with(b"\n") {
-                out.extend_from_slice(b"\r\n");
-            }
         }
     }
-    if !not || has_blank_line(header) {
+    if has_blank_line(header) {
         out.extend_from_slice(b"\r\n");
     }
     out
@@ -340,8 +340,8 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
             body_structure(out, child, extended);
         }
         if p.parts.is_empty() {
-            // A multipart needs one part; an empty text part stands in.
-            out.extend_from_slice(b"(\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+            // The grammar needs one part (RFC 3501 9, body-type-mpart).
+            body_structure(out, &stand_in_part(), extended);
         }
         out.push(b' ');
         quoted_or_literal(out, p.content_subtype.as_bytes());
@@ -380,7 +380,11 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
             body_structure(out, inner, extended);
             out.push_str_num(p.lines);
         } else {
-            out.extend_from_slice(b" NIL (\"text\" \"plain\" NIL NIL NIL \"7bit\" 0 0)");
+            // Not followed (too deep): an empty envelope and body.
+            out.push(b' ');
+            envelope(out, &MessageSummary::default());
+            out.push(b' ');
+            body_structure(out, &stand_in_part(), extended);
             out.push_str_num(p.lines);
         }
     } else if p.content_type.eq_ignore_ascii_case("text") {
@@ -392,6 +396,18 @@ pub fn body_structure(out: &mut Vec<u8>, p: &MimePart, extended: bool) {
         extension(out, p);
     }
     out.push(b')');
+}
+
+/// What BODYSTRUCTURE shows where a part must be and the message has none
+/// (a multipart without parts): an empty text part, as Dovecot shows it.
+fn stand_in_part() -> MimePart {
+    MimePart {
+        content_type: "text".into(),
+        content_subtype: "plain".into(),
+        params: vec![("charset".into(), "us-ascii".into())],
+        encoding: "7bit".into(),
+        ..MimePart::default()
+    }
 }
 
 trait PushNum {
@@ -434,36 +450,62 @@ fn find_part<'a>(root: &'a MimePart, path: &[std::num::NonZeroU32]) -> Option<&'
 /// The bytes a `BODY[section]` names; `None` if there is no such part (the
 /// answer is then an empty string).
 pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Option<Vec<u8>> {
-    let (header, text, part) = if section.part.is_empty() {
+    // `fields`: where HEADER.FIELDS picks from, the header with the line
+    // break a delimiter right after it took (RFC 2046 5.1.1), so that its
+    // last field keeps its line break and a blank line before the
+    // delimiter still counts, as Dovecot counts them.
+    let (header, fields, text, part) = if section.part.is_empty() {
         let h = (s.header_len as usize).min(raw.len());
-        (&raw[..h], &raw[h..], None)
+        (&raw[..h], &raw[..h], &raw[h..], None)
     } else {
         let part = find_part(&s.body, &section.part)?;
-        let (h, t) = if is_message(part) {
+        let (h, f, t) = if is_message(part) {
             let inner = part.parts.first()?;
             (
                 slice(Some(raw), inner.header_offset, inner.header_end())?,
+                slice(Some(raw), inner.header_offset, inner.body_offset)?,
                 // To the end of the enclosing part: a multipart's epilogue
                 // belongs to the enclosed message's text.
                 slice(Some(raw), inner.body_offset, part.body_end)?,
             )
         } else {
-            (&[][..], &[][..])
+            (&[][..], &[][..], &[][..])
         };
-        (h, t, Some(part))
+        (h, f, t, Some(part))
     };
     Some(match (&section.text, part) {
         (None, None) => raw.to_vec(),
         (None, Some(p)) => slice(Some(raw), p.body_offset, p.body_end)?.to_vec(),
         (Some(SectionText::Mime), Some(p)) => {
-            slice(Some(raw), p.header_offset, p.header_end())?.to_vec()
+            with_crlf(slice(Some(raw), p.header_offset, p.header_end())?)
         }
         (Some(SectionText::Mime), None) => return None,
-        (Some(SectionText::Header), _) => header.to_vec(),
+        (Some(SectionText::Header), _) => with_crlf(header),
         (Some(SectionText::Text), _) => text.to_vec(),
-        (Some(SectionText::HeaderFields(names)), _) => filter_header(header, names, false),
-        (Some(SectionText::HeaderFieldsNot(names)), _) => filter_header(header, names, true),
+        (Some(SectionText::HeaderFields(names)), _) => {
+            filter_header(&with_crlf(fields), names, false)
+        }
+        (Some(SectionText::HeaderFieldsNot(names)), _) => {
+            filter_header(&with_crlf(fields), names, true)
+        }
     })
+}
+
+/// Header data with each bare LF made CRLF, the line end IMAP sends (RFC
+/// 3501 2.2), as Dovecot sends the header sections of a message APPENDed
+/// with bare line feeds. Only header sections: the sizes of the others
+/// (RFC822.SIZE, BODYSTRUCTURE) are those of the bytes as stored.
+fn with_crlf(header: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(header.len());
+    let mut after_cr = false;
+    for &b in header {
+        if b == b'\n' && !after_cr {
+            out.push(b'\r');
+        }
+        out.push(b);
+        after_cr = b == b'\r';
+    }
+    out
 }
 
 /// The section as a response names it: `1.2.HEADER.FIELDS (From To)`.
@@ -534,7 +576,7 @@ mod tests {
     }
 
     /// RFC 3501 6.4.5: no blank line in a header fetch of a message that
-    /// has none; Dovecot's HEADER.FIELDS.NOT copies what is there.
+    /// has none; the fields copied as they are.
     #[test]
     fn header_filtering_without_blank_line() {
         let names = [b"from".to_vec(), b"subject".to_vec()];
@@ -550,8 +592,27 @@ mod tests {
         );
         assert_eq!(filter_header(b"From: a@b\r\n\r\n", &names, true), b"\r\n");
         assert_eq!(filter_header(b"\r\n", &names, true), b"\r\n");
-        // HEADER.FIELDS keeps its blank line, as Dovecot sends it.
-        assert_eq!(filter_header(b"X: 1", &names, false), b"\r\n");
+        // HEADER.FIELDS by the same rule: no line break or blank line added.
+        assert_eq!(filter_header(b"X: 1", &names, false), b"");
+        assert_eq!(
+            filter_header(b"From: a@b\r\nSubject: s", &names, false),
+            b"From: a@b\r\nSubject: s"
+        );
+        assert_eq!(
+            filter_header(b"From: a@b\r\nSubject: s\r\n", &names[1..], false),
+            b"Subject: s\r\n"
+        );
+        assert_eq!(
+            filter_header(b"X: 1\r\nFrom: a@b\r\n\r\n", &names, false),
+            b"From: a@b\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn bare_line_feeds_made_crlf() {
+        assert_eq!(with_crlf(b"A: 1\nB: 2\r\n\n"), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(with_crlf(b"\n\r\r\n"), b"\r\n\r\r\n");
+        assert_eq!(with_crlf(b""), b"");
     }
 
     fn leaf(ctype: &str, subtype: &str, parts: Vec<MimePart>) -> MimePart {
@@ -561,6 +622,24 @@ mod tests {
             parts,
             ..MimePart::default()
         }
+    }
+
+    /// A multipart without parts, and a message/rfc822 part not followed,
+    /// still fit BODYSTRUCTURE's grammar, with Dovecot's stand-ins.
+    #[test]
+    fn stand_ins_where_a_part_must_be() {
+        let mut out = Vec::new();
+        body_structure(&mut out, &leaf("multipart", "mixed", vec![]), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"(("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0) "mixed")"#
+        );
+        let mut out = Vec::new();
+        body_structure(&mut out, &leaf("message", "rfc822", vec![]), true);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"("message" "rfc822" NIL NIL NIL "7bit" 0 (NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL) 0 NIL NIL NIL NIL)"#
+        );
     }
 
     fn path(p: &[u32]) -> Vec<std::num::NonZeroU32> {

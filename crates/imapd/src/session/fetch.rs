@@ -17,7 +17,9 @@ use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
     body_structure, envelope, internal_date, section_bytes, section_name,
 };
-use crate::protocol::{FetchAttribute as A, Flag, SeqNumber, SequenceSet, StoreMode, Tag};
+use crate::protocol::{
+    FetchAttribute as A, Flag, Section, SectionText, SeqNumber, SequenceSet, StoreMode, Tag,
+};
 
 /// `(seq, uid)` of the messages a set names.
 pub(super) fn resolve(
@@ -157,7 +159,13 @@ impl Session {
         let want_summary = attrs.iter().any(|a| {
             matches!(
                 a,
-                A::Envelope | A::Body | A::BodyStructure | A::InternalDate | A::BodySection { .. }
+                A::Envelope
+                    | A::Body
+                    | A::BodyStructure
+                    | A::InternalDate
+                    | A::BodySection { .. }
+                    | A::Rfc822Header
+                    | A::Rfc822Text
             )
         });
         // The MIME tree only for BODY/BODYSTRUCTURE and part sections; the
@@ -305,17 +313,28 @@ impl Session {
                         let summary = info.map_or(&no_summary, |i| &i.summary);
                         body_structure(&mut line, &summary.body, ext);
                     }
-                    A::Rfc822 | A::Rfc822Header | A::Rfc822Text => {
-                        let r = raw.unwrap_or_default();
-                        let h = header_len(r);
-                        let (name, bytes): (&str, &[u8]) = match a {
-                            A::Rfc822 => ("RFC822", r),
-                            A::Rfc822Header => ("RFC822.HEADER", &r[..h]),
-                            _ => ("RFC822.TEXT", &r[h..]),
+                    A::Rfc822 => {
+                        line.extend_from_slice(b"RFC822 ");
+                        literal(&mut line, raw.unwrap_or_default());
+                    }
+                    A::Rfc822Header | A::Rfc822Text => {
+                        // BODY.PEEK[HEADER] and BODY[TEXT] by other names
+                        // (RFC 3501 6.4.5), split where the store found the
+                        // header's end.
+                        let (name, text) = if *a == A::Rfc822Header {
+                            ("RFC822.HEADER ", SectionText::Header)
+                        } else {
+                            ("RFC822.TEXT ", SectionText::Text)
                         };
+                        let section = Section {
+                            part: Vec::new(),
+                            text: Some(text),
+                        };
+                        let summary = info.map_or(&no_summary, |i| &i.summary);
+                        let bytes = section_bytes(raw.unwrap_or_default(), summary, &section)
+                            .unwrap_or_default();
                         line.extend_from_slice(name.as_bytes());
-                        line.push(b' ');
-                        literal(&mut line, bytes);
+                        literal(&mut line, &bytes);
                     }
                     A::BodySection {
                         section, partial, ..
@@ -573,13 +592,6 @@ pub(super) fn remove_from_view(view: &mut super::Selected, gone: &HashSet<Uid>) 
         std::sync::Arc::make_mut(&mut view.uids).retain(|u| !gone.contains(u));
     }
     numbers
-}
-
-/// Where the body starts: after the first empty line.
-fn header_len(raw: &[u8]) -> usize {
-    raw.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(raw.len(), |p| p + 4)
 }
 
 fn literal(out: &mut Vec<u8>, bytes: &[u8]) {

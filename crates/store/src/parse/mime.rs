@@ -143,7 +143,7 @@ impl Walker<'_> {
         };
         let fields = Fields::of(&raw[start..header_end]);
 
-        let (mut ctype, mut subtype, mut params) = match fields.get(b"content-type") {
+        let (ctype, subtype, mut params) = match fields.get(b"content-type") {
             Some(value) => content_type(value),
             None if digest => ("message".into(), "rfc822".into(), Vec::new()),
             None => ("text".into(), "plain".into(), Vec::new()),
@@ -169,11 +169,10 @@ impl Walker<'_> {
                 parts = children;
                 (end, stop)
             }
-            _ if ctype == "message"
-                && subtype == "rfc822"
-                && matches!(encoding.as_str(), "7bit" | "8bit" | "binary")
-                && !deep_enough =>
-            {
+            // In any transfer encoding: RFC 2046 5.2.1 allows only the
+            // identity ones, and Dovecot reads the bytes as a message
+            // whatever it says (base64 text makes a header of one line).
+            _ if ctype == "message" && subtype == "rfc822" && !deep_enough => {
                 let (inner, stop) = self.entity(body_offset, depth + 1, false);
                 let header = &raw[inner.header_offset as usize..inner.header_end() as usize];
                 let mut summary = (self.summary_of)(header);
@@ -189,18 +188,9 @@ impl Walker<'_> {
             }
         };
 
-        // Keep the tree what it says it is: a multipart without parts is
-        // text, and an enclosed message that is encoded (RFC 2046 5.2.1
-        // forbids it) is opaque data.
-        if ctype == "multipart" && parts.is_empty() {
-            ctype = "text".into();
-            subtype = "plain".into();
-            params.clear();
-        } else if ctype == "message" && subtype == "rfc822" && message.is_none() {
-            ctype = "application".into();
-            subtype = "octet-stream".into();
-            params.clear();
-        }
+        // A part keeps the type it declares, also a multipart without parts
+        // (no boundary, or none found) and a message too deep to follow:
+        // Dovecot does, and the client sees what the sender wrote.
         if ctype == "text" && !params.iter().any(|(name, _)| name == "charset") {
             params.push(("charset".into(), "us-ascii".into()));
         }
@@ -748,6 +738,39 @@ mod tests {
             bytes(raw, alt.parts[0].body_offset, alt.parts[0].body_end),
             b"x"
         );
+    }
+
+    /// A multipart without parts and an encoded enclosed message keep the
+    /// types they declare (Dovecot); the encoded one is read as a message.
+    #[test]
+    fn declared_types_kept() {
+        for raw in [
+            &b"Content-Type: multipart/mixed; boundary=zz\r\n\r\nno parts\r\n"[..],
+            b"Content-Type: multipart/mixed\r\n\r\n--zz\r\n\r\nx\r\n--zz--\r\n",
+        ] {
+            let t = tree(raw);
+            assert_eq!(
+                (t.content_type.as_str(), t.content_subtype.as_str()),
+                ("multipart", "mixed")
+            );
+            assert!(t.parts.is_empty());
+            assert_eq!(t.body_end, raw.len() as u64);
+        }
+        let raw = b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+RnJvbTogYw0K\r\n";
+        let t = tree(raw);
+        assert_eq!(
+            (t.content_type.as_str(), t.content_subtype.as_str()),
+            ("message", "rfc822")
+        );
+        assert_eq!(t.encoding, "base64");
+        assert!(t.message.is_some());
+        let inner = &t.parts[0];
+        assert_eq!(
+            bytes(raw, inner.header_offset, inner.header_end()),
+            b"RnJvbTogYw0K\r\n"
+        );
+        assert_eq!(inner.body_offset, inner.body_end);
     }
 
     /// Issue 10: a forwarded message with an empty body, with and without
