@@ -230,12 +230,41 @@ impl Binary {
             text.push_str(extra);
             std::fs::write(&config_path, text).expect("write config");
         }
-        let mut child = Command::new(binary_path("postern"))
+        let mut command = postern_command();
+        command
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--config")
             .arg(&config_path)
-            .arg("up")
+            .arg("up");
+        Self::launch(command, data_dir, config_path, true)
+    }
+
+    /// `postern up` with no config file and no flags: everything from
+    /// `vars`, the `POSTERN_…` environment variables (the caller's own
+    /// `POSTERN_` variables are not passed on). Listeners the variables
+    /// disable get the unused address 127.0.0.1:9.
+    pub fn start_env(vars: &[(&str, &str)]) -> Binary {
+        let mut command = postern_command();
+        command.arg("up").envs(vars.iter().copied());
+        let data_dir = vars
+            .iter()
+            .find(|(k, _)| *k == "POSTERN_DATA_DIR")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from("./postern-data"));
+        Self::launch(command, &data_dir, PathBuf::new(), false)
+    }
+
+    /// Spawns `command`, waits for `postern: ready` and reads the
+    /// listeners from the `listening on` lines (each must be there if
+    /// `every_listener`).
+    fn launch(
+        mut command: Command,
+        data_dir: &Path,
+        config_path: PathBuf,
+        every_listener: bool,
+    ) -> Binary {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -268,6 +297,7 @@ impl Binary {
                 }
             }
         }
+        let unbound: SocketAddr = "127.0.0.1:9".parse().expect("address");
         let find = |name: &str| {
             lines
                 .iter()
@@ -275,6 +305,7 @@ impl Binary {
                     let rest = l.strip_prefix(&format!("postern: {name} listening on "))?;
                     rest.split_whitespace().next()?.parse().ok()
                 })
+                .or((!every_listener).then_some(unbound))
                 .unwrap_or_else(|| panic!("no {name} listener in {lines:?}"))
         };
         Binary {
@@ -322,10 +353,22 @@ impl Drop for Binary {
     }
 }
 
+/// The `postern` binary without the caller's `POSTERN_…` variables, which
+/// would be read as config keys.
+pub fn postern_command() -> Command {
+    let mut command = Command::new(binary_path("postern"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("POSTERN_") {
+            command.env_remove(name);
+        }
+    }
+    command
+}
+
 /// Runs `postern --data-dir DIR args…` to completion, feeding `stdin`.
 pub fn postern_cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
-    let mut child = Command::new(binary_path("postern"))
+    let mut child = postern_command()
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)

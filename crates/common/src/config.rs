@@ -1,5 +1,10 @@
-//! The configuration file: TOML, every key optional, defaults built in.
+//! The configuration file: TOML, every key optional, defaults built in;
+//! and every key again as a `POSTERN_…` environment variable ([`env`]).
 //! README.md documents every key; keep the two in step.
+
+mod env;
+
+pub use env::PREFIX as ENV_PREFIX;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -442,6 +447,10 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// A `POSTERN_…` variable that names no key, or whose value the key
+    /// cannot take.
+    #[error("environment variable {variable}: {message}")]
+    Env { variable: String, message: String },
 }
 
 impl Config {
@@ -460,6 +469,117 @@ impl Config {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })
+    }
+
+    /// The file at `path` (or the defaults without one), then every
+    /// `POSTERN_<SECTION>_<KEY>` / `POSTERN_<KEY>` variable in `vars` over
+    /// the key it names. Variables in `reserved` belong to the command
+    /// line (`POSTERN_CONFIG`, …) and are skipped; any other `POSTERN_`
+    /// variable must name a key and hold a value it can take, or the
+    /// error names the variable.
+    pub fn load_with_env<I>(
+        path: Option<&Path>,
+        vars: I,
+        reserved: &[&str],
+    ) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let (file, mut table) = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                let config = Config::from_toml(&text, path)?;
+                // from_toml took it, so this cannot fail; the error is
+                // kept for form's sake.
+                let table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: e.to_string().trim_end().to_string(),
+                })?;
+                (config, table)
+            }
+            None => (Config::default(), toml::Table::new()),
+        };
+        let overrides = Config::env_overrides(vars, reserved)?;
+        if overrides.is_empty() {
+            return Ok(file);
+        }
+        let base = table.clone();
+        for (_, path, value) in &overrides {
+            env::set(&mut table, path, value.clone());
+        }
+        if let Ok(config) = toml::Value::Table(table).try_into::<Config>() {
+            return Ok(config);
+        }
+        // Name the variable at fault: the first that fails on its own.
+        let mut together = Vec::new();
+        for (variable, path, value) in &overrides {
+            let mut alone = base.clone();
+            env::set(&mut alone, path, value.clone());
+            if let Err(e) = toml::Value::Table(alone).try_into::<Config>() {
+                return Err(ConfigError::Env {
+                    variable: variable.clone(),
+                    message: format!(
+                        "{} (key {}): {}",
+                        value_text(value),
+                        path.join("."),
+                        e.to_string().trim_end().replace('\n', " ")
+                    ),
+                });
+            }
+            together.push(variable.as_str());
+        }
+        Err(ConfigError::Env {
+            variable: together.join(", "),
+            message: "these variables do not fit together".to_string(),
+        })
+    }
+
+    /// The `POSTERN_` variables of `vars` that are config keys: each
+    /// one's name, key path and TOML value (`None`: unset the key).
+    #[allow(clippy::type_complexity)]
+    fn env_overrides<I>(
+        vars: I,
+        reserved: &[&str],
+    ) -> Result<Vec<(String, Vec<&'static str>, Option<toml::Value>)>, ConfigError>
+    where
+        I: IntoIterator<Item = (String, String)>,
+    {
+        let mut ours: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(env::PREFIX) && !reserved.contains(&name.as_str()))
+            .collect();
+        if ours.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Sorted, so that errors come in the same order on every run.
+        ours.sort();
+        let shape = env::Shape::of::<Config>().map_err(|message| ConfigError::Env {
+            variable: env::PREFIX.to_string(),
+            message,
+        })?;
+        let keys = shape.variables();
+        let mut overrides = Vec::new();
+        for (name, raw) in ours {
+            let Some((path, key_shape)) = keys.get(&name[env::PREFIX.len()..]) else {
+                return Err(ConfigError::Env {
+                    message: "no such configuration key (`POSTERN_<KEY>` names a top-level key, `POSTERN_<SECTION>_<KEY>` a key in a section, as POSTERN_SMTP_LISTEN)".to_string(),
+                    variable: name,
+                });
+            };
+            overrides.push((name, path.clone(), env::value_for(&raw, key_shape)));
+        }
+        Ok(overrides)
+    }
+}
+
+/// A value as an error message shows it.
+fn value_text(value: &Option<toml::Value>) -> String {
+    match value {
+        Some(v) => format!("value {v}"),
+        None => "empty value".to_string(),
     }
 }
 
@@ -617,6 +737,171 @@ mod tests {
         assert!(e.to_string().contains("test.toml"));
         assert!(parse("[smtp]\nlisten = [\"not an address\"]\n").is_err());
         assert!(parse("[queue]\nconcurrency = -1\n").is_err());
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn from_env(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::load_with_env(None, vars(pairs), &["POSTERN_CONFIG", "POSTERN_DATA_DIR"])
+    }
+
+    #[test]
+    fn every_key_has_a_variable() {
+        let shape = env::Shape::of::<Config>().expect("the config's shape");
+        let names = shape.variables();
+        for name in [
+            "DATA_DIR",
+            "HOSTNAME",
+            "LOCAL_DOMAINS",
+            "LOG",
+            "POSTMASTER",
+            "TLS_CERT",
+            "TLS_KEY",
+            "LIMITS_MAX_CONNECTIONS",
+            "AUTH_PLAINTEXT_ANYWHERE",
+            "SMTP_LISTEN",
+            "SMTP_SUBMISSION_LISTEN",
+            "SMTP_MAX_MESSAGE_SIZE",
+            "SMTP_RECIPIENT_DELIMITER",
+            "QUEUE_CONCURRENCY",
+            "RELAY_TRUSTED_NETWORKS",
+            "RELAY_SMARTHOST",
+            "RELAY_SMARTHOST_HOST",
+            "RELAY_TRANSPORT",
+            "RELAY_TLS",
+            "RELAY_HELO_NAME",
+            "POP3_DELETE_MODE",
+            "POP3_ACCOUNTS",
+            "IMAP_LISTEN",
+            "IMAP_MAX_LITERAL_SIZE",
+        ] {
+            assert!(names.contains_key(name), "POSTERN_{name} is missing");
+        }
+        // User-keyed maps are reachable only whole.
+        assert!(!names.keys().any(|n| n.starts_with("POP3_ACCOUNTS_")));
+    }
+
+    #[test]
+    fn env_overrides_defaults() {
+        let c = from_env(&[
+            ("POSTERN_SMTP_LISTEN", r#"["127.0.0.1:2526"]"#),
+            ("POSTERN_SMTP_MAX_MESSAGE_SIZE", "1000"),
+            ("POSTERN_HOSTNAME", "mx.test"),
+            ("POSTERN_IMAP_LISTEN", ""),
+            ("POSTERN_POP3_LISTEN", "127.0.0.1:1111, [::1]:1111"),
+            ("POSTERN_AUTH_PLAINTEXT_ANYWHERE", "1"),
+            ("POSTERN_POP3_DELETE_MODE", "hide"),
+            ("POSTERN_TLS_CERT", "/etc/ssl/cert.pem"),
+            ("POSTERN_SMTP_RECIPIENT_DELIMITER", ""),
+            ("POSTERN_LOG", "smtpd=debug,info"),
+            (
+                "POSTERN_RELAY_SMARTHOST",
+                r#"{ host = "smtp.example:587", tls = "encrypt" }"#,
+            ),
+            ("HOME", "/root"),
+            ("POSTERN_CONFIG", "/not/read/here.toml"),
+        ])
+        .unwrap();
+        assert_eq!(c.smtp.listen, vec!["127.0.0.1:2526".parse().unwrap()]);
+        assert_eq!(c.smtp.max_message_size, 1000);
+        assert_eq!(c.hostname, "mx.test");
+        assert!(c.imap.listen.is_empty());
+        assert_eq!(
+            c.pop3.listen,
+            vec![
+                "127.0.0.1:1111".parse().unwrap(),
+                "[::1]:1111".parse().unwrap()
+            ]
+        );
+        assert!(c.auth.plaintext_anywhere);
+        assert_eq!(c.pop3.delete_mode, Pop3DeleteMode::Hide);
+        assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/ssl/cert.pem")));
+        assert_eq!(c.smtp.recipient_delimiter, "");
+        assert_eq!(c.log, "smtpd=debug,info");
+        let smarthost = c.relay.smarthost.unwrap();
+        assert_eq!(smarthost.host, "smtp.example:587");
+        assert_eq!(smarthost.tls, RelayTls::Encrypt);
+        // Untouched keys keep their defaults.
+        assert_eq!(c.smtp.max_recipients, 100);
+        assert_eq!(c.imap.imaps_listen, vec!["127.0.0.1:1993".parse().unwrap()]);
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(
+            &path,
+            "hostname = \"file.test\"\npostmaster = \"pm@localhost\"\n[smtp]\nmax_recipients = 7\nmax_errors = 3\n[relay]\nsmarthost = { host = \"a:25\" }\n",
+        )
+        .unwrap();
+        let c = Config::load_with_env(
+            Some(&path),
+            vars(&[
+                ("POSTERN_SMTP_MAX_ERRORS", "5"),
+                ("POSTERN_POSTMASTER", ""),
+                ("POSTERN_RELAY_SMARTHOST_USERNAME", "u"),
+            ]),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.hostname, "file.test");
+        assert_eq!(c.smtp.max_recipients, 7);
+        assert_eq!(c.smtp.max_errors, 5);
+        // An empty value unsets an optional key.
+        assert_eq!(c.postmaster, None);
+        // One key of a table the file gave; the rest stays.
+        let smarthost = c.relay.smarthost.unwrap();
+        assert_eq!(
+            (smarthost.host.as_str(), smarthost.username.as_deref()),
+            ("a:25", Some("u"))
+        );
+        // A bad file is still the file's error.
+        std::fs::write(&path, "[smtp]\nmax_recipientz = 1\n").unwrap();
+        let e = Config::load_with_env(Some(&path), vars(&[("POSTERN_LOG", "x")]), &[]).unwrap_err();
+        assert!(matches!(e, ConfigError::Parse { .. }), "{e}");
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let e = from_env(&[("POSTERN_SMTP_MAX_RECIPIENTZ", "7")]).unwrap_err();
+        assert!(matches!(e, ConfigError::Env { .. }));
+        assert!(e.to_string().contains("POSTERN_SMTP_MAX_RECIPIENTZ"), "{e}");
+        let e = from_env(&[("POSTERN_FROBNICATE", "1")]).unwrap_err();
+        assert!(e.to_string().contains("POSTERN_FROBNICATE"), "{e}");
+        // A map's entries are not keys.
+        let e = from_env(&[("POSTERN_POP3_ACCOUNTS_ALICE", "{}")]).unwrap_err();
+        assert!(e.to_string().contains("POSTERN_POP3_ACCOUNTS_ALICE"), "{e}");
+        for (name, value) in [
+            ("POSTERN_SMTP_MAX_RECIPIENTS", "many"),
+            ("POSTERN_QUEUE_CONCURRENCY", "-1"),
+            ("POSTERN_SMTP_LISTEN", "not an address"),
+            ("POSTERN_AUTH_PLAINTEXT_ANYWHERE", "maybe"),
+            ("POSTERN_POP3_DELETE_MODE", "shred"),
+            ("POSTERN_RELAY_SMARTHOST_USERNAME", "u"),
+        ] {
+            let e = from_env(&[("POSTERN_HOSTNAME", "fine"), (name, value)]).unwrap_err();
+            let text = e.to_string();
+            assert!(text.contains(name), "{name}={value}: {text}");
+            assert!(!text.contains("POSTERN_HOSTNAME"), "{text}");
+        }
+    }
+
+    #[test]
+    fn reserved_variables_are_left_to_the_command_line() {
+        let c = Config::load_with_env(
+            None,
+            vars(&[("POSTERN_CONFIG", "x.toml"), ("POSTERN_CAPTURE", "1")]),
+            &["POSTERN_CONFIG", "POSTERN_CAPTURE"],
+        )
+        .unwrap();
+        assert_eq!(c.hostname, "localhost");
+        assert!(from_env(&[("POSTERN_CAPTURE", "1")]).is_err());
     }
 
     #[test]

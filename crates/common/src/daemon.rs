@@ -80,16 +80,52 @@ where
 }
 
 /// Reads the configuration: `config` if given (an error if it cannot be
-/// read), else built-in defaults; `data_dir` overrides the file's.
-pub fn load_config(config: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config, String> {
-    let mut loaded = match config {
-        Some(path) => Config::load(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
+/// read), else built-in defaults; then every `POSTERN_…` variable of the
+/// environment that names a config key (see [`Config::load_with_env`]),
+/// except those `cli` reads itself (its `env = …` arguments); then
+/// `data_dir` over all of them.
+pub fn load_config(
+    cli: &clap::Command,
+    config: Option<&Path>,
+    data_dir: Option<PathBuf>,
+) -> Result<Config, String> {
+    let reserved = cli_env_names(cli);
+    let reserved: Vec<&str> = reserved.iter().map(String::as_str).collect();
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        // A name that is not UTF-8 cannot be one of ours.
+        let Ok(name) = name.into_string() else {
+            continue;
+        };
+        if !name.starts_with(crate::config::ENV_PREFIX) {
+            continue;
+        }
+        let value = value
+            .into_string()
+            .map_err(|_| format!("environment variable {name}: not UTF-8"))?;
+        vars.push((name, value));
+    }
+    let mut loaded = Config::load_with_env(config, vars, &reserved).map_err(|e| e.to_string())?;
     if let Some(dir) = data_dir {
         loaded.data_dir = dir;
     }
     Ok(loaded)
+}
+
+/// The environment variables a command line reads (clap's `env = …`), in
+/// the command and all its subcommands.
+pub fn cli_env_names(cli: &clap::Command) -> Vec<String> {
+    let mut names: Vec<String> = cli
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .filter_map(|name| name.to_str().map(str::to_string))
+        .collect();
+    for sub in cli.get_subcommands() {
+        names.extend(cli_env_names(sub));
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// A running daemon process's shared parts.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use common::daemon::{load_config, run_main, serve};
 
 #[derive(Parser)]
@@ -62,7 +62,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     run_main("postern", async move {
-        let config = load_config(cli.config.as_deref(), cli.data_dir)?;
+        let config = load_config(&Cli::command(), cli.config.as_deref(), cli.data_dir)?;
         match cli.command {
             Command::Up => up(config).await,
             Command::User(cmd) => admin::user(&config, cmd).await,

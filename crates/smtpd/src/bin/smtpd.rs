@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use common::daemon::{load_config, run_main, serve, DaemonArgs};
 
 #[derive(Parser)]
@@ -22,7 +22,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse().daemon;
     run_main("smtpd", async move {
-        let config = load_config(args.config.as_deref(), args.data_dir)?;
+        let config = load_config(&Args::command(), args.config.as_deref(), args.data_dir)?;
         serve(config, |process| {
             let store = store::Store::open(&process.config.data_dir).map_err(|e| e.to_string());
             let ctx = store.map(|store| {
