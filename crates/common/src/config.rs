@@ -39,6 +39,19 @@ pub struct Config {
     pub relay: RelayConfig,
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
+    pub capture: CaptureConfig,
+}
+
+/// `[capture]`: Postern as the mail fixture of a test suite.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Capture mode (default false). So far it makes `[smtp]
+    /// bare_newline` act as `normalize`: apps send what they send.
+    pub enabled: bool,
+    /// The password every captured address logs in with over IMAP and
+    /// POP3 (default: none yet).
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,6 +127,22 @@ pub struct SmtpConfig {
     /// Sub-address separator: mail for `alice+tag@…` goes to `alice@…`
     /// (default `+`; empty disables).
     pub recipient_delimiter: String,
+    /// What a message with a bare LF or bare CR gets (default `reject`;
+    /// capture mode always normalizes).
+    pub bare_newline: BareNewline,
+}
+
+/// How smtpd treats a message whose lines do not all end in CRLF (RFC
+/// 5321 2.3.8), as Postfix 3.9's `smtpd_forbid_bare_newline`. Either way
+/// the data ends only at `<CRLF>.<CRLF>`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BareNewline {
+    /// Refuse the whole message with `550 5.5.2`.
+    #[default]
+    Reject,
+    /// Accept it with every bare LF and bare CR made CRLF.
+    Normalize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -386,6 +415,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
+            capture: CaptureConfig::default(),
         }
     }
 }
@@ -424,6 +454,7 @@ impl Default for SmtpConfig {
             command_timeout_secs: 300,
             data_timeout_secs: 300,
             recipient_delimiter: "+".to_string(),
+            bare_newline: BareNewline::Reject,
         }
     }
 }
@@ -627,6 +658,9 @@ mod tests {
         assert_eq!(c.smtp.command_timeout_secs, 300);
         assert_eq!(c.smtp.data_timeout_secs, 300);
         assert_eq!(c.smtp.recipient_delimiter, "+");
+        assert_eq!(c.smtp.bare_newline, BareNewline::Reject);
+        assert!(!c.capture.enabled);
+        assert_eq!(c.capture.password, None);
         assert_eq!(c.queue.min_backoff_secs, 300);
         assert_eq!(c.queue.max_backoff_secs, 4000);
         assert_eq!(c.queue.max_lifetime_secs, 432_000);
@@ -712,6 +746,24 @@ mod tests {
         assert_eq!(c.smtp.max_errors, 10);
         assert_eq!(c.smtp.listen, vec!["127.0.0.1:2525".parse().unwrap()]);
         assert_eq!(c.log, "info");
+    }
+
+    #[test]
+    fn bare_newline_and_capture() {
+        let c = parse("[smtp]\nbare_newline = \"normalize\"\n[capture]\nenabled = true\n").unwrap();
+        assert_eq!(c.smtp.bare_newline, BareNewline::Normalize);
+        assert!(c.capture.enabled);
+        let e = parse("[smtp]\nbare_newline = \"strip\"\n").unwrap_err();
+        assert!(e.to_string().contains("strip"), "{e}");
+        let c = from_env(&[
+            ("POSTERN_SMTP_BARE_NEWLINE", "normalize"),
+            ("POSTERN_CAPTURE_ENABLED", "1"),
+            ("POSTERN_CAPTURE_PASSWORD", "1234"),
+        ])
+        .unwrap();
+        assert_eq!(c.smtp.bare_newline, BareNewline::Normalize);
+        assert!(c.capture.enabled);
+        assert_eq!(c.capture.password.as_deref(), Some("1234"));
     }
 
     #[test]

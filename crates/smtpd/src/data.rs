@@ -4,13 +4,16 @@
 //!
 //! The end of data is `<CRLF>.<CRLF>` and nothing else (RFC 5321 4.1.1.4).
 //! A bare LF or bare CR anywhere is never an end; it stays in the message,
-//! and the session rejects the whole message once the real end arrives
-//! ([`bare_line_end`], as Postfix's `smtpd_forbid_bare_newline = reject`
-//! does, but without dropping the connection). That closes SMTP smuggling:
-//! whatever a sender hides behind `\n.\n` stays inside the one rejected
-//! message. BDAT chunks have no end marker to hide behind, but the same
-//! rule applies to them, so that every stored message has CRLF line ends
-//! and the sizes POP3 and IMAP report are the octets they send.
+//! and once the real end arrives the session either rejects the whole
+//! message ([`bare_line_end`], as Postfix's `smtpd_forbid_bare_newline =
+//! reject` does, but without dropping the connection) or, with `[smtp]
+//! bare_newline = "normalize"` and in capture mode, makes every bare line
+//! end CRLF ([`normalize_line_ends`], as Postfix 3.9's `normalize`). Both
+//! close SMTP smuggling: whatever a sender hides behind `\n.\n` stays
+//! inside the one message. BDAT chunks have no end marker to hide behind,
+//! but the same rule applies to them, so that every stored message has
+//! CRLF line ends and the sizes POP3 and IMAP report are the octets they
+//! send.
 //!
 //! The receiver is resumable: feed it whatever bytes arrived; it says how
 //! many it consumed and whether the message ended. Bytes after the end
@@ -43,6 +46,36 @@ pub fn bare_line_end(message: &[u8]) -> Option<BareLineEnd> {
     None
 }
 
+/// `message` with every line end CRLF: a bare LF becomes CRLF, and so
+/// does a bare CR. A run of CRs before an LF is one line end (`\r\r\n`
+/// is what a CRLF text gets from a second LF-to-CRLF conversion, and
+/// reading it as two would end a header early).
+pub fn normalize_line_ends(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
+    let mut at = 0;
+    while let Some(found) = message[at..].iter().position(|&b| b == b'\r' || b == b'\n') {
+        let i = at + found;
+        out.extend_from_slice(&message[at..i]);
+        if message[i] == b'\n' {
+            out.extend_from_slice(b"\r\n");
+            at = i + 1;
+            continue;
+        }
+        let crs = message[i..].iter().take_while(|&&b| b == b'\r').count();
+        if message.get(i + crs) == Some(&b'\n') {
+            out.extend_from_slice(b"\r\n");
+            at = i + crs + 1;
+        } else {
+            for _ in 0..crs {
+                out.extend_from_slice(b"\r\n");
+            }
+            at = i + crs;
+        }
+    }
+    out.extend_from_slice(&message[at..]);
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// Inside a line.
@@ -55,6 +88,13 @@ enum State {
     Dot,
     /// After `.` CR at the start of a line.
     DotCr,
+    /// After a bare LF. Clients that write bare LF line ends dot-stuff
+    /// the lines after them (Python's smtplib does), so a dot here is
+    /// unstuffed as after CRLF, as Postfix's `normalize` reads such lines
+    /// "as if the client sent <CR><LF>"; but nothing here ends the data.
+    LfLineStart,
+    /// After a `.` at the start of a line that began after a bare LF.
+    LfDot,
 }
 
 /// Receives one message's DATA.
@@ -152,8 +192,17 @@ impl DataReceiver {
                 }
                 (State::Cr, _) => self.reprocess_as_text(byte),
                 (State::LineStart, b'.') => State::Dot,
+                (State::LfLineStart, b'.') => State::LfDot,
                 (State::Dot, b'\r') => State::DotCr,
-                (State::Dot, _) => {
+                // A line of one dot that is not the end (its line end is a
+                // bare LF, or a line that began after a bare LF): the dot
+                // is the line's text (RFC 5321 4.5.2 unstuffs only a dot
+                // with more after it).
+                (State::Dot, b'\n') | (State::LfDot, b'\r' | b'\n') => {
+                    self.push(b'.');
+                    self.reprocess_as_text(byte)
+                }
+                (State::Dot, _) | (State::LfDot, _) => {
                     // A stuffed dot: drop it, keep what follows.
                     self.reprocess_as_text(byte)
                 }
@@ -168,7 +217,9 @@ impl DataReceiver {
                     self.push(b'\r');
                     self.reprocess_as_text(byte)
                 }
-                (State::Text, _) | (State::LineStart, _) => self.reprocess_as_text(byte),
+                (State::Text | State::LineStart | State::LfLineStart, _) => {
+                    self.reprocess_as_text(byte)
+                }
             };
         }
         Progress {
@@ -186,7 +237,7 @@ impl DataReceiver {
             }
             b'\n' => {
                 self.push(byte);
-                State::Text
+                State::LfLineStart
             }
             _ => {
                 self.push(byte);
@@ -315,6 +366,61 @@ mod tests {
         assert_eq!(bare_line_end(b"a\rb\r\n"), Some(BareLineEnd::Cr(1)));
         assert_eq!(bare_line_end(b"a\r\r\n"), Some(BareLineEnd::Cr(1)));
         assert_eq!(bare_line_end(b"a\r\nb\r"), Some(BareLineEnd::Cr(4)));
+    }
+
+    #[test]
+    fn normalizing_makes_every_line_end_crlf() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b""),
+            (b"a\r\nb\r\n", b"a\r\nb\r\n"),
+            (b"a\nb\n", b"a\r\nb\r\n"),
+            (b"\n\n", b"\r\n\r\n"),
+            (b"a\rb", b"a\r\nb"),
+            (b"a\r", b"a\r\n"),
+            (b"a\r\rb", b"a\r\n\r\nb"),
+            (b"a\r\r\nb", b"a\r\nb"),
+            (b"a\r\n\nb", b"a\r\n\r\nb"),
+            (b"a\n\r\nb", b"a\r\n\r\nb"),
+            (
+                b"H: 1\nH: 2\n\nbody\rline\r\n",
+                b"H: 1\r\nH: 2\r\n\r\nbody\r\nline\r\n",
+            ),
+        ];
+        for (input, want) in cases {
+            let got = normalize_line_ends(input);
+            assert_eq!(&got[..], *want, "{input:?}");
+            assert_eq!(bare_line_end(&got), None, "{input:?}");
+        }
+    }
+
+    /// With normalizing, `\n.\n` is still inside the message: the data
+    /// ends at the real `<CRLF>.<CRLF>` only, and the hidden commands
+    /// become lines of the one message.
+    #[test]
+    fn normalizing_keeps_smuggled_commands_inside() {
+        let input = b"a\n.\nMAIL FROM:<x@y>\n\r\n.\r\nQUIT\r\n";
+        let (msg, used, bare, _) = receive(input);
+        assert_eq!(used, input.len() - 6);
+        assert!(bare);
+        assert_eq!(
+            normalize_line_ends(&msg),
+            b"a\r\n.\r\nMAIL FROM:<x@y>\r\n\r\n"
+        );
+    }
+
+    /// Lines after a bare LF are unstuffed as the client stuffed them
+    /// (smtplib stuffs every line after `\n`); a lone dot there is text.
+    #[test]
+    fn dots_after_bare_lf_are_unstuffed_but_never_end() {
+        let input = b"a\n..b\n..\n.\n.\r\nz\r\n.\r\n";
+        let (msg, used, bare, _) = receive(input);
+        assert_eq!(used, input.len());
+        assert!(bare);
+        assert_eq!(msg, b"a\n.b\n.\n.\n.\r\nz\r\n");
+        assert_eq!(
+            normalize_line_ends(&msg),
+            b"a\r\n.b\r\n.\r\n.\r\n.\r\nz\r\n"
+        );
     }
 
     #[test]

@@ -31,8 +31,9 @@
 //! - A message with more than `max_received_headers` trace lines is
 //!   refused at the end of DATA (554 5.4.6): a mail loop.
 //! - DATA ends only at `<CRLF>.<CRLF>`; a message with a bare CR or LF,
-//!   through DATA or BDAT, is rejected whole (550 5.5.2), which defeats
-//!   SMTP smuggling ([`data`]).
+//!   through DATA or BDAT, is rejected whole (550 5.5.2), or with `[smtp]
+//!   bare_newline = "normalize"` and in capture mode stored with its line
+//!   ends made CRLF; either defeats SMTP smuggling ([`data`]).
 //! - After STARTTLS, anything the client pipelined is discarded and the
 //!   session starts over.
 //! - Plaintext AUTH only where `[auth]` allows it (loopback by default);

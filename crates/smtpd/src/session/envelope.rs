@@ -87,6 +87,7 @@ impl Session {
             recipients: Vec::new(),
             recipient_dsn: Vec::new(),
             chunks: None,
+            warnings: Vec::new(),
         });
         self.reply(reply::sender_ok());
     }

@@ -4,12 +4,27 @@
 //! returns, that is after the message and its queue entry are committed and
 //! synced: a `250` here survives a crash.
 
+use common::config::BareNewline;
+
 use super::{Chunks, End, Session};
 use crate::data::DataReceiver;
 use crate::received::Trace;
 use crate::reply::{self, Reply};
 
+/// The warning a message gets when its bare line ends were made CRLF.
+pub(crate) const BARE_NEWLINE_WARNING: &str = "bare line feeds made CRLF";
+
 impl Session {
+    /// What to do with a message with bare line ends: capture mode takes
+    /// what apps send.
+    fn bare_newline(&self) -> BareNewline {
+        if self.ctx.config.capture.enabled {
+            BareNewline::Normalize
+        } else {
+            self.ctx.config.smtp.bare_newline
+        }
+    }
+
     /// Checks that a message may start now; the error reply if not.
     fn message_allowed(&self, bdat: bool) -> Result<(), Reply> {
         let Some(tx) = self.tx.as_ref() else {
@@ -152,14 +167,20 @@ impl Session {
     /// Checks the whole message, queues it durably and answers. DATA and
     /// BDAT both end here, so both get the same checks.
     async fn finish(&mut self, raw: Vec<u8>, eight_bit: bool) {
-        let Some(tx) = self.tx.take() else {
+        let Some(mut tx) = self.tx.take() else {
             self.reply(reply::bad_sequence("Need MAIL command"));
             return;
         };
+        let mut raw = raw;
         if let Some(bare) = crate::data::bare_line_end(&raw) {
-            tracing::info!(?bare, "message with bare newline rejected");
-            self.reply(reply::bare_newline());
-            return;
+            if self.bare_newline() == BareNewline::Reject {
+                tracing::info!(?bare, "message with bare newline rejected");
+                self.reply(reply::bare_newline());
+                return;
+            }
+            tracing::info!(?bare, "bare newlines in message made CRLF");
+            raw = crate::data::normalize_line_ends(&raw);
+            tx.warnings.push(BARE_NEWLINE_WARNING.to_string());
         }
         let mut body_type = tx.body_type;
         if eight_bit && body_type == store::BodyType::SevenBit {
@@ -199,9 +220,10 @@ impl Session {
             },
         };
         let recipients = message.recipients.len();
+        let warnings = tx.warnings;
         match self.ctx.store.enqueue_with_dsn(message, dsn).await {
             Ok(id) => {
-                tracing::info!(queue_id = %id, size, recipients, "message queued");
+                tracing::info!(queue_id = %id, size, recipients, ?warnings, "message queued");
                 self.ctx.queue.wake();
                 self.reply(reply::queued(id));
             }

@@ -59,6 +59,10 @@ pub(crate) struct Transaction {
     pub recipient_dsn: Vec<store::RecipientDsn>,
     /// Message bytes gathered from BDAT chunks so far.
     pub chunks: Option<Chunks>,
+    /// What the session changed or let through in the accepted message
+    /// that a stricter server would have refused ("bare line feeds made
+    /// CRLF"), to keep with its envelope.
+    pub warnings: Vec<String>,
 }
 
 /// A BDAT transfer in progress.
