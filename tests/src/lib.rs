@@ -51,6 +51,9 @@ pub struct Server {
     pub smtp: SocketAddr,
     pub submission: SocketAddr,
     pub submissions: SocketAddr,
+    /// The failure rules smtpd applies: set them here as the HTTP API
+    /// would.
+    pub rules: common::rules::Rules,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -74,12 +77,14 @@ impl Server {
             .await
             .expect("add alice");
         let tls = common::tls::acceptor(&config.tls, dir.path()).expect("tls");
+        let rules = common::rules::Rules::new(&config.rules);
         let ctx = Arc::new(smtpd::SmtpContext {
             config: config.clone(),
             store: store.clone(),
             tls: Some(tls),
             throttle: Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
             queue: smtpd::QueueHandle::default(),
+            rules: rules.clone(),
         });
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -95,6 +100,7 @@ impl Server {
             dir,
             store,
             config,
+            rules,
             shutdown,
             tracker,
         }

@@ -40,6 +40,35 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
     pub capture: CaptureConfig,
+    pub rules: RulesConfig,
+}
+
+/// `[rules]`: the failure rules a test sets through the HTTP API
+/// ([`crate::rules`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RulesConfig {
+    /// Longest delay a rule may ask for, in milliseconds (default 60000).
+    pub max_delay_ms: u64,
+    /// Rules in force at once (default 1000).
+    pub max_rules: usize,
+    /// Firings the fire log keeps, the oldest dropped first (default
+    /// 1000; 0 keeps none).
+    pub fire_log_size: usize,
+    /// Seed of the chaos draws, for runs that repeat exactly (default:
+    /// from the clock).
+    pub chaos_seed: Option<u64>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        RulesConfig {
+            max_delay_ms: 60_000,
+            max_rules: 1000,
+            fire_log_size: 1000,
+            chaos_seed: None,
+        }
+    }
 }
 
 /// `[capture]`: Postern as the mail fixture of a test suite.
@@ -416,6 +445,7 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
             capture: CaptureConfig::default(),
+            rules: RulesConfig::default(),
         }
     }
 }
@@ -661,6 +691,10 @@ mod tests {
         assert_eq!(c.smtp.bare_newline, BareNewline::Reject);
         assert!(!c.capture.enabled);
         assert_eq!(c.capture.password, None);
+        assert_eq!(c.rules.max_delay_ms, 60_000);
+        assert_eq!(c.rules.max_rules, 1000);
+        assert_eq!(c.rules.fire_log_size, 1000);
+        assert_eq!(c.rules.chaos_seed, None);
         assert_eq!(c.queue.min_backoff_secs, 300);
         assert_eq!(c.queue.max_backoff_secs, 4000);
         assert_eq!(c.queue.max_lifetime_secs, 432_000);
@@ -831,6 +865,11 @@ mod tests {
             "POP3_ACCOUNTS",
             "IMAP_LISTEN",
             "IMAP_MAX_LITERAL_SIZE",
+            "SMTP_BARE_NEWLINE",
+            "CAPTURE_ENABLED",
+            "CAPTURE_PASSWORD",
+            "RULES_CHAOS_SEED",
+            "RULES_FIRE_LOG_SIZE",
         ] {
             assert!(names.contains_key(name), "POSTERN_{name} is missing");
         }

@@ -12,7 +12,9 @@
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
 //!   logins;
-//! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM.
+//! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM;
+//! - [`rules`]: the failure rules (and Mailpit's chaos) that smtpd applies
+//!   and the HTTP API sets.
 //!
 //! It holds no protocol logic: replies, states and commands belong to the
 //! daemons.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod daemon;
 pub mod listener;
 pub mod logging;
+pub mod rules;
 pub mod sasl;
 pub mod shutdown;
 pub mod tls;

@@ -79,6 +79,9 @@ fn main() -> ExitCode {
 async fn up(config: common::config::Config) -> Result<(), String> {
     serve(config, |process| {
         let store = admin::open_store(&process.config);
+        // One set of failure rules for the process: smtpd applies them,
+        // the HTTP API will set them.
+        let rules = common::rules::Rules::new(&process.config.rules);
         let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());
         let contexts = store.map(|store| {
             let smtp = Arc::new(smtpd::SmtpContext {
@@ -87,6 +90,7 @@ async fn up(config: common::config::Config) -> Result<(), String> {
                 tls: Some(process.tls.clone()),
                 throttle: process.throttle.clone(),
                 queue: smtpd::QueueHandle::default(),
+                rules: rules.clone(),
             });
             let pop3 = Arc::new(pop3d::Pop3Context::new(
                 process.config.clone(),

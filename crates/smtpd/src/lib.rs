@@ -39,6 +39,9 @@
 //! - Plaintext AUTH only where `[auth]` allows it (loopback by default);
 //!   failed logins are throttled per IP and end the session after
 //!   `max_failures_per_session`.
+//! - Failure rules ([`common::rules`]) make the server refuse, wait or
+//!   hang up on purpose, only where a test asked for it; with none set a
+//!   session checks one atomic flag per stage.
 //! - Every limit has a config key (`[smtp]`, `[limits]`): message size,
 //!   recipients, line length, errors per session, timeouts, connections.
 //!
@@ -129,6 +132,9 @@ pub struct SmtpContext {
     pub tls: Option<TlsAcceptor>,
     pub throttle: Arc<AuthThrottle>,
     pub queue: QueueHandle,
+    /// The failure rules a test sets (through the HTTP API in `postern
+    /// up`), checked at every stage of every session.
+    pub rules: common::rules::Rules,
 }
 
 struct SmtpService {

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         let config = load_config(&Args::command(), args.config.as_deref(), args.data_dir)?;
         serve(config, |process| {
             let store = store::Store::open(&process.config.data_dir).map_err(|e| e.to_string());
+            let rules = common::rules::Rules::new(&process.config.rules);
             let ctx = store.map(|store| {
                 Arc::new(smtpd::SmtpContext {
                     config: process.config.clone(),
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
                     tls: Some(process.tls.clone()),
                     throttle: process.throttle.clone(),
                     queue: smtpd::QueueHandle::default(),
+                    rules: rules.clone(),
                 })
             });
             let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());

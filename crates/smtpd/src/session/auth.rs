@@ -1,6 +1,7 @@
 //! AUTH (RFC 4954) with the PLAIN and LOGIN mechanisms, on the submission
 //! ports only.
 
+use common::rules::Stage;
 use common::sasl::{self, Credentials, SaslError};
 
 use super::{End, Line, Session};
@@ -137,6 +138,12 @@ impl Session {
         };
         match account {
             Some(account) => {
+                // The credentials are good; a failure rule may still say
+                // no (no failed login is counted for it).
+                let verdict = self.rule_verdict(Stage::Auth, None, &[]);
+                if self.apply_rules(verdict).await {
+                    return;
+                }
                 self.ctx.throttle.record_success(ip);
                 tracing::info!(user = %account.address, "authenticated");
                 self.auth_user = Some(account.address);

@@ -3,6 +3,7 @@
 //! The DSN parameters (RFC 3461) arrive parsed and checked
 //! ([`crate::dsn`]) beside what smtp-proto made of the rest of the line.
 
+use common::rules::Stage;
 use smtp_proto::{MailFrom, RcptTo};
 
 use super::{Session, Transaction};
@@ -77,6 +78,10 @@ impl Session {
         } else {
             store::BodyType::SevenBit
         };
+        let verdict = self.rule_verdict(Stage::Mail, Some(&from.address), &[]);
+        if self.apply_rules(verdict).await {
+            return;
+        }
         tracing::debug!(sender = %from.address, "MAIL");
         self.tx = Some(Transaction {
             sender: from.address,
@@ -136,6 +141,12 @@ impl Session {
         };
         match verdict {
             Ok(Verdict::Local(account)) => {
+                if self
+                    .rcpt_refused_by_rule(std::slice::from_ref(&address))
+                    .await
+                {
+                    return;
+                }
                 tracing::debug!(recipient = %address, account = %account.address, "RCPT accepted");
                 if let Some(tx) = self.tx.as_mut() {
                     tx.recipients.push(address);
@@ -144,6 +155,12 @@ impl Session {
                 self.reply(reply::recipient_ok());
             }
             Ok(Verdict::Remote) => {
+                if self
+                    .rcpt_refused_by_rule(std::slice::from_ref(&address))
+                    .await
+                {
+                    return;
+                }
                 tracing::debug!(recipient = %address, "RCPT accepted for relay");
                 if let Some(tx) = self.tx.as_mut() {
                     tx.recipients.push(address);
@@ -159,5 +176,13 @@ impl Session {
                 self.reply(reply::temporary_failure());
             }
         }
+    }
+
+    /// The rules at RCPT, for one recipient about to be accepted: true if
+    /// a rule answered instead (only this recipient is refused) or hung up.
+    async fn rcpt_refused_by_rule(&mut self, recipient: &[String]) -> bool {
+        let sender = self.tx.as_ref().map(|tx| tx.sender.as_str());
+        let verdict = self.rule_verdict(Stage::Rcpt, sender, recipient);
+        self.apply_rules(verdict).await
     }
 }

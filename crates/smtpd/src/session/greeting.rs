@@ -1,10 +1,16 @@
 //! EHLO and HELO: who the client is, and what this server offers it.
 
+use common::rules::Stage;
+
 use super::{Helo, Session};
 use crate::reply::Reply;
 
 impl Session {
-    pub(super) fn ehlo(&mut self, host: String, esmtp: bool) {
+    pub(super) async fn ehlo(&mut self, host: String, esmtp: bool) {
+        let verdict = self.rule_verdict(Stage::Helo, None, &[]);
+        if self.apply_rules(verdict).await {
+            return;
+        }
         // RFC 5321 4.1.4: EHLO/HELO resets the transaction.
         self.tx = None;
         self.helo = Some(Helo { name: host, esmtp });

@@ -5,6 +5,7 @@
 //! synced: a `250` here survives a crash.
 
 use common::config::BareNewline;
+use common::rules::Stage;
 
 use super::{Chunks, End, Session};
 use crate::data::DataReceiver;
@@ -194,6 +195,12 @@ impl Session {
             // server bounces it; we make no backscatter.
             tracing::warn!(sender = %tx.sender, hops, "mail loop: too many Received headers");
             self.reply(reply::too_many_hops(hops));
+            return;
+        }
+        // The last word before the queue: a refused or dropped message is
+        // not stored.
+        let verdict = self.rule_verdict(Stage::Data, Some(&tx.sender), &tx.recipients);
+        if self.apply_rules(verdict).await {
             return;
         }
         let size = raw.len();

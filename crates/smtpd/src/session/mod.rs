@@ -15,8 +15,10 @@ mod envelope;
 mod greeting;
 mod message;
 mod misc;
+mod rules;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +38,8 @@ pub(crate) enum End {
     Disconnected,
     Timeout,
     Shutdown,
+    /// A failure rule said to hang up without a reply.
+    Dropped,
 }
 
 /// What the client said at HELO/EHLO.
@@ -85,7 +89,12 @@ pub(crate) enum Line {
     TooLong,
 }
 
+/// Numbers sessions, for the failure rules' fire log.
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
 pub(crate) struct Session {
+    /// This session's number in the process, from 1.
+    pub id: u64,
     pub ctx: Arc<SmtpContext>,
     pub role: Role,
     stream: Option<MaybeTlsStream>,
@@ -104,6 +113,9 @@ pub(crate) struct Session {
     pub auth_failures: u32,
     /// Set by a handler when the session must close after its reply.
     pub closing: bool,
+    /// Set when a failure rule drops the connection: close it without a
+    /// reply to the command.
+    pub dropped: bool,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -118,6 +130,7 @@ impl Session {
         shutdown: CancellationToken,
     ) -> Session {
         Session {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             ctx,
             role,
             stream: Some(stream),
@@ -133,6 +146,7 @@ impl Session {
             errors: 0,
             auth_failures: 0,
             closing: false,
+            dropped: false,
         }
     }
 
@@ -156,13 +170,24 @@ impl Session {
 
     /// Runs the session to its end.
     pub async fn run(mut self) {
-        let greeting = Reply::plain(220, format!("{} ESMTP Postern", self.ctx.config.hostname));
-        self.reply(greeting);
-        let end = self.command_loop().await;
+        let connect = self.rule_verdict(common::rules::Stage::Connect, None, &[]);
+        let end = if self.apply_rules(connect).await {
+            // A rule's reply is the greeting, and the session ends with it
+            // (RFC 5321 3.1); or the rule hung up.
+            if self.dropped {
+                End::Dropped
+            } else {
+                End::Done
+            }
+        } else {
+            let greeting = Reply::plain(220, format!("{} ESMTP Postern", self.ctx.config.hostname));
+            self.reply(greeting);
+            self.command_loop().await
+        };
         match end {
             End::Timeout => self.reply(reply::timeout()),
             End::Shutdown => self.reply(reply::shutting_down()),
-            End::Done | End::Disconnected => {}
+            End::Done | End::Disconnected | End::Dropped => {}
         }
         if end != End::Disconnected {
             let _ = self.flush().await;
@@ -186,6 +211,9 @@ impl Session {
                         return end;
                     }
                 }
+            }
+            if self.dropped {
+                return End::Dropped;
             }
             if self.closing {
                 return End::Done;
@@ -371,8 +399,8 @@ impl Session {
         tracing::trace!(command = request.name(), "command");
         use smtp_proto::Request as R;
         match request {
-            R::Ehlo { host } => self.ehlo(host, true),
-            R::Helo { host } => self.ehlo(host, false),
+            R::Ehlo { host } => self.ehlo(host, true).await,
+            R::Helo { host } => self.ehlo(host, false).await,
             R::Lhlo { .. } => self.reply(reply::syntax_unrecognized()),
             R::Mail { from } => self.mail(from, params).await,
             R::Rcpt { to } => self.rcpt(to, params).await,
