@@ -49,13 +49,16 @@ impl Drop for TempDir {
     }
 }
 
-/// `postern` with no influence from the caller's environment.
+/// `postern` with no influence from the caller's environment (every
+/// `POSTERN_…` variable is a config key).
 fn postern() -> Command {
     let mut command = Command::new(POSTERN);
-    command
-        .env_remove("POSTERN_CONFIG")
-        .env_remove("POSTERN_DATA_DIR")
-        .env_remove("RUST_LOG");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("POSTERN_") {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("RUST_LOG");
     command
 }
 
