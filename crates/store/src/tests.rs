@@ -2623,3 +2623,242 @@ async fn inbox_level_names_of_older_versions_are_migrated() {
     assert!(!subs.iter().any(|s| s.starts_with("inbox")), "{subs:?}");
     assert_eq!(subs.iter().filter(|s| *s == "INBOX/kid").count(), 1);
 }
+
+fn envelope_for(recipients: &[&str]) -> NewEnvelope {
+    NewEnvelope {
+        session: None,
+        session_start: SmtpSessionStart {
+            client: "127.0.0.1:40000".into(),
+            role: "smtp".into(),
+            started_at: 1_700_000_000,
+        },
+        mail_from: "app@example.org".into(),
+        mail_params: "BODY=8BITMIME".into(),
+        recipients: recipients
+            .iter()
+            .map(|r| EnvelopeRecipient {
+                address: r.to_string(),
+                params: String::new(),
+            })
+            .collect(),
+        helo: Some("app.example.org".into()),
+        tls: None,
+        auth_user: None,
+        warnings: vec![],
+    }
+}
+
+#[tokio::test]
+async fn capture_keeps_each_recipient_apart_with_the_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.set_capture_password("capture-pw").await.unwrap();
+    let to = [
+        "customer@gmail.com",
+        "Ops@Acme.example",
+        "hidden@bcc.example",
+    ];
+    let (arrivals, session) = store
+        .capture(message(&raw_message("hello"), &to), envelope_for(&to))
+        .await
+        .unwrap();
+    assert_eq!(arrivals.len(), 3);
+    assert!(arrivals.windows(2).all(|w| w[0] < w[1]));
+    // Each address is an account of its own, with an INBOX, and can log in
+    // with the capture password; its domain is not made local.
+    for address in [
+        "customer@gmail.com",
+        "ops@acme.example",
+        "hidden@bcc.example",
+    ] {
+        let account = store
+            .authenticate(address, "capture-pw")
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{address} cannot log in"));
+        let inbox = store.messages(account.id, "INBOX").await.unwrap();
+        assert_eq!(inbox.len(), 1);
+    }
+    assert!(!store.is_local_domain("gmail.com").await.unwrap());
+    // The envelope is data, with the Bcc recipient, the bytes untouched.
+    let first = store
+        .arrival(ArrivalScope::All, arrivals[0])
+        .await
+        .unwrap()
+        .unwrap();
+    let envelope = store
+        .envelope(first.envelope.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(envelope.session, Some(session));
+    assert_eq!(envelope.mail_from, "app@example.org");
+    assert_eq!(envelope.recipients.len(), 3);
+    assert_eq!(envelope.recipients[2].address, "hidden@bcc.example");
+    assert_eq!(
+        store
+            .arrival_raw(ArrivalScope::All, arrivals[2])
+            .await
+            .unwrap()
+            .unwrap(),
+        raw_message("hello")
+    );
+    // A second message to the same address goes to the same account.
+    let (again, _) = store
+        .capture(
+            message(&raw_message("again"), &["customer@gmail.com"]),
+            NewEnvelope {
+                session: Some(session),
+                ..envelope_for(&["customer@gmail.com"])
+            },
+        )
+        .await
+        .unwrap();
+    assert!(again[0] > arrivals[2]);
+    let customer = store.account("customer@gmail.com").await.unwrap().unwrap();
+    assert_eq!(store.messages(customer.id, "INBOX").await.unwrap().len(), 2);
+    assert_eq!(store.session_envelopes(session).await.unwrap().len(), 2);
+    // The session's end is recorded on the same row.
+    store
+        .end_smtp_session(
+            Some(session),
+            envelope_for(&[]).session_start,
+            1_700_000_100,
+            1,
+            "C: QUIT\r\nS: 221 bye\r\n".into(),
+        )
+        .await
+        .unwrap();
+    let record = store.smtp_session(session).await.unwrap().unwrap();
+    assert_eq!(record.refusals, 1);
+    assert_eq!(record.ended_at, Some(1_700_000_100));
+    assert!(record.transcript.contains("221 bye"));
+}
+
+#[tokio::test]
+async fn arrivals_page_wait_and_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let sandbox = store.create_sandbox().await.unwrap();
+    assert!(sandbox.domain.ends_with(".sandbox.test"));
+    assert_eq!(
+        store.sandbox_for_token(&sandbox.token).await.unwrap(),
+        Some(sandbox.domain.clone())
+    );
+    assert_eq!(store.sandbox_for_token("nope").await.unwrap(), None);
+    let cursor = store.last_arrival().await.unwrap();
+    let inside = format!("user@{}", sandbox.domain);
+    for (i, to) in ["a@x.example", inside.as_str(), "b@x.example"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .capture(
+                message(&raw_message(&format!("m{i}")), &[to]),
+                envelope_for(&[to]),
+            )
+            .await
+            .unwrap();
+    }
+    let all = store
+        .arrivals_newest(ArrivalScope::All, None, 10)
+        .await
+        .unwrap();
+    let subjects: Vec<_> = all
+        .iter()
+        .map(|m| m.summary.subject.clone().unwrap())
+        .collect();
+    assert_eq!(subjects, ["m2", "m1", "m0"]);
+    let page = store
+        .arrivals_newest(ArrivalScope::All, Some(all[0].arrival), 1)
+        .await
+        .unwrap();
+    assert_eq!(page[0].summary.subject.as_deref(), Some("m1"));
+    let after = store
+        .arrivals_after(ArrivalScope::All, cursor, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[0].summary.subject.as_deref(), Some("m0"));
+    assert_eq!(after[0].summary.preview.as_deref(), Some("Body of m0."));
+
+    let scope = ArrivalScope::Domain(sandbox.domain.clone());
+    let mine = store
+        .arrivals_newest(scope.clone(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].address, inside);
+    assert!(store
+        .arrival(scope.clone(), all[0].arrival)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.arrival_counts(scope.clone()).await.unwrap(), (1, 1));
+    store
+        .set_arrival_flags(
+            scope.clone(),
+            &[mine[0].arrival],
+            FlagChange::Add,
+            &["\\Seen".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.arrival_counts(scope.clone()).await.unwrap(), (1, 0));
+    // Deleting within a scope never reaches outside it.
+    assert_eq!(
+        store
+            .delete_arrivals(scope.clone(), &[all[0].arrival, mine[0].arrival])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.arrival_counts(ArrivalScope::All).await.unwrap().0, 2);
+    // Arrival numbers are never given again after a delete.
+    let last = store.last_arrival().await.unwrap();
+    store
+        .capture(
+            message(&raw_message("m3"), &[&inside]),
+            envelope_for(&[&inside]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.last_arrival().await.unwrap(), last + 1);
+    assert!(store.delete_sandbox(&sandbox.domain).await.unwrap());
+    assert!(store.account(&inside).await.unwrap().is_none());
+    assert_eq!(store.sandbox_for_token(&sandbox.token).await.unwrap(), None);
+    assert_eq!(store.arrival_counts(ArrivalScope::All).await.unwrap().0, 2);
+}
+
+#[tokio::test]
+async fn queued_mail_keeps_its_envelope_through_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (queue, session) = store
+        .enqueue_received(
+            message(&raw_message("queued"), &["alice@localhost"]),
+            DsnRequest::default(),
+            envelope_for(&["alice@localhost"]),
+        )
+        .await
+        .unwrap();
+    assert!(queue.0 > 0);
+    deliver_all(&store).await;
+    let inbox = store
+        .arrivals_newest(ArrivalScope::Account(alice.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 1);
+    let envelope = store
+        .envelope(inbox[0].envelope.expect("envelope linked"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(envelope.session, Some(session));
+    assert_eq!(envelope.helo.as_deref(), Some("app.example.org"));
+    // Pruning sessions keeps the envelope of a stored message.
+    store.prune_smtp_sessions(0).await.unwrap();
+    let envelope = store.envelope(envelope.id).await.unwrap().unwrap();
+    assert_eq!(envelope.session, None);
+}
