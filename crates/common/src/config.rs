@@ -34,6 +34,20 @@ pub struct Config {
     pub relay: RelayConfig,
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
+    pub capture: CaptureConfig,
+}
+
+/// Capture mode: Postern as the mail fixture of a test suite.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Accept mail for every address on every domain, keep it (each
+    /// recipient in a mailbox of its own) and never relay it; SMTP AUTH
+    /// takes any credentials (default false; `postern up --capture`).
+    pub enabled: bool,
+    /// The password captured addresses log in with over IMAP and POP3.
+    /// Default: a random one made at start and printed.
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -109,6 +123,12 @@ pub struct SmtpConfig {
     /// Sub-address separator: mail for `alice+tag@…` goes to `alice@…`
     /// (default `+`; empty disables).
     pub recipient_delimiter: String,
+    /// Largest transcript kept per SMTP session, in bytes (default 65536);
+    /// beyond it the transcript says it was cut.
+    pub transcript_limit: usize,
+    /// Recorded SMTP sessions kept, newest first (default 10000); older
+    /// ones go, with the envelopes no stored message points at.
+    pub sessions_keep: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -381,6 +401,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
+            capture: CaptureConfig::default(),
         }
     }
 }
@@ -419,6 +440,8 @@ impl Default for SmtpConfig {
             command_timeout_secs: 300,
             data_timeout_secs: 300,
             recipient_delimiter: "+".to_string(),
+            transcript_limit: 64 * 1024,
+            sessions_keep: 10_000,
         }
     }
 }

@@ -15,6 +15,7 @@ mod envelope;
 mod greeting;
 mod message;
 mod misc;
+mod record;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -59,6 +60,10 @@ pub(crate) struct Transaction {
     pub recipient_dsn: Vec<store::RecipientDsn>,
     /// Message bytes gathered from BDAT chunks so far.
     pub chunks: Option<Chunks>,
+    /// The MAIL parameters as written, for the envelope.
+    pub mail_params: String,
+    /// The RCPT parameters as written, one per recipient.
+    pub recipient_params: Vec<String>,
 }
 
 /// A BDAT transfer in progress.
@@ -100,6 +105,8 @@ pub(crate) struct Session {
     pub auth_failures: u32,
     /// Set by a handler when the session must close after its reply.
     pub closing: bool,
+    /// Its transcript and store row.
+    pub record: record::SessionRecord,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -114,7 +121,6 @@ impl Session {
         shutdown: CancellationToken,
     ) -> Session {
         Session {
-            ctx,
             role,
             stream: Some(stream),
             peer,
@@ -129,7 +135,14 @@ impl Session {
             errors: 0,
             auth_failures: 0,
             closing: false,
+            record: record::SessionRecord::new(peer, role.name(), ctx.config.smtp.transcript_limit),
+            ctx,
         }
+    }
+
+    /// Capture mode: every recipient is kept here, none relayed.
+    pub fn capturing(&self) -> bool {
+        self.ctx.config.capture.enabled
     }
 
     pub fn is_tls(&self) -> bool {
@@ -167,6 +180,37 @@ impl Session {
             }
         }
         tracing::debug!(?end, "session ended");
+        self.keep_record().await;
+    }
+
+    /// Stores the session's transcript, if it is worth keeping; every so
+    /// often, drops the oldest sessions beyond `smtp.sessions_keep`.
+    async fn keep_record(&mut self) {
+        if !self.record.keep {
+            return;
+        }
+        let store = &self.ctx.store;
+        let ended = store
+            .end_smtp_session(
+                self.record.id,
+                self.record.start.clone(),
+                chrono::Utc::now().timestamp(),
+                self.record.refusals,
+                self.record.text(),
+            )
+            .await;
+        match ended {
+            Ok(id) if id.0 % 256 == 0 => {
+                if let Err(e) = store
+                    .prune_smtp_sessions(self.ctx.config.smtp.sessions_keep)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot prune recorded SMTP sessions");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot record the SMTP session"),
+        }
     }
 
     async fn command_loop(&mut self) -> End {
@@ -202,7 +246,9 @@ impl Session {
         if reply.is_error() {
             tracing::debug!(%reply, "error reply");
         }
+        let start = self.output.len();
         reply.write_to(&mut self.output);
+        self.record.reply(&self.output[start..], reply.is_error());
     }
 
     /// Writes out queued replies.
@@ -330,7 +376,9 @@ impl Session {
                 self.helo = None;
                 self.auth_user = None;
                 self.tx = None;
-                tracing::debug!(tls = ?self.tls_description(), "STARTTLS done");
+                let tls = self.tls_description().unwrap_or_default();
+                tracing::debug!(%tls, "STARTTLS done");
+                self.record.server_note(&format!("[TLS: {tls}]"));
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -343,6 +391,7 @@ impl Session {
 
     /// Dispatches one command line.
     async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
+        self.record.command(&line);
         // The DSN parameters of MAIL and RCPT are ours to parse
         // ([`crate::dsn`]); smtp-proto gets the rest of the line.
         let mut params = crate::dsn::Params::default();
