@@ -19,7 +19,9 @@
 //!   ([`RecipientState`]), attempt count, next attempt time and last error;
 //!   due work is found by an index on the next attempt time;
 //! - **the change feed**: every change to a mailbox is a row ordered by
-//!   modseq, which IMAP sessions follow.
+//!   modseq, which IMAP sessions follow; the feed and the expunge
+//!   tombstones are pruned to a bound per mailbox, and the mailbox records
+//!   the modseq up to which they were ([`PruneOptions`], `prune`).
 //!
 //! ## Concurrency and durability
 //!
@@ -52,6 +54,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use prune::{ExpungedSince, PruneOptions};
+
 mod accounts;
 mod blobs;
 mod engine;
@@ -59,6 +63,7 @@ mod hashing;
 mod leases;
 mod mailbox;
 mod parse;
+mod prune;
 mod queue;
 mod schema;
 #[cfg(test)]
@@ -412,6 +417,8 @@ pub struct StoreOptions {
     pub poll_interval: Duration,
     /// Most write requests to batch into one transaction (default 256).
     pub max_batch: usize,
+    /// How much of the change feed and tombstones is kept.
+    pub prune: PruneOptions,
 }
 
 impl Default for StoreOptions {
@@ -420,6 +427,7 @@ impl Default for StoreOptions {
             readers: 4,
             poll_interval: Duration::from_millis(250),
             max_batch: 256,
+            prune: PruneOptions::default(),
         }
     }
 }
