@@ -35,6 +35,7 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
     pub capture: CaptureConfig,
+    pub store: StoreConfig,
 }
 
 /// Capture mode: Postern as the mail fixture of a test suite.
@@ -385,6 +386,39 @@ impl Default for ImapConfig {
     }
 }
 
+/// `[store]`: how much history the mailbox store keeps. Every change to
+/// a mailbox (a message added, flags changed, a message expunged) is a row
+/// in its change feed, and every expunge leaves a tombstone that QRESYNC
+/// clients need; both are pruned to these bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Changes and tombstones kept per mailbox: those of its newest this
+    /// many modseqs (default 10000; at least 1). A QRESYNC client that was
+    /// away for fewer changes resyncs exactly.
+    pub changes_keep: u64,
+    /// Changes and tombstones older than this are pruned however few
+    /// (default 2592000, 30 days; 0: no age limit).
+    pub changes_max_age_secs: u64,
+    /// Rows deleted from each table in one transaction (default 1000): the
+    /// most pruning adds to one write.
+    pub prune_batch: u64,
+    /// Seconds between looks for mailboxes past the bounds, made only
+    /// after mail changed (default 10).
+    pub prune_interval_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            changes_keep: 10_000,
+            changes_max_age_secs: 30 * 24 * 3600,
+            prune_batch: 1000,
+            prune_interval_secs: 10,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -402,6 +436,7 @@ impl Default for Config {
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
             capture: CaptureConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -484,7 +519,52 @@ impl Config {
             message: e.to_string().trim_end().to_string(),
         })
     }
+
+    /// Applies the `POSTERN_…` environment variables that set keys
+    /// ([`ENV_KEYS`]); they win over the file. `var` looks one up (the
+    /// process environment: `|name| std::env::var(name).ok()`).
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        for (name, set) in ENV_KEYS {
+            if let Some(value) = var(name) {
+                set(self, value.trim()).map_err(|message| ConfigError::Parse {
+                    path: PathBuf::from(format!("${name}")),
+                    message,
+                })?;
+            }
+        }
+        Ok(())
+    }
 }
+
+/// Sets one key from an environment variable's text.
+type EnvSetter = fn(&mut Config, &str) -> Result<(), String>;
+
+fn parse_u64(value: &str) -> Result<u64, String> {
+    value
+        .parse()
+        .map_err(|_| format!("expected a whole number, got {value:?}"))
+}
+
+/// Config keys that can also be set from the environment, by variable
+/// name: `POSTERN_<SECTION>_<KEY>`.
+pub const ENV_KEYS: &[(&str, EnvSetter)] = &[
+    ("POSTERN_STORE_CHANGES_KEEP", |c, v| {
+        c.store.changes_keep = parse_u64(v)?;
+        Ok(())
+    }),
+    ("POSTERN_STORE_CHANGES_MAX_AGE_SECS", |c, v| {
+        c.store.changes_max_age_secs = parse_u64(v)?;
+        Ok(())
+    }),
+    ("POSTERN_STORE_PRUNE_BATCH", |c, v| {
+        c.store.prune_batch = parse_u64(v)?;
+        Ok(())
+    }),
+    ("POSTERN_STORE_PRUNE_INTERVAL_SECS", |c, v| {
+        c.store.prune_interval_secs = parse_u64(v)?;
+        Ok(())
+    }),
+];
 
 #[cfg(test)]
 mod tests {
@@ -640,6 +720,39 @@ mod tests {
         assert!(e.to_string().contains("test.toml"));
         assert!(parse("[smtp]\nlisten = [\"not an address\"]\n").is_err());
         assert!(parse("[queue]\nconcurrency = -1\n").is_err());
+    }
+
+    #[test]
+    fn store_section_defaults_file_and_environment() {
+        let c = Config::default();
+        assert_eq!(c.store.changes_keep, 10_000);
+        assert_eq!(c.store.changes_max_age_secs, 2_592_000);
+        assert_eq!(c.store.prune_batch, 1000);
+        assert_eq!(c.store.prune_interval_secs, 10);
+
+        let mut c = parse("[store]\nchanges_keep = 500\nprune_batch = 50\n").unwrap();
+        assert_eq!(c.store.changes_keep, 500);
+        assert_eq!(c.store.prune_batch, 50);
+        assert_eq!(c.store.changes_max_age_secs, 2_592_000);
+        assert!(parse("[store]\nchanges_kept = 5\n").is_err());
+
+        // The environment wins over the file; other keys stay.
+        let env = |name: &str| match name {
+            "POSTERN_STORE_CHANGES_KEEP" => Some("42".to_string()),
+            "POSTERN_STORE_CHANGES_MAX_AGE_SECS" => Some(" 0 ".to_string()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.store.changes_keep, 42);
+        assert_eq!(c.store.changes_max_age_secs, 0);
+        assert_eq!(c.store.prune_batch, 50);
+        assert_eq!(c.store.prune_interval_secs, 10);
+
+        let e = c
+            .apply_env(|name| (name == "POSTERN_STORE_PRUNE_BATCH").then(|| "lots".to_string()))
+            .unwrap_err();
+        assert!(e.to_string().contains("POSTERN_STORE_PRUNE_BATCH"), "{e}");
+        assert!(e.to_string().contains("lots"), "{e}");
     }
 
     #[test]

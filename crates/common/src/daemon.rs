@@ -80,16 +80,41 @@ where
 }
 
 /// Reads the configuration: `config` if given (an error if it cannot be
-/// read), else built-in defaults; `data_dir` overrides the file's.
+/// read), else built-in defaults; then the `POSTERN_…` environment
+/// variables that set keys; `data_dir` overrides both.
 pub fn load_config(config: Option<&Path>, data_dir: Option<PathBuf>) -> Result<Config, String> {
     let mut loaded = match config {
         Some(path) => Config::load(path).map_err(|e| e.to_string())?,
         None => Config::default(),
     };
+    loaded
+        .apply_env(|name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
     if let Some(dir) = data_dir {
         loaded.data_dir = dir;
     }
     Ok(loaded)
+}
+
+/// Opens the store in the configured data dir, with the configured
+/// bounds on its history (`[store]`).
+pub fn open_store(config: &Config) -> Result<store::Store, String> {
+    let s = &config.store;
+    let options = store::StoreOptions {
+        prune: store::PruneOptions {
+            keep_changes: s.changes_keep,
+            max_age: Duration::from_secs(s.changes_max_age_secs),
+            batch: s.prune_batch,
+            interval: Duration::from_secs(s.prune_interval_secs),
+        },
+        ..store::StoreOptions::default()
+    };
+    store::Store::open_with(&config.data_dir, options).map_err(|e| {
+        format!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        )
+    })
 }
 
 /// A running daemon process's shared parts.

@@ -22,7 +22,9 @@
 //!   copy the mailboxes get ([`DeliveryOptions`]: smtpd's `Return-Path:`),
 //!   one blob for all of them, parsed as delivered;
 //! - **the change feed**: every change to a mailbox is a row ordered by
-//!   modseq, which IMAP sessions follow.
+//!   modseq, which IMAP sessions follow; the feed and the expunge
+//!   tombstones are pruned to a bound per mailbox, and the mailbox records
+//!   the modseq up to which they were ([`PruneOptions`], `prune`).
 //!
 //! ## Concurrency and durability
 //!
@@ -55,6 +57,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use prune::{ExpungedSince, PruneOptions};
+
 mod accounts;
 mod arrivals;
 mod blobs;
@@ -64,6 +68,7 @@ mod hashing;
 mod leases;
 mod mailbox;
 mod parse;
+mod prune;
 mod queue;
 mod received;
 mod reparse;
@@ -824,6 +829,8 @@ pub struct StoreOptions {
     pub poll_interval: Duration,
     /// Most write requests to batch into one transaction (default 256).
     pub max_batch: usize,
+    /// How much of the change feed and tombstones is kept.
+    pub prune: PruneOptions,
 }
 
 impl Default for StoreOptions {
@@ -832,6 +839,7 @@ impl Default for StoreOptions {
             readers: 4,
             poll_interval: Duration::from_millis(250),
             max_batch: 256,
+            prune: PruneOptions::default(),
         }
     }
 }

@@ -256,6 +256,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
+    // The change feed and the expunge tombstones are pruned (`prune`):
+    // every change and tombstone of a mailbox with a modseq above
+    // `horizon_modseq` is kept; at or below it some may be gone, which
+    // QRESYNC must know. 0: nothing pruned yet.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN horizon_modseq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -2862,3 +2862,330 @@ async fn queued_mail_keeps_its_envelope_through_delivery() {
     let envelope = store.envelope(envelope.id).await.unwrap().unwrap();
     assert_eq!(envelope.session, None);
 }
+
+// ---- pruning the change feed and tombstones ----
+
+fn open_pruning(dir: &tempfile::TempDir, prune: PruneOptions) -> Store {
+    Store::open_with(
+        dir.path(),
+        StoreOptions {
+            poll_interval: Duration::from_millis(50),
+            prune,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A mailbox's history as the database holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Feed {
+    changes: i64,
+    tombstones: i64,
+    /// The lowest modseq left in the feed (0 if empty).
+    oldest: i64,
+    horizon: i64,
+    highest: i64,
+}
+
+async fn feed_of(store: &Store, mailbox: MailboxId) -> Feed {
+    store
+        .inner
+        .read(move |conn| {
+            let (changes, oldest): (i64, i64) = conn
+                .query_row(
+                    "SELECT count(*), coalesce(min(modseq), 0) FROM changes WHERE mailbox_id = ?1",
+                    [mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            let tombstones: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM expunged WHERE mailbox_id = ?1",
+                    [mailbox.0],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let (horizon, highest): (i64, i64) = conn
+                .query_row(
+                    "SELECT horizon_modseq, highest_modseq FROM mailboxes WHERE id = ?1",
+                    [mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            Ok(Feed {
+                changes,
+                tombstones,
+                oldest,
+                horizon,
+                highest,
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// Waits (up to 10 s) until the writer has pruned the mailbox to `keep`
+/// modseqs, or to `horizon` if given.
+async fn pruned(store: &Store, mailbox: MailboxId, keep: i64, horizon: Option<i64>) -> Feed {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let feed = feed_of(store, mailbox).await;
+        let done = match horizon {
+            Some(h) => feed.horizon == h,
+            None => feed.highest - feed.horizon <= keep,
+        };
+        if done {
+            return feed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not pruned to {keep} modseqs / horizon {horizon:?}: {feed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pruning_bounds_the_feed_and_keeps_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = 40;
+    let store = open_pruning(
+        &dir,
+        PruneOptions {
+            keep_changes: keep as u64,
+            max_age: Duration::ZERO,
+            batch: 16,
+            interval: Duration::ZERO,
+        },
+    );
+    let alice = alice_with_messages(&store, 5).await;
+    let inbox = store
+        .mailbox_index(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .mailbox;
+    let uids: Vec<Uid> = (1..=5).map(Uid).collect();
+    store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(3)],
+            FlagChange::Add,
+            &strings(&["$Important"]),
+        )
+        .await
+        .unwrap();
+
+    // 1,000 flag changes, and 20 messages appended and expunged again.
+    let mut expunges = Vec::new();
+    let mut largest_feed = 0;
+    for round in 0..=200 {
+        let change = if round % 2 == 0 {
+            FlagChange::Add
+        } else {
+            FlagChange::Remove
+        };
+        let changed = store
+            .store_flags(alice.id, "INBOX", &uids, change, &strings(&["\\Seen"]))
+            .await
+            .unwrap();
+        assert_eq!(changed.len(), 5);
+        if round % 10 == 5 {
+            let raw = raw_message(&format!("passing {round}"));
+            let (_, uid) = store
+                .append(alice.id, "INBOX", raw, &[], 1_700_000_000)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.expunge(alice.id, "INBOX", &[uid]).await.unwrap(),
+                vec![uid]
+            );
+            let modseq = store
+                .mailbox_index(alice.id, "INBOX")
+                .await
+                .unwrap()
+                .highest_modseq;
+            expunges.push((uid, modseq));
+        }
+        if round % 20 == 0 {
+            largest_feed = largest_feed.max(feed_of(&store, inbox).await.changes);
+        }
+    }
+    // Pruned as it went: the feed never got far past the bound.
+    assert!(
+        largest_feed <= 2 * keep,
+        "the feed reached {largest_feed} rows"
+    );
+
+    let feed = pruned(&store, inbox, keep, None).await;
+    assert!(feed.highest > 25 * keep, "{feed:?}");
+    // Exactly the newest `keep` modseqs are left, one row each.
+    assert_eq!(feed.horizon, feed.highest - keep, "{feed:?}");
+    assert_eq!(feed.changes, keep, "{feed:?}");
+    assert_eq!(feed.oldest, feed.horizon + 1, "{feed:?}");
+    // Tombstones: those above the horizon, and QRESYNC can tell which.
+    let recent: Vec<Uid> = expunges
+        .iter()
+        .filter(|(_, m)| m.0 as i64 > feed.horizon)
+        .map(|(u, _)| *u)
+        .collect();
+    assert!(recent.len() < expunges.len(), "{expunges:?} {feed:?}");
+    assert_eq!(feed.tombstones, recent.len() as i64, "{feed:?}");
+    let horizon = ModSeq(feed.horizon as u64);
+    assert_eq!(
+        store.expunged_since(inbox, horizon).await.unwrap(),
+        ExpungedSince::Known(recent)
+    );
+    assert_eq!(
+        store
+            .expunged_since(inbox, ModSeq(horizon.0 - 1))
+            .await
+            .unwrap(),
+        ExpungedSince::Pruned { horizon }
+    );
+    assert!(matches!(
+        store.expunged_since(MailboxId(9999), horizon).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The mail itself is untouched: five messages, \Seen from the last
+    // round, the keyword set once at the start, the bytes, the blobs.
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    let listed: Vec<(Uid, Vec<String>)> = index
+        .messages
+        .iter()
+        .map(|m| (m.uid, m.flags.clone()))
+        .collect();
+    let expected: Vec<(Uid, Vec<String>)> = uids
+        .iter()
+        .map(|&u| {
+            let flags = if u == Uid(3) {
+                strings(&["\\Seen", "$Important"])
+            } else {
+                strings(&["\\Seen"])
+            };
+            (u, flags)
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    assert_eq!(index.highest_modseq, ModSeq(feed.highest as u64));
+    assert_eq!(index.uid_next, Uid(26));
+    let raw = store
+        .message_raw(alice.id, "INBOX", Uid(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains("Subject: m0"));
+    assert_eq!(store.blob_count().await.unwrap(), 5);
+    // Other mailboxes had no history to prune.
+    for mailbox in store.mailboxes(alice.id).await.unwrap() {
+        if mailbox.id != inbox {
+            assert_eq!(feed_of(&store, mailbox.id).await.horizon, 0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn pruning_an_older_feed_on_open_and_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written without a small bound (as before pruning): the whole feed.
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+    let inbox = store
+        .mailbox_index(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .mailbox;
+    let uids = [Uid(1), Uid(2), Uid(3)];
+    for round in 0..100 {
+        let change = if round % 2 == 0 {
+            FlagChange::Add
+        } else {
+            FlagChange::Remove
+        };
+        store
+            .store_flags(alice.id, "INBOX", &uids, change, &strings(&["\\Flagged"]))
+            .await
+            .unwrap();
+    }
+    let expunged = store.expunge(alice.id, "INBOX", &[Uid(2)]).await.unwrap();
+    assert_eq!(expunged, vec![Uid(2)]);
+    let before = feed_of(&store, inbox).await;
+    assert_eq!(
+        (before.changes, before.tombstones, before.horizon),
+        (304, 1, 0)
+    );
+    drop(store);
+
+    // Reopened with a bound of 100: pruned at once, without a write.
+    let store = open_pruning(
+        &dir,
+        PruneOptions {
+            keep_changes: 100,
+            max_age: Duration::ZERO,
+            batch: 64,
+            interval: Duration::from_secs(3600),
+        },
+    );
+    let feed = pruned(&store, inbox, 100, None).await;
+    assert_eq!(feed.horizon, before.highest - 100);
+    assert_eq!((feed.changes, feed.tombstones), (100, 1));
+    drop(store);
+
+    // Reopened with an age limit of a second, two seconds later: all of it
+    // is old, all of it goes; a change made now stays.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let store = open_pruning(
+        &dir,
+        PruneOptions {
+            keep_changes: 10_000,
+            max_age: Duration::from_secs(1),
+            batch: 1000,
+            interval: Duration::ZERO,
+        },
+    );
+    let feed = pruned(&store, inbox, 0, Some(before.highest)).await;
+    assert_eq!((feed.changes, feed.tombstones), (0, 0), "{feed:?}");
+    store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1)],
+            FlagChange::Add,
+            &strings(&["\\Seen"]),
+        )
+        .await
+        .unwrap();
+    // Give the writer time for a look; the young change stays.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let feed = feed_of(&store, inbox).await;
+    assert_eq!(
+        (feed.changes, feed.horizon, feed.highest),
+        (1, before.highest, before.highest + 1)
+    );
+    assert_eq!(
+        store
+            .expunged_since(inbox, ModSeq(before.highest as u64))
+            .await
+            .unwrap(),
+        ExpungedSince::Known(vec![])
+    );
+    assert_eq!(
+        store.expunged_since(inbox, ModSeq(1)).await.unwrap(),
+        ExpungedSince::Pruned {
+            horizon: ModSeq(before.highest as u64)
+        }
+    );
+    // The messages are all still there.
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    let listed: Vec<(Uid, Vec<String>)> = index
+        .messages
+        .iter()
+        .map(|m| (m.uid, m.flags.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(Uid(1), strings(&["\\Seen"])), (Uid(3), strings(&[]))]
+    );
+}
