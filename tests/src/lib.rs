@@ -226,6 +226,11 @@ impl Binary {
     /// [`Binary::start`], with `extra` TOML (whole sections, such as
     /// `[relay]`) after the written config's own.
     pub fn start_with(data_dir: &Path, extra: &str) -> Binary {
+        Self::start_up(data_dir, extra, &[])
+    }
+
+    /// [`Binary::start_with`], with `args` after `up` (`--capture`).
+    pub fn start_up(data_dir: &Path, extra: &str, args: &[&str]) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
             let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
@@ -242,7 +247,8 @@ impl Binary {
             .arg(data_dir)
             .arg("--config")
             .arg(&config_path)
-            .arg("up");
+            .arg("up")
+            .args(args);
         Self::launch(command, data_dir, config_path, true)
     }
 

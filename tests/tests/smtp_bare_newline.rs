@@ -96,6 +96,19 @@ async fn accepted_with_crlf(server: Server) {
         String::from_utf8_lossy(text)
     );
     assert!(crlf_only(&raw), "a bare line end is stored");
+    // The envelope says what was changed.
+    let arrivals = server
+        .store
+        .arrivals_newest(store::ArrivalScope::All, None, 1)
+        .await
+        .expect("arrivals");
+    let envelope = server
+        .store
+        .envelope(arrivals[0].envelope.expect("an envelope"))
+        .await
+        .expect("read")
+        .expect("envelope");
+    assert_eq!(envelope.warnings, ["bare line feeds made CRLF"]);
 
     // POP3: LIST says what RETR sends.
     let pop3 = Pop3Server::start(&server).await;

@@ -346,3 +346,56 @@ async fn chaos_triggers_as_mailpit() {
     server.rules.set_chaos(ChaosTriggers::default()).unwrap();
     assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 250);
 }
+
+/// Capture mode takes any credentials and any recipient, but the rules
+/// and chaos still have their say.
+#[tokio::test(flavor = "multi_thread")]
+async fn rules_and_chaos_apply_in_capture_mode() {
+    let server = Server::start_with(|c| {
+        c.capture.enabled = true;
+        c.rules.chaos_seed = Some(3);
+    })
+    .await;
+    server
+        .rules
+        .replace(vec![Rule {
+            matches: Match {
+                recipient: pattern("*@gmail.com"),
+                ..Match::default()
+            },
+            ..rule(
+                "gmail",
+                Stage::Rcpt,
+                Some(1),
+                reply(450, "4.2.0", "try later"),
+            )
+        }])
+        .expect("rules");
+    server
+        .rules
+        .set_chaos(ChaosTriggers {
+            authentication: ChaosTrigger {
+                error_code: 0,
+                probability: 100,
+            },
+            ..ChaosTriggers::default()
+        })
+        .expect("chaos");
+    let (mut c, _) = SmtpClient::connect(server.smtp).await;
+    ehlo(&mut c).await;
+    use base64::Engine as _;
+    let plain = base64::engine::general_purpose::STANDARD.encode("\0app-user\0app-secret");
+    let r = c.cmd(&format!("AUTH PLAIN {plain}")).await;
+    assert_eq!(
+        (r.code, r.text()),
+        (535, "5.7.8 Chaos authentication error".to_string())
+    );
+    server.rules.set_chaos(ChaosTriggers::default()).unwrap();
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {plain}")).await.code, 235);
+    assert_eq!(c.cmd("MAIL FROM:<noreply@app.example>").await.code, 250);
+    let r = c.cmd("RCPT TO:<customer@gmail.com>").await;
+    assert_eq!((r.code, r.text()), (450, "4.2.0 try later".to_string()));
+    assert_eq!(c.cmd("RCPT TO:<customer@gmail.com>").await.code, 250);
+    let rules: Vec<String> = server.rules.fired().into_iter().map(|f| f.rule).collect();
+    assert_eq!(rules, ["chaos:authentication", "gmail"]);
+}

@@ -68,8 +68,18 @@ async fn every_setting_from_the_environment() {
             ("POSTERN_POP3_POP3S_LISTEN", ""),
             ("POSTERN_IMAP_LISTEN", &imap),
             ("POSTERN_IMAP_IMAPS_LISTEN", ""),
+            // The command line's own (`up --capture`), not a config key.
+            ("POSTERN_CAPTURE", "1"),
         ])
     });
+    assert!(
+        server
+            .stdout_lines
+            .iter()
+            .any(|l| l.starts_with("postern: capture mode")),
+        "{:?}",
+        server.stdout_lines
+    );
     // Only the listeners the variables name, on their ports.
     let listening: Vec<&String> = server
         .stdout_lines

@@ -40,6 +40,7 @@ pub struct Config {
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
     pub capture: CaptureConfig,
+    pub store: StoreConfig,
     pub rules: RulesConfig,
 }
 
@@ -71,15 +72,16 @@ impl Default for RulesConfig {
     }
 }
 
-/// `[capture]`: Postern as the mail fixture of a test suite.
+/// Capture mode: Postern as the mail fixture of a test suite.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CaptureConfig {
-    /// Capture mode (default false). So far it makes `[smtp]
-    /// bare_newline` act as `normalize`: apps send what they send.
+    /// Accept mail for every address on every domain, keep it (each
+    /// recipient in a mailbox of its own) and never relay it; SMTP AUTH
+    /// takes any credentials (default false; `postern up --capture`).
     pub enabled: bool,
-    /// The password every captured address logs in with over IMAP and
-    /// POP3 (default: none yet).
+    /// The password captured addresses log in with over IMAP and POP3.
+    /// Default: a random one made at start and printed.
     pub password: Option<String>,
 }
 
@@ -156,6 +158,12 @@ pub struct SmtpConfig {
     /// Sub-address separator: mail for `alice+tag@…` goes to `alice@…`
     /// (default `+`; empty disables).
     pub recipient_delimiter: String,
+    /// Largest transcript kept per SMTP session, in bytes (default 65536);
+    /// beyond it the transcript says it was cut.
+    pub transcript_limit: usize,
+    /// Recorded SMTP sessions kept, newest first (default 10000); older
+    /// ones go, with the envelopes no stored message points at.
+    pub sessions_keep: usize,
     /// What a message with a bare LF or bare CR gets (default `reject`;
     /// capture mode always normalizes).
     pub bare_newline: BareNewline,
@@ -428,6 +436,39 @@ impl Default for ImapConfig {
     }
 }
 
+/// `[store]`: how much history the mailbox store keeps. Every change to
+/// a mailbox (a message added, flags changed, a message expunged) is a row
+/// in its change feed, and every expunge leaves a tombstone that QRESYNC
+/// clients need; both are pruned to these bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Changes and tombstones kept per mailbox: those of its newest this
+    /// many modseqs (default 10000; at least 1). A QRESYNC client that was
+    /// away for fewer changes resyncs exactly.
+    pub changes_keep: u64,
+    /// Changes and tombstones older than this are pruned however few
+    /// (default 2592000, 30 days; 0: no age limit).
+    pub changes_max_age_secs: u64,
+    /// Rows deleted from each table in one transaction (default 1000): the
+    /// most pruning adds to one write.
+    pub prune_batch: u64,
+    /// Seconds between looks for mailboxes past the bounds, made only
+    /// after mail changed (default 10).
+    pub prune_interval_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            changes_keep: 10_000,
+            changes_max_age_secs: 30 * 24 * 3600,
+            prune_batch: 1000,
+            prune_interval_secs: 10,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -446,6 +487,7 @@ impl Default for Config {
             imap: ImapConfig::default(),
             capture: CaptureConfig::default(),
             rules: RulesConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -485,6 +527,8 @@ impl Default for SmtpConfig {
             data_timeout_secs: 300,
             recipient_delimiter: "+".to_string(),
             bare_newline: BareNewline::Reject,
+            transcript_limit: 64 * 1024,
+            sessions_keep: 10_000,
         }
     }
 }
@@ -993,6 +1037,39 @@ mod tests {
         .unwrap();
         assert_eq!(c.hostname, "localhost");
         assert!(from_env(&[("POSTERN_CAPTURE", "1")]).is_err());
+    }
+
+    #[test]
+    fn store_section_defaults_file_and_environment() {
+        let c = Config::default();
+        assert_eq!(c.store.changes_keep, 10_000);
+        assert_eq!(c.store.changes_max_age_secs, 2_592_000);
+        assert_eq!(c.store.prune_batch, 1000);
+        assert_eq!(c.store.prune_interval_secs, 10);
+
+        let c = parse("[store]\nchanges_keep = 500\nprune_batch = 50\n").unwrap();
+        assert_eq!(c.store.changes_keep, 500);
+        assert_eq!(c.store.prune_batch, 50);
+        assert_eq!(c.store.changes_max_age_secs, 2_592_000);
+        assert!(parse("[store]\nchanges_kept = 5\n").is_err());
+
+        // The environment wins over the file; other keys stay.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("postern.toml");
+        std::fs::write(&path, "[store]\nchanges_keep = 500\nprune_batch = 50\n").unwrap();
+        let env = vars(&[
+            ("POSTERN_STORE_CHANGES_KEEP", "42"),
+            ("POSTERN_STORE_CHANGES_MAX_AGE_SECS", " 0 "),
+        ]);
+        let c = Config::load_with_env(Some(&path), env, &[]).unwrap();
+        assert_eq!(c.store.changes_keep, 42);
+        assert_eq!(c.store.changes_max_age_secs, 0);
+        assert_eq!(c.store.prune_batch, 50);
+        assert_eq!(c.store.prune_interval_secs, 10);
+
+        let e = from_env(&[("POSTERN_STORE_PRUNE_BATCH", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("POSTERN_STORE_PRUNE_BATCH"), "{e}");
+        assert!(e.to_string().contains("lots"), "{e}");
     }
 
     #[test]

@@ -128,6 +128,27 @@ pub fn cli_env_names(cli: &clap::Command) -> Vec<String> {
     names
 }
 
+/// Opens the store in the configured data dir, with the configured
+/// bounds on its history (`[store]`).
+pub fn open_store(config: &Config) -> Result<store::Store, String> {
+    let s = &config.store;
+    let options = store::StoreOptions {
+        prune: store::PruneOptions {
+            keep_changes: s.changes_keep,
+            max_age: Duration::from_secs(s.changes_max_age_secs),
+            batch: s.prune_batch,
+            interval: Duration::from_secs(s.prune_interval_secs),
+        },
+        ..store::StoreOptions::default()
+    };
+    store::Store::open_with(&config.data_dir, options).map_err(|e| {
+        format!(
+            "cannot open the store in {}: {e}",
+            config.data_dir.display()
+        )
+    })
+}
+
 /// A running daemon process's shared parts.
 pub struct Process {
     pub config: Arc<Config>,

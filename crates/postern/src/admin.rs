@@ -127,12 +127,7 @@ fn parse_queue_id(s: &str) -> Result<QueueId, String> {
 }
 
 pub fn open_store(config: &Config) -> Result<Store, String> {
-    Store::open(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot open the store in {}: {e}",
-            config.data_dir.display()
-        )
-    })
+    common::daemon::open_store(config)
 }
 
 fn err(e: StoreError) -> String {

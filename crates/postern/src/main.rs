@@ -37,7 +37,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run every daemon in the foreground until SIGINT/SIGTERM.
-    Up,
+    Up {
+        /// Capture mode: accept mail for every address on every domain,
+        /// keep it (a mailbox per recipient) and never relay it; the same
+        /// as `[capture] enabled = true`. `POSTERN_CAPTURE` takes `1`,
+        /// `true`, `yes`, `on` (and `0`, `false`, `no`, `off`), as every
+        /// boolean config variable does.
+        #[arg(
+            long,
+            env = "POSTERN_CAPTURE",
+            action = clap::ArgAction::SetTrue,
+            value_parser = clap::builder::BoolishValueParser::new()
+        )]
+        capture: bool,
+    },
     /// Manage accounts.
     #[command(subcommand)]
     User(admin::UserCommand),
@@ -64,7 +77,7 @@ fn main() -> ExitCode {
     run_main("postern", async move {
         let config = load_config(&Cli::command(), cli.config.as_deref(), cli.data_dir)?;
         match cli.command {
-            Command::Up => up(config).await,
+            Command::Up { capture } => up(config, capture).await,
             Command::User(cmd) => admin::user(&config, cmd).await,
             Command::Domain(cmd) => admin::domain(&config, cmd).await,
             Command::Alias(cmd) => admin::alias(&config, cmd).await,
@@ -76,7 +89,18 @@ fn main() -> ExitCode {
 
 /// `postern up`: every daemon built so far, in one process, on one store,
 /// TLS acceptor and login throttle.
-async fn up(config: common::config::Config) -> Result<(), String> {
+async fn up(mut config: common::config::Config, capture: bool) -> Result<(), String> {
+    config.capture.enabled |= capture;
+    // Printed below when made here: tests log in with it.
+    let generated = if config.capture.enabled && config.capture.password.is_none() {
+        let mut bytes = [0u8; 9];
+        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+        let password = hex::encode(bytes);
+        config.capture.password = Some(password.clone());
+        Some(password)
+    } else {
+        None
+    };
     serve(config, |process| {
         let store = admin::open_store(&process.config);
         // One set of failure rules for the process: smtpd applies them,
@@ -108,6 +132,21 @@ async fn up(config: common::config::Config) -> Result<(), String> {
         });
         async move {
             let (smtp, pop3, imap) = contexts?;
+            let capture = &smtp.config.capture;
+            if let (true, Some(password)) = (capture.enabled, capture.password.as_deref()) {
+                smtp.store
+                    .set_capture_password(password)
+                    .await
+                    .map_err(|e| format!("capture password: {e}"))?;
+                let login = match generated.as_deref() {
+                    Some(password) => format!("password {password}"),
+                    None => "the [capture] password".to_owned(),
+                };
+                println!(
+                    "postern: capture mode: mail for every address is kept, none relayed; \
+                     captured addresses log in (IMAP, POP3) with {login}"
+                );
+            }
             let mut announced: Vec<_> = smtpd::start(smtp, shutdown.clone(), &tracker)
                 .await
                 .map_err(|e| e.to_string())?

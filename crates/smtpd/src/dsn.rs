@@ -59,6 +59,9 @@ pub struct Params {
     pub notify: Option<Notify>,
     /// As written (`addr-type;xtext`), checked.
     pub orcpt: Option<String>,
+    /// Every parameter after the path, as written (DSN ones included):
+    /// what the envelope keeps.
+    pub written: String,
     /// The reply to a bad or repeated DSN parameter: given after the
     /// command's sequence checks, as Postfix does (a nested MAIL is `503`
     /// whatever its parameters).
@@ -98,6 +101,7 @@ pub fn take_params(line: &[u8], verb: Verb) -> Params {
                 .position(|&b| b == b' ')
                 .unwrap_or(line.len() - start)
     };
+    params.written = String::from_utf8_lossy(&line[path_end..]).trim().to_owned();
     let mut rest = line[..path_end].to_vec();
     for word in line[path_end..].split(|&b| b == b' ') {
         if word.is_empty() {

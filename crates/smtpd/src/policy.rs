@@ -80,6 +80,17 @@ pub enum Verdict {
     RelayDenied,
     /// The domain cannot be routed (address literal, malformed name).
     Unroutable,
+    /// Capture mode: kept in a mailbox of its own, whatever the domain.
+    Captured,
+}
+
+/// Capture mode's verdict: any `local@domain` is kept; an address without
+/// both parts cannot name a mailbox.
+pub fn capture_recipient(address: &str) -> Verdict {
+    match split_address(address) {
+        Some(_) if !address.chars().any(char::is_control) => Verdict::Captured,
+        _ => Verdict::Unroutable,
+    }
 }
 
 /// Splits `local@domain` at the last `@`.

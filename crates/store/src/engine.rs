@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use crate::prune::Pruner;
 use crate::schema::{self, SqlResult};
 use crate::{Result, StoreError, StoreOptions};
 
@@ -131,6 +132,7 @@ impl Inner {
         let writer_changes = Arc::clone(&changes);
         let commits = Arc::new(AtomicU64::new(0));
         let writer_commits = Arc::clone(&commits);
+        let pruner = Pruner::new(options.prune.clone());
         threads.0.push(
             thread::Builder::new()
                 .name("store-writer".into())
@@ -141,6 +143,7 @@ impl Inner {
                         max_batch,
                         writer_changes,
                         writer_commits,
+                        pruner,
                     )
                 })?,
         );
@@ -248,8 +251,27 @@ fn writer_loop(
     max_batch: usize,
     changes: Arc<watch::Sender<u64>>,
     commits: Arc<AtomicU64>,
+    mut pruner: Pruner,
 ) {
-    while let Ok(first) = rx.recv() {
+    loop {
+        // With pruning to do, wait for requests only a little; then prune
+        // in a transaction of its own.
+        let first = match pruner.wait(Instant::now()) {
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            Some(wait) => match rx.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => {
+                    if pruner.due(Instant::now()) {
+                        prune_alone(&conn, &mut pruner);
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            },
+        };
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
@@ -257,9 +279,49 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if run_batch(&conn, batch, &changes) {
+        if run_batch(&conn, batch, &changes, &mut pruner) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// One pruning step inside the current transaction, in its own savepoint:
+/// a failure is logged and undone, and never fails the batch's requests.
+fn prune_step(conn: &Connection, pruner: &mut Pruner) {
+    let now = Instant::now();
+    if conn.execute_batch("SAVEPOINT prune").is_err() {
+        return;
+    }
+    match pruner.run(conn, now) {
+        Ok(_) => {
+            let _ = conn.execute_batch("RELEASE prune");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "store: pruning the change feed failed; will retry");
+            pruner.reset(now);
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK TO prune; RELEASE prune");
+            }
+        }
+    }
+}
+
+/// A pruning step in a transaction of its own (the writer is idle; not
+/// counted in [`Inner::commits`], which counts request batches).
+fn prune_alone(conn: &Connection, pruner: &mut Pruner) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::warn!(error = %e, "store: could not begin a pruning transaction");
+        pruner.reset(Instant::now());
+        return;
+    }
+    prune_step(conn, pruner);
+    if conn.is_autocommit() {
+        return;
+    }
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::warn!(error = %e, "store: a pruning transaction failed to commit");
+        let _ = conn.execute_batch("ROLLBACK");
+        pruner.reset(Instant::now());
     }
 }
 
@@ -270,6 +332,7 @@ fn run_batch(
     conn: &Connection,
     mut batch: Vec<Box<dyn WriteJob>>,
     changes: &watch::Sender<u64>,
+    pruner: &mut Pruner,
 ) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         let msg = e.to_string();
@@ -304,6 +367,14 @@ fn run_batch(
         }
     }
 
+    // Pruning shares the batch's commit and sync; one bounded step.
+    if fatal.is_none() && pruner.due(Instant::now()) {
+        prune_step(conn, pruner);
+        if conn.is_autocommit() {
+            fatal = Some("the write transaction was rolled back by the database".into());
+        }
+    }
+
     let commit = match fatal {
         Some(msg) => Err(msg),
         None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
@@ -311,6 +382,7 @@ fn run_batch(
     match commit {
         Ok(()) => {
             if batch.iter().any(|job| job.notifies()) {
+                pruner.note_change();
                 bump(changes);
             }
             for job in batch {

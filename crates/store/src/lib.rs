@@ -22,7 +22,9 @@
 //!   copy the mailboxes get ([`DeliveryOptions`]: smtpd's `Return-Path:`),
 //!   one blob for all of them, parsed as delivered;
 //! - **the change feed**: every change to a mailbox is a row ordered by
-//!   modseq, which IMAP sessions follow.
+//!   modseq, which IMAP sessions follow; the feed and the expunge
+//!   tombstones are pruned to a bound per mailbox, and the mailbox records
+//!   the modseq up to which they were ([`PruneOptions`], `prune`).
 //!
 //! ## Concurrency and durability
 //!
@@ -55,14 +57,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use prune::{ExpungedSince, PruneOptions};
+
 mod accounts;
+mod arrivals;
 mod blobs;
+mod capture;
 mod engine;
 mod hashing;
 mod leases;
 mod mailbox;
 mod parse;
+mod prune;
 mod queue;
+mod received;
 mod reparse;
 mod schema;
 #[cfg(test)]
@@ -105,6 +113,14 @@ id_type!(
     Uid(u32)
 );
 id_type!(
+    /// One recorded SMTP session.
+    SmtpSessionId(i64)
+);
+id_type!(
+    /// The envelope of one message received over SMTP.
+    EnvelopeId(i64)
+);
+id_type!(
     /// An RFC 7162 modification sequence (never 0).
     ModSeq(u64)
 );
@@ -115,7 +131,7 @@ id_type!(
 /// with the old reference fail with [`StoreError::NotFound`] and never
 /// touch the new one (RFC 3501 2.3.1.1: a client must never act on a
 /// mailbox with another UIDVALIDITY than the one it was told).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct MailboxRef {
     pub id: MailboxId,
     pub uid_validity: u32,
@@ -165,6 +181,125 @@ impl From<&MailboxRef> for MailboxKey {
 /// `INBOX/kid`; RFC 3501 5.1); every other name is case-sensitive.
 pub fn canonical_mailbox_name(name: &str) -> String {
     mailbox::canonical_name(name)
+}
+
+/// How an SMTP session began: enough to find it again and say who it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmtpSessionStart {
+    /// The client's address and port, `203.0.113.7:51234`.
+    pub client: String,
+    /// The listener's role: `smtp`, `submission` or `submissions`.
+    pub role: String,
+    pub started_at: Timestamp,
+}
+
+/// One recipient of an envelope: the address as the client gave it
+/// (without angle brackets) and the `RCPT TO` parameters as written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeRecipient {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub params: String,
+}
+
+/// The envelope of a message smtpd accepted, as it hands it to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnvelope {
+    /// The session's row, once an earlier message of it made one.
+    pub session: Option<SmtpSessionId>,
+    pub session_start: SmtpSessionStart,
+    /// `MAIL FROM`, without angle brackets; empty for `<>`.
+    pub mail_from: String,
+    /// The `MAIL FROM` parameters as written (`SIZE=120 BODY=8BITMIME`).
+    pub mail_params: String,
+    /// Every accepted `RCPT TO`, in order; Bcc recipients are here too.
+    pub recipients: Vec<EnvelopeRecipient>,
+    /// The name the client gave at HELO/EHLO.
+    pub helo: Option<String>,
+    /// TLS version and cipher suite, if the session was encrypted.
+    pub tls: Option<String>,
+    /// The authenticated user, if any.
+    pub auth_user: Option<String>,
+    /// What was accepted that a stricter server would refuse (bare line
+    /// feeds made CRLF, …).
+    pub warnings: Vec<String>,
+}
+
+/// The envelope of a message as stored ([`Store::envelope`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Envelope {
+    pub id: EnvelopeId,
+    /// The session it came in, while that is kept.
+    pub session: Option<SmtpSessionId>,
+    pub mail_from: String,
+    pub mail_params: String,
+    pub recipients: Vec<EnvelopeRecipient>,
+    pub helo: Option<String>,
+    pub client: Option<String>,
+    pub tls: Option<String>,
+    pub auth_user: Option<String>,
+    pub received_at: Timestamp,
+    pub warnings: Vec<String>,
+}
+
+/// A recorded SMTP session ([`Store::smtp_session`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmtpSessionRecord {
+    pub id: SmtpSessionId,
+    pub client: String,
+    pub role: String,
+    pub started_at: Timestamp,
+    /// `None` while it is open (or if its process died).
+    pub ended_at: Option<Timestamp>,
+    /// Commands answered with a 4xx or 5xx reply.
+    pub refusals: u32,
+    /// Commands and replies, size-capped by smtpd, passwords and message
+    /// contents left out.
+    pub transcript: String,
+}
+
+/// Which messages an HTTP API caller may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ArrivalScope {
+    /// Every account's.
+    All,
+    /// Those of the accounts in this domain (a sandbox).
+    Domain(String),
+    /// One account's.
+    Account(AccountId),
+}
+
+/// One copy of a message in one mailbox, named by its arrival number, as
+/// the HTTP API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArrivedMessage {
+    /// Only grows, never reused: the API's message id and cursor.
+    pub arrival: u64,
+    pub account: AccountId,
+    /// The account's address.
+    pub address: String,
+    /// The account was made by capture mode.
+    pub captured: bool,
+    pub mailbox: MailboxRef,
+    pub mailbox_name: String,
+    pub uid: Uid,
+    pub modseq: ModSeq,
+    pub flags: Vec<String>,
+    pub size: u64,
+    pub internal_date: Timestamp,
+    /// How it arrived over SMTP, if it did.
+    pub envelope: Option<EnvelopeId>,
+    /// Without the MIME tree in lists; whole from [`Store::arrival`].
+    pub summary: Arc<MessageSummary>,
+}
+
+/// A new sandbox ([`Store::create_sandbox`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sandbox {
+    /// Mail for any address in it is visible only with the token.
+    pub domain: String,
+    /// Shown once; the store keeps only its hash.
+    pub token: String,
 }
 
 /// Everything that can go wrong in the store, in terms a caller can act on.
@@ -498,9 +633,20 @@ pub struct MessageSummary {
     /// kept. The decoded lists above serve search and display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub addresses: Option<Box<AddressFields>>,
+    /// The start of the message's text (decoded, white space collapsed, at
+    /// most [`PREVIEW_CHARS`] characters): what a message list shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<String>,
+    /// How many attachments the message has (parts a mail reader offers
+    /// to save rather than shows as its text).
+    #[serde(default)]
+    pub attachments: u32,
     /// The MIME tree with byte offsets into the raw message.
     pub body: MimePart,
 }
+
+/// The longest [`MessageSummary::preview`], in characters.
+pub const PREVIEW_CHARS: usize = 200;
 
 /// Header fields kept byte for byte as they appear (unfolded and trimmed),
 /// which IMAP's ENVELOPE sends undecoded.
@@ -683,6 +829,8 @@ pub struct StoreOptions {
     pub poll_interval: Duration,
     /// Most write requests to batch into one transaction (default 256).
     pub max_batch: usize,
+    /// How much of the change feed and tombstones is kept.
+    pub prune: PruneOptions,
 }
 
 impl Default for StoreOptions {
@@ -691,6 +839,7 @@ impl Default for StoreOptions {
             readers: 4,
             poll_interval: Duration::from_millis(250),
             max_batch: 256,
+            prune: PruneOptions::default(),
         }
     }
 }
@@ -903,6 +1052,33 @@ impl Store {
         message: NewQueuedMessage,
         dsn: DsnRequest,
     ) -> Result<QueueId> {
+        self.enqueue_inner(message, dsn, None)
+            .await
+            .map(|(queue, _)| queue)
+    }
+
+    /// [`Store::enqueue_with_dsn`] for a message received over SMTP: its
+    /// envelope is kept too (and the session's row made, if it has none
+    /// yet), in the same transaction; every delivered copy will point at
+    /// it. Returns the queue id and the session's id.
+    pub async fn enqueue_received(
+        &self,
+        message: NewQueuedMessage,
+        dsn: DsnRequest,
+        envelope: NewEnvelope,
+    ) -> Result<(QueueId, SmtpSessionId)> {
+        let (queue, session) = self.enqueue_inner(message, dsn, Some(envelope)).await?;
+        session
+            .map(|s| (queue, s))
+            .ok_or_else(|| StoreError::Database("envelope not recorded".into()))
+    }
+
+    async fn enqueue_inner(
+        &self,
+        message: NewQueuedMessage,
+        dsn: DsnRequest,
+        envelope: Option<NewEnvelope>,
+    ) -> Result<(QueueId, Option<SmtpSessionId>)> {
         if message.recipients.is_empty() {
             return Err(StoreError::Invalid("recipients".into()));
         }
@@ -919,7 +1095,261 @@ impl Store {
         };
         self.inner
             .write(false, move |conn| {
-                queue::enqueue(conn, &hash, &message, &dsn, now())
+                let recorded = match &envelope {
+                    Some(e) => Some(received::insert_envelope(conn, e, message.received_at)?),
+                    None => None,
+                };
+                let queue =
+                    queue::enqueue(conn, &hash, &message, &dsn, recorded.map(|r| r.0), now())?;
+                Ok((queue, recorded.map(|r| r.1)))
+            })
+            .await
+    }
+
+    // ---- received mail as data ----
+
+    /// Stores a message received in capture mode, in one transaction: the
+    /// blob (parsed here, off the writer), its envelope, and a copy in the
+    /// INBOX of each recipient's account, made as a captured account the
+    /// first time mail arrives for an address that has none. Nothing is
+    /// queued. Returns the copies' arrival numbers and the session's id.
+    pub async fn capture(
+        &self,
+        message: NewQueuedMessage,
+        envelope: NewEnvelope,
+    ) -> Result<(Vec<u64>, SmtpSessionId)> {
+        if message.recipients.is_empty() {
+            return Err(StoreError::Invalid("recipients".into()));
+        }
+        let (hash, json, message) = blocking(move || {
+            let json = serde_json::to_string(&parse::summarize(&message.raw))
+                .map_err(|e| StoreError::Database(format!("summary encoding: {e}")));
+            (blobs::hash(&message.raw), json, message)
+        })
+        .await?;
+        let json = json?;
+        let captured = self
+            .inner
+            .write(true, move |conn| {
+                capture::capture(
+                    conn,
+                    &message.raw,
+                    &hash,
+                    &json,
+                    &message.recipients,
+                    &envelope,
+                    message.received_at,
+                )
+            })
+            .await?;
+        let arrivals = captured
+            .arrivals
+            .into_iter()
+            .filter_map(|a| u64::try_from(a).ok())
+            .collect();
+        Ok((arrivals, captured.session))
+    }
+
+    /// Records the end of an SMTP session: when, how many commands were
+    /// refused, and its transcript. A session without a row yet (it gave no
+    /// message) gets one. Returns its id.
+    pub async fn end_smtp_session(
+        &self,
+        session: Option<SmtpSessionId>,
+        start: SmtpSessionStart,
+        ended_at: Timestamp,
+        refusals: u32,
+        transcript: String,
+    ) -> Result<SmtpSessionId> {
+        self.inner
+            .write(false, move |conn| {
+                received::end_session(conn, session, &start, ended_at, refusals, &transcript)
+            })
+            .await
+    }
+
+    /// One envelope, if it is kept.
+    pub async fn envelope(&self, id: EnvelopeId) -> Result<Option<Envelope>> {
+        self.inner
+            .read(move |conn| received::envelope(conn, id))
+            .await
+    }
+
+    /// One recorded SMTP session, if it is kept.
+    pub async fn smtp_session(&self, id: SmtpSessionId) -> Result<Option<SmtpSessionRecord>> {
+        self.inner
+            .read(move |conn| received::session(conn, id))
+            .await
+    }
+
+    /// Up to `limit` recorded SMTP sessions older than `before` (from the
+    /// newest if `None`), newest first.
+    pub async fn smtp_sessions(
+        &self,
+        before: Option<SmtpSessionId>,
+        limit: usize,
+    ) -> Result<Vec<SmtpSessionRecord>> {
+        self.inner
+            .read(move |conn| received::sessions(conn, before, limit))
+            .await
+    }
+
+    /// The envelopes of the messages one session gave, in order.
+    pub async fn session_envelopes(&self, id: SmtpSessionId) -> Result<Vec<Envelope>> {
+        self.inner
+            .read(move |conn| received::session_envelopes(conn, id))
+            .await
+    }
+
+    /// Keeps the newest `keep` SMTP sessions and drops older ones, with
+    /// the envelopes nothing points at any more. Returns how many went.
+    pub async fn prune_smtp_sessions(&self, keep: usize) -> Result<usize> {
+        self.inner
+            .write(false, move |conn| received::prune(conn, keep))
+            .await
+    }
+
+    // ---- capture mode and sandboxes ----
+
+    /// Sets the password every captured account logs in with (IMAP, POP3):
+    /// hashed once here and given to every captured account, now and later.
+    pub async fn set_capture_password(&self, password: &str) -> Result<()> {
+        let password = password.to_owned();
+        let hash = self
+            .passwords
+            .run(move || accounts::hash_password(&password))
+            .await??;
+        self.inner
+            .write(false, move |conn| capture::set_password(conn, &hash))
+            .await
+    }
+
+    /// Makes a sandbox: a fresh random domain under `.sandbox.test` (RFC
+    /// 2606's reserved `.test`) and a token that alone sees its mail.
+    pub async fn create_sandbox(&self) -> Result<Sandbox> {
+        let mut bytes = [0u8; 26];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Database(format!("no randomness: {e}")))?;
+        let domain = format!("{}.sandbox.test", hex::encode(&bytes[..6]));
+        let token = hex::encode(&bytes[6..]);
+        let token_hash = blobs::hash(token.as_bytes());
+        let stored = domain.clone();
+        self.inner
+            .write(false, move |conn| {
+                capture::create_sandbox(conn, &stored, &token_hash, now())
+            })
+            .await?;
+        Ok(Sandbox { domain, token })
+    }
+
+    /// The sandbox domain a token opens, if any.
+    pub async fn sandbox_for_token(&self, token: &str) -> Result<Option<String>> {
+        let token_hash = blobs::hash(token.as_bytes());
+        self.inner
+            .read(move |conn| capture::sandbox_for(conn, &token_hash))
+            .await
+    }
+
+    /// Every sandbox domain with its creation time, oldest first.
+    pub async fn sandboxes(&self) -> Result<Vec<(String, Timestamp)>> {
+        self.inner.read(capture::sandboxes).await
+    }
+
+    /// Deletes a sandbox and every account in its domain, with their mail.
+    /// Returns whether there was such a sandbox.
+    pub async fn delete_sandbox(&self, domain: &str) -> Result<bool> {
+        let domain = domain.to_lowercase();
+        self.inner
+            .write(true, move |conn| capture::delete_sandbox(conn, &domain))
+            .await
+    }
+
+    // ---- messages by arrival (the HTTP API) ----
+
+    /// The messages in `scope` that arrived after `after`, oldest first, at
+    /// most `limit`: what a waiter asks for. Summaries come without their
+    /// MIME tree.
+    pub async fn arrivals_after(
+        &self,
+        scope: ArrivalScope,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ArrivedMessage>> {
+        let cache = self.envelope_cache.clone();
+        self.inner
+            .read(move |conn| arrivals::list(conn, &cache, &scope, after, None, false, limit))
+            .await
+    }
+
+    /// The messages in `scope` that arrived before `before` (from the
+    /// newest if `None`), newest first, at most `limit`: a page of a list.
+    pub async fn arrivals_newest(
+        &self,
+        scope: ArrivalScope,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<ArrivedMessage>> {
+        let cache = self.envelope_cache.clone();
+        self.inner
+            .read(move |conn| arrivals::list(conn, &cache, &scope, 0, before, true, limit))
+            .await
+    }
+
+    /// How many messages `scope` holds, and how many are not `\Seen`.
+    pub async fn arrival_counts(&self, scope: ArrivalScope) -> Result<(u64, u64)> {
+        self.inner
+            .read(move |conn| arrivals::count(conn, &scope))
+            .await
+    }
+
+    /// One message by arrival number, with its whole summary, if it is in
+    /// `scope`.
+    pub async fn arrival(
+        &self,
+        scope: ArrivalScope,
+        arrival: u64,
+    ) -> Result<Option<ArrivedMessage>> {
+        self.inner
+            .read(move |conn| arrivals::find(conn, &scope, arrival))
+            .await
+    }
+
+    /// The raw bytes of one message by arrival number, if it is in `scope`.
+    pub async fn arrival_raw(&self, scope: ArrivalScope, arrival: u64) -> Result<Option<Vec<u8>>> {
+        self.inner
+            .read(move |conn| arrivals::raw(conn, &scope, arrival))
+            .await
+    }
+
+    /// The last arrival number given (0 before any message): a cursor for
+    /// "whatever arrives from now on".
+    pub async fn last_arrival(&self) -> Result<u64> {
+        self.inner.read(arrivals::last).await
+    }
+
+    /// Expunges the messages these arrival numbers name within `scope`,
+    /// as an IMAP EXPUNGE would (sessions see it). Returns how many went.
+    pub async fn delete_arrivals(&self, scope: ArrivalScope, arrivals: &[u64]) -> Result<usize> {
+        let arrivals = arrivals.to_vec();
+        self.inner
+            .write(true, move |conn| arrivals::delete(conn, &scope, &arrivals))
+            .await
+    }
+
+    /// Changes flags (as [`Store::store_flags`] takes them) of the messages
+    /// these arrival numbers name within `scope`. Returns how many changed.
+    pub async fn set_arrival_flags(
+        &self,
+        scope: ArrivalScope,
+        arrivals: &[u64],
+        change: FlagChange,
+        flags: &[String],
+    ) -> Result<usize> {
+        let flags = mailbox::parse_flags(flags)?;
+        let arrivals = arrivals.to_vec();
+        self.inner
+            .write(true, move |conn| {
+                arrivals::set_flags(conn, &scope, &arrivals, change, &flags)
             })
             .await
     }

@@ -131,6 +131,22 @@ pub(crate) struct Append<'a> {
     pub internal_date: Timestamp,
     pub system_flags: i64,
     pub keywords: &'a str,
+    /// How it arrived over SMTP (`envelopes.id`), if it did.
+    pub envelope: Option<i64>,
+}
+
+/// Writer: the next arrival number (`messages.arrival`): one more than
+/// the last ever given, in any mailbox, so it never comes back after a
+/// delete.
+fn next_arrival(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('last_arrival', 1)
+         ON CONFLICT (key) DO UPDATE SET value = value + 1
+         RETURNING value",
+    )
+    .db()?
+    .query_row([], |row| row.get(0))
+    .db()
 }
 
 /// Writer: appends a message to a mailbox (taking a blob reference), with
@@ -140,7 +156,7 @@ pub(crate) fn append(
     account: AccountId,
     mailbox: &str,
     message: &Append<'_>,
-) -> Result<(MailboxId, Uid, ModSeq)> {
+) -> Result<Appended> {
     let (id, uid_next, highest): (i64, i64, i64) = conn
         .prepare_cached(
             "SELECT id, uid_next, highest_modseq FROM mailboxes
@@ -165,10 +181,12 @@ pub(crate) fn append(
         .db()?
         .execute(params![id, uid_next + 1, modseq])
         .db()?;
+    let arrival = next_arrival(conn)?;
     conn.prepare_cached(
         "INSERT INTO messages
-             (mailbox_id, uid, blob_hash, modseq, internal_date, size, system_flags, keywords)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+             (mailbox_id, uid, blob_hash, modseq, internal_date, size, system_flags, keywords,
+              envelope_id, arrival)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .db()?
     .execute(params![
@@ -180,6 +198,8 @@ pub(crate) fn append(
         i64::try_from(message.size).unwrap_or(i64::MAX),
         message.system_flags,
         message.keywords,
+        message.envelope,
+        arrival,
     ])
     .db()?;
     blobs::incref(conn, message.blob_hash)?;
@@ -190,11 +210,17 @@ pub(crate) fn append(
     .db()?
     .execute(params![id, uid_next, modseq, now()])
     .db()?;
-    Ok((
-        MailboxId(id),
-        Uid(uid),
-        ModSeq(u64::try_from(modseq).unwrap_or(0)),
-    ))
+    Ok(Appended {
+        uid: Uid(uid),
+        arrival,
+    })
+}
+
+/// Where [`append`] put a message.
+pub(crate) struct Appended {
+    pub uid: Uid,
+    /// Its `messages.arrival`.
+    pub arrival: i64,
 }
 
 fn to_u32(v: i64, what: &str) -> Result<u32> {
@@ -389,6 +415,9 @@ struct EnvelopeFields {
     header_len: u64,
     raw: crate::RawFields,
     addresses: Option<Box<crate::AddressFields>>,
+    return_path: Option<String>,
+    preview: Option<String>,
+    attachments: u32,
 }
 
 /// Envelope-only summaries by blob hash. A blob never changes, so an
@@ -419,6 +448,9 @@ fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
         header_len: fields.header_len,
         raw: fields.raw,
         addresses: fields.addresses,
+        return_path: fields.return_path,
+        preview: fields.preview,
+        attachments: fields.attachments,
         ..Default::default()
     }
 }
@@ -451,48 +483,57 @@ pub(crate) fn envelopes(
     let mut rows = stmt
         .query(params![id.0, i64::from(low.0), i64::from(high.0)])
         .db()?;
-    let mut summary_of = conn
-        .prepare_cached("SELECT summary FROM summaries WHERE hash = ?1")
-        .db()?;
-    let lock = || {
-        cache
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    };
     let mut out = Vec::with_capacity(uids.len());
     while let Some(row) = rows.next().db()? {
         let uid = Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?);
         if !wanted.contains(&uid) {
             continue;
         }
-        // Borrowed from the row: most envelopes come from the cache, and
-        // the hash is copied only to insert a new one.
-        let hash = row
-            .get_ref(6)
-            .db()?
-            .as_str()
-            .map_err(|e| StoreError::Database(format!("blob hash: {e}")))?;
-        let cached = lock().get(hash).cloned();
-        let summary = match cached {
-            Some(s) => s,
-            None => {
-                let json: Option<String> =
-                    summary_of.query_row([hash], |r| r.get(0)).optional().db()?;
-                let s = std::sync::Arc::new(decode_envelope(json.as_deref()));
-                // Only a parsed blob is kept: an unparsed one may be parsed later.
-                if json.is_some() {
-                    let mut c = lock();
-                    if c.len() >= ENVELOPE_CACHE_ENTRIES {
-                        c.clear();
-                    }
-                    c.insert(hash.to_owned(), s.clone());
-                }
-                s
-            }
-        };
+        let summary = cached_envelope(conn, cache, row, 6)?;
         out.push(message_info_with(row, summary)?);
     }
     Ok(out)
+}
+
+/// Reader: the envelope-only summary of the blob whose hash is in column
+/// `column` of `row`, from `cache` or decoded (and kept) now.
+pub(crate) fn cached_envelope(
+    conn: &Connection,
+    cache: &EnvelopeCache,
+    row: &rusqlite::Row<'_>,
+    column: usize,
+) -> Result<std::sync::Arc<crate::MessageSummary>> {
+    let lock = || {
+        cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    };
+    // Borrowed from the row: most envelopes come from the cache, and the
+    // hash is copied only to insert a new one.
+    let hash = row
+        .get_ref(column)
+        .db()?
+        .as_str()
+        .map_err(|e| StoreError::Database(format!("blob hash: {e}")))?;
+    if let Some(s) = lock().get(hash).cloned() {
+        return Ok(s);
+    }
+    let json: Option<String> = conn
+        .prepare_cached("SELECT summary FROM summaries WHERE hash = ?1")
+        .db()?
+        .query_row([hash], |r| r.get(0))
+        .optional()
+        .db()?;
+    let s = std::sync::Arc::new(decode_envelope(json.as_deref()));
+    // Only a parsed blob is kept: an unparsed one may be parsed later.
+    if json.is_some() {
+        let mut c = lock();
+        if c.len() >= ENVELOPE_CACHE_ENTRIES {
+            c.clear();
+        }
+        c.insert(hash.to_owned(), s.clone());
+    }
+    Ok(s)
 }
 
 /// Reader: one message's raw bytes.
@@ -1136,9 +1177,11 @@ pub(crate) fn copy_messages(
     let target = mailbox_state(conn, account, &MailboxKey::from(to))?;
     let mut pairs = Vec::new();
     for uid in sorted_uids(uids) {
-        let found: Option<(String, i64, i64, i64, String)> = conn
+        type Row = (String, i64, i64, i64, String, Option<i64>);
+        let found: Option<Row> = conn
             .prepare_cached(
-                "SELECT blob_hash, internal_date, size, system_flags, keywords FROM messages
+                "SELECT blob_hash, internal_date, size, system_flags, keywords, envelope_id
+                   FROM messages
                   WHERE mailbox_id = ?1 AND uid = ?2",
             )
             .db()?
@@ -1149,21 +1192,24 @@ pub(crate) fn copy_messages(
                     row.get(2)?,
                     row.get(3)?,
                     row.get(4)?,
+                    row.get(5)?,
                 ))
             })
             .optional()
             .db()?;
-        let Some((hash, internal_date, size, system_flags, keywords)) = found else {
+        let Some((hash, internal_date, size, system_flags, keywords, envelope)) = found else {
             continue;
         };
+        // A copy arrived the way the original did.
         let message = Append {
             blob_hash: &hash,
             size: to_u64(size, "message size")?,
             internal_date,
             system_flags,
             keywords: &keywords,
+            envelope,
         };
-        let (_, new_uid, _) = append(conn, account, to, &message)?;
+        let new_uid = append(conn, account, to, &message)?.uid;
         pairs.push((uid, new_uid));
     }
     Ok((to_u32(target.uid_validity, "UIDVALIDITY")?, pairs))
@@ -1207,8 +1253,9 @@ pub(crate) fn append_raw(
         internal_date,
         system_flags: flags.system,
         keywords: &keywords,
+        envelope: None,
     };
-    let (_, uid, _) = append(conn, account, mailbox, &message)?;
+    let uid = append(conn, account, mailbox, &message)?.uid;
     Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))
 }
 

@@ -22,8 +22,8 @@ mod mime;
 /// cached by an older version are made again ([`crate::reparse`]).
 /// 1: mail-parser's tree; 2: the tree, addresses and dates read here;
 /// 3: declared types kept (a multipart without parts, an encoded
-/// message/rfc822).
-pub(crate) const SUMMARY_VERSION: i64 = 3;
+/// message/rfc822); 4: the preview and attachment count.
+pub(crate) const SUMMARY_VERSION: i64 = 4;
 
 /// Parses `raw` into a summary. Never panics.
 pub(crate) fn summarize(raw: &[u8]) -> MessageSummary {
@@ -45,7 +45,36 @@ pub(crate) fn summarize(raw: &[u8]) -> MessageSummary {
         }
     };
     summary.return_path = return_path(raw, summary.header_len);
+    let (preview, attachments) = preview_and_attachments(raw);
+    summary.preview = preview;
+    summary.attachments = attachments;
     summary
+}
+
+/// The message's text, decoded and collapsed to one line of at most
+/// [`crate::PREVIEW_CHARS`] characters, and its number of attachments, as
+/// mail-parser sees them (it decodes transfer encodings and charsets).
+fn preview_and_attachments(raw: &[u8]) -> (Option<String>, u32) {
+    catch_unwind(AssertUnwindSafe(|| {
+        let Some(message) = MessageParser::default().parse(raw) else {
+            return (None, 0);
+        };
+        // Generous: white space is collapsed below.
+        let preview = message
+            .body_preview(crate::PREVIEW_CHARS * 4)
+            .map(|text| {
+                text.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(crate::PREVIEW_CHARS)
+                    .collect::<String>()
+            })
+            .filter(|text| !text.is_empty());
+        let attachments = u32::try_from(message.attachment_count()).unwrap_or(u32::MAX);
+        (preview, attachments)
+    }))
+    .unwrap_or((None, 0))
 }
 
 /// The envelope sender in the first `Return-Path:` field of the header

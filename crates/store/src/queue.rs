@@ -157,13 +157,14 @@ pub(crate) fn enqueue(
     hash: &str,
     message: &NewQueuedMessage,
     dsn: &DsnRequest,
+    envelope: Option<crate::EnvelopeId>,
     now: Timestamp,
 ) -> Result<QueueId> {
     blobs::add_ref(conn, hash, &message.raw)?;
     conn.prepare_cached(
         "INSERT INTO queue (blob_hash, sender, auth_user, body_type, smtputf8, size, received_at,
-                            dsn_ret, dsn_envid)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                            dsn_ret, dsn_envid, envelope_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .db()?
     .execute(params![
@@ -176,6 +177,7 @@ pub(crate) fn enqueue(
         message.received_at,
         dsn.ret.map(ret_str),
         dsn.envid,
+        envelope.map(|e| e.0),
     ])
     .db()?;
     let id = conn.last_insert_rowid();
@@ -453,10 +455,13 @@ pub(crate) fn deliver_local(
     notice: Option<(&str, &NewQueuedMessage)>,
     now: Timestamp,
 ) -> Result<bool> {
-    let (queued_hash, queued_size, received_at): (String, i64, Timestamp) = conn
-        .prepare_cached("SELECT blob_hash, size, received_at FROM queue WHERE id = ?1")
+    type Row = (String, i64, Timestamp, Option<i64>);
+    let (queued_hash, queued_size, received_at, envelope): Row = conn
+        .prepare_cached("SELECT blob_hash, size, received_at, envelope_id FROM queue WHERE id = ?1")
         .db()?
-        .query_row([queue.0], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .query_row([queue.0], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
         .optional()
         .db()?
         .ok_or_else(|| not_found(queue))?;
@@ -487,6 +492,7 @@ pub(crate) fn deliver_local(
         internal_date: received_at,
         system_flags: 0,
         keywords: "",
+        envelope,
     };
     let mut appended = false;
     // Several recipients of one message may resolve to one mailbox
@@ -519,7 +525,14 @@ pub(crate) fn deliver_local(
         }
     }
     if let Some((notice_hash, message)) = notice.filter(|_| delivered_now) {
-        enqueue(conn, notice_hash, message, &DsnRequest::default(), now)?;
+        enqueue(
+            conn,
+            notice_hash,
+            message,
+            &DsnRequest::default(),
+            None,
+            now,
+        )?;
     }
     if copy.is_some() {
         blobs::release(conn, &hash, 0)?;
@@ -545,7 +558,14 @@ pub(crate) fn deliver_remote(
         open |= is_open(recipient_state(conn, queue, rcpt)?);
     }
     if let Some((notice_hash, message)) = notice.filter(|_| open) {
-        enqueue(conn, notice_hash, message, &DsnRequest::default(), now)?;
+        enqueue(
+            conn,
+            notice_hash,
+            message,
+            &DsnRequest::default(),
+            None,
+            now,
+        )?;
     }
     update_recipients(conn, queue, recipients, &Outcome::Delivered)
 }
@@ -638,9 +658,14 @@ pub(crate) fn bounce_with_report(
         marked += mark.execute(params![rcpt.0, queue.0, error]).db()?;
     }
     let report_id = match report {
-        Some((hash, message)) if marked > 0 => {
-            Some(enqueue(conn, hash, message, &DsnRequest::default(), now)?)
-        }
+        Some((hash, message)) if marked > 0 => Some(enqueue(
+            conn,
+            hash,
+            message,
+            &DsnRequest::default(),
+            None,
+            now,
+        )?),
         _ => None,
     };
     finish_if_done(conn, queue)?;

@@ -207,6 +207,62 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE queue_recipients ADD COLUMN dsn_notify TEXT;
     ALTER TABLE queue_recipients ADD COLUMN dsn_orcpt TEXT;
     "#,
+    // Received mail as data (issue: the envelope, kept apart from the
+    // bytes). `smtp_sessions`: one row per SMTP session that gave a message
+    // or a refusal, with its bounded transcript. `envelopes`: MAIL FROM and
+    // every RCPT with their parameters, and how the client came (HELO, its
+    // address, TLS, AUTH user), for each accepted message; the queue entry
+    // and every delivered copy point at it. `messages.arrival`: a number
+    // that only grows, never reused, for "what arrived after this" (the
+    // HTTP API's cursor and message id). `accounts.captured`: made by
+    // capture mode for an address mail arrived for. `sandboxes`: domains
+    // whose mail only the holder of a token sees.
+    r#"
+    CREATE TABLE smtp_sessions (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        client     TEXT NOT NULL,
+        role       TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at   INTEGER,
+        refusals   INTEGER NOT NULL DEFAULT 0,
+        transcript TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE envelopes (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id  INTEGER REFERENCES smtp_sessions(id) ON DELETE SET NULL,
+        mail_from   TEXT NOT NULL,
+        mail_params TEXT NOT NULL DEFAULT '',
+        recipients  TEXT NOT NULL,
+        helo        TEXT,
+        client      TEXT,
+        tls         TEXT,
+        auth_user   TEXT,
+        received_at INTEGER NOT NULL,
+        warnings    TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX envelopes_session ON envelopes(session_id);
+    ALTER TABLE queue ADD COLUMN envelope_id INTEGER REFERENCES envelopes(id) ON DELETE SET NULL;
+    ALTER TABLE messages ADD COLUMN envelope_id INTEGER REFERENCES envelopes(id) ON DELETE SET NULL;
+    CREATE INDEX messages_envelope ON messages(envelope_id) WHERE envelope_id IS NOT NULL;
+    ALTER TABLE messages ADD COLUMN arrival INTEGER;
+    UPDATE messages SET arrival = id;
+    INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'last_arrival', coalesce(max(id), 0) FROM messages;
+    CREATE UNIQUE INDEX messages_arrival ON messages(arrival);
+    ALTER TABLE accounts ADD COLUMN captured INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE sandboxes (
+        domain     TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    "#,
+    // The change feed and the expunge tombstones are pruned (`prune`):
+    // every change and tombstone of a mailbox with a modseq above
+    // `horizon_modseq` is kept; at or below it some may be gone, which
+    // QRESYNC must know. 0: nothing pruned yet.
+    r#"
+    ALTER TABLE mailboxes ADD COLUMN horizon_modseq INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -2623,3 +2623,569 @@ async fn inbox_level_names_of_older_versions_are_migrated() {
     assert!(!subs.iter().any(|s| s.starts_with("inbox")), "{subs:?}");
     assert_eq!(subs.iter().filter(|s| *s == "INBOX/kid").count(), 1);
 }
+
+fn envelope_for(recipients: &[&str]) -> NewEnvelope {
+    NewEnvelope {
+        session: None,
+        session_start: SmtpSessionStart {
+            client: "127.0.0.1:40000".into(),
+            role: "smtp".into(),
+            started_at: 1_700_000_000,
+        },
+        mail_from: "app@example.org".into(),
+        mail_params: "BODY=8BITMIME".into(),
+        recipients: recipients
+            .iter()
+            .map(|r| EnvelopeRecipient {
+                address: r.to_string(),
+                params: String::new(),
+            })
+            .collect(),
+        helo: Some("app.example.org".into()),
+        tls: None,
+        auth_user: None,
+        warnings: vec![],
+    }
+}
+
+#[tokio::test]
+async fn capture_keeps_each_recipient_apart_with_the_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.set_capture_password("capture-pw").await.unwrap();
+    let to = [
+        "customer@gmail.com",
+        "Ops@Acme.example",
+        "hidden@bcc.example",
+    ];
+    let (arrivals, session) = store
+        .capture(message(&raw_message("hello"), &to), envelope_for(&to))
+        .await
+        .unwrap();
+    assert_eq!(arrivals.len(), 3);
+    assert!(arrivals.windows(2).all(|w| w[0] < w[1]));
+    // Each address is an account of its own, with an INBOX, and can log in
+    // with the capture password; its domain is not made local.
+    for address in [
+        "customer@gmail.com",
+        "ops@acme.example",
+        "hidden@bcc.example",
+    ] {
+        let account = store
+            .authenticate(address, "capture-pw")
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{address} cannot log in"));
+        let inbox = store.messages(account.id, "INBOX").await.unwrap();
+        assert_eq!(inbox.len(), 1);
+    }
+    assert!(!store.is_local_domain("gmail.com").await.unwrap());
+    // The envelope is data, with the Bcc recipient, the bytes untouched.
+    let first = store
+        .arrival(ArrivalScope::All, arrivals[0])
+        .await
+        .unwrap()
+        .unwrap();
+    let envelope = store
+        .envelope(first.envelope.unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(envelope.session, Some(session));
+    assert_eq!(envelope.mail_from, "app@example.org");
+    assert_eq!(envelope.recipients.len(), 3);
+    assert_eq!(envelope.recipients[2].address, "hidden@bcc.example");
+    assert_eq!(
+        store
+            .arrival_raw(ArrivalScope::All, arrivals[2])
+            .await
+            .unwrap()
+            .unwrap(),
+        raw_message("hello")
+    );
+    // A second message to the same address goes to the same account.
+    let (again, _) = store
+        .capture(
+            message(&raw_message("again"), &["customer@gmail.com"]),
+            NewEnvelope {
+                session: Some(session),
+                ..envelope_for(&["customer@gmail.com"])
+            },
+        )
+        .await
+        .unwrap();
+    assert!(again[0] > arrivals[2]);
+    let customer = store.account("customer@gmail.com").await.unwrap().unwrap();
+    assert_eq!(store.messages(customer.id, "INBOX").await.unwrap().len(), 2);
+    assert_eq!(store.session_envelopes(session).await.unwrap().len(), 2);
+    // The session's end is recorded on the same row.
+    store
+        .end_smtp_session(
+            Some(session),
+            envelope_for(&[]).session_start,
+            1_700_000_100,
+            1,
+            "C: QUIT\r\nS: 221 bye\r\n".into(),
+        )
+        .await
+        .unwrap();
+    let record = store.smtp_session(session).await.unwrap().unwrap();
+    assert_eq!(record.refusals, 1);
+    assert_eq!(record.ended_at, Some(1_700_000_100));
+    assert!(record.transcript.contains("221 bye"));
+}
+
+#[tokio::test]
+async fn arrivals_page_wait_and_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let sandbox = store.create_sandbox().await.unwrap();
+    assert!(sandbox.domain.ends_with(".sandbox.test"));
+    assert_eq!(
+        store.sandbox_for_token(&sandbox.token).await.unwrap(),
+        Some(sandbox.domain.clone())
+    );
+    assert_eq!(store.sandbox_for_token("nope").await.unwrap(), None);
+    let cursor = store.last_arrival().await.unwrap();
+    let inside = format!("user@{}", sandbox.domain);
+    for (i, to) in ["a@x.example", inside.as_str(), "b@x.example"]
+        .iter()
+        .enumerate()
+    {
+        store
+            .capture(
+                message(&raw_message(&format!("m{i}")), &[to]),
+                envelope_for(&[to]),
+            )
+            .await
+            .unwrap();
+    }
+    let all = store
+        .arrivals_newest(ArrivalScope::All, None, 10)
+        .await
+        .unwrap();
+    let subjects: Vec<_> = all
+        .iter()
+        .map(|m| m.summary.subject.clone().unwrap())
+        .collect();
+    assert_eq!(subjects, ["m2", "m1", "m0"]);
+    let page = store
+        .arrivals_newest(ArrivalScope::All, Some(all[0].arrival), 1)
+        .await
+        .unwrap();
+    assert_eq!(page[0].summary.subject.as_deref(), Some("m1"));
+    let after = store
+        .arrivals_after(ArrivalScope::All, cursor, 10)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 3);
+    assert_eq!(after[0].summary.subject.as_deref(), Some("m0"));
+    assert_eq!(after[0].summary.preview.as_deref(), Some("Body of m0."));
+
+    let scope = ArrivalScope::Domain(sandbox.domain.clone());
+    let mine = store
+        .arrivals_newest(scope.clone(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].address, inside);
+    assert!(store
+        .arrival(scope.clone(), all[0].arrival)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.arrival_counts(scope.clone()).await.unwrap(), (1, 1));
+    store
+        .set_arrival_flags(
+            scope.clone(),
+            &[mine[0].arrival],
+            FlagChange::Add,
+            &["\\Seen".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.arrival_counts(scope.clone()).await.unwrap(), (1, 0));
+    // Deleting within a scope never reaches outside it.
+    assert_eq!(
+        store
+            .delete_arrivals(scope.clone(), &[all[0].arrival, mine[0].arrival])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.arrival_counts(ArrivalScope::All).await.unwrap().0, 2);
+    // Arrival numbers are never given again after a delete.
+    let last = store.last_arrival().await.unwrap();
+    store
+        .capture(
+            message(&raw_message("m3"), &[&inside]),
+            envelope_for(&[&inside]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.last_arrival().await.unwrap(), last + 1);
+    assert!(store.delete_sandbox(&sandbox.domain).await.unwrap());
+    assert!(store.account(&inside).await.unwrap().is_none());
+    assert_eq!(store.sandbox_for_token(&sandbox.token).await.unwrap(), None);
+    assert_eq!(store.arrival_counts(ArrivalScope::All).await.unwrap().0, 2);
+}
+
+#[tokio::test]
+async fn queued_mail_keeps_its_envelope_through_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (queue, session) = store
+        .enqueue_received(
+            message(&raw_message("queued"), &["alice@localhost"]),
+            DsnRequest::default(),
+            envelope_for(&["alice@localhost"]),
+        )
+        .await
+        .unwrap();
+    assert!(queue.0 > 0);
+    deliver_all(&store).await;
+    let inbox = store
+        .arrivals_newest(ArrivalScope::Account(alice.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 1);
+    let envelope = store
+        .envelope(inbox[0].envelope.expect("envelope linked"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(envelope.session, Some(session));
+    assert_eq!(envelope.helo.as_deref(), Some("app.example.org"));
+    // Pruning sessions keeps the envelope of a stored message.
+    store.prune_smtp_sessions(0).await.unwrap();
+    let envelope = store.envelope(envelope.id).await.unwrap().unwrap();
+    assert_eq!(envelope.session, None);
+}
+
+// ---- pruning the change feed and tombstones ----
+
+fn open_pruning(dir: &tempfile::TempDir, prune: PruneOptions) -> Store {
+    Store::open_with(
+        dir.path(),
+        StoreOptions {
+            poll_interval: Duration::from_millis(50),
+            prune,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A mailbox's history as the database holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Feed {
+    changes: i64,
+    tombstones: i64,
+    /// The lowest modseq left in the feed (0 if empty).
+    oldest: i64,
+    horizon: i64,
+    highest: i64,
+}
+
+async fn feed_of(store: &Store, mailbox: MailboxId) -> Feed {
+    store
+        .inner
+        .read(move |conn| {
+            let (changes, oldest): (i64, i64) = conn
+                .query_row(
+                    "SELECT count(*), coalesce(min(modseq), 0) FROM changes WHERE mailbox_id = ?1",
+                    [mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            let tombstones: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM expunged WHERE mailbox_id = ?1",
+                    [mailbox.0],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let (horizon, highest): (i64, i64) = conn
+                .query_row(
+                    "SELECT horizon_modseq, highest_modseq FROM mailboxes WHERE id = ?1",
+                    [mailbox.0],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap();
+            Ok(Feed {
+                changes,
+                tombstones,
+                oldest,
+                horizon,
+                highest,
+            })
+        })
+        .await
+        .unwrap()
+}
+
+/// Waits (up to 10 s) until the writer has pruned the mailbox to `keep`
+/// modseqs, or to `horizon` if given.
+async fn pruned(store: &Store, mailbox: MailboxId, keep: i64, horizon: Option<i64>) -> Feed {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let feed = feed_of(store, mailbox).await;
+        let done = match horizon {
+            Some(h) => feed.horizon == h,
+            None => feed.highest - feed.horizon <= keep,
+        };
+        if done {
+            return feed;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not pruned to {keep} modseqs / horizon {horizon:?}: {feed:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn pruning_bounds_the_feed_and_keeps_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let keep = 40;
+    let store = open_pruning(
+        &dir,
+        PruneOptions {
+            keep_changes: keep as u64,
+            max_age: Duration::ZERO,
+            batch: 16,
+            interval: Duration::ZERO,
+        },
+    );
+    let alice = alice_with_messages(&store, 5).await;
+    let inbox = store
+        .mailbox_index(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .mailbox;
+    let uids: Vec<Uid> = (1..=5).map(Uid).collect();
+    store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(3)],
+            FlagChange::Add,
+            &strings(&["$Important"]),
+        )
+        .await
+        .unwrap();
+
+    // 1,000 flag changes, and 20 messages appended and expunged again.
+    let mut expunges = Vec::new();
+    let mut largest_feed = 0;
+    for round in 0..=200 {
+        let change = if round % 2 == 0 {
+            FlagChange::Add
+        } else {
+            FlagChange::Remove
+        };
+        let changed = store
+            .store_flags(alice.id, "INBOX", &uids, change, &strings(&["\\Seen"]))
+            .await
+            .unwrap();
+        assert_eq!(changed.len(), 5);
+        if round % 10 == 5 {
+            let raw = raw_message(&format!("passing {round}"));
+            let (_, uid) = store
+                .append(alice.id, "INBOX", raw, &[], 1_700_000_000)
+                .await
+                .unwrap();
+            assert_eq!(
+                store.expunge(alice.id, "INBOX", &[uid]).await.unwrap(),
+                vec![uid]
+            );
+            let modseq = store
+                .mailbox_index(alice.id, "INBOX")
+                .await
+                .unwrap()
+                .highest_modseq;
+            expunges.push((uid, modseq));
+        }
+        if round % 20 == 0 {
+            largest_feed = largest_feed.max(feed_of(&store, inbox).await.changes);
+        }
+    }
+    // Pruned as it went: the feed never got far past the bound.
+    assert!(
+        largest_feed <= 2 * keep,
+        "the feed reached {largest_feed} rows"
+    );
+
+    let feed = pruned(&store, inbox, keep, None).await;
+    assert!(feed.highest > 25 * keep, "{feed:?}");
+    // Exactly the newest `keep` modseqs are left, one row each.
+    assert_eq!(feed.horizon, feed.highest - keep, "{feed:?}");
+    assert_eq!(feed.changes, keep, "{feed:?}");
+    assert_eq!(feed.oldest, feed.horizon + 1, "{feed:?}");
+    // Tombstones: those above the horizon, and QRESYNC can tell which.
+    let recent: Vec<Uid> = expunges
+        .iter()
+        .filter(|(_, m)| m.0 as i64 > feed.horizon)
+        .map(|(u, _)| *u)
+        .collect();
+    assert!(recent.len() < expunges.len(), "{expunges:?} {feed:?}");
+    assert_eq!(feed.tombstones, recent.len() as i64, "{feed:?}");
+    let horizon = ModSeq(feed.horizon as u64);
+    assert_eq!(
+        store.expunged_since(inbox, horizon).await.unwrap(),
+        ExpungedSince::Known(recent)
+    );
+    assert_eq!(
+        store
+            .expunged_since(inbox, ModSeq(horizon.0 - 1))
+            .await
+            .unwrap(),
+        ExpungedSince::Pruned { horizon }
+    );
+    assert!(matches!(
+        store.expunged_since(MailboxId(9999), horizon).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    // The mail itself is untouched: five messages, \Seen from the last
+    // round, the keyword set once at the start, the bytes, the blobs.
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    let listed: Vec<(Uid, Vec<String>)> = index
+        .messages
+        .iter()
+        .map(|m| (m.uid, m.flags.clone()))
+        .collect();
+    let expected: Vec<(Uid, Vec<String>)> = uids
+        .iter()
+        .map(|&u| {
+            let flags = if u == Uid(3) {
+                strings(&["\\Seen", "$Important"])
+            } else {
+                strings(&["\\Seen"])
+            };
+            (u, flags)
+        })
+        .collect();
+    assert_eq!(listed, expected);
+    assert_eq!(index.highest_modseq, ModSeq(feed.highest as u64));
+    assert_eq!(index.uid_next, Uid(26));
+    let raw = store
+        .message_raw(alice.id, "INBOX", Uid(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains("Subject: m0"));
+    assert_eq!(store.blob_count().await.unwrap(), 5);
+    // Other mailboxes had no history to prune.
+    for mailbox in store.mailboxes(alice.id).await.unwrap() {
+        if mailbox.id != inbox {
+            assert_eq!(feed_of(&store, mailbox.id).await.horizon, 0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn pruning_an_older_feed_on_open_and_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written without a small bound (as before pruning): the whole feed.
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+    let inbox = store
+        .mailbox_index(alice.id, "INBOX")
+        .await
+        .unwrap()
+        .mailbox;
+    let uids = [Uid(1), Uid(2), Uid(3)];
+    for round in 0..100 {
+        let change = if round % 2 == 0 {
+            FlagChange::Add
+        } else {
+            FlagChange::Remove
+        };
+        store
+            .store_flags(alice.id, "INBOX", &uids, change, &strings(&["\\Flagged"]))
+            .await
+            .unwrap();
+    }
+    let expunged = store.expunge(alice.id, "INBOX", &[Uid(2)]).await.unwrap();
+    assert_eq!(expunged, vec![Uid(2)]);
+    let before = feed_of(&store, inbox).await;
+    assert_eq!(
+        (before.changes, before.tombstones, before.horizon),
+        (304, 1, 0)
+    );
+    drop(store);
+
+    // Reopened with a bound of 100: pruned at once, without a write.
+    let store = open_pruning(
+        &dir,
+        PruneOptions {
+            keep_changes: 100,
+            max_age: Duration::ZERO,
+            batch: 64,
+            interval: Duration::from_secs(3600),
+        },
+    );
+    let feed = pruned(&store, inbox, 100, None).await;
+    assert_eq!(feed.horizon, before.highest - 100);
+    assert_eq!((feed.changes, feed.tombstones), (100, 1));
+    drop(store);
+
+    // Reopened with an age limit of a second, two seconds later: all of it
+    // is old, all of it goes; a change made now stays.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let store = open_pruning(
+        &dir,
+        PruneOptions {
+            keep_changes: 10_000,
+            max_age: Duration::from_secs(1),
+            batch: 1000,
+            interval: Duration::ZERO,
+        },
+    );
+    let feed = pruned(&store, inbox, 0, Some(before.highest)).await;
+    assert_eq!((feed.changes, feed.tombstones), (0, 0), "{feed:?}");
+    store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[Uid(1)],
+            FlagChange::Add,
+            &strings(&["\\Seen"]),
+        )
+        .await
+        .unwrap();
+    // Give the writer time for a look; the young change stays.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let feed = feed_of(&store, inbox).await;
+    assert_eq!(
+        (feed.changes, feed.horizon, feed.highest),
+        (1, before.highest, before.highest + 1)
+    );
+    assert_eq!(
+        store
+            .expunged_since(inbox, ModSeq(before.highest as u64))
+            .await
+            .unwrap(),
+        ExpungedSince::Known(vec![])
+    );
+    assert_eq!(
+        store.expunged_since(inbox, ModSeq(1)).await.unwrap(),
+        ExpungedSince::Pruned {
+            horizon: ModSeq(before.highest as u64)
+        }
+    );
+    // The messages are all still there.
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    let listed: Vec<(Uid, Vec<String>)> = index
+        .messages
+        .iter()
+        .map(|m| (m.uid, m.flags.clone()))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(Uid(1), strings(&["\\Seen"])), (Uid(3), strings(&[]))]
+    );
+}

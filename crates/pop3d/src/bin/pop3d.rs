@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{CommandFactory, Parser};
-use common::daemon::{load_config, run_main, serve, DaemonArgs};
+use common::daemon::{load_config, open_store, run_main, serve, DaemonArgs};
 
 #[derive(Parser)]
 #[command(name = "pop3d", version, about = "Postern's POP3 daemon")]
@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     run_main("pop3d", async move {
         let config = load_config(&Args::command(), args.config.as_deref(), args.data_dir)?;
         serve(config, |process| {
-            let store = store::Store::open(&process.config.data_dir).map_err(|e| e.to_string());
+            let store = open_store(&process.config);
             let ctx = store.map(|store| {
                 Arc::new(pop3d::Pop3Context::new(
                     process.config.clone(),

@@ -194,7 +194,7 @@ impl Outcomes {
 }
 
 /// The `Return-Path:` line local delivery puts on top (RFC 5321 4.4).
-fn return_path(sender: &str) -> Vec<u8> {
+pub(crate) fn return_path(sender: &str) -> Vec<u8> {
     format!("Return-Path: <{sender}>\r\n").into_bytes()
 }
 

@@ -9,7 +9,9 @@ use crate::reply::{self, Reply};
 
 impl Session {
     pub(super) async fn auth(&mut self, mechanism: u64, initial: String) -> Result<(), End> {
-        if !self.role.is_submission() {
+        // Capture mode takes AUTH on every port: apps configured with a
+        // login must just work.
+        if !self.role.is_submission() && !self.capturing() {
             self.reply(reply::auth_not_enabled());
             return Ok(());
         }
@@ -31,7 +33,9 @@ impl Session {
             self.reply(reply::auth_mechanism_unknown());
             return Ok(());
         }
-        if !sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls()) {
+        if !self.capturing()
+            && !sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls())
+        {
             self.reply(reply::encryption_required());
             return Ok(());
         }
@@ -59,7 +63,9 @@ impl Session {
     async fn sasl_response(&mut self, challenge: &str) -> Result<Result<String, SaslError>, End> {
         self.reply(Reply::plain(334, challenge));
         let timeout = Duration::from_secs(self.ctx.config.smtp.command_timeout_secs);
-        match self.read_line(timeout, true).await? {
+        let line = self.read_line(timeout, true).await?;
+        self.record.client_note("****");
+        match line {
             Line::TooLong => Ok(Err(SaslError::Malformed("too long"))),
             Line::Complete(line) => match String::from_utf8(line) {
                 Ok(text) => Ok(Ok(text.trim().to_string())),
@@ -109,6 +115,18 @@ impl Session {
     }
 
     async fn check_credentials(&mut self, credentials: Credentials) {
+        if self.capturing() {
+            // Any credentials: the user name is recorded, the password
+            // never checked (nor kept). A failure rule may still say no.
+            let verdict = self.rule_verdict(Stage::Auth, None, &[]);
+            if self.apply_rules(verdict).await {
+                return;
+            }
+            tracing::info!(user = %credentials.username, "authenticated (capture mode)");
+            self.auth_user = Some(credentials.username);
+            self.reply(reply::auth_ok());
+            return;
+        }
         let ip = self.peer.ip();
         let delay = self.ctx.throttle.delay_for(ip);
         if !delay.is_zero() {

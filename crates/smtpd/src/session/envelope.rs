@@ -27,7 +27,10 @@ impl Session {
         if self.tx.is_some() {
             return self.reply(reply::bad_sequence("Nested MAIL command"));
         }
-        if self.role.is_submission() && self.auth_user.is_none() {
+        self.record.keep = true;
+        // Capture mode takes mail from apps as they are configured, with
+        // or without a login.
+        if self.role.is_submission() && self.auth_user.is_none() && !self.capturing() {
             return self.reply(reply::auth_required());
         }
         if let Some(error) = params.error {
@@ -55,7 +58,7 @@ impl Session {
         if !from.address.is_ascii() && !smtputf8 {
             return self.reply(reply::smtputf8_required());
         }
-        if let Some(login) = self.auth_user.as_deref() {
+        if let Some(login) = self.auth_user.as_deref().filter(|_| !self.capturing()) {
             if self.ctx.config.relay.require_sender_login_match {
                 let ctx = &self.ctx;
                 match policy::sender_matches_login(&ctx.config, &ctx.store, login, &from.address)
@@ -93,6 +96,8 @@ impl Session {
             recipient_dsn: Vec::new(),
             chunks: None,
             warnings: Vec::new(),
+            mail_params: params.written,
+            recipient_params: Vec::new(),
         });
         self.reply(reply::sender_ok());
     }
@@ -133,41 +138,46 @@ impl Session {
             return self.reply(reply::too_many_recipients());
         }
         let may_relay = self.auth_user.is_some() || self.trusted_network;
-        let verdict =
-            policy::check_recipient(&self.ctx.config, &self.ctx.store, &address, may_relay).await;
+        let verdict = if self.capturing() {
+            Ok(policy::capture_recipient(&address))
+        } else {
+            policy::check_recipient(&self.ctx.config, &self.ctx.store, &address, may_relay).await
+        };
         let dsn = store::RecipientDsn {
             notify: params.notify,
             orcpt: params.orcpt,
         };
-        match verdict {
+        let accepted = match &verdict {
             Ok(Verdict::Local(account)) => {
-                if self
-                    .rcpt_refused_by_rule(std::slice::from_ref(&address))
-                    .await
-                {
-                    return;
-                }
                 tracing::debug!(recipient = %address, account = %account.address, "RCPT accepted");
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.recipients.push(address);
-                    tx.recipient_dsn.push(dsn);
-                }
-                self.reply(reply::recipient_ok());
+                true
             }
             Ok(Verdict::Remote) => {
-                if self
-                    .rcpt_refused_by_rule(std::slice::from_ref(&address))
-                    .await
-                {
-                    return;
-                }
                 tracing::debug!(recipient = %address, "RCPT accepted for relay");
-                if let Some(tx) = self.tx.as_mut() {
-                    tx.recipients.push(address);
-                    tx.recipient_dsn.push(dsn);
-                }
-                self.reply(reply::recipient_ok());
+                true
             }
+            Ok(Verdict::Captured) => {
+                tracing::debug!(recipient = %address, "RCPT accepted for capture");
+                true
+            }
+            _ => false,
+        };
+        if accepted {
+            if self
+                .rcpt_refused_by_rule(std::slice::from_ref(&address))
+                .await
+            {
+                return;
+            }
+            if let Some(tx) = self.tx.as_mut() {
+                tx.recipients.push(address);
+                tx.recipient_dsn.push(dsn);
+                tx.recipient_params.push(params.written);
+            }
+            return self.reply(reply::recipient_ok());
+        }
+        match verdict {
+            Ok(Verdict::Local(_) | Verdict::Remote | Verdict::Captured) => {}
             Ok(Verdict::Unroutable) => self.reply(reply::unroutable(&address)),
             Ok(Verdict::UnknownUser) => self.reply(reply::unknown_user(&address)),
             Ok(Verdict::RelayDenied) => self.reply(reply::relay_denied(&address)),

@@ -49,10 +49,18 @@ impl Session {
     }
 
     /// AUTH is offered on the submission ports, once the connection is
-    /// encrypted or plaintext logins are allowed for this client.
+    /// encrypted or plaintext logins are allowed for this client; in
+    /// capture mode on every port, always.
     pub(super) fn offers_auth(&self) -> bool {
-        self.role.is_submission()
-            && self.auth_user.is_none()
-            && common::sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls())
+        if self.auth_user.is_some() {
+            return false;
+        }
+        self.capturing()
+            || self.role.is_submission()
+                && common::sasl::plaintext_allowed(
+                    &self.ctx.config.auth,
+                    self.peer.ip(),
+                    self.is_tls(),
+                )
     }
 }

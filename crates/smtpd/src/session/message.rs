@@ -19,7 +19,7 @@ impl Session {
     /// What to do with a message with bare line ends: capture mode takes
     /// what apps send.
     fn bare_newline(&self) -> BareNewline {
-        if self.ctx.config.capture.enabled {
+        if self.capturing() {
             BareNewline::Normalize
         } else {
             self.ctx.config.smtp.bare_newline
@@ -82,11 +82,15 @@ impl Session {
             self.wait_for_input(timeout).await?;
         }
         if receiver.too_big {
+            self.record.client_note("[message over the size limit]");
             self.tx = None;
             self.reply(reply::message_too_big());
         } else {
             let eight_bit = receiver.eight_bit;
-            self.finish(receiver.into_message(), eight_bit).await;
+            let message = receiver.into_message();
+            self.record
+                .client_note(&format!("[message: {} octets]", message.len()));
+            self.finish(message, eight_bit).await;
         }
         Ok(())
     }
@@ -227,15 +231,72 @@ impl Session {
             },
         };
         let recipients = message.recipients.len();
-        let warnings = tx.warnings;
-        match self.ctx.store.enqueue_with_dsn(message, dsn).await {
-            Ok(id) => {
-                tracing::info!(queue_id = %id, size, recipients, ?warnings, "message queued");
+        let envelope = store::NewEnvelope {
+            session: self.record.id,
+            session_start: self.record.start.clone(),
+            mail_from: message.sender.clone(),
+            mail_params: tx.mail_params,
+            recipients: message
+                .recipients
+                .iter()
+                .zip(tx.recipient_params)
+                .map(|(address, params)| store::EnvelopeRecipient {
+                    address: address.clone(),
+                    params,
+                })
+                .collect(),
+            helo: self.helo.as_ref().map(|h| h.name.clone()),
+            tls: self.tls_description(),
+            auth_user: self.auth_user.clone(),
+            warnings: tx.warnings,
+        };
+        if self.capturing() {
+            return self.capture(message, envelope).await;
+        }
+        match self
+            .ctx
+            .store
+            .enqueue_received(message, dsn, envelope)
+            .await
+        {
+            Ok((id, session)) => {
+                tracing::info!(queue_id = %id, size, recipients, "message queued");
+                self.record.id = Some(session);
                 self.ctx.queue.wake();
                 self.reply(reply::queued(id));
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not queue message");
+                self.reply(reply::temporary_failure());
+            }
+        }
+    }
+
+    /// Capture mode: the message goes straight into each recipient's
+    /// mailbox (no queue, never relayed), with a `Return-Path:` as final
+    /// delivery writes it; `250` once that is committed.
+    async fn capture(
+        &mut self,
+        mut message: store::NewQueuedMessage,
+        envelope: store::NewEnvelope,
+    ) {
+        let mut raw = crate::queue::return_path(&message.sender);
+        raw.extend_from_slice(&message.raw);
+        message.raw = raw;
+        let (size, recipients) = (message.raw.len(), message.recipients.len());
+        match self.ctx.store.capture(message, envelope).await {
+            Ok((arrivals, session)) => {
+                tracing::info!(?arrivals, size, recipients, "message captured");
+                self.record.id = Some(session);
+                let ids: Vec<String> = arrivals.iter().map(u64::to_string).collect();
+                self.reply(Reply::new(
+                    250,
+                    "2.0.0",
+                    format!("Ok: captured as {}", ids.join(" ")),
+                ));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not capture message");
                 self.reply(reply::temporary_failure());
             }
         }

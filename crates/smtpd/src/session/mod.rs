@@ -15,6 +15,7 @@ mod envelope;
 mod greeting;
 mod message;
 mod misc;
+mod record;
 mod rules;
 
 use std::net::SocketAddr;
@@ -67,6 +68,10 @@ pub(crate) struct Transaction {
     /// that a stricter server would have refused ("bare line feeds made
     /// CRLF"), to keep with its envelope.
     pub warnings: Vec<String>,
+    /// The MAIL parameters as written, for the envelope.
+    pub mail_params: String,
+    /// The RCPT parameters as written, one per recipient.
+    pub recipient_params: Vec<String>,
 }
 
 /// A BDAT transfer in progress.
@@ -116,6 +121,8 @@ pub(crate) struct Session {
     /// Set when a failure rule drops the connection: close it without a
     /// reply to the command.
     pub dropped: bool,
+    /// Its transcript and store row.
+    pub record: record::SessionRecord,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -131,7 +138,6 @@ impl Session {
     ) -> Session {
         Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
-            ctx,
             role,
             stream: Some(stream),
             peer,
@@ -147,7 +153,14 @@ impl Session {
             auth_failures: 0,
             closing: false,
             dropped: false,
+            record: record::SessionRecord::new(peer, role.name(), ctx.config.smtp.transcript_limit),
+            ctx,
         }
+    }
+
+    /// Capture mode: every recipient is kept here, none relayed.
+    pub fn capturing(&self) -> bool {
+        self.ctx.config.capture.enabled
     }
 
     pub fn is_tls(&self) -> bool {
@@ -196,6 +209,37 @@ impl Session {
             }
         }
         tracing::debug!(?end, "session ended");
+        self.keep_record().await;
+    }
+
+    /// Stores the session's transcript, if it is worth keeping; every so
+    /// often, drops the oldest sessions beyond `smtp.sessions_keep`.
+    async fn keep_record(&mut self) {
+        if !self.record.keep {
+            return;
+        }
+        let store = &self.ctx.store;
+        let ended = store
+            .end_smtp_session(
+                self.record.id,
+                self.record.start.clone(),
+                chrono::Utc::now().timestamp(),
+                self.record.refusals,
+                self.record.text(),
+            )
+            .await;
+        match ended {
+            Ok(id) if id.0 % 256 == 0 => {
+                if let Err(e) = store
+                    .prune_smtp_sessions(self.ctx.config.smtp.sessions_keep)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot prune recorded SMTP sessions");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot record the SMTP session"),
+        }
     }
 
     async fn command_loop(&mut self) -> End {
@@ -234,7 +278,9 @@ impl Session {
         if reply.is_error() {
             tracing::debug!(%reply, "error reply");
         }
+        let start = self.output.len();
         reply.write_to(&mut self.output);
+        self.record.reply(&self.output[start..], reply.is_error());
     }
 
     /// Writes out queued replies.
@@ -362,7 +408,9 @@ impl Session {
                 self.helo = None;
                 self.auth_user = None;
                 self.tx = None;
-                tracing::debug!(tls = ?self.tls_description(), "STARTTLS done");
+                let tls = self.tls_description().unwrap_or_default();
+                tracing::debug!(%tls, "STARTTLS done");
+                self.record.server_note(&format!("[TLS: {tls}]"));
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -375,6 +423,7 @@ impl Session {
 
     /// Dispatches one command line.
     async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
+        self.record.command(&line);
         // The DSN parameters of MAIL and RCPT are ours to parse
         // ([`crate::dsn`]); smtp-proto gets the rest of the line.
         let mut params = crate::dsn::Params::default();
