@@ -1279,3 +1279,52 @@ async fn a_published_mailpit_client_works_unchanged() {
         0
     );
 }
+
+#[tokio::test]
+async fn https_listeners_use_the_same_certificate() {
+    let server = Server::start().await;
+    let mut config = (*server.config).clone();
+    config.capture.enabled = true;
+    config.http.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.http.tls = true;
+    config.http.https_listen = vec!["127.0.0.1:0".parse().unwrap()];
+    let tls = common::tls::acceptor(&config.tls, &config.data_dir).unwrap();
+    let ctx = std::sync::Arc::new(httpd::HttpContext::new(
+        std::sync::Arc::new(config),
+        server.store.clone(),
+        Some(tls),
+        std::sync::Arc::new(common::sasl::AuthThrottle::new(&server.config.auth)),
+        common::events::EventBus::default(),
+    ));
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let bound = httpd::start(ctx, shutdown.clone(), &tracker).await.unwrap();
+    assert_eq!(bound.len(), 2);
+    let cert = server.dir.path().join("tls/cert.pem");
+    for b in &bound {
+        assert_eq!(b.role, httpd::Role::Https);
+        let url = format!("https://localhost:{}/api/v1/messages", b.addr.port());
+        let out = run_tool_ok(
+            "curl",
+            "curl",
+            &["-sS", "--cacert", cert.to_str().unwrap(), &url],
+        )
+        .await;
+        let body: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(body["total"], 0, "{out}");
+        // Plain HTTP on a TLS listener is no request.
+        let plain = run_tool(
+            "curl",
+            "curl",
+            &[
+                "-sS",
+                "--max-time",
+                "5",
+                &format!("http://127.0.0.1:{}/livez", b.addr.port()),
+            ],
+        )
+        .await;
+        assert!(!plain.status.success());
+    }
+    shutdown.cancel();
+}
