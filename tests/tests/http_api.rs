@@ -1328,3 +1328,52 @@ async fn https_listeners_use_the_same_certificate() {
     }
     shutdown.cancel();
 }
+
+#[tokio::test]
+async fn wait_and_events_see_mail_another_process_stores() {
+    // `postern up` takes the mail; httpd runs here, on the same data dir.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = postern_cli(
+        &data,
+        &["user", "add", "dave@localhost", "--password-stdin"],
+        "pw\n",
+    );
+    assert!(out.status.success());
+    let binary = Binary::start(&data);
+    let store = Store::open(&data).unwrap();
+    let mut config = test_config(&data);
+    config.http.token = Some(ADMIN.into());
+    let http = HttpServer::start_on(store, config).await;
+    let admin = |r: reqwest::RequestBuilder| r.bearer_auth(ADMIN);
+    let mut events = Events::open(admin(client().get(http.url("/api/v1/events")))).await;
+    let (_, cursor) = json_of(
+        admin(client().get(http.url("/api/v1/cursor")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let url = http.url(&format!(
+        "/api/v1/wait?after={}&query=subject%3Afrom-afar&timeout=20",
+        cursor["cursor"]
+    ));
+    let waiter = tokio::spawn(admin(client().get(url)).send());
+    let (mut smtp, _) = SmtpClient::connect(binary.smtp).await;
+    assert_eq!(smtp.cmd("EHLO app.example").await.code, 250);
+    let r = smtp
+        .send_mail(
+            "app@example.org",
+            &["dave@localhost"],
+            &message("from-afar", "x"),
+        )
+        .await;
+    assert_eq!(r.code, 250);
+    let (status, got) = json_of(waiter.await.unwrap().unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["message"]["Subject"], "from-afar");
+    let (name, id, data) = events.next().await;
+    assert_eq!(name, "new");
+    assert_eq!(id, Some(got["cursor"].to_string()));
+    assert_eq!(data["Subject"], "from-afar");
+}
