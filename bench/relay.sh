@@ -438,6 +438,9 @@ pop3s_listen = []
 listen = []
 imaps_listen = []
 
+[http]
+listen = []
+
 [relay]
 trusted_networks = ["127.0.0.0/8"]
 smarthost = { host = "127.0.0.1:$SINK_PORT", tls = "none" }

@@ -211,14 +211,15 @@ pub struct Binary {
     pub pop3s: SocketAddr,
     pub imap: SocketAddr,
     pub imaps: SocketAddr,
+    pub http: SocketAddr,
     pub stdout_lines: Vec<String>,
 }
 
 impl Binary {
     /// Writes a config with free ports into `data_dir/../postern.toml`
     /// (unless one exists) and starts `postern up`, waiting for `ready`.
-    /// A config of one's own must give every listener (SMTP, POP3, IMAP)
-    /// an address: `Binary` finds each in the `listening on` lines.
+    /// A config of one's own must give every listener (SMTP, POP3, IMAP,
+    /// HTTP) an address: `Binary` finds each in the `listening on` lines.
     pub fn start(data_dir: &Path) -> Binary {
         Self::start_with(data_dir, "")
     }
@@ -233,10 +234,10 @@ impl Binary {
     pub fn start_up(data_dir: &Path, extra: &str, args: &[&str]) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
-            let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
+            let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
             let mut text = format!(
-                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n",
-                ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n[http]\nlisten = [\"127.0.0.1:{}\"]\n",
+                ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7]
             );
             text.push_str(extra);
             std::fs::write(&config_path, text).expect("write config");
@@ -328,6 +329,7 @@ impl Binary {
             pop3s: find("pop3s"),
             imap: find("imap"),
             imaps: find("imaps"),
+            http: find("http"),
             child,
             data_dir: data_dir.to_path_buf(),
             config_path,
@@ -930,6 +932,77 @@ impl Pop3Client {
             .expect("no data within 30 s")
             .expect("read");
         buf
+    }
+}
+
+// ---- HTTP ----
+
+/// httpd running inside the test process, beside a [`Server`] (on its
+/// store), on a free port of 127.0.0.1.
+pub struct HttpServer {
+    pub addr: SocketAddr,
+    pub ctx: Arc<httpd::HttpContext>,
+    /// The bus the server's event stream reads (publish `rejected` events
+    /// here as smtpd would).
+    pub events: common::events::EventBus,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl HttpServer {
+    /// Starts on the server's store and config, after `adjust`.
+    pub async fn start_with(server: &Server, adjust: impl FnOnce(&mut Config)) -> HttpServer {
+        let mut config = (*server.config).clone();
+        adjust(&mut config);
+        Self::start_on(server.store.clone(), config).await
+    }
+
+    /// Starts on `store` with `config`, its HTTP listener moved to a free
+    /// port (no HTTPS).
+    pub async fn start_on(store: Store, mut config: Config) -> HttpServer {
+        config.http.listen = vec!["127.0.0.1:0".parse().expect("address")];
+        config.http.tls = false;
+        config.http.https_listen = Vec::new();
+        let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
+        let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
+        let events = common::events::EventBus::default();
+        let ctx = Arc::new(httpd::HttpContext::new(
+            Arc::new(config),
+            store,
+            Some(tls),
+            throttle,
+            events.clone(),
+        ));
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let bound = httpd::start(ctx.clone(), shutdown.clone(), &tracker)
+            .await
+            .expect("start httpd");
+        HttpServer {
+            addr: bound.first().expect("listener").addr,
+            ctx,
+            events,
+            shutdown,
+            tracker,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops accepting and waits for requests (at most 10 s).
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await;
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 

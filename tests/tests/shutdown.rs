@@ -164,7 +164,7 @@ async fn sigterm_cuts_a_stalled_session_after_the_grace_time() {
     // Binary::start keeps a config it finds; ports 0 are announced.
     std::fs::write(
         data.with_extension("toml"),
-        "log = \"warn\"\n[limits]\nshutdown_grace_secs = 2\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps_listen = [\"127.0.0.1:0\"]\n",
+        "log = \"warn\"\n[limits]\nshutdown_grace_secs = 2\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps_listen = [\"127.0.0.1:0\"]\n[http]\nlisten = [\"127.0.0.1:0\"]\n",
     )
     .expect("write config");
     let binary = start(&data);

@@ -50,10 +50,10 @@ async fn rcpt_without_a_mailbox_is_a_syntax_error() {
 /// top-level keys of our own, at `data_dir.toml` where [`Binary`] finds
 /// it.
 fn write_config(data_dir: &Path, top: &str) {
-    let ports: Vec<u16> = (0..7).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
     let text = format!(
-        "{top}\nlog = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n",
-        ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+        "{top}\nlog = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n[http]\nlisten = [\"127.0.0.1:{}\"]\n",
+        ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7]
     );
     std::fs::write(data_dir.with_extension("toml"), text).unwrap();
 }

@@ -39,6 +39,7 @@ pub struct Config {
     pub relay: RelayConfig,
     pub pop3: Pop3Config,
     pub imap: ImapConfig,
+    pub http: HttpConfig,
     pub capture: CaptureConfig,
     pub store: StoreConfig,
     pub rules: RulesConfig,
@@ -469,6 +470,53 @@ impl Default for StoreConfig {
     }
 }
 
+/// `[http]`: the HTTP API (httpd).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// HTTP listeners (default `["127.0.0.1:8025"]`; empty disables).
+    pub listen: Vec<SocketAddr>,
+    /// Serve `listen` over TLS (the `[tls]` certificate) instead of plain
+    /// HTTP (default false).
+    pub tls: bool,
+    /// HTTPS listeners besides `listen`, with the `[tls]` certificate
+    /// (default none).
+    pub https_listen: Vec<SocketAddr>,
+    /// The admin token: `Authorization: Bearer <token>` sees every
+    /// message. Default unset: no admin token.
+    pub token: Option<String>,
+    /// Largest `limit` a list or search takes (default 1000).
+    pub max_page_size: usize,
+    /// Largest request body in bytes (default 1048576).
+    pub max_body_size: usize,
+    /// Longest `timeout` the wait endpoint takes, in seconds (default 300).
+    pub max_wait_secs: u64,
+    /// Event-stream clients at once (default 100).
+    pub max_event_clients: usize,
+    /// Most messages one search looks at, newest first (default 20000).
+    pub max_search_scan: usize,
+    /// Seconds a client may take to send a request's header, and again
+    /// its body (default 30).
+    pub request_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 8025))],
+            tls: false,
+            https_listen: Vec::new(),
+            token: None,
+            max_page_size: 1000,
+            max_body_size: 1_048_576,
+            max_wait_secs: 300,
+            max_event_clients: 100,
+            max_search_scan: 20_000,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -485,6 +533,7 @@ impl Default for Config {
             relay: RelayConfig::default(),
             pop3: Pop3Config::default(),
             imap: ImapConfig::default(),
+            http: HttpConfig::default(),
             capture: CaptureConfig::default(),
             rules: RulesConfig::default(),
             store: StoreConfig::default(),
@@ -767,6 +816,26 @@ mod tests {
         assert_eq!(c.imap.idle_timeout_secs, 60);
         assert_eq!(c.imap.max_literal_size, 1000);
         assert!(parse("[imap]\nidle_timeout = 5\n").is_err());
+    }
+
+    #[test]
+    fn http_section_defaults_and_values() {
+        let c = Config::default();
+        assert_eq!(c.http.listen, vec!["127.0.0.1:8025".parse().unwrap()]);
+        assert!(!c.http.tls && c.http.https_listen.is_empty());
+        assert_eq!(c.http.token, None);
+        assert_eq!(c.http.max_page_size, 1000);
+        assert_eq!(c.http.max_body_size, 1_048_576);
+        assert_eq!(c.http.max_wait_secs, 300);
+        assert_eq!(c.http.max_event_clients, 100);
+        assert_eq!(c.http.max_search_scan, 20_000);
+        assert_eq!(c.http.request_timeout_secs, 30);
+        assert!(!c.capture.enabled && c.capture.password.is_none());
+        let c = parse("[http]\nlisten = []\ntoken = \"t0k\"\n[capture]\nenabled = true\n").unwrap();
+        assert!(c.http.listen.is_empty());
+        assert_eq!(c.http.token.as_deref(), Some("t0k"));
+        assert!(c.capture.enabled);
+        assert!(parse("[http]\nmax_pagesize = 5\n").is_err());
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub struct Process {
     pub config: Arc<Config>,
     pub tls: TlsAcceptor,
     pub throttle: Arc<AuthThrottle>,
+    /// What daemons tell each other about mail (httpd's event stream).
+    pub events: crate::events::EventBus,
     /// Cancelled on SIGINT/SIGTERM (or by the caller).
     pub shutdown: CancellationToken,
     /// Every listener, session and background task of the process.
@@ -172,6 +174,7 @@ impl Process {
             crate::tls::acceptor(&config.tls, &config.data_dir).map_err(|e| format!("TLS: {e}"))?;
         Ok(Process {
             throttle: Arc::new(AuthThrottle::new(&config.auth)),
+            events: crate::events::EventBus::default(),
             config: Arc::new(config),
             tls,
             shutdown: crate::shutdown::on_signal(),

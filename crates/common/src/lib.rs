@@ -12,6 +12,8 @@
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
 //!   logins;
+//! - [`events`]: the in-process bus on which daemons tell each other (and
+//!   httpd's event stream) what happened to mail;
 //! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM;
 //! - [`rules`]: the failure rules (and Mailpit's chaos) that smtpd applies
 //!   and the HTTP API sets.
@@ -22,6 +24,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod events;
 pub mod listener;
 pub mod logging;
 pub mod rules;

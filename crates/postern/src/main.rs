@@ -21,7 +21,7 @@ use common::daemon::{load_config, run_main, serve};
 #[command(
     name = "postern",
     version,
-    about = "Postern mail server: SMTP, POP3 and IMAP over one SQLite store"
+    about = "Postern mail server: SMTP, POP3, IMAP and an HTTP API over one SQLite store"
 )]
 struct Cli {
     /// Data directory (default ./postern-data, or the config file's).
@@ -124,14 +124,21 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
             ));
             let imap = Arc::new(imapd::ImapContext::new(
                 process.config.clone(),
-                store,
+                store.clone(),
                 Some(process.tls.clone()),
                 process.throttle.clone(),
             ));
-            (smtp, pop3, imap)
+            let http = Arc::new(httpd::HttpContext::new(
+                process.config.clone(),
+                store,
+                Some(process.tls.clone()),
+                process.throttle.clone(),
+                process.events.clone(),
+            ));
+            (smtp, pop3, imap, http)
         });
         async move {
-            let (smtp, pop3, imap) = contexts?;
+            let (smtp, pop3, imap, http) = contexts?;
             let capture = &smtp.config.capture;
             if let (true, Some(password)) = (capture.enabled, capture.password.as_deref()) {
                 smtp.store
@@ -161,11 +168,18 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
                     .map(pop3d::Bound::announcement),
             );
             announced.extend(
-                imapd::start(imap, shutdown, &tracker)
+                imapd::start(imap, shutdown.clone(), &tracker)
                     .await
                     .map_err(|e| e.to_string())?
                     .iter()
                     .map(imapd::Bound::announcement),
+            );
+            announced.extend(
+                httpd::start(http, shutdown, &tracker)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(httpd::Bound::announcement),
             );
             Ok(announced)
         }

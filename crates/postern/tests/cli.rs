@@ -425,7 +425,7 @@ fn write_config(dir: &TempDir) -> PathBuf {
     let path = dir.0.join("postern.toml");
     std::fs::write(
         &path,
-        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps_listen = [\"127.0.0.1:0\"]\n",
+        "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:0\"]\nsubmission_listen = [\"127.0.0.1:0\"]\nsubmissions_listen = [\"127.0.0.1:0\"]\n[pop3]\nlisten = [\"127.0.0.1:0\"]\npop3s_listen = [\"127.0.0.1:0\"]\n[imap]\nlisten = [\"127.0.0.1:0\"]\nimaps_listen = [\"127.0.0.1:0\"]\n[http]\nlisten = [\"127.0.0.1:0\"]\n",
     )
     .expect("write config");
     path

@@ -1,0 +1,273 @@
+//! Who is asking, and what they may see (issue 11, "Access").
+//!
+//! - `Authorization: Bearer <admin token>` (`[http] token`): everything.
+//! - `Authorization: Bearer <sandbox token>`: the sandbox's domain only.
+//! - `Authorization: Basic` with an account's address and password (the
+//!   capture password for a captured address): that account's mail only.
+//!   Checked through the store with the shared failed-login throttle, and
+//!   remembered for a minute so that a client asking often does not pay an
+//!   argon2 check per request.
+//! - Nothing, in capture mode on a loopback listener: everything. Anywhere
+//!   else: `401` with a `WWW-Authenticate` challenge for each scheme.
+//!
+//! Credentials that are given are always checked, also where the API is
+//! open: a wrong token is a `401`, never a silent look at everything.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine as _;
+use sha2::Digest as _;
+use store::{AccountId, ArrivalScope};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// What a connection tells each request on it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Who the caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The admin token.
+    Admin,
+    /// Nobody in particular, where the API is open (capture mode on a
+    /// loopback listener).
+    Open,
+    /// A sandbox's token: its domain.
+    Sandbox(String),
+    /// An account that logged in: its id and address.
+    Account(AccountId, String),
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+}
+
+impl Caller {
+    /// The messages this caller may see.
+    pub fn scope(&self) -> ArrivalScope {
+        match &self.identity {
+            Identity::Admin | Identity::Open => ArrivalScope::All,
+            Identity::Sandbox(domain) => ArrivalScope::Domain(domain.clone()),
+            Identity::Account(id, _) => ArrivalScope::Account(*id),
+        }
+    }
+
+    /// May see every message and every session.
+    pub fn sees_all(&self) -> bool {
+        matches!(self.identity, Identity::Admin | Identity::Open)
+    }
+
+    /// Whether mail for `address` is this caller's: an address in its
+    /// sandbox's domain, or its own address (with or without a `+tag`).
+    pub fn owns_address(&self, address: &str) -> bool {
+        let address = address.trim().to_lowercase();
+        match &self.identity {
+            Identity::Admin | Identity::Open => true,
+            Identity::Sandbox(domain) => address
+                .rsplit_once('@')
+                .is_some_and(|(_, d)| d == domain.to_lowercase()),
+            Identity::Account(_, own) => {
+                let Some((local, domain)) = address.rsplit_once('@') else {
+                    return false;
+                };
+                let local = local.split_once('+').map_or(local, |(l, _)| l);
+                format!("{local}@{domain}") == *own
+            }
+        }
+    }
+
+    /// Whether an event about a message in `account` (at `address`) is
+    /// this caller's to see.
+    pub fn sees_account(&self, account: i64, address: &str) -> bool {
+        match &self.identity {
+            Identity::Admin | Identity::Open => true,
+            Identity::Sandbox(_) => self.owns_address(address),
+            Identity::Account(id, _) => id.0 == account,
+        }
+    }
+}
+
+/// How long a checked Basic login is remembered.
+const LOGIN_MEMORY: Duration = Duration::from_secs(60);
+/// Most logins remembered at once.
+const LOGIN_MEMORY_MAX: usize = 1024;
+
+/// Basic logins checked lately, by a hash of the credentials.
+#[derive(Default)]
+pub struct LoginCache {
+    entries: Mutex<HashMap<[u8; 32], (AccountId, String, Instant)>>,
+}
+
+impl LoginCache {
+    fn key(user: &str, password: &str) -> [u8; 32] {
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(user.as_bytes());
+        hasher.update([0]);
+        hasher.update(password.as_bytes());
+        hasher.finalize().into()
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<(AccountId, String)> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, _, at)| at.elapsed() < LOGIN_MEMORY)
+            .map(|(id, address, _)| (*id, address.clone()))
+    }
+
+    fn put(&self, key: [u8; 32], id: AccountId, address: String) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= LOGIN_MEMORY_MAX {
+            entries.retain(|_, (_, _, at)| at.elapsed() < LOGIN_MEMORY);
+            if entries.len() >= LOGIN_MEMORY_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(key, (id, address, Instant::now()));
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Caller, ApiError> {
+        let info = parts.extensions.get::<ConnInfo>().copied();
+        let open =
+            state.ctx.config.capture.enabled && info.is_some_and(|i| i.local.ip().is_loopback());
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            return if open {
+                Ok(Caller {
+                    identity: Identity::Open,
+                })
+            } else {
+                Err(ApiError::unauthorized(
+                    "authentication required: a Bearer token or Basic login",
+                ))
+            };
+        };
+        let header = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("unreadable Authorization header"))?
+            .trim();
+        let (scheme, credentials) = header.split_once(' ').unwrap_or((header, ""));
+        let credentials = credentials.trim();
+        let ip = info.map(|i| i.peer.ip());
+        if scheme.eq_ignore_ascii_case("bearer") {
+            if let Some(admin) = state.ctx.config.http.token.as_deref() {
+                if !admin.is_empty() && same_secret(credentials, admin) {
+                    return Ok(Caller {
+                        identity: Identity::Admin,
+                    });
+                }
+            }
+            throttle(state, ip).await;
+            if !credentials.is_empty() {
+                if let Some(domain) = state.ctx.store.sandbox_for_token(credentials).await? {
+                    return Ok(Caller {
+                        identity: Identity::Sandbox(domain),
+                    });
+                }
+            }
+            failed(state, ip);
+            return Err(ApiError::unauthorized("unknown token"));
+        }
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(credentials)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+            let (user, password) = decoded
+                .split_once(':')
+                .ok_or_else(|| ApiError::unauthorized("malformed Basic credentials"))?;
+            let key = LoginCache::key(user, password);
+            if let Some((id, address)) = state.logins.get(&key) {
+                return Ok(Caller {
+                    identity: Identity::Account(id, address),
+                });
+            }
+            throttle(state, ip).await;
+            match state.ctx.store.authenticate(user, password).await? {
+                Some(account) => {
+                    if let Some(ip) = ip {
+                        state.ctx.throttle.record_success(ip);
+                    }
+                    state.logins.put(key, account.id, account.address.clone());
+                    Ok(Caller {
+                        identity: Identity::Account(account.id, account.address),
+                    })
+                }
+                None => {
+                    failed(state, ip);
+                    Err(ApiError::unauthorized("wrong address or password"))
+                }
+            }
+        } else {
+            Err(ApiError::unauthorized(format!(
+                "unsupported authorization scheme {scheme:?}"
+            )))
+        }
+    }
+}
+
+/// Waits as long as the shared throttle says for this client address.
+async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
+    if let Some(ip) = ip {
+        let delay = state.ctx.throttle.delay_for(ip);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
+    if let Some(ip) = ip {
+        state.ctx.throttle.record_failure(ip);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_a_caller_owns() {
+        let sandbox = Caller {
+            identity: Identity::Sandbox("abc.sandbox.test".into()),
+        };
+        assert!(sandbox.owns_address("x@ABC.sandbox.test"));
+        assert!(!sandbox.owns_address("x@evil-abc.sandbox.test"));
+        assert!(!sandbox.owns_address("x@abc.sandbox.test.evil"));
+        let account = Caller {
+            identity: Identity::Account(AccountId(3), "alice@localhost".into()),
+        };
+        assert!(account.owns_address("Alice+news@localhost"));
+        assert!(!account.owns_address("bob@localhost"));
+        assert!(account.sees_account(3, "whatever"));
+        assert!(!account.sees_account(4, "alice@localhost"));
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd") && !same_secret("abc", "abcd"));
+    }
+}
