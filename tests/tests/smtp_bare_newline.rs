@@ -199,13 +199,18 @@ async fn normalize_still_ends_data_only_at_crlf_dot_crlf() {
     let inbox = server.wait_for_inbox("alice@localhost", 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(inbox_len(&server).await, 2, "one message per transaction");
-    let first = server.raw("alice@localhost", inbox[0].uid).await;
+    // The queue delivers the two concurrently: either may have UID 1.
+    let mut raws = Vec::new();
+    for m in &inbox {
+        raws.push(server.raw("alice@localhost", m.uid).await);
+    }
+    raws.sort_by_key(|raw| !raw.windows(13).any(|w| w == b"Subject: oute"));
+    let (first, second) = (raws[0].clone(), raws[1].clone());
     assert!(
         without_received(&first).ends_with(b"Subject: outer\r\n\r\nfirst\r\n.\r\nMAIL FROM:<evil@example.com>\r\nRCPT TO:<alice@localhost>\r\nDATA\r\nSubject: hidden\r\n\r\nsecond\r\n.\r\nQUIT\r\n\r\n"),
         "{:?}",
         String::from_utf8_lossy(&first)
     );
-    let second = server.raw("alice@localhost", inbox[1].uid).await;
     assert!(
         without_received(&second).ends_with(b"Subject: chunk\r\n\r\nline\r\n.\r\nRSET\r\n"),
         "{:?}",

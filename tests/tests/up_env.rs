@@ -68,6 +68,7 @@ async fn every_setting_from_the_environment() {
             ("POSTERN_POP3_POP3S_LISTEN", ""),
             ("POSTERN_IMAP_LISTEN", &imap),
             ("POSTERN_IMAP_IMAPS_LISTEN", ""),
+            ("POSTERN_HTTP_LISTEN", ""),
             // The command line's own (`up --capture`), not a config key.
             ("POSTERN_CAPTURE", "1"),
         ])
@@ -130,6 +131,7 @@ async fn variables_override_the_config_file() {
             ("POSTERN_CONFIG", &config_text),
             ("POSTERN_DATA_DIR", &data),
             ("POSTERN_HOSTNAME", "env.test"),
+            ("POSTERN_HTTP_LISTEN", ""),
         ])
     });
     assert_eq!(server.smtp.port(), port);
