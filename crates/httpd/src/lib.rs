@@ -166,6 +166,10 @@ pub struct HttpContext {
     /// the same process (`postern up`) applies them, so the standalone
     /// `httpd` has none and answers those endpoints with 501.
     pub rules: Option<common::rules::Rules>,
+    /// What really listens where (role name such as `imaps`, address),
+    /// once the process has started its daemons: what autoconfig tells
+    /// mail clients. Unset: the configured listeners.
+    pub listeners: std::sync::OnceLock<Vec<(String, std::net::SocketAddr)>>,
 }
 
 impl HttpContext {
@@ -184,6 +188,7 @@ impl HttpContext {
             throttle,
             events,
             rules,
+            listeners: std::sync::OnceLock::new(),
         }
     }
 }
