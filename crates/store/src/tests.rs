@@ -2068,7 +2068,22 @@ async fn create_delete_rename_and_subscribe_mailboxes() {
         store.create_mailbox(alice.id, "inbox").await,
         Err(StoreError::AlreadyExists(_))
     ));
-    for bad in ["", "a//b", "/a", "a/", "a*", "b%", "c\u{7}"] {
+    for bad in [
+        "",
+        "a//b",
+        "/a",
+        "a/",
+        "a*",
+        "b%",
+        "c\u{7}",
+        ".",
+        "..",
+        "a/./b",
+        "a/..",
+        "../other@localhost/INBOX",
+        "~",
+        "~root/mail",
+    ] {
         assert!(
             matches!(
                 store.create_mailbox(alice.id, bad).await,
