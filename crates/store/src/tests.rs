@@ -3204,3 +3204,29 @@ async fn pruning_an_older_feed_on_open_and_by_age() {
         vec![(Uid(1), strings(&["\\Seen"])), (Uid(3), strings(&[]))]
     );
 }
+
+#[tokio::test]
+async fn queue_ids_are_never_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let id = store
+            .enqueue(message(&raw_message(&format!("m{i}")), &["alice@localhost"]))
+            .await
+            .unwrap();
+        // Delivered and gone before the next one comes.
+        deliver_all(&store).await;
+        assert!(store.queue().await.unwrap().is_empty());
+        seen.push(id.0);
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    drop(store);
+    let store = open(&dir);
+    let next = store
+        .enqueue(message(&raw_message("after reopen"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    assert_eq!(next.0, 4);
+}
