@@ -54,6 +54,8 @@ pub struct Server {
     /// The failure rules smtpd applies: set them here as the HTTP API
     /// would.
     pub rules: common::rules::Rules,
+    /// Where smtpd tells of refused commands.
+    pub events: common::events::EventBus,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -78,6 +80,7 @@ impl Server {
             .expect("add alice");
         let tls = common::tls::acceptor(&config.tls, dir.path()).expect("tls");
         let rules = common::rules::Rules::new(&config.rules);
+        let events = common::events::EventBus::default();
         let ctx = Arc::new(smtpd::SmtpContext {
             config: config.clone(),
             store: store.clone(),
@@ -85,6 +88,7 @@ impl Server {
             throttle: Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
             queue: smtpd::QueueHandle::default(),
             rules: rules.clone(),
+            events: events.clone(),
         });
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -101,6 +105,7 @@ impl Server {
             store,
             config,
             rules,
+            events,
             shutdown,
             tracker,
         }
@@ -950,28 +955,51 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Starts on the server's store and config, after `adjust`.
+    /// Starts on the server's store, config, failure rules and event bus
+    /// (as `postern up` shares them), after `adjust`.
     pub async fn start_with(server: &Server, adjust: impl FnOnce(&mut Config)) -> HttpServer {
         let mut config = (*server.config).clone();
         adjust(&mut config);
-        Self::start_on(server.store.clone(), config).await
+        Self::start_shared(
+            server.store.clone(),
+            config,
+            server.events.clone(),
+            Some(server.rules.clone()),
+        )
+        .await
     }
 
     /// Starts on `store` with `config`, its HTTP listener moved to a free
     /// port (no HTTPS).
-    pub async fn start_on(store: Store, mut config: Config) -> HttpServer {
+    pub async fn start_on(store: Store, config: Config) -> HttpServer {
+        let rules = common::rules::Rules::new(&config.rules);
+        Self::start_shared(
+            store,
+            config,
+            common::events::EventBus::default(),
+            Some(rules),
+        )
+        .await
+    }
+
+    async fn start_shared(
+        store: Store,
+        mut config: Config,
+        events: common::events::EventBus,
+        rules: Option<common::rules::Rules>,
+    ) -> HttpServer {
         config.http.listen = vec!["127.0.0.1:0".parse().expect("address")];
         config.http.tls = false;
         config.http.https_listen = Vec::new();
         let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
         let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
-        let events = common::events::EventBus::default();
         let ctx = Arc::new(httpd::HttpContext::new(
             Arc::new(config),
             store,
             Some(tls),
             throttle,
             events.clone(),
+            rules,
         ));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
@@ -1003,6 +1031,63 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// HTTP API: events read from a `text/event-stream` response: (name, id, data).
+pub struct SseEvents {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseEvents {
+    pub async fn open(request: reqwest::RequestBuilder) -> SseEvents {
+        let response = request.send().await.expect("events");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        assert!(response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream"));
+        SseEvents {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), within 10 s.
+    pub async fn next(&mut self) -> (String, Option<String>, serde_json::Value) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let (mut name, mut id, mut data) = (String::from("message"), None, String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return (name, id, serde_json::from_str(&data).expect("event JSON"));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let chunk = tokio::time::timeout(left, self.response.chunk())
+                .await
+                .expect("an event within 10 s")
+                .expect("read")
+                .expect("stream open");
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// True if no event comes within `wait`.
+    pub async fn quiet_for(&mut self, wait: Duration) -> bool {
+        tokio::time::timeout(wait, self.next()).await.is_err()
     }
 }
 

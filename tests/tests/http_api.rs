@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use postern_tests::SseEvents as Events;
 use postern_tests::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -747,63 +748,6 @@ async fn capture_mode_on_loopback_is_open_and_a_sandbox_token_still_scopes() {
     assert_eq!(list["sandboxes"][0]["domain"], domain);
 }
 
-/// Events read from a `text/event-stream` response: (name, id, data).
-struct Events {
-    response: reqwest::Response,
-    buffer: String,
-}
-
-impl Events {
-    async fn open(request: reqwest::RequestBuilder) -> Events {
-        let response = request.send().await.expect("events");
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream"));
-        Events {
-            response,
-            buffer: String::new(),
-        }
-    }
-
-    /// The next event (comments skipped), within 10 s.
-    async fn next(&mut self) -> (String, Option<String>, Value) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut name, mut id, mut data) = (String::from("message"), None, String::new());
-                for line in block.lines() {
-                    if let Some(v) = line.strip_prefix("event:") {
-                        name = v.trim().to_owned();
-                    } else if let Some(v) = line.strip_prefix("id:") {
-                        id = Some(v.trim().to_owned());
-                    } else if let Some(v) = line.strip_prefix("data:") {
-                        data.push_str(v.trim_start());
-                    }
-                }
-                if data.is_empty() {
-                    continue;
-                }
-                return (name, id, serde_json::from_str(&data).expect("event JSON"));
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let chunk = tokio::time::timeout(left, self.response.chunk())
-                .await
-                .expect("an event within 10 s")
-                .expect("read")
-                .expect("stream open");
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
-        }
-    }
-
-    /// True if no event comes within `wait`.
-    async fn quiet_for(&mut self, wait: Duration) -> bool {
-        tokio::time::timeout(wait, self.next()).await.is_err()
-    }
-}
-
 #[tokio::test]
 async fn event_stream_tells_new_read_deleted_and_rejected() {
     let (server, http) = open_api().await;
@@ -1295,6 +1239,7 @@ async fn https_listeners_use_the_same_certificate() {
         Some(tls),
         std::sync::Arc::new(common::sasl::AuthThrottle::new(&server.config.auth)),
         common::events::EventBus::default(),
+        None,
     ));
     let shutdown = tokio_util::sync::CancellationToken::new();
     let tracker = tokio_util::task::TaskTracker::new();

@@ -222,6 +222,7 @@ async fn a_bad_trusted_network_stops_the_start() {
         throttle: std::sync::Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
         queue: smtpd::QueueHandle::default(),
         rules: common::rules::Rules::new(&config.rules),
+        events: common::events::EventBus::default(),
     });
     let tracker = tokio_util::task::TaskTracker::new();
     let e = smtpd::start(ctx, tokio_util::sync::CancellationToken::new(), &tracker)

@@ -116,8 +116,11 @@
 //!
 //! ## Failure rules
 //!
-//! `/api/v1/rules` and Mailpit's `/api/v1/chaos` are not served yet; their
-//! routes go in `routes::rules`.
+//! `GET/PUT/DELETE /api/v1/rules`, `GET/DELETE /api/v1/rules/log` and
+//! Mailpit's `GET/PUT /api/v1/chaos` set and show the failure rules
+//! ([`common::rules`]) that the smtpd of the same process applies
+//! (`routes::rules` says who may set which). Without an smtpd in the
+//! process (the standalone `httpd`), they answer `501`.
 #![forbid(unsafe_code)]
 
 pub mod access;
@@ -158,6 +161,11 @@ pub struct HttpContext {
     /// The process's event bus: what the event stream passes on, and
     /// where httpd tells of the changes made through it.
     pub events: EventBus,
+    /// The failure rules smtpd applies; `/api/v1/rules` and
+    /// `/api/v1/chaos` set them. Rules live in memory: only an smtpd in
+    /// the same process (`postern up`) applies them, so the standalone
+    /// `httpd` has none and answers those endpoints with 501.
+    pub rules: Option<common::rules::Rules>,
 }
 
 impl HttpContext {
@@ -167,6 +175,7 @@ impl HttpContext {
         tls: Option<TlsAcceptor>,
         throttle: Arc<AuthThrottle>,
         events: EventBus,
+        rules: Option<common::rules::Rules>,
     ) -> HttpContext {
         HttpContext {
             config,
@@ -174,6 +183,7 @@ impl HttpContext {
             tls,
             throttle,
             events,
+            rules,
         }
     }
 }

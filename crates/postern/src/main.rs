@@ -104,7 +104,7 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
     serve(config, |process| {
         let store = admin::open_store(&process.config);
         // One set of failure rules for the process: smtpd applies them,
-        // the HTTP API will set them.
+        // the HTTP API sets them.
         let rules = common::rules::Rules::new(&process.config.rules);
         let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());
         let contexts = store.map(|store| {
@@ -115,6 +115,7 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
                 throttle: process.throttle.clone(),
                 queue: smtpd::QueueHandle::default(),
                 rules: rules.clone(),
+                events: process.events.clone(),
             });
             let pop3 = Arc::new(pop3d::Pop3Context::new(
                 process.config.clone(),
@@ -134,6 +135,7 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
                 Some(process.tls.clone()),
                 process.throttle.clone(),
                 process.events.clone(),
+                Some(rules),
             ));
             (smtp, pop3, imap, http)
         });

@@ -135,6 +135,9 @@ pub struct SmtpContext {
     /// The failure rules a test sets (through the HTTP API in `postern
     /// up`), checked at every stage of every session.
     pub rules: common::rules::Rules,
+    /// Where refused commands are told (`rejected` events of the HTTP
+    /// API's event stream).
+    pub events: common::events::EventBus,
 }
 
 struct SmtpService {

@@ -28,6 +28,8 @@ fn main() -> ExitCode {
                     Some(process.tls.clone()),
                     process.throttle.clone(),
                     process.events.clone(),
+                    // Failure rules act only on an smtpd in this process.
+                    None,
                 ))
             });
             let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
                     throttle: process.throttle.clone(),
                     queue: smtpd::QueueHandle::default(),
                     rules: rules.clone(),
+                    events: process.events.clone(),
                 })
             });
             let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());

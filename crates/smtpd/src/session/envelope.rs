@@ -103,6 +103,8 @@ impl Session {
     }
 
     pub(super) async fn rcpt(&mut self, to: RcptTo<String>, params: Params) {
+        // Named in a `rejected` event if this RCPT is refused.
+        self.refusing_recipient = Some(to.address.clone());
         let Some(tx) = self.tx.as_ref() else {
             return self.reply(reply::bad_sequence("Need MAIL command"));
         };

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::reply::{self, Reply};
 use crate::{Role, SmtpContext};
+use common::events::{MailEvent, Rejection, SmtpStage};
 
 /// Why a session ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +124,10 @@ pub(crate) struct Session {
     pub dropped: bool,
     /// Its transcript and store row.
     pub record: record::SessionRecord,
+    /// The stage of the command being answered, for `rejected` events.
+    stage: Option<SmtpStage>,
+    /// The recipient a RCPT being answered names.
+    pub refusing_recipient: Option<String>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -153,6 +158,8 @@ impl Session {
             auth_failures: 0,
             closing: false,
             dropped: false,
+            stage: None,
+            refusing_recipient: None,
             record: record::SessionRecord::new(peer, role.name(), ctx.config.smtp.transcript_limit),
             ctx,
         }
@@ -184,7 +191,10 @@ impl Session {
     /// Runs the session to its end.
     pub async fn run(mut self) {
         let connect = self.rule_verdict(common::rules::Stage::Connect, None, &[]);
-        let end = if self.apply_rules(connect).await {
+        self.stage = Some(SmtpStage::Connect);
+        let refused = self.apply_rules(connect).await;
+        self.stage = None;
+        let end = if refused {
             // A rule's reply is the greeting, and the session ends with it
             // (RFC 5321 3.1); or the rule hung up.
             if self.dropped {
@@ -281,6 +291,39 @@ impl Session {
         let start = self.output.len();
         reply.write_to(&mut self.output);
         self.record.reply(&self.output[start..], reply.is_error());
+        if let (true, Some(stage)) = (reply.is_error(), self.stage) {
+            self.publish_rejection(stage, &reply);
+        }
+    }
+
+    /// Tells the process's event bus (the HTTP API's `rejected` events)
+    /// that a command of one of the SMTP stages was refused.
+    fn publish_rejection(&self, stage: SmtpStage, reply: &Reply) {
+        let text = reply.lines.join("\n");
+        // A failure rule's reply carries its enhanced code in the text.
+        let (enhanced_code, text) = match reply.status {
+            Some(status) => (Some(status.to_owned()), text),
+            None => match text.split_once(' ') {
+                Some((code, rest)) if reply::is_enhanced_status(code) => {
+                    (Some(code.to_owned()), rest.to_owned())
+                }
+                _ => (None, text),
+            },
+        };
+        self.ctx.events.publish(MailEvent::Rejected(Rejection {
+            stage,
+            code: reply.code,
+            enhanced_code,
+            text,
+            client: self.peer.to_string(),
+            sender: self.tx.as_ref().map(|tx| tx.sender.clone()),
+            recipient: match stage {
+                SmtpStage::Rcpt => self.refusing_recipient.clone(),
+                _ => None,
+            },
+            session: self.record.id.map(|id| id.0),
+            at: chrono::Utc::now().timestamp(),
+        }));
     }
 
     /// Writes out queued replies.
@@ -424,6 +467,8 @@ impl Session {
     /// Dispatches one command line.
     async fn command(&mut self, line: Vec<u8>) -> Result<(), End> {
         self.record.command(&line);
+        // Set again below once the command is known.
+        self.stage = None;
         // The DSN parameters of MAIL and RCPT are ours to parse
         // ([`crate::dsn`]); smtp-proto gets the rest of the line.
         let mut params = crate::dsn::Params::default();
@@ -447,6 +492,14 @@ impl Session {
         };
         tracing::trace!(command = request.name(), "command");
         use smtp_proto::Request as R;
+        self.stage = match &request {
+            R::Ehlo { .. } | R::Helo { .. } => Some(SmtpStage::Helo),
+            R::Auth { .. } => Some(SmtpStage::Auth),
+            R::Mail { .. } => Some(SmtpStage::Mail),
+            R::Rcpt { .. } => Some(SmtpStage::Rcpt),
+            R::Data | R::Bdat { .. } => Some(SmtpStage::Data),
+            _ => None,
+        };
         match request {
             R::Ehlo { host } => self.ehlo(host, true).await,
             R::Helo { host } => self.ehlo(host, false).await,
