@@ -330,5 +330,8 @@ async fn names_that_look_like_paths_are_refused() {
         ["r NO [CANNOT] Cannot rename to that name"]
     );
     let all = a.imap("l", "LIST \"\" \"*\"").await;
-    assert!(!all.iter().any(|l| l.contains("..") || l.contains('~')), "{all:?}");
+    assert!(
+        !all.iter().any(|l| l.contains("..") || l.contains('~')),
+        "{all:?}"
+    );
 }

@@ -3213,7 +3213,10 @@ async fn queue_ids_are_never_given_twice() {
     let mut seen = Vec::new();
     for i in 0..3 {
         let id = store
-            .enqueue(message(&raw_message(&format!("m{i}")), &["alice@localhost"]))
+            .enqueue(message(
+                &raw_message(&format!("m{i}")),
+                &["alice@localhost"],
+            ))
             .await
             .unwrap();
         // Delivered and gone before the next one comes.
