@@ -204,6 +204,8 @@ pub(crate) struct AppState {
     pub started: Instant,
     /// Messages deleted through the API since start (`/api/v1/info`).
     pub deleted: AtomicU64,
+    /// Filters of body text, so searches skip bodies that lack a word.
+    pub bodies: scan::BodyIndex,
 }
 
 /// What a listener is for.
@@ -341,6 +343,7 @@ pub async fn start(
         logins: access::LoginCache::default(),
         started: Instant::now(),
         deleted: AtomicU64::new(0),
+        bodies: scan::BodyIndex::default(),
         ctx: ctx.clone(),
     });
     let service = Arc::new(HttpService {
