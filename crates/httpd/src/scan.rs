@@ -178,10 +178,11 @@ pub async fn search(
         .collect();
     for batch in need.chunks(BODY_BATCH) {
         let arrivals: Vec<u64> = batch.iter().map(|&i| messages[i].arrival).collect();
-        let texts: HashMap<u64, String> = body_texts(store.arrivals_raw(scope.clone(), &arrivals).await?)
-            .await
-            .into_iter()
-            .collect();
+        let texts: HashMap<u64, String> =
+            body_texts(store.arrivals_raw(scope.clone(), &arrivals).await?)
+                .await
+                .into_iter()
+                .collect();
         let mut filters = bodies.lock();
         if filters.len() + texts.len() > FILTERS_KEPT {
             filters.clear();

@@ -239,8 +239,11 @@ pub(crate) struct ListCache {
     /// reader thread holds its connection in place for its whole life).
     seen: Mutex<HashMap<usize, i64>>,
     /// (scope, max, generation read at, list); at most [`LISTS_KEPT`].
-    lists: Mutex<Vec<(ArrivalScope, usize, u64, Arc<ArrivalList>)>>,
+    lists: Mutex<Vec<KeptList>>,
 }
+
+/// A kept list: its scope, its `max`, the generation it was read at.
+type KeptList = (ArrivalScope, usize, u64, Arc<ArrivalList>);
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)

@@ -2949,7 +2949,10 @@ async fn arrival_list_sees_another_stores_commit_at_once() {
     )
     .await
     .unwrap();
-    assert_eq!(b.arrival_list(ArrivalScope::All, 100).await.unwrap().unseen, 1);
+    assert_eq!(
+        b.arrival_list(ArrivalScope::All, 100).await.unwrap().unseen,
+        1
+    );
 }
 
 #[tokio::test]

@@ -69,13 +69,14 @@ pub async fn list(
         .ok()
         .and_then(|start| first.checked_add(start));
     let messages: Vec<ArrivedMessage> = match first {
-        Some(first) if list.complete() || first.saturating_add(limit) <= list.messages.len() => list
-            .messages
-            .iter()
-            .skip(first)
-            .take(limit)
-            .cloned()
-            .collect(),
+        Some(first) if list.complete() || first.saturating_add(limit) <= list.messages.len() => {
+            list.messages
+                .iter()
+                .skip(first)
+                .take(limit)
+                .cloned()
+                .collect()
+        }
         _ => {
             // Skip `start` messages a page at a time: the store pages by
             // cursor (a cursor of 0 lists nothing: no arrival is below it).
