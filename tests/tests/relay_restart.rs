@@ -83,3 +83,68 @@ tls = "none"
     assert_eq!(delivered.len(), 5, "each message once: {delivered:?}");
     assert_eq!(delivered.into_iter().collect::<BTreeSet<_>>(), ids);
 }
+
+/// A delivery cut by `kill -9` is not left to its 30 s lease: the
+/// restarted process sees that the claim's owner is gone (its lock in the
+/// data dir is free) and delivers at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn claims_of_a_killed_process_are_taken_back_at_restart() {
+    // The first session hangs after MAIL: the delivery is in progress
+    // (claimed) when the process is killed.
+    let fake = FakeSmtp::start(Behaviour {
+        hang_at: Some(postern_tests::fake_smtp::Step::Mail),
+        ..Behaviour::default()
+    })
+    .await;
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let relay = format!(
+        r#"[relay]
+trusted_networks = ["127.0.0.1/32"]
+connect_timeout_secs = 60
+command_timeout_secs = 60
+data_timeout_secs = 60
+[relay.transport."example.org"]
+host = "{}"
+tls = "none"
+"#,
+        fake.addr()
+    );
+    let mut binary = tokio::task::block_in_place(|| Binary::start_with(&data_dir, &relay));
+    let (mut c, _) = SmtpClient::connect(binary.smtp).await;
+    assert_eq!(c.cmd("EHLO app.test").await.code, 250);
+    let msg = b"Subject: claimed\r\nMessage-ID: <claimed@app.test>\r\n\r\nbody\r\n";
+    let r = c.send_mail("app@app.test", &["bob@example.org"], msg).await;
+    assert_eq!(r.code, 250, "{r:?}");
+    // Wait until the relay has sent MAIL (and hangs there).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !fake.commands().iter().any(|c| c.starts_with("MAIL")) {
+        assert!(Instant::now() < deadline, "no delivery started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| binary.signal_and_wait("KILL", Duration::from_secs(10)));
+    drop(binary);
+
+    fake.set_behaviour(|b| *b = Behaviour::default());
+    let restarted = Instant::now();
+    let _binary = tokio::task::block_in_place(|| Binary::start(&data_dir));
+    // Well within the 30 s lease the claim would otherwise hold.
+    let deadline = restarted + Duration::from_secs(12);
+    while !fake
+        .transactions()
+        .iter()
+        .any(|t| t.reply.starts_with("250"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not delivered within 12 s of the restart: the dead process's claim was waited out"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let delivered = fake
+        .transactions()
+        .into_iter()
+        .filter(|t| t.reply.starts_with("250"))
+        .count();
+    assert_eq!(delivered, 1);
+}

@@ -64,6 +64,7 @@ mod accounts;
 mod arrivals;
 mod blobs;
 mod capture;
+mod claims;
 mod engine;
 mod hashing;
 mod leases;
@@ -862,6 +863,29 @@ pub struct Store {
     /// Scopes' arrival lists, kept until the next commit
     /// ([`Store::arrival_list`]).
     arrival_lists: Arc<arrivals::ListCache>,
+    /// This store as the owner of its queue claims ([`claims`]).
+    claims: Arc<ClaimState>,
+}
+
+/// The data dir, and this store's claim owner once it first claims.
+struct ClaimState {
+    data_dir: std::path::PathBuf,
+    owner: std::sync::OnceLock<Option<claims::ClaimOwner>>,
+}
+
+impl ClaimState {
+    fn owner_id(&self) -> Option<String> {
+        self.owner
+            .get_or_init(|| match claims::become_owner(&self.data_dir) {
+                Ok(owner) => Some(owner),
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: no claim lock; claims left by a dead process free only when their lease ends");
+                    None
+                }
+            })
+            .as_ref()
+            .map(|o| o.id.clone())
+    }
 }
 
 type IndexCache = std::sync::Mutex<std::collections::HashMap<MailboxId, Arc<MailboxIndex>>>;
@@ -903,6 +927,10 @@ impl Store {
             index_cache: Default::default(),
             envelope_cache: Default::default(),
             arrival_lists: Default::default(),
+            claims: Arc::new(ClaimState {
+                data_dir: data_dir.to_owned(),
+                owner: Default::default(),
+            }),
         })
     }
 
@@ -1439,9 +1467,40 @@ impl Store {
             .as_secs()
             .saturating_add(u64::from(lease.subsec_nanos() > 0));
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+        let owner = self.claims.owner_id();
         self.inner
-            .write(false, move |conn| queue::claim_due(conn, now, secs, limit))
+            .write(false, move |conn| {
+                queue::claim_due(conn, now, secs, limit, owner.as_deref())
+            })
             .await
+    }
+
+    /// Releases the queue claims of processes that are gone (`kill -9`
+    /// included): their lock in the data dir is no longer held, so none
+    /// of their deliveries is running, and their recipients are due again
+    /// now rather than when the lease would end. Claims of live processes
+    /// are left alone. How many recipients were released.
+    pub async fn release_dead_claims(&self) -> Result<usize> {
+        let own = self
+            .claims
+            .owner
+            .get()
+            .and_then(|o| o.as_ref())
+            .map(|o| o.id.clone());
+        let data_dir = self.claims.data_dir.clone();
+        let dead = blocking(move || claims::dead_owners(&data_dir, own.as_deref())).await?;
+        let mut released = 0;
+        for owner in dead {
+            let id = owner.id.clone();
+            released += self
+                .inner
+                .write(false, move |conn| {
+                    queue::release_claims_of(conn, &id, now())
+                })
+                .await?;
+            owner.forget();
+        }
+        Ok(released)
     }
 
     /// The raw bytes of a queued message.

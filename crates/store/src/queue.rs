@@ -214,6 +214,7 @@ pub(crate) fn claim_due(
     now: Timestamp,
     lease_secs: i64,
     limit: usize,
+    owner: Option<&str>,
 ) -> Result<Vec<QueuedMessage>> {
     if limit == 0 {
         return Ok(Vec::new());
@@ -256,15 +257,30 @@ pub(crate) fn claim_due(
             .collect::<rusqlite::Result<_>>()
             .db()?;
         let mut lease = conn
-            .prepare_cached("UPDATE queue_recipients SET leased_until = ?2 WHERE id = ?1")
+            .prepare_cached(
+                "UPDATE queue_recipients SET leased_until = ?2, leased_by = ?3 WHERE id = ?1",
+            )
             .db()?;
         for rcpt in &mut message.recipients {
-            lease.execute(params![rcpt.id.0, until]).db()?;
+            lease.execute(params![rcpt.id.0, until, owner]).db()?;
             rcpt.leased_until = until;
         }
         out.push(message);
     }
     Ok(out)
+}
+
+/// Writer: ends the claims `owner` holds (its process is gone), so the
+/// recipients are due again at once; how many.
+pub(crate) fn release_claims_of(conn: &Connection, owner: &str, now: Timestamp) -> Result<usize> {
+    conn.prepare_cached(
+        "UPDATE queue_recipients SET leased_until = 0, leased_by = NULL
+          WHERE leased_by = ?1 AND leased_until > ?2
+            AND state IN ('pending', 'deferred')",
+    )
+    .db()?
+    .execute(params![owner, now])
+    .db()
 }
 
 /// Reader: every entry with all its recipients, oldest first.

@@ -270,6 +270,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'last_queue_id', coalesce(max(id), 0) FROM queue;
     "#,
+    // Who holds a recipient's claim (`claims`): the id of a store whose
+    // lock file is in `claims/`; NULL for claims made without one.
+    r#"
+    ALTER TABLE queue_recipients ADD COLUMN leased_by TEXT;
+    "#,
 ];
 
 /// The schema version this code writes.

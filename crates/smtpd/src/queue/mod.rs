@@ -4,8 +4,11 @@
 //! Only this module moves mail out of the queue (the store writes it; smtpd
 //! sessions only add to it). Work is claimed with a lease
 //! ([`store::Store::claim_due`]), so two processes on one data dir never
-//! deliver the same recipient at once, and a process that dies lets its
-//! lease run out for another to retry.
+//! deliver the same recipient at once. A process that dies (even by
+//! `kill -9`) leaves its claims behind; the next queue manager to look
+//! (the restarted process at once, another one within seconds) sees that
+//! the process is gone and takes them back, and the lease is the last
+//! resort where that cannot be told.
 //!
 //! Each recipient is classified again at delivery ([`policy::classify`]):
 //! local ones go into their account's INBOX in one store transaction;
@@ -62,9 +65,14 @@ use remote::RemoteAgent;
 /// How long a claim keeps other queue managers off a recipient. Claimed
 /// work starts at once (we claim no more than there are free delivery
 /// slots), and local delivery takes milliseconds, so this only matters when
-/// a process dies holding claims: its mail waits this long, then another
-/// (or the restarted) queue manager takes it.
+/// a process dies holding claims and that cannot be told from its lock
+/// ([`store::Store::release_dead_claims`]): its mail waits this long, then
+/// another (or the restarted) queue manager takes it.
 const LEASE: Duration = Duration::from_secs(30);
+
+/// How often the queue manager looks for claims of processes that are
+/// gone ([`store::Store::release_dead_claims`]); at start-up, always.
+const DEAD_CLAIMS_EVERY: Duration = Duration::from_secs(5);
 
 /// Wakes the queue manager when new mail is queued.
 #[derive(Clone, Default)]
@@ -102,7 +110,24 @@ impl QueueManager {
         // Deferred mail becomes due without a wake-up; look regularly, and
         // at least as often as the shortest backoff.
         let poll = Duration::from_secs(self.config.queue.min_backoff_secs.clamp(1, 5));
+        // Claims left by a process that died (this one before a `kill -9`,
+        // or another on the data dir) are taken back now, and then every
+        // `DEAD_CLAIMS_EVERY`, instead of when their lease ends.
+        let mut dead_claims_checked: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
+            if dead_claims_checked.is_none_or(|at| at.elapsed() >= DEAD_CLAIMS_EVERY) {
+                dead_claims_checked = Some(tokio::time::Instant::now());
+                match self.store.release_dead_claims().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        recipients = n,
+                        "queue: took back the claims of a process that is gone"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot release the claims of dead processes")
+                    }
+                }
+            }
             // Wait for a free slot, then claim no more than can start now.
             let Ok(first) = slots.clone().acquire_owned().await else {
                 break;
