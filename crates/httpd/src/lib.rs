@@ -130,6 +130,7 @@ pub mod query;
 mod routes;
 mod scan;
 mod view;
+pub mod web_session;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -196,6 +197,8 @@ pub(crate) struct AppState {
     /// One permit per open event stream.
     pub event_clients: Arc<Semaphore>,
     pub logins: access::LoginCache,
+    /// The web page's logins (session cookies).
+    pub sessions: web_session::WebSessions,
     pub started: Instant,
     /// Messages deleted through the API since start (`/api/v1/info`).
     pub deleted: AtomicU64,
@@ -249,6 +252,7 @@ impl Service for HttpService {
         let info = access::ConnInfo {
             peer: conn.peer,
             local: conn.local,
+            tls: conn.stream.is_tls(),
         };
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
@@ -334,6 +338,10 @@ pub async fn start(
         )),
         shutdown: shutdown.clone(),
         logins: access::LoginCache::default(),
+        sessions: web_session::WebSessions::new(
+            Duration::from_secs(http.session_idle_secs.max(1)),
+            http.max_sessions,
+        ),
         started: Instant::now(),
         deleted: AtomicU64::new(0),
         ctx: ctx.clone(),
