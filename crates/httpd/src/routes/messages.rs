@@ -24,7 +24,7 @@ use crate::AppState;
 const DEFAULT_LIMIT: u64 = 50;
 
 /// `start` and `limit` of a list or search, checked.
-fn page(params: &Params, state: &AppState) -> ApiResult<(u64, usize)> {
+pub(crate) fn page(params: &Params, state: &AppState) -> ApiResult<(u64, usize)> {
     let start = params.number("start", 0)?;
     let max = state.ctx.config.http.max_page_size;
     let limit = match params.number("limit", DEFAULT_LIMIT)? {
@@ -134,7 +134,9 @@ pub async fn search(
     Ok(response)
 }
 
-fn event_messages<'a>(messages: impl IntoIterator<Item = &'a ArrivedMessage>) -> Vec<EventMessage> {
+pub(crate) fn event_messages<'a>(
+    messages: impl IntoIterator<Item = &'a ArrivedMessage>,
+) -> Vec<EventMessage> {
     messages
         .into_iter()
         .map(|m| EventMessage {
