@@ -2755,7 +2755,10 @@ async fn arrivals_of_one_mailbox() {
     let boxes = store.mailboxes(alice.id).await.unwrap();
     let inbox = boxes.iter().find(|b| b.name == "INBOX").unwrap().id;
     let scope = ArrivalScope::Mailbox(inbox);
-    let listed = store.arrivals_newest(scope.clone(), None, 10).await.unwrap();
+    let listed = store
+        .arrivals_newest(scope.clone(), None, 10)
+        .await
+        .unwrap();
     let subjects: Vec<_> = listed
         .iter()
         .map(|m| m.summary.subject.clone().unwrap())
