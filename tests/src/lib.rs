@@ -1099,11 +1099,35 @@ pub const TOOL_LIMIT: Duration = Duration::from_secs(60);
 /// Runs a client program (curl, python3, …) to completion with `args`;
 /// fails clearly if it is missing (`.ci/run` installs every one) or hangs.
 pub async fn run_tool(program: &str, package: &str, args: &[&str]) -> std::process::Output {
-    let child = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    command.args(args);
+    finish_tool(command, program, package, args).await
+}
+
+/// [`run_tool`] in the directory `dir`, with `vars` added to the
+/// environment (a test suite run as its CI job would run it).
+pub async fn run_tool_in(
+    program: &str,
+    package: &str,
+    args: &[&str],
+    dir: &Path,
+    vars: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+        .current_dir(dir)
+        .envs(vars.iter().copied());
+    finish_tool(command, program, package, args).await
+}
+
+async fn finish_tool(
+    mut command: tokio::process::Command,
+    program: &str,
+    package: &str,
+    args: &[&str],
+) -> std::process::Output {
+    let child = command.stdin(Stdio::null()).kill_on_drop(true).output();
     match tokio::time::timeout(TOOL_LIMIT, child).await {
         Ok(Ok(output)) => output,
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -306,3 +306,32 @@ async fn inbox_is_case_insensitive_as_a_hierarchy_level() {
         ]
     );
 }
+
+#[tokio::test]
+async fn names_that_look_like_paths_are_refused() {
+    let (_server, imap) = start().await;
+    let mut a = session(&imap).await;
+    for (tag, name) in [
+        ("c1", "../other@localhost/INBOX"),
+        ("c2", "a/../b"),
+        ("c3", "."),
+        ("c4", "~root"),
+        ("c5", "x/./y"),
+    ] {
+        assert_eq!(
+            a.imap(tag, &format!("CREATE \"{name}\"")).await,
+            [format!("{tag} NO [CANNOT] Invalid mailbox name")],
+            "{name}"
+        );
+    }
+    ok(&a.imap("c", "CREATE ok").await, "c");
+    assert_eq!(
+        a.imap("r", "RENAME ok \"../ok\"").await,
+        ["r NO [CANNOT] Cannot rename to that name"]
+    );
+    let all = a.imap("l", "LIST \"\" \"*\"").await;
+    assert!(
+        !all.iter().any(|l| l.contains("..") || l.contains('~')),
+        "{all:?}"
+    );
+}

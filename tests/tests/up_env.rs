@@ -171,3 +171,43 @@ fn unknown_variables_and_bad_values_stop_the_start_and_are_named() {
     // Nothing was started: no TLS certificate made.
     assert!(!Path::new(&data).join("tls").exists());
 }
+
+/// The log is plain text when it goes to a file or a pipe: no ANSI colour
+/// codes (`\x1b[`) for a log collector to choke on.
+#[test]
+fn the_log_into_a_pipe_has_no_colour_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut child = postern_command()
+        .arg("up")
+        .envs([
+            ("POSTERN_DATA_DIR", data.to_str().unwrap()),
+            ("POSTERN_LOG", "info"),
+            ("POSTERN_SMTP_LISTEN", "127.0.0.1:0"),
+            ("POSTERN_SMTP_SUBMISSION_LISTEN", ""),
+            ("POSTERN_SMTP_SUBMISSIONS_LISTEN", ""),
+            ("POSTERN_POP3_LISTEN", ""),
+            ("POSTERN_POP3_POP3S_LISTEN", ""),
+            ("POSTERN_IMAP_LISTEN", ""),
+            ("POSTERN_IMAP_IMAPS_LISTEN", ""),
+            ("POSTERN_HTTP_LISTEN", ""),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run postern up");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) > 0 {
+        if line.starts_with("postern: ready") {
+            break;
+        }
+        line.clear();
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output().expect("output");
+    let log = String::from_utf8_lossy(&output.stderr);
+    // The first start makes a certificate, and says so at info level.
+    assert!(log.contains("self-signed"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}

@@ -18,8 +18,13 @@ pub fn init(filter: &str) {
         Ok(f) => (f, None),
         Err(e) => (EnvFilter::new("info"), Some(e.to_string())),
     };
+    // Colour codes only for a person at a terminal, never into a file or
+    // a pipe (`NO_COLOR` turns them off there too).
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(env_filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     // Unit tests: let the test harness capture the output.
     #[cfg(test)]

@@ -167,6 +167,10 @@ pub struct HttpContext {
     /// the same process (`postern up`) applies them, so the standalone
     /// `httpd` has none and answers those endpoints with 501.
     pub rules: Option<common::rules::Rules>,
+    /// What really listens where (role name such as `imaps`, address),
+    /// once the process has started its daemons: what autoconfig tells
+    /// mail clients. Unset: the configured listeners.
+    pub listeners: std::sync::OnceLock<Vec<(String, std::net::SocketAddr)>>,
 }
 
 impl HttpContext {
@@ -185,6 +189,7 @@ impl HttpContext {
             throttle,
             events,
             rules,
+            listeners: std::sync::OnceLock::new(),
         }
     }
 }
@@ -202,6 +207,8 @@ pub(crate) struct AppState {
     pub started: Instant,
     /// Messages deleted through the API since start (`/api/v1/info`).
     pub deleted: AtomicU64,
+    /// Filters of body text, so searches skip bodies that lack a word.
+    pub bodies: scan::BodyIndex,
 }
 
 /// What a listener is for.
@@ -344,6 +351,7 @@ pub async fn start(
         ),
         started: Instant::now(),
         deleted: AtomicU64::new(0),
+        bodies: scan::BodyIndex::default(),
         ctx: ctx.clone(),
     });
     let service = Arc::new(HttpService {

@@ -297,9 +297,24 @@ impl Query {
     /// Decides `message`, with the body's lower-cased text if it has been
     /// read.
     pub fn decide(&self, message: &ArrivedMessage, body: Option<&str>) -> Decision {
+        match body {
+            Some(text) => self.decide_with(message, |needle| Some(text.contains(needle))),
+            None => self.decide_with(message, |_| None),
+        }
+    }
+
+    /// Decides `message` where `body` tells, for a lower-cased needle,
+    /// whether the body's lower-cased text contains it, or `None` if it
+    /// cannot tell without the text (a filter that only knows "surely
+    /// not" answers `Some(false)` or `None`).
+    pub fn decide_with(
+        &self,
+        message: &ArrivedMessage,
+        body: impl Fn(&str) -> Option<bool>,
+    ) -> Decision {
         let mut unsure = false;
         for term in &self.terms {
-            let held = match holds(&term.condition, message, body) {
+            let held = match holds(&term.condition, message, &body) {
                 Some(held) => held,
                 None => {
                     unsure = true;
@@ -325,30 +340,57 @@ fn strip_brackets(id: &str) -> &str {
         .unwrap_or(id)
 }
 
+/// Whether `haystack`, lower-cased, contains `needle` (lower-cased
+/// already): `haystack.to_lowercase().contains(needle)`, without making
+/// the lower-cased copy when the haystack is ASCII (a search looks at
+/// every message's fields).
+fn contains_folded(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    if !haystack.is_ascii() {
+        return haystack.to_lowercase().contains(needle);
+    }
+    // An ASCII haystack lower-cases to ASCII: no other needle is in it.
+    needle.is_ascii()
+        && haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
 fn addresses_contain(list: &[store::EmailAddress], needle: &str) -> bool {
+    // Only a needle with one of the characters that join name and address
+    // in "name <address>" can be found there but in neither alone.
+    let spans = needle.contains([' ', '<', '>']);
     list.iter().any(|a| {
         a.address
             .as_deref()
-            .is_some_and(|addr| addr.to_lowercase().contains(needle))
+            .is_some_and(|addr| contains_folded(addr, needle))
             || a.name
                 .as_deref()
-                .is_some_and(|name| name.to_lowercase().contains(needle))
-            || match (&a.name, &a.address) {
-                (Some(name), Some(addr)) => {
-                    format!("{name} <{addr}>").to_lowercase().contains(needle)
+                .is_some_and(|name| contains_folded(name, needle))
+            || spans
+                && match (&a.name, &a.address) {
+                    (Some(name), Some(addr)) => {
+                        format!("{name} <{addr}>").to_lowercase().contains(needle)
+                    }
+                    _ => false,
                 }
-                _ => false,
-            }
     })
 }
 
 /// Whether the condition holds; `None` when only the body can tell.
-fn holds(condition: &Condition, m: &ArrivedMessage, body: Option<&str>) -> Option<bool> {
+fn holds(
+    condition: &Condition,
+    m: &ArrivedMessage,
+    body: &impl Fn(&str) -> Option<bool>,
+) -> Option<bool> {
     let s = &m.summary;
     Some(match condition {
         Condition::Address(field, needle) => match field {
             AddressField::To => {
-                addresses_contain(&s.to, needle) || m.address.to_lowercase().contains(needle)
+                addresses_contain(&s.to, needle) || contains_folded(&m.address, needle)
             }
             AddressField::From => addresses_contain(&s.from, needle),
             AddressField::Cc => addresses_contain(&s.cc, needle),
@@ -361,7 +403,7 @@ fn holds(condition: &Condition, m: &ArrivedMessage, body: Option<&str>) -> Optio
         Condition::Subject(needle) => s
             .subject
             .as_deref()
-            .is_some_and(|t| t.to_lowercase().contains(needle)),
+            .is_some_and(|t| contains_folded(t, needle)),
         Condition::MessageId(id) => s
             .message_id
             .as_deref()
@@ -376,20 +418,20 @@ fn holds(condition: &Condition, m: &ArrivedMessage, body: Option<&str>) -> Optio
             let in_header = s
                 .subject
                 .as_deref()
-                .is_some_and(|t| t.to_lowercase().contains(needle))
+                .is_some_and(|t| contains_folded(t, needle))
                 || [&s.from, &s.to, &s.cc, &s.bcc, &s.reply_to]
                     .iter()
                     .any(|list| addresses_contain(list, needle))
                 || s.message_id
                     .as_deref()
-                    .is_some_and(|t| t.to_lowercase().contains(needle))
+                    .is_some_and(|t| contains_folded(t, needle))
                 || s.preview
                     .as_deref()
-                    .is_some_and(|t| t.to_lowercase().contains(needle));
+                    .is_some_and(|t| contains_folded(t, needle));
             if in_header {
                 true
             } else {
-                return body.map(|b| b.contains(needle.as_str()));
+                return body(needle);
             }
         }
     })
@@ -522,6 +564,60 @@ mod tests {
         assert_eq!(q.decide(&m, Some("a zebra here")), Decision::Yes);
         assert_eq!(q.decide(&m, Some("a zebra and a lion")), Decision::No);
         assert_eq!(q.decide(&m, Some("nothing")), Decision::No);
+    }
+
+    #[test]
+    fn folded_matching_is_lower_casing_then_contains() {
+        // The same answers as `haystack.to_lowercase().contains(needle)`.
+        let cases = [
+            ("Invoice 42", "invoice"),
+            ("Invoice 42", "voice 4"),
+            ("Invoice 42", "nothing"),
+            ("Invoice 42", ""),
+            ("Invoice 42", "ünï"),
+            ("Ünïcødé Mail", "ünïcødé"),
+            ("Ünïcødé Mail", "mail"),
+            // Non-ASCII capitals that lower-case to ASCII.
+            ("\u{212A}ELVIN", "kelvin"),
+            ("X\u{130}", "xi"),
+            ("ΟΔΟΣ", "οδος"),
+            ("short", "much longer than the haystack"),
+        ];
+        for (haystack, needle) in cases {
+            assert_eq!(
+                contains_folded(haystack, needle),
+                haystack.to_lowercase().contains(needle),
+                "{haystack:?} {needle:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn address_terms_span_name_and_address() {
+        let m = message("x", false, 0);
+        for q in [
+            "to:\"doe <john@\"",
+            "to:\"john doe <john@example.org>\"",
+            "\"doe <john\"",
+            "to:john@",
+        ] {
+            assert_eq!(decide(q, &m), Decision::Yes, "{q}");
+        }
+        assert_eq!(decide("to:\"doe john\"", &m), Decision::No);
+    }
+
+    #[test]
+    fn a_body_filter_decides_what_it_knows() {
+        let m = message("Invoice 42", false, 0);
+        let q = Query::parse("zebra -lion", &utc()).unwrap();
+        // "Surely not" for both: the lion term holds, the zebra term not.
+        assert_eq!(q.decide_with(&m, |_| Some(false)), Decision::No);
+        // Unknown zebra, surely no lion: still the body's to decide.
+        let zebra_unknown = |n: &str| if n == "zebra" { None } else { Some(false) };
+        assert_eq!(q.decide_with(&m, zebra_unknown), Decision::NeedBody);
+        // What the header fields hold needs no body at all.
+        let q = Query::parse("invoice", &utc()).unwrap();
+        assert_eq!(q.decide_with(&m, |_| Some(false)), Decision::Yes);
     }
 
     #[test]

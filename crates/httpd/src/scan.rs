@@ -3,14 +3,27 @@
 //! summary decides most terms; a message's raw bytes are read (and its
 //! text decoded) only when a bare word or phrase is not in its header
 //! fields and everything else already holds.
+//!
+//! A search reads the scope's list once ([`store::Store::arrival_list`],
+//! kept by the store until the next commit), decides every message on its
+//! summary, and reads the bodies still needed in batches. Each body read
+//! leaves behind a small filter of the byte trigrams of its lower-cased
+//! text ([`BodyIndex`]), so later searches skip, without reading it, every
+//! body that surely lacks a word of three bytes or more.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 
 use store::{ArrivalScope, ArrivedMessage, Store};
 
 use crate::error::ApiResult;
 use crate::query::{Decision, Query};
 
-/// Messages read from the store at a time.
+/// Messages read from the store at a time (the wait, and "every").
 const PAGE: usize = 500;
+
+/// Bodies read from the store in one request during a search.
+const BODY_BATCH: usize = 200;
 
 /// Bodies larger than this are decoded on a blocking thread.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
@@ -48,54 +61,158 @@ pub struct Found {
     pub matches: Vec<ArrivedMessage>,
     /// False if the scan stopped at its limit before the oldest message.
     pub complete: bool,
+    /// How many messages the scope holds, and how many are unseen.
+    pub total: u64,
+    pub unseen: u64,
+}
+
+/// Filters of the byte trigrams of messages' lower-cased body text, by
+/// arrival number (a message's bytes never change, nor does the number
+/// name another message, so a filter never goes stale).
+#[derive(Default)]
+pub struct BodyIndex {
+    filters: Mutex<HashMap<u64, TrigramFilter>>,
+}
+
+/// Filters kept at most (a few hundred bytes each for mail of a few KiB);
+/// past it the index starts again.
+const FILTERS_KEPT: usize = 200_000;
+
+/// A Bloom filter of the three-byte windows of a text: "surely not in the
+/// text" for a needle with a window that is not in it; no false "not".
+pub struct TrigramFilter {
+    bits: Box<[u64]>,
+}
+
+impl TrigramFilter {
+    /// Two bit positions (of `mask + 1`) for the window `w`.
+    fn positions(w: &[u8], mask: u64) -> [u64; 2] {
+        // SplitMix64's finalizer over the three bytes.
+        let mut x = u64::from(w[0]) | u64::from(w[1]) << 8 | u64::from(w[2]) << 16;
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        [x & mask, (x >> 32) & mask]
+    }
+
+    /// The filter of `text`: about one bit per byte of text (a power of
+    /// two between 512 and 65,536 bits), two bits per window.
+    pub fn of(text: &str) -> TrigramFilter {
+        let bits = text.len().next_power_of_two().clamp(512, 65_536);
+        let mask = bits as u64 - 1;
+        let mut words = vec![0u64; bits / 64].into_boxed_slice();
+        for w in text.as_bytes().windows(3) {
+            for p in Self::positions(w, mask) {
+                words[(p / 64) as usize] |= 1 << (p % 64);
+            }
+        }
+        TrigramFilter { bits: words }
+    }
+
+    /// `Some(false)` if `needle` is surely not in the text; `None` if it
+    /// may be (or is shorter than a window).
+    pub fn may_contain(&self, needle: &str) -> Option<bool> {
+        let mask = (self.bits.len() * 64) as u64 - 1;
+        let absent = needle.as_bytes().windows(3).any(|w| {
+            Self::positions(w, mask)
+                .iter()
+                .any(|&p| self.bits[(p / 64) as usize] & (1 << (p % 64)) == 0)
+        });
+        absent.then_some(false)
+    }
+}
+
+impl BodyIndex {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TrigramFilter>> {
+        self.filters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Decodes the lower-cased body text of each raw message, off the async
+/// workers when there is much of it.
+async fn body_texts(raws: Vec<(u64, Vec<u8>)>) -> Vec<(u64, String)> {
+    let decode = |raws: Vec<(u64, Vec<u8>)>| {
+        raws.into_iter()
+            .map(|(arrival, raw)| (arrival, crate::view::body_text(&raw)))
+            .collect::<Vec<_>>()
+    };
+    let bytes: usize = raws.iter().map(|(_, raw)| raw.len()).sum();
+    if bytes <= INLINE_PARSE_LIMIT {
+        return decode(raws);
+    }
+    tokio::task::spawn_blocking(move || decode(raws))
+        .await
+        .unwrap_or_default()
 }
 
 /// Every message in `scope` that `query` matches, newest first, looking
 /// at no more than `max_scan` messages.
 pub async fn search(
     store: &Store,
+    bodies: &BodyIndex,
     scope: &ArrivalScope,
     query: &Query,
     max_scan: usize,
 ) -> ApiResult<Found> {
-    let mut found = Vec::new();
-    let mut before = None;
-    let mut scanned = 0usize;
-    loop {
-        let want = PAGE.min(max_scan.saturating_sub(scanned)).max(1);
-        let page = store.arrivals_newest(scope.clone(), before, want).await?;
-        let Some(last) = page.last() else {
-            return Ok(Found {
-                matches: found,
-                complete: true,
-            });
-        };
-        before = Some(last.arrival);
-        let full = page.len();
-        for m in page {
-            scanned += 1;
-            if matches(store, scope, query, &m).await? {
-                found.push(m);
-            }
-        }
-        if scanned >= max_scan {
-            // One more look says whether anything was left unscanned.
-            let more = !store
-                .arrivals_newest(scope.clone(), before, 1)
-                .await?
-                .is_empty();
-            return Ok(Found {
-                matches: found,
-                complete: !more,
-            });
-        }
-        if full < want {
-            return Ok(Found {
-                matches: found,
-                complete: true,
-            });
+    let list = store.arrival_list(scope.clone(), max_scan.max(1)).await?;
+    let messages = &list.messages;
+    // First what the summaries (and the body filters) decide.
+    let mut verdict: Vec<Decision> = Vec::with_capacity(messages.len());
+    {
+        let filters = bodies.lock();
+        for m in messages.iter() {
+            let decision = match query.decide(m, None) {
+                Decision::NeedBody => match filters.get(&m.arrival) {
+                    Some(filter) => query.decide_with(m, |needle| filter.may_contain(needle)),
+                    None => Decision::NeedBody,
+                },
+                decided => decided,
+            };
+            verdict.push(decision);
         }
     }
+    // Then the bodies still needed, read and decoded in batches.
+    let need: Vec<usize> = (0..messages.len())
+        .filter(|&i| verdict[i] == Decision::NeedBody)
+        .collect();
+    for batch in need.chunks(BODY_BATCH) {
+        let arrivals: Vec<u64> = batch.iter().map(|&i| messages[i].arrival).collect();
+        let texts: HashMap<u64, String> =
+            body_texts(store.arrivals_raw(scope.clone(), &arrivals).await?)
+                .await
+                .into_iter()
+                .collect();
+        let mut filters = bodies.lock();
+        if filters.len() + texts.len() > FILTERS_KEPT {
+            filters.clear();
+        }
+        for &i in batch {
+            let m = &messages[i];
+            verdict[i] = match texts.get(&m.arrival) {
+                Some(text) => {
+                    filters
+                        .entry(m.arrival)
+                        .or_insert_with(|| TrigramFilter::of(text));
+                    query.decide(m, Some(text))
+                }
+                // Deleted meanwhile.
+                None => Decision::No,
+            };
+        }
+    }
+    let matches = messages
+        .iter()
+        .zip(&verdict)
+        .filter(|(_, v)| **v == Decision::Yes)
+        .map(|(m, _)| m.clone())
+        .collect();
+    Ok(Found {
+        matches,
+        complete: list.complete(),
+        total: list.total,
+        unseen: list.unseen,
+    })
 }
 
 /// Every message in `scope`, newest first, in pages handed to `each`
@@ -141,5 +258,41 @@ pub async fn first_after(
         if !full {
             return Ok((None, after));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TrigramFilter;
+
+    #[test]
+    fn trigram_filter_never_says_not_for_what_is_there() {
+        let text = "the quick brown fox jumps over the lazy dog. zebrafish! ünïcødé 4711";
+        let filter = TrigramFilter::of(text);
+        for start in 0..text.len() {
+            for end in start..=text.len() {
+                if let Some(needle) = text.get(start..end) {
+                    assert_eq!(filter.may_contain(needle), None, "{needle:?}");
+                }
+            }
+        }
+        // Too short to tell.
+        assert_eq!(filter.may_contain("qz"), None);
+        // Most absent words are known absent (a filter may err the other way).
+        let absent = ["elephant", "giraffe", "kangaroo", "platypus", "wombat"];
+        let said_no = absent
+            .iter()
+            .filter(|w| filter.may_contain(w) == Some(false))
+            .count();
+        assert!(said_no >= 4, "{said_no}");
+    }
+
+    #[test]
+    fn trigram_filter_of_a_large_text() {
+        let text: String = (0..20_000).map(|i| format!("w{i} ")).collect();
+        let filter = TrigramFilter::of(&text);
+        assert_eq!(filter.bits.len() * 64, 65_536);
+        assert_eq!(filter.may_contain("w19999 w"), None);
+        assert_eq!(filter.may_contain(""), None);
     }
 }

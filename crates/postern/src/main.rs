@@ -70,6 +70,9 @@ enum Command {
     /// is tried within that time.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
+    /// Print the `user.js` line that points a Thunderbird on this machine
+    /// at this server's autoconfig (the HTTP listener of the config).
+    Autoconfig,
 }
 
 fn main() -> ExitCode {
@@ -83,8 +86,31 @@ fn main() -> ExitCode {
             Command::Alias(cmd) => admin::alias(&config, cmd).await,
             Command::Mail(cmd) => admin::mail(&config, cmd).await,
             Command::Queue(cmd) => admin::queue(&config, cmd).await,
+            Command::Autoconfig => autoconfig(&config),
         }
     })
+}
+
+/// `postern autoconfig`: Thunderbird's `mailnews.auto_config_url` set to
+/// this server's `/autoconfig/v1.1/`, which answers for the local domains
+/// with the ports of the config.
+fn autoconfig(config: &common::config::Config) -> Result<(), String> {
+    let http = &config.http;
+    let (scheme, addr) = match (http.listen.first(), http.https_listen.first()) {
+        (Some(addr), _) if !http.tls => ("http", addr),
+        (Some(addr), _) => ("https", addr),
+        (None, Some(addr)) => ("https", addr),
+        (None, None) => return Err("no HTTP listener is configured ([http] listen)".into()),
+    };
+    // A wildcard bind is reached through the host name.
+    let host = if addr.ip().is_unspecified() {
+        format!("{}:{}", config.hostname, addr.port())
+    } else {
+        addr.to_string()
+    };
+    println!("// In Thunderbird's profile directory, in user.js (Thunderbird closed):");
+    println!("user_pref(\"mailnews.auto_config_url\", \"{scheme}://{host}/autoconfig/v1.1/\");");
+    Ok(())
 }
 
 /// `postern up`: every daemon built so far, in one process, on one store,
@@ -175,6 +201,13 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
                     .map_err(|e| e.to_string())?
                     .iter()
                     .map(imapd::Bound::announcement),
+            );
+            // Autoconfig tells mail clients the ports really listening.
+            let _ = http.listeners.set(
+                announced
+                    .iter()
+                    .map(|a| (a.name.to_owned(), a.addr))
+                    .collect(),
             );
             announced.extend(
                 httpd::start(http, shutdown, &tracker)

@@ -3,8 +3,9 @@
 //! names messages by it, lists the newest first, and waits for what
 //! arrives after a number it was given.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection};
 
@@ -181,6 +182,135 @@ pub(crate) fn raw(
         Some(row) => Ok(Some(row.get(0).db()?)),
         None => Ok(None),
     }
+}
+
+/// Reader: the raw bytes of the messages these arrival numbers name
+/// within `scope`, in the order asked; those not in scope (or gone) are
+/// left out. One read transaction, so one snapshot.
+pub(crate) fn raw_many(
+    conn: &Connection,
+    scope: &ArrivalScope,
+    arrivals: &[u64],
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    let mut out = Vec::with_capacity(arrivals.len());
+    for &arrival in arrivals {
+        if let Some(raw) = raw(conn, scope, arrival)? {
+            out.push((arrival, raw));
+        }
+    }
+    Ok(out)
+}
+
+/// A scope's messages as one list, newest first: what a list page, a
+/// count and a search over the scope all read. Shared ([`Arc`]) and kept
+/// by the store until anything is committed to the database.
+#[derive(Debug)]
+pub struct ArrivalList {
+    /// Newest first: every message of the scope, or its newest `max` (as
+    /// [`crate::Store::arrival_list`] was asked) if it holds more.
+    pub messages: Vec<ArrivedMessage>,
+    /// How many messages the scope holds.
+    pub total: u64,
+    /// How many of them are not `\Seen`.
+    pub unseen: u64,
+}
+
+impl ArrivalList {
+    /// Whether `messages` is the whole scope.
+    pub fn complete(&self) -> bool {
+        self.messages.len() as u64 >= self.total
+    }
+}
+
+/// Scopes whose lists are kept at once (a few hundred bytes a message).
+const LISTS_KEPT: usize = 4;
+
+/// The lists [`snapshot`] read, kept while nothing was committed since.
+///
+/// Whether anything was: `PRAGMA data_version` moves on a connection when
+/// another connection (this process's writer, or another process)
+/// committed since that connection last asked. Each reader connection
+/// asks before it uses a kept list, and the first one to see a move bumps
+/// `generation`, which retires every list read before it. So a request
+/// made after a commit never gets a list from before that commit, in this
+/// process or from another one, without waiting for the store's poller.
+#[derive(Default)]
+pub(crate) struct ListCache {
+    generation: AtomicU64,
+    /// Each reader connection's last `data_version`, by its address (a
+    /// reader thread holds its connection in place for its whole life).
+    seen: Mutex<HashMap<usize, i64>>,
+    /// (scope, max, generation read at, list); at most [`LISTS_KEPT`].
+    lists: Mutex<Vec<KeptList>>,
+}
+
+/// A kept list: its scope, its `max`, the generation it was read at.
+type KeptList = (ArrivalScope, usize, u64, Arc<ArrivalList>);
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ListCache {
+    /// Reader: the generation a list read on `conn` now belongs to,
+    /// bumped first if `conn` sees a commit since it last looked.
+    fn generation(&self, conn: &Connection) -> Result<u64> {
+        let version: i64 = conn
+            .query_row("PRAGMA data_version", [], |row| row.get(0))
+            .db()?;
+        let key = std::ptr::from_ref(conn) as usize;
+        let mut seen = locked(&self.seen);
+        if seen.insert(key, version) != Some(version) {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(self.generation.load(Ordering::SeqCst))
+    }
+
+    fn get(&self, scope: &ArrivalScope, max: usize, generation: u64) -> Option<Arc<ArrivalList>> {
+        locked(&self.lists)
+            .iter()
+            .find(|(s, m, g, _)| s == scope && *m == max && *g == generation)
+            .map(|(_, _, _, list)| list.clone())
+    }
+
+    fn put(&self, scope: &ArrivalScope, max: usize, generation: u64, list: Arc<ArrivalList>) {
+        let mut lists = locked(&self.lists);
+        // Lists of older generations are of no use to anybody any more.
+        lists.retain(|(s, _, g, _)| *g >= generation && s != scope);
+        if lists.iter().any(|(_, _, g, _)| *g > generation) {
+            // A newer list was read meanwhile; this one is already old.
+            return;
+        }
+        if lists.len() >= LISTS_KEPT {
+            lists.remove(0);
+        }
+        lists.push((scope.clone(), max, generation, list));
+    }
+}
+
+/// Reader: the messages of `scope`, newest first (at most `max` of
+/// them) with its counts, from `lists` if nothing was committed since
+/// they were read, else read now (and kept).
+pub(crate) fn snapshot(
+    conn: &Connection,
+    cache: &EnvelopeCache,
+    lists: &ListCache,
+    scope: &ArrivalScope,
+    max: usize,
+) -> Result<Arc<ArrivalList>> {
+    let generation = lists.generation(conn)?;
+    if let Some(hit) = lists.get(scope, max, generation) {
+        return Ok(hit);
+    }
+    let messages = list(conn, cache, scope, 0, None, true, max)?;
+    let (total, unseen) = count(conn, scope)?;
+    let list = Arc::new(ArrivalList {
+        messages,
+        total,
+        unseen,
+    });
+    lists.put(scope, max, generation, list.clone());
+    Ok(list)
 }
 
 /// Reader: the last arrival number given (0 before the first message).

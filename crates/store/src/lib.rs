@@ -57,6 +57,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use arrivals::ArrivalList;
 pub use prune::{ExpungedSince, PruneOptions};
 
 mod accounts;
@@ -862,6 +863,9 @@ pub struct Store {
     index_cache: Arc<IndexCache>,
     /// Envelope fields decoded once per blob, for SEARCH.
     envelope_cache: Arc<mailbox::EnvelopeCache>,
+    /// Scopes' arrival lists, kept until the next commit
+    /// ([`Store::arrival_list`]).
+    arrival_lists: Arc<arrivals::ListCache>,
 }
 
 type IndexCache = std::sync::Mutex<std::collections::HashMap<MailboxId, Arc<MailboxIndex>>>;
@@ -902,6 +906,7 @@ impl Store {
             passwords: Arc::new(hashing::PasswordWorkers::start(cores)?),
             index_cache: Default::default(),
             envelope_cache: Default::default(),
+            arrival_lists: Default::default(),
         })
     }
 
@@ -1322,6 +1327,34 @@ impl Store {
     pub async fn arrival_raw(&self, scope: ArrivalScope, arrival: u64) -> Result<Option<Vec<u8>>> {
         self.inner
             .read(move |conn| arrivals::raw(conn, &scope, arrival))
+            .await
+    }
+
+    /// The messages of `scope`, newest first (its newest `max` if it holds
+    /// more), with how many it holds and how many are unseen: one snapshot
+    /// for a list page, its counts, or a search. Kept and shared until
+    /// anything is committed to the database, by this process or another,
+    /// so repeated lists and searches over an unchanged store cost no
+    /// reading; summaries come without their MIME tree.
+    pub async fn arrival_list(&self, scope: ArrivalScope, max: usize) -> Result<Arc<ArrivalList>> {
+        let cache = self.envelope_cache.clone();
+        let lists = self.arrival_lists.clone();
+        self.inner
+            .read(move |conn| arrivals::snapshot(conn, &cache, &lists, &scope, max))
+            .await
+    }
+
+    /// The raw bytes of the messages these arrival numbers name within
+    /// `scope`, in the order asked, read in one go; those not in scope or
+    /// gone are left out.
+    pub async fn arrivals_raw(
+        &self,
+        scope: ArrivalScope,
+        arrivals: &[u64],
+    ) -> Result<Vec<(u64, Vec<u8>)>> {
+        let arrivals = arrivals.to_vec();
+        self.inner
+            .read(move |conn| arrivals::raw_many(conn, &scope, &arrivals))
             .await
     }
 

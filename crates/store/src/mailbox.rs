@@ -949,12 +949,17 @@ pub(crate) fn expunge(
 pub(crate) const MAX_NAME_LEN: usize = 512;
 
 /// Checks a mailbox name a client chose: not empty, no empty hierarchy
-/// level (`a//b`, a leading or trailing `/`), no control characters, no
-/// LIST wildcards (`*`, `%`), at most [`MAX_NAME_LEN`] bytes.
+/// level (`a//b`, a leading or trailing `/`), no level that is `.` or
+/// `..`, no leading `~` (names that look like paths, as Dovecot refuses
+/// them), no control characters, no LIST wildcards (`*`, `%`), at most
+/// [`MAX_NAME_LEN`] bytes.
 pub(crate) fn check_name(name: &str) -> Result<()> {
     let bad = name.is_empty()
         || name.len() > MAX_NAME_LEN
-        || name.split('/').any(str::is_empty)
+        || name.starts_with('~')
+        || name
+            .split('/')
+            .any(|level| level.is_empty() || level == "." || level == "..")
         || name.chars().any(|c| c.is_control() || c == '*' || c == '%');
     if bad {
         return Err(StoreError::Invalid(format!("mailbox name {name:?}")));

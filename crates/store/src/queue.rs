@@ -161,10 +161,19 @@ pub(crate) fn enqueue(
     now: Timestamp,
 ) -> Result<QueueId> {
     blobs::add_ref(conn, hash, &message.raw)?;
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('last_queue_id', 1)
+             ON CONFLICT (key) DO UPDATE SET value = value + 1
+             RETURNING value",
+        )
+        .db()?
+        .query_row([], |row| row.get(0))
+        .db()?;
     conn.prepare_cached(
-        "INSERT INTO queue (blob_hash, sender, auth_user, body_type, smtputf8, size, received_at,
-                            dsn_ret, dsn_envid, envelope_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO queue (id, blob_hash, sender, auth_user, body_type, smtputf8, size,
+                            received_at, dsn_ret, dsn_envid, envelope_id)
+         VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .db()?
     .execute(params![
@@ -178,9 +187,9 @@ pub(crate) fn enqueue(
         dsn.ret.map(ret_str),
         dsn.envid,
         envelope.map(|e| e.0),
+        id,
     ])
     .db()?;
-    let id = conn.last_insert_rowid();
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO queue_recipients

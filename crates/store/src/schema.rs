@@ -263,6 +263,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE mailboxes ADD COLUMN horizon_modseq INTEGER NOT NULL DEFAULT 0;
     "#,
+    // Queue ids are never given twice (logs and `postern queue` name
+    // messages by them): `queue.id` comes from this counter, not from
+    // SQLite's rowid, which reuses the highest id once its row is gone.
+    r#"
+    INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'last_queue_id', coalesce(max(id), 0) FROM queue;
+    "#,
 ];
 
 /// The schema version this code writes.

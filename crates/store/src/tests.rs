@@ -2068,7 +2068,22 @@ async fn create_delete_rename_and_subscribe_mailboxes() {
         store.create_mailbox(alice.id, "inbox").await,
         Err(StoreError::AlreadyExists(_))
     ));
-    for bad in ["", "a//b", "/a", "a/", "a*", "b%", "c\u{7}"] {
+    for bad in [
+        "",
+        "a//b",
+        "/a",
+        "a/",
+        "a*",
+        "b%",
+        "c\u{7}",
+        ".",
+        "..",
+        "a/./b",
+        "a/..",
+        "../other@localhost/INBOX",
+        "~",
+        "~root/mail",
+    ] {
         assert!(
             matches!(
                 store.create_mailbox(alice.id, bad).await,
@@ -2881,6 +2896,140 @@ async fn arrivals_page_wait_and_scope() {
     assert_eq!(store.arrival_counts(ArrivalScope::All).await.unwrap().0, 2);
 }
 
+/// A store whose lists come from one reader connection and whose poller
+/// looks for other processes' commits only once an hour: what it sees at
+/// once of another store's commit, it sees by its own looking.
+fn open_one_reader(dir: &tempfile::TempDir) -> Store {
+    Store::open_with(
+        dir.path(),
+        StoreOptions {
+            readers: 1,
+            poll_interval: Duration::from_secs(3600),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+async fn capture_to(store: &Store, subject: &str, to: &str) -> u64 {
+    store
+        .capture(message(&raw_message(subject), &[to]), envelope_for(&[to]))
+        .await
+        .unwrap()
+        .0[0]
+}
+
+#[tokio::test]
+async fn arrival_list_is_one_snapshot_kept_until_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_one_reader(&dir);
+    let sandbox = store.create_sandbox().await.unwrap();
+    let inside = format!("user@{}", sandbox.domain);
+    let mut arrivals = Vec::new();
+    for (i, to) in ["a@x.example", inside.as_str(), "b@x.example"]
+        .iter()
+        .enumerate()
+    {
+        arrivals.push(capture_to(&store, &format!("m{i}"), to).await);
+    }
+    let list = store.arrival_list(ArrivalScope::All, 100).await.unwrap();
+    let subjects: Vec<_> = list
+        .messages
+        .iter()
+        .map(|m| m.summary.subject.clone().unwrap())
+        .collect();
+    assert_eq!(subjects, ["m2", "m1", "m0"]);
+    assert_eq!((list.total, list.unseen), (3, 3));
+    assert!(list.complete());
+    // Nothing committed: the very same list again.
+    let again = store.arrival_list(ArrivalScope::All, 100).await.unwrap();
+    assert!(Arc::ptr_eq(&list, &again));
+    // The newest `max` only, with the scope's counts; another scope is
+    // another list.
+    let newest = store.arrival_list(ArrivalScope::All, 2).await.unwrap();
+    assert_eq!(newest.messages.len(), 2);
+    assert_eq!(newest.total, 3);
+    assert!(!newest.complete());
+    let scope = ArrivalScope::Domain(sandbox.domain.clone());
+    let mine = store.arrival_list(scope.clone(), 100).await.unwrap();
+    assert_eq!(mine.messages.len(), 1);
+    assert_eq!(mine.messages[0].address, inside);
+    // A flag change is a commit: a new list that shows it.
+    store
+        .set_arrival_flags(
+            ArrivalScope::All,
+            &[arrivals[0]],
+            FlagChange::Add,
+            &["\\Seen".into()],
+        )
+        .await
+        .unwrap();
+    let after = store.arrival_list(ArrivalScope::All, 100).await.unwrap();
+    assert!(!Arc::ptr_eq(&list, &after));
+    assert_eq!((after.total, after.unseen), (3, 2));
+    assert!(after.messages[2].flags.iter().any(|f| f == "\\Seen"));
+    // So is a delete.
+    store
+        .delete_arrivals(ArrivalScope::All, &[arrivals[2]])
+        .await
+        .unwrap();
+    let after = store.arrival_list(ArrivalScope::All, 100).await.unwrap();
+    assert_eq!(after.total, 2);
+    assert_eq!(after.messages[0].arrival, arrivals[1]);
+}
+
+#[tokio::test]
+async fn arrival_list_sees_another_stores_commit_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two stores on one dir, as two processes: b's poller would notice a's
+    // commits only after an hour.
+    let a = open(&dir);
+    let b = open_one_reader(&dir);
+    capture_to(&a, "first", "a@x.example").await;
+    let list = b.arrival_list(ArrivalScope::All, 100).await.unwrap();
+    assert_eq!(list.total, 1);
+    let second = capture_to(&a, "second", "a@x.example").await;
+    let list = b.arrival_list(ArrivalScope::All, 100).await.unwrap();
+    assert_eq!(list.total, 2);
+    assert_eq!(list.messages[0].arrival, second);
+    a.set_arrival_flags(
+        ArrivalScope::All,
+        &[second],
+        FlagChange::Add,
+        &["\\Seen".into()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        b.arrival_list(ArrivalScope::All, 100).await.unwrap().unseen,
+        1
+    );
+}
+
+#[tokio::test]
+async fn arrivals_raw_reads_many_in_one_go_within_the_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let sandbox = store.create_sandbox().await.unwrap();
+    let inside = format!("user@{}", sandbox.domain);
+    let a = capture_to(&store, "a", "a@x.example").await;
+    let b = capture_to(&store, "b", &inside).await;
+    let c = capture_to(&store, "c", "c@x.example").await;
+    let got = store
+        .arrivals_raw(ArrivalScope::All, &[c, 999_999, a])
+        .await
+        .unwrap();
+    assert_eq!(got, vec![(c, raw_message("c")), (a, raw_message("a"))]);
+    let scope = ArrivalScope::Domain(sandbox.domain.clone());
+    let got = store.arrivals_raw(scope, &[a, b, c]).await.unwrap();
+    assert_eq!(got, vec![(b, raw_message("b"))]);
+    assert!(store
+        .arrivals_raw(ArrivalScope::All, &[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 #[tokio::test]
 async fn queued_mail_keeps_its_envelope_through_delivery() {
     let dir = tempfile::tempdir().unwrap();
@@ -3239,4 +3388,33 @@ async fn pruning_an_older_feed_on_open_and_by_age() {
         listed,
         vec![(Uid(1), strings(&["\\Seen"])), (Uid(3), strings(&[]))]
     );
+}
+
+#[tokio::test]
+async fn queue_ids_are_never_given_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let id = store
+            .enqueue(message(
+                &raw_message(&format!("m{i}")),
+                &["alice@localhost"],
+            ))
+            .await
+            .unwrap();
+        // Delivered and gone before the next one comes.
+        deliver_all(&store).await;
+        assert!(store.queue().await.unwrap().is_empty());
+        seen.push(id.0);
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    drop(store);
+    let store = open(&dir);
+    let next = store
+        .enqueue(message(&raw_message("after reopen"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    assert_eq!(next.0, 4);
 }

@@ -147,28 +147,37 @@ pub async fn messages(
     let (start, limit) = page(&params, &state)?;
     let scope = ArrivalScope::Mailbox(mailbox.id);
     let store = &state.ctx.store;
-    let (total, unread) = store.arrival_counts(scope.clone()).await?;
+    let max_scan = state.ctx.config.http.max_search_scan.max(1);
+    // The folder's list as the store keeps it (one snapshot for the
+    // counts and the page, shared with a search that follows).
+    let list = store.arrival_list(scope.clone(), max_scan).await?;
+    let (total, unread) = (list.total, list.unseen);
     let text = params.get("query").unwrap_or("").trim();
     let skip = usize::try_from(start).unwrap_or(usize::MAX);
     let (messages, matched, matched_unread) = if text.is_empty() {
-        // Skip `start` messages a page at a time, by cursor.
-        let mut cursor = None;
-        let mut left = skip;
-        while left > 0 {
-            let step = left.min(1000);
-            let skipped = store.arrivals_newest(scope.clone(), cursor, step).await?;
-            cursor = Some(skipped.last().map_or(0, |m| m.arrival));
-            if skipped.len() < step {
-                break;
+        if list.complete() || skip.saturating_add(limit) <= list.messages.len() {
+            let page = list.messages.iter().skip(skip).take(limit).cloned();
+            (page.collect(), total, unread)
+        } else {
+            // Past the kept list: skip `start` messages a page at a time,
+            // by cursor.
+            let mut cursor = None;
+            let mut left = skip;
+            while left > 0 {
+                let step = left.min(1000);
+                let skipped = store.arrivals_newest(scope.clone(), cursor, step).await?;
+                cursor = Some(skipped.last().map_or(0, |m| m.arrival));
+                if skipped.len() < step {
+                    break;
+                }
+                left -= step;
             }
-            left -= step;
+            let page = store.arrivals_newest(scope, cursor, limit).await?;
+            (page, total, unread)
         }
-        let page = store.arrivals_newest(scope, cursor, limit).await?;
-        (page, total, unread)
     } else {
         let query = parse_query(text, &params)?;
-        let found =
-            scan::search(store, &scope, &query, state.ctx.config.http.max_search_scan).await?;
+        let found = scan::search(store, &state.bodies, &scope, &query, max_scan).await?;
         let matched = found.matches.len() as u64;
         let matched_unread = found.matches.iter().filter(|m| !is_read(m)).count() as u64;
         let page = found.matches.into_iter().skip(skip).take(limit).collect();

@@ -54,26 +54,47 @@ pub async fn list(
     let (start, limit) = page(&params, &state)?;
     let scope = caller.scope();
     let store = &state.ctx.store;
-    let (total, unread) = store.arrival_counts(scope.clone()).await?;
     let before = match params.get("before").filter(|b| !b.is_empty()) {
         Some(b) => Some(parse_id(b)?),
         None => None,
     };
-    // Skip `start` messages a page at a time: the store pages by cursor
-    // (a cursor of 0 lists nothing: no arrival is below it).
-    let mut cursor = before;
-    let mut skip = start;
-    while skip > 0 {
-        let step = skip.min(1000) as usize;
-        let skipped = store.arrivals_newest(scope.clone(), cursor, step).await?;
-        cursor = Some(skipped.last().map_or(0, |m| m.arrival));
-        if skipped.len() < step {
-            cursor = Some(0);
-            break;
+    // The scope's list as the store keeps it (one snapshot for the counts
+    // and the page); a page past its end is paged from the store.
+    let list = store
+        .arrival_list(scope.clone(), state.ctx.config.http.max_search_scan.max(1))
+        .await?;
+    let (total, unread) = (list.total, list.unseen);
+    let first = before.map_or(0, |b| list.messages.partition_point(|m| m.arrival >= b));
+    let first = usize::try_from(start)
+        .ok()
+        .and_then(|start| first.checked_add(start));
+    let messages: Vec<ArrivedMessage> = match first {
+        Some(first) if list.complete() || first.saturating_add(limit) <= list.messages.len() => {
+            list.messages
+                .iter()
+                .skip(first)
+                .take(limit)
+                .cloned()
+                .collect()
         }
-        skip -= step as u64;
-    }
-    let messages = store.arrivals_newest(scope, cursor, limit).await?;
+        _ => {
+            // Skip `start` messages a page at a time: the store pages by
+            // cursor (a cursor of 0 lists nothing: no arrival is below it).
+            let mut cursor = before;
+            let mut skip = start;
+            while skip > 0 {
+                let step = skip.min(1000) as usize;
+                let skipped = store.arrivals_newest(scope.clone(), cursor, step).await?;
+                cursor = Some(skipped.last().map_or(0, |m| m.arrival));
+                if skipped.len() < step {
+                    cursor = Some(0);
+                    break;
+                }
+                skip -= step as u64;
+            }
+            store.arrivals_newest(scope, cursor, limit).await?
+        }
+    };
     Ok(Json(MessagesSummary {
         total,
         unread,
@@ -103,9 +124,15 @@ pub async fn search(
     let query = parse_query(text, &params)?;
     let (start, limit) = page(&params, &state)?;
     let scope = caller.scope();
-    let store = &state.ctx.store;
-    let (total, unread) = store.arrival_counts(scope.clone()).await?;
-    let found = scan::search(store, &scope, &query, state.ctx.config.http.max_search_scan).await?;
+    let found = scan::search(
+        &state.ctx.store,
+        &state.bodies,
+        &scope,
+        &query,
+        state.ctx.config.http.max_search_scan,
+    )
+    .await?;
+    let (total, unread) = (found.total, found.unseen);
     let matched_unread = found.matches.iter().filter(|m| !is_read(m)).count() as u64;
     let messages: Vec<MessageSummary> = found
         .matches
@@ -253,6 +280,7 @@ pub async fn set_read(
         let query = parse_query(&body.search, &params)?;
         let found = scan::search(
             &state.ctx.store,
+            &state.bodies,
             &scope,
             &query,
             state.ctx.config.http.max_search_scan,
@@ -317,6 +345,7 @@ pub async fn delete_search(
     let scope = caller.scope();
     let found = scan::search(
         &state.ctx.store,
+        &state.bodies,
         &scope,
         &query,
         state.ctx.config.http.max_search_scan,

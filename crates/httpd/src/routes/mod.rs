@@ -1,5 +1,6 @@
 //! The routes, one module per family.
 
+mod autoconfig;
 mod events;
 mod frame;
 mod info;
@@ -64,6 +65,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/livez", get(info::livez))
         .route("/readyz", get(info::readyz))
         .nest("/api/v1", api)
+        .merge(autoconfig::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
