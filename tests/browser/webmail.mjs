@@ -1,6 +1,7 @@
 // Webmail: log in with the form, read, flag, see a flag that an IMAP
-// client sets appear without a reload, reply with an attachment, move to
-// another folder, delete to Trash, find the sent copy in Sent.
+// client sets and a message it files appear without a reload, reply with
+// an attachment, move to another folder, delete to Trash and from Trash
+// for good, mark unread, find the sent copy in Sent, search.
 //
 // node webmail.mjs BASE_URL IMAP_HOST:PORT ADDRESS PASSWORD SCREENSHOT_DIR
 // Prints one JSON line; tests/tests/web_ui.rs checks the rest over IMAP.
@@ -54,10 +55,15 @@ try {
   const search = await imap.command('UID SEARCH SUBJECT "Second note"');
   const uid = search.find((l) => l.startsWith("* SEARCH")).split(" ")[2];
   await imap.command(`UID STORE ${uid} +FLAGS (\\Flagged)`);
-  await imap.command("LOGOUT").catch(() => {});
-  imap.close();
   await row("Second note").locator(".flag").waitFor({ timeout: 10000 });
   report.imapFlagShown = true;
+  // So does a message it files (APPEND, with a LITERAL+ literal).
+  const note = `From: Carol <carol@example.org>\r\nTo: ${address}\r\nSubject: Third note\r\n\r\nFiled over IMAP.\r\n`;
+  await imap.command(`APPEND INBOX {${Buffer.byteLength(note)}+}\r\n${note}`);
+  await imap.command("LOGOUT").catch(() => {});
+  imap.close();
+  await row("Third note").waitFor({ timeout: 10000 });
+  report.imapAppendShown = await row("Third note").evaluate((r) => r.classList.contains("unread"));
 
   // Reply with an attachment.
   await page.click("#m-reply");
@@ -85,9 +91,24 @@ try {
   await row("Second note").waitFor({ state: "detached" });
   await folder("Trash").click();
   await row("Second note").waitFor();
+  // From Trash, delete is for good.
+  await row("Second note").click();
+  await page.waitForFunction(() => document.getElementById("m-subject").textContent === "Second note");
+  await page.click("#m-delete");
+  await row("Second note").waitFor({ state: "detached" });
+  report.trashRows = await page.locator("#rows tr.row").count();
   await folder("Archive").click();
   await row("Plans for Friday").locator(".flag").waitFor();
   report.archived = true;
+
+  // Read, then marked unread again.
+  await folder("INBOX").click();
+  await row("Third note").click();
+  await page.waitForFunction(() => document.getElementById("m-text").textContent.includes("Filed over IMAP"));
+  await page.waitForFunction(() => !document.querySelector("#rows tr.row.selected")?.classList.contains("unread"));
+  await page.click("#m-unread");
+  await page.waitForFunction(() => document.querySelector("#rows tr.row.selected")?.classList.contains("unread"));
+  report.markedUnread = true;
 
   // The sent copy, with its attachment.
   await folder("Sent").click();
@@ -102,6 +123,10 @@ try {
 
   // Search within a folder.
   await folder("INBOX").click();
+  await page.fill("#query", "filed");
+  await page.press("#query", "Enter");
+  await page.waitForFunction(() => document.querySelectorAll("#rows tr.row").length === 1);
+  report.searchFound = await page.locator("#rows tr.row td.c-subject .subject").allTextContents();
   await page.fill("#query", "subject:nothing-like-this");
   await page.press("#query", "Enter");
   await page.waitForSelector("#empty-list:not([hidden])");
