@@ -15,6 +15,17 @@ const browser = await launch();
 const { page, problems } = browser;
 const row = (subject) => page.locator("#rows tr.row", { hasText: subject });
 const folder = (name) => page.locator(`#folder-list button[data-folder="${name}"]`);
+// Where each event stream the page opens starts (its `after`).
+await page.addInitScript(() => {
+  const Native = window.EventSource;
+  window.eventStreams = [];
+  window.EventSource = class extends Native {
+    constructor(url, options) {
+      super(url, options);
+      window.eventStreams.push(new URL(url, location.href).searchParams.get("after"));
+    }
+  };
+});
 try {
   await page.goto(base);
   await page.waitForSelector("#login:not([hidden])");
@@ -28,6 +39,7 @@ try {
   await page.waitForSelector("#main:not([hidden])");
   await waitLive(page);
   report.who = await page.textContent("#who");
+  report.eventsAfter = await page.evaluate(() => window.eventStreams);
   report.cookies = (await page.context().cookies()).map((c) => ({
     name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, secure: c.secure,
   }));

@@ -403,6 +403,15 @@ async fn webmail_reads_flags_moves_and_sends_as_the_account_in_chromium() {
     )
     .await;
     wait_for_total(&server, ALICE, PASSWORD, 2).await;
+    let cursor: Value = client()
+        .get(format!("http://{}/api/v1/cursor", server.http))
+        .basic_auth(ALICE, Some(PASSWORD))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     let shots = screenshots("webmail");
     let base = format!("http://{}", server.http);
@@ -417,6 +426,13 @@ async fn webmail_reads_flags_moves_and_sends_as_the_account_in_chromium() {
         "{report}"
     );
     assert_eq!(report["who"], ALICE, "{report}");
+    // The event stream starts from what is there: one from 0 would first
+    // replay every message of the account (10,000 events for a big one).
+    assert_eq!(
+        report["eventsAfter"],
+        json!([cursor["cursor"].to_string()]),
+        "{report}"
+    );
     // The session cookie: HttpOnly and SameSite=Strict; not Secure over
     // plain HTTP (the browser would not send it back).
     assert_eq!(
