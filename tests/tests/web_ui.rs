@@ -699,6 +699,44 @@ async fn every_change_through_a_web_login_needs_its_csrf_token() {
     assert_eq!(inbox["INBOX"][0]["flags"], json!([]), "{inbox}");
     assert_eq!(inbox["Sent"], json!([]), "{inbox}");
 
+    // Another account's login sees none of it, token or not.
+    let bob = web_login(&base, json!({"username": BOB, "password": PASSWORD})).await;
+    let as_bob = |method: reqwest::Method, path: String| {
+        client()
+            .request(method, format!("{base}{path}"))
+            .header("Cookie", &bob.cookie)
+            .header("X-CSRF-Token", &bob.csrf)
+    };
+    for request in [
+        as_bob(reqwest::Method::GET, format!("/api/v1/message/{id}")),
+        as_bob(reqwest::Method::PUT, format!("/api/v1/message/{id}/flags"))
+            .json(&json!({"Add": ["\\Flagged"]})),
+        as_bob(reqwest::Method::POST, format!("/api/v1/message/{id}/move"))
+            .json(&json!({"Mailbox": "Trash"})),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    }
+    // (A delete leaves out IDs it cannot see, as Mailpit's does; the
+    // message is still there below.)
+    let deleted = as_bob(reqwest::Method::DELETE, "/api/v1/messages".into())
+        .json(&json!({"IDs": [id.to_string()]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::OK);
+    let listed: Value = as_bob(
+        reqwest::Method::GET,
+        "/api/v1/mailboxes/INBOX/messages".into(),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["total"], 0, "{listed}");
+
     // With the token, the same requests go through.
     let session = web_login(&base, json!({"username": ALICE, "password": PASSWORD})).await;
     let with_token = |method: reqwest::Method, path: &str| {
