@@ -312,9 +312,29 @@ impl Query {
         message: &ArrivedMessage,
         body: impl Fn(&str) -> Option<bool>,
     ) -> Decision {
+        self.decide_with_header(message, None, body)
+    }
+
+    /// Whether the query has a bare word or phrase (which a message's
+    /// [`header_text`] helps decide).
+    pub fn has_text(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|t| matches!(t.condition, Condition::Text(_)))
+    }
+
+    /// [`Query::decide_with`], with the message's [`header_text`] if the
+    /// caller keeps it: a bare word is then looked for in it once, not in
+    /// each field.
+    pub fn decide_with_header(
+        &self,
+        message: &ArrivedMessage,
+        header: Option<&str>,
+        body: impl Fn(&str) -> Option<bool>,
+    ) -> Decision {
         let mut unsure = false;
         for term in &self.terms {
-            let held = match holds(&term.condition, message, &body) {
+            let held = match holds(&term.condition, message, header, &body) {
                 Some(held) => held,
                 None => {
                     unsure = true;
@@ -352,11 +372,17 @@ fn contains_folded(haystack: &str, needle: &str) -> bool {
         return haystack.to_lowercase().contains(needle);
     }
     // An ASCII haystack lower-cases to ASCII: no other needle is in it.
-    needle.is_ascii()
-        && haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    if !needle.is_ascii() {
+        return false;
+    }
+    // Where the needle's first byte is, in either case (memchr's fast
+    // scan), and then the rest compared there.
+    let (hay, pin) = (haystack.as_bytes(), needle.as_bytes());
+    let (first, rest) = (pin[0], &pin[1..]);
+    memchr::memchr2_iter(first.to_ascii_lowercase(), first.to_ascii_uppercase(), hay).any(|at| {
+        hay.get(at + 1..at + pin.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(rest))
+    })
 }
 
 fn addresses_contain(list: &[store::EmailAddress], needle: &str) -> bool {
@@ -384,6 +410,7 @@ fn addresses_contain(list: &[store::EmailAddress], needle: &str) -> bool {
 fn holds(
     condition: &Condition,
     m: &ArrivedMessage,
+    header: Option<&str>,
     body: &impl Fn(&str) -> Option<bool>,
 ) -> Option<bool> {
     let s = &m.summary;
@@ -415,19 +442,11 @@ fn holds(
         Condition::After(at) => m.internal_date >= *at,
         Condition::Before(at) => m.internal_date < *at,
         Condition::Text(needle) => {
-            let in_header = s
-                .subject
-                .as_deref()
-                .is_some_and(|t| contains_folded(t, needle))
-                || [&s.from, &s.to, &s.cc, &s.bcc, &s.reply_to]
-                    .iter()
-                    .any(|list| addresses_contain(list, needle))
-                || s.message_id
-                    .as_deref()
-                    .is_some_and(|t| contains_folded(t, needle))
-                || s.preview
-                    .as_deref()
-                    .is_some_and(|t| contains_folded(t, needle));
+            let in_header = match header {
+                // No field holds a NUL, so none is found across two.
+                Some(text) if !needle.contains('\0') => text.contains(needle.as_str()),
+                _ => text_in_fields(s, needle),
+            };
             if in_header {
                 true
             } else {
@@ -435,6 +454,58 @@ fn holds(
             }
         }
     })
+}
+
+/// The fields a bare word is looked for in before the body: subject,
+/// the address lists, Message-ID and the preview.
+fn text_in_fields(s: &store::MessageSummary, needle: &str) -> bool {
+    s.subject
+        .as_deref()
+        .is_some_and(|t| contains_folded(t, needle))
+        || [&s.from, &s.to, &s.cc, &s.bcc, &s.reply_to]
+            .iter()
+            .any(|list| addresses_contain(list, needle))
+        || s.message_id
+            .as_deref()
+            .is_some_and(|t| contains_folded(t, needle))
+        || s.preview
+            .as_deref()
+            .is_some_and(|t| contains_folded(t, needle))
+}
+
+/// The fields [`text_in_fields`] looks in, lower-cased and joined with
+/// NULs, each address also as `name <address>`: a needle is in this
+/// text exactly when it is in one of those fields.
+pub fn header_text(m: &ArrivedMessage) -> String {
+    let s = &m.summary;
+    let mut text = String::new();
+    let mut add = |field: &str| {
+        text.push_str(&field.to_lowercase());
+        text.push('\0');
+    };
+    if let Some(subject) = &s.subject {
+        add(subject);
+    }
+    for list in [&s.from, &s.to, &s.cc, &s.bcc, &s.reply_to] {
+        for a in list.iter() {
+            if let Some(address) = &a.address {
+                add(address);
+            }
+            if let Some(name) = &a.name {
+                add(name);
+            }
+            if let (Some(name), Some(address)) = (&a.name, &a.address) {
+                add(&format!("{name} <{address}>"));
+            }
+        }
+    }
+    if let Some(id) = &s.message_id {
+        add(id);
+    }
+    if let Some(preview) = &s.preview {
+        add(preview);
+    }
+    text
 }
 
 /// The message's tags: its IMAP keywords (flags without a backslash).
@@ -657,5 +728,58 @@ mod tests {
         assert_eq!(parse_zone(Some("-0530")).unwrap().local_minus_utc(), -19800);
         assert!(parse_zone(Some("Pacific/Auckland")).is_err());
         assert!(parse_zone(Some("+25:00")).is_err());
+    }
+
+    #[test]
+    fn contains_folded_matches_in_any_case_and_never_past_the_end() {
+        assert!(contains_folded("Your Order Has Shipped", "order has"));
+        assert!(contains_folded("ZEBRAFISH", "zebrafish"));
+        assert!(contains_folded("aaab", "aab"));
+        assert!(contains_folded("x", ""));
+        assert!(!contains_folded("zebrafis", "zebrafish"));
+        assert!(!contains_folded("a zebra fish", "zebrafish"));
+        assert!(!contains_folded("plain", "pläin"));
+        assert!(contains_folded("Grüße aus Köln", "köln"));
+    }
+
+    #[test]
+    fn header_text_decides_bare_words_as_the_fields_do() {
+        let mut m = message("Grüße: Your Order #42 has SHIPPED", false, 0);
+        Arc::get_mut(&mut m.summary).unwrap().reply_to =
+            vec![addr(Some("Ünïcode Name"), "reply@x.example")];
+        let text = header_text(&m);
+        for q in [
+            "order",
+            "shipped",
+            "grüße",
+            "GRÜSSE",
+            "\"order #42\"",
+            "admin",
+            "admin person",
+            "\"person <admin@\"",
+            "\"doe <john@example.org>\"",
+            "boss@",
+            "12345.678",
+            "4711",
+            "aboard",
+            "ünïcode",
+            "\"name <reply\"",
+            "hidden",
+            "bcc.example",
+            "nowhere",
+            "\"shipped\u{0}admin\"",
+            "-order",
+            "order -nowhere",
+            "zz",
+        ] {
+            let query = Query::parse(q, &utc()).unwrap();
+            for body in [Some(false), Some(true), None] {
+                assert_eq!(
+                    query.decide_with_header(&m, Some(&text), |_| body),
+                    query.decide_with(&m, |_| body),
+                    "{q:?} with body {body:?}"
+                );
+            }
+        }
     }
 }

@@ -72,6 +72,8 @@ pub struct Found {
 #[derive(Default)]
 pub struct BodyIndex {
     filters: Mutex<HashMap<u64, TrigramFilter>>,
+    /// Each message's [`crate::query::header_text`], for bare words.
+    headers: Mutex<HashMap<u64, Box<str>>>,
 }
 
 /// Filters kept at most (a few hundred bytes each for mail of a few KiB);
@@ -127,6 +129,10 @@ impl BodyIndex {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TrigramFilter>> {
         self.filters.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn lock_headers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Box<str>>> {
+        self.headers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// Decodes the lower-cased body text of each raw message, off the async
@@ -161,15 +167,22 @@ pub async fn search(
     let mut verdict: Vec<Decision> = Vec::with_capacity(messages.len());
     {
         let filters = bodies.lock();
+        let mut headers = query.has_text().then(|| bodies.lock_headers());
+        if let Some(kept) = headers.as_mut() {
+            if kept.len() + messages.len() > FILTERS_KEPT {
+                kept.clear();
+            }
+        }
         for m in messages.iter() {
-            let decision = match query.decide(m, None) {
-                Decision::NeedBody => match filters.get(&m.arrival) {
-                    Some(filter) => query.decide_with(m, |needle| filter.may_contain(needle)),
-                    None => Decision::NeedBody,
-                },
-                decided => decided,
-            };
-            verdict.push(decision);
+            let header = headers.as_mut().map(|kept| {
+                &**kept
+                    .entry(m.arrival)
+                    .or_insert_with(|| crate::query::header_text(m).into_boxed_str())
+            });
+            let filter = filters.get(&m.arrival);
+            verdict.push(query.decide_with_header(m, header, |needle| {
+                filter.and_then(|f| f.may_contain(needle))
+            }));
         }
     }
     // Then the bodies still needed, read and decoded in batches.

@@ -1304,6 +1304,40 @@ impl Store {
             .await
     }
 
+    /// One page of `scope` newest first: the `limit` messages after the
+    /// first `skip` of those that arrived before `before` (from the newest
+    /// if `None`), with the scope's counts, read in one snapshot. It reads
+    /// `skip + limit` summaries, not the scope's: for the first pages.
+    pub async fn arrival_page(
+        &self,
+        scope: ArrivalScope,
+        before: Option<u64>,
+        skip: usize,
+        limit: usize,
+    ) -> Result<ArrivalList> {
+        let cache = self.envelope_cache.clone();
+        self.inner
+            .read(move |conn| {
+                let (total, unseen) = arrivals::count(conn, &scope)?;
+                let mut messages = arrivals::list(
+                    conn,
+                    &cache,
+                    &scope,
+                    0,
+                    before,
+                    true,
+                    skip.saturating_add(limit),
+                )?;
+                messages.drain(..skip.min(messages.len()));
+                Ok(ArrivalList {
+                    messages,
+                    total,
+                    unseen,
+                })
+            })
+            .await
+    }
+
     /// How many messages `scope` holds, and how many are not `\Seen`.
     pub async fn arrival_counts(&self, scope: ArrivalScope) -> Result<(u64, u64)> {
         self.inner

@@ -3418,3 +3418,51 @@ async fn queue_ids_are_never_given_twice() {
         .unwrap();
     assert_eq!(next.0, 4);
 }
+
+#[tokio::test]
+async fn arrival_page_reads_one_page_with_the_scopes_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_one_reader(&dir);
+    let mut arrivals = Vec::new();
+    for i in 0..5 {
+        arrivals.push(capture_to(&store, &format!("m{i}"), "a@x.example").await);
+    }
+    store
+        .set_arrival_flags(
+            ArrivalScope::All,
+            &[arrivals[4]],
+            FlagChange::Add,
+            &["\\Seen".into()],
+        )
+        .await
+        .unwrap();
+    let subjects = |page: &ArrivalList| -> Vec<String> {
+        page.messages
+            .iter()
+            .map(|m| m.summary.subject.clone().unwrap())
+            .collect()
+    };
+    let page = store
+        .arrival_page(ArrivalScope::All, None, 1, 2)
+        .await
+        .unwrap();
+    assert_eq!(subjects(&page), ["m3", "m2"]);
+    assert_eq!((page.total, page.unseen), (5, 4));
+    // Below a cursor; past the end; nothing skipped.
+    let page = store
+        .arrival_page(ArrivalScope::All, Some(arrivals[2]), 1, 5)
+        .await
+        .unwrap();
+    assert_eq!(subjects(&page), ["m0"]);
+    let page = store
+        .arrival_page(ArrivalScope::All, None, 9, 5)
+        .await
+        .unwrap();
+    assert!(page.messages.is_empty());
+    assert_eq!(page.total, 5);
+    let page = store
+        .arrival_page(ArrivalScope::Domain("y.example".into()), None, 0, 5)
+        .await
+        .unwrap();
+    assert_eq!((page.messages.len(), page.total), (0, 0));
+}

@@ -26,7 +26,7 @@ use common::events::MailEvent;
 use serde::{Deserialize, Serialize};
 use store::{AccountId, ArrivalScope, ArrivedMessage, FlagChange, MailboxInfo};
 
-use super::messages::{event_messages, page, parse_query};
+use super::messages::{deep_page, event_messages, page, parse_query, DIRECT_PAGE};
 use super::{ok, resolve_id};
 use crate::access::{Caller, Identity};
 use crate::error::{ApiError, ApiResult};
@@ -148,40 +148,30 @@ pub async fn messages(
     let scope = ArrivalScope::Mailbox(mailbox.id);
     let store = &state.ctx.store;
     let max_scan = state.ctx.config.http.max_search_scan.max(1);
-    // The folder's list as the store keeps it (one snapshot for the
-    // counts and the page, shared with a search that follows).
-    let list = store.arrival_list(scope.clone(), max_scan).await?;
-    let (total, unread) = (list.total, list.unseen);
     let text = params.get("query").unwrap_or("").trim();
-    let skip = usize::try_from(start).unwrap_or(usize::MAX);
-    let (messages, matched, matched_unread) = if text.is_empty() {
-        if list.complete() || skip.saturating_add(limit) <= list.messages.len() {
-            let page = list.messages.iter().skip(skip).take(limit).cloned();
-            (page.collect(), total, unread)
-        } else {
-            // Past the kept list: skip `start` messages a page at a time,
-            // by cursor.
-            let mut cursor = None;
-            let mut left = skip;
-            while left > 0 {
-                let step = left.min(1000);
-                let skipped = store.arrivals_newest(scope.clone(), cursor, step).await?;
-                cursor = Some(skipped.last().map_or(0, |m| m.arrival));
-                if skipped.len() < step {
-                    break;
-                }
-                left -= step;
+    // As `GET /api/v1/messages` reads its pages: a page among the newest
+    // directly, a deeper one from the folder's kept list.
+    let (total, unread, messages, matched, matched_unread) = if text.is_empty() {
+        let (total, unread, messages) = match usize::try_from(start) {
+            Ok(skip) if skip.saturating_add(limit) <= DIRECT_PAGE => {
+                let page = store.arrival_page(scope.clone(), None, skip, limit).await?;
+                (page.total, page.unseen, page.messages)
             }
-            let page = store.arrivals_newest(scope, cursor, limit).await?;
-            (page, total, unread)
-        }
+            _ => {
+                let list = store.arrival_list(scope.clone(), max_scan).await?;
+                let page = deep_page(store, &scope, &list, None, start, limit).await?;
+                (list.total, list.unseen, page)
+            }
+        };
+        (total, unread, messages, total, unread)
     } else {
         let query = parse_query(text, &params)?;
         let found = scan::search(store, &state.bodies, &scope, &query, max_scan).await?;
         let matched = found.matches.len() as u64;
         let matched_unread = found.matches.iter().filter(|m| !is_read(m)).count() as u64;
+        let skip = usize::try_from(start).unwrap_or(usize::MAX);
         let page = found.matches.into_iter().skip(skip).take(limit).collect();
-        (page, matched, matched_unread)
+        (found.total, found.unseen, page, matched, matched_unread)
     };
     Ok(Json(FolderPage {
         total,

@@ -58,17 +58,59 @@ pub async fn list(
         Some(b) => Some(parse_id(b)?),
         None => None,
     };
-    // The scope's list as the store keeps it (one snapshot for the counts
-    // and the page); a page past its end is paged from the store.
-    let list = store
-        .arrival_list(scope.clone(), state.ctx.config.http.max_search_scan.max(1))
-        .await?;
-    let (total, unread) = (list.total, list.unseen);
+    // A page among the newest is read as it is (a page and the counts, in
+    // one snapshot), which touches only its own summaries; a page deeper
+    // down is cut from the scope's list as the store keeps it, or paged
+    // from the store past that list's end.
+    let (total, unread, messages) = match usize::try_from(start) {
+        Ok(skip) if skip.saturating_add(limit) <= DIRECT_PAGE => {
+            let page = store
+                .arrival_page(scope.clone(), before, skip, limit)
+                .await?;
+            (page.total, page.unseen, page.messages)
+        }
+        _ => {
+            let list = store
+                .arrival_list(scope.clone(), state.ctx.config.http.max_search_scan.max(1))
+                .await?;
+            (
+                list.total,
+                list.unseen,
+                deep_page(store, &scope, &list, before, start, limit).await?,
+            )
+        }
+    };
+    Ok(Json(MessagesSummary {
+        total,
+        unread,
+        count: messages.len(),
+        messages_count: total,
+        messages_unread: unread,
+        start,
+        tags: Vec::new(),
+        messages: messages.iter().map(MessageSummary::of).collect(),
+    }))
+}
+
+/// Pages that end within the newest this many messages are read
+/// directly ([`store::Store::arrival_page`]).
+pub(crate) const DIRECT_PAGE: usize = 1_000;
+
+/// The page `start`/`limit` (below `before`) cut from `list`, or paged from
+/// the store where the list ends first.
+pub(crate) async fn deep_page(
+    store: &store::Store,
+    scope: &store::ArrivalScope,
+    list: &store::ArrivalList,
+    before: Option<u64>,
+    start: u64,
+    limit: usize,
+) -> ApiResult<Vec<ArrivedMessage>> {
     let first = before.map_or(0, |b| list.messages.partition_point(|m| m.arrival >= b));
     let first = usize::try_from(start)
         .ok()
         .and_then(|start| first.checked_add(start));
-    let messages: Vec<ArrivedMessage> = match first {
+    Ok(match first {
         Some(first) if list.complete() || first.saturating_add(limit) <= list.messages.len() => {
             list.messages
                 .iter()
@@ -92,19 +134,9 @@ pub async fn list(
                 }
                 skip -= step as u64;
             }
-            store.arrivals_newest(scope, cursor, limit).await?
+            store.arrivals_newest(scope.clone(), cursor, limit).await?
         }
-    };
-    Ok(Json(MessagesSummary {
-        total,
-        unread,
-        count: messages.len(),
-        messages_count: total,
-        messages_unread: unread,
-        start,
-        tags: Vec::new(),
-        messages: messages.iter().map(MessageSummary::of).collect(),
-    }))
+    })
 }
 
 /// Set to `true` on a search answer that stopped at `[http]
