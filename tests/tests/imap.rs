@@ -356,6 +356,81 @@ async fn bad_syntax_and_wrong_state() {
     );
 }
 
+/// Like Dovecot, a session that gets `imap.max_bad_commands` (default 20)
+/// BAD replies in a row is closed with `* BYE Too many invalid IMAP
+/// commands.`; an OK or NO in between starts the count again, and the
+/// next session is served as usual.
+#[tokio::test]
+async fn too_many_bad_commands_in_a_row_close_the_session() {
+    let (_server, imap) = start().await;
+    let mut c = connect(&imap).await;
+    login(&mut c).await;
+    // 19 BAD, a NOOP, 19 BAD, a NO: still served.
+    let mut batch = Vec::new();
+    for i in 0..19 {
+        batch.extend_from_slice(format!("a{i} BOGUS\r\n").as_bytes());
+    }
+    batch.extend_from_slice(b"n NOOP\r\n");
+    for i in 0..19 {
+        batch.extend_from_slice(format!("b{i} FETCH 1 FLAGS\r\n").as_bytes());
+    }
+    batch.extend_from_slice(b"s SELECT Nowhere\r\n");
+    c.send(&batch).await;
+    for i in 0..19 {
+        let r = c.line().await;
+        assert!(r.starts_with(&format!("a{i} BAD ")), "{r}");
+    }
+    assert_eq!(c.line().await, "n OK Done");
+    for i in 0..19 {
+        assert_eq!(
+            c.line().await,
+            format!("b{i} BAD Command not valid in this state")
+        );
+    }
+    let r = c.line().await;
+    assert!(r.starts_with("s NO "), "{r}");
+    // The 20th BAD in a row (of any kind) is the last reply; what was
+    // pipelined after it is not answered.
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        match i % 3 {
+            0 => batch.extend_from_slice(format!("c{i} BOGUS\r\n").as_bytes()),
+            1 => batch.extend_from_slice(format!("c{i} CLOSE\r\n").as_bytes()),
+            _ => batch.extend_from_slice(b"\r\n"),
+        }
+    }
+    batch.extend_from_slice(b"z NOOP\r\n");
+    c.send(&batch).await;
+    for i in 0..20 {
+        let r = c.line().await;
+        let tag = if i % 3 == 2 {
+            "*".to_string()
+        } else {
+            format!("c{i}")
+        };
+        assert!(r.starts_with(&format!("{tag} BAD ")), "{i}: {r}");
+    }
+    assert_eq!(c.line().await, "* BYE Too many invalid IMAP commands.");
+    assert!(c.is_closed().await);
+
+    let mut c = connect(&imap).await;
+    login(&mut c).await;
+    assert_eq!(exchange(&mut c, "n", "NOOP").await, ["n OK Done"]);
+
+    // The limit is configurable and holds before login too.
+    let (_server, imap) = start_with(|c| c.imap.max_bad_commands = 3).await;
+    let mut c = connect(&imap).await;
+    c.send(b"a BOGUS\r\nb NOOP\r\nc BOGUS\r\nd SELECT INBOX\r\ne BOGUS\r\nf NOOP\r\n")
+        .await;
+    assert!(c.line().await.starts_with("a BAD "));
+    assert_eq!(c.line().await, "b OK Done");
+    assert!(c.line().await.starts_with("c BAD "));
+    assert_eq!(c.line().await, "d BAD Command not valid in this state");
+    assert!(c.line().await.starts_with("e BAD "));
+    assert_eq!(c.line().await, "* BYE Too many invalid IMAP commands.");
+    assert!(c.is_closed().await);
+}
+
 #[tokio::test]
 async fn list_lsub_status_as_thunderbird_sends_them() {
     let (server, imap) = start().await;

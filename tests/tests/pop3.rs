@@ -183,6 +183,70 @@ async fn authorization_state_capabilities_and_wrong_state_commands() {
     assert!(c.is_closed().await);
 }
 
+/// A session that sends `pop3.max_bad_commands` (default 20) bad commands
+/// in a row (unknown, malformed, too long, or not valid in its state) gets
+/// `-ERR Too many bad commands.` (Dovecot's words) and is closed; a valid
+/// command in between starts the count again, and the next session is
+/// served as usual.
+#[tokio::test(flavor = "multi_thread")]
+async fn too_many_bad_commands_in_a_row_close_the_session() {
+    let (_server, pop3) = with_mail(&three()).await;
+    let mut c = logged_in(&pop3).await;
+    // 19 bad, STAT, 19 bad, a RETR of no message (an error, not a bad
+    // command): still served.
+    let mut batch = b"FOO\r\n".repeat(19);
+    batch.extend_from_slice(b"STAT\r\n");
+    batch.extend_from_slice(&b"RETR x\r\n".repeat(19));
+    batch.extend_from_slice(b"RETR 9\r\n");
+    c.send(&batch).await;
+    for _ in 0..19 {
+        error(&c.line().await);
+    }
+    ok(&c.line().await);
+    for _ in 0..20 {
+        error(&c.line().await);
+    }
+    // 20 bad commands of every kind: the reply to the 20th, the farewell,
+    // and what was pipelined after is not answered.
+    let long = format!("NOOP {}\r\n", "x".repeat(2000));
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        match i % 4 {
+            0 => batch.extend_from_slice(b"XYZZY\r\n"),
+            1 => batch.extend_from_slice(b"USER bob@localhost\r\n"),
+            2 => batch.extend_from_slice(long.as_bytes()),
+            _ => batch.extend_from_slice(b"\r\n"),
+        }
+    }
+    batch.extend_from_slice(b"NOOP\r\n");
+    c.send(&batch).await;
+    for _ in 0..20 {
+        error(&c.line().await);
+    }
+    assert_eq!(c.line().await, "-ERR Too many bad commands.");
+    assert!(c.is_closed().await);
+
+    let mut c = logged_in(&pop3).await;
+    ok(&c.cmd("STAT").await);
+
+    // The limit is configurable and holds before login too.
+    let server = Server::start().await;
+    let pop3 = Pop3Server::start_with(&server, |c| c.pop3.max_bad_commands = 3).await;
+    let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
+    c.send(b"FOO\r\nUSER alice@localhost\r\nBAR\r\nSTAT\r\nBAZ\r\nCAPA\r\n")
+        .await;
+    error(&c.line().await);
+    ok(&c.line().await);
+    error(&c.line().await);
+    assert_eq!(
+        c.line().await,
+        "-ERR Not logged in: USER/PASS or AUTH first"
+    );
+    error(&c.line().await);
+    assert_eq!(c.line().await, "-ERR Too many bad commands.");
+    assert!(c.is_closed().await);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn transaction_state_commands() {
     let msgs = three();
@@ -755,7 +819,11 @@ async fn failed_logins_get_auth_code_and_close_the_session() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_clear_errors_and_the_session_goes_on() {
-    let (_server, pop3) = with_mail(&three()).await;
+    let server = Server::start().await;
+    deliver(&server.store, &three()).await;
+    // 0: the session is never closed for bad commands, so the run of 200
+    // below is answered in full.
+    let pop3 = Pop3Server::start_with(&server, |c| c.pop3.max_bad_commands = 0).await;
     let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
     let long = format!("USER {}\r\n", "x".repeat(5000));
     c.send(long.as_bytes()).await;

@@ -551,6 +551,61 @@ async fn eight_bit_and_utf8_mail() {
     );
 }
 
+/// RFC 6531 allows UTF-8, not any 8-bit bytes, in EHLO and the
+/// addresses. A command line that is not valid UTF-8 gets Postfix's `500
+/// 5.5.2 Error: bad UTF-8 syntax` (with or without SMTPUTF8; Postfix 3.7
+/// refuses such a line before its verb), valid UTF-8 without SMTPUTF8
+/// stays `553 5.6.7`, and the session goes on to deliver a good
+/// transaction unchanged.
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_utf8_in_commands_is_refused() {
+    let server = Server::start().await;
+    let (mut c, _) = SmtpClient::connect(server.smtp).await;
+    let bad_utf8 = |r: &SmtpReply| {
+        assert_eq!(r.code, 500, "{r:?}");
+        assert_eq!(r.lines, ["5.5.2 Error: bad UTF-8 syntax"], "{r:?}");
+    };
+    // A lone continuation byte, a truncated sequence, an overlong form.
+    for line in [
+        &b"EHLO client\x80.example\r\n"[..],
+        b"HELO caf\xc3.example\r\n",
+        b"EHLO \xc0\xaf.example\r\n",
+    ] {
+        c.send(line).await;
+        bad_utf8(&c.reply().await);
+    }
+    ehlo(&mut c).await;
+    c.send(b"MAIL FROM:<j\xfcrgen@example.com> SMTPUTF8\r\n")
+        .await;
+    bad_utf8(&c.reply().await);
+    c.send(b"MAIL FROM:<j\xfcrgen@example.com>\r\n").await;
+    bad_utf8(&c.reply().await);
+    let r = c.cmd("MAIL FROM:<jürgen@example.com>").await;
+    assert_eq!((r.code, &r.lines[0][..5]), (553, "5.6.7"), "{r:?}");
+    assert_eq!(
+        c.cmd("MAIL FROM:<jürgen@example.com> SMTPUTF8").await.code,
+        250
+    );
+    c.send(b"RCPT TO:<alice\xff@localhost>\r\n").await;
+    bad_utf8(&c.reply().await);
+    c.send(b"RCPT TO:<\xe6\x97@localhost>\r\n").await;
+    bad_utf8(&c.reply().await);
+    assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 250);
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    let msg = message("after-bad-bytes", "still delivered");
+    c.send(&dot_stuff(&msg)).await;
+    c.send(b".\r\n").await;
+    assert_eq!(c.reply().await.code, 250);
+    let messages = server.wait_for_inbox("alice@localhost", 1).await;
+    let raw = server.raw("alice@localhost", messages[0].uid).await;
+    assert_eq!(without_received(&raw), msg);
+    assert!(
+        String::from_utf8_lossy(&raw).starts_with("Return-Path: <jürgen@example.com>"),
+        "{}",
+        String::from_utf8_lossy(&raw[..80.min(raw.len())])
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bdat_chunks() {
     let server = Server::start().await;

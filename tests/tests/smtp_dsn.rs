@@ -460,3 +460,64 @@ async fn dsn_parameters_go_on_to_a_hop_that_offers_dsn() {
         assert!(commands.iter().any(|l| l == want), "{want}: {commands:?}");
     }
 }
+
+/// Waits, without polling on a timer, until alice's INBOX holds `count`
+/// messages; panics if that takes longer than `within`.
+async fn alice_has_within(server: &Server, count: usize, within: Duration) {
+    let id = server.account(ALICE).await;
+    let mut changes = server.store.watch_changes();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        changes.borrow_and_update();
+        let n = server.store.messages(id, "INBOX").await.unwrap().len();
+        if n >= count {
+            return;
+        }
+        let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+        assert!(
+            changed.is_ok(),
+            "alice has {n} of {count} messages after {within:?}"
+        );
+    }
+}
+
+/// A report the queue manager queues (a bounce for a relayed recipient
+/// the next hop refused, a success notice for a local delivery) is
+/// delivered at once, not at the queue manager's next look at the queue
+/// (every 5 s with these backoffs).
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_go_out_without_waiting_for_the_next_queue_scan() {
+    let fake = FakeSmtp::start(Behaviour::default().reject_recipient(
+        "nobody@example.org",
+        "550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown",
+    ))
+    .await;
+    let server = Server::start_with(|c| {
+        route_to(c, "example.org", fake.addr());
+        // The queue is looked at every min(min_backoff, 5 s).
+        c.queue.min_backoff_secs = 60;
+        c.queue.max_backoff_secs = 600;
+    })
+    .await;
+    let (mut c, _) = submission(&server).await;
+    let quick = Duration::from_millis(2500);
+    send(&mut c, "", &["<nobody@example.org>"], &message("bounced")).await;
+    alice_has_within(&server, 1, quick).await;
+    send(
+        &mut c,
+        "",
+        &[&format!("<{ALICE}> NOTIFY=SUCCESS")],
+        &message("noticed"),
+    )
+    .await;
+    // The message, then its success report.
+    alice_has_within(&server, 3, quick).await;
+    let got = alice_gets(&server, 3).await;
+    let text: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .collect();
+    assert!(text[0].contains("Subject: Undelivered Mail Returned to Sender"));
+    assert!(text[1].contains("Subject: noticed"));
+    assert!(text[2].contains("Subject: Successful Mail Delivery Report"));
+}

@@ -345,6 +345,11 @@ pub struct Pop3Config {
     /// Seconds a session may sit idle (default 600, RFC 1939's ten-minute
     /// autologout minimum).
     pub command_timeout_secs: u64,
+    /// Bad commands in a row (unknown, malformed, too long, or not valid
+    /// before/after login) after which the session is closed with `-ERR Too
+    /// many bad commands.` (default 20, about Dovecot's limit; 0 never
+    /// closes). Any valid command starts the count again.
+    pub max_bad_commands: u32,
     /// Per-account overrides of `delete_mode` and `mark_seen`, keyed by
     /// address (`[pop3.accounts."alice@localhost"]`).
     pub accounts: BTreeMap<String, Pop3AccountOverride>,
@@ -392,6 +397,7 @@ impl Default for Pop3Config {
             mark_seen: true,
             max_line_length: 1024,
             command_timeout_secs: 600,
+            max_bad_commands: 20,
             accounts: BTreeMap::new(),
         }
     }
@@ -421,6 +427,11 @@ pub struct ImapConfig {
     /// Sessions one account may have open at once (default 50; Thunderbird
     /// opens about five per account).
     pub max_connections_per_user: usize,
+    /// Commands answered `BAD` in a row after which the session is closed
+    /// with `* BYE Too many invalid IMAP commands.` (default 20, Dovecot's
+    /// limit; 0 never closes). A command answered OK or NO starts the
+    /// count again.
+    pub max_bad_commands: u32,
 }
 
 impl Default for ImapConfig {
@@ -433,6 +444,7 @@ impl Default for ImapConfig {
             idle_timeout_secs: 1800,
             idle_command_timeout_secs: 3600,
             max_connections_per_user: 50,
+            max_bad_commands: 20,
         }
     }
 }
@@ -806,6 +818,7 @@ mod tests {
         assert!(c.pop3.mark_seen);
         assert_eq!(c.pop3.max_line_length, 1024);
         assert_eq!(c.pop3.command_timeout_secs, 600);
+        assert_eq!(c.pop3.max_bad_commands, 20);
         assert!(c.pop3.accounts.is_empty());
     }
 
@@ -817,6 +830,7 @@ mod tests {
         assert_eq!(c.imap.max_line_length, 65536);
         assert_eq!(c.imap.max_literal_size, 52_428_800);
         assert_eq!(c.imap.idle_timeout_secs, 1800);
+        assert_eq!(c.imap.max_bad_commands, 20);
         let c = parse("[imap]\nlisten = []\nidle_timeout_secs = 60\nmax_literal_size = 1000\n")
             .unwrap();
         assert!(c.imap.listen.is_empty());
@@ -923,6 +937,18 @@ mod tests {
         assert_eq!(c.smtp.bare_newline, BareNewline::Normalize);
         assert!(c.capture.enabled);
         assert_eq!(c.capture.password.as_deref(), Some("1234"));
+    }
+
+    #[test]
+    fn max_bad_commands_from_file_and_environment() {
+        let c = parse("[imap]\nmax_bad_commands = 5\n[pop3]\nmax_bad_commands = 0\n").unwrap();
+        assert_eq!((c.imap.max_bad_commands, c.pop3.max_bad_commands), (5, 0));
+        let c = from_env(&[
+            ("POSTERN_IMAP_MAX_BAD_COMMANDS", "7"),
+            ("POSTERN_POP3_MAX_BAD_COMMANDS", "3"),
+        ])
+        .unwrap();
+        assert_eq!((c.imap.max_bad_commands, c.pop3.max_bad_commands), (7, 3));
     }
 
     #[test]

@@ -131,6 +131,10 @@ pub fn auth_ok() -> Reply {
 pub fn syntax_unrecognized() -> Reply {
     Reply::new(500, "5.5.2", "Syntax error, command unrecognized")
 }
+/// A command line that is not valid UTF-8 (Postfix's words).
+pub fn bad_utf8() -> Reply {
+    Reply::new(500, "5.5.2", "Error: bad UTF-8 syntax")
+}
 pub fn line_too_long() -> Reply {
     Reply::new(500, "5.5.2", "Line too long")
 }

@@ -137,6 +137,9 @@ pub(crate) struct Session {
     tagged_reply: Vec<u8>,
     /// Held while logged in: counts against the account's session limit.
     user_slot: Option<crate::UserSlot>,
+    /// `BAD` replies since the last OK or NO; at `imap.max_bad_commands`
+    /// the session is closed.
+    bad_in_a_row: u32,
 }
 
 /// Room made for a read while a command is under way (a literal grows
@@ -192,6 +195,7 @@ impl Session {
             skip_bytes: 0,
             skip_line: false,
             closing: false,
+            bad_in_a_row: 0,
         }
     }
 
@@ -208,6 +212,7 @@ impl Session {
         if st != Status::Ok {
             tracing::debug!(?st, ?code, text, "error reply");
         }
+        self.count_bad(st);
         let out = if self.defer_tagged {
             &mut self.tagged_reply
         } else {
@@ -226,6 +231,31 @@ impl Session {
 
     fn bad(&mut self, tag: &Tag, text: &str) {
         self.tagged(tag, Status::Bad, None, text);
+    }
+
+    /// Counts a command's final status towards `imap.max_bad_commands`:
+    /// BAD adds one, OK and NO start again (Dovecot counts the same way).
+    fn count_bad(&mut self, st: Status) {
+        match st {
+            Status::Bad => self.bad_in_a_row += 1,
+            Status::Ok | Status::No => self.bad_in_a_row = 0,
+            _ => {}
+        }
+    }
+
+    /// After too many BAD replies in a row, queues Dovecot's farewell
+    /// and marks the session closing: a client that keeps sending what
+    /// cannot be parsed is broken or probing, and would otherwise be
+    /// answered forever.
+    fn too_many_bad(&mut self) -> bool {
+        let max = self.ctx.config.imap.max_bad_commands;
+        if max == 0 || self.bad_in_a_row < max {
+            return false;
+        }
+        tracing::info!(bad = self.bad_in_a_row, "too many invalid commands");
+        self.untagged_status(Status::Bye, None, "Too many invalid IMAP commands.");
+        self.closing = true;
+        true
     }
 
     /// `* STATUS [code] text`.
@@ -281,6 +311,9 @@ impl Session {
     /// are needed.
     async fn ingest(&mut self) -> Result<(), End> {
         loop {
+            if self.too_many_bad() {
+                return Ok(());
+            }
             if self.skip_bytes > 0 {
                 let n = (self.skip_bytes.min(self.input.len() as u64)) as usize;
                 self.input.drain(..n);
@@ -359,7 +392,10 @@ impl Session {
                     }
                     match tag {
                         Some(tag) => self.bad(&tag, &message),
-                        None => self.untagged_status(Status::Bad, None, &message),
+                        None => {
+                            self.count_bad(Status::Bad);
+                            self.untagged_status(Status::Bad, None, &message)
+                        }
                     }
                 }
             }

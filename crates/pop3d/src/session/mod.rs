@@ -77,6 +77,10 @@ pub(crate) struct Session {
     auth_failures: u32,
     /// Set by a handler when the session must close after its reply.
     closing: bool,
+    /// Lines since the last valid command that were not one (unknown,
+    /// malformed, too long, or not allowed in this state); at
+    /// `pop3.max_bad_commands` the session is closed.
+    bad_in_a_row: u32,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -102,6 +106,7 @@ impl Session {
             state: State::Authorization { user: None },
             auth_failures: 0,
             closing: false,
+            bad_in_a_row: 0,
         }
     }
 
@@ -158,6 +163,7 @@ impl Session {
                 Input::TooLong => {
                     let max = self.ctx.config.pop3.max_line_length;
                     self.err(None, &format!("Line too long (at most {max} octets)"));
+                    self.bad_in_a_row += 1;
                 }
                 Input::Line(line) => {
                     if let Err(end) = self.command(&line).await {
@@ -166,6 +172,15 @@ impl Session {
                 }
             }
             if self.closing {
+                return End::Done;
+            }
+            // A client that keeps sending what is not a command is broken
+            // or probing; Dovecot closes it the same way (after more than
+            // 20 in a row, with this text).
+            let max = self.ctx.config.pop3.max_bad_commands;
+            if max > 0 && self.bad_in_a_row >= max {
+                tracing::info!(bad = self.bad_in_a_row, "too many bad commands");
+                self.err(None, "Too many bad commands.");
                 return End::Done;
             }
         }
@@ -244,11 +259,25 @@ impl Session {
             Ok(command) => command,
             Err(e) => {
                 self.err(None, &e.to_string());
+                self.bad_in_a_row += 1;
                 return Ok(());
             }
         };
         tracing::trace!(command = command.name(), "command");
         let authorized = matches!(self.state, State::Transaction(_));
+        // Login commands after login and mail commands before it are as
+        // bad as unknown ones; anything else valid starts the count again
+        // (a failed PASS or a RETR of no message is not a bad command).
+        let misplaced = match &command {
+            Command::Capa | Command::Quit | Command::Stls => false,
+            Command::User(_) | Command::Pass(_) | Command::Auth(_) => authorized,
+            _ => !authorized,
+        };
+        if misplaced {
+            self.bad_in_a_row += 1;
+        } else {
+            self.bad_in_a_row = 0;
+        }
         match command {
             Command::Capa => self.capa(),
             Command::Quit => self.quit().await,

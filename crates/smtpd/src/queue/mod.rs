@@ -129,8 +129,14 @@ impl QueueManager {
                 let store = self.store.clone();
                 let config = self.config.clone();
                 let remote = remote.clone();
+                let handle = self.handle.clone();
                 deliveries.spawn(async move {
-                    deliver(&store, &config, &remote, message).await;
+                    // A report (bounce or success notice) it queued goes
+                    // out now, not at the next look at the queue, as
+                    // mail accepted over SMTP does.
+                    if deliver(&store, &config, &remote, message).await {
+                        handle.wake();
+                    }
                     drop(slot);
                 });
             }
@@ -179,6 +185,8 @@ pub struct Outcomes {
     temporary: Vec<(RecipientId, String)>,
     /// Never.
     permanent: Vec<Failed>,
+    /// A delivery status notification was queued on the way.
+    report_queued: bool,
 }
 
 impl Outcomes {
@@ -190,6 +198,11 @@ impl Outcomes {
     /// said so, if one did.
     pub fn permanent(&mut self, id: RecipientId, error: String, remote: Option<Remote>) {
         self.permanent.push(Failed { id, error, remote });
+    }
+
+    /// Notes that a report was queued, for the queue manager to wake.
+    pub fn report_queued(&mut self) {
+        self.report_queued = true;
     }
 }
 
@@ -208,8 +221,14 @@ pub(crate) fn wants_success(recipient: &QueuedRecipient) -> bool {
     recipient.dsn.notify.is_some_and(|n| n.success)
 }
 
-/// Delivers the claimed recipients of one message.
-async fn deliver(store: &Store, config: &Config, remote: &RemoteAgent, message: QueuedMessage) {
+/// Delivers the claimed recipients of one message; true if that queued a
+/// report (a bounce or a success notice).
+async fn deliver(
+    store: &Store,
+    config: &Config,
+    remote: &RemoteAgent,
+    message: QueuedMessage,
+) -> bool {
     let span = tracing::info_span!("delivery", queue_id = %message.id);
     let _enter = span.enter();
     let mut outcomes = Outcomes::default();
@@ -242,12 +261,18 @@ async fn deliver(store: &Store, config: &Config, remote: &RemoteAgent, message: 
     if !local.is_empty() {
         let ids: Vec<RecipientId> = local.iter().map(|d| d.recipient).collect();
         let notice = delivered_notice(store, config, &message, &ids).await;
+        let noticed = notice.is_some();
         let options = DeliveryOptions {
             prepend: return_path(&message.sender),
             notice,
         };
         match store.deliver_local_with(message.id, local, options).await {
-            Ok(()) => tracing::info!(recipients = ids.len(), "delivered locally"),
+            Ok(()) => {
+                tracing::info!(recipients = ids.len(), "delivered locally");
+                if noticed {
+                    outcomes.report_queued();
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "local delivery failed; deferring");
                 for id in ids {
@@ -282,7 +307,7 @@ async fn deliver(store: &Store, config: &Config, remote: &RemoteAgent, message: 
             }
         }
     }
-    settle(store, config, &message, raw, outcomes).await;
+    settle(store, config, &message, raw, outcomes).await
 }
 
 /// The success report for local recipients in `delivered` that asked for
@@ -342,14 +367,15 @@ pub(crate) fn success_recipient(
 
 /// Defers the temporary failures with backoff (or fails them once the
 /// message is too old) and bounces the permanent ones, with one delivery
-/// status notification for all of them.
+/// status notification for all of them. True if a report was queued,
+/// here or before (`outcomes`).
 async fn settle(
     store: &Store,
     config: &Config,
     message: &QueuedMessage,
     raw: Option<Arc<Vec<u8>>>,
     mut outcomes: Outcomes,
-) {
+) -> bool {
     let now = chrono::Utc::now().timestamp();
     if retry::expired(&config.queue, message.received_at, now) {
         for (id, error) in std::mem::take(&mut outcomes.temporary) {
@@ -375,7 +401,7 @@ async fn settle(
         }
     }
     if outcomes.permanent.is_empty() {
-        return;
+        return outcomes.report_queued;
     }
     for failed in &outcomes.permanent {
         tracing::warn!(recipient = %failed.id, error = %failed.error, "delivery failed permanently");
@@ -408,10 +434,17 @@ async fn settle(
         .into_iter()
         .map(|f| (f.id, f.error))
         .collect();
+    let report_queued = outcomes.report_queued;
     match store.bounce_with_report(message.id, failures, report).await {
-        Ok(Some(id)) => tracing::info!(report = %id, "bounce queued"),
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "cannot record bounce"),
+        Ok(Some(id)) => {
+            tracing::info!(report = %id, "bounce queued");
+            true
+        }
+        Ok(None) => report_queued,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record bounce");
+            report_queued
+        }
     }
 }
 

@@ -469,12 +469,15 @@ impl RemoteAgent {
                 };
                 self.relayed_notice(message, raw, rcpts, &delivered, &accepted)
             };
+            let noticed = notice.is_some();
             // Settled first of all: a 250 must never be sent twice.
-            if let Err(e) = store
+            match store
                 .mark_delivered_with_notice(message.id, &delivered, notice)
                 .await
             {
-                tracing::error!(error = %e, "cannot record remote delivery");
+                Ok(()) if noticed => outcomes.report_queued(),
+                Ok(()) => {}
+                Err(e) => tracing::error!(error = %e, "cannot record remote delivery"),
             }
         }
         Ok(())

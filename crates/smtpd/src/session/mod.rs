@@ -469,6 +469,16 @@ impl Session {
         self.record.command(&line);
         // Set again below once the command is known.
         self.stage = None;
+        // RFC 6531 (3.3, 3.7.1) allows UTF-8 in the EHLO domain and the
+        // addresses, never other 8-bit bytes; smtp-proto would turn them
+        // into U+FFFD and an altered address or domain would be taken.
+        // Postfix refuses any such line before looking at its verb, with
+        // these words, whether or not MAIL said SMTPUTF8 (valid UTF-8
+        // without SMTPUTF8 still gets 553 5.6.7 at MAIL and RCPT).
+        if std::str::from_utf8(&line).is_err() {
+            self.reply(reply::bad_utf8());
+            return Ok(());
+        }
         // The DSN parameters of MAIL and RCPT are ours to parse
         // ([`crate::dsn`]); smtp-proto gets the rest of the line.
         let mut params = crate::dsn::Params::default();
