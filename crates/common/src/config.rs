@@ -510,6 +510,12 @@ pub struct HttpConfig {
     /// Seconds a client may take to send a request's header, and again
     /// its body (default 30).
     pub request_timeout_secs: u64,
+    /// A web page login (session cookie) ends after this many seconds
+    /// without a request (default 3600).
+    pub session_idle_secs: u64,
+    /// Web page logins kept at once; the least recently used goes first
+    /// (default 10000).
+    pub max_sessions: usize,
 }
 
 impl Default for HttpConfig {
@@ -525,6 +531,8 @@ impl Default for HttpConfig {
             max_event_clients: 100,
             max_search_scan: 20_000,
             request_timeout_secs: 30,
+            session_idle_secs: 3600,
+            max_sessions: 10_000,
         }
     }
 }
@@ -844,7 +852,11 @@ mod tests {
         assert_eq!(c.http.max_event_clients, 100);
         assert_eq!(c.http.max_search_scan, 20_000);
         assert_eq!(c.http.request_timeout_secs, 30);
+        assert_eq!(c.http.session_idle_secs, 3600);
+        assert_eq!(c.http.max_sessions, 10_000);
         assert!(!c.capture.enabled && c.capture.password.is_none());
+        let c = parse("[http]\nsession_idle_secs = 60\n").unwrap();
+        assert_eq!(c.http.session_idle_secs, 60);
         let c = parse("[http]\nlisten = []\ntoken = \"t0k\"\n[capture]\nenabled = true\n").unwrap();
         assert!(c.http.listen.is_empty());
         assert_eq!(c.http.token.as_deref(), Some("t0k"));

@@ -7,8 +7,18 @@
 //!   Checked through the store with the shared failed-login throttle, and
 //!   remembered for a minute so that a client asking often does not pay an
 //!   argon2 check per request.
+//! - The web page's session cookie ([`crate::web_session`]), from a login
+//!   with any of the above: what that login sees. A `POST`, `PUT` or
+//!   `DELETE` with the cookie must carry the session's CSRF token.
 //! - Nothing, in capture mode on a loopback listener: everything. Anywhere
 //!   else: `401` with a `WWW-Authenticate` challenge for each scheme.
+//!
+//! Requests that a browser sends by itself (cookie or open access, no
+//! `Authorization` header) that change something are refused (`403`)
+//! when they come from another site: `Sec-Fetch-Site: cross-site` or
+//! `same-site` (another port of the same host is another origin but the
+//! same site), or an `Origin` that is not this server's. Scripts and
+//! Mailpit clients send neither header and are not affected.
 //!
 //! Credentials that are given are always checked, also where the API is
 //! open: a wrong token is a `401`, never a silent look at everything.
@@ -19,13 +29,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use base64::Engine as _;
 use sha2::Digest as _;
 use store::{AccountId, ArrivalScope};
 
 use crate::error::ApiError;
+use crate::web_session::{cookie, CSRF_HEADER, SESSION_COOKIE};
 use crate::AppState;
 
 /// What a connection tells each request on it.
@@ -33,6 +45,8 @@ use crate::AppState;
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// The connection is TLS (an HTTPS listener).
+    pub tls: bool,
 }
 
 /// Who the caller is.
@@ -141,7 +155,7 @@ impl LoginCache {
 }
 
 /// Compares without stopping at the first difference.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -157,6 +171,31 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let open =
             state.ctx.config.capture.enabled && info.is_some_and(|i| i.local.ip().is_loopback());
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            let changes = !is_safe(&parts.method);
+            if changes && cross_site(&parts.headers) {
+                return Err(ApiError::forbidden(
+                    "a change requested from another site's page is refused",
+                ));
+            }
+            let session =
+                cookie(&parts.headers, SESSION_COOKIE).and_then(|id| state.sessions.get(id));
+            if let Some(session) = session {
+                if changes {
+                    let token = parts
+                        .headers
+                        .get(CSRF_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    if !same_secret(token, &session.csrf_token) {
+                        return Err(ApiError::forbidden(
+                            "missing or wrong X-CSRF-Token for this session",
+                        ));
+                    }
+                }
+                return Ok(Caller {
+                    identity: session.identity,
+                });
+            }
             return if open {
                 Ok(Caller {
                     identity: Identity::Open,
@@ -232,8 +271,41 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     }
 }
 
+/// Methods that change nothing (RFC 9110 9.2.1), which need no CSRF
+/// check.
+pub(crate) fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Whether a browser says this request comes from another site's page:
+/// `Sec-Fetch-Site` (sent by current browsers) other than `same-origin`
+/// or `none`, or an `Origin` other than this server's own (`null` too:
+/// a sandboxed frame or a page with an opaque origin).
+pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    if let Some(site) = text("sec-fetch-site") {
+        if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site") {
+            return true;
+        }
+    }
+    let Some(origin) = text(ORIGIN.as_str()) else {
+        return false;
+    };
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    match (authority, text(HOST.as_str())) {
+        (Some(authority), Some(host)) => !authority.eq_ignore_ascii_case(host),
+        _ => true,
+    }
+}
+
 /// Waits as long as the shared throttle says for this client address.
-async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
+pub(crate) async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
         let delay = state.ctx.throttle.delay_for(ip);
         if !delay.is_zero() {
@@ -242,7 +314,7 @@ async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
     }
 }
 
-fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
+pub(crate) fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
         state.ctx.throttle.record_failure(ip);
     }
@@ -268,6 +340,31 @@ mod tests {
         assert!(account.sees_account(3, "whatever"));
         assert!(!account.sees_account(4, "alice@localhost"));
         assert!(same_secret("abc", "abc"));
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, axum::http::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(!cross_site(&headers(&[])));
+        assert!(!cross_site(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!cross_site(&headers(&[("sec-fetch-site", "none")])));
+        assert!(cross_site(&headers(&[("sec-fetch-site", "cross-site")])));
+        assert!(cross_site(&headers(&[("sec-fetch-site", "same-site")])));
+        let local = [
+            ("host", "127.0.0.1:8025"),
+            ("origin", "http://127.0.0.1:8025"),
+        ];
+        assert!(!cross_site(&headers(&local)));
+        assert!(cross_site(&headers(&[
+            ("host", "127.0.0.1:8025"),
+            ("origin", "http://127.0.0.1:3000")
+        ])));
+        assert!(cross_site(&headers(&[
+            ("host", "127.0.0.1:8025"),
+            ("origin", "null")
+        ])));
         assert!(!same_secret("abc", "abd") && !same_secret("abc", "abcd"));
     }
 }

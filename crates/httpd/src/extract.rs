@@ -53,48 +53,57 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<JsonBody<T>, ApiError> {
-        let limit = state.ctx.config.http.max_body_size;
-        let too_large = || {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body larger than {limit} bytes"),
-            )
-        };
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(too_large());
-        }
-        let timeout = Duration::from_secs(state.ctx.config.http.request_timeout_secs);
-        let mut stream = req.into_body().into_data_stream();
-        let read = async {
-            let mut body = Vec::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk =
-                    chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(body)
-        };
-        let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "the request body did not arrive in time",
-            )
-        })??;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(JsonBody(None));
-        }
-        serde_json::from_slice(&body)
-            .map(|v| JsonBody(Some(v)))
-            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+        json_body(req, state, state.ctx.config.http.max_body_size).await
     }
+}
+
+/// A JSON request body read as [`JsonBody`] reads one, with a limit of
+/// the caller's (larger bodies: 413).
+pub async fn json_body<T: DeserializeOwned>(
+    req: Request,
+    state: &AppState,
+    limit: usize,
+) -> Result<JsonBody<T>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let timeout = Duration::from_secs(state.ctx.config.http.request_timeout_secs);
+    let mut stream = req.into_body().into_data_stream();
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    let body = tokio::time::timeout(timeout, read).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )
+    })??;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JsonBody(None));
+    }
+    serde_json::from_slice(&body)
+        .map(|v| JsonBody(Some(v)))
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
 }
 
 /// Path parameters, with a JSON error when they cannot be read.

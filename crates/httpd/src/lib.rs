@@ -1,6 +1,6 @@
-//! # httpd — Postern's HTTP API
+//! # httpd — Postern's HTTP API and web page
 //!
-//! httpd lets tests, scripts and (next) a web page see the mail in the
+//! httpd lets tests, scripts and a web page see the mail in the
 //! store: a Mailpit-compatible subset of Mailpit's `/api/v1`, so the
 //! Mailpit clients people already have work unchanged, and what Mailpit
 //! lacks: a server-side wait for "the message that matches", an event
@@ -24,8 +24,38 @@
 //! token`) sees everything; a sandbox's token sees its domain; an account
 //! with HTTP Basic (address and password) sees its own mail; in capture
 //! mode on a loopback listener no credentials are needed. Otherwise `401`
-//! with `WWW-Authenticate: Basic …` and `Bearer …`. `/livez` and
-//! `/readyz` need no credentials.
+//! with `WWW-Authenticate: Basic …` and `Bearer …` (without them to a
+//! script's request, so no browser login box covers the page). `/livez`
+//! and `/readyz` need no credentials.
+//!
+//! The web page logs in once and gets a session cookie instead
+//! ([`web_session`]): every `POST`, `PUT` and `DELETE` made with it must
+//! carry the session's CSRF token as `X-CSRF-Token`, and a change a
+//! browser sends from another site's page is refused (`403`).
+//!
+//! ## The web page
+//!
+//! `GET /` and its files under `/ui/` (`crates/httpd/web`, embedded in
+//! the binary): the live fixture view in capture mode, webmail for an
+//! account that logged in. `routes::page` gives its Content-Security-Policy,
+//! `routes::frame` how message HTML is kept from running script or
+//! loading remote images.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `POST /api/v1/login` `{"username", "password"}` or `{"token"}` | the session (below) and `Set-Cookie: postern_session=…` (`HttpOnly`, `SameSite=Strict`, `Secure` over TLS); `401` for a wrong login (behind the shared login throttle), `403` for a password in clear where `[auth]` refuses it or a login from another site |
+//! | `POST /api/v1/logout` | ends the session; `ok` |
+//! | `GET /api/v1/session` | `{"identity": "open"\|"admin"\|"sandbox"\|"account"\|null, "address", "domain", "capture", "csrf_token", "can_send", "webmail"}` |
+//! | `GET /api/v1/message/{ID}/html[?remote=1]` | the message's HTML as a document for a sandboxed frame, under its own policy; remote images only with `remote=1` |
+//! | `GET /api/v1/mailboxes` | an account's folders: `{"mailboxes": [{name, special_use, messages, unread, subscribed, uid_validity, uid_next, highest_modseq}]}` |
+//! | `GET /api/v1/mailboxes/{name}/messages?start&limit&query&tz` | a page of one folder, as `/api/v1/messages` (or `/api/v1/search` with `query`) answers |
+//! | `PUT /api/v1/message/{ID}/flags` `{"Add": [..], "Remove": [..]}` | IMAP flags and keywords; `ok` |
+//! | `POST /api/v1/message/{ID}/move` `{"Mailbox": "Trash"}` | `{"ID": "…"}`, the moved copy's new ID |
+//! | `POST /api/v1/send` (Mailpit's `SendRequest`) | `{"ID": "…"}`: captured in capture mode; otherwise an account's, queued under the submission policy with a copy in Sent |
+//!
+//! Folders, flags and moves go through the store calls IMAP uses, so an
+//! IMAP client sees the page's changes at once, and the page sees IMAP's
+//! through the `mailboxes` event.
 //!
 //! ## Messages
 //!
@@ -100,6 +130,9 @@
 //! - `lagged`: `{"missed": N}`, the client fell behind the in-process
 //!   event buffer and missed N `read`/`unread`/`deleted`/`rejected`
 //!   events (never `new` ones).
+//! - `mailboxes`: `{"mailboxes": [..]}` as `GET /api/v1/mailboxes`
+//!   answers, for an account: once at the start, then whenever a folder's
+//!   counts or state change (by IMAP, POP3, delivery or this API).
 //!
 //! A comment line every 15 seconds keeps proxies from closing the stream.
 //! At most `max_event_clients` streams at once (then `429`).
@@ -130,6 +163,7 @@ pub mod query;
 mod routes;
 mod scan;
 mod view;
+pub mod web_session;
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
@@ -201,6 +235,8 @@ pub(crate) struct AppState {
     /// One permit per open event stream.
     pub event_clients: Arc<Semaphore>,
     pub logins: access::LoginCache,
+    /// The web page's logins (session cookies).
+    pub sessions: web_session::WebSessions,
     pub started: Instant,
     /// Messages deleted through the API since start (`/api/v1/info`).
     pub deleted: AtomicU64,
@@ -256,6 +292,7 @@ impl Service for HttpService {
         let info = access::ConnInfo {
             peer: conn.peer,
             local: conn.local,
+            tls: conn.stream.is_tls(),
         };
         let router = self.router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
@@ -341,6 +378,10 @@ pub async fn start(
         )),
         shutdown: shutdown.clone(),
         logins: access::LoginCache::default(),
+        sessions: web_session::WebSessions::new(
+            Duration::from_secs(http.session_idle_secs.max(1)),
+            http.max_sessions,
+        ),
         started: Instant::now(),
         deleted: AtomicU64::new(0),
         bodies: scan::BodyIndex::default(),

@@ -69,6 +69,10 @@ pub struct MessageSummary {
     pub Size: u64,
     pub Attachments: u32,
     pub Snippet: String,
+    /// Postern's own: the address of the account this copy was delivered
+    /// to (in capture mode, the envelope recipient; a Bcc recipient's
+    /// copy names it).
+    pub DeliveredTo: String,
 }
 
 impl MessageSummary {
@@ -93,6 +97,7 @@ impl MessageSummary {
             Size: m.size,
             Attachments: s.attachments,
             Snippet: s.preview.clone().unwrap_or_default(),
+            DeliveredTo: m.address.clone(),
         }
     }
 }

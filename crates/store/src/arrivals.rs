@@ -62,6 +62,7 @@ fn scope_condition(scope: &ArrivalScope) -> &'static str {
         ArrivalScope::All => "?3 IS NULL",
         ArrivalScope::Domain(_) => "substr(a.address, -length(?3) - 1) = '@' || ?3",
         ArrivalScope::Account(_) => "a.id = ?3",
+        ArrivalScope::Mailbox(_) => "m.mailbox_id = ?3",
     }
 }
 
@@ -71,6 +72,7 @@ fn scope_value(scope: &ArrivalScope) -> rusqlite::types::Value {
         ArrivalScope::All => Value::Null,
         ArrivalScope::Domain(d) => Value::Text(d.to_lowercase()),
         ArrivalScope::Account(a) => Value::Integer(a.0),
+        ArrivalScope::Mailbox(m) => Value::Integer(m.0),
     }
 }
 

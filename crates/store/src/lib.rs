@@ -269,6 +269,10 @@ pub enum ArrivalScope {
     Domain(String),
     /// One account's.
     Account(AccountId),
+    /// One mailbox's (webmail's folder view). The caller takes the
+    /// reference from [`Store::mailboxes`] of the account it acts for:
+    /// the scope itself checks no account.
+    Mailbox(MailboxId),
 }
 
 /// One copy of a message in one mailbox, named by its arrival number, as

@@ -2751,6 +2751,57 @@ async fn capture_keeps_each_recipient_apart_with_the_envelope() {
 }
 
 #[tokio::test]
+async fn arrivals_of_one_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = store.add_account("alice@localhost", "pw").await.unwrap();
+    let bob = store.add_account("bob@localhost", "pw").await.unwrap();
+    for (account, mailbox, subject) in [
+        (alice.id, "INBOX", "a1"),
+        (alice.id, "Sent", "a2"),
+        (alice.id, "INBOX", "a3"),
+        (bob.id, "INBOX", "b1"),
+    ] {
+        store
+            .append(account, mailbox, raw_message(subject), &[], 0)
+            .await
+            .unwrap();
+    }
+    let boxes = store.mailboxes(alice.id).await.unwrap();
+    let inbox = boxes.iter().find(|b| b.name == "INBOX").unwrap().id;
+    let scope = ArrivalScope::Mailbox(inbox);
+    let listed = store
+        .arrivals_newest(scope.clone(), None, 10)
+        .await
+        .unwrap();
+    let subjects: Vec<_> = listed
+        .iter()
+        .map(|m| m.summary.subject.clone().unwrap())
+        .collect();
+    assert_eq!(subjects, ["a3", "a1"]);
+    assert!(listed.iter().all(|m| m.mailbox_name == "INBOX"));
+    assert_eq!(store.arrival_counts(scope.clone()).await.unwrap(), (2, 2));
+    // A move gives the copy a new arrival number in its new mailbox.
+    let moved = listed[0].clone();
+    store
+        .move_messages(alice.id, moved.mailbox, &[moved.uid], "Trash")
+        .await
+        .unwrap();
+    assert!(store
+        .arrival(scope.clone(), moved.arrival)
+        .await
+        .unwrap()
+        .is_none());
+    let trash = boxes.iter().find(|b| b.name == "Trash").unwrap().id;
+    let in_trash = store
+        .arrivals_newest(ArrivalScope::Mailbox(trash), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(in_trash.len(), 1);
+    assert!(in_trash[0].arrival > moved.arrival);
+}
+
+#[tokio::test]
 async fn arrivals_page_wait_and_scope() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

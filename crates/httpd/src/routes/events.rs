@@ -1,7 +1,10 @@
 //! `GET /api/v1/events`: the event stream (Server-Sent Events). `new`
 //! events come from the store (every process's mail); `read`, `unread`,
-//! `deleted` and `rejected` from the in-process event bus. The crate's
-//! documentation lists the events and their payloads.
+//! `deleted` and `rejected` from the in-process event bus; for an
+//! account, `mailboxes` (its folders with their counts, when they change,
+//! by IMAP, POP3, delivery or this API, and once at the start) from the
+//! store too. The crate's documentation lists the events and their
+//! payloads.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -17,7 +20,8 @@ use serde_json::json;
 use store::ArrivalScope;
 use tokio::sync::{broadcast, watch, OwnedSemaphorePermit};
 
-use crate::access::Caller;
+use super::mailboxes::MailboxView;
+use crate::access::{Caller, Identity};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Params;
 use crate::view::MessageSummary;
@@ -36,6 +40,10 @@ struct Feed {
     cursor: u64,
     /// Look in the store for new arrivals before waiting again.
     look: bool,
+    /// An account's folders as last sent (`mailboxes` events), and
+    /// whether to look at them again.
+    folders: Option<Vec<MailboxView>>,
+    look_folders: bool,
     changes: watch::Receiver<u64>,
     bus: broadcast::Receiver<Arc<MailEvent>>,
     pending: VecDeque<Event>,
@@ -120,6 +128,26 @@ impl Feed {
         }
     }
 
+    /// Queues a `mailboxes` event if an account's folders changed.
+    async fn look_at_folders(&mut self) {
+        self.look_folders = false;
+        let Identity::Account(account, _) = &self.caller.identity else {
+            return;
+        };
+        match self.state.ctx.store.mailboxes(*account).await {
+            Ok(boxes) => {
+                let now: Vec<MailboxView> = boxes.iter().map(MailboxView::of).collect();
+                if self.folders.as_ref() != Some(&now) {
+                    let data = json!({ "mailboxes": &now }).to_string();
+                    self.pending
+                        .push_back(Event::default().event("mailboxes").data(data));
+                    self.folders = Some(now);
+                }
+            }
+            Err(e) => tracing::warn!("event stream: reading mailboxes: {e}"),
+        }
+    }
+
     /// The next event, or `None` when the stream ends (shutdown).
     async fn next(&mut self) -> Option<Event> {
         loop {
@@ -130,6 +158,10 @@ impl Feed {
                 self.look_for_new().await;
                 continue;
             }
+            if self.look_folders {
+                self.look_at_folders().await;
+                continue;
+            }
             let shutdown = self.state.shutdown.clone();
             tokio::select! {
                 () = shutdown.cancelled() => return None,
@@ -138,6 +170,7 @@ impl Feed {
                         return None;
                     }
                     self.look = true;
+                    self.look_folders = matches!(self.caller.identity, Identity::Account(..));
                 }
                 received = self.bus.recv() => match received {
                     Ok(event) => self.take(&event),
@@ -194,8 +227,11 @@ pub async fn events(
         })?,
         None => state.ctx.store.last_arrival().await?,
     };
+    let account = matches!(caller.identity, Identity::Account(..));
     let feed = Feed {
         scope: caller.scope(),
+        folders: None,
+        look_folders: account,
         caller,
         cursor,
         look: true,

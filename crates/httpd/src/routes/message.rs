@@ -188,7 +188,7 @@ pub struct ReleaseRequest {
 }
 
 /// An address as `release` takes it: `local@domain`, nothing around it.
-fn valid_address(address: &str) -> bool {
+pub(crate) fn valid_address(address: &str) -> bool {
     let Some((local, domain)) = address.rsplit_once('@') else {
         return false;
     };

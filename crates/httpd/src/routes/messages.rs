@@ -24,7 +24,7 @@ use crate::AppState;
 const DEFAULT_LIMIT: u64 = 50;
 
 /// `start` and `limit` of a list or search, checked.
-fn page(params: &Params, state: &AppState) -> ApiResult<(u64, usize)> {
+pub(crate) fn page(params: &Params, state: &AppState) -> ApiResult<(u64, usize)> {
     let start = params.number("start", 0)?;
     let max = state.ctx.config.http.max_page_size;
     let limit = match params.number("limit", DEFAULT_LIMIT)? {
@@ -94,11 +94,11 @@ pub async fn list(
 
 /// Pages that end within the newest this many messages are read
 /// directly ([`store::Store::arrival_page`]).
-const DIRECT_PAGE: usize = 1_000;
+pub(crate) const DIRECT_PAGE: usize = 1_000;
 
 /// The page `start`/`limit` (below `before`) cut from `list`, or paged from
 /// the store where the list ends first.
-async fn deep_page(
+pub(crate) async fn deep_page(
     store: &store::Store,
     scope: &store::ArrivalScope,
     list: &store::ArrivalList,
@@ -193,7 +193,9 @@ pub async fn search(
     Ok(response)
 }
 
-fn event_messages<'a>(messages: impl IntoIterator<Item = &'a ArrivedMessage>) -> Vec<EventMessage> {
+pub(crate) fn event_messages<'a>(
+    messages: impl IntoIterator<Item = &'a ArrivedMessage>,
+) -> Vec<EventMessage> {
     messages
         .into_iter()
         .map(|m| EventMessage {

@@ -2,20 +2,27 @@
 
 mod autoconfig;
 mod events;
+mod frame;
 mod info;
+mod login;
+mod mailboxes;
 mod message;
 mod messages;
+pub(crate) mod page;
 mod rules;
 mod sandboxes;
+mod send;
 mod sessions;
 mod wait;
 
 use std::sync::Arc;
 
-use axum::http::header::{HeaderValue, CACHE_CONTROL};
+use axum::http::header::{
+    HeaderValue, CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use store::ArrivalScope;
 
@@ -50,8 +57,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/sandboxes/{domain}", delete(sandboxes::delete))
         .route("/sessions", get(sessions::list))
         .route("/sessions/{id}", get(sessions::view))
-        .merge(rules::routes());
+        .merge(rules::routes())
+        .merge(webmail_routes());
     Router::new()
+        .route("/", get(page::index))
+        .route("/ui/{*file}", get(page::file))
         .route("/livez", get(info::livez))
         .route("/readyz", get(info::readyz))
         .nest("/api/v1", api)
@@ -65,7 +75,68 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 HeaderValue::from_static("no-store"),
             ),
         )
+        // What a browser makes of an API answer: never a page that runs
+        // script (a message part served as text/html, an SVG), never
+        // sniffed into another type, never framed, never a Referer. Page
+        // responses set their own policy first.
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(API_CSP),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        )
+        .layer(axum::middleware::from_fn(no_login_box_for_scripts))
         .with_state(state)
+}
+
+/// A `401` to a script's request (`fetch`, `EventSource`: `Sec-Fetch-Dest:
+/// empty`) goes without `WWW-Authenticate`: the challenge would make the
+/// browser pop its own Basic login box over the page, which has a login
+/// form of its own. Navigations and other clients keep the challenge.
+async fn no_login_box_for_scripts(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let script = request
+        .headers()
+        .get("sec-fetch-dest")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"empty"));
+    let mut response = next.run(request).await;
+    if script && response.status() == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .remove(axum::http::header::WWW_AUTHENTICATE);
+    }
+    response
+}
+
+/// The policy of every response that is not the page or a message frame.
+pub(crate) const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
+
+/// The web page's login and webmail routes, relative to `/api/v1`.
+fn webmail_routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/login", post(login::login))
+        .route("/logout", post(login::logout))
+        .route("/session", get(login::session))
+        .route("/send", post(send::send))
+        .route("/mailboxes", get(mailboxes::list))
+        .route("/mailboxes/{name}/messages", get(mailboxes::messages))
+        .route("/message/{id}/html", get(frame::html))
+        .route("/message/{id}/flags", put(mailboxes::set_flags))
+        .route("/message/{id}/move", post(mailboxes::move_message))
 }
 
 async fn not_found() -> ApiError {
