@@ -156,7 +156,11 @@ EOF
     say "$bin: adding rcpt and $ACCOUNTS idle accounts"
     users=(rcpt@localhost)
     for ((i = 1; i <= ACCOUNTS; i++)); do users+=("idle$i@localhost"); done
-    printf '%s\n' "${users[@]}" | timeout "$TIMEOUT" xargs -P 2 -I{} sh -c \
+    # The first one alone: it creates the database (migrations).
+    printf '%s\n' "$password" |
+        "$bin" --data-dir "$dir/data" --config "$dir/postern.toml" user add rcpt@localhost \
+            --password-stdin >/dev/null || die "postern user add failed"
+    printf '%s\n' "${users[@]:1}" | timeout "$TIMEOUT" xargs -P 2 -I{} sh -c \
         'printf "%s\n" "$1" | "$2" --data-dir "$3" --config "$4" user add "$5" --password-stdin >/dev/null' \
         _ "$password" "$bin" "$dir/data" "$dir/postern.toml" {} ||
         die "postern user add failed"
