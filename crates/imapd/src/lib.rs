@@ -73,9 +73,10 @@
 //!
 //! The session keeps its client's view of the selected mailbox: UIDs in
 //! sequence order, the flags' modseq last reported, the keywords announced
-//! in `* FLAGS`. When the store's change counter
-//! ([`store::Store::watch_changes`]) moved, it reads the index once after a
-//! command (before the tagged reply) and reports the difference: EXPUNGEs,
+//! in `* FLAGS`. When the store's wake-up for the selected mailbox
+//! ([`store::Store::watch_mailbox`]; commits to other mailboxes do not move
+//! it, and a session with nothing selected watches nothing) moved, it reads
+//! the index once after a command (before the tagged reply) and reports the difference: EXPUNGEs,
 //! a new `* FLAGS` for new keywords, `* n FETCH (UID u FLAGS (..))`, then
 //! EXISTS and RECENT. After a FETCH, STORE, SEARCH, COPY or MOVE that used
 //! sequence numbers, EXPUNGE waits for the next command (RFC 3501 7.4.1).

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::prune::Pruner;
 use crate::schema::{self, SqlResult};
+use crate::wakeups::Wakeups;
 use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -91,6 +92,8 @@ pub(crate) struct Inner {
     writer: mpsc::Sender<Box<dyn WriteJob>>,
     readers: mpsc::Sender<ReadJob>,
     changes: Arc<watch::Sender<u64>>,
+    /// Per-mailbox wake-ups, from the same commits as `changes`.
+    wakeups: Arc<Wakeups>,
     /// Transactions the writer has committed (for tests and diagnostics).
     commits: Arc<AtomicU64>,
     _stop_poller: mpsc::Sender<()>,
@@ -125,6 +128,9 @@ impl Inner {
 
         let (changes, _) = watch::channel(0u64);
         let changes = Arc::new(changes);
+        let wakeups = Arc::new(Wakeups::new());
+        wakeups.start(&writer_conn)?;
+        let writer_wakeups = Arc::clone(&wakeups);
         let mut threads = Threads(Vec::new());
 
         let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
@@ -141,7 +147,10 @@ impl Inner {
                         writer_conn,
                         writer_rx,
                         max_batch,
-                        writer_changes,
+                        Notify {
+                            changes: writer_changes,
+                            wakeups: writer_wakeups,
+                        },
                         writer_commits,
                         pruner,
                     )
@@ -160,18 +169,22 @@ impl Inner {
         }
 
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let poller_changes = Arc::clone(&changes);
+        let poller_notify = Notify {
+            changes: Arc::clone(&changes),
+            wakeups: Arc::clone(&wakeups),
+        };
         let interval = options.poll_interval.max(Duration::from_millis(1));
         threads.0.push(
             thread::Builder::new()
                 .name("store-poller".into())
-                .spawn(move || poller_loop(poller_conn, stop_rx, interval, poller_changes))?,
+                .spawn(move || poller_loop(poller_conn, stop_rx, interval, poller_notify))?,
         );
 
         Ok(Inner {
             writer: writer_tx,
             readers: reader_tx,
             changes,
+            wakeups,
             commits,
             _stop_poller: stop_tx,
             _threads: threads,
@@ -220,6 +233,10 @@ impl Inner {
         self.changes.subscribe()
     }
 
+    pub(crate) fn wakeups(&self) -> &Wakeups {
+        &self.wakeups
+    }
+
     /// How many write transactions have committed so far.
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn commits(&self) -> u64 {
@@ -229,6 +246,22 @@ impl Inner {
 
 fn bump(changes: &watch::Sender<u64>) {
     changes.send_modify(|n| *n = n.wrapping_add(1));
+}
+
+/// Whom the writer and the poller tell of commits.
+struct Notify {
+    /// The global counter ([`Store::watch_changes`](crate::Store)).
+    changes: Arc<watch::Sender<u64>>,
+    wakeups: Arc<Wakeups>,
+}
+
+impl Notify {
+    /// After a commit that changed mail (`conn` outside any transaction):
+    /// the mailboxes' watchers first, then the global counter.
+    fn committed(&self, conn: &Connection) {
+        self.wakeups.scan_and_wake(conn);
+        bump(&self.changes);
+    }
 }
 
 fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -249,7 +282,7 @@ fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Box<dyn WriteJob>>,
     max_batch: usize,
-    changes: Arc<watch::Sender<u64>>,
+    notify: Notify,
     commits: Arc<AtomicU64>,
     mut pruner: Pruner,
 ) {
@@ -264,8 +297,10 @@ fn writer_loop(
             Some(wait) => match rx.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => {
-                    if pruner.due(Instant::now()) {
-                        prune_alone(&conn, &mut pruner);
+                    if pruner.due(Instant::now()) && prune_alone(&conn, &mut pruner) {
+                        // Pruning may have taken the feed's newest rows,
+                        // whose ids SQLite then gives again: look now.
+                        notify.wakeups.scan_and_wake(&conn);
                     }
                     continue;
                 }
@@ -279,7 +314,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        if run_batch(&conn, batch, &changes, &mut pruner) {
+        if run_batch(&conn, batch, &notify, &mut pruner) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -307,22 +342,25 @@ fn prune_step(conn: &Connection, pruner: &mut Pruner) {
 }
 
 /// A pruning step in a transaction of its own (the writer is idle; not
-/// counted in [`Inner::commits`], which counts request batches).
-fn prune_alone(conn: &Connection, pruner: &mut Pruner) {
+/// counted in [`Inner::commits`], which counts request batches). Returns
+/// whether it committed.
+fn prune_alone(conn: &Connection, pruner: &mut Pruner) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
         tracing::warn!(error = %e, "store: could not begin a pruning transaction");
         pruner.reset(Instant::now());
-        return;
+        return false;
     }
     prune_step(conn, pruner);
     if conn.is_autocommit() {
-        return;
+        return false;
     }
     if let Err(e) = conn.execute_batch("COMMIT") {
         tracing::warn!(error = %e, "store: a pruning transaction failed to commit");
         let _ = conn.execute_batch("ROLLBACK");
         pruner.reset(Instant::now());
+        return false;
     }
+    true
 }
 
 /// Runs a batch in one transaction, each request in its own savepoint, and
@@ -331,7 +369,7 @@ fn prune_alone(conn: &Connection, pruner: &mut Pruner) {
 fn run_batch(
     conn: &Connection,
     mut batch: Vec<Box<dyn WriteJob>>,
-    changes: &watch::Sender<u64>,
+    notify: &Notify,
     pruner: &mut Pruner,
 ) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -383,7 +421,7 @@ fn run_batch(
         Ok(()) => {
             if batch.iter().any(|job| job.notifies()) {
                 pruner.note_change();
-                bump(changes);
+                notify.committed(conn);
             }
             for job in batch {
                 job.finish(None);
@@ -426,19 +464,16 @@ fn data_version(conn: &Connection) -> Option<i64> {
 
 /// Polls `PRAGMA data_version`, which moves when another connection (this
 /// process's writer included) commits; stops when the store is dropped.
-fn poller_loop(
-    conn: Connection,
-    stop: mpsc::Receiver<()>,
-    interval: Duration,
-    changes: Arc<watch::Sender<u64>>,
-) {
+fn poller_loop(conn: Connection, stop: mpsc::Receiver<()>, interval: Duration, notify: Notify) {
     let mut last = data_version(&conn);
     // Any message or a disconnect (the store was dropped) ends the loop.
     while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
         let now = data_version(&conn);
         if now.is_some() && now != last {
             last = now;
-            bump(&changes);
+            // Mostly this process's own writer, whose commits are already
+            // announced: the shared cursor then finds nothing new.
+            notify.committed(&conn);
         }
     }
 }

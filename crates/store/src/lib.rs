@@ -77,6 +77,7 @@ mod reparse;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod wakeups;
 
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = i64;
@@ -2092,6 +2093,26 @@ impl Store {
     /// this process (at once) or another (within the poll interval).
     pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.subscribe()
+    }
+
+    /// Moves only when a commit changed this mailbox (new, changed or
+    /// expunged messages), in this process (at once) or another (within
+    /// the poll interval), or when any mailbox was deleted or renamed (the
+    /// store then cannot tell which sessions care, so it wakes them all).
+    /// An IMAP session watches the mailbox it has selected.
+    ///
+    /// The value is a wake-up sequence number. To read a mailbox and then
+    /// watch it without missing a change in between: take
+    /// [`Store::wake_mark`] before the read; a receiver whose value is
+    /// above the mark may have missed one (look again). The store forgets
+    /// a mailbox once nobody holds its receiver.
+    pub fn watch_mailbox(&self, mailbox: MailboxId) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wakeups().watch(mailbox)
+    }
+
+    /// The wake-up sequence number now (see [`Store::watch_mailbox`]).
+    pub fn wake_mark(&self) -> u64 {
+        self.inner.wakeups().mark()
     }
 
     /// The number of blobs stored (for tests).

@@ -275,6 +275,19 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE queue_recipients ADD COLUMN leased_by TEXT;
     "#,
+    // Deleting or renaming a mailbox writes no change row (a delete takes
+    // the mailbox's rows with it), yet the sessions that have it selected
+    // must be woken: this counter moves instead (see `wakeups`). Triggers,
+    // so that every path (account and sandbox deletes too) moves it.
+    r#"
+    INSERT OR REPLACE INTO meta (key, value) VALUES ('mailbox_epoch', 0);
+    CREATE TRIGGER mailbox_deleted AFTER DELETE ON mailboxes BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'mailbox_epoch';
+    END;
+    CREATE TRIGGER mailbox_renamed AFTER UPDATE OF name ON mailboxes BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'mailbox_epoch';
+    END;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -1084,6 +1084,154 @@ async fn watch_changes_across_stores() {
     assert_eq!(b.messages(alice.id, "INBOX").await.unwrap().len(), 1);
 }
 
+// ---- per-mailbox wake-ups (issue 13) ----
+
+/// A store whose poller is slow: a wake-up seen at once came from the
+/// commit itself.
+fn open_slow_poller(dir: &tempfile::TempDir) -> Store {
+    Store::open_with(
+        dir.path(),
+        StoreOptions {
+            poll_interval: Duration::from_secs(3600),
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+async fn mailbox_id(store: &Store, account: AccountId, name: &str) -> MailboxId {
+    store.mailbox_index(account, name).await.unwrap().mailbox
+}
+
+#[tokio::test]
+async fn a_commit_wakes_only_the_watchers_of_its_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_slow_poller(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+    let alice_inbox = mailbox_id(&store, alice.id, "INBOX").await;
+    let bob_inbox = mailbox_id(&store, bob.id, "INBOX").await;
+    let mut a = store.watch_mailbox(alice_inbox);
+    let b = store.watch_mailbox(bob_inbox);
+    let mut all = store.watch_changes();
+    all.borrow_and_update();
+
+    store
+        .enqueue(message(&raw_message("x"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    assert!(a.has_changed().unwrap(), "alice's watcher is woken");
+    assert!(!b.has_changed().unwrap(), "bob's watcher sleeps on");
+    assert!(all.has_changed().unwrap(), "the global counter still moves");
+    a.borrow_and_update();
+
+    // Flags and expunges wake too, and still only their mailbox.
+    let uid = store.messages(alice.id, "INBOX").await.unwrap()[0].uid;
+    store
+        .store_flags(
+            alice.id,
+            "INBOX",
+            &[uid],
+            FlagChange::Add,
+            &["\\Deleted".into()],
+        )
+        .await
+        .unwrap();
+    assert!(a.has_changed().unwrap());
+    a.borrow_and_update();
+    store.expunge(alice.id, "INBOX", &[uid]).await.unwrap();
+    assert!(a.has_changed().unwrap());
+    assert!(!b.has_changed().unwrap());
+
+    // A mark taken before a read, and a watch taken after it: a value
+    // above the mark says the read may have missed a change.
+    let mark = store.wake_mark();
+    store
+        .append(bob.id, "INBOX", raw_message("y"), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    let late = store.watch_mailbox(bob_inbox);
+    assert!(*late.borrow() > mark);
+    assert!(b.has_changed().unwrap());
+}
+
+#[tokio::test]
+async fn another_store_committing_wakes_the_mailbox_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two stores on one dir: separate connections, as two processes have.
+    let writer = open(&dir);
+    let watcher = open(&dir);
+    let alice = quick_account(&writer, "alice@localhost").await;
+    let bob = quick_account(&writer, "bob@localhost").await;
+    let alice_inbox = mailbox_id(&watcher, alice.id, "INBOX").await;
+    let bob_inbox = mailbox_id(&watcher, bob.id, "INBOX").await;
+    let mut a = watcher.watch_mailbox(alice_inbox);
+    let mut b = watcher.watch_mailbox(bob_inbox);
+    // Let the watcher's poller take in the account creation (it adds no
+    // change rows, and must not count as a change to a mailbox).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.borrow_and_update();
+    b.borrow_and_update();
+
+    writer
+        .append(alice.id, "INBOX", raw_message("x"), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_millis(1000), a.changed())
+        .await
+        .expect("the other store noticed within the poll interval")
+        .unwrap();
+    // The poller has run past the commit: bob's watcher was not woken.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!b.has_changed().unwrap());
+}
+
+#[tokio::test]
+async fn deleting_or_renaming_a_mailbox_wakes_its_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_slow_poller(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store.create_mailbox(alice.id, "Work").await.unwrap();
+    store.create_mailbox(alice.id, "Old").await.unwrap();
+    let work = mailbox_id(&store, alice.id, "Work").await;
+    let old = mailbox_id(&store, alice.id, "Old").await;
+    let mut w = store.watch_mailbox(work);
+    let mut o = store.watch_mailbox(old);
+    store
+        .rename_mailbox(alice.id, "Old", "Older")
+        .await
+        .unwrap();
+    assert!(o.has_changed().unwrap(), "a rename wakes");
+    o.borrow_and_update();
+    w.borrow_and_update();
+    store.delete_mailbox(alice.id, "Work").await.unwrap();
+    assert!(w.has_changed().unwrap(), "a delete wakes");
+
+    // The same from another store (process), through its poller.
+    let other = open(&dir);
+    let mut o2 = other.watch_mailbox(old);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    o2.borrow_and_update();
+    store.delete_mailbox(alice.id, "Older").await.unwrap();
+    tokio::time::timeout(Duration::from_millis(1000), o2.changed())
+        .await
+        .expect("the other store noticed the delete")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn mailbox_watchers_nobody_holds_are_forgotten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_slow_poller(&dir);
+    for i in 0..1000 {
+        drop(store.watch_mailbox(MailboxId(i)));
+    }
+    let held = store.watch_mailbox(MailboxId(5000));
+    assert!(store.inner.wakeups().entries() < 200);
+    drop(held);
+}
+
 #[tokio::test]
 async fn summary_is_parsed_once_per_blob() {
     let dir = tempfile::tempdir().unwrap();

@@ -52,8 +52,8 @@ impl Session {
                         return Err(End::Disconnected);
                     }
                 }
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
+                changed = super::updates::selected_changed(&mut self.changes) => {
+                    if !changed {
                         return Err(End::Shutdown);
                     }
                     // `changed()` marked the change seen: report it now.

@@ -319,7 +319,8 @@ impl Session {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
         };
-        self.mark_changes_seen();
+        // Before the read: a change after it must not go unseen.
+        let mark = self.ctx.store.wake_mark();
         let index = match self.ctx.store.mailbox_index(account.id, &name).await {
             Ok(index) => index,
             Err(StoreError::NotFound(_)) => {
@@ -391,6 +392,7 @@ impl Session {
                 expunge_owed: false,
             },
         );
+        self.watch_selected(index.mailbox, mark);
         if read_only {
             self.tagged(tag, Status::Ok, Some(Code::ReadOnly), "EXAMINE completed");
         } else {

@@ -129,8 +129,10 @@ pub(crate) struct Session {
     skip_line: bool,
     /// Set by a handler when the session must close after its reply.
     closing: bool,
-    /// Moves when the store commits a change to mail.
-    changes: tokio::sync::watch::Receiver<u64>,
+    /// Moves when the store commits a change to the selected mailbox
+    /// ([`store::Store::watch_mailbox`]); `None` with nothing selected, so
+    /// that other mailboxes' commits never wake this session (issue 13).
+    changes: Option<tokio::sync::watch::Receiver<u64>>,
     /// While set, the tagged reply waits in `tagged_reply` so that
     /// untagged updates can go out before it.
     defer_tagged: bool,
@@ -176,9 +178,8 @@ impl Session {
             max_literal: imap.max_literal_size,
             ..Limits::default()
         };
-        let changes = ctx.store.watch_changes();
         Session {
-            changes,
+            changes: None,
             defer_tagged: false,
             user_slot: None,
             tagged_reply: Vec::new(),
@@ -510,6 +511,11 @@ impl Session {
         let was_selected = matches!(self.state, State::Selected(..));
         self.defer_tagged = was_selected && !idle;
         let result = self.run_command(command).await;
+        if !matches!(self.state, State::Selected(..)) {
+            // CLOSE, UNSELECT, a failed SELECT, DELETE of the selected
+            // mailbox, or the mailbox went away: nothing to watch.
+            self.changes = None;
+        }
         if self.defer_tagged {
             self.defer_tagged = false;
             if result.is_ok() && !self.closing {

@@ -2,8 +2,10 @@
 //! selected mailbox, reported as `* n EXPUNGE`, `* FLAGS`, `* n FETCH
 //! (FLAGS ...)`, `* n EXISTS` and `* n RECENT`.
 //!
-//! The store's change counter ([`store::Store::watch_changes`]) says when
-//! to look; the session then reads the mailbox index once and compares it
+//! The store's wake-up for the selected mailbox
+//! ([`store::Store::watch_mailbox`]) says when to look; commits to other
+//! mailboxes do not move it. The session then reads the mailbox index once
+//! and compares it
 //! with what its client was told ([`Selected`]). EXPUNGE is held back while
 //! the client may still be using sequence numbers (after a non-UID FETCH,
 //! STORE, SEARCH, COPY or MOVE); the message then stays in the view, so
@@ -84,10 +86,15 @@ impl Session {
         }
     }
 
-    /// Marks the store's changes so far as seen by this session (before it
-    /// reads a fresh view, e.g. at SELECT).
-    pub(super) fn mark_changes_seen(&mut self) {
-        self.changes.borrow_and_update();
+    /// Watches `mailbox`, just selected from a read that began after the
+    /// store's wake mark was `mark`: a wake-up since then may be a change
+    /// the read missed, so the next look reads the mailbox again.
+    pub(super) fn watch_selected(&mut self, mailbox: store::MailboxId, mark: u64) {
+        let mut rx = self.ctx.store.watch_mailbox(mailbox);
+        if *rx.borrow_and_update() > mark {
+            rx.mark_changed();
+        }
+        self.changes = Some(rx);
     }
 
     /// Reports what changed in the selected mailbox since the client was
@@ -97,11 +104,16 @@ impl Session {
             State::Selected(a, s) => (a.id, s.mailbox, s.expunge_owed),
             _ => return,
         };
-        let changed = self.changes.has_changed().unwrap_or(false);
+        let changed = self
+            .changes
+            .as_mut()
+            .is_some_and(|rx| rx.has_changed().unwrap_or(false));
         if !(changed || owed && expunge_allowed) {
             return;
         }
-        self.changes.borrow_and_update();
+        if let Some(rx) = self.changes.as_mut() {
+            rx.borrow_and_update();
+        }
         self.report_changes(account, mailbox, expunge_allowed).await;
     }
 
@@ -159,6 +171,18 @@ impl Session {
         for line in out {
             self.untagged(&line);
         }
+    }
+}
+
+/// Waits until the selected mailbox (watched by `changes`) may have
+/// changed; `false` if the store is gone. With nothing selected, waits for
+/// ever.
+pub(super) async fn selected_changed(
+    changes: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> bool {
+    match changes.as_mut() {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 
