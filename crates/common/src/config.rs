@@ -469,6 +469,11 @@ pub struct StoreConfig {
     /// Seconds between looks for mailboxes past the bounds, made only
     /// after mail changed (default 10).
     pub prune_interval_secs: u64,
+    /// The most MiB the database may grow to (default 0: as much as the
+    /// disk holds). Past it, mail is refused for now as on a full disk:
+    /// `452 4.3.1 Insufficient system storage`, IMAP `NO [OVERQUOTA]`,
+    /// POP3 `-ERR [SYS/TEMP]`.
+    pub max_size_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -478,6 +483,7 @@ impl Default for StoreConfig {
             changes_max_age_secs: 30 * 24 * 3600,
             prune_batch: 1000,
             prune_interval_secs: 10,
+            max_size_mb: 0,
         }
     }
 }

@@ -139,6 +139,7 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
             batch: s.prune_batch,
             interval: Duration::from_secs(s.prune_interval_secs),
         },
+        max_size: s.max_size_mb.saturating_mul(1024 * 1024),
         ..store::StoreOptions::default()
     };
     store::Store::open_with(&config.data_dir, options).map_err(|e| {

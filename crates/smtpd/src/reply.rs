@@ -251,6 +251,16 @@ pub fn auth_malformed() -> Reply {
 pub fn temporary_failure() -> Reply {
     Reply::new(451, "4.3.0", "Temporary failure, please try again later")
 }
+/// A store failure: `452 4.3.1` (Postfix's words) when the disk or the
+/// store is full, else [`temporary_failure`]. Both are temporary: nothing
+/// was taken, and the client tries again.
+pub fn store_failure(e: &store::StoreError) -> Reply {
+    if e.is_full() {
+        Reply::new(452, "4.3.1", "Insufficient system storage")
+    } else {
+        temporary_failure()
+    }
+}
 pub fn too_many_errors() -> Reply {
     Reply::new(421, "4.7.0", "Too many errors, closing connection")
 }

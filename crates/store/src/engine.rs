@@ -30,9 +30,19 @@ trait WriteJob: Send {
     fn fail(&mut self, error: StoreError);
     /// Whether a successful run changed mail (watchers are to be told).
     fn notifies(&self) -> bool;
+    /// Whether the run failed for want of space ([`StoreError::Full`]).
+    fn failed_full(&self) -> bool;
     /// Sends the result: the request's own, or `commit_error` if the batch
     /// did not commit.
-    fn finish(self: Box<Self>, commit_error: Option<&str>);
+    fn finish(self: Box<Self>, commit_error: Option<&CommitError>);
+}
+
+/// Why a batch did not commit.
+struct CommitError {
+    message: String,
+    /// For want of space: every request of the batch is told
+    /// [`StoreError::Full`], which the protocols name as such.
+    full: bool,
 }
 
 struct Job<T, F> {
@@ -70,11 +80,16 @@ where
         self.notify && matches!(self.result, Some(Ok(_)))
     }
 
-    fn finish(self: Box<Self>, commit_error: Option<&str>) {
+    fn failed_full(&self) -> bool {
+        matches!(self.result, Some(Err(StoreError::Full(_))))
+    }
+
+    fn finish(self: Box<Self>, commit_error: Option<&CommitError>) {
         let result = match (self.result, commit_error) {
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(value)), None) => Ok(value),
-            (_, Some(msg)) => Err(StoreError::Database(msg.to_owned())),
+            (_, Some(e)) if e.full => Err(StoreError::Full(e.message.clone())),
+            (_, Some(e)) => Err(StoreError::Database(e.message.clone())),
             (None, None) => Err(StoreError::Database(
                 "internal error: a write request was not run".into(),
             )),
@@ -121,6 +136,7 @@ impl Inner {
         let writer_conn = schema::open_writer(&path)?;
         // Before any request: nothing may read or cache an outdated summary.
         crate::reparse::bring_up_to_date(&writer_conn)?;
+        schema::limit_size(&writer_conn, options.max_size)?;
         let reader_conns = (0..options.readers.max(1))
             .map(|_| schema::open_reader(&path))
             .collect::<Result<Vec<_>>>()?;
@@ -373,15 +389,19 @@ fn run_batch(
     pruner: &mut Pruner,
 ) -> bool {
     if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-        let msg = e.to_string();
-        tracing::error!(error = %msg, "store: could not begin a write transaction");
+        let error = CommitError {
+            message: e.to_string(),
+            full: schema::is_full(&e),
+        };
+        tracing::error!(error = %error.message, "store: could not begin a write transaction");
         for job in batch {
-            job.finish(Some(&msg));
+            job.finish(Some(&error));
         }
         return false;
     }
 
     let mut fatal: Option<String> = None;
+    let mut full = false;
     for job in batch.iter_mut() {
         if let Err(e) = conn.execute_batch("SAVEPOINT request") {
             job.fail(schema::db_error(e));
@@ -392,8 +412,13 @@ fn run_batch(
             // SQLite rolled the whole transaction back (I/O error, disk
             // full, ...): nothing of this batch is left to commit.
             fatal = Some("the write transaction was rolled back by the database".into());
+            full = job.failed_full();
             break;
         }
+        // A request that failed for want of space (its savepoint is
+        // rolled back below) is the batch's too: the others wrote into
+        // the same full database, and their commit would fail alike.
+        full |= job.failed_full();
         let end = if ok {
             conn.execute_batch("RELEASE request")
         } else {
@@ -414,8 +439,11 @@ fn run_batch(
     }
 
     let commit = match fatal {
-        Some(msg) => Err(msg),
-        None => conn.execute_batch("COMMIT").map_err(|e| e.to_string()),
+        Some(message) => Err(CommitError { message, full }),
+        None => conn.execute_batch("COMMIT").map_err(|e| CommitError {
+            message: e.to_string(),
+            full: full || schema::is_full(&e),
+        }),
     };
     match commit {
         Ok(()) => {
@@ -428,13 +456,13 @@ fn run_batch(
             }
             true
         }
-        Err(msg) => {
-            tracing::error!(error = %msg, "store: a write batch failed to commit");
+        Err(error) => {
+            tracing::error!(error = %error.message, full = error.full, "store: a write batch failed to commit");
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
             for job in batch {
-                job.finish(Some(&msg));
+                job.finish(Some(&error));
             }
             false
         }

@@ -328,8 +328,30 @@ pub enum StoreError {
     Closed,
     #[error("database error: {0}")]
     Database(String),
+    /// The disk is full, or the store reached `StoreOptions::max_size`:
+    /// nothing was written, and it may work once space is made.
+    #[error("insufficient storage: {0}")]
+    Full(String),
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Io(e)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the failure is a full disk or store (see [`StoreError::Full`]),
+    /// which the protocols name as such (`452 4.3.1`, `NO [OVERQUOTA]`).
+    pub fn is_full(&self) -> bool {
+        matches!(self, StoreError::Full(_))
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -838,6 +860,10 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// How much of the change feed and tombstones is kept.
     pub prune: PruneOptions,
+    /// The most bytes the database may grow to (0: as much as the disk
+    /// holds). A write that would pass it fails with [`StoreError::Full`],
+    /// as one on a full disk does.
+    pub max_size: u64,
 }
 
 impl Default for StoreOptions {
@@ -847,6 +873,7 @@ impl Default for StoreOptions {
             poll_interval: Duration::from_millis(250),
             max_batch: 256,
             prune: PruneOptions::default(),
+            max_size: 0,
         }
     }
 }

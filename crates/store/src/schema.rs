@@ -307,7 +307,17 @@ impl<T> SqlResult<T> for rusqlite::Result<T> {
 }
 
 pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    if is_full(&e) {
+        StoreError::Full(e.to_string())
+    } else {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// Whether SQLite failed for want of space: the disk is full
+/// (`SQLITE_FULL`), or the database reached its `max_page_count`.
+pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
 }
 
 /// Whether an error is a UNIQUE / PRIMARY KEY violation.
@@ -332,6 +342,24 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         conn.pragma_update(None, "query_only", "ON").db()?;
     }
     Ok(conn)
+}
+
+/// Caps the database at `max_size` bytes (0: no cap) on the writer's
+/// connection: SQLite then fails a write that would grow the file past it
+/// with `SQLITE_FULL`, as on a full disk. A cap below the present size
+/// holds the database at its present size.
+pub(crate) fn limit_size(conn: &Connection, max_size: u64) -> Result<()> {
+    if max_size == 0 {
+        return Ok(());
+    }
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .db()?;
+    let pages = max_size / u64::try_from(page_size.max(512)).unwrap_or(4096);
+    let pages = i64::try_from(pages.max(1)).unwrap_or(i64::MAX);
+    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+        .db()?;
+    Ok(())
 }
 
 /// Opens the writer connection: WAL mode, migrations applied.

@@ -129,6 +129,9 @@ pub enum Code {
     AuthenticationFailed,
     Cannot,
     Limit,
+    /// RFC 5530: the operation would put the user over a quota or the
+    /// server over its storage.
+    OverQuota,
     ServerBug,
     InUse,
     Parse,
@@ -173,6 +176,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::AuthenticationFailed => "AUTHENTICATIONFAILED".into(),
         Code::Cannot => "CANNOT".into(),
         Code::Limit => "LIMIT".into(),
+        Code::OverQuota => "OVERQUOTA".into(),
         Code::ServerBug => "SERVERBUG".into(),
         Code::InUse => "INUSE".into(),
         Code::Parse => "PARSE".into(),
@@ -319,6 +323,7 @@ mod tests {
             (Code::AuthenticationFailed, "AUTHENTICATIONFAILED"),
             (Code::Cannot, "CANNOT"),
             (Code::Limit, "LIMIT"),
+            (Code::OverQuota, "OVERQUOTA"),
             (Code::ServerBug, "SERVERBUG"),
             (Code::InUse, "INUSE"),
             (

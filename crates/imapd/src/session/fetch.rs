@@ -109,6 +109,11 @@ impl Session {
             return self.selected_mailbox_gone();
         }
         tracing::error!(error = %e, "{what} failed");
+        if e.is_full() {
+            // Dovecot's answer on a full disk (RFC 5530 OVERQUOTA): the
+            // client may try again once space is made.
+            return self.no(tag, Some(Code::OverQuota), "Not enough disk space");
+        }
         self.no(tag, Some(Code::ServerBug), &format!("Cannot {what}"));
     }
 

@@ -40,7 +40,9 @@ pub(crate) fn store_code(error: &store::StoreError) -> RespCode {
         E::NotFound(_) | E::MailboxGone(_) | E::Invalid(_) | E::SchemaTooNew { .. } => {
             RespCode::SysPerm
         }
-        E::AlreadyExists(_) | E::Closed | E::Database(_) | E::Io(_) => RespCode::SysTemp,
+        E::AlreadyExists(_) | E::Closed | E::Database(_) | E::Full(_) | E::Io(_) => {
+            RespCode::SysTemp
+        }
     }
 }
 

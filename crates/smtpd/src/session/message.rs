@@ -267,7 +267,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not queue message");
-                self.reply(reply::temporary_failure());
+                self.reply(reply::store_failure(&e));
             }
         }
     }
@@ -297,7 +297,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not capture message");
-                self.reply(reply::temporary_failure());
+                self.reply(reply::store_failure(&e));
             }
         }
     }
