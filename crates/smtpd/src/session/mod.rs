@@ -109,6 +109,11 @@ pub(crate) struct Session {
     input: Vec<u8>,
     /// Start of unread input in `input`.
     pos: usize,
+    /// How much the next read may take ([`MIN_READ`] to [`MAX_READ`]):
+    /// doubled after a read that filled it, halved after one that used
+    /// less than half, so a message streams in large reads and an idle
+    /// session holds a small buffer.
+    read_size: usize,
     output: Vec<u8>,
     pub helo: Option<Helo>,
     pub auth_user: Option<String>,
@@ -130,7 +135,9 @@ pub(crate) struct Session {
     pub refusing_recipient: Option<String>,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+/// The smallest and largest read (see `Session::read_size`).
+const MIN_READ: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
 
 impl Session {
     pub fn new(
@@ -147,8 +154,9 @@ impl Session {
             stream: Some(stream),
             peer,
             shutdown,
-            input: Vec::with_capacity(4096),
+            input: Vec::new(),
             pos: 0,
+            read_size: MIN_READ,
             output: Vec::with_capacity(1024),
             helo: None,
             auth_user: None,
@@ -357,11 +365,18 @@ impl Session {
             self.input.drain(..self.pos);
             self.pos = 0;
         }
+        // A session waiting with little or nothing buffered gives back
+        // what a message or a long line made the buffer grow to.
+        let want = self.input.len() + self.read_size;
+        if self.input.capacity() > 2 * want.max(MIN_READ) {
+            self.input.shrink_to(want);
+        }
         let Some(stream) = self.stream.as_mut() else {
             return Err(End::Disconnected);
         };
         let len = self.input.len();
-        self.input.resize(len + READ_CHUNK, 0);
+        let size = self.read_size;
+        self.input.resize(len + size, 0);
         let read = tokio::time::timeout(timeout, stream.read(&mut self.input[len..]));
         let result = if interruptible {
             tokio::select! {
@@ -381,6 +396,11 @@ impl Session {
             }
             Ok(Ok(n)) => {
                 self.input.truncate(len + n);
+                if n == size {
+                    self.read_size = (size * 2).min(MAX_READ);
+                } else if n < size / 2 {
+                    self.read_size = (size / 2).max(MIN_READ);
+                }
                 Ok(())
             }
             Err(_) => {

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Memory of idle SMTP sessions: what each more session holds in `postern up`.
+
+    bench/smtp_idle_memory.py BINARY [BINARY ...] [--sessions N]
+
+For each binary (e.g. a build of main and one of a branch), starts a fresh
+`postern up` with only an SMTP listener (127.0.0.1:25525, a temporary data
+dir), opens 50 warm-up sessions (the allocator's one-time growth), then N
+more (default 1000) that each send EHLO and MAIL FROM and then wait, as a
+client does while it prepares its recipients; prints the RSS before and
+after the N and the KiB each one holds. Run by hand; never in CI.
+"""
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import tempfile
+import time
+
+CONFIG = """log = "warn"
+[smtp]
+listen = ["127.0.0.1:25525"]
+submission_listen = []
+submissions_listen = []
+[limits]
+max_connections = 5000
+max_connections_per_ip = 5000
+[pop3]
+listen = []
+pop3s_listen = []
+[imap]
+listen = []
+imaps_listen = []
+[http]
+listen = []
+"""
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1])
+    return 0
+
+
+def reply(f):
+    while True:
+        line = f.readline()
+        if line[3:4] != b"-":
+            return line
+
+
+def session():
+    s = socket.create_connection(("127.0.0.1", 25525), timeout=30)
+    f = s.makefile("rb")
+    reply(f)
+    s.sendall(b"EHLO client.test\r\n")
+    reply(f)
+    s.sendall(b"MAIL FROM:<sender@client.test>\r\n")
+    r = reply(f)
+    assert r.startswith(b"250"), r
+    return s, f
+
+
+def measure(binary, n):
+    work = tempfile.mkdtemp()
+    config = os.path.join(work, "postern.toml")
+    with open(config, "w") as f:
+        f.write(CONFIG)
+    proc = subprocess.Popen(
+        [binary, "--config", config, "--data-dir", os.path.join(work, "data"), "up"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 30
+        for line in proc.stdout:
+            if b"postern: ready" in line:
+                break
+            if time.time() > deadline:
+                raise SystemExit(f"{binary} did not start")
+        warm = [session() for _ in range(50)]
+        time.sleep(0.5)
+        before = rss_kib(proc.pid)
+        idle = [session() for _ in range(n)]
+        time.sleep(1)
+        after = rss_kib(proc.pid)
+        del warm, idle
+        return before, after
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("binaries", nargs="+")
+    ap.add_argument("--sessions", type=int, default=1000)
+    args = ap.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    print(f"{'binary':<50} {'RSS before':>10} {'after':>8} {'KiB/session':>12}")
+    for binary in args.binaries:
+        before, after = measure(binary, args.sessions)
+        print(f"{binary:<50} {before:>10} {after:>8} {(after - before) / args.sessions:>12.1f}")
+    print(f"({args.sessions} SMTP sessions after EHLO and MAIL FROM, idle; RSS in KiB)")
+
+
+if __name__ == "__main__":
+    main()
