@@ -85,7 +85,10 @@ pub(crate) struct Session {
     bad_in_a_row: u32,
 }
 
-const READ_CHUNK: usize = 16 * 1024;
+/// A POP3 client sends only command lines (a long SASL response arrives
+/// over several reads and is framed in `input`), so a small read buffer
+/// serves; it is held by every session, idle ones included.
+const READ_CHUNK: usize = 1024;
 /// Output beyond this is written out at once (a RETR of a big message).
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Memory of idle SMTP sessions: what each more session holds in `postern up`.
+"""Memory of idle SMTP or POP3 sessions: what each more session holds in
+`postern up`.
 
-    bench/smtp_idle_memory.py BINARY [BINARY ...] [--sessions N]
+    bench/idle_memory.py BINARY [BINARY ...] [--sessions N] [--pop3]
 
 For each binary (e.g. a build of main and one of a branch), starts a fresh
 `postern up` with only an SMTP listener (127.0.0.1:25525, a temporary data
 dir), opens 50 warm-up sessions (the allocator's one-time growth), then N
 more (default 1000) that each send EHLO and MAIL FROM and then wait, as a
-client does while it prepares its recipients; prints the RSS before and
-after the N and the KiB each one holds. Run by hand; never in CI.
+client does while it prepares its recipients (with --pop3: POP3 sessions
+on 127.0.0.1:25526 that send CAPA and USER, then wait); prints the RSS
+before and after the N and the KiB each one holds. Run by hand; never in
+CI.
 """
 import argparse
 import os
@@ -27,7 +30,7 @@ submissions_listen = []
 max_connections = 5000
 max_connections_per_ip = 5000
 [pop3]
-listen = []
+listen = ["127.0.0.1:25526"]
 pop3s_listen = []
 [imap]
 listen = []
@@ -52,7 +55,19 @@ def reply(f):
             return line
 
 
-def session():
+def pop3_session():
+    s = socket.create_connection(("127.0.0.1", 25526), timeout=30)
+    f = s.makefile("rb")
+    assert f.readline().startswith(b"+OK")
+    s.sendall(b"CAPA\r\n")
+    while f.readline() != b".\r\n":
+        pass
+    s.sendall(b"USER someone@localhost\r\n")
+    assert f.readline().startswith(b"+OK")
+    return s, f
+
+
+def smtp_session():
     s = socket.create_connection(("127.0.0.1", 25525), timeout=30)
     f = s.makefile("rb")
     reply(f)
@@ -64,7 +79,7 @@ def session():
     return s, f
 
 
-def measure(binary, n):
+def measure(binary, n, session):
     work = tempfile.mkdtemp()
     config = os.path.join(work, "postern.toml")
     with open(config, "w") as f:
@@ -98,14 +113,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("binaries", nargs="+")
     ap.add_argument("--sessions", type=int, default=1000)
+    ap.add_argument("--pop3", action="store_true")
     args = ap.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     print(f"{'binary':<50} {'RSS before':>10} {'after':>8} {'KiB/session':>12}")
     for binary in args.binaries:
-        before, after = measure(binary, args.sessions)
+        session = pop3_session if args.pop3 else smtp_session
+        before, after = measure(binary, args.sessions, session)
         print(f"{binary:<50} {before:>10} {after:>8} {(after - before) / args.sessions:>12.1f}")
-    print(f"({args.sessions} SMTP sessions after EHLO and MAIL FROM, idle; RSS in KiB)")
+    what = "POP3 sessions after CAPA and USER" if args.pop3 else "SMTP sessions after EHLO and MAIL FROM"
+    print(f"({args.sessions} {what}, idle; RSS in KiB)")
 
 
 if __name__ == "__main__":
