@@ -1326,3 +1326,25 @@ async fn fetchmail_keep_then_no_keep() {
     assert_eq!(fetched_subjects(home.path()), 8, "{log}");
     assert!(inbox(&server).await.is_empty(), "{log}");
 }
+
+/// A SASL response that does not decode is a failed login, as a wrong
+/// password is (and as imapd counts it): the session closes at the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_sasl_responses_count_as_failed_logins() {
+    let (_server, pop3) = with_mail(&three()).await;
+    let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
+    assert_eq!(
+        c.cmd("AUTH PLAIN !!!").await,
+        "-ERR [AUTH] Authentication failed: invalid base64"
+    );
+    assert_eq!(c.cmd("AUTH PLAIN").await, "+ ");
+    assert!(c
+        .cmd("%%%")
+        .await
+        .starts_with("-ERR [AUTH] Authentication failed"));
+    assert_eq!(
+        c.cmd("AUTH PLAIN !!!").await,
+        "-ERR [AUTH] Too many failed logins; closing"
+    );
+    assert!(c.is_closed().await);
+}

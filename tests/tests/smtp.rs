@@ -759,3 +759,21 @@ async fn a_session_sent_one_byte_at_a_time() {
         b"Subject: bytes\r\n\r\n.dot\r\nend\r\n"
     );
 }
+
+/// A SASL response that does not decode is a failed login, as a wrong
+/// password is (and as imapd counts it): `501 5.5.2` each time, and `421`
+/// with the session closed at the limit (3).
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_sasl_responses_count_as_failed_logins() {
+    let server = Server::start().await;
+    let (mut c, _) = SmtpClient::connect(server.submission).await;
+    ehlo(&mut c).await;
+    let r = c.cmd("AUTH PLAIN !!!notbase64").await;
+    assert_eq!((r.code, &r.lines[0][..5]), (501, "5.5.2"), "{r:?}");
+    assert_eq!(c.cmd("AUTH LOGIN").await.code, 334);
+    let r = c.cmd("%%%").await;
+    assert_eq!((r.code, &r.lines[0][..5]), (501, "5.5.2"), "{r:?}");
+    let r = c.cmd("AUTH PLAIN !!!notbase64").await;
+    assert_eq!((r.code, &r.lines[0][..5]), (421, "4.7.0"), "{r:?}");
+    assert!(c.is_closed().await);
+}

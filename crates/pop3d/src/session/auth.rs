@@ -95,7 +95,11 @@ impl Session {
         match credentials {
             Ok(credentials) => self.login(credentials).await,
             Err(SaslError::Cancelled) => self.err(None, "Authentication cancelled"),
-            Err(e) => self.err(Some(RespCode::Auth), &format!("Authentication failed: {e}")),
+            Err(e) => {
+                // A failed login like a wrong password (as imapd and smtpd
+                // count it): the throttle and the per-session limit see it.
+                self.login_failed(&format!("Authentication failed: {e}"));
+            }
         }
         Ok(())
     }
@@ -161,6 +165,19 @@ impl Session {
         }))
     }
 
+    /// Counts a failed login (the throttle, and the session's limit, past
+    /// which it closes) and answers `-ERR [AUTH] text`.
+    fn login_failed(&mut self, text: &str) {
+        self.ctx.throttle.record_failure(self.peer.ip());
+        self.auth_failures += 1;
+        if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
+            self.err(Some(RespCode::Auth), "Too many failed logins; closing");
+            self.closing = true;
+        } else {
+            self.err(Some(RespCode::Auth), text);
+        }
+    }
+
     /// Checks the password (after the throttle's delay), takes the maildrop
     /// lock and the snapshot, and enters TRANSACTION.
     async fn login(&mut self, credentials: Credentials) {
@@ -195,15 +212,8 @@ impl Session {
             None
         };
         let Some(account) = account else {
-            self.ctx.throttle.record_failure(ip);
-            self.auth_failures += 1;
             tracing::info!(user = %credentials.username, "authentication failed");
-            if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
-                self.err(Some(RespCode::Auth), "Too many failed logins; closing");
-                self.closing = true;
-            } else {
-                self.err(Some(RespCode::Auth), "Invalid user name or password");
-            }
+            self.login_failed("Invalid user name or password");
             return;
         };
         self.ctx.throttle.record_success(ip);

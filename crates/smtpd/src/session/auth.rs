@@ -50,8 +50,12 @@ impl Session {
                 self.reply(reply::auth_cancelled());
                 return Ok(());
             }
-            Err(_) => {
-                self.reply(reply::auth_malformed());
+            Err(e) => {
+                // A failed login like a wrong password (as imapd and pop3d
+                // count it): the throttle and the per-session limit see
+                // it, with the reply that says what was wrong.
+                tracing::debug!(error = %e, "bad SASL response");
+                self.login_failed(reply::auth_malformed());
                 return Ok(());
             }
         };
@@ -131,6 +135,8 @@ impl Session {
         let delay = self.ctx.throttle.delay_for(ip);
         if !delay.is_zero() {
             tracing::debug!(?delay, "delaying login attempt");
+            // Replies already due go out first, not after the delay.
+            let _ = self.flush().await;
             tokio::time::sleep(delay).await;
         }
         let authzid_ok = credentials
@@ -168,16 +174,22 @@ impl Session {
                 self.reply(reply::auth_ok());
             }
             None => {
-                self.ctx.throttle.record_failure(ip);
-                self.auth_failures += 1;
                 tracing::info!(user = %credentials.username, "authentication failed");
-                if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
-                    self.reply(reply::too_many_auth_failures());
-                    self.closing = true;
-                } else {
-                    self.reply(reply::auth_failed());
-                }
+                self.login_failed(reply::auth_failed());
             }
+        }
+    }
+
+    /// Counts a failed login (the throttle, and the session's limit, past
+    /// which it closes) and answers `reply` or, at the limit, `421`.
+    fn login_failed(&mut self, reply: Reply) {
+        self.ctx.throttle.record_failure(self.peer.ip());
+        self.auth_failures += 1;
+        if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
+            self.reply(reply::too_many_auth_failures());
+            self.closing = true;
+        } else {
+            self.reply(reply);
         }
     }
 }
