@@ -522,6 +522,10 @@ pub struct HttpConfig {
     /// Web page logins kept at once; the least recently used goes first
     /// (default 10000).
     pub max_sessions: usize,
+    /// MiB the search caches may hold (each message's lower-cased header
+    /// text and the trigram filter of its body text, which spare later
+    /// searches their work); past it they start again (default 32).
+    pub search_cache_mb: u64,
 }
 
 impl Default for HttpConfig {
@@ -539,6 +543,7 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             session_idle_secs: 3600,
             max_sessions: 10_000,
+            search_cache_mb: 32,
         }
     }
 }

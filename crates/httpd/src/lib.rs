@@ -384,7 +384,7 @@ pub async fn start(
         ),
         started: Instant::now(),
         deleted: AtomicU64::new(0),
-        bodies: scan::BodyIndex::default(),
+        bodies: scan::BodyIndex::with_budget(http.search_cache_mb.saturating_mul(1024 * 1024)),
         ctx: ctx.clone(),
     });
     let service = Arc::new(HttpService {

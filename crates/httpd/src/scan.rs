@@ -69,16 +69,70 @@ pub struct Found {
 /// Filters of the byte trigrams of messages' lower-cased body text, by
 /// arrival number (a message's bytes never change, nor does the number
 /// name another message, so a filter never goes stale).
-#[derive(Default)]
 pub struct BodyIndex {
-    filters: Mutex<HashMap<u64, TrigramFilter>>,
+    filters: Mutex<Kept<TrigramFilter>>,
     /// Each message's [`crate::query::header_text`], for bare words.
-    headers: Mutex<HashMap<u64, Box<str>>>,
+    headers: Mutex<Kept<Box<str>>>,
+    /// Bytes each of the two may hold (`[http] search_cache_mb`, split
+    /// evenly); past it, it starts again.
+    budget: u64,
 }
 
-/// Filters kept at most (a few hundred bytes each for mail of a few KiB);
-/// past it the index starts again.
-const FILTERS_KEPT: usize = 200_000;
+impl Default for BodyIndex {
+    fn default() -> Self {
+        BodyIndex::with_budget(32 * 1024 * 1024)
+    }
+}
+
+/// Entries by arrival number with the bytes they hold.
+struct Kept<T> {
+    entries: HashMap<u64, T>,
+    bytes: u64,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Kept {
+            entries: HashMap::new(),
+            bytes: 0,
+        }
+    }
+}
+
+/// What an entry holds besides its own bytes (the map's slot, the
+/// allocation's header).
+const ENTRY_OVERHEAD: u64 = 48;
+
+impl<T> Kept<T> {
+    /// Makes room for `bytes` more within `budget`: starts again if they
+    /// would not fit.
+    fn room_for(&mut self, bytes: u64, budget: u64) {
+        if self.bytes.saturating_add(bytes) > budget {
+            self.entries.clear();
+            self.entries.shrink_to_fit();
+            self.bytes = 0;
+        }
+    }
+
+    /// The entry for `arrival`, made with `make` (and counted, within
+    /// `budget`) if missing.
+    fn get_or_make(
+        &mut self,
+        arrival: u64,
+        budget: u64,
+        size: impl Fn(&T) -> u64,
+        make: impl FnOnce() -> T,
+    ) -> &T {
+        if !self.entries.contains_key(&arrival) {
+            let value = make();
+            let bytes = size(&value) + ENTRY_OVERHEAD;
+            self.room_for(bytes, budget);
+            self.bytes += bytes;
+            self.entries.insert(arrival, value);
+        }
+        &self.entries[&arrival]
+    }
+}
 
 /// A Bloom filter of the three-byte windows of a text: "surely not in the
 /// text" for a needle with a window that is not in it; no false "not".
@@ -126,11 +180,20 @@ impl TrigramFilter {
 }
 
 impl BodyIndex {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, TrigramFilter>> {
+    /// Caches that hold at most `bytes` between them.
+    pub fn with_budget(bytes: u64) -> BodyIndex {
+        BodyIndex {
+            filters: Default::default(),
+            headers: Default::default(),
+            budget: bytes / 2,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept<TrigramFilter>> {
         self.filters.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_headers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Box<str>>> {
+    fn lock_headers(&self) -> std::sync::MutexGuard<'_, Kept<Box<str>>> {
         self.headers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -168,18 +231,16 @@ pub async fn search(
     {
         let filters = bodies.lock();
         let mut headers = query.has_text().then(|| bodies.lock_headers());
-        if let Some(kept) = headers.as_mut() {
-            if kept.len() + messages.len() > FILTERS_KEPT {
-                kept.clear();
-            }
-        }
         for m in messages.iter() {
             let header = headers.as_mut().map(|kept| {
-                &**kept
-                    .entry(m.arrival)
-                    .or_insert_with(|| crate::query::header_text(m).into_boxed_str())
+                &**kept.get_or_make(
+                    m.arrival,
+                    bodies.budget,
+                    |text| text.len() as u64,
+                    || crate::query::header_text(m).into_boxed_str(),
+                )
             });
-            let filter = filters.get(&m.arrival);
+            let filter = filters.entries.get(&m.arrival);
             verdict.push(query.decide_with_header(m, header, |needle| {
                 filter.and_then(|f| f.may_contain(needle))
             }));
@@ -197,16 +258,16 @@ pub async fn search(
                 .into_iter()
                 .collect();
         let mut filters = bodies.lock();
-        if filters.len() + texts.len() > FILTERS_KEPT {
-            filters.clear();
-        }
         for &i in batch {
             let m = &messages[i];
             verdict[i] = match texts.get(&m.arrival) {
                 Some(text) => {
-                    filters
-                        .entry(m.arrival)
-                        .or_insert_with(|| TrigramFilter::of(text));
+                    filters.get_or_make(
+                        m.arrival,
+                        bodies.budget,
+                        |f| (f.bits.len() * 8) as u64,
+                        || TrigramFilter::of(text),
+                    );
                     query.decide(m, Some(text))
                 }
                 // Deleted meanwhile.
@@ -276,7 +337,33 @@ pub async fn first_after(
 
 #[cfg(test)]
 mod tests {
-    use super::TrigramFilter;
+    use super::{Kept, TrigramFilter, ENTRY_OVERHEAD};
+
+    #[test]
+    fn kept_entries_stay_within_their_budget() {
+        let mut kept: Kept<String> = Kept::default();
+        let budget = 1000;
+        let make = |n: u64| move || "x".repeat(300) + &n.to_string();
+        let size = |s: &String| s.len() as u64;
+        for n in 0..20u64 {
+            assert!(kept
+                .get_or_make(n, budget, size, make(n))
+                .ends_with(&n.to_string()));
+            assert!(kept.bytes <= budget, "{} after {n}", kept.bytes);
+            let held: u64 = kept
+                .entries
+                .values()
+                .map(|s| size(s) + ENTRY_OVERHEAD)
+                .sum();
+            assert_eq!(kept.bytes, held);
+        }
+        // At most two of 349 bytes fit in 1000: it started again each time.
+        assert!(kept.entries.len() <= 2);
+        // One already kept is not made again.
+        let before = kept.bytes;
+        kept.get_or_make(19, budget, size, || unreachable!());
+        assert_eq!(kept.bytes, before);
+    }
 
     #[test]
     fn trigram_filter_never_says_not_for_what_is_there() {
