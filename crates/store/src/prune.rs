@@ -273,8 +273,14 @@ impl Pruner {
         // At most one row per modseq in each table: `batch` modseqs are at
         // most `batch` rows of each.
         let upto = target.min(horizon.saturating_add(batch));
+        // The feed's newest row stays whatever its age: its id is the
+        // highest, and SQLite gives a new row the highest id plus one, so
+        // ids are never given twice (the wake-ups read the feed by id).
         let changes = conn
-            .prepare_cached("DELETE FROM changes WHERE mailbox_id = ?1 AND modseq <= ?2")
+            .prepare_cached(
+                "DELETE FROM changes WHERE mailbox_id = ?1 AND modseq <= ?2
+                    AND id < (SELECT max(id) FROM changes)",
+            )
             .db()?
             .execute(params![mailbox, upto])
             .db()?;
