@@ -583,3 +583,85 @@ async fn a_mailbox_of_50000_messages() {
         ]
     );
 }
+
+/// A message of about `size` octets whose every line names `n`, so a
+/// body sent for the wrong message, cut short or shifted is caught.
+fn numbered_message(n: usize, size: usize) -> Vec<u8> {
+    let mut msg = message(&format!("m{n}"), "").to_vec();
+    let mut i = 0u64;
+    while msg.len() < size {
+        msg.extend_from_slice(
+            format!("message {n} line {i:08} ....................\r\n").as_bytes(),
+        );
+        i += 1;
+    }
+    msg
+}
+
+#[tokio::test]
+async fn one_fetch_of_several_large_messages_sends_every_byte_in_order() {
+    // Issue 13: FETCH reads bodies in batches of at most 8 MiB and writes
+    // each batch out before reading the next. Sizes around that bound (one
+    // message larger than a batch, batches of one, two and three, a small
+    // one queued between large literals) must all come whole and in order.
+    let (server, imap) = start().await;
+    let alice = server.store.account(ALICE).await.unwrap().unwrap();
+    let sizes = [
+        3 << 20,
+        9 << 20,
+        200,
+        5 << 20,
+        1 << 20,
+        2 << 20,
+        70_000,
+        4 << 20,
+    ];
+    let messages: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| numbered_message(i + 1, size))
+        .collect();
+    for m in &messages {
+        server
+            .store
+            .append(alice.id, "INBOX", m.clone(), &[], 0)
+            .await
+            .unwrap();
+    }
+    let mut c = logged_in(&imap).await;
+    ok(&mut c, "s", "EXAMINE INBOX").await;
+    c.send(b"f UID FETCH 1:* (RFC822.SIZE BODY.PEEK[])\r\n")
+        .await;
+    for (i, m) in messages.iter().enumerate() {
+        let n = i + 1;
+        let head = c.line().await;
+        assert_eq!(
+            head,
+            format!(
+                "* {n} FETCH (UID {n} RFC822.SIZE {len} BODY[] {{{len}}}",
+                len = m.len()
+            )
+        );
+        let body = c.read_bytes(m.len()).await;
+        assert!(body == *m, "message {n} changed on the way");
+        assert_eq!(c.line().await, ")");
+    }
+    assert_eq!(c.line().await, "f OK UID FETCH completed");
+    // TEXT and a partial section, cut from the same batches.
+    c.send(b"g FETCH 1:* (BODY.PEEK[TEXT] BODY.PEEK[]<10.30>)\r\n")
+        .await;
+    for (i, m) in messages.iter().enumerate() {
+        let n = i + 1;
+        let text_at = m.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let text = &m[text_at..];
+        assert_eq!(
+            c.line().await,
+            format!("* {n} FETCH (BODY[TEXT] {{{}}}", text.len())
+        );
+        assert!(c.read_bytes(text.len()).await == text, "text of {n}");
+        assert_eq!(c.line().await, " BODY[]<10> {30}");
+        assert_eq!(c.read_bytes(30).await, &m[10..40]);
+        assert_eq!(c.line().await, ")");
+    }
+    assert_eq!(c.line().await, "g OK FETCH completed");
+}

@@ -51,7 +51,9 @@
 //!     RFC822, RFC822.HEADER, RFC822.TEXT, `BODY[section]<partial>` and
 //!     BODY.PEEK for `HEADER`, `HEADER.FIELDS (..)`, `HEADER.FIELDS.NOT`,
 //!     `TEXT`, part numbers with `MIME`/`HEADER`/`TEXT`. The raw bytes come
-//!     from one `messages_raw` call per command. A non-PEEK body fetch sets
+//!     from one `messages_raw` call per batch of at most 8 MiB, each batch
+//!     written out and flushed before the next is read; a large literal
+//!     is written from the stored bytes. A non-PEEK body fetch sets
 //!     `\Seen` in a read-write mailbox and adds FLAGS to the response.
 //!     MODSEQ is answered but CONDSTORE is not advertised; CHANGEDSINCE is
 //!     ignored.

@@ -2,6 +2,8 @@
 //! summaries, header filtering for `HEADER.FIELDS`, section extraction from
 //! the raw bytes, and dates.
 
+use std::borrow::Cow;
+
 use store::{EmailAddress, HeaderAddress, MessageSummary, MimePart, RawText, Timestamp};
 
 use super::datetime::format_date_time;
@@ -448,8 +450,14 @@ fn find_part<'a>(root: &'a MimePart, path: &[std::num::NonZeroU32]) -> Option<&'
 }
 
 /// The bytes a `BODY[section]` names; `None` if there is no such part (the
-/// answer is then an empty string).
-pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Option<Vec<u8>> {
+/// answer is then an empty string). The whole message, a part's body and
+/// TEXT are borrowed from `raw`: a FETCH of large messages writes them out
+/// without another copy.
+pub fn section_bytes<'a>(
+    raw: &'a [u8],
+    s: &MessageSummary,
+    section: &Section,
+) -> Option<Cow<'a, [u8]>> {
     // `fields`: where HEADER.FIELDS picks from, the header with the line
     // break a delimiter right after it took (RFC 2046 5.1.1), so that its
     // last field keeps its line break and a blank line before the
@@ -474,19 +482,21 @@ pub fn section_bytes(raw: &[u8], s: &MessageSummary, section: &Section) -> Optio
         (h, f, t, Some(part))
     };
     Some(match (&section.text, part) {
-        (None, None) => raw.to_vec(),
-        (None, Some(p)) => slice(Some(raw), p.body_offset, p.body_end)?.to_vec(),
-        (Some(SectionText::Mime), Some(p)) => {
-            with_crlf(slice(Some(raw), p.header_offset, p.header_end())?)
-        }
+        (None, None) => Cow::Borrowed(raw),
+        (None, Some(p)) => Cow::Borrowed(slice(Some(raw), p.body_offset, p.body_end)?),
+        (Some(SectionText::Mime), Some(p)) => Cow::Owned(with_crlf(slice(
+            Some(raw),
+            p.header_offset,
+            p.header_end(),
+        )?)),
         (Some(SectionText::Mime), None) => return None,
-        (Some(SectionText::Header), _) => with_crlf(header),
-        (Some(SectionText::Text), _) => text.to_vec(),
+        (Some(SectionText::Header), _) => Cow::Owned(with_crlf(header)),
+        (Some(SectionText::Text), _) => Cow::Borrowed(text),
         (Some(SectionText::HeaderFields(names)), _) => {
-            filter_header(&with_crlf(fields), names, false)
+            Cow::Owned(filter_header(&with_crlf(fields), names, false))
         }
         (Some(SectionText::HeaderFieldsNot(names)), _) => {
-            filter_header(&with_crlf(fields), names, true)
+            Cow::Owned(filter_header(&with_crlf(fields), names, true))
         }
     })
 }

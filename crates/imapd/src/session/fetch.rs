@@ -12,7 +12,7 @@ use std::io::Write as _;
 use store::{FlagChange, IndexEntry, MailboxRef, MessageInfo, MessageSummary, StoreError, Uid};
 
 use super::updates::{flags_item, push_flags_item};
-use super::{Session, State};
+use super::{End, Session, State};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
     body_structure, envelope, internal_date, section_bytes, section_name,
@@ -20,6 +20,16 @@ use crate::protocol::fetch_encode::{
 use crate::protocol::{
     FetchAttribute as A, Flag, Section, SectionText, SeqNumber, SequenceSet, StoreMode, Tag,
 };
+
+/// Messages a FETCH reads from the store at once ...
+const BATCH_MESSAGES: usize = 1024;
+/// ... and their most raw octets, when bodies are fetched (a batch holds at
+/// least one message). The batch is written out before the next is read,
+/// so a FETCH of a large mailbox holds about this much, not all of it.
+const BATCH_OCTETS: u64 = 8 << 20;
+/// A literal this long goes to the client from where it lies instead of
+/// being copied into the output buffer.
+const DIRECT_LITERAL: usize = 64 * 1024;
 
 /// `(seq, uid)` of the messages a set names.
 pub(super) fn resolve(
@@ -137,13 +147,13 @@ impl Session {
         by_uid: bool,
         set: SequenceSet,
         mut attrs: Vec<A>,
-    ) {
+    ) -> Result<(), End> {
         let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
-            return;
+            return Ok(());
         };
         let Ok(targets) = resolve(&uids, &set, by_uid) else {
             self.bad(tag, "Message sequence number out of range");
-            return;
+            return Ok(());
         };
         if by_uid && !attrs.contains(&A::Uid) {
             attrs.insert(0, A::Uid);
@@ -151,7 +161,10 @@ impl Session {
         let store = self.ctx.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
             Ok(i) => i,
-            Err(e) => return self.store_failed(tag, e, "read the mailbox"),
+            Err(e) => {
+                self.store_failed(tag, e, "read the mailbox");
+                return Ok(());
+            }
         };
         // Flags come from the shared index; the few this command changes
         // (\Seen) from `changed_here`.
@@ -195,25 +208,6 @@ impl Session {
                 )
             });
         let target_uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-        let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
-        if want_summary && !target_uids.is_empty() {
-            let read = if want_tree {
-                store.messages_by_uid(account, &mailbox, &target_uids).await
-            } else {
-                store.envelopes(account, &mailbox, &target_uids).await
-            };
-            match read {
-                Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
-                Err(e) => return self.store_failed(tag, e, "read the messages"),
-            }
-        }
-        let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
-        if want_raw && !target_uids.is_empty() {
-            match store.messages_raw(account, &mailbox, &target_uids).await {
-                Ok(list) => raws = list.into_iter().collect(),
-                Err(e) => return self.store_failed(tag, e, "read the messages"),
-            }
-        }
         let mut seen_changed: HashSet<Uid> = HashSet::new();
         if sets_seen {
             let unseen: Vec<Uid> = target_uids
@@ -246,7 +240,10 @@ impl Session {
                         }
                         self.note_reported(&reported);
                     }
-                    Err(e) => return self.store_failed(tag, e, "set \\Seen"),
+                    Err(e) => {
+                        self.store_failed(tag, e, "set \\Seen");
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -265,110 +262,66 @@ impl Session {
                     .flat_map(|(_, e)| current(&changed_here, e).flags.iter()),
             );
         }
-        self.output.reserve(paired.len() * 48);
-        let mut line: Vec<u8> = Vec::with_capacity(128);
         // Stands in for a message whose summary could not be read.
         let no_summary = MessageSummary::default();
-        for &(seq, indexed) in &paired {
-            let entry = current(&changed_here, indexed);
-            let uid = entry.uid;
-            let recent = self.is_recent(uid);
-            let info = infos.get(&uid);
-            let raw = raws.get(&uid).map(Vec::as_slice);
-            // Expunged between the index read and this one: no empty body.
-            if (want_raw && raw.is_none()) || (want_summary && info.is_none()) {
-                vanished = true;
-                continue;
-            }
-            line.clear();
-            // `write!` into the reused line: no String per message.
-            let _ = write!(line, "{seq} FETCH (");
-            let mut first = true;
-            let mut sep = |line: &mut Vec<u8>| {
-                if !std::mem::take(&mut first) {
-                    line.push(b' ');
-                }
-            };
-            for a in &attrs {
-                sep(&mut line);
-                match a {
-                    A::Uid => {
-                        let _ = write!(line, "UID {}", uid.0);
-                    }
-                    A::Flags => push_flags_item(&mut line, &entry.flags, recent),
-                    A::ModSeq => {
-                        let _ = write!(line, "MODSEQ ({})", entry.modseq.0);
-                    }
-                    A::Rfc822Size => {
-                        let _ = write!(line, "RFC822.SIZE {}", entry.size);
-                    }
-                    A::InternalDate => {
-                        let ts = info.map_or(0, |i| i.internal_date);
-                        line.extend_from_slice(
-                            format!("INTERNALDATE {}", internal_date(ts)).as_bytes(),
-                        );
-                    }
-                    A::Envelope => {
-                        line.extend_from_slice(b"ENVELOPE ");
-                        envelope(&mut line, info.map_or(&no_summary, |i| &i.summary));
-                    }
-                    A::Body | A::BodyStructure => {
-                        let ext = *a == A::BodyStructure;
-                        line.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
-                        let summary = info.map_or(&no_summary, |i| &i.summary);
-                        body_structure(&mut line, &summary.body, ext);
-                    }
-                    A::Rfc822 => {
-                        line.extend_from_slice(b"RFC822 ");
-                        literal(&mut line, raw.unwrap_or_default());
-                    }
-                    A::Rfc822Header | A::Rfc822Text => {
-                        // BODY.PEEK[HEADER] and BODY[TEXT] by other names
-                        // (RFC 3501 6.4.5), split where the store found the
-                        // header's end.
-                        let (name, text) = if *a == A::Rfc822Header {
-                            ("RFC822.HEADER ", SectionText::Header)
-                        } else {
-                            ("RFC822.TEXT ", SectionText::Text)
-                        };
-                        let section = Section {
-                            part: Vec::new(),
-                            text: Some(text),
-                        };
-                        let summary = info.map_or(&no_summary, |i| &i.summary);
-                        let bytes = section_bytes(raw.unwrap_or_default(), summary, &section)
-                            .unwrap_or_default();
-                        line.extend_from_slice(name.as_bytes());
-                        literal(&mut line, &bytes);
-                    }
-                    A::BodySection {
-                        section, partial, ..
-                    } => {
-                        let r = raw.unwrap_or_default();
-                        let summary = info.map_or(&no_summary, |i| &i.summary);
-                        let mut bytes = section_bytes(r, summary, section).unwrap_or_default();
-                        line.extend_from_slice(b"BODY[");
-                        line.extend_from_slice(section_name(section).as_bytes());
-                        line.push(b']');
-                        if let Some(p) = partial {
-                            let start = (p.origin as usize).min(bytes.len());
-                            let end = start
-                                .saturating_add(p.length.get() as usize)
-                                .min(bytes.len());
-                            bytes = bytes[start..end].to_vec();
-                            line.extend_from_slice(format!("<{}>", p.origin).as_bytes());
-                        }
-                        line.push(b' ');
-                        literal(&mut line, &bytes);
+        let mut rest = paired.as_slice();
+        while !rest.is_empty() {
+            let n = batch_len(rest, want_raw);
+            let (batch, after) = rest.split_at(n);
+            rest = after;
+            let batch_uids: Vec<Uid> = batch.iter().map(|(_, e)| e.uid).collect();
+            let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
+            if want_summary {
+                let read = if want_tree {
+                    store.messages_by_uid(account, &mailbox, &batch_uids).await
+                } else {
+                    store.envelopes(account, &mailbox, &batch_uids).await
+                };
+                match read {
+                    Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
+                    Err(e) => {
+                        self.store_failed(tag, e, "read the messages");
+                        return Ok(());
                     }
                 }
             }
-            if !wants_flags && seen_changed.contains(&uid) {
-                sep(&mut line);
-                push_flags_item(&mut line, &entry.flags, recent);
+            let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
+            if want_raw {
+                match store.messages_raw(account, &mailbox, &batch_uids).await {
+                    Ok(list) => raws = list.into_iter().collect(),
+                    Err(e) => {
+                        self.store_failed(tag, e, "read the messages");
+                        return Ok(());
+                    }
+                }
             }
-            line.push(b')');
-            self.untagged(&line);
+            for &(seq, indexed) in batch {
+                let entry = current(&changed_here, indexed);
+                let uid = entry.uid;
+                let info = infos.get(&uid);
+                let raw = raws.remove(&uid);
+                // Expunged between the index read and this one: no empty
+                // body.
+                if (want_raw && raw.is_none()) || (want_summary && info.is_none()) {
+                    vanished = true;
+                    continue;
+                }
+                let recent = self.is_recent(uid);
+                let summary = info.map_or(&no_summary, |i| &i.summary);
+                let raw = raw.as_deref().unwrap_or_default();
+                let seen_item = !wants_flags && seen_changed.contains(&uid);
+                self.fetch_response(seq, entry, recent, info, summary, raw, &attrs, seen_item)
+                    .await?;
+                if self.output.len() >= super::OUTPUT_HIGH_WATER {
+                    self.flush().await?;
+                }
+            }
+            // This batch's answers go out before the next is read: what
+            // the session holds is one batch, however slowly the client
+            // reads.
+            if !rest.is_empty() {
+                self.flush().await?;
+            }
         }
         if vanished {
             if by_uid {
@@ -390,7 +343,7 @@ impl Session {
                     "Some of the requested messages no longer exist",
                 );
             }
-            return;
+            return Ok(());
         }
         self.ok(
             tag,
@@ -400,6 +353,118 @@ impl Session {
                 "FETCH completed"
             },
         );
+        Ok(())
+    }
+
+    /// Writes one message's `* seq FETCH (...)` into `output`; a large
+    /// literal goes to the client straight from `raw` (or the section cut
+    /// from it), after what was queued before it.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_response(
+        &mut self,
+        seq: u32,
+        entry: &IndexEntry,
+        recent: bool,
+        info: Option<&MessageInfo>,
+        summary: &MessageSummary,
+        raw: &[u8],
+        attrs: &[A],
+        seen_item: bool,
+    ) -> Result<(), End> {
+        let uid = entry.uid;
+        // `write!` into `output`: no String per message.
+        let _ = write!(self.output, "* {seq} FETCH (");
+        let mut first = true;
+        for a in attrs {
+            if !std::mem::take(&mut first) {
+                self.output.push(b' ');
+            }
+            let line = &mut self.output;
+            match a {
+                A::Uid => {
+                    let _ = write!(line, "UID {}", uid.0);
+                }
+                A::Flags => push_flags_item(line, &entry.flags, recent),
+                A::ModSeq => {
+                    let _ = write!(line, "MODSEQ ({})", entry.modseq.0);
+                }
+                A::Rfc822Size => {
+                    let _ = write!(line, "RFC822.SIZE {}", entry.size);
+                }
+                A::InternalDate => {
+                    let ts = info.map_or(0, |i| i.internal_date);
+                    let _ = write!(line, "INTERNALDATE {}", internal_date(ts));
+                }
+                A::Envelope => {
+                    line.extend_from_slice(b"ENVELOPE ");
+                    envelope(line, summary);
+                }
+                A::Body | A::BodyStructure => {
+                    let ext = *a == A::BodyStructure;
+                    line.extend_from_slice(if ext { b"BODYSTRUCTURE " } else { b"BODY " });
+                    body_structure(line, &summary.body, ext);
+                }
+                A::Rfc822 => {
+                    line.extend_from_slice(b"RFC822 ");
+                    self.literal(raw).await?;
+                }
+                A::Rfc822Header | A::Rfc822Text => {
+                    // BODY.PEEK[HEADER] and BODY[TEXT] by other names
+                    // (RFC 3501 6.4.5), split where the store found the
+                    // header's end.
+                    let (name, text) = if *a == A::Rfc822Header {
+                        ("RFC822.HEADER ", SectionText::Header)
+                    } else {
+                        ("RFC822.TEXT ", SectionText::Text)
+                    };
+                    let section = Section {
+                        part: Vec::new(),
+                        text: Some(text),
+                    };
+                    let bytes = section_bytes(raw, summary, &section).unwrap_or_default();
+                    line.extend_from_slice(name.as_bytes());
+                    self.literal(&bytes).await?;
+                }
+                A::BodySection {
+                    section, partial, ..
+                } => {
+                    let bytes = section_bytes(raw, summary, section).unwrap_or_default();
+                    let mut bytes: &[u8] = &bytes;
+                    line.extend_from_slice(b"BODY[");
+                    line.extend_from_slice(section_name(section).as_bytes());
+                    line.push(b']');
+                    if let Some(p) = partial {
+                        let start = (p.origin as usize).min(bytes.len());
+                        let end = start
+                            .saturating_add(p.length.get() as usize)
+                            .min(bytes.len());
+                        bytes = &bytes[start..end];
+                        let _ = write!(line, "<{}>", p.origin);
+                    }
+                    line.push(b' ');
+                    self.literal(bytes).await?;
+                }
+            }
+        }
+        if seen_item {
+            if !first {
+                self.output.push(b' ');
+            }
+            push_flags_item(&mut self.output, &entry.flags, recent);
+        }
+        self.output.extend_from_slice(b")\r\n");
+        Ok(())
+    }
+
+    /// `{n}\r\n` and the bytes: small ones queued in `output`, large ones
+    /// written to the client from where they lie.
+    async fn literal(&mut self, bytes: &[u8]) -> Result<(), End> {
+        let _ = write!(self.output, "{{{}}}\r\n", bytes.len());
+        if bytes.len() < DIRECT_LITERAL {
+            self.output.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.write_through(bytes).await
     }
 
     pub(super) async fn store(
@@ -599,7 +664,18 @@ pub(super) fn remove_from_view(view: &mut super::Selected, gone: &HashSet<Uid>) 
     numbers
 }
 
-fn literal(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
-    out.extend_from_slice(bytes);
+/// How many of `rest` (at least one) the next batch of a FETCH takes: up
+/// to [`BATCH_MESSAGES`], and with raw bytes wanted up to
+/// [`BATCH_OCTETS`] of them by the index's sizes.
+fn batch_len(rest: &[(u32, &IndexEntry)], want_raw: bool) -> usize {
+    let mut total = 0u64;
+    let mut n = 0;
+    for (_, e) in rest.iter().take(BATCH_MESSAGES) {
+        total = total.saturating_add(e.size);
+        if n > 0 && want_raw && total > BATCH_OCTETS {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1)
 }

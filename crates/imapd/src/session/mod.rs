@@ -152,6 +152,9 @@ const READ_CHUNK: usize = 4 * 1024;
 /// leave behind in the allocator) a large buffer.
 const FIRST_READ: usize = 512;
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+/// What `output` may keep of its capacity while the session waits for
+/// input; anything more (a burst of replies grew it) is given back.
+const OUTPUT_KEEP: usize = 64 * 1024;
 
 /// Reads what the peer sent into the spare capacity of `input` (making
 /// `chunk` bytes of room first), so no separate read buffer is kept.
@@ -426,6 +429,26 @@ impl Session {
         }
     }
 
+    /// Writes out queued replies, then `bytes` straight from where they
+    /// lie: a large literal (a message FETCHed whole) is not copied into
+    /// `output` first.
+    async fn write_through(&mut self, bytes: &[u8]) -> Result<(), End> {
+        self.flush().await?;
+        let timeout = self.idle_timeout();
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(End::Disconnected);
+        };
+        let write = async {
+            stream.write_all(bytes).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(timeout, write).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Disconnected),
+            Err(_) => Err(End::Timeout),
+        }
+    }
+
     async fn flush_if_full(&mut self) -> Result<(), End> {
         if self.output.len() >= OUTPUT_HIGH_WATER {
             self.flush().await?;
@@ -437,6 +460,11 @@ impl Session {
     /// or the idle timeout ends the wait.
     async fn fill(&mut self) -> Result<(), End> {
         self.flush().await?;
+        // A session waiting for input gives back what a burst of replies
+        // made `output` grow to.
+        if self.output.capacity() > OUTPUT_KEEP {
+            self.output = Vec::new();
+        }
         let timeout = self.idle_timeout();
         let Some(stream) = self.stream.as_mut() else {
             return Err(End::Disconnected);
@@ -626,7 +654,7 @@ impl Session {
                 set,
                 attributes,
                 ..
-            } => self.fetch(&tag, uid, set, attributes).await,
+            } => self.fetch(&tag, uid, set, attributes).await?,
             K::Store {
                 uid,
                 set,
