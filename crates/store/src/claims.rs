@@ -42,8 +42,8 @@ pub(crate) fn become_owner(data_dir: &Path) -> io::Result<ClaimOwner> {
     let dir = data_dir.join(DIR);
     std::fs::create_dir_all(&dir)?;
     let mut bytes = [0u8; 12];
-    getrandom(&mut bytes)?;
-    let id = hex(&bytes);
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    let id = hex::encode(bytes);
     let path = dir.join(format!("{id}.lock"));
     let file = OpenOptions::new()
         .write(true)
@@ -109,15 +109,6 @@ pub(crate) fn dead_owners(data_dir: &Path, own: Option<&str>) -> Vec<DeadOwner> 
         }
     }
     dead
-}
-
-fn getrandom(buf: &mut [u8]) -> io::Result<()> {
-    use std::io::Read;
-    File::open("/dev/urandom")?.read_exact(buf)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
