@@ -96,6 +96,8 @@ def measure(binary, n, session):
                 break
             if time.time() > deadline:
                 raise SystemExit(f"{binary} did not start")
+        time.sleep(0.5)
+        fresh = rss_kib(proc.pid)
         warm = [session() for _ in range(50)]
         time.sleep(0.5)
         before = rss_kib(proc.pid)
@@ -103,7 +105,7 @@ def measure(binary, n, session):
         time.sleep(1)
         after = rss_kib(proc.pid)
         del warm, idle
-        return before, after
+        return fresh, before, after
     finally:
         proc.kill()
         proc.wait()
@@ -117,13 +119,16 @@ def main():
     args = ap.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    print(f"{'binary':<50} {'RSS before':>10} {'after':>8} {'KiB/session':>12}")
+    print(f"{'binary':<40} {'fresh':>7} {'+50':>7} {'after':>7} {'KiB/session':>12} {'from fresh':>11}")
     for binary in args.binaries:
         session = pop3_session if args.pop3 else smtp_session
-        before, after = measure(binary, args.sessions, session)
-        print(f"{binary:<50} {before:>10} {after:>8} {(after - before) / args.sessions:>12.1f}")
+        fresh, before, after = measure(binary, args.sessions, session)
+        each = (after - before) / args.sessions
+        burst = (after - fresh) / (args.sessions + 50)
+        print(f"{binary:<40} {fresh:>7} {before:>7} {after:>7} {each:>12.1f} {burst:>11.1f}")
     what = "POP3 sessions after CAPA and USER" if args.pop3 else "SMTP sessions after EHLO and MAIL FROM"
-    print(f"({args.sessions} {what}, idle; RSS in KiB)")
+    print(f"({args.sessions} {what}, idle, after 50 warm-up ones; RSS in KiB;"
+          " 'from fresh': all sessions over the RSS of the fresh process)")
 
 
 if __name__ == "__main__":
