@@ -41,6 +41,7 @@ pub struct Announcement {
 /// its outcome into an exit code, printing `NAME: error` on failure.
 /// Sessions still running when `work` returns are given up after a second.
 pub fn run_main(name: &str, work: impl Future<Output = Result<(), String>>) -> ExitCode {
+    crate::memory::pin_mmap_threshold();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
