@@ -53,7 +53,7 @@ mod tests {
         super::pin_mmap_threshold();
         // Allocations of both kinds still work afterwards.
         let big = vec![1u8; 4 * super::MMAP_THRESHOLD];
-        let small = vec![2u8; 64];
+        let small = Box::new([2u8; 64]);
         assert_eq!(
             big.iter().map(|&b| u64::from(b)).sum::<u64>(),
             4 * 128 * 1024
