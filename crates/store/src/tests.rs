@@ -1,8 +1,9 @@
 //! Store operations, end to end through the public API.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::sqlite::{accounts, schema};
 use crate::*;
 
 /// Argon2 is slow in debug builds: most tests create accounts with one

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
-use crate::prune::Pruner;
-use crate::schema::{self, SqlResult};
-use crate::wakeups::Wakeups;
+use crate::sqlite::prune::Pruner;
+use crate::sqlite::schema::{self, SqlResult};
+use crate::sqlite::wakeups::Wakeups;
 use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -135,7 +135,7 @@ impl Inner {
 
         let writer_conn = schema::open_writer(&path)?;
         // Before any request: nothing may read or cache an outdated summary.
-        crate::reparse::bring_up_to_date(&writer_conn)?;
+        crate::sqlite::reparse::bring_up_to_date(&writer_conn)?;
         schema::limit_size(&writer_conn, options.max_size)?;
         let reader_conns = (0..options.readers.max(1))
             .map(|_| schema::open_reader(&path))
