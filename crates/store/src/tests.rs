@@ -3618,3 +3618,32 @@ async fn arrival_page_reads_one_page_with_the_scopes_counts() {
         .unwrap();
     assert_eq!((page.messages.len(), page.total), (0, 0));
 }
+
+#[test]
+fn temporary_errors_are_the_ones_worth_retrying() {
+    let temporary = [
+        StoreError::Full("disk".into()),
+        StoreError::Closed,
+        StoreError::Database("database is locked".into()),
+        StoreError::Io(std::io::Error::other("EIO")),
+    ];
+    for e in &temporary {
+        assert!(e.is_temporary(), "{e} should be temporary");
+    }
+    let permanent = [
+        StoreError::NotFound("account a@example.com".into()),
+        StoreError::MailboxGone(MailboxRef {
+            id: MailboxId(1),
+            uid_validity: 7,
+        }),
+        StoreError::AlreadyExists("mailbox Foo".into()),
+        StoreError::Invalid("address".into()),
+        StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1,
+        },
+    ];
+    for e in &permanent {
+        assert!(!e.is_temporary(), "{e} should be permanent");
+    }
+}

@@ -313,6 +313,27 @@ impl StoreError {
     pub fn is_full(&self) -> bool {
         matches!(self, StoreError::Full(_))
     }
+
+    /// Whether trying the same thing again later may work: the store or
+    /// disk is full, the store is shutting down, or the database or the
+    /// disk failed (busy, locked, an I/O error). The protocols answer
+    /// these with a temporary failure (SMTP `4xx`, which makes the client
+    /// retry) and the rest with a permanent one: what is not found, already
+    /// exists or is invalid stays so, and a schema newer than this program
+    /// needs an upgrade, not a retry.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            StoreError::Full(_)
+            | StoreError::Closed
+            | StoreError::Database(_)
+            | StoreError::Io(_) => true,
+            StoreError::NotFound(_)
+            | StoreError::MailboxGone(_)
+            | StoreError::AlreadyExists(_)
+            | StoreError::Invalid(_)
+            | StoreError::SchemaTooNew { .. } => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
