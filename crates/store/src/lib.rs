@@ -31,7 +31,8 @@
 //! One writer connection lives on its own thread and batches concurrent write
 //! requests into one transaction (group commit); a small pool of reader
 //! connections serves reads on their own threads. Async callers talk to them
-//! over channels: no SQLite call ever runs on a tokio worker thread.
+//! over bounded queues, waiting for room asynchronously when one is full:
+//! no SQLite call ever runs on a tokio worker thread.
 //! The database runs with `synchronous = FULL`: when a write call returns
 //! `Ok`, its transaction is committed and synced, so a crash (even `kill -9`)
 //! afterwards cannot lose it. [`Store::enqueue`] returning `Ok` is what lets
@@ -64,6 +65,8 @@
 //!   delivery), `hashing` (the argon2id password workers) and `claims`
 //!   (which process holds the queue's claims, by lock files in the data
 //!   dir).
+//! - `work_queue`: the bounded queues from async callers to the writer,
+//!   the readers and the password workers ([`StoreOptions`] sizes them).
 #![forbid(unsafe_code)]
 
 pub use api::Store;
@@ -77,3 +80,4 @@ mod sqlite;
 #[cfg(test)]
 mod tests;
 mod types;
+mod work_queue;

@@ -3647,3 +3647,45 @@ fn temporary_errors_are_the_ones_worth_retrying() {
         assert!(!e.is_temporary(), "{e} should be permanent");
     }
 }
+
+/// Queues of one: every caller beyond the first waits for room, and all of
+/// them are served, writes, reads and password checks alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_full_queues_wait_and_are_all_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            readers: 1,
+            writer_queue: 1,
+            reader_queue: 1,
+            password_queue: 1,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    quick_account(&store, "queue@example.com").await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store.add_domain(&format!("d{i}.example.net")).await?;
+            store.is_local_domain(&format!("d{i}.example.net")).await
+        });
+    }
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let who = store.authenticate("queue@example.com", "secret").await?;
+            Ok(who.is_some())
+        });
+    }
+    let mut answered = 0;
+    while let Some(result) = tasks.join_next().await {
+        assert!(result.unwrap().unwrap());
+        answered += 1;
+    }
+    assert_eq!(answered, 44);
+    assert_eq!(store.domains().await.unwrap().len(), 41);
+}

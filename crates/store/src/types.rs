@@ -885,6 +885,18 @@ pub struct StoreOptions {
     /// holds). A write that would pass it fails with [`StoreError::Full`],
     /// as one on a full disk does.
     pub max_size: u64,
+    /// Write requests that may wait for the writer (default 1,024; at
+    /// least 1). When that many wait, a caller waits for room before its
+    /// request is queued (asynchronously: no tokio thread is held).
+    pub writer_queue: usize,
+    /// Read requests that may wait for a reader (default 1,024; at
+    /// least 1); past it, as for `writer_queue`.
+    pub reader_queue: usize,
+    /// Password hashes and checks that may wait for a password worker
+    /// (default 256; at least 1); past it, as for `writer_queue`. A check
+    /// whose caller has gone by its turn (a client that hung up) is
+    /// skipped.
+    pub password_queue: usize,
 }
 
 impl Default for StoreOptions {
@@ -895,6 +907,9 @@ impl Default for StoreOptions {
             max_batch: 256,
             prune: PruneOptions::default(),
             max_size: 0,
+            writer_queue: 1024,
+            reader_queue: 1024,
+            password_queue: 256,
         }
     }
 }

@@ -95,7 +95,10 @@ impl Store {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Store {
             inner: Arc::new(engine::Inner::open(data_dir, &options)?),
-            passwords: Arc::new(hashing::PasswordWorkers::start(cores)?),
+            passwords: Arc::new(hashing::PasswordWorkers::start(
+                cores,
+                options.password_queue,
+            )?),
             index_cache: Default::default(),
             envelope_cache: Default::default(),
             arrival_lists: Default::default(),

@@ -1,7 +1,8 @@
 //! The threads behind a [`Store`](crate::Store): one writer doing group
 //! commit, a pool of readers, and a poller noticing other processes' commits.
 //!
-//! Async callers send boxed closures over std channels and wait on tokio
+//! Async callers send boxed closures over bounded queues
+//! ([`crate::work_queue`]; sizes in [`StoreOptions`]) and wait on tokio
 //! oneshots; no SQLite call runs on a tokio worker thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -18,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use crate::sqlite::prune::Pruner;
 use crate::sqlite::schema::{self, SqlResult};
 use crate::sqlite::wakeups::Wakeups;
+use crate::work_queue::{Queued, WorkQueue};
 use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -101,11 +103,11 @@ where
 
 /// Everything the [`Store`](crate::Store) handles share.
 ///
-/// Field order matters: the channel senders are dropped first, which lets
-/// the threads finish, and then `threads` joins them.
+/// Field order matters: the queues are dropped first, which lets the
+/// threads finish, and then `threads` joins them.
 pub(crate) struct Inner {
-    writer: mpsc::Sender<Box<dyn WriteJob>>,
-    readers: mpsc::Sender<ReadJob>,
+    writer: WorkQueue<Box<dyn WriteJob>>,
+    readers: WorkQueue<ReadJob>,
     changes: Arc<watch::Sender<u64>>,
     /// Per-mailbox wake-ups, from the same commits as `changes`.
     wakeups: Arc<Wakeups>,
@@ -149,7 +151,7 @@ impl Inner {
         let writer_wakeups = Arc::clone(&wakeups);
         let mut threads = Threads(Vec::new());
 
-        let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let (writer_tx, writer_rx) = WorkQueue::<Box<dyn WriteJob>>::new(options.writer_queue);
         let max_batch = options.max_batch.max(1);
         let writer_changes = Arc::clone(&changes);
         let commits = Arc::new(AtomicU64::new(0));
@@ -173,7 +175,7 @@ impl Inner {
                 })?,
         );
 
-        let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
+        let (reader_tx, reader_rx) = WorkQueue::<ReadJob>::new(options.reader_queue);
         let reader_rx = Arc::new(Mutex::new(reader_rx));
         for (i, conn) in reader_conns.into_iter().enumerate() {
             let rx = Arc::clone(&reader_rx);
@@ -222,9 +224,7 @@ impl Inner {
             reply,
             notify,
         };
-        self.writer
-            .send(Box::new(job))
-            .map_err(|_| StoreError::Closed)?;
+        self.writer.send(Box::new(job)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -237,9 +237,14 @@ impl Inner {
     {
         let (reply, rx) = oneshot::channel();
         let job: ReadJob = Box::new(move |conn: &Connection| {
+            // Nobody waits for it any more (a session that ended, a
+            // timeout): not worth a transaction.
+            if reply.is_closed() {
+                return;
+            }
             let _ = reply.send(read_transaction(conn, f));
         });
-        self.readers.send(job).map_err(|_| StoreError::Closed)?;
+        self.readers.send(job).await?;
         rx.await.map_err(|_| {
             StoreError::Database("internal error: a read request was abandoned".into())
         })?
@@ -296,7 +301,7 @@ fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
 
 fn writer_loop(
     conn: Connection,
-    rx: mpsc::Receiver<Box<dyn WriteJob>>,
+    rx: mpsc::Receiver<Queued<Box<dyn WriteJob>>>,
     max_batch: usize,
     notify: Notify,
     commits: Arc<AtomicU64>,
@@ -307,11 +312,11 @@ fn writer_loop(
         // in a transaction of its own.
         let first = match pruner.wait(Instant::now()) {
             None => match rx.recv() {
-                Ok(job) => job,
+                Ok(job) => job.take(),
                 Err(_) => break,
             },
             Some(wait) => match rx.recv_timeout(wait) {
-                Ok(job) => job,
+                Ok(job) => job.take(),
                 Err(RecvTimeoutError::Timeout) => {
                     if pruner.due(Instant::now()) && prune_alone(&conn, &mut pruner) {
                         // Pruning may have taken the feed's newest rows,
@@ -326,7 +331,7 @@ fn writer_loop(
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => batch.push(job.take()),
                 Err(_) => break,
             }
         }
@@ -469,11 +474,11 @@ fn run_batch(
     }
 }
 
-fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
+fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Queued<ReadJob>>>>) {
     loop {
         let job = {
             let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
-            guard.recv()
+            guard.recv().map(Queued::take)
         };
         match job {
             // A panicking job drops its reply sender; its caller sees that.
