@@ -11,12 +11,9 @@
 //! caller has stopped waiting by its turn (a client that hung up during a
 //! login burst) is skipped rather than costing a hash nobody reads.
 
-use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
-
 use tokio::sync::oneshot;
 
-use crate::work_queue::{Queued, WorkQueue};
+use crate::work_queue::WorkQueue;
 use crate::{Result, StoreError};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -30,13 +27,16 @@ impl PasswordWorkers {
     /// Starts `threads` workers (at least one), with room for `queue`
     /// waiting jobs. They end when the `PasswordWorkers` is dropped.
     pub fn start(threads: usize, queue: usize) -> Result<PasswordWorkers> {
-        let (jobs, rx) = WorkQueue::<Job>::new(queue);
-        let rx = Arc::new(Mutex::new(rx));
+        let (jobs, taken) = WorkQueue::<Job>::shared(queue);
         for n in 0..threads.max(1) {
-            let rx = Arc::clone(&rx);
+            let taken = taken.clone();
             std::thread::Builder::new()
                 .name(format!("postern-password-{n}"))
-                .spawn(move || work(&rx))?;
+                .spawn(move || {
+                    while let Some(job) = taken.next() {
+                        job();
+                    }
+                })?;
         }
         Ok(PasswordWorkers { jobs })
     }
@@ -59,23 +59,10 @@ impl PasswordWorkers {
     }
 }
 
-/// One worker: takes jobs until the queue is dropped.
-fn work(rx: &Mutex<Receiver<Queued<Job>>>) {
-    loop {
-        let job = match rx.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        match job {
-            Ok(job) => (job.take())(),
-            Err(_) => return,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;

@@ -11,11 +11,31 @@
 //! slot always means room in the channel.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{Result, StoreError};
+
+/// The taking side of a queue served by several threads (the readers, the
+/// password workers): each takes the next job when it is free.
+pub(crate) struct SharedJobs<T>(Arc<Mutex<Receiver<Queued<T>>>>);
+
+impl<T> Clone for SharedJobs<T> {
+    fn clone(&self) -> Self {
+        SharedJobs(Arc::clone(&self.0))
+    }
+}
+
+impl<T> SharedJobs<T> {
+    /// Waits for the next job (its slot given back); `None` once the
+    /// queue is dropped and empty, when the thread is to end.
+    pub(crate) fn next(&self) -> Option<T> {
+        // Jobs run after the lock is let go: no job can poison it.
+        let jobs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        jobs.recv().ok().map(Queued::take)
+    }
+}
 
 /// The sending side of a bounded queue of `T`s; its threads hold the
 /// [`Receiver`] of [`Queued`] jobs.
@@ -44,6 +64,12 @@ impl<T> WorkQueue<T> {
         let (jobs, rx) = mpsc::sync_channel(size);
         let room = Arc::new(Semaphore::new(size));
         (WorkQueue { jobs, room }, rx)
+    }
+
+    /// A queue with room for `size` waiting jobs, taken by several threads.
+    pub(crate) fn shared(size: usize) -> (WorkQueue<T>, SharedJobs<T>) {
+        let (queue, rx) = WorkQueue::new(size);
+        (queue, SharedJobs(Arc::new(Mutex::new(rx))))
     }
 
     /// Puts `job` on the queue, first waiting (asynchronously) for room.

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -19,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 use crate::sqlite::prune::Pruner;
 use crate::sqlite::schema::{self, SqlResult};
 use crate::sqlite::wakeups::Wakeups;
-use crate::work_queue::{Queued, WorkQueue};
+use crate::work_queue::{Queued, SharedJobs, WorkQueue};
 use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -175,10 +175,9 @@ impl Inner {
                 })?,
         );
 
-        let (reader_tx, reader_rx) = WorkQueue::<ReadJob>::new(options.reader_queue);
-        let reader_rx = Arc::new(Mutex::new(reader_rx));
+        let (reader_tx, reader_rx) = WorkQueue::<ReadJob>::shared(options.reader_queue);
         for (i, conn) in reader_conns.into_iter().enumerate() {
-            let rx = Arc::clone(&reader_rx);
+            let rx = reader_rx.clone();
             threads.0.push(
                 thread::Builder::new()
                     .name(format!("store-reader-{i}"))
@@ -474,19 +473,10 @@ fn run_batch(
     }
 }
 
-fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<Queued<ReadJob>>>>) {
-    loop {
-        let job = {
-            let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
-            guard.recv().map(Queued::take)
-        };
-        match job {
-            // A panicking job drops its reply sender; its caller sees that.
-            Ok(job) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
-            }
-            Err(_) => break,
-        }
+fn reader_loop(conn: Connection, jobs: SharedJobs<ReadJob>) {
+    while let Some(job) = jobs.next() {
+        // A panicking job drops its reply sender; its caller sees that.
+        let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
     }
 }
 
