@@ -4,6 +4,7 @@
 use std::fmt;
 
 use super::reply::{describe_reply, Reply};
+use crate::status::{status_for, Remote, SmtpError};
 
 /// Where in the session something happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +117,24 @@ impl Failure {
             _ => None,
         }
     }
+
+    /// What this failure means for every recipient of the transaction:
+    /// the server's status (else one by its code, else no answer from the
+    /// host, `4.4.1`/`5.4.1`), temporary as [`Failure::is_temporary`]
+    /// says, and `host` (the hop by the name it was reached by) with its
+    /// reply when a reply decided.
+    pub fn to_error(&self, host: &str) -> SmtpError {
+        let temporary = self.is_temporary();
+        SmtpError {
+            status: status_for(self.reply(), temporary),
+            temporary,
+            reason: self.to_string(),
+            remote: self.reply().map(|reply| Remote {
+                mta: host.to_string(),
+                reply: Some(reply.clone()),
+            }),
+        }
+    }
 }
 
 impl fmt::Display for Failure {
@@ -185,6 +204,14 @@ mod tests {
         );
         assert!(!f.is_temporary());
         assert_eq!(f.reply(), Some(&reply));
+        let error = f.to_error("mx.example.org");
+        assert_eq!(
+            error.to_string(),
+            "5.7.1 host mx.example.org[192.0.2.1]:25 said: 550 5.7.1 relaying denied (in reply to MAIL FROM)"
+        );
+        assert!(!error.temporary);
+        assert_eq!(error.remote.as_ref().unwrap().mta, "mx.example.org");
+        assert_eq!(error.reply(), Some(&reply));
         let f = Failure {
             stage: Stage::Body,
             kind: FailureKind::Closed,
@@ -195,6 +222,9 @@ mod tests {
             "lost connection with mx.example.org[192.0.2.1]:25 while sending message body"
         );
         assert!(f.is_temporary());
+        let error = f.to_error("mx.example.org");
+        assert_eq!((error.status.as_str(), error.temporary), ("4.4.1", true));
+        assert_eq!(error.remote, None);
         let auth = Failure {
             stage: Stage::Auth,
             kind: FailureKind::Reply(Reply {
@@ -204,5 +234,8 @@ mod tests {
             ..f
         };
         assert!(auth.is_temporary());
+        // A refused login is deferred, with the server's own status.
+        let error = auth.to_error("mx.example.org");
+        assert_eq!((error.status.as_str(), error.temporary), ("5.7.8", true));
     }
 }

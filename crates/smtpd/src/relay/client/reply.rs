@@ -9,6 +9,8 @@ use std::fmt;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
+use crate::status::EnhancedStatus;
+
 use super::failure::{io_failure, FailureKind, Stage};
 
 /// Longest reply line we read (RFC 5321 4.5.3.1.5 allows 512 octets; some
@@ -57,9 +59,8 @@ impl Reply {
 
     /// The enhanced status code (RFC 3463) at the start of the first line,
     /// e.g. `5.1.1`.
-    pub fn enhanced_code(&self) -> Option<&str> {
-        let first = self.text.split_whitespace().next()?;
-        crate::reply::is_enhanced_status(first).then_some(first)
+    pub fn enhanced_code(&self) -> Option<EnhancedStatus> {
+        EnhancedStatus::parse(self.text.split_whitespace().next()?)
     }
 }
 
@@ -179,7 +180,7 @@ pub(super) mod tests {
         let r = parse(b"250 2.1.0 Ok\r\n").await.unwrap();
         assert_eq!(r.code, 250);
         assert_eq!(r.text, "2.1.0 Ok");
-        assert_eq!(r.enhanced_code(), Some("2.1.0"));
+        assert_eq!(r.enhanced_code().unwrap().as_str(), "2.1.0");
         let r = parse(b"550-5.7.1 first\r\n550-5.7.1 second\r\n550 5.7.1 third\r\n")
             .await
             .unwrap();
@@ -188,8 +189,8 @@ pub(super) mod tests {
         assert_eq!(r.to_string(), "550 5.7.1 first 5.7.1 second 5.7.1 third");
         let r = parse(b"354\r\n").await.unwrap();
         assert_eq!(
-            (r.code, r.text.as_str(), r.enhanced_code()),
-            (354, "", None)
+            (r.code, r.text.as_str(), r.enhanced_code().is_none()),
+            (354, "", true)
         );
         // Bare LF line ends, control characters.
         let r = parse(b"421 bye\x07now\n").await.unwrap();
