@@ -13,7 +13,7 @@
 //!
 //! The session is this module; the rest by job:
 //! - [`reply`]: reading the server's replies, and quoting them;
-//! - [`dot_stuff`]: the message as it goes after DATA;
+//! - `dot_stuff`: the message after DATA, dot-stuffed with CRLF line ends;
 //! - [`failure`]: what went wrong, where, and whether it may pass.
 //!
 //! The TLS client side (which certificates a hop's policy accepts) is
