@@ -557,3 +557,103 @@ pub(crate) fn report(
         received_at: now,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::Reply;
+    use store::RecipientState;
+
+    fn queued(recipients: &[&str]) -> QueuedMessage {
+        QueuedMessage {
+            id: store::QueueId(7),
+            sender: "alice@example.com".into(),
+            auth_user: None,
+            body_type: BodyType::SevenBit,
+            smtputf8: false,
+            size: 0,
+            received_at: 1_763_700_000,
+            dsn_ret: None,
+            dsn_envid: None,
+            recipients: recipients
+                .iter()
+                .zip(1..)
+                .map(|(address, id)| QueuedRecipient {
+                    id: RecipientId(id),
+                    address: address.to_string(),
+                    state: RecipientState::Pending,
+                    attempts: 0,
+                    next_attempt_at: 0,
+                    last_error: None,
+                    leased_until: 0,
+                    dsn: Default::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The report takes each failure's status and words as handed over:
+    /// the server's reply as `smtp;` with the host that said it, our own
+    /// reason as `X-Postern;`, and a temporary failure that outlived the
+    /// queue with its last status and no server.
+    #[test]
+    fn failure_reports_carry_the_errors_as_given() {
+        let message = queued(&["bob@example.org", "carol@example.net", "dave@example.com"]);
+        let refused = Reply {
+            code: 550,
+            text: "5.1.1 no such user".into(),
+        };
+        let busy = Reply {
+            code: 451,
+            text: "try later".into(),
+        };
+        let failed = vec![
+            (
+                RecipientId(1),
+                SmtpError::from_reply("mx.example.org", &refused, "refused at RCPT".into()),
+            ),
+            (
+                RecipientId(2),
+                SmtpError::local(
+                    EnhancedStatus::permanent(1, 2),
+                    "the domain cannot be routed",
+                ),
+            ),
+            (
+                RecipientId(3),
+                SmtpError::from_reply("mx.example.com", &busy, "busy at RCPT".into())
+                    .expired(432_000),
+            ),
+        ];
+        let report = report_for(
+            &Config::default(),
+            &message,
+            b"Subject: hi\r\n\r\nhello\r\n",
+            &failed,
+            1_763_800_000,
+        )
+        .expect("a report for a sender");
+        assert_eq!(report.recipients, vec!["alice@example.com".to_string()]);
+        let text = String::from_utf8(report.raw).unwrap().replace("\r\n ", " ");
+        assert!(
+            text.contains(
+                "Status: 5.1.1\r\nRemote-MTA: dns; mx.example.org\r\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Status: 5.1.2\r\nDiagnostic-Code: X-Postern; the domain cannot be routed\r\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Status: 4.0.0\r\nDiagnostic-Code: X-Postern; busy at RCPT; message expired \
+                 after 432000 s in the queue\r\n"
+            ),
+            "{text}"
+        );
+    }
+}
