@@ -7,7 +7,9 @@
 //! - [`tls`]: rustls (ring provider) server configuration from the configured
 //!   PEM files, or a self-signed certificate for `localhost`/`127.0.0.1`
 //!   generated into the data dir on first run and reused after; the
-//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share;
+//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share; and
+//!   [`tls::client`], the connectors for connections out (the system's
+//!   roots, or any certificate for opportunistic TLS);
 //! - [`listener`]: accept loops with connection limits (in total and per IP),
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
