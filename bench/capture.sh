@@ -102,6 +102,9 @@ POSTERN_EXTRA=${POSTERN_EXTRA:-}
 MAILDEV_VERSION=${MAILDEV_VERSION:-3.0.0}
 MAILDEV_DIR=${MAILDEV_DIR:-}
 KEEP=${KEEP:-0}
+# The daemons read every POSTERN_* variable as configuration and refuse
+# unknown ones: the settings above are this script's, not theirs.
+for v in $(compgen -e POSTERN_); do export -n "$v"; done
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 

@@ -93,6 +93,9 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1200}
 POSTERN_BIN=${POSTERN_BIN:-$target/release/postern}
 IMAPD_BIN=${IMAPD_BIN:-$target/release/imapd}
 KEEP=${KEEP:-0}
+# The daemons read every POSTERN_* variable as configuration and refuse
+# unknown ones: the settings above are this script's, not theirs.
+for v in $(compgen -e POSTERN_); do export -n "$v"; done
 IMAPTEST=${IMAPTEST:-}
 IMAPTEST_SECS=${IMAPTEST_SECS:-30}
 IMAPTEST_CLIENTS=${IMAPTEST_CLIENTS:-10}
@@ -515,13 +518,15 @@ PY
                 port="$(port_of "$s")" user="$user" pass="$password" mbox="$mbox" \
                 clients="$IMAPTEST_CLIENTS" secs="$IMAPTEST_SECS" logout=0 no_tracking ||
                 die "$s: imaptest failed (output in $out)"
-            total=$(awk '/^Totals:/ { t = 1; next } t == 1 { t = 2; next }
-                t == 2 { for (i = 1; i <= NF; i++) n += $i; print n; exit }' "$out")
+            # After "Totals:": the state names, their probabilities (one or
+            # two lines), and last the counts.
+            total=$(awk '/^Totals:/ { t = 1; next } t && NF { last = $0 }
+                END { if (last != "") { n = split(last, c); for (i = 1; i <= n; i++) s += c[i]; print s } }' "$out")
             [[ -n $total ]] || die "$s: no Totals line in imaptest's output ($out)"
             errors=$(grep -c -i 'error' "$out" || true)
             echo "$s imaptest $(awk -v n="$total" -v s="$IMAPTEST_SECS" 'BEGIN { printf "%.1f", n / s }')" >>"$results"
             echo "$s imaptest_errors $errors" >>"$results"
-            say "$s: $total commands in ${IMAPTEST_SECS}s, $errors error lines; $(sed -n '/^Totals:/{n;p;n;p}' "$out" | tr '\n' ' ')"
+            say "$s: $total commands in ${IMAPTEST_SECS}s, $errors error lines; $(sed -n '/^Totals:/{n;p}' "$out") / $(tail -n 1 "$out")"
         done
     done
     echo

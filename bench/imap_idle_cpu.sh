@@ -48,6 +48,9 @@ IDLE_WORKERS=${IDLE_WORKERS:-16}
 PORT_BASE=${PORT_BASE:-27000}
 TIMEOUT=${TIMEOUT:-600}
 KEEP=${KEEP:-0}
+# The daemons read every POSTERN_* variable as configuration and refuse
+# unknown ones: the settings above are this script's, not theirs.
+for v in $(compgen -e POSTERN_); do export -n "$v"; done
 SMTP_SOURCE=${SMTP_SOURCE:-/usr/sbin/smtp-source}
 
 die() { echo "imap_idle_cpu: $*" >&2; exit 1; }

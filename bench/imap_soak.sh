@@ -86,6 +86,9 @@ POSTERN_BIN=${POSTERN_BIN:-$target/release/postern}
 IMAPD_BIN=${IMAPD_BIN:-$target/release/imapd}
 POSTERN_CONFIG=${POSTERN_CONFIG:-}
 KEEP=${KEEP:-0}
+# The daemons read every POSTERN_* variable as configuration and refuse
+# unknown ones: the settings above are this script's, not theirs.
+for v in $(compgen -e POSTERN_); do export -n "$v"; done
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 

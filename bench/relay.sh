@@ -96,6 +96,9 @@ POSTFIX_EXTRA=${POSTFIX_EXTRA:-}
 POSTERN_EXTRA=${POSTERN_EXTRA:-}
 SINK_OPTS=${SINK_OPTS:-}
 KEEP=${KEEP:-0}
+# The daemons read every POSTERN_* variable as configuration and refuse
+# unknown ones: the settings above are this script's, not theirs.
+for v in $(compgen -e POSTERN_); do export -n "$v"; done
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 

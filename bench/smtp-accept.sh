@@ -53,6 +53,9 @@ POLL=${POLL:-0.2}
 POSTERN_BIN=${POSTERN_BIN:-$repo/target/release/postern}
 POSTFIX_EXTRA=${POSTFIX_EXTRA:-}
 KEEP=${KEEP:-0}
+# The daemons read every POSTERN_* variable as configuration and refuse
+# unknown ones: the settings above are this script's, not theirs.
+for v in $(compgen -e POSTERN_); do export -n "$v"; done
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 

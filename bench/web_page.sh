@@ -27,6 +27,7 @@ messages="${MESSAGES:-10000}"
 size="${SIZE:-1500}"
 base="${PORT_BASE:-22900}"
 postern="${POSTERN_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/postern}"
+for v in $(compgen -e POSTERN_); do export -n "$v"; done # the daemons would read them as configuration
 export LOADS="${LOADS:-5}" OPENS="${OPENS:-9}"
 export PATH="$PATH:/usr/sbin"
 
