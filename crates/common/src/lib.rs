@@ -8,6 +8,8 @@
 //!   PEM files, or a self-signed certificate for `localhost`/`127.0.0.1`
 //!   generated into the data dir on first run and reused after; the
 //!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share;
+//! - [`transport`]: a session's stream and buffers, for all three mail
+//!   daemons: line reading, flushing, timeouts, STARTTLS, the goodbye;
 //! - [`listener`]: accept loops with connection limits (in total and per IP),
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
@@ -31,6 +33,7 @@ pub mod rules;
 pub mod sasl;
 pub mod shutdown;
 pub mod tls;
+pub mod transport;
 
 #[cfg(test)]
 pub(crate) mod testutil;
