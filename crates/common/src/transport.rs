@@ -128,13 +128,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
         if self.output.is_empty() {
             return Ok(());
         }
-        let output = std::mem::take(&mut self.output);
-        let result = self.write_through(&output).await;
-        self.output = output;
-        if result.is_ok() {
-            self.output.clear();
-        }
-        result
+        write_all(self.stream.as_mut(), self.write_timeout, &self.output).await?;
+        self.output.clear();
+        Ok(())
     }
 
     /// Writes out queued replies if they have piled up.
@@ -149,21 +145,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
     /// lie: a large literal (a message FETCHed whole) is not copied into
     /// the output buffer first.
     pub async fn write_through(&mut self, bytes: &[u8]) -> Result<(), End> {
-        if !self.output.is_empty() {
-            Box::pin(self.flush()).await?;
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let write = async {
-            stream.write_all(bytes).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(self.write_timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Disconnected),
-            Err(_) => Err(End::Timeout),
-        }
+        self.flush().await?;
+        write_all(self.stream.as_mut(), self.write_timeout, bytes).await
     }
 
     /// Reads more input after writing out the replies so far; gives back
@@ -272,7 +255,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
             if let Some(line) = self.take_line() {
                 return Ok(line);
             }
-            self.fill(timeout, interruptible && !self.discarding).await?;
+            self.fill(timeout, interruptible && !self.discarding)
+                .await?;
         }
     }
 
@@ -323,6 +307,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
         if let Some(stream) = self.stream.as_mut() {
             let _ = tokio::time::timeout(GOODBYE_TIMEOUT, stream.shutdown()).await;
         }
+    }
+}
+
+/// Writes `bytes` to the client within `timeout`.
+async fn write_all<S: AsyncWrite + Unpin>(
+    stream: Option<&mut S>,
+    timeout: Duration,
+    bytes: &[u8],
+) -> Result<(), End> {
+    let Some(stream) = stream else {
+        return Err(End::Disconnected);
+    };
+    let write = async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Disconnected),
+        Err(_) => Err(End::Timeout),
     }
 }
 
@@ -427,7 +431,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_client_that_reads_nothing_times_out_a_flush() {
         let (server, _client) = duplex(64);
-        let mut io = Transport::new(server, 64, Duration::from_secs(30), CancellationToken::new());
+        let mut io = Transport::new(
+            server,
+            64,
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        );
         io.output.extend_from_slice(&[b'a'; 1000]);
         assert_eq!(io.flush().await, Err(End::Timeout));
     }
@@ -504,7 +513,10 @@ mod tests {
             got += n;
         }
         // The last read, the tail of the message, halves it once.
-        assert!(io.read_size >= MAX_READ / 2, "a stream of bytes reads large");
+        assert!(
+            io.read_size >= MAX_READ / 2,
+            "a stream of bytes reads large"
+        );
         let mut client = writer.await.unwrap();
         io.output.resize(OUTPUT_KEEP * 2, b'r');
         let reader = tokio::spawn(async move {

@@ -590,10 +590,16 @@ mod tests {
         let bytes: Vec<&[u8]> = session.chunks(1).collect();
         assert_eq!(replay(&bytes, 32).await, expected);
         // The limit counts the CRLF.
-        assert_eq!(replay(&[b"NOOP\r\n"], 16).await, vec![Ok(Ok(Command::Noop))]);
+        assert_eq!(
+            replay(&[b"NOOP\r\n"], 16).await,
+            vec![Ok(Ok(Command::Noop))]
+        );
         let exact = [b"USER ".as_slice(), &[b'a'; 9], b"\r\n"].concat();
         assert_eq!(exact.len(), 16);
-        assert!(matches!(replay(&[&exact], 16).await[0], Ok(Ok(Command::User(_)))));
+        assert!(matches!(
+            replay(&[&exact], 16).await[0],
+            Ok(Ok(Command::User(_)))
+        ));
         let over = [b"USER ".as_slice(), &[b'a'; 10], b"\r\n"].concat();
         assert_eq!(replay(&[&over], 16).await, vec![Err(())]);
     }

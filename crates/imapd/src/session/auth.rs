@@ -78,7 +78,10 @@ impl Session {
         let timeout =
             std::time::Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
         self.io
-            .start_tls(timeout, |stream| async move { stream.upgrade(&acceptor).await })
+            .start_tls(
+                timeout,
+                |stream| async move { stream.upgrade(&acceptor).await },
+            )
             .await?;
         tracing::debug!("STARTTLS done");
         Ok(())

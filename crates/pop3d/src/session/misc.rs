@@ -48,7 +48,10 @@ impl Session {
         let timeout =
             std::time::Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
         self.io
-            .start_tls(timeout, |stream| async move { stream.upgrade(&acceptor).await })
+            .start_tls(
+                timeout,
+                |stream| async move { stream.upgrade(&acceptor).await },
+            )
             .await?;
         self.state = State::Authorization { user: None };
         tracing::debug!(tls = ?self.io.stream().and_then(|s| s.tls_description()), "STLS done");

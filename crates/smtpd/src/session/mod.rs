@@ -281,7 +281,8 @@ impl Session {
         }
         let start = self.io.output.len();
         reply.write_to(&mut self.io.output);
-        self.record.reply(&self.io.output[start..], reply.is_error());
+        self.record
+            .reply(&self.io.output[start..], reply.is_error());
         if let (true, Some(stage)) = (reply.is_error(), self.stage) {
             self.publish_rejection(stage, &reply);
         }
@@ -339,7 +340,10 @@ impl Session {
         };
         let timeout = Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
         self.io
-            .start_tls(timeout, |stream| async move { stream.upgrade(&acceptor).await })
+            .start_tls(
+                timeout,
+                |stream| async move { stream.upgrade(&acceptor).await },
+            )
             .await?;
         self.helo = None;
         self.auth_user = None;
