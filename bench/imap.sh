@@ -7,6 +7,7 @@
 #
 #   bench/imap.sh [--messages N] [--repeat N] [--idle-conns N]
 #                 [--only postern|dovecot|both] [--keep]
+#   bench/imap.sh --imaptest PATH [--repeat N] [--only ...]
 #
 # Settings (flags win over environment variables of the same meaning):
 #   MESSAGES=50000     messages APPENDed to the one INBOX (1-2 KiB each)
@@ -26,9 +27,24 @@
 #   POSTERN_BIN, IMAPD_BIN  default $CARGO_TARGET_DIR/release/{postern,imapd}
 #                      (target/ when CARGO_TARGET_DIR is unset); built with
 #                      cargo if missing
+#   IMAPTEST=          path to a built imaptest binary (Dovecot's load tester,
+#                      built from its public source by whoever runs this; it
+#                      is never part of this repository); with it, the run is
+#                      imaptest's benchmark mode instead of the measures below
+#   IMAPTEST_SECS=30   seconds of one imaptest run
+#   IMAPTEST_CLIENTS=10 concurrent imaptest sessions, all on the one INBOX
+#   IMAPTEST_MBOX=1000 messages in the mbox imaptest APPENDs from
 #   KEEP=0             1 keeps the temp dir (configs, logs, mailboxes); it is
 #                      also kept when the script fails, for the logs
 #   TMPDIR             where the temp dir goes
+#
+# With IMAPTEST (imaptest's benchmark mode): IMAPTEST_CLIENTS sessions log in
+# once as the one account (`logout=0`) and run imaptest's default command
+# mix (SELECT, FETCH, STORE, EXPUNGE, APPEND, ...) on the shared INBOX for
+# IMAPTEST_SECS seconds, with `no_tracking` (imaptest does not check state,
+# so its own CPU use stays low); the figure is all commands it counted
+# divided by the seconds. REPEAT runs per server, alternating; the table
+# shows the median. The APPEND/operations/memory measures are not run.
 #
 # What is measured, on one account per server:
 #   APPEND      MESSAGES messages into INBOX over one connection, LITERAL+
@@ -77,6 +93,10 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1200}
 POSTERN_BIN=${POSTERN_BIN:-$target/release/postern}
 IMAPD_BIN=${IMAPD_BIN:-$target/release/imapd}
 KEEP=${KEEP:-0}
+IMAPTEST=${IMAPTEST:-}
+IMAPTEST_SECS=${IMAPTEST_SECS:-30}
+IMAPTEST_CLIENTS=${IMAPTEST_CLIENTS:-10}
+IMAPTEST_MBOX=${IMAPTEST_MBOX:-1000}
 
 usage() { sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
@@ -87,6 +107,7 @@ while (($#)); do
         -i | --idle-conns) IDLE_CONNS=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --imaptest) IMAPTEST=$2; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "imap: unknown argument: $1 (try --help)" >&2; exit 64 ;;
     esac
@@ -96,13 +117,17 @@ die() { echo "imap: $*" >&2; exit 1; }
 say() { echo "imap: $*" >&2; }
 
 for v in MESSAGES BATCH REPEAT IDLE_WORKERS DOVECOT_PORT POSTERN_PORT \
-    APPEND_TIMEOUT OPS_TIMEOUT IDLE_TIMEOUT; do
+    APPEND_TIMEOUT OPS_TIMEOUT IDLE_TIMEOUT IMAPTEST_SECS IMAPTEST_CLIENTS IMAPTEST_MBOX; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 for v in WARMUP IDLE_CONNS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 ((MESSAGES >= 100)) || die "MESSAGES must be at least 100 (the header fetch takes the last 100)"
+if [[ -n $IMAPTEST ]]; then
+    [[ -x $IMAPTEST ]] || die "IMAPTEST=$IMAPTEST is not an executable"
+    IDLE_CONNS=0
+fi
 case $ONLY in
     both) servers=(postern dovecot) ;;
     postern | dovecot) servers=("$ONLY") ;;
@@ -431,26 +456,6 @@ memory() { # server
     say "$s: RSS ${before} KiB ($pb processes) -> ${after} KiB ($pa processes): $per KiB per session (PSS $pss KiB)"
 }
 
-# --- main -----------------------------------------------------------------------
-
-load1=$(cut -d' ' -f1 /proc/loadavg)
-say "$MESSAGES messages, search word '$word', repeat $REPEAT, $IDLE_CONNS IDLE sessions; load average now $load1"
-say "work dir: $work"
-for s in "${servers[@]}"; do "${s}_setup"; done
-for s in "${servers[@]}"; do fill "$s"; done
-for s in "${servers[@]}"; do
-    for ((w = 1; w <= WARMUP; w++)); do ops "$s" 0; done
-done
-for ((run = 1; run <= REPEAT; run++)); do
-    for s in "${servers[@]}"; do
-        sync
-        ops "$s" 1
-    done
-done
-if ((IDLE_CONNS > 0)); then
-    for s in "${servers[@]}"; do memory "$s"; done
-fi
-
 # median SERVER MEASURE
 median() {
     awk -v s="$1" -v k="$2" '
@@ -479,6 +484,77 @@ row() {
     if (($3)); then r="$(ratio "$p" "$d") (p/d)"; else r="$(ratio "$d" "$p") (d/p)"; fi
     printf '| %-40s | %10s | %10s | %-11s |\n' "$1" "$p" "$d" "$r"
 }
+
+# imaptest's benchmark mode (IMAPTEST): an mbox to APPEND from, then REPEAT
+# alternating runs per server; "<server> imaptest <commands/s>" per run.
+imaptest_mode() {
+    local mbox=$work/imaptest.mbox run s out total errors
+    python3 - "$IMAPTEST_MBOX" "$mbox" <<'PY'
+import random, sys, time, email.utils
+random.seed(13)
+count, path = int(sys.argv[1]), sys.argv[2]
+words = "alpha beta gamma delta report meeting lunch invoice travel budget notes".split()
+t = 1700000000
+with open(path, "w") as out:
+    for i in range(count):
+        t += random.randint(60, 7200)
+        subject = " ".join(random.choice(words) for _ in range(4))
+        body = "\n".join(" ".join(random.choice(words) for _ in range(12))
+                         for _ in range(random.randint(5, 60)))
+        out.write(f"From sender{i % 50}@example.org {time.asctime(time.gmtime(t))}\n"
+                  f"From: Sender {i % 50} <sender{i % 50}@example.org>\n"
+                  f"To: bench@localhost\nSubject: {subject}\n"
+                  f"Date: {email.utils.formatdate(t)}\nMessage-ID: <m{i}@example.org>\n\n"
+                  f"{body}\n\n")
+PY
+    for ((run = 1; run <= REPEAT; run++)); do
+        for s in "${servers[@]}"; do
+            out=$work/imaptest.$s.$run
+            say "$s: imaptest run $run, $IMAPTEST_CLIENTS clients, ${IMAPTEST_SECS}s"
+            run_job "$((IMAPTEST_SECS + 120))" "$out" "$IMAPTEST" host=127.0.0.1 \
+                port="$(port_of "$s")" user="$user" pass="$password" mbox="$mbox" \
+                clients="$IMAPTEST_CLIENTS" secs="$IMAPTEST_SECS" logout=0 no_tracking ||
+                die "$s: imaptest failed (output in $out)"
+            total=$(awk '/^Totals:/ { t = 1; next } t == 1 { t = 2; next }
+                t == 2 { for (i = 1; i <= NF; i++) n += $i; print n; exit }' "$out")
+            [[ -n $total ]] || die "$s: no Totals line in imaptest's output ($out)"
+            errors=$(grep -c -i 'error' "$out" || true)
+            echo "$s imaptest $(awk -v n="$total" -v s="$IMAPTEST_SECS" 'BEGIN { printf "%.1f", n / s }')" >>"$results"
+            echo "$s imaptest_errors $errors" >>"$results"
+            say "$s: $total commands in ${IMAPTEST_SECS}s, $errors error lines; $(sed -n '/^Totals:/{n;p;n;p}' "$out" | tr '\n' ' ')"
+        done
+    done
+    echo
+    echo "imaptest benchmark mode: $IMAPTEST_CLIENTS clients on one INBOX, logout=0," \
+        "default mix, ${IMAPTEST_SECS}s; median of $REPEAT runs"
+    printf '| %-40s | %10s | %10s | %-11s |\n' measure postern dovecot ratio
+    row "imaptest commands/s" imaptest 1
+    row "imaptest error lines" imaptest_errors 0
+    echo
+    echo "machine: $(nproc) cpus, load average at start $load1"
+    if want dovecot; then echo "dovecot: $(dovecot --version)"; fi
+}
+
+# --- main -----------------------------------------------------------------------
+
+load1=$(cut -d' ' -f1 /proc/loadavg)
+say "$MESSAGES messages, search word '$word', repeat $REPEAT, $IDLE_CONNS IDLE sessions; load average now $load1"
+say "work dir: $work"
+for s in "${servers[@]}"; do "${s}_setup"; done
+[[ -z $IMAPTEST ]] || { imaptest_mode; exit 0; }
+for s in "${servers[@]}"; do fill "$s"; done
+for s in "${servers[@]}"; do
+    for ((w = 1; w <= WARMUP; w++)); do ops "$s" 0; done
+done
+for ((run = 1; run <= REPEAT; run++)); do
+    for s in "${servers[@]}"; do
+        sync
+        ops "$s" 1
+    done
+done
+if ((IDLE_CONNS > 0)); then
+    for s in "${servers[@]}"; do memory "$s"; done
+fi
 
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 fs=$(df --output=fstype "$work" | tail -n 1)

@@ -418,13 +418,7 @@ pub fn client_tls(data_dir: &Path) -> tokio_rustls::TlsConnector {
     for cert in CertificateDer::pem_file_iter(data_dir.join("tls/cert.pem")).expect("cert file") {
         roots.add(cert.expect("cert")).expect("add root");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+    common::tls::client::trusting(roots).expect("client TLS config")
 }
 
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}

@@ -474,6 +474,17 @@ pub struct StoreConfig {
     /// `452 4.3.1 Insufficient system storage`, IMAP `NO [OVERQUOTA]`,
     /// POP3 `-ERR [SYS/TEMP]`.
     pub max_size_mb: u64,
+    /// Write requests that may wait for the store's writer (default
+    /// 1024; at least 1). When that many wait, another waits for room
+    /// before it is queued, holding no thread.
+    pub writer_queue: usize,
+    /// Read requests that may wait for the store's readers (default 1024;
+    /// at least 1); past it, as for `writer_queue`.
+    pub reader_queue: usize,
+    /// Password hashes and checks that may wait for the password workers
+    /// (default 256; at least 1); past it, as for `writer_queue`. A login
+    /// whose client hung up before its turn costs no hash.
+    pub password_queue: usize,
 }
 
 impl Default for StoreConfig {
@@ -484,6 +495,9 @@ impl Default for StoreConfig {
             prune_batch: 1000,
             prune_interval_secs: 10,
             max_size_mb: 0,
+            writer_queue: 1024,
+            reader_queue: 1024,
+            password_queue: 256,
         }
     }
 }
@@ -1155,6 +1169,25 @@ mod tests {
         .unwrap();
         assert_eq!(c.hostname, "localhost");
         assert!(from_env(&[("POSTERN_CAPTURE", "1")]).is_err());
+    }
+
+    #[test]
+    fn store_queue_sizes_default_to_the_stores_and_are_set_by_file_or_environment() {
+        let c = Config::default();
+        let defaults = store::StoreOptions::default();
+        assert_eq!(c.store.writer_queue, defaults.writer_queue);
+        assert_eq!(c.store.reader_queue, defaults.reader_queue);
+        assert_eq!(c.store.password_queue, defaults.password_queue);
+
+        let c = parse("[store]\nwriter_queue = 8\npassword_queue = 2\n").unwrap();
+        assert_eq!(c.store.writer_queue, 8);
+        assert_eq!(c.store.password_queue, 2);
+        assert_eq!(c.store.reader_queue, defaults.reader_queue);
+
+        let c = Config::load_with_env(None, vars(&[("POSTERN_STORE_READER_QUEUE", "16")]), &[])
+            .unwrap();
+        assert_eq!(c.store.reader_queue, 16);
+        assert!(from_env(&[("POSTERN_STORE_READER_QUEUE", "-1")]).is_err());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub struct Announcement {
 /// its outcome into an exit code, printing `NAME: error` on failure.
 /// Sessions still running when `work` returns are given up after a second.
 pub fn run_main(name: &str, work: impl Future<Output = Result<(), String>>) -> ExitCode {
+    crate::memory::pin_mmap_threshold();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,7 +130,7 @@ pub fn cli_env_names(cli: &clap::Command) -> Vec<String> {
 }
 
 /// Opens the store in the configured data dir, with the configured
-/// bounds on its history (`[store]`).
+/// bounds on its history, size and work queues (`[store]`).
 pub fn open_store(config: &Config) -> Result<store::Store, String> {
     let s = &config.store;
     let options = store::StoreOptions {
@@ -140,6 +141,9 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
             interval: Duration::from_secs(s.prune_interval_secs),
         },
         max_size: s.max_size_mb.saturating_mul(1024 * 1024),
+        writer_queue: s.writer_queue,
+        reader_queue: s.reader_queue,
+        password_queue: s.password_queue,
         ..store::StoreOptions::default()
     };
     store::Store::open_with(&config.data_dir, options).map_err(|e| {

@@ -7,7 +7,9 @@
 //! - [`tls`]: rustls (ring provider) server configuration from the configured
 //!   PEM files, or a self-signed certificate for `localhost`/`127.0.0.1`
 //!   generated into the data dir on first run and reused after; the
-//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share;
+//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share; and
+//!   [`tls::client`], the connectors for connections out (the system's
+//!   roots, or any certificate for opportunistic TLS);
 //! - [`transport`]: a session's stream and buffers, for all three mail
 //!   daemons: line reading, flushing, timeouts, STARTTLS, the goodbye;
 //! - [`listener`]: accept loops with connection limits (in total and per IP),
@@ -17,18 +19,22 @@
 //! - [`events`]: the in-process bus on which daemons tell each other (and
 //!   httpd's event stream) what happened to mail;
 //! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM;
+//! - [`memory`]: how the process asks the C allocator to give back large
+//!   buffers (the one `unsafe` call in the workspace);
 //! - [`rules`]: the failure rules (and Mailpit's chaos) that smtpd applies
 //!   and the HTTP API sets.
 //!
 //! It holds no protocol logic: replies, states and commands belong to the
 //! daemons.
-#![forbid(unsafe_code)]
+// Denied everywhere but in `memory`, which calls the C allocator.
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod daemon;
 pub mod events;
 pub mod listener;
 pub mod logging;
+pub mod memory;
 pub mod rules;
 pub mod sasl;
 pub mod shutdown;

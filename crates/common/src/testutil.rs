@@ -1,7 +1,6 @@
 //! Helpers for this crate's tests: a TLS client that trusts one certificate.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -15,14 +14,7 @@ pub fn connector_trusting(cert_pem: &Path) -> TlsConnector {
     for cert in CertificateDer::pem_file_iter(cert_pem).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
+    crate::tls::client::trusting(roots).unwrap()
 }
 
 /// Connects over TCP and does the client handshake for `name` (a DNS name

@@ -1,5 +1,8 @@
 //! TLS for every daemon: one server configuration, one stream type for
-//! implicit TLS and for STARTTLS/STLS upgrades.
+//! implicit TLS and for STARTTLS/STLS upgrades, and (in [`client`]) the
+//! client side for connections out.
+
+pub mod client;
 
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};

@@ -25,17 +25,19 @@
 //!
 //! ## Choices
 //!
-//! - **Status.** A recipient's `status` is used when it is a well-formed
-//!   enhanced status code (RFC 3463). Otherwise the code in its diagnostic
-//!   (`550 5.1.1 ...`) is used, and failing that 5.0.0 for a failure and
-//!   4.0.0 for a delay ([`enhanced_status`]).
+//! - **Status.** A recipient's `status` is the enhanced status code (RFC
+//!   3463) the queue manager was handed with the failure
+//!   ([`crate::status::SmtpError`]); without one, 5.0.0 for a failure,
+//!   4.0.0 for a delay and 2.0.0 for a success. Nothing is read back out
+//!   of the diagnostic's text.
 //! - **Remote MTA and diagnostic, as Postfix writes them.** `Remote-MTA:
 //!   dns; mx.example.org` names the host by the name it was reached by (for
 //!   a hop given as an address, the address: `dns; 127.0.0.1`); a
-//!   diagnostic that is an SMTP reply is `Diagnostic-Code: smtp; 550 5.1.1
-//!   …` (RFC 3464 2.3.6; a multi-line reply on one line), which bounce
-//!   parsers read; anything else (a connection error, a local delivery
-//!   error) is `X-Postern`, the private type 2.3.6 allows.
+//!   diagnostic that is a server's reply ([`Diagnostic::Smtp`]) is
+//!   `Diagnostic-Code: smtp; 550 5.1.1 …` (RFC 3464 2.3.6; a multi-line
+//!   reply on one line), which bounce parsers read; our own words (a
+//!   connection error, a local delivery error) are `X-Postern`, the
+//!   private type 2.3.6 allows.
 //! - **What the sender asked (RFC 3461).** ENVID comes back as
 //!   `Original-Envelope-Id`, each ORCPT as `Original-Recipient` (both
 //!   decoded from xtext, as Postfix writes them); `RET=HDRS` returns the
@@ -81,6 +83,8 @@ use mail_builder::headers::raw::Raw;
 use mail_builder::mime::{make_boundary, BodyPart, MimePart};
 use mail_builder::MessageBuilder;
 
+use crate::status::EnhancedStatus;
+
 /// What the report tells the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportKind {
@@ -103,12 +107,11 @@ pub enum ReportKind {
 pub struct ReportedRecipient {
     /// The envelope recipient as queued.
     pub address: String,
-    /// Enhanced status code ("5.1.1"). Left empty (or malformed), it is
-    /// taken from `diagnostic`, else 5.0.0 / 4.0.0 by report kind.
-    pub status: String,
-    /// What went wrong, e.g. "550 5.1.1 <bob@example.org>: user unknown"
-    /// or "connect to 127.0.0.1:2526: connection refused".
-    pub diagnostic: String,
+    /// Enhanced status code ("5.1.1"); `None`: 5.0.0, 4.0.0 or 2.0.0 by
+    /// report kind.
+    pub status: Option<EnhancedStatus>,
+    /// What the server said, or what went wrong here.
+    pub diagnostic: Diagnostic,
     /// The host that answered, if one did, by the name it was reached by.
     pub remote_mta: Option<String>,
     /// Unix seconds of the last delivery attempt.
@@ -121,6 +124,36 @@ pub struct ReportedRecipient {
     /// What a person reads about it (`host mx[192.0.2.1]:25 said: 550 …
     /// (in reply to RCPT TO)`); empty: made from the host and diagnostic.
     pub explanation: String,
+}
+
+/// The `Diagnostic-Code` of a recipient (RFC 3464 2.3.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Diagnostic {
+    /// Nothing to say (a delivery here).
+    None,
+    /// A server's reply, as it came on one line: `550 5.1.1
+    /// <bob@example.org>: user unknown` (`smtp;`).
+    Smtp(String),
+    /// Our own words: `connect to 127.0.0.1:2526: connection refused`
+    /// (`X-Postern;`).
+    Local(String),
+}
+
+impl Diagnostic {
+    pub fn text(&self) -> &str {
+        match self {
+            Diagnostic::None => "",
+            Diagnostic::Smtp(text) | Diagnostic::Local(text) => text,
+        }
+    }
+
+    /// The diagnostic type RFC 3464 2.3.6 names.
+    fn kind(&self) -> &'static str {
+        match self {
+            Diagnostic::Smtp(_) => "smtp",
+            Diagnostic::None | Diagnostic::Local(_) => "X-Postern",
+        }
+    }
 }
 
 /// Everything a report says about one queued message.
@@ -215,47 +248,20 @@ pub fn needs_8bit(dsn: &[u8]) -> bool {
     !dsn.is_ascii()
 }
 
-/// The enhanced status code (RFC 3463) a diagnostic carries right after its
-/// SMTP reply code, as in "550 5.1.1 user unknown" or "450-4.2.0 ...", if
-/// it carries one.
-pub fn enhanced_status(diagnostic: &str) -> Option<&str> {
-    let after_code = match smtp_reply_code(diagnostic) {
-        Some(_) => diagnostic.get(4..)?,
-        None => diagnostic,
-    };
-    let code = after_code.split_whitespace().next()?;
-    crate::reply::is_enhanced_status(code).then_some(code)
-}
-
 /// The null reverse-path, as the queue stores it or as SMTP writes it.
 fn is_null_sender(sender: &str) -> bool {
     matches!(sender.trim(), "" | "<>")
 }
 
-/// "550" from "550 5.1.1 ..." or "550-...": a reply code (RFC 5321 4.2)
-/// followed by a space, a hyphen or nothing.
-fn smtp_reply_code(text: &str) -> Option<&str> {
-    let bytes = text.as_bytes();
-    let code_shaped = matches!(bytes.first(), Some(b'2'..=b'5'))
-        && matches!(bytes.get(1), Some(b'0'..=b'5'))
-        && bytes.get(2).is_some_and(u8::is_ascii_digit)
-        && matches!(bytes.get(3), None | Some(b' ' | b'-'));
-    if code_shaped {
-        text.get(..3)
-    } else {
-        None
-    }
-}
-
 fn status_of(recipient: &ReportedRecipient, kind: ReportKind) -> &str {
-    if crate::reply::is_enhanced_status(&recipient.status) {
-        return &recipient.status;
+    match &recipient.status {
+        Some(status) => status.as_str(),
+        None => match kind {
+            ReportKind::Failure => "5.0.0",
+            ReportKind::Delay { .. } => "4.0.0",
+            ReportKind::Success => "2.0.0",
+        },
     }
-    enhanced_status(&recipient.diagnostic).unwrap_or(match kind {
-        ReportKind::Failure => "5.0.0",
-        ReportKind::Delay { .. } => "4.0.0",
-        ReportKind::Success => "2.0.0",
-    })
 }
 
 /// A fresh id in our domain; the queue id in it lets a postmaster find the
@@ -410,10 +416,10 @@ fn explanation(report: &Report<'_>, host: &str, returned: &Returned<'_>) -> Stri
             Some(mta) if !mta.is_empty() => format!("host {mta} said: "),
             _ => String::new(),
         };
-        let mut diagnostic = format!("{said}{}", one_line(&recipient.diagnostic));
+        let mut diagnostic = format!("{said}{}", one_line(recipient.diagnostic.text()));
         if !recipient.explanation.is_empty() {
             diagnostic = one_line(&recipient.explanation);
-        } else if report.kind == ReportKind::Success && recipient.diagnostic.is_empty() {
+        } else if report.kind == ReportKind::Success && recipient.diagnostic.text().is_empty() {
             diagnostic = if recipient.relayed {
                 "relayed".to_string()
             } else {
@@ -500,16 +506,14 @@ fn status_part(report: &Report<'_>, host: &str) -> MimePart<'static> {
         if let Some(mta) = mta.filter(|mta| !mta.is_empty()) {
             field(&mut fields, format!("Remote-MTA: dns; {mta}"));
         }
-        let diagnostic = clean(&recipient.diagnostic);
+        let diagnostic = clean(recipient.diagnostic.text());
         if !diagnostic.is_empty() {
-            let diagnostic_type = if smtp_reply_code(&diagnostic).is_some() {
-                "smtp"
-            } else {
-                "X-Postern"
-            };
             field(
                 &mut fields,
-                format!("Diagnostic-Code: {diagnostic_type}; {diagnostic}"),
+                format!(
+                    "Diagnostic-Code: {}; {diagnostic}",
+                    recipient.diagnostic.kind()
+                ),
             );
         }
         field(
@@ -695,11 +699,11 @@ mod tests {
         \r\n\
         Shall we meet at noon?\r\n";
 
-    fn recipient(address: &str, diagnostic: &str, remote: Option<&str>) -> ReportedRecipient {
+    fn recipient(address: &str, diagnostic: Diagnostic, remote: Option<&str>) -> ReportedRecipient {
         ReportedRecipient {
             address: address.to_string(),
-            status: String::new(),
-            diagnostic: diagnostic.to_string(),
+            status: None,
+            diagnostic,
             remote_mta: remote.map(str::to_string),
             last_attempt: 1_763_800_000,
             original_recipient: None,
@@ -708,16 +712,30 @@ mod tests {
         }
     }
 
+    /// Refused by a server with `reply`, whose status is `status`.
+    fn rejected(
+        address: &str,
+        status: &str,
+        reply: &str,
+        remote: Option<&str>,
+    ) -> ReportedRecipient {
+        ReportedRecipient {
+            status: EnhancedStatus::parse(status),
+            ..recipient(address, Diagnostic::Smtp(reply.to_string()), remote)
+        }
+    }
+
     fn two_failed() -> Vec<ReportedRecipient> {
         vec![
-            recipient(
+            rejected(
                 "bob@example.org",
+                "5.1.1",
                 "550 5.1.1 <bob@example.org>: user unknown",
                 Some("mx.example.org"),
             ),
             recipient(
                 "carol@example.net",
-                "connect to 127.0.0.1:2526: connection refused",
+                Diagnostic::Local("connect to 127.0.0.1:2526: connection refused".into()),
                 None,
             ),
         ]
@@ -913,10 +931,10 @@ mod tests {
     }
 
     #[test]
-    fn given_status_wins_over_the_diagnostic() {
+    fn the_given_status_is_reported_not_one_read_from_the_diagnostic() {
         let mut recipients = two_failed();
-        recipients[0].status = "5.7.1".to_string();
-        recipients[1].status = "not a code".to_string();
+        recipients[0].status = EnhancedStatus::parse("5.7.1");
+        recipients[1].status = None;
         let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
         let message = parse(&dsn);
         let blocks = status_blocks(parts(&message)[1].contents());
@@ -926,8 +944,9 @@ mod tests {
 
     #[test]
     fn delay_warning() {
-        let recipients = vec![recipient(
+        let recipients = vec![rejected(
             "bob@example.org",
+            "4.3.0",
             "451-4.3.0 try again later",
             Some("mx.example.org"),
         )];
@@ -954,7 +973,7 @@ mod tests {
         let text = parts[0].text_contents().unwrap();
         assert!(text.contains("retried until"), "{text}");
 
-        let unknown = vec![recipient("bob@example.org", "", None)];
+        let unknown = vec![recipient("bob@example.org", Diagnostic::None, None)];
         let mut delay = report(&unknown, ORIGINAL);
         delay.kind = ReportKind::Delay {
             will_retry_until: 1_764_132_000,
@@ -1007,14 +1026,14 @@ mod tests {
 
     #[test]
     fn success_report_for_delivered_and_relayed() {
-        let mut delivered = recipient("alice@example.com", "", None);
-        delivered.status = "2.0.0".into();
-        let mut relayed = recipient(
+        let mut delivered = recipient("alice@example.com", Diagnostic::None, None);
+        delivered.status = EnhancedStatus::parse("2.0.0");
+        let mut relayed = rejected(
             "bob@example.org",
+            "2.0.0",
             "250 2.0.0 Ok: queued",
             Some("mx.example.org"),
         );
-        relayed.status = "2.0.0".into();
         relayed.relayed = true;
         let recipients = vec![delivered, relayed];
         let mut success = report(&recipients, ORIGINAL);
@@ -1164,12 +1183,13 @@ mod tests {
     #[test]
     fn non_ascii_recipient_uses_global_delivery_status() {
         let recipients = vec![
-            recipient(
+            rejected(
                 "jörg@exämple.de",
+                "5.1.1",
                 "550 5.1.1 unknown user",
                 Some("mx.exämple.de"),
             ),
-            recipient("bob@example.org", "550 5.1.1 non, désolé", None),
+            rejected("bob@example.org", "5.1.1", "550 5.1.1 non, désolé", None),
         ];
         let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
         assert!(needs_8bit(&dsn));
@@ -1198,7 +1218,12 @@ mod tests {
 
     #[test]
     fn ascii_report_escapes_non_ascii_diagnostics() {
-        let recipients = vec![recipient("bob@example.org", "550 5.1.1 non, désolé", None)];
+        let recipients = vec![rejected(
+            "bob@example.org",
+            "5.1.1",
+            "550 5.1.1 non, désolé",
+            None,
+        )];
         let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
         assert!(!needs_8bit(&dsn));
         let message = parse(&dsn);
@@ -1220,7 +1245,12 @@ mod tests {
             "policy rejection because of reasons ".repeat(60),
             "z".repeat(3_000)
         );
-        let recipients = vec![recipient("bob@example.org", &long, Some("mx.example.org"))];
+        let recipients = vec![rejected(
+            "bob@example.org",
+            "5.7.1",
+            &long,
+            Some("mx.example.org"),
+        )];
         let dsn = build(&report(&recipients, ORIGINAL)).unwrap();
         assert_lines_fit(&dsn);
         let message = parse(&dsn);
@@ -1238,8 +1268,9 @@ mod tests {
 
     #[test]
     fn control_characters_cannot_start_new_fields() {
-        let recipients = vec![recipient(
+        let recipients = vec![rejected(
             "bob@example.org\r\nAction: delivered",
+            "5.1.1",
             "550 5.1.1 a\r\nStatus: 2.0.0",
             None,
         )];
@@ -1248,20 +1279,5 @@ mod tests {
         let blocks = status_blocks(parts(&message)[1].contents());
         assert_eq!(field(&blocks[1], "Action"), Some("failed"));
         assert_eq!(field(&blocks[1], "Status"), Some("5.1.1"));
-    }
-
-    #[test]
-    fn enhanced_status_is_read_after_the_reply_code() {
-        assert_eq!(enhanced_status("550 5.1.1 user unknown"), Some("5.1.1"));
-        assert_eq!(enhanced_status("450-4.2.0 busy"), Some("4.2.0"));
-        assert_eq!(enhanced_status("5.4.4 no route"), Some("5.4.4"));
-        assert_eq!(enhanced_status("554 5.7.123 no"), Some("5.7.123"));
-        assert_eq!(enhanced_status("550 user unknown"), None);
-        assert_eq!(enhanced_status("550"), None);
-        assert_eq!(enhanced_status("550 3.1.1 odd"), None);
-        assert_eq!(enhanced_status("550 5.1.1234 odd"), None);
-        assert_eq!(enhanced_status("connect to x: refused"), None);
-        assert_eq!(enhanced_status(""), None);
-        assert_eq!(enhanced_status("é"), None);
     }
 }

@@ -52,7 +52,10 @@
 //! transport table, smarthost or MX, then an SMTP client with PIPELINING,
 //! STARTTLS and AUTH). A hop without 8BITMIME gets a 7-bit copy
 //! ([`downgrade`]); failures are retried with backoff ([`queue::retry`])
-//! or bounced with an RFC 3464 report ([`bounce`]).
+//! or bounced with an RFC 3464 report ([`bounce`]). A failure travels
+//! from whoever found it to the queue and the report as one
+//! [`status::SmtpError`] (status code, temporary or not, reason, the
+//! server's reply), never as text parsed again.
 //!
 //! ## Durability
 //!
@@ -75,6 +78,7 @@ pub mod received;
 pub mod relay;
 pub mod reply;
 mod session;
+pub mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

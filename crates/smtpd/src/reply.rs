@@ -1,5 +1,9 @@
 //! SMTP replies: one type that carries the reply code, the enhanced status
 //! code (RFC 3463) and the text, and the replies smtpd uses, named.
+//!
+//! These are what smtpd says; what a remote server says to the relay
+//! client is [`crate::relay::Reply`], and a delivery's failure, whoever
+//! found it, is a [`crate::status::SmtpError`].
 
 use std::fmt::Write as _;
 
@@ -88,12 +92,7 @@ impl std::fmt::Display for Reply {
 /// Is `code` an enhanced status code (RFC 3463): `2`, `4` or `5`, then
 /// two numbers of one to three digits, dot-separated, such as `5.1.1`?
 pub fn is_enhanced_status(code: &str) -> bool {
-    let mut fields = code.split('.');
-    let class_ok = matches!(fields.next(), Some("2" | "4" | "5"));
-    let number = |field: Option<&str>| {
-        field.is_some_and(|f| (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()))
-    };
-    class_ok && number(fields.next()) && number(fields.next()) && fields.next().is_none()
+    crate::status::EnhancedStatus::parse(code).is_some()
 }
 
 pub fn ok() -> Reply {

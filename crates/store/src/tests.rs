@@ -1,8 +1,9 @@
 //! Store operations, end to end through the public API.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::sqlite::{accounts, schema};
 use crate::*;
 
 /// Argon2 is slow in debug builds: most tests create accounts with one
@@ -3616,4 +3617,75 @@ async fn arrival_page_reads_one_page_with_the_scopes_counts() {
         .await
         .unwrap();
     assert_eq!((page.messages.len(), page.total), (0, 0));
+}
+
+#[test]
+fn temporary_errors_are_the_ones_worth_retrying() {
+    let temporary = [
+        StoreError::Full("disk".into()),
+        StoreError::Closed,
+        StoreError::Database("database is locked".into()),
+        StoreError::Io(std::io::Error::other("EIO")),
+    ];
+    for e in &temporary {
+        assert!(e.is_temporary(), "{e} should be temporary");
+    }
+    let permanent = [
+        StoreError::NotFound("account a@example.com".into()),
+        StoreError::MailboxGone(MailboxRef {
+            id: MailboxId(1),
+            uid_validity: 7,
+        }),
+        StoreError::AlreadyExists("mailbox Foo".into()),
+        StoreError::Invalid("address".into()),
+        StoreError::SchemaTooNew {
+            found: 99,
+            supported: 1,
+        },
+    ];
+    for e in &permanent {
+        assert!(!e.is_temporary(), "{e} should be permanent");
+    }
+}
+
+/// Queues of one: every caller beyond the first waits for room, and all of
+/// them are served, writes, reads and password checks alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_full_queues_wait_and_are_all_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            readers: 1,
+            writer_queue: 1,
+            reader_queue: 1,
+            password_queue: 1,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    quick_account(&store, "queue@example.com").await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            store.add_domain(&format!("d{i}.example.net")).await?;
+            store.is_local_domain(&format!("d{i}.example.net")).await
+        });
+    }
+    for _ in 0..4 {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let who = store.authenticate("queue@example.com", "secret").await?;
+            Ok(who.is_some())
+        });
+    }
+    let mut answered = 0;
+    while let Some(result) = tasks.join_next().await {
+        assert!(result.unwrap().unwrap());
+        answered += 1;
+    }
+    assert_eq!(answered, 44);
+    assert_eq!(store.domains().await.unwrap().len(), 41);
 }

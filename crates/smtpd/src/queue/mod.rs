@@ -58,8 +58,9 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bounce;
+use crate::bounce::{self, Diagnostic};
 use crate::policy::{self, Destination};
+use crate::status::{EnhancedStatus, Remote, SmtpError};
 use remote::RemoteAgent;
 
 /// How long a claim keeps other queue managers off a recipient. Claimed
@@ -183,46 +184,26 @@ impl QueueManager {
     }
 }
 
-/// The remote server behind an outcome, as a report names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
-    /// The host by the name it was reached by (its address, for a hop
-    /// given as one): `Remote-MTA: dns; …`.
-    pub mta: String,
-    /// Its reply on one line (`550 5.1.1 …`), when a reply decided:
-    /// `Diagnostic-Code: smtp; …`.
-    pub reply: Option<String>,
-}
-
-/// A recipient that failed for good.
-#[derive(Debug, Clone)]
-struct Failed {
-    id: RecipientId,
-    /// Enhanced status and reason, for the queue's last error and the log.
-    error: String,
-    remote: Option<Remote>,
-}
-
 /// What became of the recipients a delivery pass could not deliver.
 #[derive(Debug, Default)]
 pub struct Outcomes {
-    /// Try again later: (recipient, enhanced status and reason).
-    temporary: Vec<(RecipientId, String)>,
+    /// Try again later.
+    temporary: Vec<(RecipientId, SmtpError)>,
     /// Never.
-    permanent: Vec<Failed>,
+    permanent: Vec<(RecipientId, SmtpError)>,
     /// A delivery status notification was queued on the way.
     report_queued: bool,
 }
 
 impl Outcomes {
-    pub fn temporary(&mut self, id: RecipientId, error: String) {
-        self.temporary.push((id, error));
-    }
-
-    /// `error` is the enhanced status and reason; `remote` the server that
-    /// said so, if one did.
-    pub fn permanent(&mut self, id: RecipientId, error: String, remote: Option<Remote>) {
-        self.permanent.push(Failed { id, error, remote });
+    /// Recipient `id` was not delivered, for `error`: deferred or bounced
+    /// as the error says.
+    pub fn failed(&mut self, id: RecipientId, error: SmtpError) {
+        if error.temporary {
+            self.temporary.push((id, error));
+        } else {
+            self.permanent.push((id, error));
+        }
     }
 
     /// Notes that a report was queued, for the queue manager to wake.
@@ -266,20 +247,27 @@ async fn deliver(
                 account: account.id,
                 mailbox: "INBOX".to_string(),
             }),
-            Ok(Destination::UnknownUser) => outcomes.permanent(
+            Ok(Destination::UnknownUser) => outcomes.failed(
                 recipient.id,
-                "5.1.1 user unknown in local recipient table".to_string(),
-                None,
+                SmtpError::local(
+                    EnhancedStatus::permanent(1, 1),
+                    "user unknown in local recipient table",
+                ),
             ),
             Ok(Destination::Remote { domain }) => relay.push((recipient.clone(), domain)),
-            Ok(Destination::Unroutable) => outcomes.permanent(
+            Ok(Destination::Unroutable) => outcomes.failed(
                 recipient.id,
-                "5.1.2 the domain cannot be routed".to_string(),
-                None,
+                SmtpError::local(
+                    EnhancedStatus::permanent(1, 2),
+                    "the domain cannot be routed",
+                ),
             ),
             Err(e) => {
                 tracing::warn!(recipient = %recipient.address, error = %e, "lookup failed");
-                outcomes.temporary(recipient.id, "4.3.0 temporary lookup failure".to_string());
+                outcomes.failed(
+                    recipient.id,
+                    SmtpError::local(EnhancedStatus::temporary(3, 0), "temporary lookup failure"),
+                );
             }
         }
     }
@@ -301,7 +289,13 @@ async fn deliver(
             Err(e) => {
                 tracing::warn!(error = %e, "local delivery failed; deferring");
                 for id in ids {
-                    outcomes.temporary(id, "4.3.0 temporary local delivery failure".to_string());
+                    outcomes.failed(
+                        id,
+                        SmtpError::local(
+                            EnhancedStatus::temporary(3, 0),
+                            "temporary local delivery failure",
+                        ),
+                    );
                 }
             }
         }
@@ -313,7 +307,7 @@ async fn deliver(
         if let Err(e) = store.extend_lease(message.id, &ids, remote.lease()).await {
             tracing::warn!(error = %e, "cannot extend the lease; deferring");
             for id in ids {
-                outcomes.temporary(id, "4.3.0 temporary queue failure".to_string());
+                outcomes.failed(id, queue_failure());
             }
         } else {
             match store.queued_message_raw(message.id).await {
@@ -326,13 +320,18 @@ async fn deliver(
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the message; deferring");
                     for id in ids {
-                        outcomes.temporary(id, "4.3.0 temporary queue failure".to_string());
+                        outcomes.failed(id, queue_failure());
                     }
                 }
             }
         }
     }
     settle(store, config, &message, raw, outcomes).await
+}
+
+/// The queue could not be read or written: try again.
+fn queue_failure() -> SmtpError {
+    SmtpError::local(EnhancedStatus::temporary(3, 0), "temporary queue failure")
 }
 
 /// The success report for local recipients in `delivered` that asked for
@@ -380,8 +379,11 @@ pub(crate) fn success_recipient(
 ) -> bounce::ReportedRecipient {
     bounce::ReportedRecipient {
         address: recipient.address.clone(),
-        status: "2.0.0".to_string(),
-        diagnostic: relayed_to.and_then(|r| r.reply.clone()).unwrap_or_default(),
+        status: Some(EnhancedStatus::success(0, 0)),
+        diagnostic: match relayed_to.and_then(|r| r.reply.as_ref()) {
+            Some(reply) => Diagnostic::Smtp(reply.as_sent()),
+            None => Diagnostic::None,
+        },
         remote_mta: relayed_to.map(|r| r.mta.clone()),
         last_attempt: now,
         original_recipient: recipient.dsn.orcpt.clone(),
@@ -404,11 +406,7 @@ async fn settle(
     let now = chrono::Utc::now().timestamp();
     if retry::expired(&config.queue, message.received_at, now) {
         for (id, error) in std::mem::take(&mut outcomes.temporary) {
-            let error = format!(
-                "{error}; message expired after {} s in the queue",
-                config.queue.max_lifetime_secs
-            );
-            outcomes.permanent(id, error, None);
+            outcomes.failed(id, error.expired(config.queue.max_lifetime_secs));
         }
     }
     for (id, error) in &outcomes.temporary {
@@ -421,25 +419,28 @@ async fn settle(
         let delay = retry::backoff_secs(&config.queue, attempts);
         let next = now.saturating_add(i64::try_from(delay).unwrap_or(i64::MAX));
         tracing::info!(recipient = %id, %error, attempts, delay, "deferred");
-        if let Err(e) = store.defer(message.id, &[*id], error, next).await {
+        if let Err(e) = store
+            .defer(message.id, &[*id], &error.to_string(), next)
+            .await
+        {
             tracing::error!(error = %e, "cannot defer");
         }
     }
     if outcomes.permanent.is_empty() {
         return outcomes.report_queued;
     }
-    for failed in &outcomes.permanent {
-        tracing::warn!(recipient = %failed.id, error = %failed.error, "delivery failed permanently");
+    for (id, error) in &outcomes.permanent {
+        tracing::warn!(recipient = %id, %error, "delivery failed permanently");
     }
     // Only recipients whose NOTIFY asks for failures are reported.
-    let reported: Vec<Failed> = outcomes
+    let reported: Vec<(RecipientId, SmtpError)> = outcomes
         .permanent
         .iter()
-        .filter(|f| {
+        .filter(|(id, _)| {
             message
                 .recipients
                 .iter()
-                .find(|r| r.id == f.id)
+                .find(|r| r.id == *id)
                 .is_some_and(wants_failure)
         })
         .cloned()
@@ -457,7 +458,7 @@ async fn settle(
     let failures = outcomes
         .permanent
         .into_iter()
-        .map(|f| (f.id, f.error))
+        .map(|(id, error)| (id, error.to_string()))
         .collect();
     let report_queued = outcomes.report_queued;
     match store.bounce_with_report(message.id, failures, report).await {
@@ -479,30 +480,28 @@ fn report_for(
     config: &Config,
     message: &QueuedMessage,
     raw: &[u8],
-    failed: &[Failed],
+    failed: &[(RecipientId, SmtpError)],
     now: i64,
 ) -> Option<NewQueuedMessage> {
     let recipients: Vec<bounce::ReportedRecipient> = failed
         .iter()
-        .filter_map(|failed| {
-            let recipient = message.recipients.iter().find(|r| r.id == failed.id)?;
-            let (status, reason) = split_status(&failed.error);
+        .filter_map(|(id, error)| {
+            let recipient = message.recipients.iter().find(|r| r.id == *id)?;
             // The server's own reply when one decided (`smtp;`), else our
             // reason.
-            let diagnostic = failed
-                .remote
-                .as_ref()
-                .and_then(|r| r.reply.clone())
-                .unwrap_or_else(|| reason.to_string());
+            let diagnostic = match error.reply() {
+                Some(reply) => Diagnostic::Smtp(reply.as_sent()),
+                None => Diagnostic::Local(error.reason.clone()),
+            };
             Some(bounce::ReportedRecipient {
                 address: recipient.address.clone(),
-                status: status.to_string(),
+                status: Some(error.status.clone()),
                 diagnostic,
-                remote_mta: failed.remote.as_ref().map(|r| r.mta.clone()),
+                remote_mta: error.remote.as_ref().map(|r| r.mta.clone()),
                 last_attempt: now,
                 original_recipient: recipient.dsn.orcpt.clone(),
                 relayed: false,
-                explanation: reason.to_string(),
+                explanation: error.reason.clone(),
             })
         })
         .collect();
@@ -559,11 +558,102 @@ pub(crate) fn report(
     })
 }
 
-/// `"5.1.1 user unknown"` → (`"5.1.1"`, `"user unknown"`); a text without
-/// a status gets a generic permanent one.
-fn split_status(error: &str) -> (&str, &str) {
-    match error.split_once(' ') {
-        Some((first, rest)) if crate::reply::is_enhanced_status(first) => (first, rest),
-        _ => ("5.0.0", error),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::relay::Reply;
+    use store::RecipientState;
+
+    fn queued(recipients: &[&str]) -> QueuedMessage {
+        QueuedMessage {
+            id: store::QueueId(7),
+            sender: "alice@example.com".into(),
+            auth_user: None,
+            body_type: BodyType::SevenBit,
+            smtputf8: false,
+            size: 0,
+            received_at: 1_763_700_000,
+            dsn_ret: None,
+            dsn_envid: None,
+            recipients: recipients
+                .iter()
+                .zip(1..)
+                .map(|(address, id)| QueuedRecipient {
+                    id: RecipientId(id),
+                    address: address.to_string(),
+                    state: RecipientState::Pending,
+                    attempts: 0,
+                    next_attempt_at: 0,
+                    last_error: None,
+                    leased_until: 0,
+                    dsn: Default::default(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The report takes each failure's status and words as handed over:
+    /// the server's reply as `smtp;` with the host that said it, our own
+    /// reason as `X-Postern;`, and a temporary failure that outlived the
+    /// queue with its last status and no server.
+    #[test]
+    fn failure_reports_carry_the_errors_as_given() {
+        let message = queued(&["bob@example.org", "carol@example.net", "dave@example.com"]);
+        let refused = Reply {
+            code: 550,
+            text: "5.1.1 no such user".into(),
+        };
+        let busy = Reply {
+            code: 451,
+            text: "try later".into(),
+        };
+        let failed = vec![
+            (
+                RecipientId(1),
+                SmtpError::from_reply("mx.example.org", &refused, "refused at RCPT".into()),
+            ),
+            (
+                RecipientId(2),
+                SmtpError::local(
+                    EnhancedStatus::permanent(1, 2),
+                    "the domain cannot be routed",
+                ),
+            ),
+            (
+                RecipientId(3),
+                SmtpError::from_reply("mx.example.com", &busy, "busy at RCPT".into())
+                    .expired(432_000),
+            ),
+        ];
+        let report = report_for(
+            &Config::default(),
+            &message,
+            b"Subject: hi\r\n\r\nhello\r\n",
+            &failed,
+            1_763_800_000,
+        )
+        .expect("a report for a sender");
+        assert_eq!(report.recipients, vec!["alice@example.com".to_string()]);
+        let text = String::from_utf8(report.raw).unwrap().replace("\r\n ", " ");
+        assert!(
+            text.contains(
+                "Status: 5.1.1\r\nRemote-MTA: dns; mx.example.org\r\n\
+                 Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Status: 5.1.2\r\nDiagnostic-Code: X-Postern; the domain cannot be routed\r\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "Status: 4.0.0\r\nDiagnostic-Code: X-Postern; busy at RCPT; message expired \
+                 after 432000 s in the queue\r\n"
+            ),
+            "{text}"
+        );
     }
 }

@@ -43,11 +43,13 @@ use common::config::Config;
 use store::{BodyType, QueuedMessage, QueuedRecipient, RecipientId, Store};
 use tokio::sync::Semaphore;
 
-use super::{Outcomes, Remote};
+use super::Outcomes;
 use crate::downgrade::{self, Needs};
 use crate::relay::{
-    BodyParam, Client, Envelope, Failure, Hop, RecipientResult, Reply, Router, Stage, Timeouts,
+    describe_reply, BodyParam, Client, Envelope, Failure, Hop, RecipientResult, Router, Stage,
+    Timeouts,
 };
+use crate::status::{EnhancedStatus, Remote, SmtpError};
 
 /// An open session waiting in the cache.
 struct Idle {
@@ -208,9 +210,12 @@ impl RemoteAgent {
             Ok(router) => router,
             Err(e) => {
                 for (rcpt, _) in recipients {
-                    outcomes.temporary(
+                    outcomes.failed(
                         rcpt.id,
-                        format!("4.3.5 remote delivery is not configured: {e}"),
+                        SmtpError::local(
+                            EnhancedStatus::temporary(3, 5),
+                            format!("remote delivery is not configured: {e}"),
+                        ),
                     );
                 }
                 return;
@@ -230,18 +235,23 @@ impl RemoteAgent {
                     None => groups.push((hops, rcpts)),
                 },
                 Ok(_) => {
+                    let error = SmtpError::local(
+                        EnhancedStatus::temporary(4, 4),
+                        format!("no route to {domain}"),
+                    );
                     for r in rcpts {
-                        outcomes.temporary(r.id, format!("4.4.4 no route to {domain}"));
-                    }
-                }
-                Err(e) if e.is_temporary() => {
-                    for r in rcpts {
-                        outcomes.temporary(r.id, format!("4.4.3 {e}"));
+                        outcomes.failed(r.id, error.clone());
                     }
                 }
                 Err(e) => {
+                    let status = if e.is_temporary() {
+                        EnhancedStatus::temporary(4, 3)
+                    } else {
+                        EnhancedStatus::permanent(1, 2)
+                    };
+                    let error = SmtpError::local(status, e.to_string());
                     for r in rcpts {
-                        outcomes.permanent(r.id, format!("5.1.2 {e}"), None);
+                        outcomes.failed(r.id, error.clone());
                     }
                 }
             }
@@ -347,18 +357,9 @@ impl RemoteAgent {
             return;
         };
         // As Postfix: the host that said no, and what it said.
-        let remote = failure.reply().map(|reply| Remote {
-            mta: host.to_string(),
-            reply: Some(reply.as_sent()),
-        });
-        let status = status_of(failure.reply(), failure.is_temporary());
-        let text = format!("{status} {failure}");
+        let error = failure.to_error(host);
         for r in &rcpts {
-            if failure.is_temporary() {
-                outcomes.temporary(r.id, text.clone());
-            } else {
-                outcomes.permanent(r.id, text.clone(), remote.clone());
-            }
+            outcomes.failed(r.id, error.clone());
         }
     }
 
@@ -393,12 +394,15 @@ impl RemoteAgent {
             } else {
                 "a header field is not ASCII"
             };
+            let error = SmtpError {
+                remote: remote(),
+                ..SmtpError::local(
+                    EnhancedStatus::permanent(6, 7),
+                    format!("host {peer} does not offer SMTPUTF8 and {why} (RFC 6531)"),
+                )
+            };
             for r in rcpts {
-                outcomes.permanent(
-                    r.id,
-                    format!("5.6.7 host {peer} does not offer SMTPUTF8 and {why} (RFC 6531)"),
-                    remote(),
-                );
+                outcomes.failed(r.id, error.clone());
             }
             return Ok(());
         }
@@ -416,12 +420,15 @@ impl RemoteAgent {
                     (BodyParam::None, None, &seven_bit[..])
                 }
                 Err(e) => {
+                    let error = SmtpError {
+                        remote: remote(),
+                        ..SmtpError::local(
+                            EnhancedStatus::permanent(6, 3),
+                            format!("cannot convert the message to 7 bit for {peer}: {e}"),
+                        )
+                    };
                     for r in rcpts {
-                        outcomes.permanent(
-                            r.id,
-                            format!("5.6.3 cannot convert the message to 7 bit for {peer}: {e}"),
-                            remote(),
-                        );
+                        outcomes.failed(r.id, error.clone());
                     }
                     return Ok(());
                 }
@@ -442,18 +449,28 @@ impl RemoteAgent {
         let mut delivered: Vec<RecipientId> = Vec::new();
         for (r, result) in rcpts.iter().zip(&delivery.recipients) {
             match (result, &delivery.data) {
-                (RecipientResult::Rejected(reply), _) => {
-                    settle_reply(outcomes, r.id, &peer, host, reply, Stage::Rcpt)
-                }
+                (RecipientResult::Rejected(reply), _) => outcomes.failed(
+                    r.id,
+                    SmtpError::from_reply(host, reply, describe_reply(&peer, reply, Stage::Rcpt)),
+                ),
                 (RecipientResult::Accepted, Some(reply)) if reply.is_positive() => {
                     delivered.push(r.id);
                 }
-                (RecipientResult::Accepted, Some(reply)) => {
-                    settle_reply(outcomes, r.id, &peer, host, reply, delivery.data_stage)
-                }
-                (RecipientResult::Accepted, None) => {
-                    outcomes.temporary(r.id, format!("4.4.2 host {peer} ended the transaction"))
-                }
+                (RecipientResult::Accepted, Some(reply)) => outcomes.failed(
+                    r.id,
+                    SmtpError::from_reply(
+                        host,
+                        reply,
+                        describe_reply(&peer, reply, delivery.data_stage),
+                    ),
+                ),
+                (RecipientResult::Accepted, None) => outcomes.failed(
+                    r.id,
+                    SmtpError::local(
+                        EnhancedStatus::temporary(4, 2),
+                        format!("host {peer} ended the transaction"),
+                    ),
+                ),
             }
         }
         if !delivered.is_empty() {
@@ -465,7 +482,7 @@ impl RemoteAgent {
             } else {
                 let accepted = Remote {
                     mta: host.to_string(),
-                    reply: delivery.data.as_ref().map(Reply::as_sent),
+                    reply: delivery.data.clone(),
                 };
                 self.relayed_notice(message, raw, rcpts, &delivered, &accepted)
             };
@@ -511,42 +528,5 @@ impl RemoteAgent {
             &recipients,
             now,
         )
-    }
-}
-
-/// A recipient refused with `reply` by `host` (`peer` for the log line):
-/// deferred or failed by its code.
-fn settle_reply(
-    outcomes: &mut Outcomes,
-    id: RecipientId,
-    peer: &str,
-    host: &str,
-    reply: &Reply,
-    stage: Stage,
-) {
-    let text = crate::relay::client::describe_reply(peer, reply, stage);
-    let status = status_of(Some(reply), !reply.is_permanent());
-    let text = format!("{status} {text}");
-    if reply.is_permanent() {
-        let remote = Remote {
-            mta: host.to_string(),
-            reply: Some(reply.as_sent()),
-        };
-        outcomes.permanent(id, text, Some(remote));
-    } else {
-        outcomes.temporary(id, text);
-    }
-}
-
-/// The enhanced status for a failure: the server's own, else a generic one.
-fn status_of(reply: Option<&Reply>, temporary: bool) -> String {
-    if let Some(code) = reply.and_then(Reply::enhanced_code) {
-        return code.to_string();
-    }
-    match (reply.map(|r| r.code), temporary) {
-        (Some(c), _) if (500..600).contains(&c) => "5.0.0".into(),
-        (Some(c), _) if (400..500).contains(&c) => "4.0.0".into(),
-        (_, true) => "4.4.1".into(),
-        (_, false) => "5.4.1".into(),
     }
 }

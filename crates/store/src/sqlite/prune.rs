@@ -15,7 +15,7 @@
 //! records how far: every change and tombstone with a modseq above it is
 //! still there, at or below it some may be gone. A client that asks what
 //! was expunged since a modseq below the horizon cannot get an exact answer
-//! from the tombstones ([`Store::expunged_since`] says so); RFC 7162 lets
+//! from the tombstones ([`Store::expunged_since`](crate::Store::expunged_since) says so); RFC 7162 lets
 //! the server then answer from the UIDs that no longer exist, as Dovecot
 //! does once its transaction log has rotated.
 //!
@@ -32,37 +32,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::schema::SqlResult;
-use crate::{MailboxId, ModSeq, Result, Store, StoreError, Timestamp, Uid};
-
-/// How much of the change feed and tombstones each mailbox keeps.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PruneOptions {
-    /// Changes (and tombstones) of the newest this many modseqs of each
-    /// mailbox are kept, unless older than `max_age` (default 10,000; at
-    /// least 1).
-    pub keep_changes: u64,
-    /// Changes older than this are pruned whatever their number (default 30
-    /// days; zero: no age limit).
-    pub max_age: Duration,
-    /// Rows deleted from each table in one step, i.e. at most in one write
-    /// transaction (default 1,000; at least 1).
-    pub batch: u64,
-    /// How often, at most, the writer looks for mailboxes past the limits
-    /// (default 10 s).
-    pub interval: Duration,
-}
-
-impl Default for PruneOptions {
-    fn default() -> Self {
-        PruneOptions {
-            keep_changes: 10_000,
-            max_age: Duration::from_secs(30 * 24 * 3600),
-            batch: 1_000,
-            interval: Duration::from_secs(10),
-        }
-    }
-}
+use crate::sqlite::schema::SqlResult;
+use crate::{ExpungedSince, MailboxId, ModSeq, PruneOptions, Result, StoreError, Timestamp, Uid};
 
 /// When the writer has pruning left and no requests, how long it waits
 /// for one before it prunes in a transaction of its own.
@@ -304,29 +275,12 @@ fn wall_clock() -> Timestamp {
     chrono::Utc::now().timestamp()
 }
 
-/// What [`Store::expunged_since`] knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExpungedSince {
-    /// Every UID expunged with a modseq above the one asked, in UID order.
-    Known(Vec<Uid>),
-    /// The tombstones at or below `horizon` are pruned, and the modseq
-    /// asked is below it: some expunges since then are no longer known.
-    Pruned { horizon: ModSeq },
-}
-
-impl Store {
-    /// The UIDs expunged from the mailbox after `since` (RFC 7162's
-    /// VANISHED), as far as the tombstones still tell: `Pruned` when `since`
-    /// is older than what pruning kept. `NotFound` if there is no such
-    /// mailbox.
-    pub async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<ExpungedSince> {
-        self.inner
-            .read(move |conn| expunged_since(conn, mailbox, since))
-            .await
-    }
-}
-
-fn expunged_since(conn: &Connection, mailbox: MailboxId, since: ModSeq) -> Result<ExpungedSince> {
+/// Reader: what [`crate::Store::expunged_since`] answers.
+pub(crate) fn expunged_since(
+    conn: &Connection,
+    mailbox: MailboxId,
+    since: ModSeq,
+) -> Result<ExpungedSince> {
     let horizon: i64 = conn
         .prepare_cached("SELECT horizon_modseq FROM mailboxes WHERE id = ?1")
         .db()?

@@ -5,7 +5,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::schema::SqlResult;
+use crate::sqlite::schema::SqlResult;
 use crate::{
     Envelope, EnvelopeId, EnvelopeRecipient, NewEnvelope, Result, SmtpSessionId, SmtpSessionRecord,
     SmtpSessionStart, StoreError, Timestamp,

@@ -6,7 +6,7 @@
 
 use rusqlite::{params, Connection};
 
-use crate::schema::SqlResult;
+use crate::sqlite::schema::SqlResult;
 use crate::{Result, Timestamp};
 
 /// Writer: takes the lease if it is free, expired or already `process`'s.

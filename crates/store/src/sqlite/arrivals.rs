@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection};
 
-use crate::mailbox::{self, EnvelopeCache};
-use crate::schema::SqlResult;
+use crate::sqlite::mailbox::{self, EnvelopeCache};
+use crate::sqlite::schema::SqlResult;
 use crate::{
-    AccountId, ArrivalScope, ArrivedMessage, EnvelopeId, FlagChange, MailboxId, MailboxKey,
-    MailboxRef, MessageSummary, ModSeq, Result, StoreError, Uid,
+    AccountId, ArrivalList, ArrivalScope, ArrivedMessage, EnvelopeId, FlagChange, MailboxId,
+    MailboxKey, MailboxRef, MessageSummary, ModSeq, Result, StoreError, Uid,
 };
 
 /// The columns [`arrived_from_row`] reads, after `FROM messages m JOIN
@@ -158,7 +158,7 @@ pub(crate) fn find(
     };
     let size = u64::try_from(row.get::<_, i64>(12).db()?).unwrap_or(0);
     let json: Option<String> = row.get(15).db()?;
-    let summary = Arc::new(crate::blobs::decode_summary(json.as_deref(), size));
+    let summary = Arc::new(crate::sqlite::blobs::decode_summary(json.as_deref(), size));
     arrived_from_row(row, summary).map(Some)
 }
 
@@ -199,27 +199,6 @@ pub(crate) fn raw_many(
         }
     }
     Ok(out)
-}
-
-/// A scope's messages as one list, newest first: what a list page, a
-/// count and a search over the scope all read. Shared ([`Arc`]) and kept
-/// by the store until anything is committed to the database.
-#[derive(Debug)]
-pub struct ArrivalList {
-    /// Newest first: every message of the scope, or its newest `max` (as
-    /// [`crate::Store::arrival_list`] was asked) if it holds more.
-    pub messages: Vec<ArrivedMessage>,
-    /// How many messages the scope holds.
-    pub total: u64,
-    /// How many of them are not `\Seen`.
-    pub unseen: u64,
-}
-
-impl ArrivalList {
-    /// Whether `messages` is the whole scope.
-    pub fn complete(&self) -> bool {
-        self.messages.len() as u64 >= self.total
-    }
 }
 
 /// Scopes whose lists are kept at once (a few hundred bytes a message).

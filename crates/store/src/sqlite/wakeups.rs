@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use rusqlite::Connection;
 use tokio::sync::watch;
 
-use crate::schema::SqlResult;
+use crate::sqlite::schema::SqlResult;
 use crate::{MailboxId, Result};
 
 /// What a scan of the change feed found.

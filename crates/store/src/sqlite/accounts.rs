@@ -5,9 +5,10 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::mailbox::create_mailbox;
-use crate::schema::{is_unique_violation, SqlResult};
-use crate::{blobs, Account, AccountId, Result, StoreError, Timestamp};
+use crate::sqlite::blobs;
+use crate::sqlite::mailbox::create_mailbox;
+use crate::sqlite::schema::{is_unique_violation, SqlResult};
+use crate::{Account, AccountId, Result, StoreError, Timestamp};
 
 /// The mailboxes every new account gets, with their RFC 6154 attribute.
 pub(crate) const DEFAULT_MAILBOXES: &[(&str, Option<&str>)] = &[
@@ -132,14 +133,14 @@ pub(crate) fn insert_account(
         if is_unique_violation(&e) {
             StoreError::AlreadyExists(format!("account {address}"))
         } else {
-            crate::schema::db_error(e)
+            crate::sqlite::schema::db_error(e)
         }
     })?;
     let id = AccountId(conn.last_insert_rowid());
     add_domain_row(conn, domain_of(address))?;
     for (name, special_use) in DEFAULT_MAILBOXES {
         create_mailbox(conn, id, name, *special_use)?;
-        crate::mailbox::subscribe(conn, id, name, true)?;
+        crate::sqlite::mailbox::subscribe(conn, id, name, true)?;
     }
     Ok(Account {
         id,
@@ -283,7 +284,7 @@ pub(crate) fn add_alias(conn: &Connection, alias: &str, target: &str) -> Result<
             if is_unique_violation(&e) {
                 StoreError::AlreadyExists(format!("address {alias}"))
             } else {
-                crate::schema::db_error(e)
+                crate::sqlite::schema::db_error(e)
             }
         })?;
     add_domain_row(conn, domain_of(alias))

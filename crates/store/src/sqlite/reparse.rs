@@ -1,6 +1,6 @@
 //! Summaries made again when the parser changes.
 //!
-//! A summary is cached per blob ([`crate::blobs::store_summary`]) and read
+//! A summary is cached per blob ([`crate::sqlite::blobs::store_summary`]) and read
 //! ever after, so a parser that learns better (see
 //! [`SUMMARY_VERSION`](crate::parse::SUMMARY_VERSION)) would never reach the
 //! mail already stored. The version the cached summaries were made with is
@@ -16,7 +16,7 @@ use std::time::Instant;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::parse::{summarize, SUMMARY_VERSION};
-use crate::schema::SqlResult;
+use crate::sqlite::schema::SqlResult;
 use crate::{Result, StoreError};
 
 /// The parser version the cached summaries were made with.
@@ -161,7 +161,7 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
     const OLD_JSON: &str = r#"{"date":null,"subject":"old","from":[{"name":null,"address":"a@b"}],"sender":[],"reply_to":[],"to":[{"name":null,"address":"bob@example.com"}],"cc":[],"bcc":[],"in_reply_to":null,"message_id":null,"header_len":80,"raw":{"date":[84],"subject":[111,108,100],"in_reply_to":null,"message_id":null},"body":{"content_type":"text","content_subtype":"plain","params":[["charset","us-ascii"]],"content_id":null,"content_description":null,"encoding":"7bit","disposition":null,"disposition_params":[],"language":[],"location":null,"header_offset":0,"body_offset":80,"body_end":86,"lines":1,"parts":[],"message":null}}"#;
 
     fn db(dir: &std::path::Path) -> Connection {
-        Connection::open(dir.join(crate::schema::DB_FILE)).unwrap()
+        Connection::open(dir.join(crate::sqlite::schema::DB_FILE)).unwrap()
     }
 
     fn summary(conn: &Connection, hash: &str) -> Option<String> {
@@ -175,8 +175,8 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
     }
 
     fn add_blob(conn: &Connection, raw: &[u8]) -> String {
-        let hash = crate::blobs::hash(raw);
-        crate::blobs::ensure(conn, &hash, raw).unwrap();
+        let hash = crate::sqlite::blobs::hash(raw);
+        crate::sqlite::blobs::ensure(conn, &hash, raw).unwrap();
         hash
     }
 
@@ -192,7 +192,7 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
             // A fresh store is current.
             assert_eq!(stored_version(&conn).unwrap(), SUMMARY_VERSION);
             old = add_blob(&conn, RAW);
-            crate::blobs::store_summary(&conn, &old, OLD_JSON).unwrap();
+            crate::sqlite::blobs::store_summary(&conn, &old, OLD_JSON).unwrap();
             missing = add_blob(&conn, b"Subject: never parsed\r\n\r\nx\r\n");
             // More than a batch, to cross the cursor.
             many = (0..BATCH + 5)
@@ -201,7 +201,7 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
             conn.execute("DELETE FROM meta WHERE key = ?1", [VERSION_KEY])
                 .unwrap();
             let decoded: MessageSummary =
-                crate::blobs::decode_summary(Some(OLD_JSON), RAW.len() as u64);
+                crate::sqlite::blobs::decode_summary(Some(OLD_JSON), RAW.len() as u64);
             assert_eq!(decoded.subject.as_deref(), Some("old"));
             assert_eq!(decoded.addresses, None);
         }

@@ -1,23 +1,25 @@
 //! The threads behind a [`Store`](crate::Store): one writer doing group
 //! commit, a pool of readers, and a poller noticing other processes' commits.
 //!
-//! Async callers send boxed closures over std channels and wait on tokio
+//! Async callers send boxed closures over bounded queues
+//! ([`crate::work_queue`]; sizes in [`StoreOptions`]) and wait on tokio
 //! oneshots; no SQLite call runs on a tokio worker thread.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
-use crate::prune::Pruner;
-use crate::schema::{self, SqlResult};
-use crate::wakeups::Wakeups;
+use crate::sqlite::prune::Pruner;
+use crate::sqlite::schema::{self, SqlResult};
+use crate::sqlite::wakeups::Wakeups;
+use crate::work_queue::{Queued, SharedJobs, WorkQueue};
 use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -101,11 +103,11 @@ where
 
 /// Everything the [`Store`](crate::Store) handles share.
 ///
-/// Field order matters: the channel senders are dropped first, which lets
-/// the threads finish, and then `threads` joins them.
+/// Field order matters: the queues are dropped first, which lets the
+/// threads finish, and then `threads` joins them.
 pub(crate) struct Inner {
-    writer: mpsc::Sender<Box<dyn WriteJob>>,
-    readers: mpsc::Sender<ReadJob>,
+    writer: WorkQueue<Box<dyn WriteJob>>,
+    readers: WorkQueue<ReadJob>,
     changes: Arc<watch::Sender<u64>>,
     /// Per-mailbox wake-ups, from the same commits as `changes`.
     wakeups: Arc<Wakeups>,
@@ -135,7 +137,7 @@ impl Inner {
 
         let writer_conn = schema::open_writer(&path)?;
         // Before any request: nothing may read or cache an outdated summary.
-        crate::reparse::bring_up_to_date(&writer_conn)?;
+        crate::sqlite::reparse::bring_up_to_date(&writer_conn)?;
         schema::limit_size(&writer_conn, options.max_size)?;
         let reader_conns = (0..options.readers.max(1))
             .map(|_| schema::open_reader(&path))
@@ -149,7 +151,7 @@ impl Inner {
         let writer_wakeups = Arc::clone(&wakeups);
         let mut threads = Threads(Vec::new());
 
-        let (writer_tx, writer_rx) = mpsc::channel::<Box<dyn WriteJob>>();
+        let (writer_tx, writer_rx) = WorkQueue::<Box<dyn WriteJob>>::new(options.writer_queue);
         let max_batch = options.max_batch.max(1);
         let writer_changes = Arc::clone(&changes);
         let commits = Arc::new(AtomicU64::new(0));
@@ -173,10 +175,9 @@ impl Inner {
                 })?,
         );
 
-        let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
-        let reader_rx = Arc::new(Mutex::new(reader_rx));
+        let (reader_tx, reader_rx) = WorkQueue::<ReadJob>::shared(options.reader_queue);
         for (i, conn) in reader_conns.into_iter().enumerate() {
-            let rx = Arc::clone(&reader_rx);
+            let rx = reader_rx.clone();
             threads.0.push(
                 thread::Builder::new()
                     .name(format!("store-reader-{i}"))
@@ -222,9 +223,7 @@ impl Inner {
             reply,
             notify,
         };
-        self.writer
-            .send(Box::new(job))
-            .map_err(|_| StoreError::Closed)?;
+        self.writer.send(Box::new(job)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -237,9 +236,14 @@ impl Inner {
     {
         let (reply, rx) = oneshot::channel();
         let job: ReadJob = Box::new(move |conn: &Connection| {
+            // Nobody waits for it any more (a session that ended, a
+            // timeout): not worth a transaction.
+            if reply.is_closed() {
+                return;
+            }
             let _ = reply.send(read_transaction(conn, f));
         });
-        self.readers.send(job).map_err(|_| StoreError::Closed)?;
+        self.readers.send(job).await?;
         rx.await.map_err(|_| {
             StoreError::Database("internal error: a read request was abandoned".into())
         })?
@@ -296,7 +300,7 @@ fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
 
 fn writer_loop(
     conn: Connection,
-    rx: mpsc::Receiver<Box<dyn WriteJob>>,
+    rx: mpsc::Receiver<Queued<Box<dyn WriteJob>>>,
     max_batch: usize,
     notify: Notify,
     commits: Arc<AtomicU64>,
@@ -307,11 +311,11 @@ fn writer_loop(
         // in a transaction of its own.
         let first = match pruner.wait(Instant::now()) {
             None => match rx.recv() {
-                Ok(job) => job,
+                Ok(job) => job.take(),
                 Err(_) => break,
             },
             Some(wait) => match rx.recv_timeout(wait) {
-                Ok(job) => job,
+                Ok(job) => job.take(),
                 Err(RecvTimeoutError::Timeout) => {
                     if pruner.due(Instant::now()) && prune_alone(&conn, &mut pruner) {
                         // Pruning may have taken the feed's newest rows,
@@ -326,7 +330,7 @@ fn writer_loop(
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(job) => batch.push(job),
+                Ok(job) => batch.push(job.take()),
                 Err(_) => break,
             }
         }
@@ -469,19 +473,10 @@ fn run_batch(
     }
 }
 
-fn reader_loop(conn: Connection, rx: Arc<Mutex<mpsc::Receiver<ReadJob>>>) {
-    loop {
-        let job = {
-            let guard = rx.lock().unwrap_or_else(PoisonError::into_inner);
-            guard.recv()
-        };
-        match job {
-            // A panicking job drops its reply sender; its caller sees that.
-            Ok(job) => {
-                let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
-            }
-            Err(_) => break,
-        }
+fn reader_loop(conn: Connection, jobs: SharedJobs<ReadJob>) {
+    while let Some(job) = jobs.next() {
+        // A panicking job drops its reply sender; its caller sees that.
+        let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
     }
 }
 

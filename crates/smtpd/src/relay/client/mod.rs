@@ -6,44 +6,41 @@
 //! credentials. [`Client::send`] runs one transaction and may be called
 //! again on the same connection.
 //!
-//! Replies are read by a small reader of our own rather than smtp-proto's
-//! receiver: a bounce must quote the server's words, enhanced status code
-//! included, and a hostile server must not make us buffer without bound
-//! (every line and the number of lines are capped).
-//!
-//! The message is sent with dot-stuffing done here and every line ending
-//! made CRLF, so no byte sequence in a stored message can end DATA early
-//! at a server that accepts bare LF (SMTP smuggling).
-//!
 //! To a server that offers DSN (RFC 3461), MAIL carries the client's RET
 //! and ENVID and each RCPT its NOTIFY and ORCPT, as the client wrote them
 //! (Postfix passes them on the same way); to one that does not, nothing,
 //! and the queue manager reports `relayed` where success was asked.
+//!
+//! The session is this module; the rest by job:
+//! - [`reply`]: reading the server's replies, and quoting them;
+//! - `dot_stuff`: the message after DATA, dot-stuffed with CRLF line ends;
+//! - [`failure`]: what went wrong, where, and whether it may pass.
+//!
+//! The TLS client side (which certificates a hop's policy accepts) is
+//! [`common::tls::client`]'s.
+
+mod dot_stuff;
+pub mod failure;
+pub mod reply;
 
 use std::fmt;
-use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
 use common::config::{RelayConfig, RelayTls};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use common::tls::client as tls_client;
 use store::{DsnReturn, Notify, RecipientDsn};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use super::route::Hop;
+use dot_stuff::DotStuffer;
+use failure::{io_failure, io_reason};
+pub use failure::{Failure, FailureKind, Stage};
+use reply::read_reply;
+pub use reply::{describe_reply, Reply};
 
-/// Longest reply line we read (RFC 5321 4.5.3.1.5 allows 512 octets; some
-/// servers send more).
-const MAX_REPLY_LINE: usize = 2048;
-/// Most lines in one reply (an EHLO reply has a dozen or two).
-const MAX_REPLY_LINES: usize = 100;
 /// The message goes out in writes of about this size.
 const WRITE_CHUNK: usize = 64 * 1024;
 
@@ -127,214 +124,6 @@ impl Capabilities {
         }
     }
 }
-
-/// A server's reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub code: u16,
-    /// Every line's text after the code and separator, including the
-    /// enhanced status code if the server sent one; lines joined with
-    /// `\n`. Control characters are replaced by spaces.
-    pub text: String,
-}
-
-impl Reply {
-    /// 2xx.
-    pub fn is_positive(&self) -> bool {
-        (200..300).contains(&self.code)
-    }
-
-    /// 5xx: the server will never accept this.
-    pub fn is_permanent(&self) -> bool {
-        (500..600).contains(&self.code)
-    }
-
-    /// The reply as it came, its lines joined with spaces: `550-5.1.1
-    /// first line 550 5.1.1 last line`, as Postfix quotes a reply in a
-    /// report's `Diagnostic-Code: smtp;`.
-    pub fn as_sent(&self) -> String {
-        let lines: Vec<&str> = self.text.lines().collect();
-        let last = lines.len().saturating_sub(1);
-        let mut out = Vec::with_capacity(lines.len().max(1));
-        for (i, line) in lines.iter().enumerate() {
-            let separator = if i == last { ' ' } else { '-' };
-            out.push(format!("{}{separator}{line}", self.code));
-        }
-        if out.is_empty() {
-            out.push(self.code.to_string());
-        }
-        out.join(" ")
-    }
-
-    /// The enhanced status code (RFC 3463) at the start of the first line,
-    /// e.g. `5.1.1`.
-    pub fn enhanced_code(&self) -> Option<&str> {
-        let first = self.text.split_whitespace().next()?;
-        crate::reply::is_enhanced_status(first).then_some(first)
-    }
-}
-
-/// On one line, as a bounce or a log quotes it: `550 5.1.1 No such user`.
-impl fmt::Display for Reply {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.code)?;
-        for line in self.text.lines() {
-            write!(f, " {line}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Where in the session something happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    Connect,
-    Greeting,
-    Ehlo,
-    StartTls,
-    Auth,
-    Mail,
-    Rcpt,
-    Data,
-    /// Writing the message.
-    Body,
-    /// Waiting for the reply to the final dot.
-    EndOfData,
-    Rset,
-    Quit,
-}
-
-impl Stage {
-    /// The command a reply answered, for "(in reply to …)".
-    pub fn command(self) -> &'static str {
-        match self {
-            Stage::Connect | Stage::Greeting => "the initial greeting",
-            Stage::Ehlo => "EHLO",
-            Stage::StartTls => "STARTTLS",
-            Stage::Auth => "AUTH",
-            Stage::Mail => "MAIL FROM",
-            Stage::Rcpt => "RCPT TO",
-            Stage::Data => "DATA",
-            Stage::Body | Stage::EndOfData => "end of DATA",
-            Stage::Rset => "RSET",
-            Stage::Quit => "QUIT",
-        }
-    }
-
-    /// What we were doing, for "lost connection … while …".
-    pub fn activity(self) -> &'static str {
-        match self {
-            Stage::Connect => "connecting",
-            Stage::Greeting => "receiving the initial server greeting",
-            Stage::Ehlo => "performing the EHLO handshake",
-            Stage::StartTls => "performing the TLS handshake",
-            Stage::Auth => "authenticating",
-            Stage::Mail => "sending MAIL FROM",
-            Stage::Rcpt => "sending RCPT TO",
-            Stage::Data => "sending DATA",
-            Stage::Body => "sending message body",
-            Stage::EndOfData => {
-                "waiting for the reply to end of DATA (the message may be delivered twice)"
-            }
-            Stage::Rset => "sending RSET",
-            Stage::Quit => "sending QUIT",
-        }
-    }
-}
-
-/// `host mx.example.org[192.0.2.1]:25 said: 550 5.1.1 No such user (in
-/// reply to RCPT TO)`: how a rejection reads in a bounce, for a failed
-/// session and for one recipient alike.
-pub fn describe_reply(peer: &str, reply: &Reply, stage: Stage) -> String {
-    format!(
-        "host {peer} said: {reply} (in reply to {})",
-        stage.command()
-    )
-}
-
-/// What went wrong, beyond the stage and the peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FailureKind {
-    /// The TCP connection could not be made.
-    Connect(String),
-    /// The server refused (or answered something we did not expect).
-    Reply(Reply),
-    /// The server closed the connection.
-    Closed,
-    /// No reply, or no progress writing, within the time limit.
-    TimedOut,
-    /// A read or write failed.
-    Io(String),
-    /// The server's reply made no sense.
-    Protocol(String),
-    /// TLS was required and could not be had, or the handshake failed.
-    Tls(String),
-    /// We will not go on, for a reason of our own (no way to
-    /// authenticate, credentials without TLS, SMTPUTF8 not offered, message
-    /// too big for the server).
-    Refused { reason: String, permanent: bool },
-}
-
-/// A session or transaction that failed as a whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// `host[ip]:port`.
-    pub peer: String,
-    pub stage: Stage,
-    pub kind: FailureKind,
-}
-
-impl Failure {
-    /// Whether trying again later (or at another hop) may work.
-    pub fn is_temporary(&self) -> bool {
-        match &self.kind {
-            // Postfix's soft bounce for AUTH and TLS: a rejected login or
-            // STARTTLS is the sender's configuration to fix, not the
-            // recipient's address to bounce.
-            FailureKind::Reply(reply) => {
-                !reply.is_permanent() || matches!(self.stage, Stage::Auth | Stage::StartTls)
-            }
-            FailureKind::Refused { permanent, .. } => !permanent,
-            _ => true,
-        }
-    }
-
-    /// The server's reply, when the failure is one.
-    pub fn reply(&self) -> Option<&Reply> {
-        match &self.kind {
-            FailureKind::Reply(reply) => Some(reply),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let peer = &self.peer;
-        let activity = self.stage.activity();
-        match &self.kind {
-            FailureKind::Connect(why) => write!(f, "connect to {peer}: {why}"),
-            FailureKind::Reply(reply) if self.stage == Stage::Greeting => {
-                write!(f, "host {peer} refused to talk to me: {reply}")
-            }
-            FailureKind::Reply(reply) => f.write_str(&describe_reply(peer, reply, self.stage)),
-            FailureKind::Closed => write!(f, "lost connection with {peer} while {activity}"),
-            FailureKind::TimedOut => {
-                write!(f, "conversation with {peer} timed out while {activity}")
-            }
-            FailureKind::Io(why) => {
-                write!(f, "lost connection with {peer} while {activity}: {why}")
-            }
-            FailureKind::Protocol(why) => {
-                write!(f, "protocol error with {peer} while {activity}: {why}")
-            }
-            FailureKind::Tls(why) => write!(f, "TLS with {peer} failed: {why}"),
-            FailureKind::Refused { reason, .. } => write!(f, "{reason} ({peer})"),
-        }
-    }
-}
-
-impl std::error::Error for Failure {}
 
 /// The BODY parameter of MAIL FROM (RFC 6152).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -639,7 +428,7 @@ impl Client {
             }
             return Ok(());
         }
-        let connector = match tls_connector(hop.tls == RelayTls::Verify) {
+        let connector = match tls_client::connector(hop.tls == RelayTls::Verify) {
             Ok(connector) => connector,
             Err(why) => {
                 self.goodbye().await;
@@ -666,7 +455,7 @@ impl Client {
                 FailureKind::Protocol("the server sent data after its 220 to STARTTLS".into()),
             ));
         }
-        let name = server_name(&hop.host, hop.addr.ip());
+        let name = tls_client::server_name(&hop.host, hop.addr.ip());
         let plain = std::mem::replace(
             &mut self.stream,
             BufReader::new(Box::pin(tokio::io::empty())),
@@ -949,319 +738,10 @@ fn recipient_result(reply: Reply) -> RecipientResult {
     }
 }
 
-/// Reads one reply, single- or multi-line, within the line limits.
-async fn read_reply<R: tokio::io::AsyncBufRead + Unpin>(
-    stream: &mut R,
-) -> Result<Reply, FailureKind> {
-    let mut code = None;
-    let mut text = String::new();
-    let mut line = Vec::with_capacity(128);
-    for count in 0.. {
-        if count == MAX_REPLY_LINES {
-            return Err(FailureKind::Protocol(format!(
-                "reply longer than {MAX_REPLY_LINES} lines"
-            )));
-        }
-        line.clear();
-        let n = (&mut *stream)
-            .take(MAX_REPLY_LINE as u64)
-            .read_until(b'\n', &mut line)
-            .await
-            .map_err(|e| io_failure(&e))?;
-        if n == 0 {
-            return Err(FailureKind::Closed);
-        }
-        if line.last() != Some(&b'\n') {
-            return Err(if n == MAX_REPLY_LINE {
-                FailureKind::Protocol(format!("reply line longer than {MAX_REPLY_LINE} bytes"))
-            } else {
-                FailureKind::Closed
-            });
-        }
-        let (this_code, last, rest) = parse_reply_line(&line)?;
-        let code = *code.get_or_insert(this_code);
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.extend(String::from_utf8_lossy(rest).chars().map(|c| {
-            if c.is_control() {
-                ' '
-            } else {
-                c
-            }
-        }));
-        if last {
-            return Ok(Reply {
-                code,
-                text: text.trim_end().to_string(),
-            });
-        }
-    }
-    unreachable!("the loop returns")
-}
-
-/// `250-text` → (250, false, "text"); `250 text` or `250` → last line.
-fn parse_reply_line(line: &[u8]) -> Result<(u16, bool, &[u8]), FailureKind> {
-    let line = line
-        .strip_suffix(b"\n")
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .unwrap_or(line);
-    let garbled = || {
-        FailureKind::Protocol(format!(
-            "malformed reply line {:?}",
-            String::from_utf8_lossy(&line[..line.len().min(80)])
-        ))
-    };
-    if line.len() < 3
-        || !line[..3].iter().all(u8::is_ascii_digit)
-        || !(b'2'..=b'5').contains(&line[0])
-    {
-        return Err(garbled());
-    }
-    let code = line[..3]
-        .iter()
-        .fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
-    match line.get(3) {
-        None => Ok((code, true, &[])),
-        Some(b' ') => Ok((code, true, &line[4..])),
-        Some(b'-') => Ok((code, false, &line[4..])),
-        Some(_) => Err(garbled()),
-    }
-}
-
-/// Dot-stuffing (RFC 5321 4.5.2) with line ends made CRLF, fed in pieces.
-#[derive(Default)]
-struct DotStuffer {
-    /// The previous byte was a CR whose line end is not yet written.
-    pending_cr: bool,
-    /// Something has been written on the current line.
-    mid_line: bool,
-}
-
-impl DotStuffer {
-    fn push(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
-        for &b in bytes {
-            if self.pending_cr {
-                self.pending_cr = false;
-                out.extend_from_slice(b"\r\n");
-                self.mid_line = false;
-                if b == b'\n' {
-                    continue;
-                }
-            }
-            match b {
-                b'\r' => self.pending_cr = true,
-                b'\n' => {
-                    out.extend_from_slice(b"\r\n");
-                    self.mid_line = false;
-                }
-                _ => {
-                    if b == b'.' && !self.mid_line {
-                        out.push(b'.');
-                    }
-                    out.push(b);
-                    self.mid_line = true;
-                }
-            }
-        }
-    }
-
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        if self.pending_cr || self.mid_line {
-            out.extend_from_slice(b"\r\n");
-        }
-        self.pending_cr = false;
-        self.mid_line = false;
-        out.extend_from_slice(b".\r\n");
-    }
-}
-
-/// "Connection refused", without the "(os error 111)" that a bounce's
-/// reader has no use for.
-fn io_reason(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error") {
-        Some(at) => text[..at].to_string(),
-        None => text,
-    }
-}
-
-fn io_failure(e: &std::io::Error) -> FailureKind {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => FailureKind::Closed,
-        _ => FailureKind::Io(io_reason(e)),
-    }
-}
-
-/// The name for SNI and the certificate check: the host as named, or its
-/// address when the name is not a DNS name.
-fn server_name(host: &str, ip: IpAddr) -> ServerName<'static> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return ServerName::IpAddress(ip.into());
-    }
-    ServerName::try_from(host.to_string()).unwrap_or(ServerName::IpAddress(ip.into()))
-}
-
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// One connector per policy for the whole process: loading the system's
-/// roots reads many files.
-fn tls_connector(verify: bool) -> Result<TlsConnector, String> {
-    static VERIFYING: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
-    static OPPORTUNISTIC: OnceLock<Result<TlsConnector, String>> = OnceLock::new();
-    if verify {
-        VERIFYING.get_or_init(verifying_connector).clone()
-    } else {
-        OPPORTUNISTIC.get_or_init(opportunistic_connector).clone()
-    }
-}
-
-fn verifying_connector() -> Result<TlsConnector, String> {
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err(format!(
-            "no trusted root certificates found on this system ({} errors loading them)",
-            found.errors.len()
-        ));
-    }
-    let config = rustls::ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-fn opportunistic_connector() -> Result<TlsConnector, String> {
-    let provider = provider();
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-        .with_no_client_auth();
-    Ok(TlsConnector::from(Arc::new(config)))
-}
-
-/// Accepts any certificate, for `may` and `encrypt`: most MX hosts have
-/// no certificate a sender could check (RFC 7435, opportunistic security),
-/// and encryption without authentication still defeats passive listeners.
-/// Handshake signatures are still checked.
-#[derive(Debug)]
-struct AnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    async fn parse(bytes: &[u8]) -> Result<Reply, FailureKind> {
-        let mut reader = BufReader::new(bytes);
-        read_reply(&mut reader).await
-    }
-
-    #[tokio::test]
-    async fn replies_single_and_multi_line() {
-        let r = parse(b"250 2.1.0 Ok\r\n").await.unwrap();
-        assert_eq!(r.code, 250);
-        assert_eq!(r.text, "2.1.0 Ok");
-        assert_eq!(r.enhanced_code(), Some("2.1.0"));
-        let r = parse(b"550-5.7.1 first\r\n550-5.7.1 second\r\n550 5.7.1 third\r\n")
-            .await
-            .unwrap();
-        assert_eq!(r.code, 550);
-        assert_eq!(r.text, "5.7.1 first\n5.7.1 second\n5.7.1 third");
-        assert_eq!(r.to_string(), "550 5.7.1 first 5.7.1 second 5.7.1 third");
-        let r = parse(b"354\r\n").await.unwrap();
-        assert_eq!(
-            (r.code, r.text.as_str(), r.enhanced_code()),
-            (354, "", None)
-        );
-        // Bare LF line ends, control characters.
-        let r = parse(b"421 bye\x07now\n").await.unwrap();
-        assert_eq!(r.text, "bye now");
-        assert_eq!(
-            parse(b"220 host ESMTP ready\r\n")
-                .await
-                .unwrap()
-                .enhanced_code(),
-            None
-        );
-    }
-
-    #[tokio::test]
-    async fn bad_replies_are_errors_not_allocations() {
-        assert!(matches!(parse(b"").await, Err(FailureKind::Closed)));
-        assert!(matches!(
-            parse(b"250-more coming\r\n").await,
-            Err(FailureKind::Closed)
-        ));
-        assert!(matches!(
-            parse(b"hello\r\n").await,
-            Err(FailureKind::Protocol(_))
-        ));
-        assert!(matches!(
-            parse(b"250x\r\n").await,
-            Err(FailureKind::Protocol(_))
-        ));
-        assert!(matches!(
-            parse(b"999 no\r\n").await,
-            Err(FailureKind::Protocol(_))
-        ));
-        let long = [b"250 ".as_slice(), &vec![b'a'; 10_000], b"\r\n"].concat();
-        assert!(matches!(parse(&long).await, Err(FailureKind::Protocol(_))));
-        let many = b"250-x\r\n".repeat(1000);
-        assert!(matches!(parse(&many).await, Err(FailureKind::Protocol(_))));
-    }
+    use reply::tests::parse;
 
     #[tokio::test]
     async fn capabilities_from_ehlo() {
@@ -1297,72 +777,5 @@ mod tests {
         // The greeting line is not a keyword.
         let r = parse(b"250 STARTTLS\r\n").await.unwrap();
         assert!(!Capabilities::from_ehlo(&r).starttls);
-    }
-
-    fn stuff(pieces: &[&[u8]]) -> Vec<u8> {
-        let mut stuffer = DotStuffer::default();
-        let mut out = Vec::new();
-        for piece in pieces {
-            stuffer.push(piece, &mut out);
-        }
-        stuffer.finish(&mut out);
-        out
-    }
-
-    #[test]
-    fn dot_stuffing_and_line_ends() {
-        assert_eq!(stuff(&[b"a\r\n.b\r\n..\r\n"]), b"a\r\n..b\r\n...\r\n.\r\n");
-        assert_eq!(stuff(&[b".start"]), b"..start\r\n.\r\n");
-        assert_eq!(stuff(&[b""]), b".\r\n");
-        assert_eq!(stuff(&[b"x\r\n"]), b"x\r\n.\r\n");
-        // Bare LF and bare CR become CRLF: nothing can end DATA early.
-        assert_eq!(stuff(&[b"a\n.\nb\rc"]), b"a\r\n..\r\nb\r\nc\r\n.\r\n");
-        // Split anywhere, even inside CRLF or before a dot.
-        let whole = b"line\r\n.dot\r\nend\r\n";
-        for at in 0..whole.len() {
-            assert_eq!(
-                stuff(&[&whole[..at], &whole[at..]]),
-                stuff(&[whole]),
-                "split at {at}"
-            );
-        }
-    }
-
-    #[test]
-    fn failures_read_well() {
-        let reply = Reply {
-            code: 550,
-            text: "5.7.1 relaying denied".into(),
-        };
-        let f = Failure {
-            peer: "mx.example.org[192.0.2.1]:25".into(),
-            stage: Stage::Mail,
-            kind: FailureKind::Reply(reply.clone()),
-        };
-        assert_eq!(
-            f.to_string(),
-            "host mx.example.org[192.0.2.1]:25 said: 550 5.7.1 relaying denied (in reply to MAIL FROM)"
-        );
-        assert!(!f.is_temporary());
-        assert_eq!(f.reply(), Some(&reply));
-        let f = Failure {
-            stage: Stage::Body,
-            kind: FailureKind::Closed,
-            ..f
-        };
-        assert_eq!(
-            f.to_string(),
-            "lost connection with mx.example.org[192.0.2.1]:25 while sending message body"
-        );
-        assert!(f.is_temporary());
-        let auth = Failure {
-            stage: Stage::Auth,
-            kind: FailureKind::Reply(Reply {
-                code: 535,
-                text: "5.7.8 bad credentials".into(),
-            }),
-            ..f
-        };
-        assert!(auth.is_temporary());
     }
 }

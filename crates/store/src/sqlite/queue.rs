@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::mailbox::{self, Append};
-use crate::schema::SqlResult;
+use crate::sqlite::blobs;
+use crate::sqlite::mailbox::{self, Append};
+use crate::sqlite::schema::SqlResult;
 use crate::{
-    blobs, BodyType, DsnRequest, DsnReturn, LocalDelivery, NewQueuedMessage, Notify, QueueId,
+    BodyType, DsnRequest, DsnReturn, LocalDelivery, NewQueuedMessage, Notify, QueueId,
     QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState, Result, StoreError,
     Timestamp,
 };

@@ -2,9 +2,10 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::schema::SqlResult;
+use crate::sqlite::blobs;
+use crate::sqlite::schema::SqlResult;
 use crate::{
-    blobs, AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
+    AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
     MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
 };
 
@@ -18,20 +19,8 @@ pub(crate) const SYSTEM_FLAGS: &[(i64, &str)] = &[
 ];
 const SEEN: i64 = 1;
 
-/// The stored name of a mailbox: `INBOX` in any case is `INBOX`.
-/// The stored name of a mailbox: `INBOX` in any case is `INBOX`, also as
-/// the first hierarchy level (`inbox/kid` is `INBOX/kid`, RFC 3501 5.1).
-pub(crate) fn canonical_name(name: &str) -> String {
-    match name.get(..5) {
-        Some(first)
-            if first.eq_ignore_ascii_case("INBOX")
-                && matches!(name.as_bytes().get(5), None | Some(b'/')) =>
-        {
-            format!("INBOX{}", &name[5..])
-        }
-        _ => name.to_owned(),
-    }
-}
+/// The stored name of a mailbox ([`crate::canonical_mailbox_name`]).
+pub(crate) use crate::canonical_mailbox_name as canonical_name;
 
 fn now() -> Timestamp {
     chrono::Utc::now().timestamp()
@@ -86,10 +75,10 @@ pub(crate) fn create_mailbox(
         i64::from(uid_validity)
     ])
     .map_err(|e| {
-        if crate::schema::is_unique_violation(&e) {
+        if crate::sqlite::schema::is_unique_violation(&e) {
             StoreError::AlreadyExists(format!("mailbox {name}"))
         } else {
-            crate::schema::db_error(e)
+            crate::sqlite::schema::db_error(e)
         }
     })?;
     Ok(MailboxId(conn.last_insert_rowid()))
@@ -1159,10 +1148,10 @@ pub(crate) fn rename_mailbox(
         from.len() as i64 + 1
     ])
     .map_err(|e| {
-        if crate::schema::is_unique_violation(&e) {
+        if crate::sqlite::schema::is_unique_violation(&e) {
             StoreError::AlreadyExists(format!("a mailbox below {to}"))
         } else {
-            crate::schema::db_error(e)
+            crate::sqlite::schema::db_error(e)
         }
     })?;
     Ok(())

@@ -6,10 +6,11 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::accounts::{self, account_from_row};
-use crate::mailbox::{self, Append};
-use crate::schema::SqlResult;
-use crate::{blobs, Account, AccountId, NewEnvelope, Result, SmtpSessionId, StoreError, Timestamp};
+use crate::sqlite::accounts::{self, account_from_row};
+use crate::sqlite::blobs;
+use crate::sqlite::mailbox::{self, Append};
+use crate::sqlite::schema::SqlResult;
+use crate::{Account, AccountId, NewEnvelope, Result, SmtpSessionId, StoreError, Timestamp};
 
 /// The meta key holding the capture password's argon2id hash.
 const PASSWORD_KEY: &str = "capture_password_hash";
@@ -91,7 +92,8 @@ pub(crate) fn capture(
     if recipients.is_empty() {
         return Err(StoreError::Invalid("recipients".into()));
     }
-    let (envelope_id, session) = crate::received::insert_envelope(conn, envelope, received_at)?;
+    let (envelope_id, session) =
+        crate::sqlite::received::insert_envelope(conn, envelope, received_at)?;
     blobs::ensure(conn, hash, raw)?;
     blobs::store_summary(conn, hash, summary_json)?;
     let append = Append {
@@ -127,10 +129,10 @@ pub(crate) fn create_sandbox(
     .db()?
     .execute(params![domain, token_hash, now])
     .map_err(|e| {
-        if crate::schema::is_unique_violation(&e) {
+        if crate::sqlite::schema::is_unique_violation(&e) {
             StoreError::AlreadyExists(format!("sandbox {domain}"))
         } else {
-            crate::schema::db_error(e)
+            crate::sqlite::schema::db_error(e)
         }
     })?;
     Ok(())

@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::schema::SqlResult;
+use crate::sqlite::schema::SqlResult;
 use crate::{MessageSummary, Result};
 
 /// The blob address of `raw`: lower-case hex SHA-256.

@@ -1,0 +1,222 @@
+//! Delivery outcomes as types: the enhanced status code (RFC 3463) and the
+//! one error a failed recipient carries from whoever found the failure
+//! (the queue manager's lookups, the relay client's session) to the queue
+//! (deferred or bounced) and into the sender's report ([`crate::bounce`]).
+//!
+//! Nothing here is parsed back out of text: the status, whether it is
+//! temporary, and the server's reply travel as fields. The queue keeps a
+//! recipient's last error as the text [`SmtpError`] displays
+//! (`5.1.1 host … said: …`), for people and `postern queue`; nothing reads
+//! it back to decide anything.
+//!
+//! How this relates to the two reply types: [`crate::reply::Reply`] is
+//! what smtpd says to its clients; [`crate::relay::Reply`] is what a
+//! remote server said to us. Both read their enhanced status code as an
+//! [`EnhancedStatus`]; a remote reply that decides a recipient's fate
+//! becomes an [`SmtpError`] ([`SmtpError::from_reply`]) with the reply kept
+//! whole, so a report quotes it as it came.
+
+use std::fmt;
+
+use crate::relay::Reply;
+
+/// An enhanced status code (RFC 3463) such as `5.1.1`: class `2`, `4` or
+/// `5`, then subject and detail of one to three digits each. Kept as
+/// written, so a server's code is quoted back as it sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnhancedStatus(String);
+
+impl EnhancedStatus {
+    /// `code` if it is one.
+    pub fn parse(code: &str) -> Option<EnhancedStatus> {
+        let mut fields = code.split('.');
+        let class_ok = matches!(fields.next(), Some("2" | "4" | "5"));
+        let number = |field: Option<&str>| {
+            field.is_some_and(|f| {
+                (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit())
+            })
+        };
+        let ok =
+            class_ok && number(fields.next()) && number(fields.next()) && fields.next().is_none();
+        ok.then(|| EnhancedStatus(code.to_string()))
+    }
+
+    /// `2.subject.detail`.
+    pub fn success(subject: u8, detail: u8) -> EnhancedStatus {
+        EnhancedStatus(format!("2.{subject}.{detail}"))
+    }
+
+    /// `4.subject.detail`: try again later.
+    pub fn temporary(subject: u8, detail: u8) -> EnhancedStatus {
+        EnhancedStatus(format!("4.{subject}.{detail}"))
+    }
+
+    /// `5.subject.detail`: never.
+    pub fn permanent(subject: u8, detail: u8) -> EnhancedStatus {
+        EnhancedStatus(format!("5.{subject}.{detail}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for EnhancedStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The remote server behind an outcome, as a report names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The host by the name it was reached by (its address, for a hop
+    /// given as one): `Remote-MTA: dns; …`.
+    pub mta: String,
+    /// Its reply, when a reply decided: `Diagnostic-Code: smtp; …`.
+    pub reply: Option<Reply>,
+}
+
+/// Why a recipient was not delivered this time (maddy's `SMTPError`):
+/// the status, whether trying again may help, the reason in words, and the
+/// server that decided with what it said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpError {
+    /// The server's own enhanced status when it gave one, else ours.
+    pub status: EnhancedStatus,
+    /// Defer and try again (true), or bounce. Not always the status's
+    /// class: a refused AUTH or STARTTLS (5xx) is ours to fix, so deferred,
+    /// and a temporary failure that outlives the queue is bounced as it
+    /// stands.
+    pub temporary: bool,
+    /// What happened, for the log, the queue's last error and the report's
+    /// text: `host mx[192.0.2.1]:25 said: 550 5.1.1 … (in reply to RCPT
+    /// TO)`, `user unknown in local recipient table`.
+    pub reason: String,
+    /// The server that decided, and its reply if one did.
+    pub remote: Option<Remote>,
+}
+
+impl SmtpError {
+    /// A failure found here, with no server's word in it; temporary when
+    /// `status` is 4.x.x.
+    pub fn local(status: EnhancedStatus, reason: impl Into<String>) -> SmtpError {
+        SmtpError {
+            temporary: status.as_str().starts_with('4'),
+            status,
+            reason: reason.into(),
+            remote: None,
+        }
+    }
+
+    /// A recipient refused with `reply` by `mta`: temporary or permanent
+    /// by its code, its enhanced status if it sent one (else `4.0.0` or
+    /// `5.0.0`), `reason` the words a report says around it.
+    pub fn from_reply(mta: &str, reply: &Reply, reason: String) -> SmtpError {
+        SmtpError {
+            status: status_for(Some(reply), !reply.is_permanent()),
+            temporary: !reply.is_permanent(),
+            reason,
+            remote: Some(Remote {
+                mta: mta.to_string(),
+                reply: Some(reply.clone()),
+            }),
+        }
+    }
+
+    /// Adds that the message outlived its time in the queue: bounced now,
+    /// with its last status, and no server named (none decided).
+    pub fn expired(self, lifetime_secs: u64) -> SmtpError {
+        SmtpError {
+            reason: format!(
+                "{}; message expired after {lifetime_secs} s in the queue",
+                self.reason
+            ),
+            temporary: false,
+            remote: None,
+            ..self
+        }
+    }
+
+    /// The server's reply, when one decided.
+    pub fn reply(&self) -> Option<&Reply> {
+        self.remote.as_ref().and_then(|r| r.reply.as_ref())
+    }
+}
+
+/// The status of a failure with `reply` (if a reply decided): the reply's
+/// own enhanced status code, else one by its class (`4.0.0`, `5.0.0`);
+/// with no reply (or one of no failure class), `4.4.1` or `5.4.1` (no
+/// answer from the host, RFC 3463) as `temporary` says.
+pub fn status_for(reply: Option<&Reply>, temporary: bool) -> EnhancedStatus {
+    if let Some(status) = reply.and_then(Reply::enhanced_code) {
+        return status;
+    }
+    match reply.map(|r| r.code) {
+        Some(500..=599) => EnhancedStatus::permanent(0, 0),
+        Some(400..=499) => EnhancedStatus::temporary(0, 0),
+        _ if temporary => EnhancedStatus::temporary(4, 1),
+        _ => EnhancedStatus::permanent(4, 1),
+    }
+}
+
+/// `5.1.1 user unknown in local recipient table`: the queue's last error.
+impl fmt::Display for SmtpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status, self.reason)
+    }
+}
+
+impl std::error::Error for SmtpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enhanced_status_codes() {
+        for good in ["5.1.1", "4.2.0", "2.0.0", "5.7.123", "5.01.1"] {
+            assert_eq!(EnhancedStatus::parse(good).unwrap().as_str(), good);
+        }
+        for bad in [
+            "", "5", "5.1", "3.1.1", "5.1.1234", "5.1.1.1", "5..1", "5.a.1", "é",
+        ] {
+            assert_eq!(EnhancedStatus::parse(bad), None, "{bad}");
+        }
+        assert_eq!(EnhancedStatus::permanent(1, 1).as_str(), "5.1.1");
+        assert_eq!(EnhancedStatus::temporary(3, 0).as_str(), "4.3.0");
+        assert_eq!(EnhancedStatus::success(0, 0).as_str(), "2.0.0");
+    }
+
+    #[test]
+    fn errors_from_replies_keep_the_servers_words() {
+        let reply = Reply {
+            code: 550,
+            text: "5.1.1 no such user".into(),
+        };
+        let e = SmtpError::from_reply("mx.example.org", &reply, "host said no".into());
+        assert_eq!(e.status.as_str(), "5.1.1");
+        assert!(!e.temporary);
+        assert_eq!(e.reply(), Some(&reply));
+        assert_eq!(e.to_string(), "5.1.1 host said no");
+
+        let busy = Reply {
+            code: 451,
+            text: "try later".into(),
+        };
+        let e = SmtpError::from_reply("mx.example.org", &busy, "busy".into());
+        assert_eq!((e.status.as_str(), e.temporary), ("4.0.0", true));
+        let e = e.expired(432_000);
+        assert_eq!(
+            e.to_string(),
+            "4.0.0 busy; message expired after 432000 s in the queue"
+        );
+        assert!(!e.temporary);
+        assert_eq!(e.remote, None);
+
+        let e = SmtpError::local(EnhancedStatus::temporary(3, 0), "lookup failed");
+        assert!(e.temporary);
+        let e = SmtpError::local(EnhancedStatus::permanent(1, 2), "no route");
+        assert!(!e.temporary);
+    }
+}

@@ -1,0 +1,372 @@
+//! Mailboxes and their messages: listing, reading, flags, expunge,
+//! append, copy and move, subscriptions, leases and the expunge
+//! tombstones (QRESYNC).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{lock, now, Store, INDEX_CACHE_ENTRIES};
+use crate::parse;
+use crate::sqlite::{leases, mailbox, prune::expunged_since};
+use crate::types::*;
+
+impl Store {
+    /// The account's mailboxes, INBOX first, then by name.
+    pub async fn mailboxes(&self, account: AccountId) -> Result<Vec<MailboxInfo>> {
+        self.inner
+            .read(move |conn| mailbox::list_mailboxes(conn, account))
+            .await
+    }
+
+    /// The messages in a mailbox (by name; `inbox` in any case is INBOX), in
+    /// UID order. `NotFound` if there is no such mailbox.
+    pub async fn messages(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+    ) -> Result<Vec<MessageInfo>> {
+        let mailbox = mailbox.into();
+        self.inner
+            .read(move |conn| mailbox::list_messages(conn, account, &mailbox))
+            .await
+    }
+
+    /// The messages with these UIDs, as [`Store::messages`] lists them, in
+    /// the order asked; UIDs not present are left out. What IMAP's FETCH
+    /// reads instead of the whole mailbox.
+    pub async fn messages_by_uid(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageInfo>> {
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        self.inner
+            .read(move |conn| mailbox::messages_by_uid(conn, account, &mailbox, &uids))
+            .await
+    }
+
+    /// As [`Store::messages_by_uid`], in UID order, but each summary holds
+    /// only the envelope fields (date, subject, addresses, ids, and those
+    /// as written): no MIME tree. Much cheaper over many messages; what SEARCH reads.
+    pub async fn envelopes(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<MessageInfo>> {
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        let cache = self.envelope_cache.clone();
+        self.inner
+            .read(move |conn| mailbox::envelopes(conn, &cache, account, &mailbox, &uids))
+            .await
+    }
+
+    /// The raw bytes of one message, byte-exact as received.
+    pub async fn message_raw(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uid: Uid,
+    ) -> Result<Option<Vec<u8>>> {
+        let mailbox = mailbox.into();
+        self.inner
+            .read(move |conn| mailbox::message_raw(conn, account, &mailbox, uid))
+            .await
+    }
+
+    /// The mailbox's UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and every
+    /// message's UID, size, modseq and flags, read in one snapshot.
+    /// `NotFound` if there is no such mailbox.
+    ///
+    /// Shared: an unchanged mailbox's index is read once and handed to every
+    /// session that asks (a 50,000-message SELECT then costs one small
+    /// query).
+    pub async fn mailbox_index(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+    ) -> Result<Arc<MailboxIndex>> {
+        let key = mailbox.into();
+        let cache = self.index_cache.clone();
+        self.inner
+            .read(move |conn| {
+                let stamp = mailbox::index_stamp(conn, account, &key)?;
+                if let Some(hit) = lock(&cache).get(&stamp.0) {
+                    let same = (
+                        hit.mailbox,
+                        hit.uid_validity,
+                        hit.highest_modseq,
+                        hit.uid_next,
+                        hit.recent_uid,
+                    ) == stamp;
+                    if same {
+                        return Ok(hit.clone());
+                    }
+                }
+                let index = Arc::new(mailbox::mailbox_index(conn, account, &key)?);
+                let mut cache = lock(&cache);
+                if cache.len() >= INDEX_CACHE_ENTRIES && !cache.contains_key(&index.mailbox) {
+                    cache.clear();
+                }
+                cache.insert(index.mailbox, index.clone());
+                Ok(index)
+            })
+            .await
+    }
+
+    /// Changes flags of the messages with these UIDs (UIDs not present are
+    /// skipped). Flags are IMAP system flags (`\Seen`, `\Answered`,
+    /// `\Flagged`, `\Deleted`, `\Draft`; case-insensitive) or keywords
+    /// (atoms; `Invalid` otherwise; `\Recent` is refused). Every message
+    /// whose flags actually change gets a new modseq (the mailbox's
+    /// HIGHESTMODSEQ + 1, in UID order) and a `flags` row in the change feed;
+    /// returns those messages' UIDs with their new modseq and flags.
+    pub async fn store_flags(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: &[String],
+    ) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
+        let flags = mailbox::parse_flags(flags)?;
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::store_flags(conn, account, &mailbox, &uids, change, &flags)
+            })
+            .await
+    }
+
+    /// Removes the messages with these UIDs from the mailbox (UIDs not
+    /// present are skipped): each leaves a tombstone and an `expunge` row in
+    /// the change feed with a new modseq, and releases its blob reference.
+    /// Returns the UIDs actually removed, in order.
+    pub async fn expunge(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<Uid>> {
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::expunge(conn, account, &mailbox, &uids)
+            })
+            .await
+    }
+
+    /// Creates a mailbox (IMAP CREATE): unsubscribed, with any missing
+    /// level above it. `AlreadyExists` if it exists; `Invalid` for an empty
+    /// level, a control character or a LIST wildcard in the name.
+    pub async fn create_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::create_user_mailbox(conn, account, &name).map(|_| ())
+            })
+            .await
+    }
+
+    /// Deletes a mailbox and its messages. `Invalid` for INBOX or a mailbox
+    /// with levels below it.
+    pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::delete_mailbox(conn, account, &name)
+            })
+            .await
+    }
+
+    /// Renames a mailbox with the levels below it. Renaming INBOX moves its
+    /// messages to the new mailbox and leaves INBOX, empty, in place.
+    pub async fn rename_mailbox(&self, account: AccountId, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_owned(), to.to_owned());
+        self.inner
+            .write(true, move |conn| {
+                mailbox::rename_mailbox(conn, account, &from, &to)
+            })
+            .await
+    }
+
+    /// Subscribes to, or unsubscribes from, a mailbox name; it need not
+    /// exist, and a subscription outlives its mailbox (RFC 3501 6.3.6).
+    pub async fn set_subscribed(
+        &self,
+        account: AccountId,
+        name: &str,
+        subscribed: bool,
+    ) -> Result<()> {
+        let name = name.to_owned();
+        self.inner
+            .write(false, move |conn| {
+                mailbox::subscribe(conn, account, &name, subscribed)
+            })
+            .await
+    }
+
+    /// The account's subscribed mailbox names, sorted; some may not exist.
+    pub async fn subscriptions(&self, account: AccountId) -> Result<Vec<String>> {
+        self.inner
+            .read(move |conn| mailbox::subscriptions(conn, account))
+            .await
+    }
+
+    /// Appends a message a client supplies (IMAP APPEND), parsed once here,
+    /// with these flags (as [`Store::store_flags`] takes them) and internal
+    /// date. Returns the mailbox's UIDVALIDITY and the message's UID.
+    pub async fn append(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        raw: Vec<u8>,
+        flags: &[String],
+        internal_date: Timestamp,
+    ) -> Result<(u32, Uid)> {
+        let flags = mailbox::parse_flags(flags)?;
+        let (raw, summary_json) = tokio::task::spawn_blocking(move || {
+            serde_json::to_string(&parse::summarize(&raw))
+                .map(|json| (raw, json))
+                .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))
+        })
+        .await
+        .map_err(|e| StoreError::Database(format!("parse task: {e}")))??;
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::append_raw(
+                    conn,
+                    account,
+                    &mailbox,
+                    &raw,
+                    &summary_json,
+                    &flags,
+                    internal_date,
+                )
+            })
+            .await
+    }
+
+    /// Copies messages (UIDs not present are skipped) to the end of another
+    /// mailbox, or the same one, with their flags and internal dates.
+    /// Returns the destination's UIDVALIDITY and (source, new) UID pairs.
+    pub async fn copy_messages(
+        &self,
+        account: AccountId,
+        from: impl Into<MailboxKey>,
+        uids: &[Uid],
+        to: &str,
+    ) -> Result<(u32, Vec<(Uid, Uid)>)> {
+        let (from, to, uids) = (from.into(), to.to_owned(), uids.to_vec());
+        self.inner
+            .write(true, move |conn| {
+                mailbox::copy_messages(conn, account, &from, &uids, &to)
+            })
+            .await
+    }
+
+    /// [`Store::copy_messages`] and expunging the originals, in one
+    /// transaction.
+    pub async fn move_messages(
+        &self,
+        account: AccountId,
+        from: impl Into<MailboxKey>,
+        uids: &[Uid],
+        to: &str,
+    ) -> Result<(u32, Vec<(Uid, Uid)>)> {
+        let (from, to, uids) = (from.into(), to.to_owned(), uids.to_vec());
+        self.inner
+            .write(true, move |conn| {
+                mailbox::move_messages(conn, account, &from, &uids, &to)
+            })
+            .await
+    }
+
+    /// Claims the messages that arrived since any IMAP session last
+    /// claimed them: returns the first UID that is `\Recent` for the
+    /// caller (all UIDs from it on, up to UIDNEXT now); no other caller
+    /// gets them.
+    pub async fn claim_recent(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+    ) -> Result<Uid> {
+        let mailbox = mailbox.into();
+        self.inner
+            .write(false, move |conn| {
+                mailbox::claim_recent(conn, account, &mailbox)
+            })
+            .await
+    }
+
+    /// Takes, or renews, the lease on the resource `name` for one session
+    /// of one process, until `ttl` from now. `Ok(true)` if that session
+    /// holds it afterwards: it was free, its lease had run out, or it was
+    /// already this `process`'s (the caller keeps its own sessions apart; a
+    /// lease left by one of its ended sessions is taken over). Leases are
+    /// seen by every process on the data dir; one whose holder died runs out
+    /// by itself. `process` should be unique per running process.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        process: &str,
+        session: u64,
+        ttl: Duration,
+    ) -> Result<bool> {
+        let (name, process) = (name.to_owned(), process.to_owned());
+        let session =
+            i64::try_from(session).map_err(|_| StoreError::Invalid("lease session".into()))?;
+        let expires_at =
+            now().saturating_add(i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX));
+        self.inner
+            .write(false, move |conn| {
+                leases::acquire(conn, &name, &process, session, now(), expires_at)
+            })
+            .await
+    }
+
+    /// Gives up one session's lease on `name` (nothing if it no longer
+    /// holds it).
+    pub async fn release_lease(&self, name: &str, process: &str, session: u64) -> Result<()> {
+        let (name, process) = (name.to_owned(), process.to_owned());
+        let session =
+            i64::try_from(session).map_err(|_| StoreError::Invalid("lease session".into()))?;
+        self.inner
+            .write(false, move |conn| {
+                leases::release(conn, &name, &process, session)
+            })
+            .await
+    }
+
+    /// The raw bytes of several messages of one mailbox in one read (POP3's
+    /// read-ahead). UIDs not present are left out; the rest come in the
+    /// order asked.
+    pub async fn messages_raw(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, Vec<u8>)>> {
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        self.inner
+            .read(move |conn| mailbox::messages_raw(conn, account, &mailbox, &uids))
+            .await
+    }
+
+    /// The UIDs expunged from the mailbox after `since` (RFC 7162's
+    /// VANISHED), as far as the tombstones still tell: `Pruned` when `since`
+    /// is older than what pruning kept. `NotFound` if there is no such
+    /// mailbox.
+    pub async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<ExpungedSince> {
+        self.inner
+            .read(move |conn| expunged_since(conn, mailbox, since))
+            .await
+    }
+}

@@ -1,0 +1,19 @@
+//! The SQLite engine: the only code that speaks SQL. [`engine`] runs one
+//! writer thread (group commit) and a pool of readers, [`schema`] opens
+//! the database and migrates it; every other module here is the SQL of one
+//! area, called by the API ([`crate::api`]) on the engine's threads with a
+//! `&rusqlite::Connection`.
+
+pub(crate) mod accounts;
+pub(crate) mod arrivals;
+pub(crate) mod blobs;
+pub(crate) mod capture;
+pub(crate) mod engine;
+pub(crate) mod leases;
+pub(crate) mod mailbox;
+pub(crate) mod prune;
+pub(crate) mod queue;
+pub(crate) mod received;
+pub(crate) mod reparse;
+pub(crate) mod schema;
+pub(crate) mod wakeups;
