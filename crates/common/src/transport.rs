@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 /// The smallest and largest read (see the module doc).
-pub const MIN_READ: usize = 1024;
+pub const MIN_READ: usize = 512;
 pub const MAX_READ: usize = 64 * 1024;
 /// Queued replies beyond this are written out at once (a big RETR or
 /// FETCH) by [`Transport::flush_if_full`].
