@@ -10,6 +10,8 @@
 //!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share; and
 //!   [`tls::client`], the connectors for connections out (the system's
 //!   roots, or any certificate for opportunistic TLS);
+//! - [`transport`]: a session's stream and buffers, for all three mail
+//!   daemons: line reading, flushing, timeouts, STARTTLS, the goodbye;
 //! - [`listener`]: accept loops with connection limits (in total and per IP),
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
@@ -37,6 +39,7 @@ pub mod rules;
 pub mod sasl;
 pub mod shutdown;
 pub mod tls;
+pub mod transport;
 
 #[cfg(test)]
 pub(crate) mod testutil;

@@ -1,85 +1,10 @@
-//! The POP3 grammar, apart from any handling: framing bytes into lines
-//! ([`LineBuffer`]), lines into commands ([`parse`]), and replies and
+//! The POP3 grammar, apart from any handling: lines (framed by
+//! [`common::transport`]) into commands ([`parse`]), and replies and
 //! message data into bytes ([`ok`], [`err`], [`MessageEncoder`]).
 //!
 //! Nothing here panics on client input or allocates without a limit.
 
 use std::fmt;
-
-/// One framed line of client input.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
-    /// The line without its CRLF (or bare LF).
-    Line(Vec<u8>),
-    /// A line longer than the limit; it has been read to its end and
-    /// dropped, so the session stays in step with the client.
-    TooLong,
-}
-
-/// Client input waiting to be framed into lines. Holds at most about
-/// `max` bytes of an unfinished line (plus what one read adds).
-#[derive(Debug)]
-pub struct LineBuffer {
-    buf: Vec<u8>,
-    start: usize,
-    max: usize,
-    /// Inside an overlong line: drop bytes up to its LF.
-    discarding: bool,
-}
-
-impl LineBuffer {
-    /// `max`: the longest line accepted, CRLF included.
-    pub fn new(max: usize) -> LineBuffer {
-        LineBuffer {
-            buf: Vec::with_capacity(1024),
-            start: 0,
-            max: max.max(16),
-            discarding: false,
-        }
-    }
-
-    /// Appends bytes read from the client.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
-    }
-
-    /// The next complete line, if the buffer holds one.
-    pub fn next_line(&mut self) -> Option<Input> {
-        let unread = &self.buf[self.start..];
-        match unread.iter().position(|&b| b == b'\n') {
-            Some(lf) => {
-                let line_start = self.start;
-                self.start += lf + 1;
-                if std::mem::take(&mut self.discarding) || lf + 1 > self.max {
-                    return Some(Input::TooLong);
-                }
-                let mut end = line_start + lf;
-                if end > line_start && self.buf[end - 1] == b'\r' {
-                    end -= 1;
-                }
-                Some(Input::Line(self.buf[line_start..end].to_vec()))
-            }
-            None => {
-                if unread.len() > self.max {
-                    self.discarding = true;
-                    self.buf.clear();
-                } else {
-                    self.buf.drain(..self.start);
-                }
-                self.start = 0;
-                None
-            }
-        }
-    }
-
-    /// Forgets everything buffered (STLS: what the client pipelined before
-    /// the handshake must not be executed after it).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-        self.start = 0;
-        self.discarding = false;
-    }
-}
 
 /// A POP3 command with its arguments checked.
 #[derive(Clone, PartialEq, Eq)]
@@ -610,78 +535,73 @@ mod tests {
         assert!(!shown.contains("AGFsaWNl"));
     }
 
-    /// Frames and parses everything in `chunks`.
-    fn replay(chunks: &[&[u8]], max: usize) -> Vec<Result<Result<Command, ParseError>, ()>> {
-        let mut buffer = LineBuffer::new(max);
+    /// Frames (as a session does) and parses everything in `chunks`.
+    async fn replay(chunks: &[&[u8]], max: usize) -> Vec<Result<Result<Command, ParseError>, ()>> {
+        use common::transport::{Line, Transport};
+        use tokio::io::AsyncWriteExt;
+        let (server, mut client) = tokio::io::duplex(1 << 16);
+        let timeout = std::time::Duration::from_secs(60);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let mut io = Transport::new(server, max, timeout, shutdown);
         let mut seen = Vec::new();
-        for chunk in chunks {
-            buffer.push(chunk);
-            while let Some(input) = buffer.next_line() {
+        for chunk in chunks.iter().filter(|c| !c.is_empty()) {
+            client.write_all(chunk).await.unwrap();
+            io.fill(timeout, true).await.unwrap();
+            while let Some(input) = io.take_line() {
                 seen.push(match input {
-                    Input::Line(line) => Ok(parse(&line)),
-                    Input::TooLong => Err(()),
+                    Line::Complete(line) => Ok(parse(&line)),
+                    Line::TooLong => Err(()),
                 });
             }
         }
         seen
     }
 
-    #[test]
-    fn every_split_point_gives_the_same_commands() {
+    #[tokio::test]
+    async fn every_split_point_gives_the_same_commands() {
         let session: &[u8] = b"CAPA\r\nUSER alice@localhost\r\nPASS pass word\r\nSTAT\nLIST 1\r\nTOP 1 5\r\nUIDL\r\nRETR 1\r\nDELE 1\r\nBAD\r\n\r\nQUIT\r\n";
-        let whole = replay(&[session], 64);
+        let whole = replay(&[session], 64).await;
         assert_eq!(whole.len(), 12);
         assert_eq!(whole[2], Ok(Ok(Command::Pass("pass word".into()))));
         for i in 0..=session.len() {
             let (a, b) = session.split_at(i);
-            assert_eq!(replay(&[a, b], 64), whole, "split at {i}");
+            assert_eq!(replay(&[a, b], 64).await, whole, "split at {i}");
         }
         let bytes: Vec<&[u8]> = session.chunks(1).collect();
-        assert_eq!(replay(&bytes, 64), whole);
+        assert_eq!(replay(&bytes, 64).await, whole);
         for i in 0..session.len() {
             for j in i..=session.len() {
                 let parts = [&session[..i], &session[i..j], &session[j..]];
-                assert_eq!(replay(&parts, 64), whole, "split at {i}, {j}");
+                assert_eq!(replay(&parts, 64).await, whole, "split at {i}, {j}");
             }
         }
     }
 
-    #[test]
-    fn overlong_lines_are_dropped_whole_at_every_split() {
+    #[tokio::test]
+    async fn overlong_lines_are_dropped_whole_at_every_split() {
         let mut session = b"NOOP\r\nUSER ".to_vec();
         session.extend(std::iter::repeat_n(b'x', 200));
         session.extend_from_slice(b"\r\nSTAT\r\n");
         let expected = vec![Ok(Ok(Command::Noop)), Err(()), Ok(Ok(Command::Stat))];
         for i in 0..=session.len() {
             let (a, b) = session.split_at(i);
-            assert_eq!(replay(&[a, b], 32), expected, "split at {i}");
+            assert_eq!(replay(&[a, b], 32).await, expected, "split at {i}");
         }
         let bytes: Vec<&[u8]> = session.chunks(1).collect();
-        assert_eq!(replay(&bytes, 32), expected);
+        assert_eq!(replay(&bytes, 32).await, expected);
         // The limit counts the CRLF.
-        assert_eq!(replay(&[b"NOOP\r\n"], 16), vec![Ok(Ok(Command::Noop))]);
+        assert_eq!(
+            replay(&[b"NOOP\r\n"], 16).await,
+            vec![Ok(Ok(Command::Noop))]
+        );
         let exact = [b"USER ".as_slice(), &[b'a'; 9], b"\r\n"].concat();
         assert_eq!(exact.len(), 16);
-        assert!(matches!(replay(&[&exact], 16)[0], Ok(Ok(Command::User(_)))));
+        assert!(matches!(
+            replay(&[&exact], 16).await[0],
+            Ok(Ok(Command::User(_)))
+        ));
         let over = [b"USER ".as_slice(), &[b'a'; 10], b"\r\n"].concat();
-        assert_eq!(replay(&[&over], 16), vec![Err(())]);
-    }
-
-    #[test]
-    fn line_buffer_stays_bounded() {
-        let mut buffer = LineBuffer::new(64);
-        for _ in 0..1000 {
-            buffer.push(&[b'y'; 1000]);
-            assert_eq!(buffer.next_line(), None);
-            assert!(buffer.buf.len() <= 1000);
-        }
-        buffer.push(b"\r\nNOOP\r\n");
-        assert_eq!(buffer.next_line(), Some(Input::TooLong));
-        assert_eq!(buffer.next_line(), Some(Input::Line(b"NOOP".to_vec())));
-        buffer.push(b"STLS\r\nUSER x\r\n");
-        assert_eq!(buffer.next_line(), Some(Input::Line(b"STLS".to_vec())));
-        buffer.clear();
-        assert_eq!(buffer.next_line(), None);
+        assert_eq!(replay(&[&over], 16).await, vec![Err(())]);
     }
 
     #[test]

@@ -72,28 +72,19 @@ impl Session {
             return Ok(());
         };
         self.ok(tag, "Begin TLS negotiation now");
-        self.flush().await?;
-        self.input.clear();
         self.skip_bytes = 0;
         self.skip_line = false;
         self.literal_acked = None;
-        let Some(stream) = self.stream.take() else {
-            return Err(End::Disconnected);
-        };
         let timeout =
             std::time::Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
-        match tokio::time::timeout(timeout, stream.upgrade(&acceptor)).await {
-            Ok(Ok(tls)) => {
-                self.stream = Some(tls);
-                tracing::debug!("STARTTLS done");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "TLS handshake failed");
-                Err(End::Disconnected)
-            }
-            Err(_) => Err(End::Timeout),
-        }
+        self.io
+            .start_tls(
+                timeout,
+                |stream| async move { stream.upgrade(&acceptor).await },
+            )
+            .await?;
+        tracing::debug!("STARTTLS done");
+        Ok(())
     }
 
     pub(super) async fn login_command(
@@ -145,7 +136,7 @@ impl Session {
             Some(initial) => initial,
             None => {
                 // An empty challenge: `+ ` and nothing else.
-                self.output.extend_from_slice(b"+ \r\n");
+                self.io.output.extend_from_slice(b"+ \r\n");
                 match self.read_raw_line().await? {
                     Some(line) => line,
                     None => {

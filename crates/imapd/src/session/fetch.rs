@@ -312,9 +312,7 @@ impl Session {
                 let seen_item = !wants_flags && seen_changed.contains(&uid);
                 self.fetch_response(seq, entry, recent, info, summary, raw, &attrs, seen_item)
                     .await?;
-                if self.output.len() >= super::OUTPUT_HIGH_WATER {
-                    self.flush().await?;
-                }
+                self.io.flush_if_full().await?;
             }
             // This batch's answers go out before the next is read: what
             // the session holds is one batch, however slowly the client
@@ -373,13 +371,13 @@ impl Session {
     ) -> Result<(), End> {
         let uid = entry.uid;
         // `write!` into `output`: no String per message.
-        let _ = write!(self.output, "* {seq} FETCH (");
+        let _ = write!(self.io.output, "* {seq} FETCH (");
         let mut first = true;
         for a in attrs {
             if !std::mem::take(&mut first) {
-                self.output.push(b' ');
+                self.io.output.push(b' ');
             }
-            let line = &mut self.output;
+            let line = &mut self.io.output;
             match a {
                 A::Uid => {
                     let _ = write!(line, "UID {}", uid.0);
@@ -448,23 +446,23 @@ impl Session {
         }
         if seen_item {
             if !first {
-                self.output.push(b' ');
+                self.io.output.push(b' ');
             }
-            push_flags_item(&mut self.output, &entry.flags, recent);
+            push_flags_item(&mut self.io.output, &entry.flags, recent);
         }
-        self.output.extend_from_slice(b")\r\n");
+        self.io.output.extend_from_slice(b")\r\n");
         Ok(())
     }
 
     /// `{n}\r\n` and the bytes: small ones queued in `output`, large ones
     /// written to the client from where they lie.
     async fn literal(&mut self, bytes: &[u8]) -> Result<(), End> {
-        let _ = write!(self.output, "{{{}}}\r\n", bytes.len());
+        let _ = write!(self.io.output, "{{{}}}\r\n", bytes.len());
         if bytes.len() < DIRECT_LITERAL {
-            self.output.extend_from_slice(bytes);
+            self.io.output.extend_from_slice(bytes);
             return Ok(());
         }
-        self.write_through(bytes).await
+        self.io.write_through(bytes).await
     }
 
     pub(super) async fn store(

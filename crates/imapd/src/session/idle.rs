@@ -13,44 +13,37 @@ use std::time::Duration;
 /// Room made for input while idling: enough for `DONE` and a little more.
 const IDLE_CHUNK: usize = 64;
 
+use common::transport::Line;
+
 use super::{End, Session};
 use crate::protocol::encode;
 use crate::protocol::Tag;
 
 impl Session {
     pub(super) async fn idle(&mut self, tag: &Tag) -> Result<(), End> {
-        encode::continuation(&mut self.output, "idling");
+        encode::continuation(&mut self.io.output, "idling");
         self.sync_mailbox(true).await;
         self.flush().await?;
-        self.shrink_buffers();
+        self.io.release_buffers();
         let timeout = Duration::from_secs(self.ctx.config.imap.idle_command_timeout_secs);
         let deadline = tokio::time::Instant::now() + timeout;
+        let shutdown = self.io.shutdown_token().clone();
         loop {
             // `DONE` may already be here (pipelined, or read with IDLE).
-            if let Some(i) = self.input.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.input.drain(..=i).collect();
-                let text = line.trim_ascii();
-                if text.eq_ignore_ascii_case(b"DONE") {
-                    break;
+            match self.io.take_line() {
+                Some(Line::Complete(line)) if line.trim_ascii().eq_ignore_ascii_case(b"DONE") => {
+                    break
                 }
-                // Anything else ends IDLE with an error (RFC 2177).
-                self.bad(tag, "Expected DONE");
-                return Ok(());
+                Some(_) => {
+                    // Anything else ends IDLE with an error (RFC 2177).
+                    self.bad(tag, "Expected DONE");
+                    return Ok(());
+                }
+                None => {}
             }
-            if self.input.len() > self.limits.max_line {
-                self.input.clear();
-                self.skip_line = true;
-                self.bad(tag, "Expected DONE");
-                return Ok(());
-            }
-            let Some(stream) = self.stream.as_mut() else {
-                return Err(End::Disconnected);
-            };
             tokio::select! {
-                read = super::read_some(stream, &mut self.input, IDLE_CHUNK) => {
-                    if read == 0 {
-                        return Err(End::Disconnected);
-                    }
+                read = self.io.read_more(IDLE_CHUNK) => {
+                    read?;
                 }
                 changed = super::updates::selected_changed(&mut self.changes) => {
                     if !changed {
@@ -66,7 +59,7 @@ impl Session {
                     self.flush().await?;
                 }
                 () = tokio::time::sleep_until(deadline) => return Err(End::Timeout),
-                () = self.shutdown.cancelled() => return Err(End::Shutdown),
+                () = shutdown.cancelled() => return Err(End::Shutdown),
             }
         }
         self.ok(tag, "IDLE terminated");

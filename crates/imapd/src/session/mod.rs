@@ -1,10 +1,10 @@
 //! One IMAP session: the I/O loop, the states and command dispatch.
 //!
-//! The loop keeps the bytes read so far in `input` and hands them to
-//! [`parse_command`] until it asks for more. Every complete command is
-//! answered before anything is written: replies pile up in `output`, which
-//! goes out only when the loop must wait for input (or when it grows
-//! large). A synchronising literal gets its `+` once, then the loop reads
+//! The loop keeps the bytes read so far in its [`Transport`] and hands
+//! them to [`parse_command`] until it asks for more. Every complete command
+//! is answered before anything is written: replies pile up in the
+//! transport's output, which goes out only when the loop must wait for
+//! input (or when it grows large). A synchronising literal gets its `+` once, then the loop reads
 //! on.
 //!
 //! Handlers live beside this file: `auth` (CAPABILITY, STARTTLS, LOGIN,
@@ -29,25 +29,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::tls::MaybeTlsStream;
+use common::transport::{Line, Transport};
 use store::Account;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::encode::{self, Code, Status};
 use crate::protocol::{parse_command, Command, CommandKind, Limits, Parsed, Tag};
 use crate::ImapContext;
 
-/// Why a session ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
-    /// LOGOUT, or the session decided to close after its last reply.
-    Done,
-    /// The client closed the connection or it broke.
-    Disconnected,
-    /// Autologout.
-    Timeout,
-    Shutdown,
-}
+/// Why a session ends (`Timeout` is autologout).
+pub(crate) use common::transport::End;
 
 /// The mailbox a session has selected, as this session's client knows it:
 /// the messages announced so far (an expunge by another session stays in
@@ -113,11 +104,9 @@ pub(crate) enum State {
 
 pub(crate) struct Session {
     ctx: Arc<ImapContext>,
-    stream: Option<MaybeTlsStream>,
+    /// The client's stream, the commands read and the replies queued.
+    io: Transport<MaybeTlsStream>,
     peer: SocketAddr,
-    shutdown: CancellationToken,
-    input: Vec<u8>,
-    output: Vec<u8>,
     state: State,
     limits: Limits,
     auth_failures: u32,
@@ -144,30 +133,6 @@ pub(crate) struct Session {
     bad_in_a_row: u32,
 }
 
-/// Room made for a read while a command is under way (a literal grows
-/// `input` by doubling, and later reads fill that).
-const READ_CHUNK: usize = 4 * 1024;
-/// Room made for the first read of a command: most command lines are
-/// short, and a thousand mostly idle clients should not each hold (or
-/// leave behind in the allocator) a large buffer.
-const FIRST_READ: usize = 512;
-const OUTPUT_HIGH_WATER: usize = 256 * 1024;
-/// What `output` may keep of its capacity while the session waits for
-/// input; anything more (a burst of replies grew it) is given back.
-const OUTPUT_KEEP: usize = 64 * 1024;
-
-/// Reads what the peer sent into the spare capacity of `input` (making
-/// `chunk` bytes of room first), so no separate read buffer is kept.
-/// Returns the bytes read; 0 at end of stream or on error.
-pub(super) async fn read_some(
-    stream: &mut MaybeTlsStream,
-    input: &mut Vec<u8>,
-    chunk: usize,
-) -> usize {
-    input.reserve(chunk);
-    stream.read_buf(input).await.unwrap_or_default()
-}
-
 impl Session {
     pub fn new(
         ctx: Arc<ImapContext>,
@@ -186,12 +151,14 @@ impl Session {
             defer_tagged: false,
             user_slot: None,
             tagged_reply: Vec::new(),
+            io: Transport::new(
+                stream,
+                imap.max_line_length,
+                Duration::from_secs(imap.idle_timeout_secs),
+                shutdown,
+            ),
             ctx,
-            stream: Some(stream),
             peer,
-            shutdown,
-            input: Vec::new(),
-            output: Vec::new(),
             state: State::NotAuthenticated,
             limits,
             auth_failures: 0,
@@ -204,7 +171,7 @@ impl Session {
     }
 
     fn is_tls(&self) -> bool {
-        self.stream.as_ref().is_some_and(MaybeTlsStream::is_tls)
+        self.io.stream().is_some_and(MaybeTlsStream::is_tls)
     }
 
     fn idle_timeout(&self) -> Duration {
@@ -220,7 +187,7 @@ impl Session {
         let out = if self.defer_tagged {
             &mut self.tagged_reply
         } else {
-            &mut self.output
+            &mut self.io.output
         };
         encode::status(out, Some(tag), st, code.as_ref(), text);
     }
@@ -264,12 +231,12 @@ impl Session {
 
     /// `* STATUS [code] text`.
     fn untagged_status(&mut self, st: Status, code: Option<Code>, text: &str) {
-        encode::status(&mut self.output, None, st, code.as_ref(), text);
+        encode::status(&mut self.io.output, None, st, code.as_ref(), text);
     }
 
     /// `* data`, `data` already encoded.
     fn untagged(&mut self, data: &[u8]) {
-        encode::untagged(&mut self.output, data);
+        encode::untagged(&mut self.io.output, data);
     }
 
     /// Runs the session to its end.
@@ -284,15 +251,13 @@ impl Session {
         match end {
             End::Shutdown => self.untagged_status(Status::Bye, None, "Server shutting down"),
             End::Timeout => {
+                tracing::info!("autologout: idle too long");
                 self.untagged_status(Status::Bye, None, "Autologout; idle for too long")
             }
             End::Done | End::Disconnected => {}
         }
         if end != End::Disconnected {
-            let _ = self.flush().await;
-            if let Some(stream) = self.stream.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
-            }
+            self.io.goodbye().await;
         }
         tracing::debug!(?end, "session ended");
     }
@@ -305,7 +270,7 @@ impl Session {
             if self.closing {
                 return End::Done;
             }
-            if let Err(end) = self.fill().await {
+            if let Err(end) = self.io.fill(self.idle_timeout(), true).await {
                 return end;
             }
         }
@@ -319,8 +284,8 @@ impl Session {
                 return Ok(());
             }
             if self.skip_bytes > 0 {
-                let n = (self.skip_bytes.min(self.input.len() as u64)) as usize;
-                self.input.drain(..n);
+                let n = (self.skip_bytes.min(self.io.unread().len() as u64)) as usize;
+                self.io.consume(n);
                 self.skip_bytes -= n as u64;
                 if self.skip_bytes > 0 {
                     return Ok(());
@@ -329,34 +294,35 @@ impl Session {
                 self.skip_line = true;
             }
             if self.skip_line {
-                match self.input.iter().position(|&b| b == b'\n') {
+                let unread = self.io.unread();
+                match unread.iter().position(|&b| b == b'\n') {
                     Some(i) => {
-                        self.input.drain(..=i);
+                        self.io.consume(i + 1);
                         self.skip_line = false;
                     }
                     None => {
-                        self.input.clear();
+                        self.io.consume(unread.len());
                         return Ok(());
                     }
                 }
             }
-            if self.input.is_empty() {
+            if self.io.unread().is_empty() {
                 return Ok(());
             }
-            match parse_command(&self.input, &self.limits) {
+            match parse_command(self.io.unread(), &self.limits) {
                 Parsed::Complete { command, consumed } => {
-                    self.input.drain(..consumed);
+                    self.io.consume(consumed);
                     self.literal_acked = None;
                     self.dispatch(command).await?;
                     if self.closing {
                         return Ok(());
                     }
-                    self.flush_if_full().await?;
+                    self.io.flush_if_full().await?;
                 }
                 Parsed::Incomplete => return Ok(()),
                 Parsed::NeedLiteral { literal_start, .. } => {
                     if self.literal_acked != Some(literal_start) {
-                        encode::continuation(&mut self.output, "Ready for literal data");
+                        encode::continuation(&mut self.io.output, "Ready for literal data");
                         self.literal_acked = Some(literal_start);
                     }
                     return Ok(());
@@ -367,7 +333,7 @@ impl Session {
                     synchronizing,
                     consumed,
                 } => {
-                    self.input.drain(..consumed.min(self.input.len()));
+                    self.io.consume(consumed);
                     self.literal_acked = None;
                     let max = self.limits.max_literal;
                     self.no(
@@ -387,9 +353,10 @@ impl Session {
                     message,
                     consumed,
                 } => {
-                    let consumed = consumed.min(self.input.len());
-                    let whole_line = consumed > 0 && self.input[consumed - 1] == b'\n';
-                    self.input.drain(..consumed);
+                    let unread = self.io.unread();
+                    let consumed = consumed.min(unread.len());
+                    let whole_line = consumed > 0 && unread[consumed - 1] == b'\n';
+                    self.io.consume(consumed);
                     self.literal_acked = None;
                     if !whole_line {
                         self.skip_line = true;
@@ -408,117 +375,15 @@ impl Session {
 
     /// Writes out queued replies.
     async fn flush(&mut self) -> Result<(), End> {
-        if self.output.is_empty() {
-            return Ok(());
-        }
-        let timeout = self.idle_timeout();
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let write = async {
-            stream.write_all(&self.output).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => {
-                self.output.clear();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(End::Disconnected),
-            Err(_) => Err(End::Timeout),
-        }
-    }
-
-    /// Writes out queued replies, then `bytes` straight from where they
-    /// lie: a large literal (a message FETCHed whole) is not copied into
-    /// `output` first.
-    async fn write_through(&mut self, bytes: &[u8]) -> Result<(), End> {
-        self.flush().await?;
-        let timeout = self.idle_timeout();
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let write = async {
-            stream.write_all(bytes).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Disconnected),
-            Err(_) => Err(End::Timeout),
-        }
-    }
-
-    async fn flush_if_full(&mut self) -> Result<(), End> {
-        if self.output.len() >= OUTPUT_HIGH_WATER {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Reads more input, after writing out the replies so far. A shutdown
-    /// or the idle timeout ends the wait.
-    async fn fill(&mut self) -> Result<(), End> {
-        self.flush().await?;
-        // A session waiting for input gives back what a burst of replies
-        // made `output` grow to.
-        if self.output.capacity() > OUTPUT_KEEP {
-            self.output = Vec::new();
-        }
-        let timeout = self.idle_timeout();
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let chunk = if self.input.is_empty() {
-            FIRST_READ
-        } else {
-            READ_CHUNK
-        };
-        let read = tokio::time::timeout(timeout, read_some(stream, &mut self.input, chunk));
-        let result = tokio::select! {
-            r = read => r,
-            () = self.shutdown.cancelled() => return Err(End::Shutdown),
-        };
-        match result {
-            Ok(0) => Err(End::Disconnected),
-            Ok(_) => Ok(()),
-            Err(_) => {
-                tracing::info!("autologout: idle too long");
-                Err(End::Timeout)
-            }
-        }
-    }
-
-    /// Gives back buffer memory a long wait does not need.
-    fn shrink_buffers(&mut self) {
-        if self.input.is_empty() {
-            self.input = Vec::new();
-        } else {
-            self.input.shrink_to_fit();
-        }
-        if self.output.is_empty() {
-            self.output = Vec::new();
-        }
+        self.io.flush().await
     }
 
     /// One raw line (without CRLF) for a SASL continuation; `None` if it is
-    /// longer than the line limit (it is then discarded).
+    /// longer than the line limit (it is then read to its end and dropped).
     async fn read_raw_line(&mut self) -> Result<Option<Vec<u8>>, End> {
-        loop {
-            if let Some(i) = self.input.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.input.drain(..=i).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(Some(line));
-            }
-            if self.input.len() > self.limits.max_line {
-                self.input.clear();
-                self.skip_line = true;
-                return Ok(None);
-            }
-            self.fill().await?;
+        match self.io.read_line(self.idle_timeout(), true).await? {
+            Line::Complete(line) => Ok(Some(line)),
+            Line::TooLong => Ok(None),
         }
     }
 
@@ -554,7 +419,7 @@ impl Session {
                 }
             }
             let reply = std::mem::take(&mut self.tagged_reply);
-            self.output.extend_from_slice(&reply);
+            self.io.output.extend_from_slice(&reply);
         }
         result
     }

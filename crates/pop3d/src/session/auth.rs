@@ -5,7 +5,8 @@ use common::sasl::{self, Credentials, SaslError};
 
 use super::maildrop::Maildrop;
 use super::{store_code, End, Session, State};
-use crate::protocol::{self, Input, RespCode};
+use crate::protocol::{self, RespCode};
+use common::transport::Line;
 
 const MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
 
@@ -65,7 +66,7 @@ impl Session {
         } else {
             &[]
         };
-        protocol::multiline(&mut self.output, "Mechanisms follow", offered);
+        protocol::multiline(&mut self.io.output, "Mechanisms follow", offered);
     }
 
     pub(super) async fn auth(
@@ -106,12 +107,12 @@ impl Session {
 
     /// Sends a `+ challenge` continuation and reads the client's response.
     async fn sasl_response(&mut self, challenge: &str) -> Result<Result<String, SaslError>, End> {
-        self.output.extend_from_slice(b"+ ");
-        self.output.extend_from_slice(challenge.as_bytes());
-        self.output.extend_from_slice(b"\r\n");
+        self.io.output.extend_from_slice(b"+ ");
+        self.io.output.extend_from_slice(challenge.as_bytes());
+        self.io.output.extend_from_slice(b"\r\n");
         match self.read_line().await? {
-            Input::TooLong => Ok(Err(SaslError::Malformed("overlong"))),
-            Input::Line(line) => match String::from_utf8(line) {
+            Line::TooLong => Ok(Err(SaslError::Malformed("overlong"))),
+            Line::Complete(line) => match String::from_utf8(line) {
                 Ok(text) => Ok(Ok(text)),
                 Err(_) => Ok(Err(SaslError::Base64)),
             },

@@ -21,7 +21,7 @@ impl Session {
         }
         lines.push("EXPIRE NEVER");
         lines.push("IMPLEMENTATION Postern");
-        protocol::multiline(&mut self.output, "Capability list follows", lines);
+        protocol::multiline(&mut self.io.output, "Capability list follows", lines);
     }
 
     fn offers_stls(&self) -> bool {
@@ -45,26 +45,17 @@ impl Session {
             return Ok(());
         };
         self.ok("Begin TLS negotiation");
-        self.flush().await?;
-        self.input.clear();
-        let Some(stream) = self.stream.take() else {
-            return Err(End::Disconnected);
-        };
         let timeout =
             std::time::Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
-        match tokio::time::timeout(timeout, stream.upgrade(&acceptor)).await {
-            Ok(Ok(tls)) => {
-                self.stream = Some(tls);
-                self.state = State::Authorization { user: None };
-                tracing::debug!(tls = ?self.stream.as_ref().and_then(|s| s.tls_description()), "STLS done");
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "TLS handshake failed");
-                Err(End::Disconnected)
-            }
-            Err(_) => Err(End::Timeout),
-        }
+        self.io
+            .start_tls(
+                timeout,
+                |stream| async move { stream.upgrade(&acceptor).await },
+            )
+            .await?;
+        self.state = State::Authorization { user: None };
+        tracing::debug!(tls = ?self.io.stream().and_then(|s| s.tls_description()), "STLS done");
+        Ok(())
     }
 
     /// QUIT: in TRANSACTION, the UPDATE state first.

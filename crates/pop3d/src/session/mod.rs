@@ -1,7 +1,7 @@
 //! One POP3 session: the I/O loop and the session state.
 //!
-//! The loop reads into a [`LineBuffer`] and answers every complete command
-//! in it before it reads again; replies go to an output buffer that is
+//! The loop reads lines through a [`Transport`] and answers every complete
+//! command buffered before it reads again; replies go to its output buffer,
 //! written out only when the loop must wait for input (or when it grows
 //! large, as during a big RETR). That is RFC 2449 PIPELINING without special
 //! cases: a batch of commands gets its replies as a batch, in order.
@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::tls::MaybeTlsStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::transport::{Line, Transport};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{self, Command, Input, LineBuffer, RespCode};
+use crate::protocol::{self, Command, RespCode};
 use crate::Pop3Context;
 use maildrop::Maildrop;
 
@@ -46,17 +46,8 @@ pub(crate) fn store_code(error: &store::StoreError) -> RespCode {
     }
 }
 
-/// Why a session ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
-    /// QUIT, or the session decided to close after its last reply.
-    Done,
-    /// The client closed the connection or it broke.
-    Disconnected,
-    /// RFC 1939's autologout timer.
-    Timeout,
-    Shutdown,
-}
+/// Why a session ends (`Timeout` is RFC 1939's autologout timer).
+pub(crate) use common::transport::End;
 
 pub(crate) enum State {
     /// Before login; the name from USER, waiting for PASS.
@@ -68,13 +59,9 @@ pub(crate) enum State {
 
 pub(crate) struct Session {
     ctx: Arc<Pop3Context>,
-    stream: Option<MaybeTlsStream>,
+    /// The client's stream, the commands read and the replies queued.
+    io: Transport<MaybeTlsStream>,
     peer: SocketAddr,
-    shutdown: CancellationToken,
-    input: LineBuffer,
-    /// Where each read lands before it is framed.
-    read_buf: Box<[u8]>,
-    output: Vec<u8>,
     state: State,
     auth_failures: u32,
     /// Set by a handler when the session must close after its reply.
@@ -85,13 +72,6 @@ pub(crate) struct Session {
     bad_in_a_row: u32,
 }
 
-/// A POP3 client sends only command lines (a long SASL response arrives
-/// over several reads and is framed in `input`), so a small read buffer
-/// serves; it is held by every session, idle ones included.
-const READ_CHUNK: usize = 1024;
-/// Output beyond this is written out at once (a RETR of a big message).
-const OUTPUT_HIGH_WATER: usize = 256 * 1024;
-
 impl Session {
     pub fn new(
         ctx: Arc<Pop3Context>,
@@ -99,15 +79,12 @@ impl Session {
         peer: SocketAddr,
         shutdown: CancellationToken,
     ) -> Session {
-        let max_line = ctx.config.pop3.max_line_length;
+        let max_line = ctx.config.pop3.max_line_length.max(16);
+        let timeout = Duration::from_secs(ctx.config.pop3.command_timeout_secs);
         Session {
             ctx,
-            stream: Some(stream),
+            io: Transport::new(stream, max_line, timeout, shutdown),
             peer,
-            shutdown,
-            input: LineBuffer::new(max_line),
-            read_buf: vec![0u8; READ_CHUNK].into_boxed_slice(),
-            output: Vec::with_capacity(1024),
             state: State::Authorization { user: None },
             auth_failures: 0,
             closing: false,
@@ -116,7 +93,7 @@ impl Session {
     }
 
     fn is_tls(&self) -> bool {
-        self.stream.as_ref().is_some_and(MaybeTlsStream::is_tls)
+        self.io.stream().is_some_and(MaybeTlsStream::is_tls)
     }
 
     fn command_timeout(&self) -> Duration {
@@ -124,26 +101,25 @@ impl Session {
     }
 
     fn ok(&mut self, text: &str) {
-        protocol::ok(&mut self.output, text);
+        protocol::ok(&mut self.io.output, text);
     }
 
     fn err(&mut self, code: Option<RespCode>, text: &str) {
         tracing::debug!(code = code.map(RespCode::as_str), text, "error reply");
-        protocol::err(&mut self.output, code, text);
+        protocol::err(&mut self.io.output, code, text);
     }
 
     /// Runs the session to its end.
     pub async fn run(mut self) {
         self.ok("Postern POP3 server ready");
         let end = self.command_loop().await;
-        if end == End::Shutdown {
-            self.err(Some(RespCode::SysTemp), "Server shutting down");
+        match end {
+            End::Shutdown => self.err(Some(RespCode::SysTemp), "Server shutting down"),
+            End::Timeout => tracing::info!("autologout: idle too long"),
+            End::Done | End::Disconnected => {}
         }
         if end != End::Disconnected {
-            let _ = self.flush().await;
-            if let Some(stream) = self.stream.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
-            }
+            self.io.goodbye().await;
         }
         // QUIT leaves the TRANSACTION state; still in it, nothing is
         // deleted.
@@ -165,12 +141,12 @@ impl Session {
                 Err(end) => return end,
             };
             match input {
-                Input::TooLong => {
+                Line::TooLong => {
                     let max = self.ctx.config.pop3.max_line_length;
                     self.err(None, &format!("Line too long (at most {max} octets)"));
                     self.bad_in_a_row += 1;
                 }
-                Input::Line(line) => {
+                Line::Complete(line) => {
                     if let Err(end) = self.command(&line).await {
                         return end;
                     }
@@ -193,69 +169,14 @@ impl Session {
 
     /// Writes out queued replies.
     async fn flush(&mut self) -> Result<(), End> {
-        if self.output.is_empty() {
-            return Ok(());
-        }
+        self.io.flush().await
+    }
+
+    /// The next line from the client, after writing out the replies so
+    /// far. A shutdown ends the wait.
+    async fn read_line(&mut self) -> Result<Line, End> {
         let timeout = self.command_timeout();
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let write = async {
-            stream.write_all(&self.output).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => {
-                self.output.clear();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(End::Disconnected),
-            Err(_) => Err(End::Timeout),
-        }
-    }
-
-    /// Writes out queued replies if they have piled up.
-    async fn flush_if_full(&mut self) -> Result<(), End> {
-        if self.output.len() >= OUTPUT_HIGH_WATER {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Reads more input, after writing out the replies so far. A shutdown
-    /// ends the wait.
-    async fn fill(&mut self) -> Result<(), End> {
-        self.flush().await?;
-        let timeout = self.command_timeout();
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let read = tokio::time::timeout(timeout, stream.read(&mut self.read_buf));
-        let result = tokio::select! {
-            r = read => r,
-            () = self.shutdown.cancelled() => return Err(End::Shutdown),
-        };
-        match result {
-            Ok(Ok(0)) | Ok(Err(_)) => Err(End::Disconnected),
-            Ok(Ok(n)) => {
-                self.input.push(&self.read_buf[..n]);
-                Ok(())
-            }
-            Err(_) => {
-                tracing::info!("autologout: idle too long");
-                Err(End::Timeout)
-            }
-        }
-    }
-
-    /// The next line from the client.
-    async fn read_line(&mut self) -> Result<Input, End> {
-        loop {
-            if let Some(input) = self.input.next_line() {
-                return Ok(input);
-            }
-            self.fill().await?;
-        }
+        self.io.read_line(timeout, true).await
     }
 
     /// Parses and dispatches one command line.

@@ -14,7 +14,7 @@ impl Session {
             return;
         };
         let (count, octets) = maildrop.stat();
-        protocol::ok(&mut self.output, &format!("{count} {octets}"));
+        protocol::ok(&mut self.io.output, &format!("{count} {octets}"));
     }
 
     pub(super) fn list(&mut self, n: Option<u32>) {
@@ -23,14 +23,14 @@ impl Session {
         };
         match n {
             Some(n) => match maildrop.get(n) {
-                Ok(m) => protocol::ok(&mut self.output, &format!("{n} {}", m.size)),
-                Err(e) => protocol::err(&mut self.output, None, &e.text(n)),
+                Ok(m) => protocol::ok(&mut self.io.output, &format!("{n} {}", m.size)),
+                Err(e) => protocol::err(&mut self.io.output, None, &e.text(n)),
             },
             None => {
                 let (count, octets) = maildrop.stat();
                 let lines = maildrop.live().map(|(n, m)| format!("{n} {}", m.size));
                 protocol::multiline(
-                    &mut self.output,
+                    &mut self.io.output,
                     &format!("{count} messages ({octets} octets)"),
                     lines,
                 );
@@ -46,16 +46,16 @@ impl Session {
         match n {
             Some(n) => match maildrop.get(n) {
                 Ok(m) => protocol::ok(
-                    &mut self.output,
+                    &mut self.io.output,
                     &format!("{n} {}", protocol::unique_id(validity, m.uid.0)),
                 ),
-                Err(e) => protocol::err(&mut self.output, None, &e.text(n)),
+                Err(e) => protocol::err(&mut self.io.output, None, &e.text(n)),
             },
             None => {
                 let lines = maildrop
                     .live()
                     .map(|(n, m)| format!("{n} {}", protocol::unique_id(validity, m.uid.0)));
-                protocol::multiline(&mut self.output, "Unique-ID listing follows", lines);
+                protocol::multiline(&mut self.io.output, "Unique-ID listing follows", lines);
             }
         }
     }
@@ -101,10 +101,10 @@ impl Session {
         };
         let mut encoder = MessageEncoder::default();
         for piece in part.chunks(PIECE) {
-            encoder.encode(piece, &mut self.output);
-            self.flush_if_full().await?;
+            encoder.encode(piece, &mut self.io.output);
+            self.io.flush_if_full().await?;
         }
-        encoder.finish(&mut self.output);
+        encoder.finish(&mut self.io.output);
         if top.is_none() {
             if let State::Transaction(maildrop) = &mut self.state {
                 if let Ok(m) = maildrop.get_mut(n) {
@@ -122,9 +122,9 @@ impl Session {
         match maildrop.get_mut(n) {
             Ok(m) => {
                 m.deleted = true;
-                protocol::ok(&mut self.output, &format!("Message {n} deleted"));
+                protocol::ok(&mut self.io.output, &format!("Message {n} deleted"));
             }
-            Err(e) => protocol::err(&mut self.output, None, &e.text(n)),
+            Err(e) => protocol::err(&mut self.io.output, None, &e.text(n)),
         }
     }
 
@@ -135,7 +135,7 @@ impl Session {
         maildrop.reset();
         let (count, octets) = maildrop.stat();
         protocol::ok(
-            &mut self.output,
+            &mut self.io.output,
             &format!("Maildrop has {count} messages ({octets} octets)"),
         );
     }

@@ -74,12 +74,12 @@ impl Session {
         let mut receiver = DataReceiver::new(self.trace_header(), max);
         let timeout = self.data_timeout();
         loop {
-            let progress = receiver.ingest(self.unread());
-            self.consume(progress.consumed);
+            let progress = receiver.ingest(self.io.unread());
+            self.io.consume(progress.consumed);
             if progress.done {
                 break;
             }
-            self.wait_for_input(timeout).await?;
+            self.io.fill(timeout, false).await?;
         }
         if receiver.too_big {
             self.record.client_note("[message over the size limit]");
@@ -113,11 +113,12 @@ impl Session {
         let timeout = self.data_timeout();
         let mut remaining = size;
         while remaining > 0 {
-            if self.pos >= self.input.len() {
-                self.wait_for_input(timeout).await?;
+            if self.io.unread().is_empty() {
+                self.io.fill(timeout, false).await?;
             }
-            let take = remaining.min(self.input.len() - self.pos);
-            let bytes = &self.input[self.pos..self.pos + take];
+            let bytes = self.io.unread();
+            let take = remaining.min(bytes.len());
+            let bytes = &bytes[..take];
             if refusal.is_none() {
                 if let Some(chunks) = self.tx.as_mut().and_then(|tx| tx.chunks.as_mut()) {
                     // SIZE counts the client's octets, not our Received
@@ -134,7 +135,7 @@ impl Session {
                     }
                 }
             }
-            self.pos += take;
+            self.io.consume(take);
             remaining -= take;
         }
         if let Some(refusal) = refusal {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::tls::MaybeTlsStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use common::transport::{self, Line, Transport};
 use tokio_util::sync::CancellationToken;
 
 use crate::reply::{self, Reply};
@@ -42,6 +42,17 @@ pub(crate) enum End {
     Shutdown,
     /// A failure rule said to hang up without a reply.
     Dropped,
+}
+
+impl From<transport::End> for End {
+    fn from(end: transport::End) -> End {
+        match end {
+            transport::End::Done => End::Done,
+            transport::End::Disconnected => End::Disconnected,
+            transport::End::Timeout => End::Timeout,
+            transport::End::Shutdown => End::Shutdown,
+        }
+    }
 }
 
 /// What the client said at HELO/EHLO.
@@ -87,14 +98,6 @@ pub(crate) struct Chunks {
     pub too_big: bool,
 }
 
-/// A line read from the client.
-pub(crate) enum Line {
-    /// The line without its CRLF (or bare LF).
-    Complete(Vec<u8>),
-    /// The line was longer than the limit; it has been read and dropped.
-    TooLong,
-}
-
 /// Numbers sessions, for the failure rules' fire log.
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -103,18 +106,9 @@ pub(crate) struct Session {
     pub id: u64,
     pub ctx: Arc<SmtpContext>,
     pub role: Role,
-    stream: Option<MaybeTlsStream>,
+    /// The client's stream, the commands read and the replies queued.
+    io: Transport<MaybeTlsStream>,
     pub peer: SocketAddr,
-    shutdown: CancellationToken,
-    input: Vec<u8>,
-    /// Start of unread input in `input`.
-    pos: usize,
-    /// How much the next read may take ([`MIN_READ`] to [`MAX_READ`]):
-    /// doubled after a read that filled it, halved after one that used
-    /// less than half, so a message streams in large reads and an idle
-    /// session holds a small buffer.
-    read_size: usize,
-    output: Vec<u8>,
     pub helo: Option<Helo>,
     pub auth_user: Option<String>,
     /// The client's address is in `[relay] trusted_networks`.
@@ -135,10 +129,6 @@ pub(crate) struct Session {
     pub refusing_recipient: Option<String>,
 }
 
-/// The smallest and largest read (see `Session::read_size`).
-const MIN_READ: usize = 1024;
-const MAX_READ: usize = 64 * 1024;
-
 impl Session {
     pub fn new(
         ctx: Arc<SmtpContext>,
@@ -148,16 +138,14 @@ impl Session {
         trusted_network: bool,
         shutdown: CancellationToken,
     ) -> Session {
+        let smtp = &ctx.config.smtp;
+        let max_line = smtp.max_line_length.max(64);
+        let write_timeout = Duration::from_secs(smtp.command_timeout_secs);
         Session {
             id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
             role,
-            stream: Some(stream),
+            io: Transport::new(stream, max_line, write_timeout, shutdown),
             peer,
-            shutdown,
-            input: Vec::new(),
-            pos: 0,
-            read_size: MIN_READ,
-            output: Vec::with_capacity(1024),
             helo: None,
             auth_user: None,
             trusted_network,
@@ -179,13 +167,11 @@ impl Session {
     }
 
     pub fn is_tls(&self) -> bool {
-        self.stream.as_ref().is_some_and(MaybeTlsStream::is_tls)
+        self.io.stream().is_some_and(MaybeTlsStream::is_tls)
     }
 
     pub fn tls_description(&self) -> Option<String> {
-        self.stream
-            .as_ref()
-            .and_then(MaybeTlsStream::tls_description)
+        self.io.stream().and_then(MaybeTlsStream::tls_description)
     }
 
     fn command_timeout(&self) -> Duration {
@@ -221,10 +207,7 @@ impl Session {
             End::Done | End::Disconnected | End::Dropped => {}
         }
         if end != End::Disconnected {
-            let _ = self.flush().await;
-            if let Some(stream) = self.stream.as_mut() {
-                let _ = tokio::time::timeout(Duration::from_secs(5), stream.shutdown()).await;
-            }
+            self.io.goodbye().await;
         }
         tracing::debug!(?end, "session ended");
         self.keep_record().await;
@@ -296,9 +279,10 @@ impl Session {
         if reply.is_error() {
             tracing::debug!(%reply, "error reply");
         }
-        let start = self.output.len();
-        reply.write_to(&mut self.output);
-        self.record.reply(&self.output[start..], reply.is_error());
+        let start = self.io.output.len();
+        reply.write_to(&mut self.io.output);
+        self.record
+            .reply(&self.io.output[start..], reply.is_error());
         if let (true, Some(stage)) = (reply.is_error(), self.stage) {
             self.publish_rejection(stage, &reply);
         }
@@ -336,152 +320,38 @@ impl Session {
 
     /// Writes out queued replies.
     pub async fn flush(&mut self) -> Result<(), End> {
-        if self.output.is_empty() {
-            return Ok(());
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let timeout = Duration::from_secs(self.ctx.config.smtp.command_timeout_secs);
-        let write = async {
-            stream.write_all(&self.output).await?;
-            stream.flush().await
-        };
-        match tokio::time::timeout(timeout, write).await {
-            Ok(Ok(())) => {
-                self.output.clear();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(End::Disconnected),
-            Err(_) => Err(End::Timeout),
-        }
+        Ok(self.io.flush().await?)
     }
 
-    /// Reads more input (after flushing replies). `interruptible` lets a
-    /// shutdown end the wait (between commands, never inside a message).
-    async fn fill(&mut self, timeout: Duration, interruptible: bool) -> Result<(), End> {
-        self.flush().await?;
-        if self.pos > 0 {
-            self.input.drain(..self.pos);
-            self.pos = 0;
-        }
-        // A session waiting with little or nothing buffered gives back
-        // what a message or a long line made the buffer grow to.
-        let want = self.input.len() + self.read_size;
-        if self.input.capacity() > 2 * want.max(MIN_READ) {
-            self.input.shrink_to(want);
-        }
-        let Some(stream) = self.stream.as_mut() else {
-            return Err(End::Disconnected);
-        };
-        let len = self.input.len();
-        let size = self.read_size;
-        self.input.resize(len + size, 0);
-        let read = tokio::time::timeout(timeout, stream.read(&mut self.input[len..]));
-        let result = if interruptible {
-            tokio::select! {
-                r = read => r,
-                () = self.shutdown.cancelled() => {
-                    self.input.truncate(len);
-                    return Err(End::Shutdown);
-                }
-            }
-        } else {
-            read.await
-        };
-        match result {
-            Ok(Ok(0)) | Ok(Err(_)) => {
-                self.input.truncate(len);
-                Err(End::Disconnected)
-            }
-            Ok(Ok(n)) => {
-                self.input.truncate(len + n);
-                if n == size {
-                    self.read_size = (size * 2).min(MAX_READ);
-                } else if n < size / 2 {
-                    self.read_size = (size / 2).max(MIN_READ);
-                }
-                Ok(())
-            }
-            Err(_) => {
-                self.input.truncate(len);
-                Err(End::Timeout)
-            }
-        }
-    }
-
-    /// Reads one line. A line longer than `max_line_length` is read to its
-    /// end and dropped, so the session stays in step with the client.
+    /// Reads one line; one over `smtp.max_line_length` is read to its end
+    /// and reported as too long. `interruptible` lets a shutdown end the
+    /// wait (between commands, never inside a message).
     pub async fn read_line(&mut self, timeout: Duration, interruptible: bool) -> Result<Line, End> {
-        let max = self.ctx.config.smtp.max_line_length.max(64);
-        let mut discarding = false;
-        loop {
-            let unread = &self.input[self.pos..];
-            if let Some(lf) = unread.iter().position(|&b| b == b'\n') {
-                let start = self.pos;
-                self.pos += lf + 1;
-                if discarding || lf + 1 > max {
-                    return Ok(Line::TooLong);
-                }
-                let mut end = start + lf;
-                if end > start && self.input[end - 1] == b'\r' {
-                    end -= 1;
-                }
-                return Ok(Line::Complete(self.input[start..end].to_vec()));
-            }
-            if unread.len() > max {
-                discarding = true;
-                self.input.truncate(self.pos);
-            }
-            self.fill(timeout, interruptible && !discarding).await?;
-        }
-    }
-
-    /// The buffered, unread input (for the DATA receiver).
-    pub fn unread(&self) -> &[u8] {
-        &self.input[self.pos..]
-    }
-
-    pub fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.input.len());
-    }
-
-    /// Waits for more input, for receivers that consume `unread()`.
-    pub async fn wait_for_input(&mut self, timeout: Duration) -> Result<(), End> {
-        self.fill(timeout, false).await
+        Ok(self.io.read_line(timeout, interruptible).await?)
     }
 
     /// STARTTLS: discards anything the client pipelined after the command
     /// (RFC 3207 section 4.2, the injection defence), performs the
     /// handshake and forgets everything learnt before it.
     pub async fn start_tls(&mut self) -> Result<(), End> {
-        self.flush().await?;
-        self.input.clear();
-        self.pos = 0;
         let Some(acceptor) = self.ctx.tls.clone() else {
+            self.flush().await?;
             return Err(End::Done);
         };
-        let Some(stream) = self.stream.take() else {
-            return Err(End::Disconnected);
-        };
         let timeout = Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
-        match tokio::time::timeout(timeout, stream.upgrade(&acceptor)).await {
-            Ok(Ok(tls)) => {
-                self.stream = Some(tls);
-                self.helo = None;
-                self.auth_user = None;
-                self.tx = None;
-                let tls = self.tls_description().unwrap_or_default();
-                tracing::debug!(%tls, "STARTTLS done");
-                self.record.server_note(&format!("[TLS: {tls}]"));
-                Ok(())
-            }
-            Ok(Err(e)) => {
-                tracing::info!(error = %e, "TLS handshake failed");
-                Err(End::Disconnected)
-            }
-            Err(_) => Err(End::Timeout),
-        }
+        self.io
+            .start_tls(
+                timeout,
+                |stream| async move { stream.upgrade(&acceptor).await },
+            )
+            .await?;
+        self.helo = None;
+        self.auth_user = None;
+        self.tx = None;
+        let tls = self.tls_description().unwrap_or_default();
+        tracing::debug!(%tls, "STARTTLS done");
+        self.record.server_note(&format!("[TLS: {tls}]"));
+        Ok(())
     }
 
     /// Dispatches one command line.

@@ -35,7 +35,7 @@ impl Session {
             let _ = self.flush().await;
             tokio::select! {
                 () = tokio::time::sleep(verdict.delay) => {}
-                () = self.shutdown.cancelled() => {}
+                () = self.io.shutdown_token().cancelled() => {}
             }
         }
         match verdict.outcome {
