@@ -35,5 +35,5 @@ pub mod sasl;
 pub mod shutdown;
 pub mod tls;
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;
