@@ -91,11 +91,10 @@ where
     Fut: Future<Output = std::io::Result<Vec<Bound<R>>>>,
 {
     use clap::{Args as _, FromArgMatches as _};
-    let cli = DaemonArgs::augment_args(
-        clap::Command::new(name)
-            .version(env!("CARGO_PKG_VERSION"))
-            .about(about),
-    );
+    // After the flags, whose doc comment would otherwise be the `about`.
+    let cli = DaemonArgs::augment_args(clap::Command::new(name))
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about);
     let args = match DaemonArgs::from_arg_matches(&cli.clone().get_matches()) {
         Ok(args) => args,
         Err(e) => e.exit(),
