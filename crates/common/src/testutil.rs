@@ -183,9 +183,23 @@ impl LineClient {
     }
 }
 
+/// Before any daemon runs on `data`: opens the store there (making it if
+/// need be), adds the account `address` with `password`, and delivers
+/// `inbox` into its INBOX.
+pub fn seed_account(data: &Path, address: &str, password: &str, inbox: &[&[u8]]) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = store::Store::open(data).unwrap();
+        let account = store.add_account(address, password).await.unwrap();
+        for raw in inbox {
+            deliver_to_inbox(&store, &account, raw).await;
+        }
+    });
+}
+
 /// Puts `raw` into the INBOX of an existing account `to` the way smtpd's
 /// queue manager would: queued from `bob@example.com`, claimed, delivered.
-pub async fn deliver_to_inbox(store: &store::Store, to: &store::Account, raw: &[u8]) {
+async fn deliver_to_inbox(store: &store::Store, to: &store::Account, raw: &[u8]) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -2,7 +2,7 @@
 //! announces its listeners, logs in, lists and selects INBOX, and stops on
 //! SIGTERM.
 
-use common::testutil::{deliver_to_inbox, free_port, DaemonProcess, LineClient};
+use common::testutil::{free_port, seed_account, DaemonProcess, LineClient};
 
 /// Sends a tagged command and reads up to its tagged reply: all lines.
 fn exchange(client: &mut LineClient, tag: &str, command: &str) -> Vec<String> {
@@ -18,15 +18,7 @@ fn imapd_runs_alone_on_a_shared_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let message = b"From: bob@example.com\r\nSubject: alone\r\n\r\nhi\r\n";
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = store::Store::open(&data).unwrap();
-        let alice = store
-            .add_account("alice@localhost", "pw-alice")
-            .await
-            .unwrap();
-        deliver_to_inbox(&store, &alice, message).await;
-    });
+    seed_account(&data, "alice@localhost", "pw-alice", &[message]);
     let (p1, p2) = (free_port(), free_port());
     let imapd = DaemonProcess::start(
         env!("CARGO_BIN_EXE_imapd").as_ref(),

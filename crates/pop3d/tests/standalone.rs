@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::testutil::{deliver_to_inbox, free_port, DaemonProcess, LineClient};
+use common::testutil::{free_port, seed_account, DaemonProcess, LineClient};
 
 /// Starts the `pop3d` binary on `data` with a config `<tag>.toml` in
 /// `dir`, on two free ports; returns it once it says it is ready, with its
@@ -34,14 +34,7 @@ fn connect(port: u16) -> LineClient {
 fn two_processes_on_one_data_dir_share_the_maildrop_lock() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = store::Store::open(&data).unwrap();
-        store
-            .add_account("alice@localhost", "pw-alice")
-            .await
-            .unwrap();
-    });
+    seed_account(&data, "alice@localhost", "pw-alice", &[]);
     let (_first, port1, _) = start_pop3d(dir.path(), &data, "first");
     let (_second, port2, _) = start_pop3d(dir.path(), &data, "second");
     let mut c1 = connect(port1);
@@ -79,15 +72,8 @@ fn pop3d_runs_alone_on_a_shared_data_dir() {
     let message = b"From: bob@example.com\r\nSubject: alone\r\n\r\n.dot\r\nhi\r\n";
     // The account and its mail are made the way the other daemons would,
     // before pop3d runs.
+    seed_account(&data, "alice@localhost", "pw-alice", &[message]);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = store::Store::open(&data).unwrap();
-        let alice = store
-            .add_account("alice@localhost", "pw-alice")
-            .await
-            .unwrap();
-        deliver_to_inbox(&store, &alice, message).await;
-    });
     let (pop3d, p1, p2) = start_pop3d(dir.path(), &data, "pop3d");
     let lines = &pop3d.announced;
     assert_eq!(

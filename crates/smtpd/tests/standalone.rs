@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use common::testutil::{free_port, DaemonProcess, LineClient};
+use common::testutil::{free_port, seed_account, DaemonProcess, LineClient};
 
 /// Reads one reply, all its lines.
 fn read_reply(c: &mut LineClient) -> String {
@@ -24,14 +24,8 @@ fn smtpd_runs_alone_on_a_shared_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     // The account is made the way an administrator would, before smtpd runs.
+    seed_account(&data, "alice@localhost", "pw-alice", &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let store = store::Store::open(&data).unwrap();
-        store
-            .add_account("alice@localhost", "pw-alice")
-            .await
-            .unwrap();
-    });
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let smtpd = DaemonProcess::start(
         env!("CARGO_BIN_EXE_smtpd").as_ref(),
