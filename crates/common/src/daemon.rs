@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::listener::{Bound, ListenerRole};
 use crate::sasl::AuthThrottle;
 use crate::tls::TlsAcceptor;
 
@@ -61,6 +62,63 @@ pub fn run_main(name: &str, work: impl Future<Output = Result<(), String>>) -> E
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a single daemon's start gets from [`daemon_main`]: the process's
+/// shared parts and the opened store, owned, so that the start may keep
+/// them.
+pub struct Launch {
+    pub config: Arc<Config>,
+    pub store: store::Store,
+    pub tls: TlsAcceptor,
+    pub throttle: Arc<AuthThrottle>,
+    pub events: crate::events::EventBus,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+/// The whole `main` of a daemon binary (`smtpd`, `pop3d`, `imapd`,
+/// `httpd`): the [`DaemonArgs`] flags, the configuration, the store in
+/// the data dir; then `start` builds the daemon's context and binds its
+/// listeners, which are announced, and the process runs until
+/// SIGINT/SIGTERM.
+pub fn daemon_main<R, Fut>(
+    name: &'static str,
+    about: &'static str,
+    start: impl FnOnce(Launch) -> Fut,
+) -> ExitCode
+where
+    R: ListenerRole,
+    Fut: Future<Output = std::io::Result<Vec<Bound<R>>>>,
+{
+    use clap::{Args as _, FromArgMatches as _};
+    // After the flags, whose doc comment would otherwise be the `about`.
+    let cli = DaemonArgs::augment_args(clap::Command::new(name))
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(about);
+    let args = match DaemonArgs::from_arg_matches(&cli.clone().get_matches()) {
+        Ok(args) => args,
+        Err(e) => e.exit(),
+    };
+    run_main(name, async move {
+        let config = load_config(&cli, args.config.as_deref(), args.data_dir)?;
+        serve(config, |process| {
+            let launch = open_store(&process.config).map(|store| Launch {
+                config: process.config.clone(),
+                store,
+                tls: process.tls.clone(),
+                throttle: process.throttle.clone(),
+                events: process.events.clone(),
+                shutdown: process.shutdown.clone(),
+                tracker: process.tracker.clone(),
+            });
+            async move {
+                let bound = start(launch?).await.map_err(|e| e.to_string())?;
+                Ok(bound.iter().map(Bound::announcement).collect())
+            }
+        })
+        .await
+    })
 }
 
 /// A daemon's whole life: prepares the process, lets `start` bind and

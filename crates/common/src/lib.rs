@@ -16,6 +16,8 @@
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
 //!   logins;
+//! - [`login`]: the one login path of the three mail daemons (SASL
+//!   exchange, throttle delay, password check, failure limit);
 //! - [`events`]: the in-process bus on which daemons tell each other (and
 //!   httpd's event stream) what happened to mail;
 //! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM;
@@ -34,6 +36,7 @@ pub mod daemon;
 pub mod events;
 pub mod listener;
 pub mod logging;
+pub mod login;
 pub mod memory;
 pub mod rules;
 pub mod sasl;
@@ -41,5 +44,5 @@ pub mod shutdown;
 pub mod tls;
 pub mod transport;
 
-#[cfg(test)]
-pub(crate) mod testutil;
+#[cfg(any(test, feature = "testutil"))]
+pub mod testutil;

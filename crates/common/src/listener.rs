@@ -37,6 +37,94 @@ pub enum Refusal {
     ShuttingDown,
 }
 
+impl Refusal {
+    /// Why, in words a client shows its user; the daemon frames them
+    /// (`* BYE …`, `-ERR [SYS/TEMP] …`).
+    pub fn text(self) -> &'static str {
+        match self {
+            Refusal::ShuttingDown => "Server shutting down",
+            Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
+                "Too many connections; try again later"
+            }
+        }
+    }
+}
+
+impl Connection {
+    /// Writes `reply` (a refusal in the protocol's words) and closes the
+    /// connection; a client already gone is no error.
+    pub async fn refuse_with(mut self, reply: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        let _ = self.stream.write_all(reply).await;
+        let _ = self.stream.shutdown().await;
+    }
+}
+
+/// What a daemon's listener is for (`smtp`, `submission`, `imaps`, …).
+pub trait ListenerRole: Copy + Send + Sync + 'static {
+    /// The listener's name in logs and in `postern: NAME listening on …`.
+    fn name(self) -> &'static str;
+    /// What the `listening on` line adds in parentheses (may be empty).
+    fn note(self) -> &'static str;
+    /// Whether the listener speaks TLS from the first byte (SMTPS, IMAPS,
+    /// POP3S, HTTPS). Such listeners are not started without TLS.
+    fn implicit_tls(self) -> bool;
+}
+
+/// A listener a daemon has bound.
+#[derive(Debug, Clone)]
+pub struct Bound<R> {
+    pub role: R,
+    pub addr: SocketAddr,
+}
+
+impl<R: ListenerRole> Bound<R> {
+    /// The `listening on` line for this listener.
+    pub fn announcement(&self) -> crate::daemon::Announcement {
+        crate::daemon::Announcement {
+            name: self.role.name(),
+            addr: self.addr,
+            note: self.role.note(),
+        }
+    }
+}
+
+/// Binds every address of `plan` (each role with its configured
+/// addresses), then starts them all on `tracker` with the service
+/// `service_for` gives each role, and returns what listens where.
+/// Implicit-TLS roles are left out when `tls` is `None`. Nothing accepts
+/// until every address is bound, so a port in use fails the whole start.
+pub async fn start<R: ListenerRole, S: Service>(
+    plan: &[(R, &[SocketAddr])],
+    tls: Option<&TlsAcceptor>,
+    limits: &ListenerLimits,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+    mut service_for: impl FnMut(R) -> Arc<S>,
+) -> std::io::Result<Vec<Bound<R>>> {
+    let mut listeners = Vec::new();
+    for &(role, addrs) in plan {
+        let implicit = match (role.implicit_tls(), tls) {
+            (false, _) => None,
+            (true, Some(tls)) => Some(tls.clone()),
+            (true, None) => continue,
+        };
+        for &addr in addrs {
+            let listener = Listener::bind(role.name(), addr, implicit.clone()).await?;
+            listeners.push((role, listener));
+        }
+    }
+    let mut bound = Vec::new();
+    for (role, listener) in listeners {
+        bound.push(Bound {
+            role,
+            addr: listener.local_addr(),
+        });
+        listener.spawn(service_for(role), limits.clone(), shutdown.clone(), tracker);
+    }
+    Ok(bound)
+}
+
 /// A daemon's session logic, as the listener sees it.
 pub trait Service: Send + Sync + 'static {
     /// Runs one session to its end.

@@ -165,7 +165,6 @@ mod scan;
 mod view;
 pub mod web_session;
 
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,12 +172,11 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use common::config::Config;
 use common::events::EventBus;
-use common::listener::{Connection, Listener, Refusal, Service};
+use common::listener::{self, Connection, ListenerRole, Refusal, Service};
 use common::sasl::AuthThrottle;
 use common::tls::TlsAcceptor;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use store::Store;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -251,35 +249,28 @@ pub enum Role {
     Https,
 }
 
-impl Role {
-    pub fn name(self) -> &'static str {
+impl ListenerRole for Role {
+    fn name(self) -> &'static str {
         match self {
             Role::Http => "http",
             Role::Https => "https",
         }
     }
+
+    fn note(self) -> &'static str {
+        match self {
+            Role::Http => "",
+            Role::Https => "TLS",
+        }
+    }
+
+    fn implicit_tls(self) -> bool {
+        self == Role::Https
+    }
 }
 
 /// A listener httpd has bound.
-#[derive(Debug, Clone)]
-pub struct Bound {
-    pub role: Role,
-    pub addr: SocketAddr,
-}
-
-impl Bound {
-    /// The `listening on` line for this listener.
-    pub fn announcement(&self) -> common::daemon::Announcement {
-        common::daemon::Announcement {
-            name: self.role.name(),
-            addr: self.addr,
-            note: match self.role {
-                Role::Http => "",
-                Role::Https => "TLS",
-            },
-        }
-    }
-}
+pub type Bound = common::listener::Bound<Role>;
 
 struct HttpService {
     router: Router,
@@ -325,7 +316,7 @@ impl Service for HttpService {
         let _ = tokio::time::timeout(self.grace, connection).await;
     }
 
-    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
+    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
         let text = match why {
             Refusal::ShuttingDown => "server shutting down",
             Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
@@ -337,8 +328,7 @@ impl Service for HttpService {
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        let _ = conn.stream.write_all(response.as_bytes()).await;
-        let _ = conn.stream.shutdown().await;
+        conn.refuse_with(response.as_bytes()).await;
     }
 }
 
@@ -356,22 +346,12 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
     let http = &ctx.config.http;
-    let mut plan: Vec<(Role, SocketAddr)> = Vec::new();
+    // With `tls`, the main port is HTTPS too (and not served without TLS).
     let main_role = if http.tls { Role::Https } else { Role::Http };
-    if main_role == Role::Http || ctx.tls.is_some() {
-        plan.extend(http.listen.iter().map(|a| (main_role, *a)));
-    }
-    if ctx.tls.is_some() {
-        plan.extend(http.https_listen.iter().map(|a| (Role::Https, *a)));
-    }
-    let mut listeners = Vec::new();
-    for (role, addr) in plan {
-        let implicit = match role {
-            Role::Https => ctx.tls.clone(),
-            Role::Http => None,
-        };
-        listeners.push((role, Listener::bind(role.name(), addr, implicit).await?));
-    }
+    let plan = [
+        (main_role, &http.listen[..]),
+        (Role::Https, &http.https_listen[..]),
+    ];
     let state = Arc::new(AppState {
         event_clients: Arc::new(Semaphore::new(
             http.max_event_clients.min(Semaphore::MAX_PERMITS),
@@ -392,18 +372,9 @@ pub async fn start(
         header_timeout: Duration::from_secs(http.request_timeout_secs.max(1)),
         grace: Duration::from_secs(ctx.config.limits.shutdown_grace_secs),
     });
-    let mut bound = Vec::new();
-    for (role, listener) in listeners {
-        bound.push(Bound {
-            role,
-            addr: listener.local_addr(),
-        });
-        listener.spawn(
-            service.clone(),
-            ctx.config.limits.clone(),
-            shutdown.clone(),
-            tracker,
-        );
-    }
-    Ok(bound)
+    let limits = &ctx.config.limits;
+    listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {
+        service.clone()
+    })
+    .await
 }

@@ -109,15 +109,13 @@
 pub mod protocol;
 mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::config::Config;
-use common::listener::{Connection, Listener, Refusal, Service};
+use common::listener::{self, Connection, ListenerRole, Refusal, Service};
 use common::sasl::AuthThrottle;
 use common::tls::TlsAcceptor;
 use store::Store;
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -130,20 +128,23 @@ pub enum Role {
     Imaps,
 }
 
-impl Role {
-    pub fn name(self) -> &'static str {
+impl ListenerRole for Role {
+    fn name(self) -> &'static str {
         match self {
             Role::Imap => "imap",
             Role::Imaps => "imaps",
         }
     }
 
-    /// What the `listening on` line adds in parentheses.
-    pub fn note(self) -> &'static str {
+    fn note(self) -> &'static str {
         match self {
             Role::Imap => "STARTTLS",
             Role::Imaps => "implicit TLS",
         }
+    }
+
+    fn implicit_tls(self) -> bool {
+        self == Role::Imaps
     }
 }
 
@@ -220,37 +221,16 @@ impl Service for ImapService {
             .await;
     }
 
-    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
-        let text = match why {
-            Refusal::ShuttingDown => "Server shutting down",
-            Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
-                "Too many connections; try again later"
-            }
-        };
+    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
         let mut out = Vec::new();
-        protocol::encode::status(&mut out, None, protocol::encode::Status::Bye, None, text);
-        let _ = conn.stream.write_all(&out).await;
-        let _ = conn.stream.shutdown().await;
+        let bye = protocol::encode::Status::Bye;
+        protocol::encode::status(&mut out, None, bye, None, why.text());
+        conn.refuse_with(&out).await;
     }
 }
 
 /// A listener imapd has bound.
-#[derive(Debug, Clone)]
-pub struct Bound {
-    pub role: Role,
-    pub addr: SocketAddr,
-}
-
-impl Bound {
-    /// The `listening on` line for this listener.
-    pub fn announcement(&self) -> common::daemon::Announcement {
-        common::daemon::Announcement {
-            name: self.role.name(),
-            addr: self.addr,
-            note: self.role.note(),
-        }
-    }
-}
+pub type Bound = common::listener::Bound<Role>;
 
 /// Binds every configured listener, starts them on `tracker`, and returns
 /// what is listening where. Everything stops when `shutdown` is cancelled.
@@ -260,32 +240,14 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
     let imap = &ctx.config.imap;
-    let mut plan: Vec<(Role, SocketAddr)> = imap.listen.iter().map(|a| (Role::Imap, *a)).collect();
-    if ctx.tls.is_some() {
-        plan.extend(imap.imaps_listen.iter().map(|a| (Role::Imaps, *a)));
-    }
-    let mut listeners = Vec::new();
-    for (role, addr) in plan {
-        let implicit = match role {
-            Role::Imaps => ctx.tls.clone(),
-            Role::Imap => None,
-        };
-        let listener = Listener::bind(role.name(), addr, implicit).await?;
-        listeners.push((role, listener));
-    }
+    let plan = [
+        (Role::Imap, &imap.listen[..]),
+        (Role::Imaps, &imap.imaps_listen[..]),
+    ];
     let service = Arc::new(ImapService { ctx: ctx.clone() });
-    let mut bound = Vec::new();
-    for (role, listener) in listeners {
-        bound.push(Bound {
-            role,
-            addr: listener.local_addr(),
-        });
-        listener.spawn(
-            service.clone(),
-            ctx.config.limits.clone(),
-            shutdown.clone(),
-            tracker,
-        );
-    }
-    Ok(bound)
+    let limits = &ctx.config.limits;
+    listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {
+        service.clone()
+    })
+    .await
 }

@@ -76,15 +76,13 @@ pub mod lock;
 pub mod protocol;
 mod session;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::config::Config;
-use common::listener::{Connection, Listener, Refusal, Service};
+use common::listener::{self, Connection, ListenerRole, Refusal, Service};
 use common::sasl::AuthThrottle;
 use common::tls::TlsAcceptor;
 use store::Store;
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -100,20 +98,23 @@ pub enum Role {
     Pop3s,
 }
 
-impl Role {
-    pub fn name(self) -> &'static str {
+impl ListenerRole for Role {
+    fn name(self) -> &'static str {
         match self {
             Role::Pop3 => "pop3",
             Role::Pop3s => "pop3s",
         }
     }
 
-    /// What the `listening on` line adds in parentheses.
-    pub fn note(self) -> &'static str {
+    fn note(self) -> &'static str {
         match self {
             Role::Pop3 => "STLS",
             Role::Pop3s => "implicit TLS",
         }
+    }
+
+    fn implicit_tls(self) -> bool {
+        self == Role::Pop3s
     }
 }
 
@@ -156,36 +157,15 @@ impl Service for Pop3Service {
             .await;
     }
 
-    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
-        let text = match why {
-            Refusal::ShuttingDown => "Server shutting down",
-            Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
-                "Too many connections; try again later"
-            }
-        };
+    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
         let mut out = Vec::new();
-        protocol::err(&mut out, Some(protocol::RespCode::SysTemp), text);
-        let _ = conn.stream.write_all(&out).await;
-        let _ = conn.stream.shutdown().await;
+        protocol::err(&mut out, Some(protocol::RespCode::SysTemp), why.text());
+        conn.refuse_with(&out).await;
     }
 }
 
 /// A listener pop3d has bound.
-#[derive(Debug, Clone)]
-pub struct Bound {
-    pub role: Role,
-    pub addr: SocketAddr,
-}
-
-impl Bound {
-    pub fn announcement(&self) -> common::daemon::Announcement {
-        common::daemon::Announcement {
-            name: self.role.name(),
-            addr: self.addr,
-            note: self.role.note(),
-        }
-    }
-}
+pub type Bound = common::listener::Bound<Role>;
 
 /// Binds every configured listener, starts them on `tracker`, and returns
 /// what is listening where. Everything stops when `shutdown` is cancelled.
@@ -195,32 +175,14 @@ pub async fn start(
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
     let pop3 = &ctx.config.pop3;
-    let mut plan: Vec<(Role, SocketAddr)> = pop3.listen.iter().map(|a| (Role::Pop3, *a)).collect();
-    if ctx.tls.is_some() {
-        plan.extend(pop3.pop3s_listen.iter().map(|a| (Role::Pop3s, *a)));
-    }
-    let mut listeners = Vec::new();
-    for (role, addr) in plan {
-        let implicit = match role {
-            Role::Pop3s => ctx.tls.clone(),
-            Role::Pop3 => None,
-        };
-        let listener = Listener::bind(role.name(), addr, implicit).await?;
-        listeners.push((role, listener));
-    }
+    let plan = [
+        (Role::Pop3, &pop3.listen[..]),
+        (Role::Pop3s, &pop3.pop3s_listen[..]),
+    ];
     let service = Arc::new(Pop3Service { ctx: ctx.clone() });
-    let mut bound = Vec::new();
-    for (role, listener) in listeners {
-        bound.push(Bound {
-            role,
-            addr: listener.local_addr(),
-        });
-        listener.spawn(
-            service.clone(),
-            ctx.config.limits.clone(),
-            shutdown.clone(),
-            tracker,
-        );
-    }
-    Ok(bound)
+    let limits = &ctx.config.limits;
+    listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {
+        service.clone()
+    })
+    .await
 }

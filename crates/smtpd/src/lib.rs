@@ -80,15 +80,13 @@ pub mod reply;
 mod session;
 pub mod status;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use common::config::Config;
-use common::listener::{Connection, Listener, Refusal, Service};
+use common::listener::{self, Connection, ListenerRole, Refusal, Service};
 use common::sasl::AuthThrottle;
 use common::tls::TlsAcceptor;
 use store::Store;
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -110,6 +108,7 @@ impl Role {
         matches!(self, Role::Submission | Role::Submissions)
     }
 
+    /// The listener's name (inherent, for the session's transcript).
     pub fn name(self) -> &'static str {
         match self {
             Role::Mx => "smtp",
@@ -117,14 +116,23 @@ impl Role {
             Role::Submissions => "submissions",
         }
     }
+}
 
-    /// What `postern up` says about the listener.
-    pub fn note(self) -> &'static str {
+impl ListenerRole for Role {
+    fn name(self) -> &'static str {
+        Role::name(self)
+    }
+
+    fn note(self) -> &'static str {
         match self {
             Role::Mx => "",
             Role::Submission => "STARTTLS, AUTH",
             Role::Submissions => "implicit TLS, AUTH",
         }
+    }
+
+    fn implicit_tls(self) -> bool {
+        self == Role::Submissions
     }
 }
 
@@ -165,7 +173,7 @@ impl Service for SmtpService {
         .await;
     }
 
-    async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
+    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
         let reply = match why {
             Refusal::ShuttingDown => reply::shutting_down(),
             Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
@@ -174,27 +182,12 @@ impl Service for SmtpService {
         };
         let mut out = Vec::new();
         reply.write_to(&mut out);
-        let _ = conn.stream.write_all(&out).await;
-        let _ = conn.stream.shutdown().await;
+        conn.refuse_with(&out).await;
     }
 }
 
 /// A listener smtpd has bound.
-#[derive(Debug, Clone)]
-pub struct Bound {
-    pub role: Role,
-    pub addr: SocketAddr,
-}
-
-impl Bound {
-    pub fn announcement(&self) -> common::daemon::Announcement {
-        common::daemon::Announcement {
-            name: self.role.name(),
-            addr: self.addr,
-            note: self.role.note(),
-        }
-    }
-}
+pub type Bound = common::listener::Bound<Role>;
 
 /// Binds every configured listener, starts them and the queue manager on
 /// `tracker`, and returns what is listening where. Everything stops when
@@ -211,48 +204,27 @@ pub async fn start(
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
     );
     let smtp = &ctx.config.smtp;
-    let mut plan: Vec<(Role, SocketAddr)> = Vec::new();
-    plan.extend(smtp.listen.iter().map(|a| (Role::Mx, *a)));
-    plan.extend(
-        smtp.submission_listen
-            .iter()
-            .map(|a| (Role::Submission, *a)),
-    );
-    if ctx.tls.is_some() {
-        plan.extend(
-            smtp.submissions_listen
-                .iter()
-                .map(|a| (Role::Submissions, *a)),
-        );
-    }
-    let mut listeners = Vec::new();
-    for (role, addr) in plan {
-        let implicit = if role == Role::Submissions {
-            ctx.tls.clone()
-        } else {
-            None
-        };
-        let listener = Listener::bind(role.name(), addr, implicit).await?;
-        listeners.push((role, listener));
-    }
-    let mut bound = Vec::new();
-    for (role, listener) in listeners {
-        bound.push(Bound {
-            role,
-            addr: listener.local_addr(),
-        });
-        let service = Arc::new(SmtpService {
-            ctx: ctx.clone(),
-            role,
-            trusted: trusted.clone(),
-        });
-        listener.spawn(
-            service,
-            ctx.config.limits.clone(),
-            shutdown.clone(),
-            tracker,
-        );
-    }
+    let plan = [
+        (Role::Mx, &smtp.listen[..]),
+        (Role::Submission, &smtp.submission_listen[..]),
+        (Role::Submissions, &smtp.submissions_listen[..]),
+    ];
+    let limits = &ctx.config.limits;
+    let bound = listener::start(
+        &plan,
+        ctx.tls.as_ref(),
+        limits,
+        &shutdown,
+        tracker,
+        |role| {
+            Arc::new(SmtpService {
+                ctx: ctx.clone(),
+                role,
+                trusted: trusted.clone(),
+            })
+        },
+    )
+    .await?;
     let manager = QueueManager::new(ctx.store.clone(), ctx.config.clone(), ctx.queue.clone());
     tracker.spawn(manager.run(shutdown));
     Ok(bound)

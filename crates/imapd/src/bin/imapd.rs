@@ -5,38 +5,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{CommandFactory, Parser};
-use common::daemon::{load_config, open_store, run_main, serve, DaemonArgs};
-
-#[derive(Parser)]
-#[command(name = "imapd", version, about = "Postern's IMAP daemon")]
-struct Args {
-    #[command(flatten)]
-    daemon: DaemonArgs,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse().daemon;
-    run_main("imapd", async move {
-        let config = load_config(&Args::command(), args.config.as_deref(), args.data_dir)?;
-        serve(config, |process| {
-            let store = open_store(&process.config);
-            let ctx = store.map(|store| {
-                Arc::new(imapd::ImapContext::new(
-                    process.config.clone(),
-                    store,
-                    Some(process.tls.clone()),
-                    process.throttle.clone(),
-                ))
-            });
-            let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());
-            async move {
-                let bound = imapd::start(ctx?, shutdown, &tracker)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                Ok(bound.iter().map(imapd::Bound::announcement).collect())
-            }
-        })
-        .await
+    common::daemon::daemon_main("imapd", "Postern's IMAP daemon", |run| async move {
+        let ctx = imapd::ImapContext::new(run.config, run.store, Some(run.tls), run.throttle);
+        imapd::start(Arc::new(ctx), run.shutdown, &run.tracker).await
     })
 }

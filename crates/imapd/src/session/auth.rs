@@ -2,7 +2,8 @@
 //! 3501, SASL-IR RFC 4959), with the plaintext policy and the failed-login
 //! throttle.
 
-use common::sasl::{self, Credentials, SaslError};
+use common::login::{self, Failure, Gate, LoginSession, Mechanism, Outcome};
+use common::sasl::{self, Credentials};
 
 use super::{End, Session, State};
 use crate::protocol::encode::{Code, Status};
@@ -97,20 +98,19 @@ impl Session {
             self.refuse_plaintext(tag);
             return Ok(());
         }
-        let (Ok(username), Ok(password)) = (String::from_utf8(user), String::from_utf8(password.0))
-        else {
-            self.auth_failed(tag).await;
-            return Ok(());
+        let outcome = match (String::from_utf8(user), String::from_utf8(password.0)) {
+            (Ok(username), Ok(password)) => {
+                let credentials = Credentials {
+                    authzid: None,
+                    username,
+                    password,
+                };
+                login::password(self, credentials).await
+            }
+            // No account has such a name or password.
+            _ => login::failed(self, Failure::Credentials),
         };
-        self.login(
-            tag,
-            Credentials {
-                authzid: None,
-                username,
-                password,
-            },
-        )
-        .await;
+        self.logged_in(tag, outcome).await;
         Ok(())
     }
 
@@ -132,89 +132,40 @@ impl Session {
             self.refuse_plaintext(tag);
             return Ok(());
         }
-        let response = match initial {
-            Some(initial) => initial,
-            None => {
-                // An empty challenge: `+ ` and nothing else.
-                self.io.output.extend_from_slice(b"+ \r\n");
-                match self.read_raw_line().await? {
-                    Some(line) => line,
-                    None => {
-                        self.bad(tag, "SASL response too long");
-                        return Ok(());
-                    }
-                }
-            }
-        };
-        let credentials = match String::from_utf8(response) {
-            Ok(text) => sasl::decode_plain(&text),
-            Err(_) => Err(SaslError::Base64),
-        };
-        match credentials {
-            Ok(credentials) => self.login(tag, credentials).await,
-            Err(SaslError::Cancelled) => self.bad(tag, "Authentication cancelled"),
-            Err(e) => {
-                tracing::debug!(error = %e, "bad SASL response");
-                self.auth_failed(tag).await;
-            }
-        }
+        // Bytes that are not UTF-8 stay invalid base64 (U+FFFD), and so a
+        // malformed response.
+        let initial = initial.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        let outcome = login::sasl(self, Mechanism::Plain, initial).await?;
+        self.logged_in(tag, outcome).await;
         Ok(())
     }
 
-    /// Counts a failed login; closes the session after too many.
-    async fn auth_failed(&mut self, tag: &Tag) {
-        self.ctx.throttle.record_failure(self.peer.ip());
-        self.auth_failures += 1;
-        if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
-            self.no(tag, Some(Code::AuthenticationFailed), "Invalid credentials");
-            self.untagged_status(Status::Bye, None, "Too many failed logins; closing");
-            self.closing = true;
-        } else {
-            self.no(tag, Some(Code::AuthenticationFailed), "Invalid credentials");
-        }
-    }
-
-    /// Checks the password (after the throttle's delay) and enters the
-    /// authenticated state.
-    async fn login(&mut self, tag: &Tag, credentials: Credentials) {
-        let ip = self.peer.ip();
-        let delay = self.ctx.throttle.delay_for(ip);
-        if !delay.is_zero() {
-            tracing::debug!(?delay, "delaying login attempt");
-            let _ = self.flush().await;
-            tokio::time::sleep(delay).await;
-        }
-        let authzid_ok = credentials
-            .authzid
-            .as_deref()
-            .is_none_or(|z| z.eq_ignore_ascii_case(&credentials.username));
-        let account = if authzid_ok {
-            match self
-                .ctx
-                .store
-                .authenticate(&credentials.username, &credentials.password)
-                .await
-            {
-                Ok(account) => account,
-                Err(e) => {
-                    tracing::error!(error = %e, "authentication lookup failed");
-                    self.no(
-                        tag,
-                        Some(Code::ServerBug),
-                        "Temporary authentication failure",
-                    );
-                    return;
-                }
+    /// Answers a login attempt; on success takes a session slot for the
+    /// account and enters the authenticated state.
+    async fn logged_in(&mut self, tag: &Tag, outcome: Outcome) {
+        let account = match outcome {
+            Outcome::LoggedIn(account) => account,
+            Outcome::Cancelled => {
+                self.bad(tag, "Authentication cancelled");
+                return;
             }
-        } else {
-            None
+            Outcome::Failed { closing, .. } => {
+                self.no(tag, Some(Code::AuthenticationFailed), "Invalid credentials");
+                if closing {
+                    self.untagged_status(Status::Bye, None, "Too many failed logins; closing");
+                    self.closing = true;
+                }
+                return;
+            }
+            Outcome::Unavailable => {
+                self.no(
+                    tag,
+                    Some(Code::ServerBug),
+                    "Temporary authentication failure",
+                );
+                return;
+            }
         };
-        let Some(account) = account else {
-            tracing::info!(user = %credentials.username, "authentication failed");
-            self.auth_failed(tag).await;
-            return;
-        };
-        self.ctx.throttle.record_success(ip);
         let Some(slot) = self.ctx.user_slot(account.id) else {
             tracing::info!(user = %account.address, "too many sessions");
             let max = self.ctx.config.imap.max_connections_per_user;
@@ -230,5 +181,33 @@ impl Session {
         self.state = State::Authenticated(account);
         let caps = self.capabilities();
         self.tagged(tag, Status::Ok, Some(Code::Capability(caps)), "Logged in");
+    }
+}
+
+impl LoginSession for Session {
+    type End = End;
+
+    fn gate(&self) -> Gate {
+        Gate::new(
+            &self.ctx.config,
+            &self.ctx.throttle,
+            &self.ctx.store,
+            self.peer.ip(),
+        )
+    }
+
+    fn failed_logins(&mut self) -> &mut u32 {
+        &mut self.auth_failures
+    }
+
+    /// `+ challenge` (PLAIN's is empty: `+ ` and nothing else), then one
+    /// line.
+    async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
+        login::continuation(&mut self.io.output, challenge);
+        self.read_raw_line().await
+    }
+
+    async fn flush_replies(&mut self) {
+        let _ = self.flush().await;
     }
 }

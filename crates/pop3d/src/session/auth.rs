@@ -1,7 +1,8 @@
 //! Logging in: USER/PASS (RFC 1939) and AUTH PLAIN/LOGIN (RFC 5034), with
 //! the plaintext policy, the failed-login throttle and the maildrop lock.
 
-use common::sasl::{self, Credentials, SaslError};
+use common::login::{self, Failure, Gate, LoginSession, Mechanism, Outcome};
+use common::sasl::{self, Credentials};
 
 use super::maildrop::Maildrop;
 use super::{store_code, End, Session, State};
@@ -74,13 +75,13 @@ impl Session {
         mechanism: String,
         initial: Option<String>,
     ) -> Result<(), End> {
-        if !MECHANISMS.contains(&mechanism.as_str()) {
+        let Some(mechanism) = Mechanism::from_name(&mechanism) else {
             self.err(
                 None,
                 &format!("Unsupported authentication mechanism {mechanism}"),
             );
             return Ok(());
-        }
+        };
         if !self.plaintext_allowed() {
             self.refuse_plaintext();
             return Ok(());
@@ -88,136 +89,45 @@ impl Session {
         if let State::Authorization { user } = &mut self.state {
             *user = None;
         }
-        let credentials = if mechanism == "PLAIN" {
-            self.auth_plain(initial).await?
-        } else {
-            self.auth_login(initial).await?
-        };
-        match credentials {
-            Ok(credentials) => self.login(credentials).await,
-            Err(SaslError::Cancelled) => self.err(None, "Authentication cancelled"),
-            Err(e) => {
-                // A failed login like a wrong password (as imapd and smtpd
-                // count it): the throttle and the per-session limit see it.
-                self.login_failed(&format!("Authentication failed: {e}"));
-            }
-        }
+        let outcome = login::sasl(self, mechanism, initial).await?;
+        self.logged_in(outcome).await;
         Ok(())
-    }
-
-    /// Sends a `+ challenge` continuation and reads the client's response.
-    async fn sasl_response(&mut self, challenge: &str) -> Result<Result<String, SaslError>, End> {
-        self.io.output.extend_from_slice(b"+ ");
-        self.io.output.extend_from_slice(challenge.as_bytes());
-        self.io.output.extend_from_slice(b"\r\n");
-        match self.read_line().await? {
-            Line::TooLong => Ok(Err(SaslError::Malformed("overlong"))),
-            Line::Complete(line) => match String::from_utf8(line) {
-                Ok(text) => Ok(Ok(text)),
-                Err(_) => Ok(Err(SaslError::Base64)),
-            },
-        }
-    }
-
-    async fn auth_plain(
-        &mut self,
-        initial: Option<String>,
-    ) -> Result<Result<Credentials, SaslError>, End> {
-        let response = match initial {
-            Some(initial) => initial,
-            None => match self.sasl_response("").await? {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(e)),
-            },
-        };
-        Ok(sasl::decode_plain(&response))
-    }
-
-    async fn auth_login(
-        &mut self,
-        initial: Option<String>,
-    ) -> Result<Result<Credentials, SaslError>, End> {
-        let user = match initial {
-            Some(initial) => initial,
-            None => match self.sasl_response(sasl::LOGIN_USERNAME_PROMPT).await? {
-                Ok(r) => r,
-                Err(e) => return Ok(Err(e)),
-            },
-        };
-        let username = match sasl::decode_login_step(&user) {
-            Ok(u) => u,
-            Err(e) => return Ok(Err(e)),
-        };
-        let password = match self.sasl_response(sasl::LOGIN_PASSWORD_PROMPT).await? {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        let password = match sasl::decode_login_step(&password) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(e)),
-        };
-        if username.is_empty() || password.is_empty() {
-            return Ok(Err(SaslError::Malformed("LOGIN")));
-        }
-        Ok(Ok(Credentials {
-            authzid: None,
-            username,
-            password,
-        }))
-    }
-
-    /// Counts a failed login (the throttle, and the session's limit, past
-    /// which it closes) and answers `-ERR [AUTH] text`.
-    fn login_failed(&mut self, text: &str) {
-        self.ctx.throttle.record_failure(self.peer.ip());
-        self.auth_failures += 1;
-        if self.auth_failures >= self.ctx.config.auth.max_failures_per_session {
-            self.err(Some(RespCode::Auth), "Too many failed logins; closing");
-            self.closing = true;
-        } else {
-            self.err(Some(RespCode::Auth), text);
-        }
     }
 
     /// Checks the password (after the throttle's delay), takes the maildrop
     /// lock and the snapshot, and enters TRANSACTION.
     async fn login(&mut self, credentials: Credentials) {
-        let ip = self.peer.ip();
-        let delay = self.ctx.throttle.delay_for(ip);
-        if !delay.is_zero() {
-            tracing::debug!(?delay, "delaying login attempt");
-            // Replies so far go out first, so the client is not left waiting
-            // on them too.
-            let _ = self.flush().await;
-            tokio::time::sleep(delay).await;
-        }
-        let authzid_ok = credentials
-            .authzid
-            .as_deref()
-            .is_none_or(|z| z.eq_ignore_ascii_case(&credentials.username));
-        let account = if authzid_ok {
-            match self
-                .ctx
-                .store
-                .authenticate(&credentials.username, &credentials.password)
-                .await
-            {
-                Ok(account) => account,
-                Err(e) => {
-                    tracing::error!(error = %e, "authentication lookup failed");
-                    self.err(Some(RespCode::SysTemp), "Temporary authentication failure");
-                    return;
-                }
+        let outcome = login::password(self, credentials).await;
+        self.logged_in(outcome).await;
+    }
+
+    /// Answers a login attempt; on success takes the maildrop lock and the
+    /// snapshot, and enters TRANSACTION.
+    async fn logged_in(&mut self, outcome: Outcome) {
+        let account = match outcome {
+            Outcome::LoggedIn(account) => account,
+            Outcome::Cancelled => {
+                self.err(None, "Authentication cancelled");
+                return;
             }
-        } else {
-            None
+            Outcome::Failed { closing: true, .. } => {
+                self.err(Some(RespCode::Auth), "Too many failed logins; closing");
+                self.closing = true;
+                return;
+            }
+            Outcome::Failed { why, .. } => {
+                let text = match why {
+                    Failure::Malformed(e) => format!("Authentication failed: {e}"),
+                    Failure::Credentials => "Invalid user name or password".to_string(),
+                };
+                self.err(Some(RespCode::Auth), &text);
+                return;
+            }
+            Outcome::Unavailable => {
+                self.err(Some(RespCode::SysTemp), "Temporary authentication failure");
+                return;
+            }
         };
-        let Some(account) = account else {
-            tracing::info!(user = %credentials.username, "authentication failed");
-            self.login_failed("Invalid user name or password");
-            return;
-        };
-        self.ctx.throttle.record_success(ip);
         let lock = match self.ctx.locks.try_lock(account.id).await {
             Ok(Some(lock)) => lock,
             Ok(None) => {
@@ -248,5 +158,35 @@ impl Session {
                 self.err(Some(store_code(&e)), "Cannot open the maildrop");
             }
         }
+    }
+}
+
+impl LoginSession for Session {
+    type End = End;
+
+    fn gate(&self) -> Gate {
+        Gate::new(
+            &self.ctx.config,
+            &self.ctx.throttle,
+            &self.ctx.store,
+            self.peer.ip(),
+        )
+    }
+
+    fn failed_logins(&mut self) -> &mut u32 {
+        &mut self.auth_failures
+    }
+
+    /// `+ challenge`, then one line.
+    async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
+        login::continuation(&mut self.io.output, challenge);
+        Ok(match self.read_line().await? {
+            Line::TooLong => None,
+            Line::Complete(line) => Some(line),
+        })
+    }
+
+    async fn flush_replies(&mut self) {
+        let _ = self.flush().await;
     }
 }

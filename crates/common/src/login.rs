@@ -1,0 +1,272 @@
+//! The one login path of smtpd, pop3d and imapd: the SASL PLAIN and LOGIN
+//! exchange (initial response, `*` to cancel, malformed responses), the
+//! throttle's delay before a password is checked, the password check
+//! against the store, and the count of failed logins per session and per
+//! address.
+//!
+//! A session supplies only its wire: how a challenge is framed (SMTP
+//! `334 `, POP3 and IMAP `+ `), how a response line is read, how pending
+//! replies are flushed, and where it keeps its failure count
+//! ([`LoginSession`]). What the client is told is the daemon's: the
+//! functions here return an [`Outcome`] and the session words it.
+//!
+//! Every daemon counts the same things as a failed login: a wrong password,
+//! an unknown user, an authorization identity other than the user, and a
+//! SASL response that cannot be decoded (bad base64, a missing NUL, a line
+//! too long). A cancelled exchange is not a failure. After
+//! `[auth] max_failures_per_session` the session must close.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use store::{Account, Store};
+
+use crate::config::Config;
+use crate::sasl::{self, AuthThrottle, Credentials, SaslError};
+
+/// A SASL mechanism the daemons offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// RFC 4616: one response, `authzid NUL user NUL password`.
+    Plain,
+    /// The LOGIN mechanism: the user name, then the password, each after
+    /// its own prompt.
+    Login,
+}
+
+impl Mechanism {
+    /// The mechanism of this name (any case), if it is one we offer.
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        if name.eq_ignore_ascii_case("PLAIN") {
+            Some(Mechanism::Plain)
+        } else if name.eq_ignore_ascii_case("LOGIN") {
+            Some(Mechanism::Login)
+        } else {
+            None
+        }
+    }
+}
+
+/// What the login path needs from the daemon's shared context.
+#[derive(Clone)]
+pub struct Gate {
+    pub config: Arc<Config>,
+    pub throttle: Arc<AuthThrottle>,
+    pub store: Store,
+    /// The client's address: the throttle counts per address.
+    pub peer: IpAddr,
+}
+
+impl Gate {
+    pub fn new(
+        config: &Arc<Config>,
+        throttle: &Arc<AuthThrottle>,
+        store: &Store,
+        peer: IpAddr,
+    ) -> Gate {
+        Gate {
+            config: config.clone(),
+            throttle: throttle.clone(),
+            store: store.clone(),
+            peer,
+        }
+    }
+
+    /// Whether a password may be sent on this connection (see
+    /// [`sasl::plaintext_allowed`]).
+    pub fn plaintext_allowed(&self, tls: bool) -> bool {
+        sasl::plaintext_allowed(&self.config.auth, self.peer, tls)
+    }
+}
+
+/// A protocol session as the login path sees it.
+pub trait LoginSession: Send {
+    /// Why the session ends while reading (disconnect, timeout, shutdown).
+    type End: Send;
+
+    /// The shared parts the login needs.
+    fn gate(&self) -> Gate;
+
+    /// The session's count of failed logins.
+    fn failed_logins(&mut self) -> &mut u32;
+
+    /// Sends `challenge` (base64, possibly empty) in the protocol's
+    /// continuation framing, and reads the client's response line without
+    /// its line end: `None` if the line was too long.
+    fn sasl_response(
+        &mut self,
+        challenge: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, Self::End>> + Send;
+
+    /// Writes out the replies already due, so that the throttle's delay
+    /// does not hold them back too. Errors are the next read's to find.
+    fn flush_replies(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// Queues POP3's and IMAP's framing of a challenge: `+ challenge`.
+pub fn continuation(output: &mut Vec<u8>, challenge: &str) {
+    output.extend_from_slice(b"+ ");
+    output.extend_from_slice(challenge.as_bytes());
+    output.extend_from_slice(b"\r\n");
+}
+
+/// How a login attempt ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The password is right; the throttle has forgotten the address.
+    LoggedIn(Account),
+    /// The client cancelled the exchange with `*`; nothing was counted.
+    Cancelled,
+    /// A failed login, counted. `closing`: it was the session's last
+    /// allowed one; say so and close.
+    Failed { why: Failure, closing: bool },
+    /// The store could not answer; nothing was counted.
+    Unavailable,
+}
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The SASL response could not be decoded.
+    Malformed(SaslError),
+    /// Unknown user, wrong password, or another authorization identity.
+    Credentials,
+}
+
+/// Runs a SASL exchange and checks the credentials it gives: the whole
+/// of `AUTH` / `AUTHENTICATE` after the daemon's own checks (state,
+/// mechanism offered, plaintext policy). `initial` is the initial
+/// response, if the command carried one.
+pub async fn sasl<S: LoginSession>(
+    session: &mut S,
+    mechanism: Mechanism,
+    initial: Option<String>,
+) -> Result<Outcome, S::End> {
+    Ok(match exchange(session, mechanism, initial).await? {
+        Ok(credentials) => password(session, credentials).await,
+        Err(SaslError::Cancelled) => Outcome::Cancelled,
+        Err(e) => {
+            tracing::debug!(error = %e, "bad SASL response");
+            failed(session, Failure::Malformed(e))
+        }
+    })
+}
+
+/// Runs only the SASL exchange: the credentials as the client gave them,
+/// unchecked. For smtpd's capture mode; others use [`sasl`].
+pub async fn exchange<S: LoginSession>(
+    session: &mut S,
+    mechanism: Mechanism,
+    initial: Option<String>,
+) -> Result<Result<Credentials, SaslError>, S::End> {
+    match mechanism {
+        Mechanism::Plain => {
+            let response = match initial {
+                Some(initial) => initial,
+                // An empty challenge: `334 ` or `+ ` and nothing else.
+                None => match response(session, "").await? {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
+            Ok(sasl::decode_plain(&response))
+        }
+        Mechanism::Login => {
+            let user = match initial {
+                Some(initial) => initial,
+                None => match response(session, sasl::LOGIN_USERNAME_PROMPT).await? {
+                    Ok(r) => r,
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
+            let username = match sasl::decode_login_step(&user) {
+                Ok(u) => u,
+                Err(e) => return Ok(Err(e)),
+            };
+            let password = match response(session, sasl::LOGIN_PASSWORD_PROMPT).await? {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            let password = match sasl::decode_login_step(&password) {
+                Ok(p) => p,
+                Err(e) => return Ok(Err(e)),
+            };
+            // As PLAIN: an empty user name or password is not a login.
+            if username.is_empty() || password.is_empty() {
+                return Ok(Err(SaslError::Malformed("LOGIN")));
+            }
+            Ok(Ok(Credentials {
+                authzid: None,
+                username,
+                password,
+            }))
+        }
+    }
+}
+
+/// One challenge and its response, as text.
+async fn response<S: LoginSession>(
+    session: &mut S,
+    challenge: &str,
+) -> Result<Result<String, SaslError>, S::End> {
+    Ok(match session.sasl_response(challenge).await? {
+        None => Err(SaslError::Malformed("overlong")),
+        Some(line) => String::from_utf8(line).map_err(|_| SaslError::Base64),
+    })
+}
+
+/// Checks a user name and password (USER/PASS, IMAP LOGIN, or what a SASL
+/// exchange gave): first the throttle's delay for the address, then the
+/// store. A wrong password is counted as a failed login.
+pub async fn password<S: LoginSession>(session: &mut S, credentials: Credentials) -> Outcome {
+    let gate = session.gate();
+    let delay = gate.throttle.delay_for(gate.peer);
+    if !delay.is_zero() {
+        tracing::debug!(?delay, "delaying login attempt");
+        // Replies so far go out first, so the client is not left waiting
+        // on them too.
+        session.flush_replies().await;
+        tokio::time::sleep(delay).await;
+    }
+    let authzid_ok = credentials
+        .authzid
+        .as_deref()
+        .is_none_or(|z| z.eq_ignore_ascii_case(&credentials.username));
+    let account = if authzid_ok {
+        match gate
+            .store
+            .authenticate(&credentials.username, &credentials.password)
+            .await
+        {
+            Ok(account) => account,
+            Err(e) => {
+                tracing::error!(error = %e, "authentication lookup failed");
+                return Outcome::Unavailable;
+            }
+        }
+    } else {
+        None
+    };
+    match account {
+        Some(account) => {
+            gate.throttle.record_success(gate.peer);
+            Outcome::LoggedIn(account)
+        }
+        None => {
+            tracing::info!(user = %credentials.username, "authentication failed");
+            failed(session, Failure::Credentials)
+        }
+    }
+}
+
+/// Counts a failed login without a password check (e.g. a user name that
+/// is not UTF-8): for the throttle and the session's limit.
+pub fn failed<S: LoginSession>(session: &mut S, why: Failure) -> Outcome {
+    let gate = session.gate();
+    gate.throttle.record_failure(gate.peer);
+    let count = session.failed_logins();
+    *count += 1;
+    let closing = *count >= gate.config.auth.max_failures_per_session;
+    Outcome::Failed { why, closing }
+}
