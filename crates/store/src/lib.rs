@@ -58,6 +58,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use arrivals::ArrivalList;
+pub use feed::{ChangesSince, MailboxChanges};
 pub use prune::{ExpungedSince, PruneOptions};
 
 mod accounts;
@@ -66,6 +67,7 @@ mod blobs;
 mod capture;
 mod claims;
 mod engine;
+mod feed;
 mod hashing;
 mod leases;
 mod mailbox;
