@@ -360,7 +360,9 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            store.changes_since(bob.id, new.mailbox_ref(), ModSeq(1)).await,
+            store
+                .changes_since(bob.id, new.mailbox_ref(), ModSeq(1))
+                .await,
             Err(StoreError::MailboxGone(_))
         ));
         // The new one's feed starts afresh.
