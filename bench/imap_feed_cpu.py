@@ -23,39 +23,23 @@ import sys
 import threading
 import time
 
+# The plain session (greeting, lines, tagged commands) is the IDLE bench's.
+from imap_idle_cpu import Conn
 
-class Conn:
-    def __init__(self, hostport, timeout):
-        host, port = hostport.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self.buf = b""
-        self.n = 0
-        self.line()  # greeting
 
-    def line(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("server closed the connection")
-            self.buf += data
-        ln, self.buf = self.buf.split(b"\n", 1)
-        return ln.rstrip(b"\r")
+class Session(Conn):
+    """A session of imap_idle_cpu.py's that also APPENDs."""
 
-    def ok(self, text, literal=None):
+    def append(self, mailbox, message):
         self.n += 1
-        tag = f"a{self.n}"
-        if literal is None:
-            self.sock.sendall(f"{tag} {text}\r\n".encode())
-        else:
-            self.sock.sendall(f"{tag} {text} {{{len(literal)}+}}\r\n".encode() + literal + b"\r\n")
-        lines = []
+        tag = f"a{self.n}".encode()
+        self.sock.sendall(tag + f" APPEND {mailbox} {{{len(message)}+}}\r\n".encode() + message + b"\r\n")
         while True:
             ln = self.line()
-            if ln.startswith(tag.encode() + b" "):
+            if ln.startswith(tag + b" "):
                 if ln.split(b" ", 2)[1:2] != [b"OK"]:
-                    raise RuntimeError(f"{text.split()[0]}: {ln[:200]!r}")
-                return lines
-            lines.append(ln)
+                    raise RuntimeError(f"APPEND: {ln[:200]!r}")
+                return
 
 
 def fill(hostport, user, password, count, threads, timeout):
@@ -65,7 +49,7 @@ def fill(hostport, user, password, count, threads, timeout):
 
     def worker():
         try:
-            c = Conn(hostport, timeout)
+            c = Session(hostport, timeout)
             c.ok(f'LOGIN "{user}" "{password}"')
             while True:
                 with lock:
@@ -77,7 +61,7 @@ def fill(hostport, user, password, count, threads, timeout):
                     f"From: bench@example.org\r\nTo: {user}\r\nSubject: message {i}\r\n"
                     f"Message-ID: <{i}@bench.example.org>\r\n\r\nBody of message {i}.\r\n"
                 ).encode()
-                c.ok("APPEND INBOX", msg)
+                c.append("INBOX", msg)
         except Exception as e:  # noqa: BLE001 - reported, then we stop
             with lock:
                 errors.append(str(e))

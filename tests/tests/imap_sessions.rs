@@ -530,12 +530,21 @@ async fn sessions_on_one_mailbox_see_each_others_changes_exactly() {
     c.send(b"i IDLE\r\n").await;
     assert_eq!(c.line().await, "+ idling");
     let r = b.imap("t", "UID STORE 1 +FLAGS (\\Seen)").await;
-    assert_eq!(r, ["* 1 FETCH (FLAGS (\\Seen) UID 1)", "t OK UID STORE completed"]);
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (FLAGS (\\Seen) UID 1)",
+            "t OK UID STORE completed"
+        ]
+    );
     expect_lines(&mut c, &["* 1 FETCH (UID 1 FLAGS (\\Seen))"]).await;
     assert_eq!(done(&mut c).await, ["i OK IDLE terminated"]);
     assert_eq!(b.imap("n", "NOOP").await, ["n OK Done"]);
     let r = a.imap("n", "NOOP").await;
-    assert_eq!(r, ["* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))", "n OK Done"]);
+    assert_eq!(
+        r,
+        ["* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))", "n OK Done"]
+    );
 }
 
 #[tokio::test]
@@ -562,7 +571,10 @@ async fn a_session_behind_the_pruned_feed_catches_up_from_the_index() {
         let command = format!("STORE 1:4 {op}FLAGS.SILENT (\\Seen)");
         ok(&a.imap("t", &command).await, "t");
     }
-    ok(&a.imap("t", "STORE 1:* +FLAGS.SILENT (\\Answered)").await, "t");
+    ok(
+        &a.imap("t", "STORE 1:* +FLAGS.SILENT (\\Answered)").await,
+        "t",
+    );
 
     // B hears of it all as it happens, the expunge once, the last change
     // last (the new message's \Recent is claimed by B or by A).
