@@ -472,9 +472,12 @@ fn apply(
 /// that owes no expunges holds exactly that list there.
 #[derive(Default)]
 pub(crate) struct SharedUidLists {
-    /// The newest list offered for each mailbox.
-    lists: std::sync::Mutex<HashMap<MailboxRef, (ModSeq, Arc<Vec<Uid>>)>>,
+    /// The newest list offered for each mailbox, with its modseq.
+    lists: std::sync::Mutex<HashMap<MailboxRef, UidListAt>>,
 }
+
+/// A mailbox's UIDs at a modseq.
+type UidListAt = (ModSeq, Arc<Vec<Uid>>);
 
 /// Mailboxes [`SharedUidLists`] keeps a list for at most; past that it
 /// starts again.
