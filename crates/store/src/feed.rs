@@ -12,11 +12,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::mailbox::{self, flags_of};
+use crate::mailbox::flags_of;
 use crate::schema::SqlResult;
-use crate::{
-    AccountId, IndexEntry, MailboxKey, MailboxRef, ModSeq, Result, Store, StoreError, Uid,
-};
+use crate::{AccountId, IndexEntry, MailboxRef, ModSeq, Result, Store, StoreError, Uid};
 
 /// What [`Store::changes_since`] knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,25 +68,39 @@ fn changes_since(
     mailbox: MailboxRef,
     since: ModSeq,
 ) -> Result<MailboxChanges> {
-    let (id, _, highest_modseq, uid_next, recent_uid) =
-        mailbox::index_stamp(conn, account, &MailboxKey::Ref(mailbox))?;
+    // The counters and the horizon in one look at the mailbox's row.
+    let (id, uid_next, highest_modseq, recent_uid, horizon): (i64, i64, i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT id, uid_next, highest_modseq, recent_uid, horizon_modseq FROM mailboxes
+              WHERE id = ?1 AND account_id = ?2 AND uid_validity = ?3",
+        )
+        .db()?
+        .query_row(
+            params![mailbox.id.0, account.0, i64::from(mailbox.uid_validity)],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )
+        .optional()
+        .db()?
+        .ok_or(StoreError::MailboxGone(mailbox))?;
+    let highest_modseq = ModSeq(u64::try_from(highest_modseq).unwrap_or(0));
     let mut changes = ChangesSince {
-        uid_next,
+        uid_next: Uid(u32::try_from(uid_next).unwrap_or(u32::MAX)),
         highest_modseq,
-        recent_uid,
+        recent_uid: Uid(u32::try_from(recent_uid).unwrap_or(u32::MAX)),
         expunged: Vec::new(),
         changed: Vec::new(),
     };
     if since >= highest_modseq {
         return Ok(MailboxChanges::Known(changes));
     }
-    let horizon: i64 = conn
-        .prepare_cached("SELECT horizon_modseq FROM mailboxes WHERE id = ?1")
-        .db()?
-        .query_row([id.0], |row| row.get(0))
-        .optional()
-        .db()?
-        .ok_or(StoreError::MailboxGone(mailbox))?;
     let horizon = u64::try_from(horizon).unwrap_or(0);
     if since.0 < horizon {
         return Ok(MailboxChanges::Pruned {
@@ -102,14 +114,13 @@ fn changes_since(
             "SELECT c.uid, m.size, m.modseq, m.system_flags, m.keywords
                FROM (SELECT DISTINCT uid FROM changes
                       WHERE mailbox_id = ?1 AND modseq > ?2) c
-               LEFT JOIN messages m ON m.mailbox_id = ?1 AND m.uid = c.uid
-              ORDER BY c.uid",
+               LEFT JOIN messages m ON m.mailbox_id = ?1 AND m.uid = c.uid",
         )
         .db()?;
     type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<String>);
     let rows = stmt
         .query_map(
-            params![id.0, i64::try_from(since.0).unwrap_or(i64::MAX)],
+            params![id, i64::try_from(since.0).unwrap_or(i64::MAX)],
             |row| -> rusqlite::Result<Row> {
                 Ok((
                     row.get(0)?,
@@ -135,6 +146,10 @@ fn changes_since(
             _ => changes.expunged.push(uid),
         }
     }
+    // In UID order (sorted here rather than by SQLite, which would build
+    // a second temporary tree for it).
+    changes.expunged.sort_unstable();
+    changes.changed.sort_unstable_by_key(|m| m.uid);
     Ok(MailboxChanges::Known(changes))
 }
 
