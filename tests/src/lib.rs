@@ -73,7 +73,8 @@ impl Server {
         let mut config = test_config(dir.path());
         adjust(&mut config);
         let config = Arc::new(config);
-        let store = Store::open(dir.path()).expect("open store");
+        // As the daemons open it: `[store]` bounds its history.
+        let store = common::daemon::open_store(&config).expect("open store");
         store
             .add_account("alice@localhost", PASSWORD)
             .await

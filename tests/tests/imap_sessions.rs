@@ -1,6 +1,9 @@
 //! IMAP, black-box, several sessions on one account: what one session
 //! sees when another deletes and re-creates its mailbox or expunges its
-//! messages, and INBOX's case-insensitive hierarchy. Each test sends the
+//! messages, what sessions on one mailbox are told of each other's flag
+//! changes, expunges and appends (in IDLE and on NOOP, from the change
+//! feed, and from the whole index once pruning took part of the feed),
+//! and INBOX's case-insensitive hierarchy. Each test sends the
 //! bytes that Dovecot 2.3 was compared with.
 
 use postern_tests::*;
@@ -398,4 +401,224 @@ async fn a_long_fetch_while_another_session_expunges() {
     let r = a.imap("n", "UID FETCH 1:* (UID)").await;
     assert_eq!(r.len(), 8, "{r:?}");
     assert_eq!(r[6], "* 7 FETCH (UID 8)");
+}
+
+/// A server whose store keeps the change feed of only `keep` modseqs per
+/// mailbox, pruned at every chance.
+async fn start_keeping(keep: u64) -> (Server, ImapServer) {
+    let server = Server::start_with(|c| {
+        c.store.changes_keep = keep;
+        c.store.prune_interval_secs = 0;
+    })
+    .await;
+    let imap = ImapServer::start_with(&server, |_| {}).await;
+    (server, imap)
+}
+
+/// A session with INBOX selected.
+async fn in_inbox(imap: &ImapServer) -> Pop3Client {
+    let mut c = session(imap).await;
+    ok(&c.imap("s", "SELECT INBOX").await, "s");
+    c
+}
+
+/// Reads the next lines of a session in IDLE; each must be the one
+/// expected (a `#` in `expected` stands for a number).
+async fn expect_lines(c: &mut Pop3Client, expected: &[&str]) {
+    for want in expected {
+        let line = c.line().await;
+        let matches = match want.split_once('#') {
+            Some((head, tail)) => line
+                .strip_prefix(head)
+                .and_then(|g| g.strip_suffix(tail))
+                .is_some_and(|n| !n.is_empty() && n.chars().all(|ch| ch.is_ascii_digit())),
+            _ => line == *want,
+        };
+        assert!(matches, "expected {want:?}, got {line:?}");
+    }
+}
+
+/// Ends IDLE (tagged `i`): what came before its end, and the end.
+async fn done(c: &mut Pop3Client) -> Vec<String> {
+    c.send(b"DONE\r\n").await;
+    c.until_tag("i").await
+}
+
+/// Every message's UID and flags, as `c` fetches them, without
+/// `\Recent` (which only one session shows).
+async fn all_flags(c: &mut Pop3Client) -> Vec<String> {
+    let r = c.imap("f", "UID FETCH 1:* (FLAGS)").await;
+    ok(&r, "f");
+    r[..r.len() - 1]
+        .iter()
+        .map(|l| l.replace(" \\Recent", "").replace("\\Recent", ""))
+        .collect()
+}
+
+/// A session that appends three messages to INBOX and then selects it,
+/// so that the messages are `\Recent` to it and to nobody else.
+async fn with_messages(imap: &ImapServer, subjects: &[&str]) -> Pop3Client {
+    let mut a = session(imap).await;
+    for s in subjects {
+        append(&mut a, "INBOX", s).await;
+    }
+    ok(&a.imap("s", "SELECT INBOX").await, "s");
+    a
+}
+
+const FLAGS_WITH_WORK: &str = "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)";
+const PERMANENT_WITH_WORK: &str =
+    "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Limited";
+
+#[tokio::test]
+async fn sessions_on_one_mailbox_see_each_others_changes_exactly() {
+    let (_server, imap) = start_keeping(10_000).await;
+    let mut a = with_messages(&imap, &["one", "two", "three"]).await;
+    let mut b = in_inbox(&imap).await;
+    let mut c = in_inbox(&imap).await;
+    b.send(b"i IDLE\r\n").await;
+    assert_eq!(b.line().await, "+ idling");
+
+    // A new keyword: `* FLAGS` before the FETCH that shows it.
+    let r = a.imap("t", "STORE 2 +FLAGS (\\Flagged $Work)").await;
+    ok(&r, "t");
+    expect_lines(
+        &mut b,
+        &[
+            FLAGS_WITH_WORK,
+            PERMANENT_WITH_WORK,
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged $Work))",
+        ],
+    )
+    .await;
+    ok(&a.imap("t", "STORE 3 +FLAGS.SILENT (\\Deleted)").await, "t");
+    expect_lines(&mut b, &["* 3 FETCH (UID 3 FLAGS (\\Deleted))"]).await;
+    let r = a.imap("x", "EXPUNGE").await;
+    assert_eq!(r[0], "* 3 EXPUNGE", "{r:?}");
+    expect_lines(&mut b, &["* 3 EXPUNGE"]).await;
+    append(&mut a, "INBOX", "four").await;
+    expect_lines(&mut b, &["* 3 EXISTS", "* # RECENT"]).await;
+    let r = done(&mut b).await;
+    assert_eq!(r, ["i OK IDLE terminated"]);
+
+    // C, told nothing since SELECT, learns it all at once on NOOP:
+    // EXPUNGE first, the flags with the numbers after it, then EXISTS.
+    let r = c.imap("n", "NOOP").await;
+    ok(&r, "n");
+    assert_eq!(
+        r[..r.len() - 1],
+        [
+            FLAGS_WITH_WORK,
+            PERMANENT_WITH_WORK,
+            "* 3 EXPUNGE",
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged $Work))",
+            "* 3 EXISTS",
+            "* 0 RECENT",
+        ]
+    );
+    // A is not told again what it did itself; nobody is told twice.
+    for s in [&mut a, &mut b, &mut c] {
+        assert_eq!(s.imap("n", "NOOP").await, ["n OK Done"]);
+    }
+    let flags = all_flags(&mut a).await;
+    assert_eq!(flags.len(), 3, "{flags:?}");
+    assert_eq!(all_flags(&mut b).await, flags);
+    assert_eq!(all_flags(&mut c).await, flags);
+
+    // B's own STORE is not echoed back to it by the update that follows;
+    // A and C (in IDLE) hear of it once.
+    c.send(b"i IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    let r = b.imap("t", "UID STORE 1 +FLAGS (\\Seen)").await;
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (FLAGS (\\Seen) UID 1)",
+            "t OK UID STORE completed"
+        ]
+    );
+    expect_lines(&mut c, &["* 1 FETCH (UID 1 FLAGS (\\Seen))"]).await;
+    assert_eq!(done(&mut c).await, ["i OK IDLE terminated"]);
+    assert_eq!(b.imap("n", "NOOP").await, ["n OK Done"]);
+    let r = a.imap("n", "NOOP").await;
+    assert_eq!(
+        r,
+        ["* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent))", "n OK Done"]
+    );
+}
+
+#[tokio::test]
+async fn a_session_behind_the_pruned_feed_catches_up_from_the_index() {
+    let (server, imap) = start_keeping(10).await;
+    let alice = server.store.account(ALICE).await.unwrap().unwrap();
+    let mut a = with_messages(&imap, &["one", "two", "three", "four"]).await;
+    // C is brought up to this modseq and then told nothing for a while;
+    // B follows every change in IDLE.
+    let mut c = in_inbox(&imap).await;
+    let index = server.store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    let (inbox, seen_by_c) = (index.mailbox_ref(), index.highest_modseq);
+    let mut b = in_inbox(&imap).await;
+    b.send(b"i IDLE\r\n").await;
+    assert_eq!(b.line().await, "+ idling");
+
+    // An expunge, an append, then 40 flag changes and four more: the
+    // expunge is older than the newest 10 modseqs.
+    ok(&a.imap("t", "STORE 1 +FLAGS.SILENT (\\Deleted)").await, "t");
+    ok(&a.imap("x", "EXPUNGE").await, "x");
+    append(&mut a, "INBOX", "five").await;
+    for round in 0..10 {
+        let op = if round % 2 == 0 { '+' } else { '-' };
+        let command = format!("STORE 1:4 {op}FLAGS.SILENT (\\Seen)");
+        ok(&a.imap("t", &command).await, "t");
+    }
+    ok(
+        &a.imap("t", "STORE 1:* +FLAGS.SILENT (\\Answered)").await,
+        "t",
+    );
+
+    // B hears of it all as it happens, the expunge once, the last change
+    // last (the new message's \Recent is claimed by B or by A).
+    let mut heard = Vec::new();
+    while heard
+        .last()
+        .is_none_or(|l: &String| !l.starts_with("* 4 FETCH (UID 5 FLAGS (\\Answered"))
+    {
+        heard.push(b.line().await);
+    }
+    assert_eq!(done(&mut b).await, ["i OK IDLE terminated"]);
+    assert!(heard.iter().any(|l| l == "* 4 EXISTS"), "{heard:?}");
+    let expunges: Vec<&String> = heard.iter().filter(|l| l.ends_with(" EXPUNGE")).collect();
+    assert_eq!(expunges, ["* 1 EXPUNGE"], "{heard:?}");
+
+    // The feed after C's modseq is pruned (the expunge with it).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match server.store.changes_since(alice.id, inbox, seen_by_c).await {
+            Ok(store::MailboxChanges::Pruned { .. }) => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "not pruned: {other:?}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let r = c.imap("n", "NOOP").await;
+    ok(&r, "n");
+    assert_eq!(
+        r[..r.len() - 1],
+        [
+            "* 1 EXPUNGE",
+            "* 1 FETCH (UID 2 FLAGS (\\Answered))",
+            "* 2 FETCH (UID 3 FLAGS (\\Answered))",
+            "* 3 FETCH (UID 4 FLAGS (\\Answered))",
+            "* 4 EXISTS",
+            "* 0 RECENT",
+        ]
+    );
+    // All three end where the store is.
+    let flags = all_flags(&mut a).await;
+    assert_eq!(flags.len(), 4, "{flags:?}");
+    assert_eq!(all_flags(&mut b).await, flags);
+    assert_eq!(all_flags(&mut c).await, flags);
 }

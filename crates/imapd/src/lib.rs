@@ -78,7 +78,11 @@
 //! in `* FLAGS`. When the store's wake-up for the selected mailbox
 //! ([`store::Store::watch_mailbox`]; commits to other mailboxes do not move
 //! it, and a session with nothing selected watches nothing) moved, it reads
-//! the index once after a command (before the tagged reply) and reports the difference: EXPUNGEs,
+//! the store's change feed after the modseq it last brought its client up
+//! to ([`store::Store::changes_since`]: only what changed, not the whole
+//! mailbox) after a command (before the tagged reply), or the whole index
+//! when pruning took part of that feed or an expunge is still owed, and
+//! reports the difference: EXPUNGEs,
 //! a new `* FLAGS` for new keywords, `* n FETCH (UID u FLAGS (..))`, then
 //! EXISTS and RECENT. After a FETCH, STORE, SEARCH, COPY or MOVE that used
 //! sequence numbers, EXPUNGE waits for the next command (RFC 3501 7.4.1).
@@ -157,6 +161,9 @@ pub struct ImapContext {
     pub throttle: Arc<AuthThrottle>,
     /// Open sessions per logged-in account.
     user_sessions: Arc<std::sync::Mutex<std::collections::HashMap<store::AccountId, usize>>>,
+    /// Selected mailboxes' UID lists, shared by the sessions that follow
+    /// their change feeds.
+    uid_lists: session::SharedUidLists,
 }
 
 /// One logged-in session's place in its account's count; given back when
@@ -191,6 +198,7 @@ impl ImapContext {
             tls,
             throttle,
             user_sessions: Default::default(),
+            uid_lists: Default::default(),
         }
     }
 

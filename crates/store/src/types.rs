@@ -913,3 +913,30 @@ impl Default for StoreOptions {
         }
     }
 }
+
+/// What [`Store::changes_since`] knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MailboxChanges {
+    /// Every change after the modseq asked.
+    Known(ChangesSince),
+    /// The feed at or below `horizon` is pruned, and the modseq asked is
+    /// below it: some changes since then are no longer known.
+    Pruned { horizon: ModSeq },
+}
+
+/// The changes to a mailbox after a modseq, read in one snapshot with the
+/// mailbox's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangesSince {
+    pub uid_next: Uid,
+    /// The modseq this answer brings a reader up to.
+    pub highest_modseq: ModSeq,
+    /// The first UID no IMAP session has claimed as `\Recent` yet.
+    pub recent_uid: Uid,
+    /// UIDs expunged since, in UID order (messages appended and expunged
+    /// again since are among them).
+    pub expunged: Vec<Uid>,
+    /// Messages appended or with flags changed since, in UID order, each
+    /// with its size, modseq and flags as they are now.
+    pub changed: Vec<IndexEntry>,
+}

@@ -23,6 +23,8 @@ mod search;
 mod transfer;
 mod updates;
 
+pub(crate) use updates::SharedUidLists;
+
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +45,7 @@ pub(crate) use common::transport::End;
 /// The mailbox a session has selected, as this session's client knows it:
 /// the messages announced so far (an expunge by another session stays in
 /// the view until it may be announced), and the flags last reported.
+#[cfg_attr(test, derive(Clone))]
 pub(crate) struct Selected {
     /// The mailbox as the store knows it: every command after SELECT
     /// acts on this one, and never on another mailbox that later takes

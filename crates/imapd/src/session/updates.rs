@@ -4,18 +4,26 @@
 //!
 //! The store's wake-up for the selected mailbox
 //! ([`store::Store::watch_mailbox`]) says when to look; commits to other
-//! mailboxes do not move it. The session then reads the mailbox index once
-//! and compares it
-//! with what its client was told ([`Selected`]). EXPUNGE is held back while
+//! mailboxes do not move it. The session then reads the mailbox's change
+//! feed after the modseq its client was last brought up to
+//! ([`store::Store::changes_since`]): the UIDs expunged and the messages
+//! changed or appended since, each found in its view ([`Selected`]) by
+//! binary search, so a flag change costs the same in a mailbox of ten
+//! messages as in one of 50,000. When pruning took part of that feed, or
+//! an expunge is still owed (it is older than the view's modseq), the
+//! session reads the whole mailbox index instead and compares it with the
+//! view in one merge walk. EXPUNGE is held back while
 //! the client may still be using sequence numbers (after a non-UID FETCH,
 //! STORE, SEARCH, COPY or MOVE); the message then stays in the view, so
 //! sequence numbers keep their meaning, until the next command that allows
 //! it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use store::{IndexEntry, MailboxIndex, MailboxRef, StoreError, Uid};
+use store::{
+    ChangesSince, IndexEntry, MailboxChanges, MailboxIndex, MailboxRef, ModSeq, StoreError, Uid,
+};
 
 use super::{Selected, Session, State};
 use crate::protocol::encode::Status;
@@ -117,9 +125,64 @@ impl Session {
         self.report_changes(account, mailbox, expunge_allowed).await;
     }
 
-    /// Reads the selected mailbox now and reports how it differs from the
-    /// client's view.
+    /// Reads what changed in the selected mailbox since the client was
+    /// last brought up to date and reports it: from the change feed when
+    /// the store still has it all, else by comparing the whole index.
     pub(super) async fn report_changes(
+        &mut self,
+        account: store::AccountId,
+        mailbox: MailboxRef,
+        expunge_allowed: bool,
+    ) {
+        let State::Selected(_, view) = &self.state else {
+            return;
+        };
+        // Expunges still owed happened before `synced_modseq`: the feed
+        // after it does not name them, the index does.
+        if !view.expunge_owed {
+            let since = view.synced_modseq;
+            match self.ctx.store.changes_since(account, mailbox, since).await {
+                Ok(MailboxChanges::Known(changes)) => {
+                    return self
+                        .report_feed(account, mailbox, &changes, expunge_allowed)
+                        .await
+                }
+                Ok(MailboxChanges::Pruned { .. }) => {}
+                Err(StoreError::MailboxGone(_)) => return self.selected_mailbox_gone(),
+                Err(e) => {
+                    tracing::warn!(error = %e, mailbox = %mailbox.id, "cannot read mailbox updates");
+                    return;
+                }
+            }
+        }
+        self.report_index(account, mailbox, expunge_allowed).await;
+    }
+
+    /// Reports the changes the feed gave since the view's modseq.
+    async fn report_feed(
+        &mut self,
+        account: store::AccountId,
+        mailbox: MailboxRef,
+        changes: &ChangesSince,
+        expunge_allowed: bool,
+    ) {
+        let State::Selected(_, view) = &self.state else {
+            return;
+        };
+        let last_known = view.uids.last().copied().unwrap_or(Uid(0));
+        let has_new = changes.changed.last().is_some_and(|m| m.uid > last_known);
+        let first_recent = self.claim_new_recent(account, mailbox, has_new).await;
+        let shared = self.ctx.uid_lists.get(mailbox, changes.highest_modseq);
+        let State::Selected(_, view) = &mut self.state else {
+            return;
+        };
+        let differences = Differences::from_feed(view, changes, shared);
+        self.report(differences, expunge_allowed, first_recent);
+    }
+
+    /// Reads the selected mailbox's whole index and reports how it differs
+    /// from the client's view.
+    async fn report_index(
         &mut self,
         account: store::AccountId,
         mailbox: MailboxRef,
@@ -133,37 +196,72 @@ impl Session {
                 return;
             }
         };
-        // Claim the new messages' \Recent before the view takes them.
         let State::Selected(_, view) = &self.state else {
             return;
         };
         let last_known = view.uids.last().copied().unwrap_or(Uid(0));
         let has_new = index.messages.last().is_some_and(|m| m.uid > last_known);
-        let first_recent = if has_new && !view.read_only {
-            match self.ctx.store.claim_recent(account, mailbox).await {
-                Ok(first) => Some(first),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot claim recent messages");
-                    None
-                }
-            }
-        } else {
-            None
+        let first_recent = self.claim_new_recent(account, mailbox, has_new).await;
+        let State::Selected(_, view) = &self.state else {
+            return;
         };
+        let differences = Differences::from_index(view, &index);
+        self.report(differences, expunge_allowed, first_recent);
+    }
+
+    /// Claims the new messages' `\Recent` before the view takes them
+    /// (none in a read-only view).
+    async fn claim_new_recent(
+        &mut self,
+        account: store::AccountId,
+        mailbox: MailboxRef,
+        has_new: bool,
+    ) -> Option<Uid> {
+        let State::Selected(_, view) = &self.state else {
+            return None;
+        };
+        if !has_new || view.read_only {
+            return None;
+        }
+        match self.ctx.store.claim_recent(account, mailbox).await {
+            Ok(first) => Some(first),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim recent messages");
+                None
+            }
+        }
+    }
+
+    /// Brings the view up to date with `differences` and writes the
+    /// untagged lines for it; a list of UIDs the view now holds alone is
+    /// offered to the other sessions on the mailbox.
+    fn report(
+        &mut self,
+        differences: Differences<'_>,
+        expunge_allowed: bool,
+        first_recent: Option<Uid>,
+    ) {
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut flags_announcement = None;
         {
             let State::Selected(_, view) = &mut self.state else {
                 return;
             };
+            let before = view.uids.clone();
             apply(
                 view,
-                &index,
+                differences,
                 expunge_allowed,
                 first_recent,
                 &mut out,
                 &mut flags_announcement,
             );
+            if !view.expunge_owed && !Arc::ptr_eq(&before, &view.uids) {
+                view.uids =
+                    self.ctx
+                        .uid_lists
+                        .publish(view.mailbox, view.synced_modseq, &view.uids);
+            }
         }
         if let Some((keywords, read_only)) = flags_announcement {
             self.announce_flags(&keywords, read_only);
@@ -186,39 +284,113 @@ pub(super) async fn selected_changed(
     }
 }
 
-/// Brings `view` up to `current` (the store's index), writing the
-/// untagged lines (without `* `) the client needs, in order: EXPUNGEs,
-/// then flag changes, then EXISTS and RECENT. A new keyword comes back in
-/// `flags` for a `* FLAGS` before them all. One merge walk over both
-/// lists (both in UID order); no per-message state is kept.
+/// How the mailbox differs from a session's view.
+struct Differences<'a> {
+    /// Positions in the view of messages no longer in the mailbox, in
+    /// order.
+    gone: Vec<usize>,
+    /// Messages in the view whose flags changed (and this session did not
+    /// report them itself), with their positions, in order.
+    changed: Vec<(usize, &'a IndexEntry)>,
+    /// Messages after the view's last, in UID order.
+    new: &'a [IndexEntry],
+    /// The mailbox's HIGHESTMODSEQ: the view is brought up to it.
+    highest_modseq: ModSeq,
+    /// The mailbox's UIDs now, if a list of them is at hand to share.
+    uids: Option<Arc<Vec<Uid>>>,
+}
+
+impl<'a> Differences<'a> {
+    /// From the whole index: one merge walk over it and the view (both in
+    /// UID order).
+    fn from_index(view: &Selected, current: &'a MailboxIndex) -> Differences<'a> {
+        let entries = &current.messages;
+        let mut gone: Vec<usize> = Vec::new();
+        let mut changed: Vec<(usize, &IndexEntry)> = Vec::new();
+        let mut j = 0;
+        for (i, uid) in view.uids.iter().enumerate() {
+            while j < entries.len() && entries[j].uid < *uid {
+                j += 1;
+            }
+            match entries.get(j) {
+                Some(e) if e.uid == *uid => {
+                    if view.is_change(e) {
+                        changed.push((i, e));
+                    }
+                }
+                _ => gone.push(i),
+            }
+        }
+        let last_known = view.uids.last().copied().unwrap_or(Uid(0));
+        Differences {
+            gone,
+            changed,
+            new: &entries[entries.partition_point(|e| e.uid <= last_known)..],
+            highest_modseq: current.highest_modseq,
+            uids: Some(current.uids.clone()),
+        }
+    }
+
+    /// From the change feed since the view's modseq: each UID it names
+    /// found in the view by binary search. The view must owe no expunges
+    /// (those are older than its modseq, so the feed does not name them).
+    /// `shared` is a list of the mailbox's UIDs at the feed's modseq that
+    /// another session made, if any.
+    fn from_feed(
+        view: &Selected,
+        feed: &'a ChangesSince,
+        shared: Option<Arc<Vec<Uid>>>,
+    ) -> Differences<'a> {
+        let gone = feed
+            .expunged
+            .iter()
+            .filter_map(|uid| view.uids.binary_search(uid).ok())
+            .collect();
+        let last_known = view.uids.last().copied().unwrap_or(Uid(0));
+        let split = feed.changed.partition_point(|e| e.uid <= last_known);
+        let changed = feed.changed[..split]
+            .iter()
+            .filter(|e| view.is_change(e))
+            .filter_map(|e| Some((view.uids.binary_search(&e.uid).ok()?, e)))
+            .collect();
+        Differences {
+            gone,
+            changed,
+            new: &feed.changed[split..],
+            highest_modseq: feed.highest_modseq,
+            uids: shared,
+        }
+    }
+}
+
+impl Selected {
+    /// Whether `entry`, a message in the view, changed since the client
+    /// was last told, by a change this session did not report itself.
+    fn is_change(&self, entry: &IndexEntry) -> bool {
+        entry.modseq > self.synced_modseq && self.reported.get(&entry.uid) != Some(&entry.modseq)
+    }
+}
+
+/// Brings `view` up to the mailbox as `differences` describe it, writing
+/// the untagged lines (without `* `) the client needs, in order:
+/// EXPUNGEs, then flag changes, then EXISTS and RECENT. A new keyword
+/// comes back in `flags` for a `* FLAGS` before them all. No per-message
+/// state is kept.
 fn apply(
     view: &mut Selected,
-    current: &MailboxIndex,
+    differences: Differences<'_>,
     expunge_allowed: bool,
     first_recent: Option<Uid>,
     out: &mut Vec<Vec<u8>>,
     flags: &mut Option<(BTreeSet<String>, bool)>,
 ) {
-    let entries = &current.messages;
-    let mut gone: Vec<usize> = Vec::new();
-    let mut changed: Vec<(usize, &IndexEntry)> = Vec::new();
-    let mut j = 0;
-    for (i, uid) in view.uids.iter().enumerate() {
-        while j < entries.len() && entries[j].uid < *uid {
-            j += 1;
-        }
-        match entries.get(j) {
-            Some(e) if e.uid == *uid => {
-                let mine = view.reported.get(uid) == Some(&e.modseq);
-                if e.modseq > view.synced_modseq && !mine {
-                    changed.push((i, e));
-                }
-            }
-            _ => gone.push(i),
-        }
-    }
-    let last_known = view.uids.last().copied().unwrap_or(Uid(0));
-    let new = &entries[entries.partition_point(|e| e.uid <= last_known)..];
+    let Differences {
+        gone,
+        changed,
+        new,
+        highest_modseq,
+        uids: current_uids,
+    } = differences;
 
     let mut new_keywords = BTreeSet::new();
     for e in changed.iter().map(|c| c.1).chain(new.iter()) {
@@ -258,20 +430,89 @@ fn apply(
             view.recent.push((from, last.uid));
         }
     }
-    // The new view: the index's own list when nothing is owed (shared),
-    // else the old one with the owed expunges kept in place.
-    if view.expunge_owed {
+    // The new view: the mailbox's own list when nothing is owed (shared
+    // when there is one to share), else the old one with the owed
+    // expunges kept in place.
+    if view.expunge_owed || (gone.is_empty() && current_uids.is_none()) {
         if !new.is_empty() {
             Arc::make_mut(&mut view.uids).extend(new.iter().map(|e| e.uid));
         }
-    } else if !Arc::ptr_eq(&view.uids, &current.uids) {
-        view.uids = current.uids.clone();
+    } else {
+        match current_uids {
+            Some(current) => {
+                if !Arc::ptr_eq(&view.uids, &current) {
+                    view.uids = current;
+                }
+            }
+            None => {
+                let mut uids = Vec::with_capacity(view.uids.len() - gone.len() + new.len());
+                let mut next_gone = gone.iter().peekable();
+                for (i, uid) in view.uids.iter().enumerate() {
+                    if next_gone.next_if_eq(&&i).is_none() {
+                        uids.push(*uid);
+                    }
+                }
+                uids.extend(new.iter().map(|e| e.uid));
+                view.uids = Arc::new(uids);
+            }
+        }
     }
-    view.synced_modseq = current.highest_modseq;
+    view.synced_modseq = highest_modseq;
     view.reported.clear();
     if !new.is_empty() {
         out.push(format!("{} EXISTS", view.uids.len()).into_bytes());
         out.push(format!("{} RECENT", view.recent_count()).into_bytes());
+    }
+}
+
+/// Lists of a mailbox's UIDs that sessions brought up to the same modseq
+/// share, so that a thousand sessions following the feed of a
+/// 50,000-message mailbox hold one list, as they do after reading the
+/// same index. A mailbox's UIDs at a modseq are one fact: any session
+/// that owes no expunges holds exactly that list there.
+#[derive(Default)]
+pub(crate) struct SharedUidLists {
+    /// The newest list offered for each mailbox, with its modseq.
+    lists: std::sync::Mutex<HashMap<MailboxRef, UidListAt>>,
+}
+
+/// A mailbox's UIDs at a modseq.
+type UidListAt = (ModSeq, Arc<Vec<Uid>>);
+
+/// Mailboxes [`SharedUidLists`] keeps a list for at most; past that it
+/// starts again.
+const SHARED_UID_LISTS: usize = 256;
+
+impl SharedUidLists {
+    /// The list of the mailbox's UIDs at `modseq`, if a session offered it.
+    fn get(&self, mailbox: MailboxRef, modseq: ModSeq) -> Option<Arc<Vec<Uid>>> {
+        let lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        match lists.get(&mailbox) {
+            Some((at, uids)) if *at == modseq => Some(uids.clone()),
+            _ => None,
+        }
+    }
+
+    /// Offers `uids`, the mailbox's UIDs at `modseq`, to other sessions,
+    /// and returns the list to keep: one offered before at the same modseq
+    /// (so that sessions that made their lists at once end up sharing
+    /// one), else `uids`.
+    fn publish(&self, mailbox: MailboxRef, modseq: ModSeq, uids: &Arc<Vec<Uid>>) -> Arc<Vec<Uid>> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if lists.len() >= SHARED_UID_LISTS && !lists.contains_key(&mailbox) {
+            lists.clear();
+        }
+        let entry = lists
+            .entry(mailbox)
+            .or_insert_with(|| (modseq, uids.clone()));
+        if entry.0 < modseq {
+            *entry = (modseq, uids.clone());
+        }
+        if entry.0 == modseq {
+            entry.1.clone()
+        } else {
+            uids.clone()
+        }
     }
 }
 
@@ -315,13 +556,38 @@ mod tests {
         }
     }
 
-    fn run(v: &mut Selected, current: &[IndexEntry], allowed: bool) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut flags = None;
-        let mut current = index(current);
-        // Expunges move HIGHESTMODSEQ too.
-        current.highest_modseq = current.highest_modseq.max(ModSeq(v.synced_modseq.0 + 1));
-        apply(v, &current, allowed, Some(Uid(1)), &mut out, &mut flags);
+    /// What the change feed since the view's modseq says about `current`
+    /// (as the store reads it: expunged UIDs and changed or new messages).
+    fn feed_since(v: &Selected, current: &MailboxIndex) -> ChangesSince {
+        let last_known = v.uids.last().copied().unwrap_or(Uid(0));
+        ChangesSince {
+            uid_next: current.uid_next,
+            highest_modseq: current.highest_modseq,
+            recent_uid: current.recent_uid,
+            expunged: v
+                .uids
+                .iter()
+                .filter(|u| current.uids.binary_search(u).is_err())
+                .copied()
+                .collect(),
+            changed: current
+                .messages
+                .iter()
+                .filter(|e| e.modseq > v.synced_modseq || e.uid > last_known)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Applies `differences` to the view; the lines, a `* FLAGS` first.
+    fn lines(
+        v: &mut Selected,
+        differences: Differences<'_>,
+        allowed: bool,
+        first_recent: Option<Uid>,
+    ) -> Vec<String> {
+        let (mut out, mut flags) = (Vec::new(), None);
+        apply(v, differences, allowed, first_recent, &mut out, &mut flags);
         let mut lines: Vec<String> = flags
             .map(|(k, _)| format!("FLAGS {k:?}"))
             .into_iter()
@@ -330,17 +596,108 @@ mod tests {
         lines
     }
 
+    /// Brings the view up to `current` from the whole index and, as
+    /// `report_changes` would when no expunge is owed, from the feed too:
+    /// both must tell the client the same and leave the same view.
+    fn run(v: &mut Selected, current: &[IndexEntry], allowed: bool) -> Vec<String> {
+        let mut current = index(current);
+        // Expunges move HIGHESTMODSEQ too.
+        current.highest_modseq = current.highest_modseq.max(ModSeq(v.synced_modseq.0 + 1));
+        let by_feed = (!v.expunge_owed).then(|| {
+            let mut w = v.clone();
+            let feed = feed_since(&w, &current);
+            let differences = Differences::from_feed(&w, &feed, None);
+            (lines(&mut w, differences, allowed, Some(Uid(1))), w)
+        });
+        let differences = Differences::from_index(v, &current);
+        let by_index = lines(v, differences, allowed, Some(Uid(1)));
+        if let Some((by_feed, w)) = by_feed {
+            assert_eq!(by_feed, by_index, "the feed and the index disagree");
+            assert_eq!(*w.uids, *v.uids);
+            assert_eq!(w.recent, v.recent);
+            assert_eq!(w.keywords, v.keywords);
+            assert_eq!(w.synced_modseq, v.synced_modseq);
+            assert_eq!(w.expunge_owed, v.expunge_owed);
+        }
+        by_index
+    }
+
     #[test]
     fn the_view_shares_the_index_list_unless_it_owes_expunges() {
         let before = [entry(1, 2, &[]), entry(2, 3, &[])];
         let mut v = view(&before);
         let now = index(&[entry(2, 3, &[]), entry(3, 5, &[])]);
         let (mut out, mut flags) = (Vec::new(), None);
-        apply(&mut v, &now, false, None, &mut out, &mut flags);
+        let differences = Differences::from_index(&v, &now);
+        apply(&mut v, differences, false, None, &mut out, &mut flags);
         assert!(!Arc::ptr_eq(&v.uids, &now.uids));
         assert_eq!(*v.uids, [Uid(1), Uid(2), Uid(3)]);
-        apply(&mut v, &now, true, None, &mut out, &mut flags);
+        let differences = Differences::from_index(&v, &now);
+        apply(&mut v, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&v.uids, &now.uids));
+    }
+
+    #[test]
+    fn the_feed_takes_a_shared_list_or_makes_one() {
+        let before = [entry(1, 2, &[]), entry(2, 3, &[])];
+        let now = index(&[entry(2, 3, &[]), entry(3, 5, &[])]);
+        let shared = Arc::new(vec![Uid(2), Uid(3)]);
+        let lists = SharedUidLists::default();
+        let (mut out, mut flags) = (Vec::new(), None);
+        // No list to share: the session makes its own and offers it.
+        let mut first = view(&before);
+        let feed = feed_since(&first, &now);
+        let differences =
+            Differences::from_feed(&first, &feed, lists.get(first.mailbox, now.highest_modseq));
+        apply(&mut first, differences, true, None, &mut out, &mut flags);
+        assert_eq!(*first.uids, *shared);
+        let offered = lists.publish(first.mailbox, first.synced_modseq, &first.uids);
+        assert!(Arc::ptr_eq(&offered, &first.uids));
+        // The next session at the same modseq takes that one.
+        let mut second = view(&before);
+        let found = lists.get(second.mailbox, now.highest_modseq);
+        assert!(found.is_some());
+        let differences = Differences::from_feed(&second, &feed, found);
+        apply(&mut second, differences, true, None, &mut out, &mut flags);
+        assert!(Arc::ptr_eq(&second.uids, &first.uids));
+        // One that made its own meanwhile gives it up for the first.
+        let own = Arc::new(vec![Uid(2), Uid(3)]);
+        let kept = lists.publish(first.mailbox, now.highest_modseq, &own);
+        assert!(Arc::ptr_eq(&kept, &first.uids));
+        // An older list is never handed out for a newer modseq.
+        assert!(lists
+            .get(first.mailbox, ModSeq(now.highest_modseq.0 + 1))
+            .is_none());
+        // A flag change alone keeps the list the view has.
+        let mut third = view(&before);
+        let held = third.uids.clone();
+        let flagged = index(&[entry(1, 4, &["\\Seen"]), entry(2, 3, &[])]);
+        let feed = feed_since(&third, &flagged);
+        let differences = Differences::from_feed(&third, &feed, None);
+        apply(&mut third, differences, true, None, &mut out, &mut flags);
+        assert!(Arc::ptr_eq(&third.uids, &held));
+    }
+
+    #[test]
+    fn the_feed_skips_what_the_view_never_had() {
+        // Message 4 came and went since; the feed names it, the view never
+        // had it, the client hears nothing of it.
+        let before = [entry(1, 2, &[]), entry(2, 3, &[])];
+        let mut v = view(&before);
+        let feed = ChangesSince {
+            uid_next: Uid(5),
+            highest_modseq: ModSeq(6),
+            recent_uid: Uid(1),
+            expunged: vec![Uid(2), Uid(4)],
+            changed: vec![entry(3, 4, &[])],
+        };
+        let differences = Differences::from_feed(&v, &feed, None);
+        assert_eq!(
+            lines(&mut v, differences, true, None),
+            ["2 EXPUNGE", "2 EXISTS", "0 RECENT"]
+        );
+        assert_eq!(*v.uids, [Uid(1), Uid(3)]);
+        assert_eq!(v.synced_modseq, ModSeq(6));
     }
 
     #[test]

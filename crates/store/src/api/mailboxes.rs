@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{lock, now, Store, INDEX_CACHE_ENTRIES};
 use crate::parse;
-use crate::sqlite::{leases, mailbox, prune::expunged_since};
+use crate::sqlite::{feed, leases, mailbox, prune::expunged_since};
 use crate::types::*;
 
 impl Store {
@@ -367,6 +367,25 @@ impl Store {
     pub async fn expunged_since(&self, mailbox: MailboxId, since: ModSeq) -> Result<ExpungedSince> {
         self.inner
             .read(move |conn| expunged_since(conn, mailbox, since))
+            .await
+    }
+}
+
+impl Store {
+    /// What changed in the mailbox after `since`: the UIDs expunged, and the
+    /// messages appended or with flags changed (as they are now), with the
+    /// mailbox's UIDNEXT, HIGHESTMODSEQ and first unclaimed `\Recent` UID.
+    /// `Pruned` when `since` is older than what pruning kept of the feed.
+    /// `MailboxGone` if the mailbox was deleted (also when another took
+    /// its name since).
+    pub async fn changes_since(
+        &self,
+        account: AccountId,
+        mailbox: MailboxRef,
+        since: ModSeq,
+    ) -> Result<MailboxChanges> {
+        self.inner
+            .read(move |conn| feed::changes_since(conn, account, mailbox, since))
             .await
     }
 }

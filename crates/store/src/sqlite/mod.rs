@@ -9,6 +9,7 @@ pub(crate) mod arrivals;
 pub(crate) mod blobs;
 pub(crate) mod capture;
 pub(crate) mod engine;
+pub(crate) mod feed;
 pub(crate) mod leases;
 pub(crate) mod mailbox;
 pub(crate) mod prune;

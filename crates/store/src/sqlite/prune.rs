@@ -1,11 +1,11 @@
 //! Pruning the change feed and the expunge tombstones.
 //!
 //! Every change to a mailbox writes a row to `changes` (one per new
-//! modseq), and every expunge leaves a tombstone in `expunged`. Neither is
-//! read on a session's path today: IMAP sessions compare the mailbox index
-//! with what their client was told. The tombstones are kept for QRESYNC
-//! (RFC 7162 3.2.5.2: the UIDs expunged since the modseq a client last
-//! saw), the feed for anything that wants to replay changes.
+//! modseq), and every expunge leaves a tombstone in `expunged`. IMAP
+//! sessions read the feed to learn what changed since their client last
+//! looked (`feed`, [`Store::changes_since`]); the tombstones are kept for
+//! QRESYNC (RFC 7162 3.2.5.2: the UIDs expunged since the modseq a client
+//! last saw).
 //!
 //! Kept forever they grow with traffic, not with mail: a mailbox of 100
 //! messages under steady IMAP use writes a million rows in ten minutes. So
@@ -17,7 +17,8 @@
 //! was expunged since a modseq below the horizon cannot get an exact answer
 //! from the tombstones ([`Store::expunged_since`](crate::Store::expunged_since) says so); RFC 7162 lets
 //! the server then answer from the UIDs that no longer exist, as Dovecot
-//! does once its transaction log has rotated.
+//! does once its transaction log has rotated; a session whose client last
+//! looked before the horizon likewise compares the whole mailbox index.
 //!
 //! The work runs on the writer thread, never on a session's path: after a
 //! write batch's requests, inside its transaction (so it shares the batch's

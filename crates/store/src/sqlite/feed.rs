@@ -1,0 +1,342 @@
+//! Reading the change feed: what changed in one mailbox after a modseq.
+//!
+//! Every commit to a mailbox writes one `changes` row per new modseq
+//! (`append`, `flags` or `expunge`; see `mailbox`), and pruning keeps the
+//! rows above each mailbox's `horizon_modseq` (see [`super::prune`]). A session that
+//! was brought up to some modseq and is woken by a commit can so read only
+//! the messages that changed since, with their flags as they are now,
+//! instead of the whole mailbox index: [`Store::changes_since`]. When it
+//! was brought up to a modseq below the horizon, some rows it would need
+//! are gone, and the answer says so ([`MailboxChanges::Pruned`]); the
+//! caller then compares the whole index instead.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::sqlite::mailbox::flags_of;
+use crate::sqlite::schema::SqlResult;
+use crate::types::*;
+
+pub(crate) fn changes_since(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: MailboxRef,
+    since: ModSeq,
+) -> Result<MailboxChanges> {
+    // The counters and the horizon in one look at the mailbox's row.
+    let (id, uid_next, highest_modseq, recent_uid, horizon): (i64, i64, i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT id, uid_next, highest_modseq, recent_uid, horizon_modseq FROM mailboxes
+              WHERE id = ?1 AND account_id = ?2 AND uid_validity = ?3",
+        )
+        .db()?
+        .query_row(
+            params![mailbox.id.0, account.0, i64::from(mailbox.uid_validity)],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )
+        .optional()
+        .db()?
+        .ok_or(StoreError::MailboxGone(mailbox))?;
+    let highest_modseq = ModSeq(u64::try_from(highest_modseq).unwrap_or(0));
+    let mut changes = ChangesSince {
+        uid_next: Uid(u32::try_from(uid_next).unwrap_or(u32::MAX)),
+        highest_modseq,
+        recent_uid: Uid(u32::try_from(recent_uid).unwrap_or(u32::MAX)),
+        expunged: Vec::new(),
+        changed: Vec::new(),
+    };
+    if since >= highest_modseq {
+        return Ok(MailboxChanges::Known(changes));
+    }
+    let horizon = u64::try_from(horizon).unwrap_or(0);
+    if since.0 < horizon {
+        return Ok(MailboxChanges::Pruned {
+            horizon: ModSeq(horizon),
+        });
+    }
+    // Each UID the feed names since then, once, with its message as it is
+    // now: none left means it was expunged.
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT c.uid, m.size, m.modseq, m.system_flags, m.keywords
+               FROM (SELECT DISTINCT uid FROM changes
+                      WHERE mailbox_id = ?1 AND modseq > ?2) c
+               LEFT JOIN messages m ON m.mailbox_id = ?1 AND m.uid = c.uid",
+        )
+        .db()?;
+    type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<String>);
+    let rows = stmt
+        .query_map(
+            params![id, i64::try_from(since.0).unwrap_or(i64::MAX)],
+            |row| -> rusqlite::Result<Row> {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )
+        .db()?;
+    for row in rows {
+        let (uid, size, modseq, system_flags, keywords) = row.db()?;
+        let uid = Uid(u32::try_from(uid)
+            .map_err(|_| StoreError::Database(format!("corrupt UID in the change feed: {uid}")))?);
+        match (size, modseq) {
+            (Some(size), Some(modseq)) => changes.changed.push(IndexEntry {
+                uid,
+                size: u64::try_from(size).unwrap_or(0),
+                modseq: ModSeq(u64::try_from(modseq).unwrap_or(0)),
+                flags: flags_of(system_flags.unwrap_or(0), keywords.as_deref().unwrap_or("")),
+            }),
+            _ => changes.expunged.push(uid),
+        }
+    }
+    // In UID order (sorted here rather than by SQLite, which would build
+    // a second temporary tree for it).
+    changes.expunged.sort_unstable();
+    changes.changed.sort_unstable_by_key(|m| m.uid);
+    Ok(MailboxChanges::Known(changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::Store;
+
+    fn open(dir: &tempfile::TempDir, keep_changes: u64) -> Store {
+        Store::open_with(
+            dir.path(),
+            StoreOptions {
+                poll_interval: Duration::from_millis(50),
+                prune: PruneOptions {
+                    keep_changes,
+                    max_age: Duration::ZERO,
+                    batch: 1_000,
+                    interval: Duration::ZERO,
+                },
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    /// An account without the cost of hashing a password (nobody logs in).
+    async fn account(store: &Store) -> Account {
+        store
+            .inner
+            .write(false, |conn| {
+                crate::sqlite::accounts::insert_account(conn, "alice@localhost", "$unusable", 0)
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn append(store: &Store, account: &Account, mailbox: &str, n: usize) -> Vec<Uid> {
+        let mut uids = Vec::new();
+        for i in 0..n {
+            let raw = format!("Subject: m{i}\r\n\r\nBody {i}.\r\n").into_bytes();
+            let (_, uid) = store
+                .append(account.id, mailbox, raw, &[], 1_700_000_000)
+                .await
+                .unwrap();
+            uids.push(uid);
+        }
+        uids
+    }
+
+    fn known(changes: MailboxChanges) -> ChangesSince {
+        match changes {
+            MailboxChanges::Known(c) => c,
+            other => panic!("expected the changes, got {other:?}"),
+        }
+    }
+
+    fn seen() -> Vec<String> {
+        vec!["\\Seen".to_owned()]
+    }
+
+    #[tokio::test]
+    async fn expunges_flag_changes_and_appends_since_a_modseq() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, 10_000);
+        let alice = account(&store).await;
+        let uids = append(&store, &alice, "INBOX", 4).await;
+        let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+        let (inbox, since) = (index.mailbox_ref(), index.highest_modseq);
+
+        let nothing = known(store.changes_since(alice.id, inbox, since).await.unwrap());
+        assert_eq!(nothing.highest_modseq, since);
+        assert!(nothing.expunged.is_empty() && nothing.changed.is_empty());
+
+        // Flags of 2 change twice, 3 goes, two messages arrive and the
+        // second of them goes again; 1 and 4 stay as they were.
+        let (account, second) = (alice.id, uids[1]);
+        let flag = |change, flags: Vec<String>| {
+            let store = store.clone();
+            async move {
+                store
+                    .store_flags(account, inbox, &[second], change, &flags)
+                    .await
+                    .unwrap()
+            }
+        };
+        flag(FlagChange::Add, seen()).await;
+        flag(FlagChange::Add, vec!["$Work".to_owned()]).await;
+        store.expunge(alice.id, inbox, &[uids[2]]).await.unwrap();
+        let new = append(&store, &alice, "INBOX", 2).await;
+        store.expunge(alice.id, inbox, &[new[1]]).await.unwrap();
+
+        let now = store.mailbox_index(alice.id, inbox).await.unwrap();
+        let changes = known(store.changes_since(alice.id, inbox, since).await.unwrap());
+        assert_eq!(changes.highest_modseq, now.highest_modseq);
+        assert_eq!(changes.uid_next, now.uid_next);
+        assert_eq!(changes.recent_uid, now.recent_uid);
+        assert_eq!(changes.expunged, [uids[2], new[1]]);
+        // Current values, the same as the index's.
+        let expected: Vec<IndexEntry> = now
+            .messages
+            .iter()
+            .filter(|m| m.uid == uids[1] || m.uid == new[0])
+            .cloned()
+            .collect();
+        assert_eq!(changes.changed, expected);
+        assert_eq!(changes.changed[0].flags, ["\\Seen", "$Work"]);
+
+        // From a later modseq only what came after it.
+        let later = known(
+            store
+                .changes_since(alice.id, inbox, ModSeq(since.0 + 2))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(later.expunged, [uids[2], new[1]]);
+        assert_eq!(later.changed.len(), 1);
+        assert_eq!(later.changed[0].uid, new[0]);
+        // Up to date: nothing.
+        let none = known(
+            store
+                .changes_since(alice.id, inbox, now.highest_modseq)
+                .await
+                .unwrap(),
+        );
+        assert!(none.expunged.is_empty() && none.changed.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_modseq_below_the_pruning_horizon_is_too_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let keep = 5;
+        let store = open(&dir, keep);
+        let alice = account(&store).await;
+        let uids = append(&store, &alice, "INBOX", 3).await;
+        let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+        let (inbox, old) = (index.mailbox_ref(), index.highest_modseq);
+        for round in 0..20 {
+            let change = if round % 2 == 0 {
+                FlagChange::Add
+            } else {
+                FlagChange::Remove
+            };
+            store
+                .store_flags(alice.id, inbox, &uids, change, &seen())
+                .await
+                .unwrap();
+        }
+        store.expunge(alice.id, inbox, &[uids[0]]).await.unwrap();
+        // The writer prunes after a batch once it has looked; wait for it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let horizon = loop {
+            let highest = store
+                .mailbox_index(alice.id, inbox)
+                .await
+                .unwrap()
+                .highest_modseq;
+            match store.changes_since(alice.id, inbox, old).await.unwrap() {
+                MailboxChanges::Pruned { horizon } if highest.0 - horizon.0 <= keep => {
+                    break horizon
+                }
+                _ => {}
+            }
+            assert!(std::time::Instant::now() < deadline, "never pruned");
+            // Another commit wakes the writer's pruner.
+            store
+                .store_flags(alice.id, inbox, &[uids[1]], FlagChange::Add, &seen())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(horizon > old);
+        // At the horizon, the feed still holds everything after it.
+        let at = known(store.changes_since(alice.id, inbox, horizon).await.unwrap());
+        let now = store.mailbox_index(alice.id, inbox).await.unwrap();
+        assert_eq!(at.highest_modseq, now.highest_modseq);
+        for m in &at.changed {
+            assert!(m.modseq > horizon);
+        }
+        assert!(matches!(
+            store
+                .changes_since(alice.id, inbox, ModSeq(horizon.0 - 1))
+                .await
+                .unwrap(),
+            MailboxChanges::Pruned { horizon: h } if h == horizon
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_mailbox_deleted_and_created_again_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, 10_000);
+        let alice = account(&store).await;
+        store.create_mailbox(alice.id, "Lists").await.unwrap();
+        append(&store, &alice, "Lists", 2).await;
+        let old = store.mailbox_index(alice.id, "Lists").await.unwrap();
+        store.delete_mailbox(alice.id, "Lists").await.unwrap();
+        let account = alice.id;
+        let gone = |r: MailboxRef, since| {
+            let store = store.clone();
+            async move { store.changes_since(account, r, since).await }
+        };
+        assert!(matches!(
+            gone(old.mailbox_ref(), ModSeq(1)).await,
+            Err(StoreError::MailboxGone(r)) if r == old.mailbox_ref()
+        ));
+        store.create_mailbox(alice.id, "Lists").await.unwrap();
+        append(&store, &alice, "Lists", 3).await;
+        let new = store.mailbox_index(alice.id, "Lists").await.unwrap();
+        assert_ne!(new.mailbox_ref(), old.mailbox_ref());
+        // The old reference never reads the new mailbox's feed...
+        assert!(matches!(
+            gone(old.mailbox_ref(), old.highest_modseq).await,
+            Err(StoreError::MailboxGone(_))
+        ));
+        // ...nor does another account's.
+        let bob = store
+            .inner
+            .write(false, |conn| {
+                crate::sqlite::accounts::insert_account(conn, "bob@localhost", "$unusable", 0)
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .changes_since(bob.id, new.mailbox_ref(), ModSeq(1))
+                .await,
+            Err(StoreError::MailboxGone(_))
+        ));
+        // The new one's feed starts afresh.
+        let fresh = known(gone(new.mailbox_ref(), ModSeq(1)).await.unwrap());
+        assert!(fresh.expunged.is_empty());
+        assert_eq!(fresh.changed, new.messages);
+    }
+}
