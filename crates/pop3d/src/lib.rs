@@ -208,6 +208,7 @@ pub async fn start(
         let listener = Listener::bind(role.name(), addr, implicit).await?;
         listeners.push((role, listener));
     }
+    ctx.locks.track_releases(tracker);
     let service = Arc::new(Pop3Service { ctx: ctx.clone() });
     let mut bound = Vec::new();
     for (role, listener) in listeners {

@@ -35,6 +35,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
+use tokio_util::task::AbortOnDropHandle;
 use store::{EmailAddress, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
 
 use super::{Session, State};
@@ -635,6 +636,11 @@ fn judge_batch(
 /// Runs `job` over `candidates` in batches of at most `size` messages and
 /// (but for a batch of one) `octets` octets, [`IN_FLIGHT`] at a time,
 /// keeping their order.
+///
+/// The batches run as tasks owned by this future: when it is dropped (the
+/// client went away mid-SEARCH, the session ended) or a batch fails, the
+/// others are aborted and no further batch starts. A batch already parsing
+/// on a blocking thread finishes that one batch, but nobody waits for it.
 async fn in_batches<F, Fut>(
     candidates: Vec<Candidate>,
     size: usize,
@@ -662,7 +668,7 @@ where
             if batch.is_empty() {
                 break;
             }
-            running.push_back(tokio::spawn(job(batch)));
+            running.push_back(AbortOnDropHandle::new(tokio::spawn(job(batch))));
         }
         let Some(next) = running.pop_front() else {
             return Ok(out);
@@ -673,12 +679,8 @@ where
             .and_then(|r| r);
         match judged {
             Ok(judged) => out.extend(judged),
-            Err(e) => {
-                for task in running {
-                    task.abort();
-                }
-                return Err(e);
-            }
+            // The batches still running are aborted as `running` drops.
+            Err(e) => return Err(e),
         }
     }
 }
@@ -1072,6 +1074,52 @@ aGlkZGVuIHRyZWFzdXJl\r\n\
         // A message that begins with an empty line is all body.
         let (h, b) = sides(b"\r\nSubject: alpha\r\n");
         assert!(!h.contains("alpha") && b.contains("alpha"));
+    }
+
+    /// A SEARCH whose session goes away leaves no batch running: the
+    /// batch tasks are aborted with the future that started them.
+    #[tokio::test]
+    async fn batches_stop_when_the_search_is_dropped() {
+        struct Running(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let candidates: Vec<Candidate> = (1..=10).map(|n| candidate(n, n, &[], false)).collect();
+        let (count, start) = (running.clone(), started.clone());
+        let search = in_batches(candidates, 1, u64::MAX, move |_batch| {
+            let (running, started) = (count.clone(), start.clone());
+            async move {
+                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _guard = Running(running);
+                started.notify_one();
+                // A batch that takes as long as a huge mailbox would.
+                std::future::pending::<()>().await;
+                Ok(Vec::new())
+            }
+        });
+        let search = tokio::spawn(search);
+        started.notified().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            running.load(std::sync::atomic::Ordering::SeqCst),
+            IN_FLIGHT,
+            "the batches under way"
+        );
+        // The client disconnects: its session, and the search, are dropped.
+        search.abort();
+        let _ = search.await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while running.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "search batches still running after the session went away"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]
