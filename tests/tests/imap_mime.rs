@@ -553,7 +553,10 @@ fn item<'a>(resp: &'a [u8], item: &str) -> &'a [u8] {
         return b"";
     }
     let close = rest.iter().position(|&b| b == b'}').expect("a literal");
-    let n: usize = std::str::from_utf8(&rest[1..close]).unwrap().parse().unwrap();
+    let n: usize = std::str::from_utf8(&rest[1..close])
+        .unwrap()
+        .parse()
+        .unwrap();
     &rest[close + 3..close + 3 + n]
 }
 
@@ -615,6 +618,10 @@ async fn search_keys_stay_on_their_side_of_the_boundary() {
         ("TEXT fakehdr", "SEARCH 1 3 4 5"),
     ] {
         let r = untagged(&mut c, "s", &format!("SEARCH {criteria}")).await;
-        assert_eq!(r, vec![format!("* {want}").into_bytes()], "SEARCH {criteria}");
+        assert_eq!(
+            r,
+            vec![format!("* {want}").into_bytes()],
+            "SEARCH {criteria}"
+        );
     }
 }

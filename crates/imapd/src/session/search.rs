@@ -35,8 +35,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
-use tokio_util::task::AbortOnDropHandle;
 use store::{EmailAddress, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Session, State};
 use crate::protocol::encode::Code;
