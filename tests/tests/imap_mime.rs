@@ -617,11 +617,11 @@ async fn search_keys_stay_on_their_side_of_the_boundary() {
         ("TEXT headerword", "SEARCH 1 2 3 4"),
         ("TEXT fakehdr", "SEARCH 1 3 4 5"),
     ] {
-        let r = untagged(&mut c, "s", &format!("SEARCH {criteria}")).await;
-        assert_eq!(
-            r,
-            vec![format!("* {want}").into_bytes()],
-            "SEARCH {criteria}"
-        );
+        let r: Vec<String> = untagged(&mut c, "s", &format!("SEARCH {criteria}"))
+            .await
+            .iter()
+            .map(|l| show(l))
+            .collect();
+        assert_eq!(r, [format!("* {want}")], "SEARCH {criteria}");
     }
 }
