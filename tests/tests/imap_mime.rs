@@ -502,3 +502,126 @@ async fn rfc822_header_and_text_split_where_the_header_ends() {
     want.extend_from_slice(b" FLAGS (\\Seen \\Recent))");
     same(fetch(&mut c, "FETCH 1 RFC822.TEXT").await, &want);
 }
+
+/// Messages whose header ends oddly, each with the header section the
+/// store keeps for it and the rest (the text). RFC 5322 2.1: the header is
+/// the lines up to the first empty line, which ends it; a message without
+/// one is all header, and one that starts with an empty line has an empty
+/// header. The body's own empty first line is body. "headerword" is only
+/// ever in the header, "bodyword" and "fakehdr" only in the body.
+const ODD_ENDS: [(&[u8], &[u8]); 5] = [
+    // Bare line feeds.
+    (
+        b"Subject: alpha\nX-Side: headerword\n\n",
+        b"bodyword line\nX-Fake: fakehdr\n",
+    ),
+    // No blank line: no body.
+    (b"Subject: alpha\r\nX-Side: headerword\r\n", b""),
+    // A header ending in LF CR LF.
+    (
+        b"Subject: alpha\nX-Side: headerword\n\r\n",
+        b"bodyword\r\nX-Fake: fakehdr\r\n",
+    ),
+    // A body that begins with an empty line.
+    (
+        b"Subject: alpha\r\nX-Side: headerword\r\n\r\n",
+        b"\r\nbodyword\r\nX-Fake: fakehdr\r\n",
+    ),
+    // A message that begins with an empty line: all body.
+    (b"\r\n", b"X-Side: bodyword\r\nX-Fake: fakehdr\r\n"),
+];
+
+/// `data` with each bare LF made CRLF, as header sections go out.
+fn crlf(data: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(data)
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes()
+}
+
+/// The string that follows `item ` in a FETCH response: a literal's
+/// bytes, or the empty quoted string.
+fn item<'a>(resp: &'a [u8], item: &str) -> &'a [u8] {
+    let key = format!("{item} ");
+    let at = resp
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .unwrap_or_else(|| panic!("no {item} in {}", show(resp)))
+        + key.len();
+    let rest = &resp[at..];
+    if rest.starts_with(b"\"\"") {
+        return b"";
+    }
+    let close = rest.iter().position(|&b| b == b'}').expect("a literal");
+    let n: usize = std::str::from_utf8(&rest[1..close])
+        .unwrap()
+        .parse()
+        .unwrap();
+    &rest[close + 3..close + 3 + n]
+}
+
+/// RFC822.HEADER, BODY[HEADER] and BODY.PEEK[HEADER] are one header
+/// section, RFC822.TEXT and BODY[TEXT] one text, split where the store
+/// says the header ends; header (as stored) and text add up to
+/// RFC822.SIZE. Header sections go out with CRLF, so with bare line feeds
+/// the header sent is longer by one octet per bare LF.
+#[tokio::test]
+async fn header_and_text_split_at_the_stored_boundary() {
+    let messages: Vec<Vec<u8>> = ODD_ENDS.iter().map(|(h, t)| [*h, *t].concat()).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let (_server, _imap, mut c) = inbox_with(&refs).await;
+    for (i, (header, text)) in ODD_ENDS.iter().enumerate() {
+        let n = i + 1;
+        let r = fetch(
+            &mut c,
+            &format!("FETCH {n} (RFC822.SIZE RFC822.HEADER BODY.PEEK[HEADER] BODY.PEEK[TEXT])"),
+        )
+        .await;
+        let size: usize = {
+            let s = show(&r);
+            let after = s.split("RFC822.SIZE ").nth(1).unwrap().to_owned();
+            after.split([' ', ')']).next().unwrap().parse().unwrap()
+        };
+        assert_eq!(size, header.len() + text.len(), "message {n}");
+        assert_eq!(show(item(&r, "RFC822.HEADER")), show(&crlf(header)), "{n}");
+        assert_eq!(show(item(&r, "BODY[HEADER]")), show(&crlf(header)), "{n}");
+        assert_eq!(show(item(&r, "BODY[TEXT]")), show(text), "{n}");
+        if !header.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r') {
+            assert_eq!(
+                item(&r, "RFC822.HEADER").len() + item(&r, "BODY[TEXT]").len(),
+                size,
+                "message {n}: CRLF throughout, so the sections add up"
+            );
+        }
+        let r = fetch(&mut c, &format!("FETCH {n} (RFC822.TEXT BODY[HEADER])")).await;
+        assert_eq!(show(item(&r, "RFC822.TEXT")), show(text), "{n}");
+        assert_eq!(show(item(&r, "BODY[HEADER]")), show(&crlf(header)), "{n}");
+    }
+}
+
+/// HEADER, BODY and TEXT look on their side of the stored boundary only.
+#[tokio::test]
+async fn search_keys_stay_on_their_side_of_the_boundary() {
+    let messages: Vec<Vec<u8>> = ODD_ENDS.iter().map(|(h, t)| [*h, *t].concat()).collect();
+    let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    let (_server, _imap, mut c) = inbox_with(&refs).await;
+    for (criteria, want) in [
+        ("HEADER X-Side headerword", "SEARCH 1 2 3 4"),
+        ("HEADER X-Side bodyword", "SEARCH"),
+        ("HEADER X-Fake \"\"", "SEARCH"),
+        ("HEADER Subject alpha", "SEARCH 1 2 3 4"),
+        ("BODY headerword", "SEARCH"),
+        ("BODY alpha", "SEARCH"),
+        ("BODY bodyword", "SEARCH 1 3 4 5"),
+        ("BODY fakehdr", "SEARCH 1 3 4 5"),
+        ("TEXT headerword", "SEARCH 1 2 3 4"),
+        ("TEXT fakehdr", "SEARCH 1 3 4 5"),
+    ] {
+        let r: Vec<String> = untagged(&mut c, "s", &format!("SEARCH {criteria}"))
+            .await
+            .iter()
+            .map(|l| show(l))
+            .collect();
+        assert_eq!(r, [format!("* {want}")], "SEARCH {criteria}");
+    }
+}

@@ -1348,3 +1348,58 @@ async fn malformed_sasl_responses_count_as_failed_logins() {
     );
     assert!(c.is_closed().await);
 }
+
+/// TOP n 0 sends the header section as the store measured it (the one
+/// IMAP's BODY[HEADER] is), the blank line that ends it included, and TOP
+/// n 1 one line more; bare line feeds go out as CRLF.
+#[tokio::test]
+async fn top_ends_where_the_stored_header_ends() {
+    let server = Server::start().await;
+    let id = server.account(ALICE).await;
+    // (message, its header section, its first body line)
+    let cases: [(&[u8], &[u8], &[u8]); 5] = [
+        (
+            b"Subject: a\nX-B: b\n\nfirst\nsecond\n",
+            b"Subject: a\r\nX-B: b\r\n\r\n",
+            b"first\r\n",
+        ),
+        (
+            b"Subject: a\r\nX-B: b\r\n",
+            b"Subject: a\r\nX-B: b\r\n",
+            b"",
+        ),
+        (
+            b"Subject: a\nX-B: b\n\r\nfirst\r\nsecond\r\n",
+            b"Subject: a\r\nX-B: b\r\n\r\n",
+            b"first\r\n",
+        ),
+        (
+            b"Subject: a\r\n\r\n\r\nsecond\r\n",
+            b"Subject: a\r\n\r\n",
+            b"\r\n",
+        ),
+        (b"\r\nX-B: body\r\nsecond\r\n", b"\r\n", b"X-B: body\r\n"),
+    ];
+    for (raw, _, _) in &cases {
+        server
+            .store
+            .append(id, "INBOX", raw.to_vec(), &[], now())
+            .await
+            .unwrap();
+    }
+    let pop3 = Pop3Server::start(&server).await;
+    let mut c = logged_in(&pop3).await;
+    for (i, (_, header, first)) in cases.iter().enumerate() {
+        let n = i + 1;
+        c.send(format!("TOP {n} 0\r\n").as_bytes()).await;
+        ok(&c.line().await);
+        assert_eq!(
+            String::from_utf8_lossy(&c.body().await),
+            String::from_utf8_lossy(header),
+            "TOP {n} 0"
+        );
+        c.send(format!("TOP {n} 1\r\n").as_bytes()).await;
+        ok(&c.line().await);
+        assert_eq!(c.body().await, [*header, *first].concat(), "TOP {n} 1");
+    }
+}

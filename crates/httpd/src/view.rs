@@ -326,11 +326,12 @@ pub fn canonical_header_name(name: &str) -> String {
     out
 }
 
-/// The top-level header fields of a raw message, by canonical name, in the
-/// order they appear (Mailpit's headers endpoint; keys sorted).
-pub fn headers(raw: &[u8]) -> BTreeMap<String, Vec<String>> {
+/// The fields of a message's header section (the stored
+/// `header_len` octets), by canonical name, in the order they appear
+/// (Mailpit's headers endpoint; keys sorted).
+pub fn headers(header: &[u8]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    if let Some(parsed) = MessageParser::default().parse_headers(raw) {
+    if let Some(parsed) = MessageParser::default().parse_headers(header) {
         for (name, value) in parsed.headers_raw() {
             out.entry(canonical_header_name(name))
                 .or_default()

@@ -179,6 +179,7 @@ pub async fn start(
         (Role::Pop3, &pop3.listen[..]),
         (Role::Pop3s, &pop3.pop3s_listen[..]),
     ];
+    ctx.locks.track_releases(tracker);
     let service = Arc::new(Pop3Service { ctx: ctx.clone() });
     let limits = &ctx.config.limits;
     listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {

@@ -11,10 +11,11 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use store::{AccountId, Store, StoreError};
+use tokio_util::task::TaskTracker;
 
 /// How long a lease lasts without renewal.
 pub const LEASE_TTL: Duration = Duration::from_secs(60);
@@ -26,6 +27,11 @@ pub struct MaildropLocks {
     /// This process, as lease holders are named in the store.
     process: String,
     sessions: AtomicU64,
+    /// The daemon's task tracker, once [`crate::start`] gave it: the lease
+    /// release a closing session leaves behind runs on it, so the daemon's
+    /// shutdown waits for it (the session ends on that tracker too, so it
+    /// is never empty in between).
+    releases: OnceLock<TaskTracker>,
 }
 
 impl MaildropLocks {
@@ -39,7 +45,13 @@ impl MaildropLocks {
             store,
             process: format!("pop3d/{}/{nanos:x}", std::process::id()),
             sessions: AtomicU64::new(0),
+            releases: OnceLock::new(),
         }
+    }
+
+    /// Runs lease releases on `tracker` from now on.
+    pub fn track_releases(&self, tracker: &TaskTracker) {
+        let _ = self.releases.set(tracker.clone());
     }
 
     /// Takes the account's lock; `Ok(None)` if another session (here or in
@@ -129,7 +141,7 @@ impl Drop for MaildropLock {
             // that lands after a newer session took the maildrop is harmless.
             let (locks, account, session) = (self.locks.clone(), self.account, self.session);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
+                let release = async move {
                     let name = lease_name(account);
                     if let Err(e) = locks
                         .store
@@ -138,7 +150,11 @@ impl Drop for MaildropLock {
                     {
                         tracing::warn!(%account, error = %e, "cannot release maildrop lease");
                     }
-                });
+                };
+                match self.locks.releases.get() {
+                    Some(tracker) => runtime.spawn(tracker.track_future(release)),
+                    None => runtime.spawn(release),
+                };
             }
         }
     }

@@ -349,25 +349,13 @@ impl MessageEncoder {
     }
 }
 
-/// The part of a message TOP sends: the header section, the blank line
-/// after it, and the first `lines` lines of the body. A message without a
-/// blank line is all header and is sent whole.
-pub fn top_part(raw: &[u8], lines: u32) -> &[u8] {
-    let mut pos = 0;
-    // Find the blank line that ends the header section.
-    let body_start = loop {
-        let rest = &raw[pos..];
-        if rest.starts_with(b"\r\n") {
-            break pos + 2;
-        }
-        if rest.starts_with(b"\n") {
-            break pos + 1;
-        }
-        match rest.iter().position(|&b| b == b'\n') {
-            Some(lf) => pos += lf + 1,
-            None => return raw,
-        }
-    };
+/// The part of a message TOP sends: the header section as the store
+/// measured it at delivery (`header_len`, the blank line that ends it
+/// included) and the first `lines` lines of the body. A message without a
+/// blank line is all header and is sent whole (RFC 1939 leaves this case
+/// open; Dovecot does the same).
+pub fn top_part(raw: &[u8], header_len: u64, lines: u32) -> &[u8] {
+    let body_start = usize::try_from(header_len).map_or(raw.len(), |h| h.min(raw.len()));
     let mut end = body_start;
     for _ in 0..lines {
         if end >= raw.len() {
@@ -378,7 +366,7 @@ pub fn top_part(raw: &[u8], lines: u32) -> &[u8] {
             None => end = raw.len(),
         }
     }
-    &raw[..end.min(raw.len())]
+    &raw[..end]
 }
 
 /// The unique-id listing of a message: UIDVALIDITY and UID as eight hex
@@ -654,15 +642,18 @@ mod tests {
 
     #[test]
     fn top_parts() {
+        let top = |m: &'static [u8], lines| top_part(m, store::summarize(m).header_len, lines);
         let m = b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n";
-        assert_eq!(top_part(m, 0), b"A: 1\r\nB: 2\r\n\r\n");
-        assert_eq!(top_part(m, 2), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
-        assert_eq!(top_part(m, 99), &m[..]);
-        assert_eq!(top_part(b"A: 1\r\nB: 2\r\n", 3), b"A: 1\r\nB: 2\r\n");
-        assert_eq!(top_part(b"A: 1\n\nx\ny", 1), b"A: 1\n\nx\n");
-        assert_eq!(top_part(b"A: 1\n\nx\ny", 5), b"A: 1\n\nx\ny");
-        assert_eq!(top_part(b"\r\nbody\r\n", 0), b"\r\n");
-        assert_eq!(top_part(b"", 3), b"");
+        assert_eq!(top(m, 0), b"A: 1\r\nB: 2\r\n\r\n");
+        assert_eq!(top(m, 2), b"A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\n");
+        assert_eq!(top(m, 99), &m[..]);
+        assert_eq!(top(b"A: 1\r\nB: 2\r\n", 3), b"A: 1\r\nB: 2\r\n");
+        assert_eq!(top(b"A: 1\n\nx\ny", 1), b"A: 1\n\nx\n");
+        assert_eq!(top(b"A: 1\n\nx\ny", 5), b"A: 1\n\nx\ny");
+        assert_eq!(top(b"\r\nbody\r\n", 0), b"\r\n");
+        assert_eq!(top(b"A: 1\n\r\nbody\r\n", 0), b"A: 1\n\r\n");
+        assert_eq!(top(b"A: 1\n\n\nbody\n", 1), b"A: 1\n\n\n");
+        assert_eq!(top(b"", 3), b"");
     }
 
     #[test]

@@ -70,6 +70,7 @@
 #![forbid(unsafe_code)]
 
 pub use api::Store;
+pub use parse::summarize;
 pub use types::*;
 
 mod api;

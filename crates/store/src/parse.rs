@@ -25,8 +25,10 @@ mod mime;
 /// message/rfc822); 4: the preview and attachment count.
 pub(crate) const SUMMARY_VERSION: i64 = 4;
 
-/// Parses `raw` into a summary. Never panics.
-pub(crate) fn summarize(raw: &[u8]) -> MessageSummary {
+/// Parses `raw` into a summary, as delivery does once per message. Never
+/// panics. Public so that the daemons' tests can make the summary (and
+/// header length) the store would keep.
+pub fn summarize(raw: &[u8]) -> MessageSummary {
     let parsed = catch_unwind(AssertUnwindSafe(|| {
         let body = mime::walk(raw, &header_summary);
         let header_len = body.header_end();

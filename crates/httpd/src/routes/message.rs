@@ -84,8 +84,11 @@ pub async fn headers(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<BTreeMap<String, Vec<String>>>> {
-    let (_, raw) = load(&state, &caller.scope(), &id).await?;
-    Ok(Json(view::headers(&raw)))
+    let (m, raw) = load(&state, &caller.scope(), &id).await?;
+    // The header section the store measured at delivery, as IMAP and POP3
+    // see it: a body line that looks like a field is not a header.
+    let header_len = usize::try_from(m.summary.header_len).map_or(raw.len(), |h| h.min(raw.len()));
+    Ok(Json(view::headers(&raw[..header_len])))
 }
 
 /// `GET /api/v1/message/{ID}/raw`: the bytes as stored.

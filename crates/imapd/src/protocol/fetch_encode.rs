@@ -121,8 +121,9 @@ pub fn filter_header(header: &[u8], names: &[Vec<u8>], not: bool) -> Vec<u8> {
     out
 }
 
-/// Whether a header section ends with the blank line that separates it
-/// from a body.
+/// Whether a header section (the stored one: `header_len`, or an enclosed
+/// message's `header_offset..body_offset`) ends with the blank line that
+/// separates it from a body; it does not when the message has none.
 fn has_blank_line(header: &[u8]) -> bool {
     matches!(header, b"\r\n" | b"\n") || header.ends_with(b"\n\r\n") || header.ends_with(b"\n\n")
 }

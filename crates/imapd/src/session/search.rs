@@ -36,6 +36,7 @@ use std::sync::Arc;
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use store::{EmailAddress, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::{Session, State};
 use crate::protocol::encode::Code;
@@ -286,29 +287,16 @@ fn sent_day(s: &MessageSummary) -> Option<i64> {
 }
 
 /// A raw message, with what searching it needs worked out at most once.
+/// The header section is the stored one (`header_len`, worked out once at
+/// delivery): HEADER and the header half of TEXT look only before it,
+/// BODY and the body half of TEXT only after it.
 struct RawMessage<'a> {
     raw: &'a [u8],
+    header_len: usize,
     fields: OnceCell<Vec<(String, String)>>,
     parsed: OnceCell<Option<Message<'a>>>,
     header_text: OnceCell<String>,
     body_text: OnceCell<String>,
-}
-
-/// Where the body starts: after the first empty line.
-fn header_len(raw: &[u8]) -> usize {
-    let mut i = 0;
-    while let Some(p) = raw[i..].iter().position(|&b| b == b'\n') {
-        let next = i + p + 1;
-        let rest = &raw[next..];
-        if rest.starts_with(b"\r\n") {
-            return next + 2;
-        }
-        if rest.starts_with(b"\n") {
-            return next + 1;
-        }
-        i = next;
-    }
-    raw.len()
 }
 
 /// The header's fields: lower-case name and the value unfolded and
@@ -381,8 +369,11 @@ fn body_text_of(message: &Message<'_>, out: &mut String, depth: usize) {
                 out.push('\n');
             }
             PartType::Message(inner) if depth < 8 && i > 0 => {
+                // The enclosed message's header as the parse that found it
+                // sees it; its offsets are relative to its own bytes.
                 let raw = inner.raw_message.as_ref();
-                out.push_str(&lower(&raw[..header_len(raw)]));
+                let end = (inner.root_part().raw_body_offset() as usize).min(raw.len());
+                out.push_str(&lower(&raw[..end]));
                 body_text_of(inner, out, depth + 1);
             }
             _ => {}
@@ -391,9 +382,11 @@ fn body_text_of(message: &Message<'_>, out: &mut String, depth: usize) {
 }
 
 impl<'a> RawMessage<'a> {
-    fn new(raw: &'a [u8]) -> RawMessage<'a> {
+    /// `header_len`: the stored [`MessageSummary::header_len`].
+    fn new(raw: &'a [u8], header_len: u64) -> RawMessage<'a> {
         RawMessage {
             raw,
+            header_len: usize::try_from(header_len).map_or(raw.len(), |h| h.min(raw.len())),
             fields: OnceCell::new(),
             parsed: OnceCell::new(),
             header_text: OnceCell::new(),
@@ -402,7 +395,11 @@ impl<'a> RawMessage<'a> {
     }
 
     fn header(&self) -> &'a [u8] {
-        &self.raw[..header_len(self.raw)]
+        &self.raw[..self.header_len]
+    }
+
+    fn body(&self) -> &'a [u8] {
+        &self.raw[self.header_len..]
     }
 
     fn fields(&self) -> &[(String, String)] {
@@ -420,9 +417,21 @@ impl<'a> RawMessage<'a> {
             .as_ref()
     }
 
+    /// The parse, if it splits header and body where the store did: only
+    /// then are its decoded header fields all header and its decoded text
+    /// all body. (mail-parser has its own idea of where an odd header
+    /// ends; the stored boundary is the one every command uses.)
+    fn parsed_on_boundary(&self) -> Option<&Message<'a>> {
+        self.parsed().filter(|m| {
+            m.parts
+                .first()
+                .is_some_and(|root| root.raw_body_offset() as usize == self.header_len)
+        })
+    }
+
     /// Decoded values of the top-level fields named `name` (lower-case).
     fn decoded_fields(&self, name: &str) -> Vec<String> {
-        let Some(root) = self.parsed().and_then(|m| m.parts.first()) else {
+        let Some(root) = self.parsed_on_boundary().and_then(|m| m.parts.first()) else {
             return Vec::new();
         };
         root.headers
@@ -454,7 +463,7 @@ impl<'a> RawMessage<'a> {
     fn header_text(&self) -> &str {
         self.header_text.get_or_init(|| {
             let mut text = lower(self.header());
-            if let Some(root) = self.parsed().and_then(|m| m.parts.first()) {
+            if let Some(root) = self.parsed_on_boundary().and_then(|m| m.parts.first()) {
                 for h in &root.headers {
                     if let Some(v) = decoded_value(&h.value) {
                         text.push_str(&v.to_lowercase());
@@ -466,15 +475,22 @@ impl<'a> RawMessage<'a> {
         })
     }
 
-    /// The body's text, decoded where mail-parser could, lower-cased.
+    /// The body's text, decoded where mail-parser could (and agrees on
+    /// where the body starts), else as stored; lower-cased. A message
+    /// without a blank line has no body and no body text.
     fn body_text(&self) -> &str {
-        self.body_text.get_or_init(|| match self.parsed() {
-            Some(message) => {
-                let mut out = String::new();
-                body_text_of(message, &mut out, 0);
-                out
+        self.body_text.get_or_init(|| {
+            if self.body().is_empty() {
+                return String::new();
             }
-            None => lower(&self.raw[header_len(self.raw)..]),
+            match self.parsed_on_boundary() {
+                Some(message) => {
+                    let mut out = String::new();
+                    body_text_of(message, &mut out, 0);
+                    out
+                }
+                None => lower(self.body()),
+            }
         })
     }
 }
@@ -600,10 +616,16 @@ fn judge_batch(
             if matches!(info, Some(None)) || matches!(raw, Some(None)) {
                 return (c, Some(false));
             }
-            let raw = raw.flatten().map(|r| RawMessage::new(r));
+            let info = info.flatten();
+            // Round 3 always reads the envelopes too: they carry the
+            // stored header length.
+            let raw = raw
+                .flatten()
+                .zip(info)
+                .map(|(r, i)| RawMessage::new(r, i.summary.header_len));
             let verdict = matcher.judge(&Facts {
                 candidate: &c,
-                info: info.flatten(),
+                info,
                 raw: raw.as_ref(),
             });
             (c, verdict)
@@ -614,6 +636,11 @@ fn judge_batch(
 /// Runs `job` over `candidates` in batches of at most `size` messages and
 /// (but for a batch of one) `octets` octets, [`IN_FLIGHT`] at a time,
 /// keeping their order.
+///
+/// The batches run as tasks owned by this future: when it is dropped (the
+/// client went away mid-SEARCH, the session ended) or a batch fails, the
+/// others are aborted and no further batch starts. A batch already parsing
+/// on a blocking thread finishes that one batch, but nobody waits for it.
 async fn in_batches<F, Fut>(
     candidates: Vec<Candidate>,
     size: usize,
@@ -641,7 +668,7 @@ where
             if batch.is_empty() {
                 break;
             }
-            running.push_back(tokio::spawn(job(batch)));
+            running.push_back(AbortOnDropHandle::new(tokio::spawn(job(batch))));
         }
         let Some(next) = running.pop_front() else {
             return Ok(out);
@@ -652,12 +679,8 @@ where
             .and_then(|r| r);
         match judged {
             Ok(judged) => out.extend(judged),
-            Err(e) => {
-                for task in running {
-                    task.abort();
-                }
-                return Err(e);
-            }
+            // The batches still running are aborted as `running` drops.
+            Err(e) => return Err(e),
         }
     }
 }
@@ -794,11 +817,10 @@ impl Session {
                     (store.clone(), matcher.clone(), mailbox.to_owned());
                 async move {
                     let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                    let infos = if needs_summary {
-                        Some(store.envelopes(account, &mailbox, &uids).await?)
-                    } else {
-                        None
-                    };
+                    // The envelopes (cached) also give each message's
+                    // stored header length, where HEADER stops and BODY
+                    // starts.
+                    let infos = Some(store.envelopes(account, &mailbox, &uids).await?);
                     let raws = store.messages_raw(account, &mailbox, &uids).await?;
                     // Parsing and decoding bodies is CPU work.
                     tokio::task::spawn_blocking(move || {
@@ -871,7 +893,7 @@ mod tests {
         i: Option<&MessageInfo>,
         raw: Option<&[u8]>,
     ) -> Option<bool> {
-        let raw = raw.map(RawMessage::new);
+        let raw = raw.map(|r| RawMessage::new(r, store::summarize(r).header_len));
         m.judge(&Facts {
             candidate: c,
             info: i,
@@ -1026,10 +1048,78 @@ aGlkZGVuIHRyZWFzdXJl\r\n\
     #[test]
     fn unparsable_body_is_searched_raw() {
         let raw = b"Subject: x\n\nplain body text\n";
-        let r = RawMessage::new(raw);
+        let r = RawMessage::new(raw, store::summarize(raw).header_len);
+        assert_eq!(r.header(), b"Subject: x\n\n");
         assert!(r.body_text().contains("body text"));
-        assert_eq!(header_len(raw), 12);
-        assert_eq!(header_len(b"no body"), 7);
+    }
+
+    /// Each side of the stored boundary is searched on its own, however
+    /// the header ends.
+    #[test]
+    fn header_and_body_split_at_the_stored_boundary() {
+        let sides = |raw: &[u8]| {
+            let r = RawMessage::new(raw, store::summarize(raw).header_len);
+            (r.header_text().to_owned(), r.body_text().to_owned())
+        };
+        // No blank line: all header, no body.
+        let (h, b) = sides(b"Subject: alpha\r\nX-Note: beta\r\n");
+        assert!(h.contains("beta") && b.is_empty());
+        // A header ending in LF CR LF.
+        let (h, b) = sides(b"Subject: alpha\n\r\nX-Note: beta\r\n");
+        assert!(h.contains("alpha") && !h.contains("beta"), "{h}");
+        assert!(b.contains("beta") && !b.contains("alpha"), "{b}");
+        // A body that begins with an empty line.
+        let (h, b) = sides(b"Subject: alpha\n\n\nX-Note: beta\n");
+        assert!(!h.contains("beta") && b.contains("beta"));
+        // A message that begins with an empty line is all body.
+        let (h, b) = sides(b"\r\nSubject: alpha\r\n");
+        assert!(!h.contains("alpha") && b.contains("alpha"));
+    }
+
+    /// A SEARCH whose session goes away leaves no batch running: the
+    /// batch tasks are aborted with the future that started them.
+    #[tokio::test]
+    async fn batches_stop_when_the_search_is_dropped() {
+        struct Running(Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = Arc::new(tokio::sync::Notify::new());
+        let candidates: Vec<Candidate> = (1..=10).map(|n| candidate(n, n, &[], false)).collect();
+        let (count, start) = (running.clone(), started.clone());
+        let search = in_batches(candidates, 1, u64::MAX, move |_batch| {
+            let (running, started) = (count.clone(), start.clone());
+            async move {
+                running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _guard = Running(running);
+                started.notify_one();
+                // A batch that takes as long as a huge mailbox would.
+                std::future::pending::<()>().await;
+                Ok(Vec::new())
+            }
+        });
+        let search = tokio::spawn(search);
+        started.notified().await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            running.load(std::sync::atomic::Ordering::SeqCst),
+            IN_FLIGHT,
+            "the batches under way"
+        );
+        // The client disconnects: its session, and the search, are dropped.
+        search.abort();
+        let _ = search.await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while running.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "search batches still running after the session went away"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

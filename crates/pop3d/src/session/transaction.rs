@@ -1,6 +1,7 @@
 //! The TRANSACTION state's commands: STAT, LIST, UIDL, RETR, TOP, DELE and
 //! RSET, all over the snapshot taken at login.
 
+use super::maildrop::INBOX;
 use super::{store_code, End, Session, State};
 use crate::protocol::{self, MessageEncoder};
 
@@ -60,12 +61,21 @@ impl Session {
         }
     }
 
+    /// The answer for a message another client removed meanwhile.
+    fn message_gone(&mut self, n: u32) {
+        self.err(
+            None,
+            &format!("Message {n} is no longer available: another client removed it"),
+        );
+    }
+
     /// RETR (`top` is `None`) and TOP: the message, or its header and first
     /// lines, from the store. Only RETR marks the message retrieved.
     pub(super) async fn retr(&mut self, n: u32, top: Option<u32>) -> Result<(), End> {
         let State::Transaction(maildrop) = &mut self.state else {
             return Ok(());
         };
+        let account = maildrop.account.id;
         let (uid, size) = match maildrop.get(n) {
             Ok(m) => (m.uid, m.size),
             Err(e) => {
@@ -77,10 +87,7 @@ impl Session {
         let raw = match maildrop.raw(&self.ctx.store, n, top.is_some()).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
-                self.err(
-                    None,
-                    &format!("Message {n} is no longer available: another client removed it"),
-                );
+                self.message_gone(n);
                 return Ok(());
             }
             Err(e) => {
@@ -95,8 +102,22 @@ impl Session {
                 &raw[..]
             }
             Some(lines) => {
+                // Where the header ends is the store's answer, the one
+                // IMAP gives too.
+                let header_len = match self.ctx.store.envelopes(account, INBOX, &[uid]).await {
+                    Ok(found) => found.first().map(|m| m.summary.header_len),
+                    Err(e) => {
+                        tracing::error!(%uid, error = %e, "cannot read message summary");
+                        self.err(Some(store_code(&e)), "Cannot read the message");
+                        return Ok(());
+                    }
+                };
+                let Some(header_len) = header_len else {
+                    self.message_gone(n);
+                    return Ok(());
+                };
                 self.ok(&format!("Top of message {n} follows"));
-                protocol::top_part(&raw, lines)
+                protocol::top_part(&raw, header_len, lines)
             }
         };
         let mut encoder = MessageEncoder::default();

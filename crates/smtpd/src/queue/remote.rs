@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use common::config::Config;
 use store::{BodyType, QueuedMessage, QueuedRecipient, RecipientId, Store};
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
 
 use super::Outcomes;
 use crate::downgrade::{self, Needs};
@@ -79,6 +80,10 @@ pub struct RemoteAgent {
     /// size limit.
     reporting_mta: String,
     return_limit: usize,
+    /// Stale cached sessions saying QUIT in the background (each bounded
+    /// by the command timeout); waited for by the last
+    /// [`RemoteAgent::close_idle_sessions`] at shutdown.
+    quitting: TaskTracker,
 }
 
 impl RemoteAgent {
@@ -102,6 +107,7 @@ impl RemoteAgent {
             reuse_time: Duration::from_secs(config.relay.connection_reuse_secs),
             reporting_mta: config.hostname.clone(),
             return_limit: config.relay.bounce_size_limit,
+            quitting: TaskTracker::new(),
         }
     }
 
@@ -120,7 +126,7 @@ impl RemoteAgent {
             if entry.since.elapsed() < self.cache_time {
                 return Some((entry.client, entry.opened));
             }
-            tokio::spawn(entry.client.quit());
+            self.quitting.spawn(entry.client.quit());
         }
         None
     }
@@ -175,6 +181,10 @@ impl RemoteAgent {
             .retain(|_, slot| Arc::strong_count(slot) > 1);
         for client in closing {
             client.quit().await;
+        }
+        if all {
+            self.quitting.close();
+            self.quitting.wait().await;
         }
     }
 
