@@ -1210,7 +1210,10 @@ mod tests {
         let c = Config::default();
         let defaults = store::StoreOptions::default();
         assert_eq!(c.store.index_cache_mb * mib, defaults.index_cache_bytes);
-        assert_eq!(c.store.envelope_cache_mb * mib, defaults.envelope_cache_bytes);
+        assert_eq!(
+            c.store.envelope_cache_mb * mib,
+            defaults.envelope_cache_bytes
+        );
         assert_eq!(
             c.store.arrival_list_cache_mb * mib,
             defaults.arrival_list_cache_bytes

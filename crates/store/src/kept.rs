@@ -170,10 +170,7 @@ fn vec_bytes<T>(v: &Vec<T>) -> u64 {
 }
 
 fn strings_bytes(v: &Vec<String>) -> u64 {
-    vec_bytes(v)
-        + v.iter()
-            .map(|s| string_bytes(s, s.capacity()))
-            .sum::<u64>()
+    vec_bytes(v) + v.iter().map(|s| string_bytes(s, s.capacity())).sum::<u64>()
 }
 
 fn raw_bytes(raw: &Option<Vec<u8>>) -> u64 {
@@ -355,10 +352,16 @@ mod tests {
         // Replacing an entry charges the new size only.
         kept.insert(3, 7, 50);
         assert_eq!(kept.get(&3), Some(&7));
-        assert_eq!(kept.bytes(), 3 * (100 + ENTRY_OVERHEAD) + 50 + ENTRY_OVERHEAD);
+        assert_eq!(
+            kept.bytes(),
+            3 * (100 + ENTRY_OVERHEAD) + 50 + ENTRY_OVERHEAD
+        );
         kept.retain(|k, _| *k != 4);
         assert!(kept.get(&4).is_none());
-        assert_eq!(kept.bytes(), 2 * (100 + ENTRY_OVERHEAD) + 50 + ENTRY_OVERHEAD);
+        assert_eq!(
+            kept.bytes(),
+            2 * (100 + ENTRY_OVERHEAD) + 50 + ENTRY_OVERHEAD
+        );
         assert_eq!(kept.ages.len(), 3);
     }
 }
