@@ -491,7 +491,9 @@ pub struct StoreConfig {
     /// for each SELECT.
     pub index_cache_mb: u64,
     /// MiB the envelopes decoded for SEARCH and the HTTP API may hold
-    /// (default 4); past it, as for `index_cache_mb`.
+    /// (default 4, some 1,400 envelopes of about 3 KiB; a SEARCH over
+    /// more messages decodes the rest again each time); past it, as for
+    /// `index_cache_mb`.
     pub envelope_cache_mb: u64,
     /// MiB the arrival lists the HTTP API's searches read may hold, their
     /// envelopes included (default 16); past it, as for `index_cache_mb`.
