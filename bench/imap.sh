@@ -48,6 +48,8 @@
 #               imapd process, for Dovecot the master and every process under
 #               it (one `imap` process per session, Dovecot's default). Done
 #               once per server.
+#   RSS after   the server's RSS (VmRSS, summed as above) once everything
+#               above is done: what the run left held (caches and all).
 # The client (bench/imap_load.py) is raw sockets, the same for both
 # servers; it shares the CPUs with the server.
 #
@@ -434,6 +436,16 @@ memory() { # server
     say "$s: RSS ${before} KiB ($pb processes) -> ${after} KiB ($pa processes): $per KiB per session (PSS $pss KiB)"
 }
 
+# The server's RSS once all operations (and IDLE sessions, if any) are
+# done: what the run left in the process (caches, allocator growth).
+rss_end() { # server
+    local s=$1 kib procs
+    read -r kib procs < <(python3 "$here/imap_load.py" rss "$(pid_of "$s")") ||
+        die "$s: cannot read the server's RSS"
+    echo "$s rss_end $kib" >>"$results"
+    say "$s: RSS after the run ${kib} KiB ($procs processes)"
+}
+
 # --- main -----------------------------------------------------------------------
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
@@ -453,6 +465,7 @@ done
 if ((IDLE_CONNS > 0)); then
     for s in "${servers[@]}"; do memory "$s"; done
 fi
+for s in "${servers[@]}"; do rss_end "$s"; done
 
 # median SERVER MEASURE
 median() {
@@ -503,6 +516,7 @@ if ((IDLE_CONNS > 0)); then
     row "KiB per IDLE session (RSS)" per_conn 0
     row "KiB per IDLE session (PSS, for info)" pss_per_conn 0
 fi
+row "RSS after the run, KiB" rss_end 0
 echo
 echo "ratio: how many times better Postern is; (p/d) = postern / dovecot for rates,"
 echo "(d/p) = dovecot / postern for times and memory; above 1 = Postern better."

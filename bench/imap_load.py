@@ -32,6 +32,10 @@ No imaplib, so client overhead stays low and identical.
         RSS is summed again. Prints:
           <rss KiB before> <rss KiB after> <procs before> <procs after>
 
+    imap_load.py rss PID
+        the RSS of PID and all its descendants, summed as for idle. Prints:
+          <rss KiB> <procs>
+
     imap_load.py words
         prints the subject words, one a line (the shell picks the search
         word from them).
@@ -413,6 +417,9 @@ def main(argv):
     elif cmd == "idle" and len(argv) == 9:
         idle(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]),
              float(argv[7]), int(argv[8]))
+    elif cmd == "rss" and len(argv) == 3:
+        kib, procs, _ = rss_tree(int(argv[2]))
+        print(f"{kib} {procs}")
     elif cmd == "words" and len(argv) == 2:
         print("\n".join(subject_words()))
     else:

@@ -485,6 +485,19 @@ pub struct StoreConfig {
     /// (default 256; at least 1); past it, as for `writer_queue`. A login
     /// whose client hung up before its turn costs no hash.
     pub password_queue: usize,
+    /// MiB the mailbox indexes kept for reuse may hold (default 8; one
+    /// of a 50,000-message mailbox is some MiB); past it the least
+    /// recently used go, and an index bigger than all of it is read anew
+    /// for each SELECT.
+    pub index_cache_mb: u64,
+    /// MiB the envelopes decoded for SEARCH and the HTTP API may hold
+    /// (default 4, some 1,400 envelopes of about 3 KiB; a SEARCH over
+    /// more messages decodes the rest again each time); past it, as for
+    /// `index_cache_mb`.
+    pub envelope_cache_mb: u64,
+    /// MiB the arrival lists the HTTP API's searches read may hold, their
+    /// envelopes included (default 16); past it, as for `index_cache_mb`.
+    pub arrival_list_cache_mb: u64,
 }
 
 impl Default for StoreConfig {
@@ -498,6 +511,9 @@ impl Default for StoreConfig {
             writer_queue: 1024,
             reader_queue: 1024,
             password_queue: 256,
+            index_cache_mb: 8,
+            envelope_cache_mb: 4,
+            arrival_list_cache_mb: 16,
         }
     }
 }
@@ -1188,6 +1204,37 @@ mod tests {
             .unwrap();
         assert_eq!(c.store.reader_queue, 16);
         assert!(from_env(&[("POSTERN_STORE_READER_QUEUE", "-1")]).is_err());
+    }
+
+    #[test]
+    fn store_cache_budgets_default_to_the_stores_and_are_set_by_file_or_environment() {
+        let mib = 1024 * 1024;
+        let c = Config::default();
+        let defaults = store::StoreOptions::default();
+        assert_eq!(c.store.index_cache_mb * mib, defaults.index_cache_bytes);
+        assert_eq!(
+            c.store.envelope_cache_mb * mib,
+            defaults.envelope_cache_bytes
+        );
+        assert_eq!(
+            c.store.arrival_list_cache_mb * mib,
+            defaults.arrival_list_cache_bytes
+        );
+
+        let c = parse("[store]\nindex_cache_mb = 64\nenvelope_cache_mb = 0\n").unwrap();
+        assert_eq!(c.store.index_cache_mb, 64);
+        assert_eq!(c.store.envelope_cache_mb, 0);
+        assert_eq!(c.store.arrival_list_cache_mb, 16);
+
+        let c = from_env(&[
+            ("POSTERN_STORE_ENVELOPE_CACHE_MB", "12"),
+            ("POSTERN_STORE_ARRIVAL_LIST_CACHE_MB", "1"),
+        ])
+        .unwrap();
+        assert_eq!(c.store.envelope_cache_mb, 12);
+        assert_eq!(c.store.arrival_list_cache_mb, 1);
+        assert_eq!(c.store.index_cache_mb, 8);
+        assert!(from_env(&[("POSTERN_STORE_INDEX_CACHE_MB", "lots")]).is_err());
     }
 
     #[test]

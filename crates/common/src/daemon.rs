@@ -188,7 +188,7 @@ pub fn cli_env_names(cli: &clap::Command) -> Vec<String> {
 }
 
 /// Opens the store in the configured data dir, with the configured
-/// bounds on its history, size and work queues (`[store]`).
+/// bounds on its history, size, work queues and caches (`[store]`).
 pub fn open_store(config: &Config) -> Result<store::Store, String> {
     let s = &config.store;
     let options = store::StoreOptions {
@@ -202,6 +202,9 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
         writer_queue: s.writer_queue,
         reader_queue: s.reader_queue,
         password_queue: s.password_queue,
+        index_cache_bytes: s.index_cache_mb.saturating_mul(1024 * 1024),
+        envelope_cache_bytes: s.envelope_cache_mb.saturating_mul(1024 * 1024),
+        arrival_list_cache_bytes: s.arrival_list_cache_mb.saturating_mul(1024 * 1024),
         ..store::StoreOptions::default()
     };
     store::Store::open_with(&config.data_dir, options).map_err(|e| {

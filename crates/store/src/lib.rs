@@ -67,6 +67,9 @@
 //!   dir).
 //! - `work_queue`: the bounded queues from async callers to the writer,
 //!   the readers and the password workers ([`StoreOptions`] sizes them).
+//! - `kept`: what the store keeps in memory between requests (mailbox
+//!   indexes, envelopes, arrival lists), each within a byte budget
+//!   ([`StoreOptions`] sets them).
 #![forbid(unsafe_code)]
 
 pub use api::Store;
@@ -76,6 +79,7 @@ pub use types::*;
 mod api;
 mod claims;
 mod hashing;
+mod kept;
 mod parse;
 mod sqlite;
 #[cfg(test)]

@@ -2508,6 +2508,74 @@ async fn cached_index_follows_changes_from_another_process() {
     );
 }
 
+fn open_with_caches(dir: &tempfile::TempDir, index_bytes: u64, envelope_bytes: u64) -> Store {
+    Store::open_with(
+        dir.path(),
+        StoreOptions {
+            poll_interval: Duration::from_millis(50),
+            index_cache_bytes: index_bytes,
+            envelope_cache_bytes: envelope_bytes,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// The caches hold what fits their byte budgets: an index that fits is
+/// shared by later reads; one bigger than the whole budget is read anew
+/// each time (the same index all the same) and pushes out nothing; a
+/// budget of 0 keeps nothing, envelopes alike.
+#[tokio::test]
+async fn indexes_and_envelopes_are_kept_within_their_byte_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 30).await;
+    store.create_mailbox(alice.id, "Small").await.unwrap();
+    store
+        .append(alice.id, "Small", raw_message("small"), &[], 0)
+        .await
+        .unwrap();
+    let big = crate::kept::index_bytes(&store.mailbox_index(alice.id, "INBOX").await.unwrap());
+    let small = crate::kept::index_bytes(&store.mailbox_index(alice.id, "Small").await.unwrap());
+    assert!(small < big, "{small} vs {big}");
+    let same = |a: &MailboxIndex, b: &MailboxIndex| {
+        serde_json::to_string(a).unwrap() == serde_json::to_string(b).unwrap()
+    };
+
+    // Room for the small index only.
+    let tight = open_with_caches(&dir, small + crate::kept::ENTRY_OVERHEAD, 0);
+    let small_first = tight.mailbox_index(alice.id, "Small").await.unwrap();
+    let big_first = tight.mailbox_index(alice.id, "INBOX").await.unwrap();
+    let big_again = tight.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert!(!Arc::ptr_eq(&big_first, &big_again));
+    assert!(same(&big_first, &big_again));
+    assert_eq!(big_again.messages.len(), 30);
+    let small_again = tight.mailbox_index(alice.id, "Small").await.unwrap();
+    assert!(Arc::ptr_eq(&small_first, &small_again));
+
+    // No envelope budget: each read decodes again, to the same envelopes.
+    let uids: Vec<Uid> = (1..=30).map(Uid).collect();
+    let first = tight.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    let again = tight.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    assert_eq!(first.len(), 30);
+    for (a, b) in first.iter().zip(&again) {
+        assert!(!Arc::ptr_eq(&a.summary, &b.summary));
+        assert_eq!(a.summary, b.summary);
+    }
+    // With the default budget, a second read is served from the cache.
+    let first = store.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    let again = store.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    for (a, b) in first.iter().zip(&again) {
+        assert!(Arc::ptr_eq(&a.summary, &b.summary));
+    }
+
+    let none = open_with_caches(&dir, 0, 0);
+    let a = none.mailbox_index(alice.id, "Small").await.unwrap();
+    let b = none.mailbox_index(alice.id, "Small").await.unwrap();
+    assert!(!Arc::ptr_eq(&a, &b));
+    assert!(same(&a, &b));
+}
+
 #[tokio::test]
 async fn bounce_and_report_in_one_transaction() {
     let dir = tempfile::tempdir().unwrap();

@@ -202,7 +202,7 @@ pub struct SmtpSessionRecord {
 }
 
 /// Which messages an HTTP API caller may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ArrivalScope {
     /// Every account's.
     All,
@@ -897,6 +897,17 @@ pub struct StoreOptions {
     /// whose caller has gone by its turn (a client that hung up) is
     /// skipped.
     pub password_queue: usize,
+    /// Bytes the mailbox indexes kept for reuse may hold (default 8 MiB;
+    /// one index of a 50,000-message mailbox is some MiB). An index too
+    /// big for it is read anew for each SELECT.
+    pub index_cache_bytes: u64,
+    /// Bytes the envelopes decoded for SEARCH and the HTTP API may hold
+    /// (default 4 MiB: some 1,400 envelopes, each about 3 KiB with its
+    /// struct's inline MIME part).
+    pub envelope_cache_bytes: u64,
+    /// Bytes the arrival lists the HTTP API's searches read may hold,
+    /// their envelopes included (default 16 MiB).
+    pub arrival_list_cache_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -910,6 +921,9 @@ impl Default for StoreOptions {
             writer_queue: 1024,
             reader_queue: 1024,
             password_queue: 256,
+            index_cache_bytes: 8 * 1024 * 1024,
+            envelope_cache_bytes: 4 * 1024 * 1024,
+            arrival_list_cache_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{lock, now, Store, INDEX_CACHE_ENTRIES};
+use super::{lock, now, Store};
 use crate::parse;
 use crate::sqlite::{feed, leases, mailbox, prune::expunged_since};
 use crate::types::*;
@@ -107,11 +107,8 @@ impl Store {
                     }
                 }
                 let index = Arc::new(mailbox::mailbox_index(conn, account, &key)?);
-                let mut cache = lock(&cache);
-                if cache.len() >= INDEX_CACHE_ENTRIES && !cache.contains_key(&index.mailbox) {
-                    cache.clear();
-                }
-                cache.insert(index.mailbox, index.clone());
+                let bytes = crate::kept::index_bytes(&index);
+                lock(&cache).insert(index.mailbox, index.clone(), bytes);
                 Ok(index)
             })
             .await

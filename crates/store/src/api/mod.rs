@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::kept::Kept;
 use crate::sqlite::{arrivals, blobs, engine, mailbox};
 use crate::{claims, hashing};
 use crate::{MailboxId, MailboxIndex, Result, StoreError, StoreOptions, Timestamp};
@@ -28,7 +29,8 @@ pub struct Store {
     passwords: Arc<hashing::PasswordWorkers>,
     /// Recently read mailbox indexes, reused while the mailbox's stamp
     /// ([`mailbox::index_stamp`], read from the database each time, so
-    /// other processes' changes count) is unchanged.
+    /// other processes' changes count) is unchanged; within
+    /// [`StoreOptions::index_cache_bytes`].
     index_cache: Arc<IndexCache>,
     /// Envelope fields decoded once per blob, for SEARCH.
     envelope_cache: Arc<mailbox::EnvelopeCache>,
@@ -60,18 +62,15 @@ impl ClaimState {
     }
 }
 
-type IndexCache = std::sync::Mutex<std::collections::HashMap<MailboxId, Arc<MailboxIndex>>>;
+/// Mailbox indexes kept by [`Store::mailbox_index`], charged by
+/// [`crate::kept::index_bytes`].
+type IndexCache = std::sync::Mutex<Kept<MailboxId, Arc<MailboxIndex>>>;
 
-fn lock(
-    cache: &IndexCache,
-) -> std::sync::MutexGuard<'_, std::collections::HashMap<MailboxId, Arc<MailboxIndex>>> {
+fn lock(cache: &IndexCache) -> std::sync::MutexGuard<'_, Kept<MailboxId, Arc<MailboxIndex>>> {
     cache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-
-/// Mailbox indexes kept by [`Store::mailbox_index`].
-const INDEX_CACHE_ENTRIES: usize = 32;
 
 fn now() -> Timestamp {
     chrono::Utc::now().timestamp()
@@ -99,9 +98,9 @@ impl Store {
                 cores,
                 options.password_queue,
             )?),
-            index_cache: Default::default(),
-            envelope_cache: Default::default(),
-            arrival_lists: Default::default(),
+            index_cache: Arc::new(Kept::new(options.index_cache_bytes).into()),
+            envelope_cache: Arc::new(Kept::new(options.envelope_cache_bytes).into()),
+            arrival_lists: Arc::new(arrivals::ListCache::new(options.arrival_list_cache_bytes)),
             claims: Arc::new(ClaimState {
                 data_dir: data_dir.to_owned(),
                 owner: Default::default(),

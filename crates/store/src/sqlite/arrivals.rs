@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{params, Connection};
 
+use crate::kept::Kept;
 use crate::sqlite::mailbox::{self, EnvelopeCache};
 use crate::sqlite::schema::SqlResult;
 use crate::{
@@ -201,10 +202,9 @@ pub(crate) fn raw_many(
     Ok(out)
 }
 
-/// Scopes whose lists are kept at once (a few hundred bytes a message).
-const LISTS_KEPT: usize = 4;
-
-/// The lists [`snapshot`] read, kept while nothing was committed since.
+/// The lists [`snapshot`] read, kept while nothing was committed since,
+/// within a byte budget ([`crate::StoreOptions::arrival_list_cache_bytes`];
+/// each charged by [`crate::kept::arrival_list_bytes`]).
 ///
 /// Whether anything was: `PRAGMA data_version` moves on a connection when
 /// another connection (this process's writer, or another process)
@@ -213,24 +213,33 @@ const LISTS_KEPT: usize = 4;
 /// `generation`, which retires every list read before it. So a request
 /// made after a commit never gets a list from before that commit, in this
 /// process or from another one, without waiting for the store's poller.
-#[derive(Default)]
 pub(crate) struct ListCache {
     generation: AtomicU64,
     /// Each reader connection's last `data_version`, by its address (a
     /// reader thread holds its connection in place for its whole life).
     seen: Mutex<HashMap<usize, i64>>,
-    /// (scope, max, generation read at, list); at most [`LISTS_KEPT`].
-    lists: Mutex<Vec<KeptList>>,
+    /// By (scope, max): the generation read at, the list.
+    lists: Mutex<Kept<ListKey, (u64, Arc<ArrivalList>)>>,
 }
 
-/// A kept list: its scope, its `max`, the generation it was read at.
-type KeptList = (ArrivalScope, usize, u64, Arc<ArrivalList>);
+/// What a kept list answers: its scope and its `max`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ListKey(ArrivalScope, usize);
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl ListCache {
+    /// No lists yet; they may hold `budget` bytes.
+    pub(crate) fn new(budget: u64) -> ListCache {
+        ListCache {
+            generation: AtomicU64::new(0),
+            seen: Mutex::default(),
+            lists: Mutex::new(Kept::new(budget)),
+        }
+    }
+
     /// Reader: the generation a list read on `conn` now belongs to,
     /// bumped first if `conn` sees a commit since it last looked.
     fn generation(&self, conn: &Connection) -> Result<u64> {
@@ -247,23 +256,21 @@ impl ListCache {
 
     fn get(&self, scope: &ArrivalScope, max: usize, generation: u64) -> Option<Arc<ArrivalList>> {
         locked(&self.lists)
-            .iter()
-            .find(|(s, m, g, _)| s == scope && *m == max && *g == generation)
-            .map(|(_, _, _, list)| list.clone())
+            .get(&ListKey(scope.clone(), max))
+            .filter(|(g, _)| *g == generation)
+            .map(|(_, list)| list.clone())
     }
 
     fn put(&self, scope: &ArrivalScope, max: usize, generation: u64, list: Arc<ArrivalList>) {
         let mut lists = locked(&self.lists);
         // Lists of older generations are of no use to anybody any more.
-        lists.retain(|(s, _, g, _)| *g >= generation && s != scope);
-        if lists.iter().any(|(_, _, g, _)| *g > generation) {
+        lists.retain(|ListKey(s, _), (g, _)| *g >= generation && s != scope);
+        if lists.values().any(|(g, _)| *g > generation) {
             // A newer list was read meanwhile; this one is already old.
             return;
         }
-        if lists.len() >= LISTS_KEPT {
-            lists.remove(0);
-        }
-        lists.push((scope.clone(), max, generation, list));
+        let bytes = crate::kept::arrival_list_bytes(&list);
+        lists.insert(ListKey(scope.clone(), max), (generation, list), bytes);
     }
 }
 

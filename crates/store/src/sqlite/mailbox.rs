@@ -409,14 +409,12 @@ struct EnvelopeFields {
     attachments: u32,
 }
 
-/// Envelope-only summaries by blob hash. A blob never changes, so an
-/// entry never goes stale; the map is emptied when it reaches
-/// [`ENVELOPE_CACHE_ENTRIES`].
+/// Envelope-only summaries by blob hash, charged by
+/// [`crate::kept::summary_bytes`] and the hash, within
+/// [`crate::StoreOptions::envelope_cache_bytes`]. A blob never changes, so
+/// an entry never goes stale.
 pub(crate) type EnvelopeCache =
-    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<crate::MessageSummary>>>;
-
-/// Envelopes kept by [`envelopes`] (some hundred bytes each).
-const ENVELOPE_CACHE_ENTRIES: usize = 100_000;
+    std::sync::Mutex<crate::kept::Kept<std::sync::Arc<str>, std::sync::Arc<crate::MessageSummary>>>;
 
 fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
     let fields: EnvelopeFields = json
@@ -516,11 +514,10 @@ pub(crate) fn cached_envelope(
     let s = std::sync::Arc::new(decode_envelope(json.as_deref()));
     // Only a parsed blob is kept: an unparsed one may be parsed later.
     if json.is_some() {
-        let mut c = lock();
-        if c.len() >= ENVELOPE_CACHE_ENTRIES {
-            c.clear();
-        }
-        c.insert(hash.to_owned(), s.clone());
+        // The key's heap part: the hash and the `Arc`'s two counts.
+        let key_bytes = (hash.len() + 2 * std::mem::size_of::<usize>()) as u64;
+        let bytes = crate::kept::summary_bytes(&s) + key_bytes + crate::kept::ALLOCATION;
+        lock().insert(hash.into(), s.clone(), bytes);
     }
     Ok(s)
 }
