@@ -43,6 +43,18 @@ pub fn test_config(data_dir: &Path) -> Config {
     config
 }
 
+/// What a process gives its daemons, over `store`: TLS from the config's
+/// data dir and a login throttle of their own.
+pub fn shared(config: Arc<Config>, store: Store) -> common::daemon::Shared {
+    let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
+    common::daemon::Shared {
+        throttle: Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
+        tls: Some(tls),
+        config,
+        store,
+    }
+}
+
 /// smtpd running inside the test process.
 pub struct Server {
     pub dir: TempDir,
@@ -79,14 +91,10 @@ impl Server {
             .add_account("alice@localhost", PASSWORD)
             .await
             .expect("add alice");
-        let tls = common::tls::acceptor(&config.tls, dir.path()).expect("tls");
         let rules = common::rules::Rules::new(&config.rules);
         let events = common::events::EventBus::default();
         let ctx = Arc::new(smtpd::SmtpContext {
-            config: config.clone(),
-            store: store.clone(),
-            tls: Some(tls),
-            throttle: Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
+            shared: shared(config.clone(), store.clone()),
             queue: smtpd::QueueHandle::default(),
             rules: rules.clone(),
             events: events.clone(),
@@ -655,14 +663,7 @@ impl Pop3Server {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
         config.pop3.listen = vec![any];
         config.pop3.pop3s_listen = vec![any];
-        let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
-        let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
-        let ctx = Arc::new(pop3d::Pop3Context::new(
-            Arc::new(config),
-            store,
-            Some(tls),
-            throttle,
-        ));
+        let ctx = Arc::new(pop3d::Pop3Context::new(shared(Arc::new(config), store)));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let bound = pop3d::start(ctx.clone(), shutdown.clone(), &tracker)
@@ -879,14 +880,10 @@ impl ImapServer {
         let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
         config.imap.listen = vec![any];
         config.imap.imaps_listen = vec![any];
-        let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
-        let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
-        let ctx = Arc::new(imapd::ImapContext::new(
+        let ctx = Arc::new(imapd::ImapContext::new(shared(
             Arc::new(config),
             server.store.clone(),
-            Some(tls),
-            throttle,
-        ));
+        )));
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let bound = imapd::start(ctx.clone(), shutdown.clone(), &tracker)
@@ -986,13 +983,8 @@ impl HttpServer {
         config.http.listen = vec!["127.0.0.1:0".parse().expect("address")];
         config.http.tls = false;
         config.http.https_listen = Vec::new();
-        let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
-        let throttle = Arc::new(common::sasl::AuthThrottle::new(&config.auth));
         let ctx = Arc::new(httpd::HttpContext::new(
-            Arc::new(config),
-            store,
-            Some(tls),
-            throttle,
+            shared(Arc::new(config), store),
             events.clone(),
             rules,
         ));

@@ -1232,12 +1232,8 @@ async fn https_listeners_use_the_same_certificate() {
     config.http.listen = vec!["127.0.0.1:0".parse().unwrap()];
     config.http.tls = true;
     config.http.https_listen = vec!["127.0.0.1:0".parse().unwrap()];
-    let tls = common::tls::acceptor(&config.tls, &config.data_dir).unwrap();
     let ctx = std::sync::Arc::new(httpd::HttpContext::new(
-        std::sync::Arc::new(config),
-        server.store.clone(),
-        Some(tls),
-        std::sync::Arc::new(common::sasl::AuthThrottle::new(&server.config.auth)),
+        shared(std::sync::Arc::new(config), server.store.clone()),
         common::events::EventBus::default(),
         None,
     ));

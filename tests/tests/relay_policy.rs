@@ -214,12 +214,8 @@ async fn a_bad_trusted_network_stops_the_start() {
     config.relay.trusted_networks = vec!["10.0.0.0/40".into()];
     let config = std::sync::Arc::new(config);
     let store = store::Store::open(dir.path()).unwrap();
-    let tls = common::tls::acceptor(&config.tls, dir.path()).unwrap();
     let ctx = std::sync::Arc::new(smtpd::SmtpContext {
-        config: config.clone(),
-        store,
-        tls: Some(tls),
-        throttle: std::sync::Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
+        shared: postern_tests::shared(config.clone(), store),
         queue: smtpd::QueueHandle::default(),
         rules: common::rules::Rules::new(&config.rules),
         events: common::events::EventBus::default(),

@@ -5,7 +5,7 @@
 //! it: a daemon binary is its own `start` and nothing else.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::listener::{Bound, ListenerRole};
+use crate::listener::{self, Bound, ListenerRole, Service};
+use crate::login::Gate;
 use crate::sasl::AuthThrottle;
 use crate::tls::TlsAcceptor;
 
@@ -64,14 +65,48 @@ pub fn run_main(name: &str, work: impl Future<Output = Result<(), String>>) -> E
     }
 }
 
+/// What every session of every daemon in a process uses: the
+/// configuration, the store, TLS (STARTTLS and the implicit-TLS
+/// listeners) and the login throttle, one for the process so that an
+/// address's failed logins count in every protocol. Each daemon's context
+/// holds it beside what is the daemon's own.
+#[derive(Clone)]
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub store: store::Store,
+    /// `None` disables STARTTLS and the implicit-TLS listeners.
+    pub tls: Option<TlsAcceptor>,
+    pub throttle: Arc<AuthThrottle>,
+}
+
+impl Shared {
+    /// What the login path needs for a client at `peer`.
+    pub fn gate(&self, peer: IpAddr) -> Gate {
+        Gate::new(&self.config, &self.throttle, &self.store, peer)
+    }
+
+    /// Binds every listener of `plan` with this process's TLS and
+    /// `[limits]`, all served by `service` (see [`listener::start`]).
+    pub async fn listen<R: ListenerRole, S: Service>(
+        &self,
+        plan: &[(R, &[SocketAddr])],
+        service: Arc<S>,
+        shutdown: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> std::io::Result<Vec<Bound<R>>> {
+        let limits = &self.config.limits;
+        listener::start(plan, self.tls.as_ref(), limits, shutdown, tracker, |_| {
+            service.clone()
+        })
+        .await
+    }
+}
+
 /// What a single daemon's start gets from [`daemon_main`]: the process's
 /// shared parts and the opened store, owned, so that the start may keep
 /// them.
 pub struct Launch {
-    pub config: Arc<Config>,
-    pub store: store::Store,
-    pub tls: TlsAcceptor,
-    pub throttle: Arc<AuthThrottle>,
+    pub shared: Shared,
     pub events: crate::events::EventBus,
     pub shutdown: CancellationToken,
     pub tracker: TaskTracker,
@@ -104,10 +139,7 @@ where
         let config = load_config(&cli, args.config.as_deref(), args.data_dir)?;
         serve(config, |process| {
             let launch = open_store(&process.config).map(|store| Launch {
-                config: process.config.clone(),
-                store,
-                tls: process.tls.clone(),
-                throttle: process.throttle.clone(),
+                shared: process.shared(store),
                 events: process.events.clone(),
                 shutdown: process.shutdown.clone(),
                 tracker: process.tracker.clone(),
@@ -247,6 +279,16 @@ impl Process {
             tracker: TaskTracker::new(),
             started: Instant::now(),
         })
+    }
+
+    /// The parts every daemon's sessions share, over `store`.
+    pub fn shared(&self, store: store::Store) -> Shared {
+        Shared {
+            config: self.config.clone(),
+            store,
+            tls: Some(self.tls.clone()),
+            throttle: self.throttle.clone(),
+        }
     }
 
     /// Prints one listener on stdout: `postern: smtp listening on

@@ -62,13 +62,52 @@ impl Connection {
 
 /// What a daemon's listener is for (`smtp`, `submission`, `imaps`, …).
 pub trait ListenerRole: Copy + Send + Sync + 'static {
+    /// The role's name, note and TLS, in one place per daemon.
+    fn info(self) -> RoleInfo;
+
     /// The listener's name in logs and in `postern: NAME listening on …`.
-    fn name(self) -> &'static str;
+    fn name(self) -> &'static str {
+        self.info().name
+    }
+
     /// What the `listening on` line adds in parentheses (may be empty).
-    fn note(self) -> &'static str;
+    fn note(self) -> &'static str {
+        self.info().note
+    }
+
     /// Whether the listener speaks TLS from the first byte (SMTPS, IMAPS,
     /// POP3S, HTTPS). Such listeners are not started without TLS.
-    fn implicit_tls(self) -> bool;
+    fn implicit_tls(self) -> bool {
+        self.info().implicit_tls
+    }
+}
+
+/// What a [`ListenerRole`] says of itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub name: &'static str,
+    pub note: &'static str,
+    pub implicit_tls: bool,
+}
+
+impl RoleInfo {
+    /// A listener that starts in plain text (STARTTLS may follow).
+    pub const fn plain(name: &'static str, note: &'static str) -> RoleInfo {
+        RoleInfo {
+            name,
+            note,
+            implicit_tls: false,
+        }
+    }
+
+    /// A listener that speaks TLS from the first byte.
+    pub const fn tls(name: &'static str, note: &'static str) -> RoleInfo {
+        RoleInfo {
+            name,
+            note,
+            implicit_tls: true,
+        }
+    }
 }
 
 /// A listener a daemon has bound.

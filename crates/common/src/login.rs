@@ -4,11 +4,17 @@
 //! against the store, and the count of failed logins per session and per
 //! address.
 //!
-//! A session supplies only its wire: how a challenge is framed (SMTP
-//! `334 `, POP3 and IMAP `+ `), how a response line is read, how pending
-//! replies are flushed, and where it keeps its failure count
-//! ([`LoginSession`]). What the client is told is the daemon's: the
-//! functions here return an [`Outcome`] and the session words it.
+//! A session embeds a [`LoginState`] (its [`Gate`] and its count of
+//! failed logins) and lends it with its [`Transport`]; of its own it
+//! supplies only how a challenge is framed (SMTP `334 `, POP3 and IMAP
+//! `+ `) and how a response line is read ([`LoginSession`]). What the
+//! client is told is the daemon's: the functions here return an
+//! [`Outcome`] and the session words it.
+//!
+//! The throttle's delay and the password check run while the transport
+//! watches the client ([`Transport::until_gone`]): a client that leaves
+//! meanwhile ends its session at once, and the store skips the argon2id
+//! check nobody waits for.
 //!
 //! Every daemon counts the same things as a failed login: a wrong password,
 //! an unknown user, an authorization identity other than the user, and a
@@ -24,6 +30,8 @@ use store::{Account, Store};
 
 use crate::config::Config;
 use crate::sasl::{self, AuthThrottle, Credentials, SaslError};
+use crate::tls::MaybeTlsStream;
+use crate::transport::{End, Transport};
 
 /// A SASL mechanism the daemons offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,16 +88,39 @@ impl Gate {
     }
 }
 
+/// A session's side of the login path: what it needs from the daemon's
+/// shared context, and how many logins failed in this session.
+pub struct LoginState {
+    pub gate: Gate,
+    failures: u32,
+}
+
+impl LoginState {
+    pub fn new(gate: Gate) -> LoginState {
+        LoginState { gate, failures: 0 }
+    }
+
+    /// Whether a password may be sent on this connection now.
+    pub fn plaintext_allowed(&self, tls: bool) -> bool {
+        self.gate.plaintext_allowed(tls)
+    }
+
+    /// Counts a failed login, for the throttle and the session's limit.
+    fn failed(&mut self, why: Failure) -> Outcome {
+        self.gate.throttle.record_failure(self.gate.peer);
+        self.failures += 1;
+        let closing = self.failures >= self.gate.config.auth.max_failures_per_session;
+        Outcome::Failed { why, closing }
+    }
+}
+
 /// A protocol session as the login path sees it.
 pub trait LoginSession: Send {
     /// Why the session ends while reading (disconnect, timeout, shutdown).
-    type End: Send;
+    type End: Send + From<End>;
 
-    /// The shared parts the login needs.
-    fn gate(&self) -> Gate;
-
-    /// The session's count of failed logins.
-    fn failed_logins(&mut self) -> &mut u32;
+    /// The session's login state and its transport, lent together.
+    fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>);
 
     /// Sends `challenge` (base64, possibly empty) in the protocol's
     /// continuation framing, and reads the client's response line without
@@ -98,10 +129,6 @@ pub trait LoginSession: Send {
         &mut self,
         challenge: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, Self::End>> + Send;
-
-    /// Writes out the replies already due, so that the throttle's delay
-    /// does not hold them back too. Errors are the next read's to find.
-    fn flush_replies(&mut self) -> impl Future<Output = ()> + Send;
 }
 
 /// Queues POP3's and IMAP's framing of a challenge: `+ challenge`.
@@ -144,7 +171,7 @@ pub async fn sasl<S: LoginSession>(
     initial: Option<String>,
 ) -> Result<Outcome, S::End> {
     Ok(match exchange(session, mechanism, initial).await? {
-        Ok(credentials) => password(session, credentials).await,
+        Ok(credentials) => password(session, credentials).await?,
         Err(SaslError::Cancelled) => Outcome::Cancelled,
         Err(e) => {
             tracing::debug!(error = %e, "bad SASL response");
@@ -218,55 +245,62 @@ async fn response<S: LoginSession>(
 
 /// Checks a user name and password (USER/PASS, IMAP LOGIN, or what a SASL
 /// exchange gave): first the throttle's delay for the address, then the
-/// store. A wrong password is counted as a failed login.
-pub async fn password<S: LoginSession>(session: &mut S, credentials: Credentials) -> Outcome {
-    let gate = session.gate();
+/// store. A wrong password is counted as a failed login. The client
+/// leaving meanwhile ends the session ([`End::Disconnected`]) and the
+/// check is not made.
+pub async fn password<S: LoginSession>(
+    session: &mut S,
+    credentials: Credentials,
+) -> Result<Outcome, S::End> {
+    let (login, io) = session.login_parts();
+    let gate = &login.gate;
     let delay = gate.throttle.delay_for(gate.peer);
     if !delay.is_zero() {
         tracing::debug!(?delay, "delaying login attempt");
         // Replies so far go out first, so the client is not left waiting
-        // on them too.
-        session.flush_replies().await;
-        tokio::time::sleep(delay).await;
+        // on them too. Errors are the watch's below to find.
+        let _ = io.flush().await;
     }
     let authzid_ok = credentials
         .authzid
         .as_deref()
         .is_none_or(|z| z.eq_ignore_ascii_case(&credentials.username));
-    let account = if authzid_ok {
-        match gate
-            .store
+    let check = async {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if !authzid_ok {
+            return Ok(None);
+        }
+        gate.store
             .authenticate(&credentials.username, &credentials.password)
             .await
-        {
-            Ok(account) => account,
-            Err(e) => {
-                tracing::error!(error = %e, "authentication lookup failed");
-                return Outcome::Unavailable;
-            }
-        }
-    } else {
-        None
     };
-    match account {
+    let account = match io.until_gone(check).await {
+        Ok(Ok(account)) => account,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "authentication lookup failed");
+            return Ok(Outcome::Unavailable);
+        }
+        Err(end) => {
+            tracing::info!(user = %credentials.username, "client left; password not checked");
+            return Err(end.into());
+        }
+    };
+    Ok(match account {
         Some(account) => {
             gate.throttle.record_success(gate.peer);
             Outcome::LoggedIn(account)
         }
         None => {
             tracing::info!(user = %credentials.username, "authentication failed");
-            failed(session, Failure::Credentials)
+            login.failed(Failure::Credentials)
         }
-    }
+    })
 }
 
 /// Counts a failed login without a password check (e.g. a user name that
 /// is not UTF-8): for the throttle and the session's limit.
 pub fn failed<S: LoginSession>(session: &mut S, why: Failure) -> Outcome {
-    let gate = session.gate();
-    gate.throttle.record_failure(gate.peer);
-    let count = session.failed_logins();
-    *count += 1;
-    let closing = *count >= gate.config.auth.max_failures_per_session;
-    Outcome::Failed { why, closing }
+    session.login_parts().0.failed(why)
 }

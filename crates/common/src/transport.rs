@@ -30,6 +30,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::config::ListenerLimits;
+use crate::tls::{MaybeTlsStream, TlsAcceptor};
+
 /// The smallest and largest read (see the module doc).
 pub const MIN_READ: usize = 512;
 pub const MAX_READ: usize = 64 * 1024;
@@ -190,6 +193,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
         }
     }
 
+    /// Runs `work` (a password check, a big SEARCH, a FETCH waiting on
+    /// the store) while watching the client: if it closes the connection
+    /// or the connection breaks first, `work` is dropped, and with it what
+    /// the store was still to do for it, and the session learns
+    /// [`End::Disconnected`] at once instead of at its next read.
+    ///
+    /// Whatever the client pipelined meanwhile is kept in the input buffer
+    /// for the commands after this one. Once a line's worth of bytes (at
+    /// least [`MAX_READ`]) waits there unread, the watch stops reading and
+    /// `work` simply runs on: a client that floods is not buffered without
+    /// bound. Queued replies stay queued.
+    pub async fn until_gone<F: Future>(&mut self, work: F) -> Result<F::Output, End> {
+        let enough = self.max_line.max(MAX_READ);
+        let watch = async {
+            loop {
+                let unread = self.unread().len();
+                if unread >= enough {
+                    return std::future::pending::<End>().await;
+                }
+                if let Err(end) = self.read_more((enough - unread).min(self.read_size)).await {
+                    return end;
+                }
+            }
+        };
+        tokio::select! {
+            // Work finished in the same poll as the close wins: its result
+            // is already paid for.
+            biased;
+            done = work => Ok(done),
+            end = watch => Err(end),
+        }
+    }
+
     /// Drops consumed input and gives back what the buffers grew to beyond
     /// what the session needs while it waits.
     fn compact(&mut self) {
@@ -307,6 +343,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport<S> {
         if let Some(stream) = self.stream.as_mut() {
             let _ = tokio::time::timeout(GOODBYE_TIMEOUT, stream.shutdown()).await;
         }
+    }
+}
+
+impl Transport<MaybeTlsStream> {
+    /// Whether the client's stream is TLS (implicit, or after STARTTLS).
+    pub fn is_tls(&self) -> bool {
+        self.stream().is_some_and(MaybeTlsStream::is_tls)
+    }
+
+    /// The server side of STARTTLS (SMTP) and STLS (POP3), STARTTLS
+    /// (IMAP): [`Transport::start_tls`] with our certificate, the
+    /// handshake bounded by `[limits] tls_handshake_timeout_secs`.
+    pub async fn accept_tls(
+        &mut self,
+        acceptor: TlsAcceptor,
+        limits: &ListenerLimits,
+    ) -> Result<(), End> {
+        let timeout = Duration::from_secs(limits.tls_handshake_timeout_secs);
+        self.start_tls(
+            timeout,
+            |stream| async move { stream.upgrade(&acceptor).await },
+        )
+        .await
     }
 }
 
@@ -601,6 +660,68 @@ mod tests {
             })
             .await;
         assert_eq!(slow, Err(End::Timeout));
+    }
+
+    /// A client that closes while the session waits on long work ends
+    /// the wait at once, and the work is dropped (the store skips it).
+    #[tokio::test]
+    async fn until_gone_drops_the_work_of_a_client_that_left() {
+        let (mut io, client) = transport(64);
+        let (work_done, work) = tokio::sync::oneshot::channel::<()>();
+        let closer = tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            drop(client);
+        });
+        let waited = tokio::time::timeout(LONG, io.until_gone(work)).await;
+        assert_eq!(waited.expect("not left waiting"), Err(End::Disconnected));
+        assert!(work_done.is_closed(), "the work was dropped");
+        closer.await.unwrap();
+    }
+
+    /// Commands the client pipelines during the work are kept for after
+    /// it, and replies queued before it stay queued.
+    #[tokio::test]
+    async fn until_gone_keeps_what_the_client_pipelined() {
+        let (mut io, mut client) = transport(64);
+        io.output.extend_from_slice(b"* 1 EXISTS\r\n");
+        let (finish, work) = tokio::sync::oneshot::channel::<u32>();
+        let writer = tokio::spawn(async move {
+            client.write_all(b"a NOOP\r\nb LOG").await.unwrap();
+            tokio::task::yield_now().await;
+            client.write_all(b"OUT\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            finish.send(7).unwrap();
+            client
+        });
+        assert_eq!(io.until_gone(work).await, Ok(Ok(7)));
+        let _client = writer.await.unwrap();
+        assert_eq!(io.output, b"* 1 EXISTS\r\n");
+        assert_eq!(io.take_line(), Some(complete(b"a NOOP")));
+        assert_eq!(io.take_line(), Some(complete(b"b LOGOUT")));
+    }
+
+    /// A client that sends and sends is not buffered without bound: the
+    /// watch stops reading and the work runs on to its end.
+    #[tokio::test]
+    async fn until_gone_stops_reading_a_flood() {
+        let (mut io, mut client) = transport(64);
+        let flooder = tokio::spawn(async move {
+            let _ = client.write_all(&vec![b'x'; 4 * MAX_READ]).await;
+            client
+        });
+        let work = tokio::time::sleep(Duration::from_millis(50));
+        assert_eq!(io.until_gone(work).await, Ok(()));
+        assert!(io.unread().len() <= MAX_READ, "{}", io.unread().len());
+        assert!(io.unread().len() >= MAX_READ / 2, "the watch kept reading");
+        drop(flooder);
+    }
+
+    /// Work done before anything arrives returns as it is.
+    #[tokio::test]
+    async fn until_gone_returns_finished_work() {
+        let (mut io, _client) = transport(64);
+        assert_eq!(io.until_gone(async { 5 }).await, Ok(5));
+        assert!(io.unread().is_empty());
     }
 
     #[tokio::test]

@@ -168,8 +168,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         state: &Arc<AppState>,
     ) -> Result<Caller, ApiError> {
         let info = parts.extensions.get::<ConnInfo>().copied();
-        let open =
-            state.ctx.config.capture.enabled && info.is_some_and(|i| i.local.ip().is_loopback());
+        let open = state.ctx.shared.config.capture.enabled
+            && info.is_some_and(|i| i.local.ip().is_loopback());
         let Some(header) = parts.headers.get(AUTHORIZATION) else {
             let changes = !is_safe(&parts.method);
             if changes && cross_site(&parts.headers) {
@@ -214,7 +214,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
         let credentials = credentials.trim();
         let ip = info.map(|i| i.peer.ip());
         if scheme.eq_ignore_ascii_case("bearer") {
-            if let Some(admin) = state.ctx.config.http.token.as_deref() {
+            if let Some(admin) = state.ctx.shared.config.http.token.as_deref() {
                 if !admin.is_empty() && same_secret(credentials, admin) {
                     return Ok(Caller {
                         identity: Identity::Admin,
@@ -223,7 +223,13 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             }
             throttle(state, ip).await;
             if !credentials.is_empty() {
-                if let Some(domain) = state.ctx.store.sandbox_for_token(credentials).await? {
+                if let Some(domain) = state
+                    .ctx
+                    .shared
+                    .store
+                    .sandbox_for_token(credentials)
+                    .await?
+                {
                     return Ok(Caller {
                         identity: Identity::Sandbox(domain),
                     });
@@ -248,10 +254,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                 });
             }
             throttle(state, ip).await;
-            match state.ctx.store.authenticate(user, password).await? {
+            match state.ctx.shared.store.authenticate(user, password).await? {
                 Some(account) => {
                     if let Some(ip) = ip {
-                        state.ctx.throttle.record_success(ip);
+                        state.ctx.shared.throttle.record_success(ip);
                     }
                     state.logins.put(key, account.id, account.address.clone());
                     Ok(Caller {
@@ -307,7 +313,7 @@ pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
 /// Waits as long as the shared throttle says for this client address.
 pub(crate) async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
-        let delay = state.ctx.throttle.delay_for(ip);
+        let delay = state.ctx.shared.throttle.delay_for(ip);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
@@ -316,7 +322,7 @@ pub(crate) async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
 
 pub(crate) fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
-        state.ctx.throttle.record_failure(ip);
+        state.ctx.shared.throttle.record_failure(ip);
     }
 }
 

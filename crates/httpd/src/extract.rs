@@ -53,7 +53,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<AppState>> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Arc<AppState>) -> Result<JsonBody<T>, ApiError> {
-        json_body(req, state, state.ctx.config.http.max_body_size).await
+        json_body(req, state, state.ctx.shared.config.http.max_body_size).await
     }
 }
 
@@ -78,7 +78,7 @@ pub async fn json_body<T: DeserializeOwned>(
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    let timeout = Duration::from_secs(state.ctx.config.http.request_timeout_secs);
+    let timeout = Duration::from_secs(state.ctx.shared.config.http.request_timeout_secs);
     let mut stream = req.into_body().into_data_stream();
     let read = async {
         let mut body = Vec::new();

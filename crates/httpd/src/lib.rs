@@ -170,13 +170,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use common::config::Config;
+use common::daemon::Shared;
 use common::events::EventBus;
-use common::listener::{self, Connection, ListenerRole, Refusal, Service};
-use common::sasl::AuthThrottle;
-use common::tls::TlsAcceptor;
+use common::listener::{Connection, ListenerRole, Refusal, RoleInfo, Service};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use store::Store;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -185,11 +182,8 @@ pub use error::ApiError;
 
 /// What every request of this daemon shares.
 pub struct HttpContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    /// `None` disables the HTTPS listeners.
-    pub tls: Option<TlsAcceptor>,
-    pub throttle: Arc<AuthThrottle>,
+    /// Its `tls` `None` disables the HTTPS listeners.
+    pub shared: Shared,
     /// The process's event bus: what the event stream passes on, and
     /// where httpd tells of the changes made through it.
     pub events: EventBus,
@@ -206,18 +200,12 @@ pub struct HttpContext {
 
 impl HttpContext {
     pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        tls: Option<TlsAcceptor>,
-        throttle: Arc<AuthThrottle>,
+        shared: Shared,
         events: EventBus,
         rules: Option<common::rules::Rules>,
     ) -> HttpContext {
         HttpContext {
-            config,
-            store,
-            tls,
-            throttle,
+            shared,
             events,
             rules,
             listeners: std::sync::OnceLock::new(),
@@ -250,22 +238,11 @@ pub enum Role {
 }
 
 impl ListenerRole for Role {
-    fn name(self) -> &'static str {
+    fn info(self) -> RoleInfo {
         match self {
-            Role::Http => "http",
-            Role::Https => "https",
+            Role::Http => RoleInfo::plain("http", ""),
+            Role::Https => RoleInfo::tls("https", "TLS"),
         }
-    }
-
-    fn note(self) -> &'static str {
-        match self {
-            Role::Http => "",
-            Role::Https => "TLS",
-        }
-    }
-
-    fn implicit_tls(self) -> bool {
-        self == Role::Https
     }
 }
 
@@ -345,7 +322,7 @@ pub async fn start(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
-    let http = &ctx.config.http;
+    let http = &ctx.shared.config.http;
     // With `tls`, the main port is HTTPS too (and not served without TLS).
     let main_role = if http.tls { Role::Https } else { Role::Http };
     let plan = [
@@ -370,11 +347,7 @@ pub async fn start(
     let service = Arc::new(HttpService {
         router: router(state),
         header_timeout: Duration::from_secs(http.request_timeout_secs.max(1)),
-        grace: Duration::from_secs(ctx.config.limits.shutdown_grace_secs),
+        grace: Duration::from_secs(ctx.shared.config.limits.shutdown_grace_secs),
     });
-    let limits = &ctx.config.limits;
-    listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {
-        service.clone()
-    })
-    .await
+    ctx.shared.listen(&plan, service, &shutdown, tracker).await
 }

@@ -115,11 +115,8 @@ mod session;
 
 use std::sync::Arc;
 
-use common::config::Config;
-use common::listener::{self, Connection, ListenerRole, Refusal, Service};
-use common::sasl::AuthThrottle;
-use common::tls::TlsAcceptor;
-use store::Store;
+use common::daemon::Shared;
+use common::listener::{Connection, ListenerRole, Refusal, RoleInfo, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -133,32 +130,17 @@ pub enum Role {
 }
 
 impl ListenerRole for Role {
-    fn name(self) -> &'static str {
+    fn info(self) -> RoleInfo {
         match self {
-            Role::Imap => "imap",
-            Role::Imaps => "imaps",
+            Role::Imap => RoleInfo::plain("imap", "STARTTLS"),
+            Role::Imaps => RoleInfo::tls("imaps", "implicit TLS"),
         }
-    }
-
-    fn note(self) -> &'static str {
-        match self {
-            Role::Imap => "STARTTLS",
-            Role::Imaps => "implicit TLS",
-        }
-    }
-
-    fn implicit_tls(self) -> bool {
-        self == Role::Imaps
     }
 }
 
 /// What every session of this daemon shares.
 pub struct ImapContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    /// `None` disables STARTTLS and the implicit-TLS listener.
-    pub tls: Option<TlsAcceptor>,
-    pub throttle: Arc<AuthThrottle>,
+    pub shared: Shared,
     /// Open sessions per logged-in account.
     user_sessions: Arc<std::sync::Mutex<std::collections::HashMap<store::AccountId, usize>>>,
     /// Selected mailboxes' UID lists, shared by the sessions that follow
@@ -186,17 +168,9 @@ impl Drop for UserSlot {
 }
 
 impl ImapContext {
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        tls: Option<TlsAcceptor>,
-        throttle: Arc<AuthThrottle>,
-    ) -> ImapContext {
+    pub fn new(shared: Shared) -> ImapContext {
         ImapContext {
-            config,
-            store,
-            tls,
-            throttle,
+            shared,
             user_sessions: Default::default(),
             uid_lists: Default::default(),
         }
@@ -207,7 +181,7 @@ impl ImapContext {
     pub(crate) fn user_slot(&self, account: store::AccountId) -> Option<UserSlot> {
         let mut counts = self.user_sessions.lock().unwrap_or_else(|e| e.into_inner());
         let n = counts.entry(account).or_insert(0);
-        if *n >= self.config.imap.max_connections_per_user {
+        if *n >= self.shared.config.imap.max_connections_per_user {
             return None;
         }
         *n += 1;
@@ -247,15 +221,11 @@ pub async fn start(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
-    let imap = &ctx.config.imap;
+    let imap = &ctx.shared.config.imap;
     let plan = [
         (Role::Imap, &imap.listen[..]),
         (Role::Imaps, &imap.imaps_listen[..]),
     ];
     let service = Arc::new(ImapService { ctx: ctx.clone() });
-    let limits = &ctx.config.limits;
-    listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {
-        service.clone()
-    })
-    .await
+    ctx.shared.listen(&plan, service, &shutdown, tracker).await
 }

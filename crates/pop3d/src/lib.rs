@@ -78,11 +78,8 @@ mod session;
 
 use std::sync::Arc;
 
-use common::config::Config;
-use common::listener::{self, Connection, ListenerRole, Refusal, Service};
-use common::sasl::AuthThrottle;
-use common::tls::TlsAcceptor;
-use store::Store;
+use common::daemon::Shared;
+use common::listener::{Connection, ListenerRole, Refusal, RoleInfo, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -99,49 +96,26 @@ pub enum Role {
 }
 
 impl ListenerRole for Role {
-    fn name(self) -> &'static str {
+    fn info(self) -> RoleInfo {
         match self {
-            Role::Pop3 => "pop3",
-            Role::Pop3s => "pop3s",
+            Role::Pop3 => RoleInfo::plain("pop3", "STLS"),
+            Role::Pop3s => RoleInfo::tls("pop3s", "implicit TLS"),
         }
-    }
-
-    fn note(self) -> &'static str {
-        match self {
-            Role::Pop3 => "STLS",
-            Role::Pop3s => "implicit TLS",
-        }
-    }
-
-    fn implicit_tls(self) -> bool {
-        self == Role::Pop3s
     }
 }
 
 /// What every session of this daemon shares.
 pub struct Pop3Context {
-    pub config: Arc<Config>,
-    pub store: Store,
-    /// `None` disables STLS and the implicit-TLS listener.
-    pub tls: Option<TlsAcceptor>,
-    pub throttle: Arc<AuthThrottle>,
+    pub shared: Shared,
     /// Which maildrops a session holds.
     pub locks: Arc<MaildropLocks>,
 }
 
 impl Pop3Context {
-    pub fn new(
-        config: Arc<Config>,
-        store: Store,
-        tls: Option<TlsAcceptor>,
-        throttle: Arc<AuthThrottle>,
-    ) -> Pop3Context {
+    pub fn new(shared: Shared) -> Pop3Context {
         Pop3Context {
-            config,
-            locks: Arc::new(MaildropLocks::new(store.clone())),
-            store,
-            tls,
-            throttle,
+            locks: Arc::new(MaildropLocks::new(shared.store.clone())),
+            shared,
         }
     }
 }
@@ -174,16 +148,12 @@ pub async fn start(
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> std::io::Result<Vec<Bound>> {
-    let pop3 = &ctx.config.pop3;
+    let pop3 = &ctx.shared.config.pop3;
     let plan = [
         (Role::Pop3, &pop3.listen[..]),
         (Role::Pop3s, &pop3.pop3s_listen[..]),
     ];
     ctx.locks.track_releases(tracker);
     let service = Arc::new(Pop3Service { ctx: ctx.clone() });
-    let limits = &ctx.config.limits;
-    listener::start(&plan, ctx.tls.as_ref(), limits, &shutdown, tracker, |_| {
-        service.clone()
-    })
-    .await
+    ctx.shared.listen(&plan, service, &shutdown, tracker).await
 }

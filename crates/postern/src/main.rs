@@ -134,32 +134,17 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
         let rules = common::rules::Rules::new(&process.config.rules);
         let (shutdown, tracker) = (process.shutdown.clone(), process.tracker.clone());
         let contexts = store.map(|store| {
+            let shared = process.shared(store);
             let smtp = Arc::new(smtpd::SmtpContext {
-                config: process.config.clone(),
-                store: store.clone(),
-                tls: Some(process.tls.clone()),
-                throttle: process.throttle.clone(),
+                shared: shared.clone(),
                 queue: smtpd::QueueHandle::default(),
                 rules: rules.clone(),
                 events: process.events.clone(),
             });
-            let pop3 = Arc::new(pop3d::Pop3Context::new(
-                process.config.clone(),
-                store.clone(),
-                Some(process.tls.clone()),
-                process.throttle.clone(),
-            ));
-            let imap = Arc::new(imapd::ImapContext::new(
-                process.config.clone(),
-                store.clone(),
-                Some(process.tls.clone()),
-                process.throttle.clone(),
-            ));
+            let pop3 = Arc::new(pop3d::Pop3Context::new(shared.clone()));
+            let imap = Arc::new(imapd::ImapContext::new(shared.clone()));
             let http = Arc::new(httpd::HttpContext::new(
-                process.config.clone(),
-                store,
-                Some(process.tls.clone()),
-                process.throttle.clone(),
+                shared,
                 process.events.clone(),
                 Some(rules),
             ));
@@ -167,9 +152,10 @@ async fn up(mut config: common::config::Config, capture: bool) -> Result<(), Str
         });
         async move {
             let (smtp, pop3, imap, http) = contexts?;
-            let capture = &smtp.config.capture;
+            let capture = &smtp.shared.config.capture;
             if let (true, Some(password)) = (capture.enabled, capture.password.as_deref()) {
-                smtp.store
+                smtp.shared
+                    .store
                     .set_capture_password(password)
                     .await
                     .map_err(|e| format!("capture password: {e}"))?;

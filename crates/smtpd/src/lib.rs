@@ -82,11 +82,8 @@ pub mod status;
 
 use std::sync::Arc;
 
-use common::config::Config;
-use common::listener::{self, Connection, ListenerRole, Refusal, Service};
-use common::sasl::AuthThrottle;
-use common::tls::TlsAcceptor;
-use store::Store;
+use common::daemon::Shared;
+use common::listener::{self, Connection, ListenerRole, Refusal, RoleInfo, Service};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -107,42 +104,21 @@ impl Role {
     pub fn is_submission(self) -> bool {
         matches!(self, Role::Submission | Role::Submissions)
     }
-
-    /// The listener's name (inherent, for the session's transcript).
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Mx => "smtp",
-            Role::Submission => "submission",
-            Role::Submissions => "submissions",
-        }
-    }
 }
 
 impl ListenerRole for Role {
-    fn name(self) -> &'static str {
-        Role::name(self)
-    }
-
-    fn note(self) -> &'static str {
+    fn info(self) -> RoleInfo {
         match self {
-            Role::Mx => "",
-            Role::Submission => "STARTTLS, AUTH",
-            Role::Submissions => "implicit TLS, AUTH",
+            Role::Mx => RoleInfo::plain("smtp", ""),
+            Role::Submission => RoleInfo::plain("submission", "STARTTLS, AUTH"),
+            Role::Submissions => RoleInfo::tls("submissions", "implicit TLS, AUTH"),
         }
-    }
-
-    fn implicit_tls(self) -> bool {
-        self == Role::Submissions
     }
 }
 
 /// What every session of this daemon shares.
 pub struct SmtpContext {
-    pub config: Arc<Config>,
-    pub store: Store,
-    /// `None` disables STARTTLS and the implicit-TLS listener.
-    pub tls: Option<TlsAcceptor>,
-    pub throttle: Arc<AuthThrottle>,
+    pub shared: Shared,
     pub queue: QueueHandle,
     /// The failure rules a test sets (through the HTTP API in `postern
     /// up`), checked at every stage of every session.
@@ -200,19 +176,19 @@ pub async fn start(
     // A typo in the trusted networks must stop the start, not open or
     // close relaying silently.
     let trusted = Arc::new(
-        policy::TrustedNetworks::parse(&ctx.config.relay.trusted_networks)
+        policy::TrustedNetworks::parse(&ctx.shared.config.relay.trusted_networks)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
     );
-    let smtp = &ctx.config.smtp;
+    let smtp = &ctx.shared.config.smtp;
     let plan = [
         (Role::Mx, &smtp.listen[..]),
         (Role::Submission, &smtp.submission_listen[..]),
         (Role::Submissions, &smtp.submissions_listen[..]),
     ];
-    let limits = &ctx.config.limits;
+    let limits = &ctx.shared.config.limits;
     let bound = listener::start(
         &plan,
-        ctx.tls.as_ref(),
+        ctx.shared.tls.as_ref(),
         limits,
         &shutdown,
         tracker,
@@ -225,7 +201,11 @@ pub async fn start(
         },
     )
     .await?;
-    let manager = QueueManager::new(ctx.store.clone(), ctx.config.clone(), ctx.queue.clone());
+    let manager = QueueManager::new(
+        ctx.shared.store.clone(),
+        ctx.shared.config.clone(),
+        ctx.queue.clone(),
+    );
     tracker.spawn(manager.run(shutdown));
     Ok(bound)
 }

@@ -8,11 +8,7 @@ use std::sync::Arc;
 fn main() -> ExitCode {
     common::daemon::daemon_main("httpd", "Postern's HTTP API", |run| async move {
         let ctx = httpd::HttpContext::new(
-            run.config,
-            run.store,
-            Some(run.tls),
-            run.throttle,
-            run.events,
+            run.shared, run.events,
             // Failure rules act only on an smtpd in this process.
             None,
         );

@@ -157,13 +157,13 @@ async fn answer(state: &AppState, domain: &str) -> ApiResult<Response> {
     if !valid {
         return Err(ApiError::bad_request("not a domain name"));
     }
-    let config = &state.ctx.config;
+    let config = &state.ctx.shared.config;
     let local = config.capture.enabled
         || config
             .local_domains
             .iter()
             .any(|d| d.eq_ignore_ascii_case(&domain))
-        || state.ctx.store.is_local_domain(&domain).await?;
+        || state.ctx.shared.store.is_local_domain(&domain).await?;
     if !local {
         return Err(ApiError::not_found(format!("no mail for {domain} here")));
     }

@@ -104,6 +104,7 @@ impl Feed {
         match self
             .state
             .ctx
+            .shared
             .store
             .arrivals_after(self.scope.clone(), self.cursor, NEW_BATCH)
             .await
@@ -134,7 +135,7 @@ impl Feed {
         let Identity::Account(account, _) = &self.caller.identity else {
             return;
         };
-        match self.state.ctx.store.mailboxes(*account).await {
+        match self.state.ctx.shared.store.mailboxes(*account).await {
             Ok(boxes) => {
                 let now: Vec<MailboxView> = boxes.iter().map(MailboxView::of).collect();
                 if self.folders.as_ref() != Some(&now) {
@@ -204,7 +205,7 @@ pub async fn events(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "more than {} event streams at once",
-                    state.ctx.config.http.max_event_clients
+                    state.ctx.shared.config.http.max_event_clients
                 ),
             )
         })?;
@@ -219,13 +220,13 @@ pub async fn events(
         })
         .filter(|t| !t.trim().is_empty());
     // Subscribe first: nothing committed after the cursor is read is lost.
-    let changes = state.ctx.store.watch_changes();
+    let changes = state.ctx.shared.store.watch_changes();
     let bus = state.ctx.events.subscribe();
     let cursor = match given {
         Some(text) => text.trim().parse().map_err(|_| {
             ApiError::bad_request(format!("after must be an arrival number, not {text:?}"))
         })?,
-        None => state.ctx.store.last_arrival().await?,
+        None => state.ctx.shared.store.last_arrival().await?,
     };
     let account = matches!(caller.identity, Identity::Account(..));
     let feed = Feed {

@@ -131,6 +131,7 @@ pub async fn html(
     let arrival = resolve_id(&state, &scope, &id).await?;
     let raw = state
         .ctx
+        .shared
         .store
         .arrival_raw(scope, arrival)
         .await?

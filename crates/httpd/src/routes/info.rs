@@ -64,9 +64,14 @@ pub async fn info(
     State(state): State<Arc<AppState>>,
     caller: Caller,
 ) -> ApiResult<Json<AppInformation>> {
-    let (messages, unread) = state.ctx.store.arrival_counts(caller.scope()).await?;
+    let (messages, unread) = state
+        .ctx
+        .shared
+        .store
+        .arrival_counts(caller.scope())
+        .await?;
     let (database, size) = if caller.sees_all() {
-        let path = state.ctx.config.data_dir.join("postern.db");
+        let path = state.ctx.shared.config.data_dir.join("postern.db");
         let size = ["", "-wal"]
             .iter()
             .filter_map(|suffix| {
@@ -107,7 +112,7 @@ pub async fn livez() -> Response {
 
 /// `GET /readyz`: `ok` once the store answers a read, else `503`.
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    match tokio::time::timeout(READY_TIMEOUT, state.ctx.store.last_arrival()).await {
+    match tokio::time::timeout(READY_TIMEOUT, state.ctx.shared.store.last_arrival()).await {
         Ok(Ok(_)) => ok(),
         Ok(Err(e)) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -62,7 +62,7 @@ pub struct SessionInfo {
 
 impl SessionInfo {
     fn of(state: &AppState, identity: Option<&Identity>, csrf_token: Option<String>) -> Self {
-        let capture = state.ctx.config.capture.enabled;
+        let capture = state.ctx.shared.config.capture.enabled;
         let (name, address, domain) = match identity {
             None => (None, None, None),
             Some(Identity::Open) => (Some("open"), None, None),
@@ -98,20 +98,21 @@ pub async fn login(
     let body = body.unwrap_or_default();
     let ip = info.peer.ip();
     let identity = if !body.token.is_empty() {
-        let admin = state.ctx.config.http.token.as_deref().unwrap_or("");
+        let admin = state.ctx.shared.config.http.token.as_deref().unwrap_or("");
         if !admin.is_empty() && access::same_secret(&body.token, admin) {
             Some(Identity::Admin)
         } else {
             access::throttle(&state, Some(ip)).await;
             state
                 .ctx
+                .shared
                 .store
                 .sandbox_for_token(&body.token)
                 .await?
                 .map(Identity::Sandbox)
         }
     } else if !body.username.is_empty() {
-        if !common::sasl::plaintext_allowed(&state.ctx.config.auth, ip, info.tls) {
+        if !common::sasl::plaintext_allowed(&state.ctx.shared.config.auth, ip, info.tls) {
             return Err(ApiError::forbidden(
                 "log in over HTTPS: a password in clear is refused on this connection",
             ));
@@ -119,6 +120,7 @@ pub async fn login(
         access::throttle(&state, Some(ip)).await;
         state
             .ctx
+            .shared
             .store
             .authenticate(&body.username, &body.password)
             .await?
@@ -132,7 +134,7 @@ pub async fn login(
         access::failed(&state, Some(ip));
         return Err(ApiError::unauthorized("wrong address, password or token"));
     };
-    state.ctx.throttle.record_success(ip);
+    state.ctx.shared.throttle.record_success(ip);
     let (id, session) = state
         .sessions
         .create(identity)

@@ -115,6 +115,7 @@ async fn find_mailbox(state: &AppState, account: AccountId, name: &str) -> ApiRe
     let wanted = store::canonical_mailbox_name(name);
     state
         .ctx
+        .shared
         .store
         .mailboxes(account)
         .await?
@@ -129,7 +130,7 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Mailboxes>> {
     let account = account_of(&caller)?;
-    let boxes = state.ctx.store.mailboxes(account).await?;
+    let boxes = state.ctx.shared.store.mailboxes(account).await?;
     Ok(Json(Mailboxes {
         mailboxes: boxes.iter().map(MailboxView::of).collect(),
     }))
@@ -146,8 +147,8 @@ pub async fn messages(
     let mailbox = find_mailbox(&state, account, &name).await?;
     let (start, limit) = page(&params, &state)?;
     let scope = ArrivalScope::Mailbox(mailbox.id);
-    let store = &state.ctx.store;
-    let max_scan = state.ctx.config.http.max_search_scan.max(1);
+    let store = &state.ctx.shared.store;
+    let max_scan = state.ctx.shared.config.http.max_search_scan.max(1);
     let text = params.get("query").unwrap_or("").trim();
     // As `GET /api/v1/messages` reads its pages: a page among the newest
     // directly, a deeper one from the folder's kept list.
@@ -191,6 +192,7 @@ async fn find_message(state: &AppState, caller: &Caller, id: &str) -> ApiResult<
     let arrival = resolve_id(state, &scope, id).await?;
     state
         .ctx
+        .shared
         .store
         .arrival(scope, arrival)
         .await?
@@ -216,7 +218,7 @@ pub async fn set_flags(
         return Err(ApiError::bad_request("Add or Remove: name a flag"));
     }
     let m = find_message(&state, &caller, &id).await?;
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let was_read = is_read(&m);
     let mut now_read = was_read;
     for (change, flags) in [
@@ -272,7 +274,7 @@ pub async fn move_message(
             target.name
         )));
     }
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let (_, moved) = store
         .move_messages(m.account, m.mailbox, &[m.uid], &target.name)
         .await?;

@@ -29,7 +29,7 @@ async fn load(
     id: &str,
 ) -> ApiResult<(ArrivedMessage, Vec<u8>)> {
     let arrival = resolve_id(state, scope, id).await?;
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let not_found = || ApiError::not_found(format!("message {id} not found"));
     let m = store
         .arrival(scope.clone(), arrival)
@@ -51,6 +51,7 @@ pub(crate) async fn message_view(
     let username = match m.envelope {
         Some(id) => state
             .ctx
+            .shared
             .store
             .envelope(id)
             .await?
@@ -167,7 +168,7 @@ pub async fn envelope(
 ) -> ApiResult<Json<EnvelopeView>> {
     let scope = caller.scope();
     let arrival = resolve_id(&state, &scope, &id).await?;
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let m = store
         .arrival(scope, arrival)
         .await?
@@ -248,7 +249,7 @@ pub async fn release(
             "To: at least one recipient is needed",
         ));
     }
-    let max = state.ctx.config.smtp.max_recipients;
+    let max = state.ctx.shared.config.smtp.max_recipients;
     if to.len() > max {
         return Err(ApiError::bad_request(format!(
             "To: at most {max} recipients"
@@ -258,7 +259,7 @@ pub async fn release(
         return Err(ApiError::bad_request(format!("invalid address {bad:?}")));
     }
     let (m, raw) = load(&state, &caller.scope(), &id).await?;
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let envelope = match m.envelope {
         Some(e) => store.envelope(e).await?,
         None => None,

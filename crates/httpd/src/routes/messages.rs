@@ -26,7 +26,7 @@ const DEFAULT_LIMIT: u64 = 50;
 /// `start` and `limit` of a list or search, checked.
 pub(crate) fn page(params: &Params, state: &AppState) -> ApiResult<(u64, usize)> {
     let start = params.number("start", 0)?;
-    let max = state.ctx.config.http.max_page_size;
+    let max = state.ctx.shared.config.http.max_page_size;
     let limit = match params.number("limit", DEFAULT_LIMIT)? {
         0 => DEFAULT_LIMIT,
         n => n,
@@ -53,7 +53,7 @@ pub async fn list(
 ) -> ApiResult<Json<MessagesSummary>> {
     let (start, limit) = page(&params, &state)?;
     let scope = caller.scope();
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let before = match params.get("before").filter(|b| !b.is_empty()) {
         Some(b) => Some(parse_id(b)?),
         None => None,
@@ -71,7 +71,10 @@ pub async fn list(
         }
         _ => {
             let list = store
-                .arrival_list(scope.clone(), state.ctx.config.http.max_search_scan.max(1))
+                .arrival_list(
+                    scope.clone(),
+                    state.ctx.shared.config.http.max_search_scan.max(1),
+                )
                 .await?;
             (
                 list.total,
@@ -157,11 +160,11 @@ pub async fn search(
     let (start, limit) = page(&params, &state)?;
     let scope = caller.scope();
     let found = scan::search(
-        &state.ctx.store,
+        &state.ctx.shared.store,
         &state.bodies,
         &scope,
         &query,
-        state.ctx.config.http.max_search_scan,
+        state.ctx.shared.config.http.max_search_scan,
     )
     .await?;
     let (total, unread) = (found.total, found.unseen);
@@ -217,6 +220,7 @@ async fn by_ids(
         // The first arrival after id - 1 is id itself if it is in scope.
         let found = state
             .ctx
+            .shared
             .store
             .arrivals_after(scope.clone(), id.saturating_sub(1), 1)
             .await?;
@@ -251,6 +255,7 @@ pub(crate) async fn mark(
     };
     state
         .ctx
+        .shared
         .store
         .set_arrival_flags(scope.clone(), &arrivals, change, &["\\Seen".to_owned()])
         .await?;
@@ -273,6 +278,7 @@ pub(crate) async fn remove(
     let arrivals: Vec<u64> = messages.iter().map(|m| m.arrival).collect();
     let gone = state
         .ctx
+        .shared
         .store
         .delete_arrivals(scope.clone(), &arrivals)
         .await?;
@@ -311,11 +317,11 @@ pub async fn set_read(
     } else if !body.search.trim().is_empty() {
         let query = parse_query(&body.search, &params)?;
         let found = scan::search(
-            &state.ctx.store,
+            &state.ctx.shared.store,
             &state.bodies,
             &scope,
             &query,
-            state.ctx.config.http.max_search_scan,
+            state.ctx.shared.config.http.max_search_scan,
         )
         .await?;
         for chunk in found.matches.chunks(500) {
@@ -323,7 +329,7 @@ pub async fn set_read(
         }
     } else {
         let read = body.read;
-        scan::every(&state.ctx.store, &scope, |page| {
+        scan::every(&state.ctx.shared.store, &scope, |page| {
             let state = &state;
             let scope = &scope;
             async move { mark(state, scope, &page, read).await }
@@ -349,7 +355,7 @@ pub async fn delete(
     let body = body.unwrap_or_default();
     let scope = caller.scope();
     if body.ids.is_empty() {
-        scan::every(&state.ctx.store, &scope, |page| {
+        scan::every(&state.ctx.shared.store, &scope, |page| {
             let state = &state;
             let scope = &scope;
             async move { remove(state, scope, &page).await }
@@ -376,11 +382,11 @@ pub async fn delete_search(
     let query = parse_query(text, &params)?;
     let scope = caller.scope();
     let found = scan::search(
-        &state.ctx.store,
+        &state.ctx.shared.store,
         &state.bodies,
         &scope,
         &query,
-        state.ctx.config.http.max_search_scan,
+        state.ctx.shared.config.http.max_search_scan,
     )
     .await?;
     for chunk in found.matches.chunks(500) {

@@ -187,6 +187,7 @@ pub(crate) async fn resolve_id(state: &AppState, scope: &ArrivalScope, id: &str)
     if id.eq_ignore_ascii_case("latest") {
         let newest = state
             .ctx
+            .shared
             .store
             .arrivals_newest(scope.clone(), None, 1)
             .await?;

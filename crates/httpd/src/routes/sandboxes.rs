@@ -35,7 +35,7 @@ fn may_manage(caller: &Caller) -> ApiResult<()> {
 /// `POST /api/v1/sandboxes`: `201 {"domain", "token"}`.
 pub async fn create(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Response> {
     may_manage(&caller)?;
-    let sandbox = state.ctx.store.create_sandbox().await?;
+    let sandbox = state.ctx.shared.store.create_sandbox().await?;
     Ok((
         StatusCode::CREATED,
         Json(NewSandbox {
@@ -63,7 +63,7 @@ pub async fn list(
     caller: Caller,
 ) -> ApiResult<Json<Sandboxes>> {
     may_manage(&caller)?;
-    let sandboxes = state.ctx.store.sandboxes().await?;
+    let sandboxes = state.ctx.shared.store.sandboxes().await?;
     Ok(Json(Sandboxes {
         sandboxes: sandboxes
             .into_iter()
@@ -93,7 +93,7 @@ pub async fn delete(
             "a sandbox is deleted with its own token or the admin token",
         ));
     }
-    if !state.ctx.store.delete_sandbox(&domain).await? {
+    if !state.ctx.shared.store.delete_sandbox(&domain).await? {
         return Err(ApiError::not_found(format!("no sandbox {domain}")));
     }
     Ok(ok())

@@ -369,7 +369,7 @@ pub async fn send(
     caller: Caller,
     request: Request,
 ) -> ApiResult<Json<Sent>> {
-    let config = &state.ctx.config;
+    let config = &state.ctx.shared.config;
     // Room for the largest message smtpd takes, base64 and JSON around it.
     let limit = usize::try_from(config.smtp.max_message_size.saturating_mul(4) / 3)
         .unwrap_or(usize::MAX)
@@ -449,6 +449,7 @@ pub async fn send(
         };
         let (arrivals, session) = state
             .ctx
+            .shared
             .store
             .capture(
                 NewQueuedMessage {
@@ -465,6 +466,7 @@ pub async fn send(
             .await?;
         state
             .ctx
+            .shared
             .store
             .end_smtp_session(Some(session), start, now, 0, transcript_line(&who))
             .await?;
@@ -481,7 +483,7 @@ pub async fn send(
             "sending needs an account's login (HTTP Basic or the page's login form)",
         ));
     };
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     // The submission policy smtpd applies to an authenticated client.
     if config.relay.require_sender_login_match
         && !policy::sender_matches_login(config, store, &login, &draft.from.1).await?
@@ -583,6 +585,7 @@ async fn tag(
     }
     state
         .ctx
+        .shared
         .store
         .set_arrival_flags(scope, arrivals, FlagChange::Add, tags)
         .await
@@ -600,7 +603,7 @@ async fn file_in_sent(
     raw: Vec<u8>,
     now: i64,
 ) -> ApiResult<Option<u64>> {
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let boxes = store.mailboxes(account).await?;
     let sent = boxes
         .iter()

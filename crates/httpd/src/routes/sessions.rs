@@ -38,7 +38,7 @@ pub async fn list(
     caller: Caller,
     params: Params,
 ) -> ApiResult<Json<Sessions>> {
-    let max = state.ctx.config.http.max_page_size as u64;
+    let max = state.ctx.shared.config.http.max_page_size as u64;
     let limit = match params.number("limit", DEFAULT_LIMIT)? {
         0 => DEFAULT_LIMIT,
         n if n > max => {
@@ -54,7 +54,7 @@ pub async fn list(
         )),
         None => None,
     };
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let records = store.smtp_sessions(before, limit as usize).await?;
     let mut sessions = Vec::with_capacity(records.len());
     for record in &records {
@@ -74,7 +74,7 @@ pub async fn view(
 ) -> ApiResult<Json<SessionView>> {
     let not_found = || ApiError::not_found(format!("session {id} not found"));
     let number = i64::try_from(parse_id(&id)?).map_err(|_| not_found())?;
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let record = store
         .smtp_session(SmtpSessionId(number))
         .await?

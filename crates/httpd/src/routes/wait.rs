@@ -32,7 +32,7 @@ pub async fn cursor(
     _caller: Caller,
 ) -> ApiResult<Json<Cursor>> {
     Ok(Json(Cursor {
-        cursor: state.ctx.store.last_arrival().await?,
+        cursor: state.ctx.shared.store.last_arrival().await?,
     }))
 }
 
@@ -74,9 +74,9 @@ pub async fn wait(
     params: Params,
 ) -> ApiResult<Json<Waited>> {
     let query = parse_query(params.get("query").unwrap_or(""), &params)?;
-    let timeout = timeout(&params, state.ctx.config.http.max_wait_secs)?;
+    let timeout = timeout(&params, state.ctx.shared.config.http.max_wait_secs)?;
     let deadline = tokio::time::Instant::now() + timeout;
-    let store = &state.ctx.store;
+    let store = &state.ctx.shared.store;
     let mut changes = store.watch_changes();
     changes.borrow_and_update();
     let mut cursor = match params.get("after").map(str::trim) {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     common::daemon::daemon_main("imapd", "Postern's IMAP daemon", |run| async move {
-        let ctx = imapd::ImapContext::new(run.config, run.store, Some(run.tls), run.throttle);
+        let ctx = imapd::ImapContext::new(run.shared);
         imapd::start(Arc::new(ctx), run.shutdown, &run.tracker).await
     })
 }

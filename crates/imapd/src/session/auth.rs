@@ -2,8 +2,10 @@
 //! 3501, SASL-IR RFC 4959), with the plaintext policy and the failed-login
 //! throttle.
 
-use common::login::{self, Failure, Gate, LoginSession, Mechanism, Outcome};
-use common::sasl::{self, Credentials};
+use common::login::{self, Failure, LoginSession, LoginState, Mechanism, Outcome};
+use common::sasl::Credentials;
+use common::tls::MaybeTlsStream;
+use common::transport::Transport;
 
 use super::{End, Session, State};
 use crate::protocol::encode::{Code, Status};
@@ -12,11 +14,11 @@ use crate::protocol::{Secret, Tag};
 impl Session {
     /// Whether a password may be sent on this connection now.
     fn plaintext_allowed(&self) -> bool {
-        sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls())
+        self.login_state.plaintext_allowed(self.io.is_tls())
     }
 
     fn offers_starttls(&self) -> bool {
-        self.ctx.tls.is_some() && !self.is_tls()
+        self.ctx.shared.tls.is_some() && !self.io.is_tls()
     }
 
     /// The capabilities for the current state and connection: only what
@@ -64,11 +66,11 @@ impl Session {
     /// STARTTLS: anything pipelined after the command is discarded (RFC
     /// 2595 section 3.1, the injection defence), then the handshake.
     pub(super) async fn starttls(&mut self, tag: &Tag) -> Result<(), End> {
-        if self.is_tls() {
+        if self.io.is_tls() {
             self.bad(tag, "Already using TLS");
             return Ok(());
         }
-        let Some(acceptor) = self.ctx.tls.clone() else {
+        let Some(acceptor) = self.ctx.shared.tls.clone() else {
             self.no(tag, None, "TLS is not available");
             return Ok(());
         };
@@ -76,13 +78,8 @@ impl Session {
         self.skip_bytes = 0;
         self.skip_line = false;
         self.literal_acked = None;
-        let timeout =
-            std::time::Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
         self.io
-            .start_tls(
-                timeout,
-                |stream| async move { stream.upgrade(&acceptor).await },
-            )
+            .accept_tls(acceptor, &self.ctx.shared.config.limits)
             .await?;
         tracing::debug!("STARTTLS done");
         Ok(())
@@ -105,7 +102,7 @@ impl Session {
                     username,
                     password,
                 };
-                login::password(self, credentials).await
+                login::password(self, credentials).await?
             }
             // No account has such a name or password.
             _ => login::failed(self, Failure::Credentials),
@@ -168,7 +165,7 @@ impl Session {
         };
         let Some(slot) = self.ctx.user_slot(account.id) else {
             tracing::info!(user = %account.address, "too many sessions");
-            let max = self.ctx.config.imap.max_connections_per_user;
+            let max = self.ctx.shared.config.imap.max_connections_per_user;
             self.no(
                 tag,
                 Some(Code::Limit),
@@ -187,17 +184,8 @@ impl Session {
 impl LoginSession for Session {
     type End = End;
 
-    fn gate(&self) -> Gate {
-        Gate::new(
-            &self.ctx.config,
-            &self.ctx.throttle,
-            &self.ctx.store,
-            self.peer.ip(),
-        )
-    }
-
-    fn failed_logins(&mut self) -> &mut u32 {
-        &mut self.auth_failures
+    fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>) {
+        (&mut self.login_state, &mut self.io)
     }
 
     /// `+ challenge` (PLAIN's is empty: `+ ` and nothing else), then one
@@ -205,9 +193,5 @@ impl LoginSession for Session {
     async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
         login::continuation(&mut self.io.output, challenge);
         self.read_raw_line().await
-    }
-
-    async fn flush_replies(&mut self) {
-        let _ = self.flush().await;
     }
 }

@@ -158,7 +158,7 @@ impl Session {
         if by_uid && !attrs.contains(&A::Uid) {
             attrs.insert(0, A::Uid);
         }
-        let store = self.ctx.store.clone();
+        let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
             Ok(i) => i,
             Err(e) => {
@@ -272,10 +272,14 @@ impl Session {
             let batch_uids: Vec<Uid> = batch.iter().map(|(_, e)| e.uid).collect();
             let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
             if want_summary {
+                // A client that leaves meanwhile ends the wait, and the
+                // store skips reads nobody waits for.
                 let read = if want_tree {
-                    store.messages_by_uid(account, &mailbox, &batch_uids).await
+                    let read = store.messages_by_uid(account, &mailbox, &batch_uids);
+                    self.io.until_gone(read).await?
                 } else {
-                    store.envelopes(account, &mailbox, &batch_uids).await
+                    let read = store.envelopes(account, &mailbox, &batch_uids);
+                    self.io.until_gone(read).await?
                 };
                 match read {
                     Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
@@ -287,7 +291,8 @@ impl Session {
             }
             let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
             if want_raw {
-                match store.messages_raw(account, &mailbox, &batch_uids).await {
+                let read = store.messages_raw(account, &mailbox, &batch_uids);
+                match self.io.until_gone(read).await? {
                     Ok(list) => raws = list.into_iter().collect(),
                     Err(e) => {
                         self.store_failed(tag, e, "read the messages");
@@ -497,7 +502,7 @@ impl Session {
             self.bad(tag, "Message sequence number out of range");
             return;
         };
-        let store = self.ctx.store.clone();
+        let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),
@@ -575,7 +580,7 @@ impl Session {
             );
             return;
         }
-        let store = self.ctx.store.clone();
+        let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),

@@ -25,7 +25,7 @@ impl Session {
         self.sync_mailbox(true).await;
         self.flush().await?;
         self.io.release_buffers();
-        let timeout = Duration::from_secs(self.ctx.config.imap.idle_command_timeout_secs);
+        let timeout = Duration::from_secs(self.ctx.shared.config.imap.idle_command_timeout_secs);
         let deadline = tokio::time::Instant::now() + timeout;
         let shutdown = self.io.shutdown_token().clone();
         loop {

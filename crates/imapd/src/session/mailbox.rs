@@ -115,7 +115,7 @@ impl Session {
 
     async fn all_mailboxes(&mut self, tag: &Tag) -> Option<Vec<MailboxInfo>> {
         let account = self.account()?;
-        match self.ctx.store.mailboxes(account.id).await {
+        match self.ctx.shared.store.mailboxes(account.id).await {
             Ok(list) => Some(list),
             Err(e) => {
                 tracing::error!(error = %e, "cannot list mailboxes");
@@ -239,7 +239,7 @@ impl Session {
 
     async fn subscriptions(&mut self, tag: &Tag) -> Option<Vec<String>> {
         let account = self.account()?;
-        match self.ctx.store.subscriptions(account.id).await {
+        match self.ctx.shared.store.subscriptions(account.id).await {
             Ok(list) => Some(list),
             Err(e) => {
                 tracing::error!(error = %e, "cannot list subscriptions");
@@ -320,8 +320,8 @@ impl Session {
             return;
         };
         // Before the read: a change after it must not go unseen.
-        let mark = self.ctx.store.wake_mark();
-        let index = match self.ctx.store.mailbox_index(account.id, &name).await {
+        let mark = self.ctx.shared.store.wake_mark();
+        let index = match self.ctx.shared.store.mailbox_index(account.id, &name).await {
             Ok(index) => index,
             Err(StoreError::NotFound(_)) => {
                 self.no(tag, Some(Code::NonExistent), "No such mailbox");
@@ -344,6 +344,7 @@ impl Session {
         } else {
             match self
                 .ctx
+                .shared
                 .store
                 .claim_recent(account.id, index.mailbox_ref())
                 .await
@@ -413,6 +414,7 @@ impl Session {
             let result = async {
                 let index = self
                     .ctx
+                    .shared
                     .store
                     .mailbox_index(account.id, selected.mailbox)
                     .await?;
@@ -426,6 +428,7 @@ impl Session {
                     return Ok(Vec::new());
                 }
                 self.ctx
+                    .shared
                     .store
                     .expunge(account.id, selected.mailbox, &deleted)
                     .await
@@ -460,7 +463,13 @@ impl Session {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
         };
-        match self.ctx.store.create_mailbox(account.id, &name).await {
+        match self
+            .ctx
+            .shared
+            .store
+            .create_mailbox(account.id, &name)
+            .await
+        {
             Ok(()) => self.ok(tag, "CREATE completed"),
             Err(StoreError::AlreadyExists(_)) => {
                 self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
@@ -486,7 +495,13 @@ impl Session {
         if matches!(&self.state, State::Selected(_, s) if s.name == name) {
             self.state = State::Authenticated(account.clone());
         }
-        match self.ctx.store.delete_mailbox(account.id, &name).await {
+        match self
+            .ctx
+            .shared
+            .store
+            .delete_mailbox(account.id, &name)
+            .await
+        {
             Ok(()) => self.ok(tag, "DELETE completed"),
             Err(StoreError::NotFound(_)) => {
                 self.no(tag, Some(Code::NonExistent), "No such mailbox")
@@ -512,7 +527,13 @@ impl Session {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
         };
-        match self.ctx.store.rename_mailbox(account.id, &from, &to).await {
+        match self
+            .ctx
+            .shared
+            .store
+            .rename_mailbox(account.id, &from, &to)
+            .await
+        {
             Ok(()) => {
                 // The selected mailbox keeps going under its new name.
                 if let State::Selected(_, s) = &mut self.state {
@@ -550,7 +571,13 @@ impl Session {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
         };
-        match self.ctx.store.set_subscribed(account.id, &name, on).await {
+        match self
+            .ctx
+            .shared
+            .store
+            .set_subscribed(account.id, &name, on)
+            .await
+        {
             Ok(()) => self.ok(tag, &format!("{verb} completed")),
             Err(StoreError::Invalid(_)) => self.no(tag, Some(Code::Cannot), "Invalid mailbox name"),
             Err(e) => self.store_failed(tag, e, "change the subscription"),

@@ -30,6 +30,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::login::LoginState;
 use common::tls::MaybeTlsStream;
 use common::transport::{Line, Transport};
 use store::Account;
@@ -109,10 +110,9 @@ pub(crate) struct Session {
     ctx: Arc<ImapContext>,
     /// The client's stream, the commands read and the replies queued.
     io: Transport<MaybeTlsStream>,
-    peer: SocketAddr,
     state: State,
     limits: Limits,
-    auth_failures: u32,
+    login_state: LoginState,
     /// The synchronising literal already answered with `+`.
     literal_acked: Option<usize>,
     /// Bytes of a refused LITERAL+ literal still to throw away.
@@ -143,7 +143,7 @@ impl Session {
         peer: SocketAddr,
         shutdown: CancellationToken,
     ) -> Session {
-        let imap = &ctx.config.imap;
+        let imap = &ctx.shared.config.imap;
         let limits = Limits {
             max_line: imap.max_line_length,
             max_literal: imap.max_literal_size,
@@ -154,6 +154,7 @@ impl Session {
             defer_tagged: false,
             user_slot: None,
             tagged_reply: Vec::new(),
+            login_state: LoginState::new(ctx.shared.gate(peer.ip())),
             io: Transport::new(
                 stream,
                 imap.max_line_length,
@@ -161,10 +162,8 @@ impl Session {
                 shutdown,
             ),
             ctx,
-            peer,
             state: State::NotAuthenticated,
             limits,
-            auth_failures: 0,
             literal_acked: None,
             skip_bytes: 0,
             skip_line: false,
@@ -173,12 +172,8 @@ impl Session {
         }
     }
 
-    fn is_tls(&self) -> bool {
-        self.io.stream().is_some_and(MaybeTlsStream::is_tls)
-    }
-
     fn idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.ctx.config.imap.idle_timeout_secs)
+        Duration::from_secs(self.ctx.shared.config.imap.idle_timeout_secs)
     }
 
     /// `tag STATUS [code] text`.
@@ -222,7 +217,7 @@ impl Session {
     /// cannot be parsed is broken or probing, and would otherwise be
     /// answered forever.
     fn too_many_bad(&mut self) -> bool {
-        let max = self.ctx.config.imap.max_bad_commands;
+        let max = self.ctx.shared.config.imap.max_bad_commands;
         if max == 0 || self.bad_in_a_row < max {
             return false;
         }
@@ -551,7 +546,7 @@ impl Session {
                 uid,
                 charset,
                 criteria,
-            } => self.search(&tag, uid, charset, criteria).await,
+            } => self.search(&tag, uid, charset, criteria).await?,
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
 use store::{EmailAddress, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::{Session, State};
+use super::{End, Session, State};
 use crate::protocol::encode::Code;
 use crate::protocol::{Date, Flag, SearchKey, SequenceSet, Tag};
 
@@ -705,26 +705,29 @@ impl Session {
         by_uid: bool,
         charset: Option<String>,
         criteria: Vec<SearchKey>,
-    ) {
+    ) -> Result<(), End> {
         if let Some(cs) = &charset {
             if !CHARSETS.iter().any(|c| c.eq_ignore_ascii_case(cs)) {
                 tracing::debug!(charset = %cs, "unsupported search charset");
                 let names = CHARSETS.iter().map(|c| c.to_string()).collect();
                 self.no(tag, Some(Code::BadCharset(names)), "Charset not supported");
-                return;
+                return Ok(());
             }
         }
         let (account, mailbox) = match &self.state {
             State::Selected(a, s) => (a.id, s.mailbox),
-            _ => return,
+            _ => return Ok(()),
         };
-        let store = self.ctx.store.clone();
+        let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
             Ok(i) => i,
-            Err(e) => return self.search_failed(tag, e),
+            Err(e) => {
+                self.search_failed(tag, e);
+                return Ok(());
+            }
         };
         let State::Selected(_, selected) = &self.state else {
-            return;
+            return Ok(());
         };
         let count = selected.uids.len() as u32;
         let max_uid = selected.uids.last().map_or(0, |u| u.0);
@@ -742,7 +745,10 @@ impl Session {
             .collect();
         let matcher = Arc::new(Matcher::new(criteria, count, max_uid));
         let with_modseq = any_test(&matcher.test, &|t| matches!(t, Test::ModSeq(_)));
-        match self.judge_all(account, mailbox, &matcher, candidates).await {
+        // A client that leaves meanwhile ends the search: its batches
+        // stop and the store skips the reads nobody waits for.
+        let judging = judge_all(store, account, mailbox, &matcher, candidates);
+        match self.io.until_gone(judging).await? {
             Ok(mut matched) => {
                 matched.sort_unstable_by_key(|c| c.seq);
                 let mut line = String::with_capacity(8 + matched.len() * 6);
@@ -769,73 +775,69 @@ impl Session {
             }
             Err(e) => self.search_failed(tag, e),
         }
+        Ok(())
     }
 
     fn search_failed(&mut self, tag: &Tag, e: StoreError) {
         self.store_failed(tag, e, "search the mailbox");
     }
+}
 
-    /// The candidates that match, round by round.
-    async fn judge_all(
-        &self,
-        account: store::AccountId,
-        mailbox: store::MailboxRef,
-        matcher: &Arc<Matcher>,
-        candidates: Vec<Candidate>,
-    ) -> Result<Vec<Candidate>, StoreError> {
-        let mut matched = Vec::new();
-        let judged: Judged = candidates
-            .into_iter()
-            .map(|c| {
-                let verdict = matcher.judge(&Facts {
-                    candidate: &c,
-                    info: None,
-                    raw: None,
-                });
-                (c, verdict)
-            })
-            .collect();
-        let mut undecided = sort_out(judged, &mut matched);
-        let store = self.ctx.store.clone();
-        let needs_summary = matcher.needs_summary();
-        if !undecided.is_empty() && needs_summary {
-            let judged = in_batches(undecided, SUMMARY_BATCH, u64::MAX, |batch| {
-                let (store, matcher, mailbox) =
-                    (store.clone(), matcher.clone(), mailbox.to_owned());
-                async move {
-                    let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                    let infos = store.envelopes(account, &mailbox, &uids).await?;
-                    Ok(judge_batch(&matcher, batch, Some(infos), None))
-                }
-            })
-            .await?;
-            undecided = sort_out(judged, &mut matched);
-        }
-        if !undecided.is_empty() {
-            let judged = in_batches(undecided, RAW_BATCH, RAW_BATCH_OCTETS, |batch| {
-                let (store, matcher, mailbox) =
-                    (store.clone(), matcher.clone(), mailbox.to_owned());
-                async move {
-                    let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                    // The envelopes (cached) also give each message's
-                    // stored header length, where HEADER stops and BODY
-                    // starts.
-                    let infos = Some(store.envelopes(account, &mailbox, &uids).await?);
-                    let raws = store.messages_raw(account, &mailbox, &uids).await?;
-                    // Parsing and decoding bodies is CPU work.
-                    tokio::task::spawn_blocking(move || {
-                        judge_batch(&matcher, batch, infos, Some(raws))
-                    })
+/// The candidates that match, round by round.
+async fn judge_all(
+    store: store::Store,
+    account: store::AccountId,
+    mailbox: store::MailboxRef,
+    matcher: &Arc<Matcher>,
+    candidates: Vec<Candidate>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut matched = Vec::new();
+    let judged: Judged = candidates
+        .into_iter()
+        .map(|c| {
+            let verdict = matcher.judge(&Facts {
+                candidate: &c,
+                info: None,
+                raw: None,
+            });
+            (c, verdict)
+        })
+        .collect();
+    let mut undecided = sort_out(judged, &mut matched);
+    let needs_summary = matcher.needs_summary();
+    if !undecided.is_empty() && needs_summary {
+        let judged = in_batches(undecided, SUMMARY_BATCH, u64::MAX, |batch| {
+            let (store, matcher, mailbox) = (store.clone(), matcher.clone(), mailbox.to_owned());
+            async move {
+                let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
+                let infos = store.envelopes(account, &mailbox, &uids).await?;
+                Ok(judge_batch(&matcher, batch, Some(infos), None))
+            }
+        })
+        .await?;
+        undecided = sort_out(judged, &mut matched);
+    }
+    if !undecided.is_empty() {
+        let judged = in_batches(undecided, RAW_BATCH, RAW_BATCH_OCTETS, |batch| {
+            let (store, matcher, mailbox) = (store.clone(), matcher.clone(), mailbox.to_owned());
+            async move {
+                let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
+                // The envelopes (cached) also give each message's
+                // stored header length, where HEADER stops and BODY
+                // starts.
+                let infos = Some(store.envelopes(account, &mailbox, &uids).await?);
+                let raws = store.messages_raw(account, &mailbox, &uids).await?;
+                // Parsing and decoding bodies is CPU work.
+                tokio::task::spawn_blocking(move || judge_batch(&matcher, batch, infos, Some(raws)))
                     .await
                     .map_err(|e| StoreError::Database(format!("search task failed: {e}")))
-                }
-            })
-            .await?;
-            // What the raw bytes cannot decide does not match.
-            sort_out(judged, &mut matched);
-        }
-        Ok(matched)
+            }
+        })
+        .await?;
+        // What the raw bytes cannot decide does not match.
+        sort_out(judged, &mut matched);
     }
+    Ok(matched)
 }
 
 #[cfg(test)]

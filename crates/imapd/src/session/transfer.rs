@@ -88,6 +88,7 @@ impl Session {
         let internal_date = date.as_ref().map_or_else(now, timestamp);
         match self
             .ctx
+            .shared
             .store
             .append(account.id, &name, message, &texts, internal_date)
             .await
@@ -133,7 +134,7 @@ impl Session {
             return;
         };
         let source: Vec<Uid> = targets.iter().map(|t| t.1).collect();
-        let store = self.ctx.store.clone();
+        let store = self.ctx.shared.store.clone();
         let result = if remove {
             store.move_messages(account, &from, &source, &to).await
         } else {

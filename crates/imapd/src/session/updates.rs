@@ -98,7 +98,7 @@ impl Session {
     /// store's wake mark was `mark`: a wake-up since then may be a change
     /// the read missed, so the next look reads the mailbox again.
     pub(super) fn watch_selected(&mut self, mailbox: store::MailboxId, mark: u64) {
-        let mut rx = self.ctx.store.watch_mailbox(mailbox);
+        let mut rx = self.ctx.shared.store.watch_mailbox(mailbox);
         if *rx.borrow_and_update() > mark {
             rx.mark_changed();
         }
@@ -141,7 +141,13 @@ impl Session {
         // after it does not name them, the index does.
         if !view.expunge_owed {
             let since = view.synced_modseq;
-            match self.ctx.store.changes_since(account, mailbox, since).await {
+            match self
+                .ctx
+                .shared
+                .store
+                .changes_since(account, mailbox, since)
+                .await
+            {
                 Ok(MailboxChanges::Known(changes)) => {
                     return self
                         .report_feed(account, mailbox, &changes, expunge_allowed)
@@ -188,7 +194,7 @@ impl Session {
         mailbox: MailboxRef,
         expunge_allowed: bool,
     ) {
-        let index = match self.ctx.store.mailbox_index(account, mailbox).await {
+        let index = match self.ctx.shared.store.mailbox_index(account, mailbox).await {
             Ok(index) => index,
             Err(StoreError::MailboxGone(_)) => return self.selected_mailbox_gone(),
             Err(e) => {
@@ -223,7 +229,7 @@ impl Session {
         if !has_new || view.read_only {
             return None;
         }
-        match self.ctx.store.claim_recent(account, mailbox).await {
+        match self.ctx.shared.store.claim_recent(account, mailbox).await {
             Ok(first) => Some(first),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim recent messages");

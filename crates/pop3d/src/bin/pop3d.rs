@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 fn main() -> ExitCode {
     common::daemon::daemon_main("pop3d", "Postern's POP3 daemon", |run| async move {
-        let ctx = pop3d::Pop3Context::new(run.config, run.store, Some(run.tls), run.throttle);
+        let ctx = pop3d::Pop3Context::new(run.shared);
         pop3d::start(Arc::new(ctx), run.shutdown, &run.tracker).await
     })
 }

@@ -1,8 +1,10 @@
 //! Logging in: USER/PASS (RFC 1939) and AUTH PLAIN/LOGIN (RFC 5034), with
 //! the plaintext policy, the failed-login throttle and the maildrop lock.
 
-use common::login::{self, Failure, Gate, LoginSession, Mechanism, Outcome};
-use common::sasl::{self, Credentials};
+use common::login::{self, Failure, LoginSession, LoginState, Mechanism, Outcome};
+use common::sasl::Credentials;
+use common::tls::MaybeTlsStream;
+use common::transport::Transport;
 
 use super::maildrop::Maildrop;
 use super::{store_code, End, Session, State};
@@ -14,11 +16,11 @@ const MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
 impl Session {
     /// Whether a password may be sent on this connection now.
     pub(super) fn plaintext_allowed(&self) -> bool {
-        sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls())
+        self.login_state.plaintext_allowed(self.io.is_tls())
     }
 
     fn refuse_plaintext(&mut self) {
-        let hint = if self.ctx.tls.is_some() && !self.is_tls() {
+        let hint = if self.ctx.shared.tls.is_some() && !self.io.is_tls() {
             "; use STLS first"
         } else {
             ""
@@ -39,25 +41,25 @@ impl Session {
         self.ok("Send PASS");
     }
 
-    pub(super) async fn pass(&mut self, password: String) {
+    pub(super) async fn pass(&mut self, password: String) -> Result<(), End> {
         let user = match &mut self.state {
             State::Authorization { user } => user.take(),
             State::Transaction(_) => None,
         };
         let Some(user) = user else {
             self.err(None, "USER first");
-            return;
+            return Ok(());
         };
         if !self.plaintext_allowed() {
             self.refuse_plaintext();
-            return;
+            return Ok(());
         }
         self.login(Credentials {
             authzid: None,
             username: user,
             password,
         })
-        .await;
+        .await
     }
 
     /// `AUTH` without arguments: the mechanisms, one per line.
@@ -96,9 +98,10 @@ impl Session {
 
     /// Checks the password (after the throttle's delay), takes the maildrop
     /// lock and the snapshot, and enters TRANSACTION.
-    async fn login(&mut self, credentials: Credentials) {
-        let outcome = login::password(self, credentials).await;
+    async fn login(&mut self, credentials: Credentials) -> Result<(), End> {
+        let outcome = login::password(self, credentials).await?;
         self.logged_in(outcome).await;
+        Ok(())
     }
 
     /// Answers a login attempt; on success takes the maildrop lock and the
@@ -144,9 +147,9 @@ impl Session {
                 return;
             }
         };
-        let policy = self.ctx.config.pop3.policy_for(&account.address);
+        let policy = self.ctx.shared.config.pop3.policy_for(&account.address);
         let address = account.address.clone();
-        match Maildrop::open(&self.ctx.store, account, policy, lock).await {
+        match Maildrop::open(&self.ctx.shared.store, account, policy, lock).await {
             Ok(maildrop) => {
                 let (count, octets) = maildrop.stat();
                 tracing::info!(user = %address, messages = count, "logged in");
@@ -164,17 +167,8 @@ impl Session {
 impl LoginSession for Session {
     type End = End;
 
-    fn gate(&self) -> Gate {
-        Gate::new(
-            &self.ctx.config,
-            &self.ctx.throttle,
-            &self.ctx.store,
-            self.peer.ip(),
-        )
-    }
-
-    fn failed_logins(&mut self) -> &mut u32 {
-        &mut self.auth_failures
+    fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>) {
+        (&mut self.login_state, &mut self.io)
     }
 
     /// `+ challenge`, then one line.
@@ -184,9 +178,5 @@ impl LoginSession for Session {
             Line::TooLong => None,
             Line::Complete(line) => Some(line),
         })
-    }
-
-    async fn flush_replies(&mut self) {
-        let _ = self.flush().await;
     }
 }

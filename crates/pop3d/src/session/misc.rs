@@ -25,7 +25,7 @@ impl Session {
     }
 
     fn offers_stls(&self) -> bool {
-        self.ctx.tls.is_some() && !self.is_tls()
+        self.ctx.shared.tls.is_some() && !self.io.is_tls()
     }
 
     /// STLS: anything the client pipelined after the command is discarded
@@ -36,22 +36,17 @@ impl Session {
             self.err(None, "STLS only before login");
             return Ok(());
         }
-        if self.is_tls() {
+        if self.io.is_tls() {
             self.err(None, "Already using TLS");
             return Ok(());
         }
-        let Some(acceptor) = self.ctx.tls.clone() else {
+        let Some(acceptor) = self.ctx.shared.tls.clone() else {
             self.err(None, "TLS is not available");
             return Ok(());
         };
         self.ok("Begin TLS negotiation");
-        let timeout =
-            std::time::Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
         self.io
-            .start_tls(
-                timeout,
-                |stream| async move { stream.upgrade(&acceptor).await },
-            )
+            .accept_tls(acceptor, &self.ctx.shared.config.limits)
             .await?;
         self.state = State::Authorization { user: None };
         tracing::debug!(tls = ?self.io.stream().and_then(|s| s.tls_description()), "STLS done");
@@ -67,7 +62,7 @@ impl Session {
             return;
         };
         let (left, _) = maildrop.stat();
-        match maildrop.update(&self.ctx.store).await {
+        match maildrop.update(&self.ctx.shared.store).await {
             Ok(()) => {
                 let deleted = maildrop.messages.len() - left;
                 tracing::info!(user = %maildrop.account.address, deleted, "session updated");

@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::login::LoginState;
 use common::tls::MaybeTlsStream;
 use common::transport::{Line, Transport};
 use tokio_util::sync::CancellationToken;
@@ -61,9 +62,8 @@ pub(crate) struct Session {
     ctx: Arc<Pop3Context>,
     /// The client's stream, the commands read and the replies queued.
     io: Transport<MaybeTlsStream>,
-    peer: SocketAddr,
     state: State,
-    auth_failures: u32,
+    login_state: LoginState,
     /// Set by a handler when the session must close after its reply.
     closing: bool,
     /// Lines since the last valid command that were not one (unknown,
@@ -79,25 +79,20 @@ impl Session {
         peer: SocketAddr,
         shutdown: CancellationToken,
     ) -> Session {
-        let max_line = ctx.config.pop3.max_line_length.max(16);
-        let timeout = Duration::from_secs(ctx.config.pop3.command_timeout_secs);
+        let max_line = ctx.shared.config.pop3.max_line_length.max(16);
+        let timeout = Duration::from_secs(ctx.shared.config.pop3.command_timeout_secs);
         Session {
+            login_state: LoginState::new(ctx.shared.gate(peer.ip())),
             ctx,
             io: Transport::new(stream, max_line, timeout, shutdown),
-            peer,
             state: State::Authorization { user: None },
-            auth_failures: 0,
             closing: false,
             bad_in_a_row: 0,
         }
     }
 
-    fn is_tls(&self) -> bool {
-        self.io.stream().is_some_and(MaybeTlsStream::is_tls)
-    }
-
     fn command_timeout(&self) -> Duration {
-        Duration::from_secs(self.ctx.config.pop3.command_timeout_secs)
+        Duration::from_secs(self.ctx.shared.config.pop3.command_timeout_secs)
     }
 
     fn ok(&mut self, text: &str) {
@@ -142,7 +137,7 @@ impl Session {
             };
             match input {
                 Line::TooLong => {
-                    let max = self.ctx.config.pop3.max_line_length;
+                    let max = self.ctx.shared.config.pop3.max_line_length;
                     self.err(None, &format!("Line too long (at most {max} octets)"));
                     self.bad_in_a_row += 1;
                 }
@@ -158,18 +153,13 @@ impl Session {
             // A client that keeps sending what is not a command is broken
             // or probing; Dovecot closes it the same way (after more than
             // 20 in a row, with this text).
-            let max = self.ctx.config.pop3.max_bad_commands;
+            let max = self.ctx.shared.config.pop3.max_bad_commands;
             if max > 0 && self.bad_in_a_row >= max {
                 tracing::info!(bad = self.bad_in_a_row, "too many bad commands");
                 self.err(None, "Too many bad commands.");
                 return End::Done;
             }
         }
-    }
-
-    /// Writes out queued replies.
-    async fn flush(&mut self) -> Result<(), End> {
-        self.io.flush().await
     }
 
     /// The next line from the client, after writing out the replies so
@@ -212,7 +202,7 @@ impl Session {
                 self.err(None, "Already logged in")
             }
             Command::User(name) => self.user(name),
-            Command::Pass(password) => self.pass(password).await,
+            Command::Pass(password) => self.pass(password).await?,
             Command::Auth(None) => self.auth_mechanisms(),
             Command::Auth(Some((mechanism, initial))) => self.auth(mechanism, initial).await?,
             _ if !authorized => self.err(None, "Not logged in: USER/PASS or AUTH first"),

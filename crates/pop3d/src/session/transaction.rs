@@ -84,7 +84,7 @@ impl Session {
                 return Ok(());
             }
         };
-        let raw = match maildrop.raw(&self.ctx.store, n, top.is_some()).await {
+        let raw = match maildrop.raw(&self.ctx.shared.store, n, top.is_some()).await {
             Ok(Some(raw)) => raw,
             Ok(None) => {
                 self.message_gone(n);
@@ -104,7 +104,13 @@ impl Session {
             Some(lines) => {
                 // Where the header ends is the store's answer, the one
                 // IMAP gives too.
-                let header_len = match self.ctx.store.envelopes(account, INBOX, &[uid]).await {
+                let header_len = match self
+                    .ctx
+                    .shared
+                    .store
+                    .envelopes(account, INBOX, &[uid])
+                    .await
+                {
                     Ok(found) => found.first().map(|m| m.summary.header_len),
                     Err(e) => {
                         tracing::error!(%uid, error = %e, "cannot read message summary");

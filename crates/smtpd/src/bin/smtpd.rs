@@ -11,11 +11,8 @@ fn main() -> ExitCode {
         "Postern's SMTP daemon and queue manager",
         |run| async move {
             let ctx = smtpd::SmtpContext {
-                rules: common::rules::Rules::new(&run.config.rules),
-                config: run.config,
-                store: run.store,
-                tls: Some(run.tls),
-                throttle: run.throttle,
+                rules: common::rules::Rules::new(&run.shared.config.rules),
+                shared: run.shared,
                 queue: smtpd::QueueHandle::default(),
                 events: run.events,
             };

@@ -1,9 +1,11 @@
 //! AUTH (RFC 4954) with the PLAIN and LOGIN mechanisms, on the submission
 //! ports only.
 
-use common::login::{self, Failure, Gate, LoginSession, Mechanism, Outcome};
+use common::login::{self, Failure, LoginSession, LoginState, Mechanism, Outcome};
 use common::rules::Stage;
-use common::sasl::{self, Credentials, SaslError};
+use common::sasl::{Credentials, SaslError};
+use common::tls::MaybeTlsStream;
+use common::transport::Transport;
 
 use super::{End, Line, Session};
 use crate::reply::{self, Reply};
@@ -34,9 +36,7 @@ impl Session {
             self.reply(reply::auth_mechanism_unknown());
             return Ok(());
         }
-        if !self.capturing()
-            && !sasl::plaintext_allowed(&self.ctx.config.auth, self.peer.ip(), self.is_tls())
-        {
+        if !self.capturing() && !self.login_state.plaintext_allowed(self.is_tls()) {
             self.reply(reply::encryption_required());
             return Ok(());
         }
@@ -109,34 +109,21 @@ impl Session {
 impl LoginSession for Session {
     type End = End;
 
-    fn gate(&self) -> Gate {
-        Gate::new(
-            &self.ctx.config,
-            &self.ctx.throttle,
-            &self.ctx.store,
-            self.peer.ip(),
-        )
-    }
-
-    fn failed_logins(&mut self) -> &mut u32 {
-        &mut self.auth_failures
+    fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>) {
+        (&mut self.login_state, &mut self.io)
     }
 
     /// `334 challenge`, then one line (recorded in the transcript as
     /// `****`).
     async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
         self.reply(Reply::plain(334, challenge));
-        let timeout = Duration::from_secs(self.ctx.config.smtp.command_timeout_secs);
+        let timeout = Duration::from_secs(self.ctx.shared.config.smtp.command_timeout_secs);
         let line = self.read_line(timeout, true).await?;
         self.record.client_note("****");
         Ok(match line {
             Line::TooLong => None,
             Line::Complete(line) => Some(line),
         })
-    }
-
-    async fn flush_replies(&mut self) {
-        let _ = self.flush().await;
     }
 }
 

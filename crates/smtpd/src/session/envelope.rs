@@ -50,7 +50,7 @@ impl Session {
         {
             return self.reply(reply::unsupported_parameter("(extension not offered)"));
         }
-        let max = self.ctx.config.smtp.max_message_size;
+        let max = self.ctx.shared.config.smtp.max_message_size;
         if from.size as u64 > max {
             return self.reply(reply::message_too_big());
         }
@@ -59,10 +59,15 @@ impl Session {
             return self.reply(reply::smtputf8_required());
         }
         if let Some(login) = self.auth_user.as_deref().filter(|_| !self.capturing()) {
-            if self.ctx.config.relay.require_sender_login_match {
+            if self.ctx.shared.config.relay.require_sender_login_match {
                 let ctx = &self.ctx;
-                match policy::sender_matches_login(&ctx.config, &ctx.store, login, &from.address)
-                    .await
+                match policy::sender_matches_login(
+                    &ctx.shared.config,
+                    &ctx.shared.store,
+                    login,
+                    &from.address,
+                )
+                .await
                 {
                     Ok(true) => {}
                     Ok(false) => {
@@ -132,18 +137,24 @@ impl Session {
             if !postmaster {
                 return self.reply(reply::bad_recipient_address());
             }
-            policy::bare_postmaster(&self.ctx.config)
+            policy::bare_postmaster(&self.ctx.shared.config)
         } else {
             to.address
         };
-        if tx.recipients.len() >= self.ctx.config.smtp.max_recipients {
+        if tx.recipients.len() >= self.ctx.shared.config.smtp.max_recipients {
             return self.reply(reply::too_many_recipients());
         }
         let may_relay = self.auth_user.is_some() || self.trusted_network;
         let verdict = if self.capturing() {
             Ok(policy::capture_recipient(&address))
         } else {
-            policy::check_recipient(&self.ctx.config, &self.ctx.store, &address, may_relay).await
+            policy::check_recipient(
+                &self.ctx.shared.config,
+                &self.ctx.shared.store,
+                &address,
+                may_relay,
+            )
+            .await
         };
         let dsn = store::RecipientDsn {
             notify: params.notify,

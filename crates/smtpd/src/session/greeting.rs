@@ -14,7 +14,7 @@ impl Session {
         // RFC 5321 4.1.4: EHLO/HELO resets the transaction.
         self.tx = None;
         self.helo = Some(Helo { name: host, esmtp });
-        let config = &self.ctx.config;
+        let config = &self.ctx.shared.config;
         let first = format!(
             "{} Postern at your service, [{}]",
             config.hostname,
@@ -45,7 +45,7 @@ impl Session {
     }
 
     pub(super) fn offers_starttls(&self) -> bool {
-        !self.is_tls() && self.ctx.tls.is_some()
+        !self.is_tls() && self.ctx.shared.tls.is_some()
     }
 
     /// AUTH is offered on the submission ports, once the connection is
@@ -56,11 +56,6 @@ impl Session {
             return false;
         }
         self.capturing()
-            || self.role.is_submission()
-                && common::sasl::plaintext_allowed(
-                    &self.ctx.config.auth,
-                    self.peer.ip(),
-                    self.is_tls(),
-                )
+            || self.role.is_submission() && self.login_state.plaintext_allowed(self.is_tls())
     }
 }

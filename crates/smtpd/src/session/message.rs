@@ -22,7 +22,7 @@ impl Session {
         if self.capturing() {
             BareNewline::Normalize
         } else {
-            self.ctx.config.smtp.bare_newline
+            self.ctx.shared.config.smtp.bare_newline
         }
     }
 
@@ -53,7 +53,7 @@ impl Session {
         Trace {
             helo,
             peer: self.peer.ip(),
-            hostname: &self.ctx.config.hostname,
+            hostname: &self.ctx.shared.config.hostname,
             esmtp,
             tls: tls.as_deref(),
             authenticated: self.auth_user.is_some(),
@@ -70,7 +70,8 @@ impl Session {
             return Ok(());
         }
         self.reply(reply::start_data());
-        let max = usize::try_from(self.ctx.config.smtp.max_message_size).unwrap_or(usize::MAX);
+        let max =
+            usize::try_from(self.ctx.shared.config.smtp.max_message_size).unwrap_or(usize::MAX);
         let mut receiver = DataReceiver::new(self.trace_header(), max);
         let timeout = self.data_timeout();
         loop {
@@ -99,7 +100,8 @@ impl Session {
         // The chunk's bytes follow the command whatever we answer; read them
         // all to stay in step with the client.
         let refusal = self.message_allowed(true).err();
-        let max = usize::try_from(self.ctx.config.smtp.max_message_size).unwrap_or(usize::MAX);
+        let max =
+            usize::try_from(self.ctx.shared.config.smtp.max_message_size).unwrap_or(usize::MAX);
         if refusal.is_none() {
             let header = self.trace_header();
             if let Some(tx) = self.tx.as_mut() {
@@ -195,7 +197,7 @@ impl Session {
             body_type = store::BodyType::EightBitMime;
         }
         let hops = crate::received::hop_count(&raw);
-        if hops > self.ctx.config.relay.max_received_headers {
+        if hops > self.ctx.shared.config.relay.max_received_headers {
             // As Postfix: refused at the end of DATA, so the client's own
             // server bounces it; we make no backscatter.
             tracing::warn!(sender = %tx.sender, hops, "mail loop: too many Received headers");
@@ -256,6 +258,7 @@ impl Session {
         }
         match self
             .ctx
+            .shared
             .store
             .enqueue_received(message, dsn, envelope)
             .await
@@ -285,7 +288,7 @@ impl Session {
         raw.extend_from_slice(&message.raw);
         message.raw = raw;
         let (size, recipients) = (message.raw.len(), message.recipients.len());
-        match self.ctx.store.capture(message, envelope).await {
+        match self.ctx.shared.store.capture(message, envelope).await {
             Ok((arrivals, session)) => {
                 tracing::info!(?arrivals, size, recipients, "message captured");
                 self.record.id = Some(session);

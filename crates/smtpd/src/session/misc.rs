@@ -9,7 +9,7 @@ impl Session {
             self.reply(reply::bad_sequence("TLS already active"));
             return Ok(());
         }
-        if self.ctx.tls.is_none() {
+        if self.ctx.shared.tls.is_none() {
             self.reply(reply::not_implemented());
             return Ok(());
         }

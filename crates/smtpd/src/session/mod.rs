@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::listener::ListenerRole as _;
+use common::login::LoginState;
 use common::tls::MaybeTlsStream;
 use common::transport::{self, Line, Transport};
 use tokio_util::sync::CancellationToken;
@@ -115,7 +117,7 @@ pub(crate) struct Session {
     pub trusted_network: bool,
     pub tx: Option<Transaction>,
     errors: u32,
-    pub auth_failures: u32,
+    pub login_state: LoginState,
     /// Set by a handler when the session must close after its reply.
     pub closing: bool,
     /// Set when a failure rule drops the connection: close it without a
@@ -138,7 +140,7 @@ impl Session {
         trusted_network: bool,
         shutdown: CancellationToken,
     ) -> Session {
-        let smtp = &ctx.config.smtp;
+        let smtp = &ctx.shared.config.smtp;
         let max_line = smtp.max_line_length.max(64);
         let write_timeout = Duration::from_secs(smtp.command_timeout_secs);
         Session {
@@ -151,23 +153,27 @@ impl Session {
             trusted_network,
             tx: None,
             errors: 0,
-            auth_failures: 0,
+            login_state: LoginState::new(ctx.shared.gate(peer.ip())),
             closing: false,
             dropped: false,
             stage: None,
             refusing_recipient: None,
-            record: record::SessionRecord::new(peer, role.name(), ctx.config.smtp.transcript_limit),
+            record: record::SessionRecord::new(
+                peer,
+                role.name(),
+                ctx.shared.config.smtp.transcript_limit,
+            ),
             ctx,
         }
     }
 
     /// Capture mode: every recipient is kept here, none relayed.
     pub fn capturing(&self) -> bool {
-        self.ctx.config.capture.enabled
+        self.ctx.shared.config.capture.enabled
     }
 
     pub fn is_tls(&self) -> bool {
-        self.io.stream().is_some_and(MaybeTlsStream::is_tls)
+        self.io.is_tls()
     }
 
     pub fn tls_description(&self) -> Option<String> {
@@ -175,11 +181,11 @@ impl Session {
     }
 
     fn command_timeout(&self) -> Duration {
-        Duration::from_secs(self.ctx.config.smtp.command_timeout_secs)
+        Duration::from_secs(self.ctx.shared.config.smtp.command_timeout_secs)
     }
 
     pub fn data_timeout(&self) -> Duration {
-        Duration::from_secs(self.ctx.config.smtp.data_timeout_secs)
+        Duration::from_secs(self.ctx.shared.config.smtp.data_timeout_secs)
     }
 
     /// Runs the session to its end.
@@ -197,7 +203,10 @@ impl Session {
                 End::Done
             }
         } else {
-            let greeting = Reply::plain(220, format!("{} ESMTP Postern", self.ctx.config.hostname));
+            let greeting = Reply::plain(
+                220,
+                format!("{} ESMTP Postern", self.ctx.shared.config.hostname),
+            );
             self.reply(greeting);
             self.command_loop().await
         };
@@ -219,7 +228,7 @@ impl Session {
         if !self.record.keep {
             return;
         }
-        let store = &self.ctx.store;
+        let store = &self.ctx.shared.store;
         let ended = store
             .end_smtp_session(
                 self.record.id,
@@ -232,7 +241,7 @@ impl Session {
         match ended {
             Ok(id) if id.0 % 256 == 0 => {
                 if let Err(e) = store
-                    .prune_smtp_sessions(self.ctx.config.smtp.sessions_keep)
+                    .prune_smtp_sessions(self.ctx.shared.config.smtp.sessions_keep)
                     .await
                 {
                     tracing::warn!(error = %e, "cannot prune recorded SMTP sessions");
@@ -263,7 +272,7 @@ impl Session {
             if self.closing {
                 return End::Done;
             }
-            if self.errors >= self.ctx.config.smtp.max_errors {
+            if self.errors >= self.ctx.shared.config.smtp.max_errors {
                 tracing::info!(errors = self.errors, "too many errors");
                 self.reply(reply::too_many_errors());
                 return End::Done;
@@ -334,16 +343,12 @@ impl Session {
     /// (RFC 3207 section 4.2, the injection defence), performs the
     /// handshake and forgets everything learnt before it.
     pub async fn start_tls(&mut self) -> Result<(), End> {
-        let Some(acceptor) = self.ctx.tls.clone() else {
+        let Some(acceptor) = self.ctx.shared.tls.clone() else {
             self.flush().await?;
             return Err(End::Done);
         };
-        let timeout = Duration::from_secs(self.ctx.config.limits.tls_handshake_timeout_secs);
         self.io
-            .start_tls(
-                timeout,
-                |stream| async move { stream.upgrade(&acceptor).await },
-            )
+            .accept_tls(acceptor, &self.ctx.shared.config.limits)
             .await?;
         self.helo = None;
         self.auth_user = None;
