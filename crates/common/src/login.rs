@@ -25,13 +25,14 @@
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use store::{Account, Store};
 
 use crate::config::Config;
 use crate::sasl::{self, AuthThrottle, Credentials, SaslError};
 use crate::tls::MaybeTlsStream;
-use crate::transport::{End, Transport};
+use crate::transport::{End, Line, Transport};
 
 /// A SASL mechanism the daemons offer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,12 +93,18 @@ impl Gate {
 /// shared context, and how many logins failed in this session.
 pub struct LoginState {
     pub gate: Gate,
+    /// How long a SASL response may take to arrive.
+    response_timeout: Duration,
     failures: u32,
 }
 
 impl LoginState {
-    pub fn new(gate: Gate) -> LoginState {
-        LoginState { gate, failures: 0 }
+    pub fn new(gate: Gate, response_timeout: Duration) -> LoginState {
+        LoginState {
+            gate,
+            response_timeout,
+            failures: 0,
+        }
     }
 
     /// Whether a password may be sent on this connection now.
@@ -114,28 +121,38 @@ impl LoginState {
     }
 }
 
-/// A protocol session as the login path sees it.
+/// A protocol session as the login path sees it. Errors are why the
+/// session ends while the login reads (disconnect, timeout, shutdown).
 pub trait LoginSession: Send {
-    /// Why the session ends while reading (disconnect, timeout, shutdown).
-    type End: Send + From<End>;
-
     /// The session's login state and its transport, lent together.
     fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>);
 
     /// Sends `challenge` (base64, possibly empty) in the protocol's
     /// continuation framing, and reads the client's response line without
-    /// its line end: `None` if the line was too long.
+    /// its line end: `None` if the line was too long. POP3's and IMAP's
+    /// framing, `+ challenge` (PLAIN's is empty: `+ ` and nothing else),
+    /// unless the session says otherwise (SMTP's `334 `).
     fn sasl_response(
         &mut self,
         challenge: &str,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, Self::End>> + Send;
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, End>> + Send {
+        async move {
+            let (login, io) = self.login_parts();
+            io.output.extend_from_slice(b"+ ");
+            io.output.extend_from_slice(challenge.as_bytes());
+            io.output.extend_from_slice(b"\r\n");
+            let line = io.read_line(login.response_timeout, true).await?;
+            Ok(response_line(line))
+        }
+    }
 }
 
-/// Queues POP3's and IMAP's framing of a challenge: `+ challenge`.
-pub fn continuation(output: &mut Vec<u8>, challenge: &str) {
-    output.extend_from_slice(b"+ ");
-    output.extend_from_slice(challenge.as_bytes());
-    output.extend_from_slice(b"\r\n");
+/// A SASL response line as the exchange takes it: `None` if too long.
+pub fn response_line(line: Line) -> Option<Vec<u8>> {
+    match line {
+        Line::Complete(line) => Some(line),
+        Line::TooLong => None,
+    }
 }
 
 /// How a login attempt ended.
@@ -169,7 +186,7 @@ pub async fn sasl<S: LoginSession>(
     session: &mut S,
     mechanism: Mechanism,
     initial: Option<String>,
-) -> Result<Outcome, S::End> {
+) -> Result<Outcome, End> {
     Ok(match exchange(session, mechanism, initial).await? {
         Ok(credentials) => password(session, credentials).await?,
         Err(SaslError::Cancelled) => Outcome::Cancelled,
@@ -186,7 +203,7 @@ pub async fn exchange<S: LoginSession>(
     session: &mut S,
     mechanism: Mechanism,
     initial: Option<String>,
-) -> Result<Result<Credentials, SaslError>, S::End> {
+) -> Result<Result<Credentials, SaslError>, End> {
     match mechanism {
         Mechanism::Plain => {
             let response = match initial {
@@ -236,7 +253,7 @@ pub async fn exchange<S: LoginSession>(
 async fn response<S: LoginSession>(
     session: &mut S,
     challenge: &str,
-) -> Result<Result<String, SaslError>, S::End> {
+) -> Result<Result<String, SaslError>, End> {
     Ok(match session.sasl_response(challenge).await? {
         None => Err(SaslError::Malformed("overlong")),
         Some(line) => String::from_utf8(line).map_err(|_| SaslError::Base64),
@@ -251,7 +268,7 @@ async fn response<S: LoginSession>(
 pub async fn password<S: LoginSession>(
     session: &mut S,
     credentials: Credentials,
-) -> Result<Outcome, S::End> {
+) -> Result<Outcome, End> {
     let (login, io) = session.login_parts();
     let gate = &login.gate;
     let delay = gate.throttle.delay_for(gate.peer);

@@ -182,16 +182,7 @@ impl Session {
 }
 
 impl LoginSession for Session {
-    type End = End;
-
     fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>) {
         (&mut self.login_state, &mut self.io)
-    }
-
-    /// `+ challenge` (PLAIN's is empty: `+ ` and nothing else), then one
-    /// line.
-    async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
-        login::continuation(&mut self.io.output, challenge);
-        self.read_raw_line().await
     }
 }

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use common::login::LoginState;
 use common::tls::MaybeTlsStream;
-use common::transport::{Line, Transport};
+use common::transport::Transport;
 use store::Account;
 use tokio_util::sync::CancellationToken;
 
@@ -154,7 +154,10 @@ impl Session {
             defer_tagged: false,
             user_slot: None,
             tagged_reply: Vec::new(),
-            login_state: LoginState::new(ctx.shared.gate(peer.ip())),
+            login_state: LoginState::new(
+                ctx.shared.gate(peer.ip()),
+                Duration::from_secs(imap.idle_timeout_secs),
+            ),
             io: Transport::new(
                 stream,
                 imap.max_line_length,
@@ -374,15 +377,6 @@ impl Session {
     /// Writes out queued replies.
     async fn flush(&mut self) -> Result<(), End> {
         self.io.flush().await
-    }
-
-    /// One raw line (without CRLF) for a SASL continuation; `None` if it is
-    /// longer than the line limit (it is then read to its end and dropped).
-    async fn read_raw_line(&mut self) -> Result<Option<Vec<u8>>, End> {
-        match self.io.read_line(self.idle_timeout(), true).await? {
-            Line::Complete(line) => Ok(Some(line)),
-            Line::TooLong => Ok(None),
-        }
     }
 
     /// Runs one command; in the selected state, then reports what other

@@ -9,7 +9,6 @@ use common::transport::Transport;
 use super::maildrop::Maildrop;
 use super::{store_code, End, Session, State};
 use crate::protocol::{self, RespCode};
-use common::transport::Line;
 
 const MECHANISMS: [&str; 2] = ["PLAIN", "LOGIN"];
 
@@ -165,18 +164,7 @@ impl Session {
 }
 
 impl LoginSession for Session {
-    type End = End;
-
     fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>) {
         (&mut self.login_state, &mut self.io)
-    }
-
-    /// `+ challenge`, then one line.
-    async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
-        login::continuation(&mut self.io.output, challenge);
-        Ok(match self.read_line().await? {
-            Line::TooLong => None,
-            Line::Complete(line) => Some(line),
-        })
     }
 }

@@ -82,7 +82,7 @@ impl Session {
         let max_line = ctx.shared.config.pop3.max_line_length.max(16);
         let timeout = Duration::from_secs(ctx.shared.config.pop3.command_timeout_secs);
         Session {
-            login_state: LoginState::new(ctx.shared.gate(peer.ip())),
+            login_state: LoginState::new(ctx.shared.gate(peer.ip()), timeout),
             ctx,
             io: Transport::new(stream, max_line, timeout, shutdown),
             state: State::Authorization { user: None },

@@ -7,7 +7,7 @@ use common::sasl::{Credentials, SaslError};
 use common::tls::MaybeTlsStream;
 use common::transport::Transport;
 
-use super::{End, Line, Session};
+use super::{End, Session};
 use crate::reply::{self, Reply};
 
 impl Session {
@@ -107,24 +107,19 @@ impl Session {
 }
 
 impl LoginSession for Session {
-    type End = End;
-
     fn login_parts(&mut self) -> (&mut LoginState, &mut Transport<MaybeTlsStream>) {
         (&mut self.login_state, &mut self.io)
     }
 
     /// `334 challenge`, then one line (recorded in the transcript as
     /// `****`).
-    async fn sasl_response(&mut self, challenge: &str) -> Result<Option<Vec<u8>>, End> {
+    async fn sasl_response(
+        &mut self,
+        challenge: &str,
+    ) -> Result<Option<Vec<u8>>, common::transport::End> {
         self.reply(Reply::plain(334, challenge));
-        let timeout = Duration::from_secs(self.ctx.shared.config.smtp.command_timeout_secs);
-        let line = self.read_line(timeout, true).await?;
+        let line = self.io.read_line(self.command_timeout(), true).await?;
         self.record.client_note("****");
-        Ok(match line {
-            Line::TooLong => None,
-            Line::Complete(line) => Some(line),
-        })
+        Ok(login::response_line(line))
     }
 }
-
-use std::time::Duration;

@@ -153,7 +153,7 @@ impl Session {
             trusted_network,
             tx: None,
             errors: 0,
-            login_state: LoginState::new(ctx.shared.gate(peer.ip())),
+            login_state: LoginState::new(ctx.shared.gate(peer.ip()), write_timeout),
             closing: false,
             dropped: false,
             stage: None,
