@@ -642,6 +642,8 @@ pub struct Pop3Server {
     pub ctx: Arc<pop3d::Pop3Context>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The tasks on `tracker` before any session: see [`Pop3Server::sessions`].
+    background: usize,
 }
 
 impl Pop3Server {
@@ -681,8 +683,14 @@ impl Pop3Server {
             pop3s: find(pop3d::Role::Pop3s),
             ctx,
             shutdown,
+            background: tracker.len(),
             tracker,
         }
+    }
+
+    /// How many sessions are running (their tasks have not ended).
+    pub fn sessions(&self) -> usize {
+        self.tracker.len().saturating_sub(self.background)
     }
 
     /// Stops accepting and waits for sessions (at most 10 s).
@@ -870,6 +878,8 @@ pub struct ImapServer {
     pub ctx: Arc<imapd::ImapContext>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The tasks on `tracker` before any session: see [`ImapServer::sessions`].
+    background: usize,
 }
 
 impl ImapServer {
@@ -901,8 +911,14 @@ impl ImapServer {
             imaps: find(imapd::Role::Imaps),
             ctx,
             shutdown,
+            background: tracker.len(),
             tracker,
         }
+    }
+
+    /// How many sessions are running (their tasks have not ended).
+    pub fn sessions(&self) -> usize {
+        self.tracker.len().saturating_sub(self.background)
     }
 
     /// Stops accepting and waits for sessions (at most 10 s).

@@ -2,7 +2,8 @@
 //! response that cannot be decoded is a failed login in SMTP, POP3 and
 //! IMAP alike (the session closes at the limit), and the throttle delays
 //! the next attempt from an address in all three, after writing out the
-//! replies already due.
+//! replies already due. A client that sends a password and leaves is not
+//! waited for: its session ends at once, the password unchecked.
 
 use std::time::{Duration, Instant};
 
@@ -166,4 +167,78 @@ async fn smtp_throttles_after_a_failure() {
     let first = start.elapsed();
     assert_eq!(c.reply().await.code, 535);
     assert_throttled((first, start.elapsed()));
+}
+
+/// Waits until `sessions()` is zero; how long that took, or `None` if it
+/// was not by `limit`.
+async fn ended_within(sessions: impl Fn() -> usize, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if sessions() == 0 {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// After a failure the next login waits `DELAY`; a client that sends one
+/// and closes at once ends its session long before: the wait, and the
+/// password check behind it, are dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_login_of_a_client_that_left_is_not_checked() {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, delayed).await;
+    let (mut c, _) = Pop3Client::connect(imap.imap).await;
+    let r = c.imap("a", &format!("LOGIN {ALICE} wrong")).await;
+    assert_eq!(r, ["a NO [AUTHENTICATIONFAILED] Invalid credentials"]);
+    assert_eq!(imap.sessions(), 1);
+    c.send(format!("b LOGIN {ALICE} \"{PASSWORD}\"\r\n").as_bytes())
+        .await;
+    drop(c);
+    let ended = ended_within(|| imap.sessions(), DELAY * 2).await;
+    assert!(
+        ended.is_some_and(|t| t < DELAY / 2),
+        "session of a client that left ran on for {ended:?}"
+    );
+}
+
+/// The same for POP3's SASL: AUTH PLAIN with its initial response, then
+/// gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn pop3_login_of_a_client_that_left_is_not_checked() {
+    let server = Server::start().await;
+    let pop3 = Pop3Server::start_with(&server, delayed).await;
+    let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
+    assert!(c.cmd("USER alice@localhost").await.starts_with("+OK"));
+    assert!(c.cmd("PASS wrong").await.starts_with("-ERR [AUTH]"));
+    assert_eq!(pop3.sessions(), 1);
+    let plain = b64(format!("\0{ALICE}\0{PASSWORD}").as_bytes());
+    c.send(format!("AUTH PLAIN {plain}\r\n").as_bytes()).await;
+    drop(c);
+    let ended = ended_within(|| pop3.sessions(), DELAY * 2).await;
+    assert!(
+        ended.is_some_and(|t| t < DELAY / 2),
+        "session of a client that left ran on for {ended:?}"
+    );
+}
+
+/// A client that stays gets its answer after the delay as before: the
+/// watch takes nothing from it.
+#[tokio::test(flavor = "multi_thread")]
+async fn imap_login_of_a_client_that_stays_is_answered() {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, delayed).await;
+    let (mut c, _) = Pop3Client::connect(imap.imap).await;
+    let r = c.imap("a", &format!("LOGIN {ALICE} wrong")).await;
+    assert_eq!(r, ["a NO [AUTHENTICATIONFAILED] Invalid credentials"]);
+    // The NOOP pipelined behind the login is read during the wait and
+    // answered after it.
+    let start = Instant::now();
+    c.send(format!("b LOGIN {ALICE} \"{PASSWORD}\"\r\nc NOOP\r\n").as_bytes())
+        .await;
+    let r = c.until_tag("b").await;
+    assert!(r[0].starts_with("b OK"), "{r:?}");
+    assert!(start.elapsed() >= DELAY);
+    assert_eq!(c.until_tag("c").await, ["c OK Done"]);
 }
