@@ -131,24 +131,38 @@ fn assert_throttled((first, second): (Duration, Duration)) {
     assert!(second >= DELAY, "login not delayed: {second:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pop3_throttles_after_a_failure() {
-    let server = Server::start().await;
-    let pop3 = Pop3Server::start_with(&server, delayed).await;
+/// pop3d with `DELAY` after a failure, and a client whose first
+/// USER/PASS failed.
+async fn pop3_after_a_failure(server: &Server) -> (Pop3Server, Pop3Client) {
+    let pop3 = Pop3Server::start_with(server, delayed).await;
     let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
     assert!(c.cmd("USER alice@localhost").await.starts_with("+OK"));
     assert!(c.cmd("PASS wrong").await.starts_with("-ERR [AUTH]"));
+    (pop3, c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pop3_throttles_after_a_failure() {
+    let server = Server::start().await;
+    let (_pop3, mut c) = pop3_after_a_failure(&server).await;
     let pipelined = format!("NOOP\r\nAUTH PLAIN {}\r\n", b64(b"\0alice@localhost\0nope"));
     assert_throttled(timed(&mut c, pipelined.as_bytes(), 1).await);
+}
+
+/// imapd with `DELAY` after a failure, and a client whose first LOGIN
+/// (`a`) failed.
+async fn imap_after_a_failure(server: &Server) -> (ImapServer, Pop3Client) {
+    let imap = ImapServer::start_with(server, delayed).await;
+    let (mut c, _) = Pop3Client::connect(imap.imap).await;
+    let r = c.imap("a", &format!("LOGIN {ALICE} wrong")).await;
+    assert_eq!(r, ["a NO [AUTHENTICATIONFAILED] Invalid credentials"]);
+    (imap, c)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn imap_throttles_after_a_failure() {
     let server = Server::start().await;
-    let imap = ImapServer::start_with(&server, delayed).await;
-    let (mut c, _) = Pop3Client::connect(imap.imap).await;
-    let r = c.imap("a", &format!("LOGIN {ALICE} wrong")).await;
-    assert_eq!(r, ["a NO [AUTHENTICATIONFAILED] Invalid credentials"]);
+    let (_imap, mut c) = imap_after_a_failure(&server).await;
     let pipelined = format!("b NOOP\r\nc LOGIN {ALICE} nope\r\n");
     assert_throttled(timed(&mut c, pipelined.as_bytes(), 1).await);
 }
@@ -169,17 +183,22 @@ async fn smtp_throttles_after_a_failure() {
     assert_throttled((first, start.elapsed()));
 }
 
-/// Waits until `sessions()` is zero; how long that took, or `None` if it
-/// was not by `limit`.
-async fn ended_within(sessions: impl Fn() -> usize, limit: Duration) -> Option<Duration> {
+/// Sends `login` and closes the connection at once; asserts that the
+/// session (`sessions()` counts it) ends well before the throttle's
+/// `DELAY` is over.
+async fn leave_mid_login(mut c: Pop3Client, login: &str, sessions: impl Fn() -> usize) {
+    assert_eq!(sessions(), 1);
+    c.send(format!("{login}\r\n").as_bytes()).await;
+    drop(c);
     let start = Instant::now();
-    while start.elapsed() < limit {
-        if sessions() == 0 {
-            return Some(start.elapsed());
-        }
+    while sessions() > 0 {
+        assert!(
+            start.elapsed() < DELAY / 2,
+            "the session of a client that left ran on for {:?}",
+            start.elapsed()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    None
 }
 
 /// After a failure the next login waits `DELAY`; a client that sends one
@@ -188,19 +207,9 @@ async fn ended_within(sessions: impl Fn() -> usize, limit: Duration) -> Option<D
 #[tokio::test(flavor = "multi_thread")]
 async fn imap_login_of_a_client_that_left_is_not_checked() {
     let server = Server::start().await;
-    let imap = ImapServer::start_with(&server, delayed).await;
-    let (mut c, _) = Pop3Client::connect(imap.imap).await;
-    let r = c.imap("a", &format!("LOGIN {ALICE} wrong")).await;
-    assert_eq!(r, ["a NO [AUTHENTICATIONFAILED] Invalid credentials"]);
-    assert_eq!(imap.sessions(), 1);
-    c.send(format!("b LOGIN {ALICE} \"{PASSWORD}\"\r\n").as_bytes())
-        .await;
-    drop(c);
-    let ended = ended_within(|| imap.sessions(), DELAY * 2).await;
-    assert!(
-        ended.is_some_and(|t| t < DELAY / 2),
-        "session of a client that left ran on for {ended:?}"
-    );
+    let (imap, c) = imap_after_a_failure(&server).await;
+    let login = format!("b LOGIN {ALICE} \"{PASSWORD}\"");
+    leave_mid_login(c, &login, || imap.sessions()).await;
 }
 
 /// The same for POP3's SASL: AUTH PLAIN with its initial response, then
@@ -208,19 +217,9 @@ async fn imap_login_of_a_client_that_left_is_not_checked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pop3_login_of_a_client_that_left_is_not_checked() {
     let server = Server::start().await;
-    let pop3 = Pop3Server::start_with(&server, delayed).await;
-    let (mut c, _) = Pop3Client::connect(pop3.pop3).await;
-    assert!(c.cmd("USER alice@localhost").await.starts_with("+OK"));
-    assert!(c.cmd("PASS wrong").await.starts_with("-ERR [AUTH]"));
-    assert_eq!(pop3.sessions(), 1);
+    let (pop3, c) = pop3_after_a_failure(&server).await;
     let plain = b64(format!("\0{ALICE}\0{PASSWORD}").as_bytes());
-    c.send(format!("AUTH PLAIN {plain}\r\n").as_bytes()).await;
-    drop(c);
-    let ended = ended_within(|| pop3.sessions(), DELAY * 2).await;
-    assert!(
-        ended.is_some_and(|t| t < DELAY / 2),
-        "session of a client that left ran on for {ended:?}"
-    );
+    leave_mid_login(c, &format!("AUTH PLAIN {plain}"), || pop3.sessions()).await;
 }
 
 /// A client that stays gets its answer after the delay as before: the
@@ -228,10 +227,7 @@ async fn pop3_login_of_a_client_that_left_is_not_checked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn imap_login_of_a_client_that_stays_is_answered() {
     let server = Server::start().await;
-    let imap = ImapServer::start_with(&server, delayed).await;
-    let (mut c, _) = Pop3Client::connect(imap.imap).await;
-    let r = c.imap("a", &format!("LOGIN {ALICE} wrong")).await;
-    assert_eq!(r, ["a NO [AUTHENTICATIONFAILED] Invalid credentials"]);
+    let (_imap, mut c) = imap_after_a_failure(&server).await;
     // The NOOP pipelined behind the login is read during the wait and
     // answered after it.
     let start = Instant::now();
