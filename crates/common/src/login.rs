@@ -301,7 +301,7 @@ pub async fn password<S: LoginSession>(
         }
         Err(end) => {
             tracing::info!(user = %credentials.username, "client left; password not checked");
-            return Err(end.into());
+            return Err(end);
         }
     };
     Ok(match account {

@@ -5,8 +5,10 @@
 //! and BDAT and IMAP literals), waiting for input under a timeout and, between
 //! commands, the shutdown token; queued replies and their flushing (under
 //! a timeout, and early once they pass [`OUTPUT_HIGH_WATER`]); the memory a
-//! session holds while it waits; the STARTTLS stream swap; and the goodbye
-//! (flush, then shut the stream down within five seconds).
+//! session holds while it waits; the STARTTLS stream swap; noticing a
+//! client that leaves while its session waits on long work
+//! ([`Transport::until_gone`]); and the goodbye (flush, then shut the
+//! stream down within five seconds).
 //!
 //! Replies are queued in [`Transport::output`] and written only when the
 //! session must wait for input: a client that pipelines commands gets its
