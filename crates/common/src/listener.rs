@@ -53,7 +53,7 @@ impl Refusal {
 impl Connection {
     /// Writes `reply` (a refusal in the protocol's words) and closes the
     /// connection; a client already gone is no error.
-    pub async fn refuse_with(mut self, reply: &[u8]) {
+    async fn refuse_with(mut self, reply: &[u8]) {
         use tokio::io::AsyncWriteExt as _;
         let _ = self.stream.write_all(reply).await;
         let _ = self.stream.shutdown().await;
@@ -168,10 +168,10 @@ pub async fn start<R: ListenerRole, S: Service>(
 pub trait Service: Send + Sync + 'static {
     /// Runs one session to its end.
     fn serve(self: Arc<Self>, conn: Connection) -> impl Future<Output = ()> + Send;
-    /// Says, in the protocol's words, why the connection is refused (e.g.
-    /// SMTP `421 4.7.0 …`), then returns; the listener closes it. Called
-    /// with a bounded time.
-    fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) -> impl Future<Output = ()> + Send;
+    /// Why a connection is refused, in the protocol's words (e.g. SMTP
+    /// `421 4.7.0 …`): the listener writes it, within a bounded time, and
+    /// closes the connection.
+    fn refusal(&self, why: Refusal) -> Vec<u8>;
 }
 
 /// A bound listening socket, not yet accepting.
@@ -422,7 +422,7 @@ impl<S: Service> State<S> {
                         local,
                         shutdown: state.shutdown.child_token(),
                     };
-                    state.service.clone().refuse(conn, why).await;
+                    conn.refuse_with(&state.service.refusal(why)).await;
                 };
                 if tokio::time::timeout(REFUSAL_TIMEOUT, refusal)
                     .await
@@ -535,11 +535,8 @@ mod tests {
             }
         }
 
-        async fn refuse(self: Arc<Self>, mut conn: Connection, why: Refusal) {
-            let _ = conn
-                .stream
-                .write_all(format!("refused {why:?}\n").as_bytes())
-                .await;
+        fn refusal(&self, why: Refusal) -> Vec<u8> {
+            format!("refused {why:?}\n").into_bytes()
         }
     }
 
@@ -551,7 +548,9 @@ mod tests {
             let _ = conn.stream.write_all(b"hello\n").await;
             std::future::pending::<()>().await;
         }
-        async fn refuse(self: Arc<Self>, _conn: Connection, _why: Refusal) {}
+        fn refusal(&self, _why: Refusal) -> Vec<u8> {
+            Vec::new()
+        }
     }
 
     fn limits(total: usize, per_ip: usize) -> ListenerLimits {

@@ -293,7 +293,7 @@ impl Service for HttpService {
         let _ = tokio::time::timeout(self.grace, connection).await;
     }
 
-    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
         let text = match why {
             Refusal::ShuttingDown => "server shutting down",
             Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
@@ -301,11 +301,11 @@ impl Service for HttpService {
             }
         };
         let body = serde_json::json!({ "Error": text }).to_string();
-        let response = format!(
+        format!(
             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
-        );
-        conn.refuse_with(response.as_bytes()).await;
+        )
+        .into_bytes()
     }
 }
 

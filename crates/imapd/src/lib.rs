@@ -192,22 +192,19 @@ impl ImapContext {
     }
 }
 
-struct ImapService {
-    ctx: Arc<ImapContext>,
-}
-
-impl Service for ImapService {
+/// Every imapd listener serves IMAP sessions over the one context.
+impl Service for ImapContext {
     async fn serve(self: Arc<Self>, conn: Connection) {
-        session::Session::new(self.ctx.clone(), conn.stream, conn.peer, conn.shutdown)
+        session::Session::new(self, conn.stream, conn.peer, conn.shutdown)
             .run()
             .await;
     }
 
-    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
         let mut out = Vec::new();
         let bye = protocol::encode::Status::Bye;
         protocol::encode::status(&mut out, None, bye, None, why.text());
-        conn.refuse_with(&out).await;
+        out
     }
 }
 
@@ -226,6 +223,7 @@ pub async fn start(
         (Role::Imap, &imap.listen[..]),
         (Role::Imaps, &imap.imaps_listen[..]),
     ];
-    let service = Arc::new(ImapService { ctx: ctx.clone() });
-    ctx.shared.listen(&plan, service, &shutdown, tracker).await
+    ctx.shared
+        .listen(&plan, ctx.clone(), &shutdown, tracker)
+        .await
 }

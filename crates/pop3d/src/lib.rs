@@ -120,21 +120,18 @@ impl Pop3Context {
     }
 }
 
-struct Pop3Service {
-    ctx: Arc<Pop3Context>,
-}
-
-impl Service for Pop3Service {
+/// Every pop3d listener serves POP3 sessions over the one context.
+impl Service for Pop3Context {
     async fn serve(self: Arc<Self>, conn: Connection) {
-        session::Session::new(self.ctx.clone(), conn.stream, conn.peer, conn.shutdown)
+        session::Session::new(self, conn.stream, conn.peer, conn.shutdown)
             .run()
             .await;
     }
 
-    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
         let mut out = Vec::new();
         protocol::err(&mut out, Some(protocol::RespCode::SysTemp), why.text());
-        conn.refuse_with(&out).await;
+        out
     }
 }
 
@@ -154,6 +151,7 @@ pub async fn start(
         (Role::Pop3s, &pop3.pop3s_listen[..]),
     ];
     ctx.locks.track_releases(tracker);
-    let service = Arc::new(Pop3Service { ctx: ctx.clone() });
-    ctx.shared.listen(&plan, service, &shutdown, tracker).await
+    ctx.shared
+        .listen(&plan, ctx.clone(), &shutdown, tracker)
+        .await
 }

@@ -149,7 +149,7 @@ impl Service for SmtpService {
         .await;
     }
 
-    async fn refuse(self: Arc<Self>, conn: Connection, why: Refusal) {
+    fn refusal(&self, why: Refusal) -> Vec<u8> {
         let reply = match why {
             Refusal::ShuttingDown => reply::shutting_down(),
             Refusal::TooManyConnections | Refusal::TooManyFromAddress => {
@@ -158,7 +158,7 @@ impl Service for SmtpService {
         };
         let mut out = Vec::new();
         reply.write_to(&mut out);
-        conn.refuse_with(&out).await;
+        out
     }
 }
 
