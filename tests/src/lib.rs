@@ -70,6 +70,9 @@ pub struct Server {
     pub events: common::events::EventBus,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    /// The tasks on `tracker` before any session (listeners, the queue
+    /// manager): see [`Server::sessions`].
+    background: usize,
 }
 
 impl Server {
@@ -116,8 +119,14 @@ impl Server {
             rules,
             events,
             shutdown,
+            background: tracker.len(),
             tracker,
         }
+    }
+
+    /// How many SMTP sessions are running (their tasks have not ended).
+    pub fn sessions(&self) -> usize {
+        self.tracker.len().saturating_sub(self.background)
     }
 
     pub async fn account(&self, address: &str) -> AccountId {

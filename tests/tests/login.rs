@@ -183,13 +183,15 @@ async fn smtp_throttles_after_a_failure() {
     assert_throttled((first, start.elapsed()));
 }
 
-/// Sends `login` and closes the connection at once; asserts that the
-/// session (`sessions()` counts it) ends well before the throttle's
-/// `DELAY` is over.
-async fn leave_mid_login(mut c: Pop3Client, login: &str, sessions: impl Fn() -> usize) {
+/// Lets `leave` send a login and drop its client (closing the
+/// connection at once); asserts that the session (`sessions()` counts it)
+/// ends well before the throttle's `DELAY` is over.
+async fn leave_mid_login(
+    leave: impl std::future::Future<Output = ()>,
+    sessions: impl Fn() -> usize,
+) {
     assert_eq!(sessions(), 1);
-    c.send(format!("{login}\r\n").as_bytes()).await;
-    drop(c);
+    leave.await;
     let start = Instant::now();
     while sessions() > 0 {
         assert!(
@@ -207,9 +209,10 @@ async fn leave_mid_login(mut c: Pop3Client, login: &str, sessions: impl Fn() -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn imap_login_of_a_client_that_left_is_not_checked() {
     let server = Server::start().await;
-    let (imap, c) = imap_after_a_failure(&server).await;
-    let login = format!("b LOGIN {ALICE} \"{PASSWORD}\"");
-    leave_mid_login(c, &login, || imap.sessions()).await;
+    let (imap, mut c) = imap_after_a_failure(&server).await;
+    let login = format!("b LOGIN {ALICE} \"{PASSWORD}\"\r\n");
+    let leave = async move { c.send(login.as_bytes()).await };
+    leave_mid_login(leave, || imap.sessions()).await;
 }
 
 /// The same for POP3's SASL: AUTH PLAIN with its initial response, then
@@ -217,9 +220,25 @@ async fn imap_login_of_a_client_that_left_is_not_checked() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pop3_login_of_a_client_that_left_is_not_checked() {
     let server = Server::start().await;
-    let (pop3, c) = pop3_after_a_failure(&server).await;
+    let (pop3, mut c) = pop3_after_a_failure(&server).await;
     let plain = b64(format!("\0{ALICE}\0{PASSWORD}").as_bytes());
-    leave_mid_login(c, &format!("AUTH PLAIN {plain}"), || pop3.sessions()).await;
+    let login = format!("AUTH PLAIN {plain}\r\n");
+    let leave = async move { c.send(login.as_bytes()).await };
+    leave_mid_login(leave, || pop3.sessions()).await;
+}
+
+/// The same for SMTP AUTH on the submission port.
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_login_of_a_client_that_left_is_not_checked() {
+    let server = Server::start_with(delayed).await;
+    let (mut c, _) = SmtpClient::connect(server.submission).await;
+    assert_eq!(c.cmd("EHLO t").await.code, 250);
+    let wrong = b64(b"\0alice@localhost\0wrong");
+    assert_eq!(c.cmd(&format!("AUTH PLAIN {wrong}")).await.code, 535);
+    let right = b64(format!("\0{ALICE}\0{PASSWORD}").as_bytes());
+    let login = format!("AUTH PLAIN {right}\r\n");
+    let leave = async move { c.send(login.as_bytes()).await };
+    leave_mid_login(leave, || server.sessions()).await;
 }
 
 /// A client that stays gets its answer after the delay as before: the
