@@ -908,6 +908,11 @@ pub struct StoreOptions {
     /// Bytes the arrival lists the HTTP API's searches read may hold,
     /// their envelopes included (default 16 MiB).
     pub arrival_list_cache_bytes: u64,
+    /// Every commit waits for the disk (default false: only those that
+    /// accept or create mail do; flag changes, expunges and leases are
+    /// answered once the operating system has them, which a crash of the
+    /// process cannot undo but a power cut can; Dovecot's default too).
+    pub sync_every_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -924,6 +929,7 @@ impl Default for StoreOptions {
             index_cache_bytes: 8 * 1024 * 1024,
             envelope_cache_bytes: 4 * 1024 * 1024,
             arrival_list_cache_bytes: 16 * 1024 * 1024,
+            sync_every_commit: false,
         }
     }
 }

@@ -328,6 +328,9 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Prepared statements each connection keeps for reuse.
+const STATEMENT_CACHE: usize = 256;
+
 /// Opens a connection with the pragmas every connection needs.
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -336,6 +339,9 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).db()?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
+    // Every statement the store runs is prepared once per connection and
+    // kept (rusqlite keeps 16 by default; the store has some 150).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "foreign_keys", "ON").db()?;
     conn.pragma_update(None, "synchronous", "FULL").db()?;
     if read_only {
