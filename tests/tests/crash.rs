@@ -406,10 +406,11 @@ async fn flag_changer(
     if stream.read_line(&mut greeting).await.is_err() {
         return;
     }
+    // A session that cannot log in or select shows as no STORE answered.
     if run(
         &mut stream,
         "l",
-        &format!("LOGIN alice@localhost {PASSWORD}"),
+        &format!("LOGIN alice@localhost \"{PASSWORD}\""),
     )
     .await
         != Some(true)
