@@ -333,14 +333,14 @@ impl Notify {
 }
 
 fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("BEGIN").db()?;
+    run_cached(conn, "BEGIN").db()?;
     let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
         Err(StoreError::Database(
             "internal error: a read request panicked".into(),
         ))
     });
     // Nothing was written; ending the snapshot cannot lose anything.
-    if conn.execute_batch("COMMIT").is_err() {
+    if run_cached(conn, "COMMIT").is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     result
