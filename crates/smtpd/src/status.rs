@@ -65,6 +65,29 @@ impl SmtpError {
         }
     }
 
+    /// A failure of our own store while the queue works on a message
+    /// (`what` it was doing, for the reason): always deferred, whatever
+    /// [`store::StoreError::is_temporary`] says, because the message is
+    /// already accepted and such a failure says nothing about the
+    /// recipient; the queue's lifetime bounds the retries. `4.3.1` (mail
+    /// system full) when the store is full, else `4.3.0`. The reason
+    /// names no internals (it may reach the sender in a delay report); the
+    /// caller logs the error itself.
+    pub fn store(e: &store::StoreError, what: &str) -> SmtpError {
+        let (status, reason) = if e.is_full() {
+            (
+                EnhancedStatus::temporary(3, 1),
+                format!("{what}: insufficient system storage"),
+            )
+        } else {
+            (
+                EnhancedStatus::temporary(3, 0),
+                format!("temporary {what} failure"),
+            )
+        };
+        SmtpError::local(status, reason)
+    }
+
     /// A recipient refused with `reply` by `mta`: temporary or permanent
     /// by its code, its enhanced status if it sent one (else `4.0.0` or
     /// `5.0.0`), `reason` the words a report says around it.
@@ -159,5 +182,19 @@ mod tests {
         assert!(e.temporary);
         let e = SmtpError::local(EnhancedStatus::permanent(1, 2), "no route");
         assert!(!e.temporary);
+
+        // The store's failures defer, whatever they are; full says so.
+        let full = SmtpError::store(&store::StoreError::Full("disk".into()), "local delivery");
+        assert_eq!((full.status.as_str(), full.temporary), ("4.3.1", true));
+        let gone = SmtpError::store(
+            &store::StoreError::NotFound("queued message 7".into()),
+            "queue",
+        );
+        assert_eq!((gone.status.as_str(), gone.temporary), ("4.3.0", true));
+        assert_eq!(gone.to_string(), "4.3.0 temporary queue failure");
+        assert_eq!(
+            full.to_string(),
+            "4.3.1 local delivery: insufficient system storage"
+        );
     }
 }

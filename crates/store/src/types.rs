@@ -340,6 +340,11 @@ impl StoreError {
     /// [`StoreError::AlreadyExists`], `BYE` for a selected mailbox that is
     /// [`StoreError::MailboxGone`]; HTTP `404`, `409` and `400` for
     /// not found, already exists and invalid.
+    ///
+    /// smtpd's queue manager is the one exception: a message it holds was
+    /// already accepted, so any store failure while it works on one defers
+    /// the recipients (`4.3.1` when full, else `4.3.0`) and the queue's
+    /// lifetime bounds the retries.
     pub fn is_temporary(&self) -> bool {
         match self {
             StoreError::Full(_)
