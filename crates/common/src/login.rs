@@ -121,8 +121,9 @@ pub enum Outcome {
     /// A failed login, counted. `closing`: it was the session's last
     /// allowed one; say so and close.
     Failed { why: Failure, closing: bool },
-    /// The store could not answer; nothing was counted.
-    Unavailable,
+    /// The store could not answer; nothing was counted. Each daemon
+    /// answers the error as [`store::StoreError::is_temporary`] says.
+    Unavailable(store::StoreError),
 }
 
 /// Why a login failed.
@@ -242,7 +243,7 @@ pub async fn password<S: LoginSession>(session: &mut S, credentials: Credentials
             Ok(account) => account,
             Err(e) => {
                 tracing::error!(error = %e, "authentication lookup failed");
-                return Outcome::Unavailable;
+                return Outcome::Unavailable(e);
             }
         }
     } else {
