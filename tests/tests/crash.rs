@@ -367,3 +367,182 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
     let store = Store::open(&data).expect("open the store");
     check(&snapshot(&store, false).await, &ledger, "at the end");
 }
+
+/// IMAP sessions that change flags, for [`kill_9_keeps_every_answered_flag_change`]:
+/// session `n` owns message `n + 1` and sets its keywords to `$k<j>` for
+/// j = 1, 2, ...; `acked[n]` is the last j answered `OK`, `sent[n]` the
+/// last j sent.
+async fn flag_changer(
+    imap: SocketAddr,
+    n: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<u32>>>,
+    sent: Arc<Mutex<Vec<u32>>>,
+) {
+    let Ok(stream) = TcpStream::connect(imap).await else {
+        return;
+    };
+    let mut stream = BufReader::new(stream);
+    // Sends a command and reads up to its tagged reply: whether it was OK,
+    // `None` once the server is gone.
+    async fn run(stream: &mut BufReader<TcpStream>, tag: &str, command: &str) -> Option<bool> {
+        stream
+            .get_mut()
+            .write_all(format!("{tag} {command}\r\n").as_bytes())
+            .await
+            .ok()?;
+        loop {
+            let mut line = String::new();
+            match tokio::time::timeout(REPLY_LIMIT, stream.read_line(&mut line)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+            if let Some(rest) = line.strip_prefix(&format!("{tag} ")) {
+                return Some(rest.starts_with("OK"));
+            }
+        }
+    }
+    let mut greeting = String::new();
+    if stream.read_line(&mut greeting).await.is_err() {
+        return;
+    }
+    // A session that cannot log in or select shows as no STORE answered.
+    if run(
+        &mut stream,
+        "l",
+        &format!("LOGIN alice@localhost \"{PASSWORD}\""),
+    )
+    .await
+        != Some(true)
+        || run(&mut stream, "s", "SELECT INBOX").await != Some(true)
+    {
+        return;
+    }
+    for j in 1.. {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        sent.lock().expect("sent")[n] = j;
+        let command = format!("UID STORE {} FLAGS.SILENT ($k{j})", n + 1);
+        match run(&mut stream, &format!("t{j}"), &command).await {
+            Some(true) => acked.lock().expect("acked")[n] = j,
+            Some(false) => panic!("session {n}: STORE {j} refused"),
+            None => return,
+        }
+    }
+}
+
+/// Flag changes are committed without waiting for the disk (only mail that
+/// is accepted or created is fsynced): a `kill -9` right after the `OK`
+/// must still not undo them, since the commit is in the kernel's hands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_keeps_every_answered_flag_change() {
+    const SESSIONS: usize = 6;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let out = tokio::task::block_in_place(|| {
+        postern_cli(
+            &data,
+            &["user", "add", "alice@localhost", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        let store = Store::open(&data).expect("open the store");
+        let alice = store.account("alice@localhost").await.unwrap().unwrap();
+        for i in 0..SESSIONS {
+            store
+                .append(
+                    alice.id,
+                    "INBOX",
+                    message(&format!("m{i}"), "flags"),
+                    &[],
+                    1_700_000_000,
+                )
+                .await
+                .expect("append");
+        }
+    }
+
+    for cycle in 0..2 {
+        let mut binary = start(&data);
+        let stop = Arc::new(AtomicBool::new(false));
+        let acked = Arc::new(Mutex::new(vec![0u32; SESSIONS]));
+        let sent = Arc::new(Mutex::new(vec![0u32; SESSIONS]));
+        let tasks: Vec<_> = (0..SESSIONS)
+            .map(|n| {
+                tokio::spawn(flag_changer(
+                    binary.imap,
+                    n,
+                    stop.clone(),
+                    acked.clone(),
+                    sent.clone(),
+                ))
+            })
+            .collect();
+        let started = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            let least = acked
+                .lock()
+                .expect("acked")
+                .iter()
+                .copied()
+                .min()
+                .unwrap_or(0);
+            if (started.elapsed() >= MIN_LOAD && least >= 5) || started.elapsed() >= MAX_LOAD {
+                break;
+            }
+        }
+        let status =
+            tokio::task::block_in_place(|| binary.signal_and_wait("KILL", Duration::from_secs(10)))
+                .expect("postern up did not die of SIGKILL");
+        assert!(
+            !status.success(),
+            "cycle {cycle}: killed process exited with {status}"
+        );
+        stop.store(true, Ordering::Relaxed);
+        for task in tasks {
+            tokio::time::timeout(Duration::from_secs(40), task)
+                .await
+                .expect("a session did not notice the kill")
+                .expect("session task panicked");
+        }
+        drop(binary);
+
+        let store = Store::open(&data).expect("open the store after kill -9");
+        let alice = store.account("alice@localhost").await.unwrap().unwrap();
+        let index = store.mailbox_index(alice.id, "INBOX").await.expect("index");
+        let (acked, sent) = (acked.lock().unwrap().clone(), sent.lock().unwrap().clone());
+        assert!(
+            acked.iter().all(|j| *j > 0),
+            "cycle {cycle}: a session had no STORE answered: {acked:?}"
+        );
+        for n in 0..SESSIONS {
+            let entry = index
+                .messages
+                .iter()
+                .find(|m| m.uid.0 == n as u32 + 1)
+                .expect("message is there");
+            let j: u32 = entry
+                .flags
+                .iter()
+                .find_map(|f| f.strip_prefix("$k"))
+                .and_then(|j| j.parse().ok())
+                .unwrap_or_else(|| panic!("message {}: no $k flag: {:?}", n + 1, entry.flags));
+            assert!(
+                j >= acked[n] && j <= sent[n],
+                "cycle {cycle}, message {}: $k{j} on disk, but $k{} was answered OK (last sent $k{})",
+                n + 1,
+                acked[n],
+                sent[n]
+            );
+        }
+        eprintln!("cycle {cycle}: answered STOREs per session {acked:?}; all on disk");
+    }
+}

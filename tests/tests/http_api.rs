@@ -809,7 +809,7 @@ async fn event_stream_tells_new_read_deleted_and_rejected() {
         common::events::Rejection {
             stage: common::events::SmtpStage::Rcpt,
             code: 550,
-            enhanced_code: Some("5.1.1".into()),
+            enhanced_code: common::enhanced_status::EnhancedStatus::parse("5.1.1"),
             text: "no such user".into(),
             client: "127.0.0.1:5000".into(),
             sender: Some("app@example.org".into()),

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use common::enhanced_status::EnhancedStatus;
 use common::rules::{Action, AddressPattern, ChaosTrigger, ChaosTriggers, Match, Rule, Stage};
 use postern_tests::{message, run_tool, run_tool_ok, Server, SmtpClient, PASSWORD};
 
@@ -20,7 +21,7 @@ fn rule(id: &str, stage: Stage, times: Option<u32>, action: Action) -> Rule {
 fn reply(code: u16, enhanced: &str, text: &str) -> Action {
     Action::Reply {
         code,
-        enhanced: enhanced.to_string(),
+        enhanced: EnhancedStatus::parse(enhanced).expect("enhanced status code"),
         text: text.to_string(),
     }
 }

@@ -3,7 +3,10 @@
 //! and recovers by itself once space is made: SMTP `452 4.3.1
 //! Insufficient system storage` (Postfix's words), IMAP APPEND `NO
 //! [OVERQUOTA]` (Dovecot's answer on a full disk), and the session goes
-//! on.
+//! on. POP3 reads and deletes while full (a deletion needs no new space),
+//! so its answer to a full store, `-ERR [SYS/TEMP]`, is checked beside
+//! the code (pop3d's `store_code`); `store_locked` checks it black-box
+//! for a store that cannot write for now.
 
 use std::time::{Duration, Instant};
 
@@ -84,6 +87,25 @@ async fn a_full_store_is_named_and_recovers_by_itself() {
         r.last().unwrap(),
         "c NO [OVERQUOTA] Not enough disk space",
         "{r:?}"
+    );
+
+    // POP3: every message taken is there and readable while the store is
+    // full, and deleting one (the way a POP3 user makes space) works.
+    let (mut pop3, _) = Pop3Client::connect(server.pop3).await;
+    pop3.login(ADDRESS, PASSWORD_FOR_CAPTURE).await;
+    let stat = pop3.cmd("STAT").await;
+    assert!(stat.starts_with(&format!("+OK {taken} ")), "{stat}");
+    let (status, lines) = pop3.multi("TOP 1 0").await;
+    assert!(status.starts_with("+OK"), "{status}");
+    assert!(lines.iter().any(|l| l == "Subject: filler 0"), "{lines:?}");
+    assert!(pop3.cmd("DELE 1").await.starts_with("+OK"));
+    let quit = pop3.cmd("QUIT").await;
+    assert_eq!(
+        quit,
+        format!(
+            "+OK Postern POP3 server signing off ({} messages left)",
+            taken - 1
+        )
     );
 
     // Space made (every message expunged): mail is taken again, by itself.

@@ -498,6 +498,13 @@ pub struct StoreConfig {
     /// MiB the arrival lists the HTTP API's searches read may hold, their
     /// envelopes included (default 16); past it, as for `index_cache_mb`.
     pub arrival_list_cache_mb: u64,
+    /// Every commit waits for the disk's fsync (default false). Mail that
+    /// is accepted or created (SMTP `250`, APPEND, COPY, accounts) always
+    /// does; changes to existing mail (flags, expunges, MOVE, `\Recent`,
+    /// leases) are answered once the operating system has them: a crash
+    /// of the process cannot undo them, a power cut can undo the last
+    /// few, as with Dovecot's default `mail_fsync = optimized`.
+    pub sync_every_commit: bool,
 }
 
 impl Default for StoreConfig {
@@ -514,6 +521,7 @@ impl Default for StoreConfig {
             index_cache_mb: 8,
             envelope_cache_mb: 4,
             arrival_list_cache_mb: 16,
+            sync_every_commit: false,
         }
     }
 }

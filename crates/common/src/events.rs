@@ -15,6 +15,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::enhanced_status::EnhancedStatus;
+
 /// Events kept for slow subscribers before the oldest are dropped.
 pub const DEFAULT_CAPACITY: usize = 1024;
 
@@ -57,7 +59,7 @@ pub struct Rejection {
     /// The reply code, 400 to 599.
     pub code: u16,
     /// The enhanced status code (`5.1.1`), if the reply had one.
-    pub enhanced_code: Option<String>,
+    pub enhanced_code: Option<EnhancedStatus>,
     /// The reply's text after the codes, lines joined with `\n`.
     pub text: String,
     /// The client's address and port, `127.0.0.1:51234`.
@@ -155,7 +157,7 @@ mod tests {
         let json = serde_json::to_value(Rejection {
             stage: SmtpStage::Rcpt,
             code: 550,
-            enhanced_code: Some("5.1.1".into()),
+            enhanced_code: EnhancedStatus::parse("5.1.1"),
             text: "no such user".into(),
             client: "127.0.0.1:4000".into(),
             sender: Some("app@example.org".into()),

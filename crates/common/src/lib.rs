@@ -23,6 +23,8 @@
 //! - [`logging`] and [`shutdown`]: tracing set-up and SIGINT/SIGTERM;
 //! - [`memory`]: how the process asks the C allocator to give back large
 //!   buffers (the one `unsafe` call in the workspace);
+//! - [`enhanced_status`]: the SMTP enhanced status code (RFC 3463) as a
+//!   value, which smtpd's replies and the failure rules share;
 //! - [`rules`]: the failure rules (and Mailpit's chaos) that smtpd applies
 //!   and the HTTP API sets.
 //!
@@ -33,6 +35,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod enhanced_status;
 pub mod events;
 pub mod listener;
 pub mod logging;

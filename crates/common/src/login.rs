@@ -165,8 +165,9 @@ pub enum Outcome {
     /// A failed login, counted. `closing`: it was the session's last
     /// allowed one; say so and close.
     Failed { why: Failure, closing: bool },
-    /// The store could not answer; nothing was counted.
-    Unavailable,
+    /// The store could not answer; nothing was counted. Each daemon
+    /// answers the error as [`store::StoreError::is_temporary`] says.
+    Unavailable(store::StoreError),
 }
 
 /// Why a login failed.
@@ -297,7 +298,7 @@ pub async fn password<S: LoginSession>(
         Ok(Ok(account)) => account,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "authentication lookup failed");
-            return Ok(Outcome::Unavailable);
+            return Ok(Outcome::Unavailable(e));
         }
         Err(end) => {
             tracing::info!(user = %credentials.username, "client left; password not checked");

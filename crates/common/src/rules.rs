@@ -34,6 +34,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RulesConfig;
+use crate::enhanced_status::EnhancedStatus;
 
 /// Where in an SMTP session a rule applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -193,7 +194,7 @@ pub enum Action {
     /// later`). 4xx and 5xx only, the enhanced code of the same class.
     Reply {
         code: u16,
-        enhanced: String,
+        enhanced: EnhancedStatus,
         text: String,
     },
     /// Wait this many milliseconds, then go on as usual (at most `[rules]
@@ -233,11 +234,13 @@ pub struct RuleStatus {
 #[error("{0}")]
 pub struct RuleError(pub String);
 
-/// A reply a rule or chaos gives.
+/// A reply a rule or chaos gives, its parts typed: smtpd answers it as
+/// it answers its own replies, and tells the event stream its code and
+/// enhanced status as they are here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleReply {
     pub code: u16,
-    pub enhanced: String,
+    pub enhanced: EnhancedStatus,
     pub text: String,
 }
 
@@ -701,28 +704,19 @@ impl Rules {
 }
 
 /// A rule's reply: an error (RFC 5321 4.2: `4yz` or `5yz`, `y` 0–5), an
-/// enhanced status code of the same class (RFC 3463: class.subject.detail,
-/// subject and detail 1–3 digits), one line of printable text.
-fn validate_reply(code: u16, enhanced: &str, text: &str) -> Result<(), String> {
+/// enhanced status code (its form is checked as it is read) of the same
+/// class, one line of printable text.
+fn validate_reply(code: u16, enhanced: &EnhancedStatus, text: &str) -> Result<(), String> {
     if !(400..=599).contains(&code) || (code / 10) % 10 > 5 {
         return Err(format!(
             "reply code {code} is not a failure (4yz or 5yz, y at most 5)"
         ));
     }
-    let parts: Vec<&str> = enhanced.split('.').collect();
-    let digits = |s: &str, max_len: usize| {
-        !s.is_empty() && s.len() <= max_len && s.bytes().all(|b| b.is_ascii_digit())
-    };
-    if parts.len() != 3 || !digits(parts[0], 1) || !digits(parts[1], 3) || !digits(parts[2], 3) {
-        return Err(format!(
-            "enhanced status code {enhanced:?} is not class.subject.detail (RFC 3463)"
-        ));
-    }
-    let class = (code / 100).to_string();
-    if parts[0] != class {
+    let class = code / 100;
+    if u16::from(enhanced.class()) != class {
         return Err(format!(
             "enhanced status code {enhanced} has class {}, but the reply code {code} class {class}",
-            parts[0]
+            enhanced.class()
         ));
     }
     if text.len() > 500 || text.bytes().any(|b| !(0x20..0x7f).contains(&b)) {
@@ -735,11 +729,15 @@ fn validate_reply(code: u16, enhanced: &str, text: &str) -> Result<(), String> {
 /// the code's class since smtpd announces ENHANCEDSTATUSCODES (for AUTH the
 /// RFC 4954 ones: 5.7.8 for 535, else class.7.0).
 fn chaos_reply(stage: Stage, code: u16, text: &str) -> RuleReply {
-    let class = code / 100;
+    // Chaos codes are checked to be 4xx or 5xx when set.
+    let of_class = |subject, detail| match code / 100 {
+        4 => EnhancedStatus::temporary(subject, detail),
+        _ => EnhancedStatus::permanent(subject, detail),
+    };
     let enhanced = match (stage, code) {
-        (Stage::Auth, 535) => "5.7.8".to_string(),
-        (Stage::Auth, _) => format!("{class}.7.0"),
-        _ => format!("{class}.0.0"),
+        (Stage::Auth, 535) => EnhancedStatus::permanent(7, 8),
+        (Stage::Auth, _) => of_class(7, 0),
+        _ => of_class(0, 0),
     };
     RuleReply {
         code,
@@ -819,10 +817,14 @@ mod tests {
         }
     }
 
+    fn status(code: &str) -> EnhancedStatus {
+        EnhancedStatus::parse(code).unwrap()
+    }
+
     fn reply(code: u16, enhanced: &str, text: &str) -> Action {
         Action::Reply {
             code,
-            enhanced: enhanced.into(),
+            enhanced: status(enhanced),
             text: text.into(),
         }
     }
@@ -904,12 +906,26 @@ mod tests {
             (550, "5.1.1000", false),
             (550, "x.1.1", false),
         ] {
+            // A code of no RFC 3463 form is refused as the rule is read.
+            let Some(enhanced) = EnhancedStatus::parse(enhanced) else {
+                assert!(!ok, "{code} {enhanced}");
+                let json = format!(
+                    r#"{{"type": "reply", "code": {code}, "enhanced": "{enhanced}", "text": "t"}}"#
+                );
+                let e = serde_json::from_str::<Action>(&json).unwrap_err();
+                assert!(e.to_string().contains("class.subject.detail"), "{e}");
+                continue;
+            };
             let rule = Rule {
                 id: String::new(),
                 stage: Stage::Rcpt,
                 matches: Match::default(),
                 times: None,
-                action: reply(code, enhanced, "text"),
+                action: Action::Reply {
+                    code,
+                    enhanced: enhanced.clone(),
+                    text: "text".into(),
+                },
             };
             assert_eq!(r.replace(vec![rule]).is_ok(), ok, "{code} {enhanced}");
         }
@@ -1003,7 +1019,7 @@ mod tests {
                 v.outcome,
                 Some(Outcome::Reply(RuleReply {
                     code: 450,
-                    enhanced: "4.2.0".into(),
+                    enhanced: status("4.2.0"),
                     text: "try later".into()
                 }))
             );
@@ -1091,7 +1107,7 @@ mod tests {
             v.outcome,
             Some(Outcome::Reply(RuleReply {
                 code: 550,
-                enhanced: "5.0.0".into(),
+                enhanced: status("5.0.0"),
                 text: "Chaos recipient error".into()
             }))
         );

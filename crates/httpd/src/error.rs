@@ -10,12 +10,19 @@ use store::StoreError;
 /// The realm the `WWW-Authenticate` challenges name.
 pub const REALM: &str = "Postern";
 
+/// The `Retry-After` of a `503` for a temporary store failure (a locked or
+/// busy database, an I/O error, the store shutting down): a few seconds,
+/// as long as such a failure usually lasts.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
     /// More fields beside `Error` (the wait endpoint's `cursor`).
     pub extra: Map<String, Value>,
+    /// Seconds for the `Retry-After` header, if the client should retry.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -24,6 +31,7 @@ impl ApiError {
             status,
             message: message.into(),
             extra: Map::new(),
+            retry_after: None,
         }
     }
 
@@ -53,6 +61,11 @@ impl ApiError {
     }
 }
 
+/// A store failure: first the variants HTTP has a status for (`404`,
+/// `400`, `409`), then by [`StoreError::is_full`] and
+/// [`StoreError::is_temporary`] alone (the table of every daemon's
+/// answers is on the latter): `507 Insufficient Storage` (RFC 4918) when
+/// full, `503` with `Retry-After` when trying again may work, else `500`.
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -61,8 +74,25 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyExists(what) => {
                 ApiError::new(StatusCode::CONFLICT, format!("{what} already exists"))
             }
-            e => {
+            e if e.is_full() => {
                 tracing::warn!("store: {e}");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "the store is full; make space and try again",
+                )
+            }
+            e if e.is_temporary() => {
+                tracing::warn!("store: {e}");
+                ApiError {
+                    retry_after: Some(STORE_RETRY_AFTER_SECS),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the store could not answer; try again later",
+                    )
+                }
+            }
+            e => {
+                tracing::error!("store: {e}");
                 ApiError::internal("the store could not answer")
             }
         }
@@ -75,6 +105,11 @@ impl IntoResponse for ApiError {
         body.insert("Error".into(), Value::String(self.message));
         body.extend(self.extra);
         let mut response = (self.status, axum::Json(Value::Object(body))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             // Both ways in (RFC 7235 4.1: one header per challenge).
             let headers = response.headers_mut();
@@ -92,3 +127,60 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(e: StoreError) -> Response {
+        ApiError::from(e).into_response()
+    }
+
+    #[test]
+    fn store_failures_follow_the_stores_classification() {
+        let full = answer(StoreError::Full("disk".into()));
+        assert_eq!(full.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert!(full.headers().get(header::RETRY_AFTER).is_none());
+
+        for e in [
+            StoreError::Closed,
+            StoreError::Database("database is locked".into()),
+            StoreError::Io(std::io::Error::other("EIO")),
+        ] {
+            let what = e.to_string();
+            let r = answer(e);
+            assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            assert_eq!(
+                r.headers().get(header::RETRY_AFTER).unwrap(),
+                &STORE_RETRY_AFTER_SECS.to_string(),
+                "{what}"
+            );
+        }
+
+        for (e, status) in [
+            (
+                StoreError::NotFound("message 7".into()),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                StoreError::Invalid("address".into()),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                StoreError::AlreadyExists("account a@localhost".into()),
+                StatusCode::CONFLICT,
+            ),
+            (
+                StoreError::SchemaTooNew {
+                    found: 9,
+                    supported: 1,
+                },
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ] {
+            let r = answer(e);
+            assert_eq!(r.status(), status);
+            assert!(r.headers().get(header::RETRY_AFTER).is_none());
+        }
+    }
+}

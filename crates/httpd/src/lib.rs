@@ -144,7 +144,10 @@
 //! `401`/`403` for access, `404` for unknown messages, parts and routes,
 //! `405` for a wrong method, `408` for slow bodies and wait timeouts,
 //! `413` for bodies over `max_body_size`, `429` past `max_event_clients`,
-//! `503` while shutting down. Mailpit answers its successful changes
+//! `503` while shutting down. A store failure is answered as
+//! `store::StoreError::is_temporary` tabulates for every daemon: `507`
+//! when the store is full, `503` with `Retry-After` when trying again may
+//! work, `500` otherwise. Mailpit answers its successful changes
 //! with a plain-text `ok`; so does httpd.
 //!
 //! ## Failure rules

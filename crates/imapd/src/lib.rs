@@ -91,6 +91,16 @@
 //! first read-write session to see a message claims it in the store, so
 //! exactly one session shows it.
 //!
+//! ## Store failures
+//!
+//! A command answers what the store says with the protocol's own words
+//! where there are some (`[NONEXISTENT]`, `[TRYCREATE]`,
+//! `[ALREADYEXISTS]`, a `BYE` when the selected mailbox was deleted), and
+//! anything else with RFC 5530's codes as `store::StoreError::is_temporary`
+//! tabulates for every daemon: `NO [OVERQUOTA]` when the store is full,
+//! `NO [UNAVAILABLE]` when trying again may work, `NO [SERVERBUG]`
+//! otherwise.
+//!
 //! ## Security stance
 //!
 //! - Passwords (LOGIN, AUTHENTICATE PLAIN) are accepted without TLS only

@@ -69,7 +69,8 @@
 //! tracing, one span per session (listener and peer): logins (`logged
 //! in`, `authentication failed`, `maildrop in use`), the UPDATE at QUIT
 //! (`session updated` with the number deleted), sessions that end without
-//! QUIT, and store errors, which the client sees as `-ERR [SYS/TEMP]`.
+//! QUIT, and store errors, which the client sees as `-ERR [SYS/TEMP]` or
+//! `-ERR [SYS/PERM]` as `store::StoreError::is_temporary` says.
 #![forbid(unsafe_code)]
 
 pub mod lock;

@@ -60,7 +60,10 @@
 //! ## Durability
 //!
 //! The `250` after DATA or `BDAT … LAST` is sent only once the store has
-//! committed and synced the message and its queue entry.
+//! committed and synced the message and its queue entry. A store failure
+//! is answered as `store::StoreError::is_temporary` tabulates for every
+//! daemon ([`reply::store_failure`]): `452 4.3.1` when full, `451 4.3.0`
+//! when trying again may work, `554 5.3.0` otherwise.
 //!
 //! ## Diagnostics
 //!

@@ -1,5 +1,6 @@
-//! Delivery outcomes as types: the enhanced status code (RFC 3463) and the
-//! one error a failed recipient carries from whoever found the failure
+//! Delivery outcomes as types: the enhanced status code (RFC 3463; the
+//! type is [`common::enhanced_status`]'s, since failure rules carry it
+//! too) and the one error a failed recipient carries from whoever found the failure
 //! (the queue manager's lookups, the relay client's session) to the queue
 //! (deferred or bounced) and into the sender's report ([`crate::bounce`]).
 //!
@@ -20,52 +21,7 @@ use std::fmt;
 
 use crate::relay::Reply;
 
-/// An enhanced status code (RFC 3463) such as `5.1.1`: class `2`, `4` or
-/// `5`, then subject and detail of one to three digits each. Kept as
-/// written, so a server's code is quoted back as it sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnhancedStatus(String);
-
-impl EnhancedStatus {
-    /// `code` if it is one.
-    pub fn parse(code: &str) -> Option<EnhancedStatus> {
-        let mut fields = code.split('.');
-        let class_ok = matches!(fields.next(), Some("2" | "4" | "5"));
-        let number = |field: Option<&str>| {
-            field.is_some_and(|f| {
-                (1..=3).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit())
-            })
-        };
-        let ok =
-            class_ok && number(fields.next()) && number(fields.next()) && fields.next().is_none();
-        ok.then(|| EnhancedStatus(code.to_string()))
-    }
-
-    /// `2.subject.detail`.
-    pub fn success(subject: u8, detail: u8) -> EnhancedStatus {
-        EnhancedStatus(format!("2.{subject}.{detail}"))
-    }
-
-    /// `4.subject.detail`: try again later.
-    pub fn temporary(subject: u8, detail: u8) -> EnhancedStatus {
-        EnhancedStatus(format!("4.{subject}.{detail}"))
-    }
-
-    /// `5.subject.detail`: never.
-    pub fn permanent(subject: u8, detail: u8) -> EnhancedStatus {
-        EnhancedStatus(format!("5.{subject}.{detail}"))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for EnhancedStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use common::enhanced_status::EnhancedStatus;
 
 /// The remote server behind an outcome, as a report names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,11 +58,34 @@ impl SmtpError {
     /// `status` is 4.x.x.
     pub fn local(status: EnhancedStatus, reason: impl Into<String>) -> SmtpError {
         SmtpError {
-            temporary: status.as_str().starts_with('4'),
+            temporary: status.class() == 4,
             status,
             reason: reason.into(),
             remote: None,
         }
+    }
+
+    /// A failure of our own store while the queue works on a message
+    /// (`what` it was doing, for the reason): always deferred, whatever
+    /// [`store::StoreError::is_temporary`] says, because the message is
+    /// already accepted and such a failure says nothing about the
+    /// recipient; the queue's lifetime bounds the retries. `4.3.1` (mail
+    /// system full) when the store is full, else `4.3.0`. The reason
+    /// names no internals (it may reach the sender in a delay report); the
+    /// caller logs the error itself.
+    pub fn store(e: &store::StoreError, what: &str) -> SmtpError {
+        let (status, reason) = if e.is_full() {
+            (
+                EnhancedStatus::temporary(3, 1),
+                format!("{what}: insufficient system storage"),
+            )
+        } else {
+            (
+                EnhancedStatus::temporary(3, 0),
+                format!("temporary {what} failure"),
+            )
+        };
+        SmtpError::local(status, reason)
     }
 
     /// A recipient refused with `reply` by `mta`: temporary or permanent
@@ -174,21 +153,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn enhanced_status_codes() {
-        for good in ["5.1.1", "4.2.0", "2.0.0", "5.7.123", "5.01.1"] {
-            assert_eq!(EnhancedStatus::parse(good).unwrap().as_str(), good);
-        }
-        for bad in [
-            "", "5", "5.1", "3.1.1", "5.1.1234", "5.1.1.1", "5..1", "5.a.1", "é",
-        ] {
-            assert_eq!(EnhancedStatus::parse(bad), None, "{bad}");
-        }
-        assert_eq!(EnhancedStatus::permanent(1, 1).as_str(), "5.1.1");
-        assert_eq!(EnhancedStatus::temporary(3, 0).as_str(), "4.3.0");
-        assert_eq!(EnhancedStatus::success(0, 0).as_str(), "2.0.0");
-    }
-
-    #[test]
     fn errors_from_replies_keep_the_servers_words() {
         let reply = Reply {
             code: 550,
@@ -218,5 +182,19 @@ mod tests {
         assert!(e.temporary);
         let e = SmtpError::local(EnhancedStatus::permanent(1, 2), "no route");
         assert!(!e.temporary);
+
+        // The store's failures defer, whatever they are; full says so.
+        let full = SmtpError::store(&store::StoreError::Full("disk".into()), "local delivery");
+        assert_eq!((full.status.as_str(), full.temporary), ("4.3.1", true));
+        let gone = SmtpError::store(
+            &store::StoreError::NotFound("queued message 7".into()),
+            "queue",
+        );
+        assert_eq!((gone.status.as_str(), gone.temporary), ("4.3.0", true));
+        assert_eq!(gone.to_string(), "4.3.0 temporary queue failure");
+        assert_eq!(
+            full.to_string(),
+            "4.3.1 local delivery: insufficient system storage"
+        );
     }
 }

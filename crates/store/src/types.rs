@@ -309,18 +309,42 @@ impl From<std::io::Error> for StoreError {
 
 impl StoreError {
     /// Whether the failure is a full disk or store (see [`StoreError::Full`]),
-    /// which the protocols name as such (`452 4.3.1`, `NO [OVERQUOTA]`).
+    /// which the protocols name as such; see [`StoreError::is_temporary`]
+    /// for the answers.
     pub fn is_full(&self) -> bool {
         matches!(self, StoreError::Full(_))
     }
 
     /// Whether trying the same thing again later may work: the store or
     /// disk is full, the store is shutting down, or the database or the
-    /// disk failed (busy, locked, an I/O error). The protocols answer
-    /// these with a temporary failure (SMTP `4xx`, which makes the client
-    /// retry) and the rest with a permanent one: what is not found, already
+    /// disk failed (busy, locked, an I/O error). What is not found, already
     /// exists or is invalid stays so, and a schema newer than this program
-    /// needs an upgrade, not a retry.
+    /// needs an upgrade, not a retry: those are permanent.
+    ///
+    /// This and [`StoreError::is_full`] are the one classification; every
+    /// daemon answers a store failure from them alone, as follows:
+    ///
+    /// | failure | SMTP (DATA, BDAT) | IMAP | POP3 (RFC 2449, 3206) | HTTP API |
+    /// |---|---|---|---|---|
+    /// | full ([`is_full`](Self::is_full)) | `452 4.3.1` Insufficient system storage | `NO [OVERQUOTA]` | `-ERR [SYS/TEMP]` | `507` Insufficient Storage |
+    /// | other temporary | `451 4.3.0` | `NO [UNAVAILABLE]` | `-ERR [SYS/TEMP]` | `503` with `Retry-After` |
+    /// | permanent | `554 5.3.0` | `NO [SERVERBUG]` | `-ERR [SYS/PERM]` | `500` |
+    ///
+    /// IMAP is RFC 5530's codes. SMTP may answer a permanent store failure
+    /// with a `5xx` because nothing was accepted: the message was not
+    /// queued, so the client still holds it and reports the failure itself.
+    ///
+    /// Before this table, a daemon first answers the variants that mean
+    /// something in its protocol: IMAP `[NONEXISTENT]`/`[TRYCREATE]` for
+    /// [`StoreError::NotFound`], `[ALREADYEXISTS]` for
+    /// [`StoreError::AlreadyExists`], `BYE` for a selected mailbox that is
+    /// [`StoreError::MailboxGone`]; HTTP `404`, `409` and `400` for
+    /// not found, already exists and invalid.
+    ///
+    /// smtpd's queue manager is the one exception: a message it holds was
+    /// already accepted, so any store failure while it works on one defers
+    /// the recipients (`4.3.1` when full, else `4.3.0`) and the queue's
+    /// lifetime bounds the retries.
     pub fn is_temporary(&self) -> bool {
         match self {
             StoreError::Full(_)
@@ -908,6 +932,11 @@ pub struct StoreOptions {
     /// Bytes the arrival lists the HTTP API's searches read may hold,
     /// their envelopes included (default 16 MiB).
     pub arrival_list_cache_bytes: u64,
+    /// Every commit waits for the disk (default false: only those that
+    /// accept or create mail do; flag changes, expunges and leases are
+    /// answered once the operating system has them, which a crash of the
+    /// process cannot undo but a power cut can; Dovecot's default too).
+    pub sync_every_commit: bool,
 }
 
 impl Default for StoreOptions {
@@ -924,6 +953,7 @@ impl Default for StoreOptions {
             index_cache_bytes: 8 * 1024 * 1024,
             envelope_cache_bytes: 4 * 1024 * 1024,
             arrival_list_cache_bytes: 16 * 1024 * 1024,
+            sync_every_commit: false,
         }
     }
 }

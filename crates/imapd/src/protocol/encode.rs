@@ -132,6 +132,10 @@ pub enum Code {
     /// RFC 5530: the operation would put the user over a quota or the
     /// server over its storage.
     OverQuota,
+    /// RFC 5530: a temporary failure (a subsystem is down); the client
+    /// may try again later.
+    Unavailable,
+    /// RFC 5530: the server failed and trying again will not help.
     ServerBug,
     InUse,
     Parse,
@@ -177,6 +181,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::Cannot => "CANNOT".into(),
         Code::Limit => "LIMIT".into(),
         Code::OverQuota => "OVERQUOTA".into(),
+        Code::Unavailable => "UNAVAILABLE".into(),
         Code::ServerBug => "SERVERBUG".into(),
         Code::InUse => "INUSE".into(),
         Code::Parse => "PARSE".into(),
@@ -324,6 +329,7 @@ mod tests {
             (Code::Cannot, "CANNOT"),
             (Code::Limit, "LIMIT"),
             (Code::OverQuota, "OVERQUOTA"),
+            (Code::Unavailable, "UNAVAILABLE"),
             (Code::ServerBug, "SERVERBUG"),
             (Code::InUse, "INUSE"),
             (

@@ -154,12 +154,8 @@ impl Session {
                 }
                 return;
             }
-            Outcome::Unavailable => {
-                self.no(
-                    tag,
-                    Some(Code::ServerBug),
-                    "Temporary authentication failure",
-                );
+            Outcome::Unavailable(e) => {
+                self.store_failed(tag, e, "check the credentials");
                 return;
             }
         };

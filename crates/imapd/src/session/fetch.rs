@@ -114,19 +114,6 @@ impl Session {
         }
     }
 
-    pub(super) fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
-        if let StoreError::MailboxGone(_) = e {
-            return self.selected_mailbox_gone();
-        }
-        tracing::error!(error = %e, "{what} failed");
-        if e.is_full() {
-            // Dovecot's answer on a full disk (RFC 5530 OVERQUOTA): the
-            // client may try again once space is made.
-            return self.no(tag, Some(Code::OverQuota), "Not enough disk space");
-        }
-        self.no(tag, Some(Code::ServerBug), &format!("Cannot {what}"));
-    }
-
     /// The selected mailbox was deleted (and perhaps created again) by
     /// another session: this one cannot go on with the UIDs it was given
     /// (RFC 3501 2.3.1.1), so it says why and closes, as Dovecot does. No

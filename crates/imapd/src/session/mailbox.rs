@@ -118,8 +118,7 @@ impl Session {
         match self.ctx.shared.store.mailboxes(account.id).await {
             Ok(list) => Some(list),
             Err(e) => {
-                tracing::error!(error = %e, "cannot list mailboxes");
-                self.no(tag, Some(Code::ServerBug), "Cannot list mailboxes");
+                self.store_failed(tag, e, "list mailboxes");
                 None
             }
         }
@@ -242,8 +241,7 @@ impl Session {
         match self.ctx.shared.store.subscriptions(account.id).await {
             Ok(list) => Some(list),
             Err(e) => {
-                tracing::error!(error = %e, "cannot list subscriptions");
-                self.no(tag, Some(Code::ServerBug), "Cannot list subscriptions");
+                self.store_failed(tag, e, "list subscriptions");
                 None
             }
         }
@@ -327,11 +325,7 @@ impl Session {
                 self.no(tag, Some(Code::NonExistent), "No such mailbox");
                 return;
             }
-            Err(e) => {
-                tracing::error!(error = %e, mailbox = %name, "cannot open mailbox");
-                self.no(tag, Some(Code::ServerBug), "Cannot open the mailbox");
-                return;
-            }
+            Err(e) => return self.store_failed(tag, e, "open the mailbox"),
         };
         let keywords: std::collections::BTreeSet<String> = index.keywords.iter().cloned().collect();
         self.announce_flags(&keywords, read_only);
@@ -444,7 +438,9 @@ impl Session {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, mailbox = %selected.name, "expunge at CLOSE failed");
-                    self.no(tag, Some(Code::ServerBug), "Cannot expunge; mailbox closed");
+                    // Closed all the same, so no "try again" in the text.
+                    let code = super::store_failure_code(&e);
+                    self.no(tag, Some(code), "Cannot expunge; mailbox closed");
                     return;
                 }
             }

@@ -33,7 +33,7 @@ use std::time::Duration;
 use common::login::LoginState;
 use common::tls::MaybeTlsStream;
 use common::transport::Transport;
-use store::Account;
+use store::{Account, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::protocol::encode::{self, Code, Status};
@@ -136,6 +136,22 @@ pub(crate) struct Session {
     bad_in_a_row: u32,
 }
 
+/// The RFC 5530 response code for a store failure the command has no
+/// more specific answer to (such as `[NONEXISTENT]` or `[ALREADYEXISTS]`),
+/// by [`StoreError::is_full`] and [`StoreError::is_temporary`] alone (the
+/// table of every daemon's answers is on the latter): `OVERQUOTA` (the
+/// client may try again once space is made), `UNAVAILABLE` (try again
+/// later), else `SERVERBUG`.
+fn store_failure_code(e: &StoreError) -> Code {
+    if e.is_full() {
+        Code::OverQuota
+    } else if e.is_temporary() {
+        Code::Unavailable
+    } else {
+        Code::ServerBug
+    }
+}
+
 impl Session {
     pub fn new(
         ctx: Arc<ImapContext>,
@@ -199,6 +215,25 @@ impl Session {
 
     fn no(&mut self, tag: &Tag, code: Option<Code>, text: &str) {
         self.tagged(tag, Status::No, code, text);
+    }
+
+    /// Answers a store failure of the command `tag` (`what` it could not
+    /// do, for the text and the log): the selected mailbox deleted
+    /// meanwhile closes the session, anything else is a `NO` with the code
+    /// of [`store_failure_code`].
+    fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
+        if let StoreError::MailboxGone(_) = e {
+            return self.selected_mailbox_gone();
+        }
+        tracing::error!(error = %e, "{what} failed");
+        let code = store_failure_code(&e);
+        let text = match code {
+            // Dovecot's words on a full disk.
+            Code::OverQuota => "Not enough disk space".to_string(),
+            Code::Unavailable => format!("Cannot {what}; try again later"),
+            _ => format!("Cannot {what}"),
+        };
+        self.no(tag, Some(code), &text);
     }
 
     fn bad(&mut self, tag: &Tag, text: &str) {
@@ -543,5 +578,41 @@ impl Session {
             } => self.search(&tag, uid, charset, criteria).await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::StoreError as E;
+
+    #[test]
+    fn store_failures_follow_the_stores_classification() {
+        let answers = [
+            (E::Full("disk".into()), "OVERQUOTA"),
+            (E::Closed, "UNAVAILABLE"),
+            (E::Database("database is locked".into()), "UNAVAILABLE"),
+            (E::Io(std::io::Error::other("EIO")), "UNAVAILABLE"),
+            (E::NotFound("message".into()), "SERVERBUG"),
+            (E::AlreadyExists("mailbox Foo".into()), "SERVERBUG"),
+            (E::Invalid("uid".into()), "SERVERBUG"),
+            (
+                E::SchemaTooNew {
+                    found: 9,
+                    supported: 1,
+                },
+                "SERVERBUG",
+            ),
+        ];
+        for (e, expected) in answers {
+            let mut out = Vec::new();
+            let code = store_failure_code(&e);
+            encode::status(&mut out, None, Status::No, Some(&code), "x");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                format!("* NO [{expected}] x\r\n"),
+                "{e}"
+            );
+        }
     }
 }

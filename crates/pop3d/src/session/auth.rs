@@ -125,8 +125,8 @@ impl Session {
                 self.err(Some(RespCode::Auth), &text);
                 return;
             }
-            Outcome::Unavailable => {
-                self.err(Some(RespCode::SysTemp), "Temporary authentication failure");
+            Outcome::Unavailable(e) => {
+                self.err(Some(store_code(&e)), "Authentication unavailable");
                 return;
             }
         };

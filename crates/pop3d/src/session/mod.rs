@@ -33,17 +33,15 @@ use crate::protocol::{self, Command, RespCode};
 use crate::Pop3Context;
 use maildrop::Maildrop;
 
-/// The RFC 3206 code for a store failure: `SYS/PERM` for what trying
-/// again will not cure, `SYS/TEMP` for the rest.
+/// The RFC 3206 code for a store failure, as the store classifies it
+/// ([`store::StoreError::is_temporary`], where the table of every daemon's
+/// answers is): `SYS/TEMP` when trying again may work (a full store
+/// included), `SYS/PERM` for what it will not cure.
 pub(crate) fn store_code(error: &store::StoreError) -> RespCode {
-    use store::StoreError as E;
-    match error {
-        E::NotFound(_) | E::MailboxGone(_) | E::Invalid(_) | E::SchemaTooNew { .. } => {
-            RespCode::SysPerm
-        }
-        E::AlreadyExists(_) | E::Closed | E::Database(_) | E::Full(_) | E::Io(_) => {
-            RespCode::SysTemp
-        }
+    if error.is_temporary() {
+        RespCode::SysTemp
+    } else {
+        RespCode::SysPerm
     }
 }
 
@@ -216,5 +214,37 @@ impl Session {
             Command::Noop => self.ok(""),
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::StoreError as E;
+
+    #[test]
+    fn store_failures_follow_the_stores_classification() {
+        let temporary = [
+            E::Full("disk".into()),
+            E::Closed,
+            E::Database("database is locked".into()),
+            E::Io(std::io::Error::other("EIO")),
+        ];
+        for e in &temporary {
+            assert_eq!(store_code(e), RespCode::SysTemp, "{e}");
+        }
+        let permanent = [
+            E::NotFound("account a@localhost".into()),
+            // The store calls this permanent, and so does POP3 now.
+            E::AlreadyExists("mailbox INBOX".into()),
+            E::Invalid("uid".into()),
+            E::SchemaTooNew {
+                found: 9,
+                supported: 1,
+            },
+        ];
+        for e in &permanent {
+            assert_eq!(store_code(e), RespCode::SysPerm, "{e}");
+        }
     }
 }

@@ -264,10 +264,7 @@ async fn deliver(
             ),
             Err(e) => {
                 tracing::warn!(recipient = %recipient.address, error = %e, "lookup failed");
-                outcomes.failed(
-                    recipient.id,
-                    SmtpError::local(EnhancedStatus::temporary(3, 0), "temporary lookup failure"),
-                );
+                outcomes.failed(recipient.id, SmtpError::store(&e, "lookup"));
             }
         }
     }
@@ -288,14 +285,9 @@ async fn deliver(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "local delivery failed; deferring");
+                let error = SmtpError::store(&e, "local delivery");
                 for id in ids {
-                    outcomes.failed(
-                        id,
-                        SmtpError::local(
-                            EnhancedStatus::temporary(3, 0),
-                            "temporary local delivery failure",
-                        ),
-                    );
+                    outcomes.failed(id, error.clone());
                 }
             }
         }
@@ -306,8 +298,9 @@ async fn deliver(
         let ids: Vec<RecipientId> = relay.iter().map(|(r, _)| r.id).collect();
         if let Err(e) = store.extend_lease(message.id, &ids, remote.lease()).await {
             tracing::warn!(error = %e, "cannot extend the lease; deferring");
+            let error = SmtpError::store(&e, "queue");
             for id in ids {
-                outcomes.failed(id, queue_failure());
+                outcomes.failed(id, error.clone());
             }
         } else {
             match store.queued_message_raw(message.id).await {
@@ -319,19 +312,15 @@ async fn deliver(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the message; deferring");
+                    let error = SmtpError::store(&e, "queue");
                     for id in ids {
-                        outcomes.failed(id, queue_failure());
+                        outcomes.failed(id, error.clone());
                     }
                 }
             }
         }
     }
     settle(store, config, &message, raw, outcomes).await
-}
-
-/// The queue could not be read or written: try again.
-fn queue_failure() -> SmtpError {
-    SmtpError::local(EnhancedStatus::temporary(3, 0), "temporary queue failure")
 }
 
 /// The success report for local recipients in `delivered` that asked for

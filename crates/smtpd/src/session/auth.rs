@@ -99,9 +99,7 @@ impl Session {
                 Failure::Malformed(_) => reply::auth_malformed(),
                 Failure::Credentials => reply::auth_failed(),
             }),
-            Outcome::Unavailable => {
-                self.reply(Reply::new(454, "4.7.0", "Temporary authentication failure"))
-            }
+            Outcome::Unavailable(e) => self.reply(reply::auth_unavailable(&e)),
         }
     }
 }

@@ -76,7 +76,7 @@ impl Session {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "sender lookup failed");
-                        return self.reply(reply::temporary_failure());
+                        return self.reply(reply::store_failure(&e));
                     }
                 }
             }
@@ -196,7 +196,7 @@ impl Session {
             Ok(Verdict::RelayDenied) => self.reply(reply::relay_denied(&address)),
             Err(e) => {
                 tracing::error!(error = %e, "recipient lookup failed");
-                self.reply(reply::temporary_failure());
+                self.reply(reply::store_failure(&e));
             }
         }
     }

@@ -32,7 +32,7 @@ impl Session {
             return Err(reply::bad_sequence("Need MAIL command"));
         };
         if tx.recipients.is_empty() {
-            return Err(Reply::new(554, "5.5.1", "No valid recipients"));
+            return Err(reply::no_valid_recipients());
         }
         if !bdat && tx.chunks.is_some() {
             return Err(reply::bad_sequence("DATA not allowed after BDAT"));
@@ -153,7 +153,7 @@ impl Session {
             if too_big {
                 self.reply(reply::message_too_big());
             } else {
-                self.reply(Reply::new(250, "2.0.0", format!("{size} bytes received")));
+                self.reply(reply::chunk_received(size));
             }
             return Ok(());
         }
@@ -292,12 +292,7 @@ impl Session {
             Ok((arrivals, session)) => {
                 tracing::info!(?arrivals, size, recipients, "message captured");
                 self.record.id = Some(session);
-                let ids: Vec<String> = arrivals.iter().map(u64::to_string).collect();
-                self.reply(Reply::new(
-                    250,
-                    "2.0.0",
-                    format!("Ok: captured as {}", ids.join(" ")),
-                ));
+                self.reply(reply::captured(&arrivals));
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not capture message");

@@ -1,7 +1,7 @@
 //! STARTTLS and HELP.
 
 use super::{End, Session};
-use crate::reply::{self, Reply};
+use crate::reply;
 
 impl Session {
     pub(super) async fn starttls(&mut self) -> Result<(), End> {
@@ -18,13 +18,6 @@ impl Session {
     }
 
     pub(super) fn help(&mut self) {
-        self.reply(Reply::multiline(
-            214,
-            Some("2.0.0"),
-            vec![
-                "Postern SMTP; commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS AUTH".to_string(),
-                "See RFC 5321".to_string(),
-            ],
-        ));
+        self.reply(reply::help());
     }
 }

@@ -300,22 +300,11 @@ impl Session {
     /// Tells the process's event bus (the HTTP API's `rejected` events)
     /// that a command of one of the SMTP stages was refused.
     fn publish_rejection(&self, stage: SmtpStage, reply: &Reply) {
-        let text = reply.lines.join("\n");
-        // A failure rule's reply carries its enhanced code in the text.
-        let (enhanced_code, text) = match reply.status {
-            Some(status) => (Some(status.to_owned()), text),
-            None => match text.split_once(' ') {
-                Some((code, rest)) if reply::is_enhanced_status(code) => {
-                    (Some(code.to_owned()), rest.to_owned())
-                }
-                _ => (None, text),
-            },
-        };
         self.ctx.events.publish(MailEvent::Rejected(Rejection {
             stage,
             code: reply.code,
-            enhanced_code,
-            text,
+            enhanced_code: reply.status.clone(),
+            text: reply.lines.join("\n"),
             client: self.peer.to_string(),
             sender: self.tx.as_ref().map(|tx| tx.sender.clone()),
             recipient: match stage {

@@ -41,8 +41,7 @@ impl Session {
         match verdict.outcome {
             None => false,
             Some(Outcome::Reply(r)) => {
-                // The enhanced code is the rule's, so it goes in the text.
-                self.reply(Reply::plain(r.code, format!("{} {}", r.enhanced, r.text)));
+                self.reply(Reply::new(r.code, r.enhanced, r.text));
                 true
             }
             Some(Outcome::Drop) => {

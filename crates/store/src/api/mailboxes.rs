@@ -133,7 +133,7 @@ impl Store {
         let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
-            .write(true, move |conn| {
+            .write_change(true, move |conn| {
                 mailbox::store_flags(conn, account, &mailbox, &uids, change, &flags)
             })
             .await
@@ -152,7 +152,7 @@ impl Store {
         let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
-            .write(true, move |conn| {
+            .write_change(true, move |conn| {
                 mailbox::expunge(conn, account, &mailbox, &uids)
             })
             .await
@@ -202,7 +202,7 @@ impl Store {
     ) -> Result<()> {
         let name = name.to_owned();
         self.inner
-            .write(false, move |conn| {
+            .write_change(false, move |conn| {
                 mailbox::subscribe(conn, account, &name, subscribed)
             })
             .await
@@ -279,7 +279,7 @@ impl Store {
     ) -> Result<(u32, Vec<(Uid, Uid)>)> {
         let (from, to, uids) = (from.into(), to.to_owned(), uids.to_vec());
         self.inner
-            .write(true, move |conn| {
+            .write_change(true, move |conn| {
                 mailbox::move_messages(conn, account, &from, &uids, &to)
             })
             .await
@@ -296,7 +296,7 @@ impl Store {
     ) -> Result<Uid> {
         let mailbox = mailbox.into();
         self.inner
-            .write(false, move |conn| {
+            .write_change(false, move |conn| {
                 mailbox::claim_recent(conn, account, &mailbox)
             })
             .await
@@ -322,7 +322,7 @@ impl Store {
         let expires_at =
             now().saturating_add(i64::try_from(ttl.as_secs().max(1)).unwrap_or(i64::MAX));
         self.inner
-            .write(false, move |conn| {
+            .write_change(false, move |conn| {
                 leases::acquire(conn, &name, &process, session, now(), expires_at)
             })
             .await
@@ -335,7 +335,7 @@ impl Store {
         let session =
             i64::try_from(session).map_err(|_| StoreError::Invalid("lease session".into()))?;
         self.inner
-            .write(false, move |conn| {
+            .write_change(false, move |conn| {
                 leases::release(conn, &name, &process, session)
             })
             .await

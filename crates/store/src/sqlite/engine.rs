@@ -32,6 +32,9 @@ trait WriteJob: Send {
     fn fail(&mut self, error: StoreError);
     /// Whether a successful run changed mail (watchers are to be told).
     fn notifies(&self) -> bool;
+    /// Whether the request must be on disk before it is answered
+    /// ([`Durability::Disk`]).
+    fn needs_disk(&self) -> bool;
     /// Whether the run failed for want of space ([`StoreError::Full`]).
     fn failed_full(&self) -> bool;
     /// Sends the result: the request's own, or `commit_error` if the batch
@@ -52,6 +55,26 @@ struct Job<T, F> {
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
     notify: bool,
+    durability: Durability,
+}
+
+/// How far a write request's commit must have gone before it is answered.
+///
+/// Mail that is accepted or created (a `250` to DATA, an APPEND or COPY,
+/// an account and its password) is [`Durability::Disk`]: the commit waits for
+/// the write-ahead log's fsync, so not even a power cut loses it. Changes
+/// to mail that already exists (flags, expunges, `\Recent` claims, leases)
+/// are [`Durability::Os`]: the commit is in the operating system's hands when
+/// answered, which a `kill -9` of the process cannot undo; a power cut may
+/// undo the last of them, never mail (SQLite's WAL keeps commits in order,
+/// so what is lost is only a tail, and the next `Disk` commit syncs
+/// everything before it). That is Dovecot's default (`mail_fsync =
+/// optimized`: saved mail is fsynced, index changes are not); with
+/// `[store] sync_every_commit = true` every commit is `Disk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    Disk,
+    Os,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -80,6 +103,10 @@ where
 
     fn notifies(&self) -> bool {
         self.notify && matches!(self.result, Some(Ok(_)))
+    }
+
+    fn needs_disk(&self) -> bool {
+        self.durability == Durability::Disk
     }
 
     fn failed_full(&self) -> bool {
@@ -157,6 +184,7 @@ impl Inner {
         let commits = Arc::new(AtomicU64::new(0));
         let writer_commits = Arc::clone(&commits);
         let pruner = Pruner::new(options.prune.clone());
+        let sync_every_commit = options.sync_every_commit;
         threads.0.push(
             thread::Builder::new()
                 .name("store-writer".into())
@@ -171,6 +199,7 @@ impl Inner {
                         },
                         writer_commits,
                         pruner,
+                        sync_every_commit,
                     )
                 })?,
         );
@@ -216,12 +245,31 @@ impl Inner {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
+        self.write_durable(Durability::Disk, notify, f).await
+    }
+
+    /// [`Inner::write`] for a change to mail that already exists, answered
+    /// once the commit is in the operating system's hands ([`Durability::Os`]).
+    pub(crate) async fn write_change<T, F>(&self, notify: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.write_durable(Durability::Os, notify, f).await
+    }
+
+    async fn write_durable<T, F>(&self, durability: Durability, notify: bool, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let job = Job {
             f: Some(f),
             result: None,
             reply,
             notify,
+            durability,
         };
         self.writer.send(Box::new(job)).await?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -285,14 +333,14 @@ impl Notify {
 }
 
 fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    conn.execute_batch("BEGIN").db()?;
+    run_cached(conn, "BEGIN").db()?;
     let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
         Err(StoreError::Database(
             "internal error: a read request panicked".into(),
         ))
     });
     // Nothing was written; ending the snapshot cannot lose anything.
-    if conn.execute_batch("COMMIT").is_err() {
+    if run_cached(conn, "COMMIT").is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     result
@@ -305,7 +353,13 @@ fn writer_loop(
     notify: Notify,
     commits: Arc<AtomicU64>,
     mut pruner: Pruner,
+    sync_every_commit: bool,
 ) {
+    // Connections open with `synchronous = FULL` (schema::open_connection).
+    let mut syncing = SyncMode {
+        disk: true,
+        always: sync_every_commit,
+    };
     loop {
         // With pruning to do, wait for requests only a little; then prune
         // in a transaction of its own.
@@ -334,8 +388,33 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        syncing.prepare(&conn, &batch);
         if run_batch(&conn, batch, &notify, &mut pruner) {
             commits.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The writer connection's `PRAGMA synchronous`, set before each batch:
+/// `FULL` (the commit waits for the WAL's fsync) when a request of the
+/// batch needs [`Durability::Disk`] or `always`, else `NORMAL`.
+struct SyncMode {
+    disk: bool,
+    always: bool,
+}
+
+impl SyncMode {
+    fn prepare(&mut self, conn: &Connection, batch: &[Box<dyn WriteJob>]) {
+        let disk = self.always || batch.iter().any(|job| job.needs_disk());
+        if disk == self.disk {
+            return;
+        }
+        let level = if disk { "FULL" } else { "NORMAL" };
+        match conn.pragma_update(None, "synchronous", level) {
+            Ok(()) => self.disk = disk,
+            // Still at the old level: FULL if that failed to lower it,
+            // which only costs time.
+            Err(e) => tracing::warn!(error = %e, "store: cannot set synchronous = {level}"),
         }
     }
 }
@@ -392,7 +471,7 @@ fn run_batch(
     notify: &Notify,
     pruner: &mut Pruner,
 ) -> bool {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
         let error = CommitError {
             message: e.to_string(),
             full: schema::is_full(&e),
@@ -407,7 +486,7 @@ fn run_batch(
     let mut fatal: Option<String> = None;
     let mut full = false;
     for job in batch.iter_mut() {
-        if let Err(e) = conn.execute_batch("SAVEPOINT request") {
+        if let Err(e) = run_cached(conn, "SAVEPOINT request") {
             job.fail(schema::db_error(e));
             continue;
         }
@@ -424,9 +503,10 @@ fn run_batch(
         // the same full database, and their commit would fail alike.
         full |= job.failed_full();
         let end = if ok {
-            conn.execute_batch("RELEASE request")
+            run_cached(conn, "RELEASE request")
         } else {
-            conn.execute_batch("ROLLBACK TO request; RELEASE request")
+            run_cached(conn, "ROLLBACK TO request")
+                .and_then(|()| run_cached(conn, "RELEASE request"))
         };
         if let Err(e) = end {
             fatal = Some(e.to_string());
@@ -444,7 +524,7 @@ fn run_batch(
 
     let commit = match fatal {
         Some(message) => Err(CommitError { message, full }),
-        None => conn.execute_batch("COMMIT").map_err(|e| CommitError {
+        None => run_cached(conn, "COMMIT").map_err(|e| CommitError {
             message: e.to_string(),
             full: full || schema::is_full(&e),
         }),
@@ -471,6 +551,13 @@ fn run_batch(
             false
         }
     }
+}
+
+/// Runs one statement without results from the connection's statement
+/// cache (`execute_batch` would parse it again each time; the writer runs
+/// these for every request).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn reader_loop(conn: Connection, jobs: SharedJobs<ReadJob>) {

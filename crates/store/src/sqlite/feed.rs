@@ -16,6 +16,12 @@ use crate::sqlite::mailbox::flags_of;
 use crate::sqlite::schema::SqlResult;
 use crate::types::*;
 
+/// The UIDs the feed names after a modseq (each as often as it changed).
+const CHANGED_UIDS: &str = "SELECT uid FROM changes WHERE mailbox_id = ?1 AND modseq > ?2";
+/// One message as it is now.
+const MESSAGE_NOW: &str = "SELECT size, modseq, system_flags, keywords FROM messages
+                            WHERE mailbox_id = ?1 AND uid = ?2";
+
 pub(crate) fn changes_since(
     conn: &Connection,
     account: AccountId,
@@ -62,48 +68,43 @@ pub(crate) fn changes_since(
         });
     }
     // Each UID the feed names since then, once, with its message as it is
-    // now: none left means it was expunged.
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT c.uid, m.size, m.modseq, m.system_flags, m.keywords
-               FROM (SELECT DISTINCT uid FROM changes
-                      WHERE mailbox_id = ?1 AND modseq > ?2) c
-               LEFT JOIN messages m ON m.mailbox_id = ?1 AND m.uid = c.uid",
-        )
-        .db()?;
-    type Row = (i64, Option<i64>, Option<i64>, Option<i64>, Option<String>);
-    let rows = stmt
+    // now: none left means it was expunged. Two plain statements rather
+    // than one join: SQLite plans a join or a DISTINCT anew whenever a
+    // bound value changes (the bundled build has STAT4), and every call
+    // here binds a new modseq.
+    let mut uids: Vec<i64> = conn
+        .prepare_cached(CHANGED_UIDS)
+        .db()?
         .query_map(
             params![id, i64::try_from(since.0).unwrap_or(i64::MAX)],
-            |row| -> rusqlite::Result<Row> {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            },
+            |row| row.get(0),
         )
+        .db()?
+        .collect::<rusqlite::Result<_>>()
         .db()?;
-    for row in rows {
-        let (uid, size, modseq, system_flags, keywords) = row.db()?;
+    uids.sort_unstable();
+    uids.dedup();
+    let mut message = conn.prepare_cached(MESSAGE_NOW).db()?;
+    for uid in uids {
+        let now: Option<(i64, i64, i64, String)> = message
+            .query_row(params![id, uid], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()
+            .db()?;
         let uid = Uid(u32::try_from(uid)
             .map_err(|_| StoreError::Database(format!("corrupt UID in the change feed: {uid}")))?);
-        match (size, modseq) {
-            (Some(size), Some(modseq)) => changes.changed.push(IndexEntry {
+        match now {
+            Some((size, modseq, system_flags, keywords)) => changes.changed.push(IndexEntry {
                 uid,
                 size: u64::try_from(size).unwrap_or(0),
                 modseq: ModSeq(u64::try_from(modseq).unwrap_or(0)),
-                flags: flags_of(system_flags.unwrap_or(0), keywords.as_deref().unwrap_or("")),
+                flags: flags_of(system_flags, &keywords),
             }),
-            _ => changes.expunged.push(uid),
+            None => changes.expunged.push(uid),
         }
     }
-    // In UID order (sorted here rather than by SQLite, which would build
-    // a second temporary tree for it).
-    changes.expunged.sort_unstable();
-    changes.changed.sort_unstable_by_key(|m| m.uid);
+    // In UID order already: the UIDs were sorted.
     Ok(MailboxChanges::Known(changes))
 }
 
@@ -338,5 +339,51 @@ mod tests {
         let fresh = known(gone(new.mailbox_ref(), ModSeq(1)).await.unwrap());
         assert!(fresh.expunged.is_empty());
         assert_eq!(fresh.changed, new.messages);
+    }
+
+    /// Sessions read the feed after every commit, each time from another
+    /// modseq, and mailboxes by id: statements must be planned once, not
+    /// for every value bound (the readers' connections turn on SQLite's
+    /// query planner stability guarantee).
+    #[tokio::test]
+    async fn the_feed_is_read_without_planning_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir, 10_000);
+        let alice = account(&store).await;
+        let uids = append(&store, &alice, "INBOX", 3).await;
+        let inbox = store
+            .mailbox_index(alice.id, "INBOX")
+            .await
+            .unwrap()
+            .mailbox_ref();
+        store.expunge(alice.id, inbox, &[uids[0]]).await.unwrap();
+        // A reader as the store opens them.
+        let path = dir.path().join(crate::sqlite::schema::DB_FILE);
+        let conn = crate::sqlite::schema::open_reader(&path).unwrap();
+        let expunged_at = store
+            .mailbox_index(alice.id, inbox)
+            .await
+            .unwrap()
+            .highest_modseq;
+        for since in 1..expunged_at.0 {
+            let changes = known(changes_since(&conn, alice.id, inbox, ModSeq(since)).unwrap());
+            assert_eq!(changes.expunged, [uids[0]], "since {since}");
+        }
+        // A mailbox's index, which two indexes of `messages` could serve.
+        let index = "SELECT uid, size, modseq FROM messages WHERE mailbox_id = ?1 ORDER BY uid";
+        for mailbox in [inbox.id.0, inbox.id.0 + 1, inbox.id.0] {
+            let mut stmt = conn.prepare_cached(index).unwrap();
+            stmt.query_map([mailbox], |row| row.get::<_, i64>(0))
+                .unwrap()
+                .for_each(drop);
+        }
+        for sql in [CHANGED_UIDS, MESSAGE_NOW, index] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
     }
 }
