@@ -156,6 +156,9 @@ pub struct ImapContext {
     /// Selected mailboxes' UID lists, shared by the sessions that follow
     /// their change feeds.
     uid_lists: session::SharedUidLists,
+    /// Reads of selected mailboxes' change feeds, shared by the sessions
+    /// one commit woke.
+    feed_reads: session::SharedFeedReads,
 }
 
 /// One logged-in session's place in its account's count; given back when
@@ -183,6 +186,7 @@ impl ImapContext {
             shared,
             user_sessions: Default::default(),
             uid_lists: Default::default(),
+            feed_reads: Default::default(),
         }
     }
 

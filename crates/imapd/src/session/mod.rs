@@ -23,7 +23,7 @@ mod search;
 mod transfer;
 mod updates;
 
-pub(crate) use updates::SharedUidLists;
+pub(crate) use updates::{SharedFeedReads, SharedUidLists};
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;

@@ -141,19 +141,24 @@ impl Session {
         // after it does not name them, the index does.
         if !view.expunge_owed {
             let since = view.synced_modseq;
-            match self
-                .ctx
-                .shared
-                .store
-                .changes_since(account, mailbox, since)
-                .await
-            {
-                Ok(MailboxChanges::Known(changes)) => {
-                    return self
-                        .report_feed(account, mailbox, &changes, expunge_allowed)
-                        .await
+            // The wake-up this session is answering: a read begun after it
+            // serves every session woken by the same commit.
+            let woken_at = self.changes.as_ref().map_or(u64::MAX, |rx| *rx.borrow());
+            let read = self.ctx.feed_reads.changes_since(
+                &self.ctx.shared.store,
+                account,
+                mailbox,
+                since,
+                woken_at,
+            );
+            match read.await {
+                Ok(changes) => {
+                    if let MailboxChanges::Known(changes) = &*changes {
+                        return self
+                            .report_feed(account, mailbox, changes, expunge_allowed)
+                            .await;
+                    }
                 }
-                Ok(MailboxChanges::Pruned { .. }) => {}
                 Err(StoreError::MailboxGone(_)) => return self.selected_mailbox_gone(),
                 Err(e) => {
                     tracing::warn!(error = %e, mailbox = %mailbox.id, "cannot read mailbox updates");
@@ -518,6 +523,93 @@ impl SharedUidLists {
             entry.1.clone()
         } else {
             uids.clone()
+        }
+    }
+}
+
+/// Reads of a mailbox's change feed that the sessions woken by one commit
+/// share: they were all brought up to the same modseq and ask the same
+/// question, so one of them asks the store and the others wait for its
+/// answer (ten sessions on one mailbox otherwise make ten reads, each a
+/// round trip to a store thread, for every change).
+#[derive(Default)]
+pub(crate) struct SharedFeedReads {
+    /// The newest read of each mailbox's feed.
+    reads: std::sync::Mutex<HashMap<store::MailboxId, FeedRead>>,
+}
+
+struct FeedRead {
+    account: store::AccountId,
+    mailbox: MailboxRef,
+    since: ModSeq,
+    /// The store's wake mark before the read began: the read sees every
+    /// commit whose wake-up is at or below it.
+    mark: u64,
+    /// The answer, once read; empty if the read failed (each session then
+    /// reads for itself and sees its own error).
+    answer: Arc<tokio::sync::OnceCell<Option<Arc<MailboxChanges>>>>,
+}
+
+/// Mailboxes [`SharedFeedReads`] keeps a read of at most; past that it
+/// starts again.
+const SHARED_FEED_READS: usize = 256;
+
+impl SharedFeedReads {
+    /// What changed in the mailbox after `since`, read after the wake-up
+    /// `woken_at` (or later): shared with the other sessions that ask the
+    /// same while the read is the newest.
+    async fn changes_since(
+        &self,
+        store: &store::Store,
+        account: store::AccountId,
+        mailbox: MailboxRef,
+        since: ModSeq,
+        woken_at: u64,
+    ) -> Result<Arc<MailboxChanges>, StoreError> {
+        let answer = {
+            let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+            match reads.get(&mailbox.id) {
+                Some(read)
+                    if read.account == account
+                        && read.mailbox == mailbox
+                        && read.since == since
+                        && read.mark >= woken_at =>
+                {
+                    read.answer.clone()
+                }
+                _ => {
+                    if reads.len() >= SHARED_FEED_READS && !reads.contains_key(&mailbox.id) {
+                        reads.clear();
+                    }
+                    let answer = Arc::new(tokio::sync::OnceCell::new());
+                    let read = FeedRead {
+                        account,
+                        mailbox,
+                        since,
+                        mark: store.wake_mark(),
+                        answer: answer.clone(),
+                    };
+                    reads.insert(mailbox.id, read);
+                    answer
+                }
+            }
+        };
+        // If the session reading is dropped meanwhile, a waiting one reads.
+        let shared = answer
+            .get_or_init(|| async {
+                store
+                    .changes_since(account, mailbox, since)
+                    .await
+                    .ok()
+                    .map(Arc::new)
+            })
+            .await;
+        match shared {
+            Some(changes) => Ok(changes.clone()),
+            None => store
+                .changes_since(account, mailbox, since)
+                .await
+                .map(Arc::new),
         }
     }
 }
