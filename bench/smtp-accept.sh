@@ -26,8 +26,13 @@
 #
 # Figures: "accepted msgs/s" = MESSAGES / wall time of smtp-source;
 # "delivered msgs/s" = MESSAGES / time from the start of smtp-source until
-# every message is in the recipient's mailbox. Each run starts from a fresh
-# server (empty queue and mailbox); with REPEAT>1 the servers alternate.
+# every message is in the recipient's mailbox. "server CPU us/msg" = user +
+# system CPU time of the server (Postern: its one process; Postfix: the
+# master, its live children and the children it has reaped) from the start
+# of smtp-source until the end of smtp-source ("accepted") and until all
+# mail is in the mailbox ("delivered"), per message: on a shared machine a
+# steadier figure than the rates. Each run starts from a fresh server (empty
+# queue and mailbox); with REPEAT>1 the servers alternate.
 #
 # The Postfix instance keeps its durability defaults (queue files fsynced
 # before 250, Maildir files fsynced before delivery is final) and its flow
@@ -182,9 +187,37 @@ size_bytes=$((SIZE_KB * 1024))
 load_cmd=(smtp-source -d -s "$SESSIONS" -m "$MESSAGES" -l "$size_bytes"
     -M bench.localdomain -f bench@localhost -t bench@localhost)
 
-# run_load PORT LOGFILE: sets t_start and t_accepted (epoch seconds).
+# The server's CPU time so far, in clock ticks: set cpu_of to a command
+# that prints it (postern_cpu or postfix_cpu).
+clk_tck=$(getconf CLK_TCK)
+proc_ticks() { # PID: own utime+stime, and (with "reaped") the reaped children's
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    # Fields after the ")" that ends the command name: 12 utime 13 stime
+    # 14 cutime 15 cstime (counted from the state, field 1).
+    awk -v want="${2:-}" '{ t = $12 + $13; if (want == "reaped") t += $14 + $15; print t }' <<<"${stat##*) }"
+}
+postern_cpu() { proc_ticks "$postern_pid"; }
+postfix_cpu() {
+    local master total p ppid rest
+    master=$(tr -d ' ' 2>/dev/null <"$(postconf -c "$postfix_conf" -h queue_directory)/pid/master.pid" || true)
+    [[ -n $master ]] || { echo 0; return; }
+    total=$(proc_ticks "$master" reaped)
+    for p in /proc/[0-9]*; do
+        rest=$(cat "$p/stat" 2>/dev/null) || continue
+        rest=${rest##*) }
+        read -r _ ppid _ <<<"$rest"
+        [[ $ppid == "$master" ]] && total=$((total + $(proc_ticks "${p#/proc/}")))
+    done
+    echo "$total"
+}
+cpu_of=""
+
+# run_load PORT LOGFILE: sets t_start and t_accepted (epoch seconds), and
+# cpu_start and cpu_accepted (ticks of $cpu_of).
 run_load() {
     sync
+    cpu_start=$($cpu_of)
     t_start=$EPOCHREALTIME
     timeout "$ACCEPT_TIMEOUT" "${load_cmd[@]}" "127.0.0.1:$1" >"$2" 2>&1 &
     load_pid=$!
@@ -192,6 +225,7 @@ run_load() {
     wait "$load_pid" || rc=$?
     load_pid=""
     t_accepted=$EPOCHREALTIME
+    cpu_accepted=$($cpu_of)
     if ((rc == 124)); then
         die "smtp-source did not finish within ACCEPT_TIMEOUT=${ACCEPT_TIMEOUT}s"
     elif ((rc != 0)); then
@@ -207,9 +241,10 @@ wait_delivered() {
     case $out in
         timeout*)
             say "delivery timed out after ${DELIVERY_TIMEOUT}s: ${out#timeout } of $MESSAGES in the mailbox"
-            t_delivered="" ;;
+            t_delivered="" cpu_delivered="" ;;
         [0-9]*)
             t_delivered=${out%% *}
+            cpu_delivered=$($cpu_of)
             local got=${out#* }
             ((got == MESSAGES)) || say "warning: $got messages in the mailbox, expected $MESSAGES" ;;
         *) die "delivery poll failed" ;;
@@ -218,7 +253,11 @@ wait_delivered() {
 
 rate() { awk -v n="$MESSAGES" -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", n / (b - a) }'; }
 
-# Results: "<server> <accepted/s> <delivered/s or NA>" per run.
+# Microseconds of server CPU per message between two tick counts.
+cpu_us() { awk -v n="$MESSAGES" -v a="$1" -v b="$2" -v hz="$clk_tck" 'BEGIN { printf "%.0f", (b - a) * 1e6 / hz / n }'; }
+
+# Results: "<server> <accepted/s> <delivered/s or NA> <CPU us/msg at
+# accepted> <CPU us/msg at delivered or NA>" per run.
 results=$work/results
 : >"$results"
 
@@ -234,11 +273,15 @@ record() { # server
     else
         dlv=NA
     fi
-    echo "$1 $acc $dlv" >>"$results"
+    local cpu_acc cpu_dlv=NA
+    cpu_acc=$(cpu_us "$cpu_start" "$cpu_accepted")
+    [[ -n $cpu_delivered ]] && cpu_dlv=$(cpu_us "$cpu_start" "$cpu_delivered")
+    echo "$1 $acc $dlv $cpu_acc $cpu_dlv" >>"$results"
     local d="delivered $dlv msgs/s"
     [[ $dlv == NA ]] && d="delivery timed out"
     say "$1 run $run/$REPEAT: accepted $acc msgs/s, $d" \
-        "(smtp-source $(awk -v a="$t_start" -v b="$t_accepted" 'BEGIN { printf "%.2f", b - a }') s)"
+        "(smtp-source $(awk -v a="$t_start" -v b="$t_accepted" 'BEGIN { printf "%.2f", b - a }') s);" \
+        "server CPU $cpu_acc us/msg to accepted, $cpu_dlv us/msg to delivered"
 }
 
 # --- Postfix --------------------------------------------------------------------
@@ -311,6 +354,7 @@ postfix_run() {
     wait_port "$POSTFIX_PORT" 30 ||
         { tail -n 20 "$dir/maillog" >&2; die "postfix smtpd is not listening on $POSTFIX_PORT"; }
 
+    cpu_of=postfix_cpu
     run_load "$POSTFIX_PORT" "$dir/smtp-source.log"
     wait_delivered maildir "$vmail/bench" "$MESSAGES" \
         "$(awk -v t="$DELIVERY_TIMEOUT" -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { print t - (b - a) }')" "$POLL"
@@ -351,6 +395,7 @@ EOF
     done
     ((i < 300)) || { cat "$dir/stdout" "$dir/stderr" >&2; die "postern did not print 'postern: ready' within 30 s"; }
 
+    cpu_of=postern_cpu
     run_load "$POSTERN_PORT" "$dir/smtp-source.log"
     wait_delivered postern "$POSTERN_BIN" "$dir/data" bench@localhost "$MESSAGES" \
         "$(awk -v t="$DELIVERY_TIMEOUT" -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { print t - (b - a) }')" "$POLL"
@@ -392,6 +437,7 @@ ratio() {
 cell() { if want "$1"; then median "$1" "$2"; else echo "-"; fi; }
 
 pa=$(cell postern 2) pd=$(cell postern 3) fa=$(cell postfix 2) fd=$(cell postfix 3)
+pca=$(cell postern 4) pcd=$(cell postern 5) fca=$(cell postfix 4) fcd=$(cell postfix 5)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 fs=$(df --output=fstype "$work" | tail -n 1)
 
@@ -401,7 +447,11 @@ echo "load: $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB (smtp-source -d, 
 printf '%-18s %10s %10s %8s\n' "" postern postfix ratio
 printf '%-18s %10s %10s %8s\n' "accepted msgs/s" "${pa/NA/timeout}" "${fa/NA/timeout}" "$(ratio "$pa" "$fa")"
 printf '%-18s %10s %10s %8s\n' "delivered msgs/s" "${pd/NA/timeout}" "${fd/NA/timeout}" "$(ratio "$pd" "$fd")"
-echo "(ratio = postern / postfix; delivered = all $MESSAGES in the mailbox, polled every ${POLL}s)"
+printf '%-18s %10s %10s %8s\n' "CPU us/msg accept" "$pca" "$fca" "$(ratio "$fca" "$pca")"
+printf '%-18s %10s %10s %8s\n' "CPU us/msg deliv." "${pcd/NA/timeout}" "${fcd/NA/timeout}" "$(ratio "$fcd" "$pcd")"
+echo "(ratio = postern / postfix for rates, postfix / postern for CPU: above 1 is"
+echo " Postern ahead; delivered = all $MESSAGES in the mailbox, polled every ${POLL}s;"
+echo " CPU = the server's user+system time from the start of smtp-source)"
 echo
 echo "machine: $(nproc) cpus ($cpu), Linux $(uname -r), load average at start $load1, $fs temp dir"
 if want postfix; then

@@ -332,15 +332,23 @@ impl Notify {
     }
 }
 
+/// Runs one transaction-control statement (`BEGIN`, `SAVEPOINT request`,
+/// `COMMIT`...) from the connection's statement cache: each batch and each
+/// request runs several, and compiling them again every time was a good
+/// part of the writer's time per message.
+fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    run_cached(conn, "BEGIN").db()?;
+    control(conn, "BEGIN").db()?;
     let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
         Err(StoreError::Database(
             "internal error: a read request panicked".into(),
         ))
     });
     // Nothing was written; ending the snapshot cannot lose anything.
-    if run_cached(conn, "COMMIT").is_err() {
+    if control(conn, "COMMIT").is_err() {
         let _ = conn.execute_batch("ROLLBACK");
     }
     result
@@ -423,12 +431,12 @@ impl SyncMode {
 /// a failure is logged and undone, and never fails the batch's requests.
 fn prune_step(conn: &Connection, pruner: &mut Pruner) {
     let now = Instant::now();
-    if conn.execute_batch("SAVEPOINT prune").is_err() {
+    if control(conn, "SAVEPOINT prune").is_err() {
         return;
     }
     match pruner.run(conn, now) {
         Ok(_) => {
-            let _ = conn.execute_batch("RELEASE prune");
+            let _ = control(conn, "RELEASE prune");
         }
         Err(e) => {
             tracing::warn!(error = %e, "store: pruning the change feed failed; will retry");
@@ -444,7 +452,7 @@ fn prune_step(conn: &Connection, pruner: &mut Pruner) {
 /// counted in [`Inner::commits`], which counts request batches). Returns
 /// whether it committed.
 fn prune_alone(conn: &Connection, pruner: &mut Pruner) -> bool {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         tracing::warn!(error = %e, "store: could not begin a pruning transaction");
         pruner.reset(Instant::now());
         return false;
@@ -453,7 +461,7 @@ fn prune_alone(conn: &Connection, pruner: &mut Pruner) -> bool {
     if conn.is_autocommit() {
         return false;
     }
-    if let Err(e) = conn.execute_batch("COMMIT") {
+    if let Err(e) = control(conn, "COMMIT") {
         tracing::warn!(error = %e, "store: a pruning transaction failed to commit");
         let _ = conn.execute_batch("ROLLBACK");
         pruner.reset(Instant::now());
@@ -471,7 +479,7 @@ fn run_batch(
     notify: &Notify,
     pruner: &mut Pruner,
 ) -> bool {
-    if let Err(e) = run_cached(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let error = CommitError {
             message: e.to_string(),
             full: schema::is_full(&e),
@@ -486,7 +494,7 @@ fn run_batch(
     let mut fatal: Option<String> = None;
     let mut full = false;
     for job in batch.iter_mut() {
-        if let Err(e) = run_cached(conn, "SAVEPOINT request") {
+        if let Err(e) = control(conn, "SAVEPOINT request") {
             job.fail(schema::db_error(e));
             continue;
         }
@@ -503,10 +511,9 @@ fn run_batch(
         // the same full database, and their commit would fail alike.
         full |= job.failed_full();
         let end = if ok {
-            run_cached(conn, "RELEASE request")
+            control(conn, "RELEASE request")
         } else {
-            run_cached(conn, "ROLLBACK TO request")
-                .and_then(|()| run_cached(conn, "RELEASE request"))
+            control(conn, "ROLLBACK TO request").and_then(|()| control(conn, "RELEASE request"))
         };
         if let Err(e) = end {
             fatal = Some(e.to_string());
@@ -524,7 +531,7 @@ fn run_batch(
 
     let commit = match fatal {
         Some(message) => Err(CommitError { message, full }),
-        None => run_cached(conn, "COMMIT").map_err(|e| CommitError {
+        None => control(conn, "COMMIT").map_err(|e| CommitError {
             message: e.to_string(),
             full: full || schema::is_full(&e),
         }),
@@ -551,13 +558,6 @@ fn run_batch(
             false
         }
     }
-}
-
-/// Runs one statement without results from the connection's statement
-/// cache (`execute_batch` would parse it again each time; the writer runs
-/// these for every request).
-fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 fn reader_loop(conn: Connection, jobs: SharedJobs<ReadJob>) {

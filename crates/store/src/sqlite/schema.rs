@@ -17,6 +17,12 @@ pub(crate) const DB_FILE: &str = "postern.db";
 /// How long a connection waits for another process's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Prepared statements each connection keeps. A local delivery alone runs
+/// some twenty distinct statements, an enqueue and a claim a dozen more;
+/// with rusqlite's default of 16 the writer compiled most of them again
+/// for every message.
+const STATEMENT_CACHE: usize = 256;
+
 /// Schema steps; step `i` takes the schema from version `i` to `i + 1`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: the initial schema.
@@ -329,9 +335,6 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Prepared statements each connection keeps for reuse.
-const STATEMENT_CACHE: usize = 256;
-
 /// Opens a connection with the pragmas every connection needs.
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -340,8 +343,6 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).db()?;
     conn.busy_timeout(BUSY_TIMEOUT).db()?;
-    // Every statement the store runs is prepared once per connection and
-    // kept (rusqlite keeps 16 by default; the store has some 150).
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // One plan per statement, whatever values are bound: the bundled
     // SQLite has STAT4, which otherwise plans a statement again whenever a
@@ -351,10 +352,6 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         .db()?;
     conn.pragma_update(None, "foreign_keys", "ON").db()?;
     conn.pragma_update(None, "synchronous", "FULL").db()?;
-    // Savepoints' journals (one per write request in a batch) and
-    // temporary sort trees in memory: they are small, and a temporary file
-    // costs the writer a write system call per page.
-    conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     if read_only {
         conn.pragma_update(None, "query_only", "ON").db()?;
     }
@@ -382,6 +379,12 @@ pub(crate) fn limit_size(conn: &Connection, max_size: u64) -> Result<()> {
 /// Opens the writer connection: WAL mode, migrations applied.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     let conn = open_connection(path, false)?;
+    // The writer's statement journal (what each request's savepoint may
+    // have to undo) in memory: on disk, a batch of messages spilled it
+    // into a temporary file, one write(2) per page. It never needs to
+    // survive a crash (the WAL does that), and the writer's statements
+    // are small; the readers' big sorts keep spilling to disk.
+    conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     // Refuse a too-new schema before touching anything.
     check_version(user_version(&conn)?)?;
     let mode: String = conn
