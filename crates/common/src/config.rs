@@ -501,9 +501,11 @@ pub struct StoreConfig {
     /// Every commit waits for the disk's fsync (default false). Mail that
     /// is accepted or created (SMTP `250`, APPEND, COPY, accounts) always
     /// does; changes to existing mail (flags, expunges, MOVE, `\Recent`,
-    /// leases) are answered once the operating system has them: a crash
-    /// of the process cannot undo them, a power cut can undo the last
-    /// few, as with Dovecot's default `mail_fsync = optimized`.
+    /// leases), queue claims and local deliveries of queued mail (the
+    /// queue keeps it until the delivery commits) are answered once the
+    /// operating system has them: a crash of the process cannot undo them,
+    /// a power cut can undo the last few (an undone delivery is made
+    /// again), as with Dovecot's default `mail_fsync = optimized`.
     pub sync_every_commit: bool,
 }
 

@@ -100,8 +100,9 @@ impl Store {
             .saturating_add(u64::from(lease.subsec_nanos() > 0));
         let secs = i64::try_from(secs).unwrap_or(i64::MAX);
         let owner = self.claims.owner_id();
+        // A claim a power cut undoes only makes the mail due again.
         self.inner
-            .write(false, move |conn| {
+            .write_change(false, move |conn| {
                 queue::claim_due(conn, now, secs, limit, owner.as_deref())
             })
             .await
@@ -203,8 +204,11 @@ impl Store {
                 Ok((Some(queue::Copy { hash, bytes: copy }), json))
             })
             .await?;
+        // The queue holds the message (on disk since its `250`) until this
+        // commits: a power cut that undoes the delivery leaves it queued,
+        // to be delivered again, so the commit need not wait for the disk.
         self.inner
-            .write(true, move |conn| {
+            .write_change(true, move |conn| {
                 queue::deliver_local(
                     conn,
                     queue,

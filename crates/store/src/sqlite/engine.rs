@@ -61,14 +61,17 @@ struct Job<T, F> {
 /// How far a write request's commit must have gone before it is answered.
 ///
 /// Mail that is accepted or created (a `250` to DATA, an APPEND or COPY,
-/// an account and its password) is [`Durability::Disk`]: the commit waits for
-/// the write-ahead log's fsync, so not even a power cut loses it. Changes
-/// to mail that already exists (flags, expunges, `\Recent` claims, leases)
-/// are [`Durability::Os`]: the commit is in the operating system's hands when
+/// an account and its password) is [`Durability::Disk`]: the commit waits
+/// for the write-ahead log's fsync, so not even a power cut loses it.
+/// Changes to mail that already exists (flags, expunges, MOVE, `\Recent`
+/// claims, leases), queue claims, and local deliveries of queued mail
+/// (the queue keeps the message until the delivery commits) are
+/// [`Durability::Os`]: the commit is in the operating system's hands when
 /// answered, which a `kill -9` of the process cannot undo; a power cut may
-/// undo the last of them, never mail (SQLite's WAL keeps commits in order,
+/// undo the last of them, never mail: SQLite's WAL keeps commits in order,
 /// so what is lost is only a tail, and the next `Disk` commit syncs
-/// everything before it). That is Dovecot's default (`mail_fsync =
+/// everything before it (an undone delivery leaves its message queued, to
+/// be delivered again). That is Dovecot's default too (`mail_fsync =
 /// optimized`: saved mail is fsynced, index changes are not); with
 /// `[store] sync_every_commit = true` every commit is `Disk`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
