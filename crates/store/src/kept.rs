@@ -1,10 +1,10 @@
 //! What the store keeps in memory between requests (mailbox indexes,
-//! decoded envelopes, arrival lists), each within a byte budget
+//! decoded envelopes, SEARCH's header fields, arrival lists), each within a byte budget
 //! (`[store] index_cache_mb` and its kin, [`crate::StoreOptions`]).
 //!
 //! Each entry is charged an estimate of the bytes it holds: its value's
 //! own size plus the heap parts it owns ([`index_bytes`],
-//! [`summary_bytes`], [`arrival_list_bytes`]), plus [`ENTRY_OVERHEAD`]
+//! [`summary_bytes`], [`search_fields_bytes`], [`arrival_list_bytes`]), plus [`ENTRY_OVERHEAD`]
 //! for its slot. The estimate is cheap (one walk over the value when it
 //! is kept) and rounds each heap allocation up by [`ALLOCATION`] for the
 //! allocator's own bookkeeping; a hash map's spare capacity is not
@@ -18,7 +18,9 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
-use crate::{ArrivalList, EmailAddress, HeaderAddress, MailboxIndex, MessageSummary, RawText};
+use crate::{
+    ArrivalList, EmailAddress, HeaderAddress, MailboxIndex, MessageSummary, RawText, SearchFields,
+};
 
 /// What one heap allocation costs beyond the bytes asked for (the
 /// allocator's header and rounding), a rough mean.
@@ -256,6 +258,15 @@ pub(crate) fn summary_bytes(s: &MessageSummary) -> u64 {
         }
     }
     bytes
+}
+
+/// A search form's bytes behind its `Arc`: the struct and its texts.
+pub(crate) fn search_fields_bytes(f: &SearchFields) -> u64 {
+    let texts = f.texts_capacity() as u64;
+    size_of::<SearchFields>() as u64
+        + 2 * size_of::<usize>() as u64
+        + ALLOCATION
+        + if texts == 0 { 0 } else { texts + ALLOCATION }
 }
 
 /// An arrival list's bytes: the list, each message's own parts, and its

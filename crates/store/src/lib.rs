@@ -74,6 +74,7 @@
 
 pub use api::Store;
 pub use parse::summarize;
+pub use search_fields::{AddressHeader, SearchFields, SearchInfo};
 pub use types::*;
 
 mod api;
@@ -81,6 +82,7 @@ mod claims;
 mod hashing;
 mod kept;
 mod parse;
+mod search_fields;
 mod sqlite;
 #[cfg(test)]
 mod tests;
