@@ -1,6 +1,7 @@
 //! What the store keeps in memory between requests (mailbox indexes,
-//! decoded envelopes, SEARCH's header fields, arrival lists), each within a byte budget
-//! (`[store] index_cache_mb` and its kin, [`crate::StoreOptions`]).
+//! decoded envelopes, SEARCH's header fields, arrival lists), each within
+//! a byte budget (`[store] index_cache_mb` and its kin,
+//! [`crate::StoreOptions`]).
 //!
 //! Each entry is charged an estimate of the bytes it holds: its value's
 //! own size plus the heap parts it owns ([`index_bytes`],
