@@ -495,7 +495,7 @@ pub struct StoreConfig {
     /// for `index_cache_mb`.
     pub envelope_cache_mb: u64,
     /// MiB the header fields SEARCH compares (subject and addresses
-    /// lower-cased, the sent day) may hold (default 8, some 28,000
+    /// lower-cased, the sent day) may hold (default 8, some 25,000
     /// messages; a SEARCH over more makes the rest again each time); past
     /// it, as for `index_cache_mb`.
     pub search_fields_cache_mb: u64,

@@ -906,7 +906,7 @@ pub struct StoreOptions {
     /// its struct's inline MIME part).
     pub envelope_cache_bytes: u64,
     /// Bytes SEARCH's header fields ([`crate::SearchFields`]) may hold
-    /// (default 8 MiB: some 28,000 messages of a few hundred bytes each
+    /// (default 8 MiB: some 25,000 messages of a few hundred bytes each
     /// with their subject and addresses). A SEARCH over more messages
     /// makes the rest again each time.
     pub search_fields_cache_bytes: u64,
