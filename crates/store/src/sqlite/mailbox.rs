@@ -455,7 +455,7 @@ fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
 
 /// Reader: for each of the messages with these UIDs in the mailbox (in
 /// UID order; missing ones left out), `each` over its row of `columns`
-/// (SQL, from `messages`), read with one range scan.
+/// (SQL, from `messages`, `uid` first), read with one range scan.
 fn each_by_uid<T>(
     conn: &Connection,
     account: AccountId,
