@@ -103,7 +103,9 @@ impl Store {
             )?),
             index_cache: Arc::new(Kept::new(options.index_cache_bytes).into()),
             envelope_cache: Arc::new(Kept::new(options.envelope_cache_bytes).into()),
-            search_fields_cache: Arc::new(Kept::new(options.search_fields_cache_bytes).into()),
+            search_fields_cache: Arc::new(
+                Kept::resisting_scans(options.search_fields_cache_bytes).into(),
+            ),
             arrival_lists: Arc::new(arrivals::ListCache::new(options.arrival_list_cache_bytes)),
             claims: Arc::new(ClaimState {
                 data_dir: data_dir.to_owned(),
