@@ -490,11 +490,15 @@ pub struct StoreConfig {
     /// recently used go, and an index bigger than all of it is read anew
     /// for each SELECT.
     pub index_cache_mb: u64,
-    /// MiB the envelopes decoded for SEARCH and the HTTP API may hold
-    /// (default 4, some 1,400 envelopes of about 3 KiB; a SEARCH over
-    /// more messages decodes the rest again each time); past it, as for
-    /// `index_cache_mb`.
+    /// MiB the envelopes decoded for FETCH, POP3 and the HTTP API may
+    /// hold (default 4, some 1,400 envelopes of about 3 KiB); past it, as
+    /// for `index_cache_mb`.
     pub envelope_cache_mb: u64,
+    /// MiB the header fields SEARCH compares (subject and addresses
+    /// lower-cased, the sent day) may hold (default 8, some 25,000
+    /// messages; a SEARCH over more makes the rest again each time); past
+    /// it, as for `index_cache_mb`.
+    pub search_fields_cache_mb: u64,
     /// MiB the arrival lists the HTTP API's searches read may hold, their
     /// envelopes included (default 16); past it, as for `index_cache_mb`.
     pub arrival_list_cache_mb: u64,
@@ -522,6 +526,7 @@ impl Default for StoreConfig {
             password_queue: 256,
             index_cache_mb: 8,
             envelope_cache_mb: 4,
+            search_fields_cache_mb: 8,
             arrival_list_cache_mb: 16,
             sync_every_commit: false,
         }
@@ -1230,10 +1235,18 @@ mod tests {
             c.store.arrival_list_cache_mb * mib,
             defaults.arrival_list_cache_bytes
         );
+        assert_eq!(
+            c.store.search_fields_cache_mb * mib,
+            defaults.search_fields_cache_bytes
+        );
 
-        let c = parse("[store]\nindex_cache_mb = 64\nenvelope_cache_mb = 0\n").unwrap();
+        let c = parse(
+            "[store]\nindex_cache_mb = 64\nenvelope_cache_mb = 0\nsearch_fields_cache_mb = 2\n",
+        )
+        .unwrap();
         assert_eq!(c.store.index_cache_mb, 64);
         assert_eq!(c.store.envelope_cache_mb, 0);
+        assert_eq!(c.store.search_fields_cache_mb, 2);
         assert_eq!(c.store.arrival_list_cache_mb, 16);
 
         let c = from_env(&[

@@ -236,6 +236,7 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
         password_queue: s.password_queue,
         index_cache_bytes: s.index_cache_mb.saturating_mul(1024 * 1024),
         envelope_cache_bytes: s.envelope_cache_mb.saturating_mul(1024 * 1024),
+        search_fields_cache_bytes: s.search_fields_cache_mb.saturating_mul(1024 * 1024),
         arrival_list_cache_bytes: s.arrival_list_cache_mb.saturating_mul(1024 * 1024),
         sync_every_commit: s.sync_every_commit,
         ..store::StoreOptions::default()

@@ -1,10 +1,11 @@
 //! What the store keeps in memory between requests (mailbox indexes,
-//! decoded envelopes, arrival lists), each within a byte budget
-//! (`[store] index_cache_mb` and its kin, [`crate::StoreOptions`]).
+//! decoded envelopes, SEARCH's header fields, arrival lists), each within
+//! a byte budget (`[store] index_cache_mb` and its kin,
+//! [`crate::StoreOptions`]).
 //!
 //! Each entry is charged an estimate of the bytes it holds: its value's
 //! own size plus the heap parts it owns ([`index_bytes`],
-//! [`summary_bytes`], [`arrival_list_bytes`]), plus [`ENTRY_OVERHEAD`]
+//! [`summary_bytes`], [`search_fields_bytes`], [`arrival_list_bytes`]), plus [`ENTRY_OVERHEAD`]
 //! for its slot. The estimate is cheap (one walk over the value when it
 //! is kept) and rounds each heap allocation up by [`ALLOCATION`] for the
 //! allocator's own bookkeeping; a hash map's spare capacity is not
@@ -12,13 +13,26 @@
 //! not used since the last look go first (second chance: a hit marks an
 //! entry, which then survives one more round). An entry larger than the
 //! whole budget is not kept at all; the caller still gets it.
+//!
+//! A cache read in long scans (SEARCH's header fields, read for every
+//! message of a mailbox that may not fit) is made with
+//! [`Kept::resisting_scans`]: once it has let a quarter of its budget go
+//! for new entries with no entry asked for again in between, it is being
+//! scanned through by more than it holds, and it keeps no new entry
+//! (making no room) until one it holds is asked for again. A repeated
+//! scan bigger than the budget then finds most of what the cache held
+//! still there, instead of each entry pushed out just before it is asked
+//! for; a new set of entries that is read again gets in a quarter of the
+//! budget per round.
 
 use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::mem::size_of;
 
-use crate::{ArrivalList, EmailAddress, HeaderAddress, MailboxIndex, MessageSummary, RawText};
+use crate::{
+    ArrivalList, EmailAddress, HeaderAddress, MailboxIndex, MessageSummary, RawText, SearchFields,
+};
 
 /// What one heap allocation costs beyond the bytes asked for (the
 /// allocator's header and rounding), a rough mean.
@@ -36,6 +50,11 @@ pub(crate) struct Kept<K, V> {
     ages: VecDeque<K>,
     bytes: u64,
     budget: u64,
+    /// Bytes let go to make room since an entry was last asked for, and
+    /// how many may be before new entries are turned away (`u64::MAX`:
+    /// never).
+    dropped_since_hit: u64,
+    scan_limit: u64,
 }
 
 struct Slot<V> {
@@ -54,6 +73,17 @@ impl<K: Clone + Eq + Hash, V> Kept<K, V> {
             ages: VecDeque::new(),
             bytes: 0,
             budget,
+            dropped_since_hit: 0,
+            scan_limit: u64::MAX,
+        }
+    }
+
+    /// As [`Kept::new`], but a scan bigger than the budget does not push
+    /// out all it holds (see the module documentation).
+    pub(crate) fn resisting_scans(budget: u64) -> Self {
+        Kept {
+            scan_limit: budget / 4,
+            ..Kept::new(budget)
         }
     }
 
@@ -65,6 +95,7 @@ impl<K: Clone + Eq + Hash, V> Kept<K, V> {
     {
         let slot = self.entries.get_mut(key)?;
         slot.used = true;
+        self.dropped_since_hit = 0;
         Some(&slot.value)
     }
 
@@ -79,6 +110,9 @@ impl<K: Clone + Eq + Hash, V> Kept<K, V> {
             self.ages.retain(|k| *k != key);
         }
         if bytes > self.budget {
+            return;
+        }
+        if self.bytes + bytes > self.budget && self.dropped_since_hit >= self.scan_limit {
             return;
         }
         while self.bytes + bytes > self.budget {
@@ -109,6 +143,7 @@ impl<K: Clone + Eq + Hash, V> Kept<K, V> {
             } else {
                 let slot = self.entries.remove(&key).expect("just looked at");
                 self.bytes -= slot.bytes;
+                self.dropped_since_hit = self.dropped_since_hit.saturating_add(slot.bytes);
                 return;
             }
         }
@@ -258,6 +293,15 @@ pub(crate) fn summary_bytes(s: &MessageSummary) -> u64 {
     bytes
 }
 
+/// A search form's bytes behind its `Arc`: the struct and its texts.
+pub(crate) fn search_fields_bytes(f: &SearchFields) -> u64 {
+    let texts = f.texts_capacity() as u64;
+    size_of::<SearchFields>() as u64
+        + 2 * size_of::<usize>() as u64
+        + ALLOCATION
+        + if texts == 0 { 0 } else { texts + ALLOCATION }
+}
+
 /// An arrival list's bytes: the list, each message's own parts, and its
 /// summary. A summary may be shared with the envelope cache; the list
 /// is charged for it all the same, since the list alone keeps it alive
@@ -329,6 +373,55 @@ mod tests {
         let mut none: Kept<u8, u8> = Kept::new(0);
         none.insert(1, 1, 0);
         assert!(none.get(&1).is_none());
+    }
+
+    /// A scan bigger than the budget, repeated: a plain cache loses each
+    /// entry just before it is asked for again and never serves one; one
+    /// resisting scans keeps most of what it held and serves it each round.
+    #[test]
+    fn a_cache_resisting_scans_keeps_most_of_itself_through_a_bigger_scan() {
+        let entry = 100 + ENTRY_OVERHEAD;
+        let hits = |mut kept: Kept<u32, u32>| {
+            let mut rounds = Vec::new();
+            for _ in 0..4 {
+                let mut hits = 0;
+                for n in 0..200 {
+                    if kept.get(&n).is_some() {
+                        hits += 1;
+                    } else {
+                        kept.insert(n, n, 100);
+                    }
+                    assert!(kept.bytes() <= 100 * entry);
+                }
+                rounds.push(hits);
+            }
+            rounds
+        };
+        assert_eq!(hits(Kept::new(100 * entry)), [0, 0, 0, 0]);
+        let resisting = hits(Kept::resisting_scans(100 * entry));
+        assert_eq!(resisting[0], 0);
+        for later in &resisting[1..] {
+            assert!(*later >= 70, "{resisting:?}");
+        }
+
+        // A set that fits is kept whole, as by a plain cache.
+        let mut kept: Kept<u32, u32> = Kept::resisting_scans(100 * entry);
+        for n in 0..100 {
+            kept.insert(n, n, 100);
+        }
+        assert!((0..100).all(|n| kept.get(&n).is_some()));
+
+        // A new set read again and again gets in, a quarter per round.
+        let mut rounds = 0;
+        while !(1000..1100).all(|n| kept.get(&n).is_some()) {
+            for n in 1000..1100 {
+                if kept.get(&n).is_none() {
+                    kept.insert(n, n, 100);
+                }
+            }
+            rounds += 1;
+            assert!(rounds <= 8, "the new set is not kept after {rounds} rounds");
+        }
     }
 
     #[test]

@@ -62,18 +62,21 @@
 //!   area, including the change feed's pruning and the per-mailbox
 //!   wake-ups read from it.
 //! - backend-free helpers: `parse` (a message's summary, made once at
-//!   delivery), `hashing` (the argon2id password workers) and `claims`
+//!   delivery), `search_fields` (the compact form of the header fields
+//!   IMAP SEARCH compares, made from a summary), `hashing` (the argon2id password workers) and `claims`
 //!   (which process holds the queue's claims, by lock files in the data
 //!   dir).
 //! - `work_queue`: the bounded queues from async callers to the writer,
 //!   the readers and the password workers ([`StoreOptions`] sizes them).
 //! - `kept`: what the store keeps in memory between requests (mailbox
-//!   indexes, envelopes, arrival lists), each within a byte budget
+//!   indexes, envelopes, SEARCH's header fields, arrival lists), each
+//!   within a byte budget
 //!   ([`StoreOptions`] sets them).
 #![forbid(unsafe_code)]
 
 pub use api::Store;
 pub use parse::summarize;
+pub use search_fields::{AddressHeader, SearchFields, SearchInfo};
 pub use types::*;
 
 mod api;
@@ -81,6 +84,7 @@ mod claims;
 mod hashing;
 mod kept;
 mod parse;
+mod search_fields;
 mod sqlite;
 #[cfg(test)]
 mod tests;

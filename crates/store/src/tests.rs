@@ -2464,6 +2464,68 @@ async fn envelopes_match_the_full_summaries() {
     );
 }
 
+/// SEARCH's compact fields are those of the full summaries, kept per
+/// blob, and small: a few hundred bytes each, so that the default budget
+/// holds a mailbox of tens of thousands of messages and a repeated SEARCH
+/// over all of them is served from memory.
+#[tokio::test]
+async fn search_infos_match_the_summaries_and_are_kept_compactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 30).await;
+    let uids: Vec<Uid> = (1..=40).rev().map(Uid).collect();
+    let full = store
+        .messages_by_uid(alice.id, "INBOX", &uids)
+        .await
+        .unwrap();
+    let infos = store.search_infos(alice.id, "INBOX", &uids).await.unwrap();
+    // UID order, missing ones left out.
+    assert_eq!(
+        infos.iter().map(|i| i.uid).collect::<Vec<_>>(),
+        (1..=30).map(Uid).collect::<Vec<_>>()
+    );
+    for i in &infos {
+        let f = full.iter().find(|f| f.uid == i.uid).unwrap();
+        assert_eq!(i.internal_date, f.internal_date);
+        assert_eq!(*i.fields, crate::SearchFields::of(&f.summary));
+        assert_eq!(i.fields.header_len, f.summary.header_len);
+        let subject = f.summary.subject.as_deref().unwrap().to_lowercase();
+        assert!(i.fields.subject_contains(&subject));
+        assert!(i
+            .fields
+            .address_contains(crate::AddressHeader::From, "sender <sender@example.org>"));
+        let charge = crate::kept::search_fields_bytes(&i.fields);
+        assert!(charge < 250, "{charge} bytes");
+    }
+    let default_budget = StoreOptions::default().search_fields_cache_bytes;
+    let per_entry =
+        crate::kept::search_fields_bytes(&infos[0].fields) + 2 * 32 + crate::kept::ENTRY_OVERHEAD;
+    assert!(
+        default_budget / per_entry > 20_000,
+        "{per_entry} bytes each"
+    );
+
+    // A second read comes from the cache; with no budget, made anew.
+    let again = store.search_infos(alice.id, "INBOX", &uids).await.unwrap();
+    for (a, b) in infos.iter().zip(&again) {
+        assert!(Arc::ptr_eq(&a.fields, &b.fields));
+    }
+    let none = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            search_fields_cache_bytes: 0,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
+    let first = none.search_infos(alice.id, "INBOX", &uids).await.unwrap();
+    let again = none.search_infos(alice.id, "INBOX", &uids).await.unwrap();
+    for (a, b) in first.iter().zip(&again) {
+        assert!(!Arc::ptr_eq(&a.fields, &b.fields));
+        assert_eq!(a.fields, b.fields);
+    }
+}
+
 #[tokio::test]
 async fn cached_index_follows_changes_from_another_process() {
     let dir = tempfile::tempdir().unwrap();

@@ -925,10 +925,15 @@ pub struct StoreOptions {
     /// one index of a 50,000-message mailbox is some MiB). An index too
     /// big for it is read anew for each SELECT.
     pub index_cache_bytes: u64,
-    /// Bytes the envelopes decoded for SEARCH and the HTTP API may hold
-    /// (default 4 MiB: some 1,400 envelopes, each about 3 KiB with its
-    /// struct's inline MIME part).
+    /// Bytes the envelopes decoded for FETCH, POP3 and the HTTP API may
+    /// hold (default 4 MiB: some 1,400 envelopes, each about 3 KiB with
+    /// its struct's inline MIME part).
     pub envelope_cache_bytes: u64,
+    /// Bytes SEARCH's header fields ([`crate::SearchFields`]) may hold
+    /// (default 8 MiB: some 25,000 messages of a few hundred bytes each
+    /// with their subject and addresses). A SEARCH over more messages
+    /// makes the rest again each time.
+    pub search_fields_cache_bytes: u64,
     /// Bytes the arrival lists the HTTP API's searches read may hold,
     /// their envelopes included (default 16 MiB).
     pub arrival_list_cache_bytes: u64,
@@ -952,6 +957,7 @@ impl Default for StoreOptions {
             password_queue: 256,
             index_cache_bytes: 8 * 1024 * 1024,
             envelope_cache_bytes: 4 * 1024 * 1024,
+            search_fields_cache_bytes: 8 * 1024 * 1024,
             arrival_list_cache_bytes: 16 * 1024 * 1024,
             sync_every_commit: false,
         }

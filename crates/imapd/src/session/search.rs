@@ -7,8 +7,9 @@
 //!
 //! 1. the mailbox index (one read): flags, `\Recent`, size, modseq, UID and
 //!    sequence number;
-//! 2. the parsed summaries (`messages_by_uid`, in batches): envelope
-//!    addresses, subject, the `Date:` field and the internal date;
+//! 2. the header fields SEARCH compares (`search_infos`, in batches; the
+//!    store keeps them per message, lower-cased once): envelope addresses,
+//!    subject, the `Date:` field's day and the internal date;
 //! 3. the raw messages (`messages_raw`, in batches of [`RAW_BATCH`]
 //!    messages or [`RAW_BATCH_OCTETS`]): HEADER, BODY and TEXT.
 //!
@@ -35,7 +36,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser, PartType};
-use store::{EmailAddress, IndexEntry, MessageInfo, MessageSummary, StoreError, Uid};
+use store::{AddressHeader, IndexEntry, SearchInfo, StoreError, Uid};
 use tokio_util::task::AbortOnDropHandle;
 
 use super::{End, Session, State};
@@ -72,25 +73,6 @@ impl DateCmp {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AddressField {
-    From,
-    To,
-    Cc,
-    Bcc,
-}
-
-impl AddressField {
-    fn of(self, s: &MessageSummary) -> &[EmailAddress] {
-        match self {
-            AddressField::From => &s.from,
-            AddressField::To => &s.to,
-            AddressField::Cc => &s.cc,
-            AddressField::Bcc => &s.bcc,
-        }
-    }
-}
-
 /// A compiled search key; strings are lower-case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Test {
@@ -106,7 +88,7 @@ enum Test {
     Internal(DateCmp, i64),
     Sent(DateCmp, i64),
     Subject(String),
-    Address(AddressField, String),
+    Address(AddressHeader, String),
     /// Field name, value.
     Header(String, String),
     Body(String),
@@ -205,10 +187,10 @@ fn compile(key: SearchKey) -> Test {
         K::SentOn(d) => Test::Sent(DateCmp::On, day(d)),
         K::SentSince(d) => Test::Sent(DateCmp::Since, day(d)),
         K::Subject(s) => Test::Subject(lower(&s)),
-        K::From(s) => Test::Address(AddressField::From, lower(&s)),
-        K::To(s) => Test::Address(AddressField::To, lower(&s)),
-        K::Cc(s) => Test::Address(AddressField::Cc, lower(&s)),
-        K::Bcc(s) => Test::Address(AddressField::Bcc, lower(&s)),
+        K::From(s) => Test::Address(AddressHeader::From, lower(&s)),
+        K::To(s) => Test::Address(AddressHeader::To, lower(&s)),
+        K::Cc(s) => Test::Address(AddressHeader::Cc, lower(&s)),
+        K::Bcc(s) => Test::Address(AddressHeader::Bcc, lower(&s)),
         K::Header(name, value) => Test::Header(lower(&name), lower(&value)),
         K::Body(s) => Test::Body(lower(&s)),
         K::Text(s) => Test::Text(lower(&s)),
@@ -238,52 +220,6 @@ fn contains_folded(hay: &str, needle: &str) -> bool {
         return needle.is_ascii() && h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
     }
     hay.to_lowercase().contains(needle)
-}
-
-fn addresses_match(list: &[EmailAddress], needle: &str) -> bool {
-    if needle.is_empty() {
-        return true;
-    }
-    list.iter().any(|a| {
-        let text = match (&a.name, &a.address) {
-            (Some(n), Some(addr)) => format!("{n} <{addr}>"),
-            (Some(n), None) => n.clone(),
-            (None, Some(addr)) => addr.clone(),
-            (None, None) => return false,
-        };
-        contains_folded(&text, needle)
-    })
-}
-
-/// Offset from UTC in seconds of a `Date:` field as written (its last word,
-/// `+hhmm` or `-hhmm`); 0 when there is none.
-fn zone_offset(raw_date: &[u8]) -> i64 {
-    let text = String::from_utf8_lossy(raw_date);
-    let Some(zone) = text.split_whitespace().last() else {
-        return 0;
-    };
-    let b = zone.as_bytes();
-    if b.len() != 5 || !matches!(b[0], b'+' | b'-') || !b[1..].iter().all(u8::is_ascii_digit) {
-        return 0;
-    }
-    let n = |i: usize| i64::from(b[i] - b'0');
-    let secs = (n(1) * 10 + n(2)) * 3600 + (n(3) * 10 + n(4)) * 60;
-    if b[0] == b'-' {
-        -secs
-    } else {
-        secs
-    }
-}
-
-/// The calendar day the `Date:` field names, in its own zone.
-fn sent_day(s: &MessageSummary) -> Option<i64> {
-    let ts = s.date?;
-    let offset = match s.date_zone {
-        Some(minutes) => i64::from(minutes) * 60,
-        // A summary made before the store kept the zone.
-        None => s.raw.date.as_deref().map_or(0, zone_offset),
-    };
-    Some((ts + offset).div_euclid(86_400))
 }
 
 /// A raw message, with what searching it needs worked out at most once.
@@ -505,7 +441,7 @@ struct Candidate {
 /// What is known of one message in a round.
 struct Facts<'a> {
     candidate: &'a Candidate,
-    info: Option<&'a MessageInfo>,
+    info: Option<&'a SearchInfo>,
     raw: Option<&'a RawMessage<'a>>,
 }
 
@@ -557,11 +493,9 @@ impl Matcher {
                 .map(|i| cmp.holds(i.internal_date.div_euclid(86_400), *day)),
             Test::Sent(cmp, day) => f
                 .info
-                .map(|i| sent_day(&i.summary).is_some_and(|d| cmp.holds(d, *day))),
-            Test::Subject(n) => f
-                .info
-                .map(|i| contains_folded(i.summary.subject.as_deref().unwrap_or(""), n)),
-            Test::Address(field, n) => f.info.map(|i| addresses_match(field.of(&i.summary), n)),
+                .map(|i| i.fields.sent_day.is_some_and(|d| cmp.holds(d, *day))),
+            Test::Subject(n) => f.info.map(|i| i.fields.subject_contains(n)),
+            Test::Address(field, n) => f.info.map(|i| i.fields.address_contains(*field, n)),
             Test::Header(name, n) => f.raw.map(|r| r.header_matches(name, n)),
             Test::Body(n) => f.raw.map(|r| r.body_text().contains(n.as_str())),
             Test::Text(n) => f.raw.map(|r| {
@@ -601,10 +535,10 @@ type Judged = Vec<(Candidate, Option<bool>)>;
 fn judge_batch(
     matcher: &Matcher,
     batch: Vec<Candidate>,
-    infos: Option<Vec<MessageInfo>>,
+    infos: Option<Vec<SearchInfo>>,
     raws: Option<Vec<(Uid, Vec<u8>)>>,
 ) -> Judged {
-    let infos: Option<HashMap<Uid, MessageInfo>> =
+    let infos: Option<HashMap<Uid, SearchInfo>> =
         infos.map(|l| l.into_iter().map(|i| (i.uid, i)).collect());
     let raws: Option<HashMap<Uid, Vec<u8>>> = raws.map(|l| l.into_iter().collect());
     batch
@@ -622,7 +556,7 @@ fn judge_batch(
             let raw = raw
                 .flatten()
                 .zip(info)
-                .map(|(r, i)| RawMessage::new(r, i.summary.header_len));
+                .map(|(r, i)| RawMessage::new(r, i.fields.header_len));
             let verdict = matcher.judge(&Facts {
                 candidate: &c,
                 info,
@@ -810,7 +744,7 @@ async fn judge_all(
             let (store, matcher, mailbox) = (store.clone(), matcher.clone(), mailbox.to_owned());
             async move {
                 let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                let infos = store.envelopes(account, &mailbox, &uids).await?;
+                let infos = store.search_infos(account, &mailbox, &uids).await?;
                 Ok(judge_batch(&matcher, batch, Some(infos), None))
             }
         })
@@ -822,10 +756,10 @@ async fn judge_all(
             let (store, matcher, mailbox) = (store.clone(), matcher.clone(), mailbox.to_owned());
             async move {
                 let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                // The envelopes (cached) also give each message's
+                // The search fields (cached) also give each message's
                 // stored header length, where HEADER stops and BODY
                 // starts.
-                let infos = Some(store.envelopes(account, &mailbox, &uids).await?);
+                let infos = Some(store.search_infos(account, &mailbox, &uids).await?);
                 let raws = store.messages_raw(account, &mailbox, &uids).await?;
                 // Parsing and decoding bodies is CPU work.
                 tokio::task::spawn_blocking(move || judge_batch(&matcher, batch, infos, Some(raws)))
@@ -843,7 +777,7 @@ async fn judge_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use store::{ModSeq, RawFields};
+    use store::{EmailAddress, MessageSummary, ModSeq, RawFields};
 
     fn set(s: &str) -> SequenceSet {
         SequenceSet::parse(s.as_bytes(), 100).expect("set")
@@ -862,14 +796,11 @@ mod tests {
         }
     }
 
-    fn info(uid: u32, subject: &str, date: Option<(i64, &str)>) -> MessageInfo {
-        MessageInfo {
+    fn info(uid: u32, subject: &str, date: Option<(i64, &str)>) -> SearchInfo {
+        SearchInfo {
             uid: Uid(uid),
-            modseq: ModSeq(1),
-            flags: Vec::new(),
             internal_date: 1_795_262_400, // 2026-11-21 12:00 UTC
-            size: 1000,
-            summary: std::sync::Arc::new(MessageSummary {
+            fields: std::sync::Arc::new(store::SearchFields::of(&MessageSummary {
                 subject: Some(subject.to_owned()),
                 date: date.map(|d| d.0),
                 raw: RawFields {
@@ -881,7 +812,7 @@ mod tests {
                     address: Some("alice@example.com".into()),
                 }],
                 ..MessageSummary::default()
-            }),
+            })),
         }
     }
 
@@ -892,7 +823,7 @@ mod tests {
     fn judge(
         m: &Matcher,
         c: &Candidate,
-        i: Option<&MessageInfo>,
+        i: Option<&SearchInfo>,
         raw: Option<&[u8]>,
     ) -> Option<bool> {
         let raw = raw.map(|r| RawMessage::new(r, store::summarize(r).header_len));
@@ -1155,12 +1086,5 @@ aGlkZGVuIHRyZWFzdXJl\r\n\
             batches,
             [vec![1, 2], vec![3, 4], vec![5], vec![6, 7], vec![8]]
         );
-    }
-
-    #[test]
-    fn zones() {
-        assert_eq!(zone_offset(b"Sat, 21 Nov 2026 12:00:00 +0130"), 5400);
-        assert_eq!(zone_offset(b"Sat, 21 Nov 2026 12:00:00 -0800"), -28_800);
-        assert_eq!(zone_offset(b"Sat, 21 Nov 2026 12:00:00 GMT"), 0);
     }
 }

@@ -49,7 +49,7 @@ impl Store {
 
     /// As [`Store::messages_by_uid`], in UID order, but each summary holds
     /// only the envelope fields (date, subject, addresses, ids, and those
-    /// as written): no MIME tree. Much cheaper over many messages; what SEARCH reads.
+    /// as written): no MIME tree. Much cheaper over many messages.
     pub async fn envelopes(
         &self,
         account: AccountId,
@@ -61,6 +61,25 @@ impl Store {
         let cache = self.envelope_cache.clone();
         self.inner
             .read(move |conn| mailbox::envelopes(conn, &cache, account, &mailbox, &uids))
+            .await
+    }
+
+    /// What SEARCH compares of the messages with these UIDs (subject,
+    /// addresses, sent day, header length, internal date), in UID order;
+    /// missing UIDs left out. Made once per blob and kept within
+    /// [`crate::StoreOptions::search_fields_cache_bytes`], a few hundred
+    /// bytes each: a repeated SEARCH of a large mailbox reads no summary.
+    pub async fn search_infos(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<crate::SearchInfo>> {
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        let cache = self.search_fields_cache.clone();
+        self.inner
+            .read(move |conn| mailbox::search_infos(conn, &cache, account, &mailbox, &uids))
             .await
     }
 

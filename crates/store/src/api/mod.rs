@@ -32,8 +32,11 @@ pub struct Store {
     /// other processes' changes count) is unchanged; within
     /// [`StoreOptions::index_cache_bytes`].
     index_cache: Arc<IndexCache>,
-    /// Envelope fields decoded once per blob, for SEARCH.
+    /// Envelope fields decoded once per blob, for FETCH, POP3 and the
+    /// HTTP API.
     envelope_cache: Arc<mailbox::EnvelopeCache>,
+    /// What SEARCH compares, made once per blob.
+    search_fields_cache: Arc<mailbox::SearchFieldsCache>,
     /// Scopes' arrival lists, kept until the next commit
     /// ([`Store::arrival_list`]).
     arrival_lists: Arc<arrivals::ListCache>,
@@ -100,6 +103,9 @@ impl Store {
             )?),
             index_cache: Arc::new(Kept::new(options.index_cache_bytes).into()),
             envelope_cache: Arc::new(Kept::new(options.envelope_cache_bytes).into()),
+            search_fields_cache: Arc::new(
+                Kept::resisting_scans(options.search_fields_cache_bytes).into(),
+            ),
             arrival_lists: Arc::new(arrivals::ListCache::new(options.arrival_list_cache_bytes)),
             claims: Arc::new(ClaimState {
                 data_dir: data_dir.to_owned(),

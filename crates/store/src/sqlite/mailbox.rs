@@ -409,12 +409,23 @@ struct EnvelopeFields {
     attachments: u32,
 }
 
-/// Envelope-only summaries by blob hash, charged by
-/// [`crate::kept::summary_bytes`] and the hash, within
-/// [`crate::StoreOptions::envelope_cache_bytes`]. A blob never changes, so
-/// an entry never goes stale.
-pub(crate) type EnvelopeCache =
-    std::sync::Mutex<crate::kept::Kept<std::sync::Arc<str>, std::sync::Arc<crate::MessageSummary>>>;
+/// A blob's SHA-256, the key of the caches kept per blob: its 32 bytes
+/// rather than the 64 hex digits the database holds.
+pub(crate) type BlobKey = [u8; 32];
+
+/// Values kept per blob, by [`BlobKey`]. A blob never changes, so an
+/// entry never goes stale.
+pub(crate) type BlobCache<V> = std::sync::Mutex<crate::kept::Kept<BlobKey, std::sync::Arc<V>>>;
+
+/// Envelope-only summaries by blob, charged by
+/// [`crate::kept::summary_bytes`], within
+/// [`crate::StoreOptions::envelope_cache_bytes`].
+pub(crate) type EnvelopeCache = BlobCache<crate::MessageSummary>;
+
+/// What SEARCH compares of each blob ([`crate::SearchFields`]), charged
+/// by [`crate::kept::search_fields_bytes`], within
+/// [`crate::StoreOptions::search_fields_cache_bytes`].
+pub(crate) type SearchFieldsCache = BlobCache<crate::SearchFields>;
 
 fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
     let fields: EnvelopeFields = json
@@ -442,30 +453,28 @@ fn decode_envelope(json: Option<&str>) -> crate::MessageSummary {
     }
 }
 
-/// Reader: the messages with these UIDs as [`messages_by_uid`] gives
-/// them, but each summary with its envelope fields and header length only
-/// (no MIME tree),
-/// read with one range scan and decoded once per blob (`cache`): what
-/// SEARCH needs, cheaply.
-pub(crate) fn envelopes(
+/// Reader: for each of the messages with these UIDs in the mailbox (in
+/// UID order; missing ones left out), `each` over its row of `columns`
+/// (SQL, from `messages`, `uid` first), read with one range scan.
+fn each_by_uid<T>(
     conn: &Connection,
-    cache: &EnvelopeCache,
     account: AccountId,
     mailbox: &MailboxKey,
     uids: &[Uid],
-) -> Result<Vec<MessageInfo>> {
+    columns: &str,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
     let id = require(conn, account, mailbox)?;
     let (Some(low), Some(high)) = (uids.iter().min(), uids.iter().max()) else {
         return Ok(Vec::new());
     };
     let wanted: std::collections::HashSet<Uid> = uids.iter().copied().collect();
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT uid, modseq, system_flags, keywords, internal_date, size, blob_hash
-               FROM messages
+        .prepare_cached(&format!(
+            "SELECT {columns} FROM messages
               WHERE mailbox_id = ?1 AND uid BETWEEN ?2 AND ?3
-              ORDER BY uid",
-        )
+              ORDER BY uid"
+        ))
         .db()?;
     let mut rows = stmt
         .query(params![id.0, i64::from(low.0), i64::from(high.0)])
@@ -473,13 +482,69 @@ pub(crate) fn envelopes(
     let mut out = Vec::with_capacity(uids.len());
     while let Some(row) = rows.next().db()? {
         let uid = Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?);
-        if !wanted.contains(&uid) {
-            continue;
+        if wanted.contains(&uid) {
+            out.push(each(row)?);
         }
-        let summary = cached_envelope(conn, cache, row, 6)?;
-        out.push(message_info_with(row, summary)?);
     }
     Ok(out)
+}
+
+/// Reader: the messages with these UIDs as [`messages_by_uid`] gives
+/// them, but each summary with its envelope fields and header length only
+/// (no MIME tree),
+/// read with one range scan and decoded once per blob (`cache`).
+pub(crate) fn envelopes(
+    conn: &Connection,
+    cache: &EnvelopeCache,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+) -> Result<Vec<MessageInfo>> {
+    each_by_uid(
+        conn,
+        account,
+        mailbox,
+        uids,
+        "uid, modseq, system_flags, keywords, internal_date, size, blob_hash",
+        |row| {
+            let summary = cached_envelope(conn, cache, row, 6)?;
+            message_info_with(row, summary)
+        },
+    )
+}
+
+/// Reader: what SEARCH compares of the messages with these UIDs (in UID
+/// order; missing ones left out), read with one range scan and made once
+/// per blob (`cache`): what SEARCH needs, cheaply.
+pub(crate) fn search_infos(
+    conn: &Connection,
+    cache: &SearchFieldsCache,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+) -> Result<Vec<crate::SearchInfo>> {
+    each_by_uid(
+        conn,
+        account,
+        mailbox,
+        uids,
+        "uid, internal_date, blob_hash",
+        |row| {
+            let fields = cached_by_blob(
+                conn,
+                cache,
+                row,
+                2,
+                |json| crate::SearchFields::of(&decode_envelope(json)),
+                crate::kept::search_fields_bytes,
+            )?;
+            Ok(crate::SearchInfo {
+                uid: Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?),
+                internal_date: row.get(1).db()?,
+                fields,
+            })
+        },
+    )
 }
 
 /// Reader: the envelope-only summary of the blob whose hash is in column
@@ -490,20 +555,46 @@ pub(crate) fn cached_envelope(
     row: &rusqlite::Row<'_>,
     column: usize,
 ) -> Result<std::sync::Arc<crate::MessageSummary>> {
+    cached_by_blob(
+        conn,
+        cache,
+        row,
+        column,
+        decode_envelope,
+        crate::kept::summary_bytes,
+    )
+}
+
+/// Reader: what `decode` makes of the summary of the blob whose hash is
+/// in column `column` of `row` (the summary's JSON, `None` for a blob not
+/// parsed), from `cache` or made (and kept, charged `bytes` and the key)
+/// now.
+fn cached_by_blob<V>(
+    conn: &Connection,
+    cache: &BlobCache<V>,
+    row: &rusqlite::Row<'_>,
+    column: usize,
+    decode: impl FnOnce(Option<&str>) -> V,
+    bytes: impl FnOnce(&V) -> u64,
+) -> Result<std::sync::Arc<V>> {
     let lock = || {
         cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     };
-    // Borrowed from the row: most envelopes come from the cache, and the
-    // hash is copied only to insert a new one.
     let hash = row
         .get_ref(column)
         .db()?
         .as_str()
         .map_err(|e| StoreError::Database(format!("blob hash: {e}")))?;
-    if let Some(s) = lock().get(hash).cloned() {
-        return Ok(s);
+    let mut key: BlobKey = [0; 32];
+    // Every hash the store writes is 64 hex digits; another is read anew
+    // each time rather than kept.
+    let keyed = hex::decode_to_slice(hash, &mut key).is_ok();
+    if keyed {
+        if let Some(v) = lock().get(&key).cloned() {
+            return Ok(v);
+        }
     }
     let json: Option<String> = conn
         .prepare_cached("SELECT summary FROM summaries WHERE hash = ?1")
@@ -511,15 +602,15 @@ pub(crate) fn cached_envelope(
         .query_row([hash], |r| r.get(0))
         .optional()
         .db()?;
-    let s = std::sync::Arc::new(decode_envelope(json.as_deref()));
+    let v = std::sync::Arc::new(decode(json.as_deref()));
     // Only a parsed blob is kept: an unparsed one may be parsed later.
-    if json.is_some() {
-        // The key's heap part: the hash and the `Arc`'s two counts.
-        let key_bytes = (hash.len() + 2 * std::mem::size_of::<usize>()) as u64;
-        let bytes = crate::kept::summary_bytes(&s) + key_bytes + crate::kept::ALLOCATION;
-        lock().insert(hash.into(), s.clone(), bytes);
+    if keyed && json.is_some() {
+        // The key, inline in the map's slot and again in the age queue.
+        let key_bytes = (2 * std::mem::size_of::<BlobKey>()) as u64;
+        let charge = bytes(&v) + key_bytes;
+        lock().insert(key, v.clone(), charge);
     }
-    Ok(s)
+    Ok(v)
 }
 
 /// Reader: one message's raw bytes.
