@@ -461,6 +461,31 @@ mod tests {
         handshake(acc, &dir.path().join("tls/cert.pem"), "[::1]:0", "::1").await;
     }
 
+    /// The upgrade works over any stream, not only TCP: here an in-memory
+    /// duplex, as a session in a unit test has.
+    #[tokio::test]
+    async fn upgrade_over_an_in_memory_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = self_signed(dir.path());
+        let (server, client) = tokio::io::duplex(16 * 1024);
+        let plain = MaybeTlsStream::plain(server);
+        assert!(plain.tcp().is_none());
+        let server = tokio::spawn(async move {
+            let mut tls = plain.upgrade(&acc).await.unwrap();
+            assert!(tls.tcp().is_none());
+            tls.write_all(b"hello\n").await.unwrap();
+            tls.shutdown().await.unwrap();
+            tls.tls_description().unwrap()
+        });
+        let connector = connector_trusting(&dir.path().join("tls/cert.pem"));
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = connector.connect(name, client).await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(answer, "hello\n");
+        assert!(server.await.unwrap().starts_with("TLSv1_3 "));
+    }
+
     #[tokio::test]
     async fn wrong_name_is_rejected_by_client() {
         let dir = tempfile::tempdir().unwrap();
