@@ -2,7 +2,7 @@
 //! a TLS client that trusts one certificate; for the tests of the daemon
 //! binaries, a daemon process started on a data dir and a line client for
 //! its ports; and for a daemon's unit tests, what a whole session needs to
-//! run in memory ([`shared`], [`duplex_session`]) on a real store.
+//! run in memory ([`shared_with_account`], [`spawn_session`]) on a real store.
 
 use std::path::Path;
 
@@ -263,19 +263,24 @@ pub async fn shared_with_account(
     shared(std::sync::Arc::new(config), store)
 }
 
-/// A session's stream and its client's end, joined in memory: the session
-/// runs over the [`MaybeTlsStream`] as over a TCP connection.
-pub fn duplex_session() -> (MaybeTlsStream, SessionClient) {
+/// Starts, as a task, the session `start` makes over an in-memory stream
+/// from a loopback client, as the listener would over TCP; returns the
+/// task and the client's end.
+pub fn spawn_session<F, Fut>(start: F) -> (tokio::task::JoinHandle<()>, SessionClient)
+where
+    F: FnOnce(MaybeTlsStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let (server, client) = tokio::io::duplex(64 * 1024);
-    (
-        MaybeTlsStream::plain(server),
-        SessionClient {
-            stream: tokio::io::BufReader::new(client),
-        },
-    )
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let session = tokio::spawn(start(MaybeTlsStream::plain(server), peer));
+    let client = SessionClient {
+        stream: tokio::io::BufReader::new(client),
+    };
+    (session, client)
 }
 
-/// The client's end of [`duplex_session`]: sends commands, reads
+/// The client's end of [`spawn_session`]: sends commands, reads
 /// CRLF-ended reply lines (each within 20 seconds).
 pub struct SessionClient {
     stream: tokio::io::BufReader<tokio::io::DuplexStream>,

@@ -584,7 +584,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::testutil::{duplex_session, shared_with_account};
+    use common::testutil::{shared_with_account, spawn_session};
     use store::StoreError as E;
 
     /// A whole session over an in-memory stream, on a real store with one
@@ -595,10 +595,9 @@ mod tests {
         let message = b"Subject: over a duplex\r\n\r\nHello, Alice.\r\n";
         let shared = shared_with_account(dir.path(), "alice@localhost", "pw", &[message]).await;
         let ctx = Arc::new(ImapContext::new(shared));
-        let (stream, mut client) = duplex_session();
-        let peer = "127.0.0.1:40143".parse().unwrap();
-        let session = Session::new(ctx, stream, peer, CancellationToken::new());
-        let session = tokio::spawn(session.run());
+        let (session, mut client) = spawn_session(|stream, peer| {
+            Session::new(ctx, stream, peer, CancellationToken::new()).run()
+        });
 
         assert!(client.line().await.starts_with("* OK "));
         client.send(b"a1 LOGIN alice@localhost pw\r\n").await;

@@ -447,7 +447,7 @@ fn parse_error_reply(error: &smtp_proto::Error) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use common::testutil::{duplex_session, shared_with_account};
+    use common::testutil::{shared_with_account, spawn_session};
 
     /// A whole session over an in-memory stream: the message it accepts
     /// is in the store's queue, byte for byte, under our `Received:` line.
@@ -462,11 +462,10 @@ mod tests {
             queue: crate::QueueHandle::default(),
             events: common::events::EventBus::default(),
         });
-        let (stream, mut client) = duplex_session();
-        let peer = "127.0.0.1:40025".parse().unwrap();
-        let shutdown = CancellationToken::new();
-        let session = Session::new(ctx, Role::Mx, stream, peer, false, shutdown);
-        let session = tokio::spawn(session.run());
+        let (session, mut client) = spawn_session(|stream, peer| {
+            let shutdown = CancellationToken::new();
+            Session::new(ctx, Role::Mx, stream, peer, false, shutdown).run()
+        });
 
         assert!(client.line().await.starts_with("220 "));
         client.send(b"EHLO client.example\r\n").await;
