@@ -295,7 +295,7 @@ impl Session {
     }
 
     async fn run(mut self, tcp: tokio::net::TcpStream) {
-        let mut stream = BufReader::new(MaybeTlsStream::Plain(tcp));
+        let mut stream = BufReader::new(MaybeTlsStream::plain(tcp));
         self.hang_if(Step::Greeting).await;
         let refusing = !self.behaviour.greeting.starts_with('2');
         let greeting = self.behaviour.greeting.clone();

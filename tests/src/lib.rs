@@ -43,17 +43,7 @@ pub fn test_config(data_dir: &Path) -> Config {
     config
 }
 
-/// What a process gives its daemons, over `store`: TLS from the config's
-/// data dir and a login throttle of their own.
-pub fn shared(config: Arc<Config>, store: Store) -> common::daemon::Shared {
-    let tls = common::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
-    common::daemon::Shared {
-        throttle: Arc::new(common::sasl::AuthThrottle::new(&config.auth)),
-        tls: Some(tls),
-        config,
-        store,
-    }
-}
+pub use common::testutil::shared;
 
 /// smtpd running inside the test process.
 pub struct Server {

@@ -7,7 +7,8 @@
 //! - [`tls`]: rustls (ring provider) server configuration from the configured
 //!   PEM files, or a self-signed certificate for `localhost`/`127.0.0.1`
 //!   generated into the data dir on first run and reused after; the
-//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share; and
+//!   [`tls::MaybeTlsStream`] that implicit TLS and STARTTLS/STLS share,
+//!   over TCP or any other [`tls::Io`] (a test's in-memory duplex); and
 //!   [`tls::client`], the connectors for connections out (the system's
 //!   roots, or any certificate for opportunistic TLS);
 //! - [`transport`]: a session's stream and buffers, for all three mail

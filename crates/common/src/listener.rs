@@ -357,16 +357,18 @@ impl<S: Service> State<S> {
                 let shutdown = state.shutdown.child_token();
                 let local = local_addr_of(&tcp, peer);
                 let stream = match &state.tls {
-                    None => MaybeTlsStream::Plain(tcp),
+                    None => MaybeTlsStream::plain(tcp),
                     Some(acceptor) => {
-                        let handshake =
-                            tokio::time::timeout(state.handshake_timeout, acceptor.accept(tcp));
+                        let handshake = tokio::time::timeout(
+                            state.handshake_timeout,
+                            MaybeTlsStream::accept(acceptor, tcp),
+                        );
                         let result = tokio::select! {
                             () = shutdown.cancelled() => return,
                             r = handshake => r,
                         };
                         match result {
-                            Ok(Ok(tls)) => MaybeTlsStream::Tls(Box::new(tls)),
+                            Ok(Ok(tls)) => tls,
                             Ok(Err(e)) => {
                                 tracing::info!("TLS handshake failed: {e}");
                                 return;
@@ -407,9 +409,9 @@ impl<S: Service> State<S> {
                 let local = local_addr_of(&tcp, peer);
                 let refusal = async {
                     let stream = match &state.tls {
-                        None => MaybeTlsStream::Plain(tcp),
-                        Some(acceptor) => match acceptor.accept(tcp).await {
-                            Ok(tls) => MaybeTlsStream::Tls(Box::new(tls)),
+                        None => MaybeTlsStream::plain(tcp),
+                        Some(acceptor) => match MaybeTlsStream::accept(acceptor, tcp).await {
+                            Ok(tls) => tls,
                             Err(e) => {
                                 tracing::debug!("TLS handshake failed: {e}");
                                 return;
@@ -503,7 +505,7 @@ mod tests {
 
     impl Service for Echo {
         async fn serve(self: Arc<Self>, conn: Connection) {
-            let nodelay = conn.stream.tcp().nodelay().unwrap_or(false);
+            let nodelay = conn.stream.tcp().and_then(|tcp| tcp.nodelay().ok()) == Some(true);
             let tls = conn.stream.tls_description().unwrap_or("plain".into());
             let mut stream = BufReader::new(conn.stream);
             let greeting = format!("hello {tls} nodelay={nodelay}\n");

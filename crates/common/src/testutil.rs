@@ -1,7 +1,8 @@
 //! Helpers for tests, this crate's and the daemons' (feature `testutil`):
-//! a TLS client that trusts one certificate, and for the tests of the
-//! daemon binaries, a daemon process started on a data dir and a line
-//! client for its ports.
+//! a TLS client that trusts one certificate; for the tests of the daemon
+//! binaries, a daemon process started on a data dir and a line client for
+//! its ports; and for a daemon's unit tests, what a whole session needs to
+//! run in memory ([`shared_with_account`], [`spawn_session`]) on a real store.
 
 use std::path::Path;
 
@@ -10,6 +11,10 @@ use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+
+use crate::config::Config;
+use crate::daemon::Shared;
+use crate::tls::MaybeTlsStream;
 
 /// A connector whose only trust anchor is the certificate(s) in `cert_pem`.
 pub fn connector_trusting(cert_pem: &Path) -> TlsConnector {
@@ -220,5 +225,116 @@ async fn deliver_to_inbox(store: &store::Store, to: &store::Account, raw: &[u8])
             })
             .collect();
         store.deliver_local(m.id, deliveries).await.unwrap();
+    }
+}
+
+/// What a process gives its daemons, over `store`: TLS from the config's
+/// data dir (a self-signed certificate made there) and a login throttle of
+/// their own.
+pub fn shared(config: std::sync::Arc<Config>, store: store::Store) -> Shared {
+    let tls = crate::tls::acceptor(&config.tls, &config.data_dir).expect("tls");
+    Shared {
+        throttle: std::sync::Arc::new(crate::sasl::AuthThrottle::new(&config.auth)),
+        tls: Some(tls),
+        config,
+        store,
+    }
+}
+
+/// What a daemon's sessions share, for a unit test: the default config on
+/// the data dir `data`, the store opened there as the daemons open it, and
+/// in it the account `address` (password `password`) whose INBOX holds
+/// `inbox`.
+pub async fn shared_with_account(
+    data: &Path,
+    address: &str,
+    password: &str,
+    inbox: &[&[u8]],
+) -> Shared {
+    let config = Config {
+        data_dir: data.to_path_buf(),
+        ..Config::default()
+    };
+    let store = crate::daemon::open_store(&config).unwrap();
+    let account = store.add_account(address, password).await.unwrap();
+    for raw in inbox {
+        deliver_to_inbox(&store, &account, raw).await;
+    }
+    shared(std::sync::Arc::new(config), store)
+}
+
+/// Starts, as a task, the session `start` makes over an in-memory stream
+/// from a loopback client, as the listener would over TCP; returns the
+/// task and the client's end.
+pub fn spawn_session<F, Fut>(start: F) -> (tokio::task::JoinHandle<()>, SessionClient)
+where
+    F: FnOnce(MaybeTlsStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (server, client) = tokio::io::duplex(64 * 1024);
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    let session = tokio::spawn(start(MaybeTlsStream::plain(server), peer));
+    let client = SessionClient {
+        stream: tokio::io::BufReader::new(client),
+    };
+    (session, client)
+}
+
+/// The client's end of [`spawn_session`]: sends commands, reads
+/// CRLF-ended reply lines (each within 20 seconds).
+pub struct SessionClient {
+    stream: tokio::io::BufReader<tokio::io::DuplexStream>,
+}
+
+impl SessionClient {
+    /// Reads one CRLF-ended line, without its CRLF.
+    pub async fn line(&mut self) -> String {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut line = String::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            self.stream.read_line(&mut line),
+        );
+        let n = read.await.expect("a reply within 20 s").unwrap();
+        assert!(n > 0, "session closed the stream");
+        assert!(line.ends_with("\r\n"), "{line:?}");
+        line.truncate(line.len() - 2);
+        line
+    }
+
+    /// Reads lines up to and including the first that starts with `prefix`.
+    pub async fn lines_until(&mut self, prefix: &str) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.line().await;
+            let last = line.starts_with(prefix);
+            lines.push(line);
+            if last {
+                return lines;
+            }
+        }
+    }
+
+    /// Sends `bytes` as they are.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    /// Sends `command` and CRLF, and reads one line.
+    pub async fn cmd(&mut self, command: &str) -> String {
+        self.send(format!("{command}\r\n").as_bytes()).await;
+        self.line().await
+    }
+
+    /// Whether the session has closed its end (reads end of stream).
+    pub async fn is_closed(&mut self) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            self.stream.read(&mut byte),
+        );
+        matches!(read.await, Ok(Ok(0)))
     }
 }

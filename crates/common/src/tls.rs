@@ -4,6 +4,7 @@
 
 pub mod client;
 
+use std::any::Any;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -210,14 +211,31 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// A connection that is plain TCP or TLS over TCP. Sessions hold this; an
-/// upgrade consumes it and returns the TLS variant.
+/// What a client's bytes travel over below TLS: a TCP connection from the
+/// listener, or an in-memory duplex when a test drives a whole session.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + Any {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + Any> Io for T {}
+
+/// A client connection, plain or TLS, over any [`Io`]. Sessions hold this;
+/// an upgrade consumes it and returns the TLS variant over the same stream.
 pub enum MaybeTlsStream {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Plain(Box<dyn Io>),
+    Tls(Box<tokio_rustls::server::TlsStream<Box<dyn Io>>>),
 }
 
 impl MaybeTlsStream {
+    /// A plain connection over `stream` (TLS may come later, by upgrade).
+    pub fn plain(stream: impl Io) -> MaybeTlsStream {
+        MaybeTlsStream::Plain(Box::new(stream))
+    }
+
+    /// Performs the server side of the TLS handshake for implicit TLS
+    /// (SMTPS, IMAPS, POP3S) on a fresh connection.
+    pub async fn accept(acceptor: &TlsAcceptor, stream: impl Io) -> io::Result<MaybeTlsStream> {
+        MaybeTlsStream::plain(stream).upgrade(acceptor).await
+    }
+
     pub fn is_tls(&self) -> bool {
         matches!(self, MaybeTlsStream::Tls(_))
     }
@@ -228,8 +246,8 @@ impl MaybeTlsStream {
     /// never into the TLS layer). Errors if already TLS.
     pub async fn upgrade(self, acceptor: &TlsAcceptor) -> io::Result<MaybeTlsStream> {
         match self {
-            MaybeTlsStream::Plain(tcp) => {
-                let tls = acceptor.accept(tcp).await?;
+            MaybeTlsStream::Plain(stream) => {
+                let tls = acceptor.accept(stream).await?;
                 Ok(MaybeTlsStream::Tls(Box::new(tls)))
             }
             MaybeTlsStream::Tls(_) => Err(io::Error::other("connection is already TLS")),
@@ -248,12 +266,14 @@ impl MaybeTlsStream {
         Some(format!("{version:?} {:?}", suite.suite()))
     }
 
-    /// The underlying TCP stream (for addresses and socket options).
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            MaybeTlsStream::Plain(tcp) => tcp,
-            MaybeTlsStream::Tls(tls) => tls.get_ref().0,
-        }
+    /// The underlying TCP connection, if the client came over TCP (for
+    /// socket options).
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        let below_tls: &dyn Io = match self {
+            MaybeTlsStream::Plain(stream) => stream.as_ref(),
+            MaybeTlsStream::Tls(tls) => tls.get_ref().0.as_ref(),
+        };
+        (below_tls as &dyn Any).downcast_ref()
     }
 }
 
@@ -375,7 +395,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let plain = MaybeTlsStream::Plain(tcp);
+            let plain = MaybeTlsStream::plain(tcp);
             assert!(!plain.is_tls());
             assert_eq!(plain.tls_description(), None);
             let mut tls = plain.upgrade(&acceptor).await.unwrap();
@@ -441,6 +461,31 @@ mod tests {
         handshake(acc, &dir.path().join("tls/cert.pem"), "[::1]:0", "::1").await;
     }
 
+    /// The upgrade works over any stream, not only TCP: here an in-memory
+    /// duplex, as a session in a unit test has.
+    #[tokio::test]
+    async fn upgrade_over_an_in_memory_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = self_signed(dir.path());
+        let (server, client) = tokio::io::duplex(16 * 1024);
+        let plain = MaybeTlsStream::plain(server);
+        assert!(plain.tcp().is_none());
+        let server = tokio::spawn(async move {
+            let mut tls = plain.upgrade(&acc).await.unwrap();
+            assert!(tls.tcp().is_none());
+            tls.write_all(b"hello\n").await.unwrap();
+            tls.shutdown().await.unwrap();
+            tls.tls_description().unwrap()
+        });
+        let connector = connector_trusting(&dir.path().join("tls/cert.pem"));
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut client = connector.connect(name, client).await.unwrap();
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).await.unwrap();
+        assert_eq!(answer, "hello\n");
+        assert!(server.await.unwrap().starts_with("TLSv1_3 "));
+    }
+
     #[tokio::test]
     async fn wrong_name_is_rejected_by_client() {
         let dir = tempfile::tempdir().unwrap();
@@ -449,7 +494,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
             let (tcp, _) = listener.accept().await.unwrap();
-            let _ = MaybeTlsStream::Plain(tcp).upgrade(&acc).await;
+            let _ = MaybeTlsStream::plain(tcp).upgrade(&acc).await;
         });
         let connector = connector_trusting(&dir.path().join("tls/cert.pem"));
         assert!(tls_connect(&connector, addr, "mail.example.org")

@@ -74,8 +74,9 @@ pub enum Line {
 }
 
 /// A session's stream and its buffers. `S` is
-/// [`crate::tls::MaybeTlsStream`] in the daemons and an in-memory duplex
-/// in tests.
+/// [`crate::tls::MaybeTlsStream`] in the daemons (over TCP, or over an
+/// in-memory duplex when a unit test drives a whole session) and a bare
+/// duplex in this module's tests.
 pub struct Transport<S> {
     /// `None` once a STARTTLS handshake failed: the stream is gone.
     stream: Option<S>,

@@ -584,7 +584,44 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::testutil::{shared_with_account, spawn_session};
     use store::StoreError as E;
+
+    /// A whole session over an in-memory stream, on a real store with one
+    /// message in the INBOX.
+    #[tokio::test]
+    async fn a_session_over_a_duplex_stream_selects_and_fetches() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = b"Subject: over a duplex\r\n\r\nHello, Alice.\r\n";
+        let shared = shared_with_account(dir.path(), "alice@localhost", "pw", &[message]).await;
+        let ctx = Arc::new(ImapContext::new(shared));
+        let (session, mut client) = spawn_session(|stream, peer| {
+            Session::new(ctx, stream, peer, CancellationToken::new()).run()
+        });
+
+        assert!(client.line().await.starts_with("* OK "));
+        client.send(b"a1 LOGIN alice@localhost pw\r\n").await;
+        let login = client.lines_until("a1 ").await;
+        assert!(login.last().unwrap().starts_with("a1 OK"), "{login:?}");
+        client.send(b"a2 SELECT INBOX\r\n").await;
+        let select = client.lines_until("a2 ").await;
+        assert!(select.iter().any(|l| l == "* 1 EXISTS"), "{select:?}");
+        assert!(select.last().unwrap().starts_with("a2 OK [READ-WRITE]"));
+        client.send(b"a3 FETCH 1 (UID BODY[])\r\n").await;
+        let fetch = client.lines_until("a3 ").await;
+        let literal = format!("* 1 FETCH (UID 1 BODY[] {{{}}}", message.len());
+        assert_eq!(fetch[0], literal, "{fetch:?}");
+        assert_eq!(fetch[1..4], ["Subject: over a duplex", "", "Hello, Alice."]);
+        // BODY[] (not PEEK) sets \Seen, and says so (RFC 3501 6.4.5).
+        assert_eq!(fetch[4], r" FLAGS (\Seen \Recent))");
+        assert!(fetch[5].starts_with("a3 OK"), "{fetch:?}");
+        client.send(b"a4 LOGOUT\r\n").await;
+        let logout = client.lines_until("a4 ").await;
+        assert!(logout[0].starts_with("* BYE"), "{logout:?}");
+        assert!(logout[1].starts_with("a4 OK"), "{logout:?}");
+        assert!(client.is_closed().await);
+        session.await.unwrap();
+    }
 
     #[test]
     fn store_failures_follow_the_stores_classification() {

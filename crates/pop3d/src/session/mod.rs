@@ -220,7 +220,30 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use common::testutil::{shared_with_account, spawn_session};
     use store::StoreError as E;
+
+    /// A whole session over an in-memory stream, on a real store with one
+    /// message in the INBOX.
+    #[tokio::test]
+    async fn a_session_over_a_duplex_stream_logs_in_and_counts_the_maildrop() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = b"Subject: over a duplex\r\n\r\nHello, Alice.\r\n";
+        let shared = shared_with_account(dir.path(), "alice@localhost", "pw", &[message]).await;
+        let ctx = Arc::new(Pop3Context::new(shared));
+        let (session, mut client) = spawn_session(|stream, peer| {
+            Session::new(ctx, stream, peer, CancellationToken::new()).run()
+        });
+
+        assert!(client.line().await.starts_with("+OK "));
+        assert!(client.cmd("USER alice@localhost").await.starts_with("+OK"));
+        let pass = client.cmd("PASS pw").await;
+        assert!(pass.starts_with("+OK"), "{pass}");
+        assert_eq!(client.cmd("STAT").await, format!("+OK 1 {}", message.len()));
+        assert!(client.cmd("QUIT").await.starts_with("+OK"));
+        assert!(client.is_closed().await);
+        session.await.unwrap();
+    }
 
     #[test]
     fn store_failures_follow_the_stores_classification() {

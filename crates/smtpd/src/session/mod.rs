@@ -443,3 +443,56 @@ fn parse_error_reply(error: &smtp_proto::Error) -> Reply {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::testutil::{shared_with_account, spawn_session};
+
+    /// A whole session over an in-memory stream: the message it accepts
+    /// is in the store's queue, byte for byte, under our `Received:` line.
+    #[tokio::test]
+    async fn a_session_over_a_duplex_stream_queues_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = shared_with_account(dir.path(), "alice@localhost", "pw", &[]).await;
+        let store = shared.store.clone();
+        let ctx = Arc::new(SmtpContext {
+            rules: common::rules::Rules::new(&shared.config.rules),
+            shared,
+            queue: crate::QueueHandle::default(),
+            events: common::events::EventBus::default(),
+        });
+        let (session, mut client) = spawn_session(|stream, peer| {
+            let shutdown = CancellationToken::new();
+            Session::new(ctx, Role::Mx, stream, peer, false, shutdown).run()
+        });
+
+        assert!(client.line().await.starts_with("220 "));
+        client.send(b"EHLO client.example\r\n").await;
+        let ehlo = client.lines_until("250 ").await;
+        assert!(ehlo.iter().any(|l| l == "250-STARTTLS"), "{ehlo:?}");
+        let from = client.cmd("MAIL FROM:<bob@example.com>").await;
+        assert!(from.starts_with("250 "), "{from}");
+        let rcpt = client.cmd("RCPT TO:<alice@localhost>").await;
+        assert!(rcpt.starts_with("250 "), "{rcpt}");
+        assert!(client.cmd("DATA").await.starts_with("354 "));
+        let body = b"Subject: over a duplex\r\n\r\nHello, Alice.\r\n";
+        client.send(body).await;
+        let queued = client.cmd(".").await;
+        assert!(queued.starts_with("250 "), "{queued}");
+        assert!(client.cmd("QUIT").await.starts_with("221 "));
+        assert!(client.is_closed().await);
+        session.await.unwrap();
+
+        let queue = store.queue().await.unwrap();
+        assert_eq!(queue.len(), 1);
+        let message = &queue[0];
+        assert!(queued.ends_with(&message.id.to_string()), "{queued}");
+        assert_eq!(message.sender, "bob@example.com");
+        let to: Vec<_> = message.recipients.iter().map(|r| &r.address).collect();
+        assert_eq!(to, ["alice@localhost"]);
+        let raw = store.queued_message_raw(message.id).await.unwrap();
+        assert!(raw.starts_with(b"Received: from client.example"), "{raw:?}");
+        assert!(raw.ends_with(body));
+    }
+}
