@@ -142,7 +142,11 @@ impl QueueManager {
                     Vec::new()
                 }
             };
-            let busy = !claimed.is_empty();
+            // Fewer than asked for: everything due then is claimed, and
+            // what is queued since wakes the manager (the wake-up is kept
+            // for it if it is not waiting yet), so it waits instead of
+            // claiming again at once (a write to the store per look).
+            let busy = claimed.len() >= free;
             let mut first = Some(first);
             for message in claimed {
                 let slot = match first.take() {
