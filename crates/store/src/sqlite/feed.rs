@@ -12,7 +12,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::sqlite::mailbox::flags_of;
+use crate::sqlite::mailbox::{flags_of, mailbox_state, to_u32, to_u64};
 use crate::sqlite::schema::SqlResult;
 use crate::types::*;
 
@@ -29,54 +29,32 @@ pub(crate) fn changes_since(
     since: ModSeq,
 ) -> Result<MailboxChanges> {
     // The counters and the horizon in one look at the mailbox's row.
-    let (id, uid_next, highest_modseq, recent_uid, horizon): (i64, i64, i64, i64, i64) = conn
-        .prepare_cached(
-            "SELECT id, uid_next, highest_modseq, recent_uid, horizon_modseq FROM mailboxes
-              WHERE id = ?1 AND account_id = ?2 AND uid_validity = ?3",
-        )
-        .db()?
-        .query_row(
-            params![mailbox.id.0, account.0, i64::from(mailbox.uid_validity)],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            },
-        )
-        .optional()
-        .db()?
-        .ok_or(StoreError::MailboxGone(mailbox))?;
-    let highest_modseq = ModSeq(u64::try_from(highest_modseq).unwrap_or(0));
+    let state = mailbox_state(conn, account, &MailboxKey::Ref(mailbox))?;
+    let highest_modseq = ModSeq(to_u64(state.highest_modseq, "HIGHESTMODSEQ")?);
     let mut changes = ChangesSince {
-        uid_next: Uid(u32::try_from(uid_next).unwrap_or(u32::MAX)),
+        uid_next: Uid(to_u32(state.uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
         highest_modseq,
-        recent_uid: Uid(u32::try_from(recent_uid).unwrap_or(u32::MAX)),
+        recent_uid: Uid(to_u32(state.recent_uid, "recent UID").unwrap_or(u32::MAX)),
         expunged: Vec::new(),
         changed: Vec::new(),
     };
     if since >= highest_modseq {
         return Ok(MailboxChanges::Known(changes));
     }
-    let horizon = u64::try_from(horizon).unwrap_or(0);
+    let horizon = to_u64(state.horizon_modseq, "feed horizon")?;
     if since.0 < horizon {
         return Ok(MailboxChanges::Pruned {
             horizon: ModSeq(horizon),
         });
     }
     // Each UID the feed names since then, once, with its message as it is
-    // now: none left means it was expunged. Two plain statements rather
-    // than one join: SQLite plans a join or a DISTINCT anew whenever a
-    // bound value changes (the bundled build has STAT4), and every call
-    // here binds a new modseq.
+    // now: none left means it was expunged. The feed's few rows since a
+    // recent modseq, then one primary-key lookup per UID.
     let mut uids: Vec<i64> = conn
         .prepare_cached(CHANGED_UIDS)
         .db()?
         .query_map(
-            params![id, i64::try_from(since.0).unwrap_or(i64::MAX)],
+            params![state.id, i64::try_from(since.0).unwrap_or(i64::MAX)],
             |row| row.get(0),
         )
         .db()?
@@ -87,7 +65,7 @@ pub(crate) fn changes_since(
     let mut message = conn.prepare_cached(MESSAGE_NOW).db()?;
     for uid in uids {
         let now: Option<(i64, i64, i64, String)> = message
-            .query_row(params![id, uid], |row| {
+            .query_row(params![state.id, uid], |row| {
                 Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .optional()
@@ -97,8 +75,8 @@ pub(crate) fn changes_since(
         match now {
             Some((size, modseq, system_flags, keywords)) => changes.changed.push(IndexEntry {
                 uid,
-                size: u64::try_from(size).unwrap_or(0),
-                modseq: ModSeq(u64::try_from(modseq).unwrap_or(0)),
+                size: to_u64(size, "message size")?,
+                modseq: ModSeq(to_u64(modseq, "modseq")?),
                 flags: flags_of(system_flags, &keywords),
             }),
             None => changes.expunged.push(uid),

@@ -212,11 +212,11 @@ pub(crate) struct Appended {
     pub arrival: i64,
 }
 
-fn to_u32(v: i64, what: &str) -> Result<u32> {
+pub(crate) fn to_u32(v: i64, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| StoreError::Database(format!("corrupt {what}: {v}")))
 }
 
-fn to_u64(v: i64, what: &str) -> Result<u64> {
+pub(crate) fn to_u64(v: i64, what: &str) -> Result<u64> {
     u64::try_from(v).map_err(|_| StoreError::Database(format!("corrupt {what}: {v}")))
 }
 
@@ -689,15 +689,21 @@ pub(crate) fn messages_raw(
 }
 
 /// A mailbox's counters as stored.
-struct MailboxState {
-    id: i64,
-    uid_validity: i64,
-    uid_next: i64,
-    highest_modseq: i64,
-    recent_uid: i64,
+pub(crate) struct MailboxState {
+    pub(crate) id: i64,
+    pub(crate) uid_validity: i64,
+    pub(crate) uid_next: i64,
+    pub(crate) highest_modseq: i64,
+    pub(crate) recent_uid: i64,
+    /// The change feed at or below it is pruned (see `prune`).
+    pub(crate) horizon_modseq: i64,
 }
 
-fn mailbox_state(conn: &Connection, account: AccountId, key: &MailboxKey) -> Result<MailboxState> {
+pub(crate) fn mailbox_state(
+    conn: &Connection,
+    account: AccountId,
+    key: &MailboxKey,
+) -> Result<MailboxState> {
     let row = |row: &rusqlite::Row<'_>| {
         Ok(MailboxState {
             id: row.get(0)?,
@@ -705,13 +711,14 @@ fn mailbox_state(conn: &Connection, account: AccountId, key: &MailboxKey) -> Res
             uid_next: row.get(2)?,
             highest_modseq: row.get(3)?,
             recent_uid: row.get(4)?,
+            horizon_modseq: row.get(5)?,
         })
     };
     match key {
         MailboxKey::Name(name) => conn
             .prepare_cached(
-                "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes
-                  WHERE account_id = ?1 AND name = ?2",
+                "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid, horizon_modseq
+                   FROM mailboxes WHERE account_id = ?1 AND name = ?2",
             )
             .db()?
             .query_row(params![account.0, canonical_name(name)], row)
@@ -720,8 +727,8 @@ fn mailbox_state(conn: &Connection, account: AccountId, key: &MailboxKey) -> Res
             .ok_or_else(|| StoreError::NotFound(format!("mailbox {}", canonical_name(name)))),
         MailboxKey::Ref(r) => conn
             .prepare_cached(
-                "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid FROM mailboxes
-                  WHERE id = ?1 AND account_id = ?2 AND uid_validity = ?3",
+                "SELECT id, uid_validity, uid_next, highest_modseq, recent_uid, horizon_modseq
+                   FROM mailboxes WHERE id = ?1 AND account_id = ?2 AND uid_validity = ?3",
             )
             .db()?
             .query_row(params![r.id.0, account.0, i64::from(r.uid_validity)], row)
