@@ -410,6 +410,23 @@ pub fn postern_cli(data_dir: &Path, args: &[&str], stdin: &str) -> std::process:
     child.wait_with_output().expect("postern output")
 }
 
+/// `postern user add alice@localhost` with [`PASSWORD`] on `data_dir`, as
+/// a user would (from a multi-threaded tokio test: it blocks in place).
+pub fn add_alice(data_dir: &Path) {
+    let out = tokio::task::block_in_place(|| {
+        postern_cli(
+            data_dir,
+            &["user", "add", "alice@localhost", "--password-stdin"],
+            &format!("{PASSWORD}\n"),
+        )
+    });
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

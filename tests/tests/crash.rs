@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use postern_tests::{dot_stuff, message, postern_cli, Binary, PASSWORD};
+use postern_tests::{add_alice, dot_stuff, message, Binary, PASSWORD};
 use store::{RecipientState, Store, StoreError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -238,6 +238,30 @@ fn check(snapshot: &Snapshot, ledger: &Ledger, when: &str) {
     );
 }
 
+/// `kill -9` of the server under load; then the load's tasks are told to
+/// stop and must notice the dead server and end.
+async fn kill_9(
+    mut binary: Binary,
+    stop: &AtomicBool,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    cycle: usize,
+) {
+    let status =
+        tokio::task::block_in_place(|| binary.signal_and_wait("KILL", Duration::from_secs(10)))
+            .expect("postern up did not die of SIGKILL");
+    assert!(
+        !status.success(),
+        "cycle {cycle}: killed process exited with {status}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(40), task)
+            .await
+            .expect("a load task did not notice the kill")
+            .expect("load task panicked");
+    }
+}
+
 fn start(data: &Path) -> Binary {
     tokio::task::block_in_place(|| Binary::start(data))
 }
@@ -246,22 +270,11 @@ fn start(data: &Path) -> Binary {
 async fn kill_9_under_load_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let out = tokio::task::block_in_place(|| {
-        postern_cli(
-            &data,
-            &["user", "add", "alice@localhost", "--password-stdin"],
-            &format!("{PASSWORD}\n"),
-        )
-    });
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_alice(&data);
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     for cycle in 0..CYCLES {
-        let mut binary = start(&data);
+        let binary = start(&data);
         let stop = Arc::new(AtomicBool::new(false));
         let acked_before = ledger.lock().expect("ledger").acked.len();
         let tasks: Vec<_> = (0..SENDERS)
@@ -295,21 +308,7 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
             "cycle {cycle}: every sender stopped before the kill"
         );
 
-        let status =
-            tokio::task::block_in_place(|| binary.signal_and_wait("KILL", Duration::from_secs(10)))
-                .expect("postern up did not die of SIGKILL");
-        assert!(
-            !status.success(),
-            "cycle {cycle}: killed process exited with {status}"
-        );
-        stop.store(true, Ordering::Relaxed);
-        for task in tasks {
-            tokio::time::timeout(Duration::from_secs(40), task)
-                .await
-                .expect("a sender did not notice the kill")
-                .expect("sender task panicked");
-        }
-        drop(binary);
+        kill_9(binary, &stop, tasks, cycle).await;
 
         let store = Store::open(&data).expect("open the store after kill -9");
         let snap = snapshot(&store, false).await;
@@ -440,18 +439,7 @@ async fn kill_9_keeps_every_answered_flag_change() {
     const SESSIONS: usize = 6;
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let out = tokio::task::block_in_place(|| {
-        postern_cli(
-            &data,
-            &["user", "add", "alice@localhost", "--password-stdin"],
-            &format!("{PASSWORD}\n"),
-        )
-    });
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_alice(&data);
     {
         let store = Store::open(&data).expect("open the store");
         let alice = store.account("alice@localhost").await.unwrap().unwrap();
@@ -470,7 +458,7 @@ async fn kill_9_keeps_every_answered_flag_change() {
     }
 
     for cycle in 0..2 {
-        let mut binary = start(&data);
+        let binary = start(&data);
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(vec![0u32; SESSIONS]));
         let sent = Arc::new(Mutex::new(vec![0u32; SESSIONS]));
@@ -499,21 +487,7 @@ async fn kill_9_keeps_every_answered_flag_change() {
                 break;
             }
         }
-        let status =
-            tokio::task::block_in_place(|| binary.signal_and_wait("KILL", Duration::from_secs(10)))
-                .expect("postern up did not die of SIGKILL");
-        assert!(
-            !status.success(),
-            "cycle {cycle}: killed process exited with {status}"
-        );
-        stop.store(true, Ordering::Relaxed);
-        for task in tasks {
-            tokio::time::timeout(Duration::from_secs(40), task)
-                .await
-                .expect("a session did not notice the kill")
-                .expect("session task panicked");
-        }
-        drop(binary);
+        kill_9(binary, &stop, tasks, cycle).await;
 
         let store = Store::open(&data).expect("open the store after kill -9");
         let alice = store.account("alice@localhost").await.unwrap().unwrap();

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use postern_tests::{message, postern_cli, Binary, SmtpClient, PASSWORD};
+use postern_tests::{add_alice, message, postern_cli, Binary, SmtpClient};
 use tokio::net::TcpStream;
 
 /// Default grace (10 s) plus a margin for a loaded machine.
@@ -14,21 +14,6 @@ const GRACE_AND_MARGIN: Duration = Duration::from_secs(15);
 
 fn start(data: &Path) -> Binary {
     tokio::task::block_in_place(|| Binary::start(data))
-}
-
-fn add_alice(data: &Path) {
-    let out = tokio::task::block_in_place(|| {
-        postern_cli(
-            data,
-            &["user", "add", "alice@localhost", "--password-stdin"],
-            &format!("{PASSWORD}\n"),
-        )
-    });
-    assert!(
-        out.status.success(),
-        "user add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Sends `signal` from a blocking thread; the returned task yields the
