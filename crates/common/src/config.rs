@@ -196,6 +196,12 @@ pub struct QueueConfig {
     /// Deliveries in progress at once (default 64; local deliveries share
     /// group commits, so more in flight means fewer syncs per message).
     pub concurrency: usize,
+    /// Mail whose recipients are all local accounts goes into their
+    /// mailboxes in the transaction that accepts it, before the `250`,
+    /// instead of through the queue (default true). A recipient that asks
+    /// for a success report (`NOTIFY=SUCCESS`) sends the message through
+    /// the queue, as does `false`.
+    pub direct_local_delivery: bool,
 }
 
 /// `[relay]`: who may send mail to other domains, and how the queue manager
@@ -664,6 +670,7 @@ impl Default for QueueConfig {
             max_backoff_secs: 4000,
             max_lifetime_secs: 432_000,
             concurrency: 64,
+            direct_local_delivery: true,
         }
     }
 }

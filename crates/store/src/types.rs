@@ -145,6 +145,18 @@ pub struct EnvelopeRecipient {
     pub params: String,
 }
 
+/// What [`crate::Store::deliver_received`] did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// The message's queue id (also when it was delivered at once).
+    pub queue: QueueId,
+    /// The SMTP session's row.
+    pub session: SmtpSessionId,
+    /// True: in the mailboxes now. False: queued (an account or its INBOX
+    /// was gone), for the queue manager.
+    pub delivered: bool,
+}
+
 /// The envelope of a message smtpd accepted, as it hands it to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEnvelope {

@@ -103,6 +103,7 @@ impl Session {
             warnings: Vec::new(),
             mail_params: params.written,
             recipient_params: Vec::new(),
+            recipient_accounts: Vec::new(),
         });
         self.reply(reply::sender_ok());
     }
@@ -175,6 +176,10 @@ impl Session {
             }
             _ => false,
         };
+        let account = match &verdict {
+            Ok(Verdict::Local(account)) => Some(account.id),
+            _ => None,
+        };
         if accepted {
             if self
                 .rcpt_refused_by_rule(std::slice::from_ref(&address))
@@ -186,6 +191,7 @@ impl Session {
                 tx.recipients.push(address);
                 tx.recipient_dsn.push(dsn);
                 tx.recipient_params.push(params.written);
+                tx.recipient_accounts.push(account);
             }
             return self.reply(reply::recipient_ok());
         }

@@ -1,8 +1,10 @@
 //! DATA and BDAT: receiving the message and handing it to the queue.
 //!
-//! The reply to the end of data is sent only after [`store::Store::enqueue`]
-//! returns, that is after the message and its queue entry are committed and
-//! synced: a `250` here survives a crash.
+//! The reply to the end of data is sent only after the store has committed
+//! and synced the message: a `250` here survives a crash. Mail for local
+//! accounts only goes into their mailboxes in that same transaction
+//! ([`store::Store::deliver_received`]); anything else is queued
+//! ([`store::Store::enqueue_received`]) for the queue manager.
 
 use common::config::BareNewline;
 use common::rules::Stage;
@@ -256,6 +258,9 @@ impl Session {
         if self.capturing() {
             return self.capture(message, envelope).await;
         }
+        if let Some(accounts) = self.direct_delivery(&tx.recipient_accounts, &dsn) {
+            return self.deliver_at_once(message, dsn, envelope, accounts).await;
+        }
         match self
             .ctx
             .shared
@@ -271,6 +276,61 @@ impl Session {
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not queue message");
+                self.reply(reply::store_failure(&e));
+            }
+        }
+    }
+
+    /// The recipients' accounts, if the message goes into their
+    /// mailboxes at once rather than through the queue: every recipient
+    /// is local, none asked for a success report (the queue manager writes
+    /// those), and the configuration allows it.
+    fn direct_delivery(
+        &self,
+        accounts: &[Option<store::AccountId>],
+        dsn: &store::DsnRequest,
+    ) -> Option<Vec<store::AccountId>> {
+        if !self.ctx.shared.config.queue.direct_local_delivery
+            || dsn
+                .recipients
+                .iter()
+                .any(|r| r.notify.is_some_and(|n| n.success))
+        {
+            return None;
+        }
+        accounts.iter().copied().collect()
+    }
+
+    /// Local mail delivered at once: `250` once it is in the mailboxes
+    /// (or, if an account went away since RCPT, in the queue).
+    async fn deliver_at_once(
+        &mut self,
+        message: store::NewQueuedMessage,
+        dsn: store::DsnRequest,
+        envelope: store::NewEnvelope,
+        accounts: Vec<store::AccountId>,
+    ) {
+        let (size, recipients) = (message.raw.len(), message.recipients.len());
+        let return_path = crate::queue::return_path(&message.sender);
+        match self
+            .ctx
+            .shared
+            .store
+            .deliver_received(message, dsn, envelope, accounts, return_path)
+            .await
+        {
+            Ok(received) => {
+                if received.delivered {
+                    tracing::info!(queue_id = %received.queue, size, recipients, "message delivered");
+                } else {
+                    tracing::info!(queue_id = %received.queue, size, recipients, "message queued");
+                    self.ctx.queue.wake();
+                }
+                self.record.id = Some(received.session);
+                self.reply(reply::queued(received.queue));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not deliver message");
                 self.reply(reply::store_failure(&e));
             }
         }

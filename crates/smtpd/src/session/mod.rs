@@ -86,6 +86,9 @@ pub(crate) struct Transaction {
     pub mail_params: String,
     /// The RCPT parameters as written, one per recipient.
     pub recipient_params: Vec<String>,
+    /// The local account each recipient resolved to at RCPT (`None`:
+    /// relayed or captured), one per recipient.
+    pub recipient_accounts: Vec<Option<store::AccountId>>,
 }
 
 /// A BDAT transfer in progress.

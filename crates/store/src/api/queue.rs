@@ -10,6 +10,13 @@ use crate::parse;
 use crate::sqlite::{blobs, queue, received};
 use crate::types::*;
 
+/// Whether a message is small enough to hash and parse on the calling
+/// (tokio) thread: a few hundred microseconds at most, less than a round
+/// trip to a blocking thread costs under load.
+fn message_is_small(raw: &[u8]) -> bool {
+    raw.len() <= 256 << 10
+}
+
 impl Store {
     /// Stores the blob (or takes another reference to an identical one) and
     /// the queue entry with all recipients `Pending`, due now. Returns only
@@ -63,7 +70,7 @@ impl Store {
             ));
         }
         // Hashing a big message takes a while; keep it off the workers.
-        let (hash, message) = if message.raw.len() > 1 << 20 {
+        let (hash, message) = if !message_is_small(&message.raw) {
             blocking(move || (blobs::hash(&message.raw), message)).await?
         } else {
             (blobs::hash(&message.raw), message)
@@ -77,6 +84,79 @@ impl Store {
                 let queue =
                     queue::enqueue(conn, &hash, &message, &dsn, recorded.map(|r| r.0), now())?;
                 Ok((queue, recorded.map(|r| r.1)))
+            })
+            .await
+    }
+
+    /// A message received over SMTP whose recipients all resolved to local
+    /// accounts at RCPT (`accounts`, one per recipient), delivered at once:
+    /// in one transaction, synced before this returns, its envelope and a
+    /// copy with `prepend` on top (the `Return-Path:`) in each account's
+    /// INBOX, under a queue id from the sequence of queued mail but with
+    /// no queue entry: one write per message where the queue takes three.
+    /// If an account or its INBOX is gone since RCPT, the message is queued
+    /// instead, in the same transaction, as [`Store::enqueue_received`]
+    /// does, for the queue manager to bounce or deliver.
+    pub async fn deliver_received(
+        &self,
+        message: NewQueuedMessage,
+        dsn: DsnRequest,
+        envelope: NewEnvelope,
+        accounts: Vec<AccountId>,
+        prepend: Vec<u8>,
+    ) -> Result<Received> {
+        if message.recipients.is_empty() || accounts.len() != message.recipients.len() {
+            return Err(StoreError::Invalid("recipients".into()));
+        }
+        if !dsn.recipients.is_empty() && dsn.recipients.len() != message.recipients.len() {
+            return Err(StoreError::Invalid(
+                "DSN parameters of the recipients".into(),
+            ));
+        }
+        let small = message_is_small(&message.raw);
+        let mut bytes = prepend;
+        bytes.extend_from_slice(&message.raw);
+        let summarize = move || {
+            let json = serde_json::to_string(&parse::summarize(&bytes))
+                .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))?;
+            let copy = queue::Copy {
+                hash: blobs::hash(&bytes),
+                bytes,
+            };
+            Ok::<_, StoreError>((copy, json, message))
+        };
+        // Parsing a small message takes less than handing it to another
+        // thread and back.
+        let (copy, json, message) = if small {
+            summarize()?
+        } else {
+            blocking(summarize).await??
+        };
+        self.inner
+            .write(true, move |conn| {
+                if let Some((queue, session)) = queue::deliver_received(
+                    conn,
+                    &copy,
+                    &json,
+                    &accounts,
+                    &envelope,
+                    message.received_at,
+                )? {
+                    return Ok(Received {
+                        queue,
+                        session,
+                        delivered: true,
+                    });
+                }
+                let hash = blobs::hash(&message.raw);
+                let (envelope, session) =
+                    received::insert_envelope(conn, &envelope, message.received_at)?;
+                let queue = queue::enqueue(conn, &hash, &message, &dsn, Some(envelope), now())?;
+                Ok(Received {
+                    queue,
+                    session,
+                    delivered: false,
+                })
             })
             .await
     }

@@ -6,11 +6,12 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::blobs;
 use crate::sqlite::mailbox::{self, Append};
+use crate::sqlite::received;
 use crate::sqlite::schema::SqlResult;
 use crate::{
-    BodyType, DsnRequest, DsnReturn, LocalDelivery, NewQueuedMessage, Notify, QueueId,
-    QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState, Result, StoreError,
-    Timestamp,
+    AccountId, BodyType, DsnRequest, DsnReturn, LocalDelivery, NewQueuedMessage, Notify, QueueId,
+    NewEnvelope, QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState, Result,
+    SmtpSessionId, StoreError, Timestamp,
 };
 
 fn body_type_str(t: BodyType) -> &'static str {
@@ -162,15 +163,7 @@ pub(crate) fn enqueue(
     now: Timestamp,
 ) -> Result<QueueId> {
     blobs::add_ref(conn, hash, &message.raw)?;
-    let id: i64 = conn
-        .prepare_cached(
-            "INSERT INTO meta (key, value) VALUES ('last_queue_id', 1)
-             ON CONFLICT (key) DO UPDATE SET value = value + 1
-             RETURNING value",
-        )
-        .db()?
-        .query_row([], |row| row.get(0))
-        .db()?;
+    let QueueId(id) = next_queue_id(conn)?;
     conn.prepare_cached(
         "INSERT INTO queue (id, blob_hash, sender, auth_user, body_type, smtputf8, size,
                             received_at, dsn_ret, dsn_envid, envelope_id)
@@ -207,6 +200,61 @@ pub(crate) fn enqueue(
         stmt.execute(params![id, rcpt, now, notify, orcpt]).db()?;
     }
     Ok(QueueId(id))
+}
+
+/// Writer: a queue id never given before (ids are not reused, even after
+/// their entries are gone: logs and `postern queue` refer to them).
+fn next_queue_id(conn: &Connection) -> Result<QueueId> {
+    conn.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('last_queue_id', 1)
+         ON CONFLICT (key) DO UPDATE SET value = value + 1
+         RETURNING value",
+    )
+    .db()?
+    .query_row([], |row| row.get(0))
+    .db()
+    .map(QueueId)
+}
+
+/// Writer: a message received over SMTP, delivered at once: its envelope,
+/// `copy` (with its parse, `summary_json`) in the INBOX of each of
+/// `accounts` (one copy per distinct account), and a queue id from the
+/// sequence of queued mail, with no queue entry. `None`, with nothing
+/// written, if an account or its INBOX is gone.
+pub(crate) fn deliver_received(
+    conn: &Connection,
+    copy: &Copy,
+    summary_json: &str,
+    accounts: &[AccountId],
+    envelope: &NewEnvelope,
+    received_at: Timestamp,
+) -> Result<Option<(QueueId, SmtpSessionId)>> {
+    let mut distinct = Vec::with_capacity(accounts.len());
+    for &account in accounts {
+        if distinct.contains(&account) {
+            continue;
+        }
+        if mailbox::find_mailbox(conn, account, "INBOX")?.is_none() {
+            return Ok(None);
+        }
+        distinct.push(account);
+    }
+    let (envelope, session) = received::insert_envelope(conn, envelope, received_at)?;
+    let queue = next_queue_id(conn)?;
+    blobs::ensure(conn, &copy.hash, &copy.bytes)?;
+    blobs::store_summary(conn, &copy.hash, summary_json)?;
+    let append = Append {
+        blob_hash: &copy.hash,
+        size: copy.bytes.len() as u64,
+        internal_date: received_at,
+        system_flags: 0,
+        keywords: "",
+        envelope: Some(envelope.0),
+    };
+    for account in distinct {
+        mailbox::append(conn, account, "INBOX", &append)?;
+    }
+    Ok(Some((queue, session)))
 }
 
 /// Writer: leases due recipients of up to `limit` messages, oldest first.
