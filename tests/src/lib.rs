@@ -245,6 +245,17 @@ impl Binary {
 
     /// [`Binary::start_with`], with `args` after `up` (`--capture`).
     pub fn start_up(data_dir: &Path, extra: &str, args: &[&str]) -> Binary {
+        Self::start_up_env(data_dir, extra, args, &[])
+    }
+
+    /// [`Binary::start_up`], with `POSTERN_…` variables set for keys of
+    /// sections the written config already has (`[queue]`).
+    pub fn start_up_env(
+        data_dir: &Path,
+        extra: &str,
+        args: &[&str],
+        vars: &[(&str, &str)],
+    ) -> Binary {
         let config_path = data_dir.with_extension("toml");
         if !config_path.exists() {
             let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
@@ -262,7 +273,8 @@ impl Binary {
             .arg("--config")
             .arg(&config_path)
             .arg("up")
-            .args(args);
+            .args(args)
+            .envs(vars.iter().copied());
         Self::launch(command, data_dir, config_path, true)
     }
 

@@ -262,19 +262,34 @@ async fn kill_9(
     }
 }
 
-fn start(data: &Path) -> Binary {
-    tokio::task::block_in_place(|| Binary::start(data))
+fn start(data: &Path, config: &[(&str, &str)]) -> Binary {
+    tokio::task::block_in_place(|| Binary::start_up_env(data, "", &[], config))
 }
 
+/// Mail for a local account goes into the INBOX before its `250`
+/// (the default).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_message() {
+    kill_9_under_load(&[]).await;
+}
+
+/// Every message goes through the queue: killed processes leave
+/// claimed and queued mail behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_queued_message() {
+    kill_9_under_load(&[("POSTERN_QUEUE_DIRECT_LOCAL_DELIVERY", "false")]).await;
+}
+
+/// The kill cycles and the last run, with `config` (`POSTERN_…`
+/// variables) set for the binary.
+async fn kill_9_under_load(config: &[(&str, &str)]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
     add_alice(&data);
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     for cycle in 0..CYCLES {
-        let binary = start(&data);
+        let binary = start(&data, config);
         let stop = Arc::new(AtomicBool::new(false));
         let acked_before = ledger.lock().expect("ledger").acked.len();
         let tasks: Vec<_> = (0..SENDERS)
@@ -324,7 +339,7 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
     }
 
     // Once more, without a kill: everything due must be delivered, once.
-    let mut binary = start(&data);
+    let mut binary = start(&data, config);
     let store = Store::open(&data).expect("open the store");
     let ledger = std::mem::take(&mut *ledger.lock().expect("ledger"));
     // The killed processes' leases (30 s) must run out first.
@@ -458,7 +473,7 @@ async fn kill_9_keeps_every_answered_flag_change() {
     }
 
     for cycle in 0..2 {
-        let binary = start(&data);
+        let binary = start(&data, &[]);
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(vec![0u32; SESSIONS]));
         let sent = Arc::new(Mutex::new(vec![0u32; SESSIONS]));

@@ -777,3 +777,55 @@ async fn malformed_sasl_responses_count_as_failed_logins() {
     assert_eq!((r.code, &r.lines[0][..5]), (421, "4.7.0"), "{r:?}");
     assert!(c.is_closed().await);
 }
+
+/// Mail for local accounts goes into the mailboxes before the `250`; a
+/// recipient whose account is deleted between RCPT and the end of DATA
+/// sends the message through the queue instead, which bounces it for that
+/// recipient and delivers it to the others.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_deleted_after_rcpt_gets_a_bounce_not_a_lost_message() {
+    let server = Server::start().await;
+    server
+        .store
+        .add_account("bob@localhost", PASSWORD)
+        .await
+        .unwrap();
+    let (mut c, _) = SmtpClient::connect(server.smtp).await;
+    ehlo(&mut c).await;
+
+    // Delivered before the 250: the INBOX has it as soon as the reply
+    // comes, and nothing is queued.
+    let r = c
+        .send_mail(
+            "alice@localhost",
+            &["bob@localhost"],
+            &message("at once", "hi"),
+        )
+        .await;
+    assert_eq!(r.code, 250, "{r:?}");
+    let bob = server.account("bob@localhost").await;
+    let inbox = server.store.messages(bob, "INBOX").await.unwrap();
+    assert_eq!(inbox.len(), 1, "not in the INBOX at the 250");
+    assert!(server.store.queue().await.unwrap().is_empty());
+
+    assert_eq!(c.cmd("MAIL FROM:<alice@localhost>").await.code, 250);
+    assert_eq!(c.cmd("RCPT TO:<bob@localhost>").await.code, 250);
+    assert_eq!(c.cmd("RCPT TO:<alice@localhost>").await.code, 250);
+    server.store.delete_account("bob@localhost").await.unwrap();
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send(&dot_stuff(&message("bob left", "too late"))).await;
+    c.send(b".\r\n").await;
+    let r = c.reply().await;
+    assert_eq!(r.code, 250, "{r:?}");
+    // alice gets the message and the bounce for bob.
+    let messages = server.wait_for_inbox("alice@localhost", 2).await;
+    let subjects: Vec<_> = messages
+        .iter()
+        .map(|m| m.summary.subject.clone().unwrap_or_default())
+        .collect();
+    assert!(subjects.iter().any(|s| s == "bob left"), "{subjects:?}");
+    assert!(
+        subjects.iter().any(|s| s.contains("Undelivered")),
+        "{subjects:?}"
+    );
+}

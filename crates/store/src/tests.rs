@@ -3819,3 +3819,95 @@ async fn requests_beyond_full_queues_wait_and_are_all_served() {
     assert_eq!(answered, 44);
     assert_eq!(store.domains().await.unwrap().len(), 41);
 }
+
+#[tokio::test]
+async fn received_mail_for_local_accounts_is_delivered_at_once_or_queued_if_one_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+    let first = store
+        .enqueue(message(&raw_message("queued first"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+
+    // Two addresses of alice and one of bob: one copy each, with the
+    // Return-Path on top, and no queue entry.
+    let recipients = ["alice@localhost", "alice+tag@localhost", "bob@localhost"];
+    let received = store
+        .deliver_received(
+            message(&raw_message("at once"), &recipients),
+            DsnRequest::default(),
+            envelope_for(&recipients),
+            vec![alice.id, alice.id, bob.id],
+            b"Return-Path: <sender@example.org>\r\n".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(received.delivered);
+    assert_eq!(received.queue.0, first.0 + 1, "queue ids are one sequence");
+    assert!(store.queue().await.unwrap().is_empty());
+    for (account, count) in [(alice.id, 2), (bob.id, 1)] {
+        let inbox = store
+            .arrivals_newest(ArrivalScope::Account(account), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(inbox.len(), count);
+        let envelope = store
+            .envelope(inbox[0].envelope.expect("envelope linked"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(envelope.session, Some(received.session));
+        let raw = store
+            .message_raw(account, "INBOX", Uid(count as u32))
+            .await
+            .unwrap()
+            .expect("the copy");
+        assert!(raw.starts_with(b"Return-Path: <sender@example.org>\r\n"));
+        assert!(raw.ends_with(&raw_message("at once")));
+    }
+
+    // bob is gone since RCPT: nothing is delivered, the message is queued
+    // as received (no Return-Path) for the queue manager.
+    store.delete_account("bob@localhost").await.unwrap();
+    let received = store
+        .deliver_received(
+            message(&raw_message("bob went away"), &recipients),
+            DsnRequest::default(),
+            envelope_for(&recipients),
+            vec![alice.id, alice.id, bob.id],
+            b"Return-Path: <sender@example.org>\r\n".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert!(!received.delivered);
+    let queued = store.queue().await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].id, received.queue);
+    assert_eq!(queued[0].recipients.len(), 3);
+    assert_eq!(
+        *store.queued_message_raw(received.queue).await.unwrap(),
+        raw_message("bob went away")
+    );
+    let inbox = store
+        .arrivals_newest(ArrivalScope::Account(alice.id), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 2, "nothing delivered before the queue runs");
+
+    // One account per recipient, or nothing.
+    assert!(matches!(
+        store
+            .deliver_received(
+                message(&raw_message("short"), &recipients),
+                DsnRequest::default(),
+                envelope_for(&recipients),
+                vec![alice.id],
+                Vec::new(),
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}

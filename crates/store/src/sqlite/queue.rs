@@ -9,9 +9,9 @@ use crate::sqlite::mailbox::{self, Append};
 use crate::sqlite::received;
 use crate::sqlite::schema::SqlResult;
 use crate::{
-    AccountId, BodyType, DsnRequest, DsnReturn, LocalDelivery, NewQueuedMessage, Notify, QueueId,
-    NewEnvelope, QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState, Result,
-    SmtpSessionId, StoreError, Timestamp,
+    AccountId, BodyType, DsnRequest, DsnReturn, LocalDelivery, NewEnvelope, NewQueuedMessage,
+    Notify, QueueId, QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState,
+    Result, SmtpSessionId, StoreError, Timestamp,
 };
 
 fn body_type_str(t: BodyType) -> &'static str {
