@@ -27,7 +27,7 @@ mod tests {
             min_backoff_secs: min,
             max_backoff_secs: max,
             max_lifetime_secs: 100,
-            concurrency: 1,
+            ..QueueConfig::default()
         }
     }
 
