@@ -3911,3 +3911,34 @@ async fn received_mail_for_local_accounts_is_delivered_at_once_or_queued_if_one_
         Err(StoreError::Invalid(_))
     ));
 }
+
+/// The writer leaves checkpoints to their own thread: a commit that fills
+/// the WAL past its limit gets its pages copied into the database file
+/// without a further write.
+#[tokio::test]
+async fn a_full_wal_is_checkpointed_without_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    let db = dir.path().join(crate::sqlite::schema::DB_FILE);
+    let before = std::fs::metadata(&db).unwrap().len();
+    // About 1,500 pages of 4 KiB: past the checkpoint limit in one commit.
+    let mut raw = raw_message("big");
+    raw.resize(raw.len() + (6 << 20), b'x');
+    store
+        .enqueue(message(&raw, &["alice@localhost"]))
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let size = std::fs::metadata(&db).unwrap().len();
+        if size >= before + (6 << 20) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the database file stayed at {size} bytes (from {before}): no checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

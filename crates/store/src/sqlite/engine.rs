@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use crate::sqlite::checkpoint;
 use crate::sqlite::prune::Pruner;
 use crate::sqlite::schema::{self, SqlResult};
 use crate::sqlite::wakeups::Wakeups;
@@ -165,7 +166,7 @@ impl Inner {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(schema::DB_FILE);
 
-        let writer_conn = schema::open_writer(&path)?;
+        let mut writer_conn = schema::open_writer(&path)?;
         // Before any request: nothing may read or cache an outdated summary.
         crate::sqlite::reparse::bring_up_to_date(&writer_conn)?;
         schema::limit_size(&writer_conn, options.max_size)?;
@@ -180,6 +181,7 @@ impl Inner {
         wakeups.start(&writer_conn)?;
         let writer_wakeups = Arc::clone(&wakeups);
         let mut threads = Threads(Vec::new());
+        threads.0.push(checkpoint::start(&path, &mut writer_conn)?);
 
         let (writer_tx, writer_rx) = WorkQueue::<Box<dyn WriteJob>>::new(options.writer_queue);
         let max_batch = options.max_batch.max(1);

@@ -8,6 +8,7 @@ pub(crate) mod accounts;
 pub(crate) mod arrivals;
 pub(crate) mod blobs;
 pub(crate) mod capture;
+pub(crate) mod checkpoint;
 pub(crate) mod engine;
 pub(crate) mod feed;
 pub(crate) mod leases;

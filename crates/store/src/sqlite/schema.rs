@@ -336,7 +336,7 @@ pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 /// Opens a connection with the pragmas every connection needs.
-fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+pub(crate) fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX

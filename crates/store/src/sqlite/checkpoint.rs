@@ -1,0 +1,61 @@
+//! Checkpoints of the write-ahead log, on a thread of their own.
+//!
+//! SQLite's automatic checkpoint runs inside the commit that takes the WAL
+//! past its limit: one write request in every few dozen waited while about
+//! a thousand pages were copied into the database file and synced, and a
+//! single SMTP client waited with it. Here the writer's WAL hook only
+//! signals, and this thread runs a PASSIVE checkpoint on a connection of
+//! its own: the writer and the readers go on meanwhile (SQLite lets one
+//! checkpoint run beside one writer), and the WAL starts again from its
+//! beginning at the first write after a complete checkpoint, as before.
+
+use std::os::raw::c_int;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, TrySendError};
+use std::thread::{self, JoinHandle};
+
+use rusqlite::hooks::Wal;
+use rusqlite::wal::CheckpointMode;
+use rusqlite::Connection;
+
+use crate::sqlite::schema::{self, SqlResult};
+use crate::Result;
+
+/// WAL pages after which a commit asks for a checkpoint: SQLite's own
+/// default for its automatic checkpoint (4 MiB with 4 KiB pages).
+pub(crate) const CHECKPOINT_PAGES: c_int = 1000;
+
+/// Replaces the writer connection's automatic checkpoint with a thread
+/// that checkpoints when a commit leaves `CHECKPOINT_PAGES` or more in the
+/// WAL. The thread ends once the writer connection is closed.
+pub(crate) fn start(path: &Path, writer: &mut Connection) -> Result<JoinHandle<()>> {
+    let conn = schema::open_connection(path, false)?;
+    // One request waiting is enough: a checkpoint copies all there is.
+    let (tx, rx) = mpsc::sync_channel::<()>(1);
+    writer
+        .wal_hook(Some(move |_: &mut Wal, pages: c_int| {
+            if pages >= CHECKPOINT_PAGES {
+                // Full: one is waiting already. Disconnected: the
+                // thread is gone (it only ends with this connection).
+                let _: std::result::Result<(), TrySendError<()>> = tx.try_send(());
+            }
+            Ok(())
+        }))
+        .db()?;
+    Ok(thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || checkpoint_loop(conn, rx))?)
+}
+
+fn checkpoint_loop(conn: Connection, requests: Receiver<()>) {
+    while requests.recv().is_ok() {
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+            Ok((log, done)) => {
+                tracing::trace!(log, done, "store: checkpoint");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store: a WAL checkpoint failed; the next commit asks again")
+            }
+        }
+    }
+}
