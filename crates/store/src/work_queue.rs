@@ -1,17 +1,19 @@
 //! Bounded work queues from async callers to the store's own threads (the
 //! writer, the readers, the password workers).
 //!
-//! Each queue is a `std::sync::mpsc::sync_channel` of a fixed size, so a
+//! Each queue is a bounded `crossbeam_channel` of a fixed size, so a
 //! burst of requests cannot pile up without limit in memory while the
-//! threads are busy. A caller first takes a slot from a
+//! threads are busy. Several threads may take from one queue, and a job
+//! wakes one of them only. A caller first takes a slot from a
 //! `tokio::sync::Semaphore` with as many permits as the channel has room:
 //! when the queue is full it waits for a slot as any future waits, never
 //! blocking a tokio worker thread. The slot travels with the job and is
 //! given back as soon as a thread takes the job off the queue, so a free
 //! slot always means room in the channel.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -19,11 +21,11 @@ use crate::{Result, StoreError};
 
 /// The taking side of a queue served by several threads (the readers, the
 /// password workers): each takes the next job when it is free.
-pub(crate) struct SharedJobs<T>(Arc<Mutex<Receiver<Queued<T>>>>);
+pub(crate) struct SharedJobs<T>(Receiver<Queued<T>>);
 
 impl<T> Clone for SharedJobs<T> {
     fn clone(&self) -> Self {
-        SharedJobs(Arc::clone(&self.0))
+        SharedJobs(self.0.clone())
     }
 }
 
@@ -31,16 +33,14 @@ impl<T> SharedJobs<T> {
     /// Waits for the next job (its slot given back); `None` once the
     /// queue is dropped and empty, when the thread is to end.
     pub(crate) fn next(&self) -> Option<T> {
-        // Jobs run after the lock is let go: no job can poison it.
-        let jobs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        jobs.recv().ok().map(Queued::take)
+        self.0.recv().ok().map(Queued::take)
     }
 }
 
 /// The sending side of a bounded queue of `T`s; its threads hold the
 /// [`Receiver`] of [`Queued`] jobs.
 pub(crate) struct WorkQueue<T> {
-    jobs: SyncSender<Queued<T>>,
+    jobs: Sender<Queued<T>>,
     room: Arc<Semaphore>,
 }
 
@@ -61,7 +61,7 @@ impl<T> WorkQueue<T> {
     /// A queue with room for `size` waiting jobs (at least one).
     pub(crate) fn new(size: usize) -> (WorkQueue<T>, Receiver<Queued<T>>) {
         let size = size.clamp(1, Semaphore::MAX_PERMITS);
-        let (jobs, rx) = mpsc::sync_channel(size);
+        let (jobs, rx) = crossbeam_channel::bounded(size);
         let room = Arc::new(Semaphore::new(size));
         (WorkQueue { jobs, room }, rx)
     }
@@ -69,7 +69,7 @@ impl<T> WorkQueue<T> {
     /// A queue with room for `size` waiting jobs, taken by several threads.
     pub(crate) fn shared(size: usize) -> (WorkQueue<T>, SharedJobs<T>) {
         let (queue, rx) = WorkQueue::new(size);
-        (queue, SharedJobs(Arc::new(Mutex::new(rx))))
+        (queue, SharedJobs(rx))
     }
 
     /// Puts `job` on the queue, first waiting (asynchronously) for room.

@@ -8,11 +8,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::RecvTimeoutError as JobTimeout;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
@@ -361,7 +362,7 @@ fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<
 
 fn writer_loop(
     conn: Connection,
-    rx: mpsc::Receiver<Queued<Box<dyn WriteJob>>>,
+    rx: crossbeam_channel::Receiver<Queued<Box<dyn WriteJob>>>,
     max_batch: usize,
     notify: Notify,
     commits: Arc<AtomicU64>,
@@ -383,7 +384,7 @@ fn writer_loop(
             },
             Some(wait) => match rx.recv_timeout(wait) {
                 Ok(job) => job.take(),
-                Err(RecvTimeoutError::Timeout) => {
+                Err(JobTimeout::Timeout) => {
                     if pruner.due(Instant::now()) && prune_alone(&conn, &mut pruner) {
                         // Pruning may have taken the feed's newest rows,
                         // whose ids SQLite then gives again: look now.
@@ -391,7 +392,7 @@ fn writer_loop(
                     }
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(JobTimeout::Disconnected) => break,
             },
         };
         let mut batch = vec![first];
@@ -582,7 +583,7 @@ fn data_version(conn: &Connection) -> Option<i64> {
 fn poller_loop(conn: Connection, stop: mpsc::Receiver<()>, interval: Duration, notify: Notify) {
     let mut last = data_version(&conn);
     // Any message or a disconnect (the store was dropped) ends the loop.
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
         let now = data_version(&conn);
         if now.is_some() && now != last {
             last = now;
