@@ -3942,3 +3942,42 @@ async fn a_full_wal_is_checkpointed_without_the_writer() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Recipient lookups run on the caller's thread: each sees every commit
+/// before it, this store's and another's on the same data dir, and a
+/// thread lets go of the connection of a store that is dropped.
+#[tokio::test]
+async fn lookups_on_the_callers_thread_see_every_commit() {
+    use crate::sqlite::inline::connections_on_this_thread;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let other = open(&dir);
+    let before = connections_on_this_thread();
+    assert_eq!(
+        store.resolve_recipient("alice@localhost").await.unwrap(),
+        None
+    );
+    assert_eq!(connections_on_this_thread(), before + 1);
+    let alice = quick_account(&store, "alice@localhost").await;
+    assert_eq!(
+        store.resolve_recipient("Alice@Localhost").await.unwrap(),
+        Some(alice.clone())
+    );
+    // Another store (as another process would) adds an alias and a domain.
+    other
+        .add_alias("al@example.org", "alice@localhost")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.resolve_recipient("al@example.org").await.unwrap(),
+        Some(alice)
+    );
+    assert!(store.is_local_domain("example.org").await.unwrap());
+    other.delete_account("alice@localhost").await.unwrap();
+    assert_eq!(
+        store.resolve_recipient("alice@localhost").await.unwrap(),
+        None
+    );
+    drop(store);
+    assert_eq!(connections_on_this_thread(), before);
+}

@@ -98,7 +98,7 @@ impl Store {
     pub async fn is_local_domain(&self, domain: &str) -> Result<bool> {
         let domain = domain.to_lowercase();
         self.inner
-            .read(move |conn| accounts::is_local_domain(conn, &domain))
+            .lookup(move |conn| accounts::is_local_domain(conn, &domain))
             .await
     }
 
@@ -122,7 +122,7 @@ impl Store {
     pub async fn resolve_recipient(&self, address: &str) -> Result<Option<Account>> {
         let address = address.to_lowercase();
         self.inner
-            .read(move |conn| accounts::resolve(conn, &address))
+            .lookup(move |conn| accounts::resolve(conn, &address))
             .await
     }
 

@@ -18,6 +18,7 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use crate::sqlite::checkpoint;
+use crate::sqlite::inline::InlineReads;
 use crate::sqlite::prune::Pruner;
 use crate::sqlite::schema::{self, SqlResult};
 use crate::sqlite::wakeups::Wakeups;
@@ -146,6 +147,8 @@ pub(crate) struct Inner {
     /// Transactions the writer has committed (for tests and diagnostics).
     commits: Arc<AtomicU64>,
     _stop_poller: mpsc::Sender<()>,
+    /// Lookups by key on the caller's thread ([`Inner::lookup`]).
+    inline: InlineReads,
     _threads: Threads,
 }
 
@@ -239,6 +242,7 @@ impl Inner {
             wakeups,
             commits,
             _stop_poller: stop_tx,
+            inline: InlineReads::new(&path),
             _threads: threads,
         })
     }
@@ -303,6 +307,19 @@ impl Inner {
         })?
     }
 
+    /// [`Inner::read`] for a lookup of a few rows by key: on the calling
+    /// thread when it can be ([`InlineReads`]), else on a reader thread.
+    pub(crate) async fn lookup<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T> + Send + 'static,
+    {
+        if let Some(result) = self.inline.read(&f) {
+            return result;
+        }
+        self.read(f).await
+    }
+
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }
@@ -346,7 +363,10 @@ fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn read_transaction<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+pub(crate) fn read_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T>,
+) -> Result<T> {
     control(conn, "BEGIN").db()?;
     let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
         Err(StoreError::Database(

@@ -11,6 +11,7 @@ pub(crate) mod capture;
 pub(crate) mod checkpoint;
 pub(crate) mod engine;
 pub(crate) mod feed;
+pub(crate) mod inline;
 pub(crate) mod leases;
 pub(crate) mod mailbox;
 pub(crate) mod prune;
