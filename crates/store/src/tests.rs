@@ -527,13 +527,15 @@ async fn uids_and_modseqs_increase() {
 async fn claim_leases_and_limits() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let t = now();
     let mut ids = Vec::new();
     for i in 0..3 {
         let mut m = message(&raw_message(&format!("m{i}")), &["r@remote.test"]);
         m.received_at = 1_700_000_000 + i;
         ids.push(store.enqueue(m).await.unwrap());
     }
+    // After the enqueues, which make their mail due at their own `now`: a
+    // second that ends between them and this would leave nothing due at t.
+    let t = now();
 
     let first = store.claim_due(t, LEASE, 2).await.unwrap();
     assert_eq!(
