@@ -13,6 +13,7 @@
 //!   roots, or any certificate for opportunistic TLS);
 //! - [`transport`]: a session's stream and buffers, for all three mail
 //!   daemons: line reading, flushing, timeouts, STARTTLS, the goodbye;
+//!   and [`compress`], DEFLATE over a session's stream (IMAP COMPRESS);
 //! - [`listener`]: accept loops with connection limits (in total and per IP),
 //!   the implicit-TLS handshake, and graceful shutdown;
 //! - [`sasl`]: SASL PLAIN and LOGIN decoding, and the throttle on failed
@@ -34,6 +35,7 @@
 // Denied everywhere but in `memory`, which calls the C allocator.
 #![deny(unsafe_code)]
 
+pub mod compress;
 pub mod config;
 pub mod daemon;
 pub mod enhanced_status;

@@ -19,6 +19,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::compress::Deflate;
 use crate::config::TlsConfig;
 
 pub use tokio_rustls::TlsAcceptor;
@@ -222,6 +223,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + Any> Io for T {}
 pub enum MaybeTlsStream {
     Plain(Box<dyn Io>),
     Tls(Box<tokio_rustls::server::TlsStream<Box<dyn Io>>>),
+    /// COMPRESS=DEFLATE over either of the others.
+    Compressed(Box<Deflate<MaybeTlsStream>>),
 }
 
 impl MaybeTlsStream {
@@ -237,7 +240,21 @@ impl MaybeTlsStream {
     }
 
     pub fn is_tls(&self) -> bool {
-        matches!(self, MaybeTlsStream::Tls(_))
+        match self {
+            MaybeTlsStream::Plain(_) => false,
+            MaybeTlsStream::Tls(_) => true,
+            MaybeTlsStream::Compressed(c) => c.get_ref().is_tls(),
+        }
+    }
+
+    pub fn is_compressed(&self) -> bool {
+        matches!(self, MaybeTlsStream::Compressed(_))
+    }
+
+    /// The same connection with both directions DEFLATE-compressed from
+    /// now on; `pending` are bytes already read from it (compressed).
+    pub fn compressed(self, pending: &[u8]) -> MaybeTlsStream {
+        MaybeTlsStream::Compressed(Box::new(Deflate::new(self, pending)))
     }
 
     /// Performs the server side of the TLS handshake on a plain stream.
@@ -250,15 +267,19 @@ impl MaybeTlsStream {
                 let tls = acceptor.accept(stream).await?;
                 Ok(MaybeTlsStream::Tls(Box::new(tls)))
             }
-            MaybeTlsStream::Tls(_) => Err(io::Error::other("connection is already TLS")),
+            MaybeTlsStream::Tls(_) | MaybeTlsStream::Compressed(_) => {
+                Err(io::Error::other("connection is already TLS or compressed"))
+            }
         }
     }
 
     /// Negotiated protocol and cipher suite, for `Received:` lines and logs,
     /// e.g. `TLSv1_3 TLS13_AES_256_GCM_SHA384`.
     pub fn tls_description(&self) -> Option<String> {
-        let MaybeTlsStream::Tls(tls) = self else {
-            return None;
+        let tls = match self {
+            MaybeTlsStream::Tls(tls) => tls,
+            MaybeTlsStream::Compressed(c) => return c.get_ref().tls_description(),
+            MaybeTlsStream::Plain(_) => return None,
         };
         let (_, conn) = tls.get_ref();
         let version = conn.protocol_version()?;
@@ -272,6 +293,7 @@ impl MaybeTlsStream {
         let below_tls: &dyn Io = match self {
             MaybeTlsStream::Plain(stream) => stream.as_ref(),
             MaybeTlsStream::Tls(tls) => tls.get_ref().0.as_ref(),
+            MaybeTlsStream::Compressed(c) => return c.get_ref().tcp(),
         };
         (below_tls as &dyn Any).downcast_ref()
     }
@@ -286,6 +308,7 @@ impl AsyncRead for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTlsStream::Compressed(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -299,6 +322,7 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTlsStream::Compressed(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
     fn poll_write_vectored(
@@ -309,24 +333,28 @@ impl AsyncWrite for MaybeTlsStream {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            MaybeTlsStream::Compressed(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
     fn is_write_vectored(&self) -> bool {
         match self {
             MaybeTlsStream::Plain(s) => s.is_write_vectored(),
             MaybeTlsStream::Tls(s) => s.is_write_vectored(),
+            MaybeTlsStream::Compressed(s) => s.is_write_vectored(),
         }
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_flush(cx),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTlsStream::Compressed(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MaybeTlsStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTlsStream::Compressed(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

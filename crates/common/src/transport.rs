@@ -372,6 +372,29 @@ impl Transport<MaybeTlsStream> {
     }
 }
 
+impl Transport<MaybeTlsStream> {
+    /// COMPRESS=DEFLATE (RFC 4978): writes out queued replies (the tagged
+    /// OK goes out uncompressed), then compresses both directions from
+    /// here on. Input the client sent after its command and already read
+    /// is compressed too: it is handed to the inflater, not discarded.
+    pub async fn start_compression(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        let Some(stream) = self.stream.take() else {
+            return Err(End::Disconnected);
+        };
+        let pending = self.input[self.pos..].to_vec();
+        self.input.clear();
+        self.pos = 0;
+        self.stream = Some(stream.compressed(&pending));
+        Ok(())
+    }
+
+    /// Whether COMPRESS is in force.
+    pub fn is_compressed(&self) -> bool {
+        self.stream().is_some_and(MaybeTlsStream::is_compressed)
+    }
+}
+
 /// Writes `bytes` to the client within `timeout`.
 async fn write_all<S: AsyncWrite + Unpin>(
     stream: Option<&mut S>,

@@ -138,6 +138,8 @@ pub enum Code {
     /// RFC 5530: the server failed and trying again will not help.
     ServerBug,
     InUse,
+    /// RFC 4978: COMPRESS when compression is already in force.
+    CompressionActive,
     Parse,
     /// RFC 5530: some messages asked for were expunged meanwhile.
     ExpungeIssued,
@@ -184,6 +186,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::Unavailable => "UNAVAILABLE".into(),
         Code::ServerBug => "SERVERBUG".into(),
         Code::InUse => "INUSE".into(),
+        Code::CompressionActive => "COMPRESSIONACTIVE".into(),
         Code::Parse => "PARSE".into(),
         Code::ExpungeIssued => "EXPUNGEISSUED".into(),
         Code::BadCharset(names) => format!("BADCHARSET ({})", names.join(" ")),

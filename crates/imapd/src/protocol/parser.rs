@@ -597,6 +597,10 @@ impl P<'_> {
                 }
                 K::Enable(caps)
             }
+            "COMPRESS" => {
+                self.sp()?;
+                K::Compress(self.upper_atom()?)
+            }
             _ => return bad("unknown command"),
         })
     }

@@ -239,6 +239,8 @@ pub enum CommandKind {
     /// `ID NIL` is `None`; otherwise field/value pairs (value may be NIL).
     Id(Option<IdParams>),
     Enable(Vec<String>),
+    /// `COMPRESS mechanism` (RFC 4978), the mechanism upper-cased.
+    Compress(String),
 }
 
 /// ID field/value pairs (RFC 2971); a value may be NIL.

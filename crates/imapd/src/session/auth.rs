@@ -46,6 +46,9 @@ impl Session {
                 "MOVE",
                 "IDLE",
             ]);
+            if !self.io.is_compressed() {
+                caps.push("COMPRESS=DEFLATE");
+            }
         }
         caps.into_iter().map(str::to_owned).collect()
     }

@@ -121,6 +121,9 @@ pub(crate) struct Session {
     skip_line: bool,
     /// Set by a handler when the session must close after its reply.
     closing: bool,
+    /// Set by COMPRESS: both directions are compressed once its tagged
+    /// reply is out.
+    compress_after_reply: bool,
     /// Moves when the store commits a change to the selected mailbox
     /// ([`store::Store::watch_mailbox`]); `None` with nothing selected, so
     /// that other mailboxes' commits never wake this session (issue 13).
@@ -166,6 +169,7 @@ impl Session {
             ..Limits::default()
         };
         Session {
+            compress_after_reply: false,
             changes: None,
             defer_tagged: false,
             user_slot: None,
@@ -409,6 +413,23 @@ impl Session {
         }
     }
 
+    /// COMPRESS (RFC 4978): DEFLATE only, once per session; compression
+    /// starts after the tagged OK ([`Session::dispatch`]).
+    fn compress(&mut self, tag: &Tag, mechanism: &str) {
+        if mechanism != "DEFLATE" {
+            self.bad(tag, "Unknown compression mechanism");
+        } else if self.io.is_compressed() || self.compress_after_reply {
+            self.no(
+                tag,
+                Some(Code::CompressionActive),
+                "DEFLATE active via COMPRESS",
+            );
+        } else {
+            self.compress_after_reply = true;
+            self.ok(tag, "DEFLATE active");
+        }
+    }
+
     /// Writes out queued replies.
     async fn flush(&mut self) -> Result<(), End> {
         self.io.flush().await
@@ -448,6 +469,9 @@ impl Session {
             let reply = std::mem::take(&mut self.tagged_reply);
             self.io.output.extend_from_slice(&reply);
         }
+        if std::mem::take(&mut self.compress_after_reply) && result.is_ok() {
+            self.io.start_compression().await?;
+        }
         result
     }
 
@@ -474,6 +498,7 @@ impl Session {
             | K::Status { .. }
             | K::Append { .. }
             | K::Namespace
+            | K::Compress(_)
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -516,6 +541,7 @@ impl Session {
                 self.untagged(b"ENABLED");
                 self.ok(&tag, "ENABLE completed");
             }
+            K::Compress(mechanism) => self.compress(&tag, &mechanism),
             K::StartTls => self.starttls(&tag).await?,
             K::Login { user, password } => self.login_command(&tag, user, password).await?,
             K::Authenticate {
