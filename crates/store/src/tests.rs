@@ -3911,3 +3911,92 @@ async fn received_mail_for_local_accounts_is_delivered_at_once_or_queued_if_one_
         Err(StoreError::Invalid(_))
     ));
 }
+
+fn new_message(subject: &str, flags: &[&str]) -> NewMessage {
+    NewMessage {
+        raw: raw_message(subject),
+        flags: strings(flags),
+        internal_date: 1_700_000_000,
+    }
+}
+
+#[tokio::test]
+async fn append_messages_adds_all_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (validity, uids) = store
+        .append_messages(
+            alice.id,
+            "INBOX",
+            vec![new_message("one", &["\\Seen"]), new_message("two", &[])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(uids, vec![Uid(1), Uid(2)]);
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.uid_validity, validity);
+    assert_eq!(index.messages.len(), 2);
+    assert_eq!(index.messages[0].flags, strings(&["\\Seen"]));
+    // A bad second message: the first is not appended either.
+    let refused = store
+        .append_messages(
+            alice.id,
+            "INBOX",
+            vec![new_message("three", &[]), new_message("four", &["\\Recent"])],
+        )
+        .await;
+    assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+    let refused = store
+        .append_messages(alice.id, "Nope", vec![new_message("five", &[])])
+        .await;
+    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.messages.len(), 2);
+    assert_eq!(index.uid_next, Uid(3));
+}
+
+#[tokio::test]
+async fn replace_message_appends_and_expunges_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (_, old) = store
+        .append(alice.id, "Drafts", raw_message("draft 1"), &[], 0)
+        .await
+        .unwrap();
+    let (_, new) = store
+        .replace_message(alice.id, "Drafts", new_message("draft 2", &["\\Draft"]), "Drafts", old)
+        .await
+        .unwrap();
+    assert!(new > old);
+    let info = store.messages(alice.id, "Drafts").await.unwrap();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].uid, new);
+    assert_eq!(info[0].summary.subject.as_deref(), Some("draft 2"));
+    // The old one is gone: nothing is appended.
+    let again = store
+        .replace_message(alice.id, "INBOX", new_message("draft 3", &[]), "Drafts", old)
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+    assert!(store.messages(alice.id, "INBOX").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn mailbox_size_sums_the_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    assert_eq!(store.mailbox_size(alice.id, "INBOX").await.unwrap(), 0);
+    let (a, b) = (raw_message("a"), raw_message("a longer subject"));
+    let total = (a.len() + b.len()) as u64;
+    store.append(alice.id, "INBOX", a, &[], 0).await.unwrap();
+    let (_, uid) = store.append(alice.id, "INBOX", b, &[], 0).await.unwrap();
+    assert_eq!(store.mailbox_size(alice.id, "INBOX").await.unwrap(), total);
+    store.expunge(alice.id, "INBOX", &[uid]).await.unwrap();
+    assert!(store.mailbox_size(alice.id, "INBOX").await.unwrap() < total);
+    assert!(matches!(
+        store.mailbox_size(alice.id, "Nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}

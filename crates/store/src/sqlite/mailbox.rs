@@ -1348,6 +1348,17 @@ pub(crate) fn append_raw(
     Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))
 }
 
+/// Reader: the sum of the mailbox's message sizes, in octets.
+pub(crate) fn mailbox_size(conn: &Connection, account: AccountId, mailbox: &MailboxKey) -> Result<u64> {
+    let id = require(conn, account, mailbox)?;
+    let total: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?1")
+        .db()?
+        .query_row([id.0], |row| row.get(0))
+        .db()?;
+    to_u64(total, "mailbox size")
+}
+
 /// Writer: the first UID that is `\Recent` for the session that calls
 /// this, and every later one up to now is then no longer recent for
 /// anybody else (RFC 3501 2.3.2: one session sees a message as recent).
