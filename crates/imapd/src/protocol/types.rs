@@ -194,11 +194,19 @@ pub enum CommandKind {
         mailbox: MailboxName,
         items: Vec<StatusItem>,
     },
+    /// APPEND of one message, or of several in one transaction
+    /// (MULTIAPPEND, RFC 3502).
     Append {
         mailbox: MailboxName,
-        flags: Vec<Flag>,
-        date: Option<DateTime>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
+    },
+    /// REPLACE / UID REPLACE (RFC 8508): `target` is a sequence number, or
+    /// a UID with `uid`.
+    Replace {
+        uid: bool,
+        target: NonZeroU32,
+        mailbox: MailboxName,
+        message: AppendMessage,
     },
     Check,
     Close,
@@ -239,6 +247,33 @@ pub enum CommandKind {
     /// `ID NIL` is `None`; otherwise field/value pairs (value may be NIL).
     Id(Option<IdParams>),
     Enable(Vec<String>),
+}
+
+/// One message of an APPEND: its flags, date and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<DateTime>,
+    pub content: AppendContent,
+}
+
+/// What an APPEND message is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendContent {
+    /// A literal; `binary` when sent as a `~{n}` literal8 (RFC 3516).
+    Literal { data: Vec<u8>, binary: bool },
+    /// CATENATE (RFC 4469): the message is its parts joined.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One part of a CATENATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal` (or literal8 with `binary`).
+    Text { data: Vec<u8>, binary: bool },
+    /// `URL "..."`: an IMAP URL (RFC 5092) of a message or a section of
+    /// one in the user's own mailboxes.
+    Url(Vec<u8>),
 }
 
 /// ID field/value pairs (RFC 2971); a value may be NIL.
@@ -282,6 +317,8 @@ pub enum StatusItem {
     Unseen,
     HighestModSeq,
     Size,
+    /// RFC 7889: the largest message APPEND takes into the mailbox.
+    AppendLimit,
 }
 
 /// How STORE changes flags.
@@ -313,6 +350,16 @@ pub enum FetchAttribute {
         section: Section,
         partial: Option<Partial>,
     },
+    /// `BINARY[part]<partial>` or `BINARY.PEEK[...]` (RFC 3516): the
+    /// part's content with its transfer encoding undone.
+    BinarySection {
+        peek: bool,
+        part: Vec<NonZeroU32>,
+        partial: Option<Partial>,
+    },
+    /// `BINARY.SIZE[part]`: the octets [`FetchAttribute::BinarySection`]
+    /// would give.
+    BinarySize(Vec<NonZeroU32>),
 }
 
 /// `<origin.length>` of a partial fetch.

@@ -45,9 +45,18 @@ impl Session {
                 "UIDPLUS",
                 "MOVE",
                 "IDLE",
+                "BINARY",
+                "MULTIAPPEND",
+                "CATENATE",
+                "STATUS=SIZE",
+                "REPLACE",
             ]);
         }
-        caps.into_iter().map(str::to_owned).collect()
+        let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();
+        if !matches!(self.state, State::NotAuthenticated) {
+            caps.push(format!("APPENDLIMIT={}", self.append_limit()));
+        }
+        caps
     }
 
     fn refuse_plaintext(&mut self, tag: &Tag) {

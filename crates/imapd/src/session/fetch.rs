@@ -6,6 +6,7 @@
 //! from the store's index for each command. A message expunged by another
 //! session is skipped until this one learns of it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 
@@ -17,8 +18,10 @@ use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
     body_structure, envelope, internal_date, section_bytes, section_name,
 };
+use crate::protocol::binary::{binary_section, needs_literal8, UnknownCte};
 use crate::protocol::{
-    FetchAttribute as A, Flag, Section, SectionText, SeqNumber, SequenceSet, StoreMode, Tag,
+    FetchAttribute as A, Flag, Partial, Section, SectionText, SeqNumber, SequenceSet, StoreMode,
+    Tag,
 };
 
 /// Messages a FETCH reads from the store at once ...
@@ -169,6 +172,8 @@ impl Session {
                     | A::BodyStructure
                     | A::InternalDate
                     | A::BodySection { .. }
+                    | A::BinarySection { .. }
+                    | A::BinarySize(_)
                     | A::Rfc822Header
                     | A::Rfc822Text
             )
@@ -179,19 +184,28 @@ impl Session {
         let want_tree = attrs.iter().any(|a| match a {
             A::Body | A::BodyStructure => true,
             A::BodySection { section, .. } => !section.part.is_empty(),
+            A::BinarySection { part, .. } | A::BinarySize(part) => !part.is_empty(),
             _ => false,
         });
         let want_raw = attrs.iter().any(|a| {
             matches!(
                 a,
-                A::Rfc822 | A::Rfc822Header | A::Rfc822Text | A::BodySection { .. }
+                A::Rfc822
+                    | A::Rfc822Header
+                    | A::Rfc822Text
+                    | A::BodySection { .. }
+                    | A::BinarySection { .. }
+                    | A::BinarySize(_)
             )
         });
         let sets_seen = !read_only
             && attrs.iter().any(|a| {
                 matches!(
                     a,
-                    A::Rfc822 | A::Rfc822Text | A::BodySection { peek: false, .. }
+                    A::Rfc822
+                        | A::Rfc822Text
+                        | A::BodySection { peek: false, .. }
+                        | A::BinarySection { peek: false, .. }
                 )
             });
         let target_uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
@@ -302,8 +316,23 @@ impl Session {
                 let summary = info.map_or(&no_summary, |i| &i.summary);
                 let raw = raw.as_deref().unwrap_or_default();
                 let seen_item = !wants_flags && seen_changed.contains(&uid);
-                self.fetch_response(seq, entry, recent, info, summary, raw, &attrs, seen_item)
-                    .await?;
+                // Decoded before anything of this message is written: an
+                // encoding BINARY cannot undo fails the command.
+                let binaries = match binary_contents(raw, summary, &attrs) {
+                    Ok(b) => b,
+                    Err(UnknownCte(cte)) => {
+                        self.no(
+                            tag,
+                            Some(Code::UnknownCte),
+                            &format!("Unknown Content-Transfer-Encoding {cte}"),
+                        );
+                        return Ok(());
+                    }
+                };
+                self.fetch_response(
+                    seq, entry, recent, info, summary, raw, &attrs, &binaries, seen_item,
+                )
+                .await?;
                 self.io.flush_if_full().await?;
             }
             // This batch's answers go out before the next is read: what
@@ -359,13 +388,14 @@ impl Session {
         summary: &MessageSummary,
         raw: &[u8],
         attrs: &[A],
+        binaries: &[Option<Cow<'_, [u8]>>],
         seen_item: bool,
     ) -> Result<(), End> {
         let uid = entry.uid;
         // `write!` into `output`: no String per message.
         let _ = write!(self.io.output, "* {seq} FETCH (");
         let mut first = true;
-        for a in attrs {
+        for (i, a) in attrs.iter().enumerate() {
             if !std::mem::take(&mut first) {
                 self.io.output.push(b' ');
             }
@@ -419,20 +449,21 @@ impl Session {
                     section, partial, ..
                 } => {
                     let bytes = section_bytes(raw, summary, section).unwrap_or_default();
-                    let mut bytes: &[u8] = &bytes;
                     line.extend_from_slice(b"BODY[");
                     line.extend_from_slice(section_name(section).as_bytes());
                     line.push(b']');
-                    if let Some(p) = partial {
-                        let start = (p.origin as usize).min(bytes.len());
-                        let end = start
-                            .saturating_add(p.length.get() as usize)
-                            .min(bytes.len());
-                        bytes = &bytes[start..end];
-                        let _ = write!(line, "<{}>", p.origin);
-                    }
-                    line.push(b' ');
+                    let bytes = cut_partial(line, &bytes, partial.as_ref());
                     self.literal(bytes).await?;
+                }
+                A::BinarySection { part, partial, .. } => {
+                    let bytes = binaries.get(i).and_then(Option::as_deref).unwrap_or_default();
+                    let _ = write!(line, "BINARY[{}]", part_name(part));
+                    let bytes = cut_partial(line, bytes, partial.as_ref());
+                    self.literal_any(bytes, needs_literal8(bytes)).await?;
+                }
+                A::BinarySize(part) => {
+                    let size = binaries.get(i).and_then(Option::as_deref).map_or(0, <[u8]>::len);
+                    let _ = write!(line, "BINARY.SIZE[{}] {size}", part_name(part));
                 }
             }
         }
@@ -449,6 +480,15 @@ impl Session {
     /// `{n}\r\n` and the bytes: small ones queued in `output`, large ones
     /// written to the client from where they lie.
     async fn literal(&mut self, bytes: &[u8]) -> Result<(), End> {
+        self.literal_any(bytes, false).await
+    }
+
+    /// A literal, or with `eight` a `~{n}` literal8 (RFC 3516), which may
+    /// hold NUL.
+    async fn literal_any(&mut self, bytes: &[u8], eight: bool) -> Result<(), End> {
+        if eight {
+            self.io.output.push(b'~');
+        }
         let _ = write!(self.io.output, "{{{}}}\r\n", bytes.len());
         if bytes.len() < DIRECT_LITERAL {
             self.io.output.extend_from_slice(bytes);
@@ -601,6 +641,46 @@ impl Session {
             },
         );
     }
+}
+
+/// `<origin>` after a section's name when the fetch is partial, and a
+/// space; the octets the partial range takes of `bytes`.
+fn cut_partial<'a>(line: &mut Vec<u8>, bytes: &'a [u8], partial: Option<&Partial>) -> &'a [u8] {
+    let mut bytes = bytes;
+    if let Some(p) = partial {
+        let start = (p.origin as usize).min(bytes.len());
+        let end = start
+            .saturating_add(p.length.get() as usize)
+            .min(bytes.len());
+        bytes = &bytes[start..end];
+        let _ = write!(line, "<{}>", p.origin);
+    }
+    line.push(b' ');
+    bytes
+}
+
+/// `1.2` of BINARY's part numbers.
+fn part_name(part: &[std::num::NonZeroU32]) -> String {
+    let names: Vec<String> = part.iter().map(|n| n.to_string()).collect();
+    names.join(".")
+}
+
+/// The decoded content of each BINARY item of `attrs` (by position;
+/// `None` for other items and for parts the message lacks).
+fn binary_contents<'a>(
+    raw: &'a [u8],
+    summary: &MessageSummary,
+    attrs: &[A],
+) -> Result<Vec<Option<Cow<'a, [u8]>>>, UnknownCte> {
+    attrs
+        .iter()
+        .map(|a| match a {
+            A::BinarySection { part, .. } | A::BinarySize(part) => {
+                binary_section(raw, summary, part)
+            }
+            _ => Ok(None),
+        })
+        .collect()
 }
 
 /// Each target (in UID order, as [`resolve`] gives them) with its index
