@@ -59,9 +59,16 @@ fn base64(data: &[u8]) -> String {
         if i > 0 && i % 19 == 0 {
             out.push_str("\r\n");
         }
-        let n = c.iter().enumerate().fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
+        let n = c
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (k, &b)| n | u32::from(b) << (16 - 8 * k));
         for k in 0..4 {
-            out.push(if k <= c.len() { A[(n >> (18 - 6 * k) & 63) as usize] as char } else { '=' });
+            out.push(if k <= c.len() {
+                A[(n >> (18 - 6 * k) & 63) as usize] as char
+            } else {
+                '='
+            });
         }
     }
     out
@@ -100,12 +107,21 @@ async fn binary_fetch_undoes_base64_and_quoted_printable() {
     let mut want = b"* 1 FETCH (BINARY[1] ~{256}\r\n".to_vec();
     want.extend(all_octets());
     want.push(b')');
-    assert_eq!(show(&one(&mut c, "FETCH 1 BINARY.PEEK[1]").await), show(&want));
+    assert_eq!(
+        show(&one(&mut c, "FETCH 1 BINARY.PEEK[1]").await),
+        show(&want)
+    );
     assert_eq!(one(&mut c, "FETCH 1 BINARY.PEEK[1]").await, want);
     // `=20` is a space that stays; white space before a line break would not.
     let text = "grüße, a long line that goes on and on \r\nnext=line";
     assert_eq!(
-        show(&one(&mut c, "FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.PEEK[2])").await),
+        show(
+            &one(
+                &mut c,
+                "FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BINARY.PEEK[2])"
+            )
+            .await
+        ),
         format!(
             "* 1 FETCH (BINARY.SIZE[1] 256 BINARY.SIZE[2] {n} BINARY[2] {{{n}}}\r\n{text})",
             n = text.len()
@@ -117,7 +133,11 @@ async fn binary_fetch_undoes_base64_and_quoted_printable() {
         b"* 1 FETCH (BINARY[1]<65> {3}\r\nABC)"
     );
     let body = one(&mut c, "FETCH 1 BODY.PEEK[1]").await;
-    assert!(show(&body).starts_with("* 1 FETCH (BODY[1] {"), "{}", show(&body));
+    assert!(
+        show(&body).starts_with("* 1 FETCH (BODY[1] {"),
+        "{}",
+        show(&body)
+    );
     assert!(!body.contains(&0));
     // An encoding nobody can undo.
     let (_, tagged) = c.responses("u", "FETCH 1 BINARY.PEEK[3]").await;
@@ -146,10 +166,18 @@ Content-Transfer-Encoding: binary\r\n\r\n"
     let whole = one(&mut c, "FETCH 1 BODY.PEEK[]").await;
     assert!(!whole.contains(&0), "{}", show(&whole));
     assert!(show(&whole).contains("Content-Transfer-Encoding: base64"));
-    let mut want = format!("* 1 FETCH (BINARY.SIZE[1] {} BINARY[1] ~{{{}}}\r\n", body.len(), body.len()).into_bytes();
+    let mut want = format!(
+        "* 1 FETCH (BINARY.SIZE[1] {} BINARY[1] ~{{{}}}\r\n",
+        body.len(),
+        body.len()
+    )
+    .into_bytes();
     want.extend_from_slice(body);
     want.push(b')');
-    assert_eq!(one(&mut c, "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await, want);
+    assert_eq!(
+        one(&mut c, "FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])").await,
+        want
+    );
 }
 
 /// MULTIAPPEND: two messages in one APPEND get consecutive UIDs in one
@@ -165,9 +193,19 @@ async fn multiappend_is_all_or_nothing() {
     let alice = server.account(ALICE).await;
     let index = server.store.mailbox_index(alice, "INBOX").await.unwrap();
     let validity = index.uid_validity;
-    assert_eq!(r, format!("A OK [APPENDUID {validity} 1:2] APPEND completed"));
+    assert_eq!(
+        r,
+        format!("A OK [APPENDUID {validity} 1:2] APPEND completed")
+    );
 
-    let rest = [lit(&message("three", "3"), false), b" ".to_vec(), lit(b"", false), b" ".to_vec(), lit(&message("four", "4"), false)].concat();
+    let rest = [
+        lit(&message("three", "3"), false),
+        b" ".to_vec(),
+        lit(b"", false),
+        b" ".to_vec(),
+        lit(&message("four", "4"), false),
+    ]
+    .concat();
     let r = append_raw(&mut c, "B", "APPEND INBOX ", &rest).await;
     assert!(r.starts_with("B NO"), "{r}");
     let status = show(&one(&mut c, "STATUS INBOX (MESSAGES UIDNEXT)").await);
@@ -183,7 +221,11 @@ async fn multiappend_is_all_or_nothing() {
 #[tokio::test]
 async fn catenate_joins_text_and_urls_into_another_mailbox() {
     let server = Server::start().await;
-    server.store.add_account("bob@localhost", PASSWORD).await.unwrap();
+    server
+        .store
+        .add_account("bob@localhost", PASSWORD)
+        .await
+        .unwrap();
     let bob = server.account("bob@localhost").await;
     server
         .store
@@ -218,11 +260,23 @@ async fn catenate_joins_text_and_urls_into_another_mailbox() {
         "/Nope/;UID=1",
         "imap://bob@localhost@127.0.0.1/INBOX/;UID=1",
     ] {
-        let r = append_raw(&mut c, "D", "APPEND INBOX ", format!("CATENATE (URL \"{url}\")").as_bytes()).await;
+        let r = append_raw(
+            &mut c,
+            "D",
+            "APPEND INBOX ",
+            format!("CATENATE (URL \"{url}\")").as_bytes(),
+        )
+        .await;
         assert_eq!(r, format!("D NO [BADURL {url}] Invalid URL"));
     }
     // The mailbox missing comes first.
-    let r = append_raw(&mut c, "E", "APPEND Nope ", b"CATENATE (URL \"/Nope/;UID=1\")").await;
+    let r = append_raw(
+        &mut c,
+        "E",
+        "APPEND Nope ",
+        b"CATENATE (URL \"/Nope/;UID=1\")",
+    )
+    .await;
     assert!(r.starts_with("E NO [TRYCREATE]"), "{r}");
     let status = show(&one(&mut c, "STATUS INBOX (MESSAGES)").await);
     assert_eq!(status, "* STATUS INBOX (MESSAGES 1)");
@@ -247,12 +301,22 @@ async fn appendlimit_is_advertised_and_enforced() {
     let r = append_raw(&mut c, "B", "APPEND INBOX ", &lit(&small, false)).await;
     assert!(r.starts_with("B OK"), "{r}");
     let text = vec![b'x'; 600];
-    let rest = [b"CATENATE (URL \"/INBOX/;UID=1\" TEXT ".to_vec(), lit(&text, false), b" TEXT ".to_vec(), lit(&text, false), b")".to_vec()].concat();
+    let rest = [
+        b"CATENATE (URL \"/INBOX/;UID=1\" TEXT ".to_vec(),
+        lit(&text, false),
+        b" TEXT ".to_vec(),
+        lit(&text, false),
+        b")".to_vec(),
+    ]
+    .concat();
     let r = append_raw(&mut c, "D", "APPEND INBOX ", &rest).await;
     assert!(r.starts_with("D NO [TOOBIG]"), "{r}");
     assert_eq!(
         show(&one(&mut c, "STATUS INBOX (MESSAGES SIZE APPENDLIMIT)").await),
-        format!("* STATUS INBOX (MESSAGES 1 SIZE {} APPENDLIMIT 1000)", small.len())
+        format!(
+            "* STATUS INBOX (MESSAGES 1 SIZE {} APPENDLIMIT 1000)",
+            small.len()
+        )
     );
 }
 
@@ -273,7 +337,13 @@ async fn replace_is_seen_by_a_second_session() {
         assert!(r.iter().any(|l| l == "* 1 EXISTS"), "{r:?}");
     }
     let draft2 = message("draft", "second version");
-    let r = append_raw(&mut a, "R", "UID REPLACE 1 Drafts (\\Draft) ", &lit(&draft2, false)).await;
+    let r = append_raw(
+        &mut a,
+        "R",
+        "UID REPLACE 1 Drafts (\\Draft) ",
+        &lit(&draft2, false),
+    )
+    .await;
     assert!(r.starts_with("R OK"), "{r}");
     let r = b.imap("N", "NOOP").await;
     assert!(r.contains(&"* 1 EXPUNGE".to_string()), "{r:?}");

@@ -35,7 +35,10 @@ async fn inbox_with(messages: &[&[u8]]) -> (Server, ImapServer, Pop3Client) {
 /// tagged one is OK.
 async fn untagged(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<Vec<u8>> {
     let (out, tagged) = c.responses(tag, command).await;
-    assert!(tagged.starts_with(&format!("{tag} OK")), "{command}: {tagged}");
+    assert!(
+        tagged.starts_with(&format!("{tag} OK")),
+        "{command}: {tagged}"
+    );
     out
 }
 

@@ -3943,14 +3943,23 @@ async fn append_messages_adds_all_or_none() {
         .append_messages(
             alice.id,
             "INBOX",
-            vec![new_message("three", &[]), new_message("four", &["\\Recent"])],
+            vec![
+                new_message("three", &[]),
+                new_message("four", &["\\Recent"]),
+            ],
         )
         .await;
-    assert!(matches!(refused, Err(StoreError::Invalid(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
     let refused = store
         .append_messages(alice.id, "Nope", vec![new_message("five", &[])])
         .await;
-    assert!(matches!(refused, Err(StoreError::NotFound(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
     let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
     assert_eq!(index.messages.len(), 2);
     assert_eq!(index.uid_next, Uid(3));
@@ -3966,7 +3975,13 @@ async fn replace_message_appends_and_expunges_together() {
         .await
         .unwrap();
     let (_, new) = store
-        .replace_message(alice.id, "Drafts", new_message("draft 2", &["\\Draft"]), "Drafts", old)
+        .replace_message(
+            alice.id,
+            "Drafts",
+            new_message("draft 2", &["\\Draft"]),
+            "Drafts",
+            old,
+        )
         .await
         .unwrap();
     assert!(new > old);
@@ -3976,7 +3991,13 @@ async fn replace_message_appends_and_expunges_together() {
     assert_eq!(info[0].summary.subject.as_deref(), Some("draft 2"));
     // The old one is gone: nothing is appended.
     let again = store
-        .replace_message(alice.id, "INBOX", new_message("draft 3", &[]), "Drafts", old)
+        .replace_message(
+            alice.id,
+            "INBOX",
+            new_message("draft 3", &[]),
+            "Drafts",
+            old,
+        )
         .await;
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
     assert!(store.messages(alice.id, "INBOX").await.unwrap().is_empty());

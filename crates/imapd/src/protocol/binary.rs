@@ -137,7 +137,9 @@ pub fn decode_quoted_printable(text: &[u8]) -> Vec<u8> {
     let mut rest = text;
     while !rest.is_empty() {
         let (line, ending, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) if i > 0 && rest[i - 1] == b'\r' => (&rest[..i - 1], &b"\r\n"[..], &rest[i + 1..]),
+            Some(i) if i > 0 && rest[i - 1] == b'\r' => {
+                (&rest[..i - 1], &b"\r\n"[..], &rest[i + 1..])
+            }
             Some(i) => (&rest[..i], &b"\n"[..], &rest[i + 1..]),
             None => (rest, &b""[..], &[][..]),
         };
@@ -230,7 +232,10 @@ fn base64_header(header: &[u8]) -> Vec<u8> {
     let mut placed = false;
     let mut rest = header;
     while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         let (line, next) = rest.split_at(end);
         rest = next;
         if matches!(line, b"\r\n" | b"\n") {
@@ -247,7 +252,9 @@ fn base64_header(header: &[u8]) -> Vec<u8> {
             continue;
         }
         let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        in_cte = name.trim_ascii().eq_ignore_ascii_case(b"content-transfer-encoding");
+        in_cte = name
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"content-transfer-encoding");
         if !in_cte {
             out.extend_from_slice(line);
         }
@@ -274,8 +281,14 @@ mod tests {
             assert_eq!(decode_base64(&encoded), &data[..n], "{n}");
         }
         // Mail's base64: white space and line breaks anywhere.
-        assert_eq!(decode_base64(b"  aGVs    \r\n bG8g  \r\n   d29y  \t \r\n    bGQ= \r\n"), b"hello world");
-        assert_eq!(decode_base64(b"YWJjZGVmZw1oaWprbA0KbW5vCnBxcnN0dXZxeHl6"), b"abcdefg\rhijkl\r\nmno\npqrstuvqxyz");
+        assert_eq!(
+            decode_base64(b"  aGVs    \r\n bG8g  \r\n   d29y  \t \r\n    bGQ= \r\n"),
+            b"hello world"
+        );
+        assert_eq!(
+            decode_base64(b"YWJjZGVmZw1oaWprbA0KbW5vCnBxcnN0dXZxeHl6"),
+            b"abcdefg\rhijkl\r\nmno\npqrstuvqxyz"
+        );
     }
 
     #[test]
@@ -291,7 +304,10 @@ mod tests {
 
     #[test]
     fn unknown_encodings_are_named() {
-        assert_eq!(decode_transfer("x-uuencode", b"x"), Err(UnknownCte("x-uuencode".into())));
+        assert_eq!(
+            decode_transfer("x-uuencode", b"x"),
+            Err(UnknownCte("x-uuencode".into()))
+        );
         assert_eq!(decode_transfer("8bit", b"\xe4").unwrap().as_ref(), b"\xe4");
     }
 
@@ -316,8 +332,20 @@ mod tests {
         let stored = binary_parts_to_base64(raw).unwrap();
         let summary = store::summarize(&stored);
         let part = |n| [NonZeroU32::new(n).unwrap()];
-        assert_eq!(binary_section(&stored, &summary, &part(1)).unwrap().unwrap().as_ref(), b"text");
-        assert_eq!(binary_section(&stored, &summary, &part(2)).unwrap().unwrap().as_ref(), b"\0\x01\x02");
+        assert_eq!(
+            binary_section(&stored, &summary, &part(1))
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            b"text"
+        );
+        assert_eq!(
+            binary_section(&stored, &summary, &part(2))
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            b"\0\x01\x02"
+        );
         assert!(String::from_utf8(stored).unwrap().contains("\r\n--b\r\nContent-Type: application/x\r\nContent-Transfer-Encoding: base64\r\n\r\nAAEC\r\n--b--\r\n"));
     }
 }

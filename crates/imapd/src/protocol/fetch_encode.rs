@@ -433,7 +433,10 @@ pub(crate) fn is_message(p: &MimePart) -> bool {
 /// a multipart, `n` is its n-th part; any other part has only part 1,
 /// itself, and only a message/rfc822 part goes on below it, into the
 /// enclosed message. So `BODY[1.1]` of a one-part message names nothing.
-pub(crate) fn find_part<'a>(root: &'a MimePart, path: &[std::num::NonZeroU32]) -> Option<&'a MimePart> {
+pub(crate) fn find_part<'a>(
+    root: &'a MimePart,
+    path: &[std::num::NonZeroU32],
+) -> Option<&'a MimePart> {
     let mut part = root;
     for (i, n) in path.iter().enumerate() {
         let n = n.get() as usize;

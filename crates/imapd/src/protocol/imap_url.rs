@@ -74,9 +74,8 @@ pub fn parse_message_url(url: &[u8]) -> Option<MessageUrl> {
     };
     let path = path.strip_prefix(b"/")?;
     // The mailbox runs up to the `/;UID=` that starts the message part.
-    let uid_at = (0..path.len()).find(|&i| {
-        path[i] == b'/' && strip_param(&path[i + 1..], "UID").is_some()
-    })?;
+    let uid_at = (0..path.len())
+        .find(|&i| path[i] == b'/' && strip_param(&path[i + 1..], "UID").is_some())?;
     let (mut mailbox_part, rest) = (&path[..uid_at], &path[uid_at + 1..]);
     let mut uid_validity = None;
     if let Some(semi) = mailbox_part.iter().position(|&b| b == b';') {
@@ -132,7 +131,8 @@ mod tests {
 
     #[test]
     fn relative_urls_of_rfc_4469() {
-        let u = url("/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.2.MIME/;PARTIAL=0.1024").unwrap();
+        let u =
+            url("/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.2.MIME/;PARTIAL=0.1024").unwrap();
         assert_eq!(u.mailbox, "INBOX");
         assert_eq!(u.uid_validity, Some(385_759_045));
         assert_eq!(u.uid, 20);
@@ -145,7 +145,10 @@ mod tests {
         let u = url("/a%20b/c/;uid=7/;section=header").unwrap();
         assert_eq!(u.mailbox, "a b/c");
         assert_eq!(u.section.unwrap().text, Some(SectionText::Header));
-        assert_eq!(url("/x/;uid=1/;partial=100000").unwrap().partial, Some((100_000, None)));
+        assert_eq!(
+            url("/x/;uid=1/;partial=100000").unwrap().partial,
+            Some((100_000, None))
+        );
     }
 
     #[test]

@@ -884,19 +884,17 @@ impl P<'_> {
                 return bad("expected a literal or CATENATE");
             }
             self.sp()?;
-            AppendContent::Catenate(self.paren_list(false, |p| {
-                match p.upper_atom()?.as_str() {
-                    "TEXT" => {
-                        p.sp()?;
-                        let (data, binary) = p.literal_or_literal8()?;
-                        Ok(CatenatePart::Text { data, binary })
-                    }
-                    "URL" => {
-                        p.sp()?;
-                        Ok(CatenatePart::Url(p.astring()?))
-                    }
-                    _ => bad("expected TEXT or URL"),
+            AppendContent::Catenate(self.paren_list(false, |p| match p.upper_atom()?.as_str() {
+                "TEXT" => {
+                    p.sp()?;
+                    let (data, binary) = p.literal_or_literal8()?;
+                    Ok(CatenatePart::Text { data, binary })
                 }
+                "URL" => {
+                    p.sp()?;
+                    Ok(CatenatePart::Url(p.astring()?))
+                }
+                _ => bad("expected TEXT or URL"),
             })?)
         };
         Ok(AppendMessage {

@@ -66,7 +66,13 @@ impl Session {
 
     /// A refusal of messages for `name`, unless the mailbox is missing:
     /// then `[TRYCREATE]` says what to do first (RFC 3501 6.3.11).
-    async fn refuse_unless_missing(&mut self, tag: &Tag, account: &Account, name: &str, r: Refusal) {
+    async fn refuse_unless_missing(
+        &mut self,
+        tag: &Tag,
+        account: &Account,
+        name: &str,
+        r: Refusal,
+    ) {
         let store = self.ctx.shared.store.clone();
         let exists = store
             .mailboxes(account.id)
@@ -181,7 +187,11 @@ impl Session {
 
     /// One message ready for the store: flags checked, CATENATE's parts
     /// joined, binary parts converted, the size within APPENDLIMIT.
-    async fn assemble(&mut self, account: &Account, m: AppendMessage) -> Result<NewMessage, Refusal> {
+    async fn assemble(
+        &mut self,
+        account: &Account,
+        m: AppendMessage,
+    ) -> Result<NewMessage, Refusal> {
         if m.flags
             .iter()
             .any(|f| matches!(f, Flag::Recent | Flag::Extension(_)))
@@ -189,7 +199,12 @@ impl Session {
             return Err(Refusal::Bad("Flag cannot be stored".into()));
         }
         let limit = self.append_limit();
-        let too_big = || Refusal::No(Some(Code::TooBig), format!("Message too large (at most {limit} octets)"));
+        let too_big = || {
+            Refusal::No(
+                Some(Code::TooBig),
+                format!("Message too large (at most {limit} octets)"),
+            )
+        };
         let (mut raw, binary) = match m.content {
             AppendContent::Literal { data, binary } => (data, binary),
             AppendContent::Catenate(parts) => {
@@ -214,12 +229,21 @@ impl Session {
             }
         };
         if raw.is_empty() {
-            return Err(Refusal::No(None, "An empty message cannot be appended".into()));
+            return Err(Refusal::No(
+                None,
+                "An empty message cannot be appended".into(),
+            ));
         }
         if binary {
-            let converted = tokio::task::spawn_blocking(move || binary_parts_to_base64(&raw).ok_or(raw))
-                .await
-                .map_err(|e| Refusal::Store(StoreError::Database(format!("convert task: {e}")), "convert the message"))?;
+            let converted =
+                tokio::task::spawn_blocking(move || binary_parts_to_base64(&raw).ok_or(raw))
+                    .await
+                    .map_err(|e| {
+                        Refusal::Store(
+                            StoreError::Database(format!("convert task: {e}")),
+                            "convert the message",
+                        )
+                    })?;
             raw = converted.unwrap_or_else(|original| original);
         }
         if raw.len() as u64 > limit {
@@ -239,7 +263,10 @@ impl Session {
         let Some(u) = parse_message_url(url) else {
             return Err(bad());
         };
-        if u.user.as_ref().is_some_and(|user| !user.eq_ignore_ascii_case(&account.address)) {
+        if u.user
+            .as_ref()
+            .is_some_and(|user| !user.eq_ignore_ascii_case(&account.address))
+        {
             return Err(bad());
         }
         let name = store::canonical_mailbox_name(&u.mailbox);
@@ -249,7 +276,10 @@ impl Session {
             e => Refusal::Store(e, "read the URL's message"),
         };
         if let Some(validity) = u.uid_validity {
-            let index = store.mailbox_index(account.id, &name).await.map_err(failed)?;
+            let index = store
+                .mailbox_index(account.id, &name)
+                .await
+                .map_err(failed)?;
             if index.uid_validity != validity {
                 return Err(bad());
             }
@@ -268,12 +298,16 @@ impl Session {
                     .await
                     .map_err(failed)?;
                 let summary = &info.first().ok_or_else(bad)?.summary;
-                section_bytes(&raw, summary, section).ok_or_else(bad)?.into_owned()
+                section_bytes(&raw, summary, section)
+                    .ok_or_else(bad)?
+                    .into_owned()
             }
         };
         if let Some((offset, length)) = u.partial {
             let start = (offset as usize).min(bytes.len());
-            let end = length.map_or(bytes.len(), |l| start.saturating_add(l as usize).min(bytes.len()));
+            let end = length.map_or(bytes.len(), |l| {
+                start.saturating_add(l as usize).min(bytes.len())
+            });
             bytes = bytes[start..end].to_vec();
         }
         Ok(bytes)

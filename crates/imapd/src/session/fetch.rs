@@ -14,11 +14,11 @@ use store::{FlagChange, IndexEntry, MailboxRef, MessageInfo, MessageSummary, Sto
 
 use super::updates::{flags_item, push_flags_item};
 use super::{End, Session, State};
+use crate::protocol::binary::{binary_section, needs_literal8, UnknownCte};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
     body_structure, envelope, internal_date, section_bytes, section_name,
 };
-use crate::protocol::binary::{binary_section, needs_literal8, UnknownCte};
 use crate::protocol::{
     FetchAttribute as A, Flag, Partial, Section, SectionText, SeqNumber, SequenceSet, StoreMode,
     Tag,
@@ -456,13 +456,19 @@ impl Session {
                     self.literal(bytes).await?;
                 }
                 A::BinarySection { part, partial, .. } => {
-                    let bytes = binaries.get(i).and_then(Option::as_deref).unwrap_or_default();
+                    let bytes = binaries
+                        .get(i)
+                        .and_then(Option::as_deref)
+                        .unwrap_or_default();
                     let _ = write!(line, "BINARY[{}]", part_name(part));
                     let bytes = cut_partial(line, bytes, partial.as_ref());
                     self.literal_any(bytes, needs_literal8(bytes)).await?;
                 }
                 A::BinarySize(part) => {
-                    let size = binaries.get(i).and_then(Option::as_deref).map_or(0, <[u8]>::len);
+                    let size = binaries
+                        .get(i)
+                        .and_then(Option::as_deref)
+                        .map_or(0, <[u8]>::len);
                     let _ = write!(line, "BINARY.SIZE[{}] {size}", part_name(part));
                 }
             }

@@ -82,7 +82,12 @@ fn has_children(all: &[MailboxInfo], name: &str, only_subscribed: bool) -> bool 
 
 /// `(MESSAGES n ...)` for STATUS; `size` is the mailbox's (STATUS=SIZE),
 /// read only when asked for, and `append_limit` its APPENDLIMIT.
-fn status_items(m: &MailboxInfo, items: &[StatusItem], size: Option<u64>, append_limit: u64) -> String {
+fn status_items(
+    m: &MailboxInfo,
+    items: &[StatusItem],
+    size: Option<u64>,
+    append_limit: u64,
+) -> String {
     let mut parts = Vec::new();
     for item in items {
         match item {

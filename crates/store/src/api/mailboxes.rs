@@ -250,7 +250,9 @@ impl Store {
             flags: flags.to_vec(),
             internal_date,
         };
-        let (validity, uids) = self.append_messages(account, mailbox, vec![message]).await?;
+        let (validity, uids) = self
+            .append_messages(account, mailbox, vec![message])
+            .await?;
         let uid = uids
             .first()
             .copied()

@@ -1349,7 +1349,11 @@ pub(crate) fn append_raw(
 }
 
 /// Reader: the sum of the mailbox's message sizes, in octets.
-pub(crate) fn mailbox_size(conn: &Connection, account: AccountId, mailbox: &MailboxKey) -> Result<u64> {
+pub(crate) fn mailbox_size(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+) -> Result<u64> {
     let id = require(conn, account, mailbox)?;
     let total: i64 = conn
         .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?1")
