@@ -19,7 +19,7 @@ const ALICE: &str = "alice@localhost";
 
 const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
 const CAPS_AFTER: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE BINARY MULTIAPPEND CATENATE STATUS=SIZE REPLACE APPENDLIMIT=52428800";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE BINARY MULTIAPPEND CATENATE STATUS=SIZE REPLACE OBJECTID APPENDLIMIT=52428800";
 
 async fn start() -> (Server, ImapServer) {
     start_with(|_| {}).await
@@ -570,6 +570,10 @@ async fn select_examine_close_unselect() {
             "* OK [UNSEEN 2] First unseen".into(),
             format!("* OK [UIDVALIDITY {}] UIDs valid", index.uid_validity),
             format!("* OK [UIDNEXT {}] Predicted next UID", index.uid_next.0),
+            format!(
+                "* OK [MAILBOXID (F{}-{})] Mailbox id",
+                index.mailbox.0, index.uid_validity
+            ),
             "a OK [READ-WRITE] SELECT completed".into(),
         ]
     );

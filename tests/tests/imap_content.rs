@@ -1,8 +1,8 @@
 //! IMAP, black-box: message content in and out (issue 14, message
 //! content): BINARY (RFC 3516) against the original bytes, MULTIAPPEND
 //! (RFC 3502) all or nothing, CATENATE (RFC 4469) with URLs into another
-//! mailbox, APPENDLIMIT (RFC 7889), STATUS SIZE (RFC 8438) and REPLACE
-//! (RFC 8508) as a second session sees it.
+//! mailbox, APPENDLIMIT (RFC 7889), STATUS SIZE (RFC 8438), REPLACE
+//! (RFC 8508) as a second session sees it, and OBJECTID (RFC 8474).
 
 use postern_tests::*;
 
@@ -356,4 +356,74 @@ async fn replace_is_seen_by_a_second_session() {
     assert!(r.starts_with("X NO"), "{r}");
     let status = show(&one(&mut a, "STATUS Drafts (MESSAGES)").await);
     assert_eq!(status, "* STATUS Drafts (MESSAGES 1)");
+}
+
+/// OBJECTID: a mailbox keeps its MAILBOXID across RENAME (CREATE, SELECT
+/// and STATUS agree on it); a copy of a message has the EMAILID of the
+/// original, another message another; SEARCH EMAILID finds the message;
+/// THREADID is NIL.
+#[tokio::test]
+async fn object_ids_follow_mailboxes_and_messages() {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, |_| {}).await;
+    let mut c = logged_in(&imap).await;
+    let created = c.imap("C", "CREATE Projects").await.pop().unwrap();
+    let id = created
+        .strip_prefix("C OK [MAILBOXID (")
+        .and_then(|r| r.split_once(')'))
+        .map(|(id, _)| id.to_owned())
+        .unwrap_or_else(|| panic!("{created}"));
+    let r = c.imap("R", "RENAME Projects Done").await;
+    assert!(r.last().unwrap().starts_with("R OK"), "{r:?}");
+    assert_eq!(
+        show(&one(&mut c, "STATUS Done (MAILBOXID)").await),
+        format!("* STATUS Done (MAILBOXID ({id}))")
+    );
+    let inbox = show(&one(&mut c, "STATUS INBOX (MAILBOXID)").await);
+    assert!(!inbox.contains(&id), "{inbox}");
+    for m in [message("one", "1"), message("two", "2")] {
+        let r = append_raw(&mut c, "A", "APPEND Done ", &lit(&m, false)).await;
+        assert!(r.starts_with("A OK"), "{r}");
+    }
+    let r = c.imap("S", "SELECT Done").await;
+    assert!(
+        r.contains(&format!("* OK [MAILBOXID ({id})] Mailbox id")),
+        "{r:?}"
+    );
+    let r = c.imap("Y", "COPY 1 Done").await;
+    assert!(r.last().unwrap().starts_with("Y OK"), "{r:?}");
+    let (r, tagged) = c.responses("f", "FETCH 1:* (EMAILID THREADID)").await;
+    assert!(tagged.starts_with("f OK"), "{tagged}");
+    let ids: Vec<String> = r
+        .iter()
+        .map(|l| {
+            let l = show(l);
+            let id = l
+                .split("EMAILID (")
+                .nth(1)
+                .and_then(|r| r.split_once(')'))
+                .unwrap()
+                .0;
+            assert!(l.ends_with("THREADID NIL)"), "{l}");
+            id.to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "{r:?}");
+    assert_eq!(ids[0], ids[2]);
+    assert_ne!(ids[0], ids[1]);
+    assert!(ids
+        .iter()
+        .all(|i| i.bytes().all(|b| b.is_ascii_alphanumeric())));
+    assert_eq!(
+        show(&one(&mut c, &format!("UID SEARCH EMAILID {}", ids[0])).await),
+        "* SEARCH 1 3"
+    );
+    assert_eq!(
+        show(&one(&mut c, &format!("SEARCH NOT EMAILID {}", ids[1])).await),
+        "* SEARCH 1 3"
+    );
+    assert_eq!(
+        show(&one(&mut c, "SEARCH OR THREADID T1 EMAILID Mnone").await),
+        "* SEARCH"
+    );
 }

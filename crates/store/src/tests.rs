@@ -4021,3 +4021,51 @@ async fn mailbox_size_sums_the_messages() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn content_hashes_name_the_same_bytes_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (same, other) = (raw_message("same"), raw_message("other"));
+    let (_, a) = store
+        .append(alice.id, "INBOX", same.clone(), &[], 0)
+        .await
+        .unwrap();
+    let (_, b) = store
+        .append(alice.id, "INBOX", other, &[], 0)
+        .await
+        .unwrap();
+    let (_, c) = store.append(alice.id, "INBOX", same, &[], 0).await.unwrap();
+    let (_, copy) = store
+        .copy_messages(alice.id, "INBOX", &[a], "Drafts")
+        .await
+        .unwrap();
+    let hashes = store
+        .content_hashes(alice.id, "INBOX", &[c, a, b, Uid(99)])
+        .await
+        .unwrap();
+    assert_eq!(
+        hashes.iter().map(|h| h.0).collect::<Vec<_>>(),
+        vec![a, b, c]
+    );
+    assert_eq!(hashes[0].1, hashes[2].1);
+    assert_ne!(hashes[0].1, hashes[1].1);
+    let copied = store
+        .content_hashes(alice.id, "Drafts", &[copy[0].1])
+        .await
+        .unwrap();
+    assert_eq!(copied[0].1, hashes[0].1);
+    assert_eq!(
+        store
+            .uids_with_content(alice.id, "INBOX", &hashes[0].1)
+            .await
+            .unwrap(),
+        vec![a, c]
+    );
+    assert!(store
+        .uids_with_content(alice.id, "INBOX", "nope")
+        .await
+        .unwrap()
+        .is_empty());
+}

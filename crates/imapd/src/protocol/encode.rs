@@ -149,6 +149,8 @@ pub enum Code {
     TooBig,
     /// RFC 4469: a CATENATE URL that names nothing this user may read.
     BadUrl(Vec<u8>),
+    /// RFC 8474: the id of a mailbox just created or selected.
+    MailboxId(String),
 }
 
 fn code(out: &mut Vec<u8>, c: &Code) {
@@ -195,6 +197,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::BadCharset(names) => format!("BADCHARSET ({})", names.join(" ")),
         Code::UnknownCte => "UNKNOWN-CTE".into(),
         Code::TooBig => "TOOBIG".into(),
+        Code::MailboxId(id) => format!("MAILBOXID ({id})"),
         // url-resp-text (RFC 4469 6): any octet but NUL, CR, LF and `]`.
         Code::BadUrl(url) => {
             let text: Vec<u8> = url

@@ -12,7 +12,8 @@
 //! LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC
 //! 6154), BINARY (RFC 3516: `~{n}` literal8 and `BINARY[..]`), MULTIAPPEND
 //! (RFC 3502), CATENATE (RFC 4469), REPLACE (RFC 8508), STATUS
-//! `APPENDLIMIT` (RFC 7889) and `SIZE` (RFC 8438), and the CONDSTORE parts of RFC 7162 that commands carry
+//! `APPENDLIMIT` (RFC 7889) and `SIZE` (RFC 8438), OBJECTID (RFC 8474), and
+//! the CONDSTORE parts of RFC 7162 that commands carry
 //! (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT (CONDSTORE)`).
 
 pub mod binary;

@@ -626,6 +626,7 @@ impl P<'_> {
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "SIZE" => StatusItem::Size,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
+                "MAILBOXID" => StatusItem::MailboxId,
                 _ => return bad("unknown STATUS item"),
             })
         })
@@ -801,6 +802,8 @@ impl P<'_> {
             "BODYSTRUCTURE" => F::BodyStructure,
             "UID" => F::Uid,
             "MODSEQ" => F::ModSeq,
+            "EMAILID" => F::EmailId,
+            "THREADID" => F::ThreadId,
             "BODY" if self.peek()? != b'[' => F::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
@@ -824,6 +827,18 @@ impl P<'_> {
             }
             _ => return bad("unknown fetch item"),
         })
+    }
+
+    /// RFC 8474 `objectid`: 1*255(ALPHA / DIGIT / "_" / "-").
+    fn object_id(&mut self) -> R<String> {
+        let id = self.take_while(
+            |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-',
+            "object id",
+        )?;
+        if id.len() > 255 {
+            return bad("object id too long");
+        }
+        Ok(String::from_utf8_lossy(id).into_owned())
     }
 
     /// `<origin.length>` after a section, if there.
@@ -1044,6 +1059,8 @@ impl P<'_> {
             "SMALLER" => arg!(S::Smaller(self.number()?)),
             "UID" => arg!(S::Uid(self.sequence_set()?)),
             "MODSEQ" => arg!(S::ModSeq(self.number64()?)),
+            "EMAILID" => arg!(S::EmailId(self.object_id()?)),
+            "THREADID" => arg!(S::ThreadId(self.object_id()?)),
             "HEADER" => {
                 self.sp()?;
                 let name = self.astring()?;

@@ -319,6 +319,8 @@ pub enum StatusItem {
     Size,
     /// RFC 7889: the largest message APPEND takes into the mailbox.
     AppendLimit,
+    /// RFC 8474: the mailbox's id, kept across RENAME.
+    MailboxId,
 }
 
 /// How STORE changes flags.
@@ -360,6 +362,10 @@ pub enum FetchAttribute {
     /// `BINARY.SIZE[part]`: the octets [`FetchAttribute::BinarySection`]
     /// would give.
     BinarySize(Vec<NonZeroU32>),
+    /// RFC 8474: the id of the message's content.
+    EmailId,
+    /// RFC 8474: the id of the message's thread.
+    ThreadId,
 }
 
 /// `<origin.length>` of a partial fetch.
@@ -429,6 +435,10 @@ pub enum SearchKey {
     Unseen,
     SequenceSet(SequenceSet),
     ModSeq(u64),
+    /// RFC 8474 `EMAILID objectid`.
+    EmailId(String),
+    /// RFC 8474 `THREADID objectid`.
+    ThreadId(String),
     /// A parenthesised list: all must match.
     And(Vec<SearchKey>),
 }

@@ -50,6 +50,7 @@ impl Session {
                 "CATENATE",
                 "STATUS=SIZE",
                 "REPLACE",
+                "OBJECTID",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();

@@ -290,6 +290,17 @@ impl Session {
                     }
                 }
             }
+            let mut email_ids: HashMap<Uid, String> = HashMap::new();
+            if attrs.contains(&A::EmailId) {
+                let read = store.content_hashes(account, &mailbox, &batch_uids);
+                match self.io.until_gone(read).await? {
+                    Ok(list) => email_ids = list.into_iter().collect(),
+                    Err(e) => {
+                        self.store_failed(tag, e, "read the messages");
+                        return Ok(());
+                    }
+                }
+            }
             let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
             if want_raw {
                 let read = store.messages_raw(account, &mailbox, &batch_uids);
@@ -329,8 +340,18 @@ impl Session {
                         return Ok(());
                     }
                 };
+                let content_hash = email_ids.get(&uid).map(String::as_str);
                 self.fetch_response(
-                    seq, entry, recent, info, summary, raw, &attrs, &binaries, seen_item,
+                    seq,
+                    entry,
+                    recent,
+                    info,
+                    summary,
+                    raw,
+                    &attrs,
+                    &binaries,
+                    content_hash,
+                    seen_item,
                 )
                 .await?;
                 self.io.flush_if_full().await?;
@@ -389,6 +410,7 @@ impl Session {
         raw: &[u8],
         attrs: &[A],
         binaries: &[Option<Cow<'_, [u8]>>],
+        content_hash: Option<&str>,
         seen_item: bool,
     ) -> Result<(), End> {
         let uid = entry.uid;
@@ -408,6 +430,14 @@ impl Session {
                 A::ModSeq => {
                     let _ = write!(line, "MODSEQ ({})", entry.modseq.0);
                 }
+                A::EmailId => match content_hash {
+                    Some(hash) => {
+                        let _ = write!(line, "EMAILID ({})", super::objectid::email_id(hash));
+                    }
+                    None => line.extend_from_slice(b"EMAILID NIL"),
+                },
+                // No threads are kept: NIL, as RFC 8474 5.2 allows.
+                A::ThreadId => line.extend_from_slice(b"THREADID NIL"),
                 A::Rfc822Size => {
                     let _ = write!(line, "RFC822.SIZE {}", entry.size);
                 }

@@ -105,6 +105,10 @@ fn status_items(
                 }
             }
             StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
+            StatusItem::MailboxId => parts.push(format!(
+                "MAILBOXID ({})",
+                super::objectid::mailbox_id(m.id, m.uid_validity)
+            )),
         }
     }
     format!("({})", parts.join(" "))
@@ -407,6 +411,8 @@ impl Session {
             Some(Code::UidNext(index.uid_next.0)),
             "Predicted next UID",
         );
+        let id = super::objectid::mailbox_id(index.mailbox, index.uid_validity);
+        self.untagged_status(Status::Ok, Some(Code::MailboxId(id)), "Mailbox id");
         let uids = index.uids.clone();
         self.state = State::Selected(
             account,
@@ -501,7 +507,7 @@ impl Session {
             .create_mailbox(account.id, &name)
             .await
         {
-            Ok(()) => self.ok(tag, "CREATE completed"),
+            Ok(()) => self.created(tag, account.id, &name).await,
             Err(StoreError::AlreadyExists(_)) => {
                 self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
             }

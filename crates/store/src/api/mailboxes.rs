@@ -330,6 +330,35 @@ impl Store {
             .await
     }
 
+    /// The hash that names each message's raw bytes (the same for every
+    /// copy of the same bytes, in any mailbox: IMAP's EMAILID, RFC 8474),
+    /// for these UIDs in UID order; UIDs not present are left out.
+    pub async fn content_hashes(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, String)>> {
+        let (mailbox, uids) = (mailbox.into(), uids.to_vec());
+        self.inner
+            .read(move |conn| mailbox::content_hashes(conn, account, &mailbox, &uids))
+            .await
+    }
+
+    /// The UIDs of the mailbox's messages whose raw bytes have this hash
+    /// (as [`Store::content_hashes`] gives it), in order.
+    pub async fn uids_with_content(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        hash: &str,
+    ) -> Result<Vec<Uid>> {
+        let (mailbox, hash) = (mailbox.into(), hash.to_owned());
+        self.inner
+            .read(move |conn| mailbox::uids_with_content(conn, account, &mailbox, &hash))
+            .await
+    }
+
     /// The sum of the sizes of the mailbox's messages, in octets (IMAP
     /// STATUS SIZE, RFC 8438). `NotFound` if there is no such mailbox.
     pub async fn mailbox_size(

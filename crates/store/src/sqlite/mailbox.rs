@@ -1348,6 +1348,55 @@ pub(crate) fn append_raw(
     Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))
 }
 
+/// Reader: the hash of each message's raw bytes (its blob), for these
+/// UIDs in UID order; missing ones left out.
+pub(crate) fn content_hashes(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+) -> Result<Vec<(Uid, String)>> {
+    let id = require(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT blob_hash FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+        .db()?;
+    let mut out = Vec::with_capacity(uids.len());
+    for uid in sorted_uids(uids) {
+        let hash: Option<String> = stmt
+            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
+            .optional()
+            .db()?;
+        if let Some(hash) = hash {
+            out.push((uid, hash));
+        }
+    }
+    Ok(out)
+}
+
+/// Reader: the UIDs of the mailbox's messages whose raw bytes hash to
+/// `hash`, in order.
+pub(crate) fn uids_with_content(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    hash: &str,
+) -> Result<Vec<Uid>> {
+    let id = require(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid FROM messages WHERE mailbox_id = ?1 AND blob_hash = ?2 ORDER BY uid",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![id.0, hash], |row| row.get::<_, i64>(0))
+        .db()?;
+    let mut out = Vec::new();
+    for uid in rows {
+        out.push(Uid(to_u32(uid.db()?, "UID")?));
+    }
+    Ok(out)
+}
+
 /// Reader: the sum of the mailbox's message sizes, in octets.
 pub(crate) fn mailbox_size(
     conn: &Connection,
