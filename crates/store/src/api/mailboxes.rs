@@ -359,6 +359,37 @@ impl Store {
             .await
     }
 
+    /// When each message with these UIDs was saved into the mailbox
+    /// (delivered, appended, copied or moved there; IMAP's SAVEDATE, RFC
+    /// 8514), in UID order; UIDs not present are left out. Messages saved
+    /// before the store kept this give their internal date.
+    pub async fn saved_dates(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, Timestamp)>> {
+        let (mailbox, uids) = (mailbox.into(), uids.to_vec());
+        self.inner
+            .read(move |conn| mailbox::saved_dates(conn, account, &mailbox, &uids))
+            .await
+    }
+
+    /// The UIDs of the mailbox's messages saved at or after `since` and
+    /// before `before` (as [`Store::saved_dates`] tells), in order.
+    pub async fn uids_saved_between(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        since: Timestamp,
+        before: Timestamp,
+    ) -> Result<Vec<Uid>> {
+        let mailbox = mailbox.into();
+        self.inner
+            .read(move |conn| mailbox::uids_saved_between(conn, account, &mailbox, since, before))
+            .await
+    }
+
     /// The sum of the sizes of the mailbox's messages, in octets (IMAP
     /// STATUS SIZE, RFC 8438). `NotFound` if there is no such mailbox.
     pub async fn mailbox_size(

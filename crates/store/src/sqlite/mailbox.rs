@@ -174,8 +174,8 @@ pub(crate) fn append(
     conn.prepare_cached(
         "INSERT INTO messages
              (mailbox_id, uid, blob_hash, modseq, internal_date, size, system_flags, keywords,
-              envelope_id, arrival)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+              envelope_id, arrival, saved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .db()?
     .execute(params![
@@ -189,6 +189,7 @@ pub(crate) fn append(
         message.keywords,
         message.envelope,
         arrival,
+        now(),
     ])
     .db()?;
     blobs::incref(conn, message.blob_hash)?;
@@ -1389,6 +1390,63 @@ pub(crate) fn uids_with_content(
         .db()?;
     let rows = stmt
         .query_map(params![id.0, hash], |row| row.get::<_, i64>(0))
+        .db()?;
+    let mut out = Vec::new();
+    for uid in rows {
+        out.push(Uid(to_u32(uid.db()?, "UID")?));
+    }
+    Ok(out)
+}
+
+/// Reader: when each message with these UIDs was saved into the mailbox
+/// (its internal date if saved before that was kept), in UID order;
+/// missing ones left out.
+pub(crate) fn saved_dates(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+) -> Result<Vec<(Uid, Timestamp)>> {
+    let id = require(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT coalesce(saved_at, internal_date) FROM messages
+              WHERE mailbox_id = ?1 AND uid = ?2",
+        )
+        .db()?;
+    let mut out = Vec::with_capacity(uids.len());
+    for uid in sorted_uids(uids) {
+        let saved: Option<i64> = stmt
+            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
+            .optional()
+            .db()?;
+        if let Some(saved) = saved {
+            out.push((uid, saved));
+        }
+    }
+    Ok(out)
+}
+
+/// Reader: the UIDs of the messages saved into the mailbox at or after
+/// `since` and before `before` (as [`saved_dates`] reads them), in order.
+pub(crate) fn uids_saved_between(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    since: Timestamp,
+    before: Timestamp,
+) -> Result<Vec<Uid>> {
+    let id = require(conn, account, mailbox)?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT uid FROM messages
+              WHERE mailbox_id = ?1 AND coalesce(saved_at, internal_date) >= ?2
+                AND coalesce(saved_at, internal_date) < ?3
+              ORDER BY uid",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![id.0, since, before], |row| row.get::<_, i64>(0))
         .db()?;
     let mut out = Vec::new();
     for uid in rows {
