@@ -2,7 +2,8 @@
 //! content): BINARY (RFC 3516) against the original bytes, MULTIAPPEND
 //! (RFC 3502) all or nothing, CATENATE (RFC 4469) with URLs into another
 //! mailbox, APPENDLIMIT (RFC 7889), STATUS SIZE (RFC 8438), REPLACE
-//! (RFC 8508) as a second session sees it, and OBJECTID (RFC 8474).
+//! (RFC 8508) as a second session sees it, OBJECTID (RFC 8474) and
+//! SAVEDATE (RFC 8514).
 
 use postern_tests::*;
 
@@ -426,4 +427,45 @@ async fn object_ids_follow_mailboxes_and_messages() {
         show(&one(&mut c, "SEARCH OR THREADID T1 EMAILID Mnone").await),
         "* SEARCH"
     );
+}
+
+/// SAVEDATE: when the message was saved into the mailbox, whatever its
+/// internal date says; SEARCH SAVEDON/SAVEDSINCE/SAVEDBEFORE go by it.
+#[tokio::test]
+async fn save_dates_are_when_messages_arrived() {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, |_| {}).await;
+    let mut c = logged_in(&imap).await;
+    let old = message("old", "from 2001");
+    let r = append_raw(
+        &mut c,
+        "A",
+        "APPEND INBOX \"09-Sep-2001 01:46:40 +0000\" ",
+        &lit(&old, false),
+    )
+    .await;
+    assert!(r.starts_with("A OK"), "{r}");
+    c.imap("S", "SELECT INBOX").await;
+    let r = show(&one(&mut c, "FETCH 1 (INTERNALDATE SAVEDATE)").await);
+    let saved = r
+        .strip_prefix("* 1 FETCH (INTERNALDATE \"09-Sep-2001 01:46:40 +0000\" SAVEDATE \"")
+        .unwrap_or_else(|| panic!("{r}"));
+    // The day it was saved: today (as the server's clock has it).
+    let today = saved.split(' ').next().unwrap().to_owned();
+    assert!(!today.ends_with("2001"), "{r}");
+    for (key, want) in [
+        (format!("SAVEDON {today}"), "* SEARCH 1"),
+        (format!("SAVEDSINCE {today}"), "* SEARCH 1"),
+        (format!("SAVEDBEFORE {today}"), "* SEARCH"),
+        ("SAVEDON 9-Sep-2001".to_string(), "* SEARCH"),
+        ("ON 9-Sep-2001".to_string(), "* SEARCH 1"),
+        ("SAVEDATESUPPORTED".to_string(), "* SEARCH 1"),
+        (format!("NOT SAVEDON {today}"), "* SEARCH"),
+    ] {
+        assert_eq!(
+            show(&one(&mut c, &format!("SEARCH {key}")).await),
+            want,
+            "{key}"
+        );
+    }
 }

@@ -71,9 +71,12 @@
 //!   - REPLACE / UID REPLACE (RFC 8508, `session::append`): the new
 //!     message appended and the old one expunged in one transaction;
 //!     `* OK [APPENDUID]`, then the EXPUNGE.
-//!   - OBJECTID (RFC 8474, `session::objectid`): FETCH EMAILID (from the
+//!   - OBJECTID (RFC 8474, `session::stored_keys`): FETCH EMAILID (from the
 //!     hash of the message's bytes) and THREADID (NIL), SEARCH EMAILID
 //!     and THREADID, MAILBOXID in CREATE, SELECT and STATUS.
+//!   - SAVEDATE (RFC 8514): FETCH SAVEDATE (when the message was saved
+//!     into the mailbox), SEARCH SAVEDBEFORE, SAVEDON, SAVEDSINCE and
+//!     SAVEDATESUPPORTED.
 //!   - BINARY[part], BINARY.PEEK, BINARY.SIZE (RFC 3516): the part with
 //!     base64 or quoted-printable undone (`protocol::binary`), a literal8
 //!     when it holds NUL, `NO [UNKNOWN-CTE]` for other encodings.

@@ -4083,13 +4083,29 @@ async fn saved_dates_are_when_a_message_entered_its_mailbox() {
     };
     let before = now();
     // An internal date long ago: the save date is now all the same.
-    let (_, uid) = store.append(alice.id, "INBOX", raw_message("old"), &[], 1_000_000_000).await.unwrap();
-    let (_, moved) = store.move_messages(alice.id, "INBOX", &[uid], "Archive").await.unwrap();
+    let (_, uid) = store
+        .append(alice.id, "INBOX", raw_message("old"), &[], 1_000_000_000)
+        .await
+        .unwrap();
+    let (_, moved) = store
+        .move_messages(alice.id, "INBOX", &[uid], "Archive")
+        .await
+        .unwrap();
     let after = now();
-    let saved = store.saved_dates(alice.id, "Archive", &[moved[0].1, Uid(9)]).await.unwrap();
+    let saved = store
+        .saved_dates(alice.id, "Archive", &[moved[0].1, Uid(9)])
+        .await
+        .unwrap();
     assert_eq!(saved.len(), 1);
     assert!(before <= saved[0].1 && saved[0].1 <= after, "{saved:?}");
-    let found = store.uids_saved_between(alice.id, "Archive", before, after + 1).await.unwrap();
+    let found = store
+        .uids_saved_between(alice.id, "Archive", before, after + 1)
+        .await
+        .unwrap();
     assert_eq!(found, vec![moved[0].1]);
-    assert!(store.uids_saved_between(alice.id, "Archive", 0, before).await.unwrap().is_empty());
+    assert!(store
+        .uids_saved_between(alice.id, "Archive", 0, before)
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -804,6 +804,7 @@ impl P<'_> {
             "MODSEQ" => F::ModSeq,
             "EMAILID" => F::EmailId,
             "THREADID" => F::ThreadId,
+            "SAVEDATE" => F::SaveDate,
             "BODY" if self.peek()? != b'[' => F::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
@@ -1061,6 +1062,10 @@ impl P<'_> {
             "MODSEQ" => arg!(S::ModSeq(self.number64()?)),
             "EMAILID" => arg!(S::EmailId(self.object_id()?)),
             "THREADID" => arg!(S::ThreadId(self.object_id()?)),
+            "SAVEDBEFORE" => arg!(S::SavedBefore(self.date()?)),
+            "SAVEDON" => arg!(S::SavedOn(self.date()?)),
+            "SAVEDSINCE" => arg!(S::SavedSince(self.date()?)),
+            "SAVEDATESUPPORTED" => S::SaveDateSupported,
             "HEADER" => {
                 self.sp()?;
                 let name = self.astring()?;

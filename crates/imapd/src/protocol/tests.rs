@@ -1015,3 +1015,43 @@ fn check_sane(input: &[u8]) {
     }
     let _ = parse_idle_done(input);
 }
+
+/// OBJECTID (RFC 8474) and SAVEDATE (RFC 8514) items and keys.
+#[test]
+fn object_ids_and_save_dates() {
+    match kind("a FETCH 1:* (EMAILID THREADID SAVEDATE)\r\n") {
+        CommandKind::Fetch { attributes, .. } => assert_eq!(
+            attributes,
+            vec![
+                FetchAttribute::EmailId,
+                FetchAttribute::ThreadId,
+                FetchAttribute::SaveDate
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    let day = Date {
+        year: 2026,
+        month: 12,
+        day: 3,
+    };
+    match kind("a SEARCH EMAILID M1a_b-2 THREADID T9 SAVEDON 3-Dec-2026 SAVEDBEFORE 3-Dec-2026 SAVEDSINCE 3-Dec-2026 SAVEDATESUPPORTED\r\n") {
+        CommandKind::Search { criteria, .. } => assert_eq!(
+            criteria,
+            vec![
+                SearchKey::EmailId("M1a_b-2".into()),
+                SearchKey::ThreadId("T9".into()),
+                SearchKey::SavedOn(day),
+                SearchKey::SavedBefore(day),
+                SearchKey::SavedSince(day),
+                SearchKey::SaveDateSupported,
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    error(b"a SEARCH EMAILID \"M1\"\r\n");
+    assert!(matches!(
+        kind("a STATUS x (MAILBOXID)\r\n"),
+        CommandKind::Status { items, .. } if items == vec![StatusItem::MailboxId]
+    ));
+}

@@ -366,6 +366,8 @@ pub enum FetchAttribute {
     EmailId,
     /// RFC 8474: the id of the message's thread.
     ThreadId,
+    /// RFC 8514: when the message was saved into its mailbox.
+    SaveDate,
 }
 
 /// `<origin.length>` of a partial fetch.
@@ -439,6 +441,12 @@ pub enum SearchKey {
     EmailId(String),
     /// RFC 8474 `THREADID objectid`.
     ThreadId(String),
+    /// RFC 8514: saved into the mailbox before, on or since a day.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    /// RFC 8514: every message, when the mailbox keeps save dates.
+    SaveDateSupported,
     /// A parenthesised list: all must match.
     And(Vec<SearchKey>),
 }

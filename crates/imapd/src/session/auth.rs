@@ -51,6 +51,7 @@ impl Session {
                 "STATUS=SIZE",
                 "REPLACE",
                 "OBJECTID",
+                "SAVEDATE",
             ]);
         }
         let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();

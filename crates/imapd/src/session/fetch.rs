@@ -301,6 +301,17 @@ impl Session {
                     }
                 }
             }
+            let mut saved: HashMap<Uid, i64> = HashMap::new();
+            if attrs.contains(&A::SaveDate) {
+                let read = store.saved_dates(account, &mailbox, &batch_uids);
+                match self.io.until_gone(read).await? {
+                    Ok(list) => saved = list.into_iter().collect(),
+                    Err(e) => {
+                        self.store_failed(tag, e, "read the messages");
+                        return Ok(());
+                    }
+                }
+            }
             let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
             if want_raw {
                 let read = store.messages_raw(account, &mailbox, &batch_uids);
@@ -340,18 +351,12 @@ impl Session {
                         return Ok(());
                     }
                 };
-                let content_hash = email_ids.get(&uid).map(String::as_str);
+                let stored = Stored {
+                    content_hash: email_ids.get(&uid).map(String::as_str),
+                    saved: saved.get(&uid).copied(),
+                };
                 self.fetch_response(
-                    seq,
-                    entry,
-                    recent,
-                    info,
-                    summary,
-                    raw,
-                    &attrs,
-                    &binaries,
-                    content_hash,
-                    seen_item,
+                    seq, entry, recent, info, summary, raw, &attrs, &binaries, stored, seen_item,
                 )
                 .await?;
                 self.io.flush_if_full().await?;
@@ -410,7 +415,7 @@ impl Session {
         raw: &[u8],
         attrs: &[A],
         binaries: &[Option<Cow<'_, [u8]>>],
-        content_hash: Option<&str>,
+        stored: Stored<'_>,
         seen_item: bool,
     ) -> Result<(), End> {
         let uid = entry.uid;
@@ -430,14 +435,20 @@ impl Session {
                 A::ModSeq => {
                     let _ = write!(line, "MODSEQ ({})", entry.modseq.0);
                 }
-                A::EmailId => match content_hash {
+                A::EmailId => match stored.content_hash {
                     Some(hash) => {
-                        let _ = write!(line, "EMAILID ({})", super::objectid::email_id(hash));
+                        let _ = write!(line, "EMAILID ({})", super::stored_keys::email_id(hash));
                     }
                     None => line.extend_from_slice(b"EMAILID NIL"),
                 },
                 // No threads are kept: NIL, as RFC 8474 5.2 allows.
                 A::ThreadId => line.extend_from_slice(b"THREADID NIL"),
+                A::SaveDate => match stored.saved {
+                    Some(ts) => {
+                        let _ = write!(line, "SAVEDATE {}", internal_date(ts));
+                    }
+                    None => line.extend_from_slice(b"SAVEDATE NIL"),
+                },
                 A::Rfc822Size => {
                     let _ = write!(line, "RFC822.SIZE {}", entry.size);
                 }
@@ -677,6 +688,14 @@ impl Session {
             },
         );
     }
+}
+
+/// What a FETCH read of a message apart from its summary and bytes: its
+/// content hash (EMAILID) and save date (SAVEDATE), when asked for.
+#[derive(Clone, Copy)]
+struct Stored<'a> {
+    content_hash: Option<&'a str>,
+    saved: Option<i64>,
 }
 
 /// `<origin>` after a section's name when the fetch is partial, and a

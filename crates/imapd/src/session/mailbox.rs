@@ -107,7 +107,7 @@ fn status_items(
             StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
             StatusItem::MailboxId => parts.push(format!(
                 "MAILBOXID ({})",
-                super::objectid::mailbox_id(m.id, m.uid_validity)
+                super::stored_keys::mailbox_id(m.id, m.uid_validity)
             )),
         }
     }
@@ -411,7 +411,7 @@ impl Session {
             Some(Code::UidNext(index.uid_next.0)),
             "Predicted next UID",
         );
-        let id = super::objectid::mailbox_id(index.mailbox, index.uid_validity);
+        let id = super::stored_keys::mailbox_id(index.mailbox, index.uid_validity);
         self.untagged_status(Status::Ok, Some(Code::MailboxId(id)), "Mailbox id");
         let uids = index.uids.clone();
         self.state = State::Selected(

@@ -11,8 +11,9 @@
 //! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
 //! EXAMINE, CLOSE, UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE,
 //! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `append`
-//! (APPEND with MULTIAPPEND and CATENATE, REPLACE), `objectid` (OBJECTID's
-//! ids), `transfer` (COPY, MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
+//! (APPEND with MULTIAPPEND and CATENATE, REPLACE), `stored_keys`
+//! (OBJECTID's ids, SEARCH keys the store answers), `transfer` (COPY,
+//! MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
 //! and `updates` (what other sessions changed, reported after each
 //! selected-state command, before its tagged reply).
 
@@ -21,8 +22,8 @@ mod auth;
 mod fetch;
 mod idle;
 mod mailbox;
-mod objectid;
 mod search;
+mod stored_keys;
 mod transfer;
 mod updates;
 
