@@ -271,57 +271,43 @@ impl Session {
             let (batch, after) = rest.split_at(n);
             rest = after;
             let batch_uids: Vec<Uid> = batch.iter().map(|(_, e)| e.uid).collect();
+            // A client that leaves meanwhile ends each wait, and the store
+            // skips reads nobody waits for.
             let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
             if want_summary {
-                // A client that leaves meanwhile ends the wait, and the
-                // store skips reads nobody waits for.
-                let read = if want_tree {
+                let list = if want_tree {
                     let read = store.messages_by_uid(account, &mailbox, &batch_uids);
-                    self.io.until_gone(read).await?
+                    self.batch_read(tag, read).await?
                 } else {
                     let read = store.envelopes(account, &mailbox, &batch_uids);
-                    self.io.until_gone(read).await?
+                    self.batch_read(tag, read).await?
                 };
-                match read {
-                    Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
-                    Err(e) => {
-                        self.store_failed(tag, e, "read the messages");
-                        return Ok(());
-                    }
-                }
+                let Some(list) = list else { return Ok(()) };
+                infos = list.into_iter().map(|m| (m.uid, m)).collect();
             }
             let mut email_ids: HashMap<Uid, String> = HashMap::new();
             if attrs.contains(&A::EmailId) {
                 let read = store.content_hashes(account, &mailbox, &batch_uids);
-                match self.io.until_gone(read).await? {
-                    Ok(list) => email_ids = list.into_iter().collect(),
-                    Err(e) => {
-                        self.store_failed(tag, e, "read the messages");
-                        return Ok(());
-                    }
-                }
+                let Some(list) = self.batch_read(tag, read).await? else {
+                    return Ok(());
+                };
+                email_ids = list.into_iter().collect();
             }
             let mut saved: HashMap<Uid, i64> = HashMap::new();
             if attrs.contains(&A::SaveDate) {
                 let read = store.saved_dates(account, &mailbox, &batch_uids);
-                match self.io.until_gone(read).await? {
-                    Ok(list) => saved = list.into_iter().collect(),
-                    Err(e) => {
-                        self.store_failed(tag, e, "read the messages");
-                        return Ok(());
-                    }
-                }
+                let Some(list) = self.batch_read(tag, read).await? else {
+                    return Ok(());
+                };
+                saved = list.into_iter().collect();
             }
             let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
             if want_raw {
                 let read = store.messages_raw(account, &mailbox, &batch_uids);
-                match self.io.until_gone(read).await? {
-                    Ok(list) => raws = list.into_iter().collect(),
-                    Err(e) => {
-                        self.store_failed(tag, e, "read the messages");
-                        return Ok(());
-                    }
-                }
+                let Some(list) = self.batch_read(tag, read).await? else {
+                    return Ok(());
+                };
+                raws = list.into_iter().collect();
             }
             for &(seq, indexed) in batch {
                 let entry = current(&changed_here, indexed);
@@ -399,6 +385,22 @@ impl Session {
             },
         );
         Ok(())
+    }
+
+    /// Waits for one of a FETCH batch's store reads; a failure is
+    /// answered, and gives `None`.
+    async fn batch_read<T>(
+        &mut self,
+        tag: &Tag,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<Option<T>, End> {
+        match self.io.until_gone(read).await? {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.store_failed(tag, e, "read the messages");
+                Ok(None)
+            }
+        }
     }
 
     /// Writes one message's `* seq FETCH (...)` into `output`; a large

@@ -1349,6 +1349,54 @@ pub(crate) fn append_raw(
     Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))
 }
 
+/// Reader: one value (`value`, an SQL expression over `messages`) of each
+/// message with these UIDs, in UID order; missing ones left out.
+fn value_by_uid<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+    value: &str,
+) -> Result<Vec<(Uid, T)>> {
+    let id = require(conn, account, mailbox)?;
+    let sql = format!("SELECT {value} FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut out = Vec::with_capacity(uids.len());
+    for uid in sorted_uids(uids) {
+        let found: Option<T> = stmt
+            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
+            .optional()
+            .db()?;
+        out.extend(found.map(|v| (uid, v)));
+    }
+    Ok(out)
+}
+
+/// Reader: the UIDs of the mailbox's messages for which `condition` (SQL
+/// over `messages`; `args` are its `?2`, `?3`, …) holds, in order.
+fn uids_where(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    condition: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Uid>> {
+    let id = require(conn, account, mailbox)?;
+    let sql =
+        format!("SELECT uid FROM messages WHERE mailbox_id = ?1 AND {condition} ORDER BY uid");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id.0];
+    all.extend_from_slice(args);
+    let rows = stmt
+        .query_map(all.as_slice(), |row| row.get::<_, i64>(0))
+        .db()?;
+    let mut out = Vec::new();
+    for uid in rows {
+        out.push(Uid(to_u32(uid.db()?, "UID")?));
+    }
+    Ok(out)
+}
+
 /// Reader: the hash of each message's raw bytes (its blob), for these
 /// UIDs in UID order; missing ones left out.
 pub(crate) fn content_hashes(
@@ -1357,21 +1405,7 @@ pub(crate) fn content_hashes(
     mailbox: &MailboxKey,
     uids: &[Uid],
 ) -> Result<Vec<(Uid, String)>> {
-    let id = require(conn, account, mailbox)?;
-    let mut stmt = conn
-        .prepare_cached("SELECT blob_hash FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
-        .db()?;
-    let mut out = Vec::with_capacity(uids.len());
-    for uid in sorted_uids(uids) {
-        let hash: Option<String> = stmt
-            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
-            .optional()
-            .db()?;
-        if let Some(hash) = hash {
-            out.push((uid, hash));
-        }
-    }
-    Ok(out)
+    value_by_uid(conn, account, mailbox, uids, "blob_hash")
 }
 
 /// Reader: the UIDs of the mailbox's messages whose raw bytes hash to
@@ -1382,21 +1416,12 @@ pub(crate) fn uids_with_content(
     mailbox: &MailboxKey,
     hash: &str,
 ) -> Result<Vec<Uid>> {
-    let id = require(conn, account, mailbox)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT uid FROM messages WHERE mailbox_id = ?1 AND blob_hash = ?2 ORDER BY uid",
-        )
-        .db()?;
-    let rows = stmt
-        .query_map(params![id.0, hash], |row| row.get::<_, i64>(0))
-        .db()?;
-    let mut out = Vec::new();
-    for uid in rows {
-        out.push(Uid(to_u32(uid.db()?, "UID")?));
-    }
-    Ok(out)
+    uids_where(conn, account, mailbox, "blob_hash = ?2", &[&hash])
 }
+
+/// When a message was saved into its mailbox; older rows have only their
+/// internal date.
+const SAVED_AT: &str = "coalesce(saved_at, internal_date)";
 
 /// Reader: when each message with these UIDs was saved into the mailbox
 /// (its internal date if saved before that was kept), in UID order;
@@ -1407,24 +1432,7 @@ pub(crate) fn saved_dates(
     mailbox: &MailboxKey,
     uids: &[Uid],
 ) -> Result<Vec<(Uid, Timestamp)>> {
-    let id = require(conn, account, mailbox)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT coalesce(saved_at, internal_date) FROM messages
-              WHERE mailbox_id = ?1 AND uid = ?2",
-        )
-        .db()?;
-    let mut out = Vec::with_capacity(uids.len());
-    for uid in sorted_uids(uids) {
-        let saved: Option<i64> = stmt
-            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
-            .optional()
-            .db()?;
-        if let Some(saved) = saved {
-            out.push((uid, saved));
-        }
-    }
-    Ok(out)
+    value_by_uid(conn, account, mailbox, uids, SAVED_AT)
 }
 
 /// Reader: the UIDs of the messages saved into the mailbox at or after
@@ -1436,23 +1444,8 @@ pub(crate) fn uids_saved_between(
     since: Timestamp,
     before: Timestamp,
 ) -> Result<Vec<Uid>> {
-    let id = require(conn, account, mailbox)?;
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT uid FROM messages
-              WHERE mailbox_id = ?1 AND coalesce(saved_at, internal_date) >= ?2
-                AND coalesce(saved_at, internal_date) < ?3
-              ORDER BY uid",
-        )
-        .db()?;
-    let rows = stmt
-        .query_map(params![id.0, since, before], |row| row.get::<_, i64>(0))
-        .db()?;
-    let mut out = Vec::new();
-    for uid in rows {
-        out.push(Uid(to_u32(uid.db()?, "UID")?));
-    }
-    Ok(out)
+    let condition = format!("{SAVED_AT} >= ?2 AND {SAVED_AT} < ?3");
+    uids_where(conn, account, mailbox, &condition, &[&since, &before])
 }
 
 /// Reader: the sum of the mailbox's message sizes, in octets.
