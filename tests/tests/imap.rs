@@ -740,31 +740,9 @@ async fn deliver_mime(server: &Server) -> Vec<store::MessageInfo> {
 /// Sends `tag command`; returns every response up to the tagged one, each
 /// with its literals' bytes in place (`{n}\r\n` kept before them).
 async fn responses(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<Vec<u8>> {
-    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    let mut out = Vec::new();
-    loop {
-        let mut resp = Vec::new();
-        loop {
-            let line = c.line().await;
-            resp.extend_from_slice(line.as_bytes());
-            let n = line
-                .strip_suffix('}')
-                .and_then(|l| l.rsplit_once('{'))
-                .and_then(|(_, n)| n.parse::<usize>().ok());
-            match n {
-                Some(n) => {
-                    resp.extend_from_slice(b"\r\n");
-                    resp.extend(c.read_bytes(n).await);
-                }
-                None => break,
-            }
-        }
-        let done = resp.starts_with(format!("{tag} ").as_bytes());
-        out.push(resp);
-        if done {
-            return out;
-        }
-    }
+    let (mut out, tagged) = c.responses(tag, command).await;
+    out.push(tagged.into_bytes());
+    out
 }
 
 fn texts(r: &[Vec<u8>]) -> Vec<String> {
