@@ -729,6 +729,10 @@ fn binary_contents<'a>(
     summary: &MessageSummary,
     attrs: &[A],
 ) -> Result<Vec<Option<Cow<'a, [u8]>>>, UnknownCte> {
+    let binary = |a: &A| matches!(a, A::BinarySection { .. } | A::BinarySize(_));
+    if !attrs.iter().any(binary) {
+        return Ok(Vec::new());
+    }
     attrs
         .iter()
         .map(|a| match a {
