@@ -974,6 +974,41 @@ impl Pop3Client {
             .expect("read");
         buf
     }
+
+    /// Reads one IMAP response, with its literals' bytes in place (their
+    /// `{n}` or `~{n}` kept before them, CRLF after it dropped).
+    pub async fn response(&mut self) -> Vec<u8> {
+        let mut resp = Vec::new();
+        loop {
+            let line = self.line().await;
+            resp.extend_from_slice(line.as_bytes());
+            let n = line
+                .strip_suffix('}')
+                .and_then(|l| l.rsplit_once('{'))
+                .and_then(|(_, n)| n.trim_end_matches('+').parse::<usize>().ok());
+            match n {
+                Some(n) => {
+                    resp.extend_from_slice(b"\r\n");
+                    resp.extend(self.read_bytes(n).await);
+                }
+                None => return resp,
+            }
+        }
+    }
+
+    /// Sends `tag command`; returns the untagged responses (as
+    /// [`Pop3Client::response`] reads them) and the tagged one.
+    pub async fn responses(&mut self, tag: &str, command: &str) -> (Vec<Vec<u8>>, String) {
+        self.send(format!("{tag} {command}\r\n").as_bytes()).await;
+        let mut out = Vec::new();
+        loop {
+            let resp = self.response().await;
+            if resp.starts_with(format!("{tag} ").as_bytes()) {
+                return (out, String::from_utf8_lossy(&resp).into_owned());
+            }
+            out.push(resp);
+        }
+    }
 }
 
 // ---- HTTP ----

@@ -19,7 +19,7 @@ const ALICE: &str = "alice@localhost";
 
 const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
 const CAPS_AFTER: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE COMPRESS=DEFLATE";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE BINARY MULTIAPPEND CATENATE STATUS=SIZE REPLACE OBJECTID SAVEDATE COMPRESS=DEFLATE APPENDLIMIT=52428800";
 
 async fn start() -> (Server, ImapServer) {
     start_with(|_| {}).await
@@ -257,6 +257,8 @@ async fn implicit_tls_port() {
 #[tokio::test]
 async fn literals_synchronising_nonsynchronising_and_too_large() {
     let (_server, imap) = start_with(|c| c.imap.max_literal_size = 1000).await;
+    // APPENDLIMIT (RFC 7889) is the literal limit.
+    let caps_after = CAPS_AFTER.replace("APPENDLIMIT=52428800", "APPENDLIMIT=1000");
     let mut c = connect(&imap).await;
     c.send(b"a LOGIN {15}\r\n").await;
     assert_eq!(c.line().await, "+ Ready for literal data");
@@ -266,7 +268,7 @@ async fn literals_synchronising_nonsynchronising_and_too_large() {
     c.send(format!("{PASSWORD}\r\n").as_bytes()).await;
     assert_eq!(
         c.line().await,
-        format!("a OK [CAPABILITY {CAPS_AFTER}] Logged in")
+        format!("a OK [CAPABILITY {caps_after}] Logged in")
     );
 
     let mut c = connect(&imap).await;
@@ -281,7 +283,7 @@ async fn literals_synchronising_nonsynchronising_and_too_large() {
     .await;
     assert_eq!(
         c.line().await,
-        format!("b OK [CAPABILITY {CAPS_AFTER}] Logged in")
+        format!("b OK [CAPABILITY {caps_after}] Logged in")
     );
 
     let mut c = connect(&imap).await;
@@ -568,6 +570,10 @@ async fn select_examine_close_unselect() {
             "* OK [UNSEEN 2] First unseen".into(),
             format!("* OK [UIDVALIDITY {}] UIDs valid", index.uid_validity),
             format!("* OK [UIDNEXT {}] Predicted next UID", index.uid_next.0),
+            format!(
+                "* OK [MAILBOXID (F{}-{})] Mailbox id",
+                index.mailbox.0, index.uid_validity
+            ),
             "a OK [READ-WRITE] SELECT completed".into(),
         ]
     );
@@ -734,31 +740,9 @@ async fn deliver_mime(server: &Server) -> Vec<store::MessageInfo> {
 /// Sends `tag command`; returns every response up to the tagged one, each
 /// with its literals' bytes in place (`{n}\r\n` kept before them).
 async fn responses(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<Vec<u8>> {
-    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    let mut out = Vec::new();
-    loop {
-        let mut resp = Vec::new();
-        loop {
-            let line = c.line().await;
-            resp.extend_from_slice(line.as_bytes());
-            let n = line
-                .strip_suffix('}')
-                .and_then(|l| l.rsplit_once('{'))
-                .and_then(|(_, n)| n.parse::<usize>().ok());
-            match n {
-                Some(n) => {
-                    resp.extend_from_slice(b"\r\n");
-                    resp.extend(c.read_bytes(n).await);
-                }
-                None => break,
-            }
-        }
-        let done = resp.starts_with(format!("{tag} ").as_bytes());
-        out.push(resp);
-        if done {
-            return out;
-        }
-    }
+    let (mut out, tagged) = c.responses(tag, command).await;
+    out.push(tagged.into_bytes());
+    out
 }
 
 fn texts(r: &[Vec<u8>]) -> Vec<String> {

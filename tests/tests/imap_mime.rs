@@ -34,35 +34,12 @@ async fn inbox_with(messages: &[&[u8]]) -> (Server, ImapServer, Pop3Client) {
 /// literals' bytes in place (`{n}\r\n` kept before them), and checks the
 /// tagged one is OK.
 async fn untagged(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<Vec<u8>> {
-    c.send(format!("{tag} {command}\r\n").as_bytes()).await;
-    let mut out = Vec::new();
-    loop {
-        let mut resp = Vec::new();
-        loop {
-            let line = c.line().await;
-            resp.extend_from_slice(line.as_bytes());
-            let n = line
-                .strip_suffix('}')
-                .and_then(|l| l.rsplit_once('{'))
-                .and_then(|(_, n)| n.parse::<usize>().ok());
-            match n {
-                Some(n) => {
-                    resp.extend_from_slice(b"\r\n");
-                    resp.extend(c.read_bytes(n).await);
-                }
-                None => break,
-            }
-        }
-        if resp.starts_with(format!("{tag} ").as_bytes()) {
-            assert!(
-                resp.starts_with(format!("{tag} OK").as_bytes()),
-                "{command}: {}",
-                String::from_utf8_lossy(&resp)
-            );
-            return out;
-        }
-        out.push(resp);
-    }
+    let (out, tagged) = c.responses(tag, command).await;
+    assert!(
+        tagged.starts_with(&format!("{tag} OK")),
+        "{command}: {tagged}"
+    );
+    out
 }
 
 /// The one FETCH response to `command`, as bytes.

@@ -18,7 +18,7 @@
 //! - The session: commands are read through the resumable [`protocol`]
 //!   parser; synchronising literals get one `+ Ready for literal data`,
 //!   LITERAL+ literals none; a literal over `[imap] max_literal_size` gets
-//!   `tag NO [LIMIT]` (a LITERAL+ one is read and thrown away); syntax
+//!   `tag NO [LIMIT]` (`[TOOBIG]` in APPEND and REPLACE; a LITERAL+ one is read and thrown away); syntax
 //!   errors get `tag BAD` (or `* BAD` when there is no tag); a line over
 //!   `max_line_length` is discarded up to its end. Pipelined commands are
 //!   all answered before the replies are written out.
@@ -36,9 +36,13 @@
 //!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT, HIGHESTMODSEQ),
 //!   SELECT, EXAMINE, CREATE (missing parents made), DELETE (not INBOX,
 //!   not a mailbox with children), RENAME (children follow; INBOX's
-//!   messages move out), SUBSCRIBE/UNSUBSCRIBE, APPEND (APPENDUID), IDLE
-//!   (RFC 2177) — `session::mailbox`, `session::transfer`,
-//!   `session::idle`.
+//!   messages move out), SUBSCRIBE/UNSUBSCRIBE, APPEND (APPENDUID;
+//!   MULTIAPPEND RFC 3502, in one store transaction; `~{n}` literal8
+//!   messages, RFC 3516, stored with their binary parts base64-encoded;
+//!   CATENATE RFC 4469 with IMAP URLs of the user's own messages,
+//!   `[BADURL]`; APPENDLIMIT RFC 7889, `[TOOBIG]`), STATUS `SIZE` (RFC
+//!   8438) and `APPENDLIMIT`, IDLE (RFC 2177) — `session::mailbox`,
+//!   `session::append`, `session::idle`.
 //! - Selected: CHECK, CLOSE (expunges `\Deleted` messages when the
 //!   mailbox is read-write), UNSELECT (RFC 3691), and in `session::fetch`:
 //!   - The session keeps the mailbox's UIDs in message-sequence order from
@@ -64,6 +68,18 @@
 //!     highest number down, so every number is right when it is read.
 //!   - COPY/UID COPY (COPYUID) and MOVE/UID MOVE (RFC 6851: one store
 //!     transaction; `* OK [COPYUID]`, then its EXPUNGEs).
+//!   - REPLACE / UID REPLACE (RFC 8508, `session::append`): the new
+//!     message appended and the old one expunged in one transaction;
+//!     `* OK [APPENDUID]`, then the EXPUNGE.
+//!   - OBJECTID (RFC 8474, `session::stored_keys`): FETCH EMAILID (from the
+//!     hash of the message's bytes) and THREADID (NIL), SEARCH EMAILID
+//!     and THREADID, MAILBOXID in CREATE, SELECT and STATUS.
+//!   - SAVEDATE (RFC 8514): FETCH SAVEDATE (when the message was saved
+//!     into the mailbox), SEARCH SAVEDBEFORE, SAVEDON, SAVEDSINCE and
+//!     SAVEDATESUPPORTED.
+//!   - BINARY[part], BINARY.PEEK, BINARY.SIZE (RFC 3516): the part with
+//!     base64 or quoted-printable undone (`protocol::binary`), a literal8
+//!     when it holds NUL, `NO [UNKNOWN-CTE]` for other encodings.
 //! - SEARCH / UID SEARCH (`session::search`): every RFC 3501 key, CHARSET
 //!   UTF-8 or US-ASCII (others: `NO [BADCHARSET]`). Keys are decided in
 //!   rounds that read only what they need: the index (flags, sizes, UIDs),

@@ -3983,3 +3983,201 @@ async fn lookups_on_the_callers_thread_see_every_commit() {
     drop(store);
     assert_eq!(connections_on_this_thread(), before);
 }
+
+fn new_message(subject: &str, flags: &[&str]) -> NewMessage {
+    NewMessage {
+        raw: raw_message(subject),
+        flags: strings(flags),
+        internal_date: 1_700_000_000,
+    }
+}
+
+#[tokio::test]
+async fn append_messages_adds_all_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (validity, uids) = store
+        .append_messages(
+            alice.id,
+            "INBOX",
+            vec![new_message("one", &["\\Seen"]), new_message("two", &[])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(uids, vec![Uid(1), Uid(2)]);
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.uid_validity, validity);
+    assert_eq!(index.messages.len(), 2);
+    assert_eq!(index.messages[0].flags, strings(&["\\Seen"]));
+    // A bad second message: the first is not appended either.
+    let refused = store
+        .append_messages(
+            alice.id,
+            "INBOX",
+            vec![
+                new_message("three", &[]),
+                new_message("four", &["\\Recent"]),
+            ],
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Invalid(_))),
+        "{refused:?}"
+    );
+    let refused = store
+        .append_messages(alice.id, "Nope", vec![new_message("five", &[])])
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.messages.len(), 2);
+    assert_eq!(index.uid_next, Uid(3));
+}
+
+#[tokio::test]
+async fn replace_message_appends_and_expunges_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (_, old) = store
+        .append(alice.id, "Drafts", raw_message("draft 1"), &[], 0)
+        .await
+        .unwrap();
+    let (_, new) = store
+        .replace_message(
+            alice.id,
+            "Drafts",
+            new_message("draft 2", &["\\Draft"]),
+            "Drafts",
+            old,
+        )
+        .await
+        .unwrap();
+    assert!(new > old);
+    let info = store.messages(alice.id, "Drafts").await.unwrap();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].uid, new);
+    assert_eq!(info[0].summary.subject.as_deref(), Some("draft 2"));
+    // The old one is gone: nothing is appended.
+    let again = store
+        .replace_message(
+            alice.id,
+            "INBOX",
+            new_message("draft 3", &[]),
+            "Drafts",
+            old,
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
+    assert!(store.messages(alice.id, "INBOX").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn mailbox_size_sums_the_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    assert_eq!(store.mailbox_size(alice.id, "INBOX").await.unwrap(), 0);
+    let (a, b) = (raw_message("a"), raw_message("a longer subject"));
+    let total = (a.len() + b.len()) as u64;
+    store.append(alice.id, "INBOX", a, &[], 0).await.unwrap();
+    let (_, uid) = store.append(alice.id, "INBOX", b, &[], 0).await.unwrap();
+    assert_eq!(store.mailbox_size(alice.id, "INBOX").await.unwrap(), total);
+    store.expunge(alice.id, "INBOX", &[uid]).await.unwrap();
+    assert!(store.mailbox_size(alice.id, "INBOX").await.unwrap() < total);
+    assert!(matches!(
+        store.mailbox_size(alice.id, "Nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn content_hashes_name_the_same_bytes_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let (same, other) = (raw_message("same"), raw_message("other"));
+    let (_, a) = store
+        .append(alice.id, "INBOX", same.clone(), &[], 0)
+        .await
+        .unwrap();
+    let (_, b) = store
+        .append(alice.id, "INBOX", other, &[], 0)
+        .await
+        .unwrap();
+    let (_, c) = store.append(alice.id, "INBOX", same, &[], 0).await.unwrap();
+    let (_, copy) = store
+        .copy_messages(alice.id, "INBOX", &[a], "Drafts")
+        .await
+        .unwrap();
+    let hashes = store
+        .content_hashes(alice.id, "INBOX", &[c, a, b, Uid(99)])
+        .await
+        .unwrap();
+    assert_eq!(
+        hashes.iter().map(|h| h.0).collect::<Vec<_>>(),
+        vec![a, b, c]
+    );
+    assert_eq!(hashes[0].1, hashes[2].1);
+    assert_ne!(hashes[0].1, hashes[1].1);
+    let copied = store
+        .content_hashes(alice.id, "Drafts", &[copy[0].1])
+        .await
+        .unwrap();
+    assert_eq!(copied[0].1, hashes[0].1);
+    assert_eq!(
+        store
+            .uids_with_content(alice.id, "INBOX", &hashes[0].1)
+            .await
+            .unwrap(),
+        vec![a, c]
+    );
+    assert!(store
+        .uids_with_content(alice.id, "INBOX", "nope")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn saved_dates_are_when_a_message_entered_its_mailbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+    let before = now();
+    // An internal date long ago: the save date is now all the same.
+    let (_, uid) = store
+        .append(alice.id, "INBOX", raw_message("old"), &[], 1_000_000_000)
+        .await
+        .unwrap();
+    let (_, moved) = store
+        .move_messages(alice.id, "INBOX", &[uid], "Archive")
+        .await
+        .unwrap();
+    let after = now();
+    let saved = store
+        .saved_dates(alice.id, "Archive", &[moved[0].1, Uid(9)])
+        .await
+        .unwrap();
+    assert_eq!(saved.len(), 1);
+    assert!(before <= saved[0].1 && saved[0].1 <= after, "{saved:?}");
+    let found = store
+        .uids_saved_between(alice.id, "Archive", before, after + 1)
+        .await
+        .unwrap();
+    assert_eq!(found, vec![moved[0].1]);
+    assert!(store
+        .uids_saved_between(alice.id, "Archive", 0, before)
+        .await
+        .unwrap()
+        .is_empty());
+}

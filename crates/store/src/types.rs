@@ -1002,3 +1002,12 @@ pub struct ChangesSince {
     /// with its size, modseq and flags as they are now.
     pub changed: Vec<IndexEntry>,
 }
+
+/// A message a client supplies (IMAP APPEND): its bytes as stored, its
+/// flags (as [`crate::Store::store_flags`] takes them) and internal date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Vec<u8>,
+    pub flags: Vec<String>,
+    pub internal_date: Timestamp,
+}

@@ -145,6 +145,14 @@ pub enum Code {
     ExpungeIssued,
     /// RFC 3501 7.1: the charsets SEARCH supports.
     BadCharset(Vec<String>),
+    /// RFC 3516: a part's Content-Transfer-Encoding BINARY cannot undo.
+    UnknownCte,
+    /// RFC 4469 / RFC 7889: a message over the size APPEND takes.
+    TooBig,
+    /// RFC 4469: a CATENATE URL that names nothing this user may read.
+    BadUrl(Vec<u8>),
+    /// RFC 8474: the id of a mailbox just created or selected.
+    MailboxId(String),
 }
 
 fn code(out: &mut Vec<u8>, c: &Code) {
@@ -190,6 +198,18 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::Parse => "PARSE".into(),
         Code::ExpungeIssued => "EXPUNGEISSUED".into(),
         Code::BadCharset(names) => format!("BADCHARSET ({})", names.join(" ")),
+        Code::UnknownCte => "UNKNOWN-CTE".into(),
+        Code::TooBig => "TOOBIG".into(),
+        Code::MailboxId(id) => format!("MAILBOXID ({id})"),
+        // url-resp-text (RFC 4469 6): any octet but NUL, CR, LF and `]`.
+        Code::BadUrl(url) => {
+            let text: Vec<u8> = url
+                .iter()
+                .copied()
+                .filter(|&b| !matches!(b, 0 | b'\r' | b'\n' | b']') && b < 0x80)
+                .collect();
+            format!("BADURL {}", String::from_utf8_lossy(&text))
+        }
     };
     out.push(b'[');
     out.extend_from_slice(s.as_bytes());

@@ -424,7 +424,7 @@ impl PushNum for Vec<u8> {
     }
 }
 
-fn is_message(p: &MimePart) -> bool {
+pub(crate) fn is_message(p: &MimePart) -> bool {
     p.content_type.eq_ignore_ascii_case("message")
         && p.content_subtype.eq_ignore_ascii_case("rfc822")
 }
@@ -433,7 +433,10 @@ fn is_message(p: &MimePart) -> bool {
 /// a multipart, `n` is its n-th part; any other part has only part 1,
 /// itself, and only a message/rfc822 part goes on below it, into the
 /// enclosed message. So `BODY[1.1]` of a one-part message names nothing.
-fn find_part<'a>(root: &'a MimePart, path: &[std::num::NonZeroU32]) -> Option<&'a MimePart> {
+pub(crate) fn find_part<'a>(
+    root: &'a MimePart,
+    path: &[std::num::NonZeroU32],
+) -> Option<&'a MimePart> {
     let mut part = root;
     for (i, n) in path.iter().enumerate() {
         let n = n.get() as usize;

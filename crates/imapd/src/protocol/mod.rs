@@ -10,12 +10,18 @@
 //! 4959), UIDPLUS (RFC 4315), MOVE (RFC 6851), IDLE (RFC 2177), NAMESPACE
 //! (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161), UNSELECT (RFC 3691),
 //! LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC
-//! 6154), and the CONDSTORE parts of RFC 7162 that commands carry
-//! (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT (CONDSTORE)`).
+//! 6154), BINARY (RFC 3516: `~{n}` literal8 and `BINARY[..]`), MULTIAPPEND
+//! (RFC 3502), CATENATE (RFC 4469), REPLACE (RFC 8508), STATUS
+//! `APPENDLIMIT` (RFC 7889) and `SIZE` (RFC 8438), OBJECTID (RFC 8474),
+//! SAVEDATE (RFC 8514), and the CONDSTORE parts of RFC 7162 that commands
+//! carry (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT
+//! (CONDSTORE)`).
 
+pub mod binary;
 mod datetime;
 pub mod encode;
 pub mod fetch_encode;
+pub mod imap_url;
 mod parser;
 mod sequence;
 mod types;
@@ -25,7 +31,7 @@ mod utf7;
 mod tests;
 
 pub use datetime::{format_date_time, parse_date, parse_date_time};
-pub use parser::{parse_command, parse_idle_done, IdleDone, Limits, Parsed};
+pub use parser::{parse_command, parse_idle_done, parse_section, IdleDone, Limits, Parsed};
 pub use sequence::{SeqNumber, SequenceSet};
 pub use types::*;
 pub use utf7::{decode_utf7, encode_utf7};

@@ -79,6 +79,26 @@ pub enum IdleDone {
     Error { consumed: usize },
 }
 
+/// Parses a body section as an IMAP URL's `;section=` names it (RFC
+/// 5092): `HEADER`, `TEXT`, `1.2.MIME`, `HEADER.FIELDS (A B)`, … without
+/// the brackets. `None` if it is not one.
+pub fn parse_section(text: &[u8]) -> Option<Section> {
+    let mut buf = Vec::with_capacity(text.len() + 2);
+    buf.push(b'[');
+    buf.extend_from_slice(text);
+    buf.push(b']');
+    let limits = Limits::default();
+    let mut p = P {
+        buf: &buf,
+        pos: 0,
+        line_start: 0,
+        limits: &limits,
+        tag: None,
+    };
+    let section = p.section().ok()?;
+    (p.pos == buf.len()).then_some(section)
+}
+
 /// Parses the `DONE` line that ends IDLE (case-insensitive).
 pub fn parse_idle_done(input: &[u8]) -> IdleDone {
     match input.iter().position(|&b| b == b'\n') {
@@ -531,24 +551,17 @@ impl P<'_> {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
                 self.sp()?;
-                let mut flags = Vec::new();
-                if self.peek()? == b'(' {
-                    flags = self.flag_list()?;
-                    self.sp()?;
+                let mut messages = vec![self.append_message()?];
+                // MULTIAPPEND (RFC 3502): more messages after a space.
+                while self.eat(b' ')? {
+                    if messages.len() >= self.limits.max_items {
+                        return bad("too many messages");
+                    }
+                    messages.push(self.append_message()?);
                 }
-                let mut date = None;
-                if self.peek()? == b'"' {
-                    date = Some(self.date_time()?);
-                    self.sp()?;
-                }
-                let message = self.literal()?;
-                K::Append {
-                    mailbox,
-                    flags,
-                    date,
-                    message,
-                }
+                K::Append { mailbox, messages }
             }
+            "REPLACE" => self.replace(false)?,
             "SEARCH" => self.search(false)?,
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
@@ -561,6 +574,7 @@ impl P<'_> {
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" | "MOVE" => self.copy_move(&sub, true)?,
+                    "REPLACE" => self.replace(true)?,
                     "EXPUNGE" => {
                         self.sp()?;
                         K::UidExpunge(self.sequence_set()?)
@@ -615,6 +629,8 @@ impl P<'_> {
                 "UNSEEN" => StatusItem::Unseen,
                 "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
                 "SIZE" => StatusItem::Size,
+                "APPENDLIMIT" => StatusItem::AppendLimit,
+                "MAILBOXID" => StatusItem::MailboxId,
                 _ => return bad("unknown STATUS item"),
             })
         })
@@ -790,24 +806,137 @@ impl P<'_> {
             "BODYSTRUCTURE" => F::BodyStructure,
             "UID" => F::Uid,
             "MODSEQ" => F::ModSeq,
+            "EMAILID" => F::EmailId,
+            "THREADID" => F::ThreadId,
+            "SAVEDATE" => F::SaveDate,
             "BODY" if self.peek()? != b'[' => F::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
-                let mut partial = None;
-                if self.eat(b'<')? {
-                    let origin = self.number()?;
-                    self.expect(b'.', ".")?;
-                    let length = self.nz_number()?;
-                    self.expect(b'>', ">")?;
-                    partial = Some(Partial { origin, length });
-                }
+                let partial = self.partial()?;
                 F::BodySection {
                     peek: name == "BODY.PEEK",
                     section,
                     partial,
                 }
             }
+            "BINARY" | "BINARY.PEEK" | "BINARY.SIZE" => {
+                let part = self.binary_part()?;
+                if name == "BINARY.SIZE" {
+                    return Ok(F::BinarySize(part));
+                }
+                F::BinarySection {
+                    peek: name == "BINARY.PEEK",
+                    part,
+                    partial: self.partial()?,
+                }
+            }
             _ => return bad("unknown fetch item"),
+        })
+    }
+
+    /// RFC 8474 `objectid`: 1*255(ALPHA / DIGIT / "_" / "-").
+    fn object_id(&mut self) -> R<String> {
+        let id = self.take_while(
+            |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-',
+            "object id",
+        )?;
+        if id.len() > 255 {
+            return bad("object id too long");
+        }
+        Ok(String::from_utf8_lossy(id).into_owned())
+    }
+
+    /// `<origin.length>` after a section, if there.
+    fn partial(&mut self) -> R<Option<Partial>> {
+        if !self.eat(b'<')? {
+            return Ok(None);
+        }
+        let origin = self.number()?;
+        self.expect(b'.', ".")?;
+        let length = self.nz_number()?;
+        self.expect(b'>', ">")?;
+        Ok(Some(Partial { origin, length }))
+    }
+
+    /// `[section-part]` of BINARY (RFC 3516): part numbers only, maybe
+    /// none.
+    fn binary_part(&mut self) -> R<Vec<std::num::NonZeroU32>> {
+        self.expect(b'[', "[")?;
+        let mut part = Vec::new();
+        if self.eat(b']')? {
+            return Ok(part);
+        }
+        loop {
+            if part.len() >= self.limits.max_depth {
+                return bad("section nested too deep");
+            }
+            part.push(self.nz_number()?);
+            if self.eat(b']')? {
+                return Ok(part);
+            }
+            self.expect(b'.', ".")?;
+        }
+    }
+
+    /// A literal, or with `~` a literal8 (RFC 3516); true for the latter.
+    fn literal_or_literal8(&mut self) -> R<(Vec<u8>, bool)> {
+        let binary = self.eat(b'~')?;
+        Ok((self.literal()?, binary))
+    }
+
+    /// `[flag-list SP] [date-time SP] (literal / literal8 / CATENATE (...))`.
+    fn append_message(&mut self) -> R<AppendMessage> {
+        let mut flags = Vec::new();
+        if self.peek()? == b'(' {
+            flags = self.flag_list()?;
+            self.sp()?;
+        }
+        let mut date = None;
+        if self.peek()? == b'"' {
+            date = Some(self.date_time()?);
+            self.sp()?;
+        }
+        let content = if matches!(self.peek()?, b'{' | b'~') {
+            let (data, binary) = self.literal_or_literal8()?;
+            AppendContent::Literal { data, binary }
+        } else {
+            if self.upper_atom()? != "CATENATE" {
+                return bad("expected a literal or CATENATE");
+            }
+            self.sp()?;
+            AppendContent::Catenate(self.paren_list(false, |p| match p.upper_atom()?.as_str() {
+                "TEXT" => {
+                    p.sp()?;
+                    let (data, binary) = p.literal_or_literal8()?;
+                    Ok(CatenatePart::Text { data, binary })
+                }
+                "URL" => {
+                    p.sp()?;
+                    Ok(CatenatePart::Url(p.astring()?))
+                }
+                _ => bad("expected TEXT or URL"),
+            })?)
+        };
+        Ok(AppendMessage {
+            flags,
+            date,
+            content,
+        })
+    }
+
+    /// `REPLACE seq mailbox message`, or `UID REPLACE uid ...` (RFC 8508).
+    fn replace(&mut self, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let target = self.nz_number()?;
+        self.sp()?;
+        let mailbox = self.mailbox()?;
+        self.sp()?;
+        let message = self.append_message()?;
+        Ok(CommandKind::Replace {
+            uid,
+            target,
+            mailbox,
+            message,
         })
     }
 
@@ -935,6 +1064,12 @@ impl P<'_> {
             "SMALLER" => arg!(S::Smaller(self.number()?)),
             "UID" => arg!(S::Uid(self.sequence_set()?)),
             "MODSEQ" => arg!(S::ModSeq(self.number64()?)),
+            "EMAILID" => arg!(S::EmailId(self.object_id()?)),
+            "THREADID" => arg!(S::ThreadId(self.object_id()?)),
+            "SAVEDBEFORE" => arg!(S::SavedBefore(self.date()?)),
+            "SAVEDON" => arg!(S::SavedOn(self.date()?)),
+            "SAVEDSINCE" => arg!(S::SavedSince(self.date()?)),
+            "SAVEDATESUPPORTED" => S::SaveDateSupported,
             "HEADER" => {
                 self.sp()?;
                 let name = self.astring()?;

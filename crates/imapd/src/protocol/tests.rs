@@ -379,32 +379,146 @@ fn append_forms() {
         kind("a APPEND Drafts (\\Draft $Label1) \" 7-Feb-1994 21:52:25 -0800\" {3}\r\nabc\r\n"),
         CommandKind::Append {
             mailbox: mbox("Drafts"),
-            flags: vec![Flag::Draft, Flag::Keyword("$Label1".into())],
-            date: Some(dt),
-            message: b"abc".to_vec()
+            messages: vec![AppendMessage {
+                flags: vec![Flag::Draft, Flag::Keyword("$Label1".into())],
+                date: Some(dt),
+                content: literal(b"abc", false),
+            }]
         }
     );
     assert_eq!(
         kind("a APPEND inbox {0+}\r\n\r\n"),
         CommandKind::Append {
             mailbox: MailboxName::Inbox,
-            flags: vec![],
-            date: None,
-            message: vec![]
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                content: literal(b"", false),
+            }]
         }
     );
     assert_eq!(
         kind("a APPEND x () {1}\r\n\0\r\n"),
         CommandKind::Append {
             mailbox: mbox("x"),
-            flags: vec![],
-            date: None,
-            message: vec![0]
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                content: literal(b"\0", false),
+            }]
         }
     );
     // The message must be a literal.
     error(b"a APPEND x \"abc\"\r\n");
     error(b"a APPEND x (\\Seen) \"not a date\" {1}\r\n");
+}
+
+fn literal(data: &[u8], binary: bool) -> AppendContent {
+    AppendContent::Literal {
+        data: data.to_vec(),
+        binary,
+    }
+}
+
+/// MULTIAPPEND (RFC 3502), literal8 (RFC 3516) and CATENATE (RFC 4469).
+#[test]
+fn multiappend_literal8_and_catenate() {
+    let plain = |data: &[u8], binary| AppendMessage {
+        flags: vec![],
+        date: None,
+        content: literal(data, binary),
+    };
+    assert_eq!(
+        kind("a APPEND x {1}\r\na (\\Seen) ~{2}\r\nb\0 {1+}\r\nc\r\n"),
+        CommandKind::Append {
+            mailbox: mbox("x"),
+            messages: vec![
+                plain(b"a", false),
+                AppendMessage {
+                    flags: vec![Flag::Seen],
+                    ..plain(b"b\0", true)
+                },
+                plain(b"c", false),
+            ]
+        }
+    );
+    assert_eq!(
+        kind("a APPEND x CATENATE (URL \"/INBOX/;UID=1\" TEXT {2}\r\nhi) {1}\r\nz\r\n"),
+        CommandKind::Append {
+            mailbox: mbox("x"),
+            messages: vec![
+                AppendMessage {
+                    flags: vec![],
+                    date: None,
+                    content: AppendContent::Catenate(vec![
+                        CatenatePart::Url(b"/INBOX/;UID=1".to_vec()),
+                        CatenatePart::Text {
+                            data: b"hi".to_vec(),
+                            binary: false
+                        },
+                    ]),
+                },
+                plain(b"z", false),
+            ]
+        }
+    );
+    // CATENATE needs parts; TEXT needs a literal.
+    error(b"a APPEND x CATENATE ()\r\n");
+    error(b"a APPEND x CATENATE (TEXT \"hi\")\r\n");
+    error(b"a APPEND x {1}\r\na \r\n");
+}
+
+#[test]
+fn replace_and_binary_fetch() {
+    use std::num::NonZeroU32;
+    let atts = |s: &str| match kind(&format!("a FETCH 1 {s}\r\n")) {
+        CommandKind::Fetch { attributes, .. } => attributes,
+        other => panic!("{other:?}"),
+    };
+    let n = |v| NonZeroU32::new(v).unwrap();
+    match kind("a UID REPLACE 7 Drafts ~{1}\r\nx\r\n") {
+        CommandKind::Replace {
+            uid: true,
+            target,
+            mailbox,
+            message,
+        } => {
+            assert_eq!((target.get(), mailbox), (7, mbox("Drafts")));
+            assert_eq!(message.content, literal(b"x", true));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        kind("a REPLACE 1 INBOX {1}\r\nx\r\n"),
+        CommandKind::Replace { uid: false, .. }
+    ));
+    error(b"a REPLACE 0 INBOX {1}\r\nx\r\n");
+    assert_eq!(
+        atts("(BINARY.PEEK[1.2]<0.10> BINARY.SIZE[] BINARY[3])"),
+        vec![
+            FetchAttribute::BinarySection {
+                peek: true,
+                part: vec![n(1), n(2)],
+                partial: Some(Partial {
+                    origin: 0,
+                    length: n(10)
+                }),
+            },
+            FetchAttribute::BinarySize(vec![]),
+            FetchAttribute::BinarySection {
+                peek: false,
+                part: vec![n(3)],
+                partial: None,
+            },
+        ]
+    );
+    error(b"a FETCH 1 BINARY[HEADER]\r\n");
+    error(b"a FETCH 1 BINARY[1.]\r\n");
+    error(b"a FETCH 1 BINARY.SIZE[1]<0.1>\r\n");
+    assert!(matches!(
+        kind("a STATUS x (SIZE APPENDLIMIT)\r\n"),
+        CommandKind::Status { items, .. } if items == vec![StatusItem::Size, StatusItem::AppendLimit]
+    ));
 }
 
 #[test]
@@ -900,4 +1014,44 @@ fn check_sane(input: &[u8]) {
         }
     }
     let _ = parse_idle_done(input);
+}
+
+/// OBJECTID (RFC 8474) and SAVEDATE (RFC 8514) items and keys.
+#[test]
+fn object_ids_and_save_dates() {
+    match kind("a FETCH 1:* (EMAILID THREADID SAVEDATE)\r\n") {
+        CommandKind::Fetch { attributes, .. } => assert_eq!(
+            attributes,
+            vec![
+                FetchAttribute::EmailId,
+                FetchAttribute::ThreadId,
+                FetchAttribute::SaveDate
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    let day = Date {
+        year: 2026,
+        month: 12,
+        day: 3,
+    };
+    match kind("a SEARCH EMAILID M1a_b-2 THREADID T9 SAVEDON 3-Dec-2026 SAVEDBEFORE 3-Dec-2026 SAVEDSINCE 3-Dec-2026 SAVEDATESUPPORTED\r\n") {
+        CommandKind::Search { criteria, .. } => assert_eq!(
+            criteria,
+            vec![
+                SearchKey::EmailId("M1a_b-2".into()),
+                SearchKey::ThreadId("T9".into()),
+                SearchKey::SavedOn(day),
+                SearchKey::SavedBefore(day),
+                SearchKey::SavedSince(day),
+                SearchKey::SaveDateSupported,
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    error(b"a SEARCH EMAILID \"M1\"\r\n");
+    assert!(matches!(
+        kind("a STATUS x (MAILBOXID)\r\n"),
+        CommandKind::Status { items, .. } if items == vec![StatusItem::MailboxId]
+    ));
 }

@@ -194,11 +194,19 @@ pub enum CommandKind {
         mailbox: MailboxName,
         items: Vec<StatusItem>,
     },
+    /// APPEND of one message, or of several in one transaction
+    /// (MULTIAPPEND, RFC 3502).
     Append {
         mailbox: MailboxName,
-        flags: Vec<Flag>,
-        date: Option<DateTime>,
-        message: Vec<u8>,
+        messages: Vec<AppendMessage>,
+    },
+    /// REPLACE / UID REPLACE (RFC 8508): `target` is a sequence number, or
+    /// a UID with `uid`.
+    Replace {
+        uid: bool,
+        target: NonZeroU32,
+        mailbox: MailboxName,
+        message: AppendMessage,
     },
     Check,
     Close,
@@ -243,6 +251,33 @@ pub enum CommandKind {
     Compress(String),
 }
 
+/// One message of an APPEND: its flags, date and content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendMessage {
+    pub flags: Vec<Flag>,
+    pub date: Option<DateTime>,
+    pub content: AppendContent,
+}
+
+/// What an APPEND message is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendContent {
+    /// A literal; `binary` when sent as a `~{n}` literal8 (RFC 3516).
+    Literal { data: Vec<u8>, binary: bool },
+    /// CATENATE (RFC 4469): the message is its parts joined.
+    Catenate(Vec<CatenatePart>),
+}
+
+/// One part of a CATENATE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CatenatePart {
+    /// `TEXT literal` (or literal8 with `binary`).
+    Text { data: Vec<u8>, binary: bool },
+    /// `URL "..."`: an IMAP URL (RFC 5092) of a message or a section of
+    /// one in the user's own mailboxes.
+    Url(Vec<u8>),
+}
+
 /// ID field/value pairs (RFC 2971); a value may be NIL.
 pub type IdParams = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
@@ -284,6 +319,10 @@ pub enum StatusItem {
     Unseen,
     HighestModSeq,
     Size,
+    /// RFC 7889: the largest message APPEND takes into the mailbox.
+    AppendLimit,
+    /// RFC 8474: the mailbox's id, kept across RENAME.
+    MailboxId,
 }
 
 /// How STORE changes flags.
@@ -315,6 +354,22 @@ pub enum FetchAttribute {
         section: Section,
         partial: Option<Partial>,
     },
+    /// `BINARY[part]<partial>` or `BINARY.PEEK[...]` (RFC 3516): the
+    /// part's content with its transfer encoding undone.
+    BinarySection {
+        peek: bool,
+        part: Vec<NonZeroU32>,
+        partial: Option<Partial>,
+    },
+    /// `BINARY.SIZE[part]`: the octets [`FetchAttribute::BinarySection`]
+    /// would give.
+    BinarySize(Vec<NonZeroU32>),
+    /// RFC 8474: the id of the message's content.
+    EmailId,
+    /// RFC 8474: the id of the message's thread.
+    ThreadId,
+    /// RFC 8514: when the message was saved into its mailbox.
+    SaveDate,
 }
 
 /// `<origin.length>` of a partial fetch.
@@ -384,6 +439,16 @@ pub enum SearchKey {
     Unseen,
     SequenceSet(SequenceSet),
     ModSeq(u64),
+    /// RFC 8474 `EMAILID objectid`.
+    EmailId(String),
+    /// RFC 8474 `THREADID objectid`.
+    ThreadId(String),
+    /// RFC 8514: saved into the mailbox before, on or since a day.
+    SavedBefore(Date),
+    SavedOn(Date),
+    SavedSince(Date),
+    /// RFC 8514: every message, when the mailbox keeps save dates.
+    SaveDateSupported,
     /// A parenthesised list: all must match.
     And(Vec<SearchKey>),
 }

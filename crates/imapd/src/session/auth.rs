@@ -45,12 +45,23 @@ impl Session {
                 "UIDPLUS",
                 "MOVE",
                 "IDLE",
+                "BINARY",
+                "MULTIAPPEND",
+                "CATENATE",
+                "STATUS=SIZE",
+                "REPLACE",
+                "OBJECTID",
+                "SAVEDATE",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");
             }
         }
-        caps.into_iter().map(str::to_owned).collect()
+        let mut caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();
+        if !matches!(self.state, State::NotAuthenticated) {
+            caps.push(format!("APPENDLIMIT={}", self.append_limit()));
+        }
+        caps
     }
 
     fn refuse_plaintext(&mut self, tag: &Tag) {

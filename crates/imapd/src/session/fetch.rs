@@ -6,6 +6,7 @@
 //! from the store's index for each command. A message expunged by another
 //! session is skipped until this one learns of it.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 
@@ -13,12 +14,14 @@ use store::{FlagChange, IndexEntry, MailboxRef, MessageInfo, MessageSummary, Sto
 
 use super::updates::{flags_item, push_flags_item};
 use super::{End, Session, State};
+use crate::protocol::binary::{binary_section, needs_literal8, UnknownCte};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::{
     body_structure, envelope, internal_date, section_bytes, section_name,
 };
 use crate::protocol::{
-    FetchAttribute as A, Flag, Section, SectionText, SeqNumber, SequenceSet, StoreMode, Tag,
+    FetchAttribute as A, Flag, Partial, Section, SectionText, SeqNumber, SequenceSet, StoreMode,
+    Tag,
 };
 
 /// Messages a FETCH reads from the store at once ...
@@ -169,6 +172,8 @@ impl Session {
                     | A::BodyStructure
                     | A::InternalDate
                     | A::BodySection { .. }
+                    | A::BinarySection { .. }
+                    | A::BinarySize(_)
                     | A::Rfc822Header
                     | A::Rfc822Text
             )
@@ -179,19 +184,28 @@ impl Session {
         let want_tree = attrs.iter().any(|a| match a {
             A::Body | A::BodyStructure => true,
             A::BodySection { section, .. } => !section.part.is_empty(),
+            A::BinarySection { part, .. } | A::BinarySize(part) => !part.is_empty(),
             _ => false,
         });
         let want_raw = attrs.iter().any(|a| {
             matches!(
                 a,
-                A::Rfc822 | A::Rfc822Header | A::Rfc822Text | A::BodySection { .. }
+                A::Rfc822
+                    | A::Rfc822Header
+                    | A::Rfc822Text
+                    | A::BodySection { .. }
+                    | A::BinarySection { .. }
+                    | A::BinarySize(_)
             )
         });
         let sets_seen = !read_only
             && attrs.iter().any(|a| {
                 matches!(
                     a,
-                    A::Rfc822 | A::Rfc822Text | A::BodySection { peek: false, .. }
+                    A::Rfc822
+                        | A::Rfc822Text
+                        | A::BodySection { peek: false, .. }
+                        | A::BinarySection { peek: false, .. }
                 )
             });
         let target_uids: Vec<Uid> = targets.iter().map(|t| t.1).collect();
@@ -257,35 +271,43 @@ impl Session {
             let (batch, after) = rest.split_at(n);
             rest = after;
             let batch_uids: Vec<Uid> = batch.iter().map(|(_, e)| e.uid).collect();
+            // A client that leaves meanwhile ends each wait, and the store
+            // skips reads nobody waits for.
             let mut infos: HashMap<Uid, MessageInfo> = HashMap::new();
             if want_summary {
-                // A client that leaves meanwhile ends the wait, and the
-                // store skips reads nobody waits for.
-                let read = if want_tree {
+                let list = if want_tree {
                     let read = store.messages_by_uid(account, &mailbox, &batch_uids);
-                    self.io.until_gone(read).await?
+                    self.batch_read(tag, read).await?
                 } else {
                     let read = store.envelopes(account, &mailbox, &batch_uids);
-                    self.io.until_gone(read).await?
+                    self.batch_read(tag, read).await?
                 };
-                match read {
-                    Ok(list) => infos = list.into_iter().map(|m| (m.uid, m)).collect(),
-                    Err(e) => {
-                        self.store_failed(tag, e, "read the messages");
-                        return Ok(());
-                    }
-                }
+                let Some(list) = list else { return Ok(()) };
+                infos = list.into_iter().map(|m| (m.uid, m)).collect();
+            }
+            let mut email_ids: HashMap<Uid, String> = HashMap::new();
+            if attrs.contains(&A::EmailId) {
+                let read = store.content_hashes(account, &mailbox, &batch_uids);
+                let Some(list) = self.batch_read(tag, read).await? else {
+                    return Ok(());
+                };
+                email_ids = list.into_iter().collect();
+            }
+            let mut saved: HashMap<Uid, i64> = HashMap::new();
+            if attrs.contains(&A::SaveDate) {
+                let read = store.saved_dates(account, &mailbox, &batch_uids);
+                let Some(list) = self.batch_read(tag, read).await? else {
+                    return Ok(());
+                };
+                saved = list.into_iter().collect();
             }
             let mut raws: HashMap<Uid, Vec<u8>> = HashMap::new();
             if want_raw {
                 let read = store.messages_raw(account, &mailbox, &batch_uids);
-                match self.io.until_gone(read).await? {
-                    Ok(list) => raws = list.into_iter().collect(),
-                    Err(e) => {
-                        self.store_failed(tag, e, "read the messages");
-                        return Ok(());
-                    }
-                }
+                let Some(list) = self.batch_read(tag, read).await? else {
+                    return Ok(());
+                };
+                raws = list.into_iter().collect();
             }
             for &(seq, indexed) in batch {
                 let entry = current(&changed_here, indexed);
@@ -302,8 +324,27 @@ impl Session {
                 let summary = info.map_or(&no_summary, |i| &i.summary);
                 let raw = raw.as_deref().unwrap_or_default();
                 let seen_item = !wants_flags && seen_changed.contains(&uid);
-                self.fetch_response(seq, entry, recent, info, summary, raw, &attrs, seen_item)
-                    .await?;
+                // Decoded before anything of this message is written: an
+                // encoding BINARY cannot undo fails the command.
+                let binaries = match binary_contents(raw, summary, &attrs) {
+                    Ok(b) => b,
+                    Err(UnknownCte(cte)) => {
+                        self.no(
+                            tag,
+                            Some(Code::UnknownCte),
+                            &format!("Unknown Content-Transfer-Encoding {cte}"),
+                        );
+                        return Ok(());
+                    }
+                };
+                let stored = Stored {
+                    content_hash: email_ids.get(&uid).map(String::as_str),
+                    saved: saved.get(&uid).copied(),
+                };
+                self.fetch_response(
+                    seq, entry, recent, info, summary, raw, &attrs, &binaries, stored, seen_item,
+                )
+                .await?;
                 self.io.flush_if_full().await?;
             }
             // This batch's answers go out before the next is read: what
@@ -346,6 +387,22 @@ impl Session {
         Ok(())
     }
 
+    /// Waits for one of a FETCH batch's store reads; a failure is
+    /// answered, and gives `None`.
+    async fn batch_read<T>(
+        &mut self,
+        tag: &Tag,
+        read: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<Option<T>, End> {
+        match self.io.until_gone(read).await? {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => {
+                self.store_failed(tag, e, "read the messages");
+                Ok(None)
+            }
+        }
+    }
+
     /// Writes one message's `* seq FETCH (...)` into `output`; a large
     /// literal goes to the client straight from `raw` (or the section cut
     /// from it), after what was queued before it.
@@ -359,13 +416,15 @@ impl Session {
         summary: &MessageSummary,
         raw: &[u8],
         attrs: &[A],
+        binaries: &[Option<Cow<'_, [u8]>>],
+        stored: Stored<'_>,
         seen_item: bool,
     ) -> Result<(), End> {
         let uid = entry.uid;
         // `write!` into `output`: no String per message.
         let _ = write!(self.io.output, "* {seq} FETCH (");
         let mut first = true;
-        for a in attrs {
+        for (i, a) in attrs.iter().enumerate() {
             if !std::mem::take(&mut first) {
                 self.io.output.push(b' ');
             }
@@ -378,6 +437,20 @@ impl Session {
                 A::ModSeq => {
                     let _ = write!(line, "MODSEQ ({})", entry.modseq.0);
                 }
+                A::EmailId => match stored.content_hash {
+                    Some(hash) => {
+                        let _ = write!(line, "EMAILID ({})", super::stored_keys::email_id(hash));
+                    }
+                    None => line.extend_from_slice(b"EMAILID NIL"),
+                },
+                // No threads are kept: NIL, as RFC 8474 5.2 allows.
+                A::ThreadId => line.extend_from_slice(b"THREADID NIL"),
+                A::SaveDate => match stored.saved {
+                    Some(ts) => {
+                        let _ = write!(line, "SAVEDATE {}", internal_date(ts));
+                    }
+                    None => line.extend_from_slice(b"SAVEDATE NIL"),
+                },
                 A::Rfc822Size => {
                     let _ = write!(line, "RFC822.SIZE {}", entry.size);
                 }
@@ -419,20 +492,27 @@ impl Session {
                     section, partial, ..
                 } => {
                     let bytes = section_bytes(raw, summary, section).unwrap_or_default();
-                    let mut bytes: &[u8] = &bytes;
                     line.extend_from_slice(b"BODY[");
                     line.extend_from_slice(section_name(section).as_bytes());
                     line.push(b']');
-                    if let Some(p) = partial {
-                        let start = (p.origin as usize).min(bytes.len());
-                        let end = start
-                            .saturating_add(p.length.get() as usize)
-                            .min(bytes.len());
-                        bytes = &bytes[start..end];
-                        let _ = write!(line, "<{}>", p.origin);
-                    }
-                    line.push(b' ');
+                    let bytes = cut_partial(line, &bytes, partial.as_ref());
                     self.literal(bytes).await?;
+                }
+                A::BinarySection { part, partial, .. } => {
+                    let bytes = binaries
+                        .get(i)
+                        .and_then(Option::as_deref)
+                        .unwrap_or_default();
+                    let _ = write!(line, "BINARY[{}]", part_name(part));
+                    let bytes = cut_partial(line, bytes, partial.as_ref());
+                    self.literal_any(bytes, needs_literal8(bytes)).await?;
+                }
+                A::BinarySize(part) => {
+                    let size = binaries
+                        .get(i)
+                        .and_then(Option::as_deref)
+                        .map_or(0, <[u8]>::len);
+                    let _ = write!(line, "BINARY.SIZE[{}] {size}", part_name(part));
                 }
             }
         }
@@ -449,6 +529,15 @@ impl Session {
     /// `{n}\r\n` and the bytes: small ones queued in `output`, large ones
     /// written to the client from where they lie.
     async fn literal(&mut self, bytes: &[u8]) -> Result<(), End> {
+        self.literal_any(bytes, false).await
+    }
+
+    /// A literal, or with `eight` a `~{n}` literal8 (RFC 3516), which may
+    /// hold NUL.
+    async fn literal_any(&mut self, bytes: &[u8], eight: bool) -> Result<(), End> {
+        if eight {
+            self.io.output.push(b'~');
+        }
         let _ = write!(self.io.output, "{{{}}}\r\n", bytes.len());
         if bytes.len() < DIRECT_LITERAL {
             self.io.output.extend_from_slice(bytes);
@@ -601,6 +690,58 @@ impl Session {
             },
         );
     }
+}
+
+/// What a FETCH read of a message apart from its summary and bytes: its
+/// content hash (EMAILID) and save date (SAVEDATE), when asked for.
+#[derive(Clone, Copy)]
+struct Stored<'a> {
+    content_hash: Option<&'a str>,
+    saved: Option<i64>,
+}
+
+/// `<origin>` after a section's name when the fetch is partial, and a
+/// space; the octets the partial range takes of `bytes`.
+fn cut_partial<'a>(line: &mut Vec<u8>, bytes: &'a [u8], partial: Option<&Partial>) -> &'a [u8] {
+    let mut bytes = bytes;
+    if let Some(p) = partial {
+        let start = (p.origin as usize).min(bytes.len());
+        let end = start
+            .saturating_add(p.length.get() as usize)
+            .min(bytes.len());
+        bytes = &bytes[start..end];
+        let _ = write!(line, "<{}>", p.origin);
+    }
+    line.push(b' ');
+    bytes
+}
+
+/// `1.2` of BINARY's part numbers.
+fn part_name(part: &[std::num::NonZeroU32]) -> String {
+    let names: Vec<String> = part.iter().map(|n| n.to_string()).collect();
+    names.join(".")
+}
+
+/// The decoded content of each BINARY item of `attrs` (by position;
+/// `None` for other items and for parts the message lacks).
+fn binary_contents<'a>(
+    raw: &'a [u8],
+    summary: &MessageSummary,
+    attrs: &[A],
+) -> Result<Vec<Option<Cow<'a, [u8]>>>, UnknownCte> {
+    let binary = |a: &A| matches!(a, A::BinarySection { .. } | A::BinarySize(_));
+    if !attrs.iter().any(binary) {
+        return Ok(Vec::new());
+    }
+    attrs
+        .iter()
+        .map(|a| match a {
+            A::BinarySection { part, .. } | A::BinarySize(part) => {
+                binary_section(raw, summary, part)
+            }
+            _ => Ok(None),
+        })
+        .collect()
 }
 
 /// Each target (in UID order, as [`resolve`] gives them) with its index

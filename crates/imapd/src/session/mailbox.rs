@@ -80,8 +80,14 @@ fn has_children(all: &[MailboxInfo], name: &str, only_subscribed: bool) -> bool 
         .any(|m| m.name.starts_with(&prefix) && (!only_subscribed || m.subscribed))
 }
 
-/// `(MESSAGES n ...)` for STATUS.
-fn status_items(m: &MailboxInfo, items: &[StatusItem]) -> String {
+/// `(MESSAGES n ...)` for STATUS; `size` is the mailbox's (STATUS=SIZE),
+/// read only when asked for, and `append_limit` its APPENDLIMIT.
+fn status_items(
+    m: &MailboxInfo,
+    items: &[StatusItem],
+    size: Option<u64>,
+    append_limit: u64,
+) -> String {
     let mut parts = Vec::new();
     for item in items {
         match item {
@@ -93,8 +99,16 @@ fn status_items(m: &MailboxInfo, items: &[StatusItem]) -> String {
             StatusItem::HighestModSeq => {
                 parts.push(format!("HIGHESTMODSEQ {}", m.highest_modseq.0))
             }
-            // Not advertised (STATUS=SIZE); left out.
-            StatusItem::Size => {}
+            StatusItem::Size => {
+                if let Some(size) = size {
+                    parts.push(format!("SIZE {size}"))
+                }
+            }
+            StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
+            StatusItem::MailboxId => parts.push(format!(
+                "MAILBOXID ({})",
+                super::stored_keys::mailbox_id(m.id, m.uid_validity)
+            )),
         }
     }
     format!("({})", parts.join(" "))
@@ -145,6 +159,9 @@ impl Session {
             self.ok(tag, "LIST completed");
             return;
         }
+        let Some(account_id) = self.account().map(|a| a.id) else {
+            return;
+        };
         let Some(all) = self.all_mailboxes(tag).await else {
             return;
         };
@@ -215,11 +232,10 @@ impl Session {
             }
             self.untagged(&line);
             if let (Some(items), false) = (&status, childinfo) {
-                let mut line = b"STATUS ".to_vec();
-                wire_name(&mut line, &m.name);
-                line.push(b' ');
-                line.extend_from_slice(status_items(m, items).as_bytes());
-                self.untagged(&line);
+                match self.status_line(account_id, m, items).await {
+                    Ok(line) => self.untagged(&line),
+                    Err(e) => return self.store_failed(tag, e, "read the mailbox"),
+                }
             }
         }
         // Subscribed names without a mailbox (RFC 5258 \\NonExistent).
@@ -290,6 +306,27 @@ impl Session {
         self.ok(tag, "LSUB completed");
     }
 
+    /// `STATUS name (items)`, with the mailbox's size read from the store
+    /// only when asked for.
+    async fn status_line(
+        &mut self,
+        account: store::AccountId,
+        m: &MailboxInfo,
+        items: &[StatusItem],
+    ) -> Result<Vec<u8>, StoreError> {
+        let mut size = None;
+        if items.contains(&StatusItem::Size) {
+            let store = self.ctx.shared.store.clone();
+            size = Some(store.mailbox_size(account, &m.name).await?);
+        }
+        let mut line = b"STATUS ".to_vec();
+        wire_name(&mut line, &m.name);
+        line.push(b' ');
+        let limit = self.append_limit();
+        line.extend_from_slice(status_items(m, items, size, limit).as_bytes());
+        Ok(line)
+    }
+
     pub(super) async fn status(&mut self, tag: &Tag, mailbox: MailboxName, items: Vec<StatusItem>) {
         let Some(all) = self.all_mailboxes(tag).await else {
             return;
@@ -299,11 +336,13 @@ impl Session {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
         };
-        let mut line = b"STATUS ".to_vec();
-        wire_name(&mut line, &m.name);
-        line.push(b' ');
-        line.extend_from_slice(status_items(&m, &items).as_bytes());
-        self.untagged(&line);
+        let Some(account) = self.account() else {
+            return;
+        };
+        match self.status_line(account.id, &m, &items).await {
+            Ok(line) => self.untagged(&line),
+            Err(e) => return self.store_failed(tag, e, "read the mailbox"),
+        }
         self.ok(tag, "STATUS completed");
     }
 
@@ -372,6 +411,8 @@ impl Session {
             Some(Code::UidNext(index.uid_next.0)),
             "Predicted next UID",
         );
+        let id = super::stored_keys::mailbox_id(index.mailbox, index.uid_validity);
+        self.untagged_status(Status::Ok, Some(Code::MailboxId(id)), "Mailbox id");
         let uids = index.uids.clone();
         self.state = State::Selected(
             account,
@@ -466,7 +507,7 @@ impl Session {
             .create_mailbox(account.id, &name)
             .await
         {
-            Ok(()) => self.ok(tag, "CREATE completed"),
+            Ok(()) => self.created(tag, account.id, &name).await,
             Err(StoreError::AlreadyExists(_)) => {
                 self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
             }

@@ -10,16 +10,20 @@
 //! Handlers live beside this file: `auth` (CAPABILITY, STARTTLS, LOGIN,
 //! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
 //! EXAMINE, CLOSE, UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE,
-//! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `transfer`
-//! (APPEND, COPY, MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
+//! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `append`
+//! (APPEND with MULTIAPPEND and CATENATE, REPLACE), `stored_keys`
+//! (OBJECTID's ids, SEARCH keys the store answers), `transfer` (COPY,
+//! MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
 //! and `updates` (what other sessions changed, reported after each
 //! selected-state command, before its tagged reply).
 
+mod append;
 mod auth;
 mod fetch;
 mod idle;
 mod mailbox;
 mod search;
+mod stored_keys;
 mod transfer;
 mod updates;
 
@@ -373,12 +377,15 @@ impl Session {
                     synchronizing,
                     consumed,
                 } => {
+                    let message = append::adds_a_message(&self.io.unread()[..consumed]);
                     self.io.consume(consumed);
                     self.literal_acked = None;
                     let max = self.limits.max_literal;
+                    // A message over APPENDLIMIT is TOOBIG (RFC 7889).
+                    let code = if message { Code::TooBig } else { Code::Limit };
                     self.no(
                         &tag,
-                        Some(Code::Limit),
+                        Some(code),
                         &format!("Literal of {size} octets too large (at most {max})"),
                     );
                     if !synchronizing {
@@ -447,6 +454,7 @@ impl Session {
                 | K::Search { uid: false, .. }
                 | K::Copy { uid: false, .. }
                 | K::Move { uid: false, .. }
+                | K::Replace { uid: false, .. }
         );
         let idle = matches!(command.kind, K::Idle);
         let was_selected = matches!(self.state, State::Selected(..));
@@ -509,7 +517,8 @@ impl Session {
             | K::Fetch { .. }
             | K::Store { .. }
             | K::Copy { .. }
-            | K::Move { .. } => selected,
+            | K::Move { .. }
+            | K::Replace { .. } => selected,
         };
         if !valid {
             self.bad(&tag, "Command not valid in this state");
@@ -588,12 +597,16 @@ impl Session {
             K::Rename { from, to } => self.rename(&tag, from, to).await,
             K::Subscribe(name) => self.subscribe(&tag, name, true).await,
             K::Unsubscribe(name) => self.subscribe(&tag, name, false).await,
-            K::Append {
+            K::Append { mailbox, messages } => self.append(&tag, mailbox, messages).await,
+            K::Replace {
+                uid,
+                target,
                 mailbox,
-                flags,
-                date,
                 message,
-            } => self.append(&tag, mailbox, flags, date, message).await,
+            } => {
+                self.replace(&tag, uid, target.get(), mailbox, message)
+                    .await
+            }
             K::Copy { uid, set, mailbox } => self.copy(&tag, uid, set, mailbox, false).await,
             K::Move { uid, set, mailbox } => self.copy(&tag, uid, set, mailbox, true).await,
             K::Idle => self.idle(&tag).await?,

@@ -178,6 +178,13 @@ fn compile(key: SearchKey) -> Test {
         K::Larger(n) => Test::Larger(u64::from(n)),
         K::Smaller(n) => Test::Smaller(u64::from(n)),
         K::ModSeq(n) => Test::ModSeq(n),
+        // Made UID sets before compiling (`session::stored_keys`); what
+        // is left names no message.
+        K::EmailId(_) | K::ThreadId(_) | K::SavedBefore(_) | K::SavedOn(_) | K::SavedSince(_) => {
+            not(Test::All)
+        }
+        // Every mailbox keeps save dates.
+        K::SaveDateSupported => Test::All,
         K::Uid(set) => Test::Uid(set),
         K::SequenceSet(set) => Test::Seq(set),
         K::Before(d) => Test::Internal(DateCmp::Before, day(d)),
@@ -651,6 +658,13 @@ impl Session {
         let (account, mailbox) = match &self.state {
             State::Selected(a, s) => (a.id, s.mailbox),
             _ => return Ok(()),
+        };
+        let criteria = match self.resolve_stored_keys(account, mailbox, criteria).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.search_failed(tag, e);
+                return Ok(());
+            }
         };
         let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {

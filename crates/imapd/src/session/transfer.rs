@@ -1,5 +1,6 @@
-//! Messages into mailboxes: APPEND (with APPENDUID), COPY and UID COPY
-//! (COPYUID), MOVE and UID MOVE (RFC 6851), all UIDPLUS (RFC 4315).
+//! Messages between mailboxes: COPY and UID COPY (COPYUID), MOVE and UID
+//! MOVE (RFC 6851), all UIDPLUS (RFC 4315); and the UID sets and dates
+//! that APPEND (`session::append`) shares.
 //!
 //! A destination that does not exist gets `NO [TRYCREATE]`. COPY skips
 //! messages another session expunged meanwhile. MOVE is one store
@@ -11,7 +12,7 @@ use store::{StoreError, Uid};
 
 use super::Session;
 use crate::protocol::encode::{Code, Status};
-use crate::protocol::{DateTime, Flag, MailboxName, SeqNumber, SequenceSet, Tag};
+use crate::protocol::{DateTime, MailboxName, SeqNumber, SequenceSet, Tag};
 
 /// The set of these UIDs (ascending) with runs written as ranges.
 pub(super) fn uid_set(uids: &[Uid]) -> Option<SequenceSet> {
@@ -51,58 +52,7 @@ pub(super) fn timestamp(d: &DateTime) -> i64 {
         - i64::from(d.zone_minutes) * 60
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl Session {
-    pub(super) async fn append(
-        &mut self,
-        tag: &Tag,
-        mailbox: MailboxName,
-        flags: Vec<Flag>,
-        date: Option<DateTime>,
-        message: Vec<u8>,
-    ) {
-        let Some(account) = self.account() else {
-            return;
-        };
-        if flags
-            .iter()
-            .any(|f| matches!(f, Flag::Recent | Flag::Extension(_)))
-        {
-            self.bad(tag, "Flag cannot be stored");
-            return;
-        }
-        if message.is_empty() {
-            self.no(tag, None, "An empty message cannot be appended");
-            return;
-        }
-        let Some(name) = super::mailbox::store_name(&mailbox) else {
-            self.no(tag, Some(Code::TryCreate), "No such mailbox");
-            return;
-        };
-        let texts: Vec<String> = flags.iter().map(Flag::to_text).collect();
-        let internal_date = date.as_ref().map_or_else(now, timestamp);
-        match self
-            .ctx
-            .shared
-            .store
-            .append(account.id, &name, message, &texts, internal_date)
-            .await
-        {
-            Ok((uid_validity, uid)) => {
-                let code = uid_set(&[uid]).map(|uids| Code::AppendUid { uid_validity, uids });
-                self.tagged(tag, Status::Ok, code, "APPEND completed");
-            }
-            Err(StoreError::NotFound(_)) => self.no(tag, Some(Code::TryCreate), "No such mailbox"),
-            Err(StoreError::Invalid(what)) => self.bad(tag, &format!("Invalid {what}")),
-            Err(e) => self.store_failed(tag, e, "append the message"),
-        }
-    }
-
     /// COPY, or MOVE when `remove`.
     pub(super) async fn copy(
         &mut self,

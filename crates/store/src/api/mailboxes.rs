@@ -245,17 +245,78 @@ impl Store {
         flags: &[String],
         internal_date: Timestamp,
     ) -> Result<(u32, Uid)> {
-        let flags = mailbox::parse_flags(flags)?;
-        let (raw, summary_json) = tokio::task::spawn_blocking(move || {
-            serde_json::to_string(&parse::summarize(&raw))
-                .map(|json| (raw, json))
-                .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))
-        })
-        .await
-        .map_err(|e| StoreError::Database(format!("parse task: {e}")))??;
+        let message = NewMessage {
+            raw,
+            flags: flags.to_vec(),
+            internal_date,
+        };
+        let (validity, uids) = self
+            .append_messages(account, mailbox, vec![message])
+            .await?;
+        let uid = uids
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Database("append gave no UID".into()))?;
+        Ok((validity, uid))
+    }
+
+    /// Appends several messages (IMAP MULTIAPPEND, RFC 3502) in one
+    /// transaction: all of them, with consecutive UIDs in the order given,
+    /// or none. Returns the mailbox's UIDVALIDITY and the new UIDs.
+    pub async fn append_messages(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<Uid>)> {
+        let parsed = parse_new_messages(messages).await?;
         let mailbox = mailbox.to_owned();
         self.inner
             .write(true, move |conn| {
+                let mut uids = Vec::with_capacity(parsed.len());
+                let mut validity = 0;
+                for (raw, summary_json, flags, internal_date) in &parsed {
+                    let (v, uid) = mailbox::append_raw(
+                        conn,
+                        account,
+                        &mailbox,
+                        raw,
+                        summary_json,
+                        flags,
+                        *internal_date,
+                    )?;
+                    validity = v;
+                    uids.push(uid);
+                }
+                Ok((validity, uids))
+            })
+            .await
+    }
+
+    /// IMAP REPLACE (RFC 8508): appends `message` to `mailbox` and
+    /// expunges `old` from the mailbox `from` in one transaction, so that
+    /// no session sees both or neither. Returns the UIDVALIDITY and UID of
+    /// the new message; `NotFound` (and nothing changes) when `old` is no
+    /// longer there.
+    pub async fn replace_message(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+        message: NewMessage,
+        from: impl Into<MailboxKey>,
+        old: Uid,
+    ) -> Result<(u32, Uid)> {
+        let mut parsed = parse_new_messages(vec![message]).await?;
+        let (raw, summary_json, flags, internal_date) = parsed
+            .pop()
+            .ok_or_else(|| StoreError::Database("nothing to append".into()))?;
+        let (mailbox, from) = (mailbox.to_owned(), from.into());
+        self.inner
+            .write(true, move |conn| {
+                let gone = mailbox::expunge(conn, account, &from, &[old])?;
+                if gone.is_empty() {
+                    return Err(StoreError::NotFound(format!("message {}", old.0)));
+                }
                 mailbox::append_raw(
                     conn,
                     account,
@@ -266,6 +327,79 @@ impl Store {
                     internal_date,
                 )
             })
+            .await
+    }
+
+    /// The hash that names each message's raw bytes (the same for every
+    /// copy of the same bytes, in any mailbox: IMAP's EMAILID, RFC 8474),
+    /// for these UIDs in UID order; UIDs not present are left out.
+    pub async fn content_hashes(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, String)>> {
+        let (mailbox, uids) = (mailbox.into(), uids.to_vec());
+        self.inner
+            .read(move |conn| mailbox::content_hashes(conn, account, &mailbox, &uids))
+            .await
+    }
+
+    /// The UIDs of the mailbox's messages whose raw bytes have this hash
+    /// (as [`Store::content_hashes`] gives it), in order.
+    pub async fn uids_with_content(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        hash: &str,
+    ) -> Result<Vec<Uid>> {
+        let (mailbox, hash) = (mailbox.into(), hash.to_owned());
+        self.inner
+            .read(move |conn| mailbox::uids_with_content(conn, account, &mailbox, &hash))
+            .await
+    }
+
+    /// When each message with these UIDs was saved into the mailbox
+    /// (delivered, appended, copied or moved there; IMAP's SAVEDATE, RFC
+    /// 8514), in UID order; UIDs not present are left out. Messages saved
+    /// before the store kept this give their internal date.
+    pub async fn saved_dates(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+    ) -> Result<Vec<(Uid, Timestamp)>> {
+        let (mailbox, uids) = (mailbox.into(), uids.to_vec());
+        self.inner
+            .read(move |conn| mailbox::saved_dates(conn, account, &mailbox, &uids))
+            .await
+    }
+
+    /// The UIDs of the mailbox's messages saved at or after `since` and
+    /// before `before` (as [`Store::saved_dates`] tells), in order.
+    pub async fn uids_saved_between(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        since: Timestamp,
+        before: Timestamp,
+    ) -> Result<Vec<Uid>> {
+        let mailbox = mailbox.into();
+        self.inner
+            .read(move |conn| mailbox::uids_saved_between(conn, account, &mailbox, since, before))
+            .await
+    }
+
+    /// The sum of the sizes of the mailbox's messages, in octets (IMAP
+    /// STATUS SIZE, RFC 8438). `NotFound` if there is no such mailbox.
+    pub async fn mailbox_size(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+    ) -> Result<u64> {
+        let mailbox = mailbox.into();
+        self.inner
+            .read(move |conn| mailbox::mailbox_size(conn, account, &mailbox))
             .await
     }
 
@@ -385,6 +519,31 @@ impl Store {
             .read(move |conn| expunged_since(conn, mailbox, since))
             .await
     }
+}
+
+/// A message parsed for [`Store::append_messages`]: raw bytes, summary as
+/// JSON, flags, internal date.
+type ParsedMessage = (Vec<u8>, String, mailbox::FlagSet, Timestamp);
+
+/// Checks the flags and parses each message once, off the async threads.
+async fn parse_new_messages(messages: Vec<NewMessage>) -> Result<Vec<ParsedMessage>> {
+    let mut checked = Vec::with_capacity(messages.len());
+    for m in messages {
+        let flags = mailbox::parse_flags(&m.flags)?;
+        checked.push((m.raw, flags, m.internal_date));
+    }
+    tokio::task::spawn_blocking(move || {
+        checked
+            .into_iter()
+            .map(|(raw, flags, date)| {
+                serde_json::to_string(&parse::summarize(&raw))
+                    .map(|json| (raw, json, flags, date))
+                    .map_err(|e| StoreError::Database(format!("summary encoding: {e}")))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|e| StoreError::Database(format!("parse task: {e}")))?
 }
 
 impl Store {

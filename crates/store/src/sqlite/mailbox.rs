@@ -174,8 +174,8 @@ pub(crate) fn append(
     conn.prepare_cached(
         "INSERT INTO messages
              (mailbox_id, uid, blob_hash, modseq, internal_date, size, system_flags, keywords,
-              envelope_id, arrival)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+              envelope_id, arrival, saved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .db()?
     .execute(params![
@@ -189,6 +189,7 @@ pub(crate) fn append(
         message.keywords,
         message.envelope,
         arrival,
+        now(),
     ])
     .db()?;
     blobs::incref(conn, message.blob_hash)?;
@@ -1346,6 +1347,120 @@ pub(crate) fn append_raw(
     };
     let uid = append(conn, account, mailbox, &message)?.uid;
     Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))
+}
+
+/// Reader: one value (`value`, an SQL expression over `messages`) of each
+/// message with these UIDs, in UID order; missing ones left out.
+fn value_by_uid<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+    value: &str,
+) -> Result<Vec<(Uid, T)>> {
+    let id = require(conn, account, mailbox)?;
+    let sql = format!("SELECT {value} FROM messages WHERE mailbox_id = ?1 AND uid = ?2");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut out = Vec::with_capacity(uids.len());
+    for uid in sorted_uids(uids) {
+        let found: Option<T> = stmt
+            .query_row(params![id.0, i64::from(uid.0)], |row| row.get(0))
+            .optional()
+            .db()?;
+        out.extend(found.map(|v| (uid, v)));
+    }
+    Ok(out)
+}
+
+/// Reader: the UIDs of the mailbox's messages for which `condition` (SQL
+/// over `messages`; `args` are its `?2`, `?3`, …) holds, in order.
+fn uids_where(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    condition: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Uid>> {
+    let id = require(conn, account, mailbox)?;
+    let sql =
+        format!("SELECT uid FROM messages WHERE mailbox_id = ?1 AND {condition} ORDER BY uid");
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id.0];
+    all.extend_from_slice(args);
+    let rows = stmt
+        .query_map(all.as_slice(), |row| row.get::<_, i64>(0))
+        .db()?;
+    let mut out = Vec::new();
+    for uid in rows {
+        out.push(Uid(to_u32(uid.db()?, "UID")?));
+    }
+    Ok(out)
+}
+
+/// Reader: the hash of each message's raw bytes (its blob), for these
+/// UIDs in UID order; missing ones left out.
+pub(crate) fn content_hashes(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+) -> Result<Vec<(Uid, String)>> {
+    value_by_uid(conn, account, mailbox, uids, "blob_hash")
+}
+
+/// Reader: the UIDs of the mailbox's messages whose raw bytes hash to
+/// `hash`, in order.
+pub(crate) fn uids_with_content(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    hash: &str,
+) -> Result<Vec<Uid>> {
+    uids_where(conn, account, mailbox, "blob_hash = ?2", &[&hash])
+}
+
+/// When a message was saved into its mailbox; older rows have only their
+/// internal date.
+const SAVED_AT: &str = "coalesce(saved_at, internal_date)";
+
+/// Reader: when each message with these UIDs was saved into the mailbox
+/// (its internal date if saved before that was kept), in UID order;
+/// missing ones left out.
+pub(crate) fn saved_dates(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+) -> Result<Vec<(Uid, Timestamp)>> {
+    value_by_uid(conn, account, mailbox, uids, SAVED_AT)
+}
+
+/// Reader: the UIDs of the messages saved into the mailbox at or after
+/// `since` and before `before` (as [`saved_dates`] reads them), in order.
+pub(crate) fn uids_saved_between(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    since: Timestamp,
+    before: Timestamp,
+) -> Result<Vec<Uid>> {
+    let condition = format!("{SAVED_AT} >= ?2 AND {SAVED_AT} < ?3");
+    uids_where(conn, account, mailbox, &condition, &[&since, &before])
+}
+
+/// Reader: the sum of the mailbox's message sizes, in octets.
+pub(crate) fn mailbox_size(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+) -> Result<u64> {
+    let id = require(conn, account, mailbox)?;
+    let total: i64 = conn
+        .prepare_cached("SELECT COALESCE(SUM(size), 0) FROM messages WHERE mailbox_id = ?1")
+        .db()?
+        .query_row([id.0], |row| row.get(0))
+        .db()?;
+    to_u64(total, "mailbox size")
 }
 
 /// Writer: the first UID that is `\Recent` for the session that calls

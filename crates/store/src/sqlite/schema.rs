@@ -295,6 +295,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         UPDATE meta SET value = value + 1 WHERE key = 'mailbox_epoch';
     END;
     "#,
+    // When a message was saved into its mailbox (delivered, appended,
+    // copied or moved there: IMAP's SAVEDATE, RFC 8514). NULL for
+    // messages saved before this column: read as their internal date.
+    r#"
+    ALTER TABLE messages ADD COLUMN saved_at INTEGER;
+    "#,
 ];
 
 /// The schema version this code writes.
