@@ -158,6 +158,37 @@ impl Store {
             .await
     }
 
+    /// [`Store::store_flags`] on the messages whose modseq is still at or
+    /// below `unchanged_since` (RFC 7162 UNCHANGEDSINCE), compared in the
+    /// same write transaction as the change: the others are left as they
+    /// are and come back in [`ConditionalStore::modified`].
+    pub async fn store_flags_unchanged_since(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: &[String],
+        unchanged_since: ModSeq,
+    ) -> Result<ConditionalStore> {
+        let flags = mailbox::parse_flags(flags)?;
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        self.inner
+            .write_change(true, move |conn| {
+                mailbox::store_flags_unchanged_since(
+                    conn,
+                    account,
+                    &mailbox,
+                    &uids,
+                    change,
+                    &flags,
+                    Some(unchanged_since),
+                )
+            })
+            .await
+    }
+
     /// Removes the messages with these UIDs from the mailbox (UIDs not
     /// present are skipped): each leaves a tombstone and an `expunge` row in
     /// the change feed with a new modseq, and releases its blob reference.

@@ -5,7 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::sqlite::blobs;
 use crate::sqlite::schema::SqlResult;
 use crate::{
-    AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
+    AccountId, ConditionalStore, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
     MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
 };
 
@@ -936,24 +936,48 @@ pub(crate) fn store_flags(
     change: FlagChange,
     flags: &FlagSet,
 ) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
+    store_flags_unchanged_since(conn, account, mailbox, uids, change, flags, None)
+        .map(|stored| stored.changed)
+}
+
+/// Writer: [`store_flags`], except that a message whose modseq is above
+/// `unchanged_since` (RFC 7162's UNCHANGEDSINCE) is left as it is and
+/// named in [`ConditionalStore::modified`]; the comparison and the change
+/// are in the one transaction, so no other writer comes between them.
+pub(crate) fn store_flags_unchanged_since(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+    change: FlagChange,
+    flags: &FlagSet,
+    unchanged_since: Option<ModSeq>,
+) -> Result<ConditionalStore> {
     let state = mailbox_state(conn, account, mailbox)?;
     let mut highest = state.highest_modseq;
     let mut out = Vec::new();
+    let mut modified = Vec::new();
     for uid in sorted_uids(uids) {
-        let found: Option<(i64, i64, String)> = conn
+        let found: Option<(i64, i64, String, i64)> = conn
             .prepare_cached(
-                "SELECT id, system_flags, keywords FROM messages
+                "SELECT id, system_flags, keywords, modseq FROM messages
                   WHERE mailbox_id = ?1 AND uid = ?2",
             )
             .db()?
             .query_row(params![state.id, i64::from(uid.0)], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .optional()
             .db()?;
-        let Some((id, system, keywords)) = found else {
+        let Some((id, system, keywords, modseq_now)) = found else {
             continue;
         };
+        if let Some(limit) = unchanged_since {
+            if to_u64(modseq_now, "modseq")? > limit.0 {
+                modified.push(uid);
+                continue;
+            }
+        }
         let keywords: Vec<String> = keywords.split_whitespace().map(str::to_owned).collect();
         let (new_system, new_keywords) = apply_change(change, system, &keywords, flags);
         if new_system == system && same_keywords(&keywords, &new_keywords) {
@@ -978,7 +1002,10 @@ pub(crate) fn store_flags(
     if highest != state.highest_modseq {
         set_highest_modseq(conn, state.id, highest)?;
     }
-    Ok(out)
+    Ok(ConditionalStore {
+        changed: out,
+        modified,
+    })
 }
 
 /// Writer: removes the messages with these UIDs (missing ones skipped),
