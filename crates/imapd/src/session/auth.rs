@@ -45,6 +45,8 @@ impl Session {
                 "UIDPLUS",
                 "MOVE",
                 "IDLE",
+                "CONDSTORE",
+                "QRESYNC",
             ]);
         }
         caps.into_iter().map(str::to_owned).collect()

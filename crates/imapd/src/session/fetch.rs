@@ -82,12 +82,14 @@ impl Session {
 
     /// Takes `gone` out of the view, with `* n EXPUNGE` for each.
     pub(super) fn announce_expunges(&mut self, gone: &HashSet<Uid>) {
-        let numbers = match &mut self.state {
-            State::Selected(_, s) => remove_from_view(s, gone),
+        let (before, numbers) = match &mut self.state {
+            State::Selected(_, s) => (s.uids.clone(), remove_from_view(s, gone)),
             _ => return,
         };
-        for n in numbers {
-            self.untagged(format!("{n} EXPUNGE").as_bytes());
+        // Highest first; the lines want them ascending, 0-based.
+        let positions: Vec<usize> = numbers.iter().rev().map(|n| n - 1).collect();
+        for line in super::condstore::expunge_lines(self.enabled, &before, &positions) {
+            self.untagged(&line);
         }
     }
 
@@ -134,6 +136,7 @@ impl Session {
         by_uid: bool,
         set: SequenceSet,
         mut attrs: Vec<A>,
+        changed_since: Option<u64>,
     ) -> Result<(), End> {
         let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
             return Ok(());
@@ -144,6 +147,13 @@ impl Session {
         };
         if by_uid && !attrs.contains(&A::Uid) {
             attrs.insert(0, A::Uid);
+        }
+        // RFC 7162 3.1.4: CHANGEDSINCE implies MODSEQ, and with CONDSTORE
+        // on, flags always come with their modseq.
+        let with_modseq =
+            changed_since.is_some() || (self.modseq_with_flags() && attrs.contains(&A::Flags));
+        if with_modseq && !attrs.contains(&A::ModSeq) {
+            attrs.push(A::ModSeq);
         }
         let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
@@ -157,10 +167,13 @@ impl Session {
         // (\Seen) from `changed_here`.
         let mut changed_here: HashMap<Uid, IndexEntry> = HashMap::new();
         let asked = targets.len();
-        let paired = pair_with_index(&index, targets);
-        let targets: Vec<(u32, Uid)> = paired.iter().map(|&(seq, e)| (seq, e.uid)).collect();
+        let mut paired = pair_with_index(&index, targets);
         // Some were expunged by another session, not yet announced.
-        let mut vanished = targets.len() != asked;
+        let mut vanished = paired.len() != asked;
+        if let Some(since) = changed_since {
+            paired.retain(|(_, e)| e.modseq.0 > since);
+        }
+        let targets: Vec<(u32, Uid)> = paired.iter().map(|&(seq, e)| (seq, e.uid)).collect();
         let want_summary = attrs.iter().any(|a| {
             matches!(
                 a,
@@ -441,6 +454,9 @@ impl Session {
                 self.io.output.push(b' ');
             }
             push_flags_item(&mut self.io.output, &entry.flags, recent);
+            if self.modseq_with_flags() && !attrs.contains(&A::ModSeq) {
+                let _ = write!(self.io.output, " MODSEQ ({})", entry.modseq.0);
+            }
         }
         self.io.output.extend_from_slice(b")\r\n");
         Ok(())
@@ -465,6 +481,7 @@ impl Session {
         mode: StoreMode,
         silent: bool,
         flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
     ) {
         let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
             return;
@@ -494,9 +511,9 @@ impl Session {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),
         };
-        let mut current: HashMap<Uid, Vec<String>> = targets
+        let mut current: HashMap<Uid, (Vec<String>, store::ModSeq)> = targets
             .iter()
-            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, e.flags.clone())))
+            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, (e.flags.clone(), e.modseq))))
             .collect();
         let target_uids: Vec<Uid> = targets
             .iter()
@@ -509,18 +526,42 @@ impl Session {
             StoreMode::Replace => FlagChange::Replace,
         };
         let texts: Vec<String> = flags.iter().map(Flag::to_text).collect();
+        // Messages changed since the client's UNCHANGEDSINCE (RFC 7162
+        // 3.1.3): left alone, named in `[MODIFIED]`, no FETCH for them.
+        let mut modified: Vec<Uid> = Vec::new();
+        let mut changed_uids: HashSet<Uid> = HashSet::new();
         if !target_uids.is_empty() {
-            match store
-                .store_flags(account, &mailbox, &target_uids, change, &texts)
-                .await
-            {
-                Ok(changed) => {
+            let stored = match unchanged_since {
+                None => store
+                    .store_flags(account, &mailbox, &target_uids, change, &texts)
+                    .await
+                    .map(|changed| store::ConditionalStore {
+                        changed,
+                        modified: Vec::new(),
+                    }),
+                Some(n) => {
+                    store
+                        .store_flags_unchanged_since(
+                            account,
+                            &mailbox,
+                            &target_uids,
+                            change,
+                            &texts,
+                            store::ModSeq(n),
+                        )
+                        .await
+                }
+            };
+            match stored {
+                Ok(stored) => {
                     let mut reported = Vec::new();
-                    for (uid, modseq, f) in changed {
-                        current.insert(uid, f);
+                    for (uid, modseq, f) in stored.changed {
+                        current.insert(uid, (f, modseq));
+                        changed_uids.insert(uid);
                         reported.push((uid, modseq));
                     }
                     self.note_reported(&reported);
+                    modified = stored.modified;
                 }
                 Err(StoreError::Invalid(what)) => {
                     self.bad(tag, &format!("Invalid {what}"));
@@ -529,28 +570,56 @@ impl Session {
                 Err(e) => return self.store_failed(tag, e, "store flags"),
             }
         }
-        self.announce_keywords(targets.iter().filter_map(|(_, u)| current.get(u)).flatten());
-        if !silent {
-            for (seq, uid) in targets {
-                let Some(f) = current.get(&uid) else {
-                    continue;
-                };
-                let mut line = format!("{seq} FETCH ({}", flags_item(f, self.is_recent(uid)));
-                if by_uid {
-                    line.push_str(&format!(" UID {}", uid.0));
-                }
-                line.push(')');
-                self.untagged(line.as_bytes());
-            }
+        for uid in &modified {
+            current.remove(uid);
         }
-        self.ok(
-            tag,
-            if by_uid {
-                "UID STORE completed"
-            } else {
-                "STORE completed"
-            },
+        self.announce_keywords(
+            targets
+                .iter()
+                .filter_map(|(_, u)| current.get(u))
+                .flat_map(|(f, _)| f),
         );
+        // With CONDSTORE on, every FETCH answer carries MODSEQ, and even
+        // .SILENT reports the new modseqs of what changed (RFC 7162 3.1.3).
+        let with_modseq = self.modseq_with_flags();
+        let mut modified_numbers = Vec::new();
+        for (seq, uid) in targets {
+            if modified.binary_search(&uid).is_ok() {
+                modified_numbers.push(if by_uid { uid } else { Uid(seq) });
+                continue;
+            }
+            let Some((f, modseq)) = current.get(&uid) else {
+                continue;
+            };
+            if silent && !(with_modseq && changed_uids.contains(&uid)) {
+                continue;
+            }
+            let mut items = Vec::new();
+            if !silent {
+                items.push(flags_item(f, self.is_recent(uid)));
+            }
+            if by_uid {
+                items.push(format!("UID {}", uid.0));
+            }
+            if with_modseq {
+                items.push(format!("MODSEQ ({})", modseq.0));
+            }
+            self.untagged(format!("{seq} FETCH ({})", items.join(" ")).as_bytes());
+        }
+        let done = if by_uid {
+            "UID STORE completed"
+        } else {
+            "STORE completed"
+        };
+        match super::transfer::uid_set(&modified_numbers) {
+            Some(set) => self.tagged(
+                tag,
+                encode::Status::Ok,
+                Some(Code::Modified(set)),
+                "Conditional STORE failed",
+            ),
+            None => self.ok(tag, done),
+        }
     }
 
     /// EXPUNGE, or UID EXPUNGE with `only`.

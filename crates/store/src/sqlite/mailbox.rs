@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::sqlite::blobs;
 use crate::sqlite::schema::SqlResult;
 use crate::{
-    AccountId, ConditionalStore, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
-    MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
+    AccountId, ConditionalStore, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo,
+    MailboxKey, MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
 };
 
 /// System flags as bits of `messages.system_flags`, in IMAP spelling.

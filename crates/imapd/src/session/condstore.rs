@@ -1,0 +1,374 @@
+//! CONDSTORE and QRESYNC (RFC 7162): which of them a session has turned
+//! on, and the answers only they give.
+//!
+//! Every message has a modseq and every mailbox a HIGHESTMODSEQ in the
+//! store, so `[NOMODSEQ]` is never said. CONDSTORE is on for the rest of
+//! the session after `ENABLE CONDSTORE` or any command that uses it (RFC
+//! 7162 3.1: `SELECT (CONDSTORE)`, FETCH of MODSEQ or with CHANGEDSINCE,
+//! STORE with UNCHANGEDSINCE, SEARCH MODSEQ); in the selected state that
+//! command first gets `* OK [HIGHESTMODSEQ n]`. From then on every FETCH
+//! answer that shows flags also shows MODSEQ. QRESYNC (only by `ENABLE
+//! QRESYNC`, which turns CONDSTORE on too) adds `SELECT (QRESYNC ...)`,
+//! `UID FETCH ... (CHANGEDSINCE n VANISHED)`, `[CLOSED]` when a SELECT
+//! leaves a mailbox, and `* VANISHED uids` in place of `* n EXPUNGE`.
+//!
+//! Which UIDs were expunged after a modseq comes from the store's
+//! tombstones ([`store::Store::expunged_since`]). When the client's modseq
+//! is older than what pruning kept, the answer is every UID in the
+//! client's range that the mailbox no longer has, from its UID list: more
+//! than happened since (RFC 7162 3.2.5.1 allows that), never less.
+
+use store::{ExpungedSince, MailboxIndex, ModSeq, StoreError, Uid};
+
+use super::transfer::uid_set;
+use super::{Session, State};
+use crate::protocol::encode::{Code, Status};
+use crate::protocol::{CommandKind, QresyncParams, SearchKey, SequenceSet, Tag};
+
+/// The RFC 7162 extensions a session has turned on.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Enabled {
+    /// MODSEQ in every FETCH answer with flags, HIGHESTMODSEQ on SELECT.
+    pub condstore: bool,
+    /// VANISHED instead of EXPUNGE, CLOSED, SELECT's QRESYNC parameter.
+    pub qresync: bool,
+}
+
+/// Whether a command turns CONDSTORE on (RFC 7162 3.1).
+pub(super) fn enables_condstore(kind: &CommandKind) -> bool {
+    use crate::protocol::FetchAttribute as A;
+    fn uses_modseq(key: &SearchKey) -> bool {
+        match key {
+            SearchKey::ModSeq(_) => true,
+            SearchKey::Not(k) => uses_modseq(k),
+            SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+            SearchKey::And(keys) => keys.iter().any(uses_modseq),
+            _ => false,
+        }
+    }
+    match kind {
+        CommandKind::Select { condstore, .. } | CommandKind::Examine { condstore, .. } => {
+            *condstore
+        }
+        CommandKind::Fetch {
+            attributes,
+            changed_since,
+            ..
+        } => changed_since.is_some() || attributes.contains(&A::ModSeq),
+        CommandKind::Store {
+            unchanged_since, ..
+        } => unchanged_since.is_some(),
+        CommandKind::Search { criteria, .. } => criteria.iter().any(uses_modseq),
+        _ => false,
+    }
+}
+
+/// The UIDs of `wanted` (in order) that are not in `present` (in order),
+/// as ranges: what QRESYNC reports as vanished when the tombstones no
+/// longer reach back to the client's modseq. `wanted` spans are clipped
+/// to `1..=last`.
+fn missing_from(spans: &[(u32, u32)], last: u32, present: &[Uid]) -> Vec<Uid> {
+    let mut out = Vec::new();
+    for &(lo, hi) in spans {
+        let (lo, hi) = (lo.max(1), hi.min(last));
+        if lo > hi {
+            continue;
+        }
+        let mut j = present.partition_point(|u| u.0 < lo);
+        let mut n = lo;
+        loop {
+            let next_present = present.get(j).map_or(u32::MAX, |u| u.0);
+            let stop = next_present.min(hi.saturating_add(1));
+            out.extend((n..stop).map(Uid));
+            if next_present > hi {
+                break;
+            }
+            n = next_present + 1;
+            j += 1;
+            if n > hi {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The UIDs in `within` (all when `None`, `*` meaning `last`) that were
+/// expunged after `since`: from the tombstones, or, when pruning took
+/// those, every UID up to `last` that `index` lacks.
+async fn expunged_in(
+    store: &store::Store,
+    index: &MailboxIndex,
+    within: Option<&SequenceSet>,
+    since: ModSeq,
+    last: u32,
+) -> Result<Vec<Uid>, StoreError> {
+    Ok(match store.expunged_since(index.mailbox, since).await? {
+        ExpungedSince::Known(uids) => uids
+            .into_iter()
+            .filter(|u| within.is_none_or(|s| s.contains(u.0, last)))
+            .collect(),
+        ExpungedSince::Pruned { .. } => {
+            let spans = within.map_or_else(|| vec![(1, last)], |s| s.spans(last));
+            missing_from(&spans, last, &index.uids)
+        }
+    })
+}
+
+/// `VANISHED (EARLIER) set` / `VANISHED set`, without the `* `.
+fn vanished_line(uids: &[Uid], earlier: bool) -> Option<Vec<u8>> {
+    let set = uid_set(uids)?;
+    let head = if earlier {
+        "VANISHED (EARLIER) "
+    } else {
+        "VANISHED "
+    };
+    Some(format!("{head}{set}").into_bytes())
+}
+
+impl Session {
+    /// ENABLE (RFC 5161): turns on CONDSTORE and QRESYNC when asked (the
+    /// others are not offered) and names in `* ENABLED` what this command
+    /// turned on.
+    pub(super) fn enable(&mut self, tag: &Tag, caps: Vec<String>) {
+        let mut turned_on: Vec<&str> = Vec::new();
+        for cap in &caps {
+            match cap.as_str() {
+                "CONDSTORE" if !self.enabled.condstore => {
+                    self.enabled.condstore = true;
+                    turned_on.push("CONDSTORE");
+                }
+                "QRESYNC" if !self.enabled.qresync => {
+                    // RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
+                    self.enabled.qresync = true;
+                    self.enabled.condstore = true;
+                    turned_on.push("QRESYNC");
+                }
+                _ => {}
+            }
+        }
+        let mut line = b"ENABLED".to_vec();
+        for cap in turned_on {
+            line.push(b' ');
+            line.extend_from_slice(cap.as_bytes());
+        }
+        self.untagged(&line);
+        self.ok(tag, "ENABLE completed");
+    }
+
+    /// Before a command runs: a command that uses CONDSTORE turns it on,
+    /// and in the selected state the client then learns the mailbox's
+    /// HIGHESTMODSEQ (RFC 7162 3.1). A SELECT says it itself.
+    pub(super) fn note_condstore_use(&mut self, kind: &CommandKind) {
+        if self.enabled.condstore || !enables_condstore(kind) {
+            return;
+        }
+        self.enabled.condstore = true;
+        if matches!(
+            kind,
+            CommandKind::Select { .. } | CommandKind::Examine { .. }
+        ) {
+            return;
+        }
+        if let State::Selected(_, view) = &self.state {
+            let highest = view.synced_modseq.0;
+            self.untagged_status(
+                Status::Ok,
+                Some(Code::HighestModSeq(highest)),
+                "Highest mailbox modseq",
+            );
+        }
+    }
+
+    /// Whether FETCH answers carry MODSEQ beside FLAGS.
+    pub(super) fn modseq_with_flags(&self) -> bool {
+        self.enabled.condstore
+    }
+
+    /// SELECT or EXAMINE with a `QRESYNC` parameter before QRESYNC is
+    /// enabled is an error (RFC 7162 3.2.5); `true` if the command may go
+    /// on.
+    pub(super) fn qresync_allowed(&mut self, tag: &Tag, asked: bool) -> bool {
+        if asked && !self.enabled.qresync {
+            self.bad(tag, "QRESYNC is not enabled");
+            return false;
+        }
+        true
+    }
+
+    /// `* OK [CLOSED]` when a SELECT or EXAMINE leaves a selected mailbox
+    /// with QRESYNC on (RFC 7162 3.2.11): what follows is the new one's.
+    pub(super) fn closed_for_select(&mut self) {
+        if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
+            self.untagged_status(Status::Ok, Some(Code::Closed), "Previous mailbox closed");
+        }
+    }
+
+    /// The end of SELECT and EXAMINE, before the tagged OK:
+    /// `* OK [HIGHESTMODSEQ n]` with CONDSTORE on, then QRESYNC's resync
+    /// when the client's UIDVALIDITY is the mailbox's: `* VANISHED
+    /// (EARLIER)` for the UIDs it knows that are gone, and `* n FETCH (UID
+    /// FLAGS MODSEQ)` for each message changed since its modseq.
+    pub(super) async fn select_resync(
+        &mut self,
+        index: &MailboxIndex,
+        qresync: Option<QresyncParams>,
+    ) {
+        if !self.enabled.condstore {
+            return;
+        }
+        self.untagged_status(
+            Status::Ok,
+            Some(Code::HighestModSeq(index.highest_modseq.0)),
+            "Highest mailbox modseq",
+        );
+        let Some(q) = qresync else {
+            return;
+        };
+        if q.uid_validity != index.uid_validity {
+            // The client's cache is for another mailbox: it starts over.
+            return;
+        }
+        let since = ModSeq(q.modseq);
+        let known = q.known_uids.as_ref();
+        let last = index.uid_next.0.saturating_sub(1);
+        let uids = &index.uids;
+        let store = self.ctx.shared.store.clone();
+        match expunged_in(&store, index, known, since, last).await {
+            Ok(gone) => {
+                if let Some(line) = vanished_line(&gone, true) {
+                    self.untagged(&line);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read expunged UIDs for QRESYNC");
+            }
+        }
+        let highest = uids.last().map_or(0, |u| u.0);
+        for (i, e) in index.messages.iter().enumerate() {
+            if e.modseq <= since || known.is_some_and(|k| !k.contains(e.uid.0, highest)) {
+                continue;
+            }
+            let recent = matches!(&self.state, State::Selected(_, s) if s.is_recent(e.uid));
+            let mut line = format!("{} FETCH (UID {} ", i + 1, e.uid.0).into_bytes();
+            super::updates::push_flags_item(&mut line, &e.flags, recent);
+            line.extend_from_slice(format!(" MODSEQ ({}))", e.modseq.0).as_bytes());
+            self.untagged(&line);
+        }
+    }
+
+    /// UID FETCH's `VANISHED` modifier (RFC 7162 3.2.6), QRESYNC only:
+    /// `* VANISHED (EARLIER)` for the UIDs in `set` expunged after
+    /// `since`, before the FETCH answers. `false` (after a BAD) when the
+    /// command may not use it.
+    pub(super) async fn fetch_vanished(
+        &mut self,
+        tag: &Tag,
+        by_uid: bool,
+        set: &SequenceSet,
+        since: u64,
+    ) -> bool {
+        if !by_uid || !self.enabled.qresync {
+            self.bad(tag, "VANISHED needs UID FETCH and QRESYNC");
+            return false;
+        }
+        let Some((account, mailbox)) = self.selected_mailbox() else {
+            return false;
+        };
+        let index = match self.ctx.shared.store.mailbox_index(account, &mailbox).await {
+            Ok(index) => index,
+            Err(e) => {
+                self.store_failed(tag, e, "read the mailbox");
+                return false;
+            }
+        };
+        let last = index.uid_next.0.saturating_sub(1);
+        let store = self.ctx.shared.store.clone();
+        match expunged_in(&store, &index, Some(set), ModSeq(since), last).await {
+            Ok(gone) => {
+                if let Some(line) = vanished_line(&gone, true) {
+                    self.untagged(&line);
+                }
+                true
+            }
+            Err(e) => {
+                self.store_failed(tag, e, "read expunged messages");
+                false
+            }
+        }
+    }
+}
+
+/// The lines (without `* `) that tell the client these messages of its
+/// view are gone (`positions`, 0-based and ascending, in the view before
+/// they were taken out): `VANISHED uids` with QRESYNC, else `n EXPUNGE`
+/// from the highest number down, so that each is right when it is read.
+pub(super) fn expunge_lines(
+    enabled: Enabled,
+    view_uids: &[Uid],
+    positions: &[usize],
+) -> Vec<Vec<u8>> {
+    if enabled.qresync {
+        let uids: Vec<Uid> = positions.iter().map(|&i| view_uids[i]).collect();
+        return vanished_line(&uids, false).into_iter().collect();
+    }
+    positions
+        .iter()
+        .rev()
+        .map(|i| format!("{} EXPUNGE", i + 1).into_bytes())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uids(v: &[u32]) -> Vec<Uid> {
+        v.iter().copied().map(Uid).collect()
+    }
+
+    #[test]
+    fn missing_uids_are_the_gaps_in_the_clients_range() {
+        let present = uids(&[2, 3, 7, 10]);
+        assert_eq!(
+            missing_from(&[(1, 10)], 10, &present),
+            uids(&[1, 4, 5, 6, 8, 9])
+        );
+        // Clipped to the mailbox's last UID; a range past the last present.
+        assert_eq!(missing_from(&[(9, 50)], 12, &present), uids(&[9, 11, 12]));
+        assert_eq!(missing_from(&[(3, 3), (5, 7)], 10, &present), uids(&[5, 6]));
+        assert_eq!(missing_from(&[(1, 4)], 4, &[]), uids(&[1, 2, 3, 4]));
+        assert!(missing_from(&[(2, 3)], 10, &present).is_empty());
+    }
+
+    #[test]
+    fn vanished_lines_are_compact() {
+        assert_eq!(
+            vanished_line(&uids(&[1, 2, 3, 5, 9, 10]), true).unwrap(),
+            b"VANISHED (EARLIER) 1:3,5,9:10".to_vec()
+        );
+        assert_eq!(vanished_line(&uids(&[4]), false).unwrap(), b"VANISHED 4");
+        assert!(vanished_line(&[], false).is_none());
+    }
+
+    #[test]
+    fn commands_that_turn_condstore_on() {
+        use crate::protocol::{parse_command, Limits, Parsed};
+        let on = |line: &str| {
+            let parsed = parse_command(format!("a {line}\r\n").as_bytes(), &Limits::default());
+            match parsed {
+                Parsed::Complete { command, .. } => enables_condstore(&command.kind),
+                other => panic!("{line}: {other:?}"),
+            }
+        };
+        assert!(on("SELECT INBOX (CONDSTORE)"));
+        assert!(on("FETCH 1 (FLAGS MODSEQ)"));
+        assert!(on("FETCH 1 FLAGS (CHANGEDSINCE 4)"));
+        assert!(on("STORE 1 (UNCHANGEDSINCE 4) +FLAGS (x)"));
+        assert!(on("SEARCH NOT (OR SEEN MODSEQ 4)"));
+        assert!(!on("SELECT INBOX"));
+        assert!(!on("FETCH 1 (FLAGS UID)"));
+        assert!(!on("STORE 1 +FLAGS (x)"));
+        assert!(!on("SEARCH OR SEEN UID 4"));
+    }
+}
