@@ -19,7 +19,7 @@ const ALICE: &str = "alice@localhost";
 
 const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
 const CAPS_AFTER: &str =
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE";
+    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE CONDSTORE QRESYNC";
 
 async fn start() -> (Server, ImapServer) {
     start_with(|_| {}).await
@@ -89,7 +89,7 @@ async fn greeting_and_capability_in_both_states() {
     );
     assert_eq!(
         exchange(&mut c, "e", "ENABLE CONDSTORE UTF8=ACCEPT").await,
-        ["* ENABLED", "e OK ENABLE completed"]
+        ["* ENABLED CONDSTORE", "e OK ENABLE completed"]
     );
     assert_eq!(
         exchange(&mut c, "f", "NAMESPACE").await,
