@@ -32,6 +32,9 @@ pub(crate) struct Enabled {
     pub condstore: bool,
     /// VANISHED instead of EXPUNGE, CLOSED, SELECT's QRESYNC parameter.
     pub qresync: bool,
+    /// A `* VANISHED` went out during the command being answered: its
+    /// tagged OK says the HIGHESTMODSEQ the client is now at.
+    pub vanished_sent: bool,
 }
 
 /// Whether a command turns CONDSTORE on (RFC 7162 3.1).
@@ -180,6 +183,27 @@ impl Session {
         }
     }
 
+    /// After a command in the selected state that sent `* VANISHED`:
+    /// `[HIGHESTMODSEQ n]` in its tagged OK (when it has no other code),
+    /// so that a client that stops here resyncs from the right place, as
+    /// Dovecot does.
+    pub(super) fn highest_modseq_after_vanished(&mut self) {
+        if !std::mem::take(&mut self.enabled.vanished_sent) {
+            return;
+        }
+        let State::Selected(_, view) = &self.state else {
+            return;
+        };
+        let ok = format!("{} OK ", tag_of(&self.tagged_reply));
+        if self.tagged_reply.starts_with(ok.as_bytes())
+            && self.tagged_reply.get(ok.len()) != Some(&b'[')
+        {
+            let code = format!("[HIGHESTMODSEQ {}] ", view.synced_modseq.0);
+            let at = ok.len();
+            self.tagged_reply.splice(at..at, code.into_bytes());
+        }
+    }
+
     /// Whether FETCH answers carry MODSEQ beside FLAGS.
     pub(super) fn modseq_with_flags(&self) -> bool {
         self.enabled.condstore
@@ -297,6 +321,12 @@ impl Session {
             }
         }
     }
+}
+
+/// The tag a tagged reply starts with.
+fn tag_of(reply: &[u8]) -> String {
+    let end = reply.iter().position(|&b| b == b' ').unwrap_or(0);
+    String::from_utf8_lossy(&reply[..end]).into_owned()
 }
 
 /// The lines (without `* `) that tell the client these messages of its

@@ -89,6 +89,7 @@ impl Session {
         // Highest first; the lines want them ascending, 0-based.
         let positions: Vec<usize> = numbers.iter().rev().map(|n| n - 1).collect();
         for line in super::condstore::expunge_lines(self.enabled, &before, &positions) {
+            self.enabled.vanished_sent |= self.enabled.qresync;
             self.untagged(&line);
         }
     }

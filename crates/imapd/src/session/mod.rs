@@ -434,6 +434,7 @@ impl Session {
         let idle = matches!(command.kind, K::Idle);
         let was_selected = matches!(self.state, State::Selected(..));
         self.defer_tagged = was_selected && !idle;
+        self.enabled.vanished_sent = false;
         let result = self.run_command(command).await;
         if !matches!(self.state, State::Selected(..)) {
             // CLOSE, UNSELECT, a failed SELECT, DELETE of the selected
@@ -449,6 +450,7 @@ impl Session {
                     self.tagged_reply.clear();
                 }
             }
+            self.highest_modseq_after_vanished();
             let reply = std::mem::take(&mut self.tagged_reply);
             self.io.output.extend_from_slice(&reply);
         }

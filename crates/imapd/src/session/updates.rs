@@ -280,6 +280,7 @@ impl Session {
             self.announce_flags(&keywords, read_only);
         }
         for line in out {
+            self.enabled.vanished_sent |= line.starts_with(b"VANISHED ");
             self.untagged(&line);
         }
     }
