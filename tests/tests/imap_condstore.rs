@@ -90,8 +90,8 @@ fn modseqs(lines: &[String]) -> Vec<(u64, u64)> {
         .filter(|l| l.contains(" FETCH ("))
         .map(|l| {
             (
-                number_after(&[l.clone()], "UID "),
-                number_after(&[l.clone()], "MODSEQ ("),
+                number_after(std::slice::from_ref(l), "UID "),
+                number_after(std::slice::from_ref(l), "MODSEQ ("),
             )
         })
         .collect()

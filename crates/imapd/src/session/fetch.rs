@@ -474,6 +474,7 @@ impl Session {
         self.io.write_through(bytes).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn store(
         &mut self,
         tag: &Tag,

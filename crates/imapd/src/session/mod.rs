@@ -12,8 +12,9 @@
 //! EXAMINE, CLOSE, UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE,
 //! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `transfer`
 //! (APPEND, COPY, MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
-//! and `updates` (what other sessions changed, reported after each
-//! selected-state command, before its tagged reply).
+//! `updates` (what other sessions changed, reported after each
+//! selected-state command, before its tagged reply) and `condstore`
+//! (ENABLE; what CONDSTORE and QRESYNC add to SELECT, FETCH and STORE).
 
 mod auth;
 mod condstore;
