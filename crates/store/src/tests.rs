@@ -1401,7 +1401,7 @@ async fn store_flags_unchanged_since_leaves_newer_messages_alone() {
             &[Uid(1), Uid(2), Uid(3), Uid(42)],
             FlagChange::Add,
             &answered,
-            ModSeq(3),
+            Some(ModSeq(3)),
         )
         .await
         .unwrap();
@@ -1428,7 +1428,7 @@ async fn store_flags_unchanged_since_leaves_newer_messages_alone() {
             &[Uid(1)],
             FlagChange::Add,
             &answered,
-            ModSeq(7),
+            Some(ModSeq(7)),
         )
         .await
         .unwrap();
@@ -1442,7 +1442,7 @@ async fn store_flags_unchanged_since_leaves_newer_messages_alone() {
             &[Uid(1), Uid(2), Uid(3)],
             FlagChange::Replace,
             &[],
-            ModSeq(0),
+            Some(ModSeq(0)),
         )
         .await
         .unwrap();

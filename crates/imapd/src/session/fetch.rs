@@ -533,27 +533,16 @@ impl Session {
         let mut modified: Vec<Uid> = Vec::new();
         let mut changed_uids: HashSet<Uid> = HashSet::new();
         if !target_uids.is_empty() {
-            let stored = match unchanged_since {
-                None => store
-                    .store_flags(account, &mailbox, &target_uids, change, &texts)
-                    .await
-                    .map(|changed| store::ConditionalStore {
-                        changed,
-                        modified: Vec::new(),
-                    }),
-                Some(n) => {
-                    store
-                        .store_flags_unchanged_since(
-                            account,
-                            &mailbox,
-                            &target_uids,
-                            change,
-                            &texts,
-                            store::ModSeq(n),
-                        )
-                        .await
-                }
-            };
+            let stored = store
+                .store_flags_unchanged_since(
+                    account,
+                    &mailbox,
+                    &target_uids,
+                    change,
+                    &texts,
+                    unchanged_since.map(store::ModSeq),
+                )
+                .await;
             match stored {
                 Ok(stored) => {
                     let mut reported = Vec::new();

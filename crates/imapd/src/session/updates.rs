@@ -627,6 +627,27 @@ mod tests {
     use super::*;
     use store::ModSeq;
 
+    /// [`apply`] for a session without CONDSTORE or QRESYNC.
+    fn apply_plain(
+        view: &mut Selected,
+        differences: Differences<'_>,
+        expunge_allowed: bool,
+        first_recent: Option<Uid>,
+        out: &mut Vec<Vec<u8>>,
+        flags: &mut Option<(BTreeSet<String>, bool)>,
+    ) {
+        let plain = Enabled::default();
+        apply(
+            view,
+            differences,
+            expunge_allowed,
+            first_recent,
+            plain,
+            out,
+            flags,
+        );
+    }
+
     fn entry(uid: u32, modseq: u64, flags: &[&str]) -> IndexEntry {
         IndexEntry {
             uid: Uid(uid),
@@ -693,15 +714,7 @@ mod tests {
         first_recent: Option<Uid>,
     ) -> Vec<String> {
         let (mut out, mut flags) = (Vec::new(), None);
-        apply(
-            v,
-            differences,
-            allowed,
-            first_recent,
-            Enabled::default(),
-            &mut out,
-            &mut flags,
-        );
+        apply_plain(v, differences, allowed, first_recent, &mut out, &mut flags);
         let mut lines: Vec<String> = flags
             .map(|(k, _)| format!("FLAGS {k:?}"))
             .into_iter()
@@ -736,6 +749,50 @@ mod tests {
         by_index
     }
 
+    /// With QRESYNC, expunges are one VANISHED of UIDs; with CONDSTORE,
+    /// flag changes carry MODSEQ; held back expunges stay held back.
+    #[test]
+    fn qresync_reports_vanished_uids_and_modseqs() {
+        let before = [
+            entry(1, 2, &[]),
+            entry(2, 3, &[]),
+            entry(3, 4, &[]),
+            entry(5, 5, &[]),
+        ];
+        let now = index(&[entry(2, 9, &["\\Seen"]), entry(5, 5, &[])]);
+        let qresync = Enabled {
+            condstore: true,
+            qresync: true,
+            vanished_sent: false,
+        };
+        for (allowed, expected) in [
+            (
+                true,
+                vec!["VANISHED 1,3", "1 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (9))"],
+            ),
+            (false, vec!["2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (9))"]),
+        ] {
+            let mut v = view(&before);
+            let differences = Differences::from_index(&v, &now);
+            let (mut out, mut flags) = (Vec::new(), None);
+            apply(
+                &mut v,
+                differences,
+                allowed,
+                None,
+                qresync,
+                &mut out,
+                &mut flags,
+            );
+            let got: Vec<String> = out
+                .into_iter()
+                .map(|l| String::from_utf8(l).unwrap())
+                .collect();
+            assert_eq!(got, expected);
+            assert_eq!(v.expunge_owed, !allowed);
+        }
+    }
+
     #[test]
     fn the_view_shares_the_index_list_unless_it_owes_expunges() {
         let before = [entry(1, 2, &[]), entry(2, 3, &[])];
@@ -743,27 +800,11 @@ mod tests {
         let now = index(&[entry(2, 3, &[]), entry(3, 5, &[])]);
         let (mut out, mut flags) = (Vec::new(), None);
         let differences = Differences::from_index(&v, &now);
-        apply(
-            &mut v,
-            differences,
-            false,
-            None,
-            Enabled::default(),
-            &mut out,
-            &mut flags,
-        );
+        apply_plain(&mut v, differences, false, None, &mut out, &mut flags);
         assert!(!Arc::ptr_eq(&v.uids, &now.uids));
         assert_eq!(*v.uids, [Uid(1), Uid(2), Uid(3)]);
         let differences = Differences::from_index(&v, &now);
-        apply(
-            &mut v,
-            differences,
-            true,
-            None,
-            Enabled::default(),
-            &mut out,
-            &mut flags,
-        );
+        apply_plain(&mut v, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&v.uids, &now.uids));
     }
 
@@ -779,15 +820,7 @@ mod tests {
         let feed = feed_since(&first, &now);
         let differences =
             Differences::from_feed(&first, &feed, lists.get(first.mailbox, now.highest_modseq));
-        apply(
-            &mut first,
-            differences,
-            true,
-            None,
-            Enabled::default(),
-            &mut out,
-            &mut flags,
-        );
+        apply_plain(&mut first, differences, true, None, &mut out, &mut flags);
         assert_eq!(*first.uids, *shared);
         let offered = lists.publish(first.mailbox, first.synced_modseq, &first.uids);
         assert!(Arc::ptr_eq(&offered, &first.uids));
@@ -796,15 +829,7 @@ mod tests {
         let found = lists.get(second.mailbox, now.highest_modseq);
         assert!(found.is_some());
         let differences = Differences::from_feed(&second, &feed, found);
-        apply(
-            &mut second,
-            differences,
-            true,
-            None,
-            Enabled::default(),
-            &mut out,
-            &mut flags,
-        );
+        apply_plain(&mut second, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&second.uids, &first.uids));
         // One that made its own meanwhile gives it up for the first.
         let own = Arc::new(vec![Uid(2), Uid(3)]);
@@ -820,15 +845,7 @@ mod tests {
         let flagged = index(&[entry(1, 4, &["\\Seen"]), entry(2, 3, &[])]);
         let feed = feed_since(&third, &flagged);
         let differences = Differences::from_feed(&third, &feed, None);
-        apply(
-            &mut third,
-            differences,
-            true,
-            None,
-            Enabled::default(),
-            &mut out,
-            &mut flags,
-        );
+        apply_plain(&mut third, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&third.uids, &held));
     }
 

@@ -927,24 +927,10 @@ fn set_highest_modseq(conn: &Connection, mailbox: i64, modseq: i64) -> Result<()
 /// Writer: changes the flags of the messages with these UIDs (missing ones
 /// skipped). Each message whose flags change gets the next modseq, in UID
 /// order, and a `flags` row in the change feed. Returns those messages with
-/// their new modseq and flags.
+/// their new modseq and flags, and, with `unchanged_since` (RFC 7162's
+/// UNCHANGEDSINCE), the messages left alone because their modseq is above
+/// it: compared in the same transaction, so no writer comes between.
 pub(crate) fn store_flags(
-    conn: &Connection,
-    account: AccountId,
-    mailbox: &MailboxKey,
-    uids: &[Uid],
-    change: FlagChange,
-    flags: &FlagSet,
-) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
-    store_flags_unchanged_since(conn, account, mailbox, uids, change, flags, None)
-        .map(|stored| stored.changed)
-}
-
-/// Writer: [`store_flags`], except that a message whose modseq is above
-/// `unchanged_since` (RFC 7162's UNCHANGEDSINCE) is left as it is and
-/// named in [`ConditionalStore::modified`]; the comparison and the change
-/// are in the one transaction, so no other writer comes between them.
-pub(crate) fn store_flags_unchanged_since(
     conn: &Connection,
     account: AccountId,
     mailbox: &MailboxKey,
