@@ -23,7 +23,7 @@ use store::{ExpungedSince, MailboxIndex, ModSeq, StoreError, Uid};
 use super::transfer::uid_set;
 use super::{Session, State};
 use crate::protocol::encode::{Code, Status};
-use crate::protocol::{CommandKind, QresyncParams, SearchKey, SequenceSet, Tag};
+use crate::protocol::{CommandKind, QresyncParams, SearchKey, SeqNumber, SequenceSet, Tag};
 
 /// The RFC 7162 extensions a session has turned on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -66,11 +66,12 @@ pub(super) fn enables_condstore(kind: &CommandKind) -> bool {
     }
 }
 
-/// The UIDs of `wanted` (in order) that are not in `present` (in order),
-/// as ranges: what QRESYNC reports as vanished when the tombstones no
-/// longer reach back to the client's modseq. `wanted` spans are clipped
-/// to `1..=last`.
-fn missing_from(spans: &[(u32, u32)], last: u32, present: &[Uid]) -> Vec<Uid> {
+/// The ranges of UIDs in `spans` (sorted, apart; clipped to `1..=last`)
+/// that are not in `present` (ascending): what QRESYNC reports as vanished
+/// when the tombstones no longer reach back to the client's modseq. As
+/// ranges, so that a mailbox whose UIDs are far apart costs its gaps, not
+/// its UID numbers.
+fn missing_ranges(spans: &[(u32, u32)], last: u32, present: &[Uid]) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
     for &(lo, hi) in spans {
         let (lo, hi) = (lo.max(1), hi.min(last));
@@ -80,53 +81,61 @@ fn missing_from(spans: &[(u32, u32)], last: u32, present: &[Uid]) -> Vec<Uid> {
         let mut j = present.partition_point(|u| u.0 < lo);
         let mut n = lo;
         loop {
-            let next_present = present.get(j).map_or(u32::MAX, |u| u.0);
-            let stop = next_present.min(hi.saturating_add(1));
-            out.extend((n..stop).map(Uid));
-            if next_present > hi {
+            let Some(next) = present.get(j).map(|u| u.0).filter(|&u| u <= hi) else {
+                out.push((n, hi));
+                break;
+            };
+            if next > n {
+                out.push((n, next - 1));
+            }
+            if next == hi {
                 break;
             }
-            n = next_present + 1;
+            n = next + 1;
             j += 1;
-            if n > hi {
-                break;
-            }
         }
     }
     out
 }
 
 /// The UIDs in `within` (all when `None`, `*` meaning `last`) that were
-/// expunged after `since`: from the tombstones, or, when pruning took
-/// those, every UID up to `last` that `index` lacks.
+/// expunged after `since`, as a set (`None` when there are none): from the
+/// tombstones, or, when pruning took those, every UID up to `last` that
+/// `index` lacks.
 async fn expunged_in(
     store: &store::Store,
     index: &MailboxIndex,
     within: Option<&SequenceSet>,
     since: ModSeq,
     last: u32,
-) -> Result<Vec<Uid>, StoreError> {
+) -> Result<Option<SequenceSet>, StoreError> {
     Ok(match store.expunged_since(index.mailbox, since).await? {
-        ExpungedSince::Known(uids) => uids
-            .into_iter()
-            .filter(|u| within.is_none_or(|s| s.contains(u.0, last)))
-            .collect(),
+        ExpungedSince::Known(uids) => {
+            let uids: Vec<Uid> = uids
+                .into_iter()
+                .filter(|u| within.is_none_or(|s| s.contains(u.0, last)))
+                .collect();
+            uid_set(&uids)
+        }
         ExpungedSince::Pruned { .. } => {
             let spans = within.map_or_else(|| vec![(1, last)], |s| s.spans(last));
-            missing_from(&spans, last, &index.uids)
+            let ranges = missing_ranges(&spans, last, &index.uids)
+                .into_iter()
+                .map(|(a, b)| (SeqNumber::Value(a), SeqNumber::Value(b)))
+                .collect();
+            SequenceSet::new(ranges)
         }
     })
 }
 
 /// `VANISHED (EARLIER) set` / `VANISHED set`, without the `* `.
-fn vanished_line(uids: &[Uid], earlier: bool) -> Option<Vec<u8>> {
-    let set = uid_set(uids)?;
+fn vanished_line(set: &SequenceSet, earlier: bool) -> Vec<u8> {
     let head = if earlier {
         "VANISHED (EARLIER) "
     } else {
         "VANISHED "
     };
-    Some(format!("{head}{set}").into_bytes())
+    format!("{head}{set}").into_bytes()
 }
 
 impl Session {
@@ -260,8 +269,8 @@ impl Session {
         let store = self.ctx.shared.store.clone();
         match expunged_in(&store, index, known, since, last).await {
             Ok(gone) => {
-                if let Some(line) = vanished_line(&gone, true) {
-                    self.untagged(&line);
+                if let Some(set) = gone {
+                    self.untagged(&vanished_line(&set, true));
                 }
             }
             Err(e) => {
@@ -310,8 +319,8 @@ impl Session {
         let store = self.ctx.shared.store.clone();
         match expunged_in(&store, &index, Some(set), ModSeq(since), last).await {
             Ok(gone) => {
-                if let Some(line) = vanished_line(&gone, true) {
-                    self.untagged(&line);
+                if let Some(set) = gone {
+                    self.untagged(&vanished_line(&set, true));
                 }
                 true
             }
@@ -340,7 +349,10 @@ pub(super) fn expunge_lines(
 ) -> Vec<Vec<u8>> {
     if enabled.qresync {
         let uids: Vec<Uid> = positions.iter().map(|&i| view_uids[i]).collect();
-        return vanished_line(&uids, false).into_iter().collect();
+        return uid_set(&uids)
+            .map(|set| vanished_line(&set, false))
+            .into_iter()
+            .collect();
     }
     positions
         .iter()
@@ -361,24 +373,39 @@ mod tests {
     fn missing_uids_are_the_gaps_in_the_clients_range() {
         let present = uids(&[2, 3, 7, 10]);
         assert_eq!(
-            missing_from(&[(1, 10)], 10, &present),
-            uids(&[1, 4, 5, 6, 8, 9])
+            missing_ranges(&[(1, 10)], 10, &present),
+            [(1, 1), (4, 6), (8, 9)]
         );
         // Clipped to the mailbox's last UID; a range past the last present.
-        assert_eq!(missing_from(&[(9, 50)], 12, &present), uids(&[9, 11, 12]));
-        assert_eq!(missing_from(&[(3, 3), (5, 7)], 10, &present), uids(&[5, 6]));
-        assert_eq!(missing_from(&[(1, 4)], 4, &[]), uids(&[1, 2, 3, 4]));
-        assert!(missing_from(&[(2, 3)], 10, &present).is_empty());
+        assert_eq!(missing_ranges(&[(9, 50)], 12, &present), [(9, 9), (11, 12)]);
+        assert_eq!(missing_ranges(&[(3, 3), (5, 7)], 10, &present), [(5, 6)]);
+        assert_eq!(missing_ranges(&[(1, 4)], 4, &[]), [(1, 4)]);
+        assert!(missing_ranges(&[(2, 3)], 10, &present).is_empty());
+        // UIDs far apart cost their gaps only.
+        let sparse = uids(&[5, 4_000_000_000]);
+        assert_eq!(
+            missing_ranges(&[(1, u32::MAX)], u32::MAX, &sparse),
+            [(1, 4), (6, 3_999_999_999), (4_000_000_001, u32::MAX)]
+        );
     }
 
     #[test]
     fn vanished_lines_are_compact() {
-        assert_eq!(
-            vanished_line(&uids(&[1, 2, 3, 5, 9, 10]), true).unwrap(),
-            b"VANISHED (EARLIER) 1:3,5,9:10".to_vec()
+        let set = uid_set(&uids(&[1, 2, 3, 5, 9, 10])).unwrap();
+        assert_eq!(vanished_line(&set, true), b"VANISHED (EARLIER) 1:3,5,9:10");
+        let one = uid_set(&uids(&[4])).unwrap();
+        assert_eq!(vanished_line(&one, false), b"VANISHED 4");
+        let lines = expunge_lines(
+            Enabled {
+                qresync: true,
+                ..Enabled::default()
+            },
+            &uids(&[3, 4, 8, 9]),
+            &[1, 2, 3],
         );
-        assert_eq!(vanished_line(&uids(&[4]), false).unwrap(), b"VANISHED 4");
-        assert!(vanished_line(&[], false).is_none());
+        assert_eq!(lines, [b"VANISHED 4,8:9".to_vec()]);
+        let lines = expunge_lines(Enabled::default(), &uids(&[3, 4, 8, 9]), &[1, 3]);
+        assert_eq!(lines, [b"4 EXPUNGE".to_vec(), b"2 EXPUNGE".to_vec()]);
     }
 
     #[test]
