@@ -494,4 +494,14 @@ async fn qresync_past_the_pruned_feed_still_reports_every_expunge() {
         .await;
     assert_eq!(r[0], "* VANISHED (EARLIER) 3");
     ok(&r, "f");
+    // With seq-match data (RFC 7162 3.2.5.2): the client had UIDs 2 and 3
+    // at 1 and 2; 2 is still first, so nothing below it went since.
+    let r = q
+        .imap(
+            "s",
+            &format!("SELECT INBOX (QRESYNC ({uidvalidity} {known} (1:2 2:3)))"),
+        )
+        .await;
+    assert!(r.contains(&"* VANISHED (EARLIER) 3".to_owned()), "{r:?}");
+    ok(&r, "s");
 }

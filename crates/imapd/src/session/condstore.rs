@@ -16,7 +16,9 @@
 //! tombstones ([`store::Store::expunged_since`]). When the client's modseq
 //! is older than what pruning kept, the answer is every UID in the
 //! client's range that the mailbox no longer has, from its UID list: more
-//! than happened since (RFC 7162 3.2.5.1 allows that), never less.
+//! than happened since (RFC 7162 3.2.5.1 allows that), never less; the
+//! seq-match data, when the client sends it, narrows that range to the
+//! UIDs above the highest one still at the client's message number.
 
 use store::{ExpungedSince, MailboxIndex, ModSeq, StoreError, Uid};
 
@@ -98,16 +100,53 @@ fn missing_ranges(spans: &[(u32, u32)], last: u32, present: &[Uid]) -> Vec<(u32,
     out
 }
 
+/// Most message numbers (and UIDs) of QRESYNC's seq-match data looked at.
+const MAX_SEQ_MATCH: usize = 10_000;
+
+/// From QRESYNC's seq-match data (the client's message numbers and the
+/// UIDs it had at them, RFC 7162 3.2.5.2): the highest of those UIDs that
+/// is still at the client's number. Nothing below it can have been
+/// expunged since (UIDs below it are never added), so the vanished UIDs
+/// are all above it. 0 when no pair says so, or the sets do not pair up.
+fn seq_match_floor(seqs: &SequenceSet, uids: &SequenceSet, present: &[Uid]) -> u32 {
+    fn numbers(set: &SequenceSet) -> Option<Vec<u32>> {
+        let mut out = Vec::new();
+        for &(lo, hi) in set.ranges() {
+            let (SeqNumber::Value(a), SeqNumber::Value(b)) = (lo, hi) else {
+                return None;
+            };
+            let (a, b) = (a.min(b), a.max(b));
+            if out.len() + (b - a) as usize >= MAX_SEQ_MATCH {
+                return None;
+            }
+            out.extend(a..=b);
+        }
+        Some(out)
+    }
+    let (Some(seqs), Some(uids)) = (numbers(seqs), numbers(uids)) else {
+        return 0;
+    };
+    if seqs.len() != uids.len() {
+        return 0;
+    }
+    seqs.iter()
+        .zip(&uids)
+        .filter(|&(&seq, &uid)| present.binary_search(&Uid(uid)).ok() == Some(seq as usize - 1))
+        .map(|(_, &uid)| uid)
+        .max()
+        .unwrap_or(0)
+}
+
 /// The UIDs in `within` (all when `None`, `*` meaning `last`) that were
 /// expunged after `since`, as a set (`None` when there are none): from the
-/// tombstones, or, when pruning took those, every UID up to `last` that
-/// `index` lacks.
+/// tombstones, or, when pruning took those, every UID above `floor` and up
+/// to `last` that `index` lacks.
 async fn expunged_in(
     store: &store::Store,
     index: &MailboxIndex,
     within: Option<&SequenceSet>,
     since: ModSeq,
-    last: u32,
+    (floor, last): (u32, u32),
 ) -> Result<Option<SequenceSet>, StoreError> {
     Ok(match store.expunged_since(index.mailbox, since).await? {
         ExpungedSince::Known(uids) => {
@@ -118,7 +157,12 @@ async fn expunged_in(
             uid_set(&uids)
         }
         ExpungedSince::Pruned { .. } => {
-            let spans = within.map_or_else(|| vec![(1, last)], |s| s.spans(last));
+            let spans: Vec<(u32, u32)> = within
+                .map_or_else(|| vec![(1, last)], |s| s.spans(last))
+                .into_iter()
+                .filter(|&(_, hi)| hi > floor)
+                .map(|(lo, hi)| (lo.max(floor + 1), hi))
+                .collect();
             let ranges = missing_ranges(&spans, last, &index.uids)
                 .into_iter()
                 .map(|(a, b)| (SeqNumber::Value(a), SeqNumber::Value(b)))
@@ -266,8 +310,12 @@ impl Session {
         let known = q.known_uids.as_ref();
         let last = index.uid_next.0.saturating_sub(1);
         let uids = &index.uids;
+        let floor = q
+            .seq_match
+            .as_ref()
+            .map_or(0, |(seqs, known_at)| seq_match_floor(seqs, known_at, uids));
         let store = self.ctx.shared.store.clone();
-        match expunged_in(&store, index, known, since, last).await {
+        match expunged_in(&store, index, known, since, (floor, last)).await {
             Ok(gone) => {
                 if let Some(set) = gone {
                     self.untagged(&vanished_line(&set, true));
@@ -317,7 +365,7 @@ impl Session {
         };
         let last = index.uid_next.0.saturating_sub(1);
         let store = self.ctx.shared.store.clone();
-        match expunged_in(&store, &index, Some(set), ModSeq(since), last).await {
+        match expunged_in(&store, &index, Some(set), ModSeq(since), (0, last)).await {
             Ok(gone) => {
                 if let Some(set) = gone {
                     self.untagged(&vanished_line(&set, true));
@@ -387,6 +435,21 @@ mod tests {
             missing_ranges(&[(1, u32::MAX)], u32::MAX, &sparse),
             [(1, 4), (6, 3_999_999_999), (4_000_000_001, u32::MAX)]
         );
+    }
+
+    #[test]
+    fn seq_match_data_bounds_what_may_have_vanished() {
+        let set = |s: &str| SequenceSet::parse(s.as_bytes(), 100).unwrap();
+        // The client had UIDs 2, 3, 5, 8 at 1..4; 3 has gone since.
+        let present = uids(&[2, 5, 8, 9]);
+        // 2 is still first; 5 and 8 moved up: nothing below 2 went.
+        assert_eq!(seq_match_floor(&set("1:4"), &set("2:3,5,8"), &present), 2);
+        // 8 is at 3 now, no longer at 4: only 2 still says so.
+        assert_eq!(seq_match_floor(&set("1,4"), &set("2,8"), &present), 2);
+        assert_eq!(seq_match_floor(&set("3"), &set("8"), &present), 8);
+        // Sets that do not pair up, or `*`, say nothing.
+        assert_eq!(seq_match_floor(&set("1:2"), &set("2"), &present), 0);
+        assert_eq!(seq_match_floor(&set("1:*"), &set("2:3"), &present), 0);
     }
 
     #[test]
