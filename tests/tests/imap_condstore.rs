@@ -126,6 +126,17 @@ async fn capabilities_and_enable() {
     let mut plain = session(&imap).await;
     let r = plain.imap("s", "SELECT INBOX (QRESYNC (1 1))").await;
     assert!(r[0].starts_with("s BAD"), "{r:?}");
+    // So does STATUS (HIGHESTMODSEQ), as in Dovecot.
+    let mut status_first = session(&imap).await;
+    ok(
+        &status_first.imap("t", "STATUS INBOX (HIGHESTMODSEQ)").await,
+        "t",
+    );
+    let r = status_first.imap("s", "SELECT INBOX").await;
+    assert!(
+        r.iter().any(|l| l.starts_with("* OK [HIGHESTMODSEQ ")),
+        "{r:?}"
+    );
     // SELECT (CONDSTORE) turns it on for that session.
     let r = plain.imap("s", "EXAMINE INBOX (CONDSTORE)").await;
     assert!(

@@ -4,10 +4,11 @@
 //! Every message has a modseq and every mailbox a HIGHESTMODSEQ in the
 //! store, so `[NOMODSEQ]` is never said. CONDSTORE is on for the rest of
 //! the session after `ENABLE CONDSTORE` or any command that uses it (RFC
-//! 7162 3.1: `SELECT (CONDSTORE)`, FETCH of MODSEQ or with CHANGEDSINCE,
-//! STORE with UNCHANGEDSINCE, SEARCH MODSEQ); in the selected state that
-//! command first gets `* OK [HIGHESTMODSEQ n]`. From then on every FETCH
-//! answer that shows flags also shows MODSEQ. QRESYNC (only by `ENABLE
+//! 7162 3.1: `SELECT (CONDSTORE)`, `STATUS (HIGHESTMODSEQ)`, FETCH of
+//! MODSEQ or with CHANGEDSINCE, STORE with UNCHANGEDSINCE, SEARCH MODSEQ);
+//! in the selected state that command first gets `* OK [HIGHESTMODSEQ
+//! n]`. From then on every FETCH answer that shows flags also shows
+//! MODSEQ. QRESYNC (only by `ENABLE
 //! QRESYNC`, which turns CONDSTORE on too) adds `SELECT (QRESYNC ...)`,
 //! `UID FETCH ... (CHANGEDSINCE n VANISHED)`, `[CLOSED]` when a SELECT
 //! leaves a mailbox, and `* VANISHED uids` in place of `* n EXPUNGE`.
@@ -25,7 +26,9 @@ use store::{ExpungedSince, MailboxIndex, ModSeq, StoreError, Uid};
 use super::transfer::uid_set;
 use super::{Session, State};
 use crate::protocol::encode::{Code, Status};
-use crate::protocol::{CommandKind, QresyncParams, SearchKey, SeqNumber, SequenceSet, Tag};
+use crate::protocol::{
+    CommandKind, QresyncParams, SearchKey, SeqNumber, SequenceSet, StatusItem, Tag,
+};
 
 /// The RFC 7162 extensions a session has turned on.
 #[derive(Debug, Clone, Copy, Default)]
@@ -64,6 +67,7 @@ pub(super) fn enables_condstore(kind: &CommandKind) -> bool {
             unchanged_since, ..
         } => unchanged_since.is_some(),
         CommandKind::Search { criteria, .. } => criteria.iter().any(uses_modseq),
+        CommandKind::Status { items, .. } => items.contains(&StatusItem::HighestModSeq),
         _ => false,
     }
 }
@@ -486,6 +490,8 @@ mod tests {
         assert!(on("FETCH 1 FLAGS (CHANGEDSINCE 4)"));
         assert!(on("STORE 1 (UNCHANGEDSINCE 4) +FLAGS (x)"));
         assert!(on("SEARCH NOT (OR SEEN MODSEQ 4)"));
+        assert!(on("STATUS INBOX (UIDNEXT HIGHESTMODSEQ)"));
+        assert!(!on("STATUS INBOX (UIDNEXT MESSAGES)"));
         assert!(!on("SELECT INBOX"));
         assert!(!on("FETCH 1 (FLAGS UID)"));
         assert!(!on("STORE 1 +FLAGS (x)"));
