@@ -160,20 +160,29 @@ async fn expunged_in(
                 .collect();
             uid_set(&uids)
         }
-        ExpungedSince::Pruned { .. } => {
-            let spans: Vec<(u32, u32)> = within
-                .map_or_else(|| vec![(1, last)], |s| s.spans(last))
-                .into_iter()
-                .filter(|&(_, hi)| hi > floor)
-                .map(|(lo, hi)| (lo.max(floor + 1), hi))
-                .collect();
-            let ranges = missing_ranges(&spans, last, &index.uids)
-                .into_iter()
-                .map(|(a, b)| (SeqNumber::Value(a), SeqNumber::Value(b)))
-                .collect();
-            SequenceSet::new(ranges)
-        }
+        ExpungedSince::Pruned { .. } => gaps(index, within, (floor, last)),
     })
+}
+
+/// The UIDs in `within` (all when `None`, `*` meaning `last`) above
+/// `floor` and up to `last` that `index` lacks, as a set: every UID that
+/// may have been expunged, when which were is no longer known.
+fn gaps(
+    index: &MailboxIndex,
+    within: Option<&SequenceSet>,
+    (floor, last): (u32, u32),
+) -> Option<SequenceSet> {
+    let spans: Vec<(u32, u32)> = within
+        .map_or_else(|| vec![(1, last)], |s| s.spans(last))
+        .into_iter()
+        .filter(|&(_, hi)| hi > floor)
+        .map(|(lo, hi)| (lo.max(floor + 1), hi))
+        .collect();
+    let ranges = missing_ranges(&spans, last, &index.uids)
+        .into_iter()
+        .map(|(a, b)| (SeqNumber::Value(a), SeqNumber::Value(b)))
+        .collect();
+    SequenceSet::new(ranges)
 }
 
 /// `VANISHED (EARLIER) set` / `VANISHED set`, without the `* `.
@@ -319,19 +328,20 @@ impl Session {
             .as_ref()
             .map_or(0, |(seqs, known_at)| seq_match_floor(seqs, known_at, uids));
         let store = self.ctx.shared.store.clone();
-        match expunged_in(&store, index, known, since, (floor, last)).await {
-            Ok(gone) => {
-                if let Some(set) = gone {
-                    self.untagged(&vanished_line(&set, true));
-                }
-            }
+        let gone = match expunged_in(&store, index, known, since, (floor, last)).await {
+            Ok(gone) => gone,
             Err(e) => {
+                // Saying less than what went would leave the client with
+                // messages that are gone: say every UID that may have.
                 tracing::warn!(error = %e, "cannot read expunged UIDs for QRESYNC");
+                gaps(index, known, (floor, last))
             }
+        };
+        if let Some(set) = gone {
+            self.untagged(&vanished_line(&set, true));
         }
-        let highest = uids.last().map_or(0, |u| u.0);
         for (i, e) in index.messages.iter().enumerate() {
-            if e.modseq <= since || known.is_some_and(|k| !k.contains(e.uid.0, highest)) {
+            if e.modseq <= since || known.is_some_and(|k| !k.contains(e.uid.0, last)) {
                 continue;
             }
             let recent = matches!(&self.state, State::Selected(_, s) if s.is_recent(e.uid));
