@@ -227,6 +227,14 @@ async fn sessions_see_the_same_modseqs_and_expunges_in_their_own_words() {
     // A NOOP has nothing more for A or B.
     assert_eq!(a.imap("n", "NOOP").await, ["n OK Done"]);
     assert_eq!(b.imap("n", "NOOP").await, ["n OK Done"]);
+    // With QRESYNC every FETCH answer names its UID, by number or not.
+    let r = b.imap("f", "FETCH 1 (FLAGS)").await;
+    assert_eq!(
+        r[0],
+        format!("* 1 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ ({flagged}))")
+    );
+    let r = b.imap("t", "STORE 2 +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(r[0], format!("* 2 FETCH (UID 4 MODSEQ ({}))", start + 6));
 }
 
 #[tokio::test]

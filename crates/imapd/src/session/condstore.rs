@@ -270,6 +270,12 @@ impl Session {
         }
     }
 
+    /// Whether every FETCH answer carries UID, as QRESYNC wants (RFC 7162
+    /// 3.2.4: VANISHED names UIDs, so the client must know them all).
+    pub(super) fn uid_in_every_fetch(&self) -> bool {
+        self.enabled.qresync
+    }
+
     /// Whether FETCH answers carry MODSEQ beside FLAGS.
     pub(super) fn modseq_with_flags(&self) -> bool {
         self.enabled.condstore

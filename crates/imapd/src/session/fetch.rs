@@ -146,7 +146,8 @@ impl Session {
             self.bad(tag, "Message sequence number out of range");
             return Ok(());
         };
-        if by_uid && !attrs.contains(&A::Uid) {
+        // With QRESYNC every FETCH answer names its UID (RFC 7162 3.2.4).
+        if (by_uid || self.uid_in_every_fetch()) && !attrs.contains(&A::Uid) {
             attrs.insert(0, A::Uid);
         }
         // RFC 7162 3.1.4: CHANGEDSINCE implies MODSEQ, and with CONDSTORE
@@ -589,7 +590,7 @@ impl Session {
             if !silent {
                 items.push(flags_item(f, self.is_recent(uid)));
             }
-            if by_uid {
+            if by_uid || self.uid_in_every_fetch() {
                 items.push(format!("UID {}", uid.0));
             }
             if with_modseq {
