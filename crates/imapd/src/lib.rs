@@ -80,8 +80,9 @@
 //! FETCH answer with FLAGS carries MODSEQ, SELECT says HIGHESTMODSEQ.
 //! `ENABLE QRESYNC` adds `SELECT (QRESYNC (...))` with `* VANISHED
 //! (EARLIER)` and the changed messages, `UID FETCH (CHANGEDSINCE n
-//! VANISHED)`, `* OK [CLOSED]`, and `* VANISHED uids` for expunges (the
-//! tagged OK then carries `[HIGHESTMODSEQ n]`, as Dovecot's does).
+//! VANISHED)`, `* OK [CLOSED]`, UID in every FETCH answer, and `*
+//! VANISHED uids` for expunges (the tagged OK then carries
+//! `[HIGHESTMODSEQ n]`, as Dovecot's does).
 //! Expunged UIDs come from the store's tombstones; past what pruning kept,
 //! from the gaps in the mailbox's UID list.
 //!
