@@ -957,6 +957,31 @@ impl ImapServer {
     }
 }
 
+impl ImapServer {
+    /// A session on the `imap` port logged in as `user` (password
+    /// [`PASSWORD`]).
+    pub async fn login(&self, user: &str) -> Pop3Client {
+        let (mut c, greeting) = Pop3Client::connect(self.imap).await;
+        assert!(greeting.starts_with("* OK"), "{greeting}");
+        let r = c.imap("L", &format!("LOGIN {user} \"{PASSWORD}\"")).await;
+        assert!(r.last().unwrap().starts_with("L OK"), "{r:?}");
+        c
+    }
+
+    /// A server whose store keeps the change feed (and expunge tombstones)
+    /// of only the newest `keep` modseqs per mailbox, pruned at every
+    /// chance, with imapd on it.
+    pub async fn keeping_changes(keep: u64) -> (Server, ImapServer) {
+        let server = Server::start_with(|c| {
+            c.store.changes_keep = keep;
+            c.store.prune_interval_secs = 0;
+        })
+        .await;
+        let imap = ImapServer::start_with(&server, |_| {}).await;
+        (server, imap)
+    }
+}
+
 impl Drop for ImapServer {
     fn drop(&mut self) {
         self.shutdown.cancel();

@@ -289,13 +289,16 @@ async fn flag_size_and_sequence_keys() {
     for (criteria, want) in cases {
         assert_eq!(search(&mut c, criteria).await, *want, "{criteria}");
     }
-    // MODSEQ answers with the highest modseq of what it found.
+    // MODSEQ answers with the highest modseq of what it found; as the
+    // session's first use of CONDSTORE it is told HIGHESTMODSEQ first
+    // (RFC 7162 3.1).
     let r = exchange(&mut c, "m", "SEARCH MODSEQ 1 SEEN").await;
+    assert!(r[0].starts_with("* OK [HIGHESTMODSEQ "), "{r:?}");
     assert!(
-        r[0].starts_with("* SEARCH 1 (MODSEQ ") && r[0].ends_with(')'),
+        r[1].starts_with("* SEARCH 1 (MODSEQ ") && r[1].ends_with(')'),
         "{r:?}"
     );
-    assert_eq!(r[1], "m OK SEARCH completed");
+    assert_eq!(r[2], "m OK SEARCH completed");
     let r = exchange(&mut c, "n", "SEARCH MODSEQ 999999").await;
     assert_eq!(r, ["* SEARCH", "n OK SEARCH completed"]);
 }

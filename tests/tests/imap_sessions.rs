@@ -18,11 +18,7 @@ async fn start() -> (Server, ImapServer) {
 
 /// A logged-in session.
 async fn session(imap: &ImapServer) -> Pop3Client {
-    let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
-    assert!(greeting.starts_with("* OK"), "{greeting}");
-    let r = c.imap("L", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
-    assert!(r.last().unwrap().starts_with("L OK"), "{r:?}");
-    c
+    imap.login(ALICE).await
 }
 
 /// `tag OK ...` as the last line.
@@ -403,16 +399,10 @@ async fn a_long_fetch_while_another_session_expunges() {
     assert_eq!(r[6], "* 7 FETCH (UID 8)");
 }
 
-/// A server whose store keeps the change feed of only `keep` modseqs per
-/// mailbox, pruned at every chance.
+/// A server whose store keeps the changes of only `keep` modseqs per
+/// mailbox.
 async fn start_keeping(keep: u64) -> (Server, ImapServer) {
-    let server = Server::start_with(|c| {
-        c.store.changes_keep = keep;
-        c.store.prune_interval_secs = 0;
-    })
-    .await;
-    let imap = ImapServer::start_with(&server, |_| {}).await;
-    (server, imap)
+    ImapServer::keeping_changes(keep).await
 }
 
 /// A session with INBOX selected.

@@ -28,7 +28,7 @@
 //! - Not authenticated: STARTTLS (RFC 2595: input pipelined after it is
 //!   discarded), LOGIN, AUTHENTICATE PLAIN (with SASL-IR, RFC 4959, or
 //!   the `+` continuation; `*` cancels).
-//! - Authenticated: ENABLE (RFC 5161; nothing is enabled yet), NAMESPACE
+//! - Authenticated: ENABLE (RFC 5161: CONDSTORE, QRESYNC), NAMESPACE
 //!   (RFC 2342: one personal namespace, `""` with delimiter `/`), LIST with
 //!   `%`/`*` (LIST-EXTENDED RFC 5258 selection `SUBSCRIBED`,
 //!   `RECURSIVEMATCH`, `SPECIAL-USE` and `RETURN (SUBSCRIBED CHILDREN
@@ -59,10 +59,12 @@
 //!     written out and flushed before the next is read; a large literal
 //!     is written from the stored bytes. A non-PEEK body fetch sets
 //!     `\Seen` in a read-write mailbox and adds FLAGS to the response.
-//!     MODSEQ is answered but CONDSTORE is not advertised; CHANGEDSINCE is
-//!     ignored.
+//!     MODSEQ and `(CHANGEDSINCE n)` (with `VANISHED` under QRESYNC) as
+//!     `session::condstore` tells.
 //!   - STORE / UID STORE: FLAGS, +FLAGS, -FLAGS, `.SILENT`; the reply lists
-//!     every message's flags (with UID for UID STORE). Read-only mailbox:
+//!     every message's flags (with UID for UID STORE); `(UNCHANGEDSINCE
+//!     n)` leaves messages changed since alone and names them in `OK
+//!     [MODIFIED set]`. Read-only mailbox:
 //!     `NO [READ-ONLY]`; `\Recent` or an unknown `\` flag: `BAD`.
 //!   - EXPUNGE and UID EXPUNGE (UIDPLUS, RFC 4315): `* n EXPUNGE` from the
 //!     highest number down, so every number is right when it is read.
@@ -86,6 +88,19 @@
 //!   then stored summaries (addresses, subject, Date:), then raw bytes in
 //!   bounded batches (HEADER, BODY, TEXT, decoded). BEFORE/ON/SINCE use
 //!   the internal date's UTC day; SENT* the Date: header's own day.
+//!
+//! ## CONDSTORE and QRESYNC (`session::condstore`, RFC 7162)
+//!
+//! Advertised after login. CONDSTORE is on after `ENABLE CONDSTORE` or
+//! the first command that uses it (then `* OK [HIGHESTMODSEQ n]`): every
+//! FETCH answer with FLAGS carries MODSEQ, SELECT says HIGHESTMODSEQ.
+//! `ENABLE QRESYNC` adds `SELECT (QRESYNC (...))` with `* VANISHED
+//! (EARLIER)` and the changed messages, `UID FETCH (CHANGEDSINCE n
+//! VANISHED)`, `* OK [CLOSED]`, UID in every FETCH answer, and `*
+//! VANISHED uids` for expunges (the tagged OK then carries
+//! `[HIGHESTMODSEQ n]`, as Dovecot's does).
+//! Expunged UIDs come from the store's tombstones; past what pruning kept,
+//! from the gaps in the mailbox's UID list.
 //!
 //! ## Other sessions' changes (`session::updates`)
 //!

@@ -1382,6 +1382,78 @@ async fn mailbox_index_after_deliveries() {
     ));
 }
 
+/// RFC 7162 UNCHANGEDSINCE: a message changed after the client's modseq
+/// is left alone and named, the others change, in one transaction.
+#[tokio::test]
+async fn store_flags_unchanged_since_leaves_newer_messages_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 3).await;
+    // Appends gave modseqs 2, 3 and 4; message 3 then changes (5).
+    let seen = strings(&["\\Seen"]);
+    store
+        .store_flags(alice.id, "INBOX", &[Uid(3)], FlagChange::Add, &seen)
+        .await
+        .unwrap();
+    let answered = strings(&["\\Answered"]);
+    let stored = store
+        .store_flags_unchanged_since(
+            alice.id,
+            "INBOX",
+            &[Uid(1), Uid(2), Uid(3), Uid(42)],
+            FlagChange::Add,
+            &answered,
+            Some(ModSeq(3)),
+        )
+        .await
+        .unwrap();
+    // Message 1 (modseq 2) and 2 (modseq 3) pass; 3 (modseq 5) does not.
+    assert_eq!(
+        stored,
+        ConditionalStore {
+            changed: vec![
+                (Uid(1), ModSeq(6), answered.clone()),
+                (Uid(2), ModSeq(7), answered.clone()),
+            ],
+            modified: vec![Uid(3)],
+        }
+    );
+    let index = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(index.highest_modseq, ModSeq(7));
+    assert_eq!(index.messages[2].flags, seen, "message 3 is untouched");
+
+    // A message that passes but whose flags stay the same keeps its modseq.
+    let stored = store
+        .store_flags_unchanged_since(
+            alice.id,
+            "INBOX",
+            &[Uid(1)],
+            FlagChange::Add,
+            &answered,
+            Some(ModSeq(7)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, ConditionalStore::default());
+
+    // UNCHANGEDSINCE 0 always fails: every message has a modseq.
+    let stored = store
+        .store_flags_unchanged_since(
+            alice.id,
+            "INBOX",
+            &[Uid(1), Uid(2), Uid(3)],
+            FlagChange::Replace,
+            &[],
+            Some(ModSeq(0)),
+        )
+        .await
+        .unwrap();
+    assert!(stored.changed.is_empty());
+    assert_eq!(stored.modified, vec![Uid(1), Uid(2), Uid(3)]);
+    let after = store.mailbox_index(alice.id, "INBOX").await.unwrap();
+    assert_eq!(after.highest_modseq, ModSeq(7));
+}
+
 #[tokio::test]
 async fn store_flags_add_remove_replace() {
     let dir = tempfile::tempdir().unwrap();

@@ -623,6 +623,17 @@ pub struct IndexEntry {
     pub flags: Vec<String>,
 }
 
+/// What [`Store::store_flags_unchanged_since`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConditionalStore {
+    /// The messages whose flags changed, with their new modseq and flags,
+    /// in UID order.
+    pub changed: Vec<(Uid, ModSeq, Vec<String>)>,
+    /// The messages left alone because their modseq was above the limit
+    /// (IMAP's `[MODIFIED]`), in UID order.
+    pub modified: Vec<Uid>,
+}
+
 /// How [`Store::store_flags`] changes flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FlagChange {

@@ -13,9 +13,9 @@
 //! 6154), BINARY (RFC 3516: `~{n}` literal8 and `BINARY[..]`), MULTIAPPEND
 //! (RFC 3502), CATENATE (RFC 4469), REPLACE (RFC 8508), STATUS
 //! `APPENDLIMIT` (RFC 7889) and `SIZE` (RFC 8438), OBJECTID (RFC 8474),
-//! SAVEDATE (RFC 8514), and the CONDSTORE parts of RFC 7162 that commands
-//! carry (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT
-//! (CONDSTORE)`).
+//! SAVEDATE (RFC 8514), and what commands carry of RFC 7162
+//! (`CHANGEDSINCE`, `VANISHED`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT
+//! (CONDSTORE)` and `SELECT (QRESYNC (...))`).
 
 pub mod binary;
 mod datetime;

@@ -501,18 +501,27 @@ impl P<'_> {
                 self.sp()?;
                 let mailbox = self.mailbox()?;
                 let mut condstore = false;
+                let mut qresync = None;
                 if self.eat(b' ')? {
-                    for param in self.paren_list(false, |p| p.upper_atom())? {
-                        if param != "CONDSTORE" {
-                            return bad("unknown SELECT parameter");
+                    for param in self.paren_list(false, |p| p.select_param())? {
+                        match param {
+                            None => condstore = true,
+                            Some(q) => qresync = Some(q),
                         }
-                        condstore = true;
                     }
                 }
                 if name == "SELECT" {
-                    K::Select { mailbox, condstore }
+                    K::Select {
+                        mailbox,
+                        condstore,
+                        qresync,
+                    }
                 } else {
-                    K::Examine { mailbox, condstore }
+                    K::Examine {
+                        mailbox,
+                        condstore,
+                        qresync,
+                    }
                 }
             }
             "CREATE" | "DELETE" | "SUBSCRIBE" | "UNSUBSCRIBE" => {
@@ -617,6 +626,54 @@ impl P<'_> {
             }
             _ => return bad("unknown command"),
         })
+    }
+
+    /// One SELECT parameter: `CONDSTORE` (`None`) or `QRESYNC (uidvalidity
+    /// modseq [known-uids [(seqs uids)]])` (RFC 7162).
+    fn select_param(&mut self) -> R<Option<QresyncParams>> {
+        match self.upper_atom()?.as_str() {
+            "CONDSTORE" => Ok(None),
+            "QRESYNC" => {
+                self.sp()?;
+                self.expect(b'(', "(")?;
+                let uid_validity = self.nz_number()?.get();
+                self.sp()?;
+                let modseq = self.number64()?;
+                if modseq == 0 {
+                    return bad("zero is not allowed here");
+                }
+                let mut q = QresyncParams {
+                    uid_validity,
+                    modseq,
+                    known_uids: None,
+                    seq_match: None,
+                };
+                if self.eat(b' ')? {
+                    if self.peek()? != b'(' {
+                        q.known_uids = Some(self.sequence_set()?);
+                        if self.eat(b' ')? {
+                            self.seq_match(&mut q)?;
+                        }
+                    } else {
+                        self.seq_match(&mut q)?;
+                    }
+                }
+                self.expect(b')', ")")?;
+                Ok(Some(q))
+            }
+            _ => bad("unknown SELECT parameter"),
+        }
+    }
+
+    /// `(known-sequence-set known-uid-set)` of QRESYNC.
+    fn seq_match(&mut self, q: &mut QresyncParams) -> R<()> {
+        self.expect(b'(', "(")?;
+        let seqs = self.sequence_set()?;
+        self.sp()?;
+        let uids = self.sequence_set()?;
+        self.expect(b')', ")")?;
+        q.seq_match = Some((seqs, uids));
+        Ok(())
     }
 
     fn status_items(&mut self) -> R<Vec<StatusItem>> {
@@ -774,20 +831,34 @@ impl P<'_> {
             }
         };
         let mut changed_since = None;
+        let mut vanished = false;
         if self.eat(b' ')? {
-            self.expect(b'(', "(")?;
-            if self.upper_atom()? != "CHANGEDSINCE" {
-                return bad("expected CHANGEDSINCE");
+            for modifier in self.paren_list(false, |p| {
+                Ok(match p.upper_atom()?.as_str() {
+                    "CHANGEDSINCE" => {
+                        p.sp()?;
+                        Some(p.number64()?)
+                    }
+                    "VANISHED" => None,
+                    _ => return bad("unknown FETCH modifier"),
+                })
+            })? {
+                match modifier {
+                    Some(n) => changed_since = Some(n),
+                    None => vanished = true,
+                }
             }
-            self.sp()?;
-            changed_since = Some(self.number64()?);
-            self.expect(b')', ")")?;
+            // RFC 7162 3.2.6: VANISHED only with CHANGEDSINCE.
+            if vanished && changed_since.is_none() {
+                return bad("VANISHED needs CHANGEDSINCE");
+            }
         }
         Ok(CommandKind::Fetch {
             uid,
             set,
             attributes,
             changed_since,
+            vanished,
         })
     }
 
@@ -1063,7 +1134,22 @@ impl P<'_> {
             "LARGER" => arg!(S::Larger(self.number()?)),
             "SMALLER" => arg!(S::Smaller(self.number()?)),
             "UID" => arg!(S::Uid(self.sequence_set()?)),
-            "MODSEQ" => arg!(S::ModSeq(self.number64()?)),
+            "MODSEQ" => {
+                self.sp()?;
+                // RFC 7162 `[entry-name SP entry-type-req SP]`: read and
+                // set aside, as Dovecot does (a flag's modseq is the
+                // message's).
+                if self.peek()? == b'"' {
+                    self.quoted()?;
+                    self.sp()?;
+                    match self.upper_atom()?.as_str() {
+                        "PRIV" | "SHARED" | "ALL" => {}
+                        _ => return bad("expected priv, shared or all"),
+                    }
+                    self.sp()?;
+                }
+                S::ModSeq(self.number64()?)
+            }
             "EMAILID" => arg!(S::EmailId(self.object_id()?)),
             "THREADID" => arg!(S::ThreadId(self.object_id()?)),
             "SAVEDBEFORE" => arg!(S::SavedBefore(self.date()?)),

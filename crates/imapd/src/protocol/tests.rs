@@ -185,7 +185,8 @@ fn sample_session_commands() {
         kind("a002 select inbox\r\n"),
         CommandKind::Select {
             mailbox: MailboxName::Inbox,
-            condstore: false
+            condstore: false,
+            qresync: None
         }
     );
     assert_eq!(
@@ -200,7 +201,8 @@ fn sample_session_commands() {
                 F::Envelope,
                 F::Body
             ],
-            changed_since: None
+            changed_since: None,
+            vanished: false
         }
     );
     assert_eq!(
@@ -216,7 +218,8 @@ fn sample_session_commands() {
                 },
                 partial: None
             }],
-            changed_since: None
+            changed_since: None,
+            vanished: false
         }
     );
     assert_eq!(
@@ -296,9 +299,48 @@ fn mailbox_commands() {
         kind("a EXAMINE \"Sent Items\" (CONDSTORE)\r\n"),
         CommandKind::Examine {
             mailbox: mbox("Sent Items"),
-            condstore: true
+            condstore: true,
+            qresync: None
         }
     );
+    assert_eq!(
+        kind("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211 (1:3 41,43,50)))\r\n"),
+        CommandKind::Select {
+            mailbox: MailboxName::Inbox,
+            condstore: false,
+            qresync: Some(QresyncParams {
+                uid_validity: 67890007,
+                modseq: 20050715194045000,
+                known_uids: Some(SequenceSet::parse(b"41,43:211", 10).unwrap()),
+                seq_match: Some((
+                    SequenceSet::parse(b"1:3", 10).unwrap(),
+                    SequenceSet::parse(b"41,43,50", 10).unwrap()
+                )),
+            })
+        }
+    );
+    assert_eq!(
+        kind("a SELECT INBOX (QRESYNC (7 9))\r\n"),
+        CommandKind::Select {
+            mailbox: MailboxName::Inbox,
+            condstore: false,
+            qresync: Some(QresyncParams {
+                uid_validity: 7,
+                modseq: 9,
+                known_uids: None,
+                seq_match: None,
+            })
+        }
+    );
+    for bad in [
+        "a SELECT INBOX (QRESYNC (0 9))\r\n",
+        "a SELECT INBOX (QRESYNC (7 0))\r\n",
+        "a SELECT INBOX (QRESYNC (7))\r\n",
+        "a SELECT INBOX (QRESYNC (7 9 1:* (1:2)))\r\n",
+        "a SELECT INBOX (BOGUS)\r\n",
+    ] {
+        error(bad.as_bytes());
+    }
     assert_eq!(kind("a SELECT InBoX\r\n"), kind("a SELECT INBOX\r\n"));
     assert_eq!(kind("a CREATE foo\r\n"), CommandKind::Create(mbox("foo")));
     assert_eq!(kind("a DELETE foo\r\n"), CommandKind::Delete(mbox("foo")));
@@ -524,6 +566,16 @@ fn replace_and_binary_fetch() {
 #[test]
 fn search_forms() {
     use SearchKey as S;
+    // RFC 7162's entry name and type are read and set aside.
+    assert_eq!(
+        kind("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338\r\n"),
+        CommandKind::Search {
+            uid: false,
+            charset: None,
+            criteria: vec![S::ModSeq(620162338)]
+        }
+    );
+    error(b"a SEARCH MODSEQ \"/flags/\\\\draft\" every 5\r\n");
     assert_eq!(
         kind("a SEARCH FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"\r\n"),
         CommandKind::Search {
@@ -657,9 +709,21 @@ fn fetch_forms() {
             uid: true,
             set: set("1:*"),
             attributes: vec![F::Flags],
-            changed_since: Some(12345)
+            changed_since: Some(12345),
+            vanished: false
         }
     );
+    assert_eq!(
+        kind("a UID FETCH 1:* (FLAGS) (VANISHED CHANGEDSINCE 7)\r\n"),
+        CommandKind::Fetch {
+            uid: true,
+            set: set("1:*"),
+            attributes: vec![F::Flags],
+            changed_since: Some(7),
+            vanished: true
+        }
+    );
+    error(b"a UID FETCH 1:* (FLAGS) (VANISHED)\r\n");
     for bad in [
         "a FETCH 1 BODY.PEEK\r\n",
         "a FETCH 1 BODY[MIME]\r\n",

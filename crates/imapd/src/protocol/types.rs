@@ -167,10 +167,16 @@ pub enum CommandKind {
     Select {
         mailbox: MailboxName,
         condstore: bool,
+        /// RFC 7162 `(QRESYNC (...))`: what the client knew when it last
+        /// had the mailbox open.
+        qresync: Option<QresyncParams>,
     },
     Examine {
         mailbox: MailboxName,
         condstore: bool,
+        /// RFC 7162 `(QRESYNC (...))`: what the client knew when it last
+        /// had the mailbox open.
+        qresync: Option<QresyncParams>,
     },
     Create(MailboxName),
     Delete(MailboxName),
@@ -223,6 +229,8 @@ pub enum CommandKind {
         set: SequenceSet,
         attributes: Vec<FetchAttribute>,
         changed_since: Option<u64>,
+        /// RFC 7162 `VANISHED` modifier (UID FETCH with CHANGEDSINCE only).
+        vanished: bool,
     },
     Store {
         uid: bool,
@@ -276,6 +284,19 @@ pub enum CatenatePart {
     /// `URL "..."`: an IMAP URL (RFC 5092) of a message or a section of
     /// one in the user's own mailboxes.
     Url(Vec<u8>),
+}
+
+/// The `QRESYNC` parameter of SELECT and EXAMINE (RFC 7162 3.2.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QresyncParams {
+    /// The UIDVALIDITY the client's cache is for.
+    pub uid_validity: u32,
+    /// The HIGHESTMODSEQ the client was last brought up to.
+    pub modseq: u64,
+    /// The UIDs the client holds (all when absent).
+    pub known_uids: Option<SequenceSet>,
+    /// Message numbers and the UIDs they had for the client.
+    pub seq_match: Option<(SequenceSet, SequenceSet)>,
 }
 
 /// ID field/value pairs (RFC 2971); a value may be NIL.

@@ -45,6 +45,8 @@ impl Session {
                 "UIDPLUS",
                 "MOVE",
                 "IDLE",
+                "CONDSTORE",
+                "QRESYNC",
                 "BINARY",
                 "MULTIAPPEND",
                 "CATENATE",

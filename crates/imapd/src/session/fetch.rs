@@ -85,12 +85,15 @@ impl Session {
 
     /// Takes `gone` out of the view, with `* n EXPUNGE` for each.
     pub(super) fn announce_expunges(&mut self, gone: &HashSet<Uid>) {
-        let numbers = match &mut self.state {
-            State::Selected(_, s) => remove_from_view(s, gone),
+        let (before, numbers) = match &mut self.state {
+            State::Selected(_, s) => (s.uids.clone(), remove_from_view(s, gone)),
             _ => return,
         };
-        for n in numbers {
-            self.untagged(format!("{n} EXPUNGE").as_bytes());
+        // Highest first; the lines want them ascending, 0-based.
+        let positions: Vec<usize> = numbers.iter().rev().map(|n| n - 1).collect();
+        for line in super::condstore::expunge_lines(self.enabled, &before, &positions) {
+            self.enabled.vanished_sent |= self.enabled.qresync;
+            self.untagged(&line);
         }
     }
 
@@ -137,6 +140,7 @@ impl Session {
         by_uid: bool,
         set: SequenceSet,
         mut attrs: Vec<A>,
+        changed_since: Option<u64>,
     ) -> Result<(), End> {
         let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
             return Ok(());
@@ -145,8 +149,16 @@ impl Session {
             self.bad(tag, "Message sequence number out of range");
             return Ok(());
         };
-        if by_uid && !attrs.contains(&A::Uid) {
+        // With QRESYNC every FETCH answer names its UID (RFC 7162 3.2.4).
+        if (by_uid || self.uid_in_every_fetch()) && !attrs.contains(&A::Uid) {
             attrs.insert(0, A::Uid);
+        }
+        // RFC 7162 3.1.4: CHANGEDSINCE implies MODSEQ, and with CONDSTORE
+        // on, flags always come with their modseq.
+        let with_modseq =
+            changed_since.is_some() || (self.modseq_with_flags() && attrs.contains(&A::Flags));
+        if with_modseq && !attrs.contains(&A::ModSeq) {
+            attrs.push(A::ModSeq);
         }
         let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
@@ -160,10 +172,13 @@ impl Session {
         // (\Seen) from `changed_here`.
         let mut changed_here: HashMap<Uid, IndexEntry> = HashMap::new();
         let asked = targets.len();
-        let paired = pair_with_index(&index, targets);
-        let targets: Vec<(u32, Uid)> = paired.iter().map(|&(seq, e)| (seq, e.uid)).collect();
+        let mut paired = pair_with_index(&index, targets);
         // Some were expunged by another session, not yet announced.
-        let mut vanished = targets.len() != asked;
+        let mut vanished = paired.len() != asked;
+        if let Some(since) = changed_since {
+            paired.retain(|(_, e)| e.modseq.0 > since);
+        }
+        let targets: Vec<(u32, Uid)> = paired.iter().map(|&(seq, e)| (seq, e.uid)).collect();
         let want_summary = attrs.iter().any(|a| {
             matches!(
                 a,
@@ -521,6 +536,9 @@ impl Session {
                 self.io.output.push(b' ');
             }
             push_flags_item(&mut self.io.output, &entry.flags, recent);
+            if self.modseq_with_flags() && !attrs.contains(&A::ModSeq) {
+                let _ = write!(self.io.output, " MODSEQ ({})", entry.modseq.0);
+            }
         }
         self.io.output.extend_from_slice(b")\r\n");
         Ok(())
@@ -546,6 +564,7 @@ impl Session {
         self.io.write_through(bytes).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn store(
         &mut self,
         tag: &Tag,
@@ -554,6 +573,7 @@ impl Session {
         mode: StoreMode,
         silent: bool,
         flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
     ) {
         let Some((account, mailbox, read_only, uids)) = self.selected_parts() else {
             return;
@@ -583,9 +603,9 @@ impl Session {
             Ok(i) => i,
             Err(e) => return self.store_failed(tag, e, "read the mailbox"),
         };
-        let mut current: HashMap<Uid, Vec<String>> = targets
+        let mut current: HashMap<Uid, (Vec<String>, store::ModSeq)> = targets
             .iter()
-            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, e.flags.clone())))
+            .filter_map(|(_, u)| find_entry(&index, *u).map(|e| (*u, (e.flags.clone(), e.modseq))))
             .collect();
         let target_uids: Vec<Uid> = targets
             .iter()
@@ -598,18 +618,31 @@ impl Session {
             StoreMode::Replace => FlagChange::Replace,
         };
         let texts: Vec<String> = flags.iter().map(Flag::to_text).collect();
+        // Messages changed since the client's UNCHANGEDSINCE (RFC 7162
+        // 3.1.3): left alone, named in `[MODIFIED]`, no FETCH for them.
+        let mut modified: Vec<Uid> = Vec::new();
+        let mut changed_uids: HashSet<Uid> = HashSet::new();
         if !target_uids.is_empty() {
-            match store
-                .store_flags(account, &mailbox, &target_uids, change, &texts)
-                .await
-            {
-                Ok(changed) => {
+            let stored = store
+                .store_flags_unchanged_since(
+                    account,
+                    &mailbox,
+                    &target_uids,
+                    change,
+                    &texts,
+                    unchanged_since.map(store::ModSeq),
+                )
+                .await;
+            match stored {
+                Ok(stored) => {
                     let mut reported = Vec::new();
-                    for (uid, modseq, f) in changed {
-                        current.insert(uid, f);
+                    for (uid, modseq, f) in stored.changed {
+                        current.insert(uid, (f, modseq));
+                        changed_uids.insert(uid);
                         reported.push((uid, modseq));
                     }
                     self.note_reported(&reported);
+                    modified = stored.modified;
                 }
                 Err(StoreError::Invalid(what)) => {
                     self.bad(tag, &format!("Invalid {what}"));
@@ -618,28 +651,56 @@ impl Session {
                 Err(e) => return self.store_failed(tag, e, "store flags"),
             }
         }
-        self.announce_keywords(targets.iter().filter_map(|(_, u)| current.get(u)).flatten());
-        if !silent {
-            for (seq, uid) in targets {
-                let Some(f) = current.get(&uid) else {
-                    continue;
-                };
-                let mut line = format!("{seq} FETCH ({}", flags_item(f, self.is_recent(uid)));
-                if by_uid {
-                    line.push_str(&format!(" UID {}", uid.0));
-                }
-                line.push(')');
-                self.untagged(line.as_bytes());
-            }
+        for uid in &modified {
+            current.remove(uid);
         }
-        self.ok(
-            tag,
-            if by_uid {
-                "UID STORE completed"
-            } else {
-                "STORE completed"
-            },
+        self.announce_keywords(
+            targets
+                .iter()
+                .filter_map(|(_, u)| current.get(u))
+                .flat_map(|(f, _)| f),
         );
+        // With CONDSTORE on, every FETCH answer carries MODSEQ, and even
+        // .SILENT reports the new modseqs of what changed (RFC 7162 3.1.3).
+        let with_modseq = self.modseq_with_flags();
+        let mut modified_numbers = Vec::new();
+        for (seq, uid) in targets {
+            if modified.binary_search(&uid).is_ok() {
+                modified_numbers.push(if by_uid { uid } else { Uid(seq) });
+                continue;
+            }
+            let Some((f, modseq)) = current.get(&uid) else {
+                continue;
+            };
+            if silent && !(with_modseq && changed_uids.contains(&uid)) {
+                continue;
+            }
+            let mut items = Vec::new();
+            if !silent {
+                items.push(flags_item(f, self.is_recent(uid)));
+            }
+            if by_uid || self.uid_in_every_fetch() {
+                items.push(format!("UID {}", uid.0));
+            }
+            if with_modseq {
+                items.push(format!("MODSEQ ({})", modseq.0));
+            }
+            self.untagged(format!("{seq} FETCH ({})", items.join(" ")).as_bytes());
+        }
+        let done = if by_uid {
+            "UID STORE completed"
+        } else {
+            "STORE completed"
+        };
+        match super::transfer::uid_set(&modified_numbers) {
+            Some(set) => self.tagged(
+                tag,
+                encode::Status::Ok,
+                Some(Code::Modified(set)),
+                "Conditional STORE failed",
+            ),
+            None => self.ok(tag, done),
+        }
     }
 
     /// EXPUNGE, or UID EXPUNGE with `only`.

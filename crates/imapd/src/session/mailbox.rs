@@ -347,10 +347,20 @@ impl Session {
     }
 
     /// SELECT and EXAMINE. A failed SELECT leaves no mailbox selected.
-    pub(super) async fn select(&mut self, tag: &Tag, mailbox: MailboxName, read_only: bool) {
+    pub(super) async fn select(
+        &mut self,
+        tag: &Tag,
+        mailbox: MailboxName,
+        read_only: bool,
+        qresync: Option<crate::protocol::QresyncParams>,
+    ) {
         let Some(account) = self.account() else {
             return;
         };
+        if !self.qresync_allowed(tag, qresync.is_some()) {
+            return;
+        }
+        self.closed_for_select();
         self.state = State::Authenticated(account.clone());
         let Some(name) = store_name(&mailbox) else {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
@@ -429,6 +439,7 @@ impl Session {
             },
         );
         self.watch_selected(index.mailbox, mark);
+        self.select_resync(&index, qresync).await;
         if read_only {
             self.tagged(tag, Status::Ok, Some(Code::ReadOnly), "EXAMINE completed");
         } else {

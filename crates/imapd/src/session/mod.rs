@@ -13,12 +13,14 @@
 //! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `append`
 //! (APPEND with MULTIAPPEND and CATENATE, REPLACE), `stored_keys`
 //! (OBJECTID's ids, SEARCH keys the store answers), `transfer` (COPY,
-//! MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
-//! and `updates` (what other sessions changed, reported after each
-//! selected-state command, before its tagged reply).
+//! MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE), `updates` (what
+//! other sessions changed, reported after each selected-state command,
+//! before its tagged reply) and `condstore` (ENABLE; what CONDSTORE and
+//! QRESYNC add to SELECT, FETCH and STORE).
 
 mod append;
 mod auth;
+mod condstore;
 mod fetch;
 mod idle;
 mod mailbox;
@@ -141,6 +143,8 @@ pub(crate) struct Session {
     /// `BAD` replies since the last OK or NO; at `imap.max_bad_commands`
     /// the session is closed.
     bad_in_a_row: u32,
+    /// CONDSTORE and QRESYNC, once turned on (`session::condstore`).
+    enabled: condstore::Enabled,
 }
 
 /// The RFC 5530 response code for a store failure the command has no
@@ -196,6 +200,7 @@ impl Session {
             skip_line: false,
             closing: false,
             bad_in_a_row: 0,
+            enabled: condstore::Enabled::default(),
         }
     }
 
@@ -459,6 +464,7 @@ impl Session {
         let idle = matches!(command.kind, K::Idle);
         let was_selected = matches!(self.state, State::Selected(..));
         self.defer_tagged = was_selected && !idle;
+        self.enabled.vanished_sent = false;
         let result = self.run_command(command).await;
         if !matches!(self.state, State::Selected(..)) {
             // CLOSE, UNSELECT, a failed SELECT, DELETE of the selected
@@ -474,6 +480,7 @@ impl Session {
                     self.tagged_reply.clear();
                 }
             }
+            self.highest_modseq_after_vanished();
             let reply = std::mem::take(&mut self.tagged_reply);
             self.io.output.extend_from_slice(&reply);
         }
@@ -524,6 +531,7 @@ impl Session {
             self.bad(&tag, "Command not valid in this state");
             return Ok(());
         }
+        self.note_condstore_use(&kind);
         match kind {
             K::Capability => {
                 let caps = self.capabilities();
@@ -546,10 +554,7 @@ impl Session {
                 self.untagged(line.as_bytes());
                 self.ok(&tag, "ID completed");
             }
-            K::Enable(_) => {
-                self.untagged(b"ENABLED");
-                self.ok(&tag, "ENABLE completed");
-            }
+            K::Enable(caps) => self.enable(&tag, caps),
             K::Compress(mechanism) => self.compress(&tag, &mechanism),
             K::StartTls => self.starttls(&tag).await?,
             K::Login { user, password } => self.login_command(&tag, user, password).await?,
@@ -572,24 +577,41 @@ impl Session {
             }
             K::Lsub { reference, pattern } => self.lsub(&tag, reference, pattern).await,
             K::Status { mailbox, items } => self.status(&tag, mailbox, items).await,
-            K::Select { mailbox, .. } => self.select(&tag, mailbox, false).await,
-            K::Examine { mailbox, .. } => self.select(&tag, mailbox, true).await,
+            K::Select {
+                mailbox, qresync, ..
+            } => self.select(&tag, mailbox, false, qresync).await,
+            K::Examine {
+                mailbox, qresync, ..
+            } => self.select(&tag, mailbox, true, qresync).await,
             K::Close => self.close(&tag).await,
             K::Unselect => self.unselect(&tag),
             K::Fetch {
                 uid,
                 set,
                 attributes,
-                ..
-            } => self.fetch(&tag, uid, set, attributes).await?,
+                changed_since,
+                vanished,
+            } => {
+                if !vanished
+                    || self
+                        .fetch_vanished(&tag, uid, &set, changed_since.unwrap_or(0))
+                        .await
+                {
+                    self.fetch(&tag, uid, set, attributes, changed_since)
+                        .await?
+                }
+            }
             K::Store {
                 uid,
                 set,
                 mode,
                 silent,
                 flags,
-                ..
-            } => self.store(&tag, uid, set, mode, silent, flags).await,
+                unchanged_since,
+            } => {
+                self.store(&tag, uid, set, mode, silent, flags, unchanged_since)
+                    .await
+            }
             K::Expunge => self.expunge(&tag, None).await,
             K::UidExpunge(set) => self.expunge(&tag, Some(set)).await,
             K::Create(name) => self.create(&tag, name).await,

@@ -25,6 +25,7 @@ use store::{
     ChangesSince, IndexEntry, MailboxChanges, MailboxIndex, MailboxRef, ModSeq, StoreError, Uid,
 };
 
+use super::condstore::{expunge_lines, Enabled};
 use super::{Selected, Session, State};
 use crate::protocol::encode::Status;
 
@@ -264,6 +265,7 @@ impl Session {
                 differences,
                 expunge_allowed,
                 first_recent,
+                self.enabled,
                 &mut out,
                 &mut flags_announcement,
             );
@@ -278,6 +280,7 @@ impl Session {
             self.announce_flags(&keywords, read_only);
         }
         for line in out {
+            self.enabled.vanished_sent |= line.starts_with(b"VANISHED ");
             self.untagged(&line);
         }
     }
@@ -384,14 +387,16 @@ impl Selected {
 
 /// Brings `view` up to the mailbox as `differences` describe it, writing
 /// the untagged lines (without `* `) the client needs, in order:
-/// EXPUNGEs, then flag changes, then EXISTS and RECENT. A new keyword
-/// comes back in `flags` for a `* FLAGS` before them all. No per-message
-/// state is kept.
+/// EXPUNGEs (VANISHED with QRESYNC on), then flag changes (with MODSEQ
+/// with CONDSTORE on), then EXISTS and RECENT. A new keyword comes back
+/// in `flags` for a `* FLAGS` before them all. No per-message state is
+/// kept.
 fn apply(
     view: &mut Selected,
     differences: Differences<'_>,
     expunge_allowed: bool,
     first_recent: Option<Uid>,
+    enabled: Enabled,
     out: &mut Vec<Vec<u8>>,
     flags: &mut Option<(BTreeSet<String>, bool)>,
 ) {
@@ -422,9 +427,7 @@ fn apply(
     let expunging = expunge_allowed && !gone.is_empty();
     view.expunge_owed = !gone.is_empty() && !expunge_allowed;
     if expunging {
-        for &i in gone.iter().rev() {
-            out.push(format!("{} EXPUNGE", i + 1).into_bytes());
-        }
+        out.extend(expunge_lines(enabled, &view.uids, &gone));
     }
     for (i, e) in &changed {
         let shift = if expunging {
@@ -433,7 +436,12 @@ fn apply(
             0
         };
         let item = flags_item(&e.flags, view.is_recent(e.uid));
-        out.push(format!("{} FETCH (UID {} {item})", i + 1 - shift, e.uid.0).into_bytes());
+        let mut line = format!("{} FETCH (UID {} {item}", i + 1 - shift, e.uid.0);
+        if enabled.condstore {
+            line.push_str(&format!(" MODSEQ ({})", e.modseq.0));
+        }
+        line.push(')');
+        out.push(line.into_bytes());
     }
     if let (Some(first), Some(last)) = (first_recent, new.last()) {
         let from = first.max(new[0].uid);
@@ -619,6 +627,27 @@ mod tests {
     use super::*;
     use store::ModSeq;
 
+    /// [`apply`] for a session without CONDSTORE or QRESYNC.
+    fn apply_plain(
+        view: &mut Selected,
+        differences: Differences<'_>,
+        expunge_allowed: bool,
+        first_recent: Option<Uid>,
+        out: &mut Vec<Vec<u8>>,
+        flags: &mut Option<(BTreeSet<String>, bool)>,
+    ) {
+        let plain = Enabled::default();
+        apply(
+            view,
+            differences,
+            expunge_allowed,
+            first_recent,
+            plain,
+            out,
+            flags,
+        );
+    }
+
     fn entry(uid: u32, modseq: u64, flags: &[&str]) -> IndexEntry {
         IndexEntry {
             uid: Uid(uid),
@@ -685,7 +714,7 @@ mod tests {
         first_recent: Option<Uid>,
     ) -> Vec<String> {
         let (mut out, mut flags) = (Vec::new(), None);
-        apply(v, differences, allowed, first_recent, &mut out, &mut flags);
+        apply_plain(v, differences, allowed, first_recent, &mut out, &mut flags);
         let mut lines: Vec<String> = flags
             .map(|(k, _)| format!("FLAGS {k:?}"))
             .into_iter()
@@ -720,6 +749,50 @@ mod tests {
         by_index
     }
 
+    /// With QRESYNC, expunges are one VANISHED of UIDs; with CONDSTORE,
+    /// flag changes carry MODSEQ; held back expunges stay held back.
+    #[test]
+    fn qresync_reports_vanished_uids_and_modseqs() {
+        let before = [
+            entry(1, 2, &[]),
+            entry(2, 3, &[]),
+            entry(3, 4, &[]),
+            entry(5, 5, &[]),
+        ];
+        let now = index(&[entry(2, 9, &["\\Seen"]), entry(5, 5, &[])]);
+        let qresync = Enabled {
+            condstore: true,
+            qresync: true,
+            vanished_sent: false,
+        };
+        for (allowed, expected) in [
+            (
+                true,
+                vec!["VANISHED 1,3", "1 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (9))"],
+            ),
+            (false, vec!["2 FETCH (UID 2 FLAGS (\\Seen) MODSEQ (9))"]),
+        ] {
+            let mut v = view(&before);
+            let differences = Differences::from_index(&v, &now);
+            let (mut out, mut flags) = (Vec::new(), None);
+            apply(
+                &mut v,
+                differences,
+                allowed,
+                None,
+                qresync,
+                &mut out,
+                &mut flags,
+            );
+            let got: Vec<String> = out
+                .into_iter()
+                .map(|l| String::from_utf8(l).unwrap())
+                .collect();
+            assert_eq!(got, expected);
+            assert_eq!(v.expunge_owed, !allowed);
+        }
+    }
+
     #[test]
     fn the_view_shares_the_index_list_unless_it_owes_expunges() {
         let before = [entry(1, 2, &[]), entry(2, 3, &[])];
@@ -727,11 +800,11 @@ mod tests {
         let now = index(&[entry(2, 3, &[]), entry(3, 5, &[])]);
         let (mut out, mut flags) = (Vec::new(), None);
         let differences = Differences::from_index(&v, &now);
-        apply(&mut v, differences, false, None, &mut out, &mut flags);
+        apply_plain(&mut v, differences, false, None, &mut out, &mut flags);
         assert!(!Arc::ptr_eq(&v.uids, &now.uids));
         assert_eq!(*v.uids, [Uid(1), Uid(2), Uid(3)]);
         let differences = Differences::from_index(&v, &now);
-        apply(&mut v, differences, true, None, &mut out, &mut flags);
+        apply_plain(&mut v, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&v.uids, &now.uids));
     }
 
@@ -747,7 +820,7 @@ mod tests {
         let feed = feed_since(&first, &now);
         let differences =
             Differences::from_feed(&first, &feed, lists.get(first.mailbox, now.highest_modseq));
-        apply(&mut first, differences, true, None, &mut out, &mut flags);
+        apply_plain(&mut first, differences, true, None, &mut out, &mut flags);
         assert_eq!(*first.uids, *shared);
         let offered = lists.publish(first.mailbox, first.synced_modseq, &first.uids);
         assert!(Arc::ptr_eq(&offered, &first.uids));
@@ -756,7 +829,7 @@ mod tests {
         let found = lists.get(second.mailbox, now.highest_modseq);
         assert!(found.is_some());
         let differences = Differences::from_feed(&second, &feed, found);
-        apply(&mut second, differences, true, None, &mut out, &mut flags);
+        apply_plain(&mut second, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&second.uids, &first.uids));
         // One that made its own meanwhile gives it up for the first.
         let own = Arc::new(vec![Uid(2), Uid(3)]);
@@ -772,7 +845,7 @@ mod tests {
         let flagged = index(&[entry(1, 4, &["\\Seen"]), entry(2, 3, &[])]);
         let feed = feed_since(&third, &flagged);
         let differences = Differences::from_feed(&third, &feed, None);
-        apply(&mut third, differences, true, None, &mut out, &mut flags);
+        apply_plain(&mut third, differences, true, None, &mut out, &mut flags);
         assert!(Arc::ptr_eq(&third.uids, &held));
     }
 

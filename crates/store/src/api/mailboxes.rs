@@ -148,12 +148,39 @@ impl Store {
         change: FlagChange,
         flags: &[String],
     ) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
+        self.store_flags_unchanged_since(account, mailbox, uids, change, flags, None)
+            .await
+            .map(|stored| stored.changed)
+    }
+
+    /// [`Store::store_flags`], with RFC 7162's UNCHANGEDSINCE when
+    /// `unchanged_since` is given: only on the messages whose modseq is
+    /// still at or below it, compared in the same write transaction as the
+    /// change; the others are left as they are and come back in
+    /// [`ConditionalStore::modified`].
+    pub async fn store_flags_unchanged_since(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+        change: FlagChange,
+        flags: &[String],
+        unchanged_since: Option<ModSeq>,
+    ) -> Result<ConditionalStore> {
         let flags = mailbox::parse_flags(flags)?;
         let mailbox = mailbox.into();
         let uids = uids.to_vec();
         self.inner
             .write_change(true, move |conn| {
-                mailbox::store_flags(conn, account, &mailbox, &uids, change, &flags)
+                mailbox::store_flags(
+                    conn,
+                    account,
+                    &mailbox,
+                    &uids,
+                    change,
+                    &flags,
+                    unchanged_since,
+                )
             })
             .await
     }

@@ -374,7 +374,9 @@ pub(crate) fn set_flags(
             &uids,
             change,
             flags,
+            None,
         )?
+        .changed
         .len();
     }
     Ok(changed)

@@ -5,8 +5,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::sqlite::blobs;
 use crate::sqlite::schema::SqlResult;
 use crate::{
-    AccountId, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo, MailboxKey,
-    MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
+    AccountId, ConditionalStore, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo,
+    MailboxKey, MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
 };
 
 /// System flags as bits of `messages.system_flags`, in IMAP spelling.
@@ -928,7 +928,9 @@ fn set_highest_modseq(conn: &Connection, mailbox: i64, modseq: i64) -> Result<()
 /// Writer: changes the flags of the messages with these UIDs (missing ones
 /// skipped). Each message whose flags change gets the next modseq, in UID
 /// order, and a `flags` row in the change feed. Returns those messages with
-/// their new modseq and flags.
+/// their new modseq and flags, and, with `unchanged_since` (RFC 7162's
+/// UNCHANGEDSINCE), the messages left alone because their modseq is above
+/// it: compared in the same transaction, so no writer comes between.
 pub(crate) fn store_flags(
     conn: &Connection,
     account: AccountId,
@@ -936,25 +938,33 @@ pub(crate) fn store_flags(
     uids: &[Uid],
     change: FlagChange,
     flags: &FlagSet,
-) -> Result<Vec<(Uid, ModSeq, Vec<String>)>> {
+    unchanged_since: Option<ModSeq>,
+) -> Result<ConditionalStore> {
     let state = mailbox_state(conn, account, mailbox)?;
     let mut highest = state.highest_modseq;
     let mut out = Vec::new();
+    let mut modified = Vec::new();
     for uid in sorted_uids(uids) {
-        let found: Option<(i64, i64, String)> = conn
+        let found: Option<(i64, i64, String, i64)> = conn
             .prepare_cached(
-                "SELECT id, system_flags, keywords FROM messages
+                "SELECT id, system_flags, keywords, modseq FROM messages
                   WHERE mailbox_id = ?1 AND uid = ?2",
             )
             .db()?
             .query_row(params![state.id, i64::from(uid.0)], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
             })
             .optional()
             .db()?;
-        let Some((id, system, keywords)) = found else {
+        let Some((id, system, keywords, modseq_now)) = found else {
             continue;
         };
+        if let Some(limit) = unchanged_since {
+            if to_u64(modseq_now, "modseq")? > limit.0 {
+                modified.push(uid);
+                continue;
+            }
+        }
         let keywords: Vec<String> = keywords.split_whitespace().map(str::to_owned).collect();
         let (new_system, new_keywords) = apply_change(change, system, &keywords, flags);
         if new_system == system && same_keywords(&keywords, &new_keywords) {
@@ -979,7 +989,10 @@ pub(crate) fn store_flags(
     if highest != state.highest_modseq {
         set_highest_modseq(conn, state.id, highest)?;
     }
-    Ok(out)
+    Ok(ConditionalStore {
+        changed: out,
+        modified,
+    })
 }
 
 /// Writer: removes the messages with these UIDs (missing ones skipped),
