@@ -11,8 +11,11 @@
 //! (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161), UNSELECT (RFC 3691),
 //! LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819), SPECIAL-USE (RFC
 //! 6154), and the CONDSTORE parts of RFC 7162 that commands carry
-//! (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT (CONDSTORE)`).
+//! (`CHANGEDSINCE`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT (CONDSTORE)`),
+//! ESEARCH (RFC 4731), SEARCHRES (RFC 5182), WITHIN (RFC 5032), SORT and
+//! THREAD (RFC 5256, 5957) and CONTEXT (RFC 5267).
 
+pub mod base_subject;
 mod datetime;
 pub mod encode;
 pub mod fetch_encode;

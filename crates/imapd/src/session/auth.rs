@@ -45,6 +45,17 @@ impl Session {
                 "UIDPLUS",
                 "MOVE",
                 "IDLE",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "SORT",
+                "SORT=DISPLAY",
+                "ESORT",
+                "I18NLEVEL=1",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
+                "THREAD=REFS",
+                "CONTEXT=SEARCH",
             ]);
         }
         caps.into_iter().map(str::to_owned).collect()

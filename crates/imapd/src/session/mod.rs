@@ -11,15 +11,21 @@
 //! AUTHENTICATE), `mailbox` (NAMESPACE, LIST, LSUB, STATUS, SELECT,
 //! EXAMINE, CLOSE, UNSELECT, CREATE, DELETE, RENAME, SUBSCRIBE,
 //! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `transfer`
-//! (APPEND, COPY, MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE)
+//! (APPEND, COPY, MOVE), `search` (SEARCH, UID SEARCH), `esearch`
+//! (SEARCH RETURN, `$`), `sort` (SORT), `thread` (THREAD), `context`
+//! (CONTEXT=SEARCH updates, CANCELUPDATE), `idle` (IDLE)
 //! and `updates` (what other sessions changed, reported after each
 //! selected-state command, before its tagged reply).
 
 mod auth;
+mod context;
+mod esearch;
 mod fetch;
 mod idle;
 mod mailbox;
 mod search;
+mod sort;
+mod thread;
 mod transfer;
 mod updates;
 
@@ -134,6 +140,10 @@ pub(crate) struct Session {
     /// `BAD` replies since the last OK or NO; at `imap.max_bad_commands`
     /// the session is closed.
     bad_in_a_row: u32,
+    /// The UIDs `$` stands for (RFC 5182), ascending.
+    saved_result: Vec<store::Uid>,
+    /// Searches whose results this session keeps up to date (RFC 5267).
+    updates: Vec<context::Update>,
 }
 
 /// The RFC 5530 response code for a store failure the command has no
@@ -188,6 +198,8 @@ impl Session {
             skip_line: false,
             closing: false,
             bad_in_a_row: 0,
+            saved_result: Vec::new(),
+            updates: Vec::new(),
         }
     }
 
@@ -424,10 +436,14 @@ impl Session {
             K::Fetch { uid: false, .. }
                 | K::Store { uid: false, .. }
                 | K::Search { uid: false, .. }
+                | K::SearchReturning { uid: false, .. }
+                | K::Sort { uid: false, .. }
+                | K::Thread { uid: false, .. }
                 | K::Copy { uid: false, .. }
                 | K::Move { uid: false, .. }
         );
         let idle = matches!(command.kind, K::Idle);
+        let before = self.view_for_updates();
         let was_selected = matches!(self.state, State::Selected(..));
         self.defer_tagged = was_selected && !idle;
         let result = self.run_command(command).await;
@@ -440,6 +456,9 @@ impl Session {
             self.defer_tagged = false;
             if result.is_ok() && !self.closing {
                 self.sync_mailbox(expunge_allowed).await;
+                if !self.closing {
+                    self.report_updates(before).await?;
+                }
                 if self.closing {
                     // The mailbox went away: the BYE is the last word.
                     self.tagged_reply.clear();
@@ -484,12 +503,20 @@ impl Session {
             | K::Fetch { .. }
             | K::Store { .. }
             | K::Copy { .. }
-            | K::Move { .. } => selected,
+            | K::Move { .. }
+            | K::SearchReturning { .. }
+            | K::Sort { .. }
+            | K::Thread { .. }
+            | K::CancelUpdate(_) => selected,
         };
         if !valid {
             self.bad(&tag, "Command not valid in this state");
             return Ok(());
         }
+        self.forget_saved_result(&kind);
+        let Some(kind) = self.put_saved_result(&tag, kind) else {
+            return Ok(());
+        };
         match kind {
             K::Capability => {
                 let caps = self.capabilities();
@@ -576,6 +603,32 @@ impl Session {
                 charset,
                 criteria,
             } => self.search(&tag, uid, charset, criteria).await?,
+            K::SearchReturning {
+                uid,
+                returns,
+                charset,
+                criteria,
+            } => {
+                self.search_returning(&tag, uid, returns, charset, criteria)
+                    .await?
+            }
+            K::Sort {
+                uid,
+                returns,
+                keys,
+                charset,
+                criteria,
+            } => {
+                self.sort(&tag, uid, returns, keys, charset, criteria)
+                    .await?
+            }
+            K::Thread {
+                uid,
+                algorithm,
+                charset,
+                criteria,
+            } => self.thread(&tag, uid, algorithm, charset, criteria).await?,
+            K::CancelUpdate(tags) => self.cancel_update(&tag, tags),
         }
         Ok(())
     }

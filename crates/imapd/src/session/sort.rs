@@ -1,0 +1,326 @@
+//! SORT and UID SORT (RFC 5256) with every key of RFC 5256 and RFC 5957's
+//! DISPLAYFROM and DISPLAYTO, and ESORT (`SORT RETURN (…)`, RFC 5267).
+//!
+//! The messages are those SEARCH would find; what they are sorted by is
+//! read from the store's envelope summaries (decoded subject and
+//! addresses, the `Date:` field, kept at delivery; a cached read), in
+//! batches. Strings compare under i;unicode-casemap (I18NLEVEL=1): folded
+//! by [`casemap`], then by code point. Messages that compare equal on
+//! every key keep their mailbox order (RFC 5256 section 3).
+
+use std::cmp::Ordering;
+
+use store::{EmailAddress, MessageInfo, StoreError, Uid};
+
+use super::search::Candidate;
+use super::{End, Session, State};
+use crate::protocol::base_subject::{base_subject, casemap};
+use crate::protocol::{SearchKey, SearchReturn, SortField, SortKey, Tag};
+
+/// Envelope summaries read per store call.
+const ENVELOPE_BATCH: usize = 1024;
+
+/// What SORT (and THREAD) know of one message.
+#[derive(Debug, Clone)]
+pub(super) struct Sortable {
+    pub seq: u32,
+    pub uid: Uid,
+    pub arrival: i64,
+    /// The `Date:` field, or the internal date without one (RFC 5256
+    /// section 2.2).
+    pub sent: i64,
+    pub size: u64,
+    /// Base subject, folded.
+    pub subject: String,
+    pub is_reply_or_forward: bool,
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    pub display_from: String,
+    pub display_to: String,
+    /// `<id>` as written, if any.
+    pub message_id: Option<String>,
+    /// The ids of `In-Reply-To:`, in order.
+    pub in_reply_to: Vec<String>,
+    /// Where the header ends in the raw message.
+    pub header_len: u64,
+}
+
+/// The `<…>` message ids in a field's text, in order.
+pub(super) fn message_ids(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        let Some(close) = rest[open..].find('>') else {
+            break;
+        };
+        let id = &rest[open..open + close + 1];
+        if id.len() > 2 && !id[1..id.len() - 1].contains(['<', ' ']) {
+            out.push(id.to_owned());
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out
+}
+
+/// The first mailbox of an address list (a group's name is skipped).
+fn first_mailbox(list: &[EmailAddress]) -> Option<&EmailAddress> {
+    list.iter().find(|a| a.address.is_some())
+}
+
+/// RFC 5256's address key: the first address's local part, folded.
+fn mailbox_key(list: &[EmailAddress]) -> String {
+    first_mailbox(list)
+        .and_then(|a| a.address.as_deref())
+        .map(|a| casemap(a.rsplit_once('@').map_or(a, |(local, _)| local)))
+        .unwrap_or_default()
+}
+
+/// RFC 5957's display key: the first address's display name, or its
+/// address without one, folded.
+fn display_key(list: &[EmailAddress]) -> String {
+    first_mailbox(list)
+        .map(|a| match a.name.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => casemap(n),
+            _ => casemap(a.address.as_deref().unwrap_or("")),
+        })
+        .unwrap_or_default()
+}
+
+impl Sortable {
+    fn of(seq: u32, m: &MessageInfo) -> Sortable {
+        let s = &m.summary;
+        let base = base_subject(s.subject.as_deref().unwrap_or(""));
+        Sortable {
+            seq,
+            uid: m.uid,
+            arrival: m.internal_date,
+            sent: s.date.unwrap_or(m.internal_date),
+            size: m.size,
+            subject: base.text,
+            is_reply_or_forward: base.is_reply_or_forward,
+            from: mailbox_key(&s.from),
+            to: mailbox_key(&s.to),
+            cc: mailbox_key(&s.cc),
+            display_from: display_key(&s.from),
+            display_to: display_key(&s.to),
+            message_id: s.message_id.clone(),
+            in_reply_to: s.in_reply_to.as_deref().map(message_ids).unwrap_or_default(),
+            header_len: s.header_len,
+        }
+    }
+}
+
+fn compare(a: &Sortable, b: &Sortable, keys: &[SortKey]) -> Ordering {
+    for key in keys {
+        let o = match key.field {
+            SortField::Arrival => a.arrival.cmp(&b.arrival),
+            SortField::Date => a.sent.cmp(&b.sent),
+            SortField::Size => a.size.cmp(&b.size),
+            SortField::Subject => a.subject.cmp(&b.subject),
+            SortField::From => a.from.cmp(&b.from),
+            SortField::To => a.to.cmp(&b.to),
+            SortField::Cc => a.cc.cmp(&b.cc),
+            SortField::DisplayFrom => a.display_from.cmp(&b.display_from),
+            SortField::DisplayTo => a.display_to.cmp(&b.display_to),
+        };
+        let o = if key.reverse { o.reverse() } else { o };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.seq.cmp(&b.seq)
+}
+
+/// Sorts `messages` by `keys`, ties in mailbox order.
+pub(super) fn sort_messages(messages: &mut [Sortable], keys: &[SortKey]) {
+    messages.sort_by(|a, b| compare(a, b, keys));
+}
+
+/// The charsets SORT and THREAD accept (the strings they compare are
+/// already Unicode).
+pub(super) fn known_charset(charset: &str) -> bool {
+    ["UTF-8", "US-ASCII"]
+        .iter()
+        .any(|c| c.eq_ignore_ascii_case(charset))
+}
+
+impl Session {
+    /// What SORT and THREAD compare of the messages matching `criteria`,
+    /// in mailbox order; `None` when the command was answered already.
+    pub(super) async fn sortable_matches(
+        &mut self,
+        tag: &Tag,
+        charset: &str,
+        criteria: Vec<SearchKey>,
+    ) -> Result<Option<Vec<Sortable>>, End> {
+        let Some(matched) = self.search_matches(tag, Some(charset), criteria).await? else {
+            return Ok(None);
+        };
+        let (account, mailbox) = match &self.state {
+            State::Selected(a, s) => (a.id, s.mailbox),
+            _ => return Ok(None),
+        };
+        let store = self.ctx.shared.store.clone();
+        let reading = async move {
+            let mut out = Vec::with_capacity(matched.len());
+            for batch in matched.chunks(ENVELOPE_BATCH) {
+                let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
+                let infos = store.envelopes(account, &mailbox, &uids).await?;
+                out.extend(sortables(batch, &infos));
+            }
+            Ok::<_, StoreError>(out)
+        };
+        match self.io.until_gone(reading).await? {
+            Ok(list) => Ok(Some(list)),
+            Err(e) => {
+                self.store_failed(tag, e, "sort the mailbox");
+                Ok(None)
+            }
+        }
+    }
+
+    /// SORT, UID SORT, and with RETURN, ESORT.
+    pub(super) async fn sort(
+        &mut self,
+        tag: &Tag,
+        uid: bool,
+        returns: Option<SearchReturn>,
+        keys: Vec<SortKey>,
+        charset: String,
+        criteria: Vec<SearchKey>,
+    ) -> Result<(), End> {
+        if !known_charset(&charset) {
+            self.unknown_charset(tag);
+            return Ok(());
+        }
+        let Some(mut messages) = self.sortable_matches(tag, &charset, criteria).await? else {
+            return Ok(());
+        };
+        sort_messages(&mut messages, &keys);
+        let numbers: Vec<u32> = messages
+            .iter()
+            .map(|m| if uid { m.uid.0 } else { m.seq })
+            .collect();
+        match returns {
+            Some(returns) => {
+                let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
+                self.report_result(tag, uid, &returns, &numbers, &uids, None);
+            }
+            None => {
+                let mut line = String::with_capacity(6 + numbers.len() * 6);
+                line.push_str("SORT");
+                for n in numbers {
+                    line.push(' ');
+                    line.push_str(&n.to_string());
+                }
+                self.untagged(line.as_bytes());
+            }
+        }
+        self.ok(tag, if uid { "UID SORT completed" } else { "SORT completed" });
+        Ok(())
+    }
+
+    pub(super) fn unknown_charset(&mut self, tag: &Tag) {
+        let names = vec!["UTF-8".to_owned(), "US-ASCII".to_owned()];
+        self.no(
+            tag,
+            Some(crate::protocol::encode::Code::BadCharset(names)),
+            "Charset not supported",
+        );
+    }
+}
+
+/// The matched messages the store still has, with what sorts them.
+fn sortables(batch: &[Candidate], infos: &[MessageInfo]) -> Vec<Sortable> {
+    let mut infos = infos.iter().peekable();
+    let mut out = Vec::with_capacity(batch.len());
+    for c in batch {
+        while infos.next_if(|i| i.uid < c.entry.uid).is_some() {}
+        if let Some(info) = infos.next_if(|i| i.uid == c.entry.uid) {
+            out.push(Sortable::of(c.seq, info));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u32, subject: &str, sent: i64, from: &str) -> Sortable {
+        let base = base_subject(subject);
+        Sortable {
+            seq,
+            uid: Uid(seq * 10),
+            arrival: i64::from(seq),
+            sent,
+            size: u64::from(100 - seq),
+            subject: base.text,
+            is_reply_or_forward: base.is_reply_or_forward,
+            from: from.to_owned(),
+            to: String::new(),
+            cc: String::new(),
+            display_from: String::new(),
+            display_to: String::new(),
+            message_id: None,
+            in_reply_to: Vec::new(),
+            header_len: 0,
+        }
+    }
+
+    fn order(messages: &[Sortable], keys: &[SortKey]) -> Vec<u32> {
+        let mut m = messages.to_vec();
+        sort_messages(&mut m, keys);
+        m.iter().map(|m| m.seq).collect()
+    }
+
+    fn key(field: SortField, reverse: bool) -> SortKey {
+        SortKey { reverse, field }
+    }
+
+    #[test]
+    fn keys_reverse_and_ties() {
+        let m = [
+            message(1, "Re: Über", 300, "zed"),
+            message(2, "über", 100, "amy"),
+            message(3, "apple", 200, "amy"),
+            message(4, "[list] Zebra", 100, "bob"),
+        ];
+        assert_eq!(order(&m, &[key(SortField::Subject, false)]), [3, 1, 2, 4]);
+        assert_eq!(order(&m, &[key(SortField::Date, false)]), [2, 4, 3, 1]);
+        assert_eq!(order(&m, &[key(SortField::Date, true)]), [1, 3, 2, 4]);
+        assert_eq!(order(&m, &[key(SortField::Size, false)]), [4, 3, 2, 1]);
+        assert_eq!(order(&m, &[key(SortField::Arrival, true)]), [4, 3, 2, 1]);
+        assert_eq!(
+            order(&m, &[key(SortField::From, false), key(SortField::Date, true)]),
+            [3, 2, 4, 1]
+        );
+    }
+
+    #[test]
+    fn address_keys() {
+        let a = |name: Option<&str>, addr: &str| EmailAddress {
+            name: name.map(str::to_owned),
+            address: Some(addr.to_owned()),
+        };
+        let group = EmailAddress {
+            name: Some("Friends".into()),
+            address: None,
+        };
+        let list = [group, a(Some("Zoë Ärger"), "Bob@Example.com")];
+        assert_eq!(mailbox_key(&list), "bob");
+        assert_eq!(display_key(&list), casemap("Zoë Ärger"));
+        assert_eq!(display_key(&[a(Some(" "), "X@y")]), "x@y");
+        assert_eq!(mailbox_key(&[]), "");
+    }
+
+    #[test]
+    fn ids_in_fields() {
+        assert_eq!(
+            message_ids("<a@x> junk <b@y>\r\n <c@z>"),
+            ["<a@x>", "<b@y>", "<c@z>"]
+        );
+        assert_eq!(message_ids("<> <bro ken> <ok@x"), Vec::<String>::new());
+    }
+}
