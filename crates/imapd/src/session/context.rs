@@ -7,6 +7,7 @@
 //! the client knew them before the command. CANCELUPDATE stops it; a new
 //! SELECT, EXAMINE, CLOSE or UNSELECT forgets them all.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use store::Uid;
@@ -24,24 +25,12 @@ pub(super) struct Update {
     result: Vec<Uid>,
 }
 
-/// `(position, number)` pairs as `position set` lists: each run of
-/// consecutive positions one pair.
-fn position_sets(items: &[(usize, u32)]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < items.len() {
-        let mut j = i + 1;
-        while j < items.len() && items[j].0 == items[j - 1].0 + 1 {
-            j += 1;
-        }
-        let numbers: Vec<u32> = items[i..j].iter().map(|&(_, n)| n).collect();
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&format!("{} {}", items[i].0, ordered_set(&numbers)));
-        i = j;
-    }
-    out
+/// `position set`: where the first of the messages is (or was) in the
+/// result, 1-based, and the messages.
+fn position_set(items: &[(usize, u32)]) -> String {
+    let numbers: Vec<u32> = items.iter().map(|&(_, n)| n).collect();
+    let first = items.first().map_or(0, |&(p, _)| p);
+    format!("{first} {}", ordered_set(&numbers))
 }
 
 impl Session {
@@ -73,6 +62,45 @@ impl Session {
         }
         self.updates.retain(|u| !tags.contains(&u.tag));
         self.ok(tag, "CANCELUPDATE completed");
+    }
+
+    /// Messages about to be announced as expunged leave the results they
+    /// were in: REMOVEFROM, with their sequence numbers still valid.
+    pub(super) fn report_expunged(&mut self, gone: &HashSet<Uid>) {
+        let view = match &self.state {
+            State::Selected(_, s) if !self.updates.is_empty() => s.uids.clone(),
+            _ => return,
+        };
+        let mut lines = Vec::new();
+        for update in &mut self.updates {
+            let removed: Vec<(usize, u32)> = update
+                .result
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| gone.contains(u))
+                .filter_map(|(i, u)| {
+                    let n = if update.uid {
+                        u.0
+                    } else {
+                        view.binary_search(u).ok()? as u32 + 1
+                    };
+                    Some((i + 1, n))
+                })
+                .collect();
+            if removed.is_empty() {
+                continue;
+            }
+            update.result.retain(|u| !gone.contains(u));
+            lines.push(format!(
+                "ESEARCH (TAG \"{}\"){} REMOVEFROM ({})",
+                update.tag,
+                if update.uid { " UID" } else { "" },
+                position_set(&removed)
+            ));
+        }
+        for line in lines {
+            self.untagged(line.as_bytes());
+        }
     }
 
     /// The view before a command, when there are results to update.
@@ -129,11 +157,11 @@ impl Session {
                 if update.uid { " UID" } else { "" }
             );
             if !removed.is_empty() {
-                let line = format!("{head} REMOVEFROM ({})", position_sets(&removed));
+                let line = format!("{head} REMOVEFROM ({})", position_set(&removed));
                 self.untagged(line.as_bytes());
             }
             if !added.is_empty() {
-                let line = format!("{head} ADDTO ({})", position_sets(&added));
+                let line = format!("{head} ADDTO ({})", position_set(&added));
                 self.untagged(line.as_bytes());
             }
             update.result = now;
@@ -151,9 +179,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn positions_group_runs() {
-        assert_eq!(position_sets(&[(1, 1), (2, 2), (3, 4)]), "1 1:2,4");
-        assert_eq!(position_sets(&[(1, 1), (3, 7)]), "1 1 3 7");
-        assert_eq!(position_sets(&[]), "");
+    fn position_and_set() {
+        assert_eq!(position_set(&[(1, 1), (2, 2), (3, 4)]), "1 1:2,4");
+        assert_eq!(position_set(&[(2, 1), (4, 7)]), "2 1,7");
     }
 }

@@ -10,7 +10,7 @@
 
 use std::cmp::Ordering;
 
-use store::{EmailAddress, MessageInfo, StoreError, Uid};
+use store::{EmailAddress, HeaderAddress, MessageInfo, StoreError, Uid};
 
 use super::search::Candidate;
 use super::{End, Session, State};
@@ -63,34 +63,72 @@ pub(super) fn message_ids(text: &str) -> Vec<String> {
     out
 }
 
-/// The first mailbox of an address list (a group's name is skipped).
-fn first_mailbox(list: &[EmailAddress]) -> Option<&EmailAddress> {
-    list.iter().find(|a| a.address.is_some())
+/// The first address of a field: display name (or a group's name) and
+/// address as far as it has them. From the decoded list; a field the
+/// decoder found no address in (`From: d`, an address without a domain)
+/// from the field as written.
+fn first_address(decoded: &[EmailAddress], written: Option<&[HeaderAddress]>) -> EmailAddress {
+    if let Some(first) = decoded.first() {
+        return first.clone();
+    }
+    let text = |t: &Option<store::RawText>| {
+        t.as_ref()
+            .map(|t| String::from_utf8_lossy(t.as_bytes()).into_owned())
+    };
+    match written.and_then(|w| w.first()) {
+        Some(HeaderAddress::Mailbox {
+            name,
+            local_part,
+            domain,
+            ..
+        }) => EmailAddress {
+            name: text(name),
+            address: match (text(local_part), text(domain)) {
+                (Some(l), Some(d)) => Some(format!("{l}@{d}")),
+                (l, _) => l,
+            },
+        },
+        Some(HeaderAddress::GroupStart { name }) => EmailAddress {
+            name: text(&Some(name.clone())),
+            address: None,
+        },
+        _ => EmailAddress::default(),
+    }
 }
 
-/// RFC 5256's address key: the first address's local part, folded.
-fn mailbox_key(list: &[EmailAddress]) -> String {
-    first_mailbox(list)
-        .and_then(|a| a.address.as_deref())
-        .map(|a| casemap(a.rsplit_once('@').map_or(a, |(local, _)| local)))
-        .unwrap_or_default()
+/// RFC 5256's address key: the first address's local part, folded. A
+/// group's name stands for its local part (as in IMAP's ENVELOPE, where a
+/// group starts with its name as the mailbox), as Dovecot sorts it.
+fn mailbox_key(first: &EmailAddress) -> String {
+    match first {
+        EmailAddress {
+            address: Some(a), ..
+        } => casemap(a.rsplit_once('@').map_or(a.as_str(), |(local, _)| local)),
+        EmailAddress {
+            name: Some(group), ..
+        } => casemap(group),
+        _ => String::new(),
+    }
 }
 
 /// RFC 5957's display key: the first address's display name, or its
-/// address without one, folded.
-fn display_key(list: &[EmailAddress]) -> String {
-    first_mailbox(list)
-        .map(|a| match a.name.as_deref().map(str::trim) {
-            Some(n) if !n.is_empty() => casemap(n),
-            _ => casemap(a.address.as_deref().unwrap_or("")),
-        })
-        .unwrap_or_default()
+/// address without one (a group: its name), folded.
+fn display_key(first: &EmailAddress) -> String {
+    match (first.name.as_deref().map(str::trim), first.address.as_deref()) {
+        (Some(n), _) if !n.is_empty() => casemap(n),
+        (_, Some(a)) => casemap(a),
+        _ => String::new(),
+    }
 }
 
 impl Sortable {
     fn of(seq: u32, m: &MessageInfo) -> Sortable {
         let s = &m.summary;
         let base = base_subject(s.subject.as_deref().unwrap_or(""));
+        let written = s.addresses.as_deref();
+        let from = first_address(&s.from, written.map(|w| w.from.as_slice()));
+        let to = first_address(&s.to, written.map(|w| w.to.as_slice()));
+        let cc = first_address(&s.cc, written.map(|w| w.cc.as_slice()));
         Sortable {
             seq,
             uid: m.uid,
@@ -99,11 +137,11 @@ impl Sortable {
             size: m.size,
             subject: base.text,
             is_reply_or_forward: base.is_reply_or_forward,
-            from: mailbox_key(&s.from),
-            to: mailbox_key(&s.to),
-            cc: mailbox_key(&s.cc),
-            display_from: display_key(&s.from),
-            display_to: display_key(&s.to),
+            from: mailbox_key(&from),
+            to: mailbox_key(&to),
+            cc: mailbox_key(&cc),
+            display_from: display_key(&from),
+            display_to: display_key(&to),
             message_id: s.message_id.clone(),
             in_reply_to: s.in_reply_to.as_deref().map(message_ids).unwrap_or_default(),
             header_len: s.header_len,
@@ -300,19 +338,28 @@ mod tests {
 
     #[test]
     fn address_keys() {
-        let a = |name: Option<&str>, addr: &str| EmailAddress {
-            name: name.map(str::to_owned),
-            address: Some(addr.to_owned()),
+        let key = |raw: &str, to: bool| {
+            let s = store::summarize(format!("{raw}\r\n\r\n").as_bytes());
+            let w = s.addresses.as_deref();
+            let first = if to {
+                first_address(&s.to, w.map(|w| w.to.as_slice()))
+            } else {
+                first_address(&s.from, w.map(|w| w.from.as_slice()))
+            };
+            (mailbox_key(&first), display_key(&first))
         };
-        let group = EmailAddress {
-            name: Some("Friends".into()),
-            address: None,
-        };
-        let list = [group, a(Some("Zoë Ärger"), "Bob@Example.com")];
-        assert_eq!(mailbox_key(&list), "bob");
-        assert_eq!(display_key(&list), casemap("Zoë Ärger"));
-        assert_eq!(display_key(&[a(Some(" "), "X@y")]), "x@y");
-        assert_eq!(mailbox_key(&[]), "");
+        let k = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+        assert_eq!(
+            key("From: =?utf-8?q?Zo=C3=AB_=C3=84rger?= <Bob@Example.com>, c@d", false),
+            k("BOB", &casemap("Zoë Ärger"))
+        );
+        assert_eq!(key("From: b@c.d", false), k("B", "B@C.D"));
+        // No domain: what is written still sorts.
+        assert_eq!(key("From: d", false), k("D", "D"));
+        // A group first: its name stands for the mailbox.
+        assert_eq!(key("To: Friends: a@x, b@y;", true), k("FRIENDS", "FRIENDS"));
+        assert_eq!(key("To: empty:;", true), k("EMPTY", "EMPTY"));
+        assert_eq!(key("Subject: none", false), k("", ""));
     }
 
     #[test]
