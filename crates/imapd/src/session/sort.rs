@@ -42,8 +42,8 @@ pub(super) struct Sortable {
     pub message_id: Option<String>,
     /// The ids of `In-Reply-To:`, in order.
     pub in_reply_to: Vec<String>,
-    /// Where the header ends in the raw message.
-    pub header_len: u64,
+    /// The ids of `References:`, in order.
+    pub references: Vec<String>,
 }
 
 /// The `<…>` message ids in a field's text, in order.
@@ -144,7 +144,7 @@ impl Sortable {
             display_to: display_key(&to),
             message_id: s.message_id.clone(),
             in_reply_to: s.in_reply_to.as_deref().map(message_ids).unwrap_or_default(),
-            header_len: s.header_len,
+            references: s.references.as_deref().map(message_ids).unwrap_or_default(),
         }
     }
 }
@@ -303,7 +303,7 @@ mod tests {
             display_to: String::new(),
             message_id: None,
             in_reply_to: Vec::new(),
-            header_len: 0,
+            references: Vec::new(),
         }
     }
 

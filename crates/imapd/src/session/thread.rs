@@ -4,20 +4,15 @@
 //! ordered by their newest message).
 //!
 //! The messages are those SEARCH would find; subject, dates,
-//! `Message-ID:` and `In-Reply-To:` come from the envelope summaries SORT
-//! reads, `References:` from the raw header of each message (the store
-//! keeps no summary of it).
+//! `Message-ID:`, `In-Reply-To:` and `References:` come from the envelope
+//! summaries SORT reads (kept at delivery, cached), never from the raw
+//! messages.
 
 use std::collections::HashMap;
 
-use store::{StoreError, Uid};
-
-use super::sort::{known_charset, message_ids, Sortable};
-use super::{End, Session, State};
+use super::sort::{known_charset, Sortable};
+use super::{End, Session};
 use crate::protocol::{SearchKey, Tag, ThreadAlgorithm};
-
-/// Raw messages read per store call for their `References:`.
-const RAW_BATCH: usize = 256;
 
 /// One message as threading sees it.
 #[derive(Debug, Clone, Default)]
@@ -372,31 +367,6 @@ pub(super) fn thread_line(threads: &[Thread]) -> String {
     line
 }
 
-/// The unfolded values of the header fields called `name` (lower case).
-fn header_values(header: &[u8], name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut in_field = false;
-    for line in header.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            if in_field {
-                if let Some(v) = out.last_mut() {
-                    v.push_str(&String::from_utf8_lossy(line));
-                }
-            }
-            continue;
-        }
-        in_field = false;
-        if let Some(colon) = line.iter().position(|&b| b == b':') {
-            if line[..colon].trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
-                in_field = true;
-                out.push(String::from_utf8_lossy(&line[colon + 1..]).into_owned());
-            }
-        }
-    }
-    out
-}
-
 impl Session {
     /// THREAD and UID THREAD.
     pub(super) async fn thread(
@@ -414,41 +384,9 @@ impl Session {
         let Some(sortables) = self.sortable_matches(tag, &charset, criteria).await? else {
             return Ok(());
         };
-        let mut references: HashMap<Uid, Vec<String>> = HashMap::new();
-        if algorithm != ThreadAlgorithm::OrderedSubject {
-            let (account, mailbox) = match &self.state {
-                State::Selected(a, s) => (a.id, s.mailbox),
-                _ => return Ok(()),
-            };
-            let store = self.ctx.shared.store.clone();
-            let wanted: Vec<(Uid, u64)> = sortables.iter().map(|s| (s.uid, s.header_len)).collect();
-            let reading = async move {
-                let mut out = HashMap::new();
-                for batch in wanted.chunks(RAW_BATCH) {
-                    let uids: Vec<Uid> = batch.iter().map(|(u, _)| *u).collect();
-                    let lengths: HashMap<Uid, u64> = batch.iter().copied().collect();
-                    for (uid, raw) in store.messages_raw(account, &mailbox, &uids).await? {
-                        let len = lengths.get(&uid).map_or(raw.len(), |&l| (l as usize).min(raw.len()));
-                        let ids: Vec<String> = header_values(&raw[..len], "references")
-                            .iter()
-                            .flat_map(|v| message_ids(v))
-                            .collect();
-                        out.insert(uid, ids);
-                    }
-                }
-                Ok::<_, StoreError>(out)
-            };
-            match self.io.until_gone(reading).await? {
-                Ok(r) => references = r,
-                Err(e) => {
-                    self.store_failed(tag, e, "thread the mailbox");
-                    return Ok(());
-                }
-            }
-        }
         let messages: Vec<ThreadMessage> = sortables
             .into_iter()
-            .map(|s| thread_message(s, uid, &mut references))
+            .map(|s| thread_message(s, uid))
             .collect();
         let threads = match algorithm {
             ThreadAlgorithm::OrderedSubject => by_subject(&messages),
@@ -468,12 +406,8 @@ impl Session {
     }
 }
 
-fn thread_message(
-    s: Sortable,
-    uid: bool,
-    references: &mut HashMap<Uid, Vec<String>>,
-) -> ThreadMessage {
-    let mut refs = references.remove(&s.uid).unwrap_or_default();
+fn thread_message(s: Sortable, uid: bool) -> ThreadMessage {
+    let mut refs = s.references;
     if refs.is_empty() {
         refs.extend(s.in_reply_to.into_iter().take(1));
     }
@@ -600,13 +534,5 @@ mod tests {
             "THREAD (6)(3 1)(2 (4)(5))"
         );
         assert_eq!(thread_line(&by_subject(&[])), "THREAD");
-    }
-
-    #[test]
-    fn references_fields_unfolded() {
-        let header = b"Subject: x\r\nReferences: <a@x>\r\n\t<b@y>\r\nX-References: <no@z>\r\n\r\n";
-        let v = header_values(header, "references");
-        assert_eq!(v.len(), 1);
-        assert_eq!(message_ids(&v[0]), ["<a@x>", "<b@y>"]);
     }
 }
