@@ -2442,14 +2442,20 @@ async fn envelopes_carry_the_references() {
         .append(alice.id, "INBOX", reply.to_vec(), &[], 0)
         .await
         .unwrap();
-    let got = store.envelopes(alice.id, "INBOX", &[Uid(1), uid]).await.unwrap();
+    let got = store
+        .envelopes(alice.id, "INBOX", &[Uid(1), uid])
+        .await
+        .unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].summary.references, None);
     assert_eq!(
         got[1].summary.references.as_deref(),
         Some("<r0@example.org> <r1@example.org>")
     );
-    assert_eq!(got[1].summary.message_id.as_deref(), Some("<r2@example.org>"));
+    assert_eq!(
+        got[1].summary.message_id.as_deref(),
+        Some("<r2@example.org>")
+    );
 }
 
 #[tokio::test]

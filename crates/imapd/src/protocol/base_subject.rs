@@ -39,8 +39,7 @@ pub fn casemap(text: &str) -> String {
 }
 
 fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
-    s.len() >= prefix.len()
-        && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
 /// Length of a `subj-blob` (`"[" *BLOBCHAR "]" *WSP`) at the start of `s`.
@@ -92,7 +91,11 @@ pub fn base_subject(subject: &str) -> BaseSubject {
     // (1) Runs of white space become one space.
     let mut s = String::with_capacity(subject.len());
     for c in subject.chars() {
-        let c = if matches!(c, '\t' | '\r' | '\n') { ' ' } else { c };
+        let c = if matches!(c, '\t' | '\r' | '\n') {
+            ' '
+        } else {
+            c
+        };
         if c == ' ' && s.ends_with(' ') {
             continue;
         }

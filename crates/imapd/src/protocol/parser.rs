@@ -934,32 +934,30 @@ impl P<'_> {
     /// SORT and THREAD's after the algorithm.
     fn sort_keys(&mut self) -> R<Vec<SortKey>> {
         let mut reverse = false;
-        let keys = self.paren_list(false, |p| {
-            loop {
-                let field = match p.upper_atom()?.as_str() {
-                    "REVERSE" => {
-                        if reverse {
-                            return bad("REVERSE twice");
-                        }
-                        reverse = true;
-                        p.sp()?;
-                        continue;
+        let keys = self.paren_list(false, |p| loop {
+            let field = match p.upper_atom()?.as_str() {
+                "REVERSE" => {
+                    if reverse {
+                        return bad("REVERSE twice");
                     }
-                    "ARRIVAL" => SortField::Arrival,
-                    "CC" => SortField::Cc,
-                    "DATE" => SortField::Date,
-                    "FROM" => SortField::From,
-                    "SIZE" => SortField::Size,
-                    "SUBJECT" => SortField::Subject,
-                    "TO" => SortField::To,
-                    "DISPLAYFROM" => SortField::DisplayFrom,
-                    "DISPLAYTO" => SortField::DisplayTo,
-                    _ => return bad("unknown sort criterion"),
-                };
-                let key = SortKey { reverse, field };
-                reverse = false;
-                return Ok(key);
-            }
+                    reverse = true;
+                    p.sp()?;
+                    continue;
+                }
+                "ARRIVAL" => SortField::Arrival,
+                "CC" => SortField::Cc,
+                "DATE" => SortField::Date,
+                "FROM" => SortField::From,
+                "SIZE" => SortField::Size,
+                "SUBJECT" => SortField::Subject,
+                "TO" => SortField::To,
+                "DISPLAYFROM" => SortField::DisplayFrom,
+                "DISPLAYTO" => SortField::DisplayTo,
+                _ => return bad("unknown sort criterion"),
+            };
+            let key = SortKey { reverse, field };
+            reverse = false;
+            return Ok(key);
         })?;
         Ok(keys)
     }

@@ -56,6 +56,7 @@ impl Session {
                 "THREAD=REFERENCES",
                 "THREAD=REFS",
                 "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
             ]);
         }
         caps.into_iter().map(str::to_owned).collect()

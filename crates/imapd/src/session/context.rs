@@ -1,5 +1,6 @@
-//! CONTEXT=SEARCH's live results (RFC 5267 section 4.3): a `SEARCH RETURN
-//! (UPDATE)` keeps its criteria, and after every later command in the
+//! CONTEXT=SEARCH and CONTEXT=SORT's live results (RFC 5267 section
+//! 4.3): a `SEARCH RETURN (UPDATE)` or `SORT RETURN (UPDATE)` keeps its
+//! criteria, and after every later command in the
 //! selected state (once the changes of other sessions have been taken in)
 //! the search runs again; messages that joined the result are reported
 //! with `* ESEARCH (TAG "t") ADDTO (position set)`, messages that left it
@@ -13,15 +14,18 @@ use std::sync::Arc;
 use store::Uid;
 
 use super::esearch::ordered_set;
+use super::sort::sort_messages;
 use super::{End, Session, State};
-use crate::protocol::{SearchKey, Tag};
+use crate::protocol::{SearchKey, SortKey, Tag};
 
-/// A search whose result the client is kept told of.
+/// A search (or sort) whose result the client is kept told of.
 pub(super) struct Update {
     tag: Tag,
     uid: bool,
     criteria: Vec<SearchKey>,
-    /// The result as last reported, ascending.
+    /// The sort criteria of a `SORT RETURN (UPDATE)`.
+    sort: Option<Vec<SortKey>>,
+    /// The result as last reported, in its order (ascending for a search).
     result: Vec<Uid>,
 }
 
@@ -33,6 +37,25 @@ fn position_set(items: &[(usize, u32)]) -> String {
     format!("{first} {}", ordered_set(&numbers))
 }
 
+/// The `(position, number)` pairs of an update: for a search one
+/// [`position_set`] (its order is by number anyway); for a sort, one per
+/// run of neighbouring positions, so that a client that applies them in
+/// turn puts each message where the sort has it.
+fn positions(items: &[(usize, u32)], sorted: bool) -> String {
+    if !sorted {
+        return position_set(items);
+    }
+    let mut runs: Vec<String> = Vec::new();
+    let mut start = 0;
+    for i in 1..=items.len() {
+        if i == items.len() || items[i].0 != items[i - 1].0 + 1 {
+            runs.push(position_set(&items[start..i]));
+            start = i;
+        }
+    }
+    runs.join(" ")
+}
+
 impl Session {
     /// Starts keeping `criteria`'s result (`result`: the UIDs just
     /// reported) up to date for the client.
@@ -41,21 +64,25 @@ impl Session {
         tag: &Tag,
         uid: bool,
         criteria: Vec<SearchKey>,
-        mut result: Vec<Uid>,
+        sort: Option<Vec<SortKey>>,
+        result: Vec<Uid>,
     ) {
-        result.sort_unstable();
         self.updates.retain(|u| u.tag != *tag);
         self.updates.push(Update {
             tag: tag.clone(),
             uid,
             criteria,
+            sort,
             result,
         });
     }
 
     /// CANCELUPDATE: every tag must name a search being updated.
     pub(super) fn cancel_update(&mut self, tag: &Tag, tags: Vec<Tag>) {
-        if let Some(unknown) = tags.iter().find(|t| !self.updates.iter().any(|u| u.tag == **t)) {
+        if let Some(unknown) = tags
+            .iter()
+            .find(|t| !self.updates.iter().any(|u| u.tag == **t))
+        {
             let text = format!("Unknown search tag {unknown}");
             self.bad(tag, &text);
             return;
@@ -113,7 +140,10 @@ impl Session {
 
     /// Runs each kept search again and reports what changed; `before` is
     /// the view the client knew before the command.
-    pub(super) async fn report_updates(&mut self, before: Option<Arc<Vec<Uid>>>) -> Result<(), End> {
+    pub(super) async fn report_updates(
+        &mut self,
+        before: Option<Arc<Vec<Uid>>>,
+    ) -> Result<(), End> {
         let Some(before) = before else {
             return Ok(());
         };
@@ -123,14 +153,25 @@ impl Session {
         };
         let mut updates = std::mem::take(&mut self.updates);
         for update in &mut updates {
-            let matched = match self.find_matches(update.criteria.clone()).await? {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "search update failed");
-                    continue;
-                }
+            let now: Vec<Uid> = match &update.sort {
+                None => match self.find_matches(update.criteria.clone()).await? {
+                    Ok(m) => m.iter().map(|c| c.entry.uid).collect(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "search update failed");
+                        continue;
+                    }
+                },
+                Some(keys) => match self.find_sortables(update.criteria.clone()).await? {
+                    Ok(mut m) => {
+                        sort_messages(&mut m, keys);
+                        m.iter().map(|s| s.uid).collect()
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sort update failed");
+                        continue;
+                    }
+                },
             };
-            let now: Vec<Uid> = matched.iter().map(|c| c.entry.uid).collect();
             let number = |uid: Uid, view: &[Uid]| -> Option<u32> {
                 if update.uid {
                     Some(uid.0)
@@ -138,17 +179,21 @@ impl Session {
                     view.binary_search(&uid).ok().map(|i| i as u32 + 1)
                 }
             };
+            let (old_set, new_set): (HashSet<Uid>, HashSet<Uid>) = (
+                update.result.iter().copied().collect(),
+                now.iter().copied().collect(),
+            );
             let removed: Vec<(usize, u32)> = update
                 .result
                 .iter()
                 .enumerate()
-                .filter(|(_, u)| now.binary_search(u).is_err())
+                .filter(|(_, u)| !new_set.contains(u))
                 .filter_map(|(i, u)| Some((i + 1, number(*u, &before)?)))
                 .collect();
             let added: Vec<(usize, u32)> = now
                 .iter()
                 .enumerate()
-                .filter(|(_, u)| update.result.binary_search(u).is_err())
+                .filter(|(_, u)| !old_set.contains(u))
                 .filter_map(|(i, u)| Some((i + 1, number(*u, &view)?)))
                 .collect();
             let head = format!(
@@ -156,20 +201,18 @@ impl Session {
                 update.tag,
                 if update.uid { " UID" } else { "" }
             );
+            let sorted = update.sort.is_some();
             if !removed.is_empty() {
-                let line = format!("{head} REMOVEFROM ({})", position_set(&removed));
+                let line = format!("{head} REMOVEFROM ({})", positions(&removed, sorted));
                 self.untagged(line.as_bytes());
             }
             if !added.is_empty() {
-                let line = format!("{head} ADDTO ({})", position_set(&added));
+                let line = format!("{head} ADDTO ({})", positions(&added, sorted));
                 self.untagged(line.as_bytes());
             }
             update.result = now;
         }
-        // A command that selected anew or cancelled has set its own.
-        if self.updates.is_empty() {
-            self.updates = updates;
-        }
+        self.updates = updates;
         Ok(())
     }
 }
@@ -177,6 +220,12 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_updates_keep_runs_apart() {
+        assert_eq!(positions(&[(1, 9), (2, 3), (5, 4)], true), "1 9,3 5 4");
+        assert_eq!(positions(&[(1, 9), (2, 3), (5, 4)], false), "1 9,3:4");
+    }
 
     #[test]
     fn position_and_set() {

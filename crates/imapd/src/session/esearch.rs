@@ -42,9 +42,12 @@ pub(super) fn ordered_set(numbers: &[u32]) -> String {
 /// The `* ESEARCH` data for a result in its order (`numbers`, UIDs or
 /// sequence numbers as `uid` says); `modseq` the highest modseq among
 /// them when the criteria asked about modseqs.
+/// For a sort (`sorted`), MIN and MAX are the first and last in sort order
+/// (RFC 5267 section 3.2), as Dovecot has them.
 pub(super) fn esearch_line(
     tag: &Tag,
     uid: bool,
+    sorted: bool,
     returns: &SearchReturn,
     numbers: &[u32],
     modseq: Option<u64>,
@@ -53,15 +56,16 @@ pub(super) fn esearch_line(
     if uid {
         line.push_str(" UID");
     }
-    if returns.min {
-        if let Some(n) = numbers.iter().min() {
-            line.push_str(&format!(" MIN {n}"));
-        }
+    let (min, max) = if sorted {
+        (numbers.first().copied(), numbers.last().copied())
+    } else {
+        (numbers.iter().min().copied(), numbers.iter().max().copied())
+    };
+    if let Some(n) = min.filter(|_| returns.min) {
+        line.push_str(&format!(" MIN {n}"));
     }
-    if returns.max {
-        if let Some(n) = numbers.iter().max() {
-            line.push_str(&format!(" MAX {n}"));
-        }
+    if let Some(n) = max.filter(|_| returns.max) {
+        line.push_str(&format!(" MAX {n}"));
     }
     if returns.count {
         line.push_str(&format!(" COUNT {}", numbers.len()));
@@ -128,7 +132,11 @@ impl Session {
     /// `kind` with `$` replaced by the saved result; `None` when the
     /// command was answered here (it names `$` and that is empty: nothing
     /// to do).
-    pub(super) fn put_saved_result(&mut self, tag: &Tag, mut kind: CommandKind) -> Option<CommandKind> {
+    pub(super) fn put_saved_result(
+        &mut self,
+        tag: &Tag,
+        mut kind: CommandKind,
+    ) -> Option<CommandKind> {
         let view: Option<&[Uid]> = match &self.state {
             State::Selected(_, s) => Some(&s.uids),
             _ => None,
@@ -184,7 +192,10 @@ impl Session {
     ) -> Result<(), End> {
         let with_modseq = criteria.iter().any(super::search::has_modseq);
         let context = returns.update.then(|| criteria.clone());
-        let Some(matched) = self.search_matches(tag, charset.as_deref(), criteria).await? else {
+        let Some(matched) = self
+            .search_matches(tag, charset.as_deref(), criteria)
+            .await?
+        else {
             if returns.save {
                 self.saved_result.clear();
             }
@@ -198,9 +209,9 @@ impl Session {
             .then(|| matched.iter().map(|c| c.entry.modseq.0).max())
             .flatten();
         let uids: Vec<Uid> = matched.iter().map(|c| c.entry.uid).collect();
-        self.report_result(tag, uid, &returns, &numbers, &uids, modseq);
+        self.report_result(tag, uid, false, &returns, &numbers, &uids, modseq);
         if let Some(criteria) = context {
-            self.start_update(tag, uid, criteria, uids);
+            self.start_update(tag, uid, criteria, None, uids);
         }
         self.ok(
             tag,
@@ -217,29 +228,31 @@ impl Session {
     /// messages) as RETURN asked: `* ESEARCH` unless SAVE is all it asked,
     /// and SAVE keeps it (only MIN and MAX when those are all it asked
     /// besides, RFC 5182 2.1).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn report_result(
         &mut self,
         tag: &Tag,
         uid: bool,
+        sorted: bool,
         returns: &SearchReturn,
         numbers: &[u32],
         uids: &[Uid],
         modseq: Option<u64>,
     ) {
         if returns.save {
-            let mut saved: Vec<Uid> = if (returns.min || returns.max) && !returns.all && !returns.count
-            {
-                let mut some = Vec::new();
-                if returns.min {
-                    some.extend(uids.iter().min());
-                }
-                if returns.max {
-                    some.extend(uids.iter().max());
-                }
-                some
-            } else {
-                uids.to_vec()
-            };
+            let mut saved: Vec<Uid> =
+                if (returns.min || returns.max) && !returns.all && !returns.count {
+                    let mut some = Vec::new();
+                    if returns.min {
+                        some.extend(uids.iter().min());
+                    }
+                    if returns.max {
+                        some.extend(uids.iter().max());
+                    }
+                    some
+                } else {
+                    uids.to_vec()
+                };
             saved.sort_unstable();
             saved.dedup();
             self.saved_result = saved;
@@ -252,7 +265,7 @@ impl Session {
                 || returns.update
                 || returns.partial.is_some());
         if !save_only {
-            let line = esearch_line(tag, uid, returns, numbers, modseq);
+            let line = esearch_line(tag, uid, sorted, returns, numbers, modseq);
             self.untagged(line.as_bytes());
         }
     }
@@ -267,7 +280,10 @@ mod tests {
         assert_eq!(ordered_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(ordered_set(&[5, 4, 3, 1]), "5,4,3,1");
         assert_eq!(ordered_set(&[]), "");
-        assert_eq!(ordered_set(&[u32::MAX - 1, u32::MAX]), "4294967294:4294967295");
+        assert_eq!(
+            ordered_set(&[u32::MAX - 1, u32::MAX]),
+            "4294967294:4294967295"
+        );
     }
 
     #[test]
@@ -281,11 +297,11 @@ mod tests {
             ..SearchReturn::default()
         };
         assert_eq!(
-            esearch_line(&tag, true, &all, &[2, 3, 4, 9], None),
+            esearch_line(&tag, true, false, &all, &[2, 3, 4, 9], None),
             "ESEARCH (TAG \"a1\") UID MIN 2 MAX 9 COUNT 4 ALL 2:4,9"
         );
         assert_eq!(
-            esearch_line(&tag, false, &all, &[], None),
+            esearch_line(&tag, false, false, &all, &[], None),
             "ESEARCH (TAG \"a1\") COUNT 0"
         );
         let partial = SearchReturn {
@@ -293,12 +309,17 @@ mod tests {
             ..SearchReturn::default()
         };
         assert_eq!(
-            esearch_line(&tag, false, &partial, &[1, 2, 4, 5], Some(7)),
+            esearch_line(&tag, false, false, &partial, &[1, 2, 4, 5], Some(7)),
             "ESEARCH (TAG \"a1\") PARTIAL (2:4 2,4:5) MODSEQ 7"
         );
         assert_eq!(
-            esearch_line(&tag, false, &partial, &[1], None),
+            esearch_line(&tag, false, false, &partial, &[1], None),
             "ESEARCH (TAG \"a1\") PARTIAL (2:4 NIL)"
+        );
+        // A sort's MIN and MAX are its first and last.
+        assert_eq!(
+            esearch_line(&tag, false, true, &all, &[4, 1, 9, 2], None),
+            "ESEARCH (TAG \"a1\") MIN 4 MAX 2 COUNT 4 ALL 4,1,9,2"
         );
     }
 }

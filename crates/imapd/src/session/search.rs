@@ -741,8 +741,11 @@ impl Session {
         charset: Option<String>,
         criteria: Vec<SearchKey>,
     ) -> Result<(), End> {
-        let with_modseq = criteria.iter().any(|k| has_modseq(k));
-        let Some(matched) = self.search_matches(tag, charset.as_deref(), criteria).await? else {
+        let with_modseq = criteria.iter().any(has_modseq);
+        let Some(matched) = self
+            .search_matches(tag, charset.as_deref(), criteria)
+            .await?
+        else {
             return Ok(());
         };
         let mut line = String::with_capacity(8 + matched.len() * 6);

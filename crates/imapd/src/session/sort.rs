@@ -114,7 +114,10 @@ fn mailbox_key(first: &EmailAddress) -> String {
 /// RFC 5957's display key: the first address's display name, or its
 /// address without one (a group: its name), folded.
 fn display_key(first: &EmailAddress) -> String {
-    match (first.name.as_deref().map(str::trim), first.address.as_deref()) {
+    match (
+        first.name.as_deref().map(str::trim),
+        first.address.as_deref(),
+    ) {
         (Some(n), _) if !n.is_empty() => casemap(n),
         (_, Some(a)) => casemap(a),
         _ => String::new(),
@@ -143,7 +146,11 @@ impl Sortable {
             display_from: display_key(&from),
             display_to: display_key(&to),
             message_id: s.message_id.clone(),
-            in_reply_to: s.in_reply_to.as_deref().map(message_ids).unwrap_or_default(),
+            in_reply_to: s
+                .in_reply_to
+                .as_deref()
+                .map(message_ids)
+                .unwrap_or_default(),
             references: s.references.as_deref().map(message_ids).unwrap_or_default(),
         }
     }
@@ -192,12 +199,32 @@ impl Session {
         charset: &str,
         criteria: Vec<SearchKey>,
     ) -> Result<Option<Vec<Sortable>>, End> {
-        let Some(matched) = self.search_matches(tag, Some(charset), criteria).await? else {
+        if !known_charset(charset) {
+            self.unknown_charset(tag);
             return Ok(None);
+        }
+        match self.find_sortables(criteria).await? {
+            Ok(list) => Ok(Some(list)),
+            Err(e) => {
+                self.store_failed(tag, e, "sort the mailbox");
+                Ok(None)
+            }
+        }
+    }
+
+    /// What SORT and THREAD compare of the messages matching `criteria`,
+    /// in mailbox order.
+    pub(super) async fn find_sortables(
+        &mut self,
+        criteria: Vec<SearchKey>,
+    ) -> Result<Result<Vec<Sortable>, StoreError>, End> {
+        let matched = match self.find_matches(criteria).await? {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
         };
         let (account, mailbox) = match &self.state {
             State::Selected(a, s) => (a.id, s.mailbox),
-            _ => return Ok(None),
+            _ => return Ok(Ok(Vec::new())),
         };
         let store = self.ctx.shared.store.clone();
         let reading = async move {
@@ -209,13 +236,7 @@ impl Session {
             }
             Ok::<_, StoreError>(out)
         };
-        match self.io.until_gone(reading).await? {
-            Ok(list) => Ok(Some(list)),
-            Err(e) => {
-                self.store_failed(tag, e, "sort the mailbox");
-                Ok(None)
-            }
-        }
+        self.io.until_gone(reading).await
     }
 
     /// SORT, UID SORT, and with RETURN, ESORT.
@@ -228,10 +249,10 @@ impl Session {
         charset: String,
         criteria: Vec<SearchKey>,
     ) -> Result<(), End> {
-        if !known_charset(&charset) {
-            self.unknown_charset(tag);
-            return Ok(());
-        }
+        let context = returns
+            .as_ref()
+            .is_some_and(|r| r.update)
+            .then(|| criteria.clone());
         let Some(mut messages) = self.sortable_matches(tag, &charset, criteria).await? else {
             return Ok(());
         };
@@ -243,7 +264,10 @@ impl Session {
         match returns {
             Some(returns) => {
                 let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-                self.report_result(tag, uid, &returns, &numbers, &uids, None);
+                self.report_result(tag, uid, true, &returns, &numbers, &uids, None);
+                if let Some(criteria) = context {
+                    self.start_update(tag, uid, criteria, Some(keys), uids);
+                }
             }
             None => {
                 let mut line = String::with_capacity(6 + numbers.len() * 6);
@@ -255,7 +279,14 @@ impl Session {
                 self.untagged(line.as_bytes());
             }
         }
-        self.ok(tag, if uid { "UID SORT completed" } else { "SORT completed" });
+        self.ok(
+            tag,
+            if uid {
+                "UID SORT completed"
+            } else {
+                "SORT completed"
+            },
+        );
         Ok(())
     }
 
@@ -331,7 +362,10 @@ mod tests {
         assert_eq!(order(&m, &[key(SortField::Size, false)]), [4, 3, 2, 1]);
         assert_eq!(order(&m, &[key(SortField::Arrival, true)]), [4, 3, 2, 1]);
         assert_eq!(
-            order(&m, &[key(SortField::From, false), key(SortField::Date, true)]),
+            order(
+                &m,
+                &[key(SortField::From, false), key(SortField::Date, true)]
+            ),
             [3, 2, 4, 1]
         );
     }
@@ -350,7 +384,10 @@ mod tests {
         };
         let k = |a: &str, b: &str| (a.to_owned(), b.to_owned());
         assert_eq!(
-            key("From: =?utf-8?q?Zo=C3=AB_=C3=84rger?= <Bob@Example.com>, c@d", false),
+            key(
+                "From: =?utf-8?q?Zo=C3=AB_=C3=84rger?= <Bob@Example.com>, c@d",
+                false
+            ),
             k("BOB", &casemap("Zoë Ärger"))
         );
         assert_eq!(key("From: b@c.d", false), k("B", "B@C.D"));

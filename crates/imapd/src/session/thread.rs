@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::sort::{known_charset, Sortable};
+use super::sort::Sortable;
 use super::{End, Session};
 use crate::protocol::{SearchKey, Tag, ThreadAlgorithm};
 
@@ -90,9 +90,9 @@ impl Forest<'_> {
 
     /// The newest (date, order) in a whole thread.
     fn latest(&self, node: usize) -> (i64, u32) {
-        let own = self.nodes[node]
-            .message
-            .map_or((i64::MIN, 0), |m| (self.messages[m].sent, self.messages[m].seq));
+        let own = self.nodes[node].message.map_or((i64::MIN, 0), |m| {
+            (self.messages[m].sent, self.messages[m].seq)
+        });
         self.nodes[node]
             .children
             .iter()
@@ -377,10 +377,6 @@ impl Session {
         charset: String,
         criteria: Vec<SearchKey>,
     ) -> Result<(), End> {
-        if !known_charset(&charset) {
-            self.unknown_charset(tag);
-            return Ok(());
-        }
         let Some(sortables) = self.sortable_matches(tag, &charset, criteria).await? else {
             return Ok(());
         };
@@ -512,10 +508,7 @@ mod tests {
             msg(3, "other", 15, "<3>", &[]),
             msg(4, "Re: other", 30, "<4>", &["<3>"]),
         ];
-        assert_eq!(
-            thread_line(&by_references(&m, true)),
-            "THREAD (1)(2)(3 4)"
-        );
+        assert_eq!(thread_line(&by_references(&m, true)), "THREAD (1)(2)(3 4)");
         assert_eq!(refs(&m), "THREAD (1 2)(3 4)");
     }
 
@@ -529,10 +522,7 @@ mod tests {
             msg(5, "a", 50, "", &[]),
             msg(6, "c", 5, "", &[]),
         ];
-        assert_eq!(
-            thread_line(&by_subject(&m)),
-            "THREAD (6)(3 1)(2 (4)(5))"
-        );
+        assert_eq!(thread_line(&by_subject(&m)), "THREAD (6)(3 1)(2 (4)(5))");
         assert_eq!(thread_line(&by_subject(&[])), "THREAD");
     }
 }
