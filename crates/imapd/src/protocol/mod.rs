@@ -25,6 +25,8 @@ mod types;
 mod utf7;
 
 #[cfg(test)]
+mod sort_tests;
+#[cfg(test)]
 mod tests;
 
 pub use datetime::{format_date_time, parse_date, parse_date_time};
