@@ -489,3 +489,35 @@ async fn imaplib_sorts() {
     assert!(stdout.contains("DATE OK [b'5 1 3 4 2']"), "{stdout}");
     assert!(stdout.contains("UID OK [b'2 5 4 3 1']"), "{stdout}");
 }
+
+/// During IDLE a live search reports at once what another session did.
+#[tokio::test]
+async fn live_results_during_idle() {
+    let (_server, imap, mut watcher) = start().await;
+    let mut other = session(&imap).await;
+    let r = watcher
+        .imap("s1", "UID SEARCH RETURN (UPDATE ALL) UNSEEN")
+        .await;
+    assert_eq!(r[0], "* ESEARCH (TAG \"s1\") UID ALL 1:5", "{r:?}");
+    watcher.send(b"i IDLE\r\n").await;
+    assert_eq!(watcher.line().await, "+ idling");
+    let r = other.imap("a", "STORE 3 +FLAGS.SILENT (\\Seen)").await;
+    assert!(r.last().unwrap().starts_with("a OK"), "{r:?}");
+    let mut seen = Vec::new();
+    loop {
+        let line = watcher.line().await;
+        let done = line.starts_with("* ESEARCH");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.last().unwrap(),
+        "* ESEARCH (TAG \"s1\") UID REMOVEFROM (3 3)",
+        "{seen:?}"
+    );
+    watcher.send(b"DONE\r\n").await;
+    let r = watcher.until_tag("i").await;
+    assert!(r.last().unwrap().starts_with("i OK"), "{r:?}");
+}
