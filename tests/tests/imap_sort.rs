@@ -63,33 +63,13 @@ five five five five\r\n"
     ]
 }
 
-async fn deliver(server: &Server, messages: &[Vec<u8>]) {
-    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
-    assert_eq!(greeting.code, 220);
-    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-    for m in messages {
-        let r = smtp.send_mail("sender@example.com", &[ALICE], m).await;
-        assert_eq!(r.code, 250, "{}", r.text());
-    }
-}
-
-async fn session(imap: &ImapServer) -> Pop3Client {
-    let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
-    assert!(greeting.starts_with("* OK "), "{greeting}");
-    let r = c.imap("L", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
-    assert!(r[0].starts_with("L OK "), "{r:?}");
-    let r = c.imap("S", "SELECT INBOX").await;
-    assert!(r.last().expect("reply").starts_with("S OK "), "{r:?}");
-    c
-}
-
 async fn start() -> (Server, ImapServer, Pop3Client) {
     let server = Server::start().await;
     let imap = ImapServer::start_with(&server, |_| {}).await;
     let corpus = corpus();
-    deliver(&server, &corpus).await;
+    server.send_messages(ALICE, &corpus).await;
     server.wait_for_inbox(ALICE, corpus.len()).await;
-    let c = session(&imap).await;
+    let c = alice_in_inbox(&imap).await;
     (server, imap, c)
 }
 
@@ -364,7 +344,7 @@ async fn within_compares_the_internal_date() {
 #[tokio::test]
 async fn live_results_follow_other_sessions() {
     let (server, imap, mut watcher) = start().await;
-    let mut other = session(&imap).await;
+    let mut other = alice_in_inbox(&imap).await;
     let r = watcher
         .imap("s1", "SEARCH RETURN (UPDATE COUNT) FLAGGED")
         .await;
@@ -390,7 +370,8 @@ async fn live_results_follow_other_sessions() {
     );
 
     // New mail: unseen, and subject "aardvark" sorts first.
-    deliver(&server, &[b"Subject: aardvark\r\n\r\nhi\r\n".to_vec()]).await;
+    let aardvark = b"Subject: aardvark\r\n\r\nhi\r\n".to_vec();
+    server.send_messages(ALICE, &[aardvark]).await;
     server.wait_for_inbox(ALICE, 6).await;
     let r = watcher.imap("n2", "NOOP").await;
     assert!(r.contains(&"* 6 EXISTS".to_owned()), "{r:?}");
@@ -444,14 +425,8 @@ async fn live_results_follow_other_sessions() {
 
 /// imaplib: SORT and UID SORT as a real client sends them.
 const IMAPLIB_SORT: &str = r#"
-import imaplib, sys
-port, user, password = sys.argv[1:4]
-m = imaplib.IMAP4("localhost", int(port), timeout=30)
-m.login(user, password)
 typ, data = m.capability()
 assert b"SORT" in data[0].split(), data
-typ, data = m.select("INBOX")
-assert typ == "OK", (typ, data)
 typ, data = m.sort("(SUBJECT)", "UTF-8", "ALL")
 print("SUBJECT", typ, data)
 typ, data = m.sort("(REVERSE DATE)", "UTF-8", "ALL")
@@ -466,25 +441,9 @@ async fn imaplib_sorts() {
     let server = Server::start().await;
     let imap = ImapServer::start_with(&server, |_| {}).await;
     let corpus = corpus();
-    deliver(&server, &corpus).await;
+    server.send_messages(ALICE, &corpus).await;
     server.wait_for_inbox(ALICE, corpus.len()).await;
-    let out = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            IMAPLIB_SORT,
-            &imap.imap.port().to_string(),
-            ALICE,
-            PASSWORD,
-        ])
-        .output()
-        .await
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = imaplib_as_alice(&imap, IMAPLIB_SORT).await;
     assert!(stdout.contains("SUBJECT OK [b'5 3 4 1 2']"), "{stdout}");
     assert!(stdout.contains("DATE OK [b'5 1 3 4 2']"), "{stdout}");
     assert!(stdout.contains("UID OK [b'2 5 4 3 1']"), "{stdout}");
@@ -494,7 +453,7 @@ async fn imaplib_sorts() {
 #[tokio::test]
 async fn live_results_during_idle() {
     let (_server, imap, mut watcher) = start().await;
-    let mut other = session(&imap).await;
+    let mut other = alice_in_inbox(&imap).await;
     let r = watcher
         .imap("s1", "UID SEARCH RETURN (UPDATE ALL) UNSEEN")
         .await;

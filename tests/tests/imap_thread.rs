@@ -67,25 +67,9 @@ async fn start() -> (Server, ImapServer) {
     let server = Server::start().await;
     let imap = ImapServer::start_with(&server, |_| {}).await;
     let corpus = corpus();
-    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
-    assert_eq!(greeting.code, 220);
-    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-    for m in &corpus {
-        let r = smtp.send_mail("sender@example.com", &[ALICE], m).await;
-        assert_eq!(r.code, 250, "{}", r.text());
-    }
+    server.send_messages(ALICE, &corpus).await;
     server.wait_for_inbox(ALICE, corpus.len()).await;
     (server, imap)
-}
-
-async fn session(imap: &ImapServer) -> Pop3Client {
-    let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
-    assert!(greeting.starts_with("* OK "), "{greeting}");
-    let r = c.imap("L", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
-    assert!(r[0].starts_with("L OK "), "{r:?}");
-    let r = c.imap("S", "SELECT INBOX").await;
-    assert!(r.last().expect("reply").starts_with("S OK "), "{r:?}");
-    c
 }
 
 /// The `* THREAD` data of a THREAD that must succeed.
@@ -102,7 +86,7 @@ async fn thread(c: &mut Pop3Client, command: &str) -> String {
 #[tokio::test]
 async fn the_three_algorithms() {
     let (_server, imap) = start().await;
-    let mut c = session(&imap).await;
+    let mut c = alice_in_inbox(&imap).await;
     let r = c.imap("c", "CAPABILITY").await;
     for cap in ["THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "THREAD=REFS"] {
         assert!(r[0].split(' ').any(|c| c == cap), "{cap}: {r:?}");
@@ -145,8 +129,8 @@ async fn the_three_algorithms() {
 #[tokio::test]
 async fn threads_after_another_session_expunges() {
     let (_server, imap) = start().await;
-    let mut reader = session(&imap).await;
-    let mut other = session(&imap).await;
+    let mut reader = alice_in_inbox(&imap).await;
+    let mut other = alice_in_inbox(&imap).await;
     let r = other.imap("d", "STORE 1 +FLAGS.SILENT (\\Deleted)").await;
     assert!(r.last().unwrap().starts_with("d OK"), "{r:?}");
     let r = other.imap("e", "EXPUNGE").await;
@@ -170,12 +154,6 @@ async fn threads_after_another_session_expunges() {
 
 /// imaplib: THREAD and UID THREAD as a real client sends them.
 const IMAPLIB_THREAD: &str = r#"
-import imaplib, sys
-port, user, password = sys.argv[1:4]
-m = imaplib.IMAP4("localhost", int(port), timeout=30)
-m.login(user, password)
-typ, data = m.select("INBOX")
-assert typ == "OK", (typ, data)
 typ, data = m.thread("REFERENCES", "UTF-8", "ALL")
 print("REFERENCES", typ, data)
 typ, data = m.uid("THREAD", "ORDEREDSUBJECT", "UTF-8", "ALL")
@@ -186,23 +164,7 @@ m.logout()
 #[tokio::test]
 async fn imaplib_threads() {
     let (_server, imap) = start().await;
-    let out = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            IMAPLIB_THREAD,
-            &imap.imap.port().to_string(),
-            ALICE,
-            PASSWORD,
-        ])
-        .output()
-        .await
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = imaplib_as_alice(&imap, IMAPLIB_THREAD).await;
     assert!(
         stdout.contains("REFERENCES OK [b'(1 (2 3)(5))(4 6)((7)(8))']"),
         "{stdout}"
