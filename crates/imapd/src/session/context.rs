@@ -1,9 +1,9 @@
 //! CONTEXT=SEARCH and CONTEXT=SORT's live results (RFC 5267 section
 //! 4.3): a `SEARCH RETURN (UPDATE)` or `SORT RETURN (UPDATE)` keeps its
-//! criteria, and after every later command in the
-//! selected state (once the changes of other sessions have been taken in)
-//! the search runs again; messages that joined the result are reported
-//! with `* ESEARCH (TAG "t") ADDTO (position set)`, messages that left it
+//! criteria, and after every later command in the selected state (once
+//! the changes of other sessions have been taken in) and during IDLE, if
+//! the mailbox changed (its modseq or message count moved), the search
+//! runs again; messages that joined the result are reported with `* ESEARCH (TAG "t") ADDTO (position set)`, messages that left it
 //! with `REMOVEFROM (position set)`, the sequence numbers of the latter as
 //! the client knew them before the command. CANCELUPDATE stops it; a new
 //! SELECT, EXAMINE, CLOSE or UNSELECT forgets them all.
@@ -11,11 +11,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use store::Uid;
+use store::{ModSeq, Uid};
 
 use super::esearch::ordered_set;
 use super::sort::sort_messages;
-use super::{End, Session, State};
+use super::{End, Selected, Session, State};
 use crate::protocol::{SearchKey, SortKey, Tag};
 
 /// A search (or sort) whose result the client is kept told of.
@@ -27,6 +27,14 @@ pub(super) struct Update {
     sort: Option<Vec<SortKey>>,
     /// The result as last reported, in its order (ascending for a search).
     result: Vec<Uid>,
+    /// The view (its modseq and size) the result was last worked out
+    /// for: while it stands, nothing can have changed the result.
+    checked_at: (ModSeq, usize),
+}
+
+/// What a search's result depends on in the view.
+fn view_state(view: &Selected) -> (ModSeq, usize) {
+    (view.synced_modseq, view.uids.len())
 }
 
 /// `position set`: where the first of the messages is (or was) in the
@@ -67,6 +75,10 @@ impl Session {
         sort: Option<Vec<SortKey>>,
         result: Vec<Uid>,
     ) {
+        let State::Selected(_, view) = &self.state else {
+            return;
+        };
+        let checked_at = view_state(view);
         self.updates.retain(|u| u.tag != *tag);
         self.updates.push(Update {
             tag: tag.clone(),
@@ -74,6 +86,7 @@ impl Session {
             criteria,
             sort,
             result,
+            checked_at,
         });
     }
 
@@ -147,12 +160,16 @@ impl Session {
         let Some(before) = before else {
             return Ok(());
         };
-        let view = match &self.state {
-            State::Selected(_, s) => s.uids.clone(),
+        let (view, now_at) = match &self.state {
+            State::Selected(_, s) => (s.uids.clone(), view_state(s)),
             _ => return Ok(()),
         };
         let mut updates = std::mem::take(&mut self.updates);
         for update in &mut updates {
+            if update.checked_at == now_at {
+                continue;
+            }
+            update.checked_at = now_at;
             let now: Vec<Uid> = match &update.sort {
                 None => match self.find_matches(update.criteria.clone()).await? {
                     Ok(m) => m.iter().map(|c| c.entry.uid).collect(),

@@ -116,7 +116,7 @@ impl Session {
     /// Forgets the saved result where RFC 5182 says to: a new mailbox, or
     /// none.
     /// Also the live results of CONTEXT=SEARCH.
-    pub(super) fn forget_saved_result(&mut self, kind: &CommandKind) {
+    pub(super) fn forget_mailbox_results(&mut self, kind: &CommandKind) {
         if matches!(
             kind,
             CommandKind::Select { .. }

@@ -513,7 +513,7 @@ impl Session {
             self.bad(&tag, "Command not valid in this state");
             return Ok(());
         }
-        self.forget_saved_result(&kind);
+        self.forget_mailbox_results(&kind);
         let Some(kind) = self.put_saved_result(&tag, kind) else {
             return Ok(());
         };
