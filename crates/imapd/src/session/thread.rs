@@ -39,17 +39,16 @@ struct Container {
     children: Vec<usize>,
 }
 
-/// A thread as it is written: a message with its replies, or a dummy
-/// over several threads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Thread {
-    pub number: Option<u32>,
-    pub children: Vec<Thread>,
-}
-
 struct Forest<'a> {
     messages: &'a [ThreadMessage],
     nodes: Vec<Container>,
+}
+
+/// One step of writing a thread without recursion (a reply chain may be
+/// as long as the mailbox).
+enum Write {
+    Node(usize),
+    Text(char),
 }
 
 impl Forest<'_> {
@@ -65,6 +64,14 @@ impl Forest<'_> {
         }
     }
 
+    /// Whether making `child` a child of `parent` would close a loop:
+    /// only if `parent` is `child` or below it, which a container without
+    /// children (the usual new message) cannot have.
+    fn would_loop(&self, parent: usize, child: usize) -> bool {
+        parent == child
+            || (!self.nodes[child].children.is_empty() && self.is_ancestor(child, parent))
+    }
+
     fn unlink(&mut self, child: usize) {
         if let Some(p) = self.nodes[child].parent.take() {
             self.nodes[p].children.retain(|&c| c != child);
@@ -76,37 +83,60 @@ impl Forest<'_> {
         self.nodes[parent].children.push(child);
     }
 
+    /// Every node under `roots` (themselves included), each after all of
+    /// its descendants; no recursion.
+    fn post_order(&self, roots: &[usize]) -> Vec<usize> {
+        let mut out = Vec::new();
+        let mut stack: Vec<(usize, bool)> = roots.iter().rev().map(|&r| (r, false)).collect();
+        while let Some((node, expanded)) = stack.pop() {
+            if expanded {
+                out.push(node);
+            } else {
+                stack.push((node, true));
+                stack.extend(self.nodes[node].children.iter().rev().map(|&c| (c, false)));
+            }
+        }
+        out
+    }
+
     /// (date, mailbox order) of a node: a dummy takes its first child's
     /// (children sorted first).
-    fn date(&self, node: usize) -> (i64, u32) {
-        match self.nodes[node].message {
-            Some(m) => (self.messages[m].sent, self.messages[m].seq),
-            None => self.nodes[node]
-                .children
-                .first()
-                .map_or((i64::MIN, 0), |&c| self.date(c)),
+    fn date(&self, mut node: usize) -> (i64, u32) {
+        loop {
+            match (self.nodes[node].message, self.nodes[node].children.first()) {
+                (Some(m), _) => return (self.messages[m].sent, self.messages[m].seq),
+                (None, Some(&first)) => node = first,
+                (None, None) => return (i64::MIN, 0),
+            }
         }
     }
 
-    /// The newest (date, order) in a whole thread.
-    fn latest(&self, node: usize) -> (i64, u32) {
-        let own = self.nodes[node].message.map_or((i64::MIN, 0), |m| {
-            (self.messages[m].sent, self.messages[m].seq)
-        });
-        self.nodes[node]
-            .children
-            .iter()
-            .map(|&c| self.latest(c))
-            .fold(own, std::cmp::max)
-    }
-
-    fn sort_level(&mut self, list: &mut [usize]) {
-        for &node in list.iter() {
+    /// Sorts every level under `roots`, and `roots`, by date: children
+    /// before their parents, so that a dummy's first child is known.
+    fn sort_all(&mut self, roots: &mut [usize]) {
+        for node in self.post_order(roots) {
             let mut children = std::mem::take(&mut self.nodes[node].children);
-            self.sort_level(&mut children);
+            children.sort_by_key(|&c| self.date(c));
             self.nodes[node].children = children;
         }
-        list.sort_by_key(|&n| self.date(n));
+        roots.sort_by_key(|&n| self.date(n));
+    }
+
+    /// The newest (date, order) in each thread of `roots`.
+    fn latest(&self, roots: &[usize]) -> HashMap<usize, (i64, u32)> {
+        let mut latest: HashMap<usize, (i64, u32)> = HashMap::new();
+        for node in self.post_order(roots) {
+            let own = self.nodes[node].message.map_or((i64::MIN, 0), |m| {
+                (self.messages[m].sent, self.messages[m].seq)
+            });
+            let newest = self.nodes[node]
+                .children
+                .iter()
+                .filter_map(|c| latest.get(c).copied())
+                .fold(own, std::cmp::max);
+            latest.insert(node, newest);
+        }
+        latest
     }
 
     /// The message of a node, or of a dummy's first child.
@@ -121,24 +151,34 @@ impl Forest<'_> {
     }
 
     /// (3) Dummies without children go; a dummy's children take its place,
-    /// but at the root only a single child.
-    fn prune(&mut self, list: Vec<usize>, root: bool) -> Vec<usize> {
-        let mut out = Vec::new();
-        for node in list {
+    /// but at the root only a single child. Deepest levels first.
+    fn prune(&mut self, roots: Vec<usize>) -> Vec<usize> {
+        for node in self.post_order(&roots) {
             let children = std::mem::take(&mut self.nodes[node].children);
-            let children = self.prune(children, false);
-            if self.nodes[node].message.is_some() || (root && children.len() > 1) {
-                for &c in &children {
-                    self.nodes[c].parent = Some(node);
+            let mut kept = Vec::with_capacity(children.len());
+            for child in children {
+                if self.nodes[child].message.is_some() {
+                    kept.push(child);
+                } else {
+                    let promoted = std::mem::take(&mut self.nodes[child].children);
+                    for &c in &promoted {
+                        self.nodes[c].parent = Some(node);
+                    }
+                    kept.extend(promoted);
                 }
-                self.nodes[node].children = children;
-                out.push(node);
+            }
+            self.nodes[node].children = kept;
+        }
+        let mut out = Vec::with_capacity(roots.len());
+        for root in roots {
+            if self.nodes[root].message.is_some() || self.nodes[root].children.len() > 1 {
+                out.push(root);
             } else {
-                let parent = if root { None } else { self.nodes[node].parent };
-                for &c in &children {
-                    self.nodes[c].parent = parent;
+                let promoted = std::mem::take(&mut self.nodes[root].children);
+                for &c in &promoted {
+                    self.nodes[c].parent = None;
                 }
-                out.extend(children);
+                out.extend(promoted);
             }
         }
         out
@@ -229,21 +269,49 @@ impl Forest<'_> {
         roots
     }
 
-    fn thread(&self, node: usize) -> Thread {
-        Thread {
-            number: self.nodes[node].message.map(|m| self.messages[m].number),
-            children: self.nodes[node]
-                .children
-                .iter()
-                .map(|&c| self.thread(c))
-                .collect(),
+    /// Writes the threads of `roots`: each in parentheses, a message's
+    /// number, then its one reply's line or several replies each in
+    /// parentheses (a dummy: just its children).
+    fn write(&self, roots: &[usize]) -> String {
+        let mut out = String::new();
+        let mut steps: Vec<Write> = Vec::new();
+        for &root in roots.iter().rev() {
+            steps.extend([Write::Text(')'), Write::Node(root), Write::Text('(')]);
         }
+        while let Some(step) = steps.pop() {
+            let node = match step {
+                Write::Text(c) => {
+                    out.push(c);
+                    continue;
+                }
+                Write::Node(node) => node,
+            };
+            let message = self.nodes[node].message;
+            if let Some(m) = message {
+                out.push_str(&self.messages[m].number.to_string());
+            }
+            match self.nodes[node].children.as_slice() {
+                [] => {}
+                [only] if message.is_some() => {
+                    steps.extend([Write::Node(*only), Write::Text(' ')]);
+                }
+                children => {
+                    for &c in children.iter().rev() {
+                        steps.extend([Write::Text(')'), Write::Node(c), Write::Text('(')]);
+                    }
+                    if message.is_some() {
+                        steps.push(Write::Text(' '));
+                    }
+                }
+            }
+        }
+        out
     }
 }
 
-/// REFERENCES (`gather_subjects`) or REFS threads of `messages` (in
-/// mailbox order).
-pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> Vec<Thread> {
+/// REFERENCES or (`refs`) REFS threads of `messages` (in mailbox order),
+/// written as THREAD's data.
+pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> String {
     let mut forest = Forest {
         messages,
         nodes: Vec::with_capacity(messages.len() * 2),
@@ -278,14 +346,14 @@ pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> Vec<Threa
             .collect();
         for pair in refs.windows(2) {
             let (parent, child) = (pair[0], pair[1]);
-            if forest.nodes[child].parent.is_none() && !forest.is_ancestor(child, parent) {
+            if forest.nodes[child].parent.is_none() && !forest.would_loop(parent, child) {
                 forest.link(parent, child);
             }
         }
         // (1C) The last reference is the message's parent.
         forest.unlink(own);
         if let Some(&parent) = refs.last() {
-            if !forest.is_ancestor(own, parent) {
+            if !forest.would_loop(parent, own) {
                 forest.link(parent, own);
             }
         }
@@ -294,77 +362,60 @@ pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> Vec<Threa
     let roots: Vec<usize> = (0..forest.nodes.len())
         .filter(|&n| forest.nodes[n].parent.is_none())
         .collect();
-    let mut roots = forest.prune(roots, true);
+    let mut roots = forest.prune(roots);
     // (4) Sorted by date; (5) gathered by subject; (6) every level sorted.
-    forest.sort_level(&mut roots);
+    forest.sort_all(&mut roots);
     if !refs {
         roots = forest.gather_by_subject(roots);
-        forest.sort_level(&mut roots);
+        forest.sort_all(&mut roots);
     } else {
-        roots.sort_by_key(|&r| forest.latest(r));
+        let latest = forest.latest(&roots);
+        roots.sort_by_key(|r| latest.get(r).copied());
     }
-    roots.iter().map(|&r| forest.thread(r)).collect()
+    forest.write(&roots)
 }
 
 /// ORDEREDSUBJECT threads: by base subject, each thread's first message
-/// the parent of the rest, threads in the order of their first message.
-pub(super) fn by_subject(messages: &[ThreadMessage]) -> Vec<Thread> {
+/// the parent of the rest, threads in the order of their first message;
+/// written as THREAD's data.
+pub(super) fn by_subject(messages: &[ThreadMessage]) -> String {
     let mut sorted: Vec<&ThreadMessage> = messages.iter().collect();
     sorted.sort_by(|a, b| (&a.subject, a.sent, a.seq).cmp(&(&b.subject, b.sent, b.seq)));
-    let mut threads: Vec<((i64, u32), Thread)> = Vec::new();
-    let mut last_subject: Option<&str> = None;
+    let mut threads: Vec<Vec<&ThreadMessage>> = Vec::new();
     for m in sorted {
-        let leaf = Thread {
-            number: Some(m.number),
-            children: Vec::new(),
-        };
         match threads.last_mut() {
-            Some((_, t)) if last_subject == Some(m.subject.as_str()) => t.children.push(leaf),
-            _ => threads.push(((m.sent, m.seq), leaf)),
-        }
-        last_subject = Some(m.subject.as_str());
-    }
-    threads.sort_by_key(|(date, _)| *date);
-    threads.into_iter().map(|(_, t)| t).collect()
-}
-
-/// Writes a thread's members: the number, then one child's line or
-/// several children each in parentheses.
-fn write_members(t: &Thread, out: &mut String) {
-    if let Some(n) = t.number {
-        out.push_str(&n.to_string());
-    }
-    match t.children.as_slice() {
-        [] => {}
-        [only] if t.number.is_some() => {
-            out.push(' ');
-            write_members(only, out);
-        }
-        children => {
-            if t.number.is_some() {
-                out.push(' ');
-            }
-            for c in children {
-                out.push('(');
-                write_members(c, out);
-                out.push(')');
-            }
+            Some(t) if t[0].subject == m.subject => t.push(m),
+            _ => threads.push(vec![m]),
         }
     }
-}
-
-/// The `THREAD` response data.
-pub(super) fn thread_line(threads: &[Thread]) -> String {
-    let mut line = String::from("THREAD ");
+    threads.sort_by_key(|t| (t[0].sent, t[0].seq));
+    let mut out = String::new();
     for t in threads {
-        line.push('(');
-        write_members(t, &mut line);
-        line.push(')');
+        out.push('(');
+        out.push_str(&t[0].number.to_string());
+        match &t[1..] {
+            [] => {}
+            [only] => out.push_str(&format!(" {}", only.number)),
+            replies => {
+                out.push(' ');
+                for r in replies {
+                    out.push_str(&format!("({})", r.number));
+                }
+            }
+        }
+        out.push(')');
     }
+    out
+}
+
+/// The `THREAD` response for `threads` (as written by [`by_references`]
+/// or [`by_subject`]).
+pub(super) fn thread_line(threads: &str) -> String {
     if threads.is_empty() {
-        line.pop();
+        "THREAD".to_owned()
+    } else {
+        format!("THREAD {threads}")
     }
-    line
 }
 
 impl Session {
@@ -510,6 +561,33 @@ mod tests {
         ];
         assert_eq!(thread_line(&by_references(&m, true)), "THREAD (1)(2)(3 4)");
         assert_eq!(refs(&m), "THREAD (1 2)(3 4)");
+    }
+
+    /// A reply chain as long as a big mailbox: no recursion, so no stack
+    /// overflow, in any step.
+    #[test]
+    fn very_long_chains_thread_without_recursion() {
+        let n = 100_000u32;
+        let ids: Vec<String> = (0..=n).map(|i| format!("<{i}@x>")).collect();
+        let m: Vec<ThreadMessage> = (1..=n)
+            .map(|i| ThreadMessage {
+                number: i,
+                seq: i,
+                sent: i64::from(i),
+                subject: "S".into(),
+                is_reply_or_forward: i > 1,
+                message_id: Some(ids[i as usize].clone()),
+                // Each message references its parent, whose own parent is
+                // missing for the first.
+                references: vec![ids[i as usize - 1].clone()],
+            })
+            .collect();
+        for refs in [false, true] {
+            let out = by_references(&m, refs);
+            assert!(out.starts_with("(1 2 3 4 "), "{}", &out[..20]);
+            assert!(out.ends_with(&format!(" {n})")));
+            assert_eq!(out.matches('(').count(), 1);
+        }
     }
 
     #[test]
