@@ -8,7 +8,7 @@
 //! summaries SORT reads (kept at delivery, cached), never from the raw
 //! messages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::sort::Sortable;
 use super::{End, Session};
@@ -216,57 +216,53 @@ impl Forest<'_> {
                 }
             }
         }
-        let mut roots = roots;
-        let mut i = 0;
-        while i < roots.len() {
-            let r = roots[i];
+        // Each root in turn joins the one the table has for its subject;
+        // what leaves the root set is noted, not removed (no shifting).
+        let mut gone: HashSet<usize> = HashSet::new();
+        let mut replaced: HashMap<usize, usize> = HashMap::new();
+        for &r in &roots {
+            if gone.contains(&r) {
+                continue;
+            }
             let Some(subject) = self.subject_message(r).map(|m| m.subject.clone()) else {
-                i += 1;
                 continue;
             };
             let Some(&t) = table.get(&subject) else {
-                i += 1;
                 continue;
             };
-            if t == r || subject.is_empty() {
-                i += 1;
+            if t == r {
                 continue;
             }
-            let t_pos = roots.iter().position(|&x| x == t);
             if is_dummy(self, t) && is_dummy(self, r) {
                 for c in std::mem::take(&mut self.nodes[r].children) {
                     self.link(t, c);
                 }
-                roots.remove(i);
+                gone.insert(r);
             } else if is_dummy(self, t) {
                 self.link(t, r);
-                roots.remove(i);
+                gone.insert(r);
             } else if is_dummy(self, r) {
                 self.link(r, t);
                 table.insert(subject, r);
-                if let Some(p) = t_pos {
-                    roots.remove(p);
-                    if p < i {
-                        i -= 1;
-                    }
-                }
-                i += 1;
+                gone.insert(t);
             } else if !is_reply(self, t) && is_reply(self, r) {
                 self.link(t, r);
-                roots.remove(i);
+                gone.insert(r);
             } else {
                 let dummy = self.nodes.len();
                 self.nodes.push(Container::default());
                 self.link(dummy, t);
                 self.link(dummy, r);
                 table.insert(subject, dummy);
-                if let Some(p) = t_pos {
-                    roots[p] = dummy;
-                }
-                roots.remove(i);
+                replaced.insert(t, dummy);
+                gone.insert(r);
             }
         }
         roots
+            .into_iter()
+            .filter(|r| !gone.contains(r))
+            .map(|r| replaced.get(&r).copied().unwrap_or(r))
+            .collect()
     }
 
     /// Writes the threads of `roots`: each in parentheses, a message's
@@ -588,6 +584,44 @@ mod tests {
             assert!(out.ends_with(&format!(" {n})")));
             assert_eq!(out.matches('(').count(), 1);
         }
+    }
+
+    /// Many root threads on few subjects gather without shifting the
+    /// root set about (no quadratic step).
+    #[test]
+    fn many_roots_gather_by_subject() {
+        let n = 50_000u32;
+        let m: Vec<ThreadMessage> = (1..=n)
+            .map(|i| ThreadMessage {
+                number: i,
+                seq: i,
+                sent: i64::from(i),
+                subject: format!("S{}", i % 100),
+                is_reply_or_forward: i % 2 == 0,
+                message_id: Some(format!("<{i}@x>")),
+                references: Vec::new(),
+            })
+            .collect();
+        let out = by_references(&m, false);
+        let mut depth = 0;
+        let mut threads = 0;
+        for c in out.chars() {
+            match c {
+                '(' => {
+                    threads += usize::from(depth == 0);
+                    depth += 1;
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        assert_eq!(threads, 100);
+        assert_eq!(
+            out.split(|c: char| !c.is_ascii_digit())
+                .filter(|w| !w.is_empty())
+                .count(),
+            n as usize
+        );
     }
 
     #[test]
