@@ -11,6 +11,7 @@
 use std::cmp::Ordering;
 
 use store::{EmailAddress, HeaderAddress, MessageInfo, StoreError, Uid};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::search::Candidate;
 use super::{End, Session, State};
@@ -228,10 +229,24 @@ impl Session {
         };
         let store = self.ctx.shared.store.clone();
         let reading = async move {
+            // The batches are read at once (the store has several reader
+            // connections) and made sortable in order; a client that
+            // leaves drops the handles, which stops them.
+            let reads: Vec<_> = matched
+                .chunks(ENVELOPE_BATCH)
+                .map(|batch| {
+                    let (store, mailbox) = (store.clone(), mailbox.to_owned());
+                    let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
+                    AbortOnDropHandle::new(tokio::spawn(async move {
+                        store.envelopes(account, &mailbox, &uids).await
+                    }))
+                })
+                .collect();
             let mut out = Vec::with_capacity(matched.len());
-            for batch in matched.chunks(ENVELOPE_BATCH) {
-                let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                let infos = store.envelopes(account, &mailbox, &uids).await?;
+            for (batch, read) in matched.chunks(ENVELOPE_BATCH).zip(reads) {
+                let infos = read
+                    .await
+                    .map_err(|e| StoreError::Database(format!("sort task failed: {e}")))??;
                 out.extend(sortables(batch, &infos));
             }
             Ok::<_, StoreError>(out)
