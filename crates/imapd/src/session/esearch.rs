@@ -90,6 +90,19 @@ pub(super) fn esearch_line(
     line
 }
 
+/// A search or sort result to report.
+pub(super) struct Found {
+    /// UIDs rather than sequence numbers.
+    pub by_uid: bool,
+    /// In sort order (MIN and MAX are then the first and last).
+    pub sorted: bool,
+    /// `(sequence number, UID)` of each message, in the result's order.
+    pub messages: Vec<(u32, Uid)>,
+    /// The highest modseq among them, when the criteria asked about
+    /// modseqs (RFC 7162 3.1.5).
+    pub modseq: Option<u64>,
+}
+
 /// Replaces `$` among search keys with `saved` (a UID set, `None` when
 /// empty).
 fn put_in_keys(keys: &mut [SearchKey], saved: &Option<SequenceSet>) {
@@ -201,16 +214,17 @@ impl Session {
             }
             return Ok(());
         };
-        let numbers: Vec<u32> = matched
-            .iter()
-            .map(|c| if uid { c.entry.uid.0 } else { c.seq })
-            .collect();
-        let modseq = with_modseq
-            .then(|| matched.iter().map(|c| c.entry.modseq.0).max())
-            .flatten();
-        let uids: Vec<Uid> = matched.iter().map(|c| c.entry.uid).collect();
-        self.report_result(tag, uid, false, &returns, &numbers, &uids, modseq);
+        let found = Found {
+            by_uid: uid,
+            sorted: false,
+            messages: matched.iter().map(|c| (c.seq, c.entry.uid)).collect(),
+            modseq: with_modseq
+                .then(|| matched.iter().map(|c| c.entry.modseq.0).max())
+                .flatten(),
+        };
+        self.report_result(tag, &returns, &found);
         if let Some(criteria) = context {
+            let uids = found.messages.iter().map(|m| m.1).collect();
             self.start_update(tag, uid, criteria, None, uids);
         }
         self.ok(
@@ -224,21 +238,11 @@ impl Session {
         Ok(())
     }
 
-    /// Reports a result (`numbers` in its order, `uids` the same
-    /// messages) as RETURN asked: `* ESEARCH` unless SAVE is all it asked,
-    /// and SAVE keeps it (only MIN and MAX when those are all it asked
-    /// besides, RFC 5182 2.1).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn report_result(
-        &mut self,
-        tag: &Tag,
-        uid: bool,
-        sorted: bool,
-        returns: &SearchReturn,
-        numbers: &[u32],
-        uids: &[Uid],
-        modseq: Option<u64>,
-    ) {
+    /// Reports a result as RETURN asked: `* ESEARCH` unless SAVE is all
+    /// it asked, and SAVE keeps it (only MIN and MAX when those are all it
+    /// asked besides, RFC 5182 2.1).
+    pub(super) fn report_result(&mut self, tag: &Tag, returns: &SearchReturn, found: &Found) {
+        let uids: Vec<Uid> = found.messages.iter().map(|m| m.1).collect();
         if returns.save {
             let mut saved: Vec<Uid> =
                 if (returns.min || returns.max) && !returns.all && !returns.count {
@@ -265,7 +269,19 @@ impl Session {
                 || returns.update
                 || returns.partial.is_some());
         if !save_only {
-            let line = esearch_line(tag, uid, sorted, returns, numbers, modseq);
+            let numbers: Vec<u32> = found
+                .messages
+                .iter()
+                .map(|&(seq, uid)| if found.by_uid { uid.0 } else { seq })
+                .collect();
+            let line = esearch_line(
+                tag,
+                found.by_uid,
+                found.sorted,
+                returns,
+                &numbers,
+                found.modseq,
+            );
             self.untagged(line.as_bytes());
         }
     }

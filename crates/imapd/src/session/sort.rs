@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use store::{EmailAddress, HeaderAddress, MessageInfo, StoreError, Uid};
 use tokio_util::task::AbortOnDropHandle;
 
+use super::esearch::Found;
 use super::search::Candidate;
 use super::{End, Session, State};
 use crate::protocol::base_subject::{base_subject, casemap};
@@ -272,24 +273,26 @@ impl Session {
             return Ok(());
         };
         sort_messages(&mut messages, &keys);
-        let numbers: Vec<u32> = messages
-            .iter()
-            .map(|m| if uid { m.uid.0 } else { m.seq })
-            .collect();
         match returns {
             Some(returns) => {
-                let uids: Vec<Uid> = messages.iter().map(|m| m.uid).collect();
-                self.report_result(tag, uid, true, &returns, &numbers, &uids, None);
+                let found = Found {
+                    by_uid: uid,
+                    sorted: true,
+                    messages: messages.iter().map(|m| (m.seq, m.uid)).collect(),
+                    modseq: None,
+                };
+                self.report_result(tag, &returns, &found);
                 if let Some(criteria) = context {
+                    let uids = messages.iter().map(|m| m.uid).collect();
                     self.start_update(tag, uid, criteria, Some(keys), uids);
                 }
             }
             None => {
-                let mut line = String::with_capacity(6 + numbers.len() * 6);
+                let mut line = String::with_capacity(6 + messages.len() * 6);
                 line.push_str("SORT");
-                for n in numbers {
+                for m in &messages {
                     line.push(' ');
-                    line.push_str(&n.to_string());
+                    line.push_str(&(if uid { m.uid.0 } else { m.seq }).to_string());
                 }
                 self.untagged(line.as_bytes());
             }
