@@ -132,13 +132,18 @@ impl Server {
     /// Sends one message per subject from bob@example.com to `to` over SMTP
     /// (each answered 250); delivery happens in the background.
     pub async fn send_subjects(&self, to: &str, subjects: &[&str]) {
+        let messages: Vec<Vec<u8>> = subjects.iter().map(|s| message(s, "body")).collect();
+        self.send_messages(to, &messages).await;
+    }
+
+    /// Sends these messages from bob@example.com to `to` over SMTP, one
+    /// session, each answered 250; delivery happens in the background.
+    pub async fn send_messages(&self, to: &str, messages: &[Vec<u8>]) {
         let (mut smtp, greeting) = SmtpClient::connect(self.smtp).await;
         assert_eq!(greeting.code, 220);
         assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-        for s in subjects {
-            let r = smtp
-                .send_mail("bob@example.com", &[to], &message(s, "body"))
-                .await;
+        for m in messages {
+            let r = smtp.send_mail("bob@example.com", &[to], m).await;
             assert_eq!(r.code, 250, "{}", r.text());
         }
     }
@@ -1227,6 +1232,37 @@ async fn finish_tool(
         Ok(Err(e)) => panic!("cannot run {program}: {e}"),
         Err(_) => panic!("{program} {args:?} did not finish within {TOOL_LIMIT:?}"),
     }
+}
+
+/// An IMAP session on `imap` logged in as alice with INBOX selected.
+pub async fn alice_in_inbox(imap: &ImapServer) -> Pop3Client {
+    let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
+    assert!(greeting.starts_with("* OK "), "{greeting}");
+    let r = c
+        .imap("L", &format!("LOGIN alice@localhost \"{PASSWORD}\""))
+        .await;
+    assert!(r[0].starts_with("L OK "), "{r:?}");
+    let r = c.imap("S", "SELECT INBOX").await;
+    assert!(r.last().expect("reply").starts_with("S OK "), "{r:?}");
+    c
+}
+
+/// Runs `script` with Python's imaplib against `imap`, starting as alice
+/// logged in with INBOX selected (as `m`); returns its stdout, asserting
+/// exit 0.
+pub async fn imaplib_as_alice(imap: &ImapServer, script: &str) -> String {
+    let script = format!(
+        "import imaplib, sys\n\
+         port, user, password = sys.argv[1:4]\n\
+         m = imaplib.IMAP4(\"localhost\", int(port), timeout=30)\n\
+         m.login(user, password)\n\
+         typ, data = m.select(\"INBOX\")\n\
+         assert typ == \"OK\", (typ, data)\n\
+         {script}"
+    );
+    let port = imap.imap.port().to_string();
+    let args = ["-c", &script, &port, "alice@localhost", PASSWORD];
+    run_tool_ok("python3", "python3", &args).await
 }
 
 /// [`run_tool`], asserting exit 0; returns stdout (lossy UTF-8).

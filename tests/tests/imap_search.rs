@@ -61,13 +61,7 @@ aGlkZGVuIHRyZWFzdXJl\r\n\
 }
 
 async fn deliver(server: &Server, messages: &[Vec<u8>]) {
-    let (mut smtp, greeting) = SmtpClient::connect(server.smtp).await;
-    assert_eq!(greeting.code, 220);
-    assert_eq!(smtp.cmd("EHLO client.example").await.code, 250);
-    for m in messages {
-        let r = smtp.send_mail("sender@example.com", &[ALICE], m).await;
-        assert_eq!(r.code, 250, "{}", r.text());
-    }
+    server.send_messages(ALICE, messages).await;
     server.wait_for_inbox(ALICE, messages.len()).await;
 }
 
@@ -473,12 +467,6 @@ async fn search_over_hundreds_of_messages() {
 
 /// imaplib: SEARCH and UID SEARCH as a real client sends them.
 const IMAPLIB_SEARCH: &str = r#"
-import imaplib, sys
-port, user, password = sys.argv[1:4]
-m = imaplib.IMAP4("localhost", int(port), timeout=30)
-m.login(user, password)
-typ, data = m.select("INBOX")
-assert typ == "OK", (typ, data)
 typ, data = m.search(None, 'FROM', '"alice"')
 print("FROM", typ, data)
 typ, data = m.search(None, '(OR SUBJECT "report" BODY "secret word")')
@@ -498,23 +486,7 @@ async fn imaplib_searches() {
     let server = Server::start().await;
     let imap = ImapServer::start_with(&server, |_| {}).await;
     deliver(&server, &corpus()).await;
-    let out = tokio::process::Command::new("python3")
-        .args([
-            "-c",
-            IMAPLIB_SEARCH,
-            &imap.imap.port().to_string(),
-            ALICE,
-            PASSWORD,
-        ])
-        .output()
-        .await
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = imaplib_as_alice(&imap, IMAPLIB_SEARCH).await;
     assert!(stdout.contains("FROM OK [b'1']"), "{stdout}");
     assert!(stdout.contains("OR OK [b'1 3 4']"), "{stdout}");
     assert!(stdout.contains("UID OK [b'3']"), "{stdout}");

@@ -88,6 +88,24 @@
 //!   then stored summaries (addresses, subject, Date:), then raw bytes in
 //!   bounded batches (HEADER, BODY, TEXT, decoded). BEFORE/ON/SINCE use
 //!   the internal date's UTC day; SENT* the Date: header's own day.
+//!   WITHIN (RFC 5032): OLDER and YOUNGER against the internal date.
+//! - Search results (`session::esearch`, `session::context`): ESEARCH
+//!   (RFC 4731, `SEARCH RETURN (MIN MAX COUNT ALL)`), PARTIAL (RFC 5267),
+//!   SEARCHRES (RFC 5182: `RETURN (SAVE)` keeps the result as UIDs; `$`
+//!   in FETCH, STORE, COPY, MOVE, UID EXPUNGE and search keys stands for
+//!   it; SELECT, EXAMINE, CLOSE, UNSELECT and a failed SAVE forget it),
+//!   and CONTEXT=SEARCH / CONTEXT=SORT (`RETURN (UPDATE)`: after each
+//!   command and during IDLE the search runs again and `* ESEARCH (TAG ..)
+//!   ADDTO / REMOVEFROM` say what changed, a removal before the EXPUNGE
+//!   that caused it; CANCELUPDATE).
+//! - SORT / UID SORT (`session::sort`, RFC 5256 with SORT=DISPLAY RFC 5957
+//!   and ESORT): keys from the cached envelope summaries; subjects by RFC
+//!   5256's base subject (`protocol::base_subject`), strings under
+//!   i;unicode-casemap (I18NLEVEL=1); ties in mailbox order.
+//! - THREAD / UID THREAD (`session::thread`): ORDEREDSUBJECT, REFERENCES
+//!   (RFC 5256 section 3, from the summaries' Message-ID, In-Reply-To and
+//!   References) and REFS (Dovecot's: no gathering by subject, threads by
+//!   their newest message).
 //!
 //! ## CONDSTORE and QRESYNC (`session::condstore`, RFC 7162)
 //!

@@ -261,6 +261,7 @@ pub(crate) fn summary_bytes(s: &MessageSummary) -> u64 {
         &s.subject,
         &s.in_reply_to,
         &s.message_id,
+        &s.references,
         &s.return_path,
         &s.preview,
     ] {

@@ -22,8 +22,9 @@ mod mime;
 /// cached by an older version are made again ([`crate::sqlite::reparse`]).
 /// 1: mail-parser's tree; 2: the tree, addresses and dates read here;
 /// 3: declared types kept (a multipart without parts, an encoded
-/// message/rfc822); 4: the preview and attachment count.
-pub(crate) const SUMMARY_VERSION: i64 = 4;
+/// message/rfc822); 4: the preview and attachment count; 5: the
+/// `References:` ids.
+pub(crate) const SUMMARY_VERSION: i64 = 5;
 
 /// Parses `raw` into a summary, as delivery does once per message. Never
 /// panics. Public so that the daemons' tests can make the summary (and
@@ -178,6 +179,7 @@ fn decoded_fields(message: &Message<'_>, s: &mut MessageSummary) {
     s.cc = addresses(message.cc());
     s.bcc = addresses(message.bcc());
     s.in_reply_to = ids(message.in_reply_to());
+    s.references = ids(message.references());
     s.message_id = message.message_id().map(|id| format!("<{id}>"));
 }
 
@@ -362,6 +364,7 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             Some("<1234@local.machine.example>")
         );
         assert_eq!(s.in_reply_to.as_deref(), Some("<abc@x> <def@y>"));
+        assert_eq!(s.references, None);
         let header_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
         assert_eq!(s.header_len, header_end as u64);
         let b = &s.body;
@@ -649,5 +652,22 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             let json = serde_json::to_string(&s).unwrap();
             assert_eq!(serde_json::from_str::<MessageSummary>(&json).unwrap(), s);
         }
+    }
+
+    /// THREAD follows `References:`: its ids kept in order, a folded
+    /// field unfolded.
+    #[test]
+    fn references_kept_in_order() {
+        let raw = b"Subject: Re: x\r\n\
+            References: <root@a.example>\r\n\t<mid@b.example>\r\n <last@c.example>\r\n\
+            In-Reply-To: <last@c.example>\r\n\
+            \r\n\
+            body\r\n";
+        let s = summarize(raw);
+        assert_eq!(
+            s.references.as_deref(),
+            Some("<root@a.example> <mid@b.example> <last@c.example>")
+        );
+        assert_eq!(s.in_reply_to.as_deref(), Some("<last@c.example>"));
     }
 }

@@ -2500,6 +2500,36 @@ async fn recent_is_claimed_once() {
     assert_eq!(store.claim_recent(alice.id, "INBOX").await.unwrap(), Uid(4));
 }
 
+/// THREAD=REFERENCES reads a message's `References:` from its envelope
+/// summary, not from the raw message.
+#[tokio::test]
+async fn envelopes_carry_the_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 1).await;
+    let reply = b"From: bob@example.org\r\nSubject: Re: plan\r\n\
+        Message-ID: <r2@example.org>\r\n\
+        References: <r0@example.org>\r\n <r1@example.org>\r\n\r\nok\r\n";
+    let (_, uid) = store
+        .append(alice.id, "INBOX", reply.to_vec(), &[], 0)
+        .await
+        .unwrap();
+    let got = store
+        .envelopes(alice.id, "INBOX", &[Uid(1), uid])
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].summary.references, None);
+    assert_eq!(
+        got[1].summary.references.as_deref(),
+        Some("<r0@example.org> <r1@example.org>")
+    );
+    assert_eq!(
+        got[1].summary.message_id.as_deref(),
+        Some("<r2@example.org>")
+    );
+}
+
 #[tokio::test]
 async fn envelopes_match_the_full_summaries() {
     let dir = tempfile::tempdir().unwrap();
@@ -2527,6 +2557,7 @@ async fn envelopes_match_the_full_summaries() {
         assert_eq!(l.summary.to, f.summary.to);
         assert_eq!(l.summary.date, f.summary.date);
         assert_eq!(l.summary.message_id, f.summary.message_id);
+        assert_eq!(l.summary.references, f.summary.references);
         assert_eq!(l.summary.raw, f.summary.raw);
         assert_eq!(l.summary.header_len, f.summary.header_len);
     }

@@ -675,6 +675,10 @@ pub struct MessageSummary {
     pub bcc: Vec<EmailAddress>,
     pub in_reply_to: Option<String>,
     pub message_id: Option<String>,
+    /// The message ids of `References:` (`<id>`, space-separated, in
+    /// order), which THREAD=REFERENCES follows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub references: Option<String>,
     /// Byte length of the header section including the blank line that ends
     /// it (offset of the body in the raw message).
     pub header_len: u64,

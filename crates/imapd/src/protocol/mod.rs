@@ -13,10 +13,13 @@
 //! 6154), BINARY (RFC 3516: `~{n}` literal8 and `BINARY[..]`), MULTIAPPEND
 //! (RFC 3502), CATENATE (RFC 4469), REPLACE (RFC 8508), STATUS
 //! `APPENDLIMIT` (RFC 7889) and `SIZE` (RFC 8438), OBJECTID (RFC 8474),
-//! SAVEDATE (RFC 8514), and what commands carry of RFC 7162
+//! SAVEDATE (RFC 8514), what commands carry of RFC 7162
 //! (`CHANGEDSINCE`, `VANISHED`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT
-//! (CONDSTORE)` and `SELECT (QRESYNC (...))`).
+//! (CONDSTORE)` and `SELECT (QRESYNC (...))`), ESEARCH (RFC 4731),
+//! SEARCHRES (RFC 5182), WITHIN (RFC 5032), SORT and THREAD (RFC 5256,
+//! 5957) and CONTEXT (RFC 5267).
 
+pub mod base_subject;
 pub mod binary;
 mod datetime;
 pub mod encode;
@@ -27,6 +30,8 @@ mod sequence;
 mod types;
 mod utf7;
 
+#[cfg(test)]
+mod sort_tests;
 #[cfg(test)]
 mod tests;
 

@@ -382,6 +382,9 @@ impl P<'_> {
     }
 
     fn sequence_set(&mut self) -> R<SequenceSet> {
+        if self.eat(b'$')? {
+            return Ok(SequenceSet::saved_result());
+        }
         let max = self.limits.max_items;
         let raw = self.take_while(
             |b| b.is_ascii_digit() || b == b':' || b == b',' || b == b'*',
@@ -572,6 +575,26 @@ impl P<'_> {
             }
             "REPLACE" => self.replace(false)?,
             "SEARCH" => self.search(false)?,
+            "SORT" => self.sort(false)?,
+            "THREAD" => self.thread(false)?,
+            "CANCELUPDATE" => {
+                let mut tags = Vec::new();
+                while self.eat(b' ')? {
+                    if tags.len() >= self.limits.max_items {
+                        return bad("too many items");
+                    }
+                    let t = self.string()?;
+                    let tag = std::str::from_utf8(&t)
+                        .ok()
+                        .and_then(|t| Tag::new(t).ok())
+                        .ok_or(Stop::Bad("invalid tag".into()))?;
+                    tags.push(tag);
+                }
+                if tags.is_empty() {
+                    return bad("CANCELUPDATE needs a tag");
+                }
+                K::CancelUpdate(tags)
+            }
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
             "COPY" | "MOVE" => self.copy_move(name, false)?,
@@ -580,6 +603,8 @@ impl P<'_> {
                 let sub = self.upper_atom()?;
                 match sub.as_str() {
                     "SEARCH" => self.search(true)?,
+                    "SORT" => self.sort(true)?,
+                    "THREAD" => self.thread(true)?,
                     "FETCH" => self.fetch(true)?,
                     "STORE" => self.store(true)?,
                     "COPY" | "MOVE" => self.copy_move(&sub, true)?,
@@ -1053,6 +1078,142 @@ impl P<'_> {
     }
 
     fn search(&mut self, uid: bool) -> R<CommandKind> {
+        let save = self.pos;
+        if self.eat(b' ')? && self.peek()?.is_ascii_alphabetic() && self.upper_atom()? == "RETURN" {
+            self.sp()?;
+            let returns = self.search_return()?;
+            let (charset, criteria) = self.search_criteria()?;
+            return Ok(CommandKind::SearchReturning {
+                uid,
+                returns,
+                charset,
+                criteria,
+            });
+        }
+        self.pos = save;
+        let (charset, criteria) = self.search_criteria()?;
+        Ok(CommandKind::Search {
+            uid,
+            charset,
+            criteria,
+        })
+    }
+
+    /// `"(" [option *(SP option)] ")"` of SEARCH or SORT RETURN; empty is
+    /// ALL.
+    fn search_return(&mut self) -> R<SearchReturn> {
+        let mut r = SearchReturn::default();
+        let mut any = false;
+        self.paren_list(true, |p| {
+            any = true;
+            match p.upper_atom()?.as_str() {
+                "MIN" => r.min = true,
+                "MAX" => r.max = true,
+                "ALL" => r.all = true,
+                "COUNT" => r.count = true,
+                "SAVE" => r.save = true,
+                "UPDATE" => r.update = true,
+                "CONTEXT" => r.context = true,
+                "PARTIAL" => {
+                    p.sp()?;
+                    let from = p.nz_number()?.get();
+                    p.expect(b':', ":")?;
+                    let to = p.nz_number()?.get();
+                    r.partial = Some((from.min(to), from.max(to)));
+                }
+                _ => return bad("unknown RETURN option"),
+            }
+            Ok(())
+        })?;
+        if !any {
+            r.all = true;
+        }
+        if r.partial.is_some() && r.all {
+            return bad("PARTIAL and ALL together");
+        }
+        Ok(r)
+    }
+
+    /// `SP sort-criteria SP charset search-criteria`, the common tail of
+    /// SORT and THREAD's after the algorithm.
+    fn sort_keys(&mut self) -> R<Vec<SortKey>> {
+        let mut reverse = false;
+        let keys = self.paren_list(false, |p| loop {
+            let field = match p.upper_atom()?.as_str() {
+                "REVERSE" => {
+                    if reverse {
+                        return bad("REVERSE twice");
+                    }
+                    reverse = true;
+                    p.sp()?;
+                    continue;
+                }
+                "ARRIVAL" => SortField::Arrival,
+                "CC" => SortField::Cc,
+                "DATE" => SortField::Date,
+                "FROM" => SortField::From,
+                "SIZE" => SortField::Size,
+                "SUBJECT" => SortField::Subject,
+                "TO" => SortField::To,
+                "DISPLAYFROM" => SortField::DisplayFrom,
+                "DISPLAYTO" => SortField::DisplayTo,
+                _ => return bad("unknown sort criterion"),
+            };
+            let key = SortKey { reverse, field };
+            reverse = false;
+            return Ok(key);
+        })?;
+        Ok(keys)
+    }
+
+    fn charset_and_criteria(&mut self) -> R<(String, Vec<SearchKey>)> {
+        self.sp()?;
+        let charset = String::from_utf8_lossy(&self.astring()?).into_owned();
+        let (_, criteria) = self.search_criteria()?;
+        Ok((charset, criteria))
+    }
+
+    fn sort(&mut self, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let mut returns = None;
+        if self.peek()? != b'(' {
+            if self.upper_atom()? != "RETURN" {
+                return bad("expected sort criteria");
+            }
+            self.sp()?;
+            returns = Some(self.search_return()?);
+            self.sp()?;
+        }
+        let keys = self.sort_keys()?;
+        let (charset, criteria) = self.charset_and_criteria()?;
+        Ok(CommandKind::Sort {
+            uid,
+            returns,
+            keys,
+            charset,
+            criteria,
+        })
+    }
+
+    fn thread(&mut self, uid: bool) -> R<CommandKind> {
+        self.sp()?;
+        let algorithm = match self.upper_atom()?.as_str() {
+            "ORDEREDSUBJECT" => ThreadAlgorithm::OrderedSubject,
+            "REFERENCES" => ThreadAlgorithm::References,
+            "REFS" => ThreadAlgorithm::Refs,
+            _ => return bad("unknown threading algorithm"),
+        };
+        let (charset, criteria) = self.charset_and_criteria()?;
+        Ok(CommandKind::Thread {
+            uid,
+            algorithm,
+            charset,
+            criteria,
+        })
+    }
+
+    /// `[SP "CHARSET" SP astring] 1*(SP search-key)`.
+    fn search_criteria(&mut self) -> R<(Option<String>, Vec<SearchKey>)> {
         let mut charset = None;
         let mut criteria = Vec::new();
         while self.peek()? == b' ' {
@@ -1075,11 +1236,7 @@ impl P<'_> {
         if criteria.is_empty() {
             return bad("SEARCH needs a criterion");
         }
-        Ok(CommandKind::Search {
-            uid,
-            charset,
-            criteria,
-        })
+        Ok((charset, criteria))
     }
 
     fn search_key(&mut self, depth: usize) -> R<SearchKey> {
@@ -1091,7 +1248,7 @@ impl P<'_> {
         if c == b'(' {
             return Ok(S::And(self.paren_list(false, |p| p.search_key(depth + 1))?));
         }
-        if c.is_ascii_digit() || c == b'*' {
+        if c.is_ascii_digit() || c == b'*' || c == b'$' {
             return Ok(S::SequenceSet(self.sequence_set()?));
         }
         let key = self.upper_atom()?;
@@ -1156,6 +1313,8 @@ impl P<'_> {
             "SAVEDON" => arg!(S::SavedOn(self.date()?)),
             "SAVEDSINCE" => arg!(S::SavedSince(self.date()?)),
             "SAVEDATESUPPORTED" => S::SaveDateSupported,
+            "OLDER" => arg!(S::Older(self.nz_number()?.get())),
+            "YOUNGER" => arg!(S::Younger(self.nz_number()?.get())),
             "HEADER" => {
                 self.sp()?;
                 let name = self.astring()?;

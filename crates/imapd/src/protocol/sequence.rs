@@ -61,6 +61,38 @@ impl SequenceSet {
         SequenceSet::new(ranges)
     }
 
+    /// `$` (RFC 5182): the messages the last `SEARCH RETURN (SAVE)` kept;
+    /// the session puts them in its place before the command runs.
+    pub fn saved_result() -> SequenceSet {
+        SequenceSet(Vec::new())
+    }
+
+    /// Whether this is `$` (no other set is empty).
+    pub fn is_saved_result(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The set of these numbers (ascending), runs written as ranges;
+    /// `None` when there are none.
+    pub fn from_sorted(numbers: impl IntoIterator<Item = u32>) -> Option<SequenceSet> {
+        let mut ranges: Vec<(SeqNumber, SeqNumber)> = Vec::new();
+        let mut run: Option<(u32, u32)> = None;
+        for n in numbers {
+            run = match run {
+                Some((a, b)) if b.checked_add(1) == Some(n) => Some((a, n)),
+                Some((a, b)) => {
+                    ranges.push((SeqNumber::Value(a), SeqNumber::Value(b)));
+                    Some((n, n))
+                }
+                None => Some((n, n)),
+            };
+        }
+        if let Some((a, b)) = run {
+            ranges.push((SeqNumber::Value(a), SeqNumber::Value(b)));
+        }
+        SequenceSet::new(ranges)
+    }
+
     /// The ranges as given.
     pub fn ranges(&self) -> &[(SeqNumber, SeqNumber)] {
         &self.0
@@ -147,6 +179,9 @@ fn parse_number(s: &[u8]) -> Option<SeqNumber> {
 
 impl fmt::Display for SequenceSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_saved_result() {
+            return f.write_str("$");
+        }
         for (i, (a, b)) in self.0.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;

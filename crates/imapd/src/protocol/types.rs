@@ -257,6 +257,77 @@ pub enum CommandKind {
     Enable(Vec<String>),
     /// `COMPRESS mechanism` (RFC 4978), the mechanism upper-cased.
     Compress(String),
+    /// SEARCH with RETURN options (RFC 4731, 5182, 5267): answered with
+    /// `* ESEARCH`.
+    SearchReturning {
+        uid: bool,
+        returns: SearchReturn,
+        charset: Option<String>,
+        criteria: Vec<SearchKey>,
+    },
+    /// SORT and UID SORT (RFC 5256); with RETURN, ESORT (RFC 5267).
+    Sort {
+        uid: bool,
+        returns: Option<SearchReturn>,
+        keys: Vec<SortKey>,
+        charset: String,
+        criteria: Vec<SearchKey>,
+    },
+    /// THREAD and UID THREAD (RFC 5256).
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
+        criteria: Vec<SearchKey>,
+    },
+    /// CANCELUPDATE (RFC 5267): the tags of searches to stop updating.
+    CancelUpdate(Vec<Tag>),
+}
+
+/// The RETURN options of an extended SEARCH or SORT. `RETURN ()` is ALL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchReturn {
+    pub min: bool,
+    pub max: bool,
+    pub all: bool,
+    pub count: bool,
+    /// SAVE (RFC 5182): keep the result for `$`.
+    pub save: bool,
+    /// UPDATE (RFC 5267): report changes to the result as they happen.
+    pub update: bool,
+    /// CONTEXT (RFC 5267): a hint, accepted and ignored.
+    pub context: bool,
+    /// PARTIAL low:high (RFC 5267), 1-based positions in the result, low <= high.
+    pub partial: Option<(u32, u32)>,
+}
+
+/// One SORT criterion (RFC 5256, DISPLAYFROM and DISPLAYTO from RFC 5957).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortKey {
+    pub reverse: bool,
+    pub field: SortField,
+}
+
+/// What a SORT criterion compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// THREAD algorithms: RFC 5256's two and Dovecot's REFS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+    Refs,
 }
 
 /// One message of an APPEND: its flags, date and content.
@@ -470,6 +541,10 @@ pub enum SearchKey {
     SavedSince(Date),
     /// RFC 8514: every message, when the mailbox keeps save dates.
     SaveDateSupported,
+    /// OLDER n (RFC 5032): internal date at least n seconds ago.
+    Older(u32),
+    /// YOUNGER n (RFC 5032): internal date less than n seconds ago.
+    Younger(u32),
     /// A parenthesised list: all must match.
     And(Vec<SearchKey>),
 }

@@ -54,6 +54,18 @@ impl Session {
                 "REPLACE",
                 "OBJECTID",
                 "SAVEDATE",
+                "ESEARCH",
+                "SEARCHRES",
+                "WITHIN",
+                "SORT",
+                "SORT=DISPLAY",
+                "ESORT",
+                "I18NLEVEL=1",
+                "THREAD=ORDEREDSUBJECT",
+                "THREAD=REFERENCES",
+                "THREAD=REFS",
+                "CONTEXT=SEARCH",
+                "CONTEXT=SORT",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

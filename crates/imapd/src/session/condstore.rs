@@ -66,7 +66,10 @@ pub(super) fn enables_condstore(kind: &CommandKind) -> bool {
         CommandKind::Store {
             unchanged_since, ..
         } => unchanged_since.is_some(),
-        CommandKind::Search { criteria, .. } => criteria.iter().any(uses_modseq),
+        CommandKind::Search { criteria, .. }
+        | CommandKind::SearchReturning { criteria, .. }
+        | CommandKind::Sort { criteria, .. }
+        | CommandKind::Thread { criteria, .. } => criteria.iter().any(uses_modseq),
         CommandKind::Status { items, .. } => items.contains(&StatusItem::HighestModSeq),
         _ => false,
     }

@@ -85,6 +85,8 @@ impl Session {
 
     /// Takes `gone` out of the view, with `* n EXPUNGE` for each.
     pub(super) fn announce_expunges(&mut self, gone: &HashSet<Uid>) {
+        // Live search results lose them first, while their numbers hold.
+        self.report_expunged(gone);
         let (before, numbers) = match &mut self.state {
             State::Selected(_, s) => (s.uids.clone(), remove_from_view(s, gone)),
             _ => return,

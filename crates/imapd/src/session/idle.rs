@@ -1,7 +1,8 @@
 //! IDLE (RFC 2177): after `+ idling`, the session reports every change to
 //! the selected mailbox as it happens (a store commit in this process at
-//! once; in another process within the store's poll interval) until the
-//! client sends `DONE`.
+//! once; in another process within the store's poll interval), and what it
+//! does to searches kept live (CONTEXT=SEARCH's ADDTO and REMOVEFROM),
+//! until the client sends `DONE`.
 //!
 //! While idling the session holds no read buffer beyond what the socket
 //! delivered, so a thousand idle clients stay cheap. IDLE ends by
@@ -50,12 +51,15 @@ impl Session {
                         return Err(End::Shutdown);
                     }
                     // `changed()` marked the change seen: report it now.
+                    let before = self.view_for_updates();
                     if let Some((account, mailbox)) = self.selected_mailbox() {
                         self.report_changes(account, mailbox, true).await;
                     }
                     if self.closing {
                         return Ok(());
                     }
+                    // Live search results (RFC 5267) as they change.
+                    self.report_updates(before).await?;
                     self.flush().await?;
                 }
                 () = tokio::time::sleep_until(deadline) => return Err(End::Timeout),

@@ -13,19 +13,25 @@
 //! UNSUBSCRIBE), `fetch` (FETCH, STORE, EXPUNGE, UID EXPUNGE), `append`
 //! (APPEND with MULTIAPPEND and CATENATE, REPLACE), `stored_keys`
 //! (OBJECTID's ids, SEARCH keys the store answers), `transfer` (COPY,
-//! MOVE), `search` (SEARCH, UID SEARCH), `idle` (IDLE), `updates` (what
-//! other sessions changed, reported after each selected-state command,
-//! before its tagged reply) and `condstore` (ENABLE; what CONDSTORE and
-//! QRESYNC add to SELECT, FETCH and STORE).
+//! MOVE), `search` (SEARCH, UID SEARCH), `esearch` (SEARCH RETURN, `$`),
+//! `sort` (SORT), `thread` (THREAD), `context` (CONTEXT=SEARCH updates,
+//! CANCELUPDATE), `idle` (IDLE), `updates` (what other sessions changed,
+//! reported after each selected-state command, before its tagged reply)
+//! and `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
+//! FETCH and STORE).
 
 mod append;
 mod auth;
 mod condstore;
+mod context;
+mod esearch;
 mod fetch;
 mod idle;
 mod mailbox;
 mod search;
+mod sort;
 mod stored_keys;
+mod thread;
 mod transfer;
 mod updates;
 
@@ -145,6 +151,10 @@ pub(crate) struct Session {
     bad_in_a_row: u32,
     /// CONDSTORE and QRESYNC, once turned on (`session::condstore`).
     enabled: condstore::Enabled,
+    /// The UIDs `$` stands for (RFC 5182), ascending.
+    saved_result: Vec<store::Uid>,
+    /// Searches whose results this session keeps up to date (RFC 5267).
+    updates: Vec<context::Update>,
 }
 
 /// The RFC 5530 response code for a store failure the command has no
@@ -201,6 +211,8 @@ impl Session {
             closing: false,
             bad_in_a_row: 0,
             enabled: condstore::Enabled::default(),
+            saved_result: Vec::new(),
+            updates: Vec::new(),
         }
     }
 
@@ -457,11 +469,15 @@ impl Session {
             K::Fetch { uid: false, .. }
                 | K::Store { uid: false, .. }
                 | K::Search { uid: false, .. }
+                | K::SearchReturning { uid: false, .. }
+                | K::Sort { uid: false, .. }
+                | K::Thread { uid: false, .. }
                 | K::Copy { uid: false, .. }
                 | K::Move { uid: false, .. }
                 | K::Replace { uid: false, .. }
         );
         let idle = matches!(command.kind, K::Idle);
+        let before = self.view_for_updates();
         let was_selected = matches!(self.state, State::Selected(..));
         self.defer_tagged = was_selected && !idle;
         self.enabled.vanished_sent = false;
@@ -475,6 +491,9 @@ impl Session {
             self.defer_tagged = false;
             if result.is_ok() && !self.closing {
                 self.sync_mailbox(expunge_allowed).await;
+                if !self.closing {
+                    self.report_updates(before).await?;
+                }
                 if self.closing {
                     // The mailbox went away: the BYE is the last word.
                     self.tagged_reply.clear();
@@ -525,13 +544,21 @@ impl Session {
             | K::Store { .. }
             | K::Copy { .. }
             | K::Move { .. }
-            | K::Replace { .. } => selected,
+            | K::Replace { .. }
+            | K::SearchReturning { .. }
+            | K::Sort { .. }
+            | K::Thread { .. }
+            | K::CancelUpdate(_) => selected,
         };
         if !valid {
             self.bad(&tag, "Command not valid in this state");
             return Ok(());
         }
         self.note_condstore_use(&kind);
+        self.forget_mailbox_results(&kind);
+        let Some(kind) = self.put_saved_result(&tag, kind) else {
+            return Ok(());
+        };
         match kind {
             K::Capability => {
                 let caps = self.capabilities();
@@ -637,6 +664,32 @@ impl Session {
                 charset,
                 criteria,
             } => self.search(&tag, uid, charset, criteria).await?,
+            K::SearchReturning {
+                uid,
+                returns,
+                charset,
+                criteria,
+            } => {
+                self.search_returning(&tag, uid, returns, charset, criteria)
+                    .await?
+            }
+            K::Sort {
+                uid,
+                returns,
+                keys,
+                charset,
+                criteria,
+            } => {
+                self.sort(&tag, uid, returns, keys, charset, criteria)
+                    .await?
+            }
+            K::Thread {
+                uid,
+                algorithm,
+                charset,
+                criteria,
+            } => self.thread(&tag, uid, algorithm, charset, criteria).await?,
+            K::CancelUpdate(tags) => self.cancel_update(&tag, tags),
         }
         Ok(())
     }

@@ -86,6 +86,9 @@ enum Test {
     Smaller(u64),
     ModSeq(u64),
     Internal(DateCmp, i64),
+    /// The internal date is after (`true`) or at or before (`false`)
+    /// this instant (WITHIN's YOUNGER and OLDER).
+    Arrived(bool, i64),
     Sent(DateCmp, i64),
     Subject(String),
     Address(AddressHeader, String),
@@ -109,7 +112,11 @@ fn cost(t: &Test) -> u8 {
         | Test::Larger(_)
         | Test::Smaller(_)
         | Test::ModSeq(_) => 0,
-        Test::Internal(..) | Test::Sent(..) | Test::Subject(_) | Test::Address(..) => 1,
+        Test::Internal(..)
+        | Test::Arrived(..)
+        | Test::Sent(..)
+        | Test::Subject(_)
+        | Test::Address(..) => 1,
         Test::Header(..) | Test::Body(_) | Test::Text(_) => 2,
         Test::Not(t) => cost(t),
         Test::Or(a, b) => cost(a).max(cost(b)),
@@ -185,6 +192,8 @@ fn compile(key: SearchKey) -> Test {
         }
         // Every mailbox keeps save dates.
         K::SaveDateSupported => Test::All,
+        K::Older(n) => Test::Arrived(false, now() - i64::from(n)),
+        K::Younger(n) => Test::Arrived(true, now() - i64::from(n)),
         K::Uid(set) => Test::Uid(set),
         K::SequenceSet(set) => Test::Seq(set),
         K::Before(d) => Test::Internal(DateCmp::Before, day(d)),
@@ -205,6 +214,13 @@ fn compile(key: SearchKey) -> Test {
         K::Or(a, b) => Test::Or(Box::new(compile(*a)), Box::new(compile(*b))),
         K::And(list) => and(list.into_iter().map(compile).collect()),
     }
+}
+
+/// Seconds since the epoch, now.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// All of `tests`, the cheapest first.
@@ -438,11 +454,23 @@ impl<'a> RawMessage<'a> {
     }
 }
 
-/// A message of the view still to be judged.
-struct Candidate {
-    seq: u32,
-    recent: bool,
-    entry: IndexEntry,
+/// Whether a MODSEQ key is among the criteria (the result then says the
+/// highest modseq, RFC 7162 3.1.5).
+pub(super) fn has_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(k) => has_modseq(k),
+        SearchKey::Or(a, b) => has_modseq(a) || has_modseq(b),
+        SearchKey::And(list) => list.iter().any(has_modseq),
+        _ => false,
+    }
+}
+
+/// A message of the view: still to be judged, or matched.
+pub(super) struct Candidate {
+    pub seq: u32,
+    pub recent: bool,
+    pub entry: IndexEntry,
 }
 
 /// What is known of one message in a round.
@@ -474,7 +502,11 @@ impl Matcher {
         any_test(&self.test, &|t| {
             matches!(
                 t,
-                Test::Internal(..) | Test::Sent(..) | Test::Subject(_) | Test::Address(..)
+                Test::Internal(..)
+                    | Test::Arrived(..)
+                    | Test::Sent(..)
+                    | Test::Subject(_)
+                    | Test::Address(..)
             )
         })
     }
@@ -498,6 +530,7 @@ impl Matcher {
             Test::Internal(cmp, day) => f
                 .info
                 .map(|i| cmp.holds(i.internal_date.div_euclid(86_400), *day)),
+            Test::Arrived(after, at) => f.info.map(|i| (i.internal_date > *at) == *after),
             Test::Sent(cmp, day) => f
                 .info
                 .map(|i| i.fields.sent_day.is_some_and(|d| cmp.holds(d, *day))),
@@ -640,42 +673,53 @@ fn sort_out(judged: Judged, matched: &mut Vec<Candidate>) -> Vec<Candidate> {
 }
 
 impl Session {
-    pub(super) async fn search(
+    /// The messages of the selected mailbox that match `criteria`, in
+    /// sequence order; `None` when the command was answered already (an
+    /// unknown charset, a store failure).
+    pub(super) async fn search_matches(
         &mut self,
         tag: &Tag,
-        by_uid: bool,
-        charset: Option<String>,
+        charset: Option<&str>,
         criteria: Vec<SearchKey>,
-    ) -> Result<(), End> {
-        if let Some(cs) = &charset {
+    ) -> Result<Option<Vec<Candidate>>, End> {
+        if let Some(cs) = charset {
             if !CHARSETS.iter().any(|c| c.eq_ignore_ascii_case(cs)) {
                 tracing::debug!(charset = %cs, "unsupported search charset");
                 let names = CHARSETS.iter().map(|c| c.to_string()).collect();
                 self.no(tag, Some(Code::BadCharset(names)), "Charset not supported");
-                return Ok(());
+                return Ok(None);
             }
         }
+        match self.find_matches(criteria).await? {
+            Ok(matched) => Ok(Some(matched)),
+            Err(e) => {
+                self.search_failed(tag, e);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The messages of the selected mailbox that match `criteria`, in
+    /// sequence order (none with nothing selected).
+    pub(super) async fn find_matches(
+        &mut self,
+        criteria: Vec<SearchKey>,
+    ) -> Result<Result<Vec<Candidate>, StoreError>, End> {
         let (account, mailbox) = match &self.state {
             State::Selected(a, s) => (a.id, s.mailbox),
-            _ => return Ok(()),
+            _ => return Ok(Ok(Vec::new())),
         };
         let criteria = match self.resolve_stored_keys(account, mailbox, criteria).await {
             Ok(c) => c,
-            Err(e) => {
-                self.search_failed(tag, e);
-                return Ok(());
-            }
+            Err(e) => return Ok(Err(e)),
         };
         let store = self.ctx.shared.store.clone();
         let index = match store.mailbox_index(account, &mailbox).await {
             Ok(i) => i,
-            Err(e) => {
-                self.search_failed(tag, e);
-                return Ok(());
-            }
+            Err(e) => return Ok(Err(e)),
         };
         let State::Selected(_, selected) = &self.state else {
-            return Ok(());
+            return Ok(Ok(Vec::new()));
         };
         let count = selected.uids.len() as u32;
         let max_uid = selected.uids.last().map_or(0, |u| u.0);
@@ -692,37 +736,50 @@ impl Session {
             })
             .collect();
         let matcher = Arc::new(Matcher::new(criteria, count, max_uid));
-        let with_modseq = any_test(&matcher.test, &|t| matches!(t, Test::ModSeq(_)));
         // A client that leaves meanwhile ends the search: its batches
         // stop and the store skips the reads nobody waits for.
         let judging = judge_all(store, account, mailbox, &matcher, candidates);
-        match self.io.until_gone(judging).await? {
-            Ok(mut matched) => {
-                matched.sort_unstable_by_key(|c| c.seq);
-                let mut line = String::with_capacity(8 + matched.len() * 6);
-                line.push_str("SEARCH");
-                for c in &matched {
-                    let n = if by_uid { c.entry.uid.0 } else { c.seq };
-                    line.push(' ');
-                    line.push_str(&n.to_string());
-                }
-                if with_modseq {
-                    if let Some(highest) = matched.iter().map(|c| c.entry.modseq.0).max() {
-                        line.push_str(&format!(" (MODSEQ {highest})"));
-                    }
-                }
-                self.untagged(line.as_bytes());
-                self.ok(
-                    tag,
-                    if by_uid {
-                        "UID SEARCH completed"
-                    } else {
-                        "SEARCH completed"
-                    },
-                );
-            }
-            Err(e) => self.search_failed(tag, e),
+        Ok(self.io.until_gone(judging).await?.map(|mut matched| {
+            matched.sort_unstable_by_key(|c| c.seq);
+            matched
+        }))
+    }
+
+    pub(super) async fn search(
+        &mut self,
+        tag: &Tag,
+        by_uid: bool,
+        charset: Option<String>,
+        criteria: Vec<SearchKey>,
+    ) -> Result<(), End> {
+        let with_modseq = criteria.iter().any(has_modseq);
+        let Some(matched) = self
+            .search_matches(tag, charset.as_deref(), criteria)
+            .await?
+        else {
+            return Ok(());
+        };
+        let mut line = String::with_capacity(8 + matched.len() * 6);
+        line.push_str("SEARCH");
+        for c in &matched {
+            let n = if by_uid { c.entry.uid.0 } else { c.seq };
+            line.push(' ');
+            line.push_str(&n.to_string());
         }
+        if with_modseq {
+            if let Some(highest) = matched.iter().map(|c| c.entry.modseq.0).max() {
+                line.push_str(&format!(" (MODSEQ {highest})"));
+            }
+        }
+        self.untagged(line.as_bytes());
+        self.ok(
+            tag,
+            if by_uid {
+                "UID SEARCH completed"
+            } else {
+                "SEARCH completed"
+            },
+        );
         Ok(())
     }
 

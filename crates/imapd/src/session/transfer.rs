@@ -12,26 +12,11 @@ use store::{StoreError, Uid};
 
 use super::Session;
 use crate::protocol::encode::{Code, Status};
-use crate::protocol::{DateTime, MailboxName, SeqNumber, SequenceSet, Tag};
+use crate::protocol::{DateTime, MailboxName, SequenceSet, Tag};
 
 /// The set of these UIDs (ascending) with runs written as ranges.
 pub(super) fn uid_set(uids: &[Uid]) -> Option<SequenceSet> {
-    let mut ranges: Vec<(SeqNumber, SeqNumber)> = Vec::new();
-    let mut run: Option<(u32, u32)> = None;
-    for uid in uids.iter().map(|u| u.0) {
-        run = match run {
-            Some((a, b)) if b.checked_add(1) == Some(uid) => Some((a, uid)),
-            Some((a, b)) => {
-                ranges.push((SeqNumber::Value(a), SeqNumber::Value(b)));
-                Some((uid, uid))
-            }
-            None => Some((uid, uid)),
-        };
-    }
-    if let Some((a, b)) = run {
-        ranges.push((SeqNumber::Value(a), SeqNumber::Value(b)));
-    }
-    SequenceSet::new(ranges)
+    SequenceSet::from_sorted(uids.iter().map(|u| u.0))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.

@@ -253,6 +253,17 @@ impl Session {
         expunge_allowed: bool,
         first_recent: Option<Uid>,
     ) {
+        if expunge_allowed && !differences.gone.is_empty() {
+            // Live search results lose them first, while their numbers hold.
+            if let State::Selected(_, view) = &self.state {
+                let gone = differences
+                    .gone
+                    .iter()
+                    .filter_map(|&i| view.uids.get(i).copied());
+                let gone: std::collections::HashSet<Uid> = gone.collect();
+                self.report_expunged(&gone);
+            }
+        }
         let mut out: Vec<Vec<u8>> = Vec::new();
         let mut flags_announcement = None;
         {
