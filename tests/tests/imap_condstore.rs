@@ -524,3 +524,62 @@ async fn qresync_past_the_pruned_feed_still_reports_every_expunge() {
     assert!(r.contains(&"* VANISHED (EARLIER) 3".to_owned()), "{r:?}");
     ok(&r, "s");
 }
+
+#[tokio::test]
+async fn esearch_and_sort_with_modseq_report_the_modseq_of_what_they_return() {
+    let (_server, imap) = start_keeping(1000).await;
+    fill_inbox(&imap, &["c", "a", "b"]).await;
+    let mut c = session(&imap).await;
+    ok(&c.imap("s", "SELECT INBOX (CONDSTORE)").await, "s");
+    // Message 3 changed last, then message 1: modseqs 1 < 3 < 2 by
+    // message number, after these flag changes.
+    ok(&c.imap("f1", "STORE 3 +FLAGS (\\Flagged)").await, "f1");
+    ok(&c.imap("f2", "STORE 1 +FLAGS (\\Seen)").await, "f2");
+    let r = c.imap("m", "FETCH 1:3 (MODSEQ)").await;
+    let by_number: Vec<u64> = (1..=3)
+        .map(|n| {
+            let line = r
+                .iter()
+                .find(|l| l.starts_with(&format!("* {n} FETCH")))
+                .unwrap();
+            number_after(std::slice::from_ref(line), "MODSEQ (")
+        })
+        .collect();
+    assert!(
+        by_number[0] > by_number[2] && by_number[2] > by_number[1],
+        "{r:?}"
+    );
+    let highest = by_number[0];
+
+    // MIN alone: message 1's modseq; MAX alone: message 3's, which is
+    // not the highest of the result.
+    let r = c.imap("e1", "SEARCH RETURN (MIN) MODSEQ 1").await;
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e1\") MIN 1 MODSEQ {}", by_number[0])
+    );
+    let r = c.imap("e2", "SEARCH RETURN (MAX) MODSEQ 1").await;
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e2\") MAX 3 MODSEQ {}", by_number[2])
+    );
+    let r = c.imap("e3", "SEARCH RETURN (COUNT) MODSEQ 1").await;
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e3\") COUNT 3 MODSEQ {highest}")
+    );
+    // In sort order (subject a, b, c = messages 2, 3, 1), MIN is the first.
+    let r = c
+        .imap("e4", "SORT RETURN (MIN) (SUBJECT) UTF-8 MODSEQ 1")
+        .await;
+    assert_eq!(
+        r[0],
+        format!("* ESEARCH (TAG \"e4\") MIN 2 MODSEQ {}", by_number[1])
+    );
+    let r = c.imap("e5", "SORT (SUBJECT) UTF-8 MODSEQ 1").await;
+    assert_eq!(r[0], format!("* SORT 2 3 1 (MODSEQ {highest})"));
+    ok(&r, "e5");
+    // Without a MODSEQ key, no MODSEQ.
+    let r = c.imap("e6", "SORT (SUBJECT) UTF-8 ALL").await;
+    assert_eq!(r[0], "* SORT 2 3 1");
+}
