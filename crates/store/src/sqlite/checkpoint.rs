@@ -53,6 +53,17 @@ fn checkpoint_loop(conn: Connection, requests: Receiver<()>) {
             Ok((log, done)) => {
                 tracing::trace!(log, done, "store: checkpoint");
             }
+            // Another connection checkpointing at the same time (another
+            // process on the data dir, such as `postern mail list`,
+            // whose commit ran SQLite's own automatic checkpoint) is
+            // no fault: the next commit asks again.
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                tracing::debug!(
+                    "store: a WAL checkpoint found another under way; the next commit asks again"
+                )
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "store: a WAL checkpoint failed; the next commit asks again")
             }
