@@ -7,8 +7,10 @@
 //! client sent after its COMPRESS command and that the session had already
 //! read (they are compressed: the client compresses from the byte after
 //! that command's line end) are given to [`Deflate::new`] and inflated
-//! first. Memory per session: the two zlib states (about 300 KiB with
-//! miniz at level 6, the level Dovecot uses) and small buffers.
+//! first. Memory per session: the two zlib states (about 300 KiB at level
+//! 6, the level Dovecot uses) and small buffers. flate2 runs on zlib-rs,
+//! not its default miniz_oxide: level 6 on 20 MiB of mail text took
+//! 1.3 s against 3.0 s, the same output within 0.5 %.
 
 use std::io;
 use std::pin::Pin;
