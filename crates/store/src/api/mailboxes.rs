@@ -216,6 +216,31 @@ impl Store {
             .await
     }
 
+    /// Creates a mailbox as [`Store::create_mailbox`] does, with an RFC
+    /// 6154 special use (IMAP CREATE-SPECIAL-USE): one of
+    /// [`CREATABLE_SPECIAL_USES`], else `Invalid`.
+    pub async fn create_special_use_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: &str,
+    ) -> Result<()> {
+        let Some(special_use) = CREATABLE_SPECIAL_USES
+            .iter()
+            .find(|u| u.eq_ignore_ascii_case(special_use))
+        else {
+            return Err(crate::StoreError::Invalid(format!(
+                "special use {special_use}"
+            )));
+        };
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::create_special_use_mailbox(conn, account, &name, special_use).map(|_| ())
+            })
+            .await
+    }
+
     /// Deletes a mailbox and its messages. `Invalid` for INBOX or a mailbox
     /// with levels below it.
     pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {

@@ -16,6 +16,7 @@ mod accounts;
 mod by_arrival;
 mod capture;
 mod mailboxes;
+mod metadata;
 mod queue;
 mod received;
 

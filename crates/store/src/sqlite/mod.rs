@@ -14,6 +14,7 @@ pub(crate) mod feed;
 pub(crate) mod inline;
 pub(crate) mod leases;
 pub(crate) mod mailbox;
+pub(crate) mod metadata;
 pub(crate) mod prune;
 pub(crate) mod queue;
 pub(crate) mod received;
