@@ -1,0 +1,391 @@
+//! IMAP, black-box: PREVIEW (RFC 8970) and Dovecot's SNIPPET=FUZZY,
+//! CREATE-SPECIAL-USE (RFC 6154 3), METADATA and METADATA-SERVER (RFC
+//! 5464), each with two sessions where another session's view matters,
+//! and bad input.
+
+use postern_tests::*;
+
+const ALICE: &str = "alice@localhost";
+
+async fn start() -> (Server, ImapServer) {
+    start_with(|_| {}).await
+}
+
+async fn start_with(adjust: impl FnOnce(&mut common::config::Config)) -> (Server, ImapServer) {
+    let server = Server::start().await;
+    let imap = ImapServer::start_with(&server, adjust).await;
+    (server, imap)
+}
+
+fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The untagged responses to `command` (literals inline) and the tagged
+/// reply, which must start with `expect` (e.g. "t OK").
+async fn run(c: &mut Pop3Client, command: &str, expect: &str) -> Vec<String> {
+    let (r, tagged) = c.responses("t", command).await;
+    assert!(
+        tagged.starts_with(&format!("t {expect}")),
+        "{command}: {tagged} after {:?}",
+        r.iter().map(|b| show(b)).collect::<Vec<_>>()
+    );
+    r.iter().map(|b| show(b)).collect()
+}
+
+/// The tagged reply to `command`.
+async fn tagged(c: &mut Pop3Client, command: &str) -> String {
+    c.responses("t", command).await.1
+}
+
+// ---- PREVIEW and SNIPPET ----
+
+fn text_message(subject: &str, body: &str) -> Vec<u8> {
+    format!("From: bob@example.com\r\nTo: {ALICE}\r\nSubject: {subject}\r\n\r\n{body}").into_bytes()
+}
+
+fn html_message() -> Vec<u8> {
+    concat!(
+        "From: bob@example.com\r\nSubject: html\r\nMIME-Version: 1.0\r\n",
+        "Content-Type: text/html; charset=utf-8\r\n\r\n",
+        "<html><head><title>T</title></head><body><p>Hello   <b>bold</b>\r\n",
+        "world</p><p>café</p></body></html>\r\n"
+    )
+    .as_bytes()
+    .to_vec()
+}
+
+fn attachment_only() -> Vec<u8> {
+    concat!(
+        "From: bob@example.com\r\nSubject: att\r\nMIME-Version: 1.0\r\n",
+        "Content-Type: application/octet-stream\r\n",
+        "Content-Transfer-Encoding: base64\r\n\r\nAAECAwQ=\r\n"
+    )
+    .as_bytes()
+    .to_vec()
+}
+
+#[tokio::test]
+async fn preview_is_the_start_of_the_text() {
+    let (server, imap) = start().await;
+    let long = "word ".repeat(300);
+    server
+        .send_messages(
+            ALICE,
+            &[
+                text_message("plain", "Hi Alice,\r\n\r\n  see   you\ttomorrow.\r\n"),
+                html_message(),
+                attachment_only(),
+                text_message("long", &long),
+            ],
+        )
+        .await;
+    server.wait_for_inbox(ALICE, 4).await;
+    let mut c = imap.login(ALICE).await;
+    run(&mut c, "SELECT INBOX", "OK").await;
+    let r = run(&mut c, "FETCH 1 (PREVIEW)", "OK").await;
+    assert_eq!(r, ["* 1 FETCH (PREVIEW \"Hi Alice, see you tomorrow.\")"]);
+    // LAZY: the preview is made at delivery, so it is there.
+    let r = run(&mut c, "UID FETCH 1 (UID PREVIEW (LAZY))", "OK").await;
+    assert_eq!(
+        r,
+        ["* 1 FETCH (UID 1 PREVIEW \"Hi Alice, see you tomorrow.\")"]
+    );
+    // HTML without its tags; UTF-8 goes out in a literal.
+    let r = run(&mut c, "FETCH 2 PREVIEW", "OK").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("* 2 FETCH (PREVIEW {"), "{r:?}");
+    assert!(r[0].contains("Hello bold world café"), "{r:?}");
+    assert!(!r[0].contains('<'), "{r:?}");
+    // No text at all: an empty string (RFC 8970 3.1).
+    let r = run(&mut c, "FETCH 3 (PREVIEW)", "OK").await;
+    assert_eq!(r, ["* 3 FETCH (PREVIEW \"\")"]);
+    // At most 256 characters.
+    let r = run(&mut c, "FETCH 4 (PREVIEW)", "OK").await;
+    let text = r[0]
+        .strip_prefix("* 4 FETCH (PREVIEW \"")
+        .and_then(|t| t.strip_suffix("\")"))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    assert!(text.starts_with("word word"), "{text}");
+    assert!(text.chars().count() <= 256, "{}", text.len());
+    // Dovecot's older form, the same text.
+    let r = run(&mut c, "FETCH 1 (SNIPPET (FUZZY))", "OK").await;
+    assert_eq!(
+        r,
+        ["* 1 FETCH (SNIPPET (FUZZY \"Hi Alice, see you tomorrow.\"))"]
+    );
+    // With the other items, in the order asked.
+    let r = run(&mut c, "FETCH 1 (FLAGS PREVIEW RFC822.SIZE)", "OK").await;
+    assert!(
+        r[0].starts_with("* 1 FETCH (FLAGS (\\Recent) PREVIEW \"Hi Alice"),
+        "{r:?}"
+    );
+    // PREVIEW never sets \Seen.
+    let r = run(&mut c, "FETCH 1 FLAGS", "OK").await;
+    assert_eq!(r, ["* 1 FETCH (FLAGS (\\Recent))"]);
+    // Bad modifiers and algorithms.
+    assert!(tagged(&mut c, "FETCH 1 (PREVIEW (FUZZY))")
+        .await
+        .starts_with("t BAD"));
+    assert!(tagged(&mut c, "FETCH 1 (SNIPPET (SMART))")
+        .await
+        .starts_with("t BAD"));
+    assert!(tagged(&mut c, "FETCH 1 (PREVIEW (LAZY)")
+        .await
+        .starts_with("t BAD"));
+}
+
+// ---- CREATE-SPECIAL-USE ----
+
+#[tokio::test]
+async fn create_with_a_special_use_lists_it_in_every_session() {
+    let (_server, imap) = start().await;
+    let mut a = imap.login(ALICE).await;
+    let mut b = imap.login(ALICE).await;
+    let r = run(&mut a, "CREATE \"Old Drafts\" (USE (\\Drafts))", "OK").await;
+    assert!(r.is_empty(), "{r:?}");
+    run(&mut a, "CREATE Lists/Archive2 (USE (\\Archive))", "OK").await;
+    // The other session sees the attribute, with and without SPECIAL-USE
+    // selection.
+    let r = run(&mut b, "LIST \"\" \"Old Drafts\"", "OK").await;
+    assert_eq!(
+        r,
+        ["* LIST (\\HasNoChildren \\Drafts) \"/\" \"Old Drafts\""]
+    );
+    let r = run(&mut b, "LIST (SPECIAL-USE) \"\" *", "OK").await;
+    assert!(
+        r.iter()
+            .any(|l| l == "* LIST (\\HasNoChildren \\Archive) \"/\" Lists/Archive2"),
+        "{r:?}"
+    );
+    // The parent made on the way has none.
+    let r = run(&mut b, "LIST \"\" Lists", "OK").await;
+    assert_eq!(r, ["* LIST (\\HasChildren) \"/\" Lists"]);
+    // RENAME keeps it.
+    run(&mut b, "RENAME \"Old Drafts\" Drafts2", "OK").await;
+    let r = run(&mut a, "LIST \"\" Drafts2", "OK").await;
+    assert_eq!(r, ["* LIST (\\HasNoChildren \\Drafts) \"/\" Drafts2"]);
+    // USE () is a plain CREATE.
+    run(&mut a, "CREATE Plain (USE ())", "OK").await;
+    let r = run(&mut a, "LIST \"\" Plain", "OK").await;
+    assert_eq!(r, ["* LIST (\\HasNoChildren) \"/\" Plain"]);
+}
+
+#[tokio::test]
+async fn create_with_an_unknown_special_use_creates_nothing() {
+    let (_server, imap) = start().await;
+    let mut c = imap.login(ALICE).await;
+    for (command, code) in [
+        ("CREATE X1 (USE (\\Whatever))", "t NO [USEATTR]"),
+        // Virtual mailboxes are not kept.
+        ("CREATE X2 (USE (\\All))", "t NO [USEATTR]"),
+        ("CREATE X3 (USE (\\Flagged))", "t NO [USEATTR]"),
+        ("CREATE X4 (USE (\\Sent \\Drafts))", "t NO [USEATTR]"),
+        ("CREATE X5 (USE (Sent))", "t BAD"),
+        ("CREATE X6 (SIZE 5)", "t BAD"),
+        ("CREATE X7 (USE (\\Sent)", "t BAD"),
+    ] {
+        let reply = tagged(&mut c, command).await;
+        assert!(reply.starts_with(code), "{command}: {reply}");
+    }
+    let r = run(&mut c, "LIST \"\" X*", "OK").await;
+    assert!(r.is_empty(), "{r:?}");
+    // An existing name stays what it was.
+    let reply = tagged(&mut c, "CREATE Sent (USE (\\Trash))").await;
+    assert!(reply.starts_with("t NO [ALREADYEXISTS]"), "{reply}");
+    let r = run(&mut c, "LIST \"\" Sent", "OK").await;
+    assert_eq!(r, ["* LIST (\\HasNoChildren \\Sent) \"/\" Sent"]);
+}
+
+// ---- METADATA ----
+
+#[tokio::test]
+async fn metadata_set_in_one_session_is_seen_in_another() {
+    let (_server, imap) = start_with(|c| {
+        c.imap.admin_contact = Some("mailto:postmaster@example.org".into());
+    })
+    .await;
+    let mut a = imap.login(ALICE).await;
+    let mut b = imap.login(ALICE).await;
+    // Server entries (METADATA-SERVER): the admin from the config.
+    let r = run(&mut b, "GETMETADATA \"\" /shared/admin", "OK").await;
+    assert_eq!(
+        r,
+        ["* METADATA \"\" (/shared/admin \"mailto:postmaster@example.org\")"]
+    );
+    run(
+        &mut a,
+        "SETMETADATA \"\" (/shared/comment \"Postern test server\")",
+        "OK",
+    )
+    .await;
+    // In the order asked.
+    let r = run(
+        &mut b,
+        "GETMETADATA \"\" (/shared/comment /shared/admin)",
+        "OK",
+    )
+    .await;
+    assert_eq!(
+        r,
+        ["* METADATA \"\" (/shared/comment \"Postern test server\" /shared/admin \"mailto:postmaster@example.org\")"]
+    );
+    // Per mailbox, private and shared, a literal value, case-insensitive
+    // names.
+    run(
+        &mut a,
+        "SETMETADATA INBOX (/private/comment {8+}\r\nline\r\nok /Shared/Comment \"for all\")",
+        "OK",
+    )
+    .await;
+    let r = run(
+        &mut b,
+        "GETMETADATA inbox (/private/comment /shared/comment /shared/missing)",
+        "OK",
+    )
+    .await;
+    assert_eq!(
+        r,
+        ["* METADATA INBOX (/private/comment {8}\r\nline\r\nok /shared/comment \"for all\" /shared/missing NIL)"]
+    );
+    // Options before or after the mailbox; DEPTH and MAXSIZE.
+    run(
+        &mut a,
+        "SETMETADATA Drafts (/private/a \"1\" /private/a/b \"22\" /private/a/b/c \"333\" /private/ab \"x\")",
+        "OK",
+    )
+    .await;
+    let r = run(&mut b, "GETMETADATA (DEPTH 1) Drafts /private/a", "OK").await;
+    assert_eq!(
+        r,
+        ["* METADATA Drafts (/private/a \"1\" /private/a/b \"22\")"]
+    );
+    let r = run(
+        &mut b,
+        "GETMETADATA Drafts (DEPTH infinity) /private/a",
+        "OK",
+    )
+    .await;
+    assert_eq!(
+        r,
+        ["* METADATA Drafts (/private/a \"1\" /private/a/b \"22\" /private/a/b/c \"333\")"]
+    );
+    let r = c_get_long(
+        &mut b,
+        "GETMETADATA (MAXSIZE 2 DEPTH infinity) Drafts /private",
+    )
+    .await;
+    assert_eq!(
+        r.0,
+        ["* METADATA Drafts (/private/a \"1\" /private/a/b \"22\" /private/ab \"x\")"]
+    );
+    assert!(r.1.starts_with("t OK [METADATA LONGENTRIES 3]"), "{}", r.1);
+    // NIL removes.
+    run(&mut a, "SETMETADATA Drafts (/private/a NIL)", "OK").await;
+    let r = run(&mut b, "GETMETADATA Drafts /private/a", "OK").await;
+    assert_eq!(r, ["* METADATA Drafts (/private/a NIL)"]);
+    // RENAME takes the entries along; DELETE drops them.
+    run(&mut a, "RENAME Drafts Drafts2", "OK").await;
+    let r = run(&mut b, "GETMETADATA Drafts2 /private/ab", "OK").await;
+    assert_eq!(r, ["* METADATA Drafts2 (/private/ab \"x\")"]);
+    run(&mut a, "DELETE Drafts2", "OK").await;
+    run(&mut a, "CREATE Drafts2", "OK").await;
+    let r = run(&mut b, "GETMETADATA Drafts2 /private/ab", "OK").await;
+    assert_eq!(r, ["* METADATA Drafts2 (/private/ab NIL)"]);
+    // Valid in the selected state too.
+    run(&mut b, "SELECT INBOX", "OK").await;
+    let r = run(&mut b, "GETMETADATA INBOX /shared/comment", "OK").await;
+    assert_eq!(r, ["* METADATA INBOX (/shared/comment \"for all\")"]);
+}
+
+/// The untagged responses and the tagged reply.
+async fn c_get_long(c: &mut Pop3Client, command: &str) -> (Vec<String>, String) {
+    let (r, tagged) = c.responses("t", command).await;
+    (r.iter().map(|b| show(b)).collect(), tagged)
+}
+
+#[tokio::test]
+async fn metadata_limits_and_bad_input() {
+    let (server, imap) = start_with(|c| {
+        c.imap.max_metadata_size = 10;
+        c.imap.max_metadata_entries = 3;
+    })
+    .await;
+    let mut c = imap.login(ALICE).await;
+    for (command, reply) in [
+        ("SETMETADATA INBOX (/shared/x \"12345678901\")", "t NO [METADATA MAXSIZE 10]"),
+        ("SETMETADATA INBOX (/private/a \"1\" /private/b \"2\" /private/c \"3\" /private/d \"4\")", "t NO [METADATA TOOMANY]"),
+        ("SETMETADATA INBOX (/public/x \"1\")", "t BAD"),
+        ("SETMETADATA INBOX (/shared/ \"1\")", "t BAD"),
+        ("SETMETADATA INBOX (/shared//x \"1\")", "t BAD"),
+        ("SETMETADATA INBOX (/shared/x/ \"1\")", "t BAD"),
+        ("SETMETADATA INBOX (/shared/* \"1\")", "t BAD"),
+        ("SETMETADATA INBOX (/shared/x)", "t BAD"),
+        ("SETMETADATA INBOX /shared/x \"1\"", "t BAD"),
+        ("SETMETADATA Nowhere (/shared/x \"1\")", "t NO [NONEXISTENT]"),
+        ("SETMETADATA \"\" (/shared/admin \"me\")", "t NO [CANNOT]"),
+        ("GETMETADATA Nowhere /shared/x", "t NO [NONEXISTENT]"),
+        ("GETMETADATA INBOX (DEPTH 2) /shared/x", "t BAD"),
+        ("GETMETADATA INBOX (MAXSIZE -1) /shared/x", "t BAD"),
+        ("GETMETADATA INBOX (COLOR 1) /shared/x", "t BAD"),
+        ("GETMETADATA INBOX %", "t BAD"),
+        ("GETMETADATA INBOX", "t BAD"),
+    ] {
+        let got = tagged(&mut c, command).await;
+        assert!(got.starts_with(reply), "{command}: {got}");
+    }
+    // Nothing of the refused writes was kept; three fit.
+    let r = run(
+        &mut c,
+        "GETMETADATA (DEPTH infinity) INBOX (/private /shared)",
+        "OK",
+    )
+    .await;
+    assert_eq!(r, ["* METADATA INBOX (/private NIL /shared NIL)"]);
+    run(
+        &mut c,
+        "SETMETADATA INBOX (/private/a \"1\" /private/b \"2\" /shared/c \"3\")",
+        "OK",
+    )
+    .await;
+    // A fourth does not, but replacing one does, and so does removing one
+    // and adding another at once.
+    let got = tagged(&mut c, "SETMETADATA INBOX (/private/d \"4\")").await;
+    assert!(got.starts_with("t NO [METADATA TOOMANY]"), "{got}");
+    run(&mut c, "SETMETADATA INBOX (/private/a \"one\")", "OK").await;
+    run(
+        &mut c,
+        "SETMETADATA INBOX (/private/b NIL /private/d \"4\")",
+        "OK",
+    )
+    .await;
+    // Each mailbox has its own count, and the server its own.
+    run(
+        &mut c,
+        "SETMETADATA Sent (/private/a \"1\" /private/b \"2\" /shared/c \"3\")",
+        "OK",
+    )
+    .await;
+    run(
+        &mut c,
+        "SETMETADATA \"\" (/private/a \"1\" /private/b \"2\" /shared/c \"3\")",
+        "OK",
+    )
+    .await;
+    // No /shared/admin configured: NIL.
+    let r = run(&mut c, "GETMETADATA \"\" /shared/admin", "OK").await;
+    assert_eq!(r, ["* METADATA \"\" (/shared/admin NIL)"]);
+    // Not before login.
+    let (mut anon, _) = Pop3Client::connect(imap.imap).await;
+    let r = anon.imap("t", "GETMETADATA \"\" /shared/admin").await;
+    assert!(r.last().unwrap().starts_with("t BAD"), "{r:?}");
+    // Another account sees none of alice's.
+    server
+        .store
+        .add_account("bob@localhost", PASSWORD)
+        .await
+        .unwrap();
+    let mut bob = imap.login("bob@localhost").await;
+    let r = run(&mut bob, "GETMETADATA \"\" /shared/c", "OK").await;
+    assert_eq!(r, ["* METADATA \"\" (/shared/c NIL)"]);
+}
