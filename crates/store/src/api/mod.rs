@@ -19,6 +19,7 @@ mod mailboxes;
 mod metadata;
 mod queue;
 mod received;
+mod urlauth;
 
 /// A handle on the store. Cheap to clone; all clones share the writer thread
 /// and reader pool, which stop when the last clone is dropped.

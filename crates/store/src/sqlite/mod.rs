@@ -20,4 +20,5 @@ pub(crate) mod queue;
 pub(crate) mod received;
 pub(crate) mod reparse;
 pub(crate) mod schema;
+pub(crate) mod urlauth;
 pub(crate) mod wakeups;

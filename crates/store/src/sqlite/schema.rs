@@ -313,6 +313,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX metadata_entry ON metadata(account_id, coalesce(mailbox_id, 0), name);
     CREATE INDEX metadata_mailbox ON metadata(mailbox_id) WHERE mailbox_id IS NOT NULL;
     "#,
+    // IMAP URLAUTH (RFC 4467): each mailbox's secret key for the URLs
+    // authorized into it, made when first needed.
+    r#"
+    CREATE TABLE urlauth_keys (
+        mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+        key        BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this code writes.
