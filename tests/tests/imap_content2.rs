@@ -389,3 +389,212 @@ async fn metadata_limits_and_bad_input() {
     let r = run(&mut bob, "GETMETADATA \"\" /shared/c", "OK").await;
     assert_eq!(r, ["* METADATA \"\" (/shared/c NIL)"]);
 }
+
+// ---- URLAUTH ----
+
+const BOB: &str = "bob@localhost";
+
+/// The one URL of `* GENURLAUTH "url"`.
+async fn genurlauth(c: &mut Pop3Client, url: &str) -> String {
+    let r = run(c, &format!("GENURLAUTH \"{url}\" INTERNAL"), "OK").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    let quoted = r[0]
+        .strip_prefix("* GENURLAUTH \"")
+        .and_then(|u| u.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    let (rump, token) = quoted.rsplit_once(":INTERNAL:").unwrap();
+    assert_eq!(rump, url);
+    assert_eq!(token.len(), 64, "{token}");
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()), "{token}");
+    quoted.to_string()
+}
+
+/// What `URLFETCH url` gives: the content, or None for NIL.
+async fn urlfetch(c: &mut Pop3Client, url: &str) -> Option<String> {
+    let r = run(c, &format!("URLFETCH \"{url}\""), "OK").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    let rest = r[0]
+        .strip_prefix(&format!("* URLFETCH \"{url}\" "))
+        .unwrap_or_else(|| panic!("{r:?}"));
+    if rest == "NIL" {
+        return None;
+    }
+    if let Some(q) = rest.strip_prefix('"') {
+        return Some(q.strip_suffix('"').unwrap().to_string());
+    }
+    // {n}\r\n and the bytes.
+    let (_, bytes) = rest.split_once("}\r\n").unwrap_or_else(|| panic!("{rest}"));
+    Some(bytes.to_string())
+}
+
+fn uid_validity(select: &[String]) -> u32 {
+    select
+        .iter()
+        .find_map(|l| l.strip_prefix("* OK [UIDVALIDITY "))
+        .and_then(|l| l.split(']').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{select:?}"))
+}
+
+#[tokio::test]
+async fn a_url_authorized_in_one_session_is_fetched_in_another() {
+    let (server, imap) = start_with(|c| {
+        c.imap.urlauth_submit_user = Some("submit@localhost".into());
+    })
+    .await;
+    server
+        .send_messages(ALICE, &[text_message("shared", "The body text.\r\n")])
+        .await;
+    server.wait_for_inbox(ALICE, 1).await;
+    server.store.add_account(BOB, PASSWORD).await.unwrap();
+    server
+        .store
+        .add_account("submit@localhost", PASSWORD)
+        .await
+        .unwrap();
+    let mut alice = imap.login(ALICE).await;
+    let mut bob = imap.login(BOB).await;
+    let mut submit = imap.login("submit@localhost").await;
+    let validity = uid_validity(&run(&mut alice, "EXAMINE INBOX", "OK").await);
+    let base = format!("imap://alice%40localhost@localhost/INBOX;UIDVALIDITY={validity}/;UID=1");
+
+    // authuser: any logged-in user; the whole message, a section, a range.
+    let whole = genurlauth(&mut alice, &format!("{base};URLAUTH=authuser")).await;
+    let raw = urlfetch(&mut bob, &whole).await.unwrap();
+    assert!(raw.contains("Subject: shared"), "{raw}");
+    assert!(raw.ends_with("The body text.\r\n"), "{raw}");
+    let text = genurlauth(
+        &mut alice,
+        &format!("{base}/;SECTION=TEXT;URLAUTH=authuser"),
+    )
+    .await;
+    assert_eq!(
+        urlfetch(&mut bob, &text).await.as_deref(),
+        Some("The body text.\r\n")
+    );
+    let part = genurlauth(
+        &mut alice,
+        &format!("{base}/;SECTION=TEXT/;PARTIAL=4.4;URLAUTH=anonymous"),
+    )
+    .await;
+    assert_eq!(urlfetch(&mut bob, &part).await.as_deref(), Some("body"));
+
+    // user+bob: bob only.
+    let for_bob = genurlauth(
+        &mut alice,
+        &format!("{base}/;SECTION=TEXT;URLAUTH=user+bob%40localhost"),
+    )
+    .await;
+    assert!(urlfetch(&mut bob, &for_bob).await.is_some());
+    assert_eq!(urlfetch(&mut alice, &for_bob).await, None);
+    // submit+alice: the configured submission account only.
+    let for_submit = genurlauth(
+        &mut alice,
+        &format!("{base}/;SECTION=TEXT;URLAUTH=submit+alice%40localhost"),
+    )
+    .await;
+    assert_eq!(urlfetch(&mut bob, &for_submit).await, None);
+    assert!(urlfetch(&mut submit, &for_submit).await.is_some());
+
+    // Tampered: another token, another message, another access, expired.
+    let mut forged = text.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    assert_eq!(urlfetch(&mut bob, &forged).await, None);
+    assert_eq!(
+        urlfetch(&mut bob, &text.replace(";UID=1/", ";UID=2/")).await,
+        None
+    );
+    assert_eq!(
+        urlfetch(&mut bob, &text.replace("SECTION=TEXT", "SECTION=HEADER")).await,
+        None
+    );
+    assert_eq!(
+        urlfetch(
+            &mut bob,
+            &for_bob.replace("user+bob%40localhost", "authuser")
+        )
+        .await,
+        None
+    );
+    let stale = genurlauth(
+        &mut alice,
+        &format!("{base};EXPIRE=2020-01-01T00:00:00Z;URLAUTH=authuser"),
+    )
+    .await;
+    assert_eq!(urlfetch(&mut bob, &stale).await, None);
+    let fresh = genurlauth(
+        &mut alice,
+        &format!("{base}/;SECTION=TEXT;EXPIRE=2999-01-01T00:00:00Z;URLAUTH=authuser"),
+    )
+    .await;
+    assert!(urlfetch(&mut bob, &fresh).await.is_some());
+    // Without a token, or not a URL at all.
+    assert_eq!(
+        urlfetch(&mut bob, &format!("{base};URLAUTH=authuser")).await,
+        None
+    );
+    assert_eq!(urlfetch(&mut bob, &base).await, None);
+    assert_eq!(urlfetch(&mut bob, "nonsense").await, None);
+
+    // Several URLs at once: one answer each.
+    let r = run(&mut bob, &format!("URLFETCH \"{part}\" \"{forged}\""), "OK").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].ends_with(" \"body\""), "{r:?}");
+    assert!(r[1].ends_with(" NIL"), "{r:?}");
+
+    // CATENATE in bob's own mailbox from alice's authorized URL.
+    let reply = tagged(
+        &mut bob,
+        &format!("APPEND Drafts CATENATE (TEXT {{11+}}\r\nSubject: x\n URL \"{text}\")"),
+    )
+    .await;
+    assert!(reply.starts_with("t OK [APPENDUID"), "{reply}");
+    run(&mut bob, "SELECT Drafts", "OK").await;
+    let r = run(&mut bob, "FETCH 1 BODY.PEEK[]", "OK").await;
+    assert!(r[0].ends_with("Subject: x\nThe body text.\r\n)"), "{r:?}");
+
+    // RESETKEY voids what was authorized; new URLs work again.
+    run(&mut alice, "RESETKEY INBOX INTERNAL", "OK").await;
+    assert_eq!(urlfetch(&mut bob, &whole).await, None);
+    let again = genurlauth(
+        &mut alice,
+        &format!("{base}/;SECTION=TEXT;URLAUTH=authuser"),
+    )
+    .await;
+    assert_ne!(again, text);
+    assert!(urlfetch(&mut bob, &again).await.is_some());
+    run(&mut alice, "RESETKEY", "OK").await;
+    assert_eq!(urlfetch(&mut bob, &again).await, None);
+}
+
+#[tokio::test]
+async fn urlauth_bad_input() {
+    let (server, imap) = start().await;
+    server.store.add_account(BOB, PASSWORD).await.unwrap();
+    let mut c = imap.login(ALICE).await;
+    for (command, reply) in [
+        // Relative, another user's, no URLAUTH, already authorized.
+        ("GENURLAUTH \"/INBOX/;UID=1;URLAUTH=authuser\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://bob%40localhost@localhost/INBOX/;UID=1;URLAUTH=authuser\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX/;UID=1\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=authuser:INTERNAL:00\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=everyone\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/Nowhere/;UID=1;URLAUTH=authuser\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX;UIDVALIDITY=1/;UID=1;URLAUTH=authuser\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX/;UID=1;EXPIRE=soon;URLAUTH=authuser\" INTERNAL", "t NO [BADURL"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=authuser\" XYZZY", "t NO"),
+        ("GENURLAUTH \"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=authuser\"", "t BAD"),
+        ("GENURLAUTH", "t BAD"),
+        ("URLFETCH", "t BAD"),
+        ("RESETKEY Nowhere", "t NO [NONEXISTENT]"),
+        ("RESETKEY INBOX XYZZY", "t NO"),
+    ] {
+        let got = tagged(&mut c, command).await;
+        assert!(got.starts_with(reply), "{command}: {got}");
+    }
+    // Not before login.
+    let (mut anon, _) = Pop3Client::connect(imap.imap).await;
+    let r = anon.imap("t", "URLFETCH \"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:00\"").await;
+    assert!(r.last().unwrap().starts_with("t BAD"), "{r:?}");
+}

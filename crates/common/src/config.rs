@@ -449,6 +449,10 @@ pub struct ImapConfig {
     /// and `/shared` together (default 100); one more gets `NO [METADATA
     /// TOOMANY]`.
     pub max_metadata_entries: u32,
+    /// The account a submission server logs in as to fetch URLAUTH URLs
+    /// authorized for `submit+user` (RFC 4467 3; default unset: nobody
+    /// may fetch those).
+    pub urlauth_submit_user: Option<String>,
 }
 
 impl Default for ImapConfig {
@@ -465,6 +469,7 @@ impl Default for ImapConfig {
             admin_contact: None,
             max_metadata_size: 65536,
             max_metadata_entries: 100,
+            urlauth_submit_user: None,
         }
     }
 }

@@ -600,6 +600,51 @@ impl P<'_> {
                 K::CancelUpdate(tags)
             }
             "GETMETADATA" => self.get_metadata()?,
+            "RESETKEY" => {
+                let mut mailbox = None;
+                let mut mechanisms = Vec::new();
+                if self.eat(b' ')? {
+                    mailbox = Some(self.mailbox()?);
+                    while self.eat(b' ')? {
+                        if mechanisms.len() >= self.limits.max_items {
+                            return bad("too many items");
+                        }
+                        mechanisms.push(self.upper_atom()?);
+                    }
+                }
+                K::ResetKey {
+                    mailbox,
+                    mechanisms,
+                }
+            }
+            "GENURLAUTH" => {
+                let mut urls = Vec::new();
+                while self.eat(b' ')? {
+                    if urls.len() >= self.limits.max_items {
+                        return bad("too many items");
+                    }
+                    let url = self.astring()?;
+                    self.sp()?;
+                    urls.push((url, self.upper_atom()?));
+                }
+                if urls.is_empty() {
+                    return bad("GENURLAUTH needs a URL and a mechanism");
+                }
+                K::GenUrlAuth(urls)
+            }
+            "URLFETCH" => {
+                let mut urls = Vec::new();
+                while self.eat(b' ')? {
+                    if urls.len() >= self.limits.max_items {
+                        return bad("too many items");
+                    }
+                    urls.push(self.astring()?);
+                }
+                if urls.is_empty() {
+                    return bad("URLFETCH needs a URL");
+                }
+                K::UrlFetch(urls)
+            }
             "SETMETADATA" => {
                 self.sp()?;
                 let mailbox = self.mailbox()?;

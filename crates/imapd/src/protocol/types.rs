@@ -295,6 +295,17 @@ pub enum CommandKind {
         options: MetadataOptions,
         entries: Vec<Vec<u8>>,
     },
+    /// RESETKEY (RFC 4467): of one mailbox, or of all; mechanisms
+    /// upper-cased.
+    ResetKey {
+        mailbox: Option<MailboxName>,
+        mechanisms: Vec<String>,
+    },
+    /// GENURLAUTH (RFC 4467): URLs to authorize, each with the mechanism
+    /// (upper-cased).
+    GenUrlAuth(Vec<(Vec<u8>, String)>),
+    /// URLFETCH (RFC 4467): the URLs to fetch.
+    UrlFetch(Vec<Vec<u8>>),
     /// SETMETADATA (RFC 5464): each entry with its new value (`None`, sent
     /// as NIL, removes it).
     SetMetadata {

@@ -71,6 +71,8 @@ impl Session {
                 "CREATE-SPECIAL-USE",
                 "METADATA",
                 "METADATA-SERVER",
+                "URLAUTH",
+                "URL-PARTIAL",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

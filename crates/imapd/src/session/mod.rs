@@ -20,7 +20,8 @@
 //! and `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
 //! FETCH and STORE).
 //!
-//! Also here: `metadata` (GETMETADATA, SETMETADATA); CREATE-SPECIAL-USE
+//! Also here: `metadata` (GETMETADATA, SETMETADATA), `urlauth` (RESETKEY,
+//! GENURLAUTH, URLFETCH); CREATE-SPECIAL-USE
 //! is in `mailbox`, PREVIEW in `fetch`.
 
 mod append;
@@ -38,6 +39,7 @@ mod stored_keys;
 mod thread;
 mod transfer;
 mod updates;
+mod urlauth;
 
 pub(crate) use updates::{SharedFeedReads, SharedUidLists};
 
@@ -540,6 +542,9 @@ impl Session {
             | K::Compress(_)
             | K::GetMetadata { .. }
             | K::SetMetadata { .. }
+            | K::ResetKey { .. }
+            | K::GenUrlAuth(_)
+            | K::UrlFetch(_)
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -706,6 +711,12 @@ impl Session {
                 entries,
             } => self.get_metadata(&tag, mailbox, options, entries).await,
             K::SetMetadata { mailbox, entries } => self.set_metadata(&tag, mailbox, entries).await,
+            K::ResetKey {
+                mailbox,
+                mechanisms,
+            } => self.reset_key(&tag, mailbox, mechanisms).await,
+            K::GenUrlAuth(urls) => self.gen_url_auth(&tag, urls).await,
+            K::UrlFetch(urls) => self.url_fetch(&tag, urls).await,
         }
         Ok(())
     }
