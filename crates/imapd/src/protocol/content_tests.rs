@@ -45,16 +45,22 @@ fn preview_and_snippet_items() {
     use FetchAttribute as F;
     let lazy = F::Preview { lazy: true };
     let eager = F::Preview { lazy: false };
-    assert_eq!(fetch_items("a FETCH 1 PREVIEW\r\n").0, [eager.clone()]);
+    assert_eq!(
+        fetch_items("a FETCH 1 PREVIEW\r\n").0,
+        [F::Preview { lazy: false }]
+    );
     assert_eq!(
         fetch_items("a FETCH 1 preview (lazy)\r\n").0,
-        [lazy.clone()]
+        [F::Preview { lazy: true }]
     );
     assert_eq!(
         fetch_items("a FETCH 1:* (UID PREVIEW (LAZY) FLAGS)\r\n").0,
         [F::Uid, lazy, F::Flags]
     );
-    assert_eq!(fetch_items("a FETCH 1 (PREVIEW)\r\n").0, [eager.clone()]);
+    assert_eq!(
+        fetch_items("a FETCH 1 (PREVIEW)\r\n").0,
+        [F::Preview { lazy: false }]
+    );
     // A lone PREVIEW followed by FETCH modifiers.
     assert_eq!(
         fetch_items("a FETCH 1 PREVIEW (CHANGEDSINCE 5)\r\n"),
