@@ -12,6 +12,8 @@ use super::types::Section;
 pub struct MessageUrl {
     /// The user of an absolute URL's authority, if it names one.
     pub user: Option<String>,
+    /// The host of an absolute URL, without its port, lower-cased.
+    pub host: Option<String>,
     /// The mailbox name, percent-decoded (UTF-8, RFC 5092 3).
     pub mailbox: String,
     pub uid_validity: Option<u32>,
@@ -58,10 +60,26 @@ fn number(s: &[u8]) -> Option<u32> {
 /// Parses a message URL; `None` if it is not one this server can follow.
 pub fn parse_message_url(url: &[u8]) -> Option<MessageUrl> {
     let mut user = None;
+    let mut host = None;
     let path = if url.len() > 7 && url[..7].eq_ignore_ascii_case(b"imap://") {
         let rest = &url[7..];
         let slash = rest.iter().position(|&b| b == b'/')?;
         let authority = &rest[..slash];
+        let host_part = match authority.iter().rposition(|&b| b == b'@') {
+            Some(at) => &authority[at + 1..],
+            None => authority,
+        };
+        let host_part = if host_part.starts_with(b"[") {
+            // An IPv6 literal keeps its colons.
+            host_part
+        } else {
+            host_part.split(|&b| b == b':').next()?
+        };
+        host = Some(
+            String::from_utf8(host_part.to_vec())
+                .ok()?
+                .to_ascii_lowercase(),
+        );
         if let Some(at) = authority.iter().rposition(|&b| b == b'@') {
             let userinfo = &authority[..at];
             // `;AUTH=...` says how to log in, which does not matter here.
@@ -112,12 +130,46 @@ pub fn parse_message_url(url: &[u8]) -> Option<MessageUrl> {
     }
     Some(MessageUrl {
         user,
+        host,
         mailbox,
         uid_validity,
         uid,
         section,
         partial,
     })
+}
+
+impl MessageUrl {
+    /// Whether the URL's user is the account `address`: the same, or
+    /// (as `imap://alice@example.org/` is usually written) the local part
+    /// with the URL's host as the domain. A URL without a user is
+    /// anybody's.
+    pub fn is_of(&self, address: &str) -> bool {
+        let Some(user) = &self.user else {
+            return true;
+        };
+        if user.eq_ignore_ascii_case(address) {
+            return true;
+        }
+        match (&self.host, address.rsplit_once('@')) {
+            (Some(host), Some((local, domain))) => {
+                !user.contains('@')
+                    && user.eq_ignore_ascii_case(local)
+                    && host.eq_ignore_ascii_case(domain)
+            }
+            _ => false,
+        }
+    }
+
+    /// The account address the URL's user names: itself, or with the
+    /// URL's host as the domain when it has none.
+    pub fn owner_address(&self) -> Option<String> {
+        let user = self.user.as_ref()?;
+        Some(match (&self.host, user.contains('@')) {
+            (Some(host), false) => format!("{user}@{host}").to_ascii_lowercase(),
+            _ => user.to_ascii_lowercase(),
+        })
+    }
 }
 
 /// Who may fetch a URLAUTH-authorized URL (RFC 4467 3).
@@ -321,6 +373,20 @@ mod tests {
         ] {
             assert_eq!(url(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn whose_url() {
+        let u = url("imap://alice%40localhost@localhost:1143/INBOX/;UID=4").unwrap();
+        assert_eq!(u.host.as_deref(), Some("localhost"));
+        assert!(u.is_of("alice@localhost"));
+        assert_eq!(u.owner_address().as_deref(), Some("alice@localhost"));
+        let u = url("imap://Alice@LocalHost/INBOX/;UID=4").unwrap();
+        assert!(u.is_of("alice@localhost"));
+        assert!(!u.is_of("alice@example.org"));
+        assert!(!u.is_of("bob@localhost"));
+        assert_eq!(u.owner_address().as_deref(), Some("alice@localhost"));
+        assert!(url("/INBOX/;UID=4").unwrap().is_of("anyone@x"));
     }
 
     #[test]

@@ -268,10 +268,7 @@ impl Session {
                 super::urlauth::authorized_content(&store, submit_user.as_deref(), account, url);
             return read.await.map_err(failed)?.ok_or_else(bad);
         };
-        if u.user
-            .as_ref()
-            .is_some_and(|user| !user.eq_ignore_ascii_case(&account.address))
-        {
+        if !u.is_of(&account.address) {
             return Err(bad());
         }
         let store = self.ctx.shared.store.clone();

@@ -156,13 +156,8 @@ impl Session {
             if mechanism != INTERNAL {
                 return self.no(tag, None, "Unsupported URLAUTH mechanism");
             }
-            let parsed = parse_auth_url(&url).filter(|u| {
-                u.authorization.is_none()
-                    && u.url
-                        .user
-                        .as_ref()
-                        .is_some_and(|user| user.eq_ignore_ascii_case(&account.address))
-            });
+            let parsed = parse_auth_url(&url)
+                .filter(|u| u.authorization.is_none() && u.url.is_of(&account.address));
             let Some(parsed) = parsed else {
                 return self.no(tag, Some(Code::BadUrl(url)), "Invalid URL");
             };
@@ -247,10 +242,10 @@ pub(super) async fn authorized_content(
     if !may {
         return Ok(None);
     }
-    let Some(user) = &parsed.url.user else {
+    let Some(address) = parsed.url.owner_address() else {
         return Ok(None);
     };
-    let Some(owner) = store.account(&user.to_ascii_lowercase()).await? else {
+    let Some(owner) = store.account(&address).await? else {
         return Ok(None);
     };
     let name = store::canonical_mailbox_name(&parsed.url.mailbox);
