@@ -598,3 +598,31 @@ async fn urlauth_bad_input() {
     let r = anon.imap("t", "URLFETCH \"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:00\"").await;
     assert!(r.last().unwrap().starts_with("t BAD"), "{r:?}");
 }
+
+#[tokio::test]
+async fn urlfetch_of_a_large_message_and_an_anonymous_url() {
+    let (server, imap) = start().await;
+    let body = "0123456789abcdef\r\n".repeat(8000);
+    server
+        .send_messages(ALICE, &[text_message("big", &body)])
+        .await;
+    server.wait_for_inbox(ALICE, 1).await;
+    server.store.add_account(BOB, PASSWORD).await.unwrap();
+    let mut alice = imap.login(ALICE).await;
+    let mut bob = imap.login(BOB).await;
+    // imap://user@host/ with the host as the domain, as imaptest writes it.
+    let url = genurlauth(
+        &mut alice,
+        "imap://alice@localhost/INBOX/;UID=1/;SECTION=TEXT;URLAUTH=anonymous",
+    )
+    .await;
+    // Bob, selected somewhere, fetches it twice in one command.
+    run(&mut bob, "SELECT INBOX", "OK").await;
+    let r = run(&mut bob, &format!("URLFETCH \"{url}\" \"{url}\""), "OK").await;
+    assert_eq!(r.len(), 2);
+    for line in &r {
+        let (head, content) = line.split_once("}\r\n").unwrap();
+        assert_eq!(head, format!("* URLFETCH \"{url}\" {{{}", body.len()));
+        assert_eq!(content, body);
+    }
+}

@@ -716,7 +716,7 @@ impl Session {
                 mechanisms,
             } => self.reset_key(&tag, mailbox, mechanisms).await,
             K::GenUrlAuth(urls) => self.gen_url_auth(&tag, urls).await,
-            K::UrlFetch(urls) => self.url_fetch(&tag, urls).await,
+            K::UrlFetch(urls) => self.url_fetch(&tag, urls).await?,
         }
         Ok(())
     }

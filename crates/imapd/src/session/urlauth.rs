@@ -14,11 +14,14 @@ use sha2::{Digest, Sha256};
 use store::{Account, AccountId, MailboxKey, Store, StoreError, Uid};
 
 use super::mailbox::store_name;
-use super::Session;
+use super::{End, Session};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::section_bytes;
 use crate::protocol::imap_url::{parse_auth_url, MessageUrl, UrlAccess};
 use crate::protocol::{MailboxName, Tag};
+
+/// Contents this long are written to the client from where they lie.
+const DIRECT_LITERAL: usize = 64 * 1024;
 
 /// The one mechanism.
 const INTERNAL: &str = "INTERNAL";
@@ -191,26 +194,41 @@ impl Session {
         self.ok(tag, "GENURLAUTH completed");
     }
 
-    /// URLFETCH: each URL with what it names, or NIL.
-    pub(super) async fn url_fetch(&mut self, tag: &Tag, urls: Vec<Vec<u8>>) {
+    /// URLFETCH: each URL with what it names, or NIL, one `* URLFETCH`
+    /// each; a large content goes to the client from where it lies, and
+    /// what piles up is written before the next URL is read, so a session
+    /// holds one content at a time.
+    pub(super) async fn url_fetch(&mut self, tag: &Tag, urls: Vec<Vec<u8>>) -> Result<(), End> {
         let Some(account) = self.account() else {
-            return;
+            return Ok(());
         };
+        let store = self.ctx.shared.store.clone();
+        let submit_user = self.ctx.shared.config.imap.urlauth_submit_user.clone();
         for url in urls {
-            let store = self.ctx.shared.store.clone();
-            let submit_user = self.ctx.shared.config.imap.urlauth_submit_user.clone();
             let read = authorized_content(&store, submit_user.as_deref(), &account, &url);
-            let content = match read.await {
+            let content = match self.io.until_gone(read).await? {
                 Ok(c) => c,
-                Err(e) => return self.store_failed(tag, e, "fetch the URL"),
+                Err(e) => {
+                    self.store_failed(tag, e, "fetch the URL");
+                    return Ok(());
+                }
             };
-            let mut line = b"URLFETCH ".to_vec();
-            encode::quoted_or_literal(&mut line, &url);
-            line.push(b' ');
-            encode::nstring(&mut line, content.as_deref());
-            self.untagged(&line);
+            let out = &mut self.io.output;
+            out.extend_from_slice(b"* URLFETCH ");
+            encode::quoted_or_literal(out, &url);
+            out.push(b' ');
+            match content {
+                Some(bytes) if bytes.len() >= DIRECT_LITERAL => {
+                    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+                    self.io.write_through(&bytes).await?;
+                }
+                content => encode::nstring(out, content.as_deref()),
+            }
+            self.io.output.extend_from_slice(b"\r\n");
+            self.io.flush_if_full().await?;
         }
         self.ok(tag, "URLFETCH completed");
+        Ok(())
     }
 }
 
