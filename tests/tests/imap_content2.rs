@@ -279,7 +279,8 @@ async fn metadata_set_in_one_session_is_seen_in_another() {
         r.0,
         ["* METADATA Drafts (/private/a \"1\" /private/a/b \"22\" /private/ab \"x\")"]
     );
-    assert!(r.1.starts_with("t OK [METADATA LONGENTRIES 3]"), "{}", r.1);
+    // The longest left out: /private/specialuse, "\\Drafts".
+    assert!(r.1.starts_with("t OK [METADATA LONGENTRIES 7]"), "{}", r.1);
     // NIL removes.
     run(&mut a, "SETMETADATA Drafts (/private/a NIL)", "OK").await;
     let r = run(&mut b, "GETMETADATA Drafts /private/a", "OK").await;
@@ -625,4 +626,39 @@ async fn urlfetch_of_a_large_message_and_an_anonymous_url() {
         assert_eq!(head, format!("* URLFETCH \"{url}\" {{{}", body.len()));
         assert_eq!(content, body);
     }
+}
+
+/// RFC 6154 4: `/private/specialuse` is what LIST shows.
+#[tokio::test]
+async fn special_use_as_a_metadata_entry() {
+    let (_server, imap) = start().await;
+    let mut a = imap.login(ALICE).await;
+    let mut b = imap.login(ALICE).await;
+    let r = run(&mut a, "GETMETADATA Sent /private/specialuse", "OK").await;
+    assert_eq!(r, ["* METADATA Sent (/private/specialuse \"\\\\Sent\")"]);
+    let r = run(&mut a, "GETMETADATA (DEPTH infinity) INBOX /private", "OK").await;
+    assert_eq!(r, ["* METADATA INBOX (/private NIL)"]);
+    run(&mut a, "CREATE Outbox", "OK").await;
+    run(
+        &mut a,
+        "SETMETADATA Outbox (/private/specialuse \"\\\\Sent\" /private/comment \"x\")",
+        "OK",
+    )
+    .await;
+    let r = run(&mut b, "LIST \"\" Outbox", "OK").await;
+    assert_eq!(r, ["* LIST (\\HasNoChildren \\Sent) \"/\" Outbox"]);
+    let r = run(&mut b, "GETMETADATA (DEPTH 1) Outbox /private", "OK").await;
+    assert_eq!(
+        r,
+        ["* METADATA Outbox (/private/comment \"x\" /private/specialuse \"\\\\Sent\")"]
+    );
+    let got = tagged(
+        &mut a,
+        "SETMETADATA Outbox (/private/specialuse \"\\\\Flagged\")",
+    )
+    .await;
+    assert!(got.starts_with("t NO [USEATTR]"), "{got}");
+    run(&mut a, "SETMETADATA Outbox (/private/specialuse NIL)", "OK").await;
+    let r = run(&mut b, "LIST \"\" Outbox", "OK").await;
+    assert_eq!(r, ["* LIST (\\HasNoChildren) \"/\" Outbox"]);
 }

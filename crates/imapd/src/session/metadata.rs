@@ -4,7 +4,9 @@
 //! Entries are `/private/...` or `/shared/...`; both kinds are kept, per
 //! account (no account sees another's, `/shared` included, since no
 //! mailbox is shared). The server's `/shared/admin` is `[imap]
-//! admin_contact` and cannot be set over IMAP. Entry names are
+//! admin_contact` and cannot be set over IMAP; a mailbox's
+//! `/private/specialuse` (RFC 6154 4) is its special use, as LIST shows
+//! it, and setting it sets that. Entry names are
 //! case-insensitive and answered lower-case. An entry asked for that
 //! does not exist is answered NIL, as Dovecot answers it.
 
@@ -17,6 +19,9 @@ use crate::protocol::{MailboxName, MetadataDepth, MetadataOptions, Tag};
 
 /// The server entry taken from the config.
 const ADMIN: &str = "/shared/admin";
+/// A mailbox's special use as a METADATA entry (RFC 6154 4): not kept
+/// apart, but read from and written to what LIST shows.
+const SPECIAL_USE: &str = "/private/specialuse";
 
 /// An entry name as RFC 5464 3.2 allows it, lower-cased: `/private/` or
 /// `/shared/` and more, printable ASCII without `*` or `%`, no `//`, no
@@ -96,10 +101,28 @@ impl Session {
             }
             Err(e) => return self.store_failed(tag, e, "read metadata"),
         };
-        if owner.is_none() {
-            if let Some(admin) = &self.ctx.shared.config.imap.admin_contact {
-                found.retain(|(n, _)| n != ADMIN);
-                found.push((ADMIN.to_owned(), admin.clone().into_bytes()));
+        match &owner {
+            None => {
+                if let Some(admin) = &self.ctx.shared.config.imap.admin_contact {
+                    found.retain(|(n, _)| n != ADMIN);
+                    found.push((ADMIN.to_owned(), admin.clone().into_bytes()));
+                }
+            }
+            Some(name) => {
+                found.retain(|(n, _)| n != SPECIAL_USE);
+                if names.iter().any(|n| within(SPECIAL_USE, n, options.depth)) {
+                    let mailboxes = match store.mailboxes(account.id).await {
+                        Ok(list) => list,
+                        Err(e) => return self.store_failed(tag, e, "read metadata"),
+                    };
+                    let special = mailboxes
+                        .into_iter()
+                        .find(|m| m.name == *name)
+                        .and_then(|m| m.special_use);
+                    if let Some(special) = special {
+                        found.push((SPECIAL_USE.to_owned(), special.into_bytes()));
+                    }
+                }
             }
         }
         found.sort();
@@ -192,6 +215,28 @@ impl Session {
                 "/shared/admin is set in the server's configuration",
             );
         }
+        // RFC 6154 4: the special use, one this store keeps or none.
+        let mut special_use: Option<Option<String>> = None;
+        if owner.is_some() {
+            for w in writes.iter().filter(|w| w.name == SPECIAL_USE) {
+                let value = match &w.value {
+                    None => None,
+                    Some(v) => {
+                        let text = String::from_utf8_lossy(v).trim().to_owned();
+                        let known = store::CREATABLE_SPECIAL_USES
+                            .iter()
+                            .any(|u| u.eq_ignore_ascii_case(&text));
+                        if !known {
+                            let text = format!("Special use {text} is not supported");
+                            return self.no(tag, Some(Code::UseAttr), &text);
+                        }
+                        Some(text)
+                    }
+                };
+                special_use = Some(value);
+            }
+            writes.retain(|w| w.name != SPECIAL_USE);
+        }
         if writes.iter().any(|w| {
             w.value
                 .as_ref()
@@ -204,21 +249,40 @@ impl Session {
             );
         }
         let store = self.ctx.shared.store.clone();
-        match store
-            .set_metadata(account.id, owner.as_deref(), writes, max_entries)
-            .await
-        {
-            Ok(true) => self.ok(tag, "SETMETADATA completed"),
-            Ok(false) => self.no(
-                tag,
-                Some(Code::Metadata(MetadataCode::TooMany)),
-                "Too many metadata entries",
-            ),
-            Err(StoreError::NotFound(_)) => {
-                self.no(tag, Some(Code::NonExistent), "No such mailbox")
+        // The entries first: they may be refused as too many, and then
+        // the special use is left as it was too.
+        if !writes.is_empty() {
+            match store
+                .set_metadata(account.id, owner.as_deref(), writes, max_entries)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return self.no(
+                        tag,
+                        Some(Code::Metadata(MetadataCode::TooMany)),
+                        "Too many metadata entries",
+                    )
+                }
+                Err(StoreError::NotFound(_)) => {
+                    return self.no(tag, Some(Code::NonExistent), "No such mailbox")
+                }
+                Err(e) => return self.store_failed(tag, e, "write metadata"),
             }
-            Err(e) => self.store_failed(tag, e, "write metadata"),
         }
+        if let (Some(name), Some(value)) = (&owner, &special_use) {
+            match store
+                .set_special_use(account.id, name, value.as_deref())
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::NotFound(_)) => {
+                    return self.no(tag, Some(Code::NonExistent), "No such mailbox")
+                }
+                Err(e) => return self.store_failed(tag, e, "write metadata"),
+            }
+        }
+        self.ok(tag, "SETMETADATA completed");
     }
 }
 

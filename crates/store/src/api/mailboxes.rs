@@ -241,6 +241,32 @@ impl Store {
             .await
     }
 
+    /// Gives a mailbox an RFC 6154 special use (one of
+    /// [`CREATABLE_SPECIAL_USES`], else `Invalid`), or with `None` takes
+    /// it away. `NotFound` if there is no such mailbox.
+    pub async fn set_special_use(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<()> {
+        let special_use = match special_use {
+            None => None,
+            Some(asked) => Some(
+                *CREATABLE_SPECIAL_USES
+                    .iter()
+                    .find(|u| u.eq_ignore_ascii_case(asked))
+                    .ok_or_else(|| crate::StoreError::Invalid(format!("special use {asked}")))?,
+            ),
+        };
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::set_special_use(conn, account, &name, special_use)
+            })
+            .await
+    }
+
     /// Deletes a mailbox and its messages. `Invalid` for INBOX or a mailbox
     /// with levels below it.
     pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {
