@@ -438,6 +438,21 @@ pub struct ImapConfig {
     /// limit; 0 never closes). A command answered OK or NO starts the
     /// count again.
     pub max_bad_commands: u32,
+    /// The server's `/shared/admin` METADATA entry (RFC 5464 3.2.1.1): how
+    /// to reach its administrator, as a URI such as
+    /// `mailto:postmaster@example.org` (default unset: NIL).
+    pub admin_contact: Option<String>,
+    /// Largest METADATA value in octets (default 65536); a larger one gets
+    /// `NO [METADATA MAXSIZE n]`.
+    pub max_metadata_size: u32,
+    /// METADATA entries one mailbox (or the server) may hold, `/private`
+    /// and `/shared` together (default 100); one more gets `NO [METADATA
+    /// TOOMANY]`.
+    pub max_metadata_entries: u32,
+    /// The account a submission server logs in as to fetch URLAUTH URLs
+    /// authorized for `submit+user` (RFC 4467 3; default unset: nobody
+    /// may fetch those).
+    pub urlauth_submit_user: Option<String>,
 }
 
 impl Default for ImapConfig {
@@ -451,6 +466,10 @@ impl Default for ImapConfig {
             idle_command_timeout_secs: 3600,
             max_connections_per_user: 50,
             max_bad_commands: 20,
+            admin_contact: None,
+            max_metadata_size: 65536,
+            max_metadata_entries: 100,
+            urlauth_submit_user: None,
         }
     }
 }

@@ -526,6 +526,20 @@ pub struct LocalDelivery {
     pub mailbox: String,
 }
 
+/// The RFC 6154 special uses a mailbox can be created with (IMAP
+/// CREATE-SPECIAL-USE): those of the default mailboxes. `\All` and
+/// `\Flagged` name virtual mailboxes, which the store does not keep.
+pub const CREATABLE_SPECIAL_USES: &[&str] =
+    &["\\Archive", "\\Drafts", "\\Junk", "\\Sent", "\\Trash"];
+
+/// One entry a METADATA write sets (`Some`) or removes (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataWrite {
+    /// `/private/...` or `/shared/...`, any case.
+    pub name: String,
+    pub value: Option<Vec<u8>>,
+}
+
 /// A mailbox as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct MailboxInfo {

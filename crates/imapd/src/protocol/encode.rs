@@ -153,6 +153,21 @@ pub enum Code {
     BadUrl(Vec<u8>),
     /// RFC 8474: the id of a mailbox just created or selected.
     MailboxId(String),
+    /// RFC 6154: a special use CREATE cannot give.
+    UseAttr,
+    /// RFC 5464: `METADATA ...`.
+    Metadata(MetadataCode),
+}
+
+/// The `METADATA` response codes (RFC 5464 4.2.1, 4.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetadataCode {
+    /// GETMETADATA left out values longer than MAXSIZE; the longest.
+    LongEntries(u64),
+    /// SETMETADATA: a value longer than the server keeps.
+    MaxSize(u32),
+    /// SETMETADATA: more entries than the server keeps.
+    TooMany,
 }
 
 fn code(out: &mut Vec<u8>, c: &Code) {
@@ -201,6 +216,10 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::UnknownCte => "UNKNOWN-CTE".into(),
         Code::TooBig => "TOOBIG".into(),
         Code::MailboxId(id) => format!("MAILBOXID ({id})"),
+        Code::UseAttr => "USEATTR".into(),
+        Code::Metadata(MetadataCode::LongEntries(n)) => format!("METADATA LONGENTRIES {n}"),
+        Code::Metadata(MetadataCode::MaxSize(n)) => format!("METADATA MAXSIZE {n}"),
+        Code::Metadata(MetadataCode::TooMany) => "METADATA TOOMANY".into(),
         // url-resp-text (RFC 4469 6): any octet but NUL, CR, LF and `]`.
         Code::BadUrl(url) => {
             let text: Vec<u8> = url

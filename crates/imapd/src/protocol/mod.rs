@@ -17,7 +17,8 @@
 //! (`CHANGEDSINCE`, `VANISHED`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT
 //! (CONDSTORE)` and `SELECT (QRESYNC (...))`), ESEARCH (RFC 4731),
 //! SEARCHRES (RFC 5182), WITHIN (RFC 5032), SORT and THREAD (RFC 5256,
-//! 5957) and CONTEXT (RFC 5267).
+//! 5957), CONTEXT (RFC 5267) and PREVIEW (RFC 8970, with Dovecot's older
+//! `SNIPPET (FUZZY)`).
 
 pub mod base_subject;
 pub mod binary;
@@ -30,6 +31,8 @@ mod sequence;
 mod types;
 mod utf7;
 
+#[cfg(test)]
+mod content_tests;
 #[cfg(test)]
 mod sort_tests;
 #[cfg(test)]

@@ -531,6 +531,10 @@ impl P<'_> {
                 self.sp()?;
                 let m = self.mailbox()?;
                 match name {
+                    "CREATE" if self.eat(b' ')? => K::CreateSpecialUse {
+                        uses: self.create_params()?,
+                        mailbox: m,
+                    },
                     "CREATE" => K::Create(m),
                     "DELETE" => K::Delete(m),
                     "SUBSCRIBE" => K::Subscribe(m),
@@ -594,6 +598,68 @@ impl P<'_> {
                     return bad("CANCELUPDATE needs a tag");
                 }
                 K::CancelUpdate(tags)
+            }
+            "GETMETADATA" => self.get_metadata()?,
+            "RESETKEY" => {
+                let mut mailbox = None;
+                let mut mechanisms = Vec::new();
+                if self.eat(b' ')? {
+                    mailbox = Some(self.mailbox()?);
+                    while self.eat(b' ')? {
+                        if mechanisms.len() >= self.limits.max_items {
+                            return bad("too many items");
+                        }
+                        mechanisms.push(self.upper_atom()?);
+                    }
+                }
+                K::ResetKey {
+                    mailbox,
+                    mechanisms,
+                }
+            }
+            "GENURLAUTH" => {
+                let mut urls = Vec::new();
+                while self.eat(b' ')? {
+                    if urls.len() >= self.limits.max_items {
+                        return bad("too many items");
+                    }
+                    let url = self.astring()?;
+                    self.sp()?;
+                    urls.push((url, self.upper_atom()?));
+                }
+                if urls.is_empty() {
+                    return bad("GENURLAUTH needs a URL and a mechanism");
+                }
+                K::GenUrlAuth(urls)
+            }
+            "URLFETCH" => {
+                let mut urls = Vec::new();
+                while self.eat(b' ')? {
+                    if urls.len() >= self.limits.max_items {
+                        return bad("too many items");
+                    }
+                    urls.push(self.astring()?);
+                }
+                if urls.is_empty() {
+                    return bad("URLFETCH needs a URL");
+                }
+                K::UrlFetch(urls)
+            }
+            "SETMETADATA" => {
+                self.sp()?;
+                let mailbox = self.mailbox()?;
+                self.sp()?;
+                let entries = self.paren_list(false, |p| {
+                    let entry = p.astring()?;
+                    p.sp()?;
+                    let value = if p.peek()? == b'~' {
+                        Some(p.literal_or_literal8()?.0)
+                    } else {
+                        p.nstring()?
+                    };
+                    Ok((entry, value))
+                })?;
+                K::SetMetadata { mailbox, entries }
             }
             "FETCH" => self.fetch(false)?,
             "STORE" => self.store(false)?,
@@ -905,6 +971,12 @@ impl P<'_> {
             "EMAILID" => F::EmailId,
             "THREADID" => F::ThreadId,
             "SAVEDATE" => F::SaveDate,
+            "PREVIEW" => F::Preview {
+                lazy: self.preview_modifiers()?,
+            },
+            "SNIPPET" => F::Snippet {
+                lazy: self.snippet_algorithm()?,
+            },
             "BODY" if self.peek()? != b'[' => F::Body,
             "BODY" | "BODY.PEEK" => {
                 let section = self.section()?;
@@ -928,6 +1000,139 @@ impl P<'_> {
             }
             _ => return bad("unknown fetch item"),
         })
+    }
+
+    /// `GETMETADATA [options] mailbox entries` (RFC 5464 4.2). The
+    /// options are also taken after the mailbox, where the RFC's own
+    /// examples put them (and Dovecot takes them).
+    fn get_metadata(&mut self) -> R<CommandKind> {
+        self.sp()?;
+        let mut options = MetadataOptions::default();
+        let mut have_options = false;
+        if self.peek()? == b'(' {
+            options = self.metadata_options()?;
+            have_options = true;
+            self.sp()?;
+        }
+        let mailbox = self.mailbox()?;
+        self.sp()?;
+        if !have_options && self.peek()? == b'(' {
+            let save = self.pos;
+            self.pos += 1;
+            let is_option = self.peek()?.is_ascii_alphabetic();
+            self.pos = save;
+            if is_option {
+                options = self.metadata_options()?;
+                self.sp()?;
+            }
+        }
+        let entries = if self.peek()? == b'(' {
+            self.paren_list(false, |p| p.astring())?
+        } else {
+            vec![self.astring()?]
+        };
+        Ok(CommandKind::GetMetadata {
+            mailbox,
+            options,
+            entries,
+        })
+    }
+
+    /// `(MAXSIZE n DEPTH d)`, either or both, once each.
+    fn metadata_options(&mut self) -> R<MetadataOptions> {
+        let mut options = MetadataOptions::default();
+        let (mut size_seen, mut depth_seen) = (false, false);
+        self.paren_list(false, |p| {
+            match p.upper_atom()?.as_str() {
+                "MAXSIZE" if !size_seen => {
+                    size_seen = true;
+                    p.sp()?;
+                    options.max_size = Some(p.number()?);
+                }
+                "DEPTH" if !depth_seen => {
+                    depth_seen = true;
+                    p.sp()?;
+                    options.depth = match p.upper_atom()?.as_str() {
+                        "0" => MetadataDepth::Zero,
+                        "1" => MetadataDepth::One,
+                        "INFINITY" => MetadataDepth::Infinity,
+                        _ => return bad("DEPTH is 0, 1 or infinity"),
+                    };
+                }
+                _ => return bad("unknown GETMETADATA option"),
+            }
+            Ok(())
+        })?;
+        Ok(options)
+    }
+
+    /// CREATE's parameters (RFC 4466): only `USE (attr ...)` (RFC 6154
+    /// 3), whose attributes are returned.
+    fn create_params(&mut self) -> R<Vec<String>> {
+        let mut uses = Vec::new();
+        let mut seen_use = false;
+        self.paren_list(false, |p| {
+            if p.upper_atom()? != "USE" || seen_use {
+                return bad("unknown CREATE parameter");
+            }
+            seen_use = true;
+            p.sp()?;
+            uses = p.paren_list(true, |p| {
+                p.expect(b'\\', "\\")?;
+                let name = p.atom()?;
+                Ok(format!("\\{}", String::from_utf8_lossy(name)))
+            })?;
+            Ok(())
+        })?;
+        Ok(uses)
+    }
+
+    /// RFC 8970's ` (LAZY)` after `PREVIEW`, if there; true with LAZY.
+    /// A `(` that opens something else (the FETCH modifiers after a lone
+    /// `PREVIEW`) is left alone.
+    fn preview_modifiers(&mut self) -> R<bool> {
+        let save = self.pos;
+        if !(self.eat(b' ')? && self.eat(b'(')?) {
+            self.pos = save;
+            return Ok(false);
+        }
+        let first = self.upper_atom()?;
+        if first != "LAZY" {
+            if first == "CHANGEDSINCE" || first == "VANISHED" {
+                self.pos = save;
+                return Ok(false);
+            }
+            return bad("unknown PREVIEW modifier");
+        }
+        while self.eat(b' ')? {
+            if self.upper_atom()? != "LAZY" {
+                return bad("unknown PREVIEW modifier");
+            }
+        }
+        self.expect(b')', ")")?;
+        Ok(true)
+    }
+
+    /// Dovecot's ` (FUZZY)` or ` (LAZY=FUZZY)` after `SNIPPET`, if there;
+    /// true for the latter. FUZZY is the only algorithm.
+    fn snippet_algorithm(&mut self) -> R<bool> {
+        let save = self.pos;
+        if !(self.eat(b' ')? && self.eat(b'(')?) {
+            self.pos = save;
+            return Ok(false);
+        }
+        let algorithm = self.upper_atom()?;
+        let lazy = match algorithm.as_str() {
+            "FUZZY" => false,
+            "LAZY=FUZZY" => true,
+            "CHANGEDSINCE" | "VANISHED" => {
+                self.pos = save;
+                return Ok(false);
+            }
+            _ => return bad("unknown SNIPPET algorithm"),
+        };
+        self.expect(b')', ")")?;
+        Ok(lazy)
     }
 
     /// RFC 8474 `objectid`: 1*255(ALPHA / DIGIT / "_" / "-").

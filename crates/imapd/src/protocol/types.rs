@@ -179,6 +179,12 @@ pub enum CommandKind {
         qresync: Option<QresyncParams>,
     },
     Create(MailboxName),
+    /// CREATE with `(USE (...))` (RFC 6154 3): the special uses asked
+    /// for, as written (`\Drafts`); maybe none.
+    CreateSpecialUse {
+        mailbox: MailboxName,
+        uses: Vec<String>,
+    },
     Delete(MailboxName),
     Rename {
         from: MailboxName,
@@ -282,6 +288,48 @@ pub enum CommandKind {
     },
     /// CANCELUPDATE (RFC 5267): the tags of searches to stop updating.
     CancelUpdate(Vec<Tag>),
+    /// GETMETADATA (RFC 5464): the entries asked for, as sent; the
+    /// mailbox is empty for the server's entries.
+    GetMetadata {
+        mailbox: MailboxName,
+        options: MetadataOptions,
+        entries: Vec<Vec<u8>>,
+    },
+    /// RESETKEY (RFC 4467): of one mailbox, or of all; mechanisms
+    /// upper-cased.
+    ResetKey {
+        mailbox: Option<MailboxName>,
+        mechanisms: Vec<String>,
+    },
+    /// GENURLAUTH (RFC 4467): URLs to authorize, each with the mechanism
+    /// (upper-cased).
+    GenUrlAuth(Vec<(Vec<u8>, String)>),
+    /// URLFETCH (RFC 4467): the URLs to fetch.
+    UrlFetch(Vec<Vec<u8>>),
+    /// SETMETADATA (RFC 5464): each entry with its new value (`None`, sent
+    /// as NIL, removes it).
+    SetMetadata {
+        mailbox: MailboxName,
+        entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    },
+}
+
+/// GETMETADATA's options (RFC 5464 4.2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetadataOptions {
+    /// MAXSIZE: longer values are left out (and counted in LONGENTRIES).
+    pub max_size: Option<u32>,
+    pub depth: MetadataDepth,
+}
+
+/// GETMETADATA's DEPTH: the entry only, its children too, or everything
+/// below it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MetadataDepth {
+    #[default]
+    Zero,
+    One,
+    Infinity,
 }
 
 /// The RETURN options of an extended SEARCH or SORT. `RETURN ()` is ALL.
@@ -462,6 +510,16 @@ pub enum FetchAttribute {
     ThreadId,
     /// RFC 8514: when the message was saved into its mailbox.
     SaveDate,
+    /// RFC 8970 `PREVIEW` (with `lazy`, `PREVIEW (LAZY)`): the start of
+    /// the message's text.
+    Preview {
+        lazy: bool,
+    },
+    /// Dovecot's older `SNIPPET (FUZZY)` (or `(LAZY=FUZZY)`): the same
+    /// text as [`FetchAttribute::Preview`], answered `SNIPPET (FUZZY "...")`.
+    Snippet {
+        lazy: bool,
+    },
 }
 
 /// `<origin.length>` of a partial fetch.

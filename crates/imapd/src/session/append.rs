@@ -17,7 +17,6 @@ use super::transfer::{timestamp, uid_set};
 use super::Session;
 use crate::protocol::binary::binary_parts_to_base64;
 use crate::protocol::encode::{Code, Status};
-use crate::protocol::fetch_encode::section_bytes;
 use crate::protocol::imap_url::parse_message_url;
 use crate::protocol::{AppendContent, AppendMessage, CatenatePart, Flag, MailboxName, Tag};
 
@@ -257,60 +256,26 @@ impl Session {
     }
 
     /// The octets a CATENATE URL names: a message of this user's, or a
-    /// section or range of it. Anything else is `[BADURL]`.
+    /// section or range of it, or what a URLAUTH URL (RFC 4467) gives.
+    /// Anything else is `[BADURL]`.
     async fn url_content(&mut self, account: &Account, url: &[u8]) -> Result<Vec<u8>, Refusal> {
         let bad = || Refusal::No(Some(Code::BadUrl(url.to_vec())), "Invalid URL".into());
+        let failed = |e: StoreError| Refusal::Store(e, "read the URL's message");
         let Some(u) = parse_message_url(url) else {
-            return Err(bad());
+            let store = self.ctx.shared.store.clone();
+            let submit_user = self.ctx.shared.config.imap.urlauth_submit_user.clone();
+            let read =
+                super::urlauth::authorized_content(&store, submit_user.as_deref(), account, url);
+            return read.await.map_err(failed)?.ok_or_else(bad);
         };
-        if u.user
-            .as_ref()
-            .is_some_and(|user| !user.eq_ignore_ascii_case(&account.address))
-        {
+        if !u.is_of(&account.address) {
             return Err(bad());
         }
-        let name = store::canonical_mailbox_name(&u.mailbox);
         let store = self.ctx.shared.store.clone();
-        let failed = |e: StoreError| match e {
-            StoreError::NotFound(_) => bad(),
-            e => Refusal::Store(e, "read the URL's message"),
-        };
-        if let Some(validity) = u.uid_validity {
-            let index = store
-                .mailbox_index(account.id, &name)
-                .await
-                .map_err(failed)?;
-            if index.uid_validity != validity {
-                return Err(bad());
-            }
-        }
-        let uid = Uid(u.uid);
-        let raw = store
-            .message_raw(account.id, &name, uid)
+        super::urlauth::url_bytes(&store, account.id, &u)
             .await
             .map_err(failed)?
-            .ok_or_else(bad)?;
-        let mut bytes = match &u.section {
-            None => raw,
-            Some(section) => {
-                let info = store
-                    .messages_by_uid(account.id, &name, &[uid])
-                    .await
-                    .map_err(failed)?;
-                let summary = &info.first().ok_or_else(bad)?.summary;
-                section_bytes(&raw, summary, section)
-                    .ok_or_else(bad)?
-                    .into_owned()
-            }
-        };
-        if let Some((offset, length)) = u.partial {
-            let start = (offset as usize).min(bytes.len());
-            let end = length.map_or(bytes.len(), |l| {
-                start.saturating_add(l as usize).min(bytes.len())
-            });
-            bytes = bytes[start..end].to_vec();
-        }
-        Ok(bytes)
+            .ok_or_else(bad)
     }
 }
 

@@ -66,6 +66,13 @@ impl Session {
                 "THREAD=REFS",
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
+                "PREVIEW",
+                "SNIPPET=FUZZY",
+                "CREATE-SPECIAL-USE",
+                "METADATA",
+                "METADATA-SERVER",
+                "URLAUTH",
+                "URL-PARTIAL",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

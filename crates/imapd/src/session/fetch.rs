@@ -15,7 +15,7 @@ use store::{FlagChange, IndexEntry, MailboxRef, MessageInfo, MessageSummary, Sto
 use super::updates::{flags_item, push_flags_item};
 use super::{End, Session, State};
 use crate::protocol::binary::{binary_section, needs_literal8, UnknownCte};
-use crate::protocol::encode::{self, Code};
+use crate::protocol::encode::{self, quoted_or_literal, Code};
 use crate::protocol::fetch_encode::{
     body_structure, envelope, internal_date, section_bytes, section_name,
 };
@@ -193,6 +193,8 @@ impl Session {
                     | A::BinarySize(_)
                     | A::Rfc822Header
                     | A::Rfc822Text
+                    | A::Preview { .. }
+                    | A::Snippet { .. }
             )
         });
         // The MIME tree only for BODY/BODYSTRUCTURE and part sections; the
@@ -468,6 +470,20 @@ impl Session {
                     }
                     None => line.extend_from_slice(b"SAVEDATE NIL"),
                 },
+                // Made at delivery and kept in the summary, so LAZY gets
+                // it too. A message without text has an empty preview
+                // (RFC 8970 3.1), not NIL.
+                A::Preview { .. } => {
+                    line.extend_from_slice(b"PREVIEW ");
+                    let text = summary.preview.as_deref().unwrap_or_default();
+                    quoted_or_literal(line, text.as_bytes());
+                }
+                A::Snippet { .. } => {
+                    line.extend_from_slice(b"SNIPPET (FUZZY ");
+                    let text = summary.preview.as_deref().unwrap_or_default();
+                    quoted_or_literal(line, text.as_bytes());
+                    line.push(b')');
+                }
                 A::Rfc822Size => {
                     let _ = write!(line, "RFC822.SIZE {}", entry.size);
                 }

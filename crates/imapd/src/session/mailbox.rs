@@ -115,7 +115,7 @@ fn status_items(
 }
 
 /// `name` as a mailbox on the wire: modified UTF-7, atom or string.
-fn wire_name(out: &mut Vec<u8>, name: &str) {
+pub(super) fn wire_name(out: &mut Vec<u8>, name: &str) {
     encode::astring(out, encode_utf7(name).as_bytes());
 }
 
@@ -516,6 +516,52 @@ impl Session {
             .shared
             .store
             .create_mailbox(account.id, &name)
+            .await
+        {
+            Ok(()) => self.created(tag, account.id, &name).await,
+            Err(StoreError::AlreadyExists(_)) => {
+                self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
+            }
+            Err(StoreError::Invalid(_)) => self.no(tag, Some(Code::Cannot), "Invalid mailbox name"),
+            Err(e) => self.store_failed(tag, e, "create the mailbox"),
+        }
+    }
+
+    /// CREATE with `(USE (...))` (RFC 6154 3). One special use per
+    /// mailbox, of those the store keeps (`\Archive`, `\Drafts`,
+    /// `\Junk`, `\Sent`, `\Trash`); anything else is `NO [USEATTR]`
+    /// and nothing is created. `USE ()` is a plain CREATE.
+    pub(super) async fn create_special_use(
+        &mut self,
+        tag: &Tag,
+        mailbox: MailboxName,
+        uses: Vec<String>,
+    ) {
+        let use_attr = match uses.as_slice() {
+            [] => return self.create(tag, mailbox).await,
+            [one] => one.clone(),
+            _ => return self.no(tag, Some(Code::UseAttr), "Only one special use per mailbox"),
+        };
+        let Some(account) = self.account() else {
+            return;
+        };
+        let name = store_name(&mailbox).map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
+        let Some(name) = name else {
+            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
+            return;
+        };
+        if !store::CREATABLE_SPECIAL_USES
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(&use_attr))
+        {
+            let text = format!("Special use {use_attr} is not supported");
+            return self.no(tag, Some(Code::UseAttr), &text);
+        }
+        match self
+            .ctx
+            .shared
+            .store
+            .create_special_use_mailbox(account.id, &name, &use_attr)
             .await
         {
             Ok(()) => self.created(tag, account.id, &name).await,

@@ -19,6 +19,10 @@
 //! reported after each selected-state command, before its tagged reply)
 //! and `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
 //! FETCH and STORE).
+//!
+//! Also here: `metadata` (GETMETADATA, SETMETADATA), `urlauth` (RESETKEY,
+//! GENURLAUTH, URLFETCH); CREATE-SPECIAL-USE
+//! is in `mailbox`, PREVIEW in `fetch`.
 
 mod append;
 mod auth;
@@ -28,12 +32,14 @@ mod esearch;
 mod fetch;
 mod idle;
 mod mailbox;
+mod metadata;
 mod search;
 mod sort;
 mod stored_keys;
 mod thread;
 mod transfer;
 mod updates;
+mod urlauth;
 
 pub(crate) use updates::{SharedFeedReads, SharedUidLists};
 
@@ -523,6 +529,7 @@ impl Session {
             K::Select { .. }
             | K::Examine { .. }
             | K::Create(_)
+            | K::CreateSpecialUse { .. }
             | K::Delete(_)
             | K::Rename { .. }
             | K::Subscribe(_)
@@ -533,6 +540,11 @@ impl Session {
             | K::Append { .. }
             | K::Namespace
             | K::Compress(_)
+            | K::GetMetadata { .. }
+            | K::SetMetadata { .. }
+            | K::ResetKey { .. }
+            | K::GenUrlAuth(_)
+            | K::UrlFetch(_)
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -642,6 +654,9 @@ impl Session {
             K::Expunge => self.expunge(&tag, None).await,
             K::UidExpunge(set) => self.expunge(&tag, Some(set)).await,
             K::Create(name) => self.create(&tag, name).await,
+            K::CreateSpecialUse { mailbox, uses } => {
+                self.create_special_use(&tag, mailbox, uses).await
+            }
             K::Delete(name) => self.delete(&tag, name).await,
             K::Rename { from, to } => self.rename(&tag, from, to).await,
             K::Subscribe(name) => self.subscribe(&tag, name, true).await,
@@ -690,6 +705,18 @@ impl Session {
                 criteria,
             } => self.thread(&tag, uid, algorithm, charset, criteria).await?,
             K::CancelUpdate(tags) => self.cancel_update(&tag, tags),
+            K::GetMetadata {
+                mailbox,
+                options,
+                entries,
+            } => self.get_metadata(&tag, mailbox, options, entries).await,
+            K::SetMetadata { mailbox, entries } => self.set_metadata(&tag, mailbox, entries).await,
+            K::ResetKey {
+                mailbox,
+                mechanisms,
+            } => self.reset_key(&tag, mailbox, mechanisms).await,
+            K::GenUrlAuth(urls) => self.gen_url_auth(&tag, urls).await,
+            K::UrlFetch(urls) => self.url_fetch(&tag, urls).await?,
         }
         Ok(())
     }

@@ -216,6 +216,57 @@ impl Store {
             .await
     }
 
+    /// Creates a mailbox as [`Store::create_mailbox`] does, with an RFC
+    /// 6154 special use (IMAP CREATE-SPECIAL-USE): one of
+    /// [`CREATABLE_SPECIAL_USES`], else `Invalid`.
+    pub async fn create_special_use_mailbox(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: &str,
+    ) -> Result<()> {
+        let Some(special_use) = CREATABLE_SPECIAL_USES
+            .iter()
+            .find(|u| u.eq_ignore_ascii_case(special_use))
+        else {
+            return Err(crate::StoreError::Invalid(format!(
+                "special use {special_use}"
+            )));
+        };
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::create_special_use_mailbox(conn, account, &name, special_use).map(|_| ())
+            })
+            .await
+    }
+
+    /// Gives a mailbox an RFC 6154 special use (one of
+    /// [`CREATABLE_SPECIAL_USES`], else `Invalid`), or with `None` takes
+    /// it away. `NotFound` if there is no such mailbox.
+    pub async fn set_special_use(
+        &self,
+        account: AccountId,
+        name: &str,
+        special_use: Option<&str>,
+    ) -> Result<()> {
+        let special_use = match special_use {
+            None => None,
+            Some(asked) => Some(
+                *CREATABLE_SPECIAL_USES
+                    .iter()
+                    .find(|u| u.eq_ignore_ascii_case(asked))
+                    .ok_or_else(|| crate::StoreError::Invalid(format!("special use {asked}")))?,
+            ),
+        };
+        let name = name.to_owned();
+        self.inner
+            .write(true, move |conn| {
+                mailbox::set_special_use(conn, account, &name, special_use)
+            })
+            .await
+    }
+
     /// Deletes a mailbox and its messages. `Invalid` for INBOX or a mailbox
     /// with levels below it.
     pub async fn delete_mailbox(&self, account: AccountId, name: &str) -> Result<()> {

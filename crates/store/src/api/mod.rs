@@ -16,8 +16,10 @@ mod accounts;
 mod by_arrival;
 mod capture;
 mod mailboxes;
+mod metadata;
 mod queue;
 mod received;
+mod urlauth;
 
 /// A handle on the store. Cheap to clone; all clones share the writer thread
 /// and reader pool, which stop when the last clone is dropped.

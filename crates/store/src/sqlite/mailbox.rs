@@ -1090,6 +1090,38 @@ pub(crate) fn create_user_mailbox(
     create_mailbox(conn, account, name, None)
 }
 
+/// Writer: sets or clears a mailbox's special use.
+pub(crate) fn set_special_use(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    special_use: Option<&str>,
+) -> Result<()> {
+    let id = require_mailbox(conn, account, name)?;
+    conn.prepare_cached("UPDATE mailboxes SET special_use = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![id.0, special_use])
+        .db()?;
+    Ok(())
+}
+
+/// Writer: as [`create_user_mailbox`], with an RFC 6154 special use
+/// (`\Drafts`) that LIST shows; the caller checks it is one the store
+/// keeps.
+pub(crate) fn create_special_use_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    name: &str,
+    special_use: &str,
+) -> Result<MailboxId> {
+    let id = create_user_mailbox(conn, account, name)?;
+    conn.prepare_cached("UPDATE mailboxes SET special_use = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![id.0, special_use])
+        .db()?;
+    Ok(id)
+}
+
 /// Writer: creates each missing level above `name`.
 fn create_parents(conn: &Connection, account: AccountId, name: &str) -> Result<()> {
     for parent in parents(name) {

@@ -301,6 +301,26 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN saved_at INTEGER;
     "#,
+    // IMAP METADATA (RFC 5464): entries of a mailbox, or with no mailbox
+    // of the account's server; names lower-case. A mailbox's go with it.
+    r#"
+    CREATE TABLE metadata (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        mailbox_id INTEGER REFERENCES mailboxes(id) ON DELETE CASCADE,
+        name       TEXT NOT NULL,
+        value      BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX metadata_entry ON metadata(account_id, coalesce(mailbox_id, 0), name);
+    CREATE INDEX metadata_mailbox ON metadata(mailbox_id) WHERE mailbox_id IS NOT NULL;
+    "#,
+    // IMAP URLAUTH (RFC 4467): each mailbox's secret key for the URLs
+    // authorized into it, made when first needed.
+    r#"
+    CREATE TABLE urlauth_keys (
+        mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+        key        BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this code writes.
