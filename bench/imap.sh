@@ -6,7 +6,7 @@
 # 127.0.0.1 only, and the whole run is bounded: every wait has a time limit.
 #
 #   bench/imap.sh [--messages N] [--repeat N] [--idle-conns N]
-#                 [--only postern|dovecot|both] [--keep]
+#                 [--only postern|dovecot|both] [--extensions] [--keep]
 #
 # Settings (flags win over environment variables of the same meaning):
 #   MESSAGES=50000     messages APPENDed to the one INBOX (1-2 KiB each)
@@ -18,6 +18,13 @@
 #   IDLE_CONNS=1000    sessions held in IDLE for the memory figure; 0 = skip
 #   IDLE_WORKERS=16    client threads opening them (logins run in parallel)
 #   ONLY=both          postern | dovecot | both
+#   EXTENSIONS=0       1 (--extensions) also measures, REPEAT times, what a
+#                      syncing client uses: a QRESYNC resync after CHANGES
+#                      flag changes against SELECT + UID FETCH 1:* (FLAGS),
+#                      UID SORT (DATE), UID THREAD REFERENCES, and a FETCH
+#                      of FETCH_MIB MiB of messages with and without
+#                      COMPRESS=DEFLATE (bench/imap_load.py ext)
+#   CHANGES=100  FETCH_MIB=20
 #   DOVECOT_PORT=11143 Dovecot IMAP port on 127.0.0.1
 #   POSTERN_PORT=11243 Postern IMAP port on 127.0.0.1
 #   APPEND_TIMEOUT=3600 seconds the APPEND of all messages may take
@@ -71,6 +78,9 @@ WARMUP=${WARMUP:-1}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 IDLE_WORKERS=${IDLE_WORKERS:-16}
 ONLY=${ONLY:-both}
+EXTENSIONS=${EXTENSIONS:-0}
+CHANGES=${CHANGES:-100}
+FETCH_MIB=${FETCH_MIB:-20}
 DOVECOT_PORT=${DOVECOT_PORT:-11143}
 POSTERN_PORT=${POSTERN_PORT:-11243}
 APPEND_TIMEOUT=${APPEND_TIMEOUT:-3600}
@@ -91,6 +101,7 @@ while (($#)); do
         -r | --repeat) REPEAT=$2; shift 2 ;;
         -i | --idle-conns) IDLE_CONNS=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
+        --extensions) EXTENSIONS=1; shift ;;
         --keep) KEEP=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "imap: unknown argument: $1 (try --help)" >&2; exit 64 ;;
@@ -101,10 +112,10 @@ die() { echo "imap: $*" >&2; exit 1; }
 say() { echo "imap: $*" >&2; }
 
 for v in MESSAGES BATCH REPEAT IDLE_WORKERS DOVECOT_PORT POSTERN_PORT \
-    APPEND_TIMEOUT OPS_TIMEOUT IDLE_TIMEOUT; do
+    APPEND_TIMEOUT OPS_TIMEOUT IDLE_TIMEOUT CHANGES FETCH_MIB; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
-for v in WARMUP IDLE_CONNS; do
+for v in WARMUP IDLE_CONNS EXTENSIONS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a number, got '${!v}'"
 done
 ((MESSAGES >= 100)) || die "MESSAGES must be at least 100 (the header fetch takes the last 100)"
@@ -264,11 +275,14 @@ dovecot_setup() {
     chmod 644 "$dir/users"
     chown "$(id -u nobody):$(id -g nobody)" "$dir/mail"
 
-    local auth_clear="disable_plaintext_auth = no"
+    local auth_clear="disable_plaintext_auth = no" compress="imap_zlib"
     case $(dovecot --version) in
         2.[0-3].*) ;;
-        *) auth_clear="auth_allow_cleartext = yes" ;;
+        *) auth_clear="auth_allow_cleartext = yes" compress="imap_compress" ;;
     esac
+    # COMPRESS=DEFLATE is a plugin in Dovecot (stored mail stays as is).
+    local plugins=""
+    ((EXTENSIONS)) && plugins="mail_plugins = \$mail_plugins $compress"
     # One imap process per session (Dovecot's default, client_limit 1), so
     # the process limits must cover every IDLE session; the client limits
     # of the shared services (log, stats, anvil, auth) must too.
@@ -302,6 +316,7 @@ userdb {
 }
 protocol imap {
   mail_max_userip_connections = $((IDLE_CONNS + 1000))
+  $plugins
 }
 service imap-login {
   process_limit = $procs
@@ -436,6 +451,28 @@ memory() { # server
     say "$s: RSS ${before} KiB ($pb processes) -> ${after} KiB ($pa processes): $per KiB per session (PSS $pss KiB)"
 }
 
+ext() { # server
+    local s=$1 out=$work/ext.out f fb q qb so th p pb d db oct
+    run_job "$((OPS_TIMEOUT + 30))" "$out" python3 "$here/imap_load.py" ext \
+        "127.0.0.1:$(port_of "$s")" "$user" "$password" "$MESSAGES" "$CHANGES" \
+        "$FETCH_MIB" "$OPS_TIMEOUT" || die "$s: extension operations failed"
+    read -r f fb q qb so th p pb d db oct <"$out"
+    {
+        echo "$s full_ms $f"
+        echo "$s full_bytes $fb"
+        echo "$s qresync_ms $q"
+        echo "$s qresync_bytes $qb"
+        echo "$s sort_ms $so"
+        echo "$s thread_ms $th"
+        echo "$s fetch_ms $p"
+        echo "$s fetch_bytes $pb"
+        echo "$s deflate_ms $d"
+        echo "$s deflate_bytes $db"
+        echo "$s fetch_octets $oct"
+    } >>"$results"
+    say "$s: resync full ${f} ms ${fb} B, QRESYNC ${q} ms ${qb} B; SORT ${so} ms, THREAD ${th} ms; FETCH ${p} ms ${pb} B, with DEFLATE ${d} ms ${db} B"
+}
+
 # The server's RSS once all operations (and IDLE sessions, if any) are
 # done: what the run left in the process (caches, allocator growth).
 rss_end() { # server
@@ -462,6 +499,14 @@ for ((run = 1; run <= REPEAT; run++)); do
         ops "$s" 1
     done
 done
+if ((EXTENSIONS)); then
+    for ((run = 1; run <= REPEAT; run++)); do
+        for s in "${servers[@]}"; do
+            sync
+            ext "$s"
+        done
+    done
+fi
 if ((IDLE_CONNS > 0)); then
     for s in "${servers[@]}"; do memory "$s"; done
 fi
@@ -517,6 +562,18 @@ if ((IDLE_CONNS > 0)); then
     row "KiB per IDLE session (PSS, for info)" pss_per_conn 0
 fi
 row "RSS after the run, KiB" rss_end 0
+if ((EXTENSIONS)); then
+    row "resync: SELECT + UID FETCH 1:* (FLAGS) ms" full_ms 0
+    row "resync: SELECT + UID FETCH 1:* bytes" full_bytes 0
+    row "resync: QRESYNC after $CHANGES changes ms" qresync_ms 0
+    row "resync: QRESYNC after $CHANGES changes bytes" qresync_bytes 0
+    row "UID SORT (DATE) ms" sort_ms 0
+    row "UID THREAD REFERENCES ms" thread_ms 0
+    row "FETCH $FETCH_MIB MiB BODY[] ms" fetch_ms 0
+    row "FETCH $FETCH_MIB MiB BODY[] wire bytes" fetch_bytes 0
+    row "same with COMPRESS=DEFLATE ms" deflate_ms 0
+    row "same with COMPRESS=DEFLATE wire bytes" deflate_bytes 0
+fi
 echo
 echo "ratio: how many times better Postern is; (p/d) = postern / dovecot for rates,"
 echo "(d/p) = dovecot / postern for times and memory; above 1 = Postern better."

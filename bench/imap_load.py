@@ -32,6 +32,25 @@ No imaplib, so client overhead stays low and identical.
         RSS is summed again. Prints:
           <rss KiB before> <rss KiB after> <procs before> <procs after>
 
+    imap_load.py ext HOST:PORT USER PASSWORD EXPECT CHANGES FETCH_MIB TIMEOUT
+        the extensions a syncing client uses (bench/imap.sh --extensions):
+          resync   a session notes UIDVALIDITY and HIGHESTMODSEQ (ENABLE
+                   QRESYNC, SELECT INBOX); another flips \\Flagged on
+                   CHANGES random messages; then, each on a fresh
+                   connection after LOGIN, timed and with the bytes the
+                   server sent counted: ENABLE QRESYNC + SELECT INBOX
+                   (QRESYNC (uidvalidity modseq)) (it must report at least
+                   CHANGES FETCH lines), against SELECT INBOX + UID FETCH
+                   1:* (FLAGS) (EXPECT lines)
+          sort     UID SORT (DATE) UTF-8 ALL, UID THREAD REFERENCES UTF-8
+                   ALL (EXPECT messages each)
+          compress UID FETCH 1:n BODY.PEEK[] of the first FETCH_MIB MiB of
+                   messages, without and with COMPRESS DEFLATE: time and
+                   bytes on the wire (the client inflates as it reads)
+        Prints one line: <full ms> <full bytes> <qresync ms> <qresync
+        bytes> <sort ms> <thread ms> <fetch ms> <fetch bytes> <deflate ms>
+        <deflate bytes> <fetch octets>
+
     imap_load.py rss PID
         the RSS of PID and all its descendants, summed as for idle. Prints:
           <rss KiB> <procs>
@@ -53,6 +72,7 @@ import socket
 import sys
 import threading
 import time
+import zlib
 
 SEED = 20261122
 LITERAL = re.compile(rb"\{(\d+)\+?\}$")
@@ -117,6 +137,10 @@ class Conn:
         self.buf = bytearray()
         self.pos = 0
         self.tag_n = 0
+        # Bytes read from the socket (compressed ones when deflating).
+        self.received = 0
+        self.inflate = None
+        self.deflate = None
         greeting = self.line()
         if not greeting.startswith(b"* OK"):
             raise RuntimeError(f"greeting: {greeting[:200]!r}")
@@ -128,6 +152,9 @@ class Conn:
         data = self.sock.recv(1 << 18)
         if not data:
             raise ConnectionError("server closed the connection")
+        self.received += len(data)
+        if self.inflate is not None:
+            data = self.inflate.decompress(data)
         self.buf += data
 
     def line(self):
@@ -164,7 +191,17 @@ class Conn:
         return f"a{self.tag_n}"
 
     def send(self, data):
+        if self.deflate is not None:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
         self.sock.sendall(data)
+
+    def start_deflate(self):
+        """After `COMPRESS DEFLATE` was answered OK (RFC 4978: raw DEFLATE
+        both ways from the next byte on)."""
+        if self.pos != len(self.buf):
+            raise RuntimeError("data after the COMPRESS reply")
+        self.inflate = zlib.decompressobj(-15)
+        self.deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
 
     def until_tagged(self, tag):
         """Reads responses up to `tag`'s; returns (untagged lines, tagged)."""
@@ -292,6 +329,106 @@ def ops(hostport, user, password, expect, word, timeout):
     print(f"{sel_ms:.3f} {flags_ms:.3f} {search} {hdr_ms:.3f} {hits}")
 
 
+def fetch_lines(lines):
+    return sum(1 for ln in lines if ln.startswith(b"* ") and b" FETCH " in ln)
+
+
+def ext(hostport, user, password, expect, changes, fetch_mib, timeout):
+    status_re = {
+        "uidvalidity": re.compile(rb"UIDVALIDITY (\d+)"),
+        "modseq": re.compile(rb"HIGHESTMODSEQ (\d+)"),
+    }
+
+    def session():
+        c = Conn(hostport, timeout)
+        c.login(user, password)
+        return c
+
+    # The client's state: UIDVALIDITY and HIGHESTMODSEQ.
+    c = session()
+    c.ok("ENABLE QRESYNC")
+    lines = c.ok("SELECT INBOX")
+    found = {}
+    for k, r in status_re.items():
+        for ln in lines:
+            m = r.search(ln)
+            if m:
+                found[k] = int(m.group(1))
+    if len(found) != 2:
+        raise RuntimeError(f"SELECT gave no UIDVALIDITY or HIGHESTMODSEQ: {lines[:5]!r}")
+    c.ok("LOGOUT")
+    c.close()
+
+    # Another client flips \Flagged on CHANGES messages.
+    c = session()
+    c.ok("SELECT INBOX")
+    picked = random.Random().sample(range(1, expect + 1), changes)
+    lines = c.ok(f"UID FETCH {','.join(map(str, picked))} (FLAGS)")
+    flagged = {int(m.group(1)) for ln in lines if b"\\Flagged" in ln
+               for m in [re.search(rb"UID (\d+)", ln)] if m}
+    for uid in picked:
+        sign = "-" if uid in flagged else "+"
+        c.ok(f"UID STORE {uid} {sign}FLAGS.SILENT (\\Flagged)")
+    c.ok("LOGOUT")
+    c.close()
+
+    # Resync with QRESYNC.
+    c = session()
+    c.received = 0
+    t0 = time.perf_counter()
+    c.ok("ENABLE QRESYNC")
+    lines = c.ok(f"SELECT INBOX (QRESYNC ({found['uidvalidity']} {found['modseq']}))")
+    q_ms = (time.perf_counter() - t0) * 1000
+    q_bytes = c.received
+    if fetch_lines(lines) < changes:
+        raise RuntimeError(f"QRESYNC reported {fetch_lines(lines)} changes, expected {changes}")
+    c.ok("LOGOUT")
+    c.close()
+
+    # Resync the plain way, then SORT and THREAD on that session.
+    c = session()
+    c.received = 0
+    t0 = time.perf_counter()
+    c.ok("SELECT INBOX")
+    lines = c.ok("UID FETCH 1:* (FLAGS)")
+    f_ms = (time.perf_counter() - t0) * 1000
+    f_bytes = c.received
+    if fetch_lines(lines) != expect:
+        raise RuntimeError(f"UID FETCH FLAGS listed {fetch_lines(lines)}, expected {expect}")
+    sort_ms, lines, ok, done = timed(c, "UID SORT (DATE) UTF-8 ALL")
+    if not ok or sum(len(ln.split()) - 2 for ln in lines if ln.startswith(b"* SORT")) != expect:
+        raise RuntimeError(f"SORT: {done[:200]!r}")
+    thread_ms, lines, ok, done = timed(c, "UID THREAD REFERENCES UTF-8 ALL")
+    if not ok or not any(ln.startswith(b"* THREAD") for ln in lines):
+        raise RuntimeError(f"THREAD: {done[:200]!r}")
+    c.ok("LOGOUT")
+    c.close()
+
+    # A large FETCH, without and with COMPRESS.
+    total, last = 0, 0
+    for n, msg in enumerate(messages(expect), 1):
+        total += len(msg)
+        last = n
+        if total >= fetch_mib << 20:
+            break
+    out = []
+    for deflate in (False, True):
+        c = session()
+        c.ok("SELECT INBOX")
+        if deflate:
+            c.ok("COMPRESS DEFLATE")
+            c.start_deflate()
+        c.received = 0
+        ms, lines, ok, done = timed(c, f"UID FETCH 1:{last} BODY.PEEK[]")
+        if not ok or fetch_lines(lines) != last:
+            raise RuntimeError(f"FETCH BODY[]: {done[:200]!r}")
+        out += [ms, c.received]
+        c.ok("LOGOUT")
+        c.close()
+    print(f"{f_ms:.3f} {f_bytes} {q_ms:.3f} {q_bytes} {sort_ms:.3f} {thread_ms:.3f} "
+          f"{out[0]:.3f} {out[1]} {out[2]:.3f} {out[3]} {total}")
+
+
 def rss_tree(root):
     """Sum of VmRSS (KiB) over `root` and its descendants, their count, and
     the sum of their Pss (shared pages split among the processes sharing
@@ -417,6 +554,9 @@ def main(argv):
     elif cmd == "idle" and len(argv) == 9:
         idle(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]),
              float(argv[7]), int(argv[8]))
+    elif cmd == "ext" and len(argv) == 9:
+        ext(argv[2], argv[3], argv[4], int(argv[5]), int(argv[6]), int(argv[7]),
+            float(argv[8]))
     elif cmd == "rss" and len(argv) == 3:
         kib, procs, _ = rss_tree(int(argv[2]))
         print(f"{kib} {procs}")
