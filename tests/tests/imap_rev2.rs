@@ -290,6 +290,25 @@ async fn two_sessions_rev1_and_rev2_see_the_same_mailbox_in_their_forms() {
     );
     let r = ok(&mut rev2, "st2", "STATUS INBOX (MESSAGES DELETED)").await;
     assert_eq!(r[0], "* STATUS INBOX (MESSAGES 2 DELETED 0)");
+
+    // New mail during IDLE: EXISTS alone for rev2; the rev1 session, which
+    // did not idle, takes it as \Recent at its next command.
+    rev2.send(b"i IDLE\r\n").await;
+    assert_eq!(rev2.line().await, "+ idling");
+    deliver(&server, &["four"]).await;
+    assert_eq!(rev2.line().await, "* 3 EXISTS");
+    let uid4 = server.wait_for_inbox(ALICE, 3).await[2].uid.0;
+    let r = ok(&mut rev1, "n3", "NOOP").await;
+    assert_eq!(r[..2], ["* 3 EXISTS", "* 3 RECENT"]);
+    ok(&mut rev1, "f2", "STORE 3 +FLAGS.SILENT (\\Seen)").await;
+    assert_eq!(
+        rev2.line().await,
+        format!("* 3 FETCH (UID {uid4} FLAGS (\\Seen))")
+    );
+    rev2.send(b"DONE\r\n").await;
+    assert_eq!(rev2.line().await, "i OK IDLE terminated");
+    let r = ok(&mut rev1, "n4", "FETCH 3 FLAGS").await;
+    assert_eq!(r[0], "* 3 FETCH (FLAGS (\\Seen \\Recent))", "{r:?}");
 }
 
 #[tokio::test]
