@@ -412,7 +412,16 @@ async fn rev2_list_shapes_and_status_items() {
     tagged(&mut c, "d", "DELETE \"日本語\"", "NO [HASCHILDREN]").await;
 
     // A name sent in another normalization form is the same mailbox, and
-    // SELECT says which name it opened.
+    // CREATE and SELECT say which name they took.
+    let r = ok(&mut c, "cn", "CREATE \"Bla\u{308}tter\"").await;
+    assert_eq!(
+        r[0],
+        "* LIST () \"/\" \"Blätter\" (\"OLDNAME\" (\"Bla\u{308}tter\"))"
+    );
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(list_names(&mut c)
+        .await
+        .contains(&"\"Blätter\"".to_string()));
     let r = ok(&mut c, "n", "SELECT \"Entwu\u{308}rfe\"").await;
     assert!(
         r.contains(
@@ -505,15 +514,17 @@ async fn utf8_accept_names_round_trip_with_a_rev1_session() {
     assert!(!r.iter().any(|l| l.starts_with("* LIST ")), "{r:?}");
     let r = ok(&mut utf8, "q", "SEARCH SUBJECT \"Grüße\"").await;
     assert_eq!(r[0], "* SEARCH 1");
-    // RFC 6855 3: no CHARSET in SEARCH, only UTF-8 in SORT and THREAD.
-    tagged(&mut utf8, "q2", "SEARCH CHARSET UTF-8 ALL", "BAD").await;
+    // RFC 6855 3: no charset but UTF-8 in SEARCH, SORT and THREAD.
+    tagged(&mut utf8, "q2", "SEARCH CHARSET US-ASCII ALL", "BAD").await;
     tagged(
         &mut utf8,
         "q3",
-        "SEARCH RETURN (COUNT) CHARSET US-ASCII ALL",
+        "SEARCH RETURN (COUNT) CHARSET KOI8-R ALL",
         "BAD",
     )
     .await;
+    let r = ok(&mut utf8, "q3b", "SEARCH CHARSET utf-8 SUBJECT \"Grüße\"").await;
+    assert_eq!(r[0], "* SEARCH 1");
     tagged(&mut utf8, "q4", "SORT (SUBJECT) US-ASCII ALL", "BAD").await;
     tagged(&mut utf8, "q5", "THREAD REFERENCES US-ASCII ALL", "BAD").await;
     let r = ok(&mut utf8, "q6", "SORT (SUBJECT) utf-8 ALL").await;

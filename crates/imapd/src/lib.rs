@@ -121,8 +121,8 @@
 //! LIST` of the mailbox and `* OK [CLOSED]` when they leave one; SEARCH is
 //! answered with `* ESEARCH` (as `RETURN (ALL)`); DELETE of a parent gets
 //! `[HASCHILDREN]`. `ENABLE UTF8=ACCEPT` alone brings UTF-8 mailbox names,
-//! `APPEND box UTF8 (~{n})`, and `BAD` for a SEARCH CHARSET (and a SORT or
-//! THREAD charset other than UTF-8). Names from the client, in either
+//! `APPEND box UTF8 (~{n})`, and `BAD` for a SEARCH, SORT or THREAD
+//! charset other than UTF-8. Names from the client, in either
 //! form, are stored in Unicode NFC. Sessions of both kinds on one mailbox
 //! see the same messages, flags and expunges, each in its own form.
 //!

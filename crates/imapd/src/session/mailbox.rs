@@ -511,6 +511,13 @@ impl Session {
             Some(m) => attributes(&all, m).join(" "),
             None => String::new(),
         };
+        let line = self.list_line(&attrs, name, sent);
+        self.untagged(&line);
+    }
+
+    /// `LIST (attrs) "/" name`, with `("OLDNAME" (sent))` when the client
+    /// sent the name otherwise than in NFC (RFC 9051 6.3.9.7).
+    fn list_line(&self, attrs: &str, name: &str, sent: &MailboxName) -> Vec<u8> {
         let mut line = format!("LIST ({attrs}) \"/\" ").into_bytes();
         self.wire_name(&mut line, name);
         if let Some(old) = self.denormalized_name(sent) {
@@ -518,7 +525,7 @@ impl Session {
             self.wire_name(&mut line, &old);
             line.extend_from_slice(b"))");
         }
-        self.untagged(&line);
+        line
     }
 
     /// CLOSE: expunges `\Deleted` messages (silently) if the mailbox is
@@ -594,7 +601,15 @@ impl Session {
             .create_mailbox(account.id, &name)
             .await
         {
-            Ok(()) => self.created(tag, account.id, &name).await,
+            Ok(()) => {
+                // A name put in NFC: an IMAP4rev2 client learns the name it
+                // got (RFC 9051 6.3.4 and 6.3.9.7).
+                if self.rev2() && self.denormalized_name(&mailbox).is_some() {
+                    let line = self.list_line("", &name, &mailbox);
+                    self.untagged(&line);
+                }
+                self.created(tag, account.id, &name).await
+            }
             Err(StoreError::AlreadyExists(_)) => {
                 self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
             }

@@ -40,8 +40,9 @@
 //! UTF8=ACCEPT, after `ENABLE UTF8=ACCEPT`: mailbox names in UTF-8 as
 //! above; `APPEND box UTF8 (~{n})` (also as a CATENATE part) takes a
 //! message with UTF-8 in its header (both are refused with `BAD` before
-//! either ENABLE); a SEARCH with CHARSET gets `BAD`, and so do SORT and
-//! THREAD with a charset other than UTF-8 (RFC 6855 3, errata 4029).
+//! either ENABLE); SEARCH, SORT and THREAD with a charset other than UTF-8
+//! get `BAD` (RFC 6855 3, errata 4029; SEARCH's `CHARSET UTF-8`, which
+//! the RFC asks clients not to send, is taken: it conflicts with nothing).
 //! Messages are served as stored, with or without it, as Dovecot does.
 //! ENABLE of anything else unknown is ignored (RFC 5161 3.1).
 
@@ -162,19 +163,23 @@ impl Session {
         }
     }
 
-    /// After `ENABLE UTF8=ACCEPT` a SEARCH names no charset, and a SORT or
-    /// THREAD only UTF-8 (RFC 6855 3 and its errata 4029): `BAD`
-    /// otherwise. True when the command was refused.
+    /// After `ENABLE UTF8=ACCEPT` strings are UTF-8, so a charset label
+    /// that says otherwise conflicts (RFC 6855 3 and its errata 4029):
+    /// `BAD` for SEARCH, SORT and THREAD with a charset other than UTF-8.
+    /// RFC 6855 asks clients to send no CHARSET in SEARCH and says a server
+    /// SHOULD refuse one; `CHARSET UTF-8` conflicts with nothing, so it is
+    /// taken, for clients that always send it. True when refused.
     pub(super) fn refuses_charset(&mut self, tag: &Tag, kind: &CommandKind) -> bool {
         if !self.enabled.utf8_accept {
             return false;
         }
+        let not_utf8 = |charset: &str| !charset.eq_ignore_ascii_case("UTF-8");
         let refused = match kind {
             CommandKind::Search { charset, .. } | CommandKind::SearchReturning { charset, .. } => {
-                charset.is_some()
+                charset.as_deref().is_some_and(not_utf8)
             }
             CommandKind::Sort { charset, .. } | CommandKind::Thread { charset, .. } => {
-                !charset.eq_ignore_ascii_case("UTF-8")
+                not_utf8(charset)
             }
             _ => false,
         };
