@@ -495,6 +495,15 @@ async fn utf8_accept_names_round_trip_with_a_rev1_session() {
     utf8.send(&append).await;
     let r = utf8.until_tag("a1").await;
     assert!(r[0].starts_with("a1 OK [APPENDUID "), "{r:?}");
+    // An IMAP URL names the mailbox in UTF-8, %-encoded (RFC 5092).
+    let url = "/%E6%97%A5%E6%9C%AC%E8%AA%9E/;UID=1";
+    let r = ok(
+        &mut utf8,
+        "a3",
+        &format!("APPEND Archive CATENATE (URL \"{url}\")"),
+    )
+    .await;
+    assert!(r[0].starts_with("a3 OK [APPENDUID "), "{r:?}");
     // Before either ENABLE, the UTF8 form is refused.
     let mut append = format!("a2 APPEND INBOX UTF8 (~{{{}+}}\r\n", message.len()).into_bytes();
     append.extend_from_slice(message.as_bytes());
