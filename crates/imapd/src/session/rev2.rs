@@ -12,12 +12,14 @@
 //!   CREATE). Every name from the client, in either form, is put in
 //!   Unicode normalization form C (RFC 9051 5.1 allows that in place of
 //!   refusing it), so `Entwürfe` is one mailbox however its `ü` was
-//!   written; a SELECT by a name that was not in NFC says the stored name
-//!   with `("OLDNAME" (sent))` in its LIST (RFC 9051 6.3.9.7).
+//!   written (CATENATE's IMAP URLs too); a CREATE or SELECT by a name
+//!   that was not in NFC says the stored name with `("OLDNAME" (sent))`
+//!   in a LIST (RFC 9051 6.3.9.7).
 //! - No `\Recent` (RFC 9051 removed it): no `* n RECENT` at SELECT or
 //!   after new mail, no `\Recent` in FLAGS, and the session claims no
 //!   message's recency, so the IMAP4rev1 sessions beside it still see
-//!   new mail as `\Recent`. The RECENT, NEW and OLD search keys (gone
+//!   new mail as `\Recent` (RFC 9051 is silent on mixed sessions; this is
+//!   our choice: a flag nobody sees should not be taken from those who do). The RECENT, NEW and OLD search keys (gone
 //!   from RFC 9051's grammar) are still taken: nothing is recent, so
 //!   RECENT and NEW match nothing and OLD every message.
 //! - SELECT and EXAMINE: no `[UNSEEN n]` (RFC 9051 6.3.2 dropped it), a
