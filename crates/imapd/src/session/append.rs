@@ -281,11 +281,7 @@ impl Session {
         {
             return Err(bad());
         }
-        // URLs name mailboxes in UTF-8 (RFC 5092 3); stored names are NFC.
-        let Some(name) = super::rev2::decode_name(u.mailbox.as_bytes(), true) else {
-            return Err(bad());
-        };
-        let name = store::canonical_mailbox_name(&name);
+        let name = store::canonical_mailbox_name(&u.mailbox);
         let store = self.ctx.shared.store.clone();
         let failed = |e: StoreError| match e {
             StoreError::NotFound(_) => bad(),

@@ -11,10 +11,34 @@ use std::collections::HashMap;
 
 use store::{Account, MailboxInfo, StoreError, Uid};
 
-use super::rev2::{pattern_form, wire_form, write_name};
+use super::rev2::{decode_name, pattern_form, wire_form};
 use super::{Selected, Session, State};
-use crate::protocol::encode::{Code, Status};
-use crate::protocol::{ListReturn, ListSelection, MailboxName, StatusItem, Tag};
+use crate::protocol::encode::{self, Code, Status};
+use crate::protocol::{encode_utf7, ListReturn, ListSelection, MailboxName, StatusItem, Tag};
+
+/// The store's name for a mailbox name from the wire, if it decodes from
+/// the client's form (UTF-8 when `utf8`, else modified UTF-7; see
+/// [`Session::store_name`]): in NFC, and `INBOX` in any case, also as a
+/// hierarchy's first level, is `INBOX`.
+pub(super) fn store_name(name: &MailboxName, utf8: bool) -> Option<String> {
+    match name {
+        MailboxName::Inbox => Some("INBOX".to_owned()),
+        MailboxName::Other(bytes) => {
+            decode_name(bytes, utf8).map(|n| store::canonical_mailbox_name(&n))
+        }
+    }
+}
+
+/// `name` as a mailbox on the wire in the client's form (see
+/// [`Session::wire_name`]): UTF-8 when `utf8` (quoted when it has to be),
+/// else modified UTF-7, atom or string.
+pub(super) fn wire_name(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if utf8 {
+        encode::astring_utf8(out, name)
+    } else {
+        encode::astring(out, encode_utf7(name).as_bytes())
+    }
+}
 
 /// Upper-cases a leading `INBOX` (any case) in a pattern, so that it
 /// matches the store's `INBOX`.
@@ -235,7 +259,7 @@ impl Session {
                 attrs.push("\\Subscribed");
             }
             let mut line = format!("LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            write_name(&mut line, &m.name, utf8);
+            wire_name(&mut line, &m.name, utf8);
             if childinfo {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -275,7 +299,7 @@ impl Session {
                 } else {
                     b"LIST (\\Subscribed \\NonExistent) \"/\" ".to_vec()
                 };
-                write_name(&mut line, name, utf8);
+                wire_name(&mut line, name, utf8);
                 if childinfo {
                     line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
                 }
@@ -334,7 +358,7 @@ impl Session {
             } else {
                 b"LSUB () \"/\" ".to_vec()
             };
-            write_name(&mut line, &name, utf8);
+            wire_name(&mut line, &name, utf8);
             self.untagged(&line);
         }
         self.ok(tag, "LSUB completed");

@@ -12,9 +12,8 @@
 //!   CREATE). Every name from the client, in either form, is put in
 //!   Unicode normalization form C (RFC 9051 5.1 allows that in place of
 //!   refusing it), so `Entwürfe` is one mailbox however its `ü` was
-//!   written (CATENATE's IMAP URLs too); a CREATE or SELECT by a name
-//!   that was not in NFC says the stored name with `("OLDNAME" (sent))`
-//!   in a LIST (RFC 9051 6.3.9.7).
+//!   written; a CREATE or SELECT by a name that was not in NFC says the
+//!   stored name with `("OLDNAME" (sent))` in a LIST (RFC 9051 6.3.9.7).
 //! - No `\Recent` (RFC 9051 removed it): no `* n RECENT` at SELECT or
 //!   after new mail, no `\Recent` in FLAGS, and the session claims no
 //!   message's recency, so the IMAP4rev1 sessions beside it still see
@@ -52,8 +51,7 @@ use std::borrow::Cow;
 
 use unicode_normalization::{is_nfc, UnicodeNormalization};
 
-use super::Session;
-use crate::protocol::encode;
+use super::{mailbox, Session};
 use crate::protocol::{decode_utf7, encode_utf7, CommandKind, MailboxName, SearchReturn, Tag};
 
 /// `name` in Unicode normalization form C.
@@ -86,17 +84,6 @@ pub(super) fn wire_form(name: &str, utf8: bool) -> Cow<'_, str> {
     }
 }
 
-/// Writes a stored mailbox name onto a response line in the client's
-/// form: modified UTF-7 as an atom or string, or UTF-8 (quoted when it
-/// has to be).
-pub(super) fn write_name(out: &mut Vec<u8>, name: &str, utf8: bool) {
-    if utf8 {
-        encode::astring_utf8(out, name)
-    } else {
-        encode::astring(out, encode_utf7(name).as_bytes())
-    }
-}
-
 /// A LIST or LSUB pattern in the form names are matched in: patterns in
 /// UTF-8 are put in NFC too, so that they match what was stored.
 pub(super) fn pattern_form(pattern: Vec<u8>, utf8: bool) -> Vec<u8> {
@@ -118,15 +105,10 @@ impl Session {
         self.enabled.imap4rev2 || self.enabled.utf8_accept
     }
 
-    /// The store's name for a mailbox name from the wire, if it decodes:
-    /// `INBOX` in any case, also as a hierarchy's first level, is `INBOX`.
+    /// The store's name for a mailbox name from this client
+    /// ([`mailbox::store_name`] in its form).
     pub(super) fn store_name(&self, name: &MailboxName) -> Option<String> {
-        match name {
-            MailboxName::Inbox => Some("INBOX".to_owned()),
-            MailboxName::Other(bytes) => {
-                decode_name(bytes, self.utf8_names()).map(|n| store::canonical_mailbox_name(&n))
-            }
-        }
+        mailbox::store_name(name, self.utf8_names())
     }
 
     /// The name as the client sent it, when it was UTF-8 but not in NFC
@@ -139,9 +121,10 @@ impl Session {
         (self.utf8_names() && !is_nfc(sent)).then(|| sent.to_owned())
     }
 
-    /// Writes a stored mailbox name in this client's form.
+    /// Writes a stored mailbox name in this client's form
+    /// ([`mailbox::wire_name`]).
     pub(super) fn wire_name(&self, out: &mut Vec<u8>, name: &str) {
-        write_name(out, name, self.utf8_names())
+        mailbox::wire_name(out, name, self.utf8_names())
     }
 
     /// With IMAP4rev2 on, SEARCH without RETURN is `SEARCH RETURN (ALL)`
@@ -225,7 +208,7 @@ mod tests {
     fn names_go_out_in_the_clients_form() {
         let line = |name: &str, utf8: bool| {
             let mut out = Vec::new();
-            write_name(&mut out, name, utf8);
+            mailbox::wire_name(&mut out, name, utf8);
             String::from_utf8(out).unwrap()
         };
         assert_eq!(line("日本語", false), "&ZeVnLIqe-");
