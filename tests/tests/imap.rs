@@ -17,12 +17,12 @@ async fn exchange(c: &mut Pop3Client, tag: &str, command: &str) -> Vec<String> {
 
 const ALICE: &str = "alice@localhost";
 
-const CAPS_BEFORE: &str = "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
+const CAPS_BEFORE: &str = "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE STARTTLS AUTH=PLAIN";
 const CAPS_AFTER: &str = concat!(
-    "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE",
+    "IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE NAMESPACE UNSELECT CHILDREN LIST-EXTENDED SPECIAL-USE LIST-STATUS UIDPLUS MOVE IDLE",
     " CONDSTORE QRESYNC BINARY MULTIAPPEND CATENATE STATUS=SIZE REPLACE OBJECTID SAVEDATE",
     " ESEARCH SEARCHRES WITHIN SORT SORT=DISPLAY ESORT I18NLEVEL=1",
-    " THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS CONTEXT=SEARCH CONTEXT=SORT",
+    " THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS CONTEXT=SEARCH CONTEXT=SORT UTF8=ACCEPT",
     " PREVIEW SNIPPET=FUZZY CREATE-SPECIAL-USE METADATA METADATA-SERVER",
     " URLAUTH URL-PARTIAL",
     " COMPRESS=DEFLATE APPENDLIMIT=52428800"
@@ -95,7 +95,7 @@ async fn greeting_and_capability_in_both_states() {
         ]
     );
     assert_eq!(
-        exchange(&mut c, "e", "ENABLE CONDSTORE UTF8=ACCEPT").await,
+        exchange(&mut c, "e", "ENABLE CONDSTORE X-UNKNOWN").await,
         ["* ENABLED CONDSTORE", "e OK ENABLE completed"]
     );
     assert_eq!(
@@ -121,7 +121,7 @@ async fn plaintext_refused_where_not_allowed() {
     let (mut c, greeting) = Pop3Client::connect(imap.imap).await;
     assert_eq!(
         greeting,
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE STARTTLS LOGINDISABLED] Postern IMAP4rev1 ready"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE STARTTLS LOGINDISABLED] Postern IMAP4rev1 ready"
     );
     let r = exchange(&mut c, "a", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
     assert_eq!(
@@ -139,7 +139,7 @@ async fn plaintext_refused_where_not_allowed() {
     let (mut t, greeting) = Pop3Client::connect_tls(imap.imaps, _server.dir.path()).await;
     assert_eq!(
         greeting,
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN] Postern IMAP4rev1 ready"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN] Postern IMAP4rev1 ready"
     );
     login(&mut t).await;
 }
@@ -232,7 +232,7 @@ async fn starttls_discards_pipelined_commands() {
     assert_eq!(
         exchange(&mut c, "d", "CAPABILITY").await,
         [
-            "* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN",
+            "* CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN",
             "d OK CAPABILITY completed"
         ]
     );
@@ -249,7 +249,7 @@ async fn implicit_tls_port() {
     let (mut c, greeting) = Pop3Client::connect_tls(imap.imaps, server.dir.path()).await;
     assert_eq!(
         greeting,
-        "* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN] Postern IMAP4rev1 ready"
+        "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL+ ID ENABLE AUTH=PLAIN] Postern IMAP4rev1 ready"
     );
     login(&mut c).await;
     assert_eq!(

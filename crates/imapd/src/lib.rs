@@ -28,12 +28,14 @@
 //! - Not authenticated: STARTTLS (RFC 2595: input pipelined after it is
 //!   discarded), LOGIN, AUTHENTICATE PLAIN (with SASL-IR, RFC 4959, or
 //!   the `+` continuation; `*` cancels).
-//! - Authenticated: ENABLE (RFC 5161: CONDSTORE, QRESYNC), NAMESPACE
+//! - Authenticated: ENABLE (RFC 5161: CONDSTORE, QRESYNC, IMAP4rev2,
+//!   UTF8=ACCEPT; anything else is ignored), NAMESPACE
 //!   (RFC 2342: one personal namespace, `""` with delimiter `/`), LIST with
 //!   `%`/`*` (LIST-EXTENDED RFC 5258 selection `SUBSCRIBED`,
 //!   `RECURSIVEMATCH`, `SPECIAL-USE` and `RETURN (SUBSCRIBED CHILDREN
 //!   SPECIAL-USE STATUS (...))`, RFC 5819, RFC 6154), LSUB, STATUS
-//!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT, HIGHESTMODSEQ),
+//!   (MESSAGES, UIDNEXT, UIDVALIDITY, UNSEEN, RECENT, HIGHESTMODSEQ,
+//!   DELETED),
 //!   SELECT, EXAMINE, CREATE (missing parents made), DELETE (not INBOX,
 //!   not a mailbox with children), RENAME (children follow; INBOX's
 //!   messages move out), SUBSCRIBE/UNSUBSCRIBE, APPEND (APPENDUID;
@@ -107,6 +109,23 @@
 //!   References) and REFS (Dovecot's: no gathering by subject, threads by
 //!   their newest message).
 //!
+//! ## IMAP4rev2 and UTF8=ACCEPT (`session::rev2`, RFC 9051, RFC 6855)
+//!
+//! `IMAP4rev2` is advertised beside `IMAP4rev1` before and after login,
+//! `UTF8=ACCEPT` after login. A session speaks RFC 3501 until the client
+//! sends `ENABLE IMAP4rev2`; from then on it follows RFC 9051 where the
+//! two differ (the list of differences and what we do about each is in
+//! `session::rev2`): mailbox names in UTF-8 rather than modified UTF-7;
+//! no `\Recent`, no `* n RECENT` and no `[UNSEEN n]`, and new mail is left
+//! `\Recent` for the IMAP4rev1 sessions; SELECT and EXAMINE answer a `*
+//! LIST` of the mailbox and `* OK [CLOSED]` when they leave one; SEARCH is
+//! answered with `* ESEARCH` (as `RETURN (ALL)`); DELETE of a parent gets
+//! `[HASCHILDREN]`. `ENABLE UTF8=ACCEPT` alone brings UTF-8 mailbox names,
+//! `APPEND box UTF8 (~{n})`, and `BAD` for a SEARCH, SORT or THREAD
+//! charset other than UTF-8. Names from the client, in either
+//! form, are stored in Unicode NFC. Sessions of both kinds on one mailbox
+//! see the same messages, flags and expunges, each in its own form.
+//!
 //! ## CONDSTORE and QRESYNC (`session::condstore`, RFC 7162)
 //!
 //! Advertised after login. CONDSTORE is on after `ENABLE CONDSTORE` or
@@ -133,12 +152,13 @@
 //! when pruning took part of that feed or an expunge is still owed, and
 //! reports the difference: EXPUNGEs,
 //! a new `* FLAGS` for new keywords, `* n FETCH (UID u FLAGS (..))`, then
-//! EXISTS and RECENT. After a FETCH, STORE, SEARCH, COPY or MOVE that used
+//! EXISTS and RECENT (no RECENT under IMAP4rev2). After a FETCH, STORE, SEARCH, COPY or MOVE that used
 //! sequence numbers, EXPUNGE waits for the next command (RFC 3501 7.4.1).
 //! During IDLE the report goes out as soon as the change is committed
 //! (another process's within the store's poll interval). `\Recent`: the
 //! first read-write session to see a message claims it in the store, so
-//! exactly one session shows it.
+//! exactly one IMAP4rev1 session shows it (an IMAP4rev2 session claims
+//! none).
 //!
 //! ## Store failures
 //!

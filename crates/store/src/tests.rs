@@ -4178,6 +4178,71 @@ async fn replace_message_appends_and_expunges_together() {
     assert!(store.messages(alice.id, "INBOX").await.unwrap().is_empty());
 }
 
+/// Hierarchy by name works for names that are not ASCII: SQLite's
+/// `substr` counts characters, not bytes.
+#[tokio::test]
+async fn children_of_non_ascii_names_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store.create_mailbox(alice.id, "日本語/子").await.unwrap();
+    assert!(matches!(
+        store.delete_mailbox(alice.id, "日本語").await,
+        Err(StoreError::Invalid(_))
+    ));
+    store
+        .create_mailbox(alice.id, "Grün/Blätter")
+        .await
+        .unwrap();
+    store
+        .set_subscribed(alice.id, "Grün/Blätter", true)
+        .await
+        .unwrap();
+    store.rename_mailbox(alice.id, "Grün", "Rot").await.unwrap();
+    let names: Vec<String> = store
+        .mailboxes(alice.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name)
+        .filter(|n| n.starts_with("Gr") || n.starts_with("Rot"))
+        .collect();
+    assert_eq!(names, ["Rot", "Rot/Blätter"]);
+    let subs = store.subscriptions(alice.id).await.unwrap();
+    assert!(subs.contains(&"Rot/Blätter".to_string()), "{subs:?}");
+    store.delete_mailbox(alice.id, "日本語/子").await.unwrap();
+    store.delete_mailbox(alice.id, "日本語").await.unwrap();
+}
+
+#[tokio::test]
+async fn deleted_count_counts_the_deleted_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    assert_eq!(store.deleted_count(alice.id, "INBOX").await.unwrap(), 0);
+    let deleted = ["\\Deleted".to_string()];
+    store
+        .append(alice.id, "INBOX", raw_message("a"), &deleted, 0)
+        .await
+        .unwrap();
+    store
+        .append(alice.id, "INBOX", raw_message("b"), &[], 0)
+        .await
+        .unwrap();
+    let seen_deleted = ["\\Seen".to_string(), "\\Deleted".to_string()];
+    let (_, uid) = store
+        .append(alice.id, "INBOX", raw_message("c"), &seen_deleted, 0)
+        .await
+        .unwrap();
+    assert_eq!(store.deleted_count(alice.id, "INBOX").await.unwrap(), 2);
+    store.expunge(alice.id, "INBOX", &[uid]).await.unwrap();
+    assert_eq!(store.deleted_count(alice.id, "INBOX").await.unwrap(), 1);
+    assert!(matches!(
+        store.deleted_count(alice.id, "Nope").await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 #[tokio::test]
 async fn mailbox_size_sums_the_messages() {
     let dir = tempfile::tempdir().unwrap();

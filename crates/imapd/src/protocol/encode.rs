@@ -53,6 +53,21 @@ pub fn astring(out: &mut Vec<u8>, s: &[u8]) {
     }
 }
 
+/// [`astring`] for a session that may receive UTF-8 in quoted strings
+/// (IMAP4rev2, RFC 9051's `QUOTED-CHAR`; UTF8=ACCEPT, RFC 6855 3): text
+/// that is UTF-8 goes out quoted, as it can, rather than as a literal.
+pub fn astring_utf8(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let quotable = !b.is_empty()
+        && b.len() <= MAX_QUOTED
+        && !b.iter().any(|&c| matches!(c, 0 | b'\r' | b'\n'));
+    if quotable && b.iter().any(|&c| c >= 0x80) {
+        quoted(out, b)
+    } else {
+        astring(out, b)
+    }
+}
+
 /// Writes `NIL` for `None`, else a string.
 pub fn nstring(out: &mut Vec<u8>, s: Option<&[u8]>) {
     match s {
@@ -138,6 +153,8 @@ pub enum Code {
     /// RFC 5530: the server failed and trying again will not help.
     ServerBug,
     InUse,
+    /// RFC 9051 7.1: DELETE of a mailbox that has mailboxes below it.
+    HasChildren,
     /// RFC 4978: COMPRESS when compression is already in force.
     CompressionActive,
     Parse,
@@ -209,6 +226,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::Unavailable => "UNAVAILABLE".into(),
         Code::ServerBug => "SERVERBUG".into(),
         Code::InUse => "INUSE".into(),
+        Code::HasChildren => "HASCHILDREN".into(),
         Code::CompressionActive => "COMPRESSIONACTIVE".into(),
         Code::Parse => "PARSE".into(),
         Code::ExpungeIssued => "EXPUNGEISSUED".into(),
@@ -374,6 +392,7 @@ mod tests {
             (Code::Unavailable, "UNAVAILABLE"),
             (Code::ServerBug, "SERVERBUG"),
             (Code::InUse, "INUSE"),
+            (Code::HasChildren, "HASCHILDREN"),
             (
                 Code::Capability(vec!["IMAP4rev1".into(), "IDLE".into()]),
                 "CAPABILITY IMAP4rev1 IDLE",

@@ -779,6 +779,7 @@ impl P<'_> {
                 "SIZE" => StatusItem::Size,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
                 "MAILBOXID" => StatusItem::MailboxId,
+                "DELETED" => StatusItem::Deleted,
                 _ => return bad("unknown STATUS item"),
             })
         })
@@ -1185,7 +1186,18 @@ impl P<'_> {
         Ok((self.literal()?, binary))
     }
 
-    /// `[flag-list SP] [date-time SP] (literal / literal8 / CATENATE (...))`.
+    /// After `UTF8`: `SP "(" literal8 ")"` (RFC 6855 section 4; a plain
+    /// literal is taken too).
+    fn utf8_literal(&mut self) -> R<Vec<u8>> {
+        self.sp()?;
+        self.expect(b'(', "(")?;
+        let (data, _) = self.literal_or_literal8()?;
+        self.expect(b')', ")")?;
+        Ok(data)
+    }
+
+    /// `[flag-list SP] [date-time SP] (literal / literal8 / UTF8 (literal8)
+    /// / CATENATE (...))`.
     fn append_message(&mut self) -> R<AppendMessage> {
         let mut flags = Vec::new();
         if self.peek()? == b'(' {
@@ -1201,8 +1213,16 @@ impl P<'_> {
             let (data, binary) = self.literal_or_literal8()?;
             AppendContent::Literal { data, binary }
         } else {
-            if self.upper_atom()? != "CATENATE" {
-                return bad("expected a literal or CATENATE");
+            match self.upper_atom()?.as_str() {
+                "CATENATE" => {}
+                "UTF8" => {
+                    return Ok(AppendMessage {
+                        flags,
+                        date,
+                        content: AppendContent::Utf8(self.utf8_literal()?),
+                    })
+                }
+                _ => return bad("expected a literal, UTF8 or CATENATE"),
             }
             self.sp()?;
             AppendContent::Catenate(self.paren_list(false, |p| match p.upper_atom()?.as_str() {
@@ -1215,7 +1235,8 @@ impl P<'_> {
                     p.sp()?;
                     Ok(CatenatePart::Url(p.astring()?))
                 }
-                _ => bad("expected TEXT or URL"),
+                "UTF8" => Ok(CatenatePart::Utf8(p.utf8_literal()?)),
+                _ => bad("expected TEXT, URL or UTF8"),
             })?)
         };
         Ok(AppendMessage {

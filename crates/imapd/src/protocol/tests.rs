@@ -510,6 +510,61 @@ fn multiappend_literal8_and_catenate() {
     error(b"a APPEND x {1}\r\na \r\n");
 }
 
+/// RFC 6855 section 4: `UTF8 (literal8)` as a message and as a CATENATE
+/// part; RFC 9051's STATUS DELETED. Split at every byte.
+#[test]
+fn utf8_append_and_status_deleted() {
+    let message = "Subject: Grüße\r\n\r\nHallo\r\n";
+    let input = format!(
+        "a APPEND \"Entwürfe\" (\\Seen) UTF8 (~{{{n}}}\r\n{message}) UTF8 ({{{n}+}}\r\n{message})\r\n",
+        n = message.len()
+    );
+    let utf8 = |flags| AppendMessage {
+        flags,
+        date: None,
+        content: AppendContent::Utf8(message.as_bytes().to_vec()),
+    };
+    assert_eq!(
+        split_everywhere(input.as_bytes()).kind,
+        CommandKind::Append {
+            mailbox: mbox("Entwürfe"),
+            messages: vec![utf8(vec![Flag::Seen]), utf8(vec![])],
+        }
+    );
+    assert_eq!(
+        kind("a APPEND x CATENATE (UTF8 (~{2}\r\nhi) TEXT {1}\r\nz)\r\n"),
+        CommandKind::Append {
+            mailbox: mbox("x"),
+            messages: vec![AppendMessage {
+                flags: vec![],
+                date: None,
+                content: AppendContent::Catenate(vec![
+                    CatenatePart::Utf8(b"hi".to_vec()),
+                    CatenatePart::Text {
+                        data: b"z".to_vec(),
+                        binary: false
+                    },
+                ]),
+            }],
+        }
+    );
+    // UTF8 needs its parentheses and a literal inside them.
+    error(b"a APPEND x UTF8\r\n");
+    error(b"a APPEND x UTF8 {1}\r\nz\r\n");
+    error(b"a APPEND x UTF8 (\"hi\")\r\n");
+    error(b"a APPEND x UTF8 (~{1}\r\nz\r\n");
+    error(b"a APPEND x UTF9 (~{1}\r\nz)\r\n");
+
+    assert_eq!(
+        split_everywhere(b"a STATUS x (DELETED SIZE)\r\n").kind,
+        CommandKind::Status {
+            mailbox: mbox("x"),
+            items: vec![StatusItem::Deleted, StatusItem::Size],
+        }
+    );
+    error(b"a STATUS x (DELETED-STORAGE)\r\n");
+}
+
 #[test]
 fn replace_and_binary_fetch() {
     use std::num::NonZeroU32;

@@ -391,6 +391,9 @@ pub struct AppendMessage {
 pub enum AppendContent {
     /// A literal; `binary` when sent as a `~{n}` literal8 (RFC 3516).
     Literal { data: Vec<u8>, binary: bool },
+    /// `UTF8 (literal8)` (RFC 6855 section 4): a message whose header may
+    /// hold UTF-8, from a client that enabled UTF8=ACCEPT or IMAP4rev2.
+    Utf8(Vec<u8>),
     /// CATENATE (RFC 4469): the message is its parts joined.
     Catenate(Vec<CatenatePart>),
 }
@@ -400,6 +403,8 @@ pub enum AppendContent {
 pub enum CatenatePart {
     /// `TEXT literal` (or literal8 with `binary`).
     Text { data: Vec<u8>, binary: bool },
+    /// `UTF8 (literal8)` (RFC 6855 section 4), as in APPEND.
+    Utf8(Vec<u8>),
     /// `URL "..."`: an IMAP URL (RFC 5092) of a message or a section of
     /// one in the user's own mailboxes.
     Url(Vec<u8>),
@@ -463,6 +468,8 @@ pub enum StatusItem {
     AppendLimit,
     /// RFC 8474: the mailbox's id, kept across RENAME.
     MailboxId,
+    /// RFC 9051: how many messages have `\Deleted`.
+    Deleted,
 }
 
 /// How STORE changes flags.

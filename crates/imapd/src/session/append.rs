@@ -3,8 +3,9 @@
 //! transaction, all or none), literal8 messages (BINARY, RFC 3516: binary
 //! parts stored base64-encoded), messages joined from text and IMAP URLs
 //! (CATENATE, RFC 4469, `[BADURL]`), the size limit (APPENDLIMIT, RFC
-//! 7889, `[TOOBIG]`) and REPLACE / UID REPLACE (RFC 8508: the new message
-//! appended and the old one expunged in one transaction).
+//! 7889, `[TOOBIG]`), `UTF8 (literal8)` messages (RFC 6855, after ENABLE
+//! UTF8=ACCEPT or IMAP4rev2) and REPLACE / UID REPLACE (RFC 8508: the new
+//! message appended and the old one expunged in one transaction).
 //!
 //! A destination that does not exist gets `NO [TRYCREATE]`, before any
 //! other complaint about the messages.
@@ -94,7 +95,7 @@ impl Session {
         let Some(account) = self.account() else {
             return;
         };
-        let Some(name) = super::mailbox::store_name(&mailbox) else {
+        let Some(name) = self.store_name(&mailbox) else {
             self.no(tag, Some(Code::TryCreate), "No such mailbox");
             return;
         };
@@ -154,7 +155,7 @@ impl Session {
                 }
             }
         };
-        let Some(name) = super::mailbox::store_name(&mailbox) else {
+        let Some(name) = self.store_name(&mailbox) else {
             self.no(tag, Some(Code::TryCreate), "No such mailbox");
             return;
         };
@@ -204,8 +205,14 @@ impl Session {
                 format!("Message too large (at most {limit} octets)"),
             )
         };
+        // RFC 6855 4: the UTF8 form is for a client that said it speaks
+        // UTF-8 (IMAP4rev2 needs no such form, but may use it).
+        let utf8_refused = || Refusal::Bad("UTF8 needs ENABLE UTF8=ACCEPT or IMAP4rev2".into());
         let (mut raw, binary) = match m.content {
             AppendContent::Literal { data, binary } => (data, binary),
+            AppendContent::Utf8(_) if !self.utf8_names() => return Err(utf8_refused()),
+            // A literal8 like BINARY's: any binary parts are converted.
+            AppendContent::Utf8(data) => (data, true),
             AppendContent::Catenate(parts) => {
                 let mut raw = Vec::new();
                 let mut binary = false;
@@ -213,6 +220,11 @@ impl Session {
                     match part {
                         CatenatePart::Text { data, binary: b } => {
                             binary |= b;
+                            raw.extend_from_slice(&data);
+                        }
+                        CatenatePart::Utf8(_) if !self.utf8_names() => return Err(utf8_refused()),
+                        CatenatePart::Utf8(data) => {
+                            binary = true;
                             raw.extend_from_slice(&data);
                         }
                         CatenatePart::Url(url) => {

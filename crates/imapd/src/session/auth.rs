@@ -24,7 +24,16 @@ impl Session {
     /// The capabilities for the current state and connection: only what
     /// this version implements fully.
     pub(super) fn capabilities(&self) -> Vec<String> {
-        let mut caps: Vec<&str> = vec!["IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE"];
+        // IMAP4rev2 (RFC 9051) beside IMAP4rev1, in every state: a client
+        // picks it with ENABLE after login (`session::rev2`).
+        let mut caps: Vec<&str> = vec![
+            "IMAP4rev1",
+            "IMAP4rev2",
+            "SASL-IR",
+            "LITERAL+",
+            "ID",
+            "ENABLE",
+        ];
         if matches!(self.state, State::NotAuthenticated) {
             if self.offers_starttls() {
                 caps.push("STARTTLS");
@@ -66,6 +75,7 @@ impl Session {
                 "THREAD=REFS",
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
+                "UTF8=ACCEPT",
                 "PREVIEW",
                 "SNIPPET=FUZZY",
                 "CREATE-SPECIAL-USE",

@@ -30,9 +30,15 @@ use crate::protocol::{
     CommandKind, QresyncParams, SearchKey, SeqNumber, SequenceSet, StatusItem, Tag,
 };
 
-/// The RFC 7162 extensions a session has turned on.
+/// What a session has turned on: the RFC 7162 extensions (by ENABLE or
+/// use), and IMAP4rev2 and UTF8=ACCEPT (by ENABLE only, `session::rev2`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Enabled {
+    /// RFC 9051's responses in place of RFC 3501's (`session::rev2`).
+    pub imap4rev2: bool,
+    /// RFC 6855: mailbox names in UTF-8, `APPEND ... UTF8 (...)`, no
+    /// SEARCH CHARSET.
+    pub utf8_accept: bool,
     /// MODSEQ in every FETCH answer with flags, HIGHESTMODSEQ on SELECT.
     pub condstore: bool,
     /// VANISHED instead of EXPUNGE, CLOSED, SELECT's QRESYNC parameter.
@@ -216,6 +222,16 @@ impl Session {
                     self.enabled.condstore = true;
                     turned_on.push("QRESYNC");
                 }
+                "IMAP4REV2" if !self.enabled.imap4rev2 => {
+                    self.enabled.imap4rev2 = true;
+                    turned_on.push("IMAP4rev2");
+                }
+                "UTF8=ACCEPT" if !self.enabled.utf8_accept => {
+                    self.enabled.utf8_accept = true;
+                    turned_on.push("UTF8=ACCEPT");
+                }
+                // RFC 5161 3.1: what the server does not know, or has
+                // turned on already, is left out of ENABLED.
                 _ => {}
             }
         }
@@ -296,9 +312,12 @@ impl Session {
     }
 
     /// `* OK [CLOSED]` when a SELECT or EXAMINE leaves a selected mailbox
-    /// with QRESYNC on (RFC 7162 3.2.11): what follows is the new one's.
+    /// with QRESYNC (RFC 7162 3.2.11) or IMAP4rev2 on: what follows is the
+    /// new one's.
     pub(super) fn closed_for_select(&mut self) {
-        if self.enabled.qresync && matches!(self.state, State::Selected(..)) {
+        // IMAP4rev2 took `[CLOSED]` from QRESYNC (RFC 9051 6.3.2).
+        let says_closed = self.enabled.qresync || self.enabled.imap4rev2;
+        if says_closed && matches!(self.state, State::Selected(..)) {
             self.untagged_status(Status::Ok, Some(Code::Closed), "Previous mailbox closed");
         }
     }

@@ -1,26 +1,42 @@
 //! Mailboxes: LIST (with LIST-EXTENDED, LIST-STATUS and SPECIAL-USE), LSUB,
 //! STATUS, SELECT, EXAMINE, CLOSE and UNSELECT.
 //!
-//! Names: the store keeps UTF-8 names with `/` as the hierarchy delimiter;
-//! on the wire they are modified UTF-7 (RFC 3501 5.1.3). Patterns are
-//! matched against the encoded names, with `INBOX` in any case.
+//! Names: the store keeps UTF-8 names (in NFC) with `/` as the hierarchy
+//! delimiter; on the wire they are modified UTF-7 (RFC 3501 5.1.3), or
+//! UTF-8 once the client enabled IMAP4rev2 or UTF8=ACCEPT (`session::rev2`).
+//! Patterns are matched against the names in the client's form, with
+//! `INBOX` in any case.
 
 use std::collections::HashMap;
 
 use store::{Account, MailboxInfo, StoreError, Uid};
 
+use super::rev2::{decode_name, pattern_form, wire_form};
 use super::{Selected, Session, State};
 use crate::protocol::encode::{self, Code, Status};
-use crate::protocol::{
-    decode_utf7, encode_utf7, ListReturn, ListSelection, MailboxName, StatusItem, Tag,
-};
+use crate::protocol::{encode_utf7, ListReturn, ListSelection, MailboxName, StatusItem, Tag};
 
-/// The store's name for a mailbox name from the wire, if it decodes:
-/// `INBOX` in any case, also as a hierarchy's first level, is `INBOX`.
-pub(super) fn store_name(name: &MailboxName) -> Option<String> {
+/// The store's name for a mailbox name from the wire, if it decodes from
+/// the client's form (UTF-8 when `utf8`, else modified UTF-7; see
+/// [`Session::store_name`]): in NFC, and `INBOX` in any case, also as a
+/// hierarchy's first level, is `INBOX`.
+pub(super) fn store_name(name: &MailboxName, utf8: bool) -> Option<String> {
     match name {
         MailboxName::Inbox => Some("INBOX".to_owned()),
-        MailboxName::Other(bytes) => decode_utf7(bytes).map(|n| store::canonical_mailbox_name(&n)),
+        MailboxName::Other(bytes) => {
+            decode_name(bytes, utf8).map(|n| store::canonical_mailbox_name(&n))
+        }
+    }
+}
+
+/// `name` as a mailbox on the wire in the client's form (see
+/// [`Session::wire_name`]): UTF-8 when `utf8` (quoted when it has to be),
+/// else modified UTF-7, atom or string.
+pub(super) fn wire_name(out: &mut Vec<u8>, name: &str, utf8: bool) {
+    if utf8 {
+        encode::astring_utf8(out, name)
+    } else {
+        encode::astring(out, encode_utf7(name).as_bytes())
     }
 }
 
@@ -80,12 +96,36 @@ fn has_children(all: &[MailboxInfo], name: &str, only_subscribed: bool) -> bool 
         .any(|m| m.name.starts_with(&prefix) && (!only_subscribed || m.subscribed))
 }
 
-/// `(MESSAGES n ...)` for STATUS; `size` is the mailbox's (STATUS=SIZE),
-/// read only when asked for, and `append_limit` its APPENDLIMIT.
+/// What STATUS reads from the store only when asked for: the mailbox's
+/// size (STATUS=SIZE) and how many messages have `\Deleted`.
+#[derive(Default)]
+struct StatusCounts {
+    size: Option<u64>,
+    deleted: Option<u32>,
+}
+
+/// The attributes LIST gives a mailbox (before `\Subscribed`, which only
+/// some LIST commands ask for): `\HasChildren` or `\HasNoChildren`, and
+/// its special use.
+fn attributes<'a>(all: &[MailboxInfo], m: &'a MailboxInfo) -> Vec<&'a str> {
+    let mut attrs: Vec<&str> = Vec::new();
+    attrs.push(if has_children(all, &m.name, false) {
+        "\\HasChildren"
+    } else {
+        "\\HasNoChildren"
+    });
+    if let Some(special) = &m.special_use {
+        attrs.push(special);
+    }
+    attrs
+}
+
+/// `(MESSAGES n ...)` for STATUS; `append_limit` is the mailbox's
+/// APPENDLIMIT.
 fn status_items(
     m: &MailboxInfo,
     items: &[StatusItem],
-    size: Option<u64>,
+    counts: &StatusCounts,
     append_limit: u64,
 ) -> String {
     let mut parts = Vec::new();
@@ -100,8 +140,13 @@ fn status_items(
                 parts.push(format!("HIGHESTMODSEQ {}", m.highest_modseq.0))
             }
             StatusItem::Size => {
-                if let Some(size) = size {
+                if let Some(size) = counts.size {
                     parts.push(format!("SIZE {size}"))
+                }
+            }
+            StatusItem::Deleted => {
+                if let Some(deleted) = counts.deleted {
+                    parts.push(format!("DELETED {deleted}"))
                 }
             }
             StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
@@ -112,11 +157,6 @@ fn status_items(
         }
     }
     format!("({})", parts.join(" "))
-}
-
-/// `name` as a mailbox on the wire: modified UTF-7, atom or string.
-pub(super) fn wire_name(out: &mut Vec<u8>, name: &str) {
-    encode::astring(out, encode_utf7(name).as_bytes());
 }
 
 impl Session {
@@ -171,13 +211,14 @@ impl Session {
             ListReturn::Status(items) => Some(items.clone()),
             _ => None,
         });
+        let utf8 = self.utf8_names();
         let patterns: Vec<Vec<u8>> = patterns
             .iter()
             .filter(|p| !p.is_empty())
             .map(|p| {
                 let mut full = reference.clone();
                 full.extend_from_slice(p);
-                fold_inbox(&full)
+                fold_inbox(&pattern_form(full, utf8))
             })
             .collect();
         let subs = if sel_subscribed {
@@ -189,8 +230,8 @@ impl Session {
             Vec::new()
         };
         let matches_any = |name: &str| {
-            let encoded = encode_utf7(name);
-            patterns.iter().any(|p| matches(p, encoded.as_bytes()))
+            let form = wire_form(name, utf8);
+            patterns.iter().any(|p| matches(p, form.as_bytes()))
         };
         for m in &all {
             if !matches_any(&m.name) {
@@ -213,20 +254,12 @@ impl Session {
             if sel_special && m.special_use.is_none() {
                 continue;
             }
-            let mut attrs: Vec<&str> = Vec::new();
-            attrs.push(if has_children(&all, &m.name, false) {
-                "\\HasChildren"
-            } else {
-                "\\HasNoChildren"
-            });
-            if let Some(special) = &m.special_use {
-                attrs.push(special);
-            }
+            let mut attrs = attributes(&all, m);
             if show_subscribed && m.subscribed {
                 attrs.push("\\Subscribed");
             }
             let mut line = format!("LIST ({}) \"/\" ", attrs.join(" ")).into_bytes();
-            wire_name(&mut line, &m.name);
+            wire_name(&mut line, &m.name, utf8);
             if childinfo {
                 line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
             }
@@ -238,14 +271,38 @@ impl Session {
                 }
             }
         }
-        // Subscribed names without a mailbox (RFC 5258 \\NonExistent).
+        // Subscribed names without a mailbox (RFC 5258 \NonExistent),
+        // and with RECURSIVEMATCH the names without a mailbox that have
+        // subscribed names below them the patterns do not list (RFC 5258
+        // 3.5, RFC 9051 6.3.9): each once, in name order.
         if sel_subscribed && !sel_special {
-            for name in subs.iter().filter(|n| !all.iter().any(|m| &m.name == *n)) {
-                if !matches_any(name) {
-                    continue;
+            let exists = |n: &str| all.iter().any(|m| m.name == n);
+            let mut missing: std::collections::BTreeMap<&str, bool> = Default::default();
+            for name in subs.iter().filter(|n| !exists(n)) {
+                if matches_any(name) {
+                    missing.insert(name, false);
                 }
-                let mut line = b"LIST (\\Subscribed \\NonExistent) \"/\" ".to_vec();
-                wire_name(&mut line, name);
+            }
+            if recursive {
+                for name in &subs {
+                    for parent in name.match_indices('/').map(|(i, _)| &name[..i]) {
+                        let shown = subs.iter().any(|s| s == parent);
+                        if !shown && !exists(parent) && matches_any(parent) && !matches_any(name) {
+                            missing.entry(parent).or_insert(true);
+                        }
+                    }
+                }
+            }
+            for (name, childinfo) in missing {
+                let mut line = if childinfo {
+                    b"LIST (\\NonExistent) \"/\" ".to_vec()
+                } else {
+                    b"LIST (\\Subscribed \\NonExistent) \"/\" ".to_vec()
+                };
+                wire_name(&mut line, name, utf8);
+                if childinfo {
+                    line.extend_from_slice(b" (\"CHILDINFO\" (\"SUBSCRIBED\"))");
+                }
                 self.untagged(&line);
             }
         }
@@ -273,21 +330,22 @@ impl Session {
         let Some(subs) = self.subscriptions(tag).await else {
             return;
         };
+        let utf8 = self.utf8_names();
         let mut full = reference;
         full.extend_from_slice(&pattern);
-        let pattern = fold_inbox(&full);
+        let pattern = fold_inbox(&pattern_form(full, utf8));
         let exists = |n: &str| all.iter().any(|m| m.name == n);
         // INBOX first, then by name, as LIST orders them.
         let mut found: std::collections::BTreeMap<(bool, String), bool> = Default::default();
         for name in &subs {
-            if matches(&pattern, encode_utf7(name).as_bytes()) {
+            if matches(&pattern, wire_form(name, utf8).as_bytes()) {
                 found.insert((name != "INBOX", name.clone()), !exists(name));
             }
             if pattern.contains(&b'%') {
                 for (i, _) in name.match_indices('/') {
                     let parent = &name[..i];
                     if !subs.iter().any(|s| s == parent)
-                        && matches(&pattern, encode_utf7(parent).as_bytes())
+                        && matches(&pattern, wire_form(parent, utf8).as_bytes())
                     {
                         found.insert((true, parent.to_owned()), true);
                     }
@@ -300,30 +358,33 @@ impl Session {
             } else {
                 b"LSUB () \"/\" ".to_vec()
             };
-            wire_name(&mut line, &name);
+            wire_name(&mut line, &name, utf8);
             self.untagged(&line);
         }
         self.ok(tag, "LSUB completed");
     }
 
-    /// `STATUS name (items)`, with the mailbox's size read from the store
-    /// only when asked for.
+    /// `STATUS name (items)`, with the mailbox's size and count of
+    /// `\Deleted` messages read from the store only when asked for.
     async fn status_line(
         &mut self,
         account: store::AccountId,
         m: &MailboxInfo,
         items: &[StatusItem],
     ) -> Result<Vec<u8>, StoreError> {
-        let mut size = None;
+        let mut counts = StatusCounts::default();
+        let store = self.ctx.shared.store.clone();
         if items.contains(&StatusItem::Size) {
-            let store = self.ctx.shared.store.clone();
-            size = Some(store.mailbox_size(account, &m.name).await?);
+            counts.size = Some(store.mailbox_size(account, &m.name).await?);
+        }
+        if items.contains(&StatusItem::Deleted) {
+            counts.deleted = Some(store.deleted_count(account, &m.name).await?);
         }
         let mut line = b"STATUS ".to_vec();
-        wire_name(&mut line, &m.name);
+        self.wire_name(&mut line, &m.name);
         line.push(b' ');
         let limit = self.append_limit();
-        line.extend_from_slice(status_items(m, items, size, limit).as_bytes());
+        line.extend_from_slice(status_items(m, items, &counts, limit).as_bytes());
         Ok(line)
     }
 
@@ -331,7 +392,9 @@ impl Session {
         let Some(all) = self.all_mailboxes(tag).await else {
             return;
         };
-        let found = store_name(&mailbox).and_then(|name| all.into_iter().find(|m| m.name == name));
+        let found = self
+            .store_name(&mailbox)
+            .and_then(|name| all.into_iter().find(|m| m.name == name));
         let Some(m) = found else {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
@@ -362,7 +425,7 @@ impl Session {
         }
         self.closed_for_select();
         self.state = State::Authenticated(account.clone());
-        let Some(name) = store_name(&mailbox) else {
+        let Some(name) = self.store_name(&mailbox) else {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
         };
@@ -378,8 +441,11 @@ impl Session {
         };
         let keywords: std::collections::BTreeSet<String> = index.keywords.iter().cloned().collect();
         self.announce_flags(&keywords, read_only);
-        // EXAMINE shows what is recent without taking it (RFC 3501 6.3.2).
-        let first_recent = if read_only {
+        // EXAMINE shows what is recent without taking it (RFC 3501 6.3.2);
+        // an IMAP4rev2 session has no \Recent, and takes none.
+        let first_recent = if self.rev2() {
+            None
+        } else if read_only {
             Some(index.recent_uid)
         } else if index.recent_uid >= index.uid_next {
             // Every message was claimed already: nothing to write.
@@ -407,9 +473,12 @@ impl Session {
             index.uids.len() - index.uids.partition_point(|u| *u < first)
         });
         self.untagged(format!("{} EXISTS", index.messages.len()).as_bytes());
-        self.untagged(format!("{recent_count} RECENT").as_bytes());
-        if let Some(i) = index.first_unseen {
-            self.untagged_status(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
+        if !self.rev2() {
+            // RFC 9051 dropped both.
+            self.untagged(format!("{recent_count} RECENT").as_bytes());
+            if let Some(i) = index.first_unseen {
+                self.untagged_status(Status::Ok, Some(Code::Unseen(i as u32 + 1)), "First unseen");
+            }
         }
         self.untagged_status(
             Status::Ok,
@@ -423,6 +492,9 @@ impl Session {
         );
         let id = super::stored_keys::mailbox_id(index.mailbox, index.uid_validity);
         self.untagged_status(Status::Ok, Some(Code::MailboxId(id)), "Mailbox id");
+        if self.rev2() {
+            self.select_list(account.id, &name, &mailbox).await;
+        }
         let uids = index.uids.clone();
         self.state = State::Selected(
             account,
@@ -445,6 +517,39 @@ impl Session {
         } else {
             self.tagged(tag, Status::Ok, Some(Code::ReadWrite), "SELECT completed");
         }
+    }
+
+    /// IMAP4rev2's `* LIST` of the mailbox a SELECT or EXAMINE opens (RFC
+    /// 9051 6.3.2), with the attributes LIST gives it, and `("OLDNAME"
+    /// (name))` when the client's name was not in NFC (6.3.9.7). Without
+    /// the attributes if the mailboxes cannot be read.
+    async fn select_list(&mut self, account: store::AccountId, name: &str, sent: &MailboxName) {
+        let all = match self.ctx.shared.store.mailboxes(account).await {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the mailbox's attributes");
+                Vec::new()
+            }
+        };
+        let attrs = match all.iter().find(|m| m.name == name) {
+            Some(m) => attributes(&all, m).join(" "),
+            None => String::new(),
+        };
+        let line = self.list_line(&attrs, name, sent);
+        self.untagged(&line);
+    }
+
+    /// `LIST (attrs) "/" name`, with `("OLDNAME" (sent))` when the client
+    /// sent the name otherwise than in NFC (RFC 9051 6.3.9.7).
+    fn list_line(&self, attrs: &str, name: &str, sent: &MailboxName) -> Vec<u8> {
+        let mut line = format!("LIST ({attrs}) \"/\" ").into_bytes();
+        self.wire_name(&mut line, name);
+        if let Some(old) = self.denormalized_name(sent) {
+            line.extend_from_slice(b" (\"OLDNAME\" (");
+            self.wire_name(&mut line, &old);
+            line.extend_from_slice(b"))");
+        }
+        line
     }
 
     /// CLOSE: expunges `\Deleted` messages (silently) if the mailbox is
@@ -506,7 +611,9 @@ impl Session {
         };
         // A trailing delimiter only says that levels will follow (RFC 3501
         // 6.3.3).
-        let name = store_name(&mailbox).map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
+        let name = self
+            .store_name(&mailbox)
+            .map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
         let Some(name) = name else {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
@@ -518,7 +625,15 @@ impl Session {
             .create_mailbox(account.id, &name)
             .await
         {
-            Ok(()) => self.created(tag, account.id, &name).await,
+            Ok(()) => {
+                // A name put in NFC: an IMAP4rev2 client learns the name it
+                // got (RFC 9051 6.3.4 and 6.3.9.7).
+                if self.rev2() && self.denormalized_name(&mailbox).is_some() {
+                    let line = self.list_line("", &name, &mailbox);
+                    self.untagged(&line);
+                }
+                self.created(tag, account.id, &name).await
+            }
             Err(StoreError::AlreadyExists(_)) => {
                 self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
             }
@@ -545,7 +660,9 @@ impl Session {
         let Some(account) = self.account() else {
             return;
         };
-        let name = store_name(&mailbox).map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
+        let name = self
+            .store_name(&mailbox)
+            .map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
         let Some(name) = name else {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
@@ -577,7 +694,7 @@ impl Session {
         let Some(account) = self.account() else {
             return;
         };
-        let Some(name) = store_name(&mailbox) else {
+        let Some(name) = self.store_name(&mailbox) else {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
         };
@@ -600,11 +717,19 @@ impl Session {
             Err(StoreError::NotFound(_)) => {
                 self.no(tag, Some(Code::NonExistent), "No such mailbox")
             }
-            Err(StoreError::Invalid(_)) => self.no(
-                tag,
-                Some(Code::InUse),
-                "Mailbox has mailboxes below it; delete those first",
-            ),
+            Err(StoreError::Invalid(_)) => {
+                // RFC 9051 has a code of its own for it.
+                let code = if self.rev2() {
+                    Code::HasChildren
+                } else {
+                    Code::InUse
+                };
+                self.no(
+                    tag,
+                    Some(code),
+                    "Mailbox has mailboxes below it; delete those first",
+                )
+            }
             Err(e) => self.store_failed(tag, e, "delete the mailbox"),
         }
     }
@@ -613,11 +738,11 @@ impl Session {
         let Some(account) = self.account() else {
             return;
         };
-        let Some(from) = store_name(&from) else {
+        let Some(from) = self.store_name(&from) else {
             self.no(tag, Some(Code::NonExistent), "No such mailbox");
             return;
         };
-        let Some(to) = store_name(&to) else {
+        let Some(to) = self.store_name(&to) else {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
         };
@@ -661,7 +786,7 @@ impl Session {
             return;
         };
         let verb = if on { "SUBSCRIBE" } else { "UNSUBSCRIBE" };
-        let Some(name) = store_name(&mailbox) else {
+        let Some(name) = self.store_name(&mailbox) else {
             self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
             return;
         };

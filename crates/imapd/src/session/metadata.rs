@@ -12,7 +12,6 @@
 
 use store::{MetadataWrite, StoreError};
 
-use super::mailbox::{store_name, wire_name};
 use super::Session;
 use crate::protocol::encode::{self, Code, MetadataCode, Status};
 use crate::protocol::{MailboxName, MetadataDepth, MetadataOptions, Tag};
@@ -64,7 +63,7 @@ impl Session {
         if mailbox.as_bytes().is_empty() {
             return Ok(None);
         }
-        match store_name(mailbox) {
+        match self.store_name(mailbox) {
             Some(name) => Ok(Some(name)),
             None => {
                 self.no(tag, Some(Code::NonExistent), "No such mailbox");
@@ -128,7 +127,7 @@ impl Session {
         found.sort();
         let mut line = b"METADATA ".to_vec();
         match &owner {
-            Some(name) => wire_name(&mut line, name),
+            Some(name) => self.wire_name(&mut line, name),
             None => line.extend_from_slice(b"\"\""),
         }
         line.extend_from_slice(b" (");

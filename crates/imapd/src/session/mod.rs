@@ -16,9 +16,10 @@
 //! MOVE), `search` (SEARCH, UID SEARCH), `esearch` (SEARCH RETURN, `$`),
 //! `sort` (SORT), `thread` (THREAD), `context` (CONTEXT=SEARCH updates,
 //! CANCELUPDATE), `idle` (IDLE), `updates` (what other sessions changed,
-//! reported after each selected-state command, before its tagged reply)
-//! and `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
-//! FETCH and STORE).
+//! reported after each selected-state command, before its tagged reply),
+//! `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
+//! FETCH and STORE) and `rev2` (what IMAP4rev2 and UTF8=ACCEPT change:
+//! mailbox names in UTF-8, no `\Recent`, SEARCH as ESEARCH).
 //!
 //! Also here: `metadata` (GETMETADATA, SETMETADATA), `urlauth` (RESETKEY,
 //! GENURLAUTH, URLFETCH); CREATE-SPECIAL-USE
@@ -33,6 +34,7 @@ mod fetch;
 mod idle;
 mod mailbox;
 mod metadata;
+mod rev2;
 mod search;
 mod sort;
 mod stored_keys;
@@ -566,6 +568,10 @@ impl Session {
             self.bad(&tag, "Command not valid in this state");
             return Ok(());
         }
+        if self.refuses_charset(&tag, &kind) {
+            return Ok(());
+        }
+        let kind = self.rev2_search(kind);
         self.note_condstore_use(&kind);
         self.forget_mailbox_results(&kind);
         let Some(kind) = self.put_saved_result(&tag, kind) else {

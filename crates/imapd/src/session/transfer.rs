@@ -64,7 +64,7 @@ impl Session {
             self.bad(tag, "Message sequence number out of range");
             return;
         };
-        let Some(to) = super::mailbox::store_name(&mailbox) else {
+        let Some(to) = self.store_name(&mailbox) else {
             self.no(tag, Some(Code::TryCreate), "No such mailbox");
             return;
         };

@@ -222,7 +222,8 @@ impl Session {
     }
 
     /// Claims the new messages' `\Recent` before the view takes them
-    /// (none in a read-only view).
+    /// (none in a read-only view, nor in an IMAP4rev2 session, which has
+    /// no `\Recent`).
     async fn claim_new_recent(
         &mut self,
         account: store::AccountId,
@@ -232,7 +233,7 @@ impl Session {
         let State::Selected(_, view) = &self.state else {
             return None;
         };
-        if !has_new || view.read_only {
+        if !has_new || view.read_only || self.enabled.imap4rev2 {
             return None;
         }
         match self.ctx.shared.store.claim_recent(account, mailbox).await {
@@ -399,7 +400,7 @@ impl Selected {
 /// Brings `view` up to the mailbox as `differences` describe it, writing
 /// the untagged lines (without `* `) the client needs, in order:
 /// EXPUNGEs (VANISHED with QRESYNC on), then flag changes (with MODSEQ
-/// with CONDSTORE on), then EXISTS and RECENT. A new keyword comes back
+/// with CONDSTORE on), then EXISTS and RECENT (not with IMAP4rev2 on). A new keyword comes back
 /// in `flags` for a `* FLAGS` before them all. No per-message state is
 /// kept.
 fn apply(
@@ -491,7 +492,9 @@ fn apply(
     view.reported.clear();
     if !new.is_empty() {
         out.push(format!("{} EXISTS", view.uids.len()).into_bytes());
-        out.push(format!("{} RECENT", view.recent_count()).into_bytes());
+        if !enabled.imap4rev2 {
+            out.push(format!("{} RECENT", view.recent_count()).into_bytes());
+        }
     }
 }
 
@@ -774,7 +777,7 @@ mod tests {
         let qresync = Enabled {
             condstore: true,
             qresync: true,
-            vanished_sent: false,
+            ..Enabled::default()
         };
         for (allowed, expected) in [
             (
@@ -909,6 +912,22 @@ mod tests {
         );
         assert_eq!(*v.uids, [Uid(1), Uid(3), Uid(4)]);
         assert!(run(&mut v, &now, true).is_empty());
+    }
+
+    #[test]
+    fn imap4rev2_gets_no_recent_line() {
+        let before = [entry(1, 2, &[]), entry(2, 3, &[])];
+        let mut v = view(&before);
+        let now = [entry(1, 2, &[]), entry(3, 4, &[])];
+        let current = index(&now);
+        let differences = Differences::from_index(&v, &current);
+        let rev2 = Enabled {
+            imap4rev2: true,
+            ..Enabled::default()
+        };
+        let (mut out, mut flags) = (Vec::new(), None);
+        apply(&mut v, differences, true, None, rev2, &mut out, &mut flags);
+        assert_eq!(out, [b"2 EXPUNGE".to_vec(), b"2 EXISTS".to_vec()]);
     }
 
     #[test]

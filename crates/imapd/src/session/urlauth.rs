@@ -13,7 +13,6 @@
 use sha2::{Digest, Sha256};
 use store::{Account, AccountId, MailboxKey, Store, StoreError, Uid};
 
-use super::mailbox::store_name;
 use super::{End, Session};
 use crate::protocol::encode::{self, Code};
 use crate::protocol::fetch_encode::section_bytes;
@@ -132,7 +131,7 @@ impl Session {
         }
         let name = match &mailbox {
             None => None,
-            Some(m) => match store_name(m) {
+            Some(m) => match self.store_name(m) {
                 Some(n) => Some(n),
                 None => return self.no(tag, Some(Code::NonExistent), "No such mailbox"),
             },

@@ -18,6 +18,7 @@ pub(crate) const SYSTEM_FLAGS: &[(i64, &str)] = &[
     (16, "\\Draft"),
 ];
 const SEEN: i64 = 1;
+const DELETED: i64 = 8;
 
 /// The stored name of a mailbox ([`crate::canonical_mailbox_name`]).
 pub(crate) use crate::canonical_mailbox_name as canonical_name;
@@ -1067,6 +1068,11 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// How many characters `name` has, as SQLite's `substr` counts them.
+fn chars(name: &str) -> i64 {
+    name.chars().count() as i64
+}
+
 /// The names of the levels above `name`: `a`, `a/b` for `a/b/c`.
 fn parents(name: &str) -> impl Iterator<Item = &str> {
     name.match_indices('/').map(move |(i, _)| &name[..i])
@@ -1170,13 +1176,14 @@ pub(crate) fn subscriptions(conn: &Connection, account: AccountId) -> Result<Vec
 
 /// Whether the mailbox has levels below it.
 fn has_children(conn: &Connection, account: AccountId, name: &str) -> Result<bool> {
+    // SQLite's substr counts characters, not bytes.
     conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM mailboxes
                          WHERE account_id = ?1 AND substr(name, 1, ?3) = ?2)",
     )
     .db()?
     .query_row(
-        params![account.0, format!("{name}/"), name.len() as i64 + 1],
+        params![account.0, format!("{name}/"), chars(name) + 1],
         |row| row.get(0),
     )
     .db()
@@ -1270,26 +1277,22 @@ pub(crate) fn rename_mailbox(
         return Ok(());
     }
     create_parents(conn, account, to)?;
+    // SQLite's substr counts characters, not bytes.
+    let after_from = chars(&from) + 1;
     // Subscriptions follow (as Dovecot's do).
     conn.prepare_cached(
         "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, ?4)
           WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/')",
     )
     .db()?
-    .execute(params![account.0, from, to_canon, from.len() as i64 + 1])
+    .execute(params![account.0, from, to_canon, after_from])
     .db()?;
     conn.prepare_cached(
         "UPDATE mailboxes SET name = ?3 || substr(name, ?4)
           WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?5) = ?2 || '/')",
     )
     .db()?
-    .execute(params![
-        account.0,
-        from,
-        to_canon,
-        from.len() as i64 + 1,
-        from.len() as i64 + 1
-    ])
+    .execute(params![account.0, from, to_canon, after_from, after_from])
     .map_err(|e| {
         if crate::sqlite::schema::is_unique_violation(&e) {
             StoreError::AlreadyExists(format!("a mailbox below {to}"))
@@ -1508,6 +1511,23 @@ pub(crate) fn mailbox_size(
         .query_row([id.0], |row| row.get(0))
         .db()?;
     to_u64(total, "mailbox size")
+}
+
+/// Reader: how many of the mailbox's messages have `\Deleted`.
+pub(crate) fn deleted_count(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &MailboxKey,
+) -> Result<u32> {
+    let id = require(conn, account, mailbox)?;
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND (system_flags & ?2) != 0",
+        )
+        .db()?
+        .query_row(params![id.0, DELETED], |row| row.get(0))
+        .db()?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Writer: the first UID that is `\Recent` for the session that calls
