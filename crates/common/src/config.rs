@@ -438,6 +438,10 @@ pub struct ImapConfig {
     /// limit; 0 never closes). A command answered OK or NO starts the
     /// count again.
     pub max_bad_commands: u32,
+    /// Mailbox names one NOTIFY command may list in its SUBTREE and
+    /// MAILBOXES filters, all told (default 100, Dovecot's limit); more
+    /// are refused with `NO [NOTIFICATIONOVERFLOW]`.
+    pub max_notify_mailboxes: usize,
 }
 
 impl Default for ImapConfig {
@@ -451,6 +455,7 @@ impl Default for ImapConfig {
             idle_command_timeout_secs: 3600,
             max_connections_per_user: 50,
             max_bad_commands: 20,
+            max_notify_mailboxes: 100,
         }
     }
 }
@@ -1012,6 +1017,15 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.imap.max_bad_commands, c.pop3.max_bad_commands), (7, 3));
+    }
+
+    #[test]
+    fn max_notify_mailboxes_from_file_and_environment() {
+        assert_eq!(parse("").unwrap().imap.max_notify_mailboxes, 100);
+        let c = parse("[imap]\nmax_notify_mailboxes = 5\n").unwrap();
+        assert_eq!(c.imap.max_notify_mailboxes, 5);
+        let c = from_env(&[("POSTERN_IMAP_MAX_NOTIFY_MAILBOXES", "7")]).unwrap();
+        assert_eq!(c.imap.max_notify_mailboxes, 7);
     }
 
     #[test]

@@ -153,6 +153,11 @@ pub enum Code {
     BadUrl(Vec<u8>),
     /// RFC 8474: the id of a mailbox just created or selected.
     MailboxId(String),
+    /// RFC 5465: NOTIFY asked for events the server does not support;
+    /// the events it does.
+    BadEvent(Vec<&'static str>),
+    /// RFC 5465: the server cannot keep up with what NOTIFY asked for.
+    NotificationOverflow,
 }
 
 fn code(out: &mut Vec<u8>, c: &Code) {
@@ -201,6 +206,8 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::UnknownCte => "UNKNOWN-CTE".into(),
         Code::TooBig => "TOOBIG".into(),
         Code::MailboxId(id) => format!("MAILBOXID ({id})"),
+        Code::BadEvent(events) => format!("BADEVENT ({})", events.join(" ")),
+        Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
         // url-resp-text (RFC 4469 6): any octet but NUL, CR, LF and `]`.
         Code::BadUrl(url) => {
             let text: Vec<u8> = url

@@ -66,6 +66,7 @@ impl Session {
                 "THREAD=REFS",
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
+                "NOTIFY",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

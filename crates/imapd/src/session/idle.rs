@@ -62,6 +62,10 @@ impl Session {
                     self.report_updates(before).await?;
                     self.flush().await?;
                 }
+                // NOTIFY's events for other mailboxes (RFC 5465 4).
+                () = Session::notify_account_moved(&mut self.notify) => {
+                    self.notify_during_idle().await?;
+                }
                 () = tokio::time::sleep_until(deadline) => return Err(End::Timeout),
                 () = shutdown.cancelled() => return Err(End::Shutdown),
             }

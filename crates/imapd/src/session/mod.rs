@@ -15,7 +15,8 @@
 //! (OBJECTID's ids, SEARCH keys the store answers), `transfer` (COPY,
 //! MOVE), `search` (SEARCH, UID SEARCH), `esearch` (SEARCH RETURN, `$`),
 //! `sort` (SORT), `thread` (THREAD), `context` (CONTEXT=SEARCH updates,
-//! CANCELUPDATE), `idle` (IDLE), `updates` (what other sessions changed,
+//! CANCELUPDATE), `idle` (IDLE), `notify` (NOTIFY: events pushed while
+//! the session waits for a command), `updates` (what other sessions changed,
 //! reported after each selected-state command, before its tagged reply)
 //! and `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
 //! FETCH and STORE).
@@ -28,6 +29,7 @@ mod esearch;
 mod fetch;
 mod idle;
 mod mailbox;
+mod notify;
 mod search;
 mod sort;
 mod stored_keys;
@@ -155,6 +157,8 @@ pub(crate) struct Session {
     saved_result: Vec<store::Uid>,
     /// Searches whose results this session keeps up to date (RFC 5267).
     updates: Vec<context::Update>,
+    /// What NOTIFY asked for, once set (RFC 5465).
+    notify: Option<Box<notify::Notify>>,
 }
 
 /// The RFC 5530 response code for a store failure the command has no
@@ -213,6 +217,7 @@ impl Session {
             enabled: condstore::Enabled::default(),
             saved_result: Vec::new(),
             updates: Vec::new(),
+            notify: None,
         }
     }
 
@@ -331,8 +336,17 @@ impl Session {
             if self.closing {
                 return End::Done;
             }
-            if let Err(end) = self.io.fill(self.idle_timeout(), true).await {
+            let wait = if self.notify.is_some() {
+                self.wait_notifying().await
+            } else {
+                self.io.fill(self.idle_timeout(), true).await
+            };
+            if let Err(end) = wait {
                 return end;
+            }
+            if self.closing {
+                // The selected mailbox went away while waiting.
+                return End::Done;
             }
         }
     }
@@ -533,6 +547,7 @@ impl Session {
             | K::Append { .. }
             | K::Namespace
             | K::Compress(_)
+            | K::Notify(_)
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -690,6 +705,7 @@ impl Session {
                 criteria,
             } => self.thread(&tag, uid, algorithm, charset, criteria).await?,
             K::CancelUpdate(tags) => self.cancel_update(&tag, tags),
+            K::Notify(set) => self.notify(&tag, set).await,
         }
         Ok(())
     }

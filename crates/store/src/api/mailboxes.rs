@@ -247,8 +247,9 @@ impl Store {
         subscribed: bool,
     ) -> Result<()> {
         let name = name.to_owned();
+        // Announced: IMAP NOTIFY sessions watch subscriptions.
         self.inner
-            .write_change(false, move |conn| {
+            .write_change(true, move |conn| {
                 mailbox::subscribe(conn, account, &name, subscribed)
             })
             .await
