@@ -17,7 +17,7 @@
 //! (`CHANGEDSINCE`, `VANISHED`, `UNCHANGEDSINCE`, `MODSEQ`, `SELECT
 //! (CONDSTORE)` and `SELECT (QRESYNC (...))`), ESEARCH (RFC 4731),
 //! SEARCHRES (RFC 5182), WITHIN (RFC 5032), SORT and THREAD (RFC 5256,
-//! 5957) and CONTEXT (RFC 5267).
+//! 5957), CONTEXT (RFC 5267) and NOTIFY (RFC 5465).
 
 pub mod base_subject;
 pub mod binary;
@@ -30,6 +30,8 @@ mod sequence;
 mod types;
 mod utf7;
 
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod sort_tests;
 #[cfg(test)]
