@@ -397,3 +397,39 @@ async fn bad_filters_and_events_are_refused() {
     // The session goes on.
     command(&mut a, "q", "NOOP").await;
 }
+
+/// Python's imaplib as the client: NOTIFY through `xatom`, and what
+/// another session does arrives as untagged responses imaplib files
+/// under LIST, STATUS and EXISTS.
+#[tokio::test]
+async fn imaplib_hears_what_another_client_does() {
+    let (_server, imap) = start().await;
+    let port = imap.imap.port();
+    let out = imaplib_as_alice(
+        &imap,
+        &format!(
+            "typ, data = m.xatom('NOTIFY', 'SET (SELECTED (MessageNew MessageExpunge)) (PERSONAL (MessageNew MessageExpunge MailboxName))')\n\
+             assert typ == 'OK', (typ, data)\n\
+             other = imaplib.IMAP4('localhost', {port}, timeout=30)\n\
+             other.login(user, password)\n\
+             assert other.create('Py')[0] == 'OK'\n\
+             assert other.append('Py', None, None, b'Subject: py\\r\\n\\r\\nhi\\r\\n')[0] == 'OK'\n\
+             assert other.append('INBOX', None, None, b'Subject: in\\r\\n\\r\\nhi\\r\\n')[0] == 'OK'\n\
+             import time\n\
+             time.sleep(1)\n\
+             m.noop()\n\
+             print(m.response('LIST')[1])\n\
+             print(m.response('STATUS')[1])\n\
+             print(m.response('EXISTS')[1])\n"
+        ),
+    )
+    .await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "[b'() \"/\" Py']", "{out}");
+    assert!(
+        lines[1].starts_with("[b'Py (MESSAGES 1 UIDNEXT 2 UIDVALIDITY "),
+        "{out}"
+    );
+    // SELECT's `0 EXISTS`, then the one pushed.
+    assert_eq!(lines[2], "[b'0', b'1']", "{out}");
+}
