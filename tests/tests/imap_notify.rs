@@ -92,7 +92,10 @@ async fn other_mailboxes_are_told_as_they_change() {
 
     // Created by another session: a LIST, while A sends nothing.
     command(&mut b, "b1", "CREATE Work").await;
-    assert_eq!(told(&mut a, "* LIST () \"/\" Work").await, Vec::<String>::new());
+    assert_eq!(
+        told(&mut a, "* LIST () \"/\" Work").await,
+        Vec::<String>::new()
+    );
     let validity = uid_validity(&mut b, "Work").await;
 
     // A message appended there: its STATUS.
@@ -168,8 +171,9 @@ async fn condstore_adds_highestmodseq_and_flag_changes() {
     let line = tokio::time::timeout(Duration::from_secs(10), a.line())
         .await
         .expect("told");
-    let prefix =
-        format!("* STATUS Work (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {validity} UNSEEN 1 HIGHESTMODSEQ ");
+    let prefix = format!(
+        "* STATUS Work (MESSAGES 1 UIDNEXT 2 UIDVALIDITY {validity} UNSEEN 1 HIGHESTMODSEQ "
+    );
     assert!(line.starts_with(&prefix), "{line}");
 }
 
@@ -386,7 +390,9 @@ async fn bad_filters_and_events_are_refused() {
         r,
         ["n NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)] Unsupported NOTIFY events: AnnotationChange"]
     );
-    let r = a.imap("m", "NOTIFY SET (PERSONAL (MailboxMetadataChange))").await;
+    let r = a
+        .imap("m", "NOTIFY SET (PERSONAL (MailboxMetadataChange))")
+        .await;
     assert!(r[0].starts_with("m NO [BADEVENT ("), "{r:?}");
     let r = a
         .imap("o", "NOTIFY SET (MAILBOXES (a b c) (MailboxName))")

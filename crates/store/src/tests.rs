@@ -1281,7 +1281,10 @@ async fn an_account_watcher_is_woken_by_its_mailboxes_and_names() {
     assert!(account.has_changed().unwrap(), "an unsubscription wakes");
     account.borrow_and_update();
     // Renames and deletes wake everybody, the account included.
-    store.rename_mailbox(alice.id, "New", "Newer").await.unwrap();
+    store
+        .rename_mailbox(alice.id, "New", "Newer")
+        .await
+        .unwrap();
     assert!(account.has_changed().unwrap());
     assert!(selected.has_changed().unwrap());
     account.borrow_and_update();

@@ -732,7 +732,8 @@ impl P<'_> {
         if new != expunge {
             return bad("MessageNew and MessageExpunge must be together");
         }
-        if !expunge && has(|e| matches!(e, NotifyEvent::FlagChange | NotifyEvent::AnnotationChange)) {
+        if !expunge && has(|e| matches!(e, NotifyEvent::FlagChange | NotifyEvent::AnnotationChange))
+        {
             return bad("FlagChange requires MessageNew and MessageExpunge");
         }
         Ok(NotifyGroup { filter, events })

@@ -432,7 +432,8 @@ impl Session {
         // Before the reads: a change after them must wake the session.
         let mark = store.wake_mark();
         let all = store.mailboxes(account).await?;
-        let subscribed: BTreeSet<String> = store.subscriptions(account).await?.into_iter().collect();
+        let subscribed: BTreeSet<String> =
+            store.subscriptions(account).await?.into_iter().collect();
         let ids: Vec<MailboxId> = all.iter().map(|m| m.id).collect();
         let mut rx = store.watch_account(account, &ids);
         if *rx.borrow_and_update() > mark {
@@ -452,7 +453,11 @@ impl Session {
     /// names and subscriptions) since the last look, if the account's
     /// wake-up moved.
     async fn notify_account(&mut self) {
-        let Some(rx) = self.notify.as_mut().and_then(|n| n.account_changes.as_mut()) else {
+        let Some(rx) = self
+            .notify
+            .as_mut()
+            .and_then(|n| n.account_changes.as_mut())
+        else {
             return;
         };
         if !rx.has_changed().unwrap_or(false) {
@@ -496,7 +501,7 @@ impl Session {
             .as_ref()
             .is_some_and(|rx| rx.has_changed().unwrap_or(false));
         let owed = matches!(&self.state, State::Selected(_, s) if s.expunge_owed);
-        if !changed && !(owed && !events.delayed) {
+        if !(changed || owed && !events.delayed) {
             return Ok(());
         }
         let last_known = match &self.state {
@@ -562,7 +567,10 @@ impl Session {
             }
             let push_selected = self.notify.as_ref().is_some_and(|n| n.selected.is_some())
                 && matches!(self.state, State::Selected(..));
-            let account = self.notify.as_mut().and_then(|n| n.account_changes.as_mut());
+            let account = self
+                .notify
+                .as_mut()
+                .and_then(|n| n.account_changes.as_mut());
             let selected = if push_selected {
                 self.changes.as_mut()
             } else {
@@ -577,9 +585,7 @@ impl Session {
     }
 
     /// During IDLE: waits until another mailbox's events may be due.
-    pub(super) async fn notify_account_moved(
-        notify: &mut Option<Box<Notify>>,
-    ) {
+    pub(super) async fn notify_account_moved(notify: &mut Option<Box<Notify>>) {
         moved(notify.as_mut().and_then(|n| n.account_changes.as_mut())).await
     }
 
@@ -630,7 +636,10 @@ mod tests {
 
     fn snapshot(boxes: &[(i64, Known)], subscribed: &[&str]) -> Snapshot {
         Snapshot {
-            mailboxes: boxes.iter().map(|(id, k)| (MailboxId(*id), k.clone())).collect(),
+            mailboxes: boxes
+                .iter()
+                .map(|(id, k)| (MailboxId(*id), k.clone()))
+                .collect(),
             subscribed: subscribed.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -717,7 +726,10 @@ mod tests {
                 .map(|l| l.split(' ').nth(1).unwrap().to_owned())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(run(Scope::Subtree(vec!["Lists".into()])), ["Lists", "Lists/rust"]);
+        assert_eq!(
+            run(Scope::Subtree(vec!["Lists".into()])),
+            ["Lists", "Lists/rust"]
+        );
         assert_eq!(run(Scope::Mailboxes(vec!["Lists".into()])), ["Lists"]);
         assert_eq!(run(Scope::Subscribed), ["Listsx"]);
         // MailboxName alone hears nothing of messages.
