@@ -1318,6 +1318,37 @@ async fn an_account_watcher_is_woken_by_its_mailboxes_and_names() {
 }
 
 #[tokio::test]
+async fn mailboxes_are_counted_only_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_slow_poller(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store.create_mailbox(alice.id, "Work").await.unwrap();
+    for name in ["INBOX", "Work", "Work"] {
+        store
+            .append(alice.id, name, raw_message("x"), &[], 1_700_000_000)
+            .await
+            .unwrap();
+    }
+    let full = store.mailboxes(alice.id).await.unwrap();
+    let some = store
+        .mailboxes_counting(alice.id, |m| m.name == "Work")
+        .await
+        .unwrap();
+    assert_eq!(full.len(), some.len());
+    for (f, s) in full.iter().zip(&some) {
+        assert_eq!(
+            (f.id, &f.name, f.uid_next, f.highest_modseq),
+            (s.id, &s.name, s.uid_next, s.highest_modseq)
+        );
+        if f.name == "Work" {
+            assert_eq!((s.messages, s.unseen, s.recent), (2, 2, f.recent));
+        } else {
+            assert_eq!((s.messages, s.unseen), (0, 0));
+        }
+    }
+}
+
+#[tokio::test]
 async fn summary_is_parsed_once_per_blob() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);

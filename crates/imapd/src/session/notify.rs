@@ -377,7 +377,7 @@ impl Session {
             account_changes: None,
         }));
         if watch_account {
-            let all = match self.notify_snapshot(account.id).await {
+            let all = match self.notify_snapshot(account.id, true).await {
                 Ok(all) => all,
                 Err(e) => {
                     self.notify = None;
@@ -423,15 +423,38 @@ impl Session {
 
     /// Reads the account's mailboxes and subscriptions into the NOTIFY
     /// state and watches the account again; returns the mailboxes as
-    /// read.
+    /// read. With `count_all` false, only the mailboxes whose UIDNEXT,
+    /// UIDVALIDITY or HIGHESTMODSEQ moved since the last read (the
+    /// selected one excepted) have their messages counted again: the rest
+    /// keep the counts they had.
     async fn notify_snapshot(
         &mut self,
         account: store::AccountId,
+        count_all: bool,
     ) -> Result<Vec<MailboxInfo>, store::StoreError> {
         let store = self.ctx.shared.store.clone();
+        let selected = self.selected_mailbox_id();
+        let old = match &self.notify {
+            Some(n) => n.snapshot.mailboxes.clone(),
+            None => BTreeMap::new(),
+        };
+        let stamps: BTreeMap<MailboxId, (u32, u32, u64)> = old
+            .iter()
+            .map(|(id, k)| (*id, (k.uid_validity, k.uid_next, k.highest_modseq)))
+            .collect();
+        let counted = move |m: &MailboxInfo| {
+            count_all
+                || Some(m.id) != selected
+                    && stamps.get(&m.id)
+                        != Some(&(m.uid_validity, m.uid_next.0, m.highest_modseq.0))
+        };
         // Before the reads: a change after them must wake the session.
         let mark = store.wake_mark();
-        let all = store.mailboxes(account).await?;
+        let all = if count_all {
+            store.mailboxes(account).await?
+        } else {
+            store.mailboxes_counting(account, counted.clone()).await?
+        };
         let subscribed: BTreeSet<String> =
             store.subscriptions(account).await?.into_iter().collect();
         let ids: Vec<MailboxId> = all.iter().map(|m| m.id).collect();
@@ -439,9 +462,20 @@ impl Session {
         if *rx.borrow_and_update() > mark {
             rx.mark_changed();
         }
+        let mailboxes = all
+            .iter()
+            .map(|m| {
+                let mut known = Known::from(m);
+                if let (false, Some(before)) = (counted(m), old.get(&m.id)) {
+                    known.messages = before.messages;
+                    known.unseen = before.unseen;
+                }
+                (m.id, known)
+            })
+            .collect();
         if let Some(notify) = self.notify.as_mut() {
             notify.snapshot = Snapshot {
-                mailboxes: all.iter().map(|m| (m.id, Known::from(m))).collect(),
+                mailboxes,
                 subscribed,
             };
             notify.account_changes = Some(rx);
@@ -471,7 +505,7 @@ impl Session {
             Some(n) => n.snapshot.clone(),
             None => return,
         };
-        if let Err(e) = self.notify_snapshot(account.id).await {
+        if let Err(e) = self.notify_snapshot(account.id, false).await {
             tracing::warn!(error = %e, "NOTIFY: cannot read the mailboxes");
             // Dovecot's words when events are lost.
             self.untagged(b"NO NOTIFY error, some events may have got lost");

@@ -18,6 +18,21 @@ impl Store {
             .await
     }
 
+    /// The account's mailboxes as [`Store::mailboxes`] lists them, their
+    /// messages counted (MESSAGES, UNSEEN, recent) only where `count`
+    /// says so and zero elsewhere, in one read: counting walks a
+    /// mailbox's messages, and IMAP NOTIFY needs it only for mailboxes
+    /// that changed (their UIDNEXT or HIGHESTMODSEQ moved).
+    pub async fn mailboxes_counting(
+        &self,
+        account: AccountId,
+        count: impl Fn(&MailboxInfo) -> bool + Send + 'static,
+    ) -> Result<Vec<MailboxInfo>> {
+        self.inner
+            .read(move |conn| mailbox::list_mailboxes_counting(conn, account, &count))
+            .await
+    }
+
     /// The messages in a mailbox (by name; `inbox` in any case is INBOX), in
     /// UID order. `NotFound` if there is no such mailbox.
     pub async fn messages(
