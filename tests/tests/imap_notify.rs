@@ -318,7 +318,7 @@ async fn selected_delayed_holds_expunges_for_a_command() {
 }
 
 #[tokio::test]
-async fn no_events_for_the_selected_mailbox_pushes_nothing() {
+async fn no_events_for_the_selected_mailbox_sends_nothing_of_it() {
     let (_server, imap) = start().await;
     let mut a = imap.login(ALICE).await;
     let mut b = imap.login(ALICE).await;
@@ -331,11 +331,34 @@ async fn no_events_for_the_selected_mailbox_pushes_nothing() {
     .await;
     append(&mut b, "INBOX", "quiet").await;
     command(&mut b, "b1", "CREATE Loud").await;
-    // Only the LIST; the new message waits for a command.
+    // Only the LIST: nothing of the new message, not even after a
+    // command (RFC 5465 3.1; Dovecot sends no EXISTS either).
     told(&mut a, "* LIST () \"/\" Loud").await;
     told_nothing(&mut a).await;
     let noop = command(&mut a, "n2", "NOOP").await;
-    assert!(noop.contains(&"* 1 EXISTS".to_owned()), "{noop:?}");
+    assert_eq!(noop.len(), 1, "{noop:?}");
+    // Nor in IDLE.
+    a.send(b"i IDLE\r\n").await;
+    assert_eq!(a.line().await, "+ idling");
+    append(&mut b, "INBOX", "quieter").await;
+    told_nothing(&mut a).await;
+    a.send(b"DONE\r\n").await;
+    assert!(a.line().await.starts_with("i OK"));
+    // Asked for again, the view catches up before NOTIFY's OK.
+    let r = command(
+        &mut a,
+        "n3",
+        "NOTIFY SET (SELECTED (MessageNew MessageExpunge))",
+    )
+    .await;
+    assert_eq!(r[0], "* 2 EXISTS", "{r:?}");
+    // NOTIFY NONE: no events at all, also none IMAP sends without NOTIFY.
+    command(&mut a, "n4", "NOTIFY NONE").await;
+    append(&mut b, "INBOX", "third").await;
+    command(&mut b, "b2", "CREATE Silent").await;
+    told_nothing(&mut a).await;
+    let noop = command(&mut a, "n5", "NOOP").await;
+    assert_eq!(noop.len(), 1, "{noop:?}");
 }
 
 #[tokio::test]
@@ -375,6 +398,7 @@ async fn bad_filters_and_events_are_refused() {
         "NOTIFY SET (PERSONAL (MessageNew (UID) MessageExpunge))",
         "NOTIFY SET (SELECTED (MessageNew MessageExpunge)) (SELECTED-DELAYED NONE)",
         "NOTIFY SET (SUBTREE (MessageNew MessageExpunge))",
+        "NOTIFY SET (SELECTED (MessageNew MessageExpunge SubscriptionChange))",
         "NOTIFY SET STATUS",
         "NOTIFY SET (PERSONAL (MailboxName)",
     ] {

@@ -170,6 +170,10 @@ fn what_is_refused() {
             "Duplicate selected filter",
         ),
         ("a NOTIFY SET (SUBTREE () (MailboxName))\r\n", "empty list"),
+        (
+            "a NOTIFY SET (SELECTED (MessageNew MessageExpunge MailboxName))\r\n",
+            "Only message events for the selected mailbox",
+        ),
         ("a NOTIFY SET (PERSONAL (MailboxName)\r\n", "expected )"),
         ("a NOTIFY SET (PERSONAL (MailboxName)) \r\n", "expected ("),
     ] {

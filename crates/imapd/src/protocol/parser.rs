@@ -736,6 +736,18 @@ impl P<'_> {
         {
             return bad("FlagChange requires MessageNew and MessageExpunge");
         }
+        let message_event = |e: &NotifyEvent| {
+            matches!(
+                e,
+                NotifyEvent::MessageNew(_)
+                    | NotifyEvent::MessageExpunge
+                    | NotifyEvent::FlagChange
+                    | NotifyEvent::AnnotationChange
+            )
+        };
+        if filter.is_selected() && !events.iter().all(message_event) {
+            return bad("Only message events for the selected mailbox");
+        }
         Ok(NotifyGroup { filter, events })
     }
 

@@ -503,7 +503,9 @@ impl Session {
         }
         if self.defer_tagged {
             self.defer_tagged = false;
-            if result.is_ok() && !self.closing {
+            // With NOTIFY on and no events asked for the selected mailbox,
+            // its view stays as the client knows it (RFC 5465 3.1).
+            if result.is_ok() && !self.closing && !self.selected_muted() {
                 self.sync_mailbox(expunge_allowed).await;
                 if !self.closing {
                     self.report_updates(before).await?;

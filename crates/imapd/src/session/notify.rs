@@ -8,9 +8,11 @@
 //!   `SELECTED-DELAYED` the EXPUNGEs still wait for a command that allows
 //!   them. `MessageNew` with fetch attributes adds a FETCH of each new
 //!   message (BODY[] and BINARY[] as their PEEK: a notification never
-//!   sets `\Seen`). With NOTIFY on and no events for the selected mailbox,
-//!   nothing about it is pushed between commands (commands still report
-//!   what changed, as IMAP requires).
+//!   sets `\Seen`). With NOTIFY on (`NOTIFY NONE` included) and no events
+//!   for the selected mailbox, nothing about it is sent unasked at all,
+//!   not even after a command or in IDLE (RFC 5465 3.1): the session's
+//!   view of it stays as the client knows it, and catches up when events
+//!   are asked for again. Only message events are allowed for it.
 //! - Other mailboxes (`PERSONAL`, `INBOXES`, `SUBSCRIBED`, `SUBTREE`,
 //!   `MAILBOXES`; INBOXES is PERSONAL here, as in Dovecot): a change to
 //!   a mailbox's messages is `* STATUS name (MESSAGES UIDNEXT UIDVALIDITY
@@ -289,7 +291,13 @@ impl Session {
     /// `NOTIFY NONE` and `NOTIFY SET`.
     pub(super) async fn notify(&mut self, tag: &Tag, set: Option<NotifySet>) {
         let Some(set) = set else {
-            self.notify = None;
+            // No events at all, not even those IMAP sends without NOTIFY.
+            self.notify = Some(Box::new(Notify {
+                selected: None,
+                groups: Vec::new(),
+                snapshot: Snapshot::default(),
+                account_changes: None,
+            }));
             self.ok(tag, "NOTIFY completed");
             return;
         };
@@ -412,6 +420,16 @@ impl Session {
         for line in lines {
             self.untagged(&line);
         }
+    }
+
+    /// NOTIFY is on (SET or NONE) without events for the selected
+    /// mailbox: nothing about it is sent unasked, not even after a
+    /// command or in IDLE (RFC 5465 3.1: NOTIFY NONE turns off the
+    /// updates IMAP sends without NOTIFY too; Dovecot likewise stops
+    /// EXISTS and flag FETCHes). The view then stays as the client knows
+    /// it, and catches up once events are asked for again.
+    pub(super) fn selected_muted(&self) -> bool {
+        self.notify.as_ref().is_some_and(|n| n.selected.is_none())
     }
 
     fn selected_mailbox_id(&self) -> Option<MailboxId> {
