@@ -248,6 +248,33 @@ async fn subscriptions_are_told_to_subscribed_and_personal_filters() {
     told_nothing(&mut a).await;
 }
 
+/// RFC 5465 3.1: a filter with NONE hides its mailboxes from the filters
+/// after it; a subscription to a name with no mailbox is `\NonExistent`.
+#[tokio::test]
+async fn none_hides_a_mailbox_and_subscriptions_need_no_mailbox() {
+    let (_server, imap) = start().await;
+    let mut a = imap.login(ALICE).await;
+    let mut b = imap.login(ALICE).await;
+    command(&mut b, "b0", "CREATE Work").await;
+    command(
+        &mut a,
+        "n1",
+        "NOTIFY SET (MAILBOXES Junk NONE) (PERSONAL (MessageNew MessageExpunge SubscriptionChange))",
+    )
+    .await;
+    append(&mut b, "Junk", "spam").await;
+    append(&mut b, "Work", "ham").await;
+    let before = tokio::time::timeout(Duration::from_secs(10), a.line())
+        .await
+        .expect("told");
+    assert!(before.starts_with("* STATUS Work "), "{before}");
+    command(&mut b, "b1", "SUBSCRIBE nothere").await;
+    told(&mut a, "* LIST (\\Subscribed \\NonExistent) \"/\" nothere").await;
+    command(&mut b, "b2", "UNSUBSCRIBE nothere").await;
+    told(&mut a, "* LIST (\\NonExistent) \"/\" nothere").await;
+    told_nothing(&mut a).await;
+}
+
 #[tokio::test]
 async fn the_selected_mailbox_is_told_outside_idle() {
     let (_server, imap) = start().await;

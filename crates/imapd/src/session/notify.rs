@@ -180,11 +180,22 @@ impl Notify {
     }
 }
 
+/// What the filters ask to hear of a mailbox: the events of every filter
+/// that names it, in the order given, up to the first that names it with
+/// `NONE` (RFC 5465 3.1: `(MAILBOXES Junk NONE) (PERSONAL (...))` hears
+/// nothing of Junk; Dovecot ignores such a filter instead).
 fn wants(groups: &[(Scope, Events)], name: &str, subscribed: &dyn Fn(&str) -> bool) -> Events {
-    groups
-        .iter()
-        .filter(|(scope, _)| scope.matches(name, subscribed))
-        .fold(Events::default(), |a, (_, e)| a.union(*e))
+    let mut wanted = Events::default();
+    for (scope, events) in groups {
+        if !scope.matches(name, subscribed) {
+            continue;
+        }
+        if *events == Events::default() {
+            break;
+        }
+        wanted = wanted.union(*events);
+    }
+    wanted
 }
 
 /// `LIST (attributes) "/" name`, with `OLDNAME` after a rename.
@@ -260,14 +271,22 @@ fn differences(
             out.push(status_line(now, condstore));
         }
     }
+    // A name without a mailbox is `\NonExistent` (RFC 5258), as in LIST.
+    let exists = |name: &str| new.mailboxes.values().any(|m| m.name == name);
     for name in new.subscribed.difference(&old.subscribed) {
         if wants(name).subscriptions {
-            out.push(list_line("\\Subscribed", name, None));
+            let attributes = if exists(name) {
+                "\\Subscribed"
+            } else {
+                "\\Subscribed \\NonExistent"
+            };
+            out.push(list_line(attributes, name, None));
         }
     }
     for name in old.subscribed.difference(&new.subscribed) {
         if wants(name).subscriptions {
-            out.push(list_line("", name, None));
+            let attributes = if exists(name) { "" } else { "\\NonExistent" };
+            out.push(list_line(attributes, name, None));
         }
     }
     out
@@ -373,11 +392,11 @@ impl Session {
                 NotifyFilter::Subtree(boxes) => Scope::Subtree(names(boxes)),
                 NotifyFilter::Mailboxes(boxes) => Scope::Mailboxes(names(boxes)),
             };
-            if !group.events.is_empty() {
-                groups.push((scope, Events::of(&group.events)));
-            }
+            // A filter with NONE stays: it hides its mailboxes from the
+            // filters after it.
+            groups.push((scope, Events::of(&group.events)));
         }
-        let watch_account = !groups.is_empty();
+        let watch_account = groups.iter().any(|(_, e)| *e != Events::default());
         self.notify = Some(Box::new(Notify {
             selected,
             groups,
@@ -784,6 +803,17 @@ mod tests {
         );
         assert_eq!(run(Scope::Mailboxes(vec!["Lists".into()])), ["Lists"]);
         assert_eq!(run(Scope::Subscribed), ["Listsx"]);
+        // A filter with NONE hides its mailboxes from those after it.
+        let hidden = [
+            (Scope::Mailboxes(vec!["Lists".into()]), Events::default()),
+            (Scope::All, messages),
+        ];
+        let told: Vec<String> = text(differences(&hidden, &old, &new, None, false));
+        assert_eq!(told.len(), 3, "{told:?}");
+        assert!(
+            !told.iter().any(|l| l.starts_with("STATUS Lists ")),
+            "{told:?}"
+        );
         // MailboxName alone hears nothing of messages.
         let names = Events {
             names: true,
