@@ -6,7 +6,8 @@
 //!   EXPUNGE, FETCH (FLAGS), EXISTS and RECENT are pushed while the session
 //!   waits for the next command, not only after a command or in IDLE; with
 //!   `SELECTED-DELAYED` the EXPUNGEs still wait for a command that allows
-//!   them. `MessageNew` with fetch attributes adds a FETCH of each new
+//!   them; without FlagChange, other sessions' flag changes are not told
+//!   (as Dovecot). `MessageNew` with fetch attributes adds a FETCH of each new
 //!   message (BODY[] and BINARY[] as their PEEK: a notification never
 //!   sets `\Seen`). With NOTIFY on (`NOTIFY NONE` included) and no events
 //!   for the selected mailbox, nothing about it is sent unasked at all,
@@ -128,6 +129,8 @@ impl Scope {
 pub(super) struct SelectedEvents {
     /// SELECTED-DELAYED: EXPUNGEs wait for a command.
     pub delayed: bool,
+    /// FlagChange: flag changes are told (FETCH FLAGS).
+    pub flags: bool,
     /// Fetch attributes sent for each new message.
     pub fetch: Vec<FetchAttribute>,
 }
@@ -382,6 +385,7 @@ impl Session {
                             .unwrap_or_default();
                         selected = Some(SelectedEvents {
                             delayed: group.filter == NotifyFilter::SelectedDelayed,
+                            flags: group.events.contains(&NotifyEvent::FlagChange),
                             fetch,
                         });
                     }
@@ -449,6 +453,16 @@ impl Session {
     /// it, and catches up once events are asked for again.
     pub(super) fn selected_muted(&self) -> bool {
         self.notify.as_ref().is_some_and(|n| n.selected.is_none())
+    }
+
+    /// NOTIFY asked for the selected mailbox's events without FlagChange:
+    /// other sessions' flag changes are not told (Dovecot's choice; the
+    /// client asked not to hear of them).
+    pub(super) fn selected_flags_muted(&self) -> bool {
+        self.notify
+            .as_ref()
+            .and_then(|n| n.selected.as_ref())
+            .is_some_and(|s| !s.flags)
     }
 
     fn selected_mailbox_id(&self) -> Option<MailboxId> {
