@@ -495,3 +495,31 @@ async fn imaplib_hears_what_another_client_does() {
     // SELECT's `0 EXISTS`, then the one pushed.
     assert_eq!(lines[2], "[b'0', b'1']", "{out}");
 }
+
+/// While part of a command is in, nothing is told: a command is in
+/// progress. Once it is answered, the events come.
+#[tokio::test]
+async fn nothing_is_told_in_the_middle_of_a_command() {
+    let (_server, imap) = start().await;
+    let mut a = imap.login(ALICE).await;
+    let mut b = imap.login(ALICE).await;
+    command(&mut a, "n1", "NOTIFY SET (PERSONAL (MailboxName))").await;
+    // Half a command, then a synchronising literal announced.
+    a.send(b"c1 STATUS INBOX").await;
+    command(&mut b, "b1", "CREATE Early").await;
+    told_nothing(&mut a).await;
+    a.send(b" (MESSAGES)\r\nc2 CREATE {4}\r\n").await;
+    // The STATUS is answered, then the literal asked for; the LIST waits.
+    let r = a.until_tag("c1").await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(r[0].starts_with("* STATUS INBOX"), "{r:?}");
+    assert!(a.line().await.starts_with("+ "));
+    told_nothing(&mut a).await;
+    a.send(b"Late\r\n").await;
+    let r = a.until_tag("c2").await;
+    assert!(r.last().unwrap().starts_with("c2 OK"), "{r:?}");
+    // Now both mailboxes are told.
+    let mut rest = vec![a.line().await, a.line().await];
+    rest.sort();
+    assert_eq!(rest, ["* LIST () \"/\" Early", "* LIST () \"/\" Late"]);
+}

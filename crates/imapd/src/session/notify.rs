@@ -639,6 +639,16 @@ impl Session {
     /// meanwhile is told at once. The autologout clock runs from the
     /// start of the wait, whatever was told.
     pub(super) async fn wait_notifying(&mut self) -> Result<(), End> {
+        // Part of a command is here (or a literal is awaited): a command
+        // is in progress, and what it is (one that uses sequence numbers?)
+        // is not known yet. Tell nothing until it has been answered.
+        if !self.io.unread().is_empty()
+            || self.literal_acked.is_some()
+            || self.skip_bytes > 0
+            || self.skip_line
+        {
+            return self.io.fill(self.idle_timeout(), true).await;
+        }
         let deadline = tokio::time::Instant::now() + self.idle_timeout();
         loop {
             self.notify_pending().await?;
