@@ -20,7 +20,10 @@
 //!   UNSEEN)`, HIGHESTMODSEQ added with CONDSTORE on; MailboxName is a
 //!   `* LIST` for a mailbox created, deleted (`\NonExistent`) or renamed
 //!   (with `OLDNAME`); SubscriptionChange a `* LIST` with or without
-//!   `\Subscribed`. Changes this session made itself are reported too.
+//!   `\Subscribed` (and `\NonExistent` for a name without a mailbox).
+//!   Changes this session made itself are reported too. A filter with
+//!   NONE hides its mailboxes from the filters after it (RFC 5465 3.1;
+//!   Dovecot ignores such a filter).
 //!   `NOTIFY SET STATUS` reports every mailbox the filters name at once.
 //!   As Dovecot, a flag change without CONDSTORE is told only when it
 //!   moves UNSEEN, and the selected mailbox never gets a STATUS.
@@ -37,9 +40,11 @@
 //! ServerMetadataChange (`NO [BADEVENT (the supported events)]`);
 //! more than `[imap] max_notify_mailboxes` names in SUBTREE and MAILBOXES
 //! filters (`NO [NOTIFICATIONOVERFLOW]`); MessageNew without
-//! MessageExpunge or the other way round, FlagChange without both, fetch
-//! attributes outside the selected filter, two selected filters, an
-//! unknown filter or event (`BAD`, from the parser).
+//! MessageExpunge or the other way round (in any filter, as RFC 5465
+//! says; Dovecot checks the selected one only), FlagChange without both,
+//! fetch attributes outside the selected filter, mailbox events in it,
+//! two selected filters, an unknown filter or event (`BAD`, from the
+//! parser, as Dovecot).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -401,7 +406,8 @@ impl Session {
             groups.push((scope, Events::of(&group.events)));
         }
         let watch_account = groups.iter().any(|(_, e)| *e != Events::default());
-        self.notify = Some(Box::new(Notify {
+        // A NOTIFY that fails leaves the one before it in force.
+        let previous = self.notify.replace(Box::new(Notify {
             selected,
             groups,
             snapshot: Snapshot::default(),
@@ -411,7 +417,7 @@ impl Session {
             let all = match self.notify_snapshot(account.id, true).await {
                 Ok(all) => all,
                 Err(e) => {
-                    self.notify = None;
+                    self.notify = previous;
                     return self.store_failed(tag, e, "list the mailboxes");
                 }
             };
