@@ -523,3 +523,54 @@ async fn nothing_is_told_in_the_middle_of_a_command() {
     rest.sort();
     assert_eq!(rest, ["* LIST () \"/\" Early", "* LIST () \"/\" Late"]);
 }
+
+/// Another process's changes (a store opened on the same data dir beside
+/// `postern up`) reach a NOTIFY session of the real binary, through the
+/// store's poller: a mailbox created, a message appended, a subscription.
+#[tokio::test(flavor = "multi_thread")]
+async fn another_process_is_told_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = tokio::task::block_in_place(|| {
+        postern_cli(&data, &["user", "add", ALICE, "--password-stdin"], PASSWORD)
+    });
+    assert!(out.status.success(), "{out:?}");
+    let binary = tokio::task::block_in_place(|| Binary::start(&data));
+    let (mut a, greeting) = Pop3Client::connect(binary.imap).await;
+    assert!(greeting.starts_with("* OK"), "{greeting}");
+    command(&mut a, "l", &format!("LOGIN {ALICE} \"{PASSWORD}\"")).await;
+    command(
+        &mut a,
+        "n1",
+        "NOTIFY SET (PERSONAL (MessageNew MessageExpunge MailboxName SubscriptionChange))",
+    )
+    .await;
+    let other = store::Store::open(&data).unwrap();
+    let alice = other.account(ALICE).await.unwrap().unwrap().id;
+    other.create_mailbox(alice, "Elsewhere").await.unwrap();
+    told(&mut a, "* LIST () \"/\" Elsewhere").await;
+    other
+        .append(
+            alice,
+            "Elsewhere",
+            b"Subject: far\r\n\r\naway\r\n".to_vec(),
+            &[],
+            1_700_000_000,
+        )
+        .await
+        .unwrap();
+    let line = tokio::time::timeout(Duration::from_secs(10), a.line())
+        .await
+        .expect("told");
+    assert!(
+        line.starts_with("* STATUS Elsewhere (MESSAGES 1 UIDNEXT 2 "),
+        "{line}"
+    );
+    other
+        .set_subscribed(alice, "Elsewhere", true)
+        .await
+        .unwrap();
+    told(&mut a, "* LIST (\\Subscribed) \"/\" Elsewhere").await;
+    command(&mut a, "z", "LOGOUT").await;
+    drop(binary);
+}
