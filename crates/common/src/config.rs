@@ -453,6 +453,10 @@ pub struct ImapConfig {
     /// authorized for `submit+user` (RFC 4467 3; default unset: nobody
     /// may fetch those).
     pub urlauth_submit_user: Option<String>,
+    /// Mailbox names one NOTIFY command may list in its SUBTREE and
+    /// MAILBOXES filters, all told (default 100, Dovecot's limit); more
+    /// are refused with `NO [NOTIFICATIONOVERFLOW]`.
+    pub max_notify_mailboxes: usize,
 }
 
 impl Default for ImapConfig {
@@ -470,6 +474,7 @@ impl Default for ImapConfig {
             max_metadata_size: 65536,
             max_metadata_entries: 100,
             urlauth_submit_user: None,
+            max_notify_mailboxes: 100,
         }
     }
 }
@@ -1031,6 +1036,15 @@ mod tests {
         ])
         .unwrap();
         assert_eq!((c.imap.max_bad_commands, c.pop3.max_bad_commands), (7, 3));
+    }
+
+    #[test]
+    fn max_notify_mailboxes_from_file_and_environment() {
+        assert_eq!(parse("").unwrap().imap.max_notify_mailboxes, 100);
+        let c = parse("[imap]\nmax_notify_mailboxes = 5\n").unwrap();
+        assert_eq!(c.imap.max_notify_mailboxes, 5);
+        let c = from_env(&[("POSTERN_IMAP_MAX_NOTIFY_MAILBOXES", "7")]).unwrap();
+        assert_eq!(c.imap.max_notify_mailboxes, 7);
     }
 
     #[test]

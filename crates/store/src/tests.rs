@@ -1235,6 +1235,119 @@ async fn mailbox_watchers_nobody_holds_are_forgotten() {
     drop(held);
 }
 
+/// IMAP NOTIFY's account wake-up: a change to any mailbox it names,
+/// a mailbox created and a subscription changed wake it; mailbox
+/// watchers sleep through creations and subscriptions.
+#[tokio::test]
+async fn an_account_watcher_is_woken_by_its_mailboxes_and_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_slow_poller(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+    store.create_mailbox(alice.id, "Work").await.unwrap();
+    let inbox = mailbox_id(&store, alice.id, "INBOX").await;
+    let work = mailbox_id(&store, alice.id, "Work").await;
+    let bob_inbox = mailbox_id(&store, bob.id, "INBOX").await;
+    let mut account = store.watch_account(alice.id, &[inbox, work]);
+    let mut selected = store.watch_mailbox(inbox);
+    let mut bobs = store.watch_mailbox(bob_inbox);
+
+    // A message in a mailbox it names wakes it.
+    store
+        .append(alice.id, "Work", raw_message("x"), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    assert!(account.has_changed().unwrap());
+    assert!(!selected.has_changed().unwrap(), "INBOX did not change");
+    account.borrow_and_update();
+    // Another account's mail does not.
+    store
+        .append(bob.id, "INBOX", raw_message("y"), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    assert!(!account.has_changed().unwrap());
+    bobs.borrow_and_update();
+
+    // Creating a mailbox and (un)subscribing wake account watchers only.
+    store.create_mailbox(alice.id, "New").await.unwrap();
+    assert!(account.has_changed().unwrap(), "a creation wakes");
+    assert!(!selected.has_changed().unwrap());
+    assert!(!bobs.has_changed().unwrap());
+    account.borrow_and_update();
+    store.set_subscribed(alice.id, "Work", true).await.unwrap();
+    assert!(account.has_changed().unwrap(), "a subscription wakes");
+    account.borrow_and_update();
+    store.set_subscribed(alice.id, "Work", false).await.unwrap();
+    assert!(account.has_changed().unwrap(), "an unsubscription wakes");
+    account.borrow_and_update();
+    // Renames and deletes wake everybody, the account included.
+    store
+        .rename_mailbox(alice.id, "New", "Newer")
+        .await
+        .unwrap();
+    assert!(account.has_changed().unwrap());
+    assert!(selected.has_changed().unwrap());
+    account.borrow_and_update();
+    selected.borrow_and_update();
+
+    // Watching again replaces its mailboxes: Work no longer wakes it.
+    let mut narrower = store.watch_account(alice.id, &[inbox]);
+    drop(account);
+    narrower.borrow_and_update();
+    store
+        .append(alice.id, "Work", raw_message("z"), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    assert!(!narrower.has_changed().unwrap());
+    store
+        .append(alice.id, "INBOX", raw_message("w"), &[], 1_700_000_000)
+        .await
+        .unwrap();
+    assert!(narrower.has_changed().unwrap());
+
+    // From another store (process), through its poller.
+    let other = open(&dir);
+    let mut far = other.watch_account(alice.id, &[inbox]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    far.borrow_and_update();
+    store.create_mailbox(alice.id, "Far").await.unwrap();
+    tokio::time::timeout(Duration::from_millis(1000), far.changed())
+        .await
+        .expect("the other store noticed the creation")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn mailboxes_are_counted_only_where_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_slow_poller(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store.create_mailbox(alice.id, "Work").await.unwrap();
+    for name in ["INBOX", "Work", "Work"] {
+        store
+            .append(alice.id, name, raw_message("x"), &[], 1_700_000_000)
+            .await
+            .unwrap();
+    }
+    let full = store.mailboxes(alice.id).await.unwrap();
+    let some = store
+        .mailboxes_counting(alice.id, |m| m.name == "Work")
+        .await
+        .unwrap();
+    assert_eq!(full.len(), some.len());
+    for (f, s) in full.iter().zip(&some) {
+        assert_eq!(
+            (f.id, &f.name, f.uid_next, f.highest_modseq),
+            (s.id, &s.name, s.uid_next, s.highest_modseq)
+        );
+        if f.name == "Work" {
+            assert_eq!((s.messages, s.unseen, s.recent), (2, 2, f.recent));
+        } else {
+            assert_eq!((s.messages, s.unseen), (0, 0));
+        }
+    }
+}
+
 #[tokio::test]
 async fn summary_is_parsed_once_per_blob() {
     let dir = tempfile::tempdir().unwrap();

@@ -170,6 +170,11 @@ pub enum Code {
     BadUrl(Vec<u8>),
     /// RFC 8474: the id of a mailbox just created or selected.
     MailboxId(String),
+    /// RFC 5465: NOTIFY asked for events the server does not support;
+    /// the events it does.
+    BadEvent(Vec<&'static str>),
+    /// RFC 5465: the server cannot keep up with what NOTIFY asked for.
+    NotificationOverflow,
     /// RFC 6154: a special use CREATE cannot give.
     UseAttr,
     /// RFC 5464: `METADATA ...`.
@@ -238,6 +243,8 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::Metadata(MetadataCode::LongEntries(n)) => format!("METADATA LONGENTRIES {n}"),
         Code::Metadata(MetadataCode::MaxSize(n)) => format!("METADATA MAXSIZE {n}"),
         Code::Metadata(MetadataCode::TooMany) => "METADATA TOOMANY".into(),
+        Code::BadEvent(events) => format!("BADEVENT ({})", events.join(" ")),
+        Code::NotificationOverflow => "NOTIFICATIONOVERFLOW".into(),
         // url-resp-text (RFC 4469 6): any octet but NUL, CR, LF and `]`.
         Code::BadUrl(url) => {
             let text: Vec<u8> = url

@@ -18,9 +18,10 @@
 //! (CONDSTORE)` and `SELECT (QRESYNC (...))`), ESEARCH (RFC 4731),
 //! SEARCHRES (RFC 5182), WITHIN (RFC 5032), SORT and THREAD (RFC 5256,
 //! 5957), CONTEXT (RFC 5267), PREVIEW (RFC 8970, with Dovecot's older
-//! `SNIPPET (FUZZY)`), IMAP4rev2's STATUS DELETED (RFC 9051) and
-//! UTF8=ACCEPT's `APPEND ... UTF8 (literal8)` (RFC 6855). Quoted strings
-//! may hold UTF-8 (RFC 9051's grammar), whatever the session enabled.
+//! `SNIPPET (FUZZY)`), NOTIFY (RFC 5465), IMAP4rev2's STATUS DELETED (RFC
+//! 9051) and UTF8=ACCEPT's `APPEND ... UTF8 (literal8)` (RFC 6855).
+//! Quoted strings may hold UTF-8 (RFC 9051's grammar), whatever the
+//! session enabled.
 
 pub mod base_subject;
 pub mod binary;
@@ -35,6 +36,8 @@ mod utf7;
 
 #[cfg(test)]
 mod content_tests;
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod sort_tests;
 #[cfg(test)]

@@ -715,8 +715,155 @@ impl P<'_> {
                 self.sp()?;
                 K::Compress(self.upper_atom()?)
             }
+            "NOTIFY" => {
+                self.sp()?;
+                match self.upper_atom()?.as_str() {
+                    "NONE" => K::Notify(None),
+                    "SET" => K::Notify(Some(self.notify_set()?)),
+                    _ => return bad("expected NOTIFY SET or NOTIFY NONE"),
+                }
+            }
             _ => return bad("unknown command"),
         })
+    }
+
+    /// After `NOTIFY SET`: `[SP "STATUS"] 1*(SP event-group)`, checked as
+    /// RFC 5465 asks (one selected filter at most; MessageNew and
+    /// MessageExpunge together; FlagChange only with both; fetch
+    /// attributes only for the selected mailbox).
+    fn notify_set(&mut self) -> R<NotifySet> {
+        let mut set = NotifySet {
+            status: false,
+            groups: Vec::new(),
+        };
+        self.sp()?;
+        if self.peek()? != b'(' {
+            if self.upper_atom()? != "STATUS" {
+                return bad("expected STATUS or an event group");
+            }
+            set.status = true;
+            self.sp()?;
+        }
+        loop {
+            if set.groups.len() >= self.limits.max_items {
+                return bad("too many items");
+            }
+            let group = self.notify_group()?;
+            if group.filter.is_selected() && set.groups.iter().any(|g| g.filter.is_selected()) {
+                return bad("Duplicate selected filter");
+            }
+            set.groups.push(group);
+            if !self.eat(b' ')? {
+                return Ok(set);
+            }
+        }
+    }
+
+    /// `"(" filter-mailboxes SP events ")"`.
+    fn notify_group(&mut self) -> R<NotifyGroup> {
+        self.expect(b'(', "(")?;
+        let filter = match self.upper_atom()?.as_str() {
+            "SELECTED" => NotifyFilter::Selected,
+            "SELECTED-DELAYED" => NotifyFilter::SelectedDelayed,
+            "INBOXES" => NotifyFilter::Inboxes,
+            "PERSONAL" => NotifyFilter::Personal,
+            "SUBSCRIBED" => NotifyFilter::Subscribed,
+            name @ ("SUBTREE" | "MAILBOXES") => {
+                self.sp()?;
+                let boxes = if self.peek()? == b'(' {
+                    self.paren_list(false, |p| p.mailbox())?
+                } else {
+                    vec![self.mailbox()?]
+                };
+                if name == "SUBTREE" {
+                    NotifyFilter::Subtree(boxes)
+                } else {
+                    NotifyFilter::Mailboxes(boxes)
+                }
+            }
+            _ => return bad("unknown NOTIFY mailbox filter"),
+        };
+        self.sp()?;
+        let events = if self.peek()? == b'(' {
+            self.notify_events(filter.is_selected())?
+        } else if self.upper_atom()? == "NONE" {
+            Vec::new()
+        } else {
+            return bad("expected events or NONE");
+        };
+        self.expect(b')', ")")?;
+        let has = |f: fn(&NotifyEvent) -> bool| events.iter().any(f);
+        let new = has(|e| matches!(e, NotifyEvent::MessageNew(_)));
+        let expunge = has(|e| matches!(e, NotifyEvent::MessageExpunge));
+        if new != expunge {
+            return bad("MessageNew and MessageExpunge must be together");
+        }
+        if !expunge && has(|e| matches!(e, NotifyEvent::FlagChange | NotifyEvent::AnnotationChange))
+        {
+            return bad("FlagChange requires MessageNew and MessageExpunge");
+        }
+        let message_event = |e: &NotifyEvent| {
+            matches!(
+                e,
+                NotifyEvent::MessageNew(_)
+                    | NotifyEvent::MessageExpunge
+                    | NotifyEvent::FlagChange
+                    | NotifyEvent::AnnotationChange
+            )
+        };
+        if filter.is_selected() && !events.iter().all(message_event) {
+            return bad("Only message events for the selected mailbox");
+        }
+        Ok(NotifyGroup { filter, events })
+    }
+
+    /// `"(" event *(SP event) ")"`; `MessageNew` may be followed by a list
+    /// of fetch attributes when the filter is the selected mailbox.
+    fn notify_events(&mut self, selected: bool) -> R<Vec<NotifyEvent>> {
+        self.expect(b'(', "(")?;
+        let mut events = Vec::new();
+        loop {
+            if events.len() >= self.limits.max_items {
+                return bad("too many items");
+            }
+            let event = match self.upper_atom()?.as_str() {
+                "MESSAGENEW" => {
+                    let mut attributes = Vec::new();
+                    // `SP "("` starts the fetch attributes; `SP` and an
+                    // atom, the next event.
+                    if self.peek()? == b' ' {
+                        let next = self.buf.get(self.pos + 1).copied();
+                        match next {
+                            None => return Err(Stop::Incomplete),
+                            Some(b'(') => {
+                                if !selected {
+                                    return bad("fetch attributes only for the selected mailbox");
+                                }
+                                self.pos += 1;
+                                attributes = self.paren_list(false, |p| p.fetch_att())?;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    NotifyEvent::MessageNew(attributes)
+                }
+                "MESSAGEEXPUNGE" => NotifyEvent::MessageExpunge,
+                "FLAGCHANGE" => NotifyEvent::FlagChange,
+                "ANNOTATIONCHANGE" => NotifyEvent::AnnotationChange,
+                "MAILBOXNAME" => NotifyEvent::MailboxName,
+                "SUBSCRIPTIONCHANGE" => NotifyEvent::SubscriptionChange,
+                "MAILBOXMETADATACHANGE" => NotifyEvent::MailboxMetadataChange,
+                "SERVERMETADATACHANGE" => NotifyEvent::ServerMetadataChange,
+                _ => return bad("unknown NOTIFY event"),
+            };
+            if !events.contains(&event) {
+                events.push(event);
+            }
+            if self.eat(b')')? {
+                return Ok(events);
+            }
+            self.sp()?;
+        }
     }
 
     /// One SELECT parameter: `CONDSTORE` (`None`) or `QRESYNC (uidvalidity

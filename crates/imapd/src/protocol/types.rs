@@ -288,6 +288,8 @@ pub enum CommandKind {
     },
     /// CANCELUPDATE (RFC 5267): the tags of searches to stop updating.
     CancelUpdate(Vec<Tag>),
+    /// NOTIFY (RFC 5465): `NOTIFY NONE` is `None`.
+    Notify(Option<NotifySet>),
     /// GETMETADATA (RFC 5464): the entries asked for, as sent; the
     /// mailbox is empty for the server's entries.
     GetMetadata {
@@ -312,6 +314,71 @@ pub enum CommandKind {
         mailbox: MailboxName,
         entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     },
+}
+
+/// `NOTIFY SET [STATUS] event-group...` (RFC 5465 3.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifySet {
+    /// `STATUS`: report every mailbox the filters name at once.
+    pub status: bool,
+    pub groups: Vec<NotifyGroup>,
+}
+
+/// One `(filter-mailboxes events)`; no events stands for `NONE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyGroup {
+    pub filter: NotifyFilter,
+    pub events: Vec<NotifyEvent>,
+}
+
+/// `filter-mailboxes` (RFC 5465 6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyFilter {
+    Selected,
+    /// The selected mailbox, its EXPUNGEs held for a command that allows
+    /// them.
+    SelectedDelayed,
+    Inboxes,
+    Personal,
+    Subscribed,
+    Subtree(Vec<MailboxName>),
+    Mailboxes(Vec<MailboxName>),
+}
+
+impl NotifyFilter {
+    pub fn is_selected(&self) -> bool {
+        matches!(self, NotifyFilter::Selected | NotifyFilter::SelectedDelayed)
+    }
+}
+
+/// An `event` (RFC 5465 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotifyEvent {
+    /// With the fetch attributes to send for each new message (selected
+    /// mailbox only).
+    MessageNew(Vec<FetchAttribute>),
+    MessageExpunge,
+    FlagChange,
+    AnnotationChange,
+    MailboxName,
+    SubscriptionChange,
+    MailboxMetadataChange,
+    ServerMetadataChange,
+}
+
+impl NotifyEvent {
+    pub fn name(&self) -> &'static str {
+        match self {
+            NotifyEvent::MessageNew(_) => "MessageNew",
+            NotifyEvent::MessageExpunge => "MessageExpunge",
+            NotifyEvent::FlagChange => "FlagChange",
+            NotifyEvent::AnnotationChange => "AnnotationChange",
+            NotifyEvent::MailboxName => "MailboxName",
+            NotifyEvent::SubscriptionChange => "SubscriptionChange",
+            NotifyEvent::MailboxMetadataChange => "MailboxMetadataChange",
+            NotifyEvent::ServerMetadataChange => "ServerMetadataChange",
+        }
+    }
 }
 
 /// GETMETADATA's options (RFC 5464 4.2).

@@ -83,6 +83,7 @@ impl Session {
                 "METADATA-SERVER",
                 "URLAUTH",
                 "URL-PARTIAL",
+                "NOTIFY",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

@@ -23,7 +23,12 @@ use crate::protocol::Tag;
 impl Session {
     pub(super) async fn idle(&mut self, tag: &Tag) -> Result<(), End> {
         encode::continuation(&mut self.io.output, "idling");
-        self.sync_mailbox(true).await;
+        // With NOTIFY on and no events asked for the selected mailbox,
+        // nothing about it (RFC 5465 3.1).
+        let muted = self.selected_muted();
+        if !muted {
+            self.sync_mailbox(true).await;
+        }
         self.flush().await?;
         self.io.release_buffers();
         let timeout = Duration::from_secs(self.ctx.shared.config.imap.idle_command_timeout_secs);
@@ -46,7 +51,7 @@ impl Session {
                 read = self.io.read_more(IDLE_CHUNK) => {
                     read?;
                 }
-                changed = super::updates::selected_changed(&mut self.changes) => {
+                changed = super::updates::selected_changed(&mut self.changes), if !muted => {
                     if !changed {
                         return Err(End::Shutdown);
                     }
@@ -61,6 +66,10 @@ impl Session {
                     // Live search results (RFC 5267) as they change.
                     self.report_updates(before).await?;
                     self.flush().await?;
+                }
+                // NOTIFY's events for other mailboxes (RFC 5465 4).
+                () = Session::notify_account_moved(&mut self.notify) => {
+                    self.notify_during_idle().await?;
                 }
                 () = tokio::time::sleep_until(deadline) => return Err(End::Timeout),
                 () = shutdown.cancelled() => return Err(End::Shutdown),

@@ -15,7 +15,8 @@
 //! (OBJECTID's ids, SEARCH keys the store answers), `transfer` (COPY,
 //! MOVE), `search` (SEARCH, UID SEARCH), `esearch` (SEARCH RETURN, `$`),
 //! `sort` (SORT), `thread` (THREAD), `context` (CONTEXT=SEARCH updates,
-//! CANCELUPDATE), `idle` (IDLE), `updates` (what other sessions changed,
+//! CANCELUPDATE), `idle` (IDLE), `notify` (NOTIFY: events pushed while
+//! the session waits for a command), `updates` (what other sessions changed,
 //! reported after each selected-state command, before its tagged reply),
 //! `condstore` (ENABLE; what CONDSTORE and QRESYNC add to SELECT,
 //! FETCH and STORE) and `rev2` (what IMAP4rev2 and UTF8=ACCEPT change:
@@ -34,6 +35,7 @@ mod fetch;
 mod idle;
 mod mailbox;
 mod metadata;
+mod notify;
 mod rev2;
 mod search;
 mod sort;
@@ -163,6 +165,8 @@ pub(crate) struct Session {
     saved_result: Vec<store::Uid>,
     /// Searches whose results this session keeps up to date (RFC 5267).
     updates: Vec<context::Update>,
+    /// What NOTIFY asked for, once set (RFC 5465).
+    notify: Option<Box<notify::Notify>>,
 }
 
 /// The RFC 5530 response code for a store failure the command has no
@@ -221,6 +225,7 @@ impl Session {
             enabled: condstore::Enabled::default(),
             saved_result: Vec::new(),
             updates: Vec::new(),
+            notify: None,
         }
     }
 
@@ -339,8 +344,17 @@ impl Session {
             if self.closing {
                 return End::Done;
             }
-            if let Err(end) = self.io.fill(self.idle_timeout(), true).await {
+            let wait = if self.notify.is_some() {
+                self.wait_notifying().await
+            } else {
+                self.io.fill(self.idle_timeout(), true).await
+            };
+            if let Err(end) = wait {
                 return end;
+            }
+            if self.closing {
+                // The selected mailbox went away while waiting.
+                return End::Done;
             }
         }
     }
@@ -497,7 +511,9 @@ impl Session {
         }
         if self.defer_tagged {
             self.defer_tagged = false;
-            if result.is_ok() && !self.closing {
+            // With NOTIFY on and no events asked for the selected mailbox,
+            // its view stays as the client knows it (RFC 5465 3.1).
+            if result.is_ok() && !self.closing && !self.selected_muted() {
                 self.sync_mailbox(expunge_allowed).await;
                 if !self.closing {
                     self.report_updates(before).await?;
@@ -547,6 +563,7 @@ impl Session {
             | K::ResetKey { .. }
             | K::GenUrlAuth(_)
             | K::UrlFetch(_)
+            | K::Notify(_)
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -723,6 +740,7 @@ impl Session {
             } => self.reset_key(&tag, mailbox, mechanisms).await,
             K::GenUrlAuth(urls) => self.gen_url_auth(&tag, urls).await,
             K::UrlFetch(urls) => self.url_fetch(&tag, urls).await?,
+            K::Notify(set) => self.notify(&tag, set).await,
         }
         Ok(())
     }

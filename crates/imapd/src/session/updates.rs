@@ -291,7 +291,13 @@ impl Session {
         if let Some((keywords, read_only)) = flags_announcement {
             self.announce_flags(&keywords, read_only);
         }
+        // NOTIFY's selected events without FlagChange: no flag FETCHes
+        // (as Dovecot).
+        let flags_muted = self.selected_flags_muted();
         for line in out {
+            if flags_muted && line.windows(8).any(|w| w == b" FETCH (") {
+                continue;
+            }
             self.enabled.vanished_sent |= line.starts_with(b"VANISHED ");
             self.untagged(&line);
         }

@@ -18,6 +18,21 @@ impl Store {
             .await
     }
 
+    /// The account's mailboxes as [`Store::mailboxes`] lists them, their
+    /// messages counted (MESSAGES, UNSEEN, recent) only where `count`
+    /// says so and zero elsewhere, in one read: counting walks a
+    /// mailbox's messages, and IMAP NOTIFY needs it only for mailboxes
+    /// that changed (their UIDNEXT or HIGHESTMODSEQ moved).
+    pub async fn mailboxes_counting(
+        &self,
+        account: AccountId,
+        count: impl Fn(&MailboxInfo) -> bool + Send + 'static,
+    ) -> Result<Vec<MailboxInfo>> {
+        self.inner
+            .read(move |conn| mailbox::list_mailboxes_counting(conn, account, &count))
+            .await
+    }
+
     /// The messages in a mailbox (by name; `inbox` in any case is INBOX), in
     /// UID order. `NotFound` if there is no such mailbox.
     pub async fn messages(
@@ -298,8 +313,9 @@ impl Store {
         subscribed: bool,
     ) -> Result<()> {
         let name = name.to_owned();
+        // Announced: IMAP NOTIFY sessions watch subscriptions.
         self.inner
-            .write_change(false, move |conn| {
+            .write_change(true, move |conn| {
                 mailbox::subscribe(conn, account, &name, subscribed)
             })
             .await

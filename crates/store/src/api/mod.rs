@@ -137,6 +137,21 @@ impl Store {
         self.inner.wakeups().watch(mailbox)
     }
 
+    /// Moves when a commit changed any of `mailboxes` (the account's, as
+    /// the caller last listed them), when any mailbox was created,
+    /// deleted or renamed, or a subscription changed (in any account: the
+    /// store does not tell them apart), in this process or another. For
+    /// IMAP NOTIFY; the same wake-up sequence numbers as
+    /// [`Store::watch_mailbox`], read with [`Store::wake_mark`] the same
+    /// way. Each call replaces the account's list of mailboxes.
+    pub fn watch_account(
+        &self,
+        account: crate::AccountId,
+        mailboxes: &[MailboxId],
+    ) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.wakeups().watch_account(account, mailboxes)
+    }
+
     /// The wake-up sequence number now (see [`Store::watch_mailbox`]).
     pub fn wake_mark(&self) -> u64 {
         self.inner.wakeups().mark()

@@ -295,6 +295,79 @@ pub(crate) fn list_mailboxes(conn: &Connection, account: AccountId) -> Result<Ve
     Ok(out)
 }
 
+/// Reader: the account's mailboxes as [`list_mailboxes`] gives them, but
+/// their messages (MESSAGES, UNSEEN, \\Recent) counted only where `count`
+/// says so, zero elsewhere: counting walks a mailbox's messages, and
+/// IMAP NOTIFY needs it only for the mailboxes that changed.
+pub(crate) fn list_mailboxes_counting(
+    conn: &Connection,
+    account: AccountId,
+    count: &dyn Fn(&MailboxInfo) -> bool,
+) -> Result<Vec<MailboxInfo>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT b.id, b.name, b.special_use,
+                    EXISTS (SELECT 1 FROM subscriptions s
+                             WHERE s.account_id = b.account_id AND s.name = b.name),
+                    b.uid_validity, b.uid_next, b.highest_modseq
+               FROM mailboxes b
+              WHERE b.account_id = ?1
+              ORDER BY b.name = 'INBOX' DESC, b.name",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![account.0], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, bool>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        })
+        .db()?;
+    let mut counts = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id),
+                    (SELECT count(*) FROM messages m
+                      WHERE m.mailbox_id = b.id AND (m.system_flags & ?2) = 0),
+                    (SELECT count(*) FROM messages m
+                      WHERE m.mailbox_id = b.id AND m.uid >= b.recent_uid)
+               FROM mailboxes b WHERE b.id = ?1",
+        )
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, name, special_use, subscribed, validity, uid_next, modseq) = row.db()?;
+        let mut info = MailboxInfo {
+            id: MailboxId(id),
+            name,
+            special_use,
+            subscribed,
+            uid_validity: to_u32(validity, "UIDVALIDITY")?,
+            uid_next: Uid(to_u32(uid_next, "UIDNEXT").unwrap_or(u32::MAX)),
+            highest_modseq: ModSeq(to_u64(modseq, "HIGHESTMODSEQ")?),
+            messages: 0,
+            unseen: 0,
+            recent: 0,
+        };
+        if count(&info) {
+            let (messages, unseen, recent): (i64, i64, i64) = counts
+                .query_row(params![id, SEEN], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .db()?;
+            info.messages = u32::try_from(messages).unwrap_or(u32::MAX);
+            info.unseen = u32::try_from(unseen).unwrap_or(u32::MAX);
+            info.recent = u32::try_from(recent).unwrap_or(u32::MAX);
+        }
+        out.push(info);
+    }
+    Ok(out)
+}
+
 /// IMAP flags of a message: system flags, then keywords.
 pub(crate) fn flags_of(system_flags: i64, keywords: &str) -> Vec<String> {
     SYSTEM_FLAGS

@@ -321,6 +321,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         key        BLOB NOT NULL
     );
     "#,
+    // Creating a mailbox and (un)subscribing write no change row either;
+    // IMAP NOTIFY sessions (which watch a whole account) must hear of
+    // them: this counter moves (see `wakeups`).
+    r#"
+    INSERT OR REPLACE INTO meta (key, value) VALUES ('names_epoch', 0);
+    CREATE TRIGGER mailbox_created AFTER INSERT ON mailboxes BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'names_epoch';
+    END;
+    CREATE TRIGGER subscription_added AFTER INSERT ON subscriptions BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'names_epoch';
+    END;
+    CREATE TRIGGER subscription_removed AFTER DELETE ON subscriptions BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'names_epoch';
+    END;
+    "#,
 ];
 
 /// The schema version this code writes.

@@ -12,6 +12,14 @@
 //! when it moves, or the feed's ids went backwards (its newest rows were
 //! pruned or deleted), every watcher is woken: correctness first.
 //!
+//! An account can be watched too (IMAP NOTIFY, RFC 5465): its watcher
+//! names the mailboxes it knows of the account, and a change to any of
+//! them wakes it. Creating a mailbox and (un)subscribing move
+//! `meta.names_epoch` (triggers again); when it moves, every account
+//! watcher is woken (they alone: mailbox watchers do not care). Sessions
+//! without NOTIFY watch no account, so a delivery still wakes only the
+//! watchers of its mailbox.
+//!
 //! A watcher holds a `watch::Receiver<u64>` whose value is the wake-up
 //! sequence number of the last wake of its mailbox. [`Wakeups::mark`] before
 //! reading a mailbox and a value above it after subscribing means the read
@@ -24,22 +32,31 @@ use rusqlite::Connection;
 use tokio::sync::watch;
 
 use crate::sqlite::schema::SqlResult;
-use crate::{MailboxId, Result};
+use crate::{AccountId, MailboxId, Result};
 
 /// What a scan of the change feed found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
     Nothing,
-    Mailboxes(BTreeSet<MailboxId>),
+    /// These mailboxes changed; with `names`, a mailbox was created or a
+    /// subscription changed somewhere (every account watcher is woken).
+    Changes {
+        mailboxes: BTreeSet<MailboxId>,
+        names: bool,
+    },
     /// Cannot tell which: wake every watcher.
     All,
 }
+
+/// Where the feed stood at a scan: its newest row id, the mailbox epoch
+/// and the names epoch.
+type Position = (i64, i64, i64);
 
 /// How far the change feed has been announced.
 #[derive(Debug, Default)]
 struct FeedCursor {
     /// `None` until the first scan, which only takes the current position.
-    last: Option<(i64, i64)>,
+    last: Option<Position>,
 }
 
 struct Registry {
@@ -48,6 +65,28 @@ struct Registry {
     watchers: HashMap<MailboxId, watch::Sender<u64>>,
     /// Watchers held at the last sweep of unheld entries.
     swept_len: usize,
+    /// Account watchers (IMAP NOTIFY), and the mailboxes whose changes
+    /// wake them.
+    accounts: HashMap<AccountId, watch::Sender<u64>>,
+    account_of: HashMap<MailboxId, AccountId>,
+}
+
+impl Registry {
+    fn wake_account_of(&self, mailbox: MailboxId, seq: u64) {
+        if let Some(tx) = self
+            .account_of
+            .get(&mailbox)
+            .and_then(|a| self.accounts.get(a))
+        {
+            tx.send_replace(seq);
+        }
+    }
+
+    fn wake_accounts(&self, seq: u64) {
+        for tx in self.accounts.values() {
+            tx.send_replace(seq);
+        }
+    }
 }
 
 pub(crate) struct Wakeups {
@@ -67,6 +106,8 @@ impl Wakeups {
                 seq: 0,
                 watchers: HashMap::new(),
                 swept_len: 0,
+                accounts: HashMap::new(),
+                account_of: HashMap::new(),
             }),
         }
     }
@@ -99,10 +140,16 @@ impl Wakeups {
         let mut registry = lock(&self.registry);
         match wake {
             Wake::Nothing => {}
-            Wake::Mailboxes(ids) => {
+            Wake::Changes { mailboxes, names } => {
                 registry.seq += 1;
                 let seq = registry.seq;
-                for id in ids {
+                if *names {
+                    registry.wake_accounts(seq);
+                }
+                for id in mailboxes {
+                    if !registry.account_of.is_empty() {
+                        registry.wake_account_of(*id, seq);
+                    }
                     let Some(tx) = registry.watchers.get(id) else {
                         continue;
                     };
@@ -121,8 +168,38 @@ impl Wakeups {
                     tx.receiver_count() > 0
                 });
                 registry.swept_len = registry.watchers.len();
+                registry.wake_accounts(seq);
             }
         }
+    }
+
+    /// Watches an account: woken by a change to any of `mailboxes` (the
+    /// account's, as the caller last read them), by any mailbox created,
+    /// deleted or renamed and any subscription change. Each call replaces
+    /// the account's mailboxes with these (the account's watchers share
+    /// them: they read the same list).
+    pub(crate) fn watch_account(
+        &self,
+        account: AccountId,
+        mailboxes: &[MailboxId],
+    ) -> watch::Receiver<u64> {
+        let mut registry = lock(&self.registry);
+        let seq = registry.seq;
+        // Accounts nobody watches any more go, with their mailboxes.
+        registry.accounts.retain(|_, tx| tx.receiver_count() > 0);
+        let Registry {
+            accounts,
+            account_of,
+            ..
+        } = &mut *registry;
+        account_of.retain(|_, a| *a != account && accounts.contains_key(a));
+        for id in mailboxes {
+            account_of.insert(*id, account);
+        }
+        accounts
+            .entry(account)
+            .or_insert_with(|| watch::channel(seq).0)
+            .subscribe()
     }
 
     /// The current wake-up sequence number.
@@ -153,31 +230,41 @@ impl Wakeups {
     }
 }
 
-/// The feed's newest row id and the mailbox epoch.
-fn position(conn: &Connection) -> Result<(i64, i64)> {
+/// The feed's newest row id, the mailbox epoch and the names epoch.
+fn position(conn: &Connection) -> Result<Position> {
     conn.prepare_cached(
         "SELECT (SELECT coalesce(max(id), 0) FROM changes),
-                (SELECT coalesce((SELECT value FROM meta WHERE key = 'mailbox_epoch'), 0))",
+                (SELECT coalesce((SELECT value FROM meta WHERE key = 'mailbox_epoch'), 0)),
+                (SELECT coalesce((SELECT value FROM meta WHERE key = 'names_epoch'), 0))",
     )
     .db()?
-    .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+    .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
     .db()
 }
 
 fn scan(conn: &Connection, cursor: &mut FeedCursor) -> Result<Wake> {
     // One statement at a time outside a transaction: each its own snapshot.
     // Reading the rows after the position can only see more, never less.
-    let (max_id, epoch) = position(conn)?;
-    let Some((last_id, last_epoch)) = cursor.last else {
-        cursor.last = Some((max_id, epoch));
+    let (max_id, epoch, names_epoch) = position(conn)?;
+    let Some((last_id, last_epoch, last_names)) = cursor.last else {
+        cursor.last = Some((max_id, epoch, names_epoch));
         return Ok(Wake::All);
     };
     if epoch != last_epoch || max_id < last_id {
-        cursor.last = Some((max_id, epoch));
+        cursor.last = Some((max_id, epoch, names_epoch));
         return Ok(Wake::All);
     }
+    let names = names_epoch != last_names;
     if max_id == last_id {
-        return Ok(Wake::Nothing);
+        cursor.last = Some((max_id, epoch, names_epoch));
+        return Ok(if names {
+            Wake::Changes {
+                mailboxes: BTreeSet::new(),
+                names,
+            }
+        } else {
+            Wake::Nothing
+        });
     }
     let mut stmt = conn
         .prepare_cached("SELECT id, mailbox_id FROM changes WHERE id > ?1")
@@ -190,10 +277,13 @@ fn scan(conn: &Connection, cursor: &mut FeedCursor) -> Result<Wake> {
         newest = newest.max(id);
         ids.insert(MailboxId(row.get(1).db()?));
     }
-    cursor.last = Some((newest, epoch));
-    Ok(if ids.is_empty() {
+    cursor.last = Some((newest, epoch, names_epoch));
+    Ok(if ids.is_empty() && !names {
         Wake::Nothing
     } else {
-        Wake::Mailboxes(ids)
+        Wake::Changes {
+            mailboxes: ids,
+            names,
+        }
     })
 }
