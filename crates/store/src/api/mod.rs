@@ -17,6 +17,7 @@ mod by_arrival;
 mod capture;
 mod mailboxes;
 mod queue;
+mod quota;
 mod received;
 
 /// A handle on the store. Cheap to clone; all clones share the writer thread

@@ -1271,12 +1271,26 @@ pub(crate) fn rename_mailbox(
 /// Writer: copies the messages with these UIDs (missing ones skipped), in
 /// UID order, to the end of `to` with their flags and internal dates.
 /// Returns the destination's UIDVALIDITY and the (source, new) UID pairs.
+/// `OverQuota` (and the caller's request undone) if a copy does not fit
+/// the account's quota.
 pub(crate) fn copy_messages(
     conn: &Connection,
     account: AccountId,
     from: &MailboxKey,
     uids: &[Uid],
     to: &str,
+) -> Result<(u32, Vec<(Uid, Uid)>)> {
+    copy_within_quota(conn, account, from, uids, to, true)
+}
+
+/// [`copy_messages`], checking the quota before each copy if `quota`.
+fn copy_within_quota(
+    conn: &Connection,
+    account: AccountId,
+    from: &MailboxKey,
+    uids: &[Uid],
+    to: &str,
+    quota: bool,
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
     let source = require(conn, account, from)?;
     let target = mailbox_state(conn, account, &MailboxKey::from(to))?;
@@ -1314,6 +1328,9 @@ pub(crate) fn copy_messages(
             keywords: &keywords,
             envelope,
         };
+        if quota {
+            crate::sqlite::quota::check(conn, account, message.size, 1)?;
+        }
         let new_uid = append(conn, account, to, &message)?.uid;
         pairs.push((uid, new_uid));
     }
@@ -1322,6 +1339,8 @@ pub(crate) fn copy_messages(
 
 /// Writer: [`copy_messages`], then expunges the originals; one
 /// transaction, so no other session sees a message in both or neither.
+/// A move within the account leaves its usage as it was, so its quota is
+/// not checked (as Dovecot moves over quota).
 pub(crate) fn move_messages(
     conn: &Connection,
     account: AccountId,
@@ -1329,7 +1348,7 @@ pub(crate) fn move_messages(
     uids: &[Uid],
     to: &str,
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
-    let (validity, pairs) = copy_messages(conn, account, from, uids, to)?;
+    let (validity, pairs) = copy_within_quota(conn, account, from, uids, to, false)?;
     let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
     expunge(conn, account, from, &moved)?;
     Ok((validity, pairs))
@@ -1337,7 +1356,8 @@ pub(crate) fn move_messages(
 
 /// Writer: APPEND. Stores the blob if new (with its parse), then appends
 /// it with these flags and internal date. Returns the mailbox's
-/// UIDVALIDITY and the new UID.
+/// UIDVALIDITY and the new UID; `OverQuota` if it does not fit the
+/// account's quota.
 pub(crate) fn append_raw(
     conn: &Connection,
     account: AccountId,
@@ -1348,6 +1368,7 @@ pub(crate) fn append_raw(
     internal_date: Timestamp,
 ) -> Result<(u32, Uid)> {
     let state = mailbox_state(conn, account, &MailboxKey::from(mailbox))?;
+    crate::sqlite::quota::check(conn, account, raw.len() as u64, 1)?;
     let hash = blobs::hash(raw);
     blobs::ensure(conn, &hash, raw)?;
     blobs::store_summary(conn, &hash, summary_json)?;

@@ -16,6 +16,7 @@ pub(crate) mod leases;
 pub(crate) mod mailbox;
 pub(crate) mod prune;
 pub(crate) mod queue;
+pub(crate) mod quota;
 pub(crate) mod received;
 pub(crate) mod reparse;
 pub(crate) mod schema;

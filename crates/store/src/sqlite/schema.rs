@@ -301,6 +301,44 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE messages ADD COLUMN saved_at INTEGER;
     "#,
+    // Quotas (IMAP QUOTA, RFC 9208): each account's limits, NULL for
+    // none (storage in KiB, as RFC 9208 counts it), and its usage, kept
+    // as counters rather than summed over its messages at every check
+    // (APPEND, COPY, each delivery, each RCPT): triggers move them with
+    // every insert, delete and move of a message, in the same
+    // transaction and on every path (expunge, mailbox and account
+    // deletes, sandboxes), so they cannot drift from the messages.
+    r#"
+    ALTER TABLE accounts ADD COLUMN quota_storage_kib INTEGER CHECK (quota_storage_kib >= 0);
+    ALTER TABLE accounts ADD COLUMN quota_messages INTEGER CHECK (quota_messages >= 0);
+    ALTER TABLE accounts ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accounts ADD COLUMN used_messages INTEGER NOT NULL DEFAULT 0;
+    UPDATE accounts SET
+        used_bytes = (SELECT coalesce(sum(m.size), 0) FROM messages m
+                        JOIN mailboxes b ON b.id = m.mailbox_id
+                       WHERE b.account_id = accounts.id),
+        used_messages = (SELECT count(*) FROM messages m
+                           JOIN mailboxes b ON b.id = m.mailbox_id
+                          WHERE b.account_id = accounts.id);
+    CREATE TRIGGER usage_message_added AFTER INSERT ON messages BEGIN
+        UPDATE accounts SET used_bytes = used_bytes + NEW.size,
+                            used_messages = used_messages + 1
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+    END;
+    CREATE TRIGGER usage_message_removed AFTER DELETE ON messages BEGIN
+        UPDATE accounts SET used_bytes = used_bytes - OLD.size,
+                            used_messages = used_messages - 1
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+    END;
+    CREATE TRIGGER usage_message_changed AFTER UPDATE OF mailbox_id, size ON messages BEGIN
+        UPDATE accounts SET used_bytes = used_bytes - OLD.size,
+                            used_messages = used_messages - 1
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = OLD.mailbox_id);
+        UPDATE accounts SET used_bytes = used_bytes + NEW.size,
+                            used_messages = used_messages + 1
+         WHERE id = (SELECT account_id FROM mailboxes WHERE id = NEW.mailbox_id);
+    END;
+    "#,
 ];
 
 /// The schema version this code writes.
