@@ -159,12 +159,13 @@ pub(crate) struct Session {
 
 /// The RFC 5530 response code for a store failure the command has no
 /// more specific answer to (such as `[NONEXISTENT]` or `[ALREADYEXISTS]`),
-/// by [`StoreError::is_full`] and [`StoreError::is_temporary`] alone (the
-/// table of every daemon's answers is on the latter): `OVERQUOTA` (the
-/// client may try again once space is made), `UNAVAILABLE` (try again
+/// by [`StoreError::is_full`], [`StoreError::is_over_quota`] and
+/// [`StoreError::is_temporary`] alone (the table of every daemon's
+/// answers is on the latter): `OVERQUOTA` (the client may try again once
+/// space is made), `UNAVAILABLE` (try again
 /// later), else `SERVERBUG`.
 fn store_failure_code(e: &StoreError) -> Code {
-    if e.is_full() {
+    if e.is_full() || e.is_over_quota() {
         Code::OverQuota
     } else if e.is_temporary() {
         Code::Unavailable
@@ -249,6 +250,15 @@ impl Session {
     fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
         if let StoreError::MailboxGone(_) = e {
             return self.selected_mailbox_gone();
+        }
+        if e.is_over_quota() {
+            // Dovecot's words, with RFC 9208's code.
+            tracing::info!(error = %e, "{what} refused");
+            return self.no(
+                tag,
+                Some(Code::OverQuota),
+                "Quota exceeded (mailbox for user is full)",
+            );
         }
         tracing::error!(error = %e, "{what} failed");
         let code = store_failure_code(&e);
@@ -741,6 +751,7 @@ mod tests {
     fn store_failures_follow_the_stores_classification() {
         let answers = [
             (E::Full("disk".into()), "OVERQUOTA"),
+            (E::OverQuota("1 of 1 messages".into()), "OVERQUOTA"),
             (E::Closed, "UNAVAILABLE"),
             (E::Database("database is locked".into()), "UNAVAILABLE"),
             (E::Io(std::io::Error::other("EIO")), "UNAVAILABLE"),

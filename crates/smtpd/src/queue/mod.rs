@@ -281,10 +281,26 @@ async fn deliver(
             notice,
         };
         match store.deliver_local_with(message.id, local, options).await {
-            Ok(()) => {
-                tracing::info!(recipients = ids.len(), "delivered locally");
-                if noticed {
+            Ok(over_quota) => {
+                let delivered = ids.len() - over_quota.len();
+                if delivered > 0 {
+                    tracing::info!(recipients = delivered, "delivered locally");
+                }
+                if noticed && delivered > 0 {
                     outcomes.report_queued();
+                }
+                // Bounced, not deferred: the quota stays until its owner
+                // acts, and Dovecot's LMTP refuses such mail with 5.2.2
+                // by default (`quota_full_tempfail = no`).
+                for id in over_quota {
+                    tracing::info!(recipient = id.0, "mailbox full; bouncing");
+                    outcomes.failed(
+                        id,
+                        SmtpError::local(
+                            EnhancedStatus::permanent(2, 2),
+                            "mailbox full: the message exceeds the recipient's quota",
+                        ),
+                    );
                 }
             }
             Err(e) => {
