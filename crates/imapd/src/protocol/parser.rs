@@ -649,6 +649,25 @@ impl P<'_> {
                 self.sp()?;
                 K::Compress(self.upper_atom()?)
             }
+            "GETQUOTA" => {
+                self.sp()?;
+                K::GetQuota(self.astring()?)
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                K::GetQuotaRoot(self.mailbox()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring()?;
+                self.sp()?;
+                let limits = self.paren_list(true, |p| {
+                    let resource = p.upper_atom()?;
+                    p.sp()?;
+                    Ok((resource, p.number64()?))
+                })?;
+                K::SetQuota { root, limits }
+            }
             _ => return bad("unknown command"),
         })
     }
@@ -713,6 +732,8 @@ impl P<'_> {
                 "SIZE" => StatusItem::Size,
                 "APPENDLIMIT" => StatusItem::AppendLimit,
                 "MAILBOXID" => StatusItem::MailboxId,
+                "DELETED" => StatusItem::Deleted,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 _ => return bad("unknown STATUS item"),
             })
         })

@@ -282,6 +282,16 @@ pub enum CommandKind {
     },
     /// CANCELUPDATE (RFC 5267): the tags of searches to stop updating.
     CancelUpdate(Vec<Tag>),
+    /// GETQUOTA (RFC 9208): a quota root's name, as the client sent it.
+    GetQuota(Vec<u8>),
+    /// GETQUOTAROOT (RFC 9208).
+    GetQuotaRoot(MailboxName),
+    /// SETQUOTA (RFC 9208): a quota root's name and the resource limits
+    /// asked for (resource names upper-cased).
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 }
 
 /// The RETURN options of an extended SEARCH or SORT. `RETURN ()` is ALL.
@@ -415,6 +425,10 @@ pub enum StatusItem {
     AppendLimit,
     /// RFC 8474: the mailbox's id, kept across RENAME.
     MailboxId,
+    /// RFC 9208 (and IMAP4rev2): the messages with `\Deleted`.
+    Deleted,
+    /// RFC 9208: the storage an EXPUNGE would free, in octets.
+    DeletedStorage,
 }
 
 /// How STORE changes flags.

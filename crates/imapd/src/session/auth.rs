@@ -66,6 +66,9 @@ impl Session {
                 "THREAD=REFS",
                 "CONTEXT=SEARCH",
                 "CONTEXT=SORT",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

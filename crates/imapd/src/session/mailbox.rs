@@ -80,12 +80,15 @@ fn has_children(all: &[MailboxInfo], name: &str, only_subscribed: bool) -> bool 
         .any(|m| m.name.starts_with(&prefix) && (!only_subscribed || m.subscribed))
 }
 
-/// `(MESSAGES n ...)` for STATUS; `size` is the mailbox's (STATUS=SIZE),
-/// read only when asked for, and `append_limit` its APPENDLIMIT.
+/// `(MESSAGES n ...)` for STATUS; `size` is the mailbox's (STATUS=SIZE)
+/// and `deleted` the count and size of its `\Deleted` messages (RFC
+/// 9208), each read only when asked for, and `append_limit` its
+/// APPENDLIMIT.
 fn status_items(
     m: &MailboxInfo,
     items: &[StatusItem],
     size: Option<u64>,
+    deleted: Option<(u64, u64)>,
     append_limit: u64,
 ) -> String {
     let mut parts = Vec::new();
@@ -105,6 +108,16 @@ fn status_items(
                 }
             }
             StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
+            StatusItem::Deleted => {
+                if let Some((count, _)) = deleted {
+                    parts.push(format!("DELETED {count}"))
+                }
+            }
+            StatusItem::DeletedStorage => {
+                if let Some((_, bytes)) = deleted {
+                    parts.push(format!("DELETED-STORAGE {bytes}"))
+                }
+            }
             StatusItem::MailboxId => parts.push(format!(
                 "MAILBOXID ({})",
                 super::stored_keys::mailbox_id(m.id, m.uid_validity)
@@ -115,7 +128,7 @@ fn status_items(
 }
 
 /// `name` as a mailbox on the wire: modified UTF-7, atom or string.
-fn wire_name(out: &mut Vec<u8>, name: &str) {
+pub(super) fn wire_name(out: &mut Vec<u8>, name: &str) {
     encode::astring(out, encode_utf7(name).as_bytes());
 }
 
@@ -319,11 +332,16 @@ impl Session {
             let store = self.ctx.shared.store.clone();
             size = Some(store.mailbox_size(account, &m.name).await?);
         }
+        let mut deleted = None;
+        if items.contains(&StatusItem::Deleted) || items.contains(&StatusItem::DeletedStorage) {
+            let store = self.ctx.shared.store.clone();
+            deleted = Some(store.deleted_in_mailbox(account, &m.name).await?);
+        }
         let mut line = b"STATUS ".to_vec();
         wire_name(&mut line, &m.name);
         line.push(b' ');
         let limit = self.append_limit();
-        line.extend_from_slice(status_items(m, items, size, limit).as_bytes());
+        line.extend_from_slice(status_items(m, items, size, deleted, limit).as_bytes());
         Ok(line)
     }
 

@@ -28,6 +28,7 @@ mod esearch;
 mod fetch;
 mod idle;
 mod mailbox;
+mod quota;
 mod search;
 mod sort;
 mod stored_keys;
@@ -543,6 +544,9 @@ impl Session {
             | K::Append { .. }
             | K::Namespace
             | K::Compress(_)
+            | K::GetQuota(_)
+            | K::GetQuotaRoot(_)
+            | K::SetQuota { .. }
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -700,6 +704,9 @@ impl Session {
                 criteria,
             } => self.thread(&tag, uid, algorithm, charset, criteria).await?,
             K::CancelUpdate(tags) => self.cancel_update(&tag, tags),
+            K::GetQuotaRoot(mailbox) => self.get_quota_root(&tag, mailbox).await,
+            K::GetQuota(root) => self.get_quota(&tag, root).await,
+            K::SetQuota { .. } => self.set_quota(&tag),
         }
         Ok(())
     }

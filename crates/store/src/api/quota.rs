@@ -33,4 +33,15 @@ impl Store {
             })
             .await
     }
+
+    /// How many of the mailbox's messages have `\Deleted`, and the sum of
+    /// their sizes in octets: what an EXPUNGE would free (IMAP STATUS
+    /// DELETED and DELETED-STORAGE, RFC 9208). `NotFound` if there is no
+    /// such mailbox.
+    pub async fn deleted_in_mailbox(&self, account: AccountId, mailbox: &str) -> Result<(u64, u64)> {
+        let mailbox = mailbox.to_owned();
+        self.inner
+            .read(move |conn| quota::deleted_in_mailbox(conn, account, &mailbox))
+            .await
+    }
 }

@@ -94,3 +94,27 @@ pub(crate) fn set_quota(
     .db()?;
     quota(conn, AccountId(id))
 }
+
+/// Reader: how many of the mailbox's messages have `\Deleted`, and the sum
+/// of their sizes (what an EXPUNGE would free: STATUS DELETED and
+/// DELETED-STORAGE). `NotFound` if there is no such mailbox.
+pub(crate) fn deleted_in_mailbox(
+    conn: &Connection,
+    account: AccountId,
+    mailbox: &str,
+) -> Result<(u64, u64)> {
+    let id = crate::sqlite::mailbox::find_mailbox(conn, account, mailbox)?
+        .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
+    let (count, bytes): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages
+              WHERE mailbox_id = ?1 AND system_flags & 8 <> 0",
+        )
+        .db()?
+        .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
+        .db()?;
+    Ok((
+        u64::try_from(count).unwrap_or(0),
+        u64::try_from(bytes).unwrap_or(0),
+    ))
+}
