@@ -213,7 +213,10 @@ async fn usage_drops_after_expunge_and_status_tells_what_would_go() {
         .await;
     assert_eq!(
         r[0],
-        format!("* STATUS INBOX (DELETED 2 DELETED-STORAGE {} MESSAGES 3)", 6 * 1024)
+        format!(
+            "* STATUS INBOX (DELETED 2 DELETED-STORAGE {} MESSAGES 3)",
+            6 * 1024
+        )
     );
     let r = c.imap("e", "EXPUNGE").await;
     assert!(last(&r).starts_with("e OK"), "{r:?}");
@@ -250,7 +253,10 @@ async fn two_sessions_appending_at_once_cannot_pass_the_limit() {
     second.send(&b).await;
     let (r1, r2) = tokio::join!(first.until_tag("a7"), second.until_tag("b7"));
     let replies: Vec<&String> = r1.iter().chain(r2.iter()).collect();
-    let ok = replies.iter().filter(|l| l.contains(" OK [APPENDUID")).count();
+    let ok = replies
+        .iter()
+        .filter(|l| l.contains(" OK [APPENDUID"))
+        .count();
     let over = replies
         .iter()
         .filter(|l| l.contains(" NO [OVERQUOTA] "))
@@ -283,7 +289,10 @@ async fn bad_quota_commands_get_bad_and_the_session_goes_on() {
         ("j", "STATUS INBOX (DELETED-STORAGES)"),
     ] {
         let r = c.imap(tag, command).await;
-        assert!(last(&r).starts_with(&format!("{tag} BAD ")), "{command}: {r:?}");
+        assert!(
+            last(&r).starts_with(&format!("{tag} BAD ")),
+            "{command}: {r:?}"
+        );
     }
     let r = c.imap("k", "GETQUOTAROOT INBOX").await;
     assert_eq!(last(&r), "k OK Getquotaroot completed");

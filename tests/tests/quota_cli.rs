@@ -42,7 +42,16 @@ async fn show_set_and_clear_limits() {
         "alice@localhost\n  storage   0 KiB (no limit)\n  messages  0 (no limit)\n"
     );
     assert_eq!(
-        ok(&data, &["Alice@Localhost", "--storage", "500M", "--messages", "10000"]),
+        ok(
+            &data,
+            &[
+                "Alice@Localhost",
+                "--storage",
+                "500M",
+                "--messages",
+                "10000"
+            ]
+        ),
         "alice@localhost\n  storage   0 KiB of 500 MiB (0%)\n  messages  0 of 10000\n"
     );
     // One limit at a time; the other stays.
@@ -73,7 +82,10 @@ async fn show_set_and_clear_limits() {
     }
     drop(store);
     assert_eq!(
-        ok(&data, &["alice@localhost", "--storage", "10K", "--messages", "4"]),
+        ok(
+            &data,
+            &["alice@localhost", "--storage", "10K", "--messages", "4"]
+        ),
         "alice@localhost\n  storage   4 KiB of 10 KiB (48%)\n  messages  2 of 4\n"
     );
 

@@ -131,21 +131,30 @@ async fn an_accepted_message_that_does_not_fit_is_bounced_for_that_recipient() {
     let reports = server.wait_for_inbox(ALICE, 1).await;
     assert_eq!(reports.len(), 1);
     let report = String::from_utf8_lossy(&server.raw(ALICE, Uid(1)).await).into_owned();
-    assert!(report.contains("Final-Recipient: rfc822; bob@localhost"), "{report}");
+    assert!(
+        report.contains("Final-Recipient: rfc822; bob@localhost"),
+        "{report}"
+    );
     assert!(report.contains("Action: failed"), "{report}");
     assert!(report.contains("Status: 5.2.2"), "{report}");
     assert!(report.contains("mailbox full"), "{report}");
-    assert!(!report.contains("Final-Recipient: rfc822; carol@localhost"), "{report}");
+    assert!(
+        !report.contains("Final-Recipient: rfc822; carol@localhost"),
+        "{report}"
+    );
     wait_for_empty_queue(&server).await;
     let bob = server.account(BOB).await;
-    assert!(server.store.messages(bob, "INBOX").await.unwrap().is_empty());
+    assert!(server
+        .store
+        .messages(bob, "INBOX")
+        .await
+        .unwrap()
+        .is_empty());
     let quota = server.store.quota(bob).await.unwrap();
     assert_eq!(quota.used_messages, 0);
 
     // A message that fits goes straight in, as before.
-    let r = smtp
-        .send_mail(ALICE, &[BOB], &message_of("small", 1))
-        .await;
+    let r = smtp.send_mail(ALICE, &[BOB], &message_of("small", 1)).await;
     assert_eq!(r.code, 250, "{}", r.text());
     server.wait_for_inbox(BOB, 1).await;
 }

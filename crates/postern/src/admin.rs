@@ -5,8 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use clap::{Args, Subcommand};
 use common::config::Config;
 use store::{
-    BodyType, QueueId, QueuedMessage, QuotaLimit, RecipientState, Store, StoreError, Timestamp,
-    Uid,
+    BodyType, QueueId, QueuedMessage, QuotaLimit, RecipientState, Store, StoreError, Timestamp, Uid,
 };
 
 #[derive(Subcommand)]
@@ -96,7 +95,7 @@ fn kib_text(kib: u64) -> String {
     for (size, unit) in UNITS {
         if kib >= size {
             let value = kib as f64 / size as f64;
-            return if kib % size == 0 {
+            return if kib.is_multiple_of(size) {
                 format!("{} {unit}", kib / size)
             } else {
                 format!("{value:.1} {unit}")

@@ -231,7 +231,11 @@ pub fn unknown_user(address: &str) -> Reply {
 /// for now: `452 4.2.2`, as Postfix passes on Dovecot's LMTP with
 /// `quota_full_tempfail`; the client may try again once room is made.
 pub fn mailbox_full(address: &str) -> Reply {
-    Reply::new(452, S::temporary(2, 2), format!("<{address}>: Mailbox full"))
+    Reply::new(
+        452,
+        S::temporary(2, 2),
+        format!("<{address}>: Mailbox full"),
+    )
 }
 pub fn relay_denied(address: &str) -> Reply {
     Reply::new(

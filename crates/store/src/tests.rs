@@ -4289,7 +4289,9 @@ async fn saved_dates_are_when_a_message_entered_its_mailbox() {
 fn sized_message(subject: &str, kib: usize) -> Vec<u8> {
     let mut raw = format!("Subject: {subject}\r\n\r\n").into_bytes();
     while raw.len() < kib * 1024 {
-        raw.extend_from_slice(b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n");
+        raw.extend_from_slice(
+            b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n",
+        );
     }
     raw.truncate(kib * 1024);
     raw
@@ -4323,7 +4325,13 @@ async fn quota_usage_follows_appends_copies_moves_and_expunges() {
 
     for i in 0..3 {
         store
-            .append(alice.id, "INBOX", sized_message(&format!("m{i}"), 2), &[], 0)
+            .append(
+                alice.id,
+                "INBOX",
+                sized_message(&format!("m{i}"), 2),
+                &[],
+                0,
+            )
             .await
             .unwrap();
     }
@@ -4384,7 +4392,10 @@ async fn quota_limits_are_set_kept_and_cleared() {
         .set_quota("alice@localhost", QuotaLimit::Keep, QuotaLimit::Set(10))
         .await
         .unwrap();
-    assert_eq!((q.storage_limit_kib, q.message_limit), (Some(500), Some(10)));
+    assert_eq!(
+        (q.storage_limit_kib, q.message_limit),
+        (Some(500), Some(10))
+    );
     assert!(q.is_limited());
     let q = store
         .set_quota("alice@localhost", QuotaLimit::Unlimited, QuotaLimit::Keep)
@@ -4399,7 +4410,11 @@ async fn quota_limits_are_set_kept_and_cleared() {
     ));
     assert!(matches!(
         store
-            .set_quota("alice@localhost", QuotaLimit::Set(u64::MAX), QuotaLimit::Keep)
+            .set_quota(
+                "alice@localhost",
+                QuotaLimit::Set(u64::MAX),
+                QuotaLimit::Keep
+            )
             .await,
         Err(StoreError::Invalid(_))
     ));
@@ -4426,7 +4441,13 @@ async fn quota_refuses_appends_and_copies_but_not_moves() {
     let quota = store.quota(alice.id).await.unwrap();
     assert!(quota.is_full());
     let over = store
-        .append(alice.id, "INBOX", b"Subject: x\r\n\r\nx\r\n".to_vec(), &[], 0)
+        .append(
+            alice.id,
+            "INBOX",
+            b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            &[],
+            0,
+        )
         .await;
     assert!(matches!(over, Err(StoreError::OverQuota(_))), "{over:?}");
     assert!(over.unwrap_err().is_over_quota());
@@ -4473,7 +4494,13 @@ async fn quota_refuses_appends_and_copies_but_not_moves() {
         .await
         .unwrap();
     let over = store
-        .append(alice.id, "INBOX", b"Subject: x\r\n\r\nx\r\n".to_vec(), &[], 0)
+        .append(
+            alice.id,
+            "INBOX",
+            b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            &[],
+            0,
+        )
         .await;
     assert!(matches!(over, Err(StoreError::OverQuota(_))), "{over:?}");
     store
@@ -4504,7 +4531,13 @@ async fn quota_holds_against_concurrent_appends() {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .append(alice.id, "INBOX", sized_message(&format!("m{i}"), 1), &[], 0)
+                    .append(
+                        alice.id,
+                        "INBOX",
+                        sized_message(&format!("m{i}"), 1),
+                        &[],
+                        0,
+                    )
                     .await
             })
         })
@@ -4532,7 +4565,13 @@ async fn quota_in_local_delivery_leaves_the_full_recipient_and_direct_delivery_q
         .await
         .unwrap();
     store
-        .append(bob.id, "INBOX", b"Subject: first\r\n\r\nx\r\n".to_vec(), &[], 0)
+        .append(
+            bob.id,
+            "INBOX",
+            b"Subject: first\r\n\r\nx\r\n".to_vec(),
+            &[],
+            0,
+        )
         .await
         .unwrap();
 
@@ -4559,7 +4598,11 @@ async fn quota_in_local_delivery_leaves_the_full_recipient_and_direct_delivery_q
         .iter()
         .map(|r| LocalDelivery {
             recipient: r.id,
-            account: if r.address.starts_with("bob") { bob.id } else { alice.id },
+            account: if r.address.starts_with("bob") {
+                bob.id
+            } else {
+                alice.id
+            },
             mailbox: "INBOX".into(),
         })
         .collect();
@@ -4595,7 +4638,13 @@ async fn quota_usage_is_counted_for_mail_stored_before_the_migration() {
         let alice = quick_account(&store, "alice@localhost").await;
         for i in 0..2 {
             store
-                .append(alice.id, "INBOX", sized_message(&format!("m{i}"), 3), &[], 0)
+                .append(
+                    alice.id,
+                    "INBOX",
+                    sized_message(&format!("m{i}"), 3),
+                    &[],
+                    0,
+                )
                 .await
                 .unwrap();
         }
@@ -4619,7 +4668,8 @@ async fn quota_usage_is_counted_for_mail_stored_before_the_migration() {
              ALTER TABLE accounts DROP COLUMN used_messages;",
         )
         .unwrap();
-        conn.pragma_update(None, "user_version", step as i64).unwrap();
+        conn.pragma_update(None, "user_version", step as i64)
+            .unwrap();
     }
     let store = open(&dir);
     let quota = store.quota(alice.id).await.unwrap();

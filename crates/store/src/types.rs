@@ -1075,9 +1075,9 @@ impl Quota {
     /// Whether `bytes` more in `messages` more messages stay within every
     /// limit (reaching a limit exactly is within it, as in Dovecot).
     pub fn fits(&self, bytes: u64, messages: u64) -> bool {
-        let storage_ok = self.storage_limit_kib.is_none_or(|kib| {
-            self.used_bytes.saturating_add(bytes) <= kib.saturating_mul(1024)
-        });
+        let storage_ok = self
+            .storage_limit_kib
+            .is_none_or(|kib| self.used_bytes.saturating_add(bytes) <= kib.saturating_mul(1024));
         let messages_ok = self
             .message_limit
             .is_none_or(|n| self.used_messages.saturating_add(messages) <= n);

@@ -38,7 +38,11 @@ impl Store {
     /// their sizes in octets: what an EXPUNGE would free (IMAP STATUS
     /// DELETED and DELETED-STORAGE, RFC 9208). `NotFound` if there is no
     /// such mailbox.
-    pub async fn deleted_in_mailbox(&self, account: AccountId, mailbox: &str) -> Result<(u64, u64)> {
+    pub async fn deleted_in_mailbox(
+        &self,
+        account: AccountId,
+        mailbox: &str,
+    ) -> Result<(u64, u64)> {
         let mailbox = mailbox.to_owned();
         self.inner
             .read(move |conn| quota::deleted_in_mailbox(conn, account, &mailbox))

@@ -36,7 +36,12 @@ pub(crate) fn quota(conn: &Connection, account: AccountId) -> Result<Quota> {
 
 /// Writer: `OverQuota` unless `bytes` more in `messages` more messages
 /// fit the account's limits. Call before the additions, in their request.
-pub(crate) fn check(conn: &Connection, account: AccountId, bytes: u64, messages: u64) -> Result<()> {
+pub(crate) fn check(
+    conn: &Connection,
+    account: AccountId,
+    bytes: u64,
+    messages: u64,
+) -> Result<()> {
     let quota = quota(conn, account)?;
     if quota.fits(bytes, messages) {
         Ok(())
