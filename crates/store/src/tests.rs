@@ -4376,6 +4376,31 @@ async fn quota_usage_follows_appends_copies_moves_and_expunges() {
         .unwrap();
     deliver_all(&store).await;
     assert_eq!(store.quota(alice.id).await.unwrap().used_messages, 2);
+
+    // The counters are what the mailboxes hold, after renaming INBOX
+    // (a move) and REPLACE too.
+    store
+        .rename_mailbox(alice.id, "INBOX", "Old inbox")
+        .await
+        .unwrap();
+    store
+        .replace_message(
+            alice.id,
+            "Archive",
+            sized_new_message(sized_message("new", 3)),
+            "Old inbox",
+            Uid(1),
+        )
+        .await
+        .unwrap();
+    let (mut bytes, mut count) = (0, 0);
+    for m in store.mailboxes(alice.id).await.unwrap() {
+        bytes += store.mailbox_size(alice.id, m.name.as_str()).await.unwrap();
+        count += m.messages as u64;
+    }
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (bytes, count));
+    assert_eq!(count, 2);
 }
 
 #[tokio::test]
@@ -4650,19 +4675,16 @@ async fn quota_usage_is_counted_for_mail_stored_before_the_migration() {
         }
         alice
     };
-    // Undo the counters and the triggers, as a database from before
-    // quotas had none, and run the quota step again.
+    // Undo the counters, as a database from before quotas had none,
+    // and run the quota step again.
     let step = schema::MIGRATIONS
         .iter()
-        .position(|m| m.contains("usage_message_added"))
+        .position(|m| m.contains("quota_storage_kib"))
         .unwrap();
     {
         let conn = rusqlite::Connection::open(dir.path().join(schema::DB_FILE)).unwrap();
         conn.execute_batch(
-            "DROP TRIGGER usage_message_added;
-             DROP TRIGGER usage_message_removed;
-             DROP TRIGGER usage_message_changed;
-             ALTER TABLE accounts DROP COLUMN quota_storage_kib;
+            "ALTER TABLE accounts DROP COLUMN quota_storage_kib;
              ALTER TABLE accounts DROP COLUMN quota_messages;
              ALTER TABLE accounts DROP COLUMN used_bytes;
              ALTER TABLE accounts DROP COLUMN used_messages;",

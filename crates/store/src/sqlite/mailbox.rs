@@ -193,6 +193,8 @@ pub(crate) fn append(
     ])
     .db()?;
     blobs::incref(conn, message.blob_hash)?;
+    let size = i64::try_from(message.size).unwrap_or(i64::MAX);
+    crate::sqlite::quota::add_usage(conn, account, size, 1)?;
     conn.prepare_cached(
         "INSERT INTO changes (mailbox_id, uid, modseq, kind, created_at)
          VALUES (?1, ?2, ?3, 'append', ?4)",
@@ -1010,18 +1012,22 @@ pub(crate) fn expunge(
     let state = mailbox_state(conn, account, mailbox)?;
     let mut highest = state.highest_modseq;
     let mut out = Vec::new();
+    let mut freed = 0i64;
     for uid in sorted_uids(uids) {
-        let found: Option<(i64, String)> = conn
-            .prepare_cached("SELECT id, blob_hash FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+        let found: Option<(i64, String, i64)> = conn
+            .prepare_cached(
+                "SELECT id, blob_hash, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            )
             .db()?
             .query_row(params![state.id, i64::from(uid.0)], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()
             .db()?;
-        let Some((id, hash)) = found else {
+        let Some((id, hash, size)) = found else {
             continue;
         };
+        freed += size;
         let modseq = next_modseq(state.id, highest)?;
         highest = modseq;
         conn.prepare_cached("DELETE FROM messages WHERE id = ?1")
@@ -1042,6 +1048,8 @@ pub(crate) fn expunge(
     if highest != state.highest_modseq {
         set_highest_modseq(conn, state.id, highest)?;
     }
+    let gone = i64::try_from(out.len()).unwrap_or(i64::MAX);
+    crate::sqlite::quota::add_usage(conn, account, -freed, -gone)?;
     Ok(out)
 }
 
@@ -1150,9 +1158,17 @@ fn has_children(conn: &Connection, account: AccountId, name: &str) -> Result<boo
     .db()
 }
 
-/// Writer: removes every message of a mailbox (releasing their blobs) and
-/// its tombstones.
-fn empty_mailbox(conn: &Connection, id: MailboxId) -> Result<()> {
+/// Writer: removes every message of the account's mailbox `id`
+/// (releasing their blobs, giving back their usage).
+fn empty_mailbox(conn: &Connection, account: AccountId, id: MailboxId) -> Result<()> {
+    let (count, bytes): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?1",
+        )
+        .db()?
+        .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
+        .db()?;
+    crate::sqlite::quota::add_usage(conn, account, -bytes, -count)?;
     let hashes: Vec<(String, i64)> = {
         let mut stmt = conn
             .prepare_cached(
@@ -1188,7 +1204,7 @@ pub(crate) fn delete_mailbox(conn: &Connection, account: AccountId, name: &str) 
             "deletion of {name}: it has mailboxes below it"
         )));
     }
-    empty_mailbox(conn, id)?;
+    empty_mailbox(conn, account, id)?;
     conn.prepare_cached("DELETE FROM expunged WHERE mailbox_id = ?1")
         .db()?
         .execute([id.0])
@@ -1294,6 +1310,11 @@ fn copy_within_quota(
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
     let source = require(conn, account, from)?;
     let target = mailbox_state(conn, account, &MailboxKey::from(to))?;
+    // Read once; each copy then counts against it here.
+    let mut room = None;
+    if quota {
+        room = Some(crate::sqlite::quota::quota(conn, account)?).filter(|q| q.is_limited());
+    }
     let mut pairs = Vec::new();
     for uid in sorted_uids(uids) {
         type Row = (String, i64, i64, i64, String, Option<i64>);
@@ -1328,8 +1349,12 @@ fn copy_within_quota(
             keywords: &keywords,
             envelope,
         };
-        if quota {
-            crate::sqlite::quota::check(conn, account, message.size, 1)?;
+        if let Some(room) = room.as_mut() {
+            if !room.fits(message.size, 1) {
+                return Err(crate::sqlite::quota::over_quota(room));
+            }
+            room.used_bytes += message.size;
+            room.used_messages += 1;
         }
         let new_uid = append(conn, account, to, &message)?.uid;
         pairs.push((uid, new_uid));

@@ -1,9 +1,11 @@
 //! Quotas (IMAP QUOTA, RFC 9208): each account's limits and usage.
 //!
-//! Usage is two counters on the account's row, moved by triggers on
-//! `messages` (see the migration in [`crate::sqlite::schema`]) in the
-//! transaction that adds or removes a message, whatever the path. A
-//! check reads them on the writer, inside the request that then writes:
+//! Usage is two counters on the account's row ([`add_usage`]), moved in
+//! the transaction that adds or removes messages, by the only code that
+//! does: `mailbox::append` (every message stored goes through it),
+//! `mailbox::expunge` and the emptying of a deleted mailbox (an account's
+//! delete takes its row). A check reads them on the writer, inside the
+//! request that then writes:
 //! the writer runs one request at a time, so two sessions cannot both
 //! pass a check that only one of them fits.
 
@@ -122,4 +124,25 @@ pub(crate) fn deleted_in_mailbox(
         u64::try_from(count).unwrap_or(0),
         u64::try_from(bytes).unwrap_or(0),
     ))
+}
+
+/// Writer: moves the account's usage by `bytes` in `messages` messages
+/// (negative when they go), in the request that adds or removes them.
+pub(crate) fn add_usage(
+    conn: &Connection,
+    account: AccountId,
+    bytes: i64,
+    messages: i64,
+) -> Result<()> {
+    if messages == 0 && bytes == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "UPDATE accounts SET used_bytes = used_bytes + ?2, used_messages = used_messages + ?3
+          WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![account.0, bytes, messages])
+    .db()?;
+    Ok(())
 }
