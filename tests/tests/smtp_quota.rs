@@ -158,3 +158,60 @@ async fn an_accepted_message_that_does_not_fit_is_bounced_for_that_recipient() {
     assert_eq!(r.code, 250, "{}", r.text());
     server.wait_for_inbox(BOB, 1).await;
 }
+
+/// With NOTIFY=SUCCESS,FAILURE for both: the failure report names the
+/// recipient without room, the success report only the one delivered.
+#[tokio::test]
+async fn reports_name_the_full_recipient_failed_and_only_the_other_delivered() {
+    let server = with_bob_and_carol().await;
+    server
+        .store
+        .set_quota(BOB, QuotaLimit::Set(2), QuotaLimit::Keep)
+        .await
+        .unwrap();
+    let (mut c, _) = SmtpClient::connect(server.submission).await;
+    assert_eq!(c.cmd("EHLO client.test").await.code, 250);
+    c.auth_plain(ALICE, PASSWORD).await;
+    assert_eq!(c.cmd(&format!("MAIL FROM:<{ALICE}>")).await.code, 250);
+    for rcpt in [BOB, CAROL] {
+        let r = c
+            .cmd(&format!("RCPT TO:<{rcpt}> NOTIFY=SUCCESS,FAILURE"))
+            .await;
+        assert_eq!(r.code, 250, "{}", r.text());
+    }
+    assert_eq!(c.cmd("DATA").await.code, 354);
+    c.send(&postern_tests::dot_stuff(&message_of("notify", 4)))
+        .await;
+    c.send(b".\r\n").await;
+    assert_eq!(c.reply().await.code, 250);
+    server.wait_for_inbox(CAROL, 1).await;
+    let reports = server.wait_for_inbox(ALICE, 2).await;
+    assert_eq!(reports.len(), 2);
+    let mut texts = Vec::new();
+    for m in &reports {
+        texts.push(String::from_utf8_lossy(&server.raw(ALICE, m.uid).await).into_owned());
+    }
+    let failure = texts
+        .iter()
+        .find(|t| t.contains("Action: failed"))
+        .expect("a failure report");
+    assert!(
+        failure.contains("Final-Recipient: rfc822; bob@localhost"),
+        "{failure}"
+    );
+    assert!(failure.contains("Status: 5.2.2"), "{failure}");
+    assert!(!failure.contains("carol@localhost\r\nAction"), "{failure}");
+    let success = texts
+        .iter()
+        .find(|t| t.contains("Action: delivered"))
+        .expect("a success report");
+    assert!(
+        success.contains("Final-Recipient: rfc822; carol@localhost"),
+        "{success}"
+    );
+    assert!(
+        !success.contains("Final-Recipient: rfc822; bob@localhost"),
+        "{success}"
+    );
+    wait_for_empty_queue(&server).await;
+}
