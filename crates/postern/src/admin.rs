@@ -47,8 +47,8 @@ fn is_no_limit(s: &str) -> bool {
     s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("unlimited")
 }
 
-/// A storage limit in KiB: a number of KiB (Dovecot's unit for a bare
-/// number, and RFC 9208's), or one with a unit `K`, `M`, `G` or `T`
+/// A storage limit in KiB: a number of KiB (RFC 9208's unit), or one
+/// with a unit `K`, `M`, `G` or `T`
 /// (powers of 1024, `B`/`iB` after it allowed), or `none`.
 fn parse_storage(s: &str) -> Result<QuotaLimit, String> {
     if is_no_limit(s) {
