@@ -81,6 +81,10 @@ impl From<StoreError> for ApiError {
                     "the store is full; make space and try again",
                 )
             }
+            e if e.is_over_quota() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the account's quota is exceeded",
+            ),
             e if e.is_temporary() => {
                 tracing::warn!("store: {e}");
                 ApiError {

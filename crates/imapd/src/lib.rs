@@ -108,6 +108,13 @@
 //!   (RFC 5256 section 3, from the summaries' Message-ID, In-Reply-To and
 //!   References) and REFS (Dovecot's: no gathering by subject, threads by
 //!   their newest message).
+//! - QUOTA (`session::quota`, RFC 9208 with QUOTA=RES-STORAGE and
+//!   QUOTA=RES-MESSAGE): one quota root, `""`, per account that has
+//!   limits (none otherwise, as Dovecot); GETQUOTAROOT, GETQUOTA, SETQUOTA
+//!   (`NO [NOPERM]`: limits are the administrator's, `postern user
+//!   quota`), STATUS DELETED and DELETED-STORAGE. APPEND, COPY and REPLACE
+//!   past a limit: `NO [OVERQUOTA]`, checked by the store in its write
+//!   transaction; MOVE within the account is never refused.
 //!
 //! ## IMAP4rev2 and UTF8=ACCEPT (`session::rev2`, RFC 9051, RFC 6855)
 //!
@@ -166,7 +173,8 @@
 //! where there are some (`[NONEXISTENT]`, `[TRYCREATE]`,
 //! `[ALREADYEXISTS]`, a `BYE` when the selected mailbox was deleted), and
 //! anything else with RFC 5530's codes as `store::StoreError::is_temporary`
-//! tabulates for every daemon: `NO [OVERQUOTA]` when the store is full,
+//! tabulates for every daemon: `NO [OVERQUOTA]` when the store is full
+//! or the account's quota has no room,
 //! `NO [UNAVAILABLE]` when trying again may work, `NO [SERVERBUG]`
 //! otherwise.
 //!

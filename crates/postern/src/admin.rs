@@ -4,7 +4,9 @@ use std::io::{BufRead, IsTerminal};
 
 use clap::{Args, Subcommand};
 use common::config::Config;
-use store::{BodyType, QueueId, QueuedMessage, RecipientState, Store, StoreError, Timestamp, Uid};
+use store::{
+    BodyType, QueueId, QueuedMessage, QuotaLimit, RecipientState, Store, StoreError, Timestamp, Uid,
+};
 
 #[derive(Subcommand)]
 pub enum UserCommand {
@@ -27,6 +29,101 @@ pub enum UserCommand {
     },
     /// Delete an account with all its mail.
     Del { address: String },
+    /// Show an account's quota and usage, or set its limits (IMAP QUOTA).
+    Quota {
+        address: String,
+        /// Storage limit: a size in KiB, or with a unit (`500K`, `500M`,
+        /// `2G`, `1T`), or `none` for no limit.
+        #[arg(long, value_parser = parse_storage)]
+        storage: Option<QuotaLimit>,
+        /// Message count limit, or `none` for no limit.
+        #[arg(long, value_parser = parse_message_limit)]
+        messages: Option<QuotaLimit>,
+    },
+}
+
+/// `none` (or `unlimited`): no limit.
+fn is_no_limit(s: &str) -> bool {
+    s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("unlimited")
+}
+
+/// A storage limit in KiB: a number of KiB (RFC 9208's unit), or one
+/// with a unit `K`, `M`, `G` or `T`
+/// (powers of 1024, `B`/`iB` after it allowed), or `none`.
+fn parse_storage(s: &str) -> Result<QuotaLimit, String> {
+    if is_no_limit(s) {
+        return Ok(QuotaLimit::Unlimited);
+    }
+    let invalid = || format!("invalid size {s:?}: use e.g. 500M, 2G, 102400 (KiB) or none");
+    let upper = s.trim().to_ascii_uppercase();
+    let unit_text = upper.trim_start_matches(|c: char| c.is_ascii_digit());
+    let digits = &upper[..upper.len() - unit_text.len()];
+    let number: u64 = digits.parse().map_err(|_| invalid())?;
+    let unit = unit_text
+        .strip_suffix("IB")
+        .or_else(|| unit_text.strip_suffix('B'))
+        .unwrap_or(unit_text);
+    let kib_per_unit: u64 = match unit {
+        "" | "K" => 1,
+        "M" => 1 << 10,
+        "G" => 1 << 20,
+        "T" => 1 << 30,
+        _ => return Err(invalid()),
+    };
+    number
+        .checked_mul(kib_per_unit)
+        .filter(|&kib| i64::try_from(kib).is_ok())
+        .map(QuotaLimit::Set)
+        .ok_or_else(|| format!("size {s:?} is too large"))
+}
+
+fn parse_message_limit(s: &str) -> Result<QuotaLimit, String> {
+    if is_no_limit(s) {
+        return Ok(QuotaLimit::Unlimited);
+    }
+    s.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| i64::try_from(n).is_ok())
+        .map(QuotaLimit::Set)
+        .ok_or_else(|| format!("invalid message count {s:?}: use a number or none"))
+}
+
+/// KiB as people read them: `512 KiB`, `500 MiB`, `1.5 GiB`.
+fn kib_text(kib: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "TiB"), (1 << 20, "GiB"), (1 << 10, "MiB")];
+    for (size, unit) in UNITS {
+        if kib >= size {
+            let value = kib as f64 / size as f64;
+            return if kib.is_multiple_of(size) {
+                format!("{} {unit}", kib / size)
+            } else {
+                format!("{value:.1} {unit}")
+            };
+        }
+    }
+    format!("{kib} KiB")
+}
+
+fn print_quota(address: &str, quota: &store::Quota) {
+    let storage = match quota.storage_limit_kib {
+        Some(limit) => {
+            let percent = quota.used_bytes.saturating_mul(100) / limit.saturating_mul(1024).max(1);
+            format!(
+                "{} of {} ({percent}%)",
+                kib_text(quota.used_kib()),
+                kib_text(limit)
+            )
+        }
+        None => format!("{} (no limit)", kib_text(quota.used_kib())),
+    };
+    let messages = match quota.message_limit {
+        Some(limit) => format!("{} of {limit}", quota.used_messages),
+        None => format!("{} (no limit)", quota.used_messages),
+    };
+    println!("{address}");
+    println!("  storage   {storage}");
+    println!("  messages  {messages}");
 }
 
 #[derive(Args)]
@@ -188,6 +285,26 @@ pub async fn user(config: &Config, command: UserCommand) -> Result<(), String> {
         UserCommand::Del { address } => {
             store.delete_account(&address).await.map_err(err)?;
             println!("deleted {address}");
+        }
+        UserCommand::Quota {
+            address,
+            storage,
+            messages,
+        } => {
+            let (storage, messages) = (storage.unwrap_or_default(), messages.unwrap_or_default());
+            let quota = if storage == QuotaLimit::Keep && messages == QuotaLimit::Keep {
+                let account = account_id(&store, &address).await?;
+                store.quota(account).await.map_err(err)?
+            } else {
+                store
+                    .set_quota(&address, storage, messages)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound(_) => format!("no such account: {address}"),
+                        e => err(e),
+                    })?
+            };
+            print_quota(&address.to_lowercase(), &quota);
         }
     }
     Ok(())

@@ -227,6 +227,16 @@ pub fn unknown_user(address: &str) -> Reply {
         format!("<{address}>: Recipient address rejected: User unknown in local recipient table"),
     )
 }
+/// A local recipient whose quota is used up (RFC 9208), refused at RCPT
+/// for now: `452 4.2.2`, as Postfix passes on Dovecot's LMTP with
+/// `quota_full_tempfail`; the client may try again once room is made.
+pub fn mailbox_full(address: &str) -> Reply {
+    Reply::new(
+        452,
+        S::temporary(2, 2),
+        format!("<{address}>: Mailbox full"),
+    )
+}
 pub fn relay_denied(address: &str) -> Reply {
     Reply::new(
         554,
@@ -312,7 +322,7 @@ pub fn auth_malformed() -> Reply {
 /// [`store::StoreError::is_temporary`] alone (the table of every daemon's
 /// answers is on the latter): `452 4.3.1` in Postfix's words when the disk
 /// or the store is full, `451 4.3.0` for other temporary failures, and
-/// `554 5.3.0` for permanent ones.
+/// `554 5.3.0` for permanent ones; `552 5.2.2` for an account's quota.
 ///
 /// A `5xx` is safe here because nothing was accepted: a store failure at
 /// MAIL or RCPT refuses that command, and at the end of DATA it means the
@@ -320,7 +330,9 @@ pub fn auth_malformed() -> Reply {
 /// and reports the failure to its sender itself; no mail is lost in
 /// silence. A temporary failure makes the client try again instead.
 pub fn store_failure(e: &store::StoreError) -> Reply {
-    if e.is_full() {
+    if e.is_over_quota() {
+        Reply::new(552, S::permanent(2, 2), "Mailbox full")
+    } else if e.is_full() {
         Reply::new(452, S::temporary(3, 1), "Insufficient system storage")
     } else if e.is_temporary() {
         Reply::new(

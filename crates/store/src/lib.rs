@@ -3,7 +3,8 @@
 //! The only crate that speaks SQL. Everything the daemons keep lives here, in
 //! one SQLite database (`<data dir>/postern.db`, WAL mode):
 //!
-//! - **accounts** (address, argon2id PHC password hash), **domains** (the local
+//! - **accounts** (address, argon2id PHC password hash, quota limits and
+//!   usage counters: [`Quota`], enforced where mail is added), **domains** (the local
 //!   domains mail is accepted for) and **aliases** (address → account);
 //! - **mailboxes** with UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ (from 1); every
 //!   new account gets INBOX, Drafts, Sent, Trash, Junk and Archive, subscribed,

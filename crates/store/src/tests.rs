@@ -4328,11 +4328,14 @@ async fn children_of_non_ascii_names_are_found() {
 }
 
 #[tokio::test]
-async fn deleted_count_counts_the_deleted_flag() {
+async fn deleted_in_mailbox_counts_the_deleted_flag() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     let alice = quick_account(&store, "alice@localhost").await;
-    assert_eq!(store.deleted_count(alice.id, "INBOX").await.unwrap(), 0);
+    assert_eq!(
+        store.deleted_in_mailbox(alice.id, "INBOX").await.unwrap().0,
+        0
+    );
     let deleted = ["\\Deleted".to_string()];
     store
         .append(alice.id, "INBOX", raw_message("a"), &deleted, 0)
@@ -4347,11 +4350,17 @@ async fn deleted_count_counts_the_deleted_flag() {
         .append(alice.id, "INBOX", raw_message("c"), &seen_deleted, 0)
         .await
         .unwrap();
-    assert_eq!(store.deleted_count(alice.id, "INBOX").await.unwrap(), 2);
+    assert_eq!(
+        store.deleted_in_mailbox(alice.id, "INBOX").await.unwrap().0,
+        2
+    );
     store.expunge(alice.id, "INBOX", &[uid]).await.unwrap();
-    assert_eq!(store.deleted_count(alice.id, "INBOX").await.unwrap(), 1);
+    assert_eq!(
+        store.deleted_in_mailbox(alice.id, "INBOX").await.unwrap().0,
+        1
+    );
     assert!(matches!(
-        store.deleted_count(alice.id, "Nope").await,
+        store.deleted_in_mailbox(alice.id, "Nope").await,
         Err(StoreError::NotFound(_))
     ));
 }
@@ -4461,4 +4470,417 @@ async fn saved_dates_are_when_a_message_entered_its_mailbox() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A message of about `kib` KiB.
+fn sized_message(subject: &str, kib: usize) -> Vec<u8> {
+    let mut raw = format!("Subject: {subject}\r\n\r\n").into_bytes();
+    while raw.len() < kib * 1024 {
+        raw.extend_from_slice(
+            b"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n",
+        );
+    }
+    raw.truncate(kib * 1024);
+    raw
+}
+
+fn sized_new_message(raw: Vec<u8>) -> NewMessage {
+    NewMessage {
+        raw,
+        flags: Vec::new(),
+        internal_date: 1_700_000_000,
+    }
+}
+
+#[tokio::test]
+async fn quota_usage_follows_appends_copies_moves_and_expunges() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!(
+        quota,
+        Quota {
+            storage_limit_kib: None,
+            message_limit: None,
+            used_bytes: 0,
+            used_messages: 0
+        }
+    );
+    assert!(!quota.is_limited());
+
+    for i in 0..3 {
+        store
+            .append(
+                alice.id,
+                "INBOX",
+                sized_message(&format!("m{i}"), 2),
+                &[],
+                0,
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .append(bob.id, "INBOX", sized_message("bob's", 5), &[], 0)
+        .await
+        .unwrap();
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (6 * 1024, 3));
+    assert_eq!(quota.used_kib(), 6);
+    assert_eq!(store.quota(bob.id).await.unwrap().used_messages, 1);
+
+    // A copy counts, a move does not, an expunge gives back.
+    store
+        .copy_messages(alice.id, "INBOX", &[Uid(1)], "Archive")
+        .await
+        .unwrap();
+    assert_eq!(store.quota(alice.id).await.unwrap().used_messages, 4);
+    store
+        .move_messages(alice.id, "INBOX", &[Uid(2)], "Trash")
+        .await
+        .unwrap();
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (8 * 1024, 4));
+    store
+        .expunge(alice.id, "INBOX", &[Uid(1), Uid(3)])
+        .await
+        .unwrap();
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (4 * 1024, 2));
+
+    // Deleting a mailbox gives its messages back; bob is untouched.
+    store.delete_mailbox(alice.id, "Trash").await.unwrap();
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (2 * 1024, 1));
+    assert_eq!(store.quota(bob.id).await.unwrap().used_bytes, 5 * 1024);
+
+    // Queue delivery counts too.
+    store
+        .enqueue(message(&raw_message("queued"), &["alice@localhost"]))
+        .await
+        .unwrap();
+    deliver_all(&store).await;
+    assert_eq!(store.quota(alice.id).await.unwrap().used_messages, 2);
+
+    // The counters are what the mailboxes hold, after renaming INBOX
+    // (a move) and REPLACE too.
+    store
+        .rename_mailbox(alice.id, "INBOX", "Old inbox")
+        .await
+        .unwrap();
+    store
+        .replace_message(
+            alice.id,
+            "Archive",
+            sized_new_message(sized_message("new", 3)),
+            "Old inbox",
+            Uid(1),
+        )
+        .await
+        .unwrap();
+    let (mut bytes, mut count) = (0, 0);
+    for m in store.mailboxes(alice.id).await.unwrap() {
+        bytes += store.mailbox_size(alice.id, m.name.as_str()).await.unwrap();
+        count += m.messages as u64;
+    }
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (bytes, count));
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn quota_limits_are_set_kept_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    let q = store
+        .set_quota("Alice@Localhost", QuotaLimit::Set(500), QuotaLimit::Keep)
+        .await
+        .unwrap();
+    assert_eq!((q.storage_limit_kib, q.message_limit), (Some(500), None));
+    let q = store
+        .set_quota("alice@localhost", QuotaLimit::Keep, QuotaLimit::Set(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        (q.storage_limit_kib, q.message_limit),
+        (Some(500), Some(10))
+    );
+    assert!(q.is_limited());
+    let q = store
+        .set_quota("alice@localhost", QuotaLimit::Unlimited, QuotaLimit::Keep)
+        .await
+        .unwrap();
+    assert_eq!((q.storage_limit_kib, q.message_limit), (None, Some(10)));
+    assert!(matches!(
+        store
+            .set_quota("nobody@localhost", QuotaLimit::Set(1), QuotaLimit::Keep)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .set_quota(
+                "alice@localhost",
+                QuotaLimit::Set(u64::MAX),
+                QuotaLimit::Keep
+            )
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn quota_refuses_appends_and_copies_but_not_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store
+        .set_quota("alice@localhost", QuotaLimit::Set(5), QuotaLimit::Keep)
+        .await
+        .unwrap();
+    store
+        .append(alice.id, "INBOX", sized_message("a", 2), &[], 0)
+        .await
+        .unwrap();
+    store
+        .append(alice.id, "INBOX", sized_message("b", 3), &[], 0)
+        .await
+        .unwrap();
+    // Exactly at the limit: nothing more fits.
+    let quota = store.quota(alice.id).await.unwrap();
+    assert!(quota.is_full());
+    let over = store
+        .append(
+            alice.id,
+            "INBOX",
+            b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            &[],
+            0,
+        )
+        .await;
+    assert!(matches!(over, Err(StoreError::OverQuota(_))), "{over:?}");
+    assert!(over.unwrap_err().is_over_quota());
+    // A missing mailbox is still reported as such.
+    assert!(matches!(
+        store
+            .append(alice.id, "Nope", b"x\r\n".to_vec(), &[], 0)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    let over = store
+        .copy_messages(alice.id, "INBOX", &[Uid(1)], "Archive")
+        .await;
+    assert!(matches!(over, Err(StoreError::OverQuota(_))), "{over:?}");
+    // A move within the account changes nothing.
+    store
+        .move_messages(alice.id, "INBOX", &[Uid(1), Uid(2)], "Archive")
+        .await
+        .unwrap();
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (5 * 1024, 2));
+
+    // MULTIAPPEND: all or none.
+    store
+        .set_quota("alice@localhost", QuotaLimit::Set(8), QuotaLimit::Keep)
+        .await
+        .unwrap();
+    let over = store
+        .append_messages(
+            alice.id,
+            "INBOX",
+            vec![
+                sized_new_message(sized_message("c", 2)),
+                sized_new_message(sized_message("d", 2)),
+            ],
+        )
+        .await;
+    assert!(matches!(over, Err(StoreError::OverQuota(_))), "{over:?}");
+    assert_eq!(store.quota(alice.id).await.unwrap().used_messages, 2);
+
+    // The message count limit too; REPLACE frees the old one first.
+    store
+        .set_quota("alice@localhost", QuotaLimit::Unlimited, QuotaLimit::Set(2))
+        .await
+        .unwrap();
+    let over = store
+        .append(
+            alice.id,
+            "INBOX",
+            b"Subject: x\r\n\r\nx\r\n".to_vec(),
+            &[],
+            0,
+        )
+        .await;
+    assert!(matches!(over, Err(StoreError::OverQuota(_))), "{over:?}");
+    store
+        .replace_message(
+            alice.id,
+            "Archive",
+            sized_new_message(sized_message("e", 1)),
+            "Archive",
+            Uid(1),
+        )
+        .await
+        .unwrap();
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (4 * 1024, 2));
+}
+
+#[tokio::test]
+async fn quota_holds_against_concurrent_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    store
+        .set_quota("alice@localhost", QuotaLimit::Set(10), QuotaLimit::Keep)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .append(
+                        alice.id,
+                        "INBOX",
+                        sized_message(&format!("m{i}"), 1),
+                        &[],
+                        0,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut stored = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => stored += 1,
+            Err(e) => assert!(e.is_over_quota(), "{e}"),
+        }
+    }
+    assert_eq!(stored, 10);
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (10 * 1024, 10));
+}
+
+#[tokio::test]
+async fn quota_in_local_delivery_leaves_the_full_recipient_and_direct_delivery_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = quick_account(&store, "alice@localhost").await;
+    let bob = quick_account(&store, "bob@localhost").await;
+    store
+        .set_quota("bob@localhost", QuotaLimit::Keep, QuotaLimit::Set(1))
+        .await
+        .unwrap();
+    store
+        .append(
+            bob.id,
+            "INBOX",
+            b"Subject: first\r\n\r\nx\r\n".to_vec(),
+            &[],
+            0,
+        )
+        .await
+        .unwrap();
+
+    // Direct delivery: bob is full, so the message is queued whole.
+    let recipients = ["alice@localhost", "bob@localhost"];
+    let received = store
+        .deliver_received(
+            message(&raw_message("for both"), &recipients),
+            DsnRequest::default(),
+            envelope_for(&recipients),
+            vec![alice.id, bob.id],
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    assert!(!received.delivered);
+    assert_eq!(store.quota(alice.id).await.unwrap().used_messages, 0);
+
+    // The queue delivers alice's copy and leaves bob's recipient open.
+    let claimed = store.claim_due(now(), LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let deliveries: Vec<LocalDelivery> = claimed[0]
+        .recipients
+        .iter()
+        .map(|r| LocalDelivery {
+            recipient: r.id,
+            account: if r.address.starts_with("bob") {
+                bob.id
+            } else {
+                alice.id
+            },
+            mailbox: "INBOX".into(),
+        })
+        .collect();
+    let bobs = claimed[0]
+        .recipients
+        .iter()
+        .find(|r| r.address.starts_with("bob"))
+        .unwrap()
+        .id;
+    let over = store
+        .deliver_local(claimed[0].id, deliveries)
+        .await
+        .unwrap();
+    assert_eq!(over, vec![bobs]);
+    assert_eq!(store.quota(alice.id).await.unwrap().used_messages, 1);
+    assert_eq!(store.quota(bob.id).await.unwrap().used_messages, 1);
+    let queued = store.queue().await.unwrap();
+    assert_eq!(queued.len(), 1, "bob's recipient is still to settle");
+    let states: Vec<_> = queued[0]
+        .recipients
+        .iter()
+        .map(|r| (r.address.as_str(), r.state))
+        .collect();
+    assert!(states.contains(&("alice@localhost", RecipientState::Delivered)));
+    assert!(states.contains(&("bob@localhost", RecipientState::Pending)));
+}
+
+#[tokio::test]
+async fn quota_usage_is_counted_for_mail_stored_before_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = {
+        let store = open(&dir);
+        let alice = quick_account(&store, "alice@localhost").await;
+        for i in 0..2 {
+            store
+                .append(
+                    alice.id,
+                    "INBOX",
+                    sized_message(&format!("m{i}"), 3),
+                    &[],
+                    0,
+                )
+                .await
+                .unwrap();
+        }
+        alice
+    };
+    // Undo the counters, as a database from before quotas had none,
+    // and run the quota step again.
+    let step = schema::MIGRATIONS
+        .iter()
+        .position(|m| m.contains("quota_storage_kib"))
+        .unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join(schema::DB_FILE)).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE accounts DROP COLUMN quota_storage_kib;
+             ALTER TABLE accounts DROP COLUMN quota_messages;
+             ALTER TABLE accounts DROP COLUMN used_bytes;
+             ALTER TABLE accounts DROP COLUMN used_messages;",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", step as i64)
+            .unwrap();
+    }
+    let store = open(&dir);
+    let quota = store.quota(alice.id).await.unwrap();
+    assert_eq!((quota.used_bytes, quota.used_messages), (6 * 1024, 2));
 }

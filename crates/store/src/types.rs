@@ -305,6 +305,12 @@ pub enum StoreError {
     /// nothing was written, and it may work once space is made.
     #[error("insufficient storage: {0}")]
     Full(String),
+    /// The account's quota (RFC 9208) has no room for what was to be
+    /// added: nothing was written. It stays so until mail is removed or
+    /// the limit raised, so it is not temporary (as Dovecot, whose
+    /// `quota_full_tempfail` is off by default).
+    #[error("quota exceeded: {0}")]
+    OverQuota(String),
     #[error("I/O error: {0}")]
     Io(std::io::Error),
 }
@@ -327,6 +333,13 @@ impl StoreError {
         matches!(self, StoreError::Full(_))
     }
 
+    /// Whether an account's quota refused the write
+    /// ([`StoreError::OverQuota`]): IMAP `NO [OVERQUOTA]`, SMTP `5.2.2`
+    /// (mailbox full).
+    pub fn is_over_quota(&self) -> bool {
+        matches!(self, StoreError::OverQuota(_))
+    }
+
     /// Whether trying the same thing again later may work: the store or
     /// disk is full, the store is shutting down, or the database or the
     /// disk failed (busy, locked, an I/O error). What is not found, already
@@ -339,6 +352,7 @@ impl StoreError {
     /// | failure | SMTP (DATA, BDAT) | IMAP | POP3 (RFC 2449, 3206) | HTTP API |
     /// |---|---|---|---|---|
     /// | full ([`is_full`](Self::is_full)) | `452 4.3.1` Insufficient system storage | `NO [OVERQUOTA]` | `-ERR [SYS/TEMP]` | `507` Insufficient Storage |
+    /// | over quota ([`is_over_quota`](Self::is_over_quota)) | `552 5.2.2` Mailbox full (smtpd queues instead, see below) | `NO [OVERQUOTA]` | `-ERR [SYS/PERM]` | `507` Insufficient Storage |
     /// | other temporary | `451 4.3.0` | `NO [UNAVAILABLE]` | `-ERR [SYS/TEMP]` | `503` with `Retry-After` |
     /// | permanent | `554 5.3.0` | `NO [SERVERBUG]` | `-ERR [SYS/PERM]` | `500` |
     ///
@@ -352,6 +366,11 @@ impl StoreError {
     /// [`StoreError::AlreadyExists`], `BYE` for a selected mailbox that is
     /// [`StoreError::MailboxGone`]; HTTP `404`, `409` and `400` for
     /// not found, already exists and invalid.
+    ///
+    /// A quota refuses only additions to an account's mailboxes. smtpd
+    /// answers `452 4.2.2` at RCPT for a recipient already full; a
+    /// message that does not fit at direct delivery is queued instead,
+    /// and the queue manager bounces it for that recipient (`5.2.2`).
     ///
     /// smtpd's queue manager is the one exception: a message it holds was
     /// already accepted, so any store failure while it works on one defers
@@ -367,6 +386,7 @@ impl StoreError {
             | StoreError::MailboxGone(_)
             | StoreError::AlreadyExists(_)
             | StoreError::Invalid(_)
+            | StoreError::OverQuota(_)
             | StoreError::SchemaTooNew { .. } => false,
         }
     }
@@ -1039,4 +1059,60 @@ pub struct NewMessage {
     pub raw: Vec<u8>,
     pub flags: Vec<String>,
     pub internal_date: Timestamp,
+}
+
+/// An account's quota (IMAP QUOTA, RFC 9208): its limits (`None`: no
+/// limit) and what its messages use now, in all its mailboxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Quota {
+    /// The most storage its messages may take, in KiB (RFC 9208's unit
+    /// for STORAGE).
+    pub storage_limit_kib: Option<u64>,
+    /// The most messages it may hold.
+    pub message_limit: Option<u64>,
+    /// The sizes of its messages, in octets.
+    pub used_bytes: u64,
+    pub used_messages: u64,
+}
+
+impl Quota {
+    /// Whether any limit applies.
+    pub fn is_limited(&self) -> bool {
+        self.storage_limit_kib.is_some() || self.message_limit.is_some()
+    }
+
+    /// The storage used in KiB, rounded down, as Dovecot reports it.
+    pub fn used_kib(&self) -> u64 {
+        self.used_bytes / 1024
+    }
+
+    /// Whether `bytes` more in `messages` more messages stay within every
+    /// limit (reaching a limit exactly is within it, as in Dovecot).
+    pub fn fits(&self, bytes: u64, messages: u64) -> bool {
+        let storage_ok = self
+            .storage_limit_kib
+            .is_none_or(|kib| self.used_bytes.saturating_add(bytes) <= kib.saturating_mul(1024));
+        let messages_ok = self
+            .message_limit
+            .is_none_or(|n| self.used_messages.saturating_add(messages) <= n);
+        storage_ok && messages_ok
+    }
+
+    /// Whether no message at all fits any more: the storage used is at or
+    /// past its limit, or the message count is.
+    pub fn is_full(&self) -> bool {
+        !self.fits(1, 1)
+    }
+}
+
+/// A change to one of an account's limits ([`crate::Store::set_quota`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuotaLimit {
+    /// As it is.
+    #[default]
+    Keep,
+    /// No limit.
+    Unlimited,
+    /// This limit (KiB for storage).
+    Set(u64),
 }

@@ -147,6 +147,9 @@ pub enum Code {
     /// RFC 5530: the operation would put the user over a quota or the
     /// server over its storage.
     OverQuota,
+    /// RFC 5530: the user may not do this (SETQUOTA without being an
+    /// administrator).
+    NoPerm,
     /// RFC 5530: a temporary failure (a subsystem is down); the client
     /// may try again later.
     Unavailable,
@@ -228,6 +231,7 @@ fn code(out: &mut Vec<u8>, c: &Code) {
         Code::Cannot => "CANNOT".into(),
         Code::Limit => "LIMIT".into(),
         Code::OverQuota => "OVERQUOTA".into(),
+        Code::NoPerm => "NOPERM".into(),
         Code::Unavailable => "UNAVAILABLE".into(),
         Code::ServerBug => "SERVERBUG".into(),
         Code::InUse => "INUSE".into(),
@@ -396,6 +400,7 @@ mod tests {
             (Code::Cannot, "CANNOT"),
             (Code::Limit, "LIMIT"),
             (Code::OverQuota, "OVERQUOTA"),
+            (Code::NoPerm, "NOPERM"),
             (Code::Unavailable, "UNAVAILABLE"),
             (Code::ServerBug, "SERVERBUG"),
             (Code::InUse, "INUSE"),

@@ -723,6 +723,25 @@ impl P<'_> {
                     _ => return bad("expected NOTIFY SET or NOTIFY NONE"),
                 }
             }
+            "GETQUOTA" => {
+                self.sp()?;
+                K::GetQuota(self.astring()?)
+            }
+            "GETQUOTAROOT" => {
+                self.sp()?;
+                K::GetQuotaRoot(self.mailbox()?)
+            }
+            "SETQUOTA" => {
+                self.sp()?;
+                let root = self.astring()?;
+                self.sp()?;
+                let limits = self.paren_list(true, |p| {
+                    let resource = p.upper_atom()?;
+                    p.sp()?;
+                    Ok((resource, p.number64()?))
+                })?;
+                K::SetQuota { root, limits }
+            }
             _ => return bad("unknown command"),
         })
     }
@@ -927,6 +946,7 @@ impl P<'_> {
                 "APPENDLIMIT" => StatusItem::AppendLimit,
                 "MAILBOXID" => StatusItem::MailboxId,
                 "DELETED" => StatusItem::Deleted,
+                "DELETED-STORAGE" => StatusItem::DeletedStorage,
                 _ => return bad("unknown STATUS item"),
             })
         })

@@ -1174,3 +1174,64 @@ fn object_ids_and_save_dates() {
         CommandKind::Status { items, .. } if items == vec![StatusItem::MailboxId]
     ));
 }
+
+/// RFC 9208's commands (its examples, split at every byte), STATUS
+/// DELETED and DELETED-STORAGE, and bad forms.
+#[test]
+fn quota_commands() {
+    let c = split_everywhere(b"A003 GETQUOTA \"\"\r\n");
+    assert_eq!(c.kind, CommandKind::GetQuota(Vec::new()));
+    let c = split_everywhere(b"A003 GETQUOTAROOT INBOX\r\n");
+    assert_eq!(c.kind, CommandKind::GetQuotaRoot(MailboxName::Inbox));
+    let c = split_everywhere(b"A003 GETQUOTAROOT comp.mail.mime\r\n");
+    assert_eq!(c.kind, CommandKind::GetQuotaRoot(mbox("comp.mail.mime")));
+    let c = split_everywhere(b"A001 SETQUOTA \"\" (STORAGE 512)\r\n");
+    assert_eq!(
+        c.kind,
+        CommandKind::SetQuota {
+            root: Vec::new(),
+            limits: vec![("STORAGE".into(), 512)],
+        }
+    );
+    let c = split_everywhere(b"A1 setquota \"User quota\" (storage 512 MESSAGE 10)\r\n");
+    assert_eq!(
+        c.kind,
+        CommandKind::SetQuota {
+            root: b"User quota".to_vec(),
+            limits: vec![("STORAGE".into(), 512), ("MESSAGE".into(), 10)],
+        }
+    );
+    assert_eq!(
+        kind("A1 SETQUOTA \"\" ()\r\n"),
+        CommandKind::SetQuota {
+            root: Vec::new(),
+            limits: Vec::new(),
+        }
+    );
+    let c = split_everywhere(b"A042 STATUS blurdybloop (DELETED DELETED-STORAGE MESSAGES)\r\n");
+    assert_eq!(
+        c.kind,
+        CommandKind::Status {
+            mailbox: mbox("blurdybloop"),
+            items: vec![
+                StatusItem::Deleted,
+                StatusItem::DeletedStorage,
+                StatusItem::Messages
+            ],
+        }
+    );
+    for bad in [
+        &b"a GETQUOTA\r\n"[..],
+        b"a GETQUOTAROOT\r\n",
+        b"a SETQUOTA \"\"\r\n",
+        b"a SETQUOTA \"\" STORAGE 512\r\n",
+        b"a SETQUOTA \"\" (STORAGE)\r\n",
+        b"a SETQUOTA \"\" (STORAGE x)\r\n",
+        b"a SETQUOTA \"\" (STORAGE -1)\r\n",
+        b"a SETQUOTA \"\" (STORAGE 99999999999999999999999)\r\n",
+        b"a SETQUOTA \"\" (STORAGE 1\r\n",
+    ] {
+        let (tag, _) = error(bad);
+        assert_eq!(tag.map(|t| t.to_string()), Some("a".to_string()));
+    }
+}

@@ -314,6 +314,16 @@ pub enum CommandKind {
         mailbox: MailboxName,
         entries: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     },
+    /// GETQUOTA (RFC 9208): a quota root's name, as the client sent it.
+    GetQuota(Vec<u8>),
+    /// GETQUOTAROOT (RFC 9208).
+    GetQuotaRoot(MailboxName),
+    /// SETQUOTA (RFC 9208): a quota root's name and the resource limits
+    /// asked for (resource names upper-cased).
+    SetQuota {
+        root: Vec<u8>,
+        limits: Vec<(String, u64)>,
+    },
 }
 
 /// `NOTIFY SET [STATUS] event-group...` (RFC 5465 3.1).
@@ -535,8 +545,10 @@ pub enum StatusItem {
     AppendLimit,
     /// RFC 8474: the mailbox's id, kept across RENAME.
     MailboxId,
-    /// RFC 9051: how many messages have `\Deleted`.
+    /// RFC 9208 (and IMAP4rev2): the messages with `\Deleted`.
     Deleted,
+    /// RFC 9208: the storage an EXPUNGE would free, in octets.
+    DeletedStorage,
 }
 
 /// How STORE changes flags.

@@ -84,6 +84,9 @@ impl Session {
                 "URLAUTH",
                 "URL-PARTIAL",
                 "NOTIFY",
+                "QUOTA",
+                "QUOTA=RES-STORAGE",
+                "QUOTA=RES-MESSAGE",
             ]);
             if !self.io.is_compressed() {
                 caps.push("COMPRESS=DEFLATE");

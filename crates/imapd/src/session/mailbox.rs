@@ -97,11 +97,12 @@ fn has_children(all: &[MailboxInfo], name: &str, only_subscribed: bool) -> bool 
 }
 
 /// What STATUS reads from the store only when asked for: the mailbox's
-/// size (STATUS=SIZE) and how many messages have `\Deleted`.
+/// size (STATUS=SIZE) and the count and size of its `\Deleted` messages
+/// (RFC 9051 DELETED, RFC 9208 DELETED-STORAGE).
 #[derive(Default)]
 struct StatusCounts {
     size: Option<u64>,
-    deleted: Option<u32>,
+    deleted: Option<(u64, u64)>,
 }
 
 /// The attributes LIST gives a mailbox (before `\Subscribed`, which only
@@ -144,12 +145,17 @@ fn status_items(
                     parts.push(format!("SIZE {size}"))
                 }
             }
+            StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
             StatusItem::Deleted => {
-                if let Some(deleted) = counts.deleted {
-                    parts.push(format!("DELETED {deleted}"))
+                if let Some((count, _)) = counts.deleted {
+                    parts.push(format!("DELETED {count}"))
                 }
             }
-            StatusItem::AppendLimit => parts.push(format!("APPENDLIMIT {append_limit}")),
+            StatusItem::DeletedStorage => {
+                if let Some((_, bytes)) = counts.deleted {
+                    parts.push(format!("DELETED-STORAGE {bytes}"))
+                }
+            }
             StatusItem::MailboxId => parts.push(format!(
                 "MAILBOXID ({})",
                 super::stored_keys::mailbox_id(m.id, m.uid_validity)
@@ -377,8 +383,8 @@ impl Session {
         if items.contains(&StatusItem::Size) {
             counts.size = Some(store.mailbox_size(account, &m.name).await?);
         }
-        if items.contains(&StatusItem::Deleted) {
-            counts.deleted = Some(store.deleted_count(account, &m.name).await?);
+        if items.contains(&StatusItem::Deleted) || items.contains(&StatusItem::DeletedStorage) {
+            counts.deleted = Some(store.deleted_in_mailbox(account, &m.name).await?);
         }
         let mut line = b"STATUS ".to_vec();
         self.wire_name(&mut line, &m.name);

@@ -36,6 +36,7 @@ mod idle;
 mod mailbox;
 mod metadata;
 mod notify;
+mod quota;
 mod rev2;
 mod search;
 mod sort;
@@ -171,12 +172,13 @@ pub(crate) struct Session {
 
 /// The RFC 5530 response code for a store failure the command has no
 /// more specific answer to (such as `[NONEXISTENT]` or `[ALREADYEXISTS]`),
-/// by [`StoreError::is_full`] and [`StoreError::is_temporary`] alone (the
-/// table of every daemon's answers is on the latter): `OVERQUOTA` (the
-/// client may try again once space is made), `UNAVAILABLE` (try again
+/// by [`StoreError::is_full`], [`StoreError::is_over_quota`] and
+/// [`StoreError::is_temporary`] alone (the table of every daemon's
+/// answers is on the latter): `OVERQUOTA` (the client may try again once
+/// space is made), `UNAVAILABLE` (try again
 /// later), else `SERVERBUG`.
 fn store_failure_code(e: &StoreError) -> Code {
-    if e.is_full() {
+    if e.is_full() || e.is_over_quota() {
         Code::OverQuota
     } else if e.is_temporary() {
         Code::Unavailable
@@ -262,6 +264,15 @@ impl Session {
     fn store_failed(&mut self, tag: &Tag, e: StoreError, what: &str) {
         if let StoreError::MailboxGone(_) = e {
             return self.selected_mailbox_gone();
+        }
+        if e.is_over_quota() {
+            // Dovecot's words, with RFC 9208's code.
+            tracing::info!(error = %e, "{what} refused");
+            return self.no(
+                tag,
+                Some(Code::OverQuota),
+                "Quota exceeded (mailbox for user is full)",
+            );
         }
         tracing::error!(error = %e, "{what} failed");
         let code = store_failure_code(&e);
@@ -564,6 +575,9 @@ impl Session {
             | K::GenUrlAuth(_)
             | K::UrlFetch(_)
             | K::Notify(_)
+            | K::GetQuota(_)
+            | K::GetQuotaRoot(_)
+            | K::SetQuota { .. }
             | K::Idle => authenticated,
             K::Check
             | K::Close
@@ -741,6 +755,9 @@ impl Session {
             K::GenUrlAuth(urls) => self.gen_url_auth(&tag, urls).await,
             K::UrlFetch(urls) => self.url_fetch(&tag, urls).await?,
             K::Notify(set) => self.notify(&tag, set).await,
+            K::GetQuotaRoot(mailbox) => self.get_quota_root(&tag, mailbox).await,
+            K::GetQuota(root) => self.get_quota(&tag, root).await,
+            K::SetQuota { .. } => self.set_quota(&tag),
         }
         Ok(())
     }
@@ -792,6 +809,7 @@ mod tests {
     fn store_failures_follow_the_stores_classification() {
         let answers = [
             (E::Full("disk".into()), "OVERQUOTA"),
+            (E::OverQuota("1 of 1 messages".into()), "OVERQUOTA"),
             (E::Closed, "UNAVAILABLE"),
             (E::Database("database is locked".into()), "UNAVAILABLE"),
             (E::Io(std::io::Error::other("EIO")), "UNAVAILABLE"),

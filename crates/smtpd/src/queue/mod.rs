@@ -216,6 +216,17 @@ impl Outcomes {
     }
 }
 
+/// A local recipient whose quota has no room for the message: bounced,
+/// not deferred, since the quota stays until its owner acts (Dovecot's
+/// LMTP refuses such mail with `5.2.2` by default, `quota_full_tempfail =
+/// no`).
+fn mailbox_full() -> SmtpError {
+    SmtpError::local(
+        EnhancedStatus::permanent(2, 2),
+        "mailbox full: the message exceeds the recipient's quota",
+    )
+}
+
 /// The `Return-Path:` line local delivery puts on top (RFC 5321 4.4).
 pub(crate) fn return_path(sender: &str) -> Vec<u8> {
     format!("Return-Path: <{sender}>\r\n").into_bytes()
@@ -272,6 +283,21 @@ async fn deliver(
             }
         }
     }
+    // A recipient whose quota has no room for the copy bounces now, so
+    // that a success notice never names it; the store checks again as it
+    // delivers (another delivery may have taken the room meanwhile).
+    let copy_size = message.size + return_path(&message.sender).len() as u64;
+    let mut fitting = Vec::with_capacity(local.len());
+    for delivery in local {
+        match store.quota(delivery.account).await {
+            Ok(quota) if !quota.fits(copy_size, 1) => {
+                outcomes.failed(delivery.recipient, mailbox_full());
+            }
+            // A failed lookup is the delivery's to report.
+            _ => fitting.push(delivery),
+        }
+    }
+    let local = fitting;
     if !local.is_empty() {
         let ids: Vec<RecipientId> = local.iter().map(|d| d.recipient).collect();
         let notice = delivered_notice(store, config, &message, &ids).await;
@@ -281,10 +307,16 @@ async fn deliver(
             notice,
         };
         match store.deliver_local_with(message.id, local, options).await {
-            Ok(()) => {
-                tracing::info!(recipients = ids.len(), "delivered locally");
-                if noticed {
+            Ok(over_quota) => {
+                let delivered = ids.len() - over_quota.len();
+                if delivered > 0 {
+                    tracing::info!(recipients = delivered, "delivered locally");
+                }
+                if noticed && delivered > 0 {
                     outcomes.report_queued();
+                }
+                for id in over_quota {
+                    outcomes.failed(id, mailbox_full());
                 }
             }
             Err(e) => {

@@ -180,6 +180,21 @@ impl Session {
             Ok(Verdict::Local(account)) => Some(account.id),
             _ => None,
         };
+        if let Some(id) = account {
+            // A recipient with no room left is refused now, before the
+            // client sends the message (as Dovecot's LMTP checks at RCPT).
+            match self.ctx.shared.store.quota(id).await {
+                Ok(quota) if quota.is_full() => {
+                    tracing::info!(recipient = %address, "RCPT refused: mailbox full");
+                    return self.reply(reply::mailbox_full(&address));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "quota lookup failed");
+                    return self.reply(reply::store_failure(&e));
+                }
+            }
+        }
         if accepted {
             if self
                 .rcpt_refused_by_rule(std::slice::from_ref(&address))

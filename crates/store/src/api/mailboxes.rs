@@ -497,19 +497,6 @@ impl Store {
             .await
     }
 
-    /// How many of the mailbox's messages have `\Deleted` (IMAP STATUS
-    /// DELETED, RFC 9051). `NotFound` if there is no such mailbox.
-    pub async fn deleted_count(
-        &self,
-        account: AccountId,
-        mailbox: impl Into<MailboxKey>,
-    ) -> Result<u32> {
-        let mailbox = mailbox.into();
-        self.inner
-            .read(move |conn| mailbox::deleted_count(conn, account, &mailbox))
-            .await
-    }
-
     /// Copies messages (UIDs not present are skipped) to the end of another
     /// mailbox, or the same one, with their flags and internal dates.
     /// Returns the destination's UIDVALIDITY and (source, new) UID pairs.

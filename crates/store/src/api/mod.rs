@@ -18,6 +18,7 @@ mod capture;
 mod mailboxes;
 mod metadata;
 mod queue;
+mod quota;
 mod received;
 mod urlauth;
 

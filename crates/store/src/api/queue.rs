@@ -94,8 +94,8 @@ impl Store {
     /// copy with `prepend` on top (the `Return-Path:`) in each account's
     /// INBOX, under a queue id from the sequence of queued mail but with
     /// no queue entry: one write per message where the queue takes three.
-    /// If an account or its INBOX is gone since RCPT, the message is queued
-    /// instead, in the same transaction, as [`Store::enqueue_received`]
+    /// If an account or its INBOX is gone since RCPT, or the copy does
+    /// not fit an account's quota, the message is queued instead, in the same transaction, as [`Store::enqueue_received`]
     /// does, for the queue manager to bounce or deliver.
     pub async fn deliver_received(
         &self,
@@ -230,11 +230,15 @@ impl Store {
     /// account and mailbox get one copy), writes the change feed, marks
     /// those recipients `Delivered`, and removes the queue entry (releasing
     /// its blob reference) once no recipient is `Pending` or `Deferred`.
+    ///
+    /// A copy that does not fit its account's quota is not delivered: its
+    /// recipients (every one for that account) are returned, left as they
+    /// were, for the caller to bounce (`5.2.2`); the others are delivered.
     pub async fn deliver_local(
         &self,
         queue: QueueId,
         deliveries: Vec<LocalDelivery>,
-    ) -> Result<()> {
+    ) -> Result<Vec<RecipientId>> {
         self.deliver_local_with(queue, deliveries, DeliveryOptions::default())
             .await
     }
@@ -249,9 +253,9 @@ impl Store {
         queue: QueueId,
         deliveries: Vec<LocalDelivery>,
         options: DeliveryOptions,
-    ) -> Result<()> {
+    ) -> Result<Vec<RecipientId>> {
         if deliveries.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let DeliveryOptions { prepend, notice } = options;
         let notice = match notice {
@@ -298,7 +302,7 @@ impl Store {
                     notice.as_ref().map(|(hash, m)| (hash.as_str(), m)),
                     now(),
                 )
-                .map(|_| ())
+                .map(|(_, over_quota)| over_quota)
             })
             .await
     }

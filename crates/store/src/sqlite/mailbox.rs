@@ -18,7 +18,6 @@ pub(crate) const SYSTEM_FLAGS: &[(i64, &str)] = &[
     (16, "\\Draft"),
 ];
 const SEEN: i64 = 1;
-const DELETED: i64 = 8;
 
 /// The stored name of a mailbox ([`crate::canonical_mailbox_name`]).
 pub(crate) use crate::canonical_mailbox_name as canonical_name;
@@ -194,6 +193,8 @@ pub(crate) fn append(
     ])
     .db()?;
     blobs::incref(conn, message.blob_hash)?;
+    let size = i64::try_from(message.size).unwrap_or(i64::MAX);
+    crate::sqlite::quota::add_usage(conn, account, size, 1)?;
     conn.prepare_cached(
         "INSERT INTO changes (mailbox_id, uid, modseq, kind, created_at)
          VALUES (?1, ?2, ?3, 'append', ?4)",
@@ -1084,18 +1085,22 @@ pub(crate) fn expunge(
     let state = mailbox_state(conn, account, mailbox)?;
     let mut highest = state.highest_modseq;
     let mut out = Vec::new();
+    let mut freed = 0i64;
     for uid in sorted_uids(uids) {
-        let found: Option<(i64, String)> = conn
-            .prepare_cached("SELECT id, blob_hash FROM messages WHERE mailbox_id = ?1 AND uid = ?2")
+        let found: Option<(i64, String, i64)> = conn
+            .prepare_cached(
+                "SELECT id, blob_hash, size FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+            )
             .db()?
             .query_row(params![state.id, i64::from(uid.0)], |row| {
-                Ok((row.get(0)?, row.get(1)?))
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
             })
             .optional()
             .db()?;
-        let Some((id, hash)) = found else {
+        let Some((id, hash, size)) = found else {
             continue;
         };
+        freed += size;
         let modseq = next_modseq(state.id, highest)?;
         highest = modseq;
         conn.prepare_cached("DELETE FROM messages WHERE id = ?1")
@@ -1116,6 +1121,8 @@ pub(crate) fn expunge(
     if highest != state.highest_modseq {
         set_highest_modseq(conn, state.id, highest)?;
     }
+    let gone = i64::try_from(out.len()).unwrap_or(i64::MAX);
+    crate::sqlite::quota::add_usage(conn, account, -freed, -gone)?;
     Ok(out)
 }
 
@@ -1262,9 +1269,17 @@ fn has_children(conn: &Connection, account: AccountId, name: &str) -> Result<boo
     .db()
 }
 
-/// Writer: removes every message of a mailbox (releasing their blobs) and
-/// its tombstones.
-fn empty_mailbox(conn: &Connection, id: MailboxId) -> Result<()> {
+/// Writer: removes every message of the account's mailbox `id`
+/// (releasing their blobs, giving back their usage).
+fn empty_mailbox(conn: &Connection, account: AccountId, id: MailboxId) -> Result<()> {
+    let (count, bytes): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(size), 0) FROM messages WHERE mailbox_id = ?1",
+        )
+        .db()?
+        .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
+        .db()?;
+    crate::sqlite::quota::add_usage(conn, account, -bytes, -count)?;
     let hashes: Vec<(String, i64)> = {
         let mut stmt = conn
             .prepare_cached(
@@ -1300,7 +1315,7 @@ pub(crate) fn delete_mailbox(conn: &Connection, account: AccountId, name: &str) 
             "deletion of {name}: it has mailboxes below it"
         )));
     }
-    empty_mailbox(conn, id)?;
+    empty_mailbox(conn, account, id)?;
     conn.prepare_cached("DELETE FROM expunged WHERE mailbox_id = ?1")
         .db()?
         .execute([id.0])
@@ -1379,6 +1394,8 @@ pub(crate) fn rename_mailbox(
 /// Writer: copies the messages with these UIDs (missing ones skipped), in
 /// UID order, to the end of `to` with their flags and internal dates.
 /// Returns the destination's UIDVALIDITY and the (source, new) UID pairs.
+/// `OverQuota` (and the caller's request undone) if a copy does not fit
+/// the account's quota.
 pub(crate) fn copy_messages(
     conn: &Connection,
     account: AccountId,
@@ -1386,8 +1403,25 @@ pub(crate) fn copy_messages(
     uids: &[Uid],
     to: &str,
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
+    copy_within_quota(conn, account, from, uids, to, true)
+}
+
+/// [`copy_messages`], checking the quota before each copy if `quota`.
+fn copy_within_quota(
+    conn: &Connection,
+    account: AccountId,
+    from: &MailboxKey,
+    uids: &[Uid],
+    to: &str,
+    quota: bool,
+) -> Result<(u32, Vec<(Uid, Uid)>)> {
     let source = require(conn, account, from)?;
     let target = mailbox_state(conn, account, &MailboxKey::from(to))?;
+    // Read once; each copy then counts against it here.
+    let mut room = None;
+    if quota {
+        room = Some(crate::sqlite::quota::quota(conn, account)?).filter(|q| q.is_limited());
+    }
     let mut pairs = Vec::new();
     for uid in sorted_uids(uids) {
         type Row = (String, i64, i64, i64, String, Option<i64>);
@@ -1422,6 +1456,13 @@ pub(crate) fn copy_messages(
             keywords: &keywords,
             envelope,
         };
+        if let Some(room) = room.as_mut() {
+            if !room.fits(message.size, 1) {
+                return Err(crate::sqlite::quota::over_quota(room));
+            }
+            room.used_bytes += message.size;
+            room.used_messages += 1;
+        }
         let new_uid = append(conn, account, to, &message)?.uid;
         pairs.push((uid, new_uid));
     }
@@ -1430,6 +1471,8 @@ pub(crate) fn copy_messages(
 
 /// Writer: [`copy_messages`], then expunges the originals; one
 /// transaction, so no other session sees a message in both or neither.
+/// A move within the account leaves its usage as it was, so its quota is
+/// not checked (as Dovecot moves over quota).
 pub(crate) fn move_messages(
     conn: &Connection,
     account: AccountId,
@@ -1437,7 +1480,7 @@ pub(crate) fn move_messages(
     uids: &[Uid],
     to: &str,
 ) -> Result<(u32, Vec<(Uid, Uid)>)> {
-    let (validity, pairs) = copy_messages(conn, account, from, uids, to)?;
+    let (validity, pairs) = copy_within_quota(conn, account, from, uids, to, false)?;
     let moved: Vec<Uid> = pairs.iter().map(|p| p.0).collect();
     expunge(conn, account, from, &moved)?;
     Ok((validity, pairs))
@@ -1445,7 +1488,8 @@ pub(crate) fn move_messages(
 
 /// Writer: APPEND. Stores the blob if new (with its parse), then appends
 /// it with these flags and internal date. Returns the mailbox's
-/// UIDVALIDITY and the new UID.
+/// UIDVALIDITY and the new UID; `OverQuota` if it does not fit the
+/// account's quota.
 pub(crate) fn append_raw(
     conn: &Connection,
     account: AccountId,
@@ -1456,6 +1500,7 @@ pub(crate) fn append_raw(
     internal_date: Timestamp,
 ) -> Result<(u32, Uid)> {
     let state = mailbox_state(conn, account, &MailboxKey::from(mailbox))?;
+    crate::sqlite::quota::check(conn, account, raw.len() as u64, 1)?;
     let hash = blobs::hash(raw);
     blobs::ensure(conn, &hash, raw)?;
     blobs::store_summary(conn, &hash, summary_json)?;
@@ -1584,23 +1629,6 @@ pub(crate) fn mailbox_size(
         .query_row([id.0], |row| row.get(0))
         .db()?;
     to_u64(total, "mailbox size")
-}
-
-/// Reader: how many of the mailbox's messages have `\Deleted`.
-pub(crate) fn deleted_count(
-    conn: &Connection,
-    account: AccountId,
-    mailbox: &MailboxKey,
-) -> Result<u32> {
-    let id = require(conn, account, mailbox)?;
-    let n: i64 = conn
-        .prepare_cached(
-            "SELECT count(*) FROM messages WHERE mailbox_id = ?1 AND (system_flags & ?2) != 0",
-        )
-        .db()?
-        .query_row(params![id.0, DELETED], |row| row.get(0))
-        .db()?;
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Writer: the first UID that is `\Recent` for the session that calls

@@ -17,6 +17,7 @@ pub(crate) mod mailbox;
 pub(crate) mod metadata;
 pub(crate) mod prune;
 pub(crate) mod queue;
+pub(crate) mod quota;
 pub(crate) mod received;
 pub(crate) mod reparse;
 pub(crate) mod schema;

@@ -6,6 +6,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::blobs;
 use crate::sqlite::mailbox::{self, Append};
+use crate::sqlite::quota;
 use crate::sqlite::received;
 use crate::sqlite::schema::SqlResult;
 use crate::{
@@ -220,7 +221,9 @@ fn next_queue_id(conn: &Connection) -> Result<QueueId> {
 /// `copy` (with its parse, `summary_json`) in the INBOX of each of
 /// `accounts` (one copy per distinct account), and a queue id from the
 /// sequence of queued mail, with no queue entry. `None`, with nothing
-/// written, if an account or its INBOX is gone.
+/// written, if an account or its INBOX is gone, or the copy does not fit
+/// an account's quota: the caller queues the message instead, and the
+/// queue manager delivers or bounces it recipient by recipient.
 pub(crate) fn deliver_received(
     conn: &Connection,
     copy: &Copy,
@@ -235,6 +238,9 @@ pub(crate) fn deliver_received(
             continue;
         }
         if mailbox::find_mailbox(conn, account, "INBOX")?.is_none() {
+            return Ok(None);
+        }
+        if !quota::quota(conn, account)?.fits(copy.bytes.len() as u64, 1) {
             return Ok(None);
         }
         distinct.push(account);
@@ -518,8 +524,11 @@ pub(crate) struct Copy {
 /// hash and the message) if any recipient was delivered now, and finishes
 /// the entry if nothing is left. `summary_json` is the parse of what is
 /// appended. Recipients already delivered or bounced are skipped, so a
-/// repeated call does not duplicate mail. Returns whether any message was
-/// appended.
+/// repeated call does not duplicate mail. A delivery whose copy does not
+/// fit its account's quota is not made, and its recipient (with every
+/// other recipient for that account) stays as it was, for the caller to
+/// bounce. Returns whether any message was appended, and the recipients
+/// left for their quota.
 pub(crate) fn deliver_local(
     conn: &Connection,
     queue: QueueId,
@@ -528,7 +537,7 @@ pub(crate) fn deliver_local(
     summary_json: Option<&str>,
     notice: Option<(&str, &NewQueuedMessage)>,
     now: Timestamp,
-) -> Result<bool> {
+) -> Result<(bool, Vec<RecipientId>)> {
     type Row = (String, i64, Timestamp, Option<i64>);
     let (queued_hash, queued_size, received_at, envelope): Row = conn
         .prepare_cached("SELECT blob_hash, size, received_at, envelope_id FROM queue WHERE id = ?1")
@@ -572,11 +581,22 @@ pub(crate) fn deliver_local(
     // Several recipients of one message may resolve to one mailbox
     // (`alice@` and `alice+tag@`, or an alias): one copy, as Postfix does.
     let mut done = std::collections::HashSet::new();
+    let mut full_accounts = Vec::new();
+    let mut over_quota = Vec::new();
     for d in deliveries {
         if !states.get(&d.recipient).copied().is_some_and(is_open) {
             continue;
         }
+        if full_accounts.contains(&d.account) {
+            over_quota.push(d.recipient);
+            continue;
+        }
         if !done.insert((d.account, d.mailbox.to_ascii_uppercase())) {
+            continue;
+        }
+        if !quota::quota(conn, d.account)?.fits(size, 1) {
+            full_accounts.push(d.account);
+            over_quota.push(d.recipient);
             continue;
         }
         mailbox::append(conn, d.account, &d.mailbox, &append)?;
@@ -593,7 +613,7 @@ pub(crate) fn deliver_local(
         .db()?;
     let mut delivered_now = false;
     for (rcpt, state) in &states {
-        if is_open(*state) {
+        if is_open(*state) && !over_quota.contains(rcpt) {
             mark.execute([rcpt.0]).db()?;
             delivered_now = true;
         }
@@ -612,7 +632,7 @@ pub(crate) fn deliver_local(
         blobs::release(conn, &hash, 0)?;
     }
     finish_if_done(conn, queue)?;
-    Ok(appended)
+    Ok((appended, over_quota))
 }
 
 /// Writer: marks recipients the next hop accepted `Delivered` (`NotFound`
