@@ -455,7 +455,7 @@ mod tests {
     /// A whole session over an in-memory stream: the message it accepts
     /// is in the store's queue, byte for byte, under our `Received:` line.
     #[tokio::test]
-    async fn a_session_over_a_duplex_stream_queues_the_message() {
+    async fn a_session_over_a_duplex_stream_delivers_the_message() {
         let dir = tempfile::tempdir().unwrap();
         let shared = shared_with_account(dir.path(), "alice@localhost", "pw", &[]).await;
         let store = shared.store.clone();
@@ -487,15 +487,22 @@ mod tests {
         assert!(client.is_closed().await);
         session.await.unwrap();
 
-        let queue = store.queue().await.unwrap();
-        assert_eq!(queue.len(), 1);
-        let message = &queue[0];
-        assert!(queued.ends_with(&message.id.to_string()), "{queued}");
-        assert_eq!(message.sender, "bob@example.com");
-        let to: Vec<_> = message.recipients.iter().map(|r| &r.address).collect();
-        assert_eq!(to, ["alice@localhost"]);
-        let raw = store.queued_message_raw(message.id).await.unwrap();
-        assert!(raw.starts_with(b"Received: from client.example"), "{raw:?}");
+        // Mail for local accounts only is in the mailbox by the 250 and
+        // never waits in the queue.
+        assert!(store.queue().await.unwrap().is_empty());
+        let alice = store.account("alice@localhost").await.unwrap().unwrap();
+        let inbox = store.messages(alice.id, "INBOX").await.unwrap();
+        assert_eq!(inbox.len(), 1);
+        let raw = store
+            .message_raw(alice.id, "INBOX", inbox[0].uid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            raw.starts_with(b"Return-Path: <bob@example.com>\r\nReceived: from client.example"),
+            "{raw:?}"
+        );
         assert!(raw.ends_with(body));
+        assert!(queued.starts_with("250 2.0.0 "), "{queued}");
     }
 }
