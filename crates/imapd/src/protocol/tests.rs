@@ -562,7 +562,7 @@ fn utf8_append_and_status_deleted() {
             items: vec![StatusItem::Deleted, StatusItem::Size],
         }
     );
-    error(b"a STATUS x (DELETED-STORAGE)\r\n");
+    error(b"a STATUS x (DELETED-SIZE)\r\n");
 }
 
 #[test]

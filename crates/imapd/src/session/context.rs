@@ -178,7 +178,10 @@ impl Session {
                         continue;
                     }
                 },
-                Some(keys) => match self.find_sortables(update.criteria.clone()).await? {
+                Some(keys) => match self
+                    .find_sortables(update.criteria.clone(), super::sort::Needs::sort(keys))
+                    .await?
+                {
                     Ok(mut m) => {
                         sort_messages(&mut m, keys);
                         m.iter().map(|s| s.uid).collect()

@@ -21,6 +21,10 @@ use crate::protocol::{SearchKey, SearchReturn, SortField, SortKey, Tag};
 
 /// Envelope summaries read per store call.
 const ENVELOPE_BATCH: usize = 1024;
+/// Batches read at once: enough to keep the store's readers busy while
+/// this session makes the last one sortable, few enough that a large
+/// mailbox's summaries are never all in memory together.
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// What SORT (and THREAD) know of one message.
 #[derive(Debug, Clone)]
@@ -127,14 +131,79 @@ fn display_key(first: &EmailAddress) -> String {
     }
 }
 
+/// Which of a message's string keys a command compares; the others are
+/// left empty (a SORT by date folds no subject and no address, which on a
+/// large mailbox is most of its work).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Needs {
+    subject: bool,
+    from: bool,
+    to: bool,
+    cc: bool,
+    display_from: bool,
+    display_to: bool,
+    /// Message-ID, In-Reply-To and References.
+    ids: bool,
+}
+
+impl Needs {
+    /// What SORT by `keys` compares.
+    pub(super) fn sort(keys: &[SortKey]) -> Needs {
+        let mut needs = Needs::default();
+        for key in keys {
+            match key.field {
+                SortField::Subject => needs.subject = true,
+                SortField::From => needs.from = true,
+                SortField::To => needs.to = true,
+                SortField::Cc => needs.cc = true,
+                SortField::DisplayFrom => needs.display_from = true,
+                SortField::DisplayTo => needs.display_to = true,
+                SortField::Arrival | SortField::Date | SortField::Size => {}
+            }
+        }
+        needs
+    }
+
+    /// What THREAD compares: subjects and message ids.
+    pub(super) const THREAD: Needs = Needs {
+        subject: true,
+        from: false,
+        to: false,
+        cc: false,
+        display_from: false,
+        display_to: false,
+        ids: true,
+    };
+}
+
 impl Sortable {
-    fn of(seq: u32, modseq: u64, m: &MessageInfo) -> Sortable {
+    fn of(seq: u32, modseq: u64, m: &MessageInfo, needs: Needs) -> Sortable {
         let s = &m.summary;
-        let base = base_subject(s.subject.as_deref().unwrap_or(""));
+        let base = needs
+            .subject
+            .then(|| base_subject(s.subject.as_deref().unwrap_or("")));
         let written = s.addresses.as_deref();
-        let from = first_address(&s.from, written.map(|w| w.from.as_slice()));
-        let to = first_address(&s.to, written.map(|w| w.to.as_slice()));
-        let cc = first_address(&s.cc, written.map(|w| w.cc.as_slice()));
+        let from = (needs.from || needs.display_from)
+            .then(|| first_address(&s.from, written.map(|w| w.from.as_slice())));
+        let to = (needs.to || needs.display_to)
+            .then(|| first_address(&s.to, written.map(|w| w.to.as_slice())));
+        let cc = needs
+            .cc
+            .then(|| first_address(&s.cc, written.map(|w| w.cc.as_slice())));
+        let key =
+            |address: &Option<EmailAddress>, wanted: bool, make: fn(&EmailAddress) -> String| {
+                address
+                    .as_ref()
+                    .filter(|_| wanted)
+                    .map(make)
+                    .unwrap_or_default()
+            };
+        let ids = |text: &Option<String>| {
+            text.as_deref()
+                .filter(|_| needs.ids)
+                .map(message_ids)
+                .unwrap_or_default()
+        };
         Sortable {
             seq,
             modseq,
@@ -142,20 +211,16 @@ impl Sortable {
             arrival: m.internal_date,
             sent: s.date.unwrap_or(m.internal_date),
             size: m.size,
-            subject: base.text,
-            is_reply_or_forward: base.is_reply_or_forward,
-            from: mailbox_key(&from),
-            to: mailbox_key(&to),
-            cc: mailbox_key(&cc),
-            display_from: display_key(&from),
-            display_to: display_key(&to),
-            message_id: s.message_id.clone(),
-            in_reply_to: s
-                .in_reply_to
-                .as_deref()
-                .map(message_ids)
-                .unwrap_or_default(),
-            references: s.references.as_deref().map(message_ids).unwrap_or_default(),
+            is_reply_or_forward: base.as_ref().is_some_and(|b| b.is_reply_or_forward),
+            subject: base.map(|b| b.text).unwrap_or_default(),
+            from: key(&from, needs.from, mailbox_key),
+            to: key(&to, needs.to, mailbox_key),
+            cc: key(&cc, needs.cc, mailbox_key),
+            display_from: key(&from, needs.display_from, display_key),
+            display_to: key(&to, needs.display_to, display_key),
+            message_id: s.message_id.clone().filter(|_| needs.ids),
+            in_reply_to: ids(&s.in_reply_to),
+            references: ids(&s.references),
         }
     }
 }
@@ -202,12 +267,13 @@ impl Session {
         tag: &Tag,
         charset: &str,
         criteria: Vec<SearchKey>,
+        needs: Needs,
     ) -> Result<Option<Vec<Sortable>>, End> {
         if !known_charset(charset) {
             self.unknown_charset(tag);
             return Ok(None);
         }
-        match self.find_sortables(criteria).await? {
+        match self.find_sortables(criteria, needs).await? {
             Ok(list) => Ok(Some(list)),
             Err(e) => {
                 self.store_failed(tag, e, "sort the mailbox");
@@ -221,6 +287,7 @@ impl Session {
     pub(super) async fn find_sortables(
         &mut self,
         criteria: Vec<SearchKey>,
+        needs: Needs,
     ) -> Result<Result<Vec<Sortable>, StoreError>, End> {
         let matched = match self.find_matches(criteria).await? {
             Ok(m) => m,
@@ -232,25 +299,30 @@ impl Session {
         };
         let store = self.ctx.shared.store.clone();
         let reading = async move {
-            // The batches are read at once (the store has several reader
-            // connections) and made sortable in order; a client that
-            // leaves drops the handles, which stops them.
-            let reads: Vec<_> = matched
-                .chunks(ENVELOPE_BATCH)
-                .map(|batch| {
-                    let (store, mailbox) = (store.clone(), mailbox.to_owned());
-                    let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
-                    AbortOnDropHandle::new(tokio::spawn(async move {
-                        store.envelopes(account, &mailbox, &uids).await
-                    }))
-                })
-                .collect();
+            // A few batches are read at once (the store has several
+            // reader connections) and made sortable in order, the next
+            // one asked for as each is taken; a client that leaves drops
+            // the handles, which stops them.
+            let read = |batch: &[Candidate]| {
+                let (store, mailbox) = (store.clone(), mailbox.to_owned());
+                let uids: Vec<Uid> = batch.iter().map(|c| c.entry.uid).collect();
+                AbortOnDropHandle::new(tokio::spawn(async move {
+                    store.envelopes(account, &mailbox, &uids).await
+                }))
+            };
+            let mut to_read = matched.chunks(ENVELOPE_BATCH);
+            let mut reading: std::collections::VecDeque<_> =
+                to_read.by_ref().take(BATCHES_IN_FLIGHT).map(read).collect();
             let mut out = Vec::with_capacity(matched.len());
-            for (batch, read) in matched.chunks(ENVELOPE_BATCH).zip(reads) {
-                let infos = read
+            for batch in matched.chunks(ENVELOPE_BATCH) {
+                let Some(next) = reading.pop_front() else {
+                    break;
+                };
+                reading.extend(to_read.next().map(read));
+                let infos = next
                     .await
                     .map_err(|e| StoreError::Database(format!("sort task failed: {e}")))??;
-                out.extend(sortables(batch, &infos));
+                out.extend(sortables(batch, &infos, needs));
             }
             Ok::<_, StoreError>(out)
         };
@@ -272,7 +344,10 @@ impl Session {
             .as_ref()
             .is_some_and(|r| r.update)
             .then(|| criteria.clone());
-        let Some(mut messages) = self.sortable_matches(tag, &charset, criteria).await? else {
+        let Some(mut messages) = self
+            .sortable_matches(tag, &charset, criteria, Needs::sort(&keys))
+            .await?
+        else {
             return Ok(());
         };
         sort_messages(&mut messages, &keys);
@@ -331,13 +406,13 @@ impl Session {
 }
 
 /// The matched messages the store still has, with what sorts them.
-fn sortables(batch: &[Candidate], infos: &[MessageInfo]) -> Vec<Sortable> {
+fn sortables(batch: &[Candidate], infos: &[MessageInfo], needs: Needs) -> Vec<Sortable> {
     let mut infos = infos.iter().peekable();
     let mut out = Vec::with_capacity(batch.len());
     for c in batch {
         while infos.next_if(|i| i.uid < c.entry.uid).is_some() {}
         if let Some(info) = infos.next_if(|i| i.uid == c.entry.uid) {
-            out.push(Sortable::of(c.seq, c.entry.modseq.0, info));
+            out.push(Sortable::of(c.seq, c.entry.modseq.0, info, needs));
         }
     }
     out

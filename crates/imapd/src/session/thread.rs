@@ -424,7 +424,10 @@ impl Session {
         charset: String,
         criteria: Vec<SearchKey>,
     ) -> Result<(), End> {
-        let Some(sortables) = self.sortable_matches(tag, &charset, criteria).await? else {
+        let Some(sortables) = self
+            .sortable_matches(tag, &charset, criteria, super::sort::Needs::THREAD)
+            .await?
+        else {
             return Ok(());
         };
         let messages: Vec<ThreadMessage> = sortables
