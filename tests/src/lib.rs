@@ -261,26 +261,45 @@ impl Binary {
         args: &[&str],
         vars: &[(&str, &str)],
     ) -> Binary {
-        let config_path = data_dir.with_extension("toml");
-        if !config_path.exists() {
-            let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
-            let mut text = format!(
-                "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n[http]\nlisten = [\"127.0.0.1:{}\"]\n",
-                ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7]
-            );
-            text.push_str(extra);
-            std::fs::write(&config_path, text).expect("write config");
+        // A port picked for the config may be taken by the time the
+        // server binds it (another test's client connection got it as its
+        // local port): a server that exits before it is ready gets a new
+        // config with other ports, twice at most.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let config_path = data_dir.with_extension("toml");
+            if !config_path.exists() {
+                let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
+                let mut text = format!(
+                    "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n[http]\nlisten = [\"127.0.0.1:{}\"]\n",
+                    ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7]
+                );
+                text.push_str(extra);
+                std::fs::write(&config_path, text).expect("write config");
+            }
+            let mut command = postern_command();
+            command
+                .arg("--data-dir")
+                .arg(data_dir)
+                .arg("--config")
+                .arg(&config_path)
+                .arg("up")
+                .args(args)
+                .envs(vars.iter().copied());
+            // Only a config written here (its ports picked here) is made
+            // anew; a test's own is kept.
+            let generated = std::fs::read_to_string(&config_path)
+                .is_ok_and(|t| t.starts_with("log = \"warn\"\n[smtp]\nlisten = ["));
+            match Self::launch(command, data_dir, config_path.clone(), true) {
+                Ok(binary) => return binary,
+                Err(lines) if attempts < 3 && generated => {
+                    eprintln!("postern up exited before it was ready ({lines:?}); new ports");
+                    let _ = std::fs::remove_file(&config_path);
+                }
+                Err(lines) => panic!("postern up exited before it was ready; stdout: {lines:?}"),
+            }
         }
-        let mut command = postern_command();
-        command
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(&config_path)
-            .arg("up")
-            .args(args)
-            .envs(vars.iter().copied());
-        Self::launch(command, data_dir, config_path, true)
     }
 
     /// `postern up` with no config file and no flags: everything from
@@ -295,18 +314,20 @@ impl Binary {
             .find(|(k, _)| *k == "POSTERN_DATA_DIR")
             .map(|(_, v)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from("./postern-data"));
-        Self::launch(command, &data_dir, PathBuf::new(), false)
+        Self::launch(command, &data_dir, PathBuf::new(), false).unwrap_or_else(|lines| {
+            panic!("postern up exited before it was ready; stdout: {lines:?}")
+        })
     }
 
     /// Spawns `command`, waits for `postern: ready` and reads the
     /// listeners from the `listening on` lines (each must be there if
-    /// `every_listener`).
+    /// `every_listener`); the lines it printed if it exited first.
     fn launch(
         mut command: Command,
         data_dir: &Path,
         config_path: PathBuf,
         every_listener: bool,
-    ) -> Binary {
+    ) -> Result<Binary, Vec<String>> {
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -334,7 +355,12 @@ impl Binary {
                         break;
                     }
                 }
-                Err(_) => {
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(lines);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     panic!("postern up did not become ready; stdout: {lines:?}");
                 }
@@ -351,7 +377,7 @@ impl Binary {
                 .or((!every_listener).then_some(unbound))
                 .unwrap_or_else(|| panic!("no {name} listener in {lines:?}"))
         };
-        Binary {
+        Ok(Binary {
             smtp: find("smtp"),
             submission: find("submission"),
             submissions: find("submissions"),
@@ -364,7 +390,7 @@ impl Binary {
             data_dir: data_dir.to_path_buf(),
             config_path,
             stdout_lines: lines,
-        }
+        })
     }
 
     /// Sends a signal with the `kill` command and waits for the exit.
