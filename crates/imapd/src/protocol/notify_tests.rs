@@ -142,7 +142,7 @@ fn what_is_refused() {
             "unknown NOTIFY mailbox filter",
         ),
         (
-            "a NOTIFY SET (PERSONAL (MessageNew))\r\n",
+            "a NOTIFY SET (SELECTED-DELAYED (MessageNew))\r\n",
             "MessageNew and MessageExpunge must be together",
         ),
         (
@@ -150,7 +150,7 @@ fn what_is_refused() {
             "MessageNew and MessageExpunge must be together",
         ),
         (
-            "a NOTIFY SET (PERSONAL (FlagChange))\r\n",
+            "a NOTIFY SET (SELECTED (FlagChange))\r\n",
             "FlagChange requires MessageNew and MessageExpunge",
         ),
         (
@@ -179,5 +179,21 @@ fn what_is_refused() {
     ] {
         let message = bad(input);
         assert!(message.contains(why), "{input:?}: {message}");
+    }
+}
+
+/// Outside the selected filter a message event may come alone, as
+/// Dovecot takes it (its STATUS then carries what that event implies).
+#[test]
+fn message_events_alone_for_other_mailboxes() {
+    for input in [
+        "a NOTIFY SET (PERSONAL (MessageNew))\r\n",
+        "a NOTIFY SET STATUS (MAILBOXES x (MessageExpunge))\r\n",
+        "a NOTIFY SET (SUBTREE x (FlagChange))\r\n",
+    ] {
+        assert!(
+            matches!(parse(input), CommandKind::Notify(Some(_))),
+            "{input}"
+        );
     }
 }

@@ -814,10 +814,16 @@ impl P<'_> {
         let has = |f: fn(&NotifyEvent) -> bool| events.iter().any(f);
         let new = has(|e| matches!(e, NotifyEvent::MessageNew(_)));
         let expunge = has(|e| matches!(e, NotifyEvent::MessageExpunge));
-        if new != expunge {
+        // RFC 5465 5 pairs MessageNew with MessageExpunge, and FlagChange
+        // with both; Dovecot holds the selected filter to that and takes
+        // them alone for other mailboxes (a STATUS then carries what each
+        // asked for), and so do we.
+        if filter.is_selected() && new != expunge {
             return bad("MessageNew and MessageExpunge must be together");
         }
-        if !expunge && has(|e| matches!(e, NotifyEvent::FlagChange | NotifyEvent::AnnotationChange))
+        if filter.is_selected()
+            && !expunge
+            && has(|e| matches!(e, NotifyEvent::FlagChange | NotifyEvent::AnnotationChange))
         {
             return bad("FlagChange requires MessageNew and MessageExpunge");
         }

@@ -68,8 +68,10 @@ const SUPPORTED: [&str; 5] = [
 /// What a filter asked to hear of.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Events {
-    /// MessageNew and MessageExpunge (always together).
-    messages: bool,
+    /// MessageNew (with MessageExpunge in the selected filter; alone
+    /// elsewhere, as Dovecot takes it).
+    new: bool,
+    expunge: bool,
     flags: bool,
     names: bool,
     subscriptions: bool,
@@ -80,7 +82,8 @@ impl Events {
         let mut e = Events::default();
         for event in events {
             match event {
-                NotifyEvent::MessageNew(_) | NotifyEvent::MessageExpunge => e.messages = true,
+                NotifyEvent::MessageNew(_) => e.new = true,
+                NotifyEvent::MessageExpunge => e.expunge = true,
                 NotifyEvent::FlagChange => e.flags = true,
                 NotifyEvent::MailboxName => e.names = true,
                 NotifyEvent::SubscriptionChange => e.subscriptions = true,
@@ -92,7 +95,8 @@ impl Events {
 
     fn union(self, o: Events) -> Events {
         Events {
-            messages: self.messages || o.messages,
+            new: self.new || o.new,
+            expunge: self.expunge || o.expunge,
             flags: self.flags || o.flags,
             names: self.names || o.names,
             subscriptions: self.subscriptions || o.subscriptions,
@@ -217,22 +221,27 @@ fn list_line(attributes: &str, name: &str, old: Option<&str>, utf8: bool) -> Vec
     line
 }
 
-/// `STATUS name (MESSAGES n UIDNEXT n UIDVALIDITY n UNSEEN n)`, with
-/// HIGHESTMODSEQ when CONDSTORE is on.
-fn status_line(m: &Known, condstore: bool, utf8: bool) -> Vec<u8> {
+/// `STATUS name (...)` with the items the events asked for imply, as
+/// Dovecot gives them: MessageExpunge MESSAGES; MessageNew MESSAGES,
+/// UIDNEXT and UIDVALIDITY; FlagChange UIDVALIDITY and HIGHESTMODSEQ
+/// (every mailbox has modseqs; a flag change always moves it).
+fn status_line(m: &Known, events: Events, utf8: bool) -> Vec<u8> {
     let mut line = b"STATUS ".to_vec();
     wire_name(&mut line, &m.name, utf8);
-    line.extend_from_slice(
-        format!(
-            " (MESSAGES {} UIDNEXT {} UIDVALIDITY {} UNSEEN {}",
-            m.messages, m.uid_next, m.uid_validity, m.unseen
-        )
-        .as_bytes(),
-    );
-    if condstore {
-        line.extend_from_slice(format!(" HIGHESTMODSEQ {}", m.highest_modseq).as_bytes());
+    let mut items = Vec::new();
+    if events.new || events.expunge {
+        items.push(format!("MESSAGES {}", m.messages));
     }
-    line.push(b')');
+    if events.new {
+        items.push(format!("UIDNEXT {}", m.uid_next));
+    }
+    if events.new || events.flags {
+        items.push(format!("UIDVALIDITY {}", m.uid_validity));
+    }
+    if events.flags {
+        items.push(format!("HIGHESTMODSEQ {}", m.highest_modseq));
+    }
+    line.extend_from_slice(format!(" ({})", items.join(" ")).as_bytes());
     line
 }
 
@@ -245,7 +254,6 @@ fn differences(
     old: &Snapshot,
     new: &Snapshot,
     selected: Option<MailboxId>,
-    condstore: bool,
     utf8: bool,
 ) -> Vec<Vec<u8>> {
     let subscribed = |name: &str| old.subscribed.contains(name) || new.subscribed.contains(name);
@@ -273,10 +281,9 @@ fn differences(
         let counts = before.uid_validity != now.uid_validity
             || before.uid_next != now.uid_next
             || before.messages != now.messages;
-        let flags = before.unseen != now.unseen
-            || (condstore && before.highest_modseq != now.highest_modseq);
-        if (w.messages && counts) || (w.flags && flags) {
-            out.push(status_line(now, condstore, utf8));
+        let flags = before.highest_modseq != now.highest_modseq;
+        if ((w.new || w.expunge) && counts) || (w.flags && flags) {
+            out.push(status_line(now, w, utf8));
         }
     }
     // A name without a mailbox is `\NonExistent` (RFC 5258), as in LIST.
@@ -433,7 +440,6 @@ impl Session {
     /// message events names, the selected one excepted.
     fn notify_status_all(&mut self, all: &[MailboxInfo]) {
         let selected = self.selected_mailbox_id();
-        let condstore = self.enabled.condstore;
         let utf8 = self.utf8_names();
         let Some(notify) = &self.notify else {
             return;
@@ -444,9 +450,12 @@ impl Session {
             .filter(|m| Some(m.id) != selected)
             .filter(|m| {
                 let w = notify.wants(&m.name, &subscribed);
-                w.messages || w.flags
+                w.new || w.expunge || w.flags
             })
-            .map(|m| status_line(&Known::from(m), condstore, utf8))
+            .map(|m| {
+                let w = notify.wants(&m.name, &subscribed);
+                status_line(&Known::from(m), w, utf8)
+            })
             .collect();
         for line in lines {
             self.untagged(&line);
@@ -571,19 +580,11 @@ impl Session {
             return;
         }
         let selected = self.selected_mailbox_id();
-        let condstore = self.enabled.condstore;
         let utf8 = self.utf8_names();
         let Some(notify) = &self.notify else {
             return;
         };
-        let lines = differences(
-            &notify.groups,
-            &old,
-            &notify.snapshot,
-            selected,
-            condstore,
-            utf8,
-        );
+        let lines = differences(&notify.groups, &old, &notify.snapshot, selected, utf8);
         for line in lines {
             self.untagged(&line);
         }
@@ -763,7 +764,8 @@ mod tests {
     }
 
     const ALL: Events = Events {
-        messages: true,
+        new: true,
+        expunge: true,
         flags: true,
         names: true,
         subscriptions: true,
@@ -791,29 +793,23 @@ mod tests {
         );
         let groups = [(Scope::All, ALL)];
         assert_eq!(
-            text(differences(&groups, &old, &new, None, false, false)),
+            text(differences(&groups, &old, &new, None, false)),
             [
                 "LIST (\\NonExistent) \"/\" Gone",
-                "STATUS INBOX (MESSAGES 5 UIDNEXT 6 UIDVALIDITY 7 UNSEEN 2)",
+                "STATUS INBOX (MESSAGES 5 UIDNEXT 6 UIDVALIDITY 7 HIGHESTMODSEQ 11)",
                 "LIST () \"/\" \"New name\" (\"OLDNAME\" (Old))",
+                "STATUS Quiet (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 HIGHESTMODSEQ 5)",
                 "LIST () \"/\" Fresh",
                 "LIST (\\Subscribed) \"/\" Fresh",
             ]
         );
-        // With CONDSTORE, a modseq alone moves; the selected mailbox gets
-        // no STATUS.
+        // A modseq alone moves (a keyword): FlagChange is told; the
+        // selected mailbox gets no STATUS.
         assert_eq!(
-            text(differences(
-                &groups,
-                &old,
-                &new,
-                Some(MailboxId(1)),
-                true,
-                false
-            ))[1..3],
+            text(differences(&groups, &old, &new, Some(MailboxId(1)), false))[1..3],
             [
                 "LIST () \"/\" \"New name\" (\"OLDNAME\" (Old))",
-                "STATUS Quiet (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 UNSEEN 0 HIGHESTMODSEQ 5)",
+                "STATUS Quiet (MESSAGES 2 UIDNEXT 3 UIDVALIDITY 7 HIGHESTMODSEQ 5)",
             ]
         );
     }
@@ -835,21 +831,15 @@ mod tests {
             k.messages = 1;
         }
         let messages = Events {
-            messages: true,
+            new: true,
+            expunge: true,
             ..Events::default()
         };
         let run = |scope: Scope| {
-            text(differences(
-                &[(scope, messages)],
-                &old,
-                &new,
-                None,
-                false,
-                false,
-            ))
-            .into_iter()
-            .map(|l| l.split(' ').nth(1).unwrap().to_owned())
-            .collect::<Vec<_>>()
+            text(differences(&[(scope, messages)], &old, &new, None, false))
+                .into_iter()
+                .map(|l| l.split(' ').nth(1).unwrap().to_owned())
+                .collect::<Vec<_>>()
         };
         assert_eq!(
             run(Scope::Subtree(vec!["Lists".into()])),
@@ -862,7 +852,7 @@ mod tests {
             (Scope::Mailboxes(vec!["Lists".into()]), Events::default()),
             (Scope::All, messages),
         ];
-        let told: Vec<String> = text(differences(&hidden, &old, &new, None, false, false));
+        let told: Vec<String> = text(differences(&hidden, &old, &new, None, false));
         assert_eq!(told.len(), 3, "{told:?}");
         assert!(
             !told.iter().any(|l| l.starts_with("STATUS Lists ")),
@@ -873,6 +863,6 @@ mod tests {
             names: true,
             ..Events::default()
         };
-        assert!(differences(&[(Scope::All, names)], &old, &new, None, false, false).is_empty());
+        assert!(differences(&[(Scope::All, names)], &old, &new, None, false).is_empty());
     }
 }
