@@ -233,6 +233,10 @@ pub struct Binary {
     pub stdout_lines: Vec<String>,
 }
 
+/// The first line of a config [`Binary::start_up_env`] writes (and may
+/// write again with other ports); a test's own config is left alone.
+const GENERATED: &str = "# written by postern-tests with picked ports\n";
+
 impl Binary {
     /// Writes a config with free ports into `data_dir/../postern.toml`
     /// (unless one exists) and starts `postern up`, waiting for `ready`.
@@ -272,7 +276,7 @@ impl Binary {
             if !config_path.exists() {
                 let ports: Vec<u16> = (0..8).map(|_| free_port()).collect();
                 let mut text = format!(
-                    "log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n[http]\nlisten = [\"127.0.0.1:{}\"]\n",
+                    "{GENERATED}log = \"warn\"\n[smtp]\nlisten = [\"127.0.0.1:{}\"]\nsubmission_listen = [\"127.0.0.1:{}\"]\nsubmissions_listen = [\"127.0.0.1:{}\"]\n[queue]\nmin_backoff_secs = 1\nmax_backoff_secs = 2\n[pop3]\nlisten = [\"127.0.0.1:{}\"]\npop3s_listen = [\"127.0.0.1:{}\"]\n[imap]\nlisten = [\"127.0.0.1:{}\"]\nimaps_listen = [\"127.0.0.1:{}\"]\n[http]\nlisten = [\"127.0.0.1:{}\"]\n",
                     ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6], ports[7]
                 );
                 text.push_str(extra);
@@ -289,8 +293,8 @@ impl Binary {
                 .envs(vars.iter().copied());
             // Only a config written here (its ports picked here) is made
             // anew; a test's own is kept.
-            let generated = std::fs::read_to_string(&config_path)
-                .is_ok_and(|t| t.starts_with("log = \"warn\"\n[smtp]\nlisten = ["));
+            let generated =
+                std::fs::read_to_string(&config_path).is_ok_and(|t| t.starts_with(GENERATED));
             match Self::launch(command, data_dir, config_path.clone(), true) {
                 Ok(binary) => return binary,
                 Err(lines) if attempts < 3 && generated => {
