@@ -612,40 +612,7 @@ impl Session {
     }
 
     pub(super) async fn create(&mut self, tag: &Tag, mailbox: MailboxName) {
-        let Some(account) = self.account() else {
-            return;
-        };
-        // A trailing delimiter only says that levels will follow (RFC 3501
-        // 6.3.3).
-        let name = self
-            .store_name(&mailbox)
-            .map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
-        let Some(name) = name else {
-            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
-            return;
-        };
-        match self
-            .ctx
-            .shared
-            .store
-            .create_mailbox(account.id, &name)
-            .await
-        {
-            Ok(()) => {
-                // A name put in NFC: an IMAP4rev2 client learns the name it
-                // got (RFC 9051 6.3.4 and 6.3.9.7).
-                if self.rev2() && self.denormalized_name(&mailbox).is_some() {
-                    let line = self.list_line("", &name, &mailbox);
-                    self.untagged(&line);
-                }
-                self.created(tag, account.id, &name).await
-            }
-            Err(StoreError::AlreadyExists(_)) => {
-                self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
-            }
-            Err(StoreError::Invalid(_)) => self.no(tag, Some(Code::Cannot), "Invalid mailbox name"),
-            Err(e) => self.store_failed(tag, e, "create the mailbox"),
-        }
+        self.create_with_use(tag, mailbox, None).await
     }
 
     /// CREATE with `(USE (...))` (RFC 6154 3). One special use per
@@ -663,16 +630,6 @@ impl Session {
             [one] => one.clone(),
             _ => return self.no(tag, Some(Code::UseAttr), "Only one special use per mailbox"),
         };
-        let Some(account) = self.account() else {
-            return;
-        };
-        let name = self
-            .store_name(&mailbox)
-            .map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
-        let Some(name) = name else {
-            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
-            return;
-        };
         if !store::CREATABLE_SPECIAL_USES
             .iter()
             .any(|u| u.eq_ignore_ascii_case(&use_attr))
@@ -680,14 +637,38 @@ impl Session {
             let text = format!("Special use {use_attr} is not supported");
             return self.no(tag, Some(Code::UseAttr), &text);
         }
-        match self
-            .ctx
-            .shared
-            .store
-            .create_special_use_mailbox(account.id, &name, &use_attr)
-            .await
-        {
-            Ok(()) => self.created(tag, account.id, &name).await,
+        self.create_with_use(tag, mailbox, Some(use_attr)).await
+    }
+
+    /// CREATE, with a special use when one was asked for and checked.
+    async fn create_with_use(&mut self, tag: &Tag, mailbox: MailboxName, use_attr: Option<String>) {
+        let Some(account) = self.account() else {
+            return;
+        };
+        // A trailing delimiter only says that levels will follow (RFC 3501
+        // 6.3.3).
+        let name = self
+            .store_name(&mailbox)
+            .map(|n| n.strip_suffix('/').unwrap_or(&n).to_owned());
+        let Some(name) = name else {
+            self.no(tag, Some(Code::Cannot), "Invalid mailbox name");
+            return;
+        };
+        let store = self.ctx.shared.store.clone();
+        let created = match &use_attr {
+            None => store.create_mailbox(account.id, &name).await,
+            Some(u) => store.create_special_use_mailbox(account.id, &name, u).await,
+        };
+        match created {
+            Ok(()) => {
+                // A name put in NFC: an IMAP4rev2 client learns the name it
+                // got (RFC 9051 6.3.4 and 6.3.9.7).
+                if self.rev2() && self.denormalized_name(&mailbox).is_some() {
+                    let line = self.list_line("", &name, &mailbox);
+                    self.untagged(&line);
+                }
+                self.created(tag, account.id, &name).await
+            }
             Err(StoreError::AlreadyExists(_)) => {
                 self.no(tag, Some(Code::AlreadyExists), "Mailbox already exists")
             }

@@ -149,7 +149,6 @@ struct Known {
     uid_validity: u32,
     uid_next: u32,
     messages: u32,
-    unseen: u32,
     highest_modseq: u64,
 }
 
@@ -160,7 +159,6 @@ impl From<&MailboxInfo> for Known {
             uid_validity: m.uid_validity,
             uid_next: m.uid_next.0,
             messages: m.messages,
-            unseen: m.unseen,
             highest_modseq: m.highest_modseq.0,
         }
     }
@@ -536,7 +534,6 @@ impl Session {
                 let mut known = Known::from(m);
                 if let (false, Some(before)) = (counted(m), old.get(&m.id)) {
                     known.messages = before.messages;
-                    known.unseen = before.unseen;
                 }
                 (m.id, known)
             })
@@ -735,13 +732,12 @@ fn peek(attributes: &[FetchAttribute]) -> Vec<FetchAttribute> {
 mod tests {
     use super::*;
 
-    fn known(name: &str, uid_next: u32, messages: u32, unseen: u32, modseq: u64) -> Known {
+    fn known(name: &str, uid_next: u32, messages: u32, modseq: u64) -> Known {
         Known {
             name: name.to_owned(),
             uid_validity: 7,
             uid_next,
             messages,
-            unseen,
             highest_modseq: modseq,
         }
     }
@@ -775,19 +771,19 @@ mod tests {
     fn status_list_and_subscription_lines() {
         let old = snapshot(
             &[
-                (1, known("INBOX", 5, 4, 1, 10)),
-                (2, known("Old", 1, 0, 0, 1)),
-                (3, known("Gone", 1, 0, 0, 1)),
-                (4, known("Quiet", 3, 2, 0, 4)),
+                (1, known("INBOX", 5, 4, 10)),
+                (2, known("Old", 1, 0, 1)),
+                (3, known("Gone", 1, 0, 1)),
+                (4, known("Quiet", 3, 2, 4)),
             ],
             &["INBOX"],
         );
         let new = snapshot(
             &[
-                (1, known("INBOX", 6, 5, 2, 11)),
-                (2, known("New name", 1, 0, 0, 1)),
-                (4, known("Quiet", 3, 2, 0, 5)),
-                (5, known("Fresh", 1, 0, 0, 1)),
+                (1, known("INBOX", 6, 5, 11)),
+                (2, known("New name", 1, 0, 1)),
+                (4, known("Quiet", 3, 2, 5)),
+                (5, known("Fresh", 1, 0, 1)),
             ],
             &["INBOX", "Fresh"],
         );
@@ -818,10 +814,10 @@ mod tests {
     fn filters_name_their_mailboxes() {
         let old = snapshot(
             &[
-                (1, known("INBOX", 1, 0, 0, 1)),
-                (2, known("Lists", 1, 0, 0, 1)),
-                (3, known("Lists/rust", 1, 0, 0, 1)),
-                (4, known("Listsx", 1, 0, 0, 1)),
+                (1, known("INBOX", 1, 0, 1)),
+                (2, known("Lists", 1, 0, 1)),
+                (3, known("Lists/rust", 1, 0, 1)),
+                (4, known("Listsx", 1, 0, 1)),
             ],
             &["Listsx"],
         );
