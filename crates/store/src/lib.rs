@@ -82,6 +82,7 @@ pub use types::*;
 
 mod api;
 mod claims;
+mod db;
 mod hashing;
 mod kept;
 mod parse;

@@ -1918,7 +1918,7 @@ async fn expunge_removes_and_leaves_tombstones() {
                 .unwrap()
                 .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
                 .unwrap()
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .collect::<crate::db::Result<Vec<_>>>()
                 .unwrap();
             let feed = conn
                 .prepare("SELECT uid, modseq, kind FROM changes ORDER BY modseq")
@@ -1931,7 +1931,7 @@ async fn expunge_removes_and_leaves_tombstones() {
                     ))
                 })
                 .unwrap()
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .collect::<crate::db::Result<Vec<_>>>()
                 .unwrap();
             Ok((tombstones, feed))
         })

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{params, Connection};
+use crate::db::{params, Connection};
 
 use crate::kept::Kept;
 use crate::sqlite::mailbox::{self, EnvelopeCache};
@@ -27,7 +27,7 @@ const FROM: &str = "FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
                     JOIN accounts a ON a.id = b.account_id";
 
 fn arrived_from_row(
-    row: &rusqlite::Row<'_>,
+    row: &crate::db::Row<'_>,
     summary: Arc<MessageSummary>,
 ) -> Result<ArrivedMessage> {
     let int = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
@@ -67,8 +67,8 @@ fn scope_condition(scope: &ArrivalScope) -> &'static str {
     }
 }
 
-fn scope_value(scope: &ArrivalScope) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
+fn scope_value(scope: &ArrivalScope) -> crate::db::Value {
+    use crate::db::Value;
     match scope {
         ArrivalScope::All => Value::Null,
         ArrivalScope::Domain(d) => Value::Text(d.to_lowercase()),
@@ -111,8 +111,8 @@ pub(crate) fn list(
         .db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
-        let summary = mailbox::cached_envelope(conn, cache, row, 14)?;
-        out.push(arrived_from_row(row, summary)?);
+        let summary = mailbox::cached_envelope(conn, cache, &row, 14)?;
+        out.push(arrived_from_row(&row, summary)?);
     }
     Ok(out)
 }
@@ -160,7 +160,7 @@ pub(crate) fn find(
     let size = u64::try_from(row.get::<_, i64>(12).db()?).unwrap_or(0);
     let json: Option<String> = row.get(15).db()?;
     let summary = Arc::new(crate::sqlite::blobs::decode_summary(json.as_deref(), size));
-    arrived_from_row(row, summary).map(Some)
+    arrived_from_row(&row, summary).map(Some)
 }
 
 /// Reader: the raw bytes of one message by its arrival number, if it is
@@ -307,7 +307,7 @@ pub(crate) fn last(conn: &Connection) -> Result<u64> {
         .query_row([], |row| row.get(0))
         .map(Some)
         .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            crate::db::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })
         .db()?;

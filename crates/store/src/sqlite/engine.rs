@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::db::Connection;
 use crossbeam_channel::RecvTimeoutError as JobTimeout;
-use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use crate::sqlite::checkpoint;
@@ -170,14 +170,16 @@ impl Inner {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(schema::DB_FILE);
 
-        let mut writer_conn = schema::open_writer(&path)?;
+        let mut sqlite_writer = schema::open_writer(&path)?;
+        schema::limit_size(&sqlite_writer, options.max_size)?;
+        let checkpointer = checkpoint::start(&path, &mut sqlite_writer)?;
+        let writer_conn = Connection::Sqlite(sqlite_writer);
         // Before any request: nothing may read or cache an outdated summary.
         crate::sqlite::reparse::bring_up_to_date(&writer_conn)?;
-        schema::limit_size(&writer_conn, options.max_size)?;
         let reader_conns = (0..options.readers.max(1))
-            .map(|_| schema::open_reader(&path))
+            .map(|_| schema::open_reader(&path).map(Connection::Sqlite))
             .collect::<Result<Vec<_>>>()?;
-        let poller_conn = schema::open_reader(&path)?;
+        let poller_conn = Connection::Sqlite(schema::open_reader(&path)?);
 
         let (changes, _) = watch::channel(0u64);
         let changes = Arc::new(changes);
@@ -185,7 +187,7 @@ impl Inner {
         wakeups.start(&writer_conn)?;
         let writer_wakeups = Arc::clone(&wakeups);
         let mut threads = Threads(Vec::new());
-        threads.0.push(checkpoint::start(&path, &mut writer_conn)?);
+        threads.0.push(checkpointer);
 
         let (writer_tx, writer_rx) = WorkQueue::<Box<dyn WriteJob>>::new(options.writer_queue);
         let max_batch = options.max_batch.max(1);
@@ -359,7 +361,7 @@ impl Notify {
 /// `COMMIT`...) from the connection's statement cache: each batch and each
 /// request runs several, and compiling them again every time was a good
 /// part of the writer's time per message.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+fn control(conn: &Connection, sql: &str) -> crate::db::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
@@ -444,7 +446,10 @@ impl SyncMode {
             return;
         }
         let level = if disk { "FULL" } else { "NORMAL" };
-        match conn.pragma_update(None, "synchronous", level) {
+        let Some(sqlite) = conn.as_sqlite() else {
+            return;
+        };
+        match sqlite.pragma_update(None, "synchronous", level) {
             Ok(()) => self.disk = disk,
             // Still at the old level: FULL if that failed to lower it,
             // which only costs time.

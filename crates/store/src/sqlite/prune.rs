@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{ExpungedSince, MailboxId, ModSeq, PruneOptions, Result, StoreError, Timestamp, Uid};
@@ -142,7 +142,7 @@ impl Pruner {
                 let rows = stmt
                     .query_map(params![seen, keep], |row| Ok((row.get(0)?, row.get(1)?)))
                     .db()?;
-                rows.collect::<rusqlite::Result<_>>().db()?
+                rows.collect::<crate::db::Result<_>>().db()?
             }
             _ => {
                 let mut stmt = conn
@@ -154,7 +154,7 @@ impl Pruner {
                 let rows = stmt
                     .query_map([keep], |row| Ok((row.get(0)?, row.get(1)?)))
                     .db()?;
-                rows.collect::<rusqlite::Result<_>>().db()?
+                rows.collect::<crate::db::Result<_>>().db()?
             }
         };
         self.seen_id = Some(max_id);

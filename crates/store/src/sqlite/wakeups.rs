@@ -28,7 +28,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::Connection;
+use crate::db::Connection;
 use tokio::sync::watch;
 
 use crate::sqlite::schema::SqlResult;
