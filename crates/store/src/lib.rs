@@ -86,6 +86,7 @@ mod db;
 mod hashing;
 mod kept;
 mod parse;
+mod pg;
 mod search_fields;
 mod sqlite;
 #[cfg(test)]

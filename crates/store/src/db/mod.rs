@@ -200,6 +200,13 @@ fn integer<T: TryFrom<i64>>(value: ValueRef<'_>, what: &str) -> Result<T> {
         ValueRef::Integer(i) => {
             T::try_from(i).map_err(|_| Error::Conversion(format!("{i} does not fit {what}")))
         }
+        // PostgreSQL's `meta.value` is TEXT (SQLite's is untyped): an
+        // integer kept there reads back as its digits.
+        ValueRef::Text(t) => t
+            .parse::<i64>()
+            .ok()
+            .and_then(|i| T::try_from(i).ok())
+            .ok_or_else(|| Error::Conversion(format!("{t:?} is not {what}"))),
         other => Err(Error::Conversion(format!("{other:?} is not {what}"))),
     }
 }

@@ -48,11 +48,27 @@ impl PgConnection {
         if let Some(stmt) = self.statements.borrow().get(sql) {
             return Ok(stmt.clone());
         }
+        let (text, used) = numbered(sql);
+        // SQLite lets a statement skip a parameter number that is bound
+        // anyway; PostgreSQL cannot infer the type of one never used, so
+        // such gaps are declared TEXT (what is bound there is ignored).
+        let last = used.iter().copied().max().unwrap_or(0);
+        let statement = if (1..=last).all(|n| used.contains(&n)) {
+            self.client.borrow_mut().prepare(&text)?
+        } else {
+            let types: Vec<Type> = (1..=last)
+                .map(|n| {
+                    if used.contains(&n) {
+                        inferred()
+                    } else {
+                        Type::TEXT
+                    }
+                })
+                .collect();
+            self.client.borrow_mut().prepare_typed(&text, &types)?
+        };
         let stmt = PgStatement {
-            statement: self
-                .client
-                .borrow_mut()
-                .prepare(&numbered_parameters(sql))?,
+            statement,
             transaction: transaction_effect(sql),
         };
         self.statements
@@ -62,7 +78,7 @@ impl PgConnection {
     }
 
     pub(super) fn execute(&self, stmt: &PgStatement, values: &[ValueRef<'_>]) -> Result<usize> {
-        let binds = binds(values);
+        let binds = binds(&values[..values.len().min(stmt.statement.params().len())]);
         let changed = self
             .client
             .borrow_mut()
@@ -74,7 +90,9 @@ impl PgConnection {
     }
 
     pub(super) fn query(&self, stmt: &PgStatement, values: &[ValueRef<'_>]) -> Result<Vec<Row>> {
-        let binds = binds(values);
+        // Values past the statement's last parameter are ignored, as
+        // SQLite ignores them.
+        let binds = binds(&values[..values.len().min(stmt.statement.params().len())]);
         Ok(self
             .client
             .borrow_mut()
@@ -127,6 +145,40 @@ fn transaction_effect(sql: &str) -> Option<bool> {
         Some("ROLLBACK") if words.get(1).map(String::as_str) != Some("TO") => Some(false),
         _ => None,
     }
+}
+
+/// A parameter type PostgreSQL is to infer (OID 0 in the Parse message).
+fn inferred() -> Type {
+    Type::new(
+        "unspecified".into(),
+        0,
+        postgres::types::Kind::Pseudo,
+        "pg_catalog".into(),
+    )
+}
+
+/// [`numbered_parameters`], and the parameter numbers used.
+fn numbered(sql: &str) -> (String, std::collections::BTreeSet<usize>) {
+    let text = numbered_parameters(sql);
+    let mut used = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'$' {
+            let start = i + 1;
+            let mut end = start;
+            while end < bytes.len() && bytes[end].is_ascii_digit() {
+                end += 1;
+            }
+            if let Ok(n) = text[start..end].parse::<usize>() {
+                used.insert(n);
+            }
+            i = end.max(i + 1);
+        } else {
+            i += 1;
+        }
+    }
+    (text, used)
 }
 
 /// SQLite's `?N` and `?` parameters as PostgreSQL's `$N`, leaving quoted
@@ -256,12 +308,61 @@ pub(super) fn value_of(row: &Row, index: usize) -> Result<ValueRef<'_>> {
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => {
             row.try_get::<_, Option<&str>>(index)?.map(ValueRef::Text)
         }
-        other => return Err(Error::Conversion(format!(
+        // SUM of integers: an integer unless it has a fraction.
+        Type::NUMERIC => row.try_get::<_, Option<Numeric>>(index)?.map(|n| n.0),
+        other => {
+            return Err(Error::Conversion(format!(
             "column {} has type {other}, which the store does not read (cast it to BIGINT or TEXT)",
             column.name()
-        ))),
+        )))
+        }
     };
     Ok(value.unwrap_or(ValueRef::Null))
+}
+
+/// A NUMERIC read from PostgreSQL's binary form (base-10,000 digits):
+/// an integer when it has no fraction and fits, else a real.
+struct Numeric(ValueRef<'static>);
+
+impl<'a> postgres::types::FromSql<'a> for Numeric {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, BoxError> {
+        let word = |i: usize| -> Result<i16, BoxError> {
+            raw.get(i * 2..i * 2 + 2)
+                .map(|b| i16::from_be_bytes([b[0], b[1]]))
+                .ok_or_else(|| "short NUMERIC".into())
+        };
+        let (ndigits, weight, sign) = (word(0)?, word(1)?, word(2)? as u16);
+        if sign == 0xC000 {
+            return Ok(Numeric(ValueRef::Real(f64::NAN)));
+        }
+        let mut integer: i128 = 0;
+        let mut real = 0f64;
+        let mut fraction = false;
+        for i in 0..usize::try_from(ndigits).unwrap_or(0) {
+            let digit = word(4 + i)?;
+            let power = i32::from(weight) - i as i32;
+            real += f64::from(digit) * 10000f64.powi(power);
+            if power >= 0 {
+                integer = integer.saturating_add(
+                    i128::from(digit).saturating_mul(10000i128.saturating_pow(power as u32)),
+                );
+            } else if digit != 0 {
+                fraction = true;
+            }
+        }
+        if sign == 0x4000 {
+            integer = -integer;
+            real = -real;
+        }
+        Ok(Numeric(match i64::try_from(integer) {
+            Ok(i) if !fraction => ValueRef::Integer(i),
+            _ => ValueRef::Real(real),
+        }))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::NUMERIC
+    }
 }
 
 #[cfg(test)]

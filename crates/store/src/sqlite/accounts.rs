@@ -107,7 +107,7 @@ fn address_taken(conn: &Connection, address: &str) -> Result<bool> {
 }
 
 fn add_domain_row(conn: &Connection, domain: &str) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO domains (name) VALUES (?1)")
+    conn.prepare_cached("INSERT INTO domains (name) VALUES (?1) ON CONFLICT DO NOTHING")
         .db()?
         .execute([domain])
         .db()?;

@@ -60,8 +60,8 @@ fn arrived_from_row(
 /// fewer parameters still bind 1 and 2; SQLite ignores what no `?n` uses).
 fn scope_condition(scope: &ArrivalScope) -> &'static str {
     match scope {
-        ArrivalScope::All => "?3 IS NULL",
-        ArrivalScope::Domain(_) => "substr(a.address, -length(?3) - 1) = '@' || ?3",
+        ArrivalScope::All => "CAST(?3 AS TEXT) IS NULL",
+        ArrivalScope::Domain(_) => "substr(a.address, length(a.address) - length(?3)) = '@' || ?3",
         ArrivalScope::Account(_) => "a.id = ?3",
         ArrivalScope::Mailbox(_) => "m.mailbox_id = ?3",
     }
@@ -121,7 +121,7 @@ pub(crate) fn list(
 /// not `\Seen`.
 pub(crate) fn count(conn: &Connection, scope: &ArrivalScope) -> Result<(u64, u64)> {
     let sql = format!(
-        "SELECT count(*), coalesce(sum((m.system_flags & 1) = 0), 0) {FROM}
+        "SELECT count(*), coalesce(sum(CASE WHEN (m.system_flags & 1) = 0 THEN 1 ELSE 0 END), 0) {FROM}
           WHERE {}",
         scope_condition(scope)
     );
@@ -243,9 +243,19 @@ impl ListCache {
     /// Reader: the generation a list read on `conn` now belongs to,
     /// bumped first if `conn` sees a commit since it last looked.
     fn generation(&self, conn: &Connection) -> Result<u64> {
-        let version: i64 = conn
-            .query_row("PRAGMA data_version", [], |row| row.get(0))
-            .db()?;
+        let version: i64 = match conn.dialect() {
+            crate::db::Dialect::Sqlite => conn.query_row("PRAGMA data_version", [], |row| row.get(0)),
+            // PostgreSQL has no such counter; every commit that changes
+            // messages writes the change feed, and deleting a mailbox
+            // (and its feed) moves the mailbox epoch.
+            crate::db::Dialect::Postgres => conn.query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM changes)
+                        + 4294967296 * (SELECT coalesce(CAST(value AS BIGINT), 0) FROM meta WHERE key = 'mailbox_epoch')",
+                [],
+                |row| row.get(0),
+            ),
+        }
+        .db()?;
         let key = std::ptr::from_ref(conn) as usize;
         let mut seen = locked(&self.seen);
         if seen.insert(key, version) != Some(version) {

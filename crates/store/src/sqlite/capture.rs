@@ -163,7 +163,7 @@ pub(crate) fn accounts_in_domain(conn: &Connection, domain: &str) -> Result<Vec<
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, address, created_at FROM accounts
-              WHERE substr(address, -length(?1) - 1) = '@' || ?1
+              WHERE substr(address, length(address) - length(?1)) = '@' || ?1
               ORDER BY id",
         )
         .db()?;

@@ -130,7 +130,7 @@ pub(crate) struct Append<'a> {
 fn next_arrival(conn: &Connection) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('last_arrival', 1)
-         ON CONFLICT (key) DO UPDATE SET value = value + 1
+         ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
          RETURNING value",
     )
     .db()?
@@ -1368,8 +1368,20 @@ pub(crate) fn rename_mailbox(
     // SQLite's substr counts characters, not bytes.
     let after_from = chars(&from) + 1;
     // Subscriptions follow (as Dovecot's do).
+    // A subscription already under a new name gives way (as UPDATE OR
+    // REPLACE would; written out so that PostgreSQL runs it too).
     conn.prepare_cached(
-        "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, ?4)
+        "DELETE FROM subscriptions
+          WHERE account_id = ?1
+            AND name IN (SELECT ?3 || substr(name, ?4) FROM subscriptions
+                          WHERE account_id = ?1
+                            AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/'))",
+    )
+    .db()?
+    .execute(params![account.0, from, to_canon, after_from])
+    .db()?;
+    conn.prepare_cached(
+        "UPDATE subscriptions SET name = ?3 || substr(name, ?4)
           WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/')",
     )
     .db()?

@@ -222,12 +222,14 @@ impl Pruner {
             // The mailbox is gone; its rows should have gone with it
             // (ON DELETE CASCADE). Any left over go now, a batch at a time.
             let mut deleted = 0;
-            for table in ["changes", "expunged"] {
+            for sql in [
+                "DELETE FROM changes WHERE id IN
+                     (SELECT id FROM changes WHERE mailbox_id = ?1 LIMIT ?2)",
+                "DELETE FROM expunged WHERE mailbox_id = ?1 AND uid IN
+                     (SELECT uid FROM expunged WHERE mailbox_id = ?1 LIMIT ?2)",
+            ] {
                 deleted += conn
-                    .prepare_cached(&format!(
-                        "DELETE FROM {table} WHERE rowid IN
-                             (SELECT rowid FROM {table} WHERE mailbox_id = ?1 LIMIT ?2)"
-                    ))
+                    .prepare_cached(sql)
                     .db()?
                     .execute(params![mailbox, batch])
                     .db()? as u64;

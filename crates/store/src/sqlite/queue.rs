@@ -208,7 +208,7 @@ pub(crate) fn enqueue(
 fn next_queue_id(conn: &Connection) -> Result<QueueId> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('last_queue_id', 1)
-         ON CONFLICT (key) DO UPDATE SET value = value + 1
+         ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
          RETURNING value",
     )
     .db()?
