@@ -587,11 +587,6 @@ impl Statement<'_> {
             map,
         })
     }
-
-    /// Whether the query returns a row.
-    pub(crate) fn exists<P: Params>(&mut self, params: P) -> Result<bool> {
-        Ok(self.query(params)?.next()?.is_some())
-    }
 }
 
 impl Connection {

@@ -387,6 +387,9 @@ pub(crate) fn db_error(e: impl Into<crate::db::Error>) -> StoreError {
     let e = e.into();
     if e.is_full() {
         StoreError::Full(e.to_string())
+    } else if e.is_unavailable() {
+        // Temporary, as every Database error: the daemons answer 4xx.
+        StoreError::Database(format!("the database is unavailable: {e}"))
     } else {
         StoreError::Database(e.to_string())
     }
