@@ -229,3 +229,279 @@ async fn imapflow_resyncs_with_qresync_what_another_session_changed() {
     assert_eq!(uids(&live["expunged"]), Vec::<u64>::new(), "{live}");
     assert_eq!(live["exists"], 2, "{live}");
 }
+
+// ---- Thunderbird with CONDSTORE ----
+
+/// The header fields Thunderbird fetches for its message list.
+const TB_HEADERS: &str = "From To Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups In-Reply-To Content-Type Reply-To";
+
+fn tb_message(i: u32) -> String {
+    format!(
+        "From: Bob <bob@example.com>\r\nTo: alice@localhost\r\nSubject: message {i}\r\n\
+         Date: Thu, 03 Dec 2026 10:0{i}:00 +0000\r\nMessage-ID: <m{i}@example.com>\r\n\
+         Content-Type: text/plain\r\n\r\nbody {i}\r\n"
+    )
+}
+
+/// `line` with the number after each of `MODSEQ (`, `HIGHESTMODSEQ `,
+/// `UIDVALIDITY ` put as `M`, `M`, `V`; the modseqs, in order.
+fn forms(line: &str) -> (String, Vec<u64>) {
+    let mut out = String::new();
+    let mut modseqs = Vec::new();
+    let mut rest = line;
+    loop {
+        let next = [
+            ("MODSEQ (", "M"),
+            ("HIGHESTMODSEQ ", "M"),
+            ("UIDVALIDITY ", "V"),
+        ]
+        .iter()
+        .filter_map(|(p, r)| rest.find(p).map(|i| (i, *p, *r)))
+        .min_by_key(|(i, p, _)| (*i, usize::MAX - p.len()));
+        let Some((i, prefix, stand_in)) = next else {
+            out.push_str(rest);
+            return (out, modseqs);
+        };
+        out.push_str(&rest[..i + prefix.len()]);
+        rest = &rest[i + prefix.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if prefix != "UIDVALIDITY " {
+            modseqs.push(rest[..digits].parse().unwrap());
+        }
+        out.push_str(stand_in);
+        rest = &rest[digits..];
+    }
+}
+
+/// `command`'s answer, each line as [`forms`] puts it, and its modseqs.
+async fn tb(c: &mut Pop3Client, tag: &str, command: &str) -> (Vec<String>, Vec<u64>) {
+    let (untagged, tagged) = c.responses(tag, command).await;
+    let mut lines = Vec::new();
+    let mut modseqs = Vec::new();
+    for l in untagged
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+    {
+        let (f, m) = forms(&l);
+        lines.push(f);
+        modseqs.extend(m);
+    }
+    lines.push(tagged);
+    (lines, modseqs)
+}
+
+/// What Thunderbird sends with CONDSTORE on (`mail.server.*.use_condstore`)
+/// and another session changing the mailbox meanwhile. Each answer's form
+/// was compared with Dovecot 2.3.19's to the same commands; they differ
+/// only where the RFCs leave it open: Postern puts MODSEQ in every FETCH
+/// answer once CONDSTORE is on (Dovecot only where it was asked for or the
+/// flags changed), orders a STORE answer's items `FLAGS UID MODSEQ`
+/// (Dovecot `UID MODSEQ FLAGS`), says UID in a flag change another
+/// session made (Dovecot `MODSEQ (n) FLAGS (...)` alone), gives `\Recent`
+/// for a message another session APPENDed to the session that sees it
+/// first (Dovecot to the appending session), and says `[HIGHESTMODSEQ]` on
+/// a SELECT only once CONDSTORE is on (Dovecot on every SELECT; Thunderbird
+/// asks with `(CONDSTORE)` anyway). The conditional STORE at the end is
+/// RFC 7162's form, answered as Dovecot answers it.
+#[tokio::test]
+async fn thunderbird_with_condstore_across_two_sessions() {
+    let (_server, imap) = start().await;
+    let mut other = imap.login(ALICE).await;
+    for i in 1..=3 {
+        let m = tb_message(i);
+        let r = other
+            .imap("a", &format!("APPEND INBOX {{{}+}}\r\n{m}", m.len()))
+            .await;
+        assert!(r.last().unwrap().starts_with("a OK [APPENDUID "), "{r:?}");
+    }
+
+    let mut c = imap.login(ALICE).await;
+    let (r, _) = tb(
+        &mut c,
+        "3",
+        "ID (\"name\" \"Thunderbird\" \"version\" \"128.5.0\")",
+    )
+    .await;
+    assert!(r[0].starts_with("* ID (\"name\" \"Postern\""), "{r:?}");
+    let (r, _) = tb(&mut c, "4", "ENABLE CONDSTORE").await;
+    assert_eq!(r, ["* ENABLED CONDSTORE", "4 OK ENABLE completed"]);
+    let (r, m) = tb(&mut c, "5", "select \"INBOX\" (CONDSTORE)").await;
+    for line in [
+        "* 3 EXISTS",
+        "* 3 RECENT",
+        "* OK [UIDVALIDITY V] UIDs valid",
+        "* OK [UIDNEXT 4] Predicted next UID",
+        "* OK [HIGHESTMODSEQ M] Highest mailbox modseq",
+    ] {
+        assert!(r.iter().any(|l| l == line), "{line} in {r:?}");
+    }
+    assert!(r.last().unwrap().starts_with("5 OK [READ-WRITE]"), "{r:?}");
+    let highest = m[0];
+
+    // The first sync: every message's flags, then the headers.
+    let (r, m) = tb(&mut c, "6", "UID fetch 1:* (FLAGS)").await;
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Recent) MODSEQ (M))",
+            "* 2 FETCH (UID 2 FLAGS (\\Recent) MODSEQ (M))",
+            "* 3 FETCH (UID 3 FLAGS (\\Recent) MODSEQ (M))",
+            "6 OK UID FETCH completed",
+        ]
+    );
+    assert!(m.iter().all(|&n| n <= highest), "{m:?} {highest}");
+    let fields = TB_HEADERS.to_ascii_uppercase();
+    let (r, _) = tb(
+        &mut c,
+        "7",
+        &format!("UID fetch 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS ({TB_HEADERS})])"),
+    )
+    .await;
+    assert_eq!(r.len(), 4, "{r:?}");
+    for (i, line) in r[..3].iter().enumerate() {
+        let n = i + 1;
+        let m = tb_message(n as u32);
+        let header = &m[..m.find("\r\n\r\n").unwrap() + 4];
+        assert_eq!(
+            *line,
+            format!(
+                "* {n} FETCH (UID {n} RFC822.SIZE {} FLAGS (\\Recent) BODY[HEADER.FIELDS ({fields})] {{{}}}\r\n{header} MODSEQ (M))",
+                m.len(),
+                header.len()
+            )
+        );
+    }
+    let (r, m) = tb(&mut c, "8", "uid store 1 +Flags (\\Seen)").await;
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (FLAGS (\\Seen \\Recent) UID 1 MODSEQ (M))",
+            "8 OK UID STORE completed"
+        ]
+    );
+    assert!(m[0] > highest);
+
+    // Thunderbird idles; the other session flags, appends and expunges.
+    c.send(b"9 IDLE\r\n").await;
+    assert_eq!(c.line().await, "+ idling");
+    assert!(other
+        .imap("s", "SELECT INBOX")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("s OK"));
+    assert!(other
+        .imap("f", "STORE 2 +FLAGS (\\Flagged)")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("f OK"));
+    let (l, m) = forms(&c.line().await);
+    assert_eq!(l, "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) MODSEQ (M))");
+    assert!(m[0] > highest);
+    let m4 = tb_message(4);
+    let r = other
+        .imap("a", &format!("APPEND INBOX {{{}+}}\r\n{m4}", m4.len()))
+        .await;
+    assert!(r.last().unwrap().starts_with("a OK [APPENDUID "), "{r:?}");
+    assert_eq!(c.line().await, "* 4 EXISTS");
+    assert_eq!(c.line().await, "* 4 RECENT");
+    assert!(other
+        .imap("d", "STORE 3 +FLAGS (\\Deleted)")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("d OK"));
+    assert_eq!(
+        forms(&c.line().await).0,
+        "* 3 FETCH (UID 3 FLAGS (\\Deleted \\Recent) MODSEQ (M))"
+    );
+    assert!(other
+        .imap("e", "EXPUNGE")
+        .await
+        .last()
+        .unwrap()
+        .starts_with("e OK"));
+    assert_eq!(c.line().await, "* 3 EXPUNGE");
+    c.send(b"DONE\r\n").await;
+    assert_eq!(c.line().await, "9 OK IDLE terminated");
+
+    // The flag resync since the SELECT: the changed and the new message,
+    // not the expunged one; then the new message's headers.
+    let (r, m) = tb(
+        &mut c,
+        "10",
+        &format!("UID fetch 1:* (FLAGS) (CHANGEDSINCE {highest})"),
+    )
+    .await;
+    assert_eq!(
+        r,
+        [
+            "* 1 FETCH (UID 1 FLAGS (\\Seen \\Recent) MODSEQ (M))",
+            "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) MODSEQ (M))",
+            "* 3 FETCH (UID 4 FLAGS (\\Recent) MODSEQ (M))",
+            "10 OK UID FETCH completed",
+        ]
+    );
+    assert!(m.iter().all(|&n| n > highest), "{m:?}");
+    let (r, _) = tb(
+        &mut c,
+        "11",
+        &format!("UID fetch 4:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS ({TB_HEADERS})])"),
+    )
+    .await;
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        r[0].starts_with(&format!(
+            "* 3 FETCH (UID 4 RFC822.SIZE {} FLAGS (\\Recent) BODY[",
+            m4.len()
+        )),
+        "{r:?}"
+    );
+    assert!(r[0].ends_with(" MODSEQ (M))"), "{r:?}");
+
+    // Flag changes: Thunderbird's own, then a conditional one with the
+    // modseq of its SELECT, which both messages have passed since.
+    let (r, _) = tb(&mut c, "12", "uid store 2 -Flags (\\Flagged)").await;
+    assert_eq!(
+        r,
+        [
+            "* 2 FETCH (FLAGS (\\Recent) UID 2 MODSEQ (M))",
+            "12 OK UID STORE completed"
+        ]
+    );
+    let (r, _) = tb(
+        &mut c,
+        "13",
+        &format!("UID STORE 1,2 (UNCHANGEDSINCE {highest}) +FLAGS (\\Answered)"),
+    )
+    .await;
+    assert_eq!(r, ["13 OK [MODIFIED 1:2] Conditional STORE failed"]);
+    // With the modseq it has now, it goes through.
+    let (_, now) = tb(&mut c, "14", "UID fetch 2 (FLAGS)").await;
+    let (r, m) = tb(
+        &mut c,
+        "15",
+        &format!(
+            "UID STORE 2 (UNCHANGEDSINCE {}) +FLAGS (\\Answered)",
+            now[0]
+        ),
+    )
+    .await;
+    assert_eq!(
+        r,
+        [
+            "* 2 FETCH (FLAGS (\\Answered \\Recent) UID 2 MODSEQ (M))",
+            "15 OK UID STORE completed"
+        ]
+    );
+    assert!(m[0] > now[0]);
+    // The other session, without CONDSTORE, hears the flags alone.
+    let r = other.imap("n", "NOOP").await;
+    assert!(
+        r.iter()
+            .any(|l| l == "* 2 FETCH (UID 2 FLAGS (\\Answered))"),
+        "{r:?}"
+    );
+    assert!(!r.iter().any(|l| l.contains("MODSEQ")), "{r:?}");
+}
