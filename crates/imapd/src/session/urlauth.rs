@@ -20,9 +20,10 @@
 //! message/rfc822 part, the whole message and a HEADER, TEXT or MIME
 //! section go out as they are (as RFC 3516's BINARY[] and Dovecot treat
 //! them); an encoding this server cannot undo gives `(BINARY NIL)`. With
-//! BINARY, the BODYPARTSTRUCTURE describes what was sent: encoding `7bit`,
-//! `8bit` or `binary` by the decoded octets, their size and line count
-//! (RFC 5524 4's examples). `;PARTIAL=` cuts the decoded octets.
+//! BINARY, the BODYPARTSTRUCTURE describes what was sent, as RFC 5524's
+//! examples show: encoding `7bit`, `8bit` or `binary` by the decoded
+//! octets, and their size; its line count is theirs too (where Dovecot
+//! 2.3 says 0). `;PARTIAL=` cuts the decoded octets.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -96,34 +97,57 @@ pub(super) async fn url_bytes(
     account: AccountId,
     u: &MessageUrl,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let name = store::canonical_mailbox_name(&u.mailbox);
-    let key = MailboxKey::Name(name.clone());
-    if let Some(validity) = u.uid_validity {
-        match found(store.mailbox_index(account, key.clone()).await)? {
-            Some(index) if index.uid_validity == validity => {}
-            _ => return Ok(None),
-        }
-    }
-    let uid = Uid(u.uid);
-    let Some(Some(raw)) = found(store.message_raw(account, key.clone(), uid).await)? else {
-        return Ok(None);
-    };
     let bytes = match &u.section {
-        None => raw,
+        None => match url_raw(store, account, u).await? {
+            Some((_, raw)) => raw,
+            None => return Ok(None),
+        },
         Some(section) => {
-            let Some(info) = found(store.messages_by_uid(account, key, &[uid]).await)? else {
+            let Some((raw, summary)) = url_message(store, account, u).await? else {
                 return Ok(None);
             };
-            let Some(first) = info.first() else {
-                return Ok(None);
-            };
-            match section_bytes(&raw, &first.summary, section) {
+            match section_bytes(&raw, &summary, section) {
                 Some(b) => b.into_owned(),
                 None => return Ok(None),
             }
         }
     };
     Ok(Some(cut(bytes, u.partial)))
+}
+
+/// The raw message a URL of the account's names, and its mailbox; `None`
+/// if there is no such mailbox, UIDVALIDITY or message.
+async fn url_raw(
+    store: &Store,
+    account: AccountId,
+    u: &MessageUrl,
+) -> Result<Option<(MailboxKey, Vec<u8>)>, StoreError> {
+    let key = MailboxKey::Name(store::canonical_mailbox_name(&u.mailbox));
+    if let Some(validity) = u.uid_validity {
+        match found(store.mailbox_index(account, key.clone()).await)? {
+            Some(index) if index.uid_validity == validity => {}
+            _ => return Ok(None),
+        }
+    }
+    match found(store.message_raw(account, key.clone(), Uid(u.uid)).await)? {
+        Some(Some(raw)) => Ok(Some((key, raw))),
+        _ => Ok(None),
+    }
+}
+
+/// [`url_raw`]'s message with its summary.
+async fn url_message(
+    store: &Store,
+    account: AccountId,
+    u: &MessageUrl,
+) -> Result<Option<(Vec<u8>, Arc<MessageSummary>)>, StoreError> {
+    let Some((key, raw)) = url_raw(store, account, u).await? else {
+        return Ok(None);
+    };
+    let Some(info) = found(store.messages_by_uid(account, key, &[Uid(u.uid)]).await)? else {
+        return Ok(None);
+    };
+    Ok(info.into_iter().next().map(|m| (raw, m.summary)))
 }
 
 impl Session {
@@ -409,34 +433,6 @@ fn cut(bytes: Vec<u8>, partial: Option<(u32, Option<u32>)>) -> Vec<u8> {
         start.saturating_add(l as usize).min(bytes.len())
     });
     bytes[start..end].to_vec()
-}
-
-/// The raw message a URL of the account's names and its summary; `None`
-/// if there is no such mailbox, UIDVALIDITY or message.
-async fn url_message(
-    store: &Store,
-    account: AccountId,
-    u: &MessageUrl,
-) -> Result<Option<(Vec<u8>, Arc<MessageSummary>)>, StoreError> {
-    let name = store::canonical_mailbox_name(&u.mailbox);
-    let key = MailboxKey::Name(name);
-    if let Some(validity) = u.uid_validity {
-        match found(store.mailbox_index(account, key.clone()).await)? {
-            Some(index) if index.uid_validity == validity => {}
-            _ => return Ok(None),
-        }
-    }
-    let uid = Uid(u.uid);
-    let Some(Some(raw)) = found(store.message_raw(account, key.clone(), uid).await)? else {
-        return Ok(None);
-    };
-    let Some(info) = found(store.messages_by_uid(account, key, &[uid]).await)? else {
-        return Ok(None);
-    };
-    let Some(first) = info.into_iter().next() else {
-        return Ok(None);
-    };
-    Ok(Some((raw, first.summary)))
 }
 
 /// What a URLAUTH URL names, if its token is right, it has not expired
