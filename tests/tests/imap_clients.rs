@@ -381,7 +381,7 @@ async fn thunderbird_with_condstore_across_two_sessions() {
     );
     assert!(m[0] > highest);
 
-    // Thunderbird idles; the other session flags, appends and expunges.
+    // Thunderbird idles; the other sessions flag, append and expunge.
     c.send(b"9 IDLE\r\n").await;
     assert_eq!(c.line().await, "+ idling");
     assert!(other
@@ -399,8 +399,11 @@ async fn thunderbird_with_condstore_across_two_sessions() {
     let (l, m) = forms(&c.line().await);
     assert_eq!(l, "* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent) MODSEQ (M))");
     assert!(m[0] > highest);
+    // A session with no mailbox selected appends, so that Thunderbird's,
+    // the only one selected that can claim it, gets its \Recent.
+    let mut third = imap.login(ALICE).await;
     let m4 = tb_message(4);
-    let r = other
+    let r = third
         .imap("a", &format!("APPEND INBOX {{{}+}}\r\n{m4}", m4.len()))
         .await;
     assert!(r.last().unwrap().starts_with("a OK [APPENDUID "), "{r:?}");
