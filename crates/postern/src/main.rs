@@ -3,12 +3,14 @@
 //! `postern up` runs every daemon in one process; the other subcommands
 //! administer the store (users, domains, aliases), show what arrived
 //! (`mail`) and what waits to be delivered (`queue`, which also retries,
-//! flushes and deletes queued mail). Every subcommand takes
+//! flushes and deletes queued mail) and `store copy` moves a SQLite store
+//! into PostgreSQL. Every subcommand takes
 //! `--data-dir` and `--config` before it; errors go to stderr with a
 //! non-zero exit code (1 for failures, 2 for usage).
 #![forbid(unsafe_code)]
 
 mod admin;
+mod store_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +72,9 @@ enum Command {
     /// is tried within that time.
     #[command(subcommand)]
     Queue(admin::QueueCommand),
+    /// The store itself: copy a SQLite store into PostgreSQL.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Print the `user.js` line that points a Thunderbird on this machine
     /// at this server's autoconfig (the HTTP listener of the config).
     Autoconfig,
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
             Command::Alias(cmd) => admin::alias(&config, cmd).await,
             Command::Mail(cmd) => admin::mail(&config, cmd).await,
             Command::Queue(cmd) => admin::queue(&config, cmd).await,
+            Command::Store(cmd) => store_cmd::store(&config, cmd).await,
             Command::Autoconfig => autoconfig(&config),
         }
     })

@@ -77,6 +77,7 @@
 
 pub use api::Store;
 pub use parse::summarize;
+pub use pg::copy::{copy_to_postgres, TableCopied};
 pub use search_fields::{AddressHeader, SearchFields, SearchInfo};
 pub use types::*;
 

@@ -26,6 +26,8 @@
 //! SQLite schema as of SQLite's migration 18; a later SQLite migration
 //! needs its PostgreSQL counterpart appended here.
 
+pub(crate) mod copy;
+
 use crate::db::{Connection, PgConnection};
 use crate::sqlite::schema::SqlResult;
 use crate::{Result, StoreError};
