@@ -105,7 +105,7 @@ async fn view(imap_addr: std::net::SocketAddr, uidvalidity: &str) -> Vec<String>
         c.ok(&format!("f SELECT INBOX (QRESYNC ({uidvalidity} 1))"))
             .await,
     );
-    seen.extend(c.ok("g EXAMINE Archive").await);
+    seen.extend(c.ok("g EXAMINE Projects").await);
     seen.extend(c.ok("h UID FETCH 1:* (FLAGS MODSEQ)").await);
     seen.extend(c.ok("i GETMETADATA \"\" /shared/comment").await);
     seen.extend(c.ok("j GETMETADATA INBOX /private/comment").await);
@@ -125,6 +125,27 @@ async fn inbox_uidvalidity(imap_addr: std::net::SocketAddr) -> String {
         })
         .unwrap_or_else(|| panic!("{lines:?}"))
         .to_owned()
+}
+
+/// The HTTP API's admin token on both nodes.
+const TOKEN: &str = "copy-test-token";
+
+/// The HTTP API's list of SMTP sessions.
+async fn smtp_sessions(http: std::net::SocketAddr) -> Vec<serde_json::Value> {
+    let text = reqwest::Client::new()
+        .get(format!("http://{http}/api/v1/sessions?limit=100"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{text}"));
+    list["sessions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{text}"))
+        .clone()
 }
 
 /// `queued as N` of an SMTP reply.
@@ -197,7 +218,9 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         &["user", "quota", "alice@localhost", "--storage", "10M"],
         &[],
     );
-    let mut old = tokio::task::block_in_place(|| Binary::start_with(&sqlite_dir, &relay));
+    let mut old = tokio::task::block_in_place(|| {
+        Binary::start_up_env(&sqlite_dir, &relay, &[], &[("POSTERN_HTTP_TOKEN", TOKEN)])
+    });
 
     // Mail: three for alice (one through the alias), one for carol, one
     // for a remote recipient whose server defers it.
@@ -227,6 +250,8 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         .await;
     assert_eq!(r.code, 250, "{r:?}");
     queue_ids.push(queue_id(&r));
+    assert_eq!(smtp.cmd("QUIT").await.code, 221);
+    drop(smtp);
 
     // IMAP: flags, a keyword, an APPEND, a second mailbox with a copy, an
     // expunge, metadata, a URLAUTH key.
@@ -236,8 +261,8 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
     c.ok("b SELECT INBOX").await;
     c.ok("c UID STORE 1 +FLAGS (\\Seen \\Flagged)").await;
     c.ok("d UID STORE 3 +FLAGS ($Important)").await;
-    c.ok("e CREATE Archive (USE (\\Archive))").await;
-    c.ok("f UID COPY 1:3 Archive").await;
+    c.ok("e CREATE Projects").await;
+    c.ok("f UID COPY 1:3 Projects").await;
     c.ok("g UID STORE 2 +FLAGS (\\Deleted)").await;
     c.ok("h EXPUNGE").await;
     let appended = "Subject: appended\r\n\r\ndraft\r\n";
@@ -275,10 +300,34 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
     // A session that saw every message, so none is \Recent later.
     let mut seer = Imap::login(old.imap, "alice@localhost").await;
     seer.ok("a SELECT INBOX").await;
-    seer.ok("b SELECT Archive").await;
+    seer.ok("b SELECT Projects").await;
     drop(seer);
     let before = view(old.imap, &uidvalidity).await;
     let users = ok_cli(&sqlite_dir, &["user", "list", "--json"], &[]);
+    // What the view holds, so that comparing it means something.
+    for expected in [
+        "* VANISHED (EARLIER) 2\r\n",
+        "* OK [HIGHESTMODSEQ 9] Highest mailbox modseq\r\n",
+        "* 0 RECENT\r\n",
+        "* LIST (\\HasNoChildren \\Trash) \"/\" Trash\r\n",
+        "* METADATA \"\" (/shared/comment \"moved to PostgreSQL\")\r\n",
+        "* METADATA INBOX (/private/comment \"inbox note\")\r\n",
+    ] {
+        assert!(before.iter().any(|l| l == expected), "{expected} {before:?}");
+    }
+    assert!(
+        before.iter().any(|l| l.contains("UID 3 FLAGS ($Important) MODSEQ (6)")),
+        "{before:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sessions_before = loop {
+        let sessions = smtp_sessions(old.http).await;
+        if !sessions.is_empty() && sessions.iter().all(|s| !s["ended_at"].is_null()) {
+            break sessions;
+        }
+        assert!(Instant::now() < deadline, "{sessions:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     drop(c);
     tokio::task::block_in_place(|| old.signal_and_wait("TERM", Duration::from_secs(20)))
         .expect("postern up stops");
@@ -297,7 +346,7 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         .lines()
         .find(|l| l.trim_start().starts_with("messages "))
         .unwrap_or_else(|| panic!("{out}"));
-    // Three in INBOX (one expunged, one appended), three in Archive, one
+    // Three in INBOX (one expunged, one appended), three in Projects, one
     // for carol.
     assert!(messages_line.contains(" 7 rows"), "{out}");
 
@@ -322,7 +371,12 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
     assert_eq!(ok_cli(&pg_dir, &["user", "list", "--json"], &pg_vars), users);
     let store_section = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
     let new = tokio::task::block_in_place(|| {
-        Binary::start_with(&pg_dir, &format!("{store_section}{relay}"))
+        Binary::start_up_env(
+            &pg_dir,
+            &format!("{store_section}{relay}"),
+            &[],
+            &[("POSTERN_HTTP_TOKEN", TOKEN)],
+        )
     });
     assert_eq!(inbox_uidvalidity(new.imap).await, uidvalidity);
     let after = view(new.imap, &uidvalidity).await;
@@ -341,6 +395,27 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         .await;
     assert_eq!(r.code, 250, "{r:?}");
     let id = queue_id(&r);
+    // SMTP sessions: the old ones as they were, a new one numbered after
+    // them.
+    let sessions_after = smtp_sessions(new.http).await;
+    let highest = sessions_before
+        .iter()
+        .map(|s| s["id"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    for old in &sessions_before {
+        let same = sessions_after.iter().find(|s| s["id"] == old["id"]);
+        assert_eq!(same, Some(old), "{sessions_after:?}");
+    }
+    let newer: Vec<_> = sessions_after
+        .iter()
+        .filter(|s| !sessions_before.contains(s))
+        .collect();
+    assert!(!newer.is_empty(), "{sessions_after:?}");
+    assert!(
+        newer.iter().all(|s| s["id"].as_u64().unwrap() > highest),
+        "{newer:?} after {highest}"
+    );
     assert!(
         queue_ids.iter().all(|&old| id > old),
         "{id} after {queue_ids:?}"
