@@ -227,9 +227,14 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
     let mut queue_ids = Vec::new();
     let (mut smtp, _) = SmtpClient::connect(old.smtp).await;
     assert_eq!(smtp.cmd("EHLO app.test").await.code, 250);
-    for (i, to) in ["alice@localhost", "al@localhost", "alice@localhost", "carol@localhost"]
-        .iter()
-        .enumerate()
+    for (i, to) in [
+        "alice@localhost",
+        "al@localhost",
+        "alice@localhost",
+        "carol@localhost",
+    ]
+    .iter()
+    .enumerate()
     {
         let r = smtp
             .send_mail(
@@ -313,10 +318,15 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         "* METADATA \"\" (/shared/comment \"moved to PostgreSQL\")\r\n",
         "* METADATA INBOX (/private/comment \"inbox note\")\r\n",
     ] {
-        assert!(before.iter().any(|l| l == expected), "{expected} {before:?}");
+        assert!(
+            before.iter().any(|l| l == expected),
+            "{expected} {before:?}"
+        );
     }
     assert!(
-        before.iter().any(|l| l.contains("UID 3 FLAGS ($Important) MODSEQ (6)")),
+        before
+            .iter()
+            .any(|l| l.contains("UID 3 FLAGS ($Important) MODSEQ (6)")),
         "{before:?}"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -368,7 +378,10 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         ok_cli(&pg_dir, &["queue", "list", "--json"], &pg_vars),
         queue_at_stop
     );
-    assert_eq!(ok_cli(&pg_dir, &["user", "list", "--json"], &pg_vars), users);
+    assert_eq!(
+        ok_cli(&pg_dir, &["user", "list", "--json"], &pg_vars),
+        users
+    );
     let store_section = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
     let new = tokio::task::block_in_place(|| {
         Binary::start_up_env(
@@ -391,7 +404,11 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
     let (mut smtp, _) = SmtpClient::connect(new.smtp).await;
     assert_eq!(smtp.cmd("EHLO app.test").await.code, 250);
     let r = smtp
-        .send_mail("app@app.test", &["alice@localhost"], &message("after", "new"))
+        .send_mail(
+            "app@app.test",
+            &["alice@localhost"],
+            &message("after", "new"),
+        )
         .await;
     assert_eq!(r.code, 250, "{r:?}");
     let id = queue_id(&r);
@@ -431,7 +448,9 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         .unwrap();
     let r = c.ok("v SELECT INBOX").await;
     assert!(r.iter().any(|l| l == "* 4 EXISTS\r\n"), "{r:?}");
-    let r = c.ok("w FETCH 4 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])").await;
+    let r = c
+        .ok("w FETCH 4 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        .await;
     assert!(
         r[0].contains(&format!("UID {uidnext} ")) && r[0].contains("after"),
         "{r:?}"
@@ -494,7 +513,10 @@ async fn copying_needs_a_store_and_a_reachable_database() {
     ok_cli(
         &empty,
         &["user", "list"],
-        &[("POSTERN_STORE_BACKEND", "postgres"), ("POSTERN_STORE_URL", url.as_str())],
+        &[
+            ("POSTERN_STORE_BACKEND", "postgres"),
+            ("POSTERN_STORE_URL", url.as_str()),
+        ],
     );
     let out = ok_cli(&dir, &["store", "copy", "--to", &url], &[]);
     assert!(out.contains("accounts"), "{out}");

@@ -135,9 +135,11 @@ fn copy_tables(
 ) -> Result<Vec<TableCopied>> {
     // Every writer of every node waits while the copy runs.
     target
-        .query_row("SELECT pg_advisory_xact_lock(?1)", [super::WRITE_LOCK], |_| {
-            Ok(())
-        })
+        .query_row(
+            "SELECT pg_advisory_xact_lock(?1)",
+            [super::WRITE_LOCK],
+            |_| Ok(()),
+        )
         .db()?;
     for table in tables {
         let target_columns = pg_columns(target, &table.name)?;
