@@ -339,6 +339,15 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     drop(c);
+    // While the server runs on it, the store is not copied.
+    let url = Postgres::get().new_database();
+    let busy = cli(&sqlite_dir, &["store", "copy", "--to", &url], &[]);
+    assert!(!busy.status.success());
+    let stderr = String::from_utf8_lossy(&busy.stderr);
+    assert!(
+        stderr.contains("in use") && stderr.contains("stop it first"),
+        "{stderr}"
+    );
     tokio::task::block_in_place(|| old.signal_and_wait("TERM", Duration::from_secs(20)))
         .expect("postern up stops");
     // The queue as it was when the node stopped (an attempt may have
@@ -348,7 +357,6 @@ async fn a_copied_store_looks_the_same_to_imap_clients() {
     drop(queue);
 
     // The copy.
-    let url = Postgres::get().new_database();
     let out = ok_cli(&sqlite_dir, &["store", "copy", "--to", &url], &[]);
     assert!(out.contains("messages"), "{out}");
     assert!(out.contains("committed"), "{out}");

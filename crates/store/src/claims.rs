@@ -74,24 +74,31 @@ impl DeadOwner {
     }
 }
 
-/// The owners in the data dir whose process is gone (their lock could be
-/// taken), other than `own`.
-pub(crate) fn dead_owners(data_dir: &Path, own: Option<&str>) -> Vec<DeadOwner> {
+/// The owners' lock files in the data dir: each id and path.
+fn owner_files(data_dir: &Path) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(data_dir.join(DIR)) else {
         return Vec::new();
     };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let id = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".lock"))
+                .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_owned)?;
+            Some((id, path))
+        })
+        .collect()
+}
+
+/// The owners in the data dir whose process is gone (their lock could be
+/// taken), other than `own`.
+pub(crate) fn dead_owners(data_dir: &Path, own: Option<&str>) -> Vec<DeadOwner> {
     let mut dead = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Some(id) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".lock"))
-            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(str::to_owned)
-        else {
-            continue;
-        };
+    for (id, path) in owner_files(data_dir) {
         if Some(id.as_str()) == own {
             continue;
         }
@@ -109,6 +116,20 @@ pub(crate) fn dead_owners(data_dir: &Path, own: Option<&str>) -> Vec<DeadOwner> 
         }
     }
     dead
+}
+
+/// How many processes have the data dir's store open as claim owners
+/// (their lock is held): a running `postern up` or queue manager.
+pub(crate) fn live_owners(data_dir: &Path) -> usize {
+    owner_files(data_dir)
+        .into_iter()
+        .filter(|(_, path)| {
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .is_ok_and(|file| matches!(file.try_lock(), Err(TryLockError::WouldBlock)))
+        })
+        .count()
 }
 
 #[cfg(test)]

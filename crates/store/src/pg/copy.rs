@@ -7,10 +7,12 @@
 //! password) come across as they are.
 //!
 //! How:
-//! - The SQLite side is read in one read transaction: a consistent
-//!   snapshot even if a `postern up` still writes (what it writes after
-//!   the snapshot is not copied, so it should be stopped first). Its
-//!   schema is brought up to date first, as any `postern` command does.
+//! - A data dir whose store a running process has open (a `postern up`,
+//!   whose queue manager holds a claim lock, [`crate::claims`]) is
+//!   refused. The SQLite side is read in one read transaction: a
+//!   consistent snapshot even if some other writer is still at work (what
+//!   it writes after the snapshot is not copied). Its schema is brought
+//!   up to date first, as any `postern` command does.
 //! - The PostgreSQL side is migrated by the store's own migrations, then
 //!   everything is written in one transaction (all or nothing) holding
 //!   the writers' advisory lock ([`super::WRITE_LOCK`]). A database
@@ -99,6 +101,13 @@ fn copy_here(
         return Err(StoreError::NotFound(format!(
             "a SQLite store ({})",
             path.display()
+        )));
+    }
+    // A running server would go on writing what the copy leaves out.
+    if crate::claims::live_owners(data_dir) > 0 {
+        return Err(StoreError::Invalid(format!(
+            "source: the store in {} is in use (a postern process runs on it); stop it first",
+            data_dir.display()
         )));
     }
     // Bring the SQLite schema up to date (as `postern up` would), so its
