@@ -498,6 +498,95 @@ mod tests {
         assert_eq!(names.last(), Some(&"meta"));
     }
 
+    /// Runs `f` with a client of the test database, on a thread of its
+    /// own (the blocking client cannot run inside a runtime).
+    fn with_test_client<T: Send>(
+        base: &str,
+        f: impl FnOnce(&mut postgres::Client) -> T + Send,
+    ) -> T {
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| f(&mut postgres::Client::connect(base, postgres::NoTls).unwrap()))
+                .join()
+                .unwrap()
+        })
+    }
+
+    /// On `POSTERN_TEST_POSTGRES` only: ids continue after the highest
+    /// copied, and after SQLite's AUTOINCREMENT marks (an SMTP session
+    /// whose row is gone keeps its id); the meta counters replace the
+    /// PostgreSQL schema's own; a target with rows is refused, with
+    /// nothing written.
+    #[test]
+    fn identities_continue_and_a_second_copy_is_refused() {
+        let Some(base) = crate::tests::test_postgres() else {
+            eprintln!("POSTERN_TEST_POSTGRES is unset: not run");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let conn = schema::open_writer(&dir.path().join(schema::DB_FILE)).unwrap();
+        conn.execute_batch(
+            "INSERT INTO smtp_sessions (client, role, started_at)
+                 VALUES ('a', 'smtp', 1), ('b', 'smtp', 2), ('c', 'smtp', 3);
+             DELETE FROM smtp_sessions WHERE id > 1;
+             INSERT INTO accounts (id, address, password_hash, created_at)
+                 VALUES (7, 'x@example.org', '!', 1);
+             INSERT INTO mailboxes (id, account_id, name, uid_validity) VALUES (3, 7, 'INBOX', 42);
+             UPDATE meta SET value = 5 WHERE key = 'names_epoch';
+             UPDATE meta SET value = 12 WHERE key = 'last_queue_id';",
+        )
+        .unwrap();
+        drop(conn);
+        let schema = format!(
+            "copy_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        with_test_client(&base, |c| {
+            c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap()
+        });
+        let url = format!("{base} options='-c search_path={schema}'");
+        let mut tables = Vec::new();
+        let copied =
+            copy_to_postgres(dir.path(), &url, &mut |t| tables.push(t.table.clone())).unwrap();
+        assert_eq!(tables.last().map(String::as_str), Some("meta"));
+        let count = |name: &str| copied.iter().find(|t| t.table == name).unwrap().rows;
+        assert_eq!((count("accounts"), count("smtp_sessions")), (1, 1));
+
+        let url2 = url.clone();
+        let (session, account, mailbox, epoch, queue) = with_test_client(&url2, |c| {
+            let id = |c: &mut postgres::Client, sql: &str| -> i64 {
+                c.query_one(sql, &[]).unwrap().get(0)
+            };
+            (
+                id(c, "INSERT INTO smtp_sessions (client, role, started_at) VALUES ('d', 'smtp', 4) RETURNING id"),
+                id(c, "INSERT INTO accounts (address, password_hash, created_at) VALUES ('y@example.org', '!', 1) RETURNING id"),
+                id(c, "INSERT INTO mailboxes (account_id, name, uid_validity) VALUES (7, 'Other', 43) RETURNING id"),
+                id(c, "SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'names_epoch'"),
+                id(c, "SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'last_queue_id'"),
+            )
+        });
+        assert_eq!((session, account, mailbox), (4, 8, 4));
+        // 5 as copied, then 6 for the mailbox made just now.
+        assert_eq!((epoch, queue), (6, 12));
+
+        let again = copy_to_postgres(dir.path(), &url, &mut |_| {}).unwrap_err();
+        assert!(again.to_string().contains("not empty"), "{again}");
+        let accounts = with_test_client(&url2, |c| {
+            c.query_one("SELECT count(*) FROM accounts", &[])
+                .unwrap()
+                .get::<_, i64>(0)
+        });
+        assert_eq!(accounts, 2);
+        with_test_client(&base, |c| {
+            c.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .unwrap()
+        });
+    }
+
     #[test]
     fn inserts_number_their_parameters_row_after_row() {
         let t = Table {
