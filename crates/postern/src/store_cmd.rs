@@ -10,8 +10,8 @@ use common::config::Config;
 pub enum StoreCommand {
     /// Copy the data dir's SQLite store into an empty PostgreSQL database
     /// (mailboxes, UIDs, flags, the change feed, the queue... all as they
-    /// are), in one transaction. Stop `postern up` first: what it writes
-    /// after the copy starts is not copied.
+    /// are), in one transaction. Stop `postern up` first: a store a
+    /// running process has open is refused.
     Copy {
         /// The PostgreSQL database, as `[store] url`
         /// (`postgres://user:password@host/db` or `host=… dbname=…`).
@@ -35,10 +35,11 @@ async fn copy(config: &Config, url: String) -> Result<(), String> {
         "copying the SQLite store in {} to PostgreSQL (one transaction: nothing is kept unless all is copied)",
         data_dir.display()
     );
+    println!("  {:<18} {:>10} {:>12}", "table", "rows", "bytes");
     let copied = tokio::task::spawn_blocking(move || {
         store::copy_to_postgres(&data_dir, &url, &mut |table| {
             println!(
-                "  {:<18} {:>10} rows {:>12}",
+                "  {:<18} {:>10} {:>12}",
                 table.table,
                 table.rows,
                 bytes_text(table.bytes)
