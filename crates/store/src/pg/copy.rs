@@ -29,8 +29,8 @@
 //! - Identity columns then continue after the copied ids (`setval`),
 //!   after SQLite's AUTOINCREMENT high-water marks too, so that no
 //!   SMTP session or envelope id is ever given twice.
-//! - `leases` (which live process holds a POP3 maildrop) is not copied:
-//!   its holders are gone.
+//! - `leases` (which live process holds a POP3 maildrop) is not copied,
+//!   and queue claims are let go: their holders are gone.
 
 use std::path::Path;
 
@@ -182,6 +182,7 @@ fn copy_tables(
         copied.push(done);
     }
     continue_identities(target, tables, sequences)?;
+    release_claims(target, tables)?;
     Ok(copied)
 }
 
@@ -420,6 +421,26 @@ fn in_table(e: StoreError, table: &str) -> StoreError {
     }
 }
 
+/// Queue claims made by an owner ([`crate::claims`]) are let go: no
+/// process has the SQLite store open (checked before), so each owner is
+/// gone, as a restart on SQLite would find from its lock file; on
+/// PostgreSQL nobody could, and they would wait for their lease.
+fn release_claims(target: &Connection, tables: &[Table]) -> Result<()> {
+    let has_owners = tables
+        .iter()
+        .any(|t| t.name == "queue_recipients" && t.columns.iter().any(|c| c == "leased_by"));
+    if has_owners {
+        target
+            .execute(
+                "UPDATE queue_recipients SET leased_until = 0, leased_by = NULL
+                  WHERE leased_by IS NOT NULL",
+                [],
+            )
+            .db()?;
+    }
+    Ok(())
+}
+
 /// Each identity column's sequence continues after the highest id copied
 /// (and after SQLite's AUTOINCREMENT mark for the table).
 fn continue_identities(
@@ -533,7 +554,13 @@ mod tests {
                  VALUES (7, 'x@example.org', '!', 1);
              INSERT INTO mailboxes (id, account_id, name, uid_validity) VALUES (3, 7, 'INBOX', 42);
              UPDATE meta SET value = 5 WHERE key = 'names_epoch';
-             UPDATE meta SET value = 12 WHERE key = 'last_queue_id';",
+             UPDATE meta SET value = 12 WHERE key = 'last_queue_id';
+             INSERT INTO blobs (hash, size, refcount, data) VALUES ('h', 1, 1, x'00ff');
+             INSERT INTO queue (id, blob_hash, sender, body_type, smtputf8, size, received_at)
+                 VALUES (12, 'h', 'a@example.org', '7bit', 0, 2, 1);
+             INSERT INTO queue_recipients
+                     (queue_id, address, state, attempts, next_attempt_at, leased_until, leased_by)
+                 VALUES (12, 'b@example.net', 'deferred', 2, 5, 99, 'abc');",
         )
         .unwrap();
         drop(conn);
@@ -572,6 +599,29 @@ mod tests {
         assert_eq!((session, account, mailbox), (4, 8, 4));
         // 5 as copied, then 6 for the mailbox made just now.
         assert_eq!((epoch, queue), (6, 12));
+        // The claim of the gone process is let go; the rest is as it was.
+        let recipient = with_test_client(&url2, |c| {
+            let row = c
+                .query_one(
+                    "SELECT state, attempts, next_attempt_at, leased_until, leased_by IS NULL,
+                            (SELECT data FROM blobs WHERE hash = 'h')
+                       FROM queue_recipients WHERE queue_id = 12",
+                    &[],
+                )
+                .unwrap();
+            (
+                row.get::<_, String>(0),
+                row.get::<_, i64>(1),
+                row.get::<_, i64>(2),
+                row.get::<_, i64>(3),
+                row.get::<_, bool>(4),
+                row.get::<_, Vec<u8>>(5),
+            )
+        });
+        assert_eq!(
+            recipient,
+            ("deferred".to_owned(), 2, 5, 0, true, vec![0, 0xff])
+        );
 
         let again = copy_to_postgres(dir.path(), &url, &mut |_| {}).unwrap_err();
         assert!(again.to_string().contains("not empty"), "{again}");
