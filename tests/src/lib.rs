@@ -1317,6 +1317,8 @@ pub async fn run_tool_ok(program: &str, package: &str, args: &[&str]) -> String 
 pub struct Postgres {
     /// `host=127.0.0.1 port=… user=…` (no dbname).
     base: String,
+    /// The watcher shell of a private cluster (it ends with the server).
+    _server: Option<std::sync::Mutex<Child>>,
 }
 
 impl Postgres {
@@ -1331,6 +1333,7 @@ impl Postgres {
                     .filter(|kv| !kv.starts_with("dbname="))
                     .collect::<Vec<_>>()
                     .join(" "),
+                _server: None,
             },
             _ => Postgres::start_private(),
         })
@@ -1372,7 +1375,11 @@ impl Postgres {
             .arg(&data)
             .output()
             .expect("run initdb");
-        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = free_port();
         // The server ends with this process: a watcher shell stops it
         // when the test process is gone.
@@ -1389,7 +1396,7 @@ impl Postgres {
             .arg(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        command.spawn().expect("start postgres");
+        let server = command.spawn().expect("start postgres");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
@@ -1403,6 +1410,7 @@ impl Postgres {
         std::thread::sleep(Duration::from_millis(300));
         Postgres {
             base: format!("host=127.0.0.1 port={port} user=postgres"),
+            _server: Some(std::sync::Mutex::new(server)),
         }
     }
 

@@ -102,11 +102,19 @@ async fn two_nodes_share_mailboxes_idle_and_the_pop3_lock() {
     let (mut smtp, _) = SmtpClient::connect(a.smtp).await;
     smtp.cmd("EHLO client.example").await;
     let reply = smtp
-        .send_mail("sender@example.org", &["alice@localhost"], &message("across", "hi"))
+        .send_mail(
+            "sender@example.org",
+            &["alice@localhost"],
+            &message("across", "hi"),
+        )
         .await;
     assert_eq!(reply.code, 250, "{}", reply.text());
     assert_eq!(idle.line().await, "* 1 EXISTS\r\n");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A flag set on A reaches B's IDLE.
     let mut setter = Imap::login(a.imap).await;

@@ -28,7 +28,7 @@ pub(crate) use postgres::PgConnection;
 /// A database connection of either engine.
 pub(crate) enum Connection {
     Sqlite(rusqlite::Connection),
-    Postgres(PgConnection),
+    Postgres(Box<PgConnection>),
 }
 
 /// Which engine a connection talks to, for the few statements written

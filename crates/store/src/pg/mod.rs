@@ -34,7 +34,7 @@ use crate::{Result, StoreError};
 
 /// The advisory lock every write transaction holds (an arbitrary key:
 /// "postern" in ASCII).
-pub(crate) const WRITE_LOCK: i64 = 0x706f_7374_6572_6e;
+pub(crate) const WRITE_LOCK: i64 = 0x0070_6f73_7465_726e;
 
 /// The advisory lock held while migrating.
 const MIGRATE_LOCK: i64 = WRITE_LOCK + 1;
@@ -247,7 +247,7 @@ pub(crate) fn supported_version() -> i64 {
 /// Connects; a clear error when the server cannot be reached.
 pub(crate) fn connect(url: &str) -> Result<Connection> {
     PgConnection::connect(url)
-        .map(Connection::Postgres)
+        .map(|pg| Connection::Postgres(Box::new(pg)))
         .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))
 }
 
