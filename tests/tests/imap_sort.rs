@@ -524,7 +524,10 @@ async fn the_sort_index_follows_other_sessions_changes() {
         let r = b.imap("e", "EXPUNGE").await;
         assert!(r.last().unwrap().starts_with("e OK"), "{r:?}");
         assert_eq!(sort(&mut b, "SORT (SUBJECT) UTF-8 ALL").await, "4 3 1 2");
-        assert_eq!(sort(&mut a, "UID SORT (SUBJECT) UTF-8 ALL").await, "5 4 1 2");
+        assert_eq!(
+            sort(&mut a, "UID SORT (SUBJECT) UTF-8 ALL").await,
+            "5 4 1 2"
+        );
         let r = a.imap("n", "NOOP").await;
         assert!(r.last().unwrap().starts_with("n OK"), "{r:?}");
         assert_eq!(sort(&mut a, "SORT (SUBJECT) UTF-8 ALL").await, "4 3 1 2");

@@ -262,11 +262,7 @@ impl Drop for UserSlot {
 
 impl ImapContext {
     pub fn new(shared: Shared) -> ImapContext {
-        let sort_budget = shared
-            .config
-            .imap
-            .sort_cache_mb
-            .saturating_mul(1024 * 1024);
+        let sort_budget = shared.config.imap.sort_cache_mb.saturating_mul(1024 * 1024);
         ImapContext {
             sort_indexes: session::SortIndexes::new(sort_budget),
             shared,

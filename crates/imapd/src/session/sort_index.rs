@@ -23,6 +23,7 @@
 //! recently used go first, and one bigger than all of it serves the
 //! command that made it and is then let go (the next SORT makes it again).
 
+use std::collections::hash_map::Entry;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -58,6 +59,9 @@ pub(super) struct Strings {
     by_hash: HashMap<u64, u32>,
     collided: HashMap<Box<str>, u32>,
     hasher: RandomState,
+    /// Every string hashes alike (to test the collision path).
+    #[cfg(test)]
+    collide: bool,
     /// Each string's place in code point order, by number; worked out
     /// when asked for, dropped when a string is added.
     places: Option<Vec<u32>>,
@@ -71,6 +75,8 @@ impl Default for Strings {
             by_hash: HashMap::new(),
             collided: HashMap::new(),
             hasher: RandomState::new(),
+            #[cfg(test)]
+            collide: false,
             places: None,
         };
         let empty = strings.intern("").ok();
@@ -94,6 +100,8 @@ impl Strings {
     /// The number of `s`, added if new.
     pub(super) fn intern(&mut self, s: &str) -> Result<u32, TooLarge> {
         let hash = self.hasher.hash_one(s);
+        #[cfg(test)]
+        let hash = if self.collide { 0 } else { hash };
         match self.by_hash.get(&hash) {
             Some(&n) if self.get(n) == s => return Ok(n),
             Some(_) => {
@@ -112,10 +120,13 @@ impl Strings {
             .ok_or(TooLarge)?;
         self.text.push_str(s);
         self.spans.push((start, len));
-        if self.by_hash.contains_key(&hash) {
-            self.collided.insert(s.into(), n);
-        } else {
-            self.by_hash.insert(hash, n);
+        match self.by_hash.entry(hash) {
+            Entry::Occupied(_) => {
+                self.collided.insert(s.into(), n);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(n);
+            }
         }
         self.places = None;
         Ok(n)
@@ -468,7 +479,8 @@ impl MailboxSortIndex {
         }
         let subjects = self.subjects.places.as_deref().unwrap_or_default();
         let names = self.names.places.as_deref().unwrap_or_default();
-        let place = |places: &[u32], n: u32| i64::from(places.get(n as usize).copied().unwrap_or(0));
+        let place =
+            |places: &[u32], n: u32| i64::from(places.get(n as usize).copied().unwrap_or(0));
         let mut found = Vec::with_capacity(messages.len());
         let mut values = Vec::with_capacity(messages.len() * keys.len());
         for (i, &(uid, size)) in messages.iter().enumerate() {
@@ -666,6 +678,21 @@ mod tests {
         assert_eq!(s.places(), [0, 3, 1, 4, 2]);
         s.intern("B").unwrap();
         assert_eq!(s.places(), [0, 4, 1, 5, 3, 2]);
+
+        // Strings whose hashes collide are still told apart.
+        let mut s = Strings {
+            collide: true,
+            ..Strings::default()
+        };
+        // The empty string again, now under the hash all share.
+        s.by_hash.clear();
+        s.by_hash.insert(0, 0);
+        let n: Vec<u32> = ["a", "b", "", "a", "c", "b"]
+            .iter()
+            .map(|w| s.intern(w).unwrap())
+            .collect();
+        assert_eq!(n, [1, 2, 0, 1, 3, 2]);
+        assert_eq!((s.get(1), s.get(2), s.get(3)), ("a", "b", "c"));
     }
 
     #[test]
@@ -675,7 +702,9 @@ mod tests {
             .add(&[made(5, "b", 50, "x"), made(2, "Re: a", 20, "y")])
             .unwrap();
         index.add(&[made(3, "c", 30, "x")]).unwrap();
-        index.add(&[made(9, "a", 90, "x"), made(3, "z", 0, "z")]).unwrap();
+        index
+            .add(&[made(9, "a", 90, "x"), made(3, "z", 0, "z")])
+            .unwrap();
         assert_eq!(index.len(), 4);
         // A record is never replaced.
         assert_eq!(index.subject(Uid(3)), Some("C"));
@@ -683,8 +712,10 @@ mod tests {
             index.missing([1, 2, 3, 4, 9, 10].into_iter().map(Uid)),
             [Uid(1), Uid(4), Uid(10)]
         );
-        let (found, values) =
-            index.keys(&[(Uid(9), 0), (Uid(7), 0), (Uid(2), 0), (Uid(5), 0)], &[Key::Subject, Key::Sent]);
+        let (found, values) = index.keys(
+            &[(Uid(9), 0), (Uid(7), 0), (Uid(2), 0), (Uid(5), 0)],
+            &[Key::Subject, Key::Sent],
+        );
         assert_eq!(found, [0, 2, 3]);
         // Subjects "A" (place 1) twice, "B" (place 2).
         assert_eq!(values, [1, 90, 1, 20, 2, 50]);
