@@ -233,8 +233,9 @@ impl Session {
     }
 }
 
-/// Makes records of the `missing` messages' envelopes (read from the
-/// store a few batches at once, in UID order) and adds them to `index`.
+/// Makes records of the `missing` messages' envelopes (a few batches at
+/// once, in UID order, each made on the store's reader as it reads them)
+/// and adds them to `index`.
 /// Messages the store no longer has get none.
 async fn fill(
     store: store::Store,
@@ -247,7 +248,9 @@ async fn fill(
     let read = |uids: &[Uid]| {
         let (store, uids) = (store.clone(), uids.to_vec());
         AbortOnDropHandle::new(tokio::spawn(async move {
-            store.envelopes(account, mailbox, &uids).await
+            store
+                .envelopes_each(account, mailbox, &uids, Made::of)
+                .await
         }))
     };
     let mut to_read = missing.chunks(ENVELOPE_BATCH);
@@ -255,10 +258,9 @@ async fn fill(
         to_read.by_ref().take(BATCHES_IN_FLIGHT).map(read).collect();
     while let Some(next) = reading.pop_front() {
         reading.extend(to_read.next().map(read));
-        let infos = next
+        let made = next
             .await
             .map_err(|e| StoreError::Database(format!("sort task failed: {e}")))??;
-        let made: Vec<Made> = infos.iter().map(Made::of).collect();
         lock(&index)
             .add(&made)
             .map_err(|_| StoreError::Database("the mailbox's sort index is too large".into()))?;
