@@ -531,6 +531,17 @@ impl MailboxSortIndex {
         out
     }
 
+    /// Gives back the room its lists grew by but do not use.
+    fn shrink(&mut self) {
+        self.uids.shrink_to_fit();
+        self.records.shrink_to_fit();
+        self.refs.shrink_to_fit();
+        for strings in [&mut self.subjects, &mut self.names, &mut self.ids] {
+            strings.text.shrink_to_fit();
+            strings.spans.shrink_to_fit();
+        }
+    }
+
     /// What the index holds, estimated from its capacities.
     pub(super) fn bytes(&self) -> u64 {
         (self.uids.capacity() * size_of::<Uid>()
@@ -605,9 +616,17 @@ impl SortIndexes {
     /// (`present` messages are).
     pub(super) fn settle(&self, mailbox: MailboxRef, index: &SharedIndex, present: usize) {
         let (bytes, stale) = {
-            let index = lock(index);
+            let mut index = lock(index);
+            index.shrink();
             (index.bytes(), index.len() > 2 * present + 1024)
         };
+        tracing::debug!(
+            mailbox = mailbox.id.0,
+            records = lock(index).len(),
+            bytes,
+            stale,
+            "sort index filled"
+        );
         let mut held = self.held();
         let (map, _) = &mut *held;
         match map.get_mut(&mailbox) {
