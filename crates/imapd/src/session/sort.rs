@@ -1,12 +1,14 @@
 //! SORT and UID SORT (RFC 5256) with every key of RFC 5256 and RFC 5957's
 //! DISPLAYFROM and DISPLAYTO, and ESORT (`SORT RETURN (…)`, RFC 5267).
 //!
-//! The messages are those SEARCH would find; what they are sorted by is
-//! read from the store's envelope summaries (decoded subject and
-//! addresses, the `Date:` field, kept at delivery; a cached read), in
-//! batches. Strings compare under i;unicode-casemap (I18NLEVEL=1): folded
-//! by [`casemap`], then by code point. Messages that compare equal on
-//! every key keep their mailbox order (RFC 5256 section 3).
+//! The messages are those SEARCH would find; what they are sorted by
+//! comes from the mailbox's sort index ([`super::sort_index`]), whose
+//! records of messages it has not seen yet are made here from the store's
+//! envelope summaries (decoded subject and addresses, the `Date:` field,
+//! kept at delivery), in batches. Strings compare under i;unicode-casemap
+//! (I18NLEVEL=1): folded by `casemap`, then by code point, which the
+//! index turns into integers. Messages that compare equal on every key
+//! keep their mailbox order (RFC 5256 section 3).
 
 use std::cmp::Ordering;
 use std::fmt::Write as _;
