@@ -55,9 +55,11 @@ pub(super) struct Strings {
     /// Each string's start and length in `text`, by number.
     spans: Vec<(u32, u32)>,
     /// The number of each string by its hash; a string whose hash another
-    /// had first is in `collided`.
+    /// had first is in `collided`. Only needed to add strings: let go
+    /// ([`Strings::seal`]) once a fill is done, made again for the next.
     by_hash: HashMap<u64, u32>,
     collided: HashMap<Box<str>, u32>,
+    sealed: bool,
     hasher: RandomState,
     /// Every string hashes alike (to test the collision path).
     #[cfg(test)]
@@ -74,6 +76,7 @@ impl Default for Strings {
             spans: Vec::new(),
             by_hash: HashMap::new(),
             collided: HashMap::new(),
+            sealed: false,
             hasher: RandomState::new(),
             #[cfg(test)]
             collide: false,
@@ -97,11 +100,47 @@ impl Strings {
         self.spans.len()
     }
 
-    /// The number of `s`, added if new.
-    pub(super) fn intern(&mut self, s: &str) -> Result<u32, TooLarge> {
+    fn hash(&self, s: &str) -> u64 {
         let hash = self.hasher.hash_one(s);
         #[cfg(test)]
         let hash = if self.collide { 0 } else { hash };
+        hash
+    }
+
+    /// Lets go of what finds a string's number (about as much again as
+    /// the strings, for short ones) until the next string is added.
+    pub(super) fn seal(&mut self) {
+        self.by_hash = HashMap::new();
+        self.collided = HashMap::new();
+        self.sealed = true;
+    }
+
+    /// Makes again what [`Strings::seal`] let go: the same numbers, the
+    /// first of strings with one hash in `by_hash` as before.
+    fn unseal(&mut self) {
+        if !self.sealed {
+            return;
+        }
+        let mut by_hash = HashMap::with_capacity(self.spans.len());
+        let mut collided = HashMap::new();
+        for n in 0..self.spans.len() as u32 {
+            let s = self.get(n);
+            match by_hash.entry(self.hash(s)) {
+                Entry::Occupied(_) => {
+                    collided.insert(s.into(), n);
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(n);
+                }
+            }
+        }
+        (self.by_hash, self.collided, self.sealed) = (by_hash, collided, false);
+    }
+
+    /// The number of `s`, added if new.
+    pub(super) fn intern(&mut self, s: &str) -> Result<u32, TooLarge> {
+        self.unseal();
+        let hash = self.hash(s);
         match self.by_hash.get(&hash) {
             Some(&n) if self.get(n) == s => return Ok(n),
             Some(_) => {
@@ -539,6 +578,7 @@ impl MailboxSortIndex {
         for strings in [&mut self.subjects, &mut self.names, &mut self.ids] {
             strings.text.shrink_to_fit();
             strings.spans.shrink_to_fit();
+            strings.seal();
         }
     }
 
@@ -697,6 +737,12 @@ mod tests {
         assert_eq!(s.places(), [0, 3, 1, 4, 2]);
         s.intern("B").unwrap();
         assert_eq!(s.places(), [0, 4, 1, 5, 3, 2]);
+        // Sealed, it still knows every string, and adds new ones after.
+        s.seal();
+        assert_eq!(s.intern("APPLE").unwrap(), 2);
+        s.seal();
+        assert_eq!(s.intern("CHERRY").unwrap(), 6);
+        assert_eq!(s.intern("").unwrap(), 0);
 
         // Strings whose hashes collide are still told apart.
         let mut s = Strings {
@@ -712,6 +758,10 @@ mod tests {
             .collect();
         assert_eq!(n, [1, 2, 0, 1, 3, 2]);
         assert_eq!((s.get(1), s.get(2), s.get(3)), ("a", "b", "c"));
+        s.seal();
+        assert_eq!(s.intern("c").unwrap(), 3);
+        assert_eq!(s.intern("d").unwrap(), 4);
+        assert_eq!(s.intern("b").unwrap(), 2);
     }
 
     #[test]
