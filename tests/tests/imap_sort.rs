@@ -480,3 +480,84 @@ async fn live_results_during_idle() {
     let r = watcher.until_tag("i").await;
     assert!(r.last().unwrap().starts_with("i OK"), "{r:?}");
 }
+
+/// SORT and THREAD keep what they compare of each message in a
+/// per-mailbox index shared by every session: it stays right while
+/// another session changes flags, expunges and gets new mail, and two
+/// sessions that sort at once (filling it together) agree. The same with
+/// `[imap] sort_cache_mb = 0`, where nothing is kept between commands.
+#[tokio::test]
+async fn the_sort_index_follows_other_sessions_changes() {
+    for budget in [16, 0] {
+        let server = Server::start().await;
+        let imap = ImapServer::start_with(&server, |c| c.imap.sort_cache_mb = budget).await;
+        let corpus = corpus();
+        server.send_messages(ALICE, &corpus).await;
+        server.wait_for_inbox(ALICE, corpus.len()).await;
+        let mut a = alice_in_inbox(&imap).await;
+        let mut b = alice_in_inbox(&imap).await;
+
+        // Both sessions sort at once, before anything is kept.
+        let (x, y) = tokio::join!(
+            sort(&mut a, "SORT (SUBJECT) UTF-8 ALL"),
+            sort(&mut b, "SORT (REVERSE DATE) UTF-8 ALL")
+        );
+        assert_eq!((x.as_str(), y.as_str()), ("5 3 4 1 2", "5 1 3 4 2"));
+        let (x, y) = tokio::join!(
+            answer(&mut a, "THREAD", "THREAD REFERENCES UTF-8 ALL"),
+            answer(&mut b, "THREAD", "THREAD ORDEREDSUBJECT UTF-8 ALL")
+        );
+        // 2 is a reply to 1 by subject; 3 (09:00Z) is after 4 (08:00Z).
+        assert_eq!(x, "(4)(3)(1 2)(5)", "budget {budget}");
+        assert_eq!(y, "(2 1)(4)(3)(5)", "budget {budget}");
+
+        // Flags change what matches, not how it sorts.
+        let r = b.imap("f", "STORE 2,5 +FLAGS.SILENT (\\Seen)").await;
+        assert!(r.last().unwrap().starts_with("f OK"), "{r:?}");
+        assert_eq!(sort(&mut a, "SORT (SUBJECT) UTF-8 UNSEEN").await, "3 4 1");
+        assert_eq!(sort(&mut a, "SORT (SUBJECT) UTF-8 ALL").await, "5 3 4 1 2");
+
+        // b expunges 3 (Äpfel); a sorts by UID (which may tell it of the
+        // expunge), then by its new sequence numbers.
+        let r = b.imap("d", "STORE 3 +FLAGS.SILENT (\\Deleted)").await;
+        assert!(r.last().unwrap().starts_with("d OK"), "{r:?}");
+        let r = b.imap("e", "EXPUNGE").await;
+        assert!(r.last().unwrap().starts_with("e OK"), "{r:?}");
+        assert_eq!(sort(&mut b, "SORT (SUBJECT) UTF-8 ALL").await, "4 3 1 2");
+        assert_eq!(
+            sort(&mut a, "UID SORT (SUBJECT) UTF-8 ALL").await,
+            "5 4 1 2"
+        );
+        let r = a.imap("n", "NOOP").await;
+        assert!(r.last().unwrap().starts_with("n OK"), "{r:?}");
+        assert_eq!(sort(&mut a, "SORT (SUBJECT) UTF-8 ALL").await, "4 3 1 2");
+
+        // New mail: a new first subject, and a reply to a message that
+        // is not there.
+        let reply = b"Subject: Re: anything\r\n\
+Message-ID: <r@x>\r\n\
+In-Reply-To: <none@x>\r\n\
+Date: Mon, 02 Mar 2026 10:00:00 +0000\r\n\
+\r\n\
+hi\r\n"
+            .to_vec();
+        let aardvark = b"Subject: aardvark\r\n\r\nhi\r\n".to_vec();
+        server.send_messages(ALICE, &[aardvark, reply]).await;
+        server.wait_for_inbox(ALICE, 6).await;
+        for c in [&mut a, &mut b] {
+            let r = c.imap("n", "NOOP").await;
+            assert!(r.contains(&"* 6 EXISTS".to_owned()), "{r:?}");
+        }
+        let (x, y) = tokio::join!(
+            sort(&mut a, "UID SORT (SUBJECT) UTF-8 ALL"),
+            sort(&mut b, "UID SORT (SUBJECT) UTF-8 ALL")
+        );
+        assert_eq!(x, "6 7 5 4 1 2", "budget {budget}");
+        assert_eq!(x, y);
+        assert_eq!(
+            answer(&mut a, "THREAD", "UID THREAD REFERENCES UTF-8 ALL").await,
+            "(4)(1 2)(7)(5)(6)",
+            "budget {budget}"
+        );
+    }
+}

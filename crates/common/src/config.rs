@@ -457,6 +457,12 @@ pub struct ImapConfig {
     /// MAILBOXES filters, all told (default 100, Dovecot's limit); more
     /// are refused with `NO [NOTIFICATIONOVERFLOW]`.
     pub max_notify_mailboxes: usize,
+    /// MiB SORT's and THREAD's per-mailbox indexes may hold in all
+    /// (default 16; a 50,000-message mailbox's is some 6 MiB): what they
+    /// compare of each message, made once and kept. Past it the least
+    /// recently used mailbox's goes; one bigger than all of it is made
+    /// again for each SORT or THREAD; 0 keeps none.
+    pub sort_cache_mb: u64,
 }
 
 impl Default for ImapConfig {
@@ -475,6 +481,7 @@ impl Default for ImapConfig {
             max_metadata_entries: 100,
             urlauth_submit_user: None,
             max_notify_mailboxes: 100,
+            sort_cache_mb: 16,
         }
     }
 }

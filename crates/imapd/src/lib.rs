@@ -236,6 +236,9 @@ pub struct ImapContext {
     /// Reads of selected mailboxes' change feeds, shared by the sessions
     /// one commit woke.
     feed_reads: session::SharedFeedReads,
+    /// What SORT and THREAD compare of each message, per mailbox, within
+    /// `[imap] sort_cache_mb`.
+    sort_indexes: session::SortIndexes,
 }
 
 /// One logged-in session's place in its account's count; given back when
@@ -259,7 +262,9 @@ impl Drop for UserSlot {
 
 impl ImapContext {
     pub fn new(shared: Shared) -> ImapContext {
+        let sort_budget = shared.config.imap.sort_cache_mb.saturating_mul(1024 * 1024);
         ImapContext {
+            sort_indexes: session::SortIndexes::new(sort_budget),
             shared,
             user_sessions: Default::default(),
             uid_lists: Default::default(),

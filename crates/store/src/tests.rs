@@ -2739,6 +2739,42 @@ async fn envelopes_match_the_full_summaries() {
     );
 }
 
+/// `envelopes_each` hands over what `envelopes` gives, message by
+/// message in UID order, before and after the envelope cache holds them.
+#[tokio::test]
+async fn envelopes_each_sees_what_envelopes_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let alice = alice_with_messages(&store, 5).await;
+    let uids = [Uid(4), Uid(2), Uid(9), Uid(1)];
+    let each = |m: &MessageInfo| {
+        (
+            m.uid,
+            m.size,
+            m.internal_date,
+            m.summary.subject.clone(),
+            m.summary.message_id.clone(),
+            m.summary.date,
+        )
+    };
+    let before = store
+        .envelopes_each(alice.id, "INBOX", &uids, each)
+        .await
+        .unwrap();
+    assert_eq!(
+        before.iter().map(|m| m.0).collect::<Vec<_>>(),
+        [Uid(1), Uid(2), Uid(4)]
+    );
+    let light = store.envelopes(alice.id, "INBOX", &uids).await.unwrap();
+    assert_eq!(before, light.iter().map(each).collect::<Vec<_>>());
+    let after = store
+        .envelopes_each(alice.id, "INBOX", &uids, each)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
+    assert!(before.iter().all(|m| m.3.is_some()));
+}
+
 /// SEARCH's compact fields are those of the full summaries, kept per
 /// blob, and small: a few hundred bytes each, so that the default budget
 /// holds a mailbox of tens of thousands of messages and a repeated SEARCH

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use store::{ModSeq, Uid};
 
 use super::esearch::ordered_set;
-use super::sort::sort_messages;
 use super::{End, Selected, Session, State};
 use crate::protocol::{SearchKey, SortKey, Tag};
 
@@ -178,14 +177,8 @@ impl Session {
                         continue;
                     }
                 },
-                Some(keys) => match self
-                    .find_sortables(update.criteria.clone(), super::sort::Needs::sort(keys))
-                    .await?
-                {
-                    Ok(mut m) => {
-                        sort_messages(&mut m, keys);
-                        m.iter().map(|s| s.uid).collect()
-                    }
+                Some(keys) => match self.find_indexed(update.criteria.clone()).await? {
+                    Ok(indexed) => indexed.sorted(keys).iter().map(|c| c.entry.uid).collect(),
                     Err(e) => {
                         tracing::warn!(error = %e, "sort update failed");
                         continue;

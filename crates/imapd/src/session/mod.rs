@@ -40,12 +40,14 @@ mod quota;
 mod rev2;
 mod search;
 mod sort;
+mod sort_index;
 mod stored_keys;
 mod thread;
 mod transfer;
 mod updates;
 mod urlauth;
 
+pub(crate) use sort_index::SortIndexes;
 pub(crate) use updates::{SharedFeedReads, SharedUidLists};
 
 use std::collections::{BTreeSet, HashMap};

@@ -4,13 +4,16 @@
 //! ordered by their newest message).
 //!
 //! The messages are those SEARCH would find; subject, dates,
-//! `Message-ID:`, `In-Reply-To:` and `References:` come from the envelope
-//! summaries SORT reads (kept at delivery, cached), never from the raw
-//! messages.
+//! `Message-ID:`, `In-Reply-To:` and `References:` come from the
+//! mailbox's sort index (made from the envelope summaries kept at
+//! delivery), never from the raw messages. Strings are numbers there:
+//! equal subjects and equal ids have equal numbers.
 
 use std::collections::{HashMap, HashSet};
 
-use super::sort::Sortable;
+use store::Uid;
+
+use super::sort_index::lock;
 use super::{End, Session};
 use crate::protocol::{SearchKey, Tag, ThreadAlgorithm};
 
@@ -22,12 +25,15 @@ pub(super) struct ThreadMessage {
     /// Mailbox order (ties of date).
     pub seq: u32,
     pub sent: i64,
-    /// Base subject, folded.
-    pub subject: String,
+    /// Base subject, folded, by its place in code point order among the
+    /// mailbox's subjects: `0` is the empty subject.
+    pub subject: u32,
     pub is_reply_or_forward: bool,
-    pub message_id: Option<String>,
-    /// `References:`, or without it the first id of `In-Reply-To:`.
-    pub references: Vec<String>,
+    /// The number of the `<id>` as written, if any.
+    pub message_id: Option<u32>,
+    /// `References:`, or without it the first id of `In-Reply-To:`, by
+    /// number as `message_id`.
+    pub references: Vec<u32>,
 }
 
 /// A node of the thread tree: a message or (`message: None`) a dummy
@@ -192,12 +198,12 @@ impl Forest<'_> {
                 .message
                 .is_some_and(|m| f.messages[m].is_reply_or_forward)
         };
-        let mut table: HashMap<String, usize> = HashMap::new();
+        let mut table: HashMap<u32, usize> = HashMap::new();
         for &r in &roots {
-            let Some(subject) = self.subject_message(r).map(|m| m.subject.clone()) else {
+            let Some(subject) = self.subject_message(r).map(|m| m.subject) else {
                 continue;
             };
-            if subject.is_empty() {
+            if subject == 0 {
                 continue;
             }
             match table.get(&subject) {
@@ -224,7 +230,7 @@ impl Forest<'_> {
             if gone.contains(&r) {
                 continue;
             }
-            let Some(subject) = self.subject_message(r).map(|m| m.subject.clone()) else {
+            let Some(subject) = self.subject_message(r).map(|m| m.subject) else {
                 continue;
             };
             let Some(&t) = table.get(&subject) else {
@@ -312,11 +318,11 @@ pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> String {
         messages,
         nodes: Vec::with_capacity(messages.len() * 2),
     };
-    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let mut ids: HashMap<u32, usize> = HashMap::with_capacity(messages.len());
     for (i, m) in messages.iter().enumerate() {
         // (1A) The message's container: the dummy its id already has, or
         // a new one (a duplicate id makes the message a stranger).
-        let own = match m.message_id.as_deref().map(|id| (id, ids.get(id).copied())) {
+        let own = match m.message_id.map(|id| (id, ids.get(&id).copied())) {
             Some((_, Some(c))) if forest.nodes[c].message.is_none() => c,
             found => {
                 let c = forest.nodes.len();
@@ -333,8 +339,8 @@ pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> String {
         let refs: Vec<usize> = m
             .references
             .iter()
-            .map(|id| {
-                *ids.entry(id.as_str()).or_insert_with(|| {
+            .map(|&id| {
+                *ids.entry(id).or_insert_with(|| {
                     forest.nodes.push(Container::default());
                     forest.nodes.len() - 1
                 })
@@ -376,7 +382,7 @@ pub(super) fn by_references(messages: &[ThreadMessage], refs: bool) -> String {
 /// written as THREAD's data.
 pub(super) fn by_subject(messages: &[ThreadMessage]) -> String {
     let mut sorted: Vec<&ThreadMessage> = messages.iter().collect();
-    sorted.sort_by(|a, b| (&a.subject, a.sent, a.seq).cmp(&(&b.subject, b.sent, b.seq)));
+    sorted.sort_by_key(|m| (m.subject, m.sent, m.seq));
     let mut threads: Vec<Vec<&ThreadMessage>> = Vec::new();
     for m in sorted {
         match threads.last_mut() {
@@ -424,15 +430,25 @@ impl Session {
         charset: String,
         criteria: Vec<SearchKey>,
     ) -> Result<(), End> {
-        let Some(sortables) = self
-            .sortable_matches(tag, &charset, criteria, super::sort::Needs::THREAD)
-            .await?
-        else {
+        let Some(indexed) = self.indexed_matches(tag, &charset, criteria).await? else {
             return Ok(());
         };
-        let messages: Vec<ThreadMessage> = sortables
+        let uids: Vec<Uid> = indexed.matched.iter().map(|c| c.entry.uid).collect();
+        let keys = lock(&indexed.index).thread_keys(&uids);
+        let messages: Vec<ThreadMessage> = keys
             .into_iter()
-            .map(|s| thread_message(s, uid))
+            .map(|(i, k)| {
+                let c = &indexed.matched[i];
+                ThreadMessage {
+                    number: if uid { c.entry.uid.0 } else { c.seq },
+                    seq: c.seq,
+                    sent: k.sent,
+                    subject: k.subject,
+                    is_reply_or_forward: k.is_reply_or_forward,
+                    message_id: k.message_id,
+                    references: k.references,
+                }
+            })
             .collect();
         let threads = match algorithm {
             ThreadAlgorithm::OrderedSubject => by_subject(&messages),
@@ -452,42 +468,55 @@ impl Session {
     }
 }
 
-fn thread_message(s: Sortable, uid: bool) -> ThreadMessage {
-    let mut refs = s.references;
-    if refs.is_empty() {
-        refs.extend(s.in_reply_to.into_iter().take(1));
-    }
-    ThreadMessage {
-        number: if uid { s.uid.0 } else { s.seq },
-        seq: s.seq,
-        sent: s.sent,
-        subject: s.subject,
-        is_reply_or_forward: s.is_reply_or_forward,
-        message_id: s.message_id,
-        references: refs,
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
+    use super::super::sort_index::Strings;
     use super::*;
     use crate::protocol::base_subject::base_subject;
 
-    fn msg(seq: u32, subject: &str, sent: i64, id: &str, refs: &[&str]) -> ThreadMessage {
+    thread_local! {
+        static SUBJECTS: RefCell<Strings> = RefCell::new(Strings::default());
+        static IDS: RefCell<Strings> = RefCell::new(Strings::default());
+    }
+
+    fn id(text: &str) -> u32 {
+        IDS.with(|ids| ids.borrow_mut().intern(text).unwrap())
+    }
+
+    /// A message, its subject by number (see [`placed`]).
+    fn msg(seq: u32, subject: &str, sent: i64, message_id: &str, refs: &[&str]) -> ThreadMessage {
         let base = base_subject(subject);
         ThreadMessage {
             number: seq,
             seq,
             sent,
-            subject: base.text,
+            subject: SUBJECTS.with(|s| s.borrow_mut().intern(&base.text).unwrap()),
             is_reply_or_forward: base.is_reply_or_forward,
-            message_id: (!id.is_empty()).then(|| id.to_owned()),
-            references: refs.iter().map(|r| (*r).to_owned()).collect(),
+            message_id: (!message_id.is_empty()).then(|| id(message_id)),
+            references: refs.iter().map(|r| id(r)).collect(),
         }
     }
 
+    /// The messages with their subjects by place, as the sort index
+    /// gives them.
+    fn placed(messages: &[ThreadMessage]) -> Vec<ThreadMessage> {
+        SUBJECTS.with(|s| {
+            let mut s = s.borrow_mut();
+            let places = s.places();
+            messages
+                .iter()
+                .map(|m| ThreadMessage {
+                    subject: places[m.subject as usize],
+                    ..m.clone()
+                })
+                .collect()
+        })
+    }
+
     fn refs(messages: &[ThreadMessage]) -> String {
-        thread_line(&by_references(messages, false))
+        thread_line(&by_references(&placed(messages), false))
     }
 
     #[test]
@@ -558,7 +587,10 @@ mod tests {
             msg(3, "other", 15, "<3>", &[]),
             msg(4, "Re: other", 30, "<4>", &["<3>"]),
         ];
-        assert_eq!(thread_line(&by_references(&m, true)), "THREAD (1)(2)(3 4)");
+        assert_eq!(
+            thread_line(&by_references(&placed(&m), true)),
+            "THREAD (1)(2)(3 4)"
+        );
         assert_eq!(refs(&m), "THREAD (1 2)(3 4)");
     }
 
@@ -567,18 +599,17 @@ mod tests {
     #[test]
     fn very_long_chains_thread_without_recursion() {
         let n = 100_000u32;
-        let ids: Vec<String> = (0..=n).map(|i| format!("<{i}@x>")).collect();
         let m: Vec<ThreadMessage> = (1..=n)
             .map(|i| ThreadMessage {
                 number: i,
                 seq: i,
                 sent: i64::from(i),
-                subject: "S".into(),
+                subject: 1,
                 is_reply_or_forward: i > 1,
-                message_id: Some(ids[i as usize].clone()),
+                message_id: Some(i),
                 // Each message references its parent, whose own parent is
                 // missing for the first.
-                references: vec![ids[i as usize - 1].clone()],
+                references: vec![i - 1],
             })
             .collect();
         for refs in [false, true] {
@@ -599,9 +630,9 @@ mod tests {
                 number: i,
                 seq: i,
                 sent: i64::from(i),
-                subject: format!("S{}", i % 100),
+                subject: i % 100 + 1,
                 is_reply_or_forward: i % 2 == 0,
-                message_id: Some(format!("<{i}@x>")),
+                message_id: Some(i),
                 references: Vec::new(),
             })
             .collect();
@@ -637,7 +668,10 @@ mod tests {
             msg(5, "a", 50, "", &[]),
             msg(6, "c", 5, "", &[]),
         ];
-        assert_eq!(thread_line(&by_subject(&m)), "THREAD (6)(3 1)(2 (4)(5))");
+        assert_eq!(
+            thread_line(&by_subject(&placed(&m))),
+            "THREAD (6)(3 1)(2 (4)(5))"
+        );
         assert_eq!(thread_line(&by_subject(&[])), "THREAD");
     }
 }

@@ -79,6 +79,31 @@ impl Store {
             .await
     }
 
+    /// What `each` makes of the messages with these UIDs, each as
+    /// [`Store::envelopes`] gives it, in UID order (missing UIDs left
+    /// out), made on the store's reader as each is read: only what `each`
+    /// returns is kept, and the envelope cache is not filled. For a pass
+    /// over a whole large mailbox that keeps a little of each message
+    /// (IMAP SORT's index).
+    pub async fn envelopes_each<T, F>(
+        &self,
+        account: AccountId,
+        mailbox: impl Into<MailboxKey>,
+        uids: &[Uid],
+        each: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: FnMut(&MessageInfo) -> T + Send + 'static,
+    {
+        let mailbox = mailbox.into();
+        let uids = uids.to_vec();
+        let cache = self.envelope_cache.clone();
+        self.inner
+            .read(move |conn| mailbox::envelopes_each(conn, &cache, account, &mailbox, &uids, each))
+            .await
+    }
+
     /// What SEARCH compares of the messages with these UIDs (subject,
     /// addresses, sent day, header length, internal date), in UID order;
     /// missing UIDs left out. Made once per blob and kept within

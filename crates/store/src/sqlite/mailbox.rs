@@ -591,6 +591,57 @@ pub(crate) fn envelopes(
     )
 }
 
+/// Reader: as [`envelopes`], but each message is handed to `each` as it
+/// is read and its summary let go at once: the envelope cache is looked
+/// in but not filled (a pass over a whole large mailbox would only push
+/// out what it holds, and keep the summaries of a batch alive at once).
+pub(crate) fn envelopes_each<T>(
+    conn: &Connection,
+    cache: &EnvelopeCache,
+    account: AccountId,
+    mailbox: &MailboxKey,
+    uids: &[Uid],
+    mut each: impl FnMut(&MessageInfo) -> T,
+) -> Result<Vec<T>> {
+    each_by_uid(
+        conn,
+        account,
+        mailbox,
+        uids,
+        "uid, modseq, system_flags, keywords, internal_date, size, blob_hash",
+        |row| {
+            let hash = row
+                .get_ref(6)
+                .db()?
+                .as_str()
+                .map_err(|e| StoreError::Database(format!("blob hash: {e}")))?;
+            let mut key: BlobKey = [0; 32];
+            let kept = if hex::decode_to_slice(hash, &mut key).is_ok() {
+                cache
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&key)
+                    .cloned()
+            } else {
+                None
+            };
+            let summary = match kept {
+                Some(summary) => summary,
+                None => {
+                    let json: Option<String> = conn
+                        .prepare_cached("SELECT summary FROM summaries WHERE hash = ?1")
+                        .db()?
+                        .query_row([hash], |r| r.get(0))
+                        .optional()
+                        .db()?;
+                    std::sync::Arc::new(decode_envelope(json.as_deref()))
+                }
+            };
+            Ok(each(&message_info_with(row, summary)?))
+        },
+    )
+}
+
 /// Reader: what SEARCH compares of the messages with these UIDs (in UID
 /// order; missing ones left out), read with one range scan and made once
 /// per blob (`cache`): what SEARCH needs, cheaply.
