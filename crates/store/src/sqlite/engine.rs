@@ -505,6 +505,7 @@ fn run_batch(
     notify: &Notify,
     pruner: &mut Pruner,
 ) -> bool {
+    let alone = batch.len() == 1;
     if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
         let error = CommitError {
             message: e.to_string(),
@@ -519,7 +520,26 @@ fn run_batch(
 
     let mut fatal: Option<String> = None;
     let mut full = false;
-    for job in batch.iter_mut() {
+    // A request alone in its batch runs without a savepoint of its own:
+    // if it fails, rolling the whole transaction back undoes exactly what
+    // the savepoint would have. Inside a savepoint SQLite copies every
+    // page into the statement journal before its first change; for a lone
+    // delivery that copy and the two statements were a tenth of the
+    // writer's work (issue 13).
+    if let [job] = batch.as_mut_slice() {
+        let ok = job.run(conn);
+        if conn.is_autocommit() {
+            fatal = Some("the write transaction was rolled back by the database".into());
+            full = job.failed_full();
+        } else if !ok {
+            let _ = conn.execute_batch("ROLLBACK");
+            for job in batch {
+                job.finish(None);
+            }
+            return false;
+        }
+    }
+    for job in batch.iter_mut().filter(|_| !alone) {
         if let Err(e) = control(conn, "SAVEPOINT request") {
             job.fail(schema::db_error(e));
             continue;
