@@ -9,6 +9,7 @@
 //! the whole message).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::LazyLock;
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser};
 
@@ -54,12 +55,44 @@ pub fn summarize(raw: &[u8]) -> MessageSummary {
     summary
 }
 
+/// mail-parser for the preview and the attachment count: only the
+/// fields that shape the body (`Content-Type`, `-Transfer-Encoding`,
+/// `-Disposition` and the other MIME fields) are parsed, each as
+/// mail-parser's default parses it; every other field is skipped over.
+/// Parsing them all (a `Received:` field is a small grammar of its own)
+/// was most of the work for small messages (issue 13).
+fn body_parser() -> &'static MessageParser {
+    static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .default_header_ignore()
+    });
+    &PARSER
+}
+
+/// mail-parser for [`decoded_fields`]: the fields it reads, each parsed
+/// as mail-parser's default parses it (as [`body_parser`], the others
+/// are skipped over).
+fn field_parser() -> &'static MessageParser {
+    use mail_parser::HeaderName as H;
+    static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .header_text(H::Subject)
+            .with_address_headers()
+            .header_id(H::MessageId)
+            .header_id(H::InReplyTo)
+            .header_id(H::References)
+            .default_header_ignore()
+    });
+    &PARSER
+}
+
 /// The message's text, decoded and collapsed to one line of at most
 /// [`crate::PREVIEW_CHARS`] characters, and its number of attachments, as
 /// mail-parser sees them (it decodes transfer encodings and charsets).
 fn preview_and_attachments(raw: &[u8]) -> (Option<String>, u32) {
     catch_unwind(AssertUnwindSafe(|| {
-        let Some(message) = MessageParser::default().parse(raw) else {
+        let Some(message) = body_parser().parse(raw) else {
             return (None, 0);
         };
         // Generous: white space is collapsed below.
@@ -163,7 +196,7 @@ fn header_summary(header: &[u8]) -> MessageSummary {
         ended = [header, end].concat();
         &ended
     };
-    if let Some(message) = MessageParser::default().parse_headers(header) {
+    if let Some(message) = field_parser().parse_headers(header) {
         decoded_fields(&message, &mut summary);
     }
     summary
@@ -186,9 +219,9 @@ fn decoded_fields(message: &Message<'_>, s: &mut MessageSummary) {
 /// The first field `name` of a header section, as written: continuation
 /// lines joined, CR and LF dropped, surrounding blanks trimmed.
 pub(crate) fn raw_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut lines = header.split(|&b| b == b'\n').peekable();
+    let mut lines = split_lines(header).peekable();
     while let Some(line) = lines.next() {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         if line.first().is_some_and(|b| b.is_ascii_whitespace())
@@ -208,6 +241,26 @@ pub(crate) fn raw_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
         return Some(value.trim_ascii().to_vec());
     }
     None
+}
+
+/// The pieces of `bytes` between LFs, as `bytes.split(|&b| b == b'\n')`
+/// gives them (an empty last piece after a final LF), found with memchr:
+/// [`raw_field`] looks through a header once per field it wants.
+fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Message-ID style values, written back with their angle brackets.
