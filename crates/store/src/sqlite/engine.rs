@@ -21,7 +21,7 @@ use crate::sqlite::checkpoint;
 use crate::sqlite::inline::InlineReads;
 use crate::sqlite::prune::Pruner;
 use crate::sqlite::schema::{self, SqlResult};
-use crate::sqlite::wakeups::Wakeups;
+use crate::sqlite::wakeups::{PendingWake, Wakeups};
 use crate::work_queue::{Queued, SharedJobs, WorkQueue};
 use crate::{Result, StoreError, StoreOptions};
 
@@ -353,6 +353,13 @@ impl Notify {
         self.wakeups.scan_and_wake(conn);
         bump(&self.changes);
     }
+
+    /// [`Notify::committed`] for the writer's own batch, whose feed rows
+    /// were read before its commit ([`Wakeups::scan_before_commit`]).
+    fn batch_committed(&self, conn: &Connection, pending: Option<PendingWake>) {
+        self.wakeups.announce(conn, pending);
+        bump(&self.changes);
+    }
 }
 
 /// Runs one transaction-control statement (`BEGIN`, `SAVEPOINT request`,
@@ -496,9 +503,10 @@ fn prune_alone(conn: &Connection, pruner: &mut Pruner) -> bool {
     true
 }
 
-/// Runs a batch in one transaction, each request in its own savepoint, and
-/// answers every request only once the commit has succeeded (or failed).
-/// Returns whether the batch committed.
+/// Runs a batch in one transaction, each request in its own savepoint (a
+/// request alone in its batch in none: its failure rolls the transaction
+/// back), and answers every request only once the commit has succeeded
+/// (or failed). Returns whether the batch committed.
 fn run_batch(
     conn: &Connection,
     mut batch: Vec<Box<dyn WriteJob>>,
@@ -575,6 +583,15 @@ fn run_batch(
         }
     }
 
+    // What the commit adds to the change feed, read while the transaction
+    // is still open: after the commit, only the watchers are woken before
+    // the requests are answered.
+    let changed = fatal.is_none() && batch.iter().any(|job| job.notifies());
+    let pending = if changed {
+        notify.wakeups.scan_before_commit(conn)
+    } else {
+        None
+    };
     let commit = match fatal {
         Some(message) => Err(CommitError { message, full }),
         None => control(conn, "COMMIT").map_err(|e| CommitError {
@@ -584,9 +601,9 @@ fn run_batch(
     };
     match commit {
         Ok(()) => {
-            if batch.iter().any(|job| job.notifies()) {
+            if changed {
                 pruner.note_change();
-                notify.committed(conn);
+                notify.batch_committed(conn, pending);
             }
             for job in batch {
                 job.finish(None);
