@@ -91,8 +91,12 @@ fn field_parser() -> &'static MessageParser {
 /// [`crate::PREVIEW_CHARS`] characters, and its number of attachments, as
 /// mail-parser sees them (it decodes transfer encodings and charsets).
 fn preview_and_attachments(raw: &[u8]) -> (Option<String>, u32) {
+    preview_and_attachments_with(body_parser(), raw)
+}
+
+fn preview_and_attachments_with(parser: &MessageParser, raw: &[u8]) -> (Option<String>, u32) {
     catch_unwind(AssertUnwindSafe(|| {
-        let Some(message) = body_parser().parse(raw) else {
+        let Some(message) = parser.parse(raw) else {
             return (None, 0);
         };
         // Generous: white space is collapsed below.
@@ -722,5 +726,44 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             Some("<root@a.example> <mid@b.example> <last@c.example>")
         );
         assert_eq!(s.in_reply_to.as_deref(), Some("<last@c.example>"));
+    }
+
+    /// The parsers that read only the fields they need give what
+    /// mail-parser's default parser (every field parsed) gives.
+    #[test]
+    fn narrow_parsers_agree_with_the_full_parser() {
+        let messages: [&[u8]; 5] = [
+            b"Return-Path: <a@b.example>\r\nReceived: from x.example (x.example [192.0.2.1])\r\n\tby mx.example with ESMTP id 1; Thu, 3 Dec 2026 10:00:00 +0000\r\n\
+From: =?utf-8?q?J=C3=B6rg?= <j@a.example>, \"Q, R\" <q@b.example>\r\nTo: group: a@c.example, b@c.example;\r\n\
+Cc: <c@d.example>\r\nSender: s@e.example\r\nReply-To: r@f.example\r\nSubject: =?iso-8859-1?q?caf=E9?= and more\r\n\
+Message-ID: <m1@a.example>\r\nIn-Reply-To: <p@a.example>\r\nReferences: <o@a.example> <p@a.example>\r\n\
+Date: Thu, 3 Dec 2026 10:00:00 +0000\r\nX-Odd: (unbalanced <\r\n\r\nHello  there,\r\n  world.\r\n",
+            b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nD=E9j=E0 vu\r\n--zz\r\n\
+Content-Type: application/pdf; name=x.pdf\r\nContent-Disposition: attachment; filename=x.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--zz\r\nContent-Type: message/rfc822\r\n\r\n\
+Received: from y by z; Thu, 3 Dec 2026 10:00:00 +0000\r\nSubject: inner\r\nFrom: i@n.example\r\n\r\ninner body\r\n--zz--\r\n",
+            b"Subject: html only\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hi <b>there</b></p>\r\n",
+            b"Received: broken ( ( <\r\nSubject: after a broken field\r\nFrom: \"unterminated <x@y.example>\r\n\r\nbody\r\n",
+            b"no header at all, just text\r\n",
+        ];
+        let full = MessageParser::default();
+        for raw in messages {
+            assert_eq!(
+                preview_and_attachments(raw),
+                preview_and_attachments_with(&full, raw),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+            let header = &raw[..summarize(raw).header_len as usize];
+            let (mut narrow, mut wide) = (MessageSummary::default(), MessageSummary::default());
+            if let Some(m) = field_parser().parse_headers(header) {
+                decoded_fields(&m, &mut narrow);
+            }
+            if let Some(m) = full.parse_headers(header) {
+                decoded_fields(&m, &mut wide);
+            }
+            assert_eq!(narrow, wide, "{}", String::from_utf8_lossy(raw));
+        }
     }
 }
