@@ -6,14 +6,17 @@
 # whole run is bounded: every wait has a time limit.
 #
 #   bench/smtp-accept.sh [--sessions N] [--messages N] [--size-kb N]
-#                        [--repeat N] [--only postern|postfix|both] [--keep]
+#                        [--repeat N] [--only postern|pg|postfix|both|all]
+#                        [--keep]
 #
 # Settings (flags win over environment variables of the same meaning):
 #   SESSIONS=20        parallel SMTP sessions (smtp-source -s)
 #   MESSAGES=5000      messages in total, over all sessions (smtp-source -m)
 #   SIZE_KB=4          message body size in KiB (smtp-source -l)
 #   REPEAT=1           runs per server; the table shows the median
-#   ONLY=both          postern | postfix | both
+#   ONLY=both          postern | pg | postfix | both (postern, postfix) | all
+#                      (pg: Postern with its store in PostgreSQL, a private
+#                      cluster this script starts; a new database per run)
 #   POSTFIX_PORT=2625  POSTERN_PORT=2725   SMTP ports on 127.0.0.1
 #   ACCEPT_TIMEOUT=600     seconds smtp-source may take
 #   DELIVERY_TIMEOUT=600   seconds from start until all mail is in the mailbox
@@ -86,8 +89,9 @@ for v in SESSIONS MESSAGES SIZE_KB REPEAT POSTFIX_PORT POSTERN_PORT \
 done
 case $ONLY in
     both) servers=(postern postfix) ;;
-    postern | postfix) servers=("$ONLY") ;;
-    *) die "ONLY must be postern, postfix or both, got '$ONLY'" ;;
+    all) servers=(postern pg postfix) ;;
+    postern | postfix | pg) servers=("$ONLY") ;;
+    *) die "ONLY must be postern, pg, postfix, both or all, got '$ONLY'" ;;
 esac
 want() { [[ " ${servers[*]} " == *" $1 "* ]]; }
 
@@ -107,7 +111,7 @@ command -v python3 >/dev/null || die "python3 is needed (bench/smtp_accept_wait.
 if want postfix; then
     ((EUID == 0)) || die "the private Postfix instance must be started as root"
 fi
-if want postern && [[ ! -x $POSTERN_BIN ]]; then
+if { want postern || want pg; } && [[ ! -x $POSTERN_BIN ]]; then
     [[ $POSTERN_BIN == "$repo/target/release/postern" ]] ||
         die "POSTERN_BIN=$POSTERN_BIN is not an executable"
     say "building postern (cargo build --release -p postern)"
@@ -129,7 +133,8 @@ wait_port() { # port seconds
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-bench.XXXXXX")
 chmod 755 "$work" # the Postfix virtual agent delivers as 'nobody'
-load_pid="" postern_pid="" postfix_conf=""
+load_pid="" postern_pid="" postfix_conf="" pg_data="" pg_port="" pg_bin=""
+as_pg=() store_env=()
 
 stop_postfix() {
     [[ -n $postfix_conf ]] || return 0
@@ -162,6 +167,33 @@ stop_postern() {
     wait "$pid" 2>/dev/null || true
 }
 
+# A private PostgreSQL cluster for ONLY=pg/all, started at its first run.
+start_pg() {
+    [[ -n $pg_data ]] && return 0
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -x $pg_bin/postgres ]] || die "PostgreSQL is not installed (apt-get install postgresql)"
+    local dir=$work/pg
+    mkdir -p "$dir"
+    if ((EUID == 0)); then
+        chown postgres "$dir"
+        as_pg=(runuser -u postgres --)
+    fi
+    pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${as_pg[@]}" "$pg_bin/initdb" -A trust -U postgres -D "$dir/data" >"$work/initdb.log" 2>&1 ||
+        { cat "$work/initdb.log" >&2; die "initdb failed"; }
+    pg_data=$dir/data
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -l "$dir/log" -w \
+        -o "-p $pg_port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null ||
+        { cat "$dir/log" >&2; die "PostgreSQL did not start"; }
+    say "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (defaults: synchronous_commit on, fsync on)"
+}
+
+stop_pg() {
+    [[ -n $pg_data ]] || return 0
+    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1
+    pg_data=""
+}
+
 cleanup() {
     local rc=$?
     set +e
@@ -169,6 +201,7 @@ cleanup() {
     [[ -n $load_pid ]] && kill -TERM "$load_pid" 2>/dev/null && wait "$load_pid" 2>/dev/null
     stop_postern
     stop_postfix
+    stop_pg
     if ((KEEP)) || ((rc == 1)); then
         say "kept $work"
     else
@@ -237,7 +270,7 @@ run_load() {
 # wait_delivered ARGS...: runs the helper; sets t_delivered ("" on timeout).
 wait_delivered() {
     local out
-    out=$(python3 "$here/smtp_accept_wait.py" "$@") || true
+    out=$(env "${store_env[@]}" python3 "$here/smtp_accept_wait.py" "$@") || true
     case $out in
         timeout*)
             say "delivery timed out after ${DELIVERY_TIMEOUT}s: ${out#timeout } of $MESSAGES in the mailbox"
@@ -365,9 +398,21 @@ postfix_run() {
 
 # --- Postern --------------------------------------------------------------------
 
-postern_run() {
-    local dir=$work/postern.$run
+pg_run() { postern_run pg; }
+
+postern_run() { # [pg]
+    local label=${1:-postern}
+    local dir=$work/$label.$run
     mkdir -p "$dir"
+    # The store: SQLite in the data dir, or a new PostgreSQL database.
+    local store_env=()
+    if [[ $label == pg ]]; then
+        start_pg
+        psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
+            -c "CREATE DATABASE bench_$run" || die "cannot create a database"
+        store_env=(POSTERN_STORE_BACKEND=postgres
+            "POSTERN_STORE_URL=host=127.0.0.1 port=$pg_port user=postgres dbname=bench_$run")
+    fi
     cat >"$dir/postern.toml" <<EOF
 log = "warn"
 
@@ -378,12 +423,12 @@ submissions_listen = []
 ${POSTERN_EXTRA:-}
 EOF
     printf 'bench-password\n' |
-        "$POSTERN_BIN" --data-dir "$dir/data" user add bench@localhost --password-stdin \
+        env "${store_env[@]}" "$POSTERN_BIN" --data-dir "$dir/data" user add bench@localhost --password-stdin \
             >"$dir/user-add.log" 2>&1 ||
         { cat "$dir/user-add.log" >&2; die "postern user add failed"; }
 
     port_in_use "$POSTERN_PORT" && die "127.0.0.1:$POSTERN_PORT is in use (set POSTERN_PORT)"
-    "$POSTERN_BIN" --data-dir "$dir/data" --config "$dir/postern.toml" up \
+    env "${store_env[@]}" "$POSTERN_BIN" --data-dir "$dir/data" --config "$dir/postern.toml" up \
         >"$dir/stdout" 2>"$dir/stderr" &
     postern_pid=$!
     local i
@@ -399,7 +444,7 @@ EOF
     run_load "$POSTERN_PORT" "$dir/smtp-source.log"
     wait_delivered postern "$POSTERN_BIN" "$dir/data" bench@localhost "$MESSAGES" \
         "$(awk -v t="$DELIVERY_TIMEOUT" -v a="$t_start" -v b="$EPOCHREALTIME" 'BEGIN { print t - (b - a) }')" "$POLL"
-    record postern
+    record "$label"
     stop_postern
     [[ -s $dir/stderr ]] && { say "postern stderr (last lines):"; tail -n 5 "$dir/stderr" >&2; }
     ((KEEP)) || rm -rf "$dir"
@@ -444,6 +489,16 @@ fs=$(df --output=fstype "$work" | tail -n 1)
 echo
 echo "load: $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB (smtp-source -d, persistent sessions)"
 ((REPEAT > 1)) && echo "median of $REPEAT runs per server"
+if want pg; then
+    ga=$(cell pg 2) gd=$(cell pg 3) gca=$(cell pg 4) gcd=$(cell pg 5)
+    echo "Postern with its store in PostgreSQL (pg), same runs:"
+    printf '%-18s %10s %10s %10s %10s\n' "" pg postern postfix "pg/postfix"
+    printf '%-18s %10s %10s %10s %10s\n' "accepted msgs/s" "${ga/NA/timeout}" "${pa/NA/timeout}" "${fa/NA/timeout}" "$(ratio "$ga" "$fa")"
+    printf '%-18s %10s %10s %10s %10s\n' "delivered msgs/s" "${gd/NA/timeout}" "${pd/NA/timeout}" "${fd/NA/timeout}" "$(ratio "$gd" "$fd")"
+    printf '%-18s %10s %10s %10s %10s\n' "CPU us/msg accept" "$gca" "$pca" "$fca" "$(ratio "$fca" "$gca")"
+    echo "(pg CPU is Postern's alone; the PostgreSQL server's is not counted)"
+    echo
+fi
 printf '%-18s %10s %10s %8s\n' "" postern postfix ratio
 printf '%-18s %10s %10s %8s\n' "accepted msgs/s" "${pa/NA/timeout}" "${fa/NA/timeout}" "$(ratio "$pa" "$fa")"
 printf '%-18s %10s %10s %8s\n' "delivered msgs/s" "${pd/NA/timeout}" "${fd/NA/timeout}" "$(ratio "$pd" "$fd")"

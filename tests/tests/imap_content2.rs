@@ -628,6 +628,165 @@ async fn urlfetch_of_a_large_message_and_an_anonymous_url() {
     }
 }
 
+// ---- URLAUTH=BINARY (RFC 5524) ----
+
+/// A message whose parts need decoding: base64 (twice, once with NUL
+/// octets), quoted-printable with 8-bit text, an encoding nobody knows,
+/// and a message/rfc822 part.
+fn encoded_parts() -> Vec<u8> {
+    concat!(
+        "From: bob@example.com\r\nSubject: parts\r\nMIME-Version: 1.0\r\n",
+        "Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n",
+        "--b\r\nContent-Type: text/x-myown; charset=us-ascii\r\n",
+        "Content-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8gd29y\r\nbGQ=\r\n\r\n",
+        "--b\r\nContent-Type: application/octet-stream\r\n",
+        "Content-Transfer-Encoding: base64\r\n\r\nAAECAw==\r\n",
+        "--b\r\nContent-Type: text/plain; charset=utf-8\r\n",
+        "Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =\r\nau lait\r\nsecond line\r\n\r\n",
+        "--b\r\nContent-Type: text/plain\r\n",
+        "Content-Transfer-Encoding: x-unprintable\r\n\r\nnothing to see\r\n\r\n",
+        "--b\r\nContent-Type: message/rfc822\r\n\r\n",
+        "Subject: inner\r\n\r\ninner text\r\n\r\n",
+        "--b--\r\n"
+    )
+    .as_bytes()
+    .to_vec()
+}
+
+/// The one `* URLFETCH` line of `command`, after `* URLFETCH "url" `.
+async fn urlfetch_ext(c: &mut Pop3Client, url: &str, params: &str) -> String {
+    let r = run(c, &format!("URLFETCH (\"{url}\" {params})"), "OK").await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    r[0].strip_prefix(&format!("* URLFETCH \"{url}\" "))
+        .unwrap_or_else(|| panic!("{r:?}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn urlfetch_binary_decodes_parts_for_another_user() {
+    let (server, imap) = start().await;
+    server.send_messages(ALICE, &[encoded_parts()]).await;
+    server.wait_for_inbox(ALICE, 1).await;
+    server.store.add_account(BOB, PASSWORD).await.unwrap();
+    let mut alice = imap.login(ALICE).await;
+    let mut bob = imap.login(BOB).await;
+    let caps = run(&mut bob, "CAPABILITY", "OK").await;
+    assert!(caps[0].contains(" URLAUTH=BINARY"), "{caps:?}");
+    let section = |n: &str| {
+        format!("imap://alice%40localhost@localhost/INBOX/;UID=1/;SECTION={n};URLAUTH=user+bob%40localhost")
+    };
+    let mut urls = Vec::new();
+    for n in ["1", "2", "3", "4", "5"] {
+        urls.push(genurlauth(&mut alice, &section(n)).await);
+    }
+    // Alice is busy in her INBOX meanwhile; bob is selected elsewhere.
+    run(&mut alice, "SELECT INBOX", "OK").await;
+    run(&mut bob, "SELECT INBOX", "OK").await;
+
+    // base64: decoded; the structure as stored, or as sent with BINARY.
+    assert_eq!(
+        urlfetch_ext(&mut bob, &urls[0], "BINARY").await,
+        "(BINARY {11}\r\nhello world)"
+    );
+    assert_eq!(
+        urlfetch_ext(&mut bob, &urls[0], "BODYPARTSTRUCTURE").await,
+        "(BODYPARTSTRUCTURE (\"text\" \"x-myown\" (\"charset\" \"us-ascii\") NIL NIL \"base64\" 22 3 NIL NIL NIL NIL))"
+    );
+    assert_eq!(
+        urlfetch_ext(&mut bob, &urls[0], "BINARY BODYPARTSTRUCTURE").await,
+        "(BODYPARTSTRUCTURE (\"text\" \"x-myown\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 11 0 NIL NIL NIL NIL)) (BINARY {11}\r\nhello world)"
+    );
+    // BODY, and no parameter at all, give the part as stored.
+    let stored = "(BODY {22}\r\naGVs\r\nbG8gd29y\r\nbGQ=\r\n)";
+    assert_eq!(urlfetch_ext(&mut bob, &urls[0], "BODY").await, stored);
+    let r = run(&mut bob, &format!("URLFETCH (\"{}\")", urls[0]), "OK").await;
+    assert!(r[0].ends_with(stored), "{r:?}");
+    // NUL octets: a literal8 and the binary domain.
+    assert_eq!(
+        urlfetch_ext(&mut bob, &urls[1], "BODYPARTSTRUCTURE BINARY").await,
+        "(BODYPARTSTRUCTURE (\"application\" \"octet-stream\" NIL NIL NIL \"binary\" 4 NIL NIL NIL NIL)) (BINARY ~{4}\r\n\0\u{1}\u{2}\u{3})"
+    );
+    // quoted-printable with UTF-8: the 8bit domain, its lines counted.
+    assert_eq!(
+        urlfetch_ext(&mut bob, &urls[2], "BINARY BODYPARTSTRUCTURE").await,
+        "(BODYPARTSTRUCTURE (\"text\" \"plain\" (\"charset\" \"utf-8\") NIL NIL \"8bit\" 28 2 NIL NIL NIL NIL)) (BINARY {28}\r\ncafé au lait\r\nsecond line\r\n)"
+    );
+    // An encoding this server cannot undo: NIL, the structure as it is.
+    assert_eq!(
+        urlfetch_ext(&mut bob, &urls[3], "BODYPARTSTRUCTURE BINARY").await,
+        "(BODYPARTSTRUCTURE (\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"x-unprintable\" 16 1 NIL NIL NIL NIL)) (BINARY NIL)"
+    );
+    // A message/rfc822 part goes out as it is.
+    let inner = urlfetch_ext(&mut bob, &urls[4], "BINARY BODYPARTSTRUCTURE").await;
+    assert!(
+        inner.starts_with("(BODYPARTSTRUCTURE (\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 30 ("),
+        "{inner}"
+    );
+    assert!(
+        inner.ends_with(") (BINARY {30}\r\nSubject: inner\r\n\r\ninner text\r\n)"),
+        "{inner}"
+    );
+
+    // Simple and extended in one command; a wrong token is NIL either way.
+    let mut forged = urls[0].clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == '0' { '1' } else { '0' });
+    let r = run(
+        &mut bob,
+        &format!(
+            "URLFETCH \"{}\" (\"{}\" BINARY) (\"{forged}\" BINARY)",
+            urls[0], urls[0]
+        ),
+        "OK",
+    )
+    .await;
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r[0].ends_with("\" {22}\r\naGVs\r\nbG8gd29y\r\nbGQ=\r\n"),
+        "{r:?}"
+    );
+    assert!(r[1].ends_with("\" (BINARY {11}\r\nhello world)"), "{r:?}");
+    assert_eq!(r[2], format!("* URLFETCH \"{forged}\" NIL"));
+    // Alice may not: the URLs are bob's.
+    assert_eq!(urlfetch_ext(&mut alice, &urls[0], "BINARY").await, "NIL");
+    // ;PARTIAL= cuts the decoded octets.
+    let partial = genurlauth(
+        &mut alice,
+        "imap://alice%40localhost@localhost/INBOX/;UID=1/;SECTION=1/;PARTIAL=6.3;URLAUTH=authuser",
+    )
+    .await;
+    assert_eq!(
+        urlfetch_ext(&mut bob, &partial, "BINARY").await,
+        "(BINARY {3}\r\nwor)"
+    );
+    // RESETKEY voids them for the extended form too.
+    run(&mut alice, "RESETKEY INBOX", "OK").await;
+    assert_eq!(urlfetch_ext(&mut bob, &urls[0], "BINARY").await, "NIL");
+}
+
+#[tokio::test]
+async fn urlfetch_binary_bad_input() {
+    let (_server, imap) = start().await;
+    let mut c = imap.login(ALICE).await;
+    let url = "\"imap://alice%40localhost@localhost/INBOX/;UID=1;URLAUTH=anonymous:INTERNAL:00\"";
+    for args in [
+        format!("({url} BODY BINARY)"),
+        format!("({url} BINARY BODY)"),
+        format!("({url} XYZZY)"),
+        format!("({url} (BINARY))"),
+        format!("({url} BINARY"),
+        format!("({url}  BINARY)"),
+        "()".to_string(),
+        "(BINARY)x".to_string(),
+    ] {
+        let got = tagged(&mut c, &format!("URLFETCH {args}")).await;
+        assert!(got.starts_with("t BAD"), "{args}: {got}");
+    }
+    // The session goes on.
+    let got = tagged(&mut c, &format!("URLFETCH ({url} BINARY)")).await;
+    assert!(got.starts_with("t OK"), "{got}");
+}
+
 /// RFC 6154 4: `/private/specialuse` is what LIST shows.
 #[tokio::test]
 async fn special_use_as_a_metadata_entry() {

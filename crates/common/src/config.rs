@@ -541,6 +541,40 @@ pub struct StoreConfig {
     /// a power cut can undo the last few (an undone delivery is made
     /// again), as with Dovecot's default `mail_fsync = optimized`.
     pub sync_every_commit: bool,
+    /// Where the store lives (default `sqlite`: `postern.db` in the data
+    /// dir, nothing to set up). `postgres`: the PostgreSQL database at
+    /// `url`, which several Postern nodes may share.
+    pub backend: StoreBackend,
+    /// The PostgreSQL database for `backend = "postgres"`:
+    /// `postgres://user:password@host:port/dbname` or the key=value form
+    /// (`host=… port=… user=… dbname=…`). Default unset.
+    pub url: Option<String>,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Sqlite,
+    Postgres,
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL when the store is there; an error for a
+    /// backend and url that do not go together.
+    pub fn postgres_url(&self) -> Result<Option<String>, String> {
+        match (self.backend, &self.url) {
+            (StoreBackend::Sqlite, None) => Ok(None),
+            (StoreBackend::Postgres, Some(url)) if !url.trim().is_empty() => Ok(Some(url.clone())),
+            (StoreBackend::Postgres, _) => {
+                Err("[store] backend = \"postgres\" needs [store] url (POSTERN_STORE_URL)".into())
+            }
+            (StoreBackend::Sqlite, Some(_)) => Err(
+                "[store] url is set but backend is \"sqlite\": set backend = \"postgres\" (POSTERN_STORE_BACKEND=postgres) to use it".into(),
+            ),
+        }
+    }
 }
 
 impl Default for StoreConfig {
@@ -559,6 +593,8 @@ impl Default for StoreConfig {
             search_fields_cache_mb: 8,
             arrival_list_cache_mb: 16,
             sync_every_commit: false,
+            backend: StoreBackend::Sqlite,
+            url: None,
         }
     }
 }

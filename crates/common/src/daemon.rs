@@ -239,13 +239,19 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
         search_fields_cache_bytes: s.search_fields_cache_mb.saturating_mul(1024 * 1024),
         arrival_list_cache_bytes: s.arrival_list_cache_mb.saturating_mul(1024 * 1024),
         sync_every_commit: s.sync_every_commit,
+        postgres_url: s.postgres_url()?,
         ..store::StoreOptions::default()
     };
+    let postgres = options.postgres_url.is_some();
     store::Store::open_with(&config.data_dir, options).map_err(|e| {
-        format!(
-            "cannot open the store in {}: {e}",
-            config.data_dir.display()
-        )
+        if postgres {
+            format!("cannot open the store in PostgreSQL ([store] url): {e}")
+        } else {
+            format!(
+                "cannot open the store in {}: {e}",
+                config.data_dir.display()
+            )
+        }
     })
 }
 

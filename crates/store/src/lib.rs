@@ -82,9 +82,11 @@ pub use types::*;
 
 mod api;
 mod claims;
+mod db;
 mod hashing;
 mod kept;
 mod parse;
+mod pg;
 mod search_fields;
 mod sqlite;
 #[cfg(test)]

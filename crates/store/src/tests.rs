@@ -23,6 +23,55 @@ async fn quick_account(store: &Store, address: &str) -> Account {
         .unwrap()
 }
 
+/// With `POSTERN_TEST_POSTGRES` set (a key=value connection string, such
+/// as `host=127.0.0.1 port=5432 user=postgres dbname=postern_test`),
+/// every store the unit tests open is kept in that PostgreSQL database
+/// instead, in a schema of its own named after its data dir (so opening
+/// the same dir again finds the same store): the one suite runs on both
+/// engines. `.ci/run` runs it both ways.
+pub(crate) fn on_test_postgres(dir: &std::path::Path, mut options: StoreOptions) -> StoreOptions {
+    use std::hash::{Hash, Hasher};
+    let Some(base) = test_postgres() else {
+        return options;
+    };
+    if options.postgres_url.is_some() {
+        return options;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    let schema = format!("t_{:016x}", hasher.finish());
+    // On a thread of its own: the blocking client cannot run on a tokio
+    // worker.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut client = postgres::Client::connect(&base, postgres::NoTls)
+                .expect("POSTERN_TEST_POSTGRES names a database the tests can use");
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .expect("create a test schema");
+        });
+    });
+    options.postgres_url = Some(format!("{base} options='-c search_path={schema}'"));
+    options
+}
+
+/// Whether a test about SQLite itself is to be left out, because this
+/// run keeps its stores in PostgreSQL (`POSTERN_TEST_POSTGRES`); says so.
+pub(crate) fn sqlite_only(what: &str) -> bool {
+    let postgres = test_postgres().is_some();
+    if postgres {
+        eprintln!("not run on PostgreSQL: this test is about {what}");
+    }
+    postgres
+}
+
+/// The test database's connection string, if the tests run on PostgreSQL.
+pub(crate) fn test_postgres() -> Option<String> {
+    std::env::var("POSTERN_TEST_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
 fn open(dir: &tempfile::TempDir) -> Store {
     Store::open_with(
         dir.path(),
@@ -1014,6 +1063,11 @@ async fn concurrent_deliveries_keep_uids_unique() {
 
 #[tokio::test]
 async fn migrations_fresh_reopen_and_too_new() {
+    if crate::tests::sqlite_only(
+        "SQLite's user_version (PostgreSQL's: postgres_schema_too_new_is_refused)",
+    ) {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("nested").join("data");
     {
@@ -1380,6 +1434,9 @@ async fn mailboxes_are_counted_only_where_asked() {
 
 #[tokio::test]
 async fn summary_is_parsed_once_per_blob() {
+    if crate::tests::sqlite_only("reads the SQLite file directly") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     quick_account(&store, "alice@localhost").await;
@@ -1948,7 +2005,7 @@ async fn expunge_removes_and_leaves_tombstones() {
                 .unwrap()
                 .query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))
                 .unwrap()
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .collect::<crate::db::Result<Vec<_>>>()
                 .unwrap();
             let feed = conn
                 .prepare("SELECT uid, modseq, kind FROM changes ORDER BY modseq")
@@ -1961,7 +2018,7 @@ async fn expunge_removes_and_leaves_tombstones() {
                     ))
                 })
                 .unwrap()
-                .collect::<rusqlite::Result<Vec<_>>>()
+                .collect::<crate::db::Result<Vec<_>>>()
                 .unwrap();
             Ok((tombstones, feed))
         })
@@ -3101,6 +3158,9 @@ async fn inbox_is_case_insensitive_as_a_hierarchy_level() {
 
 #[tokio::test]
 async fn inbox_level_names_of_older_versions_are_migrated() {
+    if crate::tests::sqlite_only("an SQLite migration") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     // A database as the version before the INBOX migration left it, with
     // the same level spelled several ways.
@@ -4165,6 +4225,9 @@ async fn received_mail_for_local_accounts_is_delivered_at_once_or_queued_if_one_
 /// without a further write.
 #[tokio::test]
 async fn a_full_wal_is_checkpointed_without_the_writer() {
+    if crate::tests::sqlite_only("SQLite's WAL") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     quick_account(&store, "alice@localhost").await;
@@ -4196,6 +4259,9 @@ async fn a_full_wal_is_checkpointed_without_the_writer() {
 /// thread lets go of the connection of a store that is dropped.
 #[tokio::test]
 async fn lookups_on_the_callers_thread_see_every_commit() {
+    if crate::tests::sqlite_only("SQLite's inline reads") {
+        return;
+    }
     use crate::sqlite::inline::connections_on_this_thread;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
@@ -4874,6 +4940,9 @@ async fn quota_in_local_delivery_leaves_the_full_recipient_and_direct_delivery_q
 
 #[tokio::test]
 async fn quota_usage_is_counted_for_mail_stored_before_the_migration() {
+    if crate::tests::sqlite_only("an SQLite migration") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let alice = {
         let store = open(&dir);
@@ -4913,4 +4982,35 @@ async fn quota_usage_is_counted_for_mail_stored_before_the_migration() {
     let store = open(&dir);
     let quota = store.quota(alice.id).await.unwrap();
     assert_eq!((quota.used_bytes, quota.used_messages), (6 * 1024, 2));
+}
+
+/// PostgreSQL's schema versions: a fresh database is migrated once (two
+/// stores opening it together agree), and a newer one is refused.
+#[tokio::test]
+async fn postgres_schema_too_new_is_refused() {
+    if test_postgres().is_none() {
+        eprintln!("not run on SQLite: this test is about PostgreSQL's schema_version");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let again = open(&dir);
+    quick_account(&store, "alice@localhost").await;
+    assert!(again.account("alice@localhost").await.unwrap().is_some());
+    store
+        .inner
+        .write(false, |conn| {
+            conn.execute("UPDATE schema_version SET version = version + 1", [])
+                .map_err(|e| StoreError::Database(e.to_string()))
+        })
+        .await
+        .unwrap();
+    drop((store, again));
+    match Store::open_with(dir.path(), StoreOptions::default()) {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, supported + 1);
+        }
+        Err(e) => panic!("expected SchemaTooNew, got {e}"),
+        Ok(_) => panic!("a newer schema was opened"),
+    }
 }

@@ -1003,6 +1003,10 @@ pub struct StoreOptions {
     /// answered once the operating system has them, which a crash of the
     /// process cannot undo but a power cut can; Dovecot's default too).
     pub sync_every_commit: bool,
+    /// Keep the store in this PostgreSQL database
+    /// (`postgres://user:password@host:port/db`) instead of SQLite in the
+    /// data dir (default `None`: SQLite). Several nodes may share it.
+    pub postgres_url: Option<String>,
 }
 
 impl Default for StoreOptions {
@@ -1021,6 +1025,7 @@ impl Default for StoreOptions {
             search_fields_cache_bytes: 8 * 1024 * 1024,
             arrival_list_cache_bytes: 16 * 1024 * 1024,
             sync_every_commit: false,
+            postgres_url: None,
         }
     }
 }

@@ -420,6 +420,39 @@ impl P<'_> {
         }
     }
 
+    /// `url / "(" url *(SP ("BODYPARTSTRUCTURE" / "BINARY" / "BODY")) ")"`
+    /// (RFC 5524). A parameter named twice is taken once (as Dovecot
+    /// does); BODY with BINARY, or any other parameter, is refused.
+    fn url_fetch_item(&mut self) -> R<UrlFetchItem> {
+        if !self.eat(b'(')? {
+            return Ok(UrlFetchItem {
+                url: self.astring()?,
+                extended: None,
+            });
+        }
+        let url = self.astring()?;
+        let mut wants = UrlFetchWants::default();
+        while !self.eat(b')')? {
+            self.sp()?;
+            match self.upper_atom()?.as_str() {
+                "BODYPARTSTRUCTURE" => wants.body_part_structure = true,
+                "BINARY" => wants.binary = true,
+                "BODY" => wants.body = true,
+                _ => return bad("unknown URLFETCH parameter"),
+            }
+        }
+        if wants.body && wants.binary {
+            return bad("URLFETCH cannot ask for both BODY and BINARY");
+        }
+        if wants == UrlFetchWants::default() {
+            wants.body = true;
+        }
+        Ok(UrlFetchItem {
+            url,
+            extended: Some(wants),
+        })
+    }
+
     fn flag(&mut self) -> R<Flag> {
         let start = self.pos;
         self.eat(b'\\')?;
@@ -638,7 +671,7 @@ impl P<'_> {
                     if urls.len() >= self.limits.max_items {
                         return bad("too many items");
                     }
-                    urls.push(self.astring()?);
+                    urls.push(self.url_fetch_item()?);
                 }
                 if urls.is_empty() {
                     return bad("URLFETCH needs a URL");

@@ -1235,3 +1235,45 @@ fn quota_commands() {
         assert_eq!(tag.map(|t| t.to_string()), Some("a".to_string()));
     }
 }
+
+#[test]
+fn urlfetch_plain_and_extended() {
+    let url = |u: &str| u.as_bytes().to_vec();
+    let plain = |u: &str| UrlFetchItem {
+        url: url(u),
+        extended: None,
+    };
+    let ext = |u: &str, body_part_structure, binary, body| UrlFetchItem {
+        url: url(u),
+        extended: Some(UrlFetchWants {
+            body_part_structure,
+            binary,
+            body,
+        }),
+    };
+    let c = split_everywhere(
+        b"a URLFETCH \"imap://u@h/INBOX/;UID=1\" (\"imap://u@h/INBOX/;UID=2\" binary BODYPARTSTRUCTURE) ({3}\r\nu/v BODY) (x) (y BINARY BINARY)\r\n",
+    );
+    assert_eq!(
+        c.kind,
+        CommandKind::UrlFetch(vec![
+            plain("imap://u@h/INBOX/;UID=1"),
+            ext("imap://u@h/INBOX/;UID=2", true, true, false),
+            ext("u/v", false, false, true),
+            // No parameter: BODY, as Dovecot takes it.
+            ext("x", false, false, true),
+            ext("y", false, true, false),
+        ])
+    );
+    for bad in [
+        &b"a URLFETCH (x BODY BINARY)\r\n"[..],
+        b"a URLFETCH (x BINARY BODY)\r\n",
+        b"a URLFETCH (x NOPE)\r\n",
+        b"a URLFETCH (x (BINARY))\r\n",
+        b"a URLFETCH (x BINARY\r\n",
+        b"a URLFETCH ()\r\n",
+        b"a URLFETCH (x)(y)\r\n",
+    ] {
+        error(bad);
+    }
+}

@@ -306,8 +306,9 @@ pub enum CommandKind {
     /// GENURLAUTH (RFC 4467): URLs to authorize, each with the mechanism
     /// (upper-cased).
     GenUrlAuth(Vec<(Vec<u8>, String)>),
-    /// URLFETCH (RFC 4467): the URLs to fetch.
-    UrlFetch(Vec<Vec<u8>>),
+    /// URLFETCH (RFC 4467): the URLs to fetch, each maybe with RFC
+    /// 5524's parameters.
+    UrlFetch(Vec<UrlFetchItem>),
     /// SETMETADATA (RFC 5464): each entry with its new value (`None`, sent
     /// as NIL, removes it).
     SetMetadata {
@@ -691,4 +692,23 @@ pub enum SearchKey {
     Younger(u32),
     /// A parenthesised list: all must match.
     And(Vec<SearchKey>),
+}
+
+/// One URL of a URLFETCH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlFetchItem {
+    pub url: Vec<u8>,
+    /// `None` for a bare URL (RFC 4467's answer, a string); the
+    /// parameters of one in parentheses (RFC 5524's extended answer).
+    pub extended: Option<UrlFetchWants>,
+}
+
+/// What an extended URLFETCH (RFC 5524) asks for one URL. `(url)` with
+/// no parameter asks for BODY, as Dovecot takes it; BODY and BINARY
+/// together are refused by the parser.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UrlFetchWants {
+    pub body_part_structure: bool,
+    pub binary: bool,
+    pub body: bool,
 }

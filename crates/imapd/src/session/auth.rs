@@ -83,6 +83,7 @@ impl Session {
                 "METADATA-SERVER",
                 "URLAUTH",
                 "URL-PARTIAL",
+                "URLAUTH=BINARY",
                 "NOTIFY",
                 "QUOTA",
                 "QUOTA=RES-STORAGE",

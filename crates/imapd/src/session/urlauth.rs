@@ -1,5 +1,6 @@
-//! URLAUTH (RFC 4467) with URL-PARTIAL (RFC 5550): RESETKEY, GENURLAUTH
-//! and URLFETCH, and what CATENATE reads of a URL.
+//! URLAUTH (RFC 4467) with URL-PARTIAL (RFC 5550) and URLAUTH=BINARY
+//! (RFC 5524): RESETKEY, GENURLAUTH and URLFETCH, and what CATENATE reads
+//! of a URL.
 //!
 //! A URL is authorized with the INTERNAL mechanism: its token is the
 //! HMAC-SHA256, in hex, of the rump URL (everything up to and with
@@ -8,16 +9,34 @@
 //! URL authorized with it. URLFETCH checks the token, the expiry, who may
 //! fetch (`anonymous`, `authuser`, `user+name`, and `submit+name` for the
 //! account `[imap] urlauth_submit_user`), then reads the message of the
-//! URL's user; anything wrong gives NIL, never a reason.
+//! URL's user; anything wrong gives NIL, never a reason. The URL's user
+//! may be another account than the session's: that is how a URL reaches
+//! its reader (`authuser`, `user+name`).
+//!
+//! An extended URLFETCH (`(url BODYPARTSTRUCTURE BINARY)`, RFC 5524)
+//! answers each item in its own parentheses, BODYPARTSTRUCTURE first:
+//! `* URLFETCH url (BODYPARTSTRUCTURE (...)) (BINARY ~{n}...)`. BINARY
+//! undoes base64 and quoted-printable of a leaf part; a multipart or
+//! message/rfc822 part, the whole message and a HEADER, TEXT or MIME
+//! section go out as they are (as RFC 3516's BINARY[] and Dovecot treat
+//! them); an encoding this server cannot undo gives `(BINARY NIL)`. With
+//! BINARY, the BODYPARTSTRUCTURE describes what was sent, as RFC 5524's
+//! examples show: encoding `7bit`, `8bit` or `binary` by the decoded
+//! octets, and their size; its line count is theirs too (where Dovecot
+//! 2.3 says 0). `;PARTIAL=` cuts the decoded octets.
+
+use std::borrow::Cow;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use store::{Account, AccountId, MailboxKey, Store, StoreError, Uid};
+use store::{Account, AccountId, MailboxKey, MessageSummary, MimePart, Store, StoreError, Uid};
 
 use super::{End, Session};
+use crate::protocol::binary::decode_transfer;
 use crate::protocol::encode::{self, Code};
-use crate::protocol::fetch_encode::section_bytes;
+use crate::protocol::fetch_encode::{body_structure, find_part, is_message, section_bytes};
 use crate::protocol::imap_url::{parse_auth_url, MessageUrl, UrlAccess};
-use crate::protocol::{MailboxName, Tag};
+use crate::protocol::{MailboxName, Tag, UrlFetchItem, UrlFetchWants};
 
 /// Contents this long are written to the client from where they lie.
 const DIRECT_LITERAL: usize = 64 * 1024;
@@ -78,41 +97,57 @@ pub(super) async fn url_bytes(
     account: AccountId,
     u: &MessageUrl,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let name = store::canonical_mailbox_name(&u.mailbox);
-    let key = MailboxKey::Name(name.clone());
+    let bytes = match &u.section {
+        None => match url_raw(store, account, u).await? {
+            Some((_, raw)) => raw,
+            None => return Ok(None),
+        },
+        Some(section) => {
+            let Some((raw, summary)) = url_message(store, account, u).await? else {
+                return Ok(None);
+            };
+            match section_bytes(&raw, &summary, section) {
+                Some(b) => b.into_owned(),
+                None => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(cut(bytes, u.partial)))
+}
+
+/// The raw message a URL of the account's names, and its mailbox; `None`
+/// if there is no such mailbox, UIDVALIDITY or message.
+async fn url_raw(
+    store: &Store,
+    account: AccountId,
+    u: &MessageUrl,
+) -> Result<Option<(MailboxKey, Vec<u8>)>, StoreError> {
+    let key = MailboxKey::Name(store::canonical_mailbox_name(&u.mailbox));
     if let Some(validity) = u.uid_validity {
         match found(store.mailbox_index(account, key.clone()).await)? {
             Some(index) if index.uid_validity == validity => {}
             _ => return Ok(None),
         }
     }
-    let uid = Uid(u.uid);
-    let Some(Some(raw)) = found(store.message_raw(account, key.clone(), uid).await)? else {
+    match found(store.message_raw(account, key.clone(), Uid(u.uid)).await)? {
+        Some(Some(raw)) => Ok(Some((key, raw))),
+        _ => Ok(None),
+    }
+}
+
+/// [`url_raw`]'s message with its summary.
+async fn url_message(
+    store: &Store,
+    account: AccountId,
+    u: &MessageUrl,
+) -> Result<Option<(Vec<u8>, Arc<MessageSummary>)>, StoreError> {
+    let Some((key, raw)) = url_raw(store, account, u).await? else {
         return Ok(None);
     };
-    let mut bytes = match &u.section {
-        None => raw,
-        Some(section) => {
-            let Some(info) = found(store.messages_by_uid(account, key, &[uid]).await)? else {
-                return Ok(None);
-            };
-            let Some(first) = info.first() else {
-                return Ok(None);
-            };
-            match section_bytes(&raw, &first.summary, section) {
-                Some(b) => b.into_owned(),
-                None => return Ok(None),
-            }
-        }
+    let Some(info) = found(store.messages_by_uid(account, key, &[Uid(u.uid)]).await)? else {
+        return Ok(None);
     };
-    if let Some((offset, length)) = u.partial {
-        let start = (offset as usize).min(bytes.len());
-        let end = length.map_or(bytes.len(), |l| {
-            start.saturating_add(l as usize).min(bytes.len())
-        });
-        bytes = bytes[start..end].to_vec();
-    }
-    Ok(Some(bytes))
+    Ok(info.into_iter().next().map(|m| (raw, m.summary)))
 }
 
 impl Session {
@@ -197,16 +232,32 @@ impl Session {
     /// each; a large content goes to the client from where it lies, and
     /// what piles up is written before the next URL is read, so a session
     /// holds one content at a time.
-    pub(super) async fn url_fetch(&mut self, tag: &Tag, urls: Vec<Vec<u8>>) -> Result<(), End> {
+    pub(super) async fn url_fetch(
+        &mut self,
+        tag: &Tag,
+        urls: Vec<UrlFetchItem>,
+    ) -> Result<(), End> {
         let Some(account) = self.account() else {
             return Ok(());
         };
         let store = self.ctx.shared.store.clone();
         let submit_user = self.ctx.shared.config.imap.urlauth_submit_user.clone();
-        for url in urls {
-            let read = authorized_content(&store, submit_user.as_deref(), &account, &url);
-            let content = match self.io.until_gone(read).await? {
-                Ok(c) => c,
+        for item in urls {
+            let read = async {
+                let Some((owner, url)) =
+                    authorize(&store, submit_user.as_deref(), &account, &item.url).await?
+                else {
+                    return Ok(None);
+                };
+                match item.extended {
+                    None => Ok(url_bytes(&store, owner, &url).await?.map(Answer::Simple)),
+                    Some(wants) => Ok(extended_answer(&store, owner, &url, wants)
+                        .await?
+                        .map(Answer::Extended)),
+                }
+            };
+            let answer = match self.io.until_gone(read).await? {
+                Ok(a) => a,
                 Err(e) => {
                     self.store_failed(tag, e, "fetch the URL");
                     return Ok(());
@@ -214,14 +265,36 @@ impl Session {
             };
             let out = &mut self.io.output;
             out.extend_from_slice(b"* URLFETCH ");
-            encode::quoted_or_literal(out, &url);
-            out.push(b' ');
-            match content {
-                Some(bytes) if bytes.len() >= DIRECT_LITERAL => {
-                    out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
-                    self.io.write_through(&bytes).await?;
+            encode::quoted_or_literal(out, &item.url);
+            match answer {
+                None => out.extend_from_slice(b" NIL"),
+                Some(Answer::Simple(bytes)) => {
+                    out.push(b' ');
+                    self.content(&bytes, false).await?;
                 }
-                content => encode::nstring(out, content.as_deref()),
+                Some(Answer::Extended(x)) => {
+                    if let Some(structure) = &x.structure {
+                        out.extend_from_slice(b" (BODYPARTSTRUCTURE ");
+                        out.extend_from_slice(structure);
+                        out.push(b')');
+                    }
+                    match &x.content {
+                        None => {}
+                        Some(Content::Body(bytes)) => {
+                            self.io.output.extend_from_slice(b" (BODY ");
+                            self.content(bytes, true).await?;
+                            self.io.output.push(b')');
+                        }
+                        Some(Content::Binary(None)) => {
+                            self.io.output.extend_from_slice(b" (BINARY NIL)")
+                        }
+                        Some(Content::Binary(Some(bytes))) => {
+                            self.io.output.extend_from_slice(b" (BINARY ");
+                            self.content(bytes, true).await?;
+                            self.io.output.push(b')');
+                        }
+                    }
+                }
             }
             self.io.output.extend_from_slice(b"\r\n");
             self.io.flush_if_full().await?;
@@ -229,6 +302,137 @@ impl Session {
         self.ok(tag, "URLFETCH completed");
         Ok(())
     }
+
+    /// Octets as a string: large ones as a literal written from where
+    /// they lie, ones with a NUL as a literal8 (RFC 3516), short ones
+    /// quoted unless `literal`.
+    async fn content(&mut self, bytes: &[u8], literal: bool) -> Result<(), End> {
+        let out = &mut self.io.output;
+        let eight = if bytes.contains(&0) { "~" } else { "" };
+        if !eight.is_empty() || bytes.len() >= DIRECT_LITERAL {
+            out.extend_from_slice(format!("{eight}{{{}}}\r\n", bytes.len()).as_bytes());
+            self.io.write_through(bytes).await?;
+        } else if literal {
+            out.extend_from_slice(format!("{{{}}}\r\n", bytes.len()).as_bytes());
+            out.extend_from_slice(bytes);
+        } else {
+            encode::quoted_or_literal(out, bytes);
+        }
+        Ok(())
+    }
+}
+
+/// One URL's answer.
+enum Answer {
+    /// RFC 4467's string.
+    Simple(Vec<u8>),
+    /// RFC 5524's items.
+    Extended(Extended),
+}
+
+/// What an extended URLFETCH answers for one URL.
+struct Extended {
+    /// The part's BODYPARTSTRUCTURE, encoded, if asked for.
+    structure: Option<Vec<u8>>,
+    content: Option<Content>,
+}
+
+enum Content {
+    Body(Vec<u8>),
+    /// `None`: an encoding this server cannot undo.
+    Binary(Option<Vec<u8>>),
+}
+
+/// The extended answer for what a URL of the account's names; `None` if
+/// it names nothing.
+async fn extended_answer(
+    store: &Store,
+    account: AccountId,
+    u: &MessageUrl,
+    wants: UrlFetchWants,
+) -> Result<Option<Extended>, StoreError> {
+    let Some((raw, summary)) = url_message(store, account, u).await? else {
+        return Ok(None);
+    };
+    let part = match u.section.as_ref().map_or(&[][..], |s| &s.part[..]) {
+        [] => &summary.body,
+        numbers => match find_part(&summary.body, numbers) {
+            Some(p) => p,
+            None => return Ok(None),
+        },
+    };
+    let Some(as_stored) = (match &u.section {
+        None => Some(Cow::Borrowed(&raw[..])),
+        Some(section) => section_bytes(&raw, &summary, section),
+    }) else {
+        return Ok(None);
+    };
+    // BINARY decodes only a leaf part named by its numbers alone.
+    let decodable = u.section.as_ref().is_some_and(|s| {
+        !s.part.is_empty()
+            && s.text.is_none()
+            && !part.content_type.eq_ignore_ascii_case("multipart")
+            && !is_message(part)
+    });
+    let mut converted: Option<MimePart> = None;
+    let content = if wants.binary {
+        let decoded = if decodable {
+            match decode_transfer(&part.encoding, &as_stored) {
+                Ok(Cow::Owned(d)) => {
+                    converted = Some(as_converted(part, &d));
+                    Some(d)
+                }
+                Ok(Cow::Borrowed(_)) => Some(as_stored.into_owned()),
+                Err(_) => None,
+            }
+        } else {
+            Some(as_stored.into_owned())
+        };
+        Some(Content::Binary(decoded.map(|d| cut(d, u.partial))))
+    } else if wants.body {
+        Some(Content::Body(cut(as_stored.into_owned(), u.partial)))
+    } else {
+        None
+    };
+    let structure = wants.body_part_structure.then(|| {
+        let mut out = Vec::new();
+        body_structure(&mut out, converted.as_ref().unwrap_or(part), true);
+        out
+    });
+    Ok(Some(Extended { structure, content }))
+}
+
+/// A leaf part as it is once its octets are `decoded`: its encoding the
+/// domain of those octets (RFC 2045 2.7-2.9), its size and lines theirs.
+fn as_converted(part: &MimePart, decoded: &[u8]) -> MimePart {
+    let encoding = if decoded.contains(&0) {
+        "binary"
+    } else if decoded.iter().any(|&b| b >= 0x80) {
+        "8bit"
+    } else {
+        "7bit"
+    };
+    MimePart {
+        encoding: encoding.into(),
+        header_offset: 0,
+        body_offset: 0,
+        body_end: decoded.len() as u64,
+        header_end: None,
+        lines: decoded.iter().filter(|&&b| b == b'\n').count() as u64,
+        ..part.clone()
+    }
+}
+
+/// `;PARTIAL=offset[.length]` of the octets.
+fn cut(bytes: Vec<u8>, partial: Option<(u32, Option<u32>)>) -> Vec<u8> {
+    let Some((offset, length)) = partial else {
+        return bytes;
+    };
+    let start = (offset as usize).min(bytes.len());
+    let end = length.map_or(bytes.len(), |l| {
+        start.saturating_add(l as usize).min(bytes.len())
+    });
+    bytes[start..end].to_vec()
 }
 
 /// What a URLAUTH URL names, if its token is right, it has not expired
@@ -240,6 +444,23 @@ pub(super) async fn authorized_content(
     viewer: &Account,
     url: &[u8],
 ) -> Result<Option<Vec<u8>>, StoreError> {
+    match authorize(store, submit_user, viewer, url).await? {
+        Some((owner, u)) => url_bytes(store, owner, &u).await,
+        None => Ok(None),
+    }
+}
+
+/// The owner and the parsed URL of a URLAUTH URL whose token is right,
+/// that has not expired and that `viewer` may fetch (RFC 4467 3:
+/// `anonymous` and `authuser` anyone logged in here, `user+name` only
+/// that user, `submit+name` only the submission server's account);
+/// else `None`.
+async fn authorize(
+    store: &Store,
+    submit_user: Option<&str>,
+    viewer: &Account,
+    url: &[u8],
+) -> Result<Option<(AccountId, MessageUrl)>, StoreError> {
     let Some(parsed) = parse_auth_url(url) else {
         return Ok(None);
     };
@@ -273,7 +494,7 @@ pub(super) async fn authorized_content(
     if !same(expected.as_bytes(), given.to_ascii_lowercase().as_bytes()) {
         return Ok(None);
     }
-    url_bytes(store, owner.id, &parsed.url).await
+    Ok(Some((owner.id, parsed.url)))
 }
 
 #[cfg(test)]

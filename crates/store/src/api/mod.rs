@@ -97,6 +97,8 @@ impl Store {
     }
 
     pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Store> {
+        #[cfg(test)]
+        let options = crate::tests::on_test_postgres(data_dir, options);
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Store {
             inner: Arc::new(engine::Inner::open(data_dir, &options)?),

@@ -1,9 +1,9 @@
 //! Accounts, domains and aliases: SQL run on the writer or a reader, and
 //! password hashing (run on blocking threads by the caller).
 
+use crate::db::{params, Connection, OptionalExtension, Row};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
-use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::blobs;
 use crate::sqlite::mailbox::create_mailbox;
@@ -88,7 +88,7 @@ pub(crate) fn verify_password(password: &str, hash: Option<&str>) -> bool {
     }
 }
 
-pub(crate) fn account_from_row(row: &Row<'_>) -> rusqlite::Result<Account> {
+pub(crate) fn account_from_row(row: &Row<'_>) -> crate::db::Result<Account> {
     Ok(Account {
         id: AccountId(row.get(0)?),
         address: row.get(1)?,
@@ -107,7 +107,7 @@ fn address_taken(conn: &Connection, address: &str) -> Result<bool> {
 }
 
 fn add_domain_row(conn: &Connection, domain: &str) -> Result<()> {
-    conn.prepare_cached("INSERT OR IGNORE INTO domains (name) VALUES (?1)")
+    conn.prepare_cached("INSERT INTO domains (name) VALUES (?1) ON CONFLICT DO NOTHING")
         .db()?
         .execute([domain])
         .db()?;
@@ -183,7 +183,7 @@ pub(crate) fn delete_account(conn: &Connection, address: &str) -> Result<()> {
         .db()?
         .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::db::Result<_>>()
         .db()?;
     conn.prepare_cached(
         "DELETE FROM messages
@@ -220,7 +220,7 @@ pub(crate) fn list_accounts(conn: &Connection) -> Result<Vec<Account>> {
         .db()?
         .query_map([], account_from_row)
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::db::Result<_>>()
         .db()
 }
 
@@ -258,7 +258,7 @@ pub(crate) fn list_domains(conn: &Connection) -> Result<Vec<String>> {
         .db()?
         .query_map([], |row| row.get(0))
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::db::Result<_>>()
         .db()
 }
 

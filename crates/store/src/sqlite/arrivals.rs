@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rusqlite::{params, Connection};
+use crate::db::{params, Connection};
 
 use crate::kept::Kept;
 use crate::sqlite::mailbox::{self, EnvelopeCache};
@@ -27,7 +27,7 @@ const FROM: &str = "FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
                     JOIN accounts a ON a.id = b.account_id";
 
 fn arrived_from_row(
-    row: &rusqlite::Row<'_>,
+    row: &crate::db::Row<'_>,
     summary: Arc<MessageSummary>,
 ) -> Result<ArrivedMessage> {
     let int = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
@@ -60,15 +60,15 @@ fn arrived_from_row(
 /// fewer parameters still bind 1 and 2; SQLite ignores what no `?n` uses).
 fn scope_condition(scope: &ArrivalScope) -> &'static str {
     match scope {
-        ArrivalScope::All => "?3 IS NULL",
-        ArrivalScope::Domain(_) => "substr(a.address, -length(?3) - 1) = '@' || ?3",
+        ArrivalScope::All => "CAST(?3 AS TEXT) IS NULL",
+        ArrivalScope::Domain(_) => "substr(a.address, length(a.address) - length(?3)) = '@' || ?3",
         ArrivalScope::Account(_) => "a.id = ?3",
         ArrivalScope::Mailbox(_) => "m.mailbox_id = ?3",
     }
 }
 
-fn scope_value(scope: &ArrivalScope) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
+fn scope_value(scope: &ArrivalScope) -> crate::db::Value {
+    use crate::db::Value;
     match scope {
         ArrivalScope::All => Value::Null,
         ArrivalScope::Domain(d) => Value::Text(d.to_lowercase()),
@@ -111,8 +111,8 @@ pub(crate) fn list(
         .db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
-        let summary = mailbox::cached_envelope(conn, cache, row, 14)?;
-        out.push(arrived_from_row(row, summary)?);
+        let summary = mailbox::cached_envelope(conn, cache, &row, 14)?;
+        out.push(arrived_from_row(&row, summary)?);
     }
     Ok(out)
 }
@@ -121,7 +121,7 @@ pub(crate) fn list(
 /// not `\Seen`.
 pub(crate) fn count(conn: &Connection, scope: &ArrivalScope) -> Result<(u64, u64)> {
     let sql = format!(
-        "SELECT count(*), coalesce(sum((m.system_flags & 1) = 0), 0) {FROM}
+        "SELECT count(*), coalesce(sum(CASE WHEN (m.system_flags & 1) = 0 THEN 1 ELSE 0 END), 0) {FROM}
           WHERE {}",
         scope_condition(scope)
     );
@@ -160,7 +160,7 @@ pub(crate) fn find(
     let size = u64::try_from(row.get::<_, i64>(12).db()?).unwrap_or(0);
     let json: Option<String> = row.get(15).db()?;
     let summary = Arc::new(crate::sqlite::blobs::decode_summary(json.as_deref(), size));
-    arrived_from_row(row, summary).map(Some)
+    arrived_from_row(&row, summary).map(Some)
 }
 
 /// Reader: the raw bytes of one message by its arrival number, if it is
@@ -243,9 +243,19 @@ impl ListCache {
     /// Reader: the generation a list read on `conn` now belongs to,
     /// bumped first if `conn` sees a commit since it last looked.
     fn generation(&self, conn: &Connection) -> Result<u64> {
-        let version: i64 = conn
-            .query_row("PRAGMA data_version", [], |row| row.get(0))
-            .db()?;
+        let version: i64 = match conn.dialect() {
+            crate::db::Dialect::Sqlite => conn.query_row("PRAGMA data_version", [], |row| row.get(0)),
+            // PostgreSQL has no such counter; every commit that changes
+            // messages writes the change feed, and deleting a mailbox
+            // (and its feed) moves the mailbox epoch.
+            crate::db::Dialect::Postgres => conn.query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM changes)
+                        + 4294967296 * (SELECT coalesce(CAST(value AS BIGINT), 0) FROM meta WHERE key = 'mailbox_epoch')",
+                [],
+                |row| row.get(0),
+            ),
+        }
+        .db()?;
         let key = std::ptr::from_ref(conn) as usize;
         let mut seen = locked(&self.seen);
         if seen.insert(key, version) != Some(version) {
@@ -307,7 +317,7 @@ pub(crate) fn last(conn: &Connection) -> Result<u64> {
         .query_row([], |row| row.get(0))
         .map(Some)
         .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            crate::db::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })
         .db()?;

@@ -1,6 +1,6 @@
 //! Reference-counted raw messages, addressed by their SHA-256.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::sqlite::schema::SqlResult;

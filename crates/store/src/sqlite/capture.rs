@@ -4,7 +4,7 @@
 //! the capture password. Sandboxes: domains whose mail only the holder of
 //! a token sees, purged in one call.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use crate::sqlite::accounts::{self, account_from_row};
 use crate::sqlite::blobs;
@@ -155,7 +155,7 @@ pub(crate) fn sandboxes(conn: &Connection) -> Result<Vec<(String, Timestamp)>> {
     let rows = stmt
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::db::Result<_>>().db()
 }
 
 /// The accounts whose address is in `domain` (case-insensitive).
@@ -163,14 +163,14 @@ pub(crate) fn accounts_in_domain(conn: &Connection, domain: &str) -> Result<Vec<
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, address, created_at FROM accounts
-              WHERE substr(address, -length(?1) - 1) = '@' || ?1
+              WHERE substr(address, length(address) - length(?1)) = '@' || ?1
               ORDER BY id",
         )
         .db()?;
     let rows = stmt
         .query_map([domain.to_lowercase()], account_from_row)
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::db::Result<_>>().db()
 }
 
 /// Writer: deletes a sandbox and every account (with its mail) in its

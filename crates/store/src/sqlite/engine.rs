@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::db::{Connection, Dialect};
 use crossbeam_channel::RecvTimeoutError as JobTimeout;
-use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 use crate::sqlite::checkpoint;
@@ -26,6 +26,68 @@ use crate::work_queue::{Queued, SharedJobs, WorkQueue};
 use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Opens a new connection to replace one that was lost (PostgreSQL).
+type Reconnect = Arc<dyn Fn() -> Result<Connection> + Send + Sync>;
+
+/// How commits by others are noticed.
+enum Watcher {
+    /// SQLite: `PRAGMA data_version`, polled.
+    Poll(Connection),
+    /// PostgreSQL: LISTEN on [`crate::pg::CHANNEL`].
+    Listen(Connection),
+}
+
+/// A thread's connection, opened again when it was lost (PostgreSQL
+/// restarted, a network cut): requests fail with a temporary error
+/// meanwhile and the store recovers by itself.
+struct Link {
+    conn: Connection,
+    reconnect: Option<Reconnect>,
+    /// When to try again after a failed reconnect.
+    retry_at: Option<Instant>,
+}
+
+impl Link {
+    fn new(conn: Connection, reconnect: Option<Reconnect>) -> Link {
+        Link {
+            conn,
+            reconnect,
+            retry_at: None,
+        }
+    }
+
+    /// The connection, reopened first if it was lost; `false` if it is
+    /// still lost.
+    fn check(&mut self) -> bool {
+        let lost = match &self.conn {
+            Connection::Postgres(pg) => pg.is_closed(),
+            Connection::Sqlite(_) => false,
+        };
+        if !lost {
+            return true;
+        }
+        let Some(reconnect) = &self.reconnect else {
+            return false;
+        };
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return false;
+        }
+        match reconnect() {
+            Ok(conn) => {
+                tracing::info!("store: connected to the database again");
+                self.conn = conn;
+                self.retry_at = None;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store: the database is unreachable");
+                self.retry_at = Some(Instant::now() + Duration::from_millis(500));
+                false
+            }
+        }
+    }
+}
 
 /// One write request, type-erased so that a batch can hold many kinds.
 trait WriteJob: Send {
@@ -147,8 +209,9 @@ pub(crate) struct Inner {
     /// Transactions the writer has committed (for tests and diagnostics).
     commits: Arc<AtomicU64>,
     _stop_poller: mpsc::Sender<()>,
-    /// Lookups by key on the caller's thread ([`Inner::lookup`]).
-    inline: InlineReads,
+    /// Lookups by key on the caller's thread ([`Inner::lookup`]); SQLite
+    /// only.
+    inline: Option<InlineReads>,
     _threads: Threads,
 }
 
@@ -168,24 +231,84 @@ impl Drop for Threads {
 impl Inner {
     pub(crate) fn open(data_dir: &Path, options: &StoreOptions) -> Result<Inner> {
         std::fs::create_dir_all(data_dir)?;
+        if let Some(url) = &options.postgres_url {
+            return Self::open_postgres(url, options);
+        }
         let path = data_dir.join(schema::DB_FILE);
 
-        let mut writer_conn = schema::open_writer(&path)?;
+        let mut sqlite_writer = schema::open_writer(&path)?;
+        schema::limit_size(&sqlite_writer, options.max_size)?;
+        let checkpointer = checkpoint::start(&path, &mut sqlite_writer)?;
+        let reader_conns = (0..options.readers.max(1))
+            .map(|_| schema::open_reader(&path).map(Connection::Sqlite))
+            .collect::<Result<Vec<_>>>()?;
+        let poller_conn = Connection::Sqlite(schema::open_reader(&path)?);
+        Self::start(
+            Connection::Sqlite(sqlite_writer),
+            reader_conns,
+            Watcher::Poll(poller_conn),
+            Some(InlineReads::new(&path)),
+            vec![checkpointer],
+            None,
+            options,
+        )
+    }
+
+    /// The store in PostgreSQL ([`crate::pg`]): the same threads, with
+    /// LISTEN in place of the poller and no inline reads.
+    fn open_postgres(url: &str, options: &StoreOptions) -> Result<Inner> {
+        // The blocking client runs a runtime of its own, which cannot be
+        // entered from a tokio worker (the caller may be one): connect
+        // and prepare on a thread of ours.
+        thread::scope(|scope| {
+            scope
+                .spawn(|| Self::open_postgres_here(url, options))
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Database(
+                        "internal error: opening the PostgreSQL store panicked".into(),
+                    ))
+                })
+        })
+    }
+
+    fn open_postgres_here(url: &str, options: &StoreOptions) -> Result<Inner> {
+        let writer_conn = crate::pg::open_writer(url)?;
+        let reader_conns = (0..options.readers.max(1))
+            .map(|_| crate::pg::connect(url))
+            .collect::<Result<Vec<_>>>()?;
+        let listener = crate::pg::connect(url)?;
+        let url = url.to_owned();
+        Self::start(
+            writer_conn,
+            reader_conns,
+            Watcher::Listen(listener),
+            None,
+            Vec::new(),
+            Some(Arc::new(move || crate::pg::connect(&url))),
+            options,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start(
+        writer_conn: Connection,
+        reader_conns: Vec<Connection>,
+        watcher: Watcher,
+        inline: Option<InlineReads>,
+        engine_threads: Vec<JoinHandle<()>>,
+        reconnect: Option<Reconnect>,
+        options: &StoreOptions,
+    ) -> Result<Inner> {
         // Before any request: nothing may read or cache an outdated summary.
         crate::sqlite::reparse::bring_up_to_date(&writer_conn)?;
-        schema::limit_size(&writer_conn, options.max_size)?;
-        let reader_conns = (0..options.readers.max(1))
-            .map(|_| schema::open_reader(&path))
-            .collect::<Result<Vec<_>>>()?;
-        let poller_conn = schema::open_reader(&path)?;
 
         let (changes, _) = watch::channel(0u64);
         let changes = Arc::new(changes);
         let wakeups = Arc::new(Wakeups::new());
         wakeups.start(&writer_conn)?;
         let writer_wakeups = Arc::clone(&wakeups);
-        let mut threads = Threads(Vec::new());
-        threads.0.push(checkpoint::start(&path, &mut writer_conn)?);
+        let mut threads = Threads(engine_threads);
 
         let (writer_tx, writer_rx) = WorkQueue::<Box<dyn WriteJob>>::new(options.writer_queue);
         let max_batch = options.max_batch.max(1);
@@ -194,12 +317,13 @@ impl Inner {
         let writer_commits = Arc::clone(&commits);
         let pruner = Pruner::new(options.prune.clone());
         let sync_every_commit = options.sync_every_commit;
+        let writer_reconnect = reconnect.clone();
         threads.0.push(
             thread::Builder::new()
                 .name("store-writer".into())
                 .spawn(move || {
                     writer_loop(
-                        writer_conn,
+                        Link::new(writer_conn, writer_reconnect),
                         writer_rx,
                         max_batch,
                         Notify {
@@ -216,10 +340,11 @@ impl Inner {
         let (reader_tx, reader_rx) = WorkQueue::<ReadJob>::shared(options.reader_queue);
         for (i, conn) in reader_conns.into_iter().enumerate() {
             let rx = reader_rx.clone();
+            let link = Link::new(conn, reconnect.clone());
             threads.0.push(
                 thread::Builder::new()
                     .name(format!("store-reader-{i}"))
-                    .spawn(move || reader_loop(conn, rx))?,
+                    .spawn(move || reader_loop(link, rx))?,
             );
         }
 
@@ -229,11 +354,17 @@ impl Inner {
             wakeups: Arc::clone(&wakeups),
         };
         let interval = options.poll_interval.max(Duration::from_millis(1));
-        threads.0.push(
-            thread::Builder::new()
+        threads.0.push(match watcher {
+            Watcher::Poll(conn) => thread::Builder::new()
                 .name("store-poller".into())
-                .spawn(move || poller_loop(poller_conn, stop_rx, interval, poller_notify))?,
-        );
+                .spawn(move || poller_loop(conn, stop_rx, interval, poller_notify))?,
+            Watcher::Listen(conn) => {
+                let link = Link::new(conn, reconnect);
+                thread::Builder::new()
+                    .name("store-listener".into())
+                    .spawn(move || listener_loop(link, stop_rx, interval, poller_notify))?
+            }
+        });
 
         Ok(Inner {
             writer: writer_tx,
@@ -242,7 +373,7 @@ impl Inner {
             wakeups,
             commits,
             _stop_poller: stop_tx,
-            inline: InlineReads::new(&path),
+            inline,
             _threads: threads,
         })
     }
@@ -314,7 +445,7 @@ impl Inner {
         T: Send + 'static,
         F: Fn(&Connection) -> Result<T> + Send + 'static,
     {
-        if let Some(result) = self.inline.read(&f) {
+        if let Some(result) = self.inline.as_ref().and_then(|inline| inline.read(&f)) {
             return result;
         }
         self.read(f).await
@@ -366,15 +497,37 @@ impl Notify {
 /// `COMMIT`...) from the connection's statement cache: each batch and each
 /// request runs several, and compiling them again every time was a good
 /// part of the writer's time per message.
-fn control(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+fn control(conn: &Connection, sql: &str) -> crate::db::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// Opens a read transaction: one snapshot for the whole request.
+fn begin_read(conn: &Connection) -> crate::db::Result<()> {
+    match conn.dialect() {
+        Dialect::Sqlite => control(conn, "BEGIN"),
+        Dialect::Postgres => control(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"),
+    }
+}
+
+/// Opens a write transaction. SQLite's `BEGIN IMMEDIATE` takes the
+/// database's one write lock; on PostgreSQL the advisory
+/// [`crate::pg::WRITE_LOCK`] does the same for every node.
+pub(crate) fn begin_write(conn: &Connection) -> crate::db::Result<()> {
+    match conn.dialect() {
+        Dialect::Sqlite => control(conn, "BEGIN IMMEDIATE"),
+        Dialect::Postgres => {
+            control(conn, "BEGIN")?;
+            conn.prepare_cached("SELECT pg_advisory_xact_lock(?1)")?
+                .query_row([crate::pg::WRITE_LOCK], |_| Ok(()))
+        }
+    }
 }
 
 pub(crate) fn read_transaction<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T>,
 ) -> Result<T> {
-    control(conn, "BEGIN").db()?;
+    begin_read(conn).db()?;
     let result = catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
         Err(StoreError::Database(
             "internal error: a read request panicked".into(),
@@ -388,7 +541,7 @@ pub(crate) fn read_transaction<T>(
 }
 
 fn writer_loop(
-    conn: Connection,
+    mut link: Link,
     rx: crossbeam_channel::Receiver<Queued<Box<dyn WriteJob>>>,
     max_batch: usize,
     notify: Notify,
@@ -412,10 +565,13 @@ fn writer_loop(
             Some(wait) => match rx.recv_timeout(wait) {
                 Ok(job) => job.take(),
                 Err(JobTimeout::Timeout) => {
-                    if pruner.due(Instant::now()) && prune_alone(&conn, &mut pruner) {
+                    if pruner.due(Instant::now())
+                        && link.check()
+                        && prune_alone(&link.conn, &mut pruner)
+                    {
                         // Pruning may have taken the feed's newest rows,
                         // whose ids SQLite then gives again: look now.
-                        notify.wakeups.scan_and_wake(&conn);
+                        notify.wakeups.scan_and_wake(&link.conn);
                     }
                     continue;
                 }
@@ -429,8 +585,19 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        syncing.prepare(&conn, &batch);
-        if run_batch(&conn, batch, &notify, &mut pruner) {
+        if !link.check() {
+            let error = CommitError {
+                message: "the database is unreachable".into(),
+                full: false,
+            };
+            for job in batch {
+                job.finish(Some(&error));
+            }
+            continue;
+        }
+        let conn = &link.conn;
+        syncing.prepare(conn, &batch);
+        if run_batch(conn, batch, &notify, &mut pruner) {
             commits.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -451,7 +618,10 @@ impl SyncMode {
             return;
         }
         let level = if disk { "FULL" } else { "NORMAL" };
-        match conn.pragma_update(None, "synchronous", level) {
+        let Some(sqlite) = conn.as_sqlite() else {
+            return;
+        };
+        match sqlite.pragma_update(None, "synchronous", level) {
             Ok(()) => self.disk = disk,
             // Still at the old level: FULL if that failed to lower it,
             // which only costs time.
@@ -485,7 +655,7 @@ fn prune_step(conn: &Connection, pruner: &mut Pruner) {
 /// counted in [`Inner::commits`], which counts request batches). Returns
 /// whether it committed.
 fn prune_alone(conn: &Connection, pruner: &mut Pruner) -> bool {
-    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = begin_write(conn) {
         tracing::warn!(error = %e, "store: could not begin a pruning transaction");
         pruner.reset(Instant::now());
         return false;
@@ -514,7 +684,7 @@ fn run_batch(
     pruner: &mut Pruner,
 ) -> bool {
     let alone = batch.len() == 1;
-    if let Err(e) = control(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = begin_write(conn) {
         let error = CommitError {
             message: e.to_string(),
             full: schema::is_full(&e),
@@ -583,6 +753,17 @@ fn run_batch(
         }
     }
 
+    // Other nodes on the same PostgreSQL database hear of it at the
+    // commit (a NOTIFY is sent only if the transaction commits).
+    if fatal.is_none()
+        && conn.dialect() == Dialect::Postgres
+        && batch.iter().any(|job| job.notifies())
+    {
+        if let Err(e) = control(conn, &format!("NOTIFY {}", crate::pg::CHANNEL)) {
+            fatal = Some(e.to_string());
+        }
+    }
+
     // What the commit adds to the change feed, read while the transaction
     // is still open: after the commit, only the watchers are woken before
     // the requests are answered.
@@ -623,10 +804,70 @@ fn run_batch(
     }
 }
 
-fn reader_loop(conn: Connection, jobs: SharedJobs<ReadJob>) {
+fn reader_loop(mut link: Link, jobs: SharedJobs<ReadJob>) {
     while let Some(job) = jobs.next() {
+        // Still lost, the job runs anyway and fails: its caller is told.
+        link.check();
         // A panicking job drops its reply sender; its caller sees that.
-        let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
+        let _ = catch_unwind(AssertUnwindSafe(|| job(&link.conn)));
+    }
+}
+
+/// LISTENs for other nodes' commits (PostgreSQL) and, for each, reads the
+/// change feed and wakes the sessions concerned; stops when the store is
+/// dropped. After a lost connection it listens again and reads the feed
+/// once, for what it missed meanwhile.
+fn listener_loop(mut link: Link, stop: mpsc::Receiver<()>, interval: Duration, notify: Notify) {
+    let mut listening = false;
+    loop {
+        match stop.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => {}
+            _ => return,
+        }
+        if !link.check() {
+            listening = false;
+            thread::sleep(interval);
+            continue;
+        }
+        let Some(pg) = link.conn.as_postgres() else {
+            return;
+        };
+        if !listening {
+            match pg.with_client(|c| c.batch_execute(&format!("LISTEN {}", crate::pg::CHANNEL))) {
+                Ok(()) => {
+                    listening = true;
+                    notify.committed(&link.conn);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: cannot LISTEN for other nodes' changes");
+                    thread::sleep(interval);
+                    continue;
+                }
+            }
+        }
+        let heard = pg.with_client(|c| {
+            use postgres::fallible_iterator::FallibleIterator;
+            let mut notifications = c.notifications();
+            let first = notifications.timeout_iter(interval).next()?;
+            if first.is_none() {
+                return Ok(0usize);
+            }
+            // Take what else is already there, then act once.
+            let mut heard = 1;
+            let mut more = notifications.iter();
+            while let Ok(Some(_)) = more.next() {
+                heard += 1;
+            }
+            Ok::<_, postgres::Error>(heard)
+        });
+        match heard {
+            Ok(0) => {}
+            Ok(_) => notify.committed(&link.conn),
+            Err(e) => {
+                tracing::warn!(error = %e, "store: lost the database connection that listens for changes");
+                listening = false;
+            }
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use rusqlite::Connection;
+use crate::db::Connection;
 
 use crate::sqlite::schema::{self, SqlResult};
 use crate::Result;
@@ -83,7 +83,7 @@ impl InlineReads {
         let conn = schema::open_reader(&self.path)?;
         conn.busy_timeout(std::time::Duration::ZERO).db()?;
         conn.pragma_update(None, "cache_size", -CACHE_KIB).db()?;
-        Ok(conn)
+        Ok(Connection::Sqlite(conn))
     }
 }
 

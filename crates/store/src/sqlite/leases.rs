@@ -4,7 +4,7 @@
 //! sessions' leases (it keeps its live sessions apart itself), which is
 //! what lets a release that arrives late never drop a newer session's lease.
 
-use rusqlite::{params, Connection};
+use crate::db::{params, Connection};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{Result, Timestamp};

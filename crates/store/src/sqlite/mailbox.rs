@@ -1,6 +1,6 @@
 //! Mailboxes and messages: UIDs, modseqs, flags and the change feed.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use crate::sqlite::blobs;
 use crate::sqlite::schema::SqlResult;
@@ -130,7 +130,7 @@ pub(crate) struct Append<'a> {
 fn next_arrival(conn: &Connection) -> Result<i64> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('last_arrival', 1)
-         ON CONFLICT (key) DO UPDATE SET value = value + 1
+         ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
          RETURNING value",
     )
     .db()?
@@ -386,7 +386,7 @@ const MESSAGE_INFO_COLUMNS: &str =
     "m.uid, m.modseq, m.system_flags, m.keywords, m.internal_date, m.size, s.summary";
 
 /// Decodes one row of [`MESSAGE_INFO_COLUMNS`].
-fn message_info(row: &rusqlite::Row<'_>) -> Result<MessageInfo> {
+fn message_info(row: &crate::db::Row<'_>) -> Result<MessageInfo> {
     let summary: Option<String> = row.get(6).db()?;
     let size = to_u64(row.get::<_, i64>(5).db()?, "message size")?;
     message_info_with(
@@ -398,7 +398,7 @@ fn message_info(row: &rusqlite::Row<'_>) -> Result<MessageInfo> {
 /// Decodes columns 0 to 5 of [`MESSAGE_INFO_COLUMNS`] (uid, modseq,
 /// system flags, keywords, internal date, size) around `summary`.
 fn message_info_with(
-    row: &rusqlite::Row<'_>,
+    row: &crate::db::Row<'_>,
     summary: std::sync::Arc<crate::MessageSummary>,
 ) -> Result<MessageInfo> {
     let get = |i| -> Result<i64> { row.get::<_, i64>(i).db() };
@@ -430,7 +430,7 @@ pub(crate) fn list_messages(
     let mut rows = stmt.query([id.0]).db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
-        out.push(message_info(row)?);
+        out.push(message_info(&row)?);
     }
     Ok(out)
 }
@@ -455,7 +455,7 @@ pub(crate) fn messages_by_uid(
     for uid in uids {
         let mut rows = stmt.query(params![id.0, i64::from(uid.0)]).db()?;
         if let Some(row) = rows.next().db()? {
-            out.push(message_info(row)?);
+            out.push(message_info(&row)?);
         }
     }
     Ok(out)
@@ -540,7 +540,7 @@ fn each_by_uid<T>(
     mailbox: &MailboxKey,
     uids: &[Uid],
     columns: &str,
-    mut each: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+    mut each: impl FnMut(&crate::db::Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
     let id = require(conn, account, mailbox)?;
     let (Some(low), Some(high)) = (uids.iter().min(), uids.iter().max()) else {
@@ -561,7 +561,7 @@ fn each_by_uid<T>(
     while let Some(row) = rows.next().db()? {
         let uid = Uid(to_u32(row.get::<_, i64>(0).db()?, "UID")?);
         if wanted.contains(&uid) {
-            out.push(each(row)?);
+            out.push(each(&row)?);
         }
     }
     Ok(out)
@@ -630,7 +630,7 @@ pub(crate) fn search_infos(
 pub(crate) fn cached_envelope(
     conn: &Connection,
     cache: &EnvelopeCache,
-    row: &rusqlite::Row<'_>,
+    row: &crate::db::Row<'_>,
     column: usize,
 ) -> Result<std::sync::Arc<crate::MessageSummary>> {
     cached_by_blob(
@@ -650,7 +650,7 @@ pub(crate) fn cached_envelope(
 fn cached_by_blob<V>(
     conn: &Connection,
     cache: &BlobCache<V>,
-    row: &rusqlite::Row<'_>,
+    row: &crate::db::Row<'_>,
     column: usize,
     decode: impl FnOnce(Option<&str>) -> V,
     bytes: impl FnOnce(&V) -> u64,
@@ -782,7 +782,7 @@ pub(crate) fn mailbox_state(
     account: AccountId,
     key: &MailboxKey,
 ) -> Result<MailboxState> {
-    let row = |row: &rusqlite::Row<'_>| {
+    let row = |row: &crate::db::Row<'_>| {
         Ok(MailboxState {
             id: row.get(0)?,
             uid_validity: row.get(1)?,
@@ -1251,7 +1251,7 @@ pub(crate) fn subscriptions(conn: &Connection, account: AccountId) -> Result<Vec
         .prepare_cached("SELECT name FROM subscriptions WHERE account_id = ?1 ORDER BY name")
         .db()?;
     let rows = stmt.query_map([account.0], |row| row.get(0)).db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::db::Result<_>>().db()
 }
 
 /// Whether the mailbox has levels below it.
@@ -1290,7 +1290,7 @@ fn empty_mailbox(conn: &Connection, account: AccountId, id: MailboxId) -> Result
         let rows = stmt
             .query_map([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
             .db()?;
-        rows.collect::<rusqlite::Result<_>>().db()?
+        rows.collect::<crate::db::Result<_>>().db()?
     };
     conn.prepare_cached("DELETE FROM messages WHERE mailbox_id = ?1")
         .db()?
@@ -1368,8 +1368,20 @@ pub(crate) fn rename_mailbox(
     // SQLite's substr counts characters, not bytes.
     let after_from = chars(&from) + 1;
     // Subscriptions follow (as Dovecot's do).
+    // A subscription already under a new name gives way (as UPDATE OR
+    // REPLACE would; written out so that PostgreSQL runs it too).
     conn.prepare_cached(
-        "UPDATE OR REPLACE subscriptions SET name = ?3 || substr(name, ?4)
+        "DELETE FROM subscriptions
+          WHERE account_id = ?1
+            AND name IN (SELECT ?3 || substr(name, ?4) FROM subscriptions
+                          WHERE account_id = ?1
+                            AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/'))",
+    )
+    .db()?
+    .execute(params![account.0, from, to_canon, after_from])
+    .db()?;
+    conn.prepare_cached(
+        "UPDATE subscriptions SET name = ?3 || substr(name, ?4)
           WHERE account_id = ?1 AND (name = ?2 OR substr(name, 1, ?4) = ?2 || '/')",
     )
     .db()?
@@ -1519,7 +1531,7 @@ pub(crate) fn append_raw(
 
 /// Reader: one value (`value`, an SQL expression over `messages`) of each
 /// message with these UIDs, in UID order; missing ones left out.
-fn value_by_uid<T: rusqlite::types::FromSql>(
+fn value_by_uid<T: crate::db::FromSql>(
     conn: &Connection,
     account: AccountId,
     mailbox: &MailboxKey,
@@ -1547,13 +1559,13 @@ fn uids_where(
     account: AccountId,
     mailbox: &MailboxKey,
     condition: &str,
-    args: &[&dyn rusqlite::ToSql],
+    args: &[&dyn crate::db::ToSql],
 ) -> Result<Vec<Uid>> {
     let id = require(conn, account, mailbox)?;
     let sql =
         format!("SELECT uid FROM messages WHERE mailbox_id = ?1 AND {condition} ORDER BY uid");
     let mut stmt = conn.prepare_cached(&sql).db()?;
-    let mut all: Vec<&dyn rusqlite::ToSql> = vec![&id.0];
+    let mut all: Vec<&dyn crate::db::ToSql> = vec![&id.0];
     all.extend_from_slice(args);
     let rows = stmt
         .query_map(all.as_slice(), |row| row.get::<_, i64>(0))

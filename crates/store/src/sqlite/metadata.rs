@@ -3,7 +3,7 @@
 //! case-insensitive); a mailbox's entries go with it when it is deleted
 //! (`ON DELETE CASCADE`) and stay with it across RENAME (its id stays).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use super::mailbox::find_mailbox;
 use super::schema::SqlResult;

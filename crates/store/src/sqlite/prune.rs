@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{ExpungedSince, MailboxId, ModSeq, PruneOptions, Result, StoreError, Timestamp, Uid};
@@ -142,7 +142,7 @@ impl Pruner {
                 let rows = stmt
                     .query_map(params![seen, keep], |row| Ok((row.get(0)?, row.get(1)?)))
                     .db()?;
-                rows.collect::<rusqlite::Result<_>>().db()?
+                rows.collect::<crate::db::Result<_>>().db()?
             }
             _ => {
                 let mut stmt = conn
@@ -154,7 +154,7 @@ impl Pruner {
                 let rows = stmt
                     .query_map([keep], |row| Ok((row.get(0)?, row.get(1)?)))
                     .db()?;
-                rows.collect::<rusqlite::Result<_>>().db()?
+                rows.collect::<crate::db::Result<_>>().db()?
             }
         };
         self.seen_id = Some(max_id);
@@ -222,12 +222,14 @@ impl Pruner {
             // The mailbox is gone; its rows should have gone with it
             // (ON DELETE CASCADE). Any left over go now, a batch at a time.
             let mut deleted = 0;
-            for table in ["changes", "expunged"] {
+            for sql in [
+                "DELETE FROM changes WHERE id IN
+                     (SELECT id FROM changes WHERE mailbox_id = ?1 LIMIT ?2)",
+                "DELETE FROM expunged WHERE mailbox_id = ?1 AND uid IN
+                     (SELECT uid FROM expunged WHERE mailbox_id = ?1 LIMIT ?2)",
+            ] {
                 deleted += conn
-                    .prepare_cached(&format!(
-                        "DELETE FROM {table} WHERE rowid IN
-                             (SELECT rowid FROM {table} WHERE mailbox_id = ?1 LIMIT ?2)"
-                    ))
+                    .prepare_cached(sql)
                     .db()?
                     .execute(params![mailbox, batch])
                     .db()? as u64;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::db::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::blobs;
 use crate::sqlite::mailbox::{self, Append};
@@ -90,7 +90,7 @@ const MESSAGE_COLUMNS: &str =
 const RECIPIENT_COLUMNS: &str = "id, address, state, attempts, next_attempt_at, last_error, \
      queue_id, leased_until, dsn_notify, dsn_orcpt";
 
-fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
+fn message_from_row(row: &Row<'_>) -> crate::db::Result<QueuedMessage> {
     Ok(QueuedMessage {
         id: QueueId(row.get(0)?),
         sender: row.get(1)?,
@@ -108,7 +108,7 @@ fn message_from_row(row: &Row<'_>) -> rusqlite::Result<QueuedMessage> {
     })
 }
 
-fn recipient_from_row(row: &Row<'_>) -> rusqlite::Result<(QueueId, QueuedRecipient)> {
+fn recipient_from_row(row: &Row<'_>) -> crate::db::Result<(QueueId, QueuedRecipient)> {
     Ok((
         QueueId(row.get(6)?),
         QueuedRecipient {
@@ -208,7 +208,7 @@ pub(crate) fn enqueue(
 fn next_queue_id(conn: &Connection) -> Result<QueueId> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('last_queue_id', 1)
-         ON CONFLICT (key) DO UPDATE SET value = value + 1
+         ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
          RETURNING value",
     )
     .db()?
@@ -289,7 +289,7 @@ pub(crate) fn claim_due(
         .db()?
         .query_map(params![now, limit], |row| row.get(0))
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::db::Result<_>>()
         .db()?;
 
     let until = now.saturating_add(lease_secs);
@@ -309,7 +309,7 @@ pub(crate) fn claim_due(
             .query_map(params![id, now], recipient_from_row)
             .db()?
             .map(|r| r.map(|(_, rcpt)| rcpt))
-            .collect::<rusqlite::Result<_>>()
+            .collect::<crate::db::Result<_>>()
             .db()?;
         let mut lease = conn
             .prepare_cached(
@@ -347,7 +347,7 @@ pub(crate) fn list(conn: &Connection) -> Result<Vec<QueuedMessage>> {
         .db()?
         .query_map([], message_from_row)
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::db::Result<_>>()
         .db()?;
     let index: HashMap<QueueId, usize> = messages
         .iter()
@@ -381,7 +381,7 @@ pub(crate) fn find(conn: &Connection, id: QueueId) -> Result<Option<QueuedMessag
         .query_map([id.0], recipient_from_row)
         .db()?
         .map(|r| r.map(|(_, rcpt)| rcpt))
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::db::Result<_>>()
         .db()?;
     Ok(Some(message))
 }

@@ -9,14 +9,14 @@
 //! the writer runs one request at a time, so two sessions cannot both
 //! pass a check that only one of them fits.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::db::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{AccountId, Quota, QuotaLimit, Result, StoreError};
 
 const COLUMNS: &str = "quota_storage_kib, quota_messages, used_bytes, used_messages";
 
-fn quota_from_row(row: &Row<'_>) -> rusqlite::Result<Quota> {
+fn quota_from_row(row: &Row<'_>) -> crate::db::Result<Quota> {
     let count = |v: Option<i64>| v.map(|v| u64::try_from(v).unwrap_or(0));
     Ok(Quota {
         storage_limit_kib: count(row.get(0)?),

@@ -3,7 +3,7 @@
 //! with their parameters, and how the client came), kept apart from the
 //! message's bytes, which are never rewritten to show them.
 
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use crate::db::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{
@@ -115,7 +115,7 @@ pub(crate) fn envelope(conn: &Connection, id: EnvelopeId) -> Result<Option<Envel
         .db()?;
     let mut rows = stmt.query([id.0]).db()?;
     match rows.next().db()? {
-        Some(row) => envelope_from_row(row).map(Some),
+        Some(row) => envelope_from_row(&row).map(Some),
         None => Ok(None),
     }
 }
@@ -130,12 +130,12 @@ pub(crate) fn session_envelopes(conn: &Connection, id: SmtpSessionId) -> Result<
     let mut rows = stmt.query([id.0]).db()?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().db()? {
-        out.push(envelope_from_row(row)?);
+        out.push(envelope_from_row(&row)?);
     }
     Ok(out)
 }
 
-fn session_from_row(row: &Row<'_>) -> rusqlite::Result<SmtpSessionRecord> {
+fn session_from_row(row: &Row<'_>) -> crate::db::Result<SmtpSessionRecord> {
     Ok(SmtpSessionRecord {
         id: SmtpSessionId(row.get(0)?),
         client: row.get(1)?,
@@ -181,7 +181,7 @@ pub(crate) fn sessions(
             session_from_row,
         )
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::db::Result<_>>().db()
 }
 
 /// Writer: keeps the newest `keep` sessions; older ones go, and with them

@@ -377,26 +377,33 @@ impl<T> SqlResult<T> for rusqlite::Result<T> {
     }
 }
 
-pub(crate) fn db_error(e: rusqlite::Error) -> StoreError {
-    if is_full(&e) {
+impl<T> SqlResult<T> for crate::db::Result<T> {
+    fn db(self) -> Result<T> {
+        self.map_err(db_error)
+    }
+}
+
+pub(crate) fn db_error(e: impl Into<crate::db::Error>) -> StoreError {
+    let e = e.into();
+    if e.is_full() {
         StoreError::Full(e.to_string())
+    } else if e.is_unavailable() {
+        // Temporary, as every Database error: the daemons answer 4xx.
+        StoreError::Database(format!("the database is unavailable: {e}"))
     } else {
         StoreError::Database(e.to_string())
     }
 }
 
-/// Whether SQLite failed for want of space: the disk is full
+/// Whether the database failed for want of space: the disk is full
 /// (`SQLITE_FULL`), or the database reached its `max_page_count`.
-pub(crate) fn is_full(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull)
+pub(crate) fn is_full(e: &crate::db::Error) -> bool {
+    e.is_full()
 }
 
 /// Whether an error is a UNIQUE / PRIMARY KEY violation.
-pub(crate) fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error().map(|e| e.extended_code),
-        Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
-    )
+pub(crate) fn is_unique_violation(e: &crate::db::Error) -> bool {
+    e.is_unique_violation()
 }
 
 /// Opens a connection with the pragmas every connection needs.

@@ -3,7 +3,7 @@
 //! (`ON DELETE CASCADE`) or when the user resets it (RESETKEY), which
 //! voids every URL authorized with it.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::db::{params, Connection, OptionalExtension};
 
 use super::mailbox::find_mailbox;
 use super::schema::SqlResult;

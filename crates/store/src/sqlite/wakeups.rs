@@ -28,7 +28,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use rusqlite::Connection;
+use crate::db::Connection;
 use tokio::sync::watch;
 
 use crate::sqlite::schema::SqlResult;
@@ -278,8 +278,8 @@ impl Wakeups {
 fn position(conn: &Connection) -> Result<Position> {
     conn.prepare_cached(
         "SELECT (SELECT coalesce(max(id), 0) FROM changes),
-                (SELECT coalesce((SELECT value FROM meta WHERE key = 'mailbox_epoch'), 0)),
-                (SELECT coalesce((SELECT value FROM meta WHERE key = 'names_epoch'), 0))",
+                (SELECT coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'mailbox_epoch'), 0)),
+                (SELECT coalesce((SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'names_epoch'), 0))",
     )
     .db()?
     .query_row([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
