@@ -33,7 +33,7 @@ pub enum BareLineEnd {
 /// BDAT (550 5.5.2 when broken).
 pub fn bare_line_end(message: &[u8]) -> Option<BareLineEnd> {
     let mut at = 0;
-    while let Some(found) = message[at..].iter().position(|&b| b == b'\r' || b == b'\n') {
+    while let Some(found) = memchr::memchr2(b'\r', b'\n', &message[at..]) {
         let i = at + found;
         if message[i] == b'\n' {
             return Some(BareLineEnd::Lf(i));
@@ -158,13 +158,10 @@ impl DataReceiver {
         while i < input.len() {
             if self.state == State::Text {
                 // Fast path: copy the run of ordinary bytes in one go.
-                let run = input[i..]
-                    .iter()
-                    .position(|&b| b == b'\r' || b == b'\n')
-                    .unwrap_or(input.len() - i);
+                let run = memchr::memchr2(b'\r', b'\n', &input[i..]).unwrap_or(input.len() - i);
                 if run > 0 {
                     let chunk = &input[i..i + run];
-                    if !self.eight_bit && chunk.iter().any(|&b| b >= 0x80) {
+                    if !self.eight_bit && !chunk.is_ascii() {
                         self.eight_bit = true;
                     }
                     self.push_slice(chunk);

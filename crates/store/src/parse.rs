@@ -9,6 +9,7 @@
 //! the whole message).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::LazyLock;
 
 use mail_parser::{Address, HeaderValue, Message, MessageParser};
 
@@ -54,12 +55,48 @@ pub fn summarize(raw: &[u8]) -> MessageSummary {
     summary
 }
 
+/// mail-parser for the preview and the attachment count: only the
+/// fields that shape the body (`Content-Type`, `-Transfer-Encoding`,
+/// `-Disposition` and the other MIME fields) are parsed, each as
+/// mail-parser's default parses it; every other field is skipped over.
+/// Parsing them all (a `Received:` field is a small grammar of its own)
+/// was most of the work for small messages (issue 13).
+fn body_parser() -> &'static MessageParser {
+    static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .default_header_ignore()
+    });
+    &PARSER
+}
+
+/// mail-parser for [`decoded_fields`]: the fields it reads, each parsed
+/// as mail-parser's default parses it (as [`body_parser`], the others
+/// are skipped over).
+fn field_parser() -> &'static MessageParser {
+    use mail_parser::HeaderName as H;
+    static PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+        MessageParser::new()
+            .header_text(H::Subject)
+            .with_address_headers()
+            .header_id(H::MessageId)
+            .header_id(H::InReplyTo)
+            .header_id(H::References)
+            .default_header_ignore()
+    });
+    &PARSER
+}
+
 /// The message's text, decoded and collapsed to one line of at most
 /// [`crate::PREVIEW_CHARS`] characters, and its number of attachments, as
 /// mail-parser sees them (it decodes transfer encodings and charsets).
 fn preview_and_attachments(raw: &[u8]) -> (Option<String>, u32) {
+    preview_and_attachments_with(body_parser(), raw)
+}
+
+fn preview_and_attachments_with(parser: &MessageParser, raw: &[u8]) -> (Option<String>, u32) {
     catch_unwind(AssertUnwindSafe(|| {
-        let Some(message) = MessageParser::default().parse(raw) else {
+        let Some(message) = parser.parse(raw) else {
             return (None, 0);
         };
         // Generous: white space is collapsed below.
@@ -163,7 +200,7 @@ fn header_summary(header: &[u8]) -> MessageSummary {
         ended = [header, end].concat();
         &ended
     };
-    if let Some(message) = MessageParser::default().parse_headers(header) {
+    if let Some(message) = field_parser().parse_headers(header) {
         decoded_fields(&message, &mut summary);
     }
     summary
@@ -186,9 +223,9 @@ fn decoded_fields(message: &Message<'_>, s: &mut MessageSummary) {
 /// The first field `name` of a header section, as written: continuation
 /// lines joined, CR and LF dropped, surrounding blanks trimmed.
 pub(crate) fn raw_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut lines = header.split(|&b| b == b'\n').peekable();
+    let mut lines = split_lines(header).peekable();
     while let Some(line) = lines.next() {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         if line.first().is_some_and(|b| b.is_ascii_whitespace())
@@ -208,6 +245,26 @@ pub(crate) fn raw_field(header: &[u8], name: &str) -> Option<Vec<u8>> {
         return Some(value.trim_ascii().to_vec());
     }
     None
+}
+
+/// The pieces of `bytes` between LFs, as `bytes.split(|&b| b == b'\n')`
+/// gives them (an empty last piece after a final LF), found with memchr:
+/// [`raw_field`] looks through a header once per field it wants.
+fn split_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(bytes);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// Message-ID style values, written back with their angle brackets.
@@ -669,5 +726,44 @@ Subject: inner\r\n\tfolded\r\nIn-Reply-To: <x@y>\r\n\r\nbody\r\n\
             Some("<root@a.example> <mid@b.example> <last@c.example>")
         );
         assert_eq!(s.in_reply_to.as_deref(), Some("<last@c.example>"));
+    }
+
+    /// The parsers that read only the fields they need give what
+    /// mail-parser's default parser (every field parsed) gives.
+    #[test]
+    fn narrow_parsers_agree_with_the_full_parser() {
+        let messages: [&[u8]; 5] = [
+            b"Return-Path: <a@b.example>\r\nReceived: from x.example (x.example [192.0.2.1])\r\n\tby mx.example with ESMTP id 1; Thu, 3 Dec 2026 10:00:00 +0000\r\n\
+From: =?utf-8?q?J=C3=B6rg?= <j@a.example>, \"Q, R\" <q@b.example>\r\nTo: group: a@c.example, b@c.example;\r\n\
+Cc: <c@d.example>\r\nSender: s@e.example\r\nReply-To: r@f.example\r\nSubject: =?iso-8859-1?q?caf=E9?= and more\r\n\
+Message-ID: <m1@a.example>\r\nIn-Reply-To: <p@a.example>\r\nReferences: <o@a.example> <p@a.example>\r\n\
+Date: Thu, 3 Dec 2026 10:00:00 +0000\r\nX-Odd: (unbalanced <\r\n\r\nHello  there,\r\n  world.\r\n",
+            b"From: a@b.example\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n--zz\r\n\
+Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nD=E9j=E0 vu\r\n--zz\r\n\
+Content-Type: application/pdf; name=x.pdf\r\nContent-Disposition: attachment; filename=x.pdf\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--zz\r\nContent-Type: message/rfc822\r\n\r\n\
+Received: from y by z; Thu, 3 Dec 2026 10:00:00 +0000\r\nSubject: inner\r\nFrom: i@n.example\r\n\r\ninner body\r\n--zz--\r\n",
+            b"Subject: html only\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Hi <b>there</b></p>\r\n",
+            b"Received: broken ( ( <\r\nSubject: after a broken field\r\nFrom: \"unterminated <x@y.example>\r\n\r\nbody\r\n",
+            b"no header at all, just text\r\n",
+        ];
+        let full = MessageParser::default();
+        for raw in messages {
+            assert_eq!(
+                preview_and_attachments(raw),
+                preview_and_attachments_with(&full, raw),
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
+            let header = &raw[..summarize(raw).header_len as usize];
+            let (mut narrow, mut wide) = (MessageSummary::default(), MessageSummary::default());
+            if let Some(m) = field_parser().parse_headers(header) {
+                decoded_fields(&m, &mut narrow);
+            }
+            if let Some(m) = full.parse_headers(header) {
+                decoded_fields(&m, &mut wide);
+            }
+            assert_eq!(narrow, wide, "{}", String::from_utf8_lossy(raw));
+        }
     }
 }

@@ -946,6 +946,36 @@ async fn concurrent_enqueues_group_commit() {
     assert!(commits < 200, "200 enqueues took {commits} commits");
 }
 
+/// A request alone in its batch runs without a savepoint: when it fails,
+/// the whole transaction is rolled back, nothing of it stays, and the
+/// writer goes on with the next request.
+#[tokio::test]
+async fn a_lone_failing_request_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = store
+        .enqueue(message(&raw_message("x"), &["a@remote.test"]))
+        .await
+        .unwrap();
+    let good = store.queue().await.unwrap()[0].recipients[0].id;
+    // Touches a real recipient first, then fails: all undone.
+    let result = store
+        .defer(id, &[good, RecipientId(999_999)], "boom", 1)
+        .await;
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    let first = &store.queue().await.unwrap()[0].recipients[0];
+    assert_eq!(
+        (first.state, first.attempts, first.last_error.as_deref()),
+        (RecipientState::Pending, 0, None)
+    );
+    store.defer(id, &[good], "later", 1).await.unwrap();
+    let first = &store.queue().await.unwrap()[0].recipients[0];
+    assert_eq!(
+        (first.state, first.attempts, first.last_error.as_deref()),
+        (RecipientState::Deferred, 1, Some("later"))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_requests_roll_back_alone() {
     let dir = tempfile::tempdir().unwrap();

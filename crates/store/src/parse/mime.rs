@@ -58,10 +58,7 @@ struct Walker<'a> {
 impl Walker<'_> {
     /// Start of the line after the one at `pos`.
     fn next_line(&self, pos: usize) -> usize {
-        self.raw[pos..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(self.raw.len(), |p| pos + p + 1)
+        memchr::memchr(b'\n', &self.raw[pos..]).map_or(self.raw.len(), |p| pos + p + 1)
     }
 
     /// The delimiter line at `pos` (a line start), if it is one of the
@@ -84,7 +81,8 @@ impl Walker<'_> {
     /// first `limit` boundaries or the end.
     fn scan(&self, mut pos: usize, limit: usize) -> Stop {
         let len = self.raw.len();
-        while pos < len {
+        // With no boundary to look for, only the end stops the scan.
+        while pos < len && limit > 0 {
             if let Some(stop) = self.delimiter(pos, limit) {
                 return stop;
             }

@@ -52,6 +52,15 @@ pub(crate) enum Wake {
 /// and the names epoch.
 type Position = (i64, i64, i64);
 
+/// A scan of the feed made inside a write transaction, announced once it
+/// has committed: the cursor it started `from`, where it leaves it (`to`),
+/// and whom to wake.
+pub(crate) struct PendingWake {
+    from: Option<Position>,
+    to: Position,
+    wake: Wake,
+}
+
 /// How far the change feed has been announced.
 #[derive(Debug, Default)]
 struct FeedCursor {
@@ -134,6 +143,41 @@ impl Wakeups {
             }
         };
         self.wake(&wake);
+    }
+
+    /// In the writer's transaction, just before its `COMMIT`: reads what
+    /// the commit will add to the feed, to announce once it has committed
+    /// ([`Wakeups::announce`]). The writer holds the write lock, so what
+    /// it reads now is exactly what the commit makes visible, and this
+    /// read needs no snapshot of its own (issue 13: the scan after the
+    /// commit took two read transactions between the commit and the
+    /// answer to every request). `None` if the feed cannot be read here.
+    pub(crate) fn scan_before_commit(&self, conn: &Connection) -> Option<PendingWake> {
+        let from = lock(&self.cursor).last;
+        let mut cursor = FeedCursor { last: from };
+        let wake = scan(conn, &mut cursor).ok()?;
+        Some(PendingWake {
+            from,
+            to: cursor.last?,
+            wake,
+        })
+    }
+
+    /// After the commit `pending` was read for (on a connection outside
+    /// any transaction): announces it if no scan moved the cursor since
+    /// (the poller may have announced the commit already); otherwise, or
+    /// without `pending`, scans as [`Wakeups::scan_and_wake`] does.
+    pub(crate) fn announce(&self, conn: &Connection, pending: Option<PendingWake>) {
+        if let Some(pending) = pending {
+            let mut cursor = lock(&self.cursor);
+            if cursor.last == pending.from {
+                cursor.last = Some(pending.to);
+                drop(cursor);
+                self.wake(&pending.wake);
+                return;
+            }
+        }
+        self.scan_and_wake(conn);
     }
 
     pub(crate) fn wake(&self, wake: &Wake) {
