@@ -380,6 +380,28 @@ async fn check_exactly_once(
     assert!(store.queue().await.unwrap().is_empty(), "the queue did not empty");
 }
 
+/// One value from a query, by `psql`.
+fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-A", "-t", "-d", url, "-c", sql])
+        .output()
+        .expect("run psql");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The claim owner ids of the node with this data dir (its lock files).
+fn claim_owners(data_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(data_dir.join("claims"))
+        .map(|dir| {
+            dir.filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".lock").map(str::to_owned)
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn relay_section(sink: SocketAddr) -> String {
     format!(
         r#"[relay]
@@ -422,15 +444,35 @@ async fn a_node_killed_under_load_loses_and_duplicates_nothing_acknowledged() {
         Arc::new(move |c, _| if c % 2 == 0 { a_smtp } else { b_smtp }),
         Duration::from_millis(100),
     );
-    // Kill A once it has accepted some and is delivering.
-    wait_for("deliveries in progress", Duration::from_secs(30), || {
-        let acks = acks.clone();
-        let sink_commands = sink.commands().iter().filter(|c| c.starts_with("MAIL")).count();
-        async move { acks.lock().unwrap().accepted.len() >= 12 && sink_commands >= 2 }
+    // Kill A once it has accepted some and holds claims on relayed mail
+    // (its deliveries wait on the slow peer).
+    let held_by_a = || {
+        let owners = claim_owners(&a_dir);
+        let held = owners.iter().map(|id| {
+            psql(
+                &url,
+                &format!(
+                    "SELECT count(*) FROM queue_recipients WHERE leased_by = '{id}' \
+                     AND state IN ('pending', 'deferred') \
+                     AND leased_until > extract(epoch FROM now())"
+                ),
+            )
+            .parse::<u64>()
+            .unwrap_or(0)
+        });
+        held.sum::<u64>()
+    };
+    wait_for("A holding claims", Duration::from_secs(30), || {
+        let enough = acks.lock().unwrap().accepted.len() >= 12;
+        let held = enough && tokio::task::block_in_place(held_by_a) > 0;
+        async move { held }
     })
     .await;
     tokio::task::block_in_place(|| a.signal_and_wait("KILL", Duration::from_secs(10)))
         .expect("A ended");
+    let held = tokio::task::block_in_place(held_by_a);
+    eprintln!("A held {held} claims when killed");
+    assert!(held > 0, "A held no claims when killed");
     for client in clients {
         client.await.unwrap();
     }
@@ -472,8 +514,23 @@ async fn a_database_restarted_under_load_is_served_again() {
     })
     .await;
 
+    // A session that stays logged in across the restart.
+    let (mut kept, _) = Lines::connect(b.imap).await.expect("IMAP");
+    let answer = kept
+        .command(&format!("k1 LOGIN alice@localhost \"{PASSWORD}\""))
+        .await
+        .unwrap();
+    assert!(answer.last().unwrap().starts_with("k1 OK"), "{answer:?}");
+    let answer = kept.command("k2 SELECT INBOX").await.unwrap();
+    assert!(answer.last().unwrap().starts_with("k2 OK"), "{answer:?}");
+
     // Down: every protocol says "try again later".
     tokio::task::block_in_place(|| cluster.down());
+    let answer = kept.command("k3 STATUS INBOX (MESSAGES)").await.expect("an answer");
+    assert!(
+        answer.last().unwrap().starts_with("k3 NO [UNAVAILABLE]"),
+        "IMAP STATUS while down: {answer:?}"
+    );
     let code = try_send(a.smtp, "alice@localhost", "while-down@client.test").await;
     assert_eq!(code, Some(451), "SMTP while the database is down");
     let (mut imap, _) = Lines::connect(b.imap).await.expect("IMAP");
@@ -522,6 +579,16 @@ async fn a_database_restarted_under_load_is_served_again() {
     let store_dir: PathBuf = dir.path().join("observer");
     let store = tokio::task::block_in_place(|| open_store(&url, &store_dir));
     check_exactly_once(&acks, a.imap, &sink, &store, Duration::from_secs(60)).await;
+    // The session kept across the restart reads again, and POP3 and
+    // IMAP log in again.
+    let answer = kept.command("k4 FETCH 1 (FLAGS)").await.expect("an answer");
+    assert!(answer.last().unwrap().starts_with("k4 OK"), "{answer:?}");
+    let (mut pop, _) = Lines::connect(a.pop3).await.expect("POP3");
+    pop.send("USER alice@localhost").await.unwrap();
+    pop.line().await.unwrap();
+    pop.send(&format!("PASS {PASSWORD}")).await.unwrap();
+    let answer = pop.line().await.expect("a POP3 answer");
+    assert!(answer.starts_with("+OK"), "POP3 after the restart: {answer}");
     // IMAP on B logs in again.
     let (mut imap, _) = Lines::connect(b.imap).await.expect("IMAP");
     let answer = imap
