@@ -135,8 +135,7 @@ async fn try_send(addr: SocketAddr, to: &str, id: &str) -> Option<u16> {
                 .map_err(|_| None)?;
             expect(reply(&mut reader).await, want)?;
         }
-        let message =
-            format!("Subject: load\r\nMessage-ID: <{id}>\r\n\r\nmessage {id}\r\n.\r\n");
+        let message = format!("Subject: load\r\nMessage-ID: <{id}>\r\n\r\nmessage {id}\r\n.\r\n");
         writer
             .write_all(message.as_bytes())
             .await
@@ -241,13 +240,19 @@ async fn failed_logins_on_one_node_delay_the_same_address_on_the_other() {
     // password waits.
     let (answer, took) = login(b.imap, PASSWORD).await;
     assert!(answer.starts_with("a OK"), "{answer}");
-    assert!(took >= Duration::from_millis(2900), "not delayed on B: {took:?}");
+    assert!(
+        took >= Duration::from_millis(2900),
+        "not delayed on B: {took:?}"
+    );
 
     // That success forgot the address on every node: A answers at once.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (answer, took) = login(a.imap, PASSWORD).await;
     assert!(answer.starts_with("a OK"), "{answer}");
-    assert!(took < Duration::from_secs(2), "still delayed on A: {took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "still delayed on A: {took:?}"
+    );
 
     // POP3 on B counts into the same table (a failure there delays IMAP
     // on A once past the threshold).
@@ -261,7 +266,10 @@ async fn failed_logins_on_one_node_delay_the_same_address_on_the_other() {
     }
     let (answer, took) = login(a.imap, PASSWORD).await;
     assert!(answer.starts_with("a OK"), "{answer}");
-    assert!(took >= Duration::from_millis(2900), "POP3 failures on B not seen on A: {took:?}");
+    assert!(
+        took >= Duration::from_millis(2900),
+        "POP3 failures on B not seen on A: {took:?}"
+    );
 }
 
 /// What the load's clients were told, by Message-ID.
@@ -367,8 +375,18 @@ async fn check_exactly_once(
         }
     }
     // Nothing turns up twice, acknowledged or not.
-    duplicated.extend(inbox.iter().filter(|(_, &n)| n > 1).map(|(id, _)| id.clone()));
-    duplicated.extend(relayed.iter().filter(|(_, &n)| n > 1).map(|(id, _)| id.clone()));
+    duplicated.extend(
+        inbox
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(id, _)| id.clone()),
+    );
+    duplicated.extend(
+        relayed
+            .iter()
+            .filter(|(_, &n)| n > 1)
+            .map(|(id, _)| id.clone()),
+    );
     duplicated.sort();
     duplicated.dedup();
     eprintln!(
@@ -376,8 +394,15 @@ async fn check_exactly_once(
         acks.accepted.len(),
         acks.refused
     );
-    assert_eq!((lost.len(), duplicated.len()), (0, 0), "lost {lost:?}, duplicated {duplicated:?}");
-    assert!(store.queue().await.unwrap().is_empty(), "the queue did not empty");
+    assert_eq!(
+        (lost.len(), duplicated.len()),
+        (0, 0),
+        "lost {lost:?}, duplicated {duplicated:?}"
+    );
+    assert!(
+        store.queue().await.unwrap().is_empty(),
+        "the queue did not empty"
+    );
 }
 
 /// One value from a query, by `psql`.
@@ -477,7 +502,11 @@ async fn a_node_killed_under_load_loses_and_duplicates_nothing_acknowledged() {
         client.await.unwrap();
     }
     let acks = std::mem::take(&mut *acks.lock().unwrap());
-    assert!(acks.accepted.len() >= 20, "too few acknowledged: {}", acks.accepted.len());
+    assert!(
+        acks.accepted.len() >= 20,
+        "too few acknowledged: {}",
+        acks.accepted.len()
+    );
 
     let store_dir = dir.path().join("observer");
     let store = tokio::task::block_in_place(|| open_store(&url, &store_dir));
@@ -526,7 +555,10 @@ async fn a_database_restarted_under_load_is_served_again() {
 
     // Down: every protocol says "try again later".
     tokio::task::block_in_place(|| cluster.down());
-    let answer = kept.command("k3 STATUS INBOX (MESSAGES)").await.expect("an answer");
+    let answer = kept
+        .command("k3 STATUS INBOX (MESSAGES)")
+        .await
+        .expect("an answer");
     assert!(
         answer.last().unwrap().starts_with("k3 NO [UNAVAILABLE]"),
         "IMAP STATUS while down: {answer:?}"
@@ -572,7 +604,9 @@ async fn a_database_restarted_under_load_is_served_again() {
     }
     let acks = std::mem::take(&mut *acks.lock().unwrap());
     assert!(
-        acks.refused.keys().all(|&code| code == 451 || code == 0 || code == 421),
+        acks.refused
+            .keys()
+            .all(|&code| code == 451 || code == 0 || code == 421),
         "only temporary failures: {:?}",
         acks.refused
     );
@@ -588,7 +622,10 @@ async fn a_database_restarted_under_load_is_served_again() {
     pop.line().await.unwrap();
     pop.send(&format!("PASS {PASSWORD}")).await.unwrap();
     let answer = pop.line().await.expect("a POP3 answer");
-    assert!(answer.starts_with("+OK"), "POP3 after the restart: {answer}");
+    assert!(
+        answer.starts_with("+OK"),
+        "POP3 after the restart: {answer}"
+    );
     // IMAP on B logs in again.
     let (mut imap, _) = Lines::connect(b.imap).await.expect("IMAP");
     let answer = imap

@@ -13,9 +13,7 @@ use crate::types::{Result, Timestamp};
 /// Reader: failures from `ip` whose last one is at or after `since`.
 pub(crate) fn count(conn: &Connection, ip: &str, since: Timestamp) -> Result<u32> {
     let failures: Option<i64> = conn
-        .prepare_cached(
-            "SELECT failures FROM login_failures WHERE ip = ?1 AND last_failure >= ?2",
-        )
+        .prepare_cached("SELECT failures FROM login_failures WHERE ip = ?1 AND last_failure >= ?2")
         .db()?
         .query_row(params![ip, since], |row| row.get(0))
         .optional()
@@ -91,15 +89,33 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let ip = "192.0.2.7";
         assert_eq!(store.login_failures(ip, 0).await.unwrap(), 0);
-        assert_eq!(store.record_login_failure(ip, 1000, 100, 50).await.unwrap(), 1);
-        assert_eq!(store.record_login_failure(ip, 1001, 101, 50).await.unwrap(), 2);
+        assert_eq!(
+            store.record_login_failure(ip, 1000, 100, 50).await.unwrap(),
+            1
+        );
+        assert_eq!(
+            store.record_login_failure(ip, 1001, 101, 50).await.unwrap(),
+            2
+        );
         assert_eq!(store.login_failures(ip, 500).await.unwrap(), 2);
         // Past the memory: counted as none, and from one again.
         assert_eq!(store.login_failures(ip, 1002).await.unwrap(), 0);
-        assert_eq!(store.record_login_failure(ip, 3000, 2000, 50).await.unwrap(), 1);
+        assert_eq!(
+            store
+                .record_login_failure(ip, 3000, 2000, 50)
+                .await
+                .unwrap(),
+            1
+        );
         // Another process on the same store sees the same count.
         let other = Store::open(dir.path()).unwrap();
-        assert_eq!(other.record_login_failure(ip, 3001, 2001, 50).await.unwrap(), 2);
+        assert_eq!(
+            other
+                .record_login_failure(ip, 3001, 2001, 50)
+                .await
+                .unwrap(),
+            2
+        );
         assert_eq!(store.login_failures(ip, 2001).await.unwrap(), 2);
         store.forget_login_failures(ip).await.unwrap();
         assert_eq!(other.login_failures(ip, 0).await.unwrap(), 0);
@@ -111,7 +127,10 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         for i in 0..25i64 {
             let ip = format!("198.51.100.{i}");
-            store.record_login_failure(&ip, 1000 + i, 0, 10).await.unwrap();
+            store
+                .record_login_failure(&ip, 1000 + i, 0, 10)
+                .await
+                .unwrap();
         }
         let rows: i64 = store
             .inner
@@ -127,7 +146,10 @@ mod tests {
         assert_eq!(store.login_failures("198.51.100.24", 0).await.unwrap(), 1);
         assert_eq!(store.login_failures("198.51.100.0", 0).await.unwrap(), 0);
         // Expired rows go with the next failure.
-        store.record_login_failure("203.0.113.1", 5000, 4000, 10).await.unwrap();
+        store
+            .record_login_failure("203.0.113.1", 5000, 4000, 10)
+            .await
+            .unwrap();
         assert_eq!(store.login_failures("198.51.100.24", 0).await.unwrap(), 0);
     }
 }
