@@ -133,6 +133,10 @@ pub struct AuthThrottle {
     config: AuthConfig,
     /// Per address: failures, time of the last failure.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// The store failed to count this process's last failure (a full
+    /// disk, say, where reads still work): its count may be short, and
+    /// the one in memory is taken when larger.
+    store_behind: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuthThrottle {
@@ -140,6 +144,7 @@ impl AuthThrottle {
         AuthThrottle {
             config: config.clone(),
             failures: Mutex::new(HashMap::new()),
+            store_behind: Default::default(),
         }
     }
 
@@ -161,7 +166,8 @@ impl AuthThrottle {
 
     /// [`AuthThrottle::delay_for`] from the store's count (all
     /// processes', all nodes'); from this process's own if the store fails
-    /// or takes longer than [`STORE_WAIT`].
+    /// or takes longer than [`STORE_WAIT`], or if it is larger while the
+    /// store fails to count.
     pub async fn delay(&self, ip: IpAddr, store: &store::Store) -> Duration {
         let local = self.delay_for(ip);
         let key = ip.to_canonical().to_string();
@@ -178,7 +184,12 @@ impl AuthThrottle {
                 return local;
             }
         };
-        self.delay_after(shared)
+        let shared = self.delay_after(shared);
+        if self.store_behind.load(std::sync::atomic::Ordering::Relaxed) {
+            shared.max(local)
+        } else {
+            shared
+        }
     }
 
     /// [`AuthThrottle::record_failure`], and the same failure counted in
@@ -189,13 +200,16 @@ impl AuthThrottle {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let store = store.clone();
         let key = ip.to_canonical().to_string();
+        let behind = self.store_behind.clone();
         Some(runtime.spawn(async move {
             let now = unix_now();
             let since = now - THROTTLE_MEMORY.as_secs() as i64;
             let max = THROTTLE_MAX_ENTRIES as u32;
-            if let Err(e) = store.record_login_failure(&key, now, since, max).await {
+            let counted = store.record_login_failure(&key, now, since, max).await;
+            if let Err(e) = &counted {
                 tracing::warn!(error = %e, "login throttle: cannot count a failure in the store");
             }
+            behind.store(counted.is_err(), std::sync::atomic::Ordering::Relaxed);
         }))
     }
 
@@ -482,5 +496,28 @@ mod tests {
             ..AuthConfig::default()
         };
         assert!(plaintext_allowed(&open, remote, false));
+    }
+
+    #[tokio::test]
+    async fn processes_on_one_store_count_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(dir.path()).unwrap();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let (one, two) = (AuthThrottle::new(&config()), AuthThrottle::new(&config()));
+        for _ in 0..3 {
+            if let Some(counting) = one.failure(ip, &store) {
+                counting.await.unwrap();
+            }
+        }
+        assert_eq!(two.delay_for(ip), Duration::ZERO, "nothing in two's memory");
+        assert_eq!(two.delay(ip, &store).await, one.delay_for(ip));
+        assert!(!two.delay(ip, &store).await.is_zero());
+        // A login through two forgets the address for one as well.
+        two.success(ip, &store);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !one.delay(ip, &store).await.is_zero() {
+            assert!(std::time::Instant::now() < deadline, "not forgotten");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -235,12 +235,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[r#"
 "#,
     // SQLite's migration of the `login_failures` table.
     r#"
-    CREATE TABLE login_failures (
+    CREATE TABLE IF NOT EXISTS login_failures (
         ip           TEXT PRIMARY KEY,
         failures     BIGINT NOT NULL,
         last_failure BIGINT NOT NULL
     );
-    CREATE INDEX login_failures_last ON login_failures(last_failure);
+    CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures(last_failure);
 "#,
 ];
 
