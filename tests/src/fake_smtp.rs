@@ -75,6 +75,9 @@ pub struct Behaviour {
     /// Read the command at this step but never answer (the connection
     /// stays open).
     pub hang_at: Option<Step>,
+    /// Wait this long before answering the command at this step (a slow
+    /// peer: the client's delivery stays in progress meanwhile).
+    pub slow_at: Option<(Step, std::time::Duration)>,
 }
 
 impl Default for Behaviour {
@@ -98,6 +101,7 @@ impl Default for Behaviour {
             end_of_data_reply: "250 2.0.0 Ok: queued".into(),
             drop_after_data_bytes: None,
             hang_at: None,
+            slow_at: None,
         }
     }
 }
@@ -374,6 +378,11 @@ impl Session {
     }
 
     async fn hang_if(&self, step: Step) {
+        if let Some((slow, wait)) = self.behaviour.slow_at {
+            if slow == step {
+                tokio::time::sleep(wait).await;
+            }
+        }
         if self.behaviour.hang_at == Some(step) {
             pending::<()>().await;
         }

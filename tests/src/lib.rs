@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fake_smtp;
+pub mod pg_cluster;
 
 use std::io::{BufRead, BufReader as StdBufReader};
 use std::net::SocketAddr;

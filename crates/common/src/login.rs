@@ -96,6 +96,9 @@ pub struct LoginState {
     /// How long a SASL response may take to arrive.
     response_timeout: Duration,
     failures: u32,
+    /// The last failure being counted in the store: the next attempt
+    /// waits for it, so that its own delay counts it.
+    counting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LoginState {
@@ -104,6 +107,7 @@ impl LoginState {
             gate,
             response_timeout,
             failures: 0,
+            counting: None,
         }
     }
 
@@ -112,9 +116,17 @@ impl LoginState {
         self.gate.plaintext_allowed(tls)
     }
 
+    /// Waits (boundedly) until the last failure is counted in the store,
+    /// so that what comes next, here or on another node, sees it.
+    async fn counted(&mut self) {
+        if let Some(counting) = self.counting.take() {
+            let _ = tokio::time::timeout(sasl::STORE_WAIT, counting).await;
+        }
+    }
+
     /// Counts a failed login, for the throttle and the session's limit.
     fn failed(&mut self, why: Failure) -> Outcome {
-        self.gate.throttle.record_failure(self.gate.peer);
+        self.counting = self.gate.throttle.failure(self.gate.peer, &self.gate.store);
         self.failures += 1;
         let closing = self.failures >= self.gate.config.auth.max_failures_per_session;
         Outcome::Failed { why, closing }
@@ -271,8 +283,9 @@ pub async fn password<S: LoginSession>(
     credentials: Credentials,
 ) -> Result<Outcome, End> {
     let (login, io) = session.login_parts();
+    login.counted().await;
     let gate = &login.gate;
-    let delay = gate.throttle.delay_for(gate.peer);
+    let delay = gate.throttle.delay(gate.peer, &gate.store).await;
     if !delay.is_zero() {
         tracing::debug!(?delay, "delaying login attempt");
         // Replies so far go out first, so the client is not left waiting
@@ -307,12 +320,15 @@ pub async fn password<S: LoginSession>(
     };
     Ok(match account {
         Some(account) => {
-            gate.throttle.record_success(gate.peer);
+            gate.throttle.success(gate.peer, &gate.store);
             Outcome::LoggedIn(account)
         }
         None => {
             tracing::info!(user = %credentials.username, "authentication failed");
-            login.failed(Failure::Credentials)
+            let outcome = login.failed(Failure::Credentials);
+            // Counted everywhere before the client hears of it.
+            login.counted().await;
+            outcome
         }
     })
 }

@@ -111,15 +111,32 @@ const THROTTLE_MEMORY: Duration = Duration::from_secs(15 * 60);
 /// Most addresses the throttle tracks; past this, old entries are dropped.
 const THROTTLE_MAX_ENTRIES: usize = 10_000;
 
+/// How long the store's count may take to answer (or to be written)
+/// before the count in memory is used alone.
+pub const STORE_WAIT: Duration = Duration::from_secs(2);
+
 /// Counts failed logins per IP address (shared by all sessions of all
 /// daemons in a process) and says how long to wait before answering the
 /// next attempt. Entries age out after a quiet period (15 minutes), and the
 /// table is bounded (10,000 addresses; the oldest are forgotten first).
 /// IPv4-mapped IPv6 addresses count as their IPv4 address.
+///
+/// The daemons count through the store as well ([`AuthThrottle::delay`],
+/// [`AuthThrottle::failure`], [`AuthThrottle::success`]): every process
+/// on the data dir, and every node on one PostgreSQL database, then sees
+/// the same count, so guessing through two nodes is no faster than
+/// through one, and a login on one node forgets the address on all. The
+/// table in memory is the fallback: when the store fails or is slow to
+/// answer ([`STORE_WAIT`]) this process's own count decides, so a store
+/// that is down neither locks everyone out nor lets guessing run free.
 pub struct AuthThrottle {
     config: AuthConfig,
     /// Per address: failures, time of the last failure.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// The store failed to count this process's last failure (a full
+    /// disk, say, where reads still work): its count may be short, and
+    /// the one in memory is taken when larger.
+    store_behind: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AuthThrottle {
@@ -127,6 +144,7 @@ impl AuthThrottle {
         AuthThrottle {
             config: config.clone(),
             failures: Mutex::new(HashMap::new()),
+            store_behind: Default::default(),
         }
     }
 
@@ -146,6 +164,71 @@ impl AuthThrottle {
         self.table().remove(&ip.to_canonical());
     }
 
+    /// [`AuthThrottle::delay_for`] from the store's count (all
+    /// processes', all nodes'); from this process's own if the store fails
+    /// or takes longer than [`STORE_WAIT`], or if it is larger while the
+    /// store fails to count.
+    pub async fn delay(&self, ip: IpAddr, store: &store::Store) -> Duration {
+        let local = self.delay_for(ip);
+        let key = ip.to_canonical().to_string();
+        let since = unix_now() - THROTTLE_MEMORY.as_secs() as i64;
+        let shared = match tokio::time::timeout(STORE_WAIT, store.login_failures(&key, since)).await
+        {
+            Ok(Ok(failures)) => failures,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "login throttle: the store's count is unavailable; counting locally");
+                return local;
+            }
+            Err(_) => {
+                tracing::warn!("login throttle: the store's count is slow; counting locally");
+                return local;
+            }
+        };
+        let shared = self.delay_after(shared);
+        if self.store_behind.load(std::sync::atomic::Ordering::Relaxed) {
+            shared.max(local)
+        } else {
+            shared
+        }
+    }
+
+    /// [`AuthThrottle::record_failure`], and the same failure counted in
+    /// the store by a task of its own (its handle, for a caller that
+    /// wants it counted before going on); a failure there is logged.
+    pub fn failure(&self, ip: IpAddr, store: &store::Store) -> Option<tokio::task::JoinHandle<()>> {
+        self.record_failure(ip);
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let store = store.clone();
+        let key = ip.to_canonical().to_string();
+        let behind = self.store_behind.clone();
+        Some(runtime.spawn(async move {
+            let now = unix_now();
+            let since = now - THROTTLE_MEMORY.as_secs() as i64;
+            let max = THROTTLE_MAX_ENTRIES as u32;
+            let counted = store.record_login_failure(&key, now, since, max).await;
+            if let Err(e) = &counted {
+                tracing::warn!(error = %e, "login throttle: cannot count a failure in the store");
+            }
+            behind.store(counted.is_err(), std::sync::atomic::Ordering::Relaxed);
+        }))
+    }
+
+    /// [`AuthThrottle::record_success`], and the store forgets the
+    /// address too (by a task of its own).
+    pub fn success(&self, ip: IpAddr, store: &store::Store) {
+        self.record_success(ip);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let store = store.clone();
+        let key = ip.to_canonical().to_string();
+        runtime.spawn(async move {
+            if let Err(e) = store.forget_login_failures(&key).await {
+                tracing::warn!(error = %e, "login throttle: cannot forget failures in the store");
+            }
+        });
+    }
+
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
         // A panic elsewhere while holding the lock leaves a usable map.
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
@@ -163,6 +246,11 @@ impl AuthThrottle {
             None => return Duration::ZERO,
         };
         drop(table);
+        self.delay_after(failures)
+    }
+
+    /// The delay after `failures` failed logins.
+    fn delay_after(&self, failures: u32) -> Duration {
         let threshold = self.config.failures_before_delay;
         if failures < threshold {
             return Duration::ZERO;
@@ -189,6 +277,14 @@ impl AuthThrottle {
             prune(&mut table, now);
         }
     }
+}
+
+/// Seconds since the Unix epoch: the store's counts are shared between
+/// processes and hosts, which share no `Instant`.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Drops expired entries; if the table is still too big, keeps only the
@@ -400,5 +496,28 @@ mod tests {
             ..AuthConfig::default()
         };
         assert!(plaintext_allowed(&open, remote, false));
+    }
+
+    #[tokio::test]
+    async fn processes_on_one_store_count_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store::Store::open(dir.path()).unwrap();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let (one, two) = (AuthThrottle::new(&config()), AuthThrottle::new(&config()));
+        for _ in 0..3 {
+            if let Some(counting) = one.failure(ip, &store) {
+                counting.await.unwrap();
+            }
+        }
+        assert_eq!(two.delay_for(ip), Duration::ZERO, "nothing in two's memory");
+        assert_eq!(two.delay(ip, &store).await, one.delay_for(ip));
+        assert!(!two.delay(ip, &store).await.is_zero());
+        // A login through two forgets the address for one as well.
+        two.success(ip, &store);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !one.delay(ip, &store).await.is_zero() {
+            assert!(std::time::Instant::now() < deadline, "not forgotten");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }

@@ -235,7 +235,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     });
                 }
             }
-            failed(state, ip);
+            failed(state, ip).await;
             return Err(ApiError::unauthorized("unknown token"));
         }
         if scheme.eq_ignore_ascii_case("basic") {
@@ -257,7 +257,8 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             match state.ctx.shared.store.authenticate(user, password).await? {
                 Some(account) => {
                     if let Some(ip) = ip {
-                        state.ctx.shared.throttle.record_success(ip);
+                        let shared = &state.ctx.shared;
+                        shared.throttle.success(ip, &shared.store);
                     }
                     state.logins.put(key, account.id, account.address.clone());
                     Ok(Caller {
@@ -265,7 +266,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     })
                 }
                 None => {
-                    failed(state, ip);
+                    failed(state, ip).await;
                     Err(ApiError::unauthorized("wrong address or password"))
                 }
             }
@@ -313,16 +314,21 @@ pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
 /// Waits as long as the shared throttle says for this client address.
 pub(crate) async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
-        let delay = state.ctx.shared.throttle.delay_for(ip);
+        let shared = &state.ctx.shared;
+        let delay = shared.throttle.delay(ip, &shared.store).await;
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
     }
 }
 
-pub(crate) fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
+/// Counts a failed login, in the store too before the client is answered.
+pub(crate) async fn failed(state: &AppState, ip: Option<std::net::IpAddr>) {
     if let Some(ip) = ip {
-        state.ctx.shared.throttle.record_failure(ip);
+        let shared = &state.ctx.shared;
+        if let Some(counting) = shared.throttle.failure(ip, &shared.store) {
+            let _ = tokio::time::timeout(common::sasl::STORE_WAIT, counting).await;
+        }
     }
 }
 

@@ -131,10 +131,11 @@ pub async fn login(
         ));
     };
     let Some(identity) = identity else {
-        access::failed(&state, Some(ip));
+        access::failed(&state, Some(ip)).await;
         return Err(ApiError::unauthorized("wrong address, password or token"));
     };
-    state.ctx.shared.throttle.record_success(ip);
+    let shared = &state.ctx.shared;
+    shared.throttle.success(ip, &shared.store);
     let (id, session) = state
         .sessions
         .create(identity)

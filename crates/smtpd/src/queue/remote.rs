@@ -498,8 +498,8 @@ impl RemoteAgent {
             };
             let noticed = notice.is_some();
             // Settled first of all: a 250 must never be sent twice.
-            match store
-                .mark_delivered_with_notice(message.id, &delivered, notice)
+            match self
+                .record_delivered(store, message, &delivered, notice)
                 .await
             {
                 Ok(()) if noticed => outcomes.report_queued(),
@@ -508,6 +508,36 @@ impl RemoteAgent {
             }
         }
         Ok(())
+    }
+
+    /// Records recipients the hop accepted, trying again while the store
+    /// fails for a reason that may pass (the database restarting, a lost
+    /// connection): left unrecorded, they would be sent again once their
+    /// claim ran out. Within the claim's lease, after which another queue
+    /// manager may take them anyway. Marking is only done to recipients
+    /// still open, so a try whose commit did land is harmless.
+    async fn record_delivered(
+        &self,
+        store: &Store,
+        message: &QueuedMessage,
+        delivered: &[RecipientId],
+        notice: Option<store::NewQueuedMessage>,
+    ) -> store::Result<()> {
+        let deadline = Instant::now() + self.lease();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let result = store
+                .mark_delivered_with_notice(message.id, delivered, notice.clone())
+                .await;
+            match result {
+                Err(e) if e.is_temporary() && Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %e, "cannot record remote delivery yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// The `Action: relayed` report for the `delivered` recipients that

@@ -15,6 +15,7 @@ use crate::{MailboxId, MailboxIndex, Result, StoreError, StoreOptions, Timestamp
 mod accounts;
 mod by_arrival;
 mod capture;
+mod login_failures;
 mod mailboxes;
 mod metadata;
 mod queue;

@@ -237,7 +237,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[r#"
         FOR EACH ROW EXECUTE FUNCTION postern_bump_meta('names_epoch');
     CREATE TRIGGER subscription_removed AFTER DELETE ON subscriptions
         FOR EACH ROW EXECUTE FUNCTION postern_bump_meta('names_epoch');
-"#];
+"#,
+    // SQLite's migration of the `login_failures` table.
+    r#"
+    CREATE TABLE IF NOT EXISTS login_failures (
+        ip           TEXT PRIMARY KEY,
+        failures     BIGINT NOT NULL,
+        last_failure BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures(last_failure);
+"#,
+];
 
 /// The schema version this code writes.
 pub(crate) fn supported_version() -> i64 {

@@ -27,8 +27,27 @@ use crate::{Result, StoreError, StoreOptions};
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
-/// Opens a new connection to replace one that was lost (PostgreSQL).
-type Reconnect = Arc<dyn Fn() -> Result<Connection> + Send + Sync>;
+/// Opens a new connection to replace one that was lost (PostgreSQL), for
+/// every thread of a store.
+#[derive(Clone)]
+struct Reconnect {
+    open: Arc<dyn Fn() -> Result<Connection> + Send + Sync>,
+    /// Connections found lost so far, by any thread. A thread whose own
+    /// connection is older than the last loss opens a new one before its
+    /// next request instead of failing that request on a connection the
+    /// database has closed meanwhile (restarted): the listener finds a
+    /// loss at once, the others only when they next talk.
+    losses: Arc<AtomicU64>,
+}
+
+impl Reconnect {
+    fn new(open: impl Fn() -> Result<Connection> + Send + Sync + 'static) -> Reconnect {
+        Reconnect {
+            open: Arc::new(open),
+            losses: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
 
 /// How commits by others are noticed.
 enum Watcher {
@@ -46,43 +65,79 @@ struct Link {
     reconnect: Option<Reconnect>,
     /// When to try again after a failed reconnect.
     retry_at: Option<Instant>,
+    /// Since when the connection is lost, and when that was last logged
+    /// (every thread retries twice a second: one warning per
+    /// [`LOST_LOG_EVERY`], not one per try).
+    lost: Option<(Instant, Instant)>,
+    /// [`Reconnect::losses`] when this connection was opened.
+    epoch: u64,
 }
+
+/// How often a thread says again that the database is still unreachable.
+const LOST_LOG_EVERY: Duration = Duration::from_secs(30);
 
 impl Link {
     fn new(conn: Connection, reconnect: Option<Reconnect>) -> Link {
         Link {
             conn,
+            epoch: reconnect
+                .as_ref()
+                .map_or(0, |r| r.losses.load(Ordering::Relaxed)),
             reconnect,
             retry_at: None,
+            lost: None,
         }
     }
 
     /// The connection, reopened first if it was lost; `false` if it is
     /// still lost.
     fn check(&mut self) -> bool {
-        let lost = match &self.conn {
+        let closed = match &self.conn {
             Connection::Postgres(pg) => pg.is_closed(),
             Connection::Sqlite(_) => false,
         };
-        if !lost {
+        let Some(reconnect) = &self.reconnect else {
+            return !closed;
+        };
+        let losses = reconnect.losses.load(Ordering::Relaxed);
+        if closed && self.lost.is_none() && losses == self.epoch {
+            // The first of this loss: the other threads' connections are
+            // likely gone too.
+            reconnect.losses.fetch_add(1, Ordering::Relaxed);
+        }
+        if !closed && losses == self.epoch {
             return true;
         }
-        let Some(reconnect) = &self.reconnect else {
-            return false;
-        };
         if self.retry_at.is_some_and(|at| Instant::now() < at) {
             return false;
         }
-        match reconnect() {
+        let epoch = reconnect.losses.load(Ordering::Relaxed);
+        match (reconnect.open)() {
             Ok(conn) => {
-                tracing::info!("store: connected to the database again");
+                let after = self.lost.take().map(|(since, _)| since.elapsed());
+                tracing::info!(?after, "store: connected to the database again");
                 self.conn = conn;
+                self.epoch = epoch;
                 self.retry_at = None;
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "store: the database is unreachable");
-                self.retry_at = Some(Instant::now() + Duration::from_millis(500));
+                let now = Instant::now();
+                match &mut self.lost {
+                    Some((_, logged)) if now.duration_since(*logged) < LOST_LOG_EVERY => {
+                        tracing::debug!(error = %e, "store: the database is still unreachable");
+                    }
+                    Some((since, logged)) => {
+                        *logged = now;
+                        let since = now.duration_since(*since);
+                        tracing::warn!(error = %e, ?since, "store: the database is still unreachable");
+                    }
+                    None => {
+                        self.lost = Some((now, now));
+                        tracing::warn!(error = %e, "store: the database is unreachable");
+                    }
+                }
+                self.retry_at = Some(now + Duration::from_millis(500));
                 false
             }
         }
@@ -285,7 +340,7 @@ impl Inner {
             Watcher::Listen(listener),
             None,
             Vec::new(),
-            Some(Arc::new(move || crate::pg::connect(&url))),
+            Some(Reconnect::new(move || crate::pg::connect(&url))),
             options,
         )
     }

@@ -13,6 +13,7 @@ pub(crate) mod engine;
 pub(crate) mod feed;
 pub(crate) mod inline;
 pub(crate) mod leases;
+pub(crate) mod login_failures;
 pub(crate) mod mailbox;
 pub(crate) mod metadata;
 pub(crate) mod prune;

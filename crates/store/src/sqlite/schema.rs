@@ -359,6 +359,18 @@ pub(crate) const MIGRATIONS: &[&str] = &[
                            JOIN mailboxes b ON b.id = m.mailbox_id
                           WHERE b.account_id = accounts.id);
     "#,
+    // Failed logins per client address, so that every process and every
+    // node on one database throttle an address together
+    // (`sqlite::login_failures`). Bounded: rows age out. `IF NOT EXISTS`:
+    // a test runs the quota step and every later one again.
+    r#"
+    CREATE TABLE IF NOT EXISTS login_failures (
+        ip           TEXT PRIMARY KEY,
+        failures     INTEGER NOT NULL,
+        last_failure INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures(last_failure);
+    "#,
 ];
 
 /// The schema version this code writes.
