@@ -46,7 +46,8 @@ pub(crate) const CHANNEL: &str = "postern_changes";
 /// compare byte by byte (`COLLATE "C"`), as SQLite's do: mailbox names,
 /// addresses and hashes sort alike on both engines, whatever locale the
 /// database was made with.
-pub(crate) const MIGRATIONS: &[&str] = &[r#"
+pub(crate) const MIGRATIONS: &[&str] = &[
+    r#"
     CREATE TABLE meta (
         key   TEXT COLLATE "C" PRIMARY KEY,
         value TEXT COLLATE "C"
