@@ -873,6 +873,11 @@ fn reader_loop(mut link: Link, jobs: SharedJobs<ReadJob>) {
 /// dropped. After a lost connection it listens again and reads the feed
 /// once, for what it missed meanwhile.
 fn listener_loop(mut link: Link, stop: mpsc::Receiver<()>, interval: Duration, notify: Notify) {
+    // Notifications are pushed: the interval only bounds how long a wait
+    // lasts before the stop signal is looked at again (a store being
+    // dropped joins this thread), so it is kept short whatever the
+    // configured poll interval.
+    let interval = interval.min(Duration::from_millis(200));
     let mut listening = false;
     loop {
         match stop.try_recv() {

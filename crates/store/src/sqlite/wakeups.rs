@@ -131,18 +131,23 @@ impl Wakeups {
 
     /// Reads what committed since the last scan (on a connection outside
     /// any transaction) and wakes the watchers concerned.
+    ///
+    /// The watchers are woken before the cursor is let go: a writer that
+    /// finds the cursor already moved by another thread's scan (the
+    /// poller, PostgreSQL's listener) waits here until that scan's
+    /// watchers are woken, so a write never returns before the wake-up
+    /// of its own commit.
     pub(crate) fn scan_and_wake(&self, conn: &Connection) {
-        let wake = {
-            let mut cursor = lock(&self.cursor);
-            match scan(conn, &mut cursor) {
-                Ok(wake) => wake,
-                Err(e) => {
-                    tracing::warn!(error = %e, "store: cannot read the change feed; waking every mailbox watcher");
-                    Wake::All
-                }
+        let mut cursor = lock(&self.cursor);
+        let wake = match scan(conn, &mut cursor) {
+            Ok(wake) => wake,
+            Err(e) => {
+                tracing::warn!(error = %e, "store: cannot read the change feed; waking every mailbox watcher");
+                Wake::All
             }
         };
         self.wake(&wake);
+        drop(cursor);
     }
 
     /// In the writer's transaction, just before its `COMMIT`: reads what
@@ -172,10 +177,12 @@ impl Wakeups {
             let mut cursor = lock(&self.cursor);
             if cursor.last == pending.from {
                 cursor.last = Some(pending.to);
-                drop(cursor);
+                // Woken under the cursor, as in `scan_and_wake`.
                 self.wake(&pending.wake);
+                drop(cursor);
                 return;
             }
+            drop(cursor);
         }
         self.scan_and_wake(conn);
     }
