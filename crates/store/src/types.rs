@@ -390,6 +390,17 @@ impl StoreError {
             | StoreError::SchemaTooNew { .. } => false,
         }
     }
+
+    /// Refuses a store whose schema (`found`) is newer than this build
+    /// knows (`supported`): a newer Postern migrated it, and this one
+    /// would misread it. Both engines ask this before migrating.
+    pub(crate) fn check_schema_version(found: i64, supported: i64) -> Result<()> {
+        if found > supported {
+            Err(StoreError::SchemaTooNew { found, supported })
+        } else {
+            Ok(())
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

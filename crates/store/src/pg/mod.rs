@@ -288,20 +288,11 @@ fn version(conn: &Connection) -> Result<i64> {
     .db()
 }
 
-fn check_version(found: i64) -> Result<()> {
-    let supported = supported_version();
-    if found > supported {
-        Err(StoreError::SchemaTooNew { found, supported })
-    } else {
-        Ok(())
-    }
-}
-
 /// Applies the missing migrations in one transaction, under an advisory
 /// lock so that nodes starting together migrate once.
 fn migrate(conn: &Connection) -> Result<()> {
     let found = version(conn)?;
-    check_version(found)?;
+    StoreError::check_schema_version(found, supported_version())?;
     if found == supported_version() {
         return Ok(());
     }
@@ -315,7 +306,7 @@ fn migrate(conn: &Connection) -> Result<()> {
             .db()?;
         // Another node may have migrated while we waited for the lock.
         let found = version(conn)?;
-        check_version(found)?;
+        StoreError::check_schema_version(found, supported_version())?;
         let start = usize::try_from(found).unwrap_or(0);
         for (i, step) in MIGRATIONS.iter().enumerate().skip(start) {
             conn.execute_batch(step).db()?;

@@ -469,7 +469,7 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     // are small; the readers' big sorts keep spilling to disk.
     conn.pragma_update(None, "temp_store", "MEMORY").db()?;
     // Refuse a too-new schema before touching anything.
-    check_version(user_version(&conn)?)?;
+    StoreError::check_schema_version(user_version(&conn)?, supported_version())?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
         .db()?;
@@ -492,15 +492,6 @@ fn user_version(conn: &Connection) -> Result<i64> {
         .db()
 }
 
-fn check_version(found: i64) -> Result<()> {
-    let supported = supported_version();
-    if found > supported {
-        Err(StoreError::SchemaTooNew { found, supported })
-    } else {
-        Ok(())
-    }
-}
-
 /// Applies the missing migrations in one transaction.
 fn migrate(conn: &Connection) -> Result<()> {
     if user_version(conn)? == supported_version() {
@@ -510,7 +501,7 @@ fn migrate(conn: &Connection) -> Result<()> {
     let result = (|| {
         // Another process may have migrated while we waited for the lock.
         let found = user_version(conn)?;
-        check_version(found)?;
+        StoreError::check_schema_version(found, supported_version())?;
         let start = usize::try_from(found).unwrap_or(0);
         for (i, step) in MIGRATIONS.iter().enumerate().skip(start) {
             conn.execute_batch(step).db()?;
