@@ -532,7 +532,10 @@ async fn copying_needs_a_store_and_a_reachable_database() {
     let out = cli(&dir, &["store", "copy"], &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("--to") && stderr.contains("[store] url"), "{stderr}");
+    assert!(
+        stderr.contains("--to") && stderr.contains("[store] url"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,8 +32,7 @@ impl TlsDatabase {
         let issuer = Issuer::new(ca_params, ca_key);
         let server_key = KeyPair::generate().unwrap();
         let mut server_params =
-            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         server_params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
@@ -191,7 +190,10 @@ async fn require_with_the_ca_delivers_and_reads_mail() {
         .unwrap();
     let counts = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let (tls, all) = counts.split_once('|').unwrap_or(("", ""));
-    assert!(!all.is_empty() && all != "0" && tls == all, "{counts:?} {out:?}");
+    assert!(
+        !all.is_empty() && all != "0" && tls == all,
+        "{counts:?} {out:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -233,10 +235,7 @@ async fn an_untrusted_certificate_or_no_tls_stops_the_start() {
         )
     });
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(
-        stderr.contains("not valid for \"127.0.0.2\""),
-        "{stderr}"
-    );
+    assert!(stderr.contains("not valid for \"127.0.0.2\""), "{stderr}");
 
     // `disable` against a server that takes TLS only.
     let url = db.url("disable");

@@ -29,22 +29,21 @@ pub async fn store(config: &Config, command: StoreCommand) -> Result<(), String>
 }
 
 async fn copy(config: &Config, to: Option<String>) -> Result<(), String> {
-    let url = match to {
-        Some(url) if url.trim().is_empty() => return Err("--to needs a PostgreSQL URL".into()),
-        Some(url) => url,
-        None => match &config.store.url {
-            Some(url) if !url.trim().is_empty() => {
-                println!("to [store] url of the configuration");
-                url.clone()
-            }
-            _ => {
-                return Err(
+    let url =
+        match to {
+            Some(url) if url.trim().is_empty() => return Err("--to needs a PostgreSQL URL".into()),
+            Some(url) => url,
+            None => match &config.store.url {
+                Some(url) if !url.trim().is_empty() => {
+                    println!("to [store] url of the configuration");
+                    url.clone()
+                }
+                _ => return Err(
                     "no database to copy to: give --to URL, or set [store] url (POSTERN_STORE_URL)"
                         .into(),
-                )
-            }
-        },
-    };
+                ),
+            },
+        };
     let ca_file = config.store.ca_file.clone();
     let data_dir = config.data_dir.clone();
     println!(

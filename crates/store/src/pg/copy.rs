@@ -580,8 +580,10 @@ mod tests {
         });
         let url = format!("{base} options='-c search_path={schema}'");
         let mut tables = Vec::new();
-        let copied =
-            copy_to_postgres(dir.path(), &url, None, &mut |t| tables.push(t.table.clone())).unwrap();
+        let copied = copy_to_postgres(dir.path(), &url, None, &mut |t| {
+            tables.push(t.table.clone())
+        })
+        .unwrap();
         assert_eq!(tables.last().map(String::as_str), Some("meta"));
         let count = |name: &str| copied.iter().find(|t| t.table == name).unwrap().rows;
         assert_eq!((count("accounts"), count("smtp_sessions")), (1, 1));

@@ -150,9 +150,14 @@ impl TlsConnect<Socket> for PgTlsConnect {
 
     fn connect(self, socket: Socket) -> Self::Future {
         Box::pin(async move {
-            let config = self.config.ok_or_else(|| io::Error::other("TLS is disabled"))?;
+            let config = self
+                .config
+                .ok_or_else(|| io::Error::other("TLS is disabled"))?;
             let name = ServerName::try_from(self.host.clone()).map_err(|_| {
-                io::Error::other(format!("{:?} is not a host name to check a certificate against", self.host))
+                io::Error::other(format!(
+                    "{:?} is not a host name to check a certificate against",
+                    self.host
+                ))
             })?;
             tokio_rustls::TlsConnector::from(config)
                 .connect(name, socket)
@@ -166,8 +171,9 @@ impl TlsConnect<Socket> for PgTlsConnect {
 /// A handshake's failure in the operator's terms: what is wrong with the
 /// certificate, and what to set.
 fn explained(e: io::Error, host: &str) -> io::Error {
-    let Some(rustls::Error::InvalidCertificate(problem)) =
-        e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    let Some(rustls::Error::InvalidCertificate(problem)) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
     else {
         return e;
     };
@@ -253,7 +259,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -262,7 +273,12 @@ impl ServerCertVerifier for AnyCertificate {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
