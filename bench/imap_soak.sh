@@ -470,7 +470,7 @@ soak() { # server
             line=$("${s}_sample") || line="- - - 0 0"
             read -r c e m db wal <<<"$line"
         else
-            c=- e=- m=- db=$(du -sb "$work/dovecot/mail" | cut -f1) wal=-
+            c=- e=- m=- db=$(du -sb "$work/dovecot/mail" 2>/dev/null | cut -f1 || true) wal=-
         fi
         echo "$s $n $c $e $m $db $wal $(rss_tree "$pid") $(cpu_tree "$pid") $(commands_so_far "$out") $(db_ticks "$s")" >>"$samples"
         say "$s: row $n: $(tail -n 1 "$samples" | cut -d' ' -f3-)"
