@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# IMAP soak: Dovecot's imaptest, steady mix, against Postern's imapd and a
-# private Dovecot, one after the other for the same time each; prints per
-# minute the command rate, the rows of Postern's change feed and tombstones,
-# and the size on disk, so that "size and rate stay flat" can be seen.
+# IMAP soak: Dovecot's imaptest, steady mix, against Postern's imapd (its
+# store in SQLite, or in PostgreSQL, or both) and a private Dovecot, one
+# after the other for the same time each; prints per minute the command
+# rate, the rows of Postern's change feed and tombstones, and the size on
+# disk, so that "size and rate stay flat" can be seen.
 #
 # A benchmark, run by hand; never in CI. Needs root (it runs a throwaway
 # Dovecot instance). Everything binds 127.0.0.1 only, and the run is
 # bounded: imaptest stops itself after MINUTES and every wait has a limit.
 #
 #   IMAPTEST=/path/to/imaptest bench/imap_soak.sh [--minutes N]
-#                 [--only postern|dovecot|both] [--keep]
+#                 [--only postern|postern_pg|dovecot|both|all] [--keep]
 #
 # imaptest is not part of Postern and is not fetched or built here. Build it
 # once from https://github.com/dovecot/imaptest against the system's
@@ -30,14 +31,21 @@
 #                      (sessions stay logged in)
 #   MBOX_MESSAGES=500  messages in the generated mbox imaptest APPENDs from
 #   SAMPLE_SECS=60     seconds per table row
-#   ONLY=both          postern | dovecot | both
+#   ONLY=both          postern | postern_pg | dovecot | both | all:
+#                      postern = Postern on SQLite (its data dir), postern_pg
+#                      = Postern with [store] in PostgreSQL (a private
+#                      cluster this script starts, bench/lib/pg-cluster.sh;
+#                      needs the postgresql package), both = postern and
+#                      dovecot, all = the three
 #   POSTERN_PORT=11343 Postern IMAP port on 127.0.0.1
 #   DOVECOT_PORT=11443 Dovecot IMAP port on 127.0.0.1
 #   POSTERN_BIN, IMAPD_BIN  default $CARGO_TARGET_DIR/release/{postern,imapd}
 #                      (target/ when CARGO_TARGET_DIR is unset); built with
 #                      cargo if missing
 #   POSTERN_CONFIG=    extra TOML appended to Postern's config (e.g. a
-#                      [store] section to try other pruning bounds)
+#                      [store] section to try other pruning bounds; for
+#                      postern_pg its keys go after backend and url, so
+#                      give them without the [store] line)
 #   KEEP=0             1 keeps the temp dir (configs, logs, databases); it is
 #                      also kept when the script fails
 #   TMPDIR             where the temp dir goes
@@ -52,7 +60,10 @@
 #   changes    rows in Postern's change feed (`changes`), at the end of it
 #   tombst.    rows in `expunged` (expunge tombstones)
 #   msgs       messages alive in the mailbox
-#   P DB, WAL  Postern's postern.db and postern.db-wal, MiB
+#   P DB, WAL  Postern's postern.db and postern.db-wal, MiB (PostgreSQL:
+#              the database's size, pg_database_size; WAL: -)
+#   PG CPU     postern_pg only: the PostgreSQL server's CPU (postmaster and
+#              backends) in ms per 1,000 commands, besides Postern's own
 #   D disk     Dovecot's whole mail directory (Maildir, index, cache and
 #              transaction logs), MiB
 #   RSS        the server's resident memory, MiB (Dovecot: all its processes)
@@ -113,8 +124,9 @@ for v in MINUTES CLIENTS MSGS SEED MBOX_MESSAGES SAMPLE_SECS POSTERN_PORT DOVECO
 done
 case $ONLY in
     both) servers=(postern dovecot) ;;
-    postern | dovecot) servers=("$ONLY") ;;
-    *) die "ONLY must be postern, dovecot or both, got '$ONLY'" ;;
+    all) servers=(postern postern_pg dovecot) ;;
+    postern | postern_pg | dovecot) servers=("$ONLY") ;;
+    *) die "ONLY must be postern, postern_pg, dovecot, both or all, got '$ONLY'" ;;
 esac
 want() { [[ " ${servers[*]} " == *" $1 "* ]]; }
 secs=$((MINUTES * 60))
@@ -135,7 +147,7 @@ if want dovecot; then
     id dovecot >/dev/null 2>&1 && id dovenull >/dev/null 2>&1 ||
         die "the users dovecot and dovenull are missing (the package creates them)"
 fi
-if want postern && [[ ! -x $POSTERN_BIN || ! -x $IMAPD_BIN ]]; then
+if { want postern || want postern_pg; } && [[ ! -x $POSTERN_BIN || ! -x $IMAPD_BIN ]]; then
     [[ $POSTERN_BIN == "$target/release/postern" && $IMAPD_BIN == "$target/release/imapd" ]] ||
         die "POSTERN_BIN=$POSTERN_BIN or IMAPD_BIN=$IMAPD_BIN is not an executable"
     say "building postern and imapd (cargo build --release -p postern -p imapd)"
@@ -157,6 +169,8 @@ wait_port() { # port seconds
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-soak.XXXXXX")
 chmod 755 "$work" # Dovecot's login and mail processes run as other users
+# shellcheck source=bench/lib/pg-cluster.sh
+source "$here/lib/pg-cluster.sh"
 load_pid="" postern_pid="" dovecot_conf="" dovecot_master=""
 
 stop_load() {
@@ -195,6 +209,8 @@ stop_postern() {
     wait "$pid" 2>/dev/null || true
 }
 
+stop_postern_pg() { stop_postern; }
+
 cleanup() {
     local rc=$?
     set +e
@@ -202,6 +218,7 @@ cleanup() {
     stop_load
     stop_postern
     stop_dovecot
+    pg_cluster_stop
     if ((KEEP)) || ((rc == 1)); then
         say "kept $work"
     else
@@ -326,8 +343,21 @@ EOF
 
 # --- Postern --------------------------------------------------------------------
 
-postern_setup() {
-    local dir=$work/postern i
+postern_setup() { postern_start postern ""; }
+
+# Postern with its store in a database of a private PostgreSQL cluster
+# (started once, for this run).
+postern_pg_setup() {
+    [[ -n $pg_data ]] || pg_cluster_start "$work/pg" || die "no private PostgreSQL cluster"
+    say "PostgreSQL $(pg_cluster_version) on 127.0.0.1:$pg_port (its defaults: fsync on, synchronous_commit on)"
+    pg_cluster_createdb soak || die "cannot create the database"
+    postern_start postern_pg "[store]
+backend = \"postgres\"
+url = \"$(pg_cluster_url soak)\""
+}
+
+postern_start() { # name store-section
+    local dir=$work/$1 i
     mkdir -p "$dir"
     cat >"$dir/postern.toml" <<EOF
 log = "warn"
@@ -336,6 +366,7 @@ log = "warn"
 listen = ["127.0.0.1:$POSTERN_PORT"]
 imaps_listen = []
 max_connections_per_user = $((CLIENTS + 100))
+$2
 $POSTERN_CONFIG
 EOF
     printf '%s\n' "$password" |
@@ -398,17 +429,29 @@ print(*counts, size(db), size(db + "-wal"))
 EOF
 }
 
+# The same from PostgreSQL: the database's size, no WAL of its own.
+postern_pg_sample() {
+    local counts
+    counts=$(pg_cluster_psql soak "SELECT (SELECT count(*) FROM changes), (SELECT count(*) FROM expunged),
+        (SELECT count(*) FROM messages), pg_database_size('soak')") || return 1
+    echo "${counts//|/ } -"
+}
+
 # samples: "<server> <row> <changes> <expunged> <messages> <db bytes>
-# <wal bytes> <rss KiB> <cpu ticks> <commands so far>"
+# <wal bytes> <rss KiB> <cpu ticks> <commands so far> <database server cpu
+# ticks or ->"
 samples=$work/samples
 : >"$samples"
+
+# The database server's CPU ticks so far (postern_pg), else -.
+db_ticks() { if [[ $1 == postern_pg ]]; then pg_cluster_ticks; else echo -; fi; }
 
 soak() { # server
     local s=$1 port pid out=$work/$1.tsv log=$work/$1.imaptest.log start next n=0 line
     local c e m db wal
-    if [[ $s == postern ]]; then port=$POSTERN_PORT pid=$postern_pid; else port=$DOVECOT_PORT pid=$dovecot_master; fi
+    if [[ $s == postern* ]]; then port=$POSTERN_PORT pid=$postern_pid; else port=$DOVECOT_PORT pid=$dovecot_master; fi
     say "$s: imaptest, $CLIENTS clients, ${MINUTES} min"
-    echo "$s 0 - - - - - - $(cpu_tree "$pid") 0" >>"$samples"
+    echo "$s 0 - - - - - - $(cpu_tree "$pid") 0 $(db_ticks "$s")" >>"$samples"
     # shellcheck disable=SC2086 # IMAPTEST_ARGS is a list of words on purpose
     "$IMAPTEST" host=127.0.0.1 port="$port" user="$user" pass="$password" \
         mbox="$work/soak.mbox" clients="$CLIENTS" msgs="$MSGS" seed="$SEED" \
@@ -423,13 +466,13 @@ soak() { # server
             sleep 1
         done
         n=$((n + 1))
-        if [[ $s == postern ]]; then
-            line=$(postern_sample) || line="- - - 0 0"
+        if [[ $s == postern* ]]; then
+            line=$("${s}_sample") || line="- - - 0 0"
             read -r c e m db wal <<<"$line"
         else
-            c=- e=- m=- db=$(du -sb "$work/dovecot/mail" | cut -f1) wal=-
+            c=- e=- m=- db=$(du -sb "$work/dovecot/mail" 2>/dev/null | cut -f1 || true) wal=-
         fi
-        echo "$s $n $c $e $m $db $wal $(rss_tree "$pid") $(cpu_tree "$pid") $(commands_so_far "$out")" >>"$samples"
+        echo "$s $n $c $e $m $db $wal $(rss_tree "$pid") $(cpu_tree "$pid") $(commands_so_far "$out") $(db_ticks "$s")" >>"$samples"
         say "$s: row $n: $(tail -n 1 "$samples" | cut -d' ' -f3-)"
         ((n < MINUTES * 60 / SAMPLE_SECS)) || break
     done
@@ -474,11 +517,11 @@ rate() { # server row
 }
 # The server's CPU milliseconds per 1,000 commands in a row: less swayed
 # than the rate by whatever else the machine runs.
-cpu_per_k() { # server row
-    awk -v s="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" '
-        $1 == s && $2 == n - 1 { t0 = $9; c0 = $10 }
-        $1 == s && $2 == n { t1 = $9; c1 = $10; f = 1 }
-        END { if (!f || c1 - c0 <= 0) print "-"; else printf "%.0f", (t1 - t0) * 1000 / hz * 1000 / (c1 - c0) }
+cpu_per_k() { # server row [column: 9 the server, 11 its database server]
+    awk -v s="$1" -v n="$2" -v col="${3:-9}" -v hz="$(getconf CLK_TCK)" '
+        $1 == s && $2 == n - 1 { t0 = $col; c0 = $10 }
+        $1 == s && $2 == n { t1 = $col; c1 = $10; f = 1 }
+        END { if (!f || c1 - c0 <= 0 || t1 == "-") print "-"; else printf "%.0f", (t1 - t0) * 1000 / hz * 1000 / (c1 - c0) }
     ' "$samples"
 }
 mib() { [[ $1 =~ ^[0-9]+$ ]] && awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }' || echo "-"; }
@@ -503,12 +546,29 @@ for ((n = 1; n <= rows; n++)); do
         "$(rate dovecot "$n")" "$(cpu_per_k dovecot "$n")" "$(mib "$(value dovecot "$n" 6)")" \
         "$(kib_mib "$(value dovecot "$n" 8)")"
 done
+if want postern_pg; then
+    echo
+    echo "Postern with its store in PostgreSQL (PG CPU: the database server's CPU ms per 1,000 commands)"
+    pfmt='| %3s | %7s | %5s | %6s | %9s | %7s | %4s | %6s | %4s |\n'
+    # shellcheck disable=SC2059
+    printf "$pfmt" row "P cmd/s" "P CPU" "PG CPU" changes tombst. msgs "PG DB" "RSS"
+    echo "|-----|---------|-------|--------|-----------|---------|------|--------|------|"
+    for ((n = 1; n <= rows; n++)); do
+        # shellcheck disable=SC2059
+        printf "$pfmt" "$n" \
+            "$(rate postern_pg "$n")" "$(cpu_per_k postern_pg "$n")" "$(cpu_per_k postern_pg "$n" 11)" \
+            "$(value postern_pg "$n" 3)" "$(value postern_pg "$n" 4)" "$(value postern_pg "$n" 5)" \
+            "$(mib "$(value postern_pg "$n" 6)")" "$(kib_mib "$(value postern_pg "$n" 8)")"
+    done
+fi
 echo
 for s in "${servers[@]}"; do
     first=$(rate "$s" 1) last=$(rate "$s" "$rows")
     change=$(awk -v a="$first" -v b="$last" 'BEGIN { if (a + 0 == 0 || b == "-") print "-"; else printf "%+.1f %%", (b - a) * 100 / a }')
     cfirst=$(cpu_per_k "$s" 1) clast=$(cpu_per_k "$s" "$rows")
+    db=""
+    [[ $s != postern_pg ]] || db=" (PostgreSQL server besides: $(cpu_per_k "$s" 1 11) ms, then $(cpu_per_k "$s" "$rows" 11) ms)"
     errors=$(grep -c 'Error:' "$work/$s.imaptest.log" || true)
-    echo "$s: ${first} cmd/s in the first row, ${last} in the last ($change); CPU per 1,000 commands ${cfirst} ms, then ${clast} ms; imaptest errors: $errors"
+    echo "$s: ${first} cmd/s in the first row, ${last} in the last ($change); CPU per 1,000 commands ${cfirst} ms, then ${clast} ms$db; imaptest errors: $errors"
     if ((errors > 0)); then grep -m 5 'Error:' "$work/$s.imaptest.log" | sed 's/^/    /'; fi
 done

@@ -43,40 +43,27 @@ die() { echo "postgres-nodes: $*" >&2; exit 1; }
 say() { echo "postgres-nodes: $*" >&2; }
 export PATH=$PATH:/usr/sbin:/sbin
 command -v smtp-source >/dev/null || die "smtp-source not found (apt-get install postfix)"
-pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[[ -x $pg_bin/postgres ]] || die "PostgreSQL is not installed (apt-get install postgresql)"
 [[ -x $POSTERN_BIN ]] || (cd "$repo" && cargo build --release -p postern) || die "cannot build postern"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-pgbench.XXXXXX")
 chmod 755 "$work"
-as_pg=()
-if ((EUID == 0)); then chown postgres "$work"; as_pg=(runuser -u postgres --); fi
+# shellcheck source=bench/lib/pg-cluster.sh
+source "$here/lib/pg-cluster.sh"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-pg_port=$(free_port)
 nodes=()
 cleanup() {
     set +e
     local pid
     for pid in "${nodes[@]}"; do kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -m fast stop >/dev/null 2>&1
+    pg_cluster_stop
     rm -rf "$work"
 }
 trap cleanup EXIT
-"${as_pg[@]}" "$pg_bin/initdb" -A trust -U postgres -D "$work/pg" >/dev/null || die "initdb failed"
-"${as_pg[@]}" "$pg_bin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w \
-    -o "-p $pg_port -k $work -c listen_addresses=127.0.0.1" start >/dev/null || die "PostgreSQL did not start"
-pg_pid=$(head -n 1 "$work/pg/postmaster.pid")
+pg_cluster_start "$work/pg" || die "no private PostgreSQL cluster"
 
 clk_tck=$(getconf CLK_TCK)
-# CPU ticks of a process and its children (PostgreSQL: the postmaster and
-# every backend, found by parent).
+# CPU ticks of a process and its reaped children.
 ticks_of() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-pg_ticks() {
-    local sum pid
-    sum=$(ticks_of "$pg_pid")
-    for pid in $(pgrep -P "$pg_pid"); do sum=$((sum + $(ticks_of "$pid"))); done
-    echo "$sum"
-}
 
 results=$work/results
 : >"$results"
@@ -84,8 +71,9 @@ size=$((SIZE_KB * 1024))
 
 run() { # nodes run
     local n=$1 r=$2 db="bench_${1}_$2" i
-    psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "CREATE DATABASE $db" || die "createdb"
-    local url="host=127.0.0.1 port=$pg_port user=postgres dbname=$db"
+    pg_cluster_createdb "$db" || die "createdb"
+    local url
+    url=$(pg_cluster_url "$db")
     printf 'bench-password\n' | env POSTERN_STORE_BACKEND=postgres "POSTERN_STORE_URL=$url" \
         "$POSTERN_BIN" --data-dir "$work/n0.$db" user add bench@localhost --password-stdin >/dev/null
     local ports=()
@@ -125,7 +113,7 @@ EOF
         ((t < 300)) || { cat "$work/n$i.$db.out" >&2; die "node $i did not start"; }
     done
     local before_pg before_nodes=0 pid
-    before_pg=$(pg_ticks)
+    before_pg=$(pg_cluster_ticks)
     for pid in "${nodes[@]}"; do before_nodes=$((before_nodes + $(ticks_of "$pid"))); done
     local start end
     start=$EPOCHREALTIME
@@ -140,9 +128,9 @@ EOF
     local after_nodes=0
     for pid in "${nodes[@]}"; do after_nodes=$((after_nodes + $(ticks_of "$pid"))); done
     local after_pg
-    after_pg=$(pg_ticks)
+    after_pg=$(pg_cluster_ticks)
     local got
-    got=$(psql -X -At -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" -c "SELECT count(*) FROM messages")
+    got=$(pg_cluster_psql "$db" "SELECT count(*) FROM messages")
     ((got == MESSAGES / n * n)) || say "warning: $got messages stored, expected $((MESSAGES / n * n))"
     awk -v n="$n" -v m="$((MESSAGES / n * n))" -v a="$start" -v b="$end" -v pn="$((after_nodes - before_nodes))" \
         -v pp="$((after_pg - before_pg))" -v hz="$clk_tck" \
@@ -162,7 +150,7 @@ median() { # nodes column
         printf "%s", (k % 2) ? v[int(k / 2)] : (v[k / 2 - 1] + v[k / 2]) / 2 }' "$results"
 }
 echo
-echo "Postern on PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}'), $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB, median of $REPEAT"
+echo "Postern on PostgreSQL $(pg_cluster_version), $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB, median of $REPEAT"
 printf '%-26s %10s %10s\n' "" "1 node" "2 nodes"
 printf '%-26s %10s %10s\n' "accepted msgs/s" "$(median 1 2)" "$(median 2 2)"
 printf '%-26s %10s %10s\n' "Postern CPU us/msg (all)" "$(median 1 3)" "$(median 2 3)"

@@ -133,8 +133,9 @@ wait_port() { # port seconds
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/postern-bench.XXXXXX")
 chmod 755 "$work" # the Postfix virtual agent delivers as 'nobody'
-load_pid="" postern_pid="" postfix_conf="" pg_data="" pg_port="" pg_bin=""
-as_pg=() store_env=()
+load_pid="" postern_pid="" postfix_conf="" store_env=()
+# shellcheck source=bench/lib/pg-cluster.sh
+source "$here/lib/pg-cluster.sh"
 
 stop_postfix() {
     [[ -n $postfix_conf ]] || return 0
@@ -170,29 +171,11 @@ stop_postern() {
 # A private PostgreSQL cluster for ONLY=pg/all, started at its first run.
 start_pg() {
     [[ -n $pg_data ]] && return 0
-    pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    [[ -x $pg_bin/postgres ]] || die "PostgreSQL is not installed (apt-get install postgresql)"
-    local dir=$work/pg
-    mkdir -p "$dir"
-    if ((EUID == 0)); then
-        chown postgres "$dir"
-        as_pg=(runuser -u postgres --)
-    fi
-    pg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "${as_pg[@]}" "$pg_bin/initdb" -A trust -U postgres -D "$dir/data" >"$work/initdb.log" 2>&1 ||
-        { cat "$work/initdb.log" >&2; die "initdb failed"; }
-    pg_data=$dir/data
-    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -l "$dir/log" -w \
-        -o "-p $pg_port -k $dir -c listen_addresses=127.0.0.1" start >/dev/null ||
-        { cat "$dir/log" >&2; die "PostgreSQL did not start"; }
-    say "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$pg_port (defaults: synchronous_commit on, fsync on)"
+    pg_cluster_start "$work/pg" || die "no private PostgreSQL cluster"
+    say "PostgreSQL $(pg_cluster_version) on 127.0.0.1:$pg_port (defaults: synchronous_commit on, fsync on)"
 }
 
-stop_pg() {
-    [[ -n $pg_data ]] || return 0
-    "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$pg_data" -m fast stop >/dev/null 2>&1
-    pg_data=""
-}
+stop_pg() { pg_cluster_stop; }
 
 cleanup() {
     local rc=$?
@@ -408,10 +391,8 @@ postern_run() { # [pg]
     local store_env=()
     if [[ $label == pg ]]; then
         start_pg
-        psql -X -q -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres \
-            -c "CREATE DATABASE bench_$run" || die "cannot create a database"
-        store_env=(POSTERN_STORE_BACKEND=postgres
-            "POSTERN_STORE_URL=host=127.0.0.1 port=$pg_port user=postgres dbname=bench_$run")
+        pg_cluster_createdb "bench_$run" || die "cannot create a database"
+        store_env=(POSTERN_STORE_BACKEND=postgres "POSTERN_STORE_URL=$(pg_cluster_url "bench_$run")")
     fi
     cat >"$dir/postern.toml" <<EOF
 log = "warn"

@@ -1312,14 +1312,12 @@ pub async fn run_tool_ok(program: &str, package: &str, args: &[&str]) -> String 
 /// A PostgreSQL server for the tests that keep the store there: the one
 /// `POSTERN_TEST_POSTGRES` names (a key=value connection string to a
 /// database the tests may create databases from, as `.ci/run` sets), or
-/// else a private cluster this test process starts once, in a temporary
-/// directory on a free port (as the `postgres` user when run as root: the
-/// server refuses root), which stops when the process ends.
+/// else a private cluster ([`pg_cluster::PgCluster`]) this test process
+/// starts once, which stops when the process ends.
 pub struct Postgres {
     /// `host=127.0.0.1 port=… user=…` (no dbname).
     base: String,
-    /// The watcher shell of a private cluster (it ends with the server).
-    _server: Option<std::sync::Mutex<Child>>,
+    _cluster: Option<pg_cluster::PgCluster>,
 }
 
 impl Postgres {
@@ -1334,85 +1332,16 @@ impl Postgres {
                     .filter(|kv| !kv.starts_with("dbname="))
                     .collect::<Vec<_>>()
                     .join(" "),
-                _server: None,
+                _cluster: None,
             },
-            _ => Postgres::start_private(),
-        })
-    }
-
-    fn start_private() -> Postgres {
-        let bin = postgres_bin_dir().expect(
-            "PostgreSQL's server binaries (Debian: postgresql) are needed, or POSTERN_TEST_POSTGRES",
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("postern-pg")
-            .tempdir()
-            .expect("temp dir")
-            .keep();
-        let root = std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
-        let as_owner = |program: &Path| -> Command {
-            if root {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(program);
-                c
-            } else {
-                Command::new(program)
+            _ => {
+                let cluster = pg_cluster::PgCluster::start();
+                Postgres {
+                    base: cluster.base(),
+                    _cluster: Some(cluster),
+                }
             }
-        };
-        if root {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres"])
-                .arg(&dir)
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(ok, "chown the PostgreSQL test dir to postgres");
-        }
-        let data = dir.join("data");
-        let out = as_owner(&bin.join("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "-D"])
-            .arg(&data)
-            .output()
-            .expect("run initdb");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        // The server ends with this process: a watcher shell stops it
-        // when the test process is gone.
-        let script = format!(
-            "\"$0\" -D \"$1\" -p {port} -k \"$2\" -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=on >\"$2/log\" 2>&1 & pg=$!; while [ -d /proc/{me} ] && kill -0 $pg 2>/dev/null; do sleep 1; done; kill -INT $pg 2>/dev/null; wait $pg",
-            me = std::process::id()
-        );
-        let mut command = as_owner(Path::new("/bin/sh"));
-        command
-            .arg("-c")
-            .arg(script)
-            .arg(bin.join("postgres"))
-            .arg(&data)
-            .arg(&dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        let server = command.spawn().expect("start postgres");
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "PostgreSQL did not start; see {}/log",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // Accepting connections may come a little after listening.
-        std::thread::sleep(Duration::from_millis(300));
-        Postgres {
-            base: format!("host=127.0.0.1 port={port} user=postgres"),
-            _server: Some(std::sync::Mutex::new(server)),
-        }
+        })
     }
 
     /// A new, empty database; its connection string.

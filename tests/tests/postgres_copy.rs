@@ -1,4 +1,4 @@
-//! `postern store copy --to URL`: a SQLite store filled by a real
+//! `postern store copy [--to URL]`: a SQLite store filled by a real
 //! `postern up` (SMTP deliveries, IMAP APPEND, flags, expunge, a second
 //! mailbox, metadata, a URLAUTH key, an alias, a second account, a message
 //! for a remote recipient that stays deferred) is copied into an empty
@@ -528,7 +528,52 @@ async fn copying_needs_a_store_and_a_reachable_database() {
     );
     let out = ok_cli(&dir, &["store", "copy", "--to", &url], &[]);
     assert!(out.contains("accounts"), "{out}");
-    // `--to` is required.
+    // Without `--to` and without `[store] url` there is nowhere to copy to.
     let out = cli(&dir, &["store", "copy"], &[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--to") && stderr.contains("[store] url"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_to_the_copy_goes_to_the_configured_url() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    add_user(&dir, "alice@localhost");
+    let url = Postgres::get().new_database();
+    // As an operator does: the config already names the new store.
+    let config = root.path().join("postern.toml");
+    std::fs::write(
+        &config,
+        format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n"),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = ok_cli(&dir, &["--config", config, "store", "copy"], &[]);
+    assert!(
+        out.contains("[store] url") && out.contains("accounts"),
+        "{out}"
+    );
+    // The copy is the store that config opens.
+    let listed = ok_cli(&dir, &["--config", config, "user", "list"], &[]);
+    assert!(listed.contains("alice@localhost"), "{listed}");
+    // The refusal rules hold as with --to: the database is no longer empty.
+    let again = cli(&dir, &["--config", config, "store", "copy"], &[]);
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("not empty"), "{stderr}");
+    // --to wins over [store] url (here from the environment).
+    let other = Postgres::get().new_database();
+    let out = ok_cli(
+        &dir,
+        &["store", "copy", "--to", &other],
+        &[("POSTERN_STORE_URL", url.as_str())],
+    );
+    assert!(!out.contains("[store] url of the configuration"), "{out}");
+    let help = ok_cli(&dir, &["store", "copy", "--help"], &[]);
+    assert!(help.contains("Default: `[store] url`"), "{help}");
 }

@@ -554,8 +554,16 @@ pub struct StoreConfig {
     pub backend: StoreBackend,
     /// The PostgreSQL database for `backend = "postgres"`:
     /// `postgres://user:password@host:port/dbname` or the key=value form
-    /// (`host=… port=… user=… dbname=…`). Default unset.
+    /// (`host=… port=… user=… dbname=…`). Default unset. TLS to the
+    /// database follows its `sslmode`: `disable`, `prefer` (the default:
+    /// TLS when the server offers it, the certificate checked only when
+    /// `ca_file` is set) or `require` (TLS, and the certificate must chain
+    /// to the system's roots or `ca_file` and name the URL's host).
     pub url: Option<String>,
+    /// A PEM file of CA certificates that the PostgreSQL server's
+    /// certificate may chain to, besides the system's trusted roots
+    /// (default unset). Also used by `postern store copy`.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[store] backend`.
@@ -602,6 +610,7 @@ impl Default for StoreConfig {
             sync_every_commit: false,
             backend: StoreBackend::Sqlite,
             url: None,
+            ca_file: None,
         }
     }
 }

@@ -240,6 +240,7 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
         arrival_list_cache_bytes: s.arrival_list_cache_mb.saturating_mul(1024 * 1024),
         sync_every_commit: s.sync_every_commit,
         postgres_url: s.postgres_url()?,
+        postgres_ca_file: s.ca_file.clone(),
         ..store::StoreOptions::default()
     };
     let postgres = options.postgres_url.is_some();

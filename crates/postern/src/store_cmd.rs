@@ -1,4 +1,4 @@
-//! `postern store …`: the store itself. `store copy --to URL` copies the
+//! `postern store …`: the store itself. `store copy [--to URL]` copies the
 //! data dir's SQLite store into an empty PostgreSQL database
 //! ([`store::copy_to_postgres`]), the way to move a server to
 //! `[store] backend = "postgres"`.
@@ -13,10 +13,12 @@ pub enum StoreCommand {
     /// are), in one transaction. Stop `postern up` first: a store a
     /// running process has open is refused.
     Copy {
-        /// The PostgreSQL database, as `[store] url`
-        /// (`postgres://user:password@host/db` or `host=… dbname=…`).
+        /// The PostgreSQL database (`postgres://user:password@host/db` or
+        /// `host=… dbname=…`; TLS as its `sslmode` asks, trusting `[store]
+        /// ca_file`). Default: `[store] url` of the configuration
+        /// (POSTERN_STORE_URL).
         #[arg(long, value_name = "URL")]
-        to: String,
+        to: Option<String>,
     },
 }
 
@@ -26,10 +28,23 @@ pub async fn store(config: &Config, command: StoreCommand) -> Result<(), String>
     }
 }
 
-async fn copy(config: &Config, url: String) -> Result<(), String> {
-    if url.trim().is_empty() {
-        return Err("--to needs a PostgreSQL URL".into());
-    }
+async fn copy(config: &Config, to: Option<String>) -> Result<(), String> {
+    let url =
+        match to {
+            Some(url) if url.trim().is_empty() => return Err("--to needs a PostgreSQL URL".into()),
+            Some(url) => url,
+            None => match &config.store.url {
+                Some(url) if !url.trim().is_empty() => {
+                    println!("to [store] url of the configuration");
+                    url.clone()
+                }
+                _ => return Err(
+                    "no database to copy to: give --to URL, or set [store] url (POSTERN_STORE_URL)"
+                        .into(),
+                ),
+            },
+        };
+    let ca_file = config.store.ca_file.clone();
     let data_dir = config.data_dir.clone();
     println!(
         "copying the SQLite store in {} to PostgreSQL (one transaction: nothing is kept unless all is copied)",
@@ -37,7 +52,7 @@ async fn copy(config: &Config, url: String) -> Result<(), String> {
     );
     println!("  {:<18} {:>10} {:>12}", "table", "rows", "bytes");
     let copied = tokio::task::spawn_blocking(move || {
-        store::copy_to_postgres(&data_dir, &url, &mut |table| {
+        store::copy_to_postgres(&data_dir, &url, ca_file.as_deref(), &mut |table| {
             println!(
                 "  {:<18} {:>10} {:>12}",
                 table.table,
@@ -57,7 +72,7 @@ async fn copy(config: &Config, url: String) -> Result<(), String> {
         copied.len()
     );
     println!(
-        "to use it: [store] backend = \"postgres\" and url = the URL given to --to \
+        "to use it: [store] backend = \"postgres\" and url = the URL copied to \
          (POSTERN_STORE_BACKEND, POSTERN_STORE_URL)"
     );
     Ok(())

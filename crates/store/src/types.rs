@@ -1018,6 +1018,11 @@ pub struct StoreOptions {
     /// (`postgres://user:password@host:port/db`) instead of SQLite in the
     /// data dir (default `None`: SQLite). Several nodes may share it.
     pub postgres_url: Option<String>,
+    /// A PEM file of CA certificates the PostgreSQL server's certificate
+    /// may chain to, besides the system's roots (`[store] ca_file`); with
+    /// it, `sslmode=prefer` checks the certificate too (see `sslmode` in
+    /// the README's PostgreSQL section).
+    pub postgres_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -1037,6 +1042,7 @@ impl Default for StoreOptions {
             arrival_list_cache_bytes: 16 * 1024 * 1024,
             sync_every_commit: false,
             postgres_url: None,
+            postgres_ca_file: None,
         }
     }
 }

@@ -61,7 +61,12 @@ impl fmt::Display for Error {
                 // The server's own message says more than the client's
                 // "db error".
                 Some(db) => write!(f, "{}: {}", db.code().code(), db.message()),
-                None => e.fmt(f),
+                // What went wrong below the client's own words ("error
+                // performing TLS handshake": which certificate problem).
+                None => match std::error::Error::source(e) {
+                    Some(cause) => write!(f, "{e}: {cause}"),
+                    None => e.fmt(f),
+                },
             },
             Error::QueryReturnedNoRows => f.write_str("query returned no rows"),
             Error::Conversion(what) => write!(f, "conversion error: {what}"),

@@ -24,10 +24,10 @@ pub(crate) struct PgConnection {
 }
 
 impl PgConnection {
-    /// Connects to `url` (`postgres://user:password@host:port/db`, or the
-    /// key=value form).
-    pub(crate) fn connect(url: &str) -> Result<PgConnection> {
-        let client = Client::connect(url, postgres::NoTls)?;
+    /// Connects to the database `target` names, with TLS as its
+    /// `sslmode` asks ([`crate::pg::Target`]).
+    pub(crate) fn connect(target: &crate::pg::Target) -> Result<PgConnection> {
+        let client = target.client()?;
         Ok(PgConnection {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),

@@ -61,19 +61,21 @@ pub struct TableCopied {
 }
 
 /// Copies the SQLite store of `data_dir` into the empty PostgreSQL
-/// database at `url`; `progress` hears of each table once it is copied
-/// (nothing is committed before the last). Blocking: it runs the
+/// database at `url` (with TLS as its `sslmode` asks, `ca_file` trusted
+/// as `[store] ca_file` is); `progress` hears of each table once it is
+/// copied (nothing is committed before the last). Blocking: it runs the
 /// PostgreSQL client on a thread of its own.
 pub fn copy_to_postgres(
     data_dir: &Path,
     url: &str,
+    ca_file: Option<&Path>,
     progress: &mut (dyn FnMut(&TableCopied) + Send),
 ) -> Result<Vec<TableCopied>> {
     // The blocking client runs a runtime of its own, which cannot be
     // entered from a tokio worker (the caller may be one).
     std::thread::scope(|scope| {
         scope
-            .spawn(|| copy_here(data_dir, url, progress))
+            .spawn(|| copy_here(data_dir, url, ca_file, progress))
             .join()
             .unwrap_or_else(|_| {
                 Err(StoreError::Database(
@@ -94,6 +96,7 @@ struct Table {
 fn copy_here(
     data_dir: &Path,
     url: &str,
+    ca_file: Option<&Path>,
     progress: &mut dyn FnMut(&TableCopied),
 ) -> Result<Vec<TableCopied>> {
     let path = data_dir.join(schema::DB_FILE);
@@ -119,7 +122,7 @@ fn copy_here(
     let tables = sqlite_tables(&source)?;
     let sequences = sqlite_sequences(&source)?;
 
-    let target = super::open_writer(url)?;
+    let target = super::open_writer(&super::Target::new(url, ca_file)?)?;
     target.execute_batch("BEGIN").db()?;
     let result = copy_tables(&source, &target, &tables, &sequences, progress);
     let _ = source.execute_batch("COMMIT");
@@ -577,8 +580,10 @@ mod tests {
         });
         let url = format!("{base} options='-c search_path={schema}'");
         let mut tables = Vec::new();
-        let copied =
-            copy_to_postgres(dir.path(), &url, &mut |t| tables.push(t.table.clone())).unwrap();
+        let copied = copy_to_postgres(dir.path(), &url, None, &mut |t| {
+            tables.push(t.table.clone())
+        })
+        .unwrap();
         assert_eq!(tables.last().map(String::as_str), Some("meta"));
         let count = |name: &str| copied.iter().find(|t| t.table == name).unwrap().rows;
         assert_eq!((count("accounts"), count("smtp_sessions")), (1, 1));
@@ -623,7 +628,7 @@ mod tests {
             ("deferred".to_owned(), 2, 5, 0, true, vec![0, 0xff])
         );
 
-        let again = copy_to_postgres(dir.path(), &url, &mut |_| {}).unwrap_err();
+        let again = copy_to_postgres(dir.path(), &url, None, &mut |_| {}).unwrap_err();
         assert!(again.to_string().contains("not empty"), "{again}");
         let accounts = with_test_client(&url2, |c| {
             c.query_one("SELECT count(*) FROM accounts", &[])

@@ -27,6 +27,9 @@
 //! needs its PostgreSQL counterpart appended here.
 
 pub(crate) mod copy;
+mod tls;
+
+pub(crate) use tls::Target;
 
 use crate::db::{Connection, PgConnection};
 use crate::sqlite::schema::SqlResult;
@@ -256,15 +259,15 @@ pub(crate) fn supported_version() -> i64 {
 }
 
 /// Connects; a clear error when the server cannot be reached.
-pub(crate) fn connect(url: &str) -> Result<Connection> {
-    PgConnection::connect(url)
+pub(crate) fn connect(target: &Target) -> Result<Connection> {
+    PgConnection::connect(target)
         .map(|pg| Connection::Postgres(Box::new(pg)))
         .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {e}")))
 }
 
 /// Connects and brings the schema up to date (refusing a newer one).
-pub(crate) fn open_writer(url: &str) -> Result<Connection> {
-    let conn = connect(url)?;
+pub(crate) fn open_writer(target: &Target) -> Result<Connection> {
+    let conn = connect(target)?;
     migrate(&conn)?;
     Ok(conn)
 }

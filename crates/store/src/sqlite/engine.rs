@@ -328,19 +328,19 @@ impl Inner {
     }
 
     fn open_postgres_here(url: &str, options: &StoreOptions) -> Result<Inner> {
-        let writer_conn = crate::pg::open_writer(url)?;
+        let target = crate::pg::Target::new(url, options.postgres_ca_file.as_deref())?;
+        let writer_conn = crate::pg::open_writer(&target)?;
         let reader_conns = (0..options.readers.max(1))
-            .map(|_| crate::pg::connect(url))
+            .map(|_| crate::pg::connect(&target))
             .collect::<Result<Vec<_>>>()?;
-        let listener = crate::pg::connect(url)?;
-        let url = url.to_owned();
+        let listener = crate::pg::connect(&target)?;
         Self::start(
             writer_conn,
             reader_conns,
             Watcher::Listen(listener),
             None,
             Vec::new(),
-            Some(Reconnect::new(move || crate::pg::connect(&url))),
+            Some(Reconnect::new(move || crate::pg::connect(&target))),
             options,
         )
     }
