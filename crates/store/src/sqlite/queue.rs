@@ -237,18 +237,46 @@ pub(crate) fn deliver_received(
         if distinct.contains(&account) {
             continue;
         }
-        if mailbox::find_mailbox(conn, account, "INBOX")?.is_none() {
-            return Ok(None);
-        }
-        if !quota::quota(conn, account)?.fits(copy.bytes.len() as u64, 1) {
-            return Ok(None);
+        match quota::inbox_quota(conn, account)? {
+            Some(quota) if quota.fits(copy.bytes.len() as u64, 1) => {}
+            _ => return Ok(None),
         }
         distinct.push(account);
     }
     let (envelope, session) = received::insert_envelope(conn, envelope, received_at)?;
-    let queue = next_queue_id(conn)?;
-    blobs::ensure(conn, &copy.hash, &copy.bytes)?;
-    blobs::store_summary(conn, &copy.hash, summary_json)?;
+    let queue = match conn.dialect() {
+        // One round trip for the three.
+        crate::db::Dialect::Postgres => conn
+            .prepare_cached(
+                "WITH b AS (
+                     INSERT INTO blobs (hash, size, refcount, data, summary)
+                     VALUES (?1, ?2, 0, ?3, NULL) ON CONFLICT (hash) DO NOTHING),
+                 s AS (
+                     INSERT INTO summaries (hash, summary) VALUES (?1, ?4)
+                     ON CONFLICT (hash) DO NOTHING)
+                 INSERT INTO meta (key, value) VALUES ('last_queue_id', '1')
+                 ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
+                 RETURNING value",
+            )
+            .db()?
+            .query_row(
+                params![
+                    copy.hash,
+                    i64::try_from(copy.bytes.len()).unwrap_or(i64::MAX),
+                    copy.bytes,
+                    summary_json
+                ],
+                |row| row.get(0),
+            )
+            .db()
+            .map(QueueId)?,
+        crate::db::Dialect::Sqlite => {
+            let queue = next_queue_id(conn)?;
+            blobs::ensure(conn, &copy.hash, &copy.bytes)?;
+            blobs::store_summary(conn, &copy.hash, summary_json)?;
+            queue
+        }
+    };
     let append = Append {
         blob_hash: &copy.hash,
         size: copy.bytes.len() as u64,
