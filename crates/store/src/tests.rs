@@ -767,7 +767,6 @@ async fn retry_makes_waiting_recipients_due() {
 async fn flush_makes_every_deferred_recipient_due() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let t = now();
     let first = store
         .enqueue(message(
             &raw_message("1"),
@@ -779,6 +778,9 @@ async fn flush_makes_every_deferred_recipient_due() {
         .enqueue(message(&raw_message("2"), &["c@remote.test"]))
         .await
         .unwrap();
+    // After both are due (taken before, a second turning over between
+    // the two enqueues left the second one out of the claim).
+    let t = now();
     let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
     for m in &claimed {
         let ids: Vec<RecipientId> = m.recipients.iter().map(|r| r.id).collect();

@@ -31,6 +31,15 @@ pub(crate) fn session_row(
     .map(SmtpSessionId)
 }
 
+/// An envelope's recipients and warnings as stored (JSON).
+pub(crate) fn envelope_json(envelope: &NewEnvelope) -> Result<(String, String)> {
+    let encode = |e: serde_json::Error| StoreError::Database(format!("envelope encoding: {e}"));
+    Ok((
+        serde_json::to_string(&envelope.recipients).map_err(encode)?,
+        serde_json::to_string(&envelope.warnings).map_err(encode)?,
+    ))
+}
+
 /// Writer: records an envelope (and its session's row, if new).
 pub(crate) fn insert_envelope(
     conn: &Connection,
@@ -38,10 +47,7 @@ pub(crate) fn insert_envelope(
     received_at: Timestamp,
 ) -> Result<(EnvelopeId, SmtpSessionId)> {
     let session = session_row(conn, envelope.session, &envelope.session_start)?;
-    let recipients = serde_json::to_string(&envelope.recipients)
-        .map_err(|e| StoreError::Database(format!("envelope encoding: {e}")))?;
-    let warnings = serde_json::to_string(&envelope.warnings)
-        .map_err(|e| StoreError::Database(format!("envelope encoding: {e}")))?;
+    let (recipients, warnings) = envelope_json(envelope)?;
     let id: i64 = conn
         .prepare_cached(
             "INSERT INTO envelopes
