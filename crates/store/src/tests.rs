@@ -767,7 +767,6 @@ async fn retry_makes_waiting_recipients_due() {
 async fn flush_makes_every_deferred_recipient_due() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let t = now();
     let first = store
         .enqueue(message(
             &raw_message("1"),
@@ -779,6 +778,9 @@ async fn flush_makes_every_deferred_recipient_due() {
         .enqueue(message(&raw_message("2"), &["c@remote.test"]))
         .await
         .unwrap();
+    // After both are due (taken before, a second turning over between
+    // the two enqueues left the second one out of the claim).
+    let t = now();
     let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
     for m in &claimed {
         let ids: Vec<RecipientId> = m.recipients.iter().map(|r| r.id).collect();
@@ -973,6 +975,77 @@ async fn a_lone_failing_request_is_rolled_back() {
     assert_eq!(
         (first.state, first.attempts, first.last_error.as_deref()),
         (RecipientState::Deferred, 1, Some("later"))
+    );
+}
+
+/// The first request of a batch runs without a savepoint: when it fails,
+/// the transaction begins again and the batch's other requests commit,
+/// in one commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_first_request_leaves_its_batch_to_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let id = store
+        .enqueue(message(&raw_message("x"), &["a@remote.test"]))
+        .await
+        .unwrap();
+    let good = store.queue().await.unwrap()[0].recipients[0].id;
+    let before = store.inner.commits();
+    // Holds the writer while the next requests queue up behind it.
+    let (started, mut running) = tokio::sync::oneshot::channel();
+    let hold = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .inner
+                .write(false, move |_| {
+                    let _ = started.send(());
+                    std::thread::sleep(Duration::from_millis(400));
+                    Ok(())
+                })
+                .await
+        })
+    };
+    (&mut running).await.unwrap();
+    let failing = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            // Touches a real recipient first, then fails: all undone.
+            store
+                .defer(id, &[good, RecipientId(999_999)], "boom", 1)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut others = Vec::new();
+    for i in 0..3 {
+        let store = store.clone();
+        others.push(tokio::spawn(async move {
+            store
+                .enqueue(message(&raw_message(&format!("m{i}")), &["b@remote.test"]))
+                .await
+        }));
+    }
+    hold.await.unwrap().unwrap();
+    let result = failing.await.unwrap();
+    assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    for task in others {
+        task.await.unwrap().unwrap();
+    }
+    // The writer counts a commit after it has answered the batch.
+    for _ in 0..100 {
+        if store.inner.commits() >= before + 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(store.inner.commits(), before + 2);
+    let queue = store.queue().await.unwrap();
+    assert_eq!(queue.len(), 4);
+    let first = &queue.iter().find(|q| q.id == id).unwrap().recipients[0];
+    assert_eq!(
+        (first.state, first.attempts, first.last_error.as_deref()),
+        (RecipientState::Pending, 0, None)
     );
 }
 

@@ -56,7 +56,7 @@ impl Store {
     pub async fn account(&self, address: &str) -> Result<Option<Account>> {
         let address = address.to_lowercase();
         self.inner
-            .read(move |conn| accounts::find_account(conn, &address))
+            .lookup(move |conn| accounts::find_account(conn, &address))
             .await
     }
 
@@ -66,7 +66,7 @@ impl Store {
         let address = address.to_lowercase();
         let found = self
             .inner
-            .read(move |conn| accounts::find_credentials(conn, &address))
+            .lookup(move |conn| accounts::find_credentials(conn, &address))
             .await?;
         let password = password.to_owned();
         self.passwords

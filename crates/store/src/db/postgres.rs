@@ -110,10 +110,10 @@ impl PgConnection {
     }
 
     pub(super) fn last_value(&self) -> Result<i64> {
-        let row = self
-            .client
-            .borrow_mut()
-            .query_one("SELECT lastval()", &[])?;
+        // Prepared once: by its text, every call would be two round trips
+        // (Parse, then Bind and Execute).
+        let stmt = self.prepare("SELECT lastval()")?;
+        let row = self.client.borrow_mut().query_one(&stmt.statement, &[])?;
         Ok(row.try_get(0)?)
     }
 
@@ -132,8 +132,14 @@ pub(crate) struct PgStatement {
 }
 
 /// Whether `sql` opens (`Some(true)`) or ends (`Some(false)`) a
-/// transaction.
+/// transaction; for statements separated by `;`, the last of them that
+/// does either (`BEGIN; SELECT ...` opens, `NOTIFY x; COMMIT` ends).
 fn transaction_effect(sql: &str) -> Option<bool> {
+    sql.split(';').filter_map(statement_effect).next_back()
+}
+
+/// [`transaction_effect`] of one statement.
+fn statement_effect(sql: &str) -> Option<bool> {
     let words: Vec<String> = sql
         .split_whitespace()
         .take(2)
@@ -393,5 +399,11 @@ mod tests {
         assert_eq!(transaction_effect("ROLLBACK"), Some(false));
         assert_eq!(transaction_effect("ROLLBACK TO request"), None);
         assert_eq!(transaction_effect("SAVEPOINT request"), None);
+        assert_eq!(
+            transaction_effect("BEGIN; SELECT pg_advisory_xact_lock(1)"),
+            Some(true)
+        );
+        assert_eq!(transaction_effect("NOTIFY x; COMMIT"), Some(false));
+        assert_eq!(transaction_effect("ROLLBACK TO prune; RELEASE prune"), None);
     }
 }

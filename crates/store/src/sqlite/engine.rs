@@ -360,6 +360,7 @@ impl Inner {
 
         let (changes, _) = watch::channel(0u64);
         let changes = Arc::new(changes);
+        let origin = notify_origin();
         let wakeups = Arc::new(Wakeups::new());
         wakeups.start(&writer_conn)?;
         let writer_wakeups = Arc::clone(&wakeups);
@@ -373,6 +374,7 @@ impl Inner {
         let pruner = Pruner::new(options.prune.clone());
         let sync_every_commit = options.sync_every_commit;
         let writer_reconnect = reconnect.clone();
+        let writer_origin = Arc::clone(&origin);
         threads.0.push(
             thread::Builder::new()
                 .name("store-writer".into())
@@ -384,6 +386,7 @@ impl Inner {
                         Notify {
                             changes: writer_changes,
                             wakeups: writer_wakeups,
+                            origin: writer_origin,
                         },
                         writer_commits,
                         pruner,
@@ -407,6 +410,7 @@ impl Inner {
         let poller_notify = Notify {
             changes: Arc::clone(&changes),
             wakeups: Arc::clone(&wakeups),
+            origin,
         };
         let interval = options.poll_interval.max(Duration::from_millis(1));
         threads.0.push(match watcher {
@@ -493,8 +497,11 @@ impl Inner {
         })?
     }
 
-    /// [`Inner::read`] for a lookup of a few rows by key: on the calling
-    /// thread when it can be ([`InlineReads`]), else on a reader thread.
+    /// [`Inner::read`] for a lookup of a few rows by key in ONE statement:
+    /// on the calling thread when it can be ([`InlineReads`], SQLite),
+    /// else on a reader thread. On PostgreSQL the statement runs without a
+    /// transaction around it: a single statement is its own consistent
+    /// snapshot, and `BEGIN`/`COMMIT` were two of its three round trips.
     pub(crate) async fn lookup<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -503,7 +510,21 @@ impl Inner {
         if let Some(result) = self.inline.as_ref().and_then(|inline| inline.read(&f)) {
             return result;
         }
-        self.read(f).await
+        let (reply, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            if reply.is_closed() {
+                return;
+            }
+            let result = match conn.dialect() {
+                Dialect::Postgres => single_statement(conn, f),
+                Dialect::Sqlite => read_transaction(conn, f),
+            };
+            let _ = reply.send(result);
+        });
+        self.readers.send(job).await?;
+        rx.await.map_err(|_| {
+            StoreError::Database("internal error: a read request was abandoned".into())
+        })?
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
@@ -530,6 +551,20 @@ struct Notify {
     /// The global counter ([`Store::watch_changes`](crate::Store)).
     changes: Arc<watch::Sender<u64>>,
     wakeups: Arc<Wakeups>,
+    /// This store's name in its NOTIFY payloads (PostgreSQL): its listener
+    /// skips its own writer's commits, which the writer announced itself.
+    origin: Arc<str>,
+}
+
+/// A name for this store's NOTIFY payloads, unlike any other node's: the
+/// process id and the time it opened, in hex (safe in an SQL literal).
+fn notify_origin() -> Arc<str> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    static OPENED: AtomicU64 = AtomicU64::new(0);
+    let n = OPENED.fetch_add(1, Ordering::Relaxed);
+    format!("{:x}-{nanos:x}-{n:x}", std::process::id()).into()
 }
 
 impl Notify {
@@ -570,12 +605,40 @@ fn begin_read(conn: &Connection) -> crate::db::Result<()> {
 pub(crate) fn begin_write(conn: &Connection) -> crate::db::Result<()> {
     match conn.dialect() {
         Dialect::Sqlite => control(conn, "BEGIN IMMEDIATE"),
-        Dialect::Postgres => {
-            control(conn, "BEGIN")?;
-            conn.prepare_cached("SELECT pg_advisory_xact_lock(?1)")?
-                .query_row([crate::pg::WRITE_LOCK], |_| Ok(()))
-        }
+        // One round trip for both (a simple-query batch); a lock that
+        // fails leaves no transaction open behind it.
+        Dialect::Postgres => conn
+            .execute_batch(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({})",
+                crate::pg::WRITE_LOCK
+            ))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            }),
     }
+}
+
+/// Commits the writer's transaction; on PostgreSQL with `NOTIFY` of
+/// [`crate::pg::CHANNEL`] in the same round trip when `notify` (a NOTIFY
+/// is delivered only if its transaction commits).
+fn commit_write(conn: &Connection, notify: Option<&str>) -> crate::db::Result<()> {
+    match (conn.dialect(), notify) {
+        (Dialect::Postgres, Some(origin)) => conn.execute_batch(&format!(
+            "NOTIFY {}, '{origin}'; COMMIT",
+            crate::pg::CHANNEL
+        )),
+        _ => control(conn, "COMMIT"),
+    }
+}
+
+/// Runs a read of one statement outside any transaction (PostgreSQL: the
+/// statement is its own snapshot).
+fn single_statement<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(|| f(conn))).unwrap_or_else(|_| {
+        Err(StoreError::Database(
+            "internal error: a read request panicked".into(),
+        ))
+    })
 }
 
 pub(crate) fn read_transaction<T>(
@@ -728,9 +791,9 @@ fn prune_alone(conn: &Connection, pruner: &mut Pruner) -> bool {
     true
 }
 
-/// Runs a batch in one transaction, each request in its own savepoint (a
-/// request alone in its batch in none: its failure rolls the transaction
-/// back), and answers every request only once the commit has succeeded
+/// Runs a batch in one transaction, each request but the first in its own
+/// savepoint (the first one's failure rolls the transaction back, and the
+/// others run in a new one), and answers every request only once the commit has succeeded
 /// (or failed). Returns whether the batch committed.
 fn run_batch(
     conn: &Connection,
@@ -753,30 +816,60 @@ fn run_batch(
 
     let mut fatal: Option<String> = None;
     let mut full = false;
-    // A request alone in its batch runs without a savepoint of its own:
-    // if it fails, rolling the whole transaction back undoes exactly what
-    // the savepoint would have. Inside a savepoint SQLite copies every
-    // page into the statement journal before its first change; for a lone
-    // delivery that copy and the two statements were a tenth of the
-    // writer's work (issue 13).
-    if let [job] = batch.as_mut_slice() {
+    // The batch's first request runs without a savepoint of its own: if
+    // it fails, rolling the whole transaction back undoes exactly what
+    // the savepoint would have, and the others begin again after it.
+    // Inside a savepoint SQLite copies every page into the statement
+    // journal before its first change; for a lone delivery that copy and
+    // the two statements were a tenth of the writer's work (issue 13); on
+    // PostgreSQL each is a round trip.
+    if let Some(job) = batch.first_mut() {
         let ok = job.run(conn);
         if conn.is_autocommit() {
             fatal = Some("the write transaction was rolled back by the database".into());
             full = job.failed_full();
         } else if !ok {
             let _ = conn.execute_batch("ROLLBACK");
-            for job in batch {
-                job.finish(None);
+            if alone {
+                for job in batch {
+                    job.finish(None);
+                }
+                return false;
             }
-            return false;
+            full |= job.failed_full();
+            if let Err(e) = begin_write(conn) {
+                let error = CommitError {
+                    message: e.to_string(),
+                    full: full || schema::is_full(&e),
+                };
+                tracing::error!(error = %error.message, "store: could not begin a write transaction");
+                for job in batch {
+                    job.finish(Some(&error));
+                }
+                return false;
+            }
         }
     }
-    for job in batch.iter_mut().filter(|_| !alone) {
-        if let Err(e) = control(conn, "SAVEPOINT request") {
+    // The others each in a savepoint. On PostgreSQL a request's savepoint
+    // is released together with the next one's start (one round trip for
+    // both), the last by the COMMIT.
+    let postgres = conn.dialect() == Dialect::Postgres;
+    let mut savepoint_open = false;
+    for job in batch.iter_mut().skip(1) {
+        if fatal.is_some() {
+            break;
+        }
+        let begun = if postgres && savepoint_open {
+            conn.execute_batch("RELEASE request; SAVEPOINT request")
+        } else {
+            control(conn, "SAVEPOINT request")
+        };
+        if let Err(e) = begun {
+            savepoint_open = false;
             job.fail(schema::db_error(e));
             continue;
         }
+        savepoint_open = true;
         let ok = job.run(conn);
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (I/O error, disk
@@ -789,11 +882,15 @@ fn run_batch(
         // rolled back below) is the batch's too: the others wrote into
         // the same full database, and their commit would fail alike.
         full |= job.failed_full();
-        let end = if ok {
-            control(conn, "RELEASE request")
-        } else {
-            control(conn, "ROLLBACK TO request").and_then(|()| control(conn, "RELEASE request"))
+        let end = match (ok, postgres) {
+            (true, true) => Ok(()),
+            (true, false) => control(conn, "RELEASE request"),
+            (false, true) => conn.execute_batch("ROLLBACK TO request; RELEASE request"),
+            (false, false) => {
+                control(conn, "ROLLBACK TO request").and_then(|()| control(conn, "RELEASE request"))
+            }
         };
+        savepoint_open &= ok;
         if let Err(e) = end {
             fatal = Some(e.to_string());
             break;
@@ -808,17 +905,6 @@ fn run_batch(
         }
     }
 
-    // Other nodes on the same PostgreSQL database hear of it at the
-    // commit (a NOTIFY is sent only if the transaction commits).
-    if fatal.is_none()
-        && conn.dialect() == Dialect::Postgres
-        && batch.iter().any(|job| job.notifies())
-    {
-        if let Err(e) = control(conn, &format!("NOTIFY {}", crate::pg::CHANNEL)) {
-            fatal = Some(e.to_string());
-        }
-    }
-
     // What the commit adds to the change feed, read while the transaction
     // is still open: after the commit, only the watchers are woken before
     // the requests are answered.
@@ -828,9 +914,11 @@ fn run_batch(
     } else {
         None
     };
+    // Other nodes on the same PostgreSQL database hear of it at the
+    // commit (a NOTIFY sent with it).
     let commit = match fatal {
         Some(message) => Err(CommitError { message, full }),
-        None => control(conn, "COMMIT").map_err(|e| CommitError {
+        None => commit_write(conn, changed.then_some(&*notify.origin)).map_err(|e| CommitError {
             message: e.to_string(),
             full: full || schema::is_full(&e),
         }),
@@ -912,11 +1000,14 @@ fn listener_loop(mut link: Link, stop: mpsc::Receiver<()>, interval: Duration, n
             if first.is_none() {
                 return Ok(0usize);
             }
-            // Take what else is already there, then act once.
-            let mut heard = 1;
+            // Take what else is already there, then act once, if any
+            // came from another node (this node's writer announced its
+            // own commits already).
+            let others = |n: &postgres::Notification| n.payload() != &*notify.origin;
+            let mut heard = usize::from(first.as_ref().is_some_and(others));
             let mut more = notifications.iter();
-            while let Ok(Some(_)) = more.next() {
-                heard += 1;
+            while let Ok(Some(n)) = more.next() {
+                heard += usize::from(others(&n));
             }
             Ok::<_, postgres::Error>(heard)
         });

@@ -237,18 +237,68 @@ pub(crate) fn deliver_received(
         if distinct.contains(&account) {
             continue;
         }
-        if mailbox::find_mailbox(conn, account, "INBOX")?.is_none() {
-            return Ok(None);
-        }
-        if !quota::quota(conn, account)?.fits(copy.bytes.len() as u64, 1) {
-            return Ok(None);
+        match quota::inbox_quota(conn, account)? {
+            Some(quota) if quota.fits(copy.bytes.len() as u64, 1) => {}
+            _ => return Ok(None),
         }
         distinct.push(account);
     }
-    let (envelope, session) = received::insert_envelope(conn, envelope, received_at)?;
-    let queue = next_queue_id(conn)?;
-    blobs::ensure(conn, &copy.hash, &copy.bytes)?;
-    blobs::store_summary(conn, &copy.hash, summary_json)?;
+    let (queue, envelope, session) = match conn.dialect() {
+        // One round trip for the four.
+        crate::db::Dialect::Postgres => {
+            let session = received::session_row(conn, envelope.session, &envelope.session_start)?;
+            let (recipients, warnings) = received::envelope_json(envelope)?;
+            let (queue, id) = conn
+                .prepare_cached(
+                    "WITH e AS (
+                         INSERT INTO envelopes
+                             (session_id, mail_from, mail_params, recipients, helo, client, tls,
+                              auth_user, received_at, warnings)
+                         VALUES (?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                         RETURNING id),
+                     b AS (
+                         INSERT INTO blobs (hash, size, refcount, data, summary)
+                         VALUES (?1, ?2, 0, ?3, NULL) ON CONFLICT (hash) DO NOTHING),
+                     s AS (
+                         INSERT INTO summaries (hash, summary) VALUES (?1, ?4)
+                         ON CONFLICT (hash) DO NOTHING),
+                     q AS (
+                         INSERT INTO meta (key, value) VALUES ('last_queue_id', '1')
+                         ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
+                         RETURNING CAST(value AS BIGINT) AS id)
+                     SELECT q.id, e.id FROM q, e",
+                )
+                .db()?
+                .query_row(
+                    params![
+                        copy.hash,
+                        i64::try_from(copy.bytes.len()).unwrap_or(i64::MAX),
+                        copy.bytes,
+                        summary_json,
+                        session.0,
+                        envelope.mail_from,
+                        envelope.mail_params,
+                        recipients,
+                        envelope.helo,
+                        envelope.session_start.client,
+                        envelope.tls,
+                        envelope.auth_user,
+                        received_at,
+                        warnings,
+                    ],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .db()?;
+            (QueueId(queue), crate::EnvelopeId(id), session)
+        }
+        crate::db::Dialect::Sqlite => {
+            let (envelope, session) = received::insert_envelope(conn, envelope, received_at)?;
+            let queue = next_queue_id(conn)?;
+            blobs::ensure(conn, &copy.hash, &copy.bytes)?;
+            blobs::store_summary(conn, &copy.hash, summary_json)?;
+            (queue, envelope, session)
+        }
+    };
     let append = Append {
         blob_hash: &copy.hash,
         size: copy.bytes.len() as u64,

@@ -36,6 +36,20 @@ pub(crate) fn quota(conn: &Connection, account: AccountId) -> Result<Quota> {
         .ok_or_else(|| StoreError::NotFound(format!("account {}", account.0)))
 }
 
+/// The account's quota if it has an INBOX (one statement for what a
+/// delivery checks first); `None` if the account or its INBOX is gone.
+pub(crate) fn inbox_quota(conn: &Connection, account: AccountId) -> Result<Option<Quota>> {
+    conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM accounts
+          WHERE id = ?1
+            AND EXISTS (SELECT 1 FROM mailboxes WHERE account_id = ?1 AND name = 'INBOX')"
+    ))
+    .db()?
+    .query_row([account.0], quota_from_row)
+    .optional()
+    .db()
+}
+
 /// Writer: `OverQuota` unless `bytes` more in `messages` more messages
 /// fit the account's limits. Call before the additions, in their request.
 pub(crate) fn check(

@@ -20,11 +20,24 @@ pub(crate) fn session_row(
     if let Some(id) = id {
         return Ok(id);
     }
-    conn.prepare_cached("INSERT INTO smtp_sessions (client, role, started_at) VALUES (?1, ?2, ?3)")
-        .db()?
-        .execute(params![start.client, start.role, start.started_at])
-        .db()?;
-    Ok(SmtpSessionId(conn.last_insert_rowid()))
+    conn.prepare_cached(
+        "INSERT INTO smtp_sessions (client, role, started_at) VALUES (?1, ?2, ?3) RETURNING id",
+    )
+    .db()?
+    .query_row(params![start.client, start.role, start.started_at], |row| {
+        row.get(0)
+    })
+    .db()
+    .map(SmtpSessionId)
+}
+
+/// An envelope's recipients and warnings as stored (JSON).
+pub(crate) fn envelope_json(envelope: &NewEnvelope) -> Result<(String, String)> {
+    let encode = |e: serde_json::Error| StoreError::Database(format!("envelope encoding: {e}"));
+    Ok((
+        serde_json::to_string(&envelope.recipients).map_err(encode)?,
+        serde_json::to_string(&envelope.warnings).map_err(encode)?,
+    ))
 }
 
 /// Writer: records an envelope (and its session's row, if new).
@@ -34,31 +47,33 @@ pub(crate) fn insert_envelope(
     received_at: Timestamp,
 ) -> Result<(EnvelopeId, SmtpSessionId)> {
     let session = session_row(conn, envelope.session, &envelope.session_start)?;
-    let recipients = serde_json::to_string(&envelope.recipients)
-        .map_err(|e| StoreError::Database(format!("envelope encoding: {e}")))?;
-    let warnings = serde_json::to_string(&envelope.warnings)
-        .map_err(|e| StoreError::Database(format!("envelope encoding: {e}")))?;
-    conn.prepare_cached(
-        "INSERT INTO envelopes
+    let (recipients, warnings) = envelope_json(envelope)?;
+    let id: i64 = conn
+        .prepare_cached(
+            "INSERT INTO envelopes
              (session_id, mail_from, mail_params, recipients, helo, client, tls, auth_user,
               received_at, warnings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .db()?
-    .execute(params![
-        session.0,
-        envelope.mail_from,
-        envelope.mail_params,
-        recipients,
-        envelope.helo,
-        envelope.session_start.client,
-        envelope.tls,
-        envelope.auth_user,
-        received_at,
-        warnings,
-    ])
-    .db()?;
-    Ok((EnvelopeId(conn.last_insert_rowid()), session))
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+         RETURNING id",
+        )
+        .db()?
+        .query_row(
+            params![
+                session.0,
+                envelope.mail_from,
+                envelope.mail_params,
+                recipients,
+                envelope.helo,
+                envelope.session_start.client,
+                envelope.tls,
+                envelope.auth_user,
+                received_at,
+                warnings,
+            ],
+            |row| row.get(0),
+        )
+        .db()?;
+    Ok((EnvelopeId(id), session))
 }
 
 /// Writer: the end of a session: its transcript and how many commands

@@ -32,7 +32,7 @@ use crate::db::Connection;
 use tokio::sync::watch;
 
 use crate::sqlite::schema::SqlResult;
-use crate::{AccountId, MailboxId, Result};
+use crate::{AccountId, MailboxId, Result, StoreError};
 
 /// What a scan of the change feed found.
 #[derive(Debug, PartialEq, Eq)]
@@ -294,9 +294,35 @@ fn position(conn: &Connection) -> Result<Position> {
 }
 
 fn scan(conn: &Connection, cursor: &mut FeedCursor) -> Result<Wake> {
-    // One statement at a time outside a transaction: each its own snapshot.
-    // Reading the rows after the position can only see more, never less.
-    let (max_id, epoch, names_epoch) = position(conn)?;
+    // The position and the rows after the cursor in one statement, one
+    // snapshot (one round trip on PostgreSQL, where the writer runs this
+    // before every commit that changed mail). Without a cursor, only the
+    // position is wanted: no row is after `i64::MAX`.
+    let after = cursor.last.map_or(i64::MAX, |(id, _, _)| id);
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT p.max_id, p.epoch, p.names, c.id, c.mailbox_id
+               FROM (SELECT (SELECT coalesce(max(id), 0) FROM changes) AS max_id,
+                            (SELECT coalesce((SELECT CAST(value AS BIGINT) FROM meta
+                                               WHERE key = 'mailbox_epoch'), 0)) AS epoch,
+                            (SELECT coalesce((SELECT CAST(value AS BIGINT) FROM meta
+                                               WHERE key = 'names_epoch'), 0)) AS names) p
+               LEFT JOIN changes c ON c.id > ?1",
+        )
+        .db()?;
+    let mut rows = stmt.query([after]).db()?;
+    let mut position: Option<Position> = None;
+    let mut changed = Vec::new();
+    while let Some(row) = rows.next().db()? {
+        if position.is_none() {
+            position = Some((row.get(0).db()?, row.get(1).db()?, row.get(2).db()?));
+        }
+        if let Some(id) = row.get::<_, Option<i64>>(3).db()? {
+            changed.push((id, MailboxId(row.get(4).db()?)));
+        }
+    }
+    let (max_id, epoch, names_epoch) =
+        position.ok_or_else(|| StoreError::Database("the change feed has no position".into()))?;
     let Some((last_id, last_epoch, last_names)) = cursor.last else {
         cursor.last = Some((max_id, epoch, names_epoch));
         return Ok(Wake::All);
@@ -306,27 +332,11 @@ fn scan(conn: &Connection, cursor: &mut FeedCursor) -> Result<Wake> {
         return Ok(Wake::All);
     }
     let names = names_epoch != last_names;
-    if max_id == last_id {
-        cursor.last = Some((max_id, epoch, names_epoch));
-        return Ok(if names {
-            Wake::Changes {
-                mailboxes: BTreeSet::new(),
-                names,
-            }
-        } else {
-            Wake::Nothing
-        });
-    }
-    let mut stmt = conn
-        .prepare_cached("SELECT id, mailbox_id FROM changes WHERE id > ?1")
-        .db()?;
-    let mut rows = stmt.query([last_id]).db()?;
     let mut ids = BTreeSet::new();
     let mut newest = max_id;
-    while let Some(row) = rows.next().db()? {
-        let id: i64 = row.get(0).db()?;
+    for (id, mailbox) in changed {
         newest = newest.max(id);
-        ids.insert(MailboxId(row.get(1).db()?));
+        ids.insert(mailbox);
     }
     cursor.last = Some((newest, epoch, names_epoch));
     Ok(if ids.is_empty() && !names {
