@@ -999,9 +999,9 @@ pub struct StoreOptions {
     /// their envelopes included (default 16 MiB).
     pub arrival_list_cache_bytes: u64,
     /// Bytes of SQLite page cache each reader connection keeps (default
-    /// 1 MiB; SQLite's own default is 2,000 KiB). Pages a reader has in
-    /// its cache are not copied from the operating system's again until
-    /// another connection commits; a scan of a big mailbox fills it.
+    /// 1 MiB; SQLite's own default is 2,000 KiB). A page in it is not
+    /// copied from the operating system again until another connection
+    /// commits; a scan of a big mailbox fills it.
     pub reader_cache_bytes: u64,
     /// Every commit waits for the disk (default false: only those that
     /// accept or create mail do; flag changes, expunges and leases are
