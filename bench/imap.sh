@@ -33,6 +33,9 @@
 #   POSTERN_BIN, IMAPD_BIN  default $CARGO_TARGET_DIR/release/{postern,imapd}
 #                      (target/ when CARGO_TARGET_DIR is unset); built with
 #                      cargo if missing
+#   AT_END=""          a command run as `$AT_END PID SERVER` right after the
+#                      RSS after the run is read, while the server is still
+#                      up (e.g. a script that saves /proc/PID/smaps_rollup)
 #   KEEP=0             1 keeps the temp dir (configs, logs, mailboxes); it is
 #                      also kept when the script fails, for the logs
 #   TMPDIR             where the temp dir goes
@@ -89,6 +92,7 @@ IDLE_TIMEOUT=${IDLE_TIMEOUT:-1200}
 POSTERN_BIN=${POSTERN_BIN:-$target/release/postern}
 IMAPD_BIN=${IMAPD_BIN:-$target/release/imapd}
 KEEP=${KEEP:-0}
+AT_END=${AT_END:-}
 # The daemons read every POSTERN_* variable as configuration and refuse
 # unknown ones: the settings above are this script's, not theirs.
 for v in $(compgen -e POSTERN_); do export -n "$v"; done
@@ -481,6 +485,7 @@ rss_end() { # server
         die "$s: cannot read the server's RSS"
     echo "$s rss_end $kib" >>"$results"
     say "$s: RSS after the run ${kib} KiB ($procs processes)"
+    [[ -z $AT_END ]] || $AT_END "$(pid_of "$s")" "$s" || say "$s: AT_END failed"
 }
 
 # --- main -----------------------------------------------------------------------

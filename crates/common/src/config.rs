@@ -43,6 +43,32 @@ pub struct Config {
     pub capture: CaptureConfig,
     pub store: StoreConfig,
     pub rules: RulesConfig,
+    pub memory: MemoryConfig,
+}
+
+/// `[memory]`: how the process gives memory back to the system
+/// ([`crate::memory`]; glibc's allocator, elsewhere ignored).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MemoryConfig {
+    /// Heap arenas the allocator may make (default 4; 0: glibc's own
+    /// limit, eight per core). Each thread that allocates while the
+    /// others' arenas are busy gets one, and each keeps its own free
+    /// memory. The environment's `MALLOC_ARENA_MAX` wins.
+    pub arena_max: usize,
+    /// When a session ends, the free pages of every arena go back to the
+    /// system (`malloc_trim`), at most once per this many milliseconds
+    /// (default 1000; 0: never).
+    pub trim_interval_ms: u64,
+}
+
+impl Default for MemoryConfig {
+    fn default() -> Self {
+        MemoryConfig {
+            arena_max: 4,
+            trim_interval_ms: 1000,
+        }
+    }
 }
 
 /// `[rules]`: the failure rules a test sets through the HTTP API
@@ -539,6 +565,11 @@ pub struct StoreConfig {
     /// MiB the arrival lists the HTTP API's searches read may hold, their
     /// envelopes included (default 16); past it, as for `index_cache_mb`.
     pub arrival_list_cache_mb: u64,
+    /// KiB of SQLite page cache each reader connection keeps (default
+    /// 1024; SQLite's own default is 2000): pages read again before
+    /// another connection commits are not copied from the operating
+    /// system again. There are four readers.
+    pub reader_cache_kb: u64,
     /// Every commit waits for the disk's fsync (default false). Mail that
     /// is accepted or created (SMTP `250`, APPEND, COPY, accounts) always
     /// does; changes to existing mail (flags, expunges, MOVE, `\Recent`,
@@ -607,6 +638,7 @@ impl Default for StoreConfig {
             envelope_cache_mb: 4,
             search_fields_cache_mb: 8,
             arrival_list_cache_mb: 16,
+            reader_cache_kb: 1024,
             sync_every_commit: false,
             backend: StoreBackend::Sqlite,
             url: None,
@@ -695,6 +727,7 @@ impl Default for Config {
             capture: CaptureConfig::default(),
             rules: RulesConfig::default(),
             store: StoreConfig::default(),
+            memory: MemoryConfig::default(),
         }
     }
 }
@@ -1350,6 +1383,32 @@ mod tests {
         assert_eq!(c.store.arrival_list_cache_mb, 1);
         assert_eq!(c.store.index_cache_mb, 8);
         assert!(from_env(&[("POSTERN_STORE_INDEX_CACHE_MB", "lots")]).is_err());
+    }
+
+    #[test]
+    fn reader_page_cache_and_memory_keys_by_file_or_environment() {
+        let c = Config::default();
+        assert_eq!(
+            c.store.reader_cache_kb * 1024,
+            store::StoreOptions::default().reader_cache_bytes
+        );
+        assert_eq!(c.memory.arena_max, 4);
+        assert_eq!(c.memory.trim_interval_ms, 1000);
+
+        let c = parse("[store]\nreader_cache_kb = 256\n[memory]\narena_max = 0\n").unwrap();
+        assert_eq!(c.store.reader_cache_kb, 256);
+        assert_eq!(c.memory.arena_max, 0);
+        assert_eq!(c.memory.trim_interval_ms, 1000);
+        assert!(parse("[memory]\ntrim_every_ms = 5\n").is_err());
+
+        let c = from_env(&[
+            ("POSTERN_MEMORY_TRIM_INTERVAL_MS", "0"),
+            ("POSTERN_STORE_READER_CACHE_KB", "4096"),
+        ])
+        .unwrap();
+        assert_eq!(c.memory.trim_interval_ms, 0);
+        assert_eq!(c.store.reader_cache_kb, 4096);
+        assert!(from_env(&[("POSTERN_MEMORY_ARENA_MAX", "-1")]).is_err());
     }
 
     #[test]

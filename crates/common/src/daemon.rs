@@ -238,6 +238,7 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
         envelope_cache_bytes: s.envelope_cache_mb.saturating_mul(1024 * 1024),
         search_fields_cache_bytes: s.search_fields_cache_mb.saturating_mul(1024 * 1024),
         arrival_list_cache_bytes: s.arrival_list_cache_mb.saturating_mul(1024 * 1024),
+        reader_cache_bytes: s.reader_cache_kb.saturating_mul(1024),
         sync_every_commit: s.sync_every_commit,
         postgres_url: s.postgres_url()?,
         postgres_ca_file: s.ca_file.clone(),
@@ -279,13 +280,22 @@ impl Process {
             .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
         let tls =
             crate::tls::acceptor(&config.tls, &config.data_dir).map_err(|e| format!("TLS: {e}"))?;
+        // Before the store's threads start allocating.
+        crate::memory::limit_arenas(config.memory.arena_max);
+        let shutdown = crate::shutdown::on_signal();
+        let tracker = TaskTracker::new();
+        crate::memory::Trimmer::start(
+            Duration::from_millis(config.memory.trim_interval_ms),
+            &shutdown,
+            &tracker,
+        );
         Ok(Process {
             throttle: Arc::new(AuthThrottle::new(&config.auth)),
             events: crate::events::EventBus::default(),
             config: Arc::new(config),
             tls,
-            shutdown: crate::shutdown::on_signal(),
-            tracker: TaskTracker::new(),
+            shutdown,
+            tracker,
             started: Instant::now(),
         })
     }

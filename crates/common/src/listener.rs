@@ -389,6 +389,8 @@ impl<S: Service> State<S> {
                 };
                 state.service.clone().serve(conn).await;
                 tracing::debug!("session ended");
+                // What the session held is free now.
+                crate::memory::Trimmer::work_ended();
             }
             .instrument(span),
         );

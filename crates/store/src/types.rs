@@ -1009,6 +1009,11 @@ pub struct StoreOptions {
     /// Bytes the arrival lists the HTTP API's searches read may hold,
     /// their envelopes included (default 16 MiB).
     pub arrival_list_cache_bytes: u64,
+    /// Bytes of SQLite page cache each reader connection keeps (default
+    /// 1 MiB; SQLite's own default is 2,000 KiB). A page in it is not
+    /// copied from the operating system again until another connection
+    /// commits; a scan of a big mailbox fills it.
+    pub reader_cache_bytes: u64,
     /// Every commit waits for the disk (default false: only those that
     /// accept or create mail do; flag changes, expunges and leases are
     /// answered once the operating system has them, which a crash of the
@@ -1040,6 +1045,7 @@ impl Default for StoreOptions {
             envelope_cache_bytes: 4 * 1024 * 1024,
             search_fields_cache_bytes: 8 * 1024 * 1024,
             arrival_list_cache_bytes: 16 * 1024 * 1024,
+            reader_cache_bytes: 1024 * 1024,
             sync_every_commit: false,
             postgres_url: None,
             postgres_ca_file: None,

@@ -295,7 +295,11 @@ impl Inner {
         schema::limit_size(&sqlite_writer, options.max_size)?;
         let checkpointer = checkpoint::start(&path, &mut sqlite_writer)?;
         let reader_conns = (0..options.readers.max(1))
-            .map(|_| schema::open_reader(&path).map(Connection::Sqlite))
+            .map(|_| {
+                let conn = schema::open_reader(&path)?;
+                schema::limit_page_cache(&conn, options.reader_cache_bytes)?;
+                Ok(Connection::Sqlite(conn))
+            })
             .collect::<Result<Vec<_>>>()?;
         let poller_conn = Connection::Sqlite(schema::open_reader(&path)?);
         Self::start(

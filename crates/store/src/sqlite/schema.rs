@@ -459,6 +459,15 @@ pub(crate) fn limit_size(conn: &Connection, max_size: u64) -> Result<()> {
     Ok(())
 }
 
+/// Holds the connection's page cache to about `bytes` (SQLite keeps
+/// some pages whatever it is told; its own default is 2,000 KiB).
+pub(crate) fn limit_page_cache(conn: &Connection, bytes: u64) -> Result<()> {
+    let kib = i64::try_from(bytes / 1024).unwrap_or(i64::MAX);
+    // A negative cache_size is KiB, a positive one pages.
+    conn.pragma_update(None, "cache_size", -kib).db()?;
+    Ok(())
+}
+
 /// Opens the writer connection: WAL mode, migrations applied.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection> {
     let conn = open_connection(path, false)?;
@@ -516,5 +525,21 @@ fn migrate(conn: &Connection) -> Result<()> {
             let _ = conn.execute_batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_readers_page_cache_is_limited_in_kib() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(super::DB_FILE);
+        let _writer = super::open_writer(&path).unwrap();
+        let reader = super::open_reader(&path).unwrap();
+        super::limit_page_cache(&reader, 768 * 1024).unwrap();
+        let size: i64 = reader
+            .query_row("PRAGMA cache_size", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(size, -768);
     }
 }
