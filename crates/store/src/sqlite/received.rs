@@ -3,7 +3,7 @@
 //! with their parameters, and how the client came), kept apart from the
 //! message's bytes, which are never rewritten to show them.
 
-use crate::db::{params, Connection, OptionalExtension, Row};
+use crate::db::{params, Connection, Dialect, OptionalExtension, Row};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{
@@ -38,14 +38,7 @@ pub(crate) fn insert_envelope(
         .map_err(|e| StoreError::Database(format!("envelope encoding: {e}")))?;
     let warnings = serde_json::to_string(&envelope.warnings)
         .map_err(|e| StoreError::Database(format!("envelope encoding: {e}")))?;
-    conn.prepare_cached(
-        "INSERT INTO envelopes
-             (session_id, mail_from, mail_params, recipients, helo, client, tls, auth_user,
-              received_at, warnings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )
-    .db()?
-    .execute(params![
+    let values = params![
         session.0,
         envelope.mail_from,
         envelope.mail_params,
@@ -56,9 +49,38 @@ pub(crate) fn insert_envelope(
         envelope.auth_user,
         received_at,
         warnings,
-    ])
-    .db()?;
-    Ok((EnvelopeId(conn.last_insert_rowid()), session))
+    ];
+    let id = match conn.dialect() {
+        // The id from a counter in `meta`, a page the delivery writes
+        // anyway (AUTOINCREMENT wrote `sqlite_sequence` as well).
+        Dialect::Sqlite => {
+            let id = crate::sqlite::queue::next_in_sequence(conn, "last_envelope_id")?;
+            conn.prepare_cached(
+                "INSERT INTO envelopes
+                     (session_id, mail_from, mail_params, recipients, helo, client, tls,
+                      auth_user, received_at, warnings, id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .db()?
+            .execute(&[values, params![id]].concat())
+            .db()?;
+            id
+        }
+        // Its identity column, whose sequence never gives an id twice.
+        Dialect::Postgres => {
+            conn.prepare_cached(
+                "INSERT INTO envelopes
+                     (session_id, mail_from, mail_params, recipients, helo, client, tls,
+                      auth_user, received_at, warnings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .db()?
+            .execute(values)
+            .db()?;
+            conn.last_insert_rowid()
+        }
+    };
+    Ok((EnvelopeId(id), session))
 }
 
 /// Writer: the end of a session: its transcript and how many commands
