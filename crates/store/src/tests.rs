@@ -3759,6 +3759,103 @@ async fn queued_mail_keeps_its_envelope_through_delivery() {
     assert_eq!(envelope.session, None);
 }
 
+#[tokio::test]
+async fn envelope_ids_survive_the_autoincrement_rebuild() {
+    if crate::tests::sqlite_only("an SQLite migration") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // A database as the version before envelope ids came from `meta`:
+    // envelope 7 with a message and a queue entry pointing at it, and
+    // AUTOINCREMENT's high-water mark at 9 (envelopes 8 and 9 gone).
+    let step = schema::MIGRATIONS
+        .iter()
+        .position(|m| m.contains("last_envelope_id"))
+        .expect("the envelope id migration");
+    let path = dir.path().join(schema::DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for migration in &schema::MIGRATIONS[..step] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO accounts (id, address, password_hash, created_at)
+                 VALUES (1, 'alice@localhost', 'x', 0);
+             INSERT INTO mailboxes (id, account_id, name, uid_validity) VALUES (1, 1, 'INBOX', 1);
+             INSERT INTO blobs (hash, size, refcount, data) VALUES ('h', 1, 2, x'41');
+             INSERT INTO envelopes (id, mail_from, recipients, received_at)
+                 VALUES (7, 'a@example.org', '[]', 0);
+             INSERT INTO messages (mailbox_id, uid, blob_hash, modseq, internal_date, size,
+                                   envelope_id, arrival)
+                 VALUES (1, 1, 'h', 2, 0, 1, 7, 1);
+             INSERT INTO queue (id, blob_hash, sender, body_type, smtputf8, size, received_at,
+                                envelope_id)
+                 VALUES (1, 'h', 'a@example.org', '7bit', 0, 1, 0, 7);
+             INSERT OR REPLACE INTO meta (key, value) VALUES ('last_queue_id', 1);
+             UPDATE sqlite_sequence SET seq = 9 WHERE name = 'envelopes';",
+        )
+        .unwrap();
+        conn.pragma_update(None, "user_version", step as i64)
+            .unwrap();
+    }
+    let store = open(&dir);
+    store
+        .enqueue_received(
+            message(&raw_message("after"), &["alice@localhost"]),
+            DsnRequest::default(),
+            envelope_for(&["alice@localhost"]),
+        )
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let pointers: (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT envelope_id FROM messages), (SELECT envelope_id FROM queue WHERE id = 1)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        pointers,
+        (7, 7),
+        "the rebuild kept what points at envelope 7"
+    );
+    let ids: Vec<i64> = conn
+        .prepare("SELECT id FROM envelopes ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        ids,
+        [7, 10],
+        "no id below the old high-water mark is given again"
+    );
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'envelopes'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+    let indexed: bool = conn
+        .query_row(
+            "SELECT count(*) = 1 FROM sqlite_master WHERE name = 'envelopes_session'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(indexed);
+    let violations: i64 = conn
+        .query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(violations, 0);
+}
+
 // ---- pruning the change feed and tombstones ----
 
 fn open_pruning(dir: &tempfile::TempDir, prune: PruneOptions) -> Store {

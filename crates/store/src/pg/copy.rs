@@ -27,8 +27,9 @@
 //!   they are large (message blobs), so memory stays bounded whatever
 //!   the store's size.
 //! - Identity columns then continue after the copied ids (`setval`),
-//!   after SQLite's AUTOINCREMENT high-water marks too, so that no
-//!   SMTP session or envelope id is ever given twice.
+//!   after SQLite's AUTOINCREMENT high-water marks and its envelope
+//!   counter too, so that no SMTP session or envelope id is ever given
+//!   twice.
 //! - `leases` (which live process holds a POP3 maildrop) is not copied,
 //!   and queue claims are let go: their holders are gone.
 
@@ -252,8 +253,18 @@ fn in_dependency_order(mut pending: Vec<Table>) -> Vec<Table> {
     ordered
 }
 
-/// AUTOINCREMENT high-water marks: ids SQLite will never give again.
+/// High-water marks of ids SQLite will never give again: AUTOINCREMENT's,
+/// and the envelope counter in `meta` (envelope ids come from it).
 fn sqlite_sequences(conn: &rusqlite::Connection) -> Result<Vec<(String, i64)>> {
+    let mut marks: Vec<(String, i64)> = conn
+        .prepare(
+            "SELECT 'envelopes', CAST(value AS INTEGER) FROM meta WHERE key = 'last_envelope_id'",
+        )
+        .db()?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
     let exists: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'sqlite_sequence'",
@@ -261,15 +272,17 @@ fn sqlite_sequences(conn: &rusqlite::Connection) -> Result<Vec<(String, i64)>> {
             |row| row.get(0),
         )
         .db()?;
-    if !exists {
-        return Ok(Vec::new());
+    if exists {
+        let autoincrement: Vec<(String, i64)> = conn
+            .prepare("SELECT name, seq FROM sqlite_sequence")
+            .db()?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .db()?
+            .collect::<rusqlite::Result<_>>()
+            .db()?;
+        marks.extend(autoincrement);
     }
-    conn.prepare("SELECT name, seq FROM sqlite_sequence")
-        .db()?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .db()?
-        .collect::<rusqlite::Result<_>>()
-        .db()
+    Ok(marks)
 }
 
 fn quoted(name: &str) -> String {
@@ -474,8 +487,9 @@ fn continue_identities(
             .db()?;
         let mark = sequences
             .iter()
-            .find(|(name, _)| *name == table.name)
-            .map(|(_, seq)| *seq);
+            .filter(|(name, _)| *name == table.name)
+            .map(|(_, seq)| *seq)
+            .max();
         let last = highest.into_iter().chain(mark).max().unwrap_or(0);
         if last >= 1 {
             target
@@ -558,6 +572,9 @@ mod tests {
              INSERT INTO mailboxes (id, account_id, name, uid_validity) VALUES (3, 7, 'INBOX', 42);
              UPDATE meta SET value = 5 WHERE key = 'names_epoch';
              UPDATE meta SET value = 12 WHERE key = 'last_queue_id';
+             INSERT INTO envelopes (id, mail_from, recipients, received_at)
+                 VALUES (3, 'a@example.org', '[]', 1);
+             UPDATE meta SET value = 20 WHERE key = 'last_envelope_id';
              INSERT INTO blobs (hash, size, refcount, data) VALUES ('h', 1, 1, x'00ff');
              INSERT INTO queue (id, blob_hash, sender, body_type, smtputf8, size, received_at)
                  VALUES (12, 'h', 'a@example.org', '7bit', 0, 2, 1);
@@ -589,7 +606,7 @@ mod tests {
         assert_eq!((count("accounts"), count("smtp_sessions")), (1, 1));
 
         let url2 = url.clone();
-        let (session, account, mailbox, epoch, queue) = with_test_client(&url2, |c| {
+        let (session, account, mailbox, epoch, queue, envelope) = with_test_client(&url2, |c| {
             let id = |c: &mut postgres::Client, sql: &str| -> i64 {
                 c.query_one(sql, &[]).unwrap().get(0)
             };
@@ -599,9 +616,12 @@ mod tests {
                 id(c, "INSERT INTO mailboxes (account_id, name, uid_validity) VALUES (7, 'Other', 43) RETURNING id"),
                 id(c, "SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'names_epoch'"),
                 id(c, "SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'last_queue_id'"),
+                id(c, "INSERT INTO envelopes (mail_from, recipients, received_at) VALUES ('a', '[]', 1) RETURNING id"),
             )
         });
         assert_eq!((session, account, mailbox), (4, 8, 4));
+        // After SQLite's envelope counter, not after the highest row.
+        assert_eq!(envelope, 21);
         // 5 as copied, then 6 for the mailbox made just now.
         assert_eq!((epoch, queue), (6, 12));
         // The claim of the gone process is let go; the rest is as it was.

@@ -45,6 +45,22 @@ pub(crate) fn ensure(conn: &Connection, hash: &str, raw: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writer: stores `raw` under `hash` holding `refs` references, or adds
+/// `refs` to its count if it is there already: one write of the blob's
+/// row, where [`ensure`] and an [`incref`] per reference make `1 + refs`
+/// (each rewriting its record, overflow pages and all).
+pub(crate) fn store_referenced(conn: &Connection, hash: &str, raw: &[u8], refs: i64) -> Result<()> {
+    let size = i64::try_from(raw.len()).unwrap_or(i64::MAX);
+    conn.prepare_cached(
+        "INSERT INTO blobs (hash, size, refcount, data, summary) VALUES (?1, ?2, ?3, ?4, NULL)
+         ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + excluded.refcount",
+    )
+    .db()?
+    .execute(params![hash, size, refs, raw])
+    .db()?;
+    Ok(())
+}
+
 /// Writer: takes another reference on an existing blob.
 pub(crate) fn incref(conn: &Connection, hash: &str) -> Result<()> {
     let updated = conn

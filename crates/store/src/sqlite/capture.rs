@@ -103,6 +103,7 @@ pub(crate) fn capture(
         system_flags: 0,
         keywords: "",
         envelope: Some(envelope_id.0),
+        blob_referenced: false,
     };
     let mut done = std::collections::HashSet::new();
     let mut arrivals = Vec::new();

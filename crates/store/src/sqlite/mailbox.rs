@@ -122,6 +122,9 @@ pub(crate) struct Append<'a> {
     pub keywords: &'a str,
     /// How it arrived over SMTP (`envelopes.id`), if it did.
     pub envelope: Option<i64>,
+    /// The caller stored the blob with this copy's reference already
+    /// counted ([`blobs::store_referenced`]): no second write of its row.
+    pub blob_referenced: bool,
 }
 
 /// Writer: the next arrival number (`messages.arrival`): one more than
@@ -188,7 +191,9 @@ pub(crate) fn append(
         now(),
     ])
     .db()?;
-    blobs::incref(conn, message.blob_hash)?;
+    if !message.blob_referenced {
+        blobs::incref(conn, message.blob_hash)?;
+    }
     let size = i64::try_from(message.size).unwrap_or(i64::MAX);
     crate::sqlite::quota::add_usage(conn, account, size, 1)?;
     conn.prepare_cached(
@@ -245,7 +250,7 @@ fn append_pg(
                  SELECT b.id, b.uid, ?3, b.modseq, ?4, ?5, ?6, ?7, ?8, a.arrival, ?9 FROM b, a
                  RETURNING mailbox_id, uid, modseq),
              r AS (
-                 UPDATE blobs SET refcount = refcount + 1
+                 UPDATE blobs SET refcount = refcount + ?10
                   WHERE hash = ?3 AND EXISTS (SELECT 1 FROM b)
                   RETURNING 1),
              q AS (
@@ -268,6 +273,9 @@ fn append_pg(
                 message.keywords,
                 message.envelope,
                 now(),
+                // A blob stored with this copy's reference already counted
+                // is only checked to be there.
+                i64::from(!message.blob_referenced),
             ],
             |row| {
                 Ok((
@@ -1606,6 +1614,7 @@ fn copy_within_quota(
             system_flags,
             keywords: &keywords,
             envelope,
+            blob_referenced: false,
         };
         if let Some(room) = room.as_mut() {
             if !room.fits(message.size, 1) {
@@ -1653,7 +1662,7 @@ pub(crate) fn append_raw(
     let state = mailbox_state(conn, account, &MailboxKey::from(mailbox))?;
     crate::sqlite::quota::check(conn, account, raw.len() as u64, 1)?;
     let hash = blobs::hash(raw);
-    blobs::ensure(conn, &hash, raw)?;
+    blobs::store_referenced(conn, &hash, raw, 1)?;
     blobs::store_summary(conn, &hash, summary_json)?;
     let keywords = flags.keywords.join(" ");
     let message = Append {
@@ -1663,6 +1672,7 @@ pub(crate) fn append_raw(
         system_flags: flags.system,
         keywords: &keywords,
         envelope: None,
+        blob_referenced: true,
     };
     let uid = append(conn, account, mailbox, &message)?.uid;
     Ok((to_u32(state.uid_validity, "UIDVALIDITY")?, uid))

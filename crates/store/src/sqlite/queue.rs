@@ -206,15 +206,20 @@ pub(crate) fn enqueue(
 /// Writer: a queue id never given before (ids are not reused, even after
 /// their entries are gone: logs and `postern queue` refer to them).
 fn next_queue_id(conn: &Connection) -> Result<QueueId> {
+    next_in_sequence(conn, "last_queue_id").map(QueueId)
+}
+
+/// Writer: one more than the last number the counter `key` in `meta`
+/// gave (1 for a new counter); never the same twice.
+pub(crate) fn next_in_sequence(conn: &Connection, key: &str) -> Result<i64> {
     conn.prepare_cached(
-        "INSERT INTO meta (key, value) VALUES ('last_queue_id', 1)
+        "INSERT INTO meta (key, value) VALUES (?1, 1)
          ON CONFLICT (key) DO UPDATE SET value = CAST(meta.value AS BIGINT) + 1
          RETURNING value",
     )
     .db()?
-    .query_row([], |row| row.get(0))
+    .query_row([key], |row| row.get(0))
     .db()
-    .map(QueueId)
 }
 
 /// Writer: a message received over SMTP, delivered at once: its envelope,
@@ -243,6 +248,9 @@ pub(crate) fn deliver_received(
         }
         distinct.push(account);
     }
+    // The blob is stored with every copy's reference counted: one write
+    // of its row.
+    let copies = i64::try_from(distinct.len()).unwrap_or(i64::MAX);
     let (queue, envelope, session) = match conn.dialect() {
         // One round trip for the four.
         crate::db::Dialect::Postgres => {
@@ -258,7 +266,8 @@ pub(crate) fn deliver_received(
                          RETURNING id),
                      b AS (
                          INSERT INTO blobs (hash, size, refcount, data, summary)
-                         VALUES (?1, ?2, 0, ?3, NULL) ON CONFLICT (hash) DO NOTHING),
+                         VALUES (?1, ?2, ?15, ?3, NULL)
+                         ON CONFLICT (hash) DO UPDATE SET refcount = blobs.refcount + ?15),
                      s AS (
                          INSERT INTO summaries (hash, summary) VALUES (?1, ?4)
                          ON CONFLICT (hash) DO NOTHING),
@@ -285,6 +294,7 @@ pub(crate) fn deliver_received(
                         envelope.auth_user,
                         received_at,
                         warnings,
+                        copies,
                     ],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -294,7 +304,7 @@ pub(crate) fn deliver_received(
         crate::db::Dialect::Sqlite => {
             let (envelope, session) = received::insert_envelope(conn, envelope, received_at)?;
             let queue = next_queue_id(conn)?;
-            blobs::ensure(conn, &copy.hash, &copy.bytes)?;
+            blobs::store_referenced(conn, &copy.hash, &copy.bytes, copies)?;
             blobs::store_summary(conn, &copy.hash, summary_json)?;
             (queue, envelope, session)
         }
@@ -306,6 +316,7 @@ pub(crate) fn deliver_received(
         system_flags: 0,
         keywords: "",
         envelope: Some(envelope.0),
+        blob_referenced: true,
     };
     for account in distinct {
         mailbox::append(conn, account, "INBOX", &append)?;
@@ -626,6 +637,7 @@ pub(crate) fn deliver_local(
         system_flags: 0,
         keywords: "",
         envelope,
+        blob_referenced: false,
     };
     let mut appended = false;
     // Several recipients of one message may resolve to one mailbox

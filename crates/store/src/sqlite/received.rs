@@ -3,7 +3,7 @@
 //! with their parameters, and how the client came), kept apart from the
 //! message's bytes, which are never rewritten to show them.
 
-use crate::db::{params, Connection, OptionalExtension, Row};
+use crate::db::{params, Connection, Dialect, OptionalExtension, Row};
 
 use crate::sqlite::schema::SqlResult;
 use crate::{
@@ -48,31 +48,47 @@ pub(crate) fn insert_envelope(
 ) -> Result<(EnvelopeId, SmtpSessionId)> {
     let session = session_row(conn, envelope.session, &envelope.session_start)?;
     let (recipients, warnings) = envelope_json(envelope)?;
-    let id: i64 = conn
-        .prepare_cached(
-            "INSERT INTO envelopes
-             (session_id, mail_from, mail_params, recipients, helo, client, tls, auth_user,
-              received_at, warnings)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         RETURNING id",
-        )
-        .db()?
-        .query_row(
-            params![
-                session.0,
-                envelope.mail_from,
-                envelope.mail_params,
-                recipients,
-                envelope.helo,
-                envelope.session_start.client,
-                envelope.tls,
-                envelope.auth_user,
-                received_at,
-                warnings,
-            ],
-            |row| row.get(0),
-        )
-        .db()?;
+    let values = params![
+        session.0,
+        envelope.mail_from,
+        envelope.mail_params,
+        recipients,
+        envelope.helo,
+        envelope.session_start.client,
+        envelope.tls,
+        envelope.auth_user,
+        received_at,
+        warnings,
+    ];
+    let id = match conn.dialect() {
+        // The id from a counter in `meta`, a page the delivery writes
+        // anyway (AUTOINCREMENT wrote `sqlite_sequence` as well).
+        Dialect::Sqlite => {
+            let id = crate::sqlite::queue::next_in_sequence(conn, "last_envelope_id")?;
+            conn.prepare_cached(
+                "INSERT INTO envelopes
+                     (session_id, mail_from, mail_params, recipients, helo, client, tls,
+                      auth_user, received_at, warnings, id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .db()?
+            .execute(&[values, params![id]].concat())
+            .db()?;
+            id
+        }
+        // Its identity column, whose sequence never gives an id twice.
+        Dialect::Postgres => conn
+            .prepare_cached(
+                "INSERT INTO envelopes
+                     (session_id, mail_from, mail_params, recipients, helo, client, tls,
+                      auth_user, received_at, warnings)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 RETURNING id",
+            )
+            .db()?
+            .query_row(values, |row| row.get(0))
+            .db()?,
+    };
     Ok((EnvelopeId(id), session))
 }
 

@@ -371,6 +371,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX IF NOT EXISTS login_failures_last ON login_failures(last_failure);
     "#,
+    // Envelope ids from a counter in `meta` (as queue ids and arrivals),
+    // not from AUTOINCREMENT: every received message wrote the
+    // `sqlite_sequence` page as well as `meta`, one WAL frame in twenty
+    // of each delivery's commit (issue 13). Ids still never come back.
+    // The table is rebuilt without AUTOINCREMENT (`migrate` runs this
+    // with foreign keys off: dropping the old table must not null the
+    // messages' and queue entries' `envelope_id`); rows keep their ids.
+    r#"
+    INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'last_envelope_id',
+               max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'envelopes'), 0),
+                   coalesce((SELECT max(id) FROM envelopes), 0));
+    CREATE TABLE envelopes_rebuilt (
+        id          INTEGER PRIMARY KEY,
+        session_id  INTEGER REFERENCES smtp_sessions(id) ON DELETE SET NULL,
+        mail_from   TEXT NOT NULL,
+        mail_params TEXT NOT NULL DEFAULT '',
+        recipients  TEXT NOT NULL,
+        helo        TEXT,
+        client      TEXT,
+        tls         TEXT,
+        auth_user   TEXT,
+        received_at INTEGER NOT NULL,
+        warnings    TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO envelopes_rebuilt
+        (id, session_id, mail_from, mail_params, recipients, helo, client, tls, auth_user,
+         received_at, warnings)
+        SELECT id, session_id, mail_from, mail_params, recipients, helo, client, tls, auth_user,
+               received_at, warnings
+          FROM envelopes;
+    DROP TABLE envelopes;
+    ALTER TABLE envelopes_rebuilt RENAME TO envelopes;
+    CREATE INDEX envelopes_session ON envelopes(session_id);
+    "#,
 ];
 
 /// The schema version this code writes.
@@ -501,11 +536,23 @@ fn user_version(conn: &Connection) -> Result<i64> {
         .db()
 }
 
-/// Applies the missing migrations in one transaction.
+/// Applies the missing migrations in one transaction, with foreign keys
+/// off (SQLite's way to change a table ALTER TABLE cannot: build the new
+/// one, copy, drop the old, rename; with foreign keys on, the drop would
+/// run the `ON DELETE` actions of the rows that point at the old table).
+/// The copies keep every id, so nothing is left pointing nowhere.
 fn migrate(conn: &Connection) -> Result<()> {
     if user_version(conn)? == supported_version() {
         return Ok(());
     }
+    // A no-op inside a transaction: set before `BEGIN`, back after.
+    conn.pragma_update(None, "foreign_keys", "OFF").db()?;
+    let result = migrate_steps(conn);
+    conn.pragma_update(None, "foreign_keys", "ON").db()?;
+    result
+}
+
+fn migrate_steps(conn: &Connection) -> Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE").db()?;
     let result = (|| {
         // Another process may have migrated while we waited for the lock.
