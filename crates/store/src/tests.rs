@@ -3056,7 +3056,6 @@ async fn indexes_and_envelopes_are_kept_within_their_byte_budgets() {
 async fn bounce_and_report_in_one_transaction() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let t = now();
     let id = store
         .enqueue(message(
             &raw_message("x"),
@@ -3064,7 +3063,9 @@ async fn bounce_and_report_in_one_transaction() {
         ))
         .await
         .unwrap();
-    let claimed = store.claim_due(t, LEASE, 10).await.unwrap();
+    // Taken after the enqueue: a second turning over in between would
+    // leave the message not yet due.
+    let claimed = store.claim_due(now(), LEASE, 10).await.unwrap();
     let r: Vec<RecipientId> = claimed[0].recipients.iter().map(|r| r.id).collect();
     let report = |to: &str| NewQueuedMessage {
         sender: String::new(),
