@@ -320,7 +320,8 @@ pub async fn password<S: LoginSession>(
     };
     Ok(match account {
         Some(account) => {
-            gate.throttle.success(gate.peer, &gate.store);
+            let delayed = !delay.is_zero();
+            gate.throttle.success(gate.peer, &gate.store, delayed).await;
             Outcome::LoggedIn(account)
         }
         None => {

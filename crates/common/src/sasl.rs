@@ -214,19 +214,26 @@ impl AuthThrottle {
     }
 
     /// [`AuthThrottle::record_success`], and the store forgets the
-    /// address too (by a task of its own).
-    pub fn success(&self, ip: IpAddr, store: &store::Store) {
+    /// address too, by a task of its own. When the attempt was `delayed`
+    /// (so failures are known to be counted) the forgetting is awaited,
+    /// at most [`STORE_WAIT`], before the caller answers: the address's
+    /// next attempt, here or on another node, must not find them. A login
+    /// that was not delayed does not wait on a store write.
+    pub async fn success(&self, ip: IpAddr, store: &store::Store, delayed: bool) {
         self.record_success(ip);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         let store = store.clone();
         let key = ip.to_canonical().to_string();
-        runtime.spawn(async move {
+        let forgetting = runtime.spawn(async move {
             if let Err(e) = store.forget_login_failures(&key).await {
                 tracing::warn!(error = %e, "login throttle: cannot forget failures in the store");
             }
         });
+        if delayed {
+            let _ = tokio::time::timeout(STORE_WAIT, forgetting).await;
+        }
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
@@ -513,7 +520,7 @@ mod tests {
         assert_eq!(two.delay(ip, &store).await, one.delay_for(ip));
         assert!(!two.delay(ip, &store).await.is_zero());
         // A login through two forgets the address for one as well.
-        two.success(ip, &store);
+        two.success(ip, &store, false).await;
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !one.delay(ip, &store).await.is_zero() {
             assert!(std::time::Instant::now() < deadline, "not forgotten");

@@ -253,12 +253,12 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     identity: Identity::Account(id, address),
                 });
             }
-            throttle(state, ip).await;
+            let delayed = throttle(state, ip).await;
             match state.ctx.shared.store.authenticate(user, password).await? {
                 Some(account) => {
                     if let Some(ip) = ip {
                         let shared = &state.ctx.shared;
-                        shared.throttle.success(ip, &shared.store);
+                        shared.throttle.success(ip, &shared.store, delayed).await;
                     }
                     state.logins.put(key, account.id, account.address.clone());
                     Ok(Caller {
@@ -311,15 +311,18 @@ pub(crate) fn cross_site(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Waits as long as the shared throttle says for this client address.
-pub(crate) async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) {
-    if let Some(ip) = ip {
-        let shared = &state.ctx.shared;
-        let delay = shared.throttle.delay(ip, &shared.store).await;
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
+/// Waits as long as the shared throttle says for this client address;
+/// whether it waited at all.
+pub(crate) async fn throttle(state: &AppState, ip: Option<std::net::IpAddr>) -> bool {
+    let Some(ip) = ip else {
+        return false;
+    };
+    let shared = &state.ctx.shared;
+    let delay = shared.throttle.delay(ip, &shared.store).await;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
+    !delay.is_zero()
 }
 
 /// Counts a failed login, in the store too before the client is answered.

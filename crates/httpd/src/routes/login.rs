@@ -97,12 +97,14 @@ pub async fn login(
     }
     let body = body.unwrap_or_default();
     let ip = info.peer.ip();
+    // Whether the throttle made this attempt wait (failures are counted).
+    let mut delayed = false;
     let identity = if !body.token.is_empty() {
         let admin = state.ctx.shared.config.http.token.as_deref().unwrap_or("");
         if !admin.is_empty() && access::same_secret(&body.token, admin) {
             Some(Identity::Admin)
         } else {
-            access::throttle(&state, Some(ip)).await;
+            delayed = access::throttle(&state, Some(ip)).await;
             state
                 .ctx
                 .shared
@@ -117,7 +119,7 @@ pub async fn login(
                 "log in over HTTPS: a password in clear is refused on this connection",
             ));
         }
-        access::throttle(&state, Some(ip)).await;
+        delayed = access::throttle(&state, Some(ip)).await;
         state
             .ctx
             .shared
@@ -135,7 +137,7 @@ pub async fn login(
         return Err(ApiError::unauthorized("wrong address, password or token"));
     };
     let shared = &state.ctx.shared;
-    shared.throttle.success(ip, &shared.store);
+    shared.throttle.success(ip, &shared.store, delayed).await;
     let (id, session) = state
         .sessions
         .create(identity)
