@@ -570,6 +570,12 @@ pub struct StoreConfig {
     /// another connection commits are not copied from the operating
     /// system again. There are four readers.
     pub reader_cache_kb: u64,
+    /// KiB of write-ahead log after which a checkpoint copies it into the
+    /// database file (default 32768; at least SQLite's 1,000 pages). A
+    /// page written many times between two checkpoints is copied once, so
+    /// a bigger log costs disk space (the WAL file keeps its largest
+    /// size), not time.
+    pub checkpoint_kb: u64,
     /// Every commit waits for the disk's fsync (default false). Mail that
     /// is accepted or created (SMTP `250`, APPEND, COPY, accounts) always
     /// does; changes to existing mail (flags, expunges, MOVE, `\Recent`,
@@ -639,6 +645,7 @@ impl Default for StoreConfig {
             search_fields_cache_mb: 8,
             arrival_list_cache_mb: 16,
             reader_cache_kb: 1024,
+            checkpoint_kb: 32 * 1024,
             sync_every_commit: false,
             backend: StoreBackend::Sqlite,
             url: None,
@@ -1392,8 +1399,14 @@ mod tests {
             c.store.reader_cache_kb * 1024,
             store::StoreOptions::default().reader_cache_bytes
         );
+        assert_eq!(
+            c.store.checkpoint_kb * 1024,
+            store::StoreOptions::default().checkpoint_bytes
+        );
         assert_eq!(c.memory.arena_max, 4);
         assert_eq!(c.memory.trim_interval_ms, 1000);
+        let c = parse("[store]\ncheckpoint_kb = 4000\n").unwrap();
+        assert_eq!(c.store.checkpoint_kb, 4000);
 
         let c = parse("[store]\nreader_cache_kb = 256\n[memory]\narena_max = 0\n").unwrap();
         assert_eq!(c.store.reader_cache_kb, 256);

@@ -239,6 +239,7 @@ pub fn open_store(config: &Config) -> Result<store::Store, String> {
         search_fields_cache_bytes: s.search_fields_cache_mb.saturating_mul(1024 * 1024),
         arrival_list_cache_bytes: s.arrival_list_cache_mb.saturating_mul(1024 * 1024),
         reader_cache_bytes: s.reader_cache_kb.saturating_mul(1024),
+        checkpoint_bytes: s.checkpoint_kb.saturating_mul(1024),
         sync_every_commit: s.sync_every_commit,
         postgres_url: s.postgres_url()?,
         postgres_ca_file: s.ca_file.clone(),

@@ -4428,19 +4428,26 @@ async fn received_mail_for_local_accounts_is_delivered_at_once_or_queued_if_one_
 }
 
 /// The writer leaves checkpoints to their own thread: a commit that fills
-/// the WAL past its limit gets its pages copied into the database file
-/// without a further write.
+/// the WAL past its limit (`checkpoint_bytes`) gets its pages copied into
+/// the database file without a further write.
 #[tokio::test]
 async fn a_full_wal_is_checkpointed_without_the_writer() {
     if crate::tests::sqlite_only("SQLite's WAL") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = open(&dir);
+    let store = Store::open_with(
+        dir.path(),
+        StoreOptions {
+            checkpoint_bytes: 4 << 20,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     quick_account(&store, "alice@localhost").await;
     let db = dir.path().join(crate::sqlite::schema::DB_FILE);
     let before = std::fs::metadata(&db).unwrap().len();
-    // About 1,500 pages of 4 KiB: past the checkpoint limit in one commit.
+    // About 1,500 pages of 4 KiB: past the 4 MiB limit in one commit.
     let mut raw = raw_message("big");
     raw.resize(raw.len() + (6 << 20), b'x');
     store

@@ -1014,6 +1014,11 @@ pub struct StoreOptions {
     /// copied from the operating system again until another connection
     /// commits; a scan of a big mailbox fills it.
     pub reader_cache_bytes: u64,
+    /// Bytes of write-ahead log after which a checkpoint copies it into
+    /// the database file (default 32 MiB; at least SQLite's 1,000 pages).
+    /// Pages written again and again between two checkpoints are copied
+    /// once: a bigger log costs disk space, not time.
+    pub checkpoint_bytes: u64,
     /// Every commit waits for the disk (default false: only those that
     /// accept or create mail do; flag changes, expunges and leases are
     /// answered once the operating system has them, which a crash of the
@@ -1046,6 +1051,7 @@ impl Default for StoreOptions {
             search_fields_cache_bytes: 8 * 1024 * 1024,
             arrival_list_cache_bytes: 16 * 1024 * 1024,
             reader_cache_bytes: 1024 * 1024,
+            checkpoint_bytes: 32 * 1024 * 1024,
             sync_every_commit: false,
             postgres_url: None,
             postgres_ca_file: None,

@@ -184,8 +184,9 @@ struct Job<T, F> {
 /// an account and its password) is [`Durability::Disk`]: the commit waits
 /// for the write-ahead log's fsync, so not even a power cut loses it.
 /// Changes to mail that already exists (flags, expunges, MOVE, `\Recent`
-/// claims, leases), queue claims, and local deliveries of queued mail
-/// (the queue keeps the message until the delivery commits) are
+/// claims, leases), queue claims, local deliveries of queued mail
+/// (the queue keeps the message until the delivery commits), and records
+/// about mail rather than mail (an SMTP session's transcript) are
 /// [`Durability::Os`]: the commit is in the operating system's hands when
 /// answered, which a `kill -9` of the process cannot undo; a power cut may
 /// undo the last of them, never mail: SQLite's WAL keeps commits in order,
@@ -293,7 +294,7 @@ impl Inner {
 
         let mut sqlite_writer = schema::open_writer(&path)?;
         schema::limit_size(&sqlite_writer, options.max_size)?;
-        let checkpointer = checkpoint::start(&path, &mut sqlite_writer)?;
+        let checkpointer = checkpoint::start(&path, &mut sqlite_writer, options.checkpoint_bytes)?;
         let reader_conns = (0..options.readers.max(1))
             .map(|_| {
                 let conn = schema::open_reader(&path)?;
