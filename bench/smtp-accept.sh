@@ -7,13 +7,17 @@
 #
 #   bench/smtp-accept.sh [--sessions N] [--messages N] [--size-kb N]
 #                        [--repeat N] [--only postern|pg|postfix|both|all]
-#                        [--keep]
+#                        [--connect-each] [--keep]
 #
 # Settings (flags win over environment variables of the same meaning):
 #   SESSIONS=20        parallel SMTP sessions (smtp-source -s)
 #   MESSAGES=5000      messages in total, over all sessions (smtp-source -m)
 #   SIZE_KB=4          message body size in KiB (smtp-source -l)
 #   REPEAT=1           runs per server; the table shows the median
+#   CONNECT_EACH=0     1: a new connection for every message (as many apps
+#                      send: connect, EHLO, one message, QUIT); 0: each
+#                      session sends its messages over one connection
+#                      (smtp-source -d)
 #   ONLY=both          postern | pg | postfix | both (postern, postfix) | all
 #                      (pg: Postern with its store in PostgreSQL, a private
 #                      cluster this script starts; a new database per run)
@@ -61,6 +65,7 @@ POLL=${POLL:-0.2}
 POSTERN_BIN=${POSTERN_BIN:-$repo/target/release/postern}
 POSTFIX_EXTRA=${POSTFIX_EXTRA:-}
 KEEP=${KEEP:-0}
+CONNECT_EACH=${CONNECT_EACH:-0}
 # The daemons read every POSTERN_* variable as configuration and refuse
 # unknown ones: the settings above are this script's, not theirs.
 for v in $(compgen -e POSTERN_); do export -n "$v"; done
@@ -74,6 +79,7 @@ while (($#)); do
         -k | --size-kb) SIZE_KB=$2; shift 2 ;;
         -r | --repeat) REPEAT=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
+        --connect-each) CONNECT_EACH=1; shift ;;
         --keep) KEEP=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "smtp-accept: unknown argument: $1 (try --help)" >&2; exit 64 ;;
@@ -87,6 +93,7 @@ for v in SESSIONS MESSAGES SIZE_KB REPEAT POSTFIX_PORT POSTERN_PORT \
     ACCEPT_TIMEOUT DELIVERY_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
+[[ $CONNECT_EACH == [01] ]] || die "CONNECT_EACH must be 0 or 1, got '$CONNECT_EACH'"
 case $ONLY in
     both) servers=(postern postfix) ;;
     all) servers=(postern pg postfix) ;;
@@ -200,8 +207,14 @@ trap 'exit 129' HUP
 # --- load ---------------------------------------------------------------------
 
 size_bytes=$((SIZE_KB * 1024))
-load_cmd=(smtp-source -d -s "$SESSIONS" -m "$MESSAGES" -l "$size_bytes"
+load_cmd=(smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$size_bytes"
     -M bench.localdomain -f bench@localhost -t bench@localhost)
+if [[ $CONNECT_EACH == 1 ]]; then
+    connections="a connection per message"
+else
+    load_cmd+=(-d)
+    connections="smtp-source -d, persistent sessions"
+fi
 
 # The server's CPU time so far, in clock ticks: set cpu_of to a command
 # that prints it (postern_cpu or postfix_cpu).
@@ -468,7 +481,7 @@ cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 fs=$(df --output=fstype "$work" | tail -n 1)
 
 echo
-echo "load: $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB (smtp-source -d, persistent sessions)"
+echo "load: $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB ($connections)"
 ((REPEAT > 1)) && echo "median of $REPEAT runs per server"
 if want pg; then
     ga=$(cell pg 2) gd=$(cell pg 3) gca=$(cell pg 4) gcd=$(cell pg 5)
