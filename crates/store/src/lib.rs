@@ -1,7 +1,8 @@
 //! # store — Postern's mailbox store
 //!
 //! The only crate that speaks SQL. Everything the daemons keep lives here, in
-//! one SQLite database (`<data dir>/postern.db`, WAL mode):
+//! one SQLite database (`<data dir>/postern.db`, WAL mode) by default, or in
+//! one PostgreSQL database that several nodes share (`[store] backend`):
 //!
 //! - **accounts** (address, argon2id PHC password hash, quota limits and
 //!   usage counters: [`Quota`], enforced where mail is added), **domains** (the local
@@ -32,16 +33,25 @@
 //! One writer connection lives on its own thread and batches concurrent write
 //! requests into one transaction (group commit); a small pool of reader
 //! connections serves reads on their own threads. Async callers talk to them
-//! over bounded queues, waiting for room asynchronously when one is full:
-//! no SQLite call ever runs on a tokio worker thread.
-//! The database runs with `synchronous = FULL`: when a write call returns
-//! `Ok`, its transaction is committed and synced, so a crash (even `kill -9`)
-//! afterwards cannot lose it. [`Store::enqueue`] returning `Ok` is what lets
-//! smtpd answer `250`.
+//! over bounded queues, waiting for room asynchronously when one is full.
+//! Two kinds of work stay on the caller's thread because a hand-over would
+//! cost more than they do: lookups by key on SQLite (a recipient, a local
+//! domain: a thread-local read connection, `sqlite::inline`), and the hash
+//! and parse of a small received message.
+//!
+//! When a write call that accepts or creates mail returns `Ok` (a message
+//! queued or delivered, an APPEND or COPY, an account), its transaction is
+//! committed and synced to disk, so no crash, not even a power cut, loses
+//! it: [`Store::enqueue`] returning `Ok` is what lets smtpd answer `250`.
+//! Changes to mail that exists (flags, expunges), queue claims and records
+//! such as SMTP transcripts are committed to the operating system, which a
+//! `kill -9` cannot undo; `[store] sync_every_commit` syncs those too.
 //!
 //! Other processes on the same data dir (a separately started `smtpd`, say)
-//! are noticed through `PRAGMA data_version`, polled cheaply; in-process
-//! writes notify at once. Both arrive through [`Store::watch_changes`].
+//! are noticed through `PRAGMA data_version`, polled cheaply, and other
+//! nodes on PostgreSQL by `LISTEN`/`NOTIFY`; in-process writes notify at
+//! once. Watchers hear of changes per mailbox ([`Store::watch_changes`] and
+//! the per-mailbox wake-ups).
 //!
 //! ## Schema versions
 //!
@@ -58,10 +68,15 @@
 //!   re-exported here, so their paths are `store::X`.
 //! - `api`: [`Store`] and its async calls, one submodule per area
 //!   (accounts, queue, received mail, capture, arrivals, mailboxes).
-//! - `sqlite`: the engine, the only code that speaks SQL: the writer and
-//!   reader threads, the schema and its migrations, and the SQL of each
-//!   area, including the change feed's pruning and the per-mailbox
-//!   wake-ups read from it.
+//! - `sql`: the SQL of each area, written once for both engines over
+//!   `db::Connection`, including the change feed, its pruning and the
+//!   per-mailbox wake-ups read from it; `sql::engine` runs the writer,
+//!   reader and watcher threads.
+//! - `db`: one connection type over SQLite and PostgreSQL.
+//! - `sqlite`: what only SQLite has: opening the file with its pragmas,
+//!   the schema and its migrations, WAL checkpoints, lookups on the
+//!   caller's thread. `pg`: what only PostgreSQL has: connecting (TLS),
+//!   its schema and migrations, `postern store copy`.
 //! - backend-free helpers: `parse` (a message's summary, made once at
 //!   delivery), `search_fields` (the compact form of the header fields
 //!   IMAP SEARCH compares, made from a summary), `hashing` (the argon2id password workers) and `claims`
@@ -89,6 +104,7 @@ mod kept;
 mod parse;
 mod pg;
 mod search_fields;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ mod date;
 mod mime;
 
 /// Bumped whenever what [`summarize`] makes changes, so that summaries
-/// cached by an older version are made again ([`crate::sqlite::reparse`]).
+/// cached by an older version are made again ([`crate::sql::reparse`]).
 /// 1: mail-parser's tree; 2: the tree, addresses and dates read here;
 /// 3: declared types kept (a multipart without parts, an encoded
 /// message/rfc822); 4: the preview and attachment count; 5: the

@@ -3,7 +3,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::sqlite::{accounts, schema};
+use crate::sql::accounts;
+use crate::sqlite::schema;
 use crate::*;
 
 /// Argon2 is slow in debug builds: most tests create accounts with one

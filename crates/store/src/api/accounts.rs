@@ -2,7 +2,7 @@
 //! (argon2id on the password workers) and resolving recipients.
 
 use super::{now, Store};
-use crate::sqlite::accounts;
+use crate::sql::accounts;
 use crate::types::*;
 
 impl Store {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::Store;
-use crate::sqlite::{arrivals, mailbox};
+use crate::sql::{arrivals, mailbox};
 use crate::types::*;
 
 impl Store {

@@ -2,7 +2,7 @@
 //! per sandbox and visible only with its token.
 
 use super::{now, Store};
-use crate::sqlite::{accounts, blobs, capture};
+use crate::sql::{accounts, blobs, capture};
 use crate::types::*;
 
 impl Store {

@@ -1,8 +1,8 @@
 //! Failed logins per client address, shared by every process and node on
-//! the store (see [`crate::sqlite::login_failures`]).
+//! the store (see [`crate::sql::login_failures`]).
 
 use super::Store;
-use crate::sqlite::login_failures;
+use crate::sql::login_failures;
 use crate::types::*;
 
 impl Store {

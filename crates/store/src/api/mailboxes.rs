@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{lock, now, Store};
 use crate::parse;
-use crate::sqlite::{feed, leases, mailbox, prune::expunged_since};
+use crate::sql::{feed, leases, mailbox, prune::expunged_since};
 use crate::types::*;
 
 impl Store {

@@ -1,7 +1,7 @@
 //! IMAP METADATA entries (RFC 5464), per mailbox or of the server.
 
 use super::Store;
-use crate::sqlite::metadata;
+use crate::sql::metadata;
 use crate::types::*;
 
 impl Store {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::kept::Kept;
-use crate::sqlite::{arrivals, blobs, engine, mailbox};
+use crate::sql::{arrivals, blobs, engine, mailbox};
 use crate::{claims, hashing};
 use crate::{MailboxId, MailboxIndex, Result, StoreError, StoreOptions, Timestamp};
 

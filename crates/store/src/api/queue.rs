@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{blocking, now, Store};
 use crate::claims;
 use crate::parse;
-use crate::sqlite::{blobs, queue, received};
+use crate::sql::{blobs, queue, received};
 use crate::types::*;
 
 /// Whether a message is small enough to hash and parse on the calling

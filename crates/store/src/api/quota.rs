@@ -1,9 +1,9 @@
 //! Quotas (IMAP QUOTA, RFC 9208): an account's limits and usage. The
 //! limits are enforced where mail is added (APPEND, COPY, REPLACE, local
-//! delivery), inside the writing request; see [`crate::sqlite::quota`].
+//! delivery), inside the writing request; see [`crate::sql::quota`].
 
 use super::Store;
-use crate::sqlite::{accounts, quota};
+use crate::sql::{accounts, quota};
 use crate::types::*;
 
 impl Store {

@@ -3,7 +3,7 @@
 
 use super::{blocking, Store};
 use crate::parse;
-use crate::sqlite::{blobs, capture, received};
+use crate::sql::{blobs, capture, received};
 use crate::types::*;
 
 impl Store {

@@ -1,7 +1,7 @@
 //! URLAUTH mailbox keys (IMAP, RFC 4467).
 
 use super::Store;
-use crate::sqlite::urlauth;
+use crate::sql::urlauth;
 use crate::types::*;
 
 /// Octets of a URLAUTH key.

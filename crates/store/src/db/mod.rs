@@ -1,6 +1,6 @@
 //! One connection type over the two database engines: SQLite (rusqlite,
 //! the default) and PostgreSQL (the `postgres` client). The store's SQL
-//! (`crate::sqlite::*`: accounts, mailboxes, the queue, the feed...) is
+//! ([`crate::sql`]: accounts, mailboxes, the queue, the feed...) is
 //! written once against [`Connection`] and runs on either.
 //!
 //! The surface is the part of rusqlite's that the store uses, with the
@@ -669,5 +669,35 @@ impl Connection {
             Connection::Sqlite(conn) => conn.is_autocommit(),
             Connection::Postgres(conn) => !conn.in_transaction(),
         }
+    }
+}
+
+/// Maps database errors (either engine's) to the store's error type, so
+/// no client library's type leaks.
+pub(crate) trait SqlResult<T> {
+    fn db(self) -> crate::Result<T>;
+}
+
+impl<T> SqlResult<T> for rusqlite::Result<T> {
+    fn db(self) -> crate::Result<T> {
+        self.map_err(db_error)
+    }
+}
+
+impl<T> SqlResult<T> for Result<T> {
+    fn db(self) -> crate::Result<T> {
+        self.map_err(db_error)
+    }
+}
+
+pub(crate) fn db_error(e: impl Into<Error>) -> crate::StoreError {
+    let e = e.into();
+    if e.is_full() {
+        crate::StoreError::Full(e.to_string())
+    } else if e.is_unavailable() {
+        // Temporary, as every Database error: the daemons answer 4xx.
+        crate::StoreError::Database(format!("the database is unavailable: {e}"))
+    } else {
+        crate::StoreError::Database(e.to_string())
     }
 }

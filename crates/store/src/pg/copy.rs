@@ -35,8 +35,9 @@
 
 use std::path::Path;
 
+use crate::db::SqlResult;
 use crate::db::{Connection, Value};
-use crate::sqlite::schema::{self, SqlResult};
+use crate::sqlite::schema;
 use crate::{Result, StoreError};
 
 /// Tables not copied: see the module doc.

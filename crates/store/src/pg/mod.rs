@@ -1,7 +1,7 @@
 //! The PostgreSQL engine's own parts: connecting, the schema and its
 //! migrations. The SQL of each area is shared with SQLite
-//! (`crate::sqlite::*`, over [`crate::db::Connection`]); the threads
-//! that run it are the same too (`crate::sqlite::engine`).
+//! ([`crate::sql`], over [`crate::db::Connection`]); the threads
+//! that run it are the same too ([`crate::sql::engine`]).
 //!
 //! ## How several nodes share one database
 //!
@@ -31,8 +31,8 @@ mod tls;
 
 pub(crate) use tls::Target;
 
+use crate::db::SqlResult;
 use crate::db::{Connection, PgConnection};
-use crate::sqlite::schema::SqlResult;
 use crate::{Result, StoreError};
 
 /// The advisory lock every write transaction holds (an arbitrary key:
@@ -224,7 +224,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE FUNCTION min(a BIGINT, b BIGINT) RETURNS BIGINT
         LANGUAGE sql IMMUTABLE AS 'SELECT LEAST(a, b)';
 
-    -- The epochs the change feed's readers watch (crate::sqlite::wakeups).
+    -- The epochs the change feed's readers watch (crate::sql::wakeups).
     CREATE FUNCTION postern_bump_meta() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         UPDATE meta SET value = (CAST(value AS BIGINT) + 1)::TEXT WHERE key = TG_ARGV[0];

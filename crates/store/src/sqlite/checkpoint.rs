@@ -18,7 +18,8 @@ use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 use rusqlite::Connection;
 
-use crate::sqlite::schema::{self, SqlResult};
+use crate::db::SqlResult;
+use crate::sqlite::schema;
 use crate::Result;
 
 /// Replaces the writer connection's automatic checkpoint with a thread

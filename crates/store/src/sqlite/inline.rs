@@ -18,7 +18,8 @@ use std::sync::{Arc, Weak};
 
 use crate::db::Connection;
 
-use crate::sqlite::schema::{self, SqlResult};
+use crate::db::SqlResult;
+use crate::sqlite::schema;
 use crate::Result;
 
 /// Page cache of each thread's connection: lookups touch a few pages.
@@ -72,7 +73,7 @@ impl InlineReads {
                     connections.len() - 1
                 }
             };
-            match super::engine::read_transaction(&connections[at].conn, f) {
+            match crate::sql::engine::read_transaction(&connections[at].conn, f) {
                 Err(e) if e.is_temporary() => None,
                 result => Some(result),
             }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+use crate::db::SqlResult;
+
 use crate::{Result, StoreError};
 
 /// The database file inside the data dir.
@@ -411,46 +413,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
 /// The schema version this code writes.
 pub(crate) fn supported_version() -> i64 {
     MIGRATIONS.len() as i64
-}
-
-/// Maps SQLite errors to the store's error type, so no rusqlite type leaks.
-pub(crate) trait SqlResult<T> {
-    fn db(self) -> Result<T>;
-}
-
-impl<T> SqlResult<T> for rusqlite::Result<T> {
-    fn db(self) -> Result<T> {
-        self.map_err(db_error)
-    }
-}
-
-impl<T> SqlResult<T> for crate::db::Result<T> {
-    fn db(self) -> Result<T> {
-        self.map_err(db_error)
-    }
-}
-
-pub(crate) fn db_error(e: impl Into<crate::db::Error>) -> StoreError {
-    let e = e.into();
-    if e.is_full() {
-        StoreError::Full(e.to_string())
-    } else if e.is_unavailable() {
-        // Temporary, as every Database error: the daemons answer 4xx.
-        StoreError::Database(format!("the database is unavailable: {e}"))
-    } else {
-        StoreError::Database(e.to_string())
-    }
-}
-
-/// Whether the database failed for want of space: the disk is full
-/// (`SQLITE_FULL`), or the database reached its `max_page_count`.
-pub(crate) fn is_full(e: &crate::db::Error) -> bool {
-    e.is_full()
-}
-
-/// Whether an error is a UNIQUE / PRIMARY KEY violation.
-pub(crate) fn is_unique_violation(e: &crate::db::Error) -> bool {
-    e.is_unique_violation()
 }
 
 /// Opens a connection with the pragmas every connection needs.

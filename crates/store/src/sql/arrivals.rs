@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::db::{params, Connection};
 
+use crate::db::SqlResult;
 use crate::kept::Kept;
-use crate::sqlite::mailbox::{self, EnvelopeCache};
-use crate::sqlite::schema::SqlResult;
+use crate::sql::mailbox::{self, EnvelopeCache};
 use crate::{
     AccountId, ArrivalList, ArrivalScope, ArrivedMessage, EnvelopeId, FlagChange, MailboxId,
     MailboxKey, MailboxRef, MessageSummary, ModSeq, Result, StoreError, Uid,
@@ -159,7 +159,7 @@ pub(crate) fn find(
     };
     let size = u64::try_from(row.get::<_, i64>(12).db()?).unwrap_or(0);
     let json: Option<String> = row.get(15).db()?;
-    let summary = Arc::new(crate::sqlite::blobs::decode_summary(json.as_deref(), size));
+    let summary = Arc::new(crate::sql::blobs::decode_summary(json.as_deref(), size));
     arrived_from_row(&row, summary).map(Some)
 }
 

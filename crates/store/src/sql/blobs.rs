@@ -3,7 +3,7 @@
 use crate::db::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::{MessageSummary, Result};
 
 /// The blob address of `raw`: lower-case hex SHA-256.

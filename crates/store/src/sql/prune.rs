@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::{params, Connection, OptionalExtension};
 
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::{ExpungedSince, MailboxId, ModSeq, PruneOptions, Result, StoreError, Timestamp, Uid};
 
 /// When the writer has pruning left and no requests, how long it waits

@@ -5,9 +5,9 @@ use crate::db::{params, Connection, OptionalExtension, Row};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 
-use crate::sqlite::blobs;
-use crate::sqlite::mailbox::create_mailbox;
-use crate::sqlite::schema::{is_unique_violation, SqlResult};
+use crate::db::SqlResult;
+use crate::sql::blobs;
+use crate::sql::mailbox::create_mailbox;
 use crate::{Account, AccountId, Result, StoreError, Timestamp};
 
 /// The mailboxes every new account gets, with their RFC 6154 attribute.
@@ -130,17 +130,17 @@ pub(crate) fn insert_account(
     .db()?
     .execute(params![address, password_hash, now])
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::AlreadyExists(format!("account {address}"))
         } else {
-            crate::sqlite::schema::db_error(e)
+            crate::db::db_error(e)
         }
     })?;
     let id = AccountId(conn.last_insert_rowid());
     add_domain_row(conn, domain_of(address))?;
     for (name, special_use) in DEFAULT_MAILBOXES {
         create_mailbox(conn, id, name, *special_use)?;
-        crate::sqlite::mailbox::subscribe(conn, id, name, true)?;
+        crate::sql::mailbox::subscribe(conn, id, name, true)?;
     }
     Ok(Account {
         id,
@@ -281,10 +281,10 @@ pub(crate) fn add_alias(conn: &Connection, alias: &str, target: &str) -> Result<
         .db()?
         .execute(params![alias, account.id.0])
         .map_err(|e| {
-            if is_unique_violation(&e) {
+            if e.is_unique_violation() {
                 StoreError::AlreadyExists(format!("address {alias}"))
             } else {
-                crate::sqlite::schema::db_error(e)
+                crate::db::db_error(e)
             }
         })?;
     add_domain_row(conn, domain_of(alias))

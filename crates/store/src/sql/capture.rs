@@ -6,10 +6,10 @@
 
 use crate::db::{params, Connection, OptionalExtension};
 
-use crate::sqlite::accounts::{self, account_from_row};
-use crate::sqlite::blobs;
-use crate::sqlite::mailbox::{self, Append};
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
+use crate::sql::accounts::{self, account_from_row};
+use crate::sql::blobs;
+use crate::sql::mailbox::{self, Append};
 use crate::{Account, AccountId, NewEnvelope, Result, SmtpSessionId, StoreError, Timestamp};
 
 /// The meta key holding the capture password's argon2id hash.
@@ -93,7 +93,7 @@ pub(crate) fn capture(
         return Err(StoreError::Invalid("recipients".into()));
     }
     let (envelope_id, session) =
-        crate::sqlite::received::insert_envelope(conn, envelope, received_at)?;
+        crate::sql::received::insert_envelope(conn, envelope, received_at)?;
     blobs::ensure(conn, hash, raw)?;
     blobs::store_summary(conn, hash, summary_json)?;
     let append = Append {
@@ -130,10 +130,10 @@ pub(crate) fn create_sandbox(
     .db()?
     .execute(params![domain, token_hash, now])
     .map_err(|e| {
-        if crate::sqlite::schema::is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::AlreadyExists(format!("sandbox {domain}"))
         } else {
-            crate::sqlite::schema::db_error(e)
+            crate::db::db_error(e)
         }
     })?;
     Ok(())

@@ -5,8 +5,8 @@
 
 use crate::db::{params, Connection, OptionalExtension};
 
-use super::mailbox::find_mailbox;
-use super::schema::SqlResult;
+use crate::db::SqlResult;
+use crate::sql::mailbox::find_mailbox;
 use crate::types::{AccountId, Result, StoreError};
 
 fn require(conn: &Connection, account: AccountId, mailbox: &str) -> Result<i64> {

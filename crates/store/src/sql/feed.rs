@@ -2,7 +2,7 @@
 //!
 //! Every commit to a mailbox writes one `changes` row per new modseq
 //! (`append`, `flags` or `expunge`; see `mailbox`), and pruning keeps the
-//! rows above each mailbox's `horizon_modseq` (see [`super::prune`]). A session that
+//! rows above each mailbox's `horizon_modseq` (see [`crate::sql::prune`]). A session that
 //! was brought up to some modseq and is woken by a commit can so read only
 //! the messages that changed since, with their flags as they are now,
 //! instead of the whole mailbox index: [`Store::changes_since`]. When it
@@ -12,8 +12,8 @@
 
 use crate::db::{params, Connection, OptionalExtension};
 
-use crate::sqlite::mailbox::{flags_of, mailbox_state, to_u32, to_u64};
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
+use crate::sql::mailbox::{flags_of, mailbox_state, to_u32, to_u64};
 use crate::types::*;
 
 /// The UIDs the feed names after a modseq (each as often as it changed).
@@ -115,7 +115,7 @@ mod tests {
         store
             .inner
             .write(false, |conn| {
-                crate::sqlite::accounts::insert_account(conn, "alice@localhost", "$unusable", 0)
+                crate::sql::accounts::insert_account(conn, "alice@localhost", "$unusable", 0)
             })
             .await
             .unwrap()
@@ -303,7 +303,7 @@ mod tests {
         let bob = store
             .inner
             .write(false, |conn| {
-                crate::sqlite::accounts::insert_account(conn, "bob@localhost", "$unusable", 0)
+                crate::sql::accounts::insert_account(conn, "bob@localhost", "$unusable", 0)
             })
             .await
             .unwrap();

@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use crate::db::{params, Connection, OptionalExtension, Row};
 
-use crate::sqlite::blobs;
-use crate::sqlite::mailbox::{self, Append};
-use crate::sqlite::quota;
-use crate::sqlite::received;
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
+use crate::sql::blobs;
+use crate::sql::mailbox::{self, Append};
+use crate::sql::quota;
+use crate::sql::received;
 use crate::{
     AccountId, BodyType, DsnRequest, DsnReturn, LocalDelivery, NewEnvelope, NewQueuedMessage,
     Notify, QueueId, QueuedMessage, QueuedRecipient, RecipientDsn, RecipientId, RecipientState,

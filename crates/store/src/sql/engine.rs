@@ -1,9 +1,12 @@
-//! The threads behind a [`Store`](crate::Store): one writer doing group
-//! commit, a pool of readers, and a poller noticing other processes' commits.
+//! The threads behind a [`Store`](crate::Store), for either engine: one
+//! writer doing group commit, a pool of readers, and a watcher noticing
+//! other processes' commits (SQLite: a poller) or other nodes' (PostgreSQL:
+//! a listener).
 //!
 //! Async callers send boxed closures over bounded queues
 //! ([`crate::work_queue`]; sizes in [`StoreOptions`]) and wait on tokio
-//! oneshots; no SQLite call runs on a tokio worker thread.
+//! oneshots. Only SQLite lookups by key run on the caller's thread
+//! ([`Inner::lookup`], `crate::sqlite::inline`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -17,11 +20,12 @@ use crate::db::{Connection, Dialect};
 use crossbeam_channel::RecvTimeoutError as JobTimeout;
 use tokio::sync::{oneshot, watch};
 
+use crate::db::SqlResult;
+use crate::sql::prune::Pruner;
+use crate::sql::wakeups::{PendingWake, Wakeups};
 use crate::sqlite::checkpoint;
 use crate::sqlite::inline::InlineReads;
-use crate::sqlite::prune::Pruner;
-use crate::sqlite::schema::{self, SqlResult};
-use crate::sqlite::wakeups::{PendingWake, Wakeups};
+use crate::sqlite::schema;
 use crate::work_queue::{Queued, SharedJobs, WorkQueue};
 use crate::{Result, StoreError, StoreOptions};
 
@@ -361,7 +365,7 @@ impl Inner {
         options: &StoreOptions,
     ) -> Result<Inner> {
         // Before any request: nothing may read or cache an outdated summary.
-        crate::sqlite::reparse::bring_up_to_date(&writer_conn)?;
+        crate::sql::reparse::bring_up_to_date(&writer_conn)?;
 
         let (changes, _) = watch::channel(0u64);
         let changes = Arc::new(changes);
@@ -810,7 +814,7 @@ fn run_batch(
     if let Err(e) = begin_write(conn) {
         let error = CommitError {
             message: e.to_string(),
-            full: schema::is_full(&e),
+            full: e.is_full(),
         };
         tracing::error!(error = %error.message, "store: could not begin a write transaction");
         for job in batch {
@@ -845,7 +849,7 @@ fn run_batch(
             if let Err(e) = begin_write(conn) {
                 let error = CommitError {
                     message: e.to_string(),
-                    full: full || schema::is_full(&e),
+                    full: full || e.is_full(),
                 };
                 tracing::error!(error = %error.message, "store: could not begin a write transaction");
                 for job in batch {
@@ -871,7 +875,7 @@ fn run_batch(
         };
         if let Err(e) = begun {
             savepoint_open = false;
-            job.fail(schema::db_error(e));
+            job.fail(crate::db::db_error(e));
             continue;
         }
         savepoint_open = true;
@@ -925,7 +929,7 @@ fn run_batch(
         Some(message) => Err(CommitError { message, full }),
         None => commit_write(conn, changed.then_some(&*notify.origin)).map_err(|e| CommitError {
             message: e.to_string(),
-            full: full || schema::is_full(&e),
+            full: full || e.is_full(),
         }),
     };
     match commit {

@@ -11,7 +11,7 @@
 
 use crate::db::{params, Connection, OptionalExtension, Row};
 
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::{AccountId, Quota, QuotaLimit, Result, StoreError};
 
 const COLUMNS: &str = "quota_storage_kib, quota_messages, used_bytes, used_messages";
@@ -124,7 +124,7 @@ pub(crate) fn deleted_in_mailbox(
     account: AccountId,
     mailbox: &str,
 ) -> Result<(u64, u64)> {
-    let id = crate::sqlite::mailbox::find_mailbox(conn, account, mailbox)?
+    let id = crate::sql::mailbox::find_mailbox(conn, account, mailbox)?
         .ok_or_else(|| StoreError::NotFound(format!("mailbox {mailbox}")))?;
     let (count, bytes): (i64, i64) = conn
         .prepare_cached(

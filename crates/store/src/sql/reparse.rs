@@ -1,6 +1,6 @@
 //! Summaries made again when the parser changes.
 //!
-//! A summary is cached per blob ([`crate::sqlite::blobs::store_summary`]) and read
+//! A summary is cached per blob ([`crate::sql::blobs::store_summary`]) and read
 //! ever after, so a parser that learns better (see
 //! [`SUMMARY_VERSION`](crate::parse::SUMMARY_VERSION)) would never reach the
 //! mail already stored. The version the cached summaries were made with is
@@ -15,8 +15,8 @@ use std::time::Instant;
 
 use crate::db::{params, Connection, OptionalExtension};
 
+use crate::db::SqlResult;
 use crate::parse::{summarize, SUMMARY_VERSION};
-use crate::sqlite::schema::SqlResult;
 use crate::{Result, StoreError};
 
 /// The parser version the cached summaries were made with.
@@ -81,7 +81,7 @@ fn stored_version(conn: &Connection) -> Result<i64> {
 /// the version written and the cursor dropped. Returns how many were done
 /// and whether all are.
 fn batch(conn: &Connection) -> Result<(u64, bool)> {
-    crate::sqlite::engine::begin_write(conn).db()?;
+    crate::sql::engine::begin_write(conn).db()?;
     let result = (|| {
         // Another process may have finished (or moved on) meanwhile.
         if stored_version(conn)? >= SUMMARY_VERSION {
@@ -177,8 +177,8 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
     }
 
     fn add_blob(conn: &Connection, raw: &[u8]) -> String {
-        let hash = crate::sqlite::blobs::hash(raw);
-        crate::sqlite::blobs::ensure(conn, &hash, raw).unwrap();
+        let hash = crate::sql::blobs::hash(raw);
+        crate::sql::blobs::ensure(conn, &hash, raw).unwrap();
         hash
     }
 
@@ -197,7 +197,7 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
             // A fresh store is current.
             assert_eq!(stored_version(&conn).unwrap(), SUMMARY_VERSION);
             old = add_blob(&conn, RAW);
-            crate::sqlite::blobs::store_summary(&conn, &old, OLD_JSON).unwrap();
+            crate::sql::blobs::store_summary(&conn, &old, OLD_JSON).unwrap();
             missing = add_blob(&conn, b"Subject: never parsed\r\n\r\nx\r\n");
             // More than a batch, to cross the cursor.
             many = (0..BATCH + 5)
@@ -206,7 +206,7 @@ Date: Thu, 5 Feb 2020 10:00 EST\r\nSubject: old\r\n\r\nbody\r\n";
             conn.execute("DELETE FROM meta WHERE key = ?1", [VERSION_KEY])
                 .unwrap();
             let decoded: MessageSummary =
-                crate::sqlite::blobs::decode_summary(Some(OLD_JSON), RAW.len() as u64);
+                crate::sql::blobs::decode_summary(Some(OLD_JSON), RAW.len() as u64);
             assert_eq!(decoded.subject.as_deref(), Some("old"));
             assert_eq!(decoded.addresses, None);
         }

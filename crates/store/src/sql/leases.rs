@@ -6,7 +6,7 @@
 
 use crate::db::{params, Connection};
 
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::{Result, Timestamp};
 
 /// Writer: takes the lease if it is free, expired or already `process`'s.

@@ -2,8 +2,8 @@
 
 use crate::db::{params, Connection, OptionalExtension};
 
-use crate::sqlite::blobs;
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
+use crate::sql::blobs;
 use crate::{
     AccountId, ConditionalStore, FlagChange, IndexEntry, MailboxId, MailboxIndex, MailboxInfo,
     MailboxKey, MessageInfo, ModSeq, Result, StoreError, Timestamp, Uid,
@@ -75,10 +75,10 @@ pub(crate) fn create_mailbox(
         i64::from(uid_validity)
     ])
     .map_err(|e| {
-        if crate::sqlite::schema::is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::AlreadyExists(format!("mailbox {name}"))
         } else {
-            crate::sqlite::schema::db_error(e)
+            crate::db::db_error(e)
         }
     })?;
     Ok(MailboxId(conn.last_insert_rowid()))
@@ -195,7 +195,7 @@ pub(crate) fn append(
         blobs::incref(conn, message.blob_hash)?;
     }
     let size = i64::try_from(message.size).unwrap_or(i64::MAX);
-    crate::sqlite::quota::add_usage(conn, account, size, 1)?;
+    crate::sql::quota::add_usage(conn, account, size, 1)?;
     conn.prepare_cached(
         "INSERT INTO changes (mailbox_id, uid, modseq, kind, created_at)
          VALUES (?1, ?2, ?3, 'append', ?4)",
@@ -1269,7 +1269,7 @@ pub(crate) fn expunge(
         set_highest_modseq(conn, state.id, highest)?;
     }
     let gone = i64::try_from(out.len()).unwrap_or(i64::MAX);
-    crate::sqlite::quota::add_usage(conn, account, -freed, -gone)?;
+    crate::sql::quota::add_usage(conn, account, -freed, -gone)?;
     Ok(out)
 }
 
@@ -1426,7 +1426,7 @@ fn empty_mailbox(conn: &Connection, account: AccountId, id: MailboxId) -> Result
         .db()?
         .query_row([id.0], |row| Ok((row.get(0)?, row.get(1)?)))
         .db()?;
-    crate::sqlite::quota::add_usage(conn, account, -bytes, -count)?;
+    crate::sql::quota::add_usage(conn, account, -bytes, -count)?;
     let hashes: Vec<(String, i64)> = {
         let mut stmt = conn
             .prepare_cached(
@@ -1541,10 +1541,10 @@ pub(crate) fn rename_mailbox(
     .db()?
     .execute(params![account.0, from, to_canon, after_from, after_from])
     .map_err(|e| {
-        if crate::sqlite::schema::is_unique_violation(&e) {
+        if e.is_unique_violation() {
             StoreError::AlreadyExists(format!("a mailbox below {to}"))
         } else {
-            crate::sqlite::schema::db_error(e)
+            crate::db::db_error(e)
         }
     })?;
     Ok(())
@@ -1579,7 +1579,7 @@ fn copy_within_quota(
     // Read once; each copy then counts against it here.
     let mut room = None;
     if quota {
-        room = Some(crate::sqlite::quota::quota(conn, account)?).filter(|q| q.is_limited());
+        room = Some(crate::sql::quota::quota(conn, account)?).filter(|q| q.is_limited());
     }
     let mut pairs = Vec::new();
     for uid in sorted_uids(uids) {
@@ -1618,7 +1618,7 @@ fn copy_within_quota(
         };
         if let Some(room) = room.as_mut() {
             if !room.fits(message.size, 1) {
-                return Err(crate::sqlite::quota::over_quota(room));
+                return Err(crate::sql::quota::over_quota(room));
             }
             room.used_bytes += message.size;
             room.used_messages += 1;
@@ -1660,7 +1660,7 @@ pub(crate) fn append_raw(
     internal_date: Timestamp,
 ) -> Result<(u32, Uid)> {
     let state = mailbox_state(conn, account, &MailboxKey::from(mailbox))?;
-    crate::sqlite::quota::check(conn, account, raw.len() as u64, 1)?;
+    crate::sql::quota::check(conn, account, raw.len() as u64, 1)?;
     let hash = blobs::hash(raw);
     blobs::store_referenced(conn, &hash, raw, 1)?;
     blobs::store_summary(conn, &hash, summary_json)?;

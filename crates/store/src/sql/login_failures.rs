@@ -7,7 +7,7 @@
 
 use crate::db::{params, Connection, OptionalExtension};
 
-use super::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::types::{Result, Timestamp};
 
 /// Reader: failures from `ip` whose last one is at or after `since`.
@@ -135,7 +135,7 @@ mod tests {
         let rows: i64 = store
             .inner
             .read(|conn| {
-                use crate::sqlite::schema::SqlResult;
+                use crate::db::SqlResult;
                 conn.query_row("SELECT count(*) FROM login_failures", [], |r| r.get(0))
                     .db()
             })

@@ -5,7 +5,7 @@
 
 use crate::db::{params, Connection, Dialect, OptionalExtension, Row};
 
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::{
     Envelope, EnvelopeId, EnvelopeRecipient, NewEnvelope, Result, SmtpSessionId, SmtpSessionRecord,
     SmtpSessionStart, StoreError, Timestamp,
@@ -64,7 +64,7 @@ pub(crate) fn insert_envelope(
         // The id from a counter in `meta`, a page the delivery writes
         // anyway (AUTOINCREMENT wrote `sqlite_sequence` as well).
         Dialect::Sqlite => {
-            let id = crate::sqlite::queue::next_in_sequence(conn, "last_envelope_id")?;
+            let id = crate::sql::queue::next_in_sequence(conn, "last_envelope_id")?;
             conn.prepare_cached(
                 "INSERT INTO envelopes
                      (session_id, mail_from, mail_params, recipients, helo, client, tls,

@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::db::Connection;
 use tokio::sync::watch;
 
-use crate::sqlite::schema::SqlResult;
+use crate::db::SqlResult;
 use crate::{AccountId, MailboxId, Result, StoreError};
 
 /// What a scan of the change feed found.
