@@ -1,4 +1,5 @@
-# A private PostgreSQL cluster for the benchmarks (sourced, not run):
+# A private PostgreSQL cluster for the benchmarks and .ci/run (sourced,
+# not run):
 # initdb in a directory of the caller's, started on a free port of
 # 127.0.0.1 (as the postgres user when run as root: the server refuses
 # root), trusting local connections; never the system's own cluster.
