@@ -616,6 +616,27 @@ impl Connection {
         }
     }
 
+    /// A number that moves whenever data this connection reads may have
+    /// changed since it last asked (what a cache of query results checks).
+    /// SQLite: `PRAGMA data_version`, which moves with every other
+    /// connection's commit. PostgreSQL has no such counter: every commit
+    /// that changes messages writes the change feed (its newest id), and
+    /// deleting a mailbox, feed and all, moves the mailbox epoch.
+    pub(crate) fn data_version(&self) -> Result<i64> {
+        match self {
+            Connection::Sqlite(conn) => {
+                Ok(conn.query_row("PRAGMA data_version", [], |row| row.get(0))?)
+            }
+            Connection::Postgres(_) => self.query_row(
+                "SELECT (SELECT coalesce(max(id), 0) FROM changes)
+                        + 4294967296 * (SELECT coalesce(CAST(value AS BIGINT), 0)
+                                          FROM meta WHERE key = 'mailbox_epoch')",
+                [],
+                |row| row.get(0),
+            ),
+        }
+    }
+
     /// A statement from the connection's cache, prepared on first use.
     pub(crate) fn prepare_cached(&self, sql: &str) -> Result<Statement<'_>> {
         match self {

@@ -243,19 +243,7 @@ impl ListCache {
     /// Reader: the generation a list read on `conn` now belongs to,
     /// bumped first if `conn` sees a commit since it last looked.
     fn generation(&self, conn: &Connection) -> Result<u64> {
-        let version: i64 = match conn.dialect() {
-            crate::db::Dialect::Sqlite => conn.query_row("PRAGMA data_version", [], |row| row.get(0)),
-            // PostgreSQL has no such counter; every commit that changes
-            // messages writes the change feed, and deleting a mailbox
-            // (and its feed) moves the mailbox epoch.
-            crate::db::Dialect::Postgres => conn.query_row(
-                "SELECT (SELECT coalesce(max(id), 0) FROM changes)
-                        + 4294967296 * (SELECT coalesce(CAST(value AS BIGINT), 0) FROM meta WHERE key = 'mailbox_epoch')",
-                [],
-                |row| row.get(0),
-            ),
-        }
-        .db()?;
+        let version = conn.data_version().db()?;
         let key = std::ptr::from_ref(conn) as usize;
         let mut seen = locked(&self.seen);
         if seen.insert(key, version) != Some(version) {

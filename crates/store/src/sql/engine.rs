@@ -1031,18 +1031,13 @@ fn listener_loop(mut link: Link, stop: mpsc::Receiver<()>, interval: Duration, n
     }
 }
 
-fn data_version(conn: &Connection) -> Option<i64> {
-    conn.query_row("PRAGMA data_version", [], |row| row.get(0))
-        .ok()
-}
-
 /// Polls `PRAGMA data_version`, which moves when another connection (this
 /// process's writer included) commits; stops when the store is dropped.
 fn poller_loop(conn: Connection, stop: mpsc::Receiver<()>, interval: Duration, notify: Notify) {
-    let mut last = data_version(&conn);
+    let mut last = conn.data_version().ok();
     // Any message or a disconnect (the store was dropped) ends the loop.
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
-        let now = data_version(&conn);
+        let now = conn.data_version().ok();
         if now.is_some() && now != last {
             last = now;
             // Mostly this process's own writer, whose commits are already
