@@ -7,7 +7,7 @@
 #
 #   bench/smtp-accept.sh [--sessions N] [--messages N] [--size-kb N]
 #                        [--repeat N] [--only postern|pg|postfix|both|all]
-#                        [--connect-each] [--keep]
+#                        [--connect-each] [--settle SECS] [--keep]
 #
 # Settings (flags win over environment variables of the same meaning):
 #   SESSIONS=20        parallel SMTP sessions (smtp-source -s)
@@ -21,6 +21,7 @@
 #   ONLY=both          postern | pg | postfix | both (postern, postfix) | all
 #                      (pg: Postern with its store in PostgreSQL, a private
 #                      cluster this script starts; a new database per run)
+#   SETTLE=0           seconds to wait before each Postfix run (see below)
 #   POSTFIX_PORT=2625  POSTERN_PORT=2725   SMTP ports on 127.0.0.1
 #   ACCEPT_TIMEOUT=600     seconds smtp-source may take
 #   DELIVERY_TIMEOUT=600   seconds from start until all mail is in the mailbox
@@ -46,6 +47,18 @@
 # control (in_flow_delay); POSTFIX_EXTRA="name=value ..." adds main.cf
 # settings for experiments, and POSTERN_EXTRA="TOML text" is appended to
 # Postern's config (e.g. POSTERN_EXTRA=$'[queue]\nconcurrency = 64').
+#
+# On ext4 WITHOUT a journal (some VMs' disks; the script says so when the
+# temp dir is on one), ext4 avoids reusing an inode for 60 s after its
+# deletion (360 s while its inode table block is dirty) and steps over each
+# such inode whenever it creates a file. Postfix creates two files per
+# message and deletes one; Postern keeps one database file. On such a disk
+# Postfix's rate swung 326-1,165 msgs/s in one day's runs and tended to
+# fall from run to run (one session: 872, 585, 488, 379, 340), while
+# Postern's did not. --settle SECS waits before each Postfix run, for
+# experiments: 360 s brought 20-session runs back (922 msgs/s against 514
+# without), one-session runs not (394, 326, 424), so the recently-deleted
+# rule is not the whole story. Compare ratios from one run of the script.
 
 set -euo pipefail
 
@@ -66,6 +79,7 @@ POSTERN_BIN=${POSTERN_BIN:-$repo/target/release/postern}
 POSTFIX_EXTRA=${POSTFIX_EXTRA:-}
 KEEP=${KEEP:-0}
 CONNECT_EACH=${CONNECT_EACH:-0}
+SETTLE=${SETTLE:-0}
 # The daemons read every POSTERN_* variable as configuration and refuse
 # unknown ones: the settings above are this script's, not theirs.
 for v in $(compgen -e POSTERN_); do export -n "$v"; done
@@ -80,6 +94,7 @@ while (($#)); do
         -r | --repeat) REPEAT=$2; shift 2 ;;
         --only) ONLY=$2; shift 2 ;;
         --connect-each) CONNECT_EACH=1; shift ;;
+        --settle) SETTLE=$2; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "smtp-accept: unknown argument: $1 (try --help)" >&2; exit 64 ;;
@@ -94,6 +109,7 @@ for v in SESSIONS MESSAGES SIZE_KB REPEAT POSTFIX_PORT POSTERN_PORT \
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 [[ $CONNECT_EACH == [01] ]] || die "CONNECT_EACH must be 0 or 1, got '$CONNECT_EACH'"
+[[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE must be a number of seconds, got '$SETTLE'"
 case $ONLY in
     both) servers=(postern postfix) ;;
     all) servers=(postern pg postfix) ;;
@@ -317,6 +333,10 @@ record() { # server
 
 postfix_run() {
     local dir=$work/postfix.$run conf queue vmail owner
+    if ((SETTLE > 0)); then
+        say "waiting ${SETTLE}s before postfix run $run (--settle)"
+        sleep "$SETTLE"
+    fi
     conf=$dir/conf queue=$dir/queue vmail=$dir/vmail
     mkdir -p "$conf" "$queue" "$dir/data" "$vmail/bench"
     chmod 755 "$dir"
@@ -446,6 +466,15 @@ EOF
 
 # --- main -----------------------------------------------------------------------
 
+# Whether DIR is on ext4 without a journal (see the header).
+ext4_without_journal() {
+    local dev
+    dev=$(findmnt -no SOURCE -T "$1" 2>/dev/null) || return 1
+    [[ $(cat "/sys/fs/ext4/${dev##*/}/journal_task" 2>/dev/null) == "<none>" ]]
+}
+nojournal=0
+ext4_without_journal "$work" && nojournal=1
+
 load1=$(cut -d' ' -f1 /proc/loadavg)
 say "load: $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB; repeat $REPEAT; load average now $load1"
 say "work dir: $work"
@@ -507,6 +536,11 @@ if want postfix; then
     echo "postfix: $(postconf -h mail_version) (private instance, Maildir via virtual(8))"
 fi
 echo "load generator: smtp-source from postfix $(postconf -h mail_version)"
+if ((nojournal)) && want postfix; then
+    echo "note: the temp dir is on ext4 without a journal, where Postfix's rate"
+    echo " swings from run to run (see the header); waited ${SETTLE}s before each"
+    echo " Postfix run (--settle)"
+fi
 if want postern; then
     echo "postern: $("$POSTERN_BIN" --version 2>/dev/null || echo "version unknown")"
 fi
