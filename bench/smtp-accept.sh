@@ -472,8 +472,6 @@ ext4_without_journal() {
     dev=$(findmnt -no SOURCE -T "$1" 2>/dev/null) || return 1
     [[ $(cat "/sys/fs/ext4/${dev##*/}/journal_task" 2>/dev/null) == "<none>" ]]
 }
-nojournal=0
-ext4_without_journal "$work" && nojournal=1
 
 load1=$(cut -d' ' -f1 /proc/loadavg)
 say "load: $SESSIONS sessions x $MESSAGES msgs x $SIZE_KB KiB; repeat $REPEAT; load average now $load1"
@@ -536,7 +534,7 @@ if want postfix; then
     echo "postfix: $(postconf -h mail_version) (private instance, Maildir via virtual(8))"
 fi
 echo "load generator: smtp-source from postfix $(postconf -h mail_version)"
-if ((nojournal)) && want postfix; then
+if want postfix && ext4_without_journal "$work"; then
     echo "note: the temp dir is on ext4 without a journal, where Postfix's rate"
     echo " swings from run to run (see the header); waited ${SETTLE}s before each"
     echo " Postfix run (--settle)"
